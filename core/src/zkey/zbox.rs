@@ -1,0 +1,190 @@
+//! [`ZBox`]: a box `[prefix_lo, prefix_hi] x [version_lo, version_hi]` on the Z-curve, and the
+//! Tropf-Herzog BIGMIN / LITMAX that let a scan over `M` order jump over the runs of codes
+//! that leave the box instead of stepping through them.
+//!
+//! Reference: H. Tropf and H. Herzog, "Multidimensional Range Search in Dynamically Balanced
+//! Trees", Angewandte Informatik 2/1981. Their bit-level algorithm works for any assignment of
+//! bits to dimensions; ours is byte interleaving, so each dimension owns alternate bytes of `M`.
+
+use core::ops::{Bound, RangeBounds};
+
+use super::{interleave, key_prefix};
+use crate::Version;
+
+/// The bits of `M` that hold the key prefix `p`: bytes 0, 2, .., 14 counting from the most
+/// significant byte.
+pub const PREFIX_MASK: u128 = 0xFF00_FF00_FF00_FF00_FF00_FF00_FF00_FF00;
+/// The bits of `M` that hold the version `t`.
+pub const VERSION_MASK: u128 = !PREFIX_MASK;
+
+/// An inclusive box in (prefix, version) space, non-empty by construction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZBox {
+    prefix_lo: u64,
+    prefix_hi: u64,
+    version_lo: u64,
+    version_hi: u64,
+}
+
+impl ZBox {
+    /// The box `[prefix_lo, prefix_hi] x [version_lo, version_hi]`, or `None` when empty.
+    #[must_use]
+    pub fn new(prefix_lo: u64, prefix_hi: u64, version_lo: u64, version_hi: u64) -> Option<ZBox> {
+        (prefix_lo <= prefix_hi && version_lo <= version_hi).then_some(ZBox {
+            prefix_lo,
+            prefix_hi,
+            version_lo,
+            version_hi,
+        })
+    }
+
+    /// The smallest box covering every (key, version) with key in `keys` and version in
+    /// `versions`, or `None` when no pair can be in both ranges.
+    ///
+    /// The box is over key *prefixes*, so it may also cover keys just outside `keys` that share
+    /// a boundary key's first 8 bytes: callers check the exact key range on each hit.
+    #[must_use]
+    pub fn covering<'k>(
+        keys: &impl RangeBounds<&'k [u8]>,
+        versions: &impl RangeBounds<Version>,
+    ) -> Option<ZBox> {
+        let prefix_lo = match keys.start_bound() {
+            Bound::Included(key) | Bound::Excluded(key) => key_prefix(key),
+            Bound::Unbounded => 0,
+        };
+        let prefix_hi = match keys.end_bound() {
+            Bound::Included(key) | Bound::Excluded(key) => key_prefix(key),
+            Bound::Unbounded => u64::MAX,
+        };
+        if let (Bound::Excluded(start), Bound::Excluded(end) | Bound::Included(end))
+        | (Bound::Included(start), Bound::Excluded(end)) = (keys.start_bound(), keys.end_bound())
+        {
+            if start >= end {
+                return None;
+            }
+        }
+        let version_lo = match versions.start_bound() {
+            Bound::Included(v) => v.get(),
+            Bound::Excluded(v) => v.get().checked_add(1)?,
+            Bound::Unbounded => 0,
+        };
+        let version_hi = match versions.end_bound() {
+            Bound::Included(v) => v.get(),
+            Bound::Excluded(v) => v.get().checked_sub(1)?,
+            Bound::Unbounded => u64::MAX,
+        };
+        ZBox::new(prefix_lo, prefix_hi, version_lo, version_hi)
+    }
+
+    /// The smallest code in the box: its low corner.
+    #[must_use]
+    pub fn morton_min(&self) -> u128 {
+        interleave(self.prefix_lo, self.version_lo)
+    }
+
+    /// The largest code in the box: its high corner.
+    #[must_use]
+    pub fn morton_max(&self) -> u128 {
+        interleave(self.prefix_hi, self.version_hi)
+    }
+
+    /// Whether `(prefix, version)` lies in the box.
+    #[must_use]
+    pub fn contains_point(&self, prefix: u64, version: u64) -> bool {
+        (self.prefix_lo..=self.prefix_hi).contains(&prefix)
+            && (self.version_lo..=self.version_hi).contains(&version)
+    }
+
+    /// Whether the code `morton` lies in the box.
+    #[must_use]
+    pub fn contains(&self, morton: u128) -> bool {
+        let (prefix, version) = super::deinterleave(morton);
+        self.contains_point(prefix, version)
+    }
+
+    /// Whether the box meets the rectangle `[prefix_min, prefix_max] x [version_min,
+    /// version_max]` (a block's zone map).
+    #[must_use]
+    pub fn intersects(
+        &self,
+        prefix_min: u64,
+        prefix_max: u64,
+        version_min: u64,
+        version_max: u64,
+    ) -> bool {
+        prefix_min <= self.prefix_hi
+            && self.prefix_lo <= prefix_max
+            && version_min <= self.version_hi
+            && self.version_lo <= version_max
+    }
+
+    /// BIGMIN: the smallest code in the box that is `>= morton`, or `None` if there is none.
+    #[must_use]
+    pub fn next_at_or_after(&self, morton: u128) -> Option<u128> {
+        if self.contains(morton) {
+            return Some(morton);
+        }
+        let mut min = self.morton_min();
+        let mut max = self.morton_max();
+        let mut bigmin = None;
+        for bit_index in (0..u128::BITS).rev() {
+            let bit = 1u128 << bit_index;
+            match (morton & bit != 0, min & bit != 0, max & bit != 0) {
+                (false, false, true) => {
+                    bigmin = Some(load_high(min, bit));
+                    max = load_low(max, bit);
+                }
+                (false, true, true) => return Some(min),
+                (true, false, false) => return bigmin,
+                (true, false, true) => min = load_high(min, bit),
+                // (_, true, false) cannot happen: min <= max in every dimension, and the
+                // loop only ever keeps both inside the shrinking box.
+                _ => {}
+            }
+        }
+        // Unreachable for a point outside the box (the loop always exits through a return);
+        // kept total so that the function never panics.
+        bigmin
+    }
+
+    /// LITMAX: the largest code in the box that is `<= morton`, or `None` if there is none.
+    #[must_use]
+    pub fn prev_at_or_before(&self, morton: u128) -> Option<u128> {
+        if self.contains(morton) {
+            return Some(morton);
+        }
+        let mut min = self.morton_min();
+        let mut max = self.morton_max();
+        let mut litmax = None;
+        for bit_index in (0..u128::BITS).rev() {
+            let bit = 1u128 << bit_index;
+            match (morton & bit != 0, min & bit != 0, max & bit != 0) {
+                (false, false, true) => max = load_low(max, bit),
+                (false, true, true) => return litmax,
+                (true, false, false) => return Some(max),
+                (true, false, true) => {
+                    litmax = Some(load_low(max, bit));
+                    min = load_high(min, bit);
+                }
+                _ => {}
+            }
+        }
+        litmax
+    }
+}
+
+/// The bits below `bit` that belong to the same dimension as `bit`.
+fn lower_bits_of_same_dimension(bit: u128) -> u128 {
+    let dimension = if bit & PREFIX_MASK != 0 { PREFIX_MASK } else { VERSION_MASK };
+    dimension & (bit - 1)
+}
+
+/// Tropf-Herzog's "load 1000...": set `bit`, clear the lower bits of its dimension.
+fn load_high(code: u128, bit: u128) -> u128 {
+    (code & !lower_bits_of_same_dimension(bit)) | bit
+}
+
+/// Tropf-Herzog's "load 0111...": clear `bit`, set the lower bits of its dimension.
+fn load_low(code: u128, bit: u128) -> u128 {
+    (code & !bit) | lower_bits_of_same_dimension(bit)
+}
