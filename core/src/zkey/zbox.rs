@@ -56,12 +56,14 @@ impl ZBox {
             Bound::Included(key) | Bound::Excluded(key) => key_prefix(key),
             Bound::Unbounded => u64::MAX,
         };
-        if let (Bound::Excluded(start), Bound::Excluded(end) | Bound::Included(end))
-        | (Bound::Included(start), Bound::Excluded(end)) = (keys.start_bound(), keys.end_bound())
-        {
-            if start >= end {
-                return None;
-            }
+        let empty_keys = match (keys.start_bound(), keys.end_bound()) {
+            (Bound::Excluded(start), Bound::Excluded(end) | Bound::Included(end))
+            | (Bound::Included(start), Bound::Excluded(end)) => start >= end,
+            (Bound::Included(start), Bound::Included(end)) => start > end,
+            _ => false,
+        };
+        if empty_keys {
+            return None;
         }
         let version_lo = match versions.start_bound() {
             Bound::Included(v) => v.get(),
