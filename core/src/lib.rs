@@ -21,6 +21,7 @@ pub mod checksum;
 pub mod clock;
 pub mod entry;
 pub mod error;
+pub mod filter;
 pub mod limits;
 pub mod merge;
 pub mod record;

@@ -16,9 +16,11 @@
 //! other, and longer keys differ only in their suffixes.
 
 mod interleave;
+mod scan;
 mod zbox;
 
 pub use interleave::{deinterleave, interleave};
+pub use scan::{BoxScan, ScanStats, SliceCursor, ZCursor};
 pub use zbox::{PREFIX_MASK, VERSION_MASK, ZBox};
 
 use core::cmp::Ordering;
