@@ -1,5 +1,7 @@
-//! ZVerse, the engine on std. Not written yet: this crate will hold `Db` (open, reads, writes,
-//! snapshots, recovery, compaction) generic over an `Io` backend. Today it only re-exports the
-//! core types that are already real.
+//! ZVerse, the engine on std. Being written: today this crate holds the [`io::Io`] trait the
+//! engine will run on and its std backend; `Db` (open, reads, writes, snapshots, recovery,
+//! compaction) is not written yet.
+
+pub mod io;
 
 pub use zverse_core::Version;

@@ -1,2 +1,4 @@
-//! ZVerse's integration, model, crash and fault tests. Not written yet: they arrive with the
-//! engine. The core's own tests live beside its code in `core/`.
+//! ZVerse's integration, model, crash and fault tests, and [`sim_io::SimIo`], the simulated
+//! disk they run the engine on. The core's own tests live beside its code in `core/`.
+
+pub mod sim_io;

@@ -1,0 +1,99 @@
+//! The engine's only door to the file system: the [`Io`] trait.
+//!
+//! The engine is generic over it, so that the same engine runs on std files ([`StdIo`]), on
+//! io_uring (`zverse-linux`), and on the simulated disks of the crash and fault tests, which
+//! keep what was synced and drop or tear what was not.
+//!
+//! The contract is the POSIX one, stated so that a simulation can hold a backend to it:
+//! - bytes written to a file are durable only after [`IoFile::sync_data`] on that file returns;
+//! - a created, renamed or removed directory entry is durable only after [`Io::sync_dir`] on
+//!   the directory returns;
+//! - [`Io::rename`] replaces the target atomically: after a crash either name resolves to the
+//!   old or the new file, never to a mix;
+//! - an error from `sync_data` means the written bytes may or may not be durable, and a retry
+//!   proves nothing (the kernel may have dropped the dirty pages): the engine stops writing.
+
+mod std_io;
+
+pub use std_io::StdIo;
+
+use std::io;
+use std::ops::Deref;
+use std::path::Path;
+
+/// A file system the engine can run on.
+pub trait Io: Send + Sync + 'static {
+    /// An open file.
+    type File: IoFile;
+    /// A read-only view of a whole file's bytes (a memory map, or a copy in a simulation).
+    type Mapping: Deref<Target = [u8]> + Send + Sync + 'static;
+    /// An exclusive lock on a file, released on drop.
+    type Lock: std::fmt::Debug + Send + Sync + 'static;
+
+    /// The backend's name, as `stats()` reports it ("std", "io_uring", ...).
+    fn name(&self) -> &'static str;
+
+    /// Creates `dir` and its missing parents.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+
+    /// The names of the entries of `dir`, in no particular order.
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
+
+    /// Takes an exclusive lock on `path` (created if missing), or returns `None` when another
+    /// holder (another process, or another open database in this one) has it.
+    fn try_lock(&self, path: &Path) -> io::Result<Option<Self::Lock>>;
+
+    /// Creates a new file for reading and writing; fails if `path` exists.
+    fn create_new(&self, path: &Path) -> io::Result<Self::File>;
+
+    /// Opens an existing file for reading and writing.
+    fn open_read_write(&self, path: &Path) -> io::Result<Self::File>;
+
+    /// Opens an existing file for reading.
+    fn open_read(&self, path: &Path) -> io::Result<Self::File>;
+
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+
+    /// Renames `from` to `to`, atomically replacing `to` if it exists.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    /// Makes the directory's entries (creations, renames, removals) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+
+    /// Maps the whole of `file` read-only.
+    ///
+    /// The engine maps only files that are complete and synced, and never writes to or
+    /// truncates a file while a mapping of it exists.
+    fn map(&self, file: &Self::File) -> io::Result<Self::Mapping>;
+}
+
+/// An open file: positional reads and writes, sync, length.
+pub trait IoFile: std::fmt::Debug + Send + Sync + 'static {
+    /// Fills `buf` from `offset`; an end of file before `buf` is full is an
+    /// [`io::ErrorKind::UnexpectedEof`] error.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+
+    /// Writes all of `bytes` at `offset` (short writes are retried inside).
+    fn write_all_at(&self, bytes: &[u8], offset: u64) -> io::Result<()>;
+
+    /// Makes every byte written so far, and the file's length, durable (fdatasync).
+    fn sync_data(&self) -> io::Result<()>;
+
+    /// The file's length in bytes.
+    fn len_bytes(&self) -> io::Result<u64>;
+
+    /// Truncates or extends the file to `len` bytes (not durable until `sync_data`).
+    fn set_len(&self, len: u64) -> io::Result<()>;
+
+    /// Writes `parts` back to back from `offset`, then syncs: one group commit. Backends that
+    /// can submit both at once (io_uring's linked write + fdatasync) override this.
+    fn write_all_at_and_sync(&self, parts: &[&[u8]], offset: u64) -> io::Result<()> {
+        let mut position = offset;
+        for part in parts {
+            self.write_all_at(part, position)?;
+            position += part.len() as u64;
+        }
+        self.sync_data()
+    }
+}
