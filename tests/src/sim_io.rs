@@ -14,11 +14,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
-use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use zverse::io::{Io, IoFile};
+use zverse::io::{Io, IoFile, IoLock, Mapping};
 
 /// The unit a disk writes atomically: a sector is either old or new after a power failure.
 pub const SECTOR_BYTES: u64 = 512;
@@ -267,29 +266,23 @@ impl Drop for SimLock {
 
 /// A copy of a file's bytes, taken when it was mapped (the engine maps only immutable files).
 #[derive(Debug)]
-pub struct SimMapping(Arc<[u8]>);
+pub struct SimMapping(Box<[u8]>);
 
-impl Deref for SimMapping {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
+impl Mapping for SimMapping {
+    fn bytes(&self) -> &[u8] {
         &self.0
     }
 }
 
 impl SimIo {
-    fn open(&self, path: &Path, writable: bool) -> io::Result<SimFile> {
+    fn open(&self, path: &Path, writable: bool) -> io::Result<Box<dyn IoFile>> {
         let disk = self.enter()?;
         let id = *disk.names.get(path).ok_or_else(|| not_found(path))?;
-        Ok(SimFile { io: self.clone(), id, writable })
+        Ok(Box::new(SimFile { io: self.clone(), id, writable }))
     }
 }
 
 impl Io for SimIo {
-    type File = SimFile;
-    type Mapping = SimMapping;
-    type Lock = SimLock;
-
     fn name(&self) -> &'static str {
         "sim"
     }
@@ -313,15 +306,15 @@ impl Io for SimIo {
             .collect())
     }
 
-    fn try_lock(&self, path: &Path) -> io::Result<Option<SimLock>> {
+    fn try_lock(&self, path: &Path) -> io::Result<Option<IoLock>> {
         let mut disk = self.enter()?;
         if !disk.locks.insert(path.to_path_buf()) {
             return Ok(None);
         }
-        Ok(Some(SimLock { io: self.clone(), path: path.to_path_buf() }))
+        Ok(Some(Box::new(SimLock { io: self.clone(), path: path.to_path_buf() })))
     }
 
-    fn create_new(&self, path: &Path) -> io::Result<SimFile> {
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn IoFile>> {
         let mut disk = self.enter()?;
         let parent_exists = path.parent().is_some_and(|parent| disk.dirs.contains(parent));
         if !parent_exists {
@@ -334,14 +327,14 @@ impl Io for SimIo {
         disk.file_id_next += 1;
         disk.files.insert(id, FileData::default());
         disk.names.insert(path.to_path_buf(), id);
-        Ok(SimFile { io: self.clone(), id, writable: true })
+        Ok(Box::new(SimFile { io: self.clone(), id, writable: true }))
     }
 
-    fn open_read_write(&self, path: &Path) -> io::Result<SimFile> {
+    fn open_read_write(&self, path: &Path) -> io::Result<Box<dyn IoFile>> {
         self.open(path, true)
     }
 
-    fn open_read(&self, path: &Path) -> io::Result<SimFile> {
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn IoFile>> {
         self.open(path, false)
     }
 
@@ -365,11 +358,6 @@ impl Io for SimIo {
             names_durable.insert(path.clone(), *id);
         }
         Ok(())
-    }
-
-    fn map(&self, file: &SimFile) -> io::Result<SimMapping> {
-        let disk = self.enter()?;
-        Ok(SimMapping(disk.files[&file.id].current.as_slice().into()))
     }
 }
 
@@ -416,6 +404,12 @@ impl IoFile for SimFile {
         self.with_data(true, |data| {
             data.current.resize(usize::try_from(len).expect("simulated files fit in memory"), 0);
             data.unsynced.push(Change::SetLen(len));
+        })
+    }
+
+    fn map(&self) -> io::Result<Box<dyn Mapping>> {
+        self.with_data(false, |data| -> Box<dyn Mapping> {
+            Box::new(SimMapping(data.current.as_slice().into()))
         })
     }
 }

@@ -4,11 +4,11 @@
 use std::io::ErrorKind;
 use std::path::Path;
 
-use zverse::io::{Io, IoFile, StdIo};
+use zverse::io::{Io, StdIo};
 use zverse_tests::sim_io::{CrashVariant, SECTOR_BYTES, SimIo};
 
 /// Runs the contract checks against `io` inside the existing directory `dir`.
-fn check_contract<I: Io>(io: &I, dir: &Path) {
+fn check_contract(io: &dyn Io, dir: &Path) {
     let path = dir.join("a.log");
     let file = io.create_new(&path).unwrap();
     assert_eq!(io.create_new(&path).unwrap_err().kind(), ErrorKind::AlreadyExists);
@@ -30,7 +30,7 @@ fn check_contract<I: Io>(io: &I, dir: &Path) {
     file.sync_data().unwrap();
 
     let reader = io.open_read(&path).unwrap();
-    assert_eq!(&*io.map(&reader).unwrap(), b"hello");
+    assert_eq!(reader.map().unwrap().bytes(), b"hello");
     assert!(reader.write_all_at(b"x", 0).is_err(), "a read-only file refuses writes");
 
     let renamed = dir.join("b.log");

@@ -15,21 +15,15 @@
 
 mod std_io;
 
-pub use std_io::StdIo;
+pub use std_io::{StdFile, StdIo, StdMapping};
 
+use std::fmt;
 use std::io;
-use std::ops::Deref;
 use std::path::Path;
 
-/// A file system the engine can run on.
-pub trait Io: Send + Sync + 'static {
-    /// An open file.
-    type File: IoFile;
-    /// A read-only view of a whole file's bytes (a memory map, or a copy in a simulation).
-    type Mapping: Deref<Target = [u8]> + Send + Sync + 'static;
-    /// An exclusive lock on a file, released on drop.
-    type Lock: std::fmt::Debug + Send + Sync + 'static;
-
+/// A file system the engine can run on. Object-safe: the engine holds an `Arc<dyn Io>`, so that
+/// one `Db` type runs on every backend (a virtual call costs nothing next to a system call).
+pub trait Io: fmt::Debug + Send + Sync + 'static {
     /// The backend's name, as `stats()` reports it ("std", "io_uring", ...).
     fn name(&self) -> &'static str;
 
@@ -40,17 +34,18 @@ pub trait Io: Send + Sync + 'static {
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
 
     /// Takes an exclusive lock on `path` (created if missing), or returns `None` when another
-    /// holder (another process, or another open database in this one) has it.
-    fn try_lock(&self, path: &Path) -> io::Result<Option<Self::Lock>>;
+    /// holder (another process, or another open database in this one) has it. The lock is
+    /// released when the returned guard is dropped.
+    fn try_lock(&self, path: &Path) -> io::Result<Option<IoLock>>;
 
     /// Creates a new file for reading and writing; fails if `path` exists.
-    fn create_new(&self, path: &Path) -> io::Result<Self::File>;
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn IoFile>>;
 
     /// Opens an existing file for reading and writing.
-    fn open_read_write(&self, path: &Path) -> io::Result<Self::File>;
+    fn open_read_write(&self, path: &Path) -> io::Result<Box<dyn IoFile>>;
 
     /// Opens an existing file for reading.
-    fn open_read(&self, path: &Path) -> io::Result<Self::File>;
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn IoFile>>;
 
     /// Removes a file.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
@@ -60,16 +55,13 @@ pub trait Io: Send + Sync + 'static {
 
     /// Makes the directory's entries (creations, renames, removals) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
-
-    /// Maps the whole of `file` read-only.
-    ///
-    /// The engine maps only files that are complete and synced, and never writes to or
-    /// truncates a file while a mapping of it exists.
-    fn map(&self, file: &Self::File) -> io::Result<Self::Mapping>;
 }
 
-/// An open file: positional reads and writes, sync, length.
-pub trait IoFile: std::fmt::Debug + Send + Sync + 'static {
+/// A held lock from [`Io::try_lock`]; dropping it releases the lock.
+pub type IoLock = Box<dyn fmt::Debug + Send + Sync>;
+
+/// An open file: positional reads and writes, sync, length, mapping.
+pub trait IoFile: fmt::Debug + Send + Sync + 'static {
     /// Fills `buf` from `offset`; an end of file before `buf` is full is an
     /// [`io::ErrorKind::UnexpectedEof`] error.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
@@ -96,4 +88,35 @@ pub trait IoFile: std::fmt::Debug + Send + Sync + 'static {
         }
         self.sync_data()
     }
+
+    /// Maps the whole file read-only.
+    ///
+    /// The engine maps only files that are complete and synced, and never writes to or
+    /// truncates a file while a mapping of it exists.
+    fn map(&self) -> io::Result<Box<dyn Mapping>>;
+}
+
+/// A read-only view of a whole file's bytes: a memory map, or a copy in a simulation.
+pub trait Mapping: fmt::Debug + Send + Sync + 'static {
+    /// The file's bytes.
+    fn bytes(&self) -> &[u8];
+
+    /// Tells the kernel how the mapping will be read. A hint: backends without it ignore it,
+    /// and errors are only worth logging.
+    fn advise(&self, advice: Advice) -> io::Result<()> {
+        let _ = advice;
+        Ok(())
+    }
+}
+
+/// Access-pattern hints for a [`Mapping`] (madvise where the OS has it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Advice {
+    /// Point reads at random places (`MADV_RANDOM`).
+    Random,
+    /// A scan from start to end (`MADV_SEQUENTIAL`).
+    Sequential,
+    /// Read soon: start reading it in now (`MADV_WILLNEED`).
+    WillNeed,
 }

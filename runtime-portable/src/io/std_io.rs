@@ -4,7 +4,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::path::Path;
 
-use super::{Io, IoFile};
+use super::{Advice, Io, IoFile, IoLock, Mapping};
 
 /// The portable backend: `std::fs` positional I/O, `fdatasync` through
 /// [`File::sync_data`], `flock` through [`File::try_lock`], and memmap2.
@@ -15,15 +15,15 @@ pub struct StdIo;
 #[derive(Debug)]
 pub struct StdFile(File);
 
-/// A lock held by [`StdIo::try_lock`]: the locked file, unlocked when closed.
+/// A lock held through [`Io::try_lock`]: the locked file, unlocked when closed.
 #[derive(Debug)]
-pub struct StdLock(#[allow(dead_code, reason = "held for its Drop, which releases the lock")] File);
+struct StdLock(#[allow(dead_code, reason = "held for its Drop, which releases the lock")] File);
+
+/// A read-only memory map of a whole file.
+#[derive(Debug)]
+pub struct StdMapping(memmap2::Mmap);
 
 impl Io for StdIo {
-    type File = StdFile;
-    type Mapping = memmap2::Mmap;
-    type Lock = StdLock;
-
     fn name(&self) -> &'static str {
         "std"
     }
@@ -40,26 +40,27 @@ impl Io for StdIo {
         Ok(names)
     }
 
-    fn try_lock(&self, path: &Path) -> io::Result<Option<StdLock>> {
+    fn try_lock(&self, path: &Path) -> io::Result<Option<IoLock>> {
         let file =
             OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
         match file.try_lock() {
-            Ok(()) => Ok(Some(StdLock(file))),
+            Ok(()) => Ok(Some(Box::new(StdLock(file)))),
             Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(error)) => Err(error),
         }
     }
 
-    fn create_new(&self, path: &Path) -> io::Result<StdFile> {
-        OpenOptions::new().read(true).write(true).create_new(true).open(path).map(StdFile)
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn IoFile>> {
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
+        Ok(Box::new(StdFile(file)))
     }
 
-    fn open_read_write(&self, path: &Path) -> io::Result<StdFile> {
-        OpenOptions::new().read(true).write(true).open(path).map(StdFile)
+    fn open_read_write(&self, path: &Path) -> io::Result<Box<dyn IoFile>> {
+        Ok(Box::new(StdFile(OpenOptions::new().read(true).write(true).open(path)?)))
     }
 
-    fn open_read(&self, path: &Path) -> io::Result<StdFile> {
-        File::open(path).map(StdFile)
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn IoFile>> {
+        Ok(Box::new(StdFile(File::open(path)?)))
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
@@ -80,15 +81,6 @@ impl Io for StdIo {
     #[cfg(not(unix))]
     fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
         Ok(())
-    }
-
-    fn map(&self, file: &StdFile) -> io::Result<memmap2::Mmap> {
-        // SAFETY: a mapping is undefined behaviour if the file changes under it. The engine
-        // maps only segment files that are complete and synced, never writes to them or
-        // truncates them afterwards (ARCHITECTURE.md), and the LOCK file keeps every other
-        // ZVerse process out of the directory. Changes by foreign processes are outside the
-        // contract, as for every memory-mapped store (LMDB, redb).
-        unsafe { memmap2::Mmap::map(&file.0) }
     }
 }
 
@@ -111,6 +103,31 @@ impl IoFile for StdFile {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.0.set_len(len)
+    }
+
+    fn map(&self) -> io::Result<Box<dyn Mapping>> {
+        // SAFETY: a mapping is undefined behaviour if the file changes under it. The engine
+        // maps only segment files that are complete and synced, never writes to them or
+        // truncates them afterwards (ARCHITECTURE.md), and the LOCK file keeps every other
+        // ZVerse process out of the directory. Changes by foreign processes are outside the
+        // contract, as for every memory-mapped store (LMDB, redb).
+        let map = unsafe { memmap2::Mmap::map(&self.0)? };
+        Ok(Box::new(StdMapping(map)))
+    }
+}
+
+impl Mapping for StdMapping {
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    #[cfg(unix)]
+    fn advise(&self, advice: Advice) -> io::Result<()> {
+        self.0.advise(match advice {
+            Advice::Random => memmap2::Advice::Random,
+            Advice::Sequential => memmap2::Advice::Sequential,
+            Advice::WillNeed => memmap2::Advice::WillNeed,
+        })
     }
 }
 
