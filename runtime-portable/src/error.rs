@@ -1,0 +1,143 @@
+//! [`Error`]: everything that can go wrong, typed, with what the caller can do about it.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The result of every fallible ZVerse call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong. `#[non_exhaustive]`: match the variants you handle and keep a fallback.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The key is longer than [`zverse_core::limits::KEY_LEN_MAX`]; nothing was written.
+    KeyTooLarge {
+        /// The key's length in bytes.
+        len: usize,
+    },
+    /// The value is longer than [`zverse_core::limits::VALUE_LEN_MAX`]; nothing was written.
+    ValueTooLarge {
+        /// The value's length in bytes.
+        len: usize,
+    },
+    /// A batch is larger than one log record may be; nothing was written.
+    BatchTooLarge {
+        /// The batch's encoded size in bytes.
+        len: u64,
+        /// The largest allowed, in bytes.
+        len_max: u64,
+    },
+    /// Bytes on disk are not what ZVerse wrote: a checksum mismatch, a truncated file, a
+    /// record that does not decode. Nothing was silently skipped.
+    Corruption {
+        /// The file.
+        file: PathBuf,
+        /// Byte offset in the file of the structure that failed to decode.
+        offset: u64,
+        /// What was wrong.
+        what: String,
+    },
+    /// Another process, or another open `Db` in this one, holds the directory's lock.
+    Locked {
+        /// The database directory.
+        path: PathBuf,
+    },
+    /// The directory exists, is not empty, and is not a ZVerse database; it was not touched.
+    NotADatabase {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The database refuses writes because an earlier write or sync failed; the reason says
+    /// which. Reads still work. Reopen the database to recover from the log.
+    ReadOnly(Arc<str>),
+    /// The database was closed.
+    Closed,
+    /// Every version up to `u64::MAX` has been handed out.
+    VersionsExhausted,
+    /// An I/O call failed.
+    Io(io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::KeyTooLarge { len } => write!(
+                f,
+                "key of {len} bytes exceeds the limit of {} bytes",
+                zverse_core::limits::KEY_LEN_MAX
+            ),
+            Error::ValueTooLarge { len } => write!(
+                f,
+                "value of {len} bytes exceeds the limit of {} bytes",
+                zverse_core::limits::VALUE_LEN_MAX
+            ),
+            Error::BatchTooLarge { len, len_max } => {
+                write!(f, "batch of {len} bytes exceeds the limit of {len_max} bytes")
+            }
+            Error::Corruption { file, offset, what } => {
+                write!(f, "corruption in {} at offset {offset}: {what}", file.display())
+            }
+            Error::Locked { path } => write!(
+                f,
+                "database {} is locked by another process or another open handle",
+                path.display()
+            ),
+            Error::NotADatabase { path } => write!(
+                f,
+                "{} is not empty and is not a ZVerse database; refusing to touch it",
+                path.display()
+            ),
+            Error::ReadOnly(reason) => write!(f, "database is read-only: {reason}"),
+            Error::Closed => f.write_str("database is closed"),
+            Error::VersionsExhausted => f.write_str("every version up to u64::MAX is used"),
+            Error::Io(error) => write!(f, "I/O error: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(error: io::Error) -> Error {
+        Error::Io(error)
+    }
+}
+
+impl From<zverse_core::LimitError> for Error {
+    fn from(error: zverse_core::LimitError) -> Error {
+        match error {
+            zverse_core::LimitError::KeyTooLarge { len } => Error::KeyTooLarge { len },
+            zverse_core::LimitError::ValueTooLarge { len } => Error::ValueTooLarge { len },
+            zverse_core::LimitError::TooLarge { len, len_max, .. } => {
+                Error::BatchTooLarge { len, len_max }
+            }
+            // LimitError is non_exhaustive; a new limit is reported by its own message.
+            other => Error::Io(io::Error::new(io::ErrorKind::InvalidInput, other.to_string())),
+        }
+    }
+}
+
+impl Error {
+    /// A [`Error::Corruption`] in `file` from a core decoder's error, whose offset is relative
+    /// to `base` in the file.
+    pub(crate) fn corruption(
+        file: impl Into<PathBuf>,
+        base: u64,
+        corruption: zverse_core::Corruption,
+    ) -> Error {
+        Error::Corruption {
+            file: file.into(),
+            offset: base + corruption.offset,
+            what: corruption.what.to_owned(),
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! The manifest: which segments make up the database, which logs still need replaying, and
+//! the counters that must survive a restart. One small file, `MANIFEST`, replaced atomically
+//! on every change: written to `MANIFEST.tmp`, synced, renamed over `MANIFEST`, and the
+//! directory synced. Byte layout: docs/format.md, "Manifest".
+#![deny(clippy::indexing_slicing, clippy::unwrap_used)]
+
+use std::path::Path;
+
+use zverse_core::checksum::{CHECKSUM_LEN, checksum};
+use zverse_core::{Corruption, Version};
+
+use crate::error::{Error, Result};
+use crate::io::Io;
+
+/// The manifest's file name.
+pub(crate) const MANIFEST_NAME: &str = "MANIFEST";
+/// Where a new manifest is written before it replaces the old one.
+pub(crate) const MANIFEST_TEMP_NAME: &str = "MANIFEST.tmp";
+
+const MAGIC: [u8; 8] = *b"ZVERSEMF";
+const FORMAT_VERSION: u32 = 1;
+const MAGIC_LEN: usize = MAGIC.len();
+const HEADER_LEN: usize = MAGIC_LEN + size_of::<u32>() + size_of::<u32>();
+const COUNTERS_LEN: usize = 3 * size_of::<u64>() + size_of::<u32>();
+const SEGMENT_LEN: usize = 5 * size_of::<u64>();
+/// More segments than any database of this design reaches; bounds what a decoder trusts.
+const SEGMENT_COUNT_MAX: u32 = 1 << 20;
+
+const _: () = assert!(HEADER_LEN == 16);
+const _: () = assert!(COUNTERS_LEN == 28);
+const _: () = assert!(SEGMENT_LEN == 40);
+
+/// One segment as the manifest records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SegmentMeta {
+    /// The segment's file number: its file is `{file_number:020}.seg`.
+    pub file_number: u64,
+    pub entry_count: u64,
+    pub file_bytes: u64,
+    pub version_min: Version,
+    pub version_max: Version,
+}
+
+/// The database's durable metadata.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Manifest {
+    /// The next unused file number (logs and segments share one sequence).
+    pub file_number_next: u64,
+    /// Logs numbered at or above this are replayed on open; older ones are covered by segments.
+    pub log_number_min: u64,
+    /// The largest version ever written to a segment: the clock starts above it.
+    pub version_last: Version,
+    /// The live segments, newest first.
+    pub segments: Vec<SegmentMeta>,
+}
+
+impl Manifest {
+    /// The manifest's bytes.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let body_len = COUNTERS_LEN + SEGMENT_LEN * self.segments.len();
+        let mut out = Vec::with_capacity(HEADER_LEN + body_len + CHECKSUM_LEN);
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(body_len as u32).to_le_bytes());
+        out.extend_from_slice(&self.file_number_next.to_le_bytes());
+        out.extend_from_slice(&self.log_number_min.to_le_bytes());
+        out.extend_from_slice(&self.version_last.get().to_le_bytes());
+        out.extend_from_slice(&(self.segments.len() as u32).to_le_bytes());
+        for segment in &self.segments {
+            for field in [
+                segment.file_number,
+                segment.entry_count,
+                segment.file_bytes,
+                segment.version_min.get(),
+                segment.version_max.get(),
+            ] {
+                out.extend_from_slice(&field.to_le_bytes());
+            }
+        }
+        let sum = checksum(&out);
+        out.extend_from_slice(&sum.to_le_bytes());
+        assert_eq!(out.len(), HEADER_LEN + body_len + CHECKSUM_LEN, "manifest length");
+        out
+    }
+
+    /// Decodes a manifest; every inconsistency is a [`Corruption`] at the offending offset.
+    pub(crate) fn decode_from(bytes: &[u8]) -> Result<Manifest, Corruption> {
+        let mut reader = Reader { bytes, position: 0 };
+        if reader.take(MAGIC_LEN)? != MAGIC {
+            return Err(Corruption::new(0, "not a ZVerse manifest (bad magic)"));
+        }
+        if reader.u32()? != FORMAT_VERSION {
+            return Err(Corruption::new(MAGIC_LEN as u64, "unknown manifest format version"));
+        }
+        let body_len = reader.u32()? as usize;
+        let checked_len = HEADER_LEN + body_len;
+        let stored_sum = bytes
+            .get(checked_len..checked_len + CHECKSUM_LEN)
+            .and_then(|sum| sum.try_into().ok())
+            .map(u64::from_le_bytes)
+            .ok_or(Corruption::new(MAGIC_LEN as u64 + 4, "manifest shorter than its length"))?;
+        if bytes.len() != checked_len + CHECKSUM_LEN {
+            return Err(Corruption::new(checked_len as u64, "bytes after the manifest's end"));
+        }
+        let covered = bytes.get(..checked_len).unwrap_or_default();
+        if checksum(covered) != stored_sum {
+            return Err(Corruption::new(checked_len as u64, "manifest checksum mismatch"));
+        }
+        reader.bytes = covered;
+        let manifest = reader.body()?;
+        Ok(manifest)
+    }
+
+    /// Reads the manifest in `dir`, or `None` if there is none.
+    pub(crate) fn read(io: &dyn Io, dir: &Path) -> Result<Option<Manifest>> {
+        let path = dir.join(MANIFEST_NAME);
+        let file = match io.open_read(&path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
+        let len = usize::try_from(file.len_bytes()?).unwrap_or(usize::MAX);
+        if len > HEADER_LEN + COUNTERS_LEN + SEGMENT_LEN * SEGMENT_COUNT_MAX as usize {
+            return Err(Error::Corruption {
+                file: path,
+                offset: 0,
+                what: "manifest larger than any manifest can be".into(),
+            });
+        }
+        let mut bytes = vec![0; len];
+        file.read_exact_at(&mut bytes, 0)?;
+        Manifest::decode_from(&bytes).map(Some).map_err(|c| Error::corruption(path, 0, c))
+    }
+
+    /// Replaces the manifest in `dir` with this one, atomically and durably.
+    pub(crate) fn write(&self, io: &dyn Io, dir: &Path) -> Result<()> {
+        let temp = dir.join(MANIFEST_TEMP_NAME);
+        match io.remove_file(&temp) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error.into()),
+        }
+        let file = io.create_new(&temp)?;
+        file.write_all_at_and_sync(&[&self.encode()], 0)?;
+        drop(file);
+        io.rename(&temp, &dir.join(MANIFEST_NAME))?;
+        io.sync_dir(dir)?;
+        Ok(())
+    }
+}
+
+/// A bounds-checked cursor over the manifest's bytes.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    position: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, len: usize) -> Result<&'a [u8], Corruption> {
+        let end = self.position.checked_add(len);
+        let taken = end.and_then(|end| self.bytes.get(self.position..end));
+        let taken = taken.ok_or(Corruption::new(self.position as u64, "manifest truncated"))?;
+        self.position += len;
+        Ok(taken)
+    }
+
+    fn u32(&mut self) -> Result<u32, Corruption> {
+        let bytes = self.take(size_of::<u32>())?;
+        Ok(u32::from_le_bytes(bytes.try_into().unwrap_or_default()))
+    }
+
+    fn u64(&mut self) -> Result<u64, Corruption> {
+        let bytes = self.take(size_of::<u64>())?;
+        Ok(u64::from_le_bytes(bytes.try_into().unwrap_or_default()))
+    }
+
+    fn body(&mut self) -> Result<Manifest, Corruption> {
+        let file_number_next = self.u64()?;
+        let log_number_min = self.u64()?;
+        let version_last = Version::new(self.u64()?);
+        let count_offset = self.position as u64;
+        let segment_count = self.u32()?;
+        if segment_count > SEGMENT_COUNT_MAX {
+            return Err(Corruption::new(count_offset, "manifest segment count out of range"));
+        }
+        let mut segments = Vec::with_capacity(segment_count as usize);
+        for _ in 0..segment_count {
+            let offset = self.position as u64;
+            let segment = SegmentMeta {
+                file_number: self.u64()?,
+                entry_count: self.u64()?,
+                file_bytes: self.u64()?,
+                version_min: Version::new(self.u64()?),
+                version_max: Version::new(self.u64()?),
+            };
+            if segment.file_number >= file_number_next || segment.version_min > segment.version_max
+            {
+                return Err(Corruption::new(offset, "manifest segment entry out of range"));
+            }
+            segments.push(segment);
+        }
+        if self.position != self.bytes.len() {
+            return Err(Corruption::new(self.position as u64, "manifest body length mismatch"));
+        }
+        if log_number_min > file_number_next {
+            return Err(Corruption::new(MAGIC_LEN as u64 + 8, "manifest log number out of range"));
+        }
+        Ok(Manifest { file_number_next, log_number_min, version_last, segments })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        Manifest {
+            file_number_next: 9,
+            log_number_min: 7,
+            version_last: Version::new(1_000),
+            segments: vec![
+                SegmentMeta {
+                    file_number: 6,
+                    entry_count: 10,
+                    file_bytes: 4_096,
+                    version_min: Version::new(500),
+                    version_max: Version::new(1_000),
+                },
+                SegmentMeta {
+                    file_number: 3,
+                    entry_count: 2,
+                    file_bytes: 300,
+                    version_min: Version::new(1),
+                    version_max: Version::new(499),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        for manifest in [Manifest::default(), sample()] {
+            assert_eq!(Manifest::decode_from(&manifest.encode()), Ok(manifest));
+        }
+    }
+
+    #[test]
+    fn every_flipped_bit_and_every_truncation_is_corruption() {
+        let bytes = sample().encode();
+        for bit in 0..bytes.len() * 8 {
+            let mut flipped = bytes.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert!(Manifest::decode_from(&flipped).is_err(), "bit {bit} flipped");
+        }
+        for len in 0..bytes.len() {
+            assert!(Manifest::decode_from(&bytes[..len]).is_err(), "truncated to {len}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(Manifest::decode_from(&longer).is_err(), "trailing byte");
+    }
+
+    #[test]
+    fn writes_atomically_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let io = crate::io::StdIo;
+        assert_eq!(Manifest::read(&io, dir.path()).unwrap(), None);
+        sample().write(&io, dir.path()).unwrap();
+        let mut next = sample();
+        next.file_number_next += 1;
+        next.write(&io, dir.path()).unwrap();
+        assert_eq!(Manifest::read(&io, dir.path()).unwrap(), Some(next));
+        assert!(!dir.path().join(MANIFEST_TEMP_NAME).exists(), "the temporary was renamed");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(0u8.., 0..256)) {
+            let _ = Manifest::decode_from(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_bodies_behind_a_valid_frame_never_panic(
+            body in proptest::collection::vec(0u8.., 0..200),
+        ) {
+            let mut bytes = MAGIC.to_vec();
+            bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+            bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&body);
+            let sum = checksum(&bytes);
+            bytes.extend_from_slice(&sum.to_le_bytes());
+            let _ = Manifest::decode_from(&bytes);
+        }
+    }
+}

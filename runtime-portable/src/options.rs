@@ -1,0 +1,101 @@
+//! [`Options`]: how a database is opened. The defaults are right for most users.
+
+use std::time::Duration;
+
+/// When a write is durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// A write returns after its log append is synced (fdatasync). Concurrent writers share
+    /// one sync (group commit). No reader ever sees a write that a crash could still lose.
+    Sync,
+    /// Writes are synced in the background at most this long after they return; a crash can
+    /// lose that window.
+    Periodic(Duration),
+    /// The log is never synced by ZVerse (the OS writes it back when it likes); a crash can
+    /// lose any write not yet in a segment. For bulk loads and caches.
+    None,
+}
+
+/// Which old versions compaction keeps. Whatever the rule, versions pinned by a live snapshot
+/// are kept, and for every key the newest version at or below the horizon is kept, so every
+/// as-of read at or after the horizon stays exact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Retention {
+    /// Every version, forever.
+    All,
+    /// Versions written within this long before now.
+    Duration(Duration),
+    /// The newest this many versions of each key (at least 1).
+    Versions(u32),
+}
+
+/// How to open a database: a builder, `Options::default().durability(Durability::Sync)`.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub(crate) durability: Durability,
+    pub(crate) retention: Retention,
+    pub(crate) memtable_bytes_max: u64,
+    pub(crate) segment_block_bytes: u32,
+    pub(crate) compaction_trigger_segments: u32,
+    pub(crate) create_if_missing: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            durability: Durability::Sync,
+            retention: Retention::All,
+            memtable_bytes_max: 64 << 20,
+            segment_block_bytes: 4 << 10,
+            compaction_trigger_segments: 8,
+            create_if_missing: true,
+        }
+    }
+}
+
+impl Options {
+    /// When writes are durable. Default: [`Durability::Sync`].
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Options {
+        self.durability = durability;
+        self
+    }
+
+    /// Which old versions compaction keeps. Default: [`Retention::All`].
+    #[must_use]
+    pub fn retention(mut self, retention: Retention) -> Options {
+        self.retention = retention;
+        self
+    }
+
+    /// Bytes of writes the memtable collects before it is flushed to a segment. Default 64 MiB;
+    /// at least 4 KiB.
+    #[must_use]
+    pub fn memtable_bytes_max(mut self, bytes: u64) -> Options {
+        self.memtable_bytes_max = bytes.max(4 << 10);
+        self
+    }
+
+    /// Target size of a segment data block. Default 4 KiB; between 256 bytes and 1 MiB.
+    #[must_use]
+    pub fn segment_block_bytes(mut self, bytes: u32) -> Options {
+        self.segment_block_bytes = bytes.clamp(256, 1 << 20);
+        self
+    }
+
+    /// Number of segments at which background compaction merges them. Default 8; at least 2.
+    #[must_use]
+    pub fn compaction_trigger_segments(mut self, count: u32) -> Options {
+        self.compaction_trigger_segments = count.max(2);
+        self
+    }
+
+    /// Whether `open` creates a missing directory. Default `true`.
+    #[must_use]
+    pub fn create_if_missing(mut self, create: bool) -> Options {
+        self.create_if_missing = create;
+        self
+    }
+}
