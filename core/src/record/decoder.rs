@@ -33,7 +33,8 @@ pub fn decode_from(bytes: &[u8]) -> Result<(Record<'_>, usize), DecodeError> {
     }
     let (op_count, ops) = validate_body(header.kind, body)
         .map_err(|(offset, what)| corrupt_at(HEADER_LEN + offset, what))?;
-    let record = Record { version: header.version, kind: header.kind, op_count, ops, bytes: record };
+    let record =
+        Record { version: header.version, kind: header.kind, op_count, ops, bytes: record };
     Ok((record, record_len))
 }
 

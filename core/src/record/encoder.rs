@@ -127,7 +127,10 @@ impl<'b> BatchEncoder<'b> {
     fn reserve(&mut self, op_len: usize) -> Result<&mut [u8], EncodeError> {
         let len = check_batch_len(self.len, op_len)?;
         if len > self.out.len() {
-            return Err(EncodeError::BufferTooSmall { buffer_len: self.out.len(), len_needed: len });
+            return Err(EncodeError::BufferTooSmall {
+                buffer_len: self.out.len(),
+                len_needed: len,
+            });
         }
         let (_, tail) = self.out.split_at_mut(self.len);
         let (slot, _) = tail.split_at_mut(op_len);
@@ -204,7 +207,7 @@ impl BatchBuilder {
 }
 
 /// The length of a batch record of `len` bytes grown by `op_len`, or the limit it exceeds.
-fn check_batch_len(len: usize, op_len: usize) -> Result<usize, LimitError> {
+pub(super) fn check_batch_len(len: usize, op_len: usize) -> Result<usize, LimitError> {
     let len_new = len.saturating_add(op_len);
     if len_new > RECORD_LEN_MAX {
         return Err(LimitError::TooLarge {

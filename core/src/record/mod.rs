@@ -41,7 +41,8 @@ pub use decoder::decode_from;
 #[cfg(feature = "alloc")]
 pub use encoder::BatchBuilder;
 pub use encoder::{
-    BATCH_EMPTY_LEN, BatchEncoder, encode_delete_into, encode_put_into, encoded_len_delete, encoded_len_put,
+    BATCH_EMPTY_LEN, BatchEncoder, encode_delete_into, encode_put_into, encoded_len_delete,
+    encoded_len_put,
 };
 pub use header::{
     BODY_CHECKSUM_OFFSET, BODY_LEN_OFFSET, FORMAT_OFFSET, HEADER_CHECKSUM_OFFSET, HEADER_LEN,
