@@ -6,8 +6,8 @@ use alloc::vec::Vec;
 
 use super::header::{HEADER_LEN, Header};
 use super::{
-    DELETE_FIXED_LEN, EncodeError, OP_COUNT_WIDTH, OP_KIND_WIDTH, PUT_FIXED_LEN, RECORD_LEN_MAX,
-    RecordKind,
+    DELETE_FIXED_LEN, DecodeError, EncodeError, OP_COUNT_WIDTH, OP_KIND_WIDTH, PUT_FIXED_LEN,
+    RECORD_LEN_MAX, RecordKind,
 };
 use crate::Version;
 use crate::error::LimitError;
@@ -284,4 +284,17 @@ impl<'a> Writer<'a> {
     fn finish(self) {
         assert!(self.rest.is_empty(), "{} bytes of the slot left unwritten", self.rest.len());
     }
+}
+
+/// Rewrites the version of the encoded record at the start of `record`, in place: the header
+/// is checked, its version replaced and its checksum recomputed; the body is not read (the
+/// header checksum covers the body through the body checksum, which does not change).
+///
+/// For a write path that encodes a record before its version is allocated. Equal to encoding
+/// the record at `version` in the first place.
+pub fn rewrite_version(record: &mut [u8], version: Version) -> Result<(), DecodeError> {
+    let header = Header { version, ..Header::decode_from(record)? };
+    let (header_bytes, _) = record.split_at_mut(HEADER_LEN);
+    header_bytes.copy_from_slice(&header.encode());
+    Ok(())
 }

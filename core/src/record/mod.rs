@@ -23,6 +23,7 @@
 //!
 //! - Encoders write into a caller's buffer and never allocate: [`encode_put_into`],
 //!   [`encode_delete_into`], [`BatchEncoder`]; with `alloc`, [`BatchBuilder`] grows a `Vec`.
+//!   [`rewrite_version`] changes an encoded record's version without rehashing its body.
 //! - [`decode_from`] decodes one record from untrusted bytes, zero-copy: [`Record`] borrows
 //!   keys and values from the input, and [`Record::ops`] iterates a batch without allocating.
 //! - [`LogReader`] walks a whole log buffer and, at its end, classifies what stopped it
@@ -42,7 +43,7 @@ pub use decoder::decode_from;
 pub use encoder::BatchBuilder;
 pub use encoder::{
     BATCH_EMPTY_LEN, BatchEncoder, encode_delete_into, encode_put_into, encoded_len_delete,
-    encoded_len_put,
+    encoded_len_put, rewrite_version,
 };
 pub use header::{
     BODY_CHECKSUM_OFFSET, BODY_LEN_OFFSET, FORMAT_OFFSET, HEADER_CHECKSUM_OFFSET, HEADER_LEN,

@@ -107,6 +107,14 @@ proptest! {
     }
 
     #[test]
+    fn rewritten_version_equals_encoding_at_it(model in model(), old in any::<u64>(), new in any::<u64>()) {
+        let mut encoded = model.encode(Version::new(old));
+        rewrite_version(&mut encoded, Version::new(new)).unwrap();
+        prop_assert_eq!(&encoded, &model.encode(Version::new(new)));
+        prop_assert_eq!(decode_from(&encoded).unwrap().0.version(), Version::new(new));
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic(bytes in bytes(96)) {
         if let Ok((record, consumed)) = decode_from(&bytes) {
             prop_assert!(consumed <= bytes.len());
@@ -215,6 +223,17 @@ fn every_truncation_is_incomplete() {
             assert_eq!(decode_from(prefix), Err(expected), "{model:?} cut to {len}");
         }
     }
+}
+
+#[test]
+fn rewrite_version_checks_the_header() {
+    let mut zeros = [0u8; HEADER_LEN];
+    assert_eq!(rewrite_version(&mut zeros, Version::new(1)), Err(DecodeError::Zeroed));
+    let mut encoded = Model::Delete(b"k".to_vec()).encode(Version::new(1));
+    encoded[BODY_LEN_OFFSET] ^= 1;
+    let damaged = encoded.clone();
+    assert!(matches!(rewrite_version(&mut encoded, Version::new(2)), Err(DecodeError::Corrupt(_))));
+    assert_eq!(encoded, damaged, "nothing written");
 }
 
 #[test]
