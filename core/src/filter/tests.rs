@@ -22,7 +22,10 @@ fn one_empty_block() -> Vec<u8> {
 
 proptest! {
     #[test]
-    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..80), hash in any::<u64>()) {
+    fn arbitrary_bytes_never_panic(
+        bytes in proptest::collection::vec(any::<u8>(), 0..80),
+        hash in any::<u64>(),
+    ) {
         if let Ok(filter) = Filter::decode_from(&bytes) {
             prop_assert_eq!(filter.encoded_len(), bytes.len());
             let _ = filter.may_contain_hash(hash);
@@ -90,6 +93,10 @@ mod built {
 
     use super::super::*;
 
+    fn key() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(any::<u8>(), 0..24)
+    }
+
     fn build(keys: &[Vec<u8>], bits_per_key: u32) -> Vec<u8> {
         let mut builder = FilterBuilder::new(keys.len(), bits_per_key);
         for key in keys {
@@ -110,7 +117,7 @@ mod built {
 
         #[test]
         fn no_false_negatives(
-            keys in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..24), 0..300),
+            keys in proptest::collection::vec(key(), 0..300),
             bits_per_key in 0u32..24,
         ) {
             let encoded = build(&keys, bits_per_key);

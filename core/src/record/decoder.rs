@@ -3,7 +3,7 @@
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::header::{HEADER_LEN, Header};
-use super::{DecodeError, Op, Record, RecordKind};
+use super::{DecodeError, Op, RECORD_LEN_MAX, Record, RecordKind};
 use crate::checksum::checksum;
 use crate::error::Corruption;
 use crate::limits::VALUE_LEN_MAX;
@@ -24,6 +24,7 @@ use crate::limits::VALUE_LEN_MAX;
 pub fn decode_from(bytes: &[u8]) -> Result<(Record<'_>, usize), DecodeError> {
     let header = Header::decode_from(bytes)?;
     let record_len = HEADER_LEN + header.body_len;
+    debug_assert!(record_len <= RECORD_LEN_MAX, "the header check bounds the body length");
     let Some(record) = bytes.get(..record_len) else {
         return Err(DecodeError::Incomplete { needed: record_len - bytes.len() });
     };

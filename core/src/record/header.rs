@@ -16,18 +16,27 @@ use crate::Version;
 use crate::checksum::{CHECKSUM_LEN, checksum};
 use crate::error::Corruption;
 
+/// Bytes of the body length field (`u32`).
+const BODY_LEN_WIDTH: usize = size_of::<u32>();
+/// Bytes of the format version field (`u8`).
+const FORMAT_WIDTH: usize = size_of::<u8>();
+/// Bytes of the kind field (`u8`).
+const KIND_WIDTH: usize = size_of::<u8>();
+/// Bytes of the version field (`u64`).
+const VERSION_WIDTH: usize = size_of::<u64>();
+
 /// Offset of the header checksum: XXH3-64 of every header byte after it.
 pub const HEADER_CHECKSUM_OFFSET: usize = 0;
 /// Offset of the body length (`u32`).
 pub const BODY_LEN_OFFSET: usize = HEADER_CHECKSUM_OFFSET + CHECKSUM_LEN;
 /// Offset of the format version byte.
-pub const FORMAT_OFFSET: usize = BODY_LEN_OFFSET + size_of::<u32>();
+pub const FORMAT_OFFSET: usize = BODY_LEN_OFFSET + BODY_LEN_WIDTH;
 /// Offset of the kind byte.
-pub const KIND_OFFSET: usize = FORMAT_OFFSET + size_of::<u8>();
+pub const KIND_OFFSET: usize = FORMAT_OFFSET + FORMAT_WIDTH;
 /// Offset of the version (`u64`).
-pub const VERSION_OFFSET: usize = KIND_OFFSET + size_of::<u8>();
+pub const VERSION_OFFSET: usize = KIND_OFFSET + KIND_WIDTH;
 /// Offset of the body checksum: XXH3-64 of the body.
-pub const BODY_CHECKSUM_OFFSET: usize = VERSION_OFFSET + size_of::<u64>();
+pub const BODY_CHECKSUM_OFFSET: usize = VERSION_OFFSET + VERSION_WIDTH;
 /// Bytes of a record header.
 pub const HEADER_LEN: usize = BODY_CHECKSUM_OFFSET + CHECKSUM_LEN;
 
@@ -55,13 +64,16 @@ impl Header {
     pub(super) fn encode(&self) -> [u8; HEADER_LEN] {
         assert!(self.body_len <= BODY_LEN_MAX, "record body of {} bytes", self.body_len);
         let mut out = [0u8; HEADER_LEN];
-        set_field::<BODY_LEN_OFFSET, 4>(&mut out, (self.body_len as u32).to_le_bytes());
-        set_field::<FORMAT_OFFSET, 1>(&mut out, [FORMAT_VERSION]);
-        set_field::<KIND_OFFSET, 1>(&mut out, [self.kind as u8]);
-        set_field::<VERSION_OFFSET, 8>(&mut out, self.version.get().to_le_bytes());
-        set_field::<BODY_CHECKSUM_OFFSET, 8>(&mut out, self.body_checksum.to_le_bytes());
+        set_field::<BODY_LEN_OFFSET, BODY_LEN_WIDTH>(
+            &mut out,
+            (self.body_len as u32).to_le_bytes(),
+        );
+        set_field::<FORMAT_OFFSET, FORMAT_WIDTH>(&mut out, [FORMAT_VERSION]);
+        set_field::<KIND_OFFSET, KIND_WIDTH>(&mut out, [self.kind as u8]);
+        set_field::<VERSION_OFFSET, VERSION_WIDTH>(&mut out, self.version.get().to_le_bytes());
+        set_field::<BODY_CHECKSUM_OFFSET, CHECKSUM_LEN>(&mut out, self.body_checksum.to_le_bytes());
         let header_checksum = checksum(checked_part(&out));
-        set_field::<HEADER_CHECKSUM_OFFSET, 8>(&mut out, header_checksum.to_le_bytes());
+        set_field::<HEADER_CHECKSUM_OFFSET, CHECKSUM_LEN>(&mut out, header_checksum.to_le_bytes());
         out
     }
 
@@ -79,17 +91,19 @@ impl Header {
         if is_zeroed(header) {
             return Err(DecodeError::Zeroed);
         }
-        let header_checksum = u64::from_le_bytes(field::<HEADER_CHECKSUM_OFFSET, 8>(header));
+        let header_checksum =
+            u64::from_le_bytes(field::<HEADER_CHECKSUM_OFFSET, CHECKSUM_LEN>(header));
         if checksum(checked_part(header)) != header_checksum {
             return Err(corrupt(HEADER_CHECKSUM_OFFSET, "record header checksum mismatch"));
         }
-        if field::<FORMAT_OFFSET, 1>(header) != [FORMAT_VERSION] {
+        if field::<FORMAT_OFFSET, FORMAT_WIDTH>(header) != [FORMAT_VERSION] {
             return Err(corrupt(FORMAT_OFFSET, "unknown record format version"));
         }
-        let [kind_byte] = field::<KIND_OFFSET, 1>(header);
+        let [kind_byte] = field::<KIND_OFFSET, KIND_WIDTH>(header);
         let kind = RecordKind::from_byte(kind_byte)
             .ok_or_else(|| corrupt(KIND_OFFSET, "unknown record kind"))?;
-        let body_len = u32::from_le_bytes(field::<BODY_LEN_OFFSET, 4>(header)) as usize;
+        let body_len =
+            u32::from_le_bytes(field::<BODY_LEN_OFFSET, BODY_LEN_WIDTH>(header)) as usize;
         let (body_len_min, body_len_max) = kind.body_len_range();
         if body_len < body_len_min || body_len > body_len_max {
             return Err(corrupt(BODY_LEN_OFFSET, "record body length out of range for its kind"));
@@ -97,8 +111,10 @@ impl Header {
         Ok(Header {
             body_len,
             kind,
-            version: Version::new(u64::from_le_bytes(field::<VERSION_OFFSET, 8>(header))),
-            body_checksum: u64::from_le_bytes(field::<BODY_CHECKSUM_OFFSET, 8>(header)),
+            version: Version::new(u64::from_le_bytes(field::<VERSION_OFFSET, VERSION_WIDTH>(
+                header,
+            ))),
+            body_checksum: u64::from_le_bytes(field::<BODY_CHECKSUM_OFFSET, CHECKSUM_LEN>(header)),
         })
     }
 }

@@ -6,7 +6,8 @@
 //! short, a record is a fixed [`HEADER_LEN`]-byte header followed by a body:
 //!
 //! ```text
-//! header: header_checksum u64 | body_len u32 | format u8 | kind u8 | version u64 | body_checksum u64
+//! header: header_checksum u64 | body_len u32 | format u8 | kind u8 | version u64
+//!         | body_checksum u64
 //! put:    key_len u16 | value_len u32 | key | value
 //! delete: key_len u16 | key
 //! batch:  op_count u32 | op_count x (op_kind u8 | put or delete body)

@@ -107,7 +107,11 @@ proptest! {
     }
 
     #[test]
-    fn rewritten_version_equals_encoding_at_it(model in model(), old in any::<u64>(), new in any::<u64>()) {
+    fn rewritten_version_equals_encoding_at_it(
+        model in model(),
+        old in any::<u64>(),
+        new in any::<u64>(),
+    ) {
         let mut encoded = model.encode(Version::new(old));
         rewrite_version(&mut encoded, Version::new(new)).unwrap();
         prop_assert_eq!(&encoded, &model.encode(Version::new(new)));
@@ -158,8 +162,9 @@ proptest! {
             }
         }
         prop_assert_eq!(builder.op_count() as usize, ops.len());
-        prop_assert_eq!(builder.encoded_len(), Model::Batch(ops.clone()).encode(Version::MAX).len());
-        prop_assert_eq!(builder.finish(Version::MAX), Model::Batch(ops).encode(Version::MAX));
+        let encoded = Model::Batch(ops).encode(Version::MAX);
+        prop_assert_eq!(builder.encoded_len(), encoded.len());
+        prop_assert_eq!(builder.finish(Version::MAX), encoded);
     }
 }
 
