@@ -8,8 +8,8 @@
 //! words. A lookup reads one 32-byte block: one cache line, and no alignment needed.
 //!
 //! - [`key_hash`]: the hash every key goes in by (XXH3-64, seeded; see its docs).
-//! - [`FilterBuilder`] (with `alloc`): sized from a key count and bits per key, encodes into
-//!   a caller's buffer ([`FilterBuilder::encode_into`]) or a `Vec`.
+//! - `FilterBuilder` (with `alloc`): sized from a key count and bits per key, encodes into
+//!   a caller's buffer (`encode_into`) or a `Vec`.
 //! - [`Filter`]: decodes from `&[u8]` (possibly memory-mapped and unaligned) without copying
 //!   and answers [`Filter::may_contain_hash`] by reading little-endian words in place.
 //!

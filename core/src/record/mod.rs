@@ -23,7 +23,7 @@
 //! a record.
 //!
 //! - Encoders write into a caller's buffer and never allocate: [`encode_put_into`],
-//!   [`encode_delete_into`], [`BatchEncoder`]; with `alloc`, [`BatchBuilder`] grows a `Vec`.
+//!   [`encode_delete_into`], [`BatchEncoder`]; with `alloc`, `BatchBuilder` grows a `Vec`.
 //!   [`rewrite_version`] changes an encoded record's version without rehashing its body.
 //! - [`decode_from`] decodes one record from untrusted bytes, zero-copy: [`Record`] borrows
 //!   keys and values from the input, and [`Record::ops`] iterates a batch without allocating.
