@@ -118,6 +118,12 @@ proptest! {
         prop_assert_eq!(decode_from(&encoded).unwrap().0.version(), Version::new(new));
     }
 
+}
+
+proptest! {
+    // Cheap cases: many of them.
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
     #[test]
     fn arbitrary_bytes_never_panic(bytes in bytes(96)) {
         if let Ok((record, consumed)) = decode_from(&bytes) {
@@ -272,12 +278,27 @@ fn decoder_checks_every_field() {
         let expected = DecodeError::Corrupt(Corruption::new(offset, what));
         assert_eq!(decode_from(&record), Err(expected), "{record:?}");
     }
-    let too_long = u32::try_from(DELETE_BODY_LEN_MAX + 1).unwrap();
-    let mut record = craft(FORMAT_VERSION, 2, &[0, 0]);
-    record[BODY_LEN_OFFSET..FORMAT_OFFSET].copy_from_slice(&too_long.to_le_bytes());
+    let too_long = with_body_len(craft(FORMAT_VERSION, 2, &[0, 0]), DELETE_BODY_LEN_MAX + 1);
+    let expected = Corruption::new(8, "record body length out of range for its kind");
+    assert_eq!(decode_from(&too_long), Err(DecodeError::Corrupt(expected)));
+}
+
+/// A verified header's length is trusted: the largest put, cut after its header, is a torn
+/// tail, however large.
+#[test]
+fn largest_body_cut_short_is_incomplete() {
+    let header_only = with_body_len(craft(FORMAT_VERSION, 1, &[]), PUT_BODY_LEN_MAX);
+    let expected = DecodeError::Incomplete { needed: PUT_BODY_LEN_MAX };
+    assert_eq!(decode_from(&header_only), Err(expected));
+}
+
+/// `record` with its header's body length set to `body_len` and its header checksum redone.
+fn with_body_len(mut record: Vec<u8>, body_len: usize) -> Vec<u8> {
+    let body_len = u32::try_from(body_len).unwrap();
+    record[BODY_LEN_OFFSET..FORMAT_OFFSET].copy_from_slice(&body_len.to_le_bytes());
     let header_checksum = checksum(&record[BODY_LEN_OFFSET..HEADER_LEN]);
     record[..BODY_LEN_OFFSET].copy_from_slice(&header_checksum.to_le_bytes());
-    assert!(matches!(decode_from(&record), Err(DecodeError::Corrupt(c)) if c.offset == 8));
+    record
 }
 
 #[test]
