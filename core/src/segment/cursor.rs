@@ -94,6 +94,7 @@ impl<'a> ZOrderCursor<'a> {
             index += 1;
         };
         self.stats.blocks_read += 1;
+        self.current = None;
         self.block = self.segment.verified_block(&handle)?;
         self.block_index = index;
         self.block_offset = handle.offset;

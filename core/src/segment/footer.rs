@@ -79,8 +79,8 @@ impl Footer {
         self.sections.get(kind as usize).copied().unwrap_or_default()
     }
 
-    #[cfg(feature = "alloc")]
     /// The footer's bytes.
+    #[cfg(feature = "alloc")]
     pub(super) fn encode(&self) -> [u8; FOOTER_LEN] {
         let mut out = [0u8; FOOTER_LEN];
         let (fields, footer_checksum) = out.split_at_mut(FOOTER_CHECKSUM_AT);
@@ -138,8 +138,8 @@ impl Footer {
     }
 }
 
-#[cfg(feature = "alloc")]
 /// Writes fields one after the other into a fixed buffer.
+#[cfg(feature = "alloc")]
 struct FieldWriter<'b> {
     rest: &'b mut [u8],
 }

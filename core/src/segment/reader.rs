@@ -2,6 +2,7 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
 use core::cmp::{Ordering, Reverse};
+use core::fmt;
 use core::ops::RangeBounds;
 
 use super::SEGMENT_LEN_MAX;
@@ -20,8 +21,9 @@ use crate::{Corruption, Entry, Version};
 /// An open segment: its bytes, with the footer and every metadata section validated.
 ///
 /// Data blocks are checked lazily: every block a query reads has its checksum verified, so a
-/// query on a damaged block returns [`Corruption`], never a wrong entry.
-#[derive(Clone, Copy, Debug)]
+/// query on a damaged block returns [`Corruption`], never a wrong entry. Copying a `Segment`
+/// copies a few slices and the decoded footer, never the bytes.
+#[derive(Clone, Copy)]
 pub struct Segment<'a> {
     bytes: &'a [u8],
     footer: Footer,
@@ -175,6 +177,19 @@ impl<'a> Segment<'a> {
     }
 }
 
+impl fmt::Debug for Segment<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Segment")
+            .field("file_len", &self.file_len())
+            .field("entry_count", &self.entry_count())
+            .field("key_count", &self.key_count())
+            .field("block_count", &self.block_count())
+            .field("version_min", &self.version_min())
+            .field("version_max", &self.version_max())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> IntoIterator for &Segment<'a> {
     type Item = Result<Entry<'a>, Corruption>;
     type IntoIter = Iter<'a>;
@@ -300,8 +315,9 @@ impl<'a> EntryReader<'a> {
         try_partition_point(lo, hi, |index| Ok(before(&self.entry(index)?)))
     }
 
-    /// The first reference whose key is not before the key bound `key` (which is compared by
-    /// `order`: `Less` means the entry's key is before the bound).
+    /// The first reference whose key is not before the bound `key`, where `key_is_before` maps
+    /// `entry.key.cmp(key)` to "before" (`Ordering::is_lt` for an inclusive lower bound,
+    /// `Ordering::is_le` for an exclusive one).
     pub(super) fn first_key_not_before(
         &mut self,
         key: &[u8],
