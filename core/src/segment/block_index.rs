@@ -105,6 +105,10 @@ impl<'a> BlockIndex<'a> {
     /// The first block in `[from, block_count)` whose first entry has `M >= target`
     /// (`block_count` if none has).
     pub(super) fn first_at_or_after(&self, from: usize, target: u128) -> usize {
+        // Most seeks of a box scan stay in or next to the current block: check that first.
+        if self.first_morton(from) >= target {
+            return from.min(self.block_count());
+        }
         partition_point(from, self.block_count(), |index| self.first_morton(index) < target)
     }
 

@@ -31,8 +31,10 @@ pub struct BlockStats {
 
 /// A cursor over a segment's entries in Z order.
 ///
-/// With a box, it walks only the blocks whose zone map meets the box: a sorted subsequence of
-/// the entries that still holds every entry inside the box, which is all [`BoxScan`] needs.
+/// With a box, it walks only the blocks whose zone map meets the box, and within a block only
+/// the entries inside the box plus, when the block ends outside it, the block's last entry: a
+/// sorted subsequence of the entries that still holds every entry inside the box, which is all
+/// [`BoxScan`] needs.
 /// It starts *before* the first entry (`morton()` is `None` until the first `step` or `seek`).
 #[derive(Debug)]
 pub struct ZOrderCursor<'a> {
@@ -103,6 +105,25 @@ impl<'a> ZOrderCursor<'a> {
         if self.current.is_some_and(|current| current.morton != handle.first_morton) {
             return Err(Corruption::new(u64::from(handle.offset), "block index first code wrong"));
         }
+        self.skip_out_of_box_in_block()
+    }
+
+    /// With a box: moves over the entries outside it, but not past the last entry of the
+    /// block. Stepping through a block costs a decode per entry whichever way the scan moves
+    /// (entries are variable-length), while each BIGMIN costs a walk over the 128 bits of `M`;
+    /// so inside a block the cursor filters, and [`BoxScan`] computes BIGMIN at most once per
+    /// block, from its last entry, to jump over the blocks that follow.
+    fn skip_out_of_box_in_block(&mut self) -> Result<(), Corruption> {
+        let Some(zbox) = self.zbox else {
+            return Ok(());
+        };
+        while let Some(current) = self.current
+            && !zbox.contains(current.morton)
+            && self.position + current.len < self.block.len()
+        {
+            self.position += current.len;
+            self.decode_current()?;
+        }
         Ok(())
     }
 
@@ -130,7 +151,8 @@ impl ZCursor for ZOrderCursor<'_> {
         };
         self.position += current.len;
         if self.position < self.block.len() {
-            self.decode_current()
+            self.decode_current()?;
+            self.skip_out_of_box_in_block()
         } else {
             self.enter_block(self.block_index + 1)
         }

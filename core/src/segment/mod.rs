@@ -5,13 +5,13 @@
 //! A segment file, front to back (the byte-by-byte specification is `docs/format-segment.md`):
 //!
 //! 1. data blocks, each followed by its XXH3-64 checksum: entries in Z order `(M, key)`, each
-//!    stored with its full key and version ([`block`]);
-//! 2. the block index: per block its offset, length, first `M` and zone map ([`block_index`]);
+//!    stored with its full key and version (`block.rs`);
+//! 2. the block index: per block its offset, length, first `M` and zone map (`block_index.rs`);
 //! 3. the key index: per entry a `u32` offset, sorted by (key asc, version desc), and the
-//!    fences over it ([`key_index`]);
-//! 4. the filter over the keys ([`filter_section`]);
+//!    fences over it (`key_index.rs`);
+//! 4. the filter over the keys (`filter_section.rs`);
 //! 5. the footer: magic, format version, counts, every section's offset, length and checksum,
-//!    and the footer's own checksum ([`footer`]).
+//!    and the footer's own checksum (`footer.rs`).
 //!
 //! **Architecture Invariant:** `Segment::open` checks everything but the data blocks; every
 //! data block is checked against its checksum each time a query reads it. No input makes the
