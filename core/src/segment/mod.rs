@@ -1,6 +1,6 @@
-//! The immutable segment format: a [`SegmentBuilder`] that writes entries given in Z order to
-//! a [`Sink`], and a zero-copy [`Segment`] reader over the file's bytes with the queries the
-//! engine's read path and compaction need.
+//! The immutable segment format: a `SegmentBuilder` (with the `alloc` feature) that writes
+//! entries given in Z order to a [`Sink`], and a zero-copy [`Segment`] reader over the file's
+//! bytes with the queries the engine's read path and compaction need.
 //!
 //! A segment file, front to back (the byte-by-byte specification is `docs/format-segment.md`):
 //!
