@@ -449,3 +449,22 @@ fn every_bit_flip_is_detected_or_harmless() {
     // Only flips inside data blocks leave the segment openable.
     assert!(opened > 0 && opened < bytes.len() * 8);
 }
+
+/// A narrow key range reads only the blocks whose zone maps meet it.
+#[test]
+fn changes_prune_blocks_by_zone_map() {
+    let mut model = Model::new();
+    for key in 0u16..200 {
+        for version in [1u64, 2] {
+            model.insert((key.to_be_bytes().to_vec(), Reverse(version)), Some(vec![0; 8]));
+        }
+    }
+    let bytes = build(&model, 128);
+    let segment = Segment::open(&bytes).unwrap();
+    let (start, end) = (10u16.to_be_bytes(), 20u16.to_be_bytes());
+    let mut changes = segment.changes(start.as_slice()..end.as_slice(), ..);
+    assert_eq!(collect(&mut changes).unwrap().len(), 20);
+    let stats = changes.stats();
+    assert!(stats.blocks.blocks_read * 4 < segment.block_count() as u64, "{stats:?}");
+    assert!(stats.blocks.blocks_pruned > 0, "{stats:?}");
+}
