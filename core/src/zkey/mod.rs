@@ -20,6 +20,11 @@ mod scan;
 mod zbox;
 
 pub use interleave::{deinterleave, interleave};
+#[doc(hidden)]
+pub use interleave::{
+    deinterleave_scalar, interleave_scalar, simd::deinterleave as deinterleave_simd,
+    simd::interleave as interleave_simd,
+};
 pub use scan::{BoxScan, ScanStats, SliceCursor, ZCursor};
 pub use zbox::{PREFIX_MASK, VERSION_MASK, ZBox};
 
@@ -44,15 +49,19 @@ const _: () = assert!(MORTON_LEN == core::mem::size_of::<u128>());
 /// The key's first [`PREFIX_LEN`] bytes, zero-padded, as a big-endian `u64`: the key's
 /// coordinate on the Z-curve. Monotone: `a <= b` implies `key_prefix(a) <= key_prefix(b)`.
 #[must_use]
+#[inline]
 pub fn key_prefix(key: &[u8]) -> u64 {
+    if let Some(head) = key.first_chunk::<PREFIX_LEN>() {
+        return u64::from_be_bytes(*head);
+    }
     let mut padded = [0u8; PREFIX_LEN];
-    let len = key.len().min(PREFIX_LEN);
-    padded[..len].copy_from_slice(&key[..len]);
+    padded[..key.len()].copy_from_slice(key);
     u64::from_be_bytes(padded)
 }
 
 /// The Morton prefix `M` of (key, version).
 #[must_use]
+#[inline]
 pub fn morton(key: &[u8], version: Version) -> u128 {
     interleave(key_prefix(key), version.get())
 }
