@@ -6,9 +6,9 @@
 //! Trees", Angewandte Informatik 2/1981. Their bit-level algorithm works for any assignment of
 //! bits to dimensions; ours is byte interleaving, so each dimension owns alternate bytes of `M`.
 
-use core::ops::{Bound, RangeBounds};
+use core::ops::{Bound, RangeBounds, RangeInclusive};
 
-use super::{interleave, key_prefix};
+use super::{PREFIX_LEN, interleave, key_prefix};
 use crate::Version;
 
 /// The bits of `M` that hold the key prefix `p`: bytes 0, 2, .., 14 counting from the most
@@ -48,23 +48,19 @@ impl ZBox {
         keys: &impl RangeBounds<&'k [u8]>,
         versions: &impl RangeBounds<Version>,
     ) -> Option<ZBox> {
+        if key_range_is_empty(keys.start_bound(), keys.end_bound()) {
+            return None;
+        }
         let prefix_lo = match keys.start_bound() {
+            // The smallest key after `key` is `key ++ [0]`, with the same prefix.
             Bound::Included(key) | Bound::Excluded(key) => key_prefix(key),
             Bound::Unbounded => 0,
         };
         let prefix_hi = match keys.end_bound() {
-            Bound::Included(key) | Bound::Excluded(key) => key_prefix(key),
+            Bound::Included(key) => key_prefix(key),
+            Bound::Excluded(key) => prefix_max_below(key)?,
             Bound::Unbounded => u64::MAX,
         };
-        let empty_keys = match (keys.start_bound(), keys.end_bound()) {
-            (Bound::Excluded(start), Bound::Excluded(end) | Bound::Included(end))
-            | (Bound::Included(start), Bound::Excluded(end)) => start >= end,
-            (Bound::Included(start), Bound::Included(end)) => start > end,
-            _ => false,
-        };
-        if empty_keys {
-            return None;
-        }
         let version_lo = match versions.start_bound() {
             Bound::Included(v) => v.get(),
             Bound::Excluded(v) => v.get().checked_add(1)?,
@@ -76,6 +72,18 @@ impl ZBox {
             Bound::Unbounded => u64::MAX,
         };
         ZBox::new(prefix_lo, prefix_hi, version_lo, version_hi)
+    }
+
+    /// The prefixes in the box: `prefix_lo..=prefix_hi`.
+    #[must_use]
+    pub fn prefix_range(&self) -> RangeInclusive<u64> {
+        self.prefix_lo..=self.prefix_hi
+    }
+
+    /// The versions in the box: `version_lo..=version_hi`.
+    #[must_use]
+    pub fn version_range(&self) -> RangeInclusive<u64> {
+        self.version_lo..=self.version_hi
     }
 
     /// The smallest code in the box: its low corner.
@@ -172,6 +180,38 @@ impl ZBox {
             }
         }
         litmax
+    }
+}
+
+/// Whether no key lies between the two bounds. Keys are ordered bytewise, and the key right
+/// after `start` is `start ++ [0]`: so `(Excluded(a), Excluded(a ++ [0]))` is empty too.
+fn key_range_is_empty(start: Bound<&&[u8]>, end: Bound<&&[u8]>) -> bool {
+    match (start, end) {
+        (Bound::Included(start), Bound::Included(end)) => start > end,
+        (Bound::Included(start), Bound::Excluded(end))
+        | (Bound::Excluded(start), Bound::Included(end)) => start >= end,
+        (Bound::Excluded(start), Bound::Excluded(end)) => start >= end || is_successor(start, end),
+        (Bound::Unbounded, Bound::Excluded(end)) => end.is_empty(),
+        (_, Bound::Unbounded) | (Bound::Unbounded, Bound::Included(_)) => false,
+    }
+}
+
+/// Whether `next` is `key ++ [0]`, the key right after `key`.
+fn is_successor(key: &[u8], next: &[u8]) -> bool {
+    next.split_last().is_some_and(|(&last, head)| last == 0 && head == key)
+}
+
+/// The largest prefix of a key below `end`, or `None` when no key is below `end` (it is empty).
+///
+/// A key below `end` with `end`'s own prefix exists when `end` is longer than the prefix
+/// (`end[..8]` is one) or ends in a zero byte (drop it). Otherwise every key below `end` has a
+/// smaller prefix, and `key_prefix(end) - 1` is one of them (its 8 bytes as a key).
+fn prefix_max_below(end: &[u8]) -> Option<u64> {
+    let prefix = key_prefix(end);
+    if end.len() > PREFIX_LEN || end.last() == Some(&0) {
+        Some(prefix)
+    } else {
+        prefix.checked_sub(1)
     }
 }
 
