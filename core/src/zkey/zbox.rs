@@ -129,6 +129,10 @@ impl ZBox {
     }
 
     /// BIGMIN: the smallest code in the box that is `>= morton`, or `None` if there is none.
+    ///
+    /// Tropf-Herzog: walk the bits from the top, keeping `min` and `max`, the corners of the
+    /// part of the box still in play, and `bigmin`, the best candidate seen so far above
+    /// `morton`. Each step compares bit i of (`morton`, `min`, `max`).
     #[must_use]
     pub fn next_at_or_after(&self, morton: u128) -> Option<u128> {
         if self.contains(morton) {
@@ -137,27 +141,34 @@ impl ZBox {
         let mut min = self.morton_min();
         let mut max = self.morton_max();
         let mut bigmin = None;
-        for bit_index in (0..u128::BITS).rev() {
-            let bit = 1u128 << bit_index;
+        let mut below = u128::MAX;
+        while let Some(bit) = highest_differing_bit(morton, min, max, below) {
+            below = bit - 1;
             match (morton & bit != 0, min & bit != 0, max & bit != 0) {
+                // The box straddles `bit` and `morton` is below it: the upper half's least
+                // code is a candidate; go on in the lower half.
                 (false, false, true) => {
                     bigmin = Some(load_high(min, bit));
                     max = load_low(max, bit);
                 }
+                // The whole remaining box is above `morton`: its least code is the answer.
                 (false, true, true) => return Some(min),
+                // The whole remaining box is below `morton`: the last candidate is the answer.
                 (true, false, false) => return bigmin,
+                // `morton` is in the upper half of a straddling box: go on there.
                 (true, false, true) => min = load_high(min, bit),
-                // (_, true, false) cannot happen: min <= max in every dimension, and the
-                // loop only ever keeps both inside the shrinking box.
-                _ => {}
+                (_, true, false) => unreachable!("box corner min above max at {bit:#x}"),
+                // Never chosen by `highest_differing_bit`.
+                (false, false, false) | (true, true, true) => {}
             }
         }
-        // Unreachable for a point outside the box (the loop always exits through a return);
-        // kept total so that the function never panics.
+        // Reached only when `morton` matches the box on every bit, i.e. is in it: excluded above.
         bigmin
     }
 
     /// LITMAX: the largest code in the box that is `<= morton`, or `None` if there is none.
+    ///
+    /// The mirror image of [`ZBox::next_at_or_after`].
     #[must_use]
     pub fn prev_at_or_before(&self, morton: u128) -> Option<u128> {
         if self.contains(morton) {
@@ -166,21 +177,39 @@ impl ZBox {
         let mut min = self.morton_min();
         let mut max = self.morton_max();
         let mut litmax = None;
-        for bit_index in (0..u128::BITS).rev() {
-            let bit = 1u128 << bit_index;
+        let mut below = u128::MAX;
+        while let Some(bit) = highest_differing_bit(morton, min, max, below) {
+            below = bit - 1;
             match (morton & bit != 0, min & bit != 0, max & bit != 0) {
+                // `morton` is in the lower half of a straddling box: go on there.
                 (false, false, true) => max = load_low(max, bit),
+                // The whole remaining box is above `morton`: the last candidate is the answer.
                 (false, true, true) => return litmax,
+                // The whole remaining box is below `morton`: its greatest code is the answer.
                 (true, false, false) => return Some(max),
+                // The box straddles `bit` and `morton` is above it: the lower half's greatest
+                // code is a candidate; go on in the upper half.
                 (true, false, true) => {
                     litmax = Some(load_low(max, bit));
                     min = load_high(min, bit);
                 }
-                _ => {}
+                (_, true, false) => unreachable!("box corner min above max at {bit:#x}"),
+                (false, false, false) | (true, true, true) => {}
             }
         }
         litmax
     }
+}
+
+/// The highest bit among `below` where `morton`, `min` and `max` do not all agree, or `None`.
+///
+/// BIGMIN and LITMAX leave their state alone at a bit where the three agree, so they visit
+/// only these bits: at most 128 steps, often a handful. Bits above the current one agree in
+/// `min` and `max` (each step makes them agree there), so `min <= max` in each dimension gives
+/// `min`'s bit <= `max`'s bit at the returned bit.
+fn highest_differing_bit(morton: u128, min: u128, max: u128, below: u128) -> Option<u128> {
+    let differing = ((morton ^ min) | (morton ^ max)) & below;
+    (differing != 0).then(|| 1 << (u128::BITS - 1 - differing.leading_zeros()))
 }
 
 /// Whether no key lies between the two bounds. Keys are ordered bytewise, and the key right
