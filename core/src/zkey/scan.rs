@@ -78,7 +78,14 @@ impl<C: ZCursor> BoxScan<C> {
 
     fn seek(&mut self, target: u128) -> Result<(), C::Error> {
         self.stats.seeks += 1;
-        self.cursor.seek(target)
+        self.cursor.seek(target)?;
+        // The scan ends because each seek lands past the code that caused it. A cursor over a
+        // run that is not sorted could break that; its reader must refuse such a run.
+        debug_assert!(
+            self.cursor.morton().is_none_or(|morton| morton >= target),
+            "ZCursor::seek stopped below its target: is the run sorted?"
+        );
+        Ok(())
     }
 
     /// The cursor, positioned on the current in-box entry after [`BoxScan::advance`] returned
