@@ -12,8 +12,9 @@
 //! 1. Every version in the window is kept, tombstones included: `history` and `changes`
 //!    within retention are complete.
 //! 2. The *floor*, the newest version outside the window, is kept. Together with rule 1 this
-//!    makes every as-of read at or after `min(h, vn)` exact: with `Retention::Duration` every
-//!    read at or after the horizon, with `Retention::Versions(n)` the newest `n` versions.
+//!    makes every as-of read at or after `min(h, vn)` exact (every read, when the key has
+//!    fewer than `n` versions): with `Retention::Duration` every read at or after the horizon,
+//!    with `Retention::Versions(n)` the newest `n` versions.
 //! 3. For every pinned snapshot version `p`, the newest version `<= p` is kept, so a read at
 //!    `p` stays exact for as long as the snapshot lives.
 //! 4. Every other version is dropped: no read that must stay exact can see it.
@@ -227,6 +228,10 @@ impl<'p> KeyGc<'p> {
     }
 
     /// Decides the key's next older version; see the module docs for the rules.
+    ///
+    /// A `version` not older than the one fed before it is refused with
+    /// [`VersionOrderError`], and changes nothing: the caller merges duplicates away first
+    /// (the first of equal `(key, version)` items, from the newest tier, is the one to feed).
     pub fn decide(
         &mut self,
         version: Version,

@@ -175,6 +175,7 @@ enum Phase {
 ///     core::array::from_fn(|_| core::iter::empty());
 /// let _ = MergeN::from_array(sources, KeyOrder);
 /// ```
+#[must_use = "a merge does nothing unless it is iterated"]
 pub struct Merge<St, O> {
     slots: St,
     order: O,
@@ -182,8 +183,9 @@ pub struct Merge<St, O> {
 }
 
 /// A merge of exactly `K` sources held in an array: no allocation, `K <= FAN_IN_MAX` checked
-/// at compile time. Fewer live sources are fine: pad with exhausted ones
-/// (e.g. `Option<I>` flattened), which cost one comparison each per replay at most.
+/// at compile time. Fewer live sources are fine: pad with exhausted ones (an `Option<I>`
+/// turned into `option.into_iter().flatten()`, say); they only deepen the tree, to
+/// `ceil(log2(K))` comparisons per item.
 pub type MergeN<S, O, const K: usize> = Merge<[Slot<S>; K], O>;
 
 /// A merge of any number of sources up to [`FAN_IN_MAX`], held in a `Vec`.
