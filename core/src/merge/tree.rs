@@ -257,6 +257,7 @@ where
             self.phase = Phase::Done;
             return None;
         };
+        assert!(winner < slots.len(), "node 0 holds a source index once the tree is built");
         match slots[winner].head.take() {
             Some(Ok(item)) => {
                 slots[winner].head = slots[winner].source.next();

@@ -5,6 +5,8 @@
 use std::vec;
 use std::vec::Vec;
 
+use proptest::prelude::*;
+
 use crate::Version;
 use crate::merge::{Decision, GcPolicy, GcPolicyError, KeyGc, Step, VersionOrderError};
 
@@ -16,7 +18,8 @@ struct Write {
 }
 
 const HISTORY_LEN_MAX: usize = 5;
-/// Histories up to this length are also checked for minimality by brute force.
+/// Histories up to this length are checked for minimality by brute force; longer ones only
+/// for needing every version they keep.
 const MINIMALITY_LEN_MAX: usize = 4;
 const PIN_COUNT_MAX: usize = 2;
 const NEWEST_VERSION_COUNTS: [u32; 5] = [0, 1, 2, 3, 5];
@@ -84,7 +87,8 @@ impl Case<'_> {
         if let Some(nth) = newest_count.checked_sub(1).and_then(|i| self.history.get(i)) {
             floor = floor.min(nth.version);
         }
-        let top = 2 * HISTORY_LEN_MAX as u64 + 2;
+        // Reads above the newest version all answer alike: one of them stands for all.
+        let top = self.history.first().map_or(0, |newest| newest.version + 1);
         let mut reads: Vec<_> = (floor.min(top)..=top).collect();
         reads.push(u64::MAX);
         reads.extend(self.pins.iter().map(|pin| pin.get()));
@@ -135,6 +139,11 @@ impl Case<'_> {
         for &at in &reads {
             let (got, want) = (read_at(&survivors, at), read_at(&full, at));
             assert_eq!(got, want, "read at {at}: {self:?} kept {kept:?}");
+        }
+        for index in (0..self.history.len()).filter(|&index| kept[index]) {
+            let mut fewer = kept.clone();
+            fewer[index] = false;
+            assert!(!self.is_valid(&fewer, &reads, &full), "{index} is not needed: {self:?}");
         }
         if self.history.len() <= MINIMALITY_LEN_MAX {
             let kept_count = kept.iter().filter(|k| **k).count();
@@ -311,4 +320,32 @@ fn unsorted_pins_are_refused() {
         Err(GcPolicyError::PinsNotSorted { position: 3 })
     );
     assert!(GcPolicy::keep_all().with_pins(&pins[..3]).is_ok());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Longer histories and more pins than the exhaustive test reaches: the survivors keep the
+    /// window, answer every exact read, and each one they keep is needed.
+    #[test]
+    fn survivors_of_random_long_histories_are_exact_and_each_needed(
+        writes in prop::collection::vec((1u64..4, any::<bool>()), 0..24),
+        pin_raws in prop::collection::vec(0u64..80, 0..6),
+        horizon in prop_oneof![0u64..80, Just(u64::MAX)],
+        newest_version_count in 0u32..8,
+        bottom in any::<bool>(),
+    ) {
+        let mut version = 0;
+        let mut history: Vec<_> = writes
+            .iter()
+            .map(|&(gap, is_tombstone)| {
+                version += gap;
+                Write { version, is_tombstone }
+            })
+            .collect();
+        history.reverse();
+        let mut pins: Vec<_> = pin_raws.into_iter().map(Version::new).collect();
+        pins.sort_unstable();
+        Case { history: &history, horizon, newest_version_count, pins: &pins, bottom }.check();
+    }
 }

@@ -194,6 +194,26 @@ impl Iterator for Counted<'_> {
     }
 }
 
+#[test]
+fn sources_are_pulled_lazily_and_one_item_ahead() {
+    let e = |version| Entry { key: b"k", version: Version::new(version), value: None };
+    let pulls = [Cell::new(0), Cell::new(0)];
+    let sources = [vec![e(9), e(7), e(5)], vec![e(8)]];
+    let counted: [Counted<'_>; 2] = core::array::from_fn(|index| Counted {
+        items: into_source(&sources[index]),
+        pulls: &pulls[index],
+    });
+    let mut merge = MergeN::from_array(counted, KeyOrder);
+    let pull_counts = || pulls.each_ref().map(Cell::get);
+    assert_eq!(pull_counts(), [0, 0], "nothing is pulled before the first item is asked for");
+    assert_eq!(merge.next(), Some(Ok(e(9))));
+    assert_eq!(pull_counts(), [2, 1], "each head, and the winner's next item");
+    assert_eq!(merge.next(), Some(Ok(e(8))));
+    assert_eq!(pull_counts(), [2, 2], "source 1 is pulled past its end once");
+    assert_eq!(merge.by_ref().count(), 2);
+    assert_eq!(pull_counts(), [4, 2], "each source is pulled past its end once");
+}
+
 /// Fails source `failing` at `position` and checks that the merge yields the merge of the
 /// items before the failure up to that source's last good item, then the error once, then
 /// nothing, and never pulls the failed source again.
