@@ -9,7 +9,7 @@ use std::collections::BinaryHeap;
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use zverse_core::merge::{KeyOrder, MergeN, MergeVec, Order, ZOrder};
+use zverse_core::merge::{KeyOrder, Keyed, MergeN, MergeVec, Order, ZOrder};
 use zverse_core::{Entry, Version};
 
 const SOURCE_COUNT: usize = 8;
@@ -110,9 +110,60 @@ fn bench_order<O: for<'k> Order<Entry<'k>> + Copy>(c: &mut Criterion, name: &str
     group.finish();
 }
 
+/// An entry with its Morton prefix decoded once, as a segment reader yields it.
+#[derive(Clone, Copy)]
+struct CachedMorton<'k> {
+    entry: Entry<'k>,
+    morton: u128,
+}
+
+impl Keyed for CachedMorton<'_> {
+    fn key(&self) -> &[u8] {
+        self.entry.key
+    }
+
+    fn version(&self) -> Version {
+        self.entry.version
+    }
+
+    fn morton(&self) -> u128 {
+        self.morton
+    }
+}
+
+/// Z order over items that carry their Morton prefix: the comparison the engine's segment
+/// sources can have.
+fn bench_z_order_cached_morton(c: &mut Criterion) {
+    let keys = keys();
+    let sources: Vec<Vec<_>> = sources(&keys, &ZOrder)
+        .into_iter()
+        .map(|entries| {
+            entries
+                .into_iter()
+                .map(|entry| CachedMorton { entry, morton: entry.morton() })
+                .collect()
+        })
+        .collect();
+    let source_iter = |index: usize| sources[index].iter().copied().map(Ok::<_, Infallible>);
+    let mut group = c.benchmark_group("merge_8x100k_z_order");
+    group.throughput(Throughput::Elements((SOURCE_COUNT * SOURCE_LEN) as u64));
+    group.sample_size(10);
+    group.bench_function("loser_tree_array_cached_morton", |b| {
+        b.iter(|| {
+            let array: [_; SOURCE_COUNT] = core::array::from_fn(source_iter);
+            let merge = MergeN::from_array(array, ZOrder);
+            black_box(
+                merge.map(|item| item.map_or(0, |item| item.entry.version.get())).sum::<u64>(),
+            )
+        });
+    });
+    group.finish();
+}
+
 fn merge_throughput(c: &mut Criterion) {
     bench_order(c, "key_order", KeyOrder);
     bench_order(c, "z_order", ZOrder);
+    bench_z_order_cached_morton(c);
 }
 
 criterion_group!(benches, merge_throughput);

@@ -27,6 +27,13 @@ pub trait Keyed {
     fn key(&self) -> &[u8];
     /// The version.
     fn version(&self) -> Version;
+
+    /// The Morton prefix `M` of (key, version) that [`ZOrder`] compares first. Computed from
+    /// the key and version by default; an item that carries `M` already (a segment entry
+    /// decoded from its byte form starts with it) returns that instead and saves the work.
+    fn morton(&self) -> u128 {
+        zkey::morton(self.key(), self.version())
+    }
 }
 
 impl Keyed for Entry<'_> {
@@ -47,6 +54,10 @@ impl<T: Keyed + ?Sized> Keyed for &T {
     fn version(&self) -> Version {
         (**self).version()
     }
+
+    fn morton(&self) -> u128 {
+        (**self).morton()
+    }
 }
 
 /// Key order: key ascending, then version descending (newest first), the order of a segment's
@@ -60,13 +71,13 @@ impl<T: Keyed + ?Sized> Order<T> for KeyOrder {
     }
 }
 
-/// Z order: by Morton prefix, then by full key ([`zkey::cmp_z`]), the order of a segment's
-/// entries and of `changes`.
+/// Z order: by Morton prefix ([`Keyed::morton`]), then by full key, as [`zkey::cmp_z`]
+/// orders; the order of a segment's entries and of `changes`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ZOrder;
 
 impl<T: Keyed + ?Sized> Order<T> for ZOrder {
     fn cmp(&self, a: &T, b: &T) -> Ordering {
-        zkey::cmp_z(a.key(), a.version(), b.key(), b.version())
+        a.morton().cmp(&b.morton()).then_with(|| a.key().cmp(b.key()))
     }
 }

@@ -169,6 +169,22 @@ fn the_domain_tells_key_order_from_z_order() {
 }
 
 #[test]
+fn z_order_is_cmp_z_on_every_pair_of_the_domain() {
+    let keys: [&[u8]; 6] = [b"", b"a", b"ab", b"abcdefgh", b"abcdefgh1", b"b"];
+    let versions = [0, 1, 255, 256, 1 << 56, u64::MAX].map(Version::new);
+    let entries: Vec<_> = keys
+        .iter()
+        .flat_map(|&key| versions.iter().map(move |&version| Entry { key, version, value: None }))
+        .collect();
+    for a in &entries {
+        for b in &entries {
+            let want = crate::zkey::cmp_z(a.key, a.version, b.key, b.version);
+            assert_eq!(ZOrder.cmp(a, b), want, "{a:?} vs {b:?}");
+        }
+    }
+}
+
+#[test]
 fn equal_items_come_out_newest_source_first() {
     let entry = |tag| Entry { key: b"k", version: Version::new(7), value: Some(&TAGS[tag..=tag]) };
     let sources = [vec![entry(0)], vec![entry(1)], vec![entry(2)]].map(|s| into_source(&s));
