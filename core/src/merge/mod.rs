@@ -3,8 +3,9 @@
 //! - [`Merge`]: a loser tree over up to [`FAN_IN_MAX`] sorted, fallible sources, in any
 //!   [`Order`]: [`KeyOrder`] (key ascending, version descending: what `range_at` and
 //!   compaction's first pass read) or [`ZOrder`] (what `changes` and compaction's second pass
-//!   read). [`MergeN`] keeps its sources in a fixed array and never allocates; `MergeVec`
-//!   (feature `alloc`) keeps them in a `Vec`. Both are the same code over [`Slots`].
+//!   read), over any [`Keyed`] item. [`MergeN`] keeps its sources in a fixed array and never
+//!   allocates; `MergeVec` (feature `alloc`) keeps them in a `Vec`. Both are the same code
+//!   over [`Slots`].
 //! - [`KeyGc`]: which versions of one key survive a compaction under a [`GcPolicy`]
 //!   (retention horizon, newest-versions count, pinned snapshots, bottom of the tree). A pure,
 //!   streaming decision: fed one key's versions newest first, it allocates nothing.

@@ -123,7 +123,8 @@ impl<S: Iterator> Slots for alloc::vec::Vec<Slot<S>> {
 /// A merge was given more than [`FAN_IN_MAX`] sources.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FanInError {
-    /// How many sources it was given (counting stops at `FAN_IN_MAX + 1`).
+    /// How many sources it was given (`MergeVec::from_sources` stops counting at
+    /// `FAN_IN_MAX + 1`).
     pub source_count: usize,
 }
 
