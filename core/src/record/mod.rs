@@ -2,8 +2,8 @@
 //!
 //! The log is the first tier of the data: every write is appended as one record with one
 //! version, and recovery replays the records. A batch is one record, so on recovery it is
-//! applied whole or not at all. The byte layout is specified in `docs/format-record.md`; in
-//! short, a record is a fixed [`HEADER_LEN`]-byte header followed by a body:
+//! applied whole or not at all. The byte layout is specified in `docs/format.md` ("Log
+//! records"); in short, a record is a fixed [`HEADER_LEN`]-byte header followed by a body:
 //!
 //! ```text
 //! header: header_checksum u64 | body_len u32 | format u8 | kind u8 | version u64

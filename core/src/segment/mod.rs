@@ -2,7 +2,8 @@
 //! entries given in Z order to a [`Sink`], and a zero-copy [`Segment`] reader over the file's
 //! bytes with the queries the engine's read path and compaction need.
 //!
-//! A segment file, front to back (the byte-by-byte specification is `docs/format-segment.md`):
+//! A segment file, front to back (the byte-by-byte specification is in `docs/format.md`,
+//! "Segment file format"):
 //!
 //! 1. data blocks, each followed by its XXH3-64 checksum: entries in Z order `(M, key)`, each
 //!    stored with its full key and version (`block.rs`);
