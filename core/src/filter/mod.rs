@@ -14,8 +14,8 @@
 //!   and answers [`Filter::may_contain_hash`] by reading little-endian words in place.
 //!
 //! The byte layout is specified in `docs/format.md` ("Key filter"): an [`HEADER_LEN`]-byte
-//! header (format, hash kind, reserved, block count) and the blocks, words little-endian. The filter
-//! has no checksum of its own: the segment that holds it checksums its bytes.
+//! header (format, hash kind, reserved, block count) and the blocks, words little-endian. The
+//! filter has no checksum of its own: the segment that holds it checksums its bytes.
 //!
 //! At [`BITS_PER_KEY_DEFAULT`] = 10 bits per key the false-positive rate is 1.26%, measured
 //! on 100k keys (test `false_positive_rate_is_near_theory`) and as predicted by the theory

@@ -224,7 +224,8 @@ proptest! {
         let bytes = build(&model, block_bytes_target);
         let segment = Segment::open(&bytes).expect("a built segment opens");
         prop_assert_eq!(segment.entry_count(), model.len() as u64);
-        let key_count = owned_model(&model).map(|e| e.0).collect::<std::collections::BTreeSet<_>>().len();
+        let keys_distinct: std::collections::BTreeSet<_> = owned_model(&model).map(|e| e.0).collect();
+        let key_count = keys_distinct.len();
         prop_assert_eq!(segment.key_count(), key_count as u64);
         prop_assert_eq!(segment.version_min(), model.keys().map(|k| Version::new(k.1.0)).min());
         prop_assert_eq!(segment.version_max(), model.keys().map(|k| Version::new(k.1.0)).max());
