@@ -20,6 +20,11 @@ mod scan;
 mod zbox;
 
 pub use interleave::{deinterleave, interleave};
+#[doc(hidden)]
+pub use interleave::{
+    deinterleave_scalar, interleave_scalar, simd::deinterleave as deinterleave_simd,
+    simd::interleave as interleave_simd,
+};
 pub use scan::{BoxScan, ScanStats, SliceCursor, ZCursor};
 pub use zbox::{PREFIX_MASK, VERSION_MASK, ZBox};
 
@@ -44,15 +49,19 @@ const _: () = assert!(MORTON_LEN == core::mem::size_of::<u128>());
 /// The key's first [`PREFIX_LEN`] bytes, zero-padded, as a big-endian `u64`: the key's
 /// coordinate on the Z-curve. Monotone: `a <= b` implies `key_prefix(a) <= key_prefix(b)`.
 #[must_use]
+#[inline]
 pub fn key_prefix(key: &[u8]) -> u64 {
+    if let Some(head) = key.first_chunk::<PREFIX_LEN>() {
+        return u64::from_be_bytes(*head);
+    }
     let mut padded = [0u8; PREFIX_LEN];
-    let len = key.len().min(PREFIX_LEN);
-    padded[..len].copy_from_slice(&key[..len]);
+    padded[..key.len()].copy_from_slice(key);
     u64::from_be_bytes(padded)
 }
 
 /// The Morton prefix `M` of (key, version).
 #[must_use]
+#[inline]
 pub fn morton(key: &[u8], version: Version) -> u128 {
     interleave(key_prefix(key), version.get())
 }
@@ -104,6 +113,7 @@ impl<'a> ZKey<'a> {
     /// Writes the byte form into `out` and returns its length, or `None` (writing nothing)
     /// when `out` is shorter than [`ZKey::encoded_len`].
     pub fn encode_into(&self, out: &mut [u8]) -> Option<usize> {
+        debug_assert!(self.key.len() <= KEY_LEN_MAX, "key over KEY_LEN_MAX: decode refuses it");
         let len = self.encoded_len();
         let out = out.get_mut(..len)?;
         let (header, suffix) = out.split_at_mut(ZKEY_HEADER_LEN);
@@ -128,35 +138,38 @@ impl PartialOrd for ZKey<'_> {
 
 /// Decodes a [`ZKey`] byte form into `key_out`, returning the key's length and its version.
 ///
-/// `key_out` must hold the whole key (up to [`KEY_LEN_MAX`] bytes); a byte form whose prefix
-/// length byte is over 8, whose padding bytes are not zero, or whose suffix does not fit is
-/// [`Corruption`].
+/// `key_out` must hold the whole key (up to [`KEY_LEN_MAX`] bytes). Only the canonical byte
+/// form of some (key, version) is accepted: a form shorter than its header, whose prefix
+/// length byte is over 8 (or under 8 with a suffix after it), whose padding bytes are not
+/// zero, or whose key is over the limit or does not fit `key_out` is [`Corruption`].
+#[deny(clippy::indexing_slicing, clippy::unwrap_used)]
 pub fn decode_from(bytes: &[u8], key_out: &mut [u8]) -> Result<(usize, Version), Corruption> {
-    let header: &[u8; ZKEY_HEADER_LEN] = bytes
-        .get(..ZKEY_HEADER_LEN)
-        .and_then(|h| h.try_into().ok())
-        .ok_or(Corruption::new(0, "zkey shorter than its header"))?;
-    let suffix = bytes.get(ZKEY_HEADER_LEN..).unwrap_or_default();
-    let mut m_bytes = [0u8; MORTON_LEN];
-    m_bytes.copy_from_slice(&header[..MORTON_LEN]);
-    let (prefix, version) = deinterleave(u128::from_be_bytes(m_bytes));
-    let prefix_len = usize::from(header[MORTON_LEN]);
-    if prefix_len > PREFIX_LEN || (prefix_len < PREFIX_LEN && !suffix.is_empty()) {
-        return Err(Corruption::new(MORTON_LEN as u64, "zkey prefix length out of range"));
-    }
+    const SHORT: Corruption = Corruption::new(0, "zkey shorter than its header");
+    const PREFIX_LEN_OFFSET: u64 = MORTON_LEN as u64;
+    const SUFFIX_OFFSET: u64 = ZKEY_HEADER_LEN as u64;
+    let (morton_bytes, rest) = bytes.split_first_chunk::<MORTON_LEN>().ok_or(SHORT)?;
+    let (&prefix_len_byte, suffix) = rest.split_first().ok_or(SHORT)?;
+    let (prefix, version) = deinterleave(u128::from_be_bytes(*morton_bytes));
+    let prefix_len = usize::from(prefix_len_byte);
     let prefix_bytes = prefix.to_be_bytes();
-    if prefix_bytes[prefix_len..].iter().any(|&b| b != 0) {
+    let (prefix_bytes, padding) = prefix_bytes
+        .split_at_checked(prefix_len)
+        .ok_or(Corruption::new(PREFIX_LEN_OFFSET, "zkey prefix length out of range"))?;
+    if prefix_len < PREFIX_LEN && !suffix.is_empty() {
+        return Err(Corruption::new(PREFIX_LEN_OFFSET, "zkey prefix length out of range"));
+    }
+    if padding.iter().any(|&b| b != 0) {
         return Err(Corruption::new(0, "zkey padding is not zero"));
     }
     let key_len = prefix_len + suffix.len();
     if key_len > KEY_LEN_MAX {
-        return Err(Corruption::new(ZKEY_HEADER_LEN as u64, "zkey longer than the key limit"));
+        return Err(Corruption::new(SUFFIX_OFFSET, "zkey longer than the key limit"));
     }
-    let out = key_out
+    let (out_prefix, out_suffix) = key_out
         .get_mut(..key_len)
-        .ok_or(Corruption::new(ZKEY_HEADER_LEN as u64, "zkey does not fit the key buffer"))?;
-    let (out_prefix, out_suffix) = out.split_at_mut(prefix_len);
-    out_prefix.copy_from_slice(&prefix_bytes[..prefix_len]);
+        .and_then(|out| out.split_at_mut_checked(prefix_len))
+        .ok_or(Corruption::new(SUFFIX_OFFSET, "zkey does not fit the key buffer"))?;
+    out_prefix.copy_from_slice(prefix_bytes);
     out_suffix.copy_from_slice(suffix);
     Ok((key_len, Version::new(version)))
 }

@@ -33,18 +33,25 @@ pub struct BoxScan<C> {
     cursor: C,
     zbox: ZBox,
     started: bool,
+    /// Set once `advance` has returned `false`: later calls return `false` at once instead of
+    /// stepping past the box again.
+    finished: bool,
     stats: ScanStats,
 }
 
 impl<C: ZCursor> BoxScan<C> {
     /// A scan of `zbox` over `cursor`, which should be at the run's start.
     pub fn new(cursor: C, zbox: ZBox) -> BoxScan<C> {
-        BoxScan { cursor, zbox, started: false, stats: ScanStats::default() }
+        BoxScan { cursor, zbox, started: false, finished: false, stats: ScanStats::default() }
     }
 
     /// Moves to the next entry whose `M` is in the box and returns `true`, or returns `false`
-    /// at the end. The entry is then read through [`BoxScan::cursor`].
+    /// at the end, and at every call after that. The entry is then read through
+    /// [`BoxScan::cursor`].
     pub fn advance(&mut self) -> Result<bool, C::Error> {
+        if self.finished {
+            return Ok(false);
+        }
         if self.started {
             self.cursor.step()?;
         } else {
@@ -58,17 +65,27 @@ impl<C: ZCursor> BoxScan<C> {
             }
             // Out of the box: jump to the next code that is back in it. `morton` is outside,
             // so BIGMIN is strictly greater and the scan always moves forward.
-            match self.zbox.next_at_or_after(morton) {
+            let next = self.zbox.next_at_or_after(morton);
+            assert!(next.is_none_or(|next| next > morton), "BIGMIN of an outside code moved back");
+            match next {
                 Some(next) => self.seek(next)?,
                 None => break,
             }
         }
+        self.finished = true;
         Ok(false)
     }
 
     fn seek(&mut self, target: u128) -> Result<(), C::Error> {
         self.stats.seeks += 1;
-        self.cursor.seek(target)
+        self.cursor.seek(target)?;
+        // The scan ends because each seek lands past the code that caused it. A cursor over a
+        // run that is not sorted could break that; its reader must refuse such a run.
+        debug_assert!(
+            self.cursor.morton().is_none_or(|morton| morton >= target),
+            "ZCursor::seek stopped below its target: is the run sorted?"
+        );
+        Ok(())
     }
 
     /// The cursor, positioned on the current in-box entry after [`BoxScan::advance`] returned

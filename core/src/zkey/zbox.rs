@@ -6,9 +6,9 @@
 //! Trees", Angewandte Informatik 2/1981. Their bit-level algorithm works for any assignment of
 //! bits to dimensions; ours is byte interleaving, so each dimension owns alternate bytes of `M`.
 
-use core::ops::{Bound, RangeBounds};
+use core::ops::{Bound, RangeBounds, RangeInclusive};
 
-use super::{interleave, key_prefix};
+use super::{PREFIX_LEN, interleave, key_prefix};
 use crate::Version;
 
 /// The bits of `M` that hold the key prefix `p`: bytes 0, 2, .., 14 counting from the most
@@ -48,23 +48,19 @@ impl ZBox {
         keys: &impl RangeBounds<&'k [u8]>,
         versions: &impl RangeBounds<Version>,
     ) -> Option<ZBox> {
+        if key_range_is_empty(keys.start_bound(), keys.end_bound()) {
+            return None;
+        }
         let prefix_lo = match keys.start_bound() {
+            // The smallest key after `key` is `key ++ [0]`, with the same prefix.
             Bound::Included(key) | Bound::Excluded(key) => key_prefix(key),
             Bound::Unbounded => 0,
         };
         let prefix_hi = match keys.end_bound() {
-            Bound::Included(key) | Bound::Excluded(key) => key_prefix(key),
+            Bound::Included(key) => key_prefix(key),
+            Bound::Excluded(key) => prefix_max_below(key)?,
             Bound::Unbounded => u64::MAX,
         };
-        let empty_keys = match (keys.start_bound(), keys.end_bound()) {
-            (Bound::Excluded(start), Bound::Excluded(end) | Bound::Included(end))
-            | (Bound::Included(start), Bound::Excluded(end)) => start >= end,
-            (Bound::Included(start), Bound::Included(end)) => start > end,
-            _ => false,
-        };
-        if empty_keys {
-            return None;
-        }
         let version_lo = match versions.start_bound() {
             Bound::Included(v) => v.get(),
             Bound::Excluded(v) => v.get().checked_add(1)?,
@@ -76,6 +72,18 @@ impl ZBox {
             Bound::Unbounded => u64::MAX,
         };
         ZBox::new(prefix_lo, prefix_hi, version_lo, version_hi)
+    }
+
+    /// The prefixes in the box: `prefix_lo..=prefix_hi`.
+    #[must_use]
+    pub fn prefix_range(&self) -> RangeInclusive<u64> {
+        self.prefix_lo..=self.prefix_hi
+    }
+
+    /// The versions in the box: `version_lo..=version_hi`.
+    #[must_use]
+    pub fn version_range(&self) -> RangeInclusive<u64> {
+        self.version_lo..=self.version_hi
     }
 
     /// The smallest code in the box: its low corner.
@@ -121,6 +129,10 @@ impl ZBox {
     }
 
     /// BIGMIN: the smallest code in the box that is `>= morton`, or `None` if there is none.
+    ///
+    /// Tropf-Herzog: walk the bits from the top, keeping `min` and `max`, the corners of the
+    /// part of the box still in play, and `bigmin`, the best candidate seen so far above
+    /// `morton`. Each step compares bit i of (`morton`, `min`, `max`).
     #[must_use]
     pub fn next_at_or_after(&self, morton: u128) -> Option<u128> {
         if self.contains(morton) {
@@ -129,27 +141,34 @@ impl ZBox {
         let mut min = self.morton_min();
         let mut max = self.morton_max();
         let mut bigmin = None;
-        for bit_index in (0..u128::BITS).rev() {
-            let bit = 1u128 << bit_index;
+        let mut below = u128::MAX;
+        while let Some(bit) = highest_differing_bit(morton, min, max, below) {
+            below = bit - 1;
             match (morton & bit != 0, min & bit != 0, max & bit != 0) {
+                // The box straddles `bit` and `morton` is below it: the upper half's least
+                // code is a candidate; go on in the lower half.
                 (false, false, true) => {
                     bigmin = Some(load_high(min, bit));
                     max = load_low(max, bit);
                 }
+                // The whole remaining box is above `morton`: its least code is the answer.
                 (false, true, true) => return Some(min),
+                // The whole remaining box is below `morton`: the last candidate is the answer.
                 (true, false, false) => return bigmin,
+                // `morton` is in the upper half of a straddling box: go on there.
                 (true, false, true) => min = load_high(min, bit),
-                // (_, true, false) cannot happen: min <= max in every dimension, and the
-                // loop only ever keeps both inside the shrinking box.
-                _ => {}
+                (_, true, false) => unreachable!("box corner min above max at {bit:#x}"),
+                // Never chosen by `highest_differing_bit`.
+                (false, false, false) | (true, true, true) => {}
             }
         }
-        // Unreachable for a point outside the box (the loop always exits through a return);
-        // kept total so that the function never panics.
+        // Reached only when `morton` matches the box on every bit, i.e. is in it: excluded above.
         bigmin
     }
 
     /// LITMAX: the largest code in the box that is `<= morton`, or `None` if there is none.
+    ///
+    /// The mirror image of [`ZBox::next_at_or_after`].
     #[must_use]
     pub fn prev_at_or_before(&self, morton: u128) -> Option<u128> {
         if self.contains(morton) {
@@ -158,20 +177,70 @@ impl ZBox {
         let mut min = self.morton_min();
         let mut max = self.morton_max();
         let mut litmax = None;
-        for bit_index in (0..u128::BITS).rev() {
-            let bit = 1u128 << bit_index;
+        let mut below = u128::MAX;
+        while let Some(bit) = highest_differing_bit(morton, min, max, below) {
+            below = bit - 1;
             match (morton & bit != 0, min & bit != 0, max & bit != 0) {
+                // `morton` is in the lower half of a straddling box: go on there.
                 (false, false, true) => max = load_low(max, bit),
+                // The whole remaining box is above `morton`: the last candidate is the answer.
                 (false, true, true) => return litmax,
+                // The whole remaining box is below `morton`: its greatest code is the answer.
                 (true, false, false) => return Some(max),
+                // The box straddles `bit` and `morton` is above it: the lower half's greatest
+                // code is a candidate; go on in the upper half.
                 (true, false, true) => {
                     litmax = Some(load_low(max, bit));
                     min = load_high(min, bit);
                 }
-                _ => {}
+                (_, true, false) => unreachable!("box corner min above max at {bit:#x}"),
+                (false, false, false) | (true, true, true) => {}
             }
         }
         litmax
+    }
+}
+
+/// The highest bit among `below` where `morton`, `min` and `max` do not all agree, or `None`.
+///
+/// BIGMIN and LITMAX leave their state alone at a bit where the three agree, so they visit
+/// only these bits: at most 128 steps, often a handful. Bits above the current one agree in
+/// `min` and `max` (each step makes them agree there), so `min <= max` in each dimension gives
+/// `min`'s bit <= `max`'s bit at the returned bit.
+fn highest_differing_bit(morton: u128, min: u128, max: u128, below: u128) -> Option<u128> {
+    let differing = ((morton ^ min) | (morton ^ max)) & below;
+    (differing != 0).then(|| 1 << (u128::BITS - 1 - differing.leading_zeros()))
+}
+
+/// Whether no key lies between the two bounds. Keys are ordered bytewise, and the key right
+/// after `start` is `start ++ [0]`: so `(Excluded(a), Excluded(a ++ [0]))` is empty too.
+fn key_range_is_empty(start: Bound<&&[u8]>, end: Bound<&&[u8]>) -> bool {
+    match (start, end) {
+        (Bound::Included(start), Bound::Included(end)) => start > end,
+        (Bound::Included(start), Bound::Excluded(end))
+        | (Bound::Excluded(start), Bound::Included(end)) => start >= end,
+        (Bound::Excluded(start), Bound::Excluded(end)) => start >= end || is_successor(start, end),
+        (Bound::Unbounded, Bound::Excluded(end)) => end.is_empty(),
+        (_, Bound::Unbounded) | (Bound::Unbounded, Bound::Included(_)) => false,
+    }
+}
+
+/// Whether `next` is `key ++ [0]`, the key right after `key`.
+fn is_successor(key: &[u8], next: &[u8]) -> bool {
+    next.split_last().is_some_and(|(&last, head)| last == 0 && head == key)
+}
+
+/// The largest prefix of a key below `end`, or `None` when no key is below `end` (it is empty).
+///
+/// A key below `end` with `end`'s own prefix exists when `end` is longer than the prefix
+/// (`end[..8]` is one) or ends in a zero byte (drop it). Otherwise every key below `end` has a
+/// smaller prefix, and `key_prefix(end) - 1` is one of them (its 8 bytes as a key).
+fn prefix_max_below(end: &[u8]) -> Option<u64> {
+    let prefix = key_prefix(end);
+    if end.len() > PREFIX_LEN || end.last() == Some(&0) {
+        Some(prefix)
+    } else {
+        prefix.checked_sub(1)
     }
 }
 

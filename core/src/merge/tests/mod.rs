@@ -1,0 +1,2 @@
+mod gc;
+mod tree;

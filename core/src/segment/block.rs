@@ -1,0 +1,89 @@
+//! The entries of a data block.
+//!
+//! A data block is a run of entries in Z order `(M, key)`, packed up to the builder's target
+//! size (an entry is never split, so a large value makes one large block), followed on disk by
+//! the XXH3-64 checksum of the block's bytes. One entry:
+//!
+//! | bytes | field |
+//! |-------|-------|
+//! | 8 | version, `u64` LE |
+//! | 2 | key length, `u16` LE |
+//! | 4 | value length, `u32` LE; [`TOMBSTONE`] (`u32::MAX`) for a tombstone |
+//! | key length | key |
+//! | value length (0 for a tombstone) | value |
+#![deny(clippy::indexing_slicing, clippy::unwrap_used)]
+
+#[cfg(feature = "alloc")]
+use alloc::vec::Vec;
+
+use super::bytes::{slice_at, u16_at, u32_at, u64_at};
+use crate::{Corruption, Entry, Version};
+
+const VERSION_AT: usize = 0;
+const KEY_LEN_AT: usize = VERSION_AT + size_of::<u64>();
+const VALUE_LEN_AT: usize = KEY_LEN_AT + size_of::<u16>();
+/// Bytes of an entry before its key: version, key length, value length.
+pub(super) const ENTRY_HEADER_LEN: usize = VALUE_LEN_AT + size_of::<u32>();
+const _: () = assert!(ENTRY_HEADER_LEN == 14);
+
+/// The value length that marks a tombstone. Far above [`crate::limits::VALUE_LEN_MAX`].
+pub(super) const TOMBSTONE: u32 = u32::MAX;
+const _: () = assert!(crate::limits::VALUE_LEN_MAX < TOMBSTONE as usize);
+
+/// Bytes `key` and `value` take as an entry.
+#[cfg(feature = "alloc")]
+pub(super) fn entry_len(key: &[u8], value: Option<&[u8]>) -> usize {
+    ENTRY_HEADER_LEN + key.len() + value.map_or(0, <[u8]>::len)
+}
+
+/// Appends the entry to `block`. The caller has checked the key and value limits.
+#[cfg(feature = "alloc")]
+pub(super) fn encode_entry_into(
+    block: &mut Vec<u8>,
+    key: &[u8],
+    version: Version,
+    value: Option<&[u8]>,
+) {
+    assert!(key.len() <= crate::limits::KEY_LEN_MAX, "key limit is checked by the caller");
+    assert!(value.is_none_or(|v| v.len() <= crate::limits::VALUE_LEN_MAX), "value limit");
+    let value_len = value.map_or(TOMBSTONE, |v| v.len() as u32);
+    block.extend_from_slice(&version.get().to_le_bytes());
+    block.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    block.extend_from_slice(&value_len.to_le_bytes());
+    block.extend_from_slice(key);
+    block.extend_from_slice(value.unwrap_or_default());
+}
+
+/// Decodes the entry at `position` in `block` and returns it with its length in bytes.
+/// `block_offset` is the block's offset in the file, for the error.
+pub(super) fn decode_entry_at(
+    block: &[u8],
+    position: usize,
+    block_offset: u64,
+) -> Result<(Entry<'_>, usize), Corruption> {
+    let corrupt = |what| Corruption::new(block_offset + position as u64, what);
+    let header = slice_at(block, position, ENTRY_HEADER_LEN)
+        .ok_or_else(|| corrupt("entry header runs past the block end"))?;
+    let (Some(version), Some(key_len), Some(value_len)) =
+        (u64_at(header, VERSION_AT), u16_at(header, KEY_LEN_AT), u32_at(header, VALUE_LEN_AT))
+    else {
+        return Err(corrupt("entry header runs past the block end"));
+    };
+    let key_at = position + ENTRY_HEADER_LEN;
+    let key = slice_at(block, key_at, usize::from(key_len))
+        .ok_or_else(|| corrupt("entry key runs past the block end"))?;
+    let value_at = key_at + key.len();
+    let value = if value_len == TOMBSTONE {
+        None
+    } else {
+        if value_len as usize > crate::limits::VALUE_LEN_MAX {
+            return Err(corrupt("entry value length over the limit"));
+        }
+        Some(
+            slice_at(block, value_at, value_len as usize)
+                .ok_or_else(|| corrupt("entry value runs past the block end"))?,
+        )
+    };
+    let len = ENTRY_HEADER_LEN + key.len() + value.map_or(0, <[u8]>::len);
+    Ok((Entry { key, version: Version::new(version), value }, len))
+}

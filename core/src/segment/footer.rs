@@ -1,0 +1,155 @@
+//! The footer: the last [`FOOTER_LEN`] bytes of a segment file.
+//!
+//! | offset | bytes | field |
+//! |--------|-------|-------|
+//! | 0 | 8 | magic, [`MAGIC`] |
+//! | 8 | 4 | format version, `u32` LE, = [`FORMAT_VERSION`] |
+//! | 12 | 4 | fence stride, `u32` LE |
+//! | 16 | 8 | entry count, `u64` LE |
+//! | 24 | 8 | distinct key count, `u64` LE |
+//! | 32 | 8 | smallest version, `u64` LE (`u64::MAX` when there are no entries) |
+//! | 40 | 8 | largest version, `u64` LE (0 when there are no entries) |
+//! | 48 | 4 x 24 | sections: block index, key index, fences, filter; each offset, length and XXH3-64 checksum, `u64` LE |
+//! | 144 | 8 | XXH3-64 of the footer's first 144 bytes, `u64` LE |
+#![deny(clippy::indexing_slicing, clippy::unwrap_used)]
+
+use super::bytes::{array_at, u32_at, u64_at};
+use crate::Corruption;
+use crate::checksum::{CHECKSUM_LEN, checksum};
+
+/// The segment file's magic bytes.
+pub const MAGIC: [u8; MAGIC_LEN] = *b"ZVSEGMNT";
+/// Bytes of [`MAGIC`].
+pub const MAGIC_LEN: usize = 8;
+/// The format version this code writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The metadata sections, in file order after the data blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SectionKind {
+    BlockIndex = 0,
+    KeyIndex = 1,
+    Fences = 2,
+    Filter = 3,
+}
+
+/// Number of metadata sections.
+pub(super) const SECTION_COUNT: usize = 4;
+/// Bytes of one section handle: offset, length, checksum.
+pub(super) const SECTION_HANDLE_LEN: usize = 3 * size_of::<u64>();
+
+const MAGIC_AT: usize = 0;
+const FORMAT_VERSION_AT: usize = MAGIC_AT + MAGIC_LEN;
+const FENCE_STRIDE_AT: usize = FORMAT_VERSION_AT + size_of::<u32>();
+const ENTRY_COUNT_AT: usize = FENCE_STRIDE_AT + size_of::<u32>();
+const KEY_COUNT_AT: usize = ENTRY_COUNT_AT + size_of::<u64>();
+const VERSION_MIN_AT: usize = KEY_COUNT_AT + size_of::<u64>();
+const VERSION_MAX_AT: usize = VERSION_MIN_AT + size_of::<u64>();
+const SECTIONS_AT: usize = VERSION_MAX_AT + size_of::<u64>();
+const FOOTER_CHECKSUM_AT: usize = SECTIONS_AT + SECTION_COUNT * SECTION_HANDLE_LEN;
+/// Bytes of the footer.
+pub const FOOTER_LEN: usize = FOOTER_CHECKSUM_AT + CHECKSUM_LEN;
+
+const _: () = assert!(SECTIONS_AT == 48);
+const _: () = assert!(FOOTER_CHECKSUM_AT == 144);
+const _: () = assert!(FOOTER_LEN == 152);
+
+/// Where a metadata section is, and its checksum.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct SectionHandle {
+    pub(super) offset: u64,
+    pub(super) len: u64,
+    pub(super) checksum: u64,
+}
+
+/// The decoded footer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Footer {
+    pub(super) fence_stride: u32,
+    pub(super) entry_count: u64,
+    pub(super) key_count: u64,
+    pub(super) version_min: u64,
+    pub(super) version_max: u64,
+    pub(super) sections: [SectionHandle; SECTION_COUNT],
+}
+
+impl Footer {
+    /// The handle of section `kind`.
+    pub(super) fn section(&self, kind: SectionKind) -> SectionHandle {
+        self.sections.get(kind as usize).copied().unwrap_or_default()
+    }
+
+    /// The footer's bytes.
+    #[cfg(feature = "alloc")]
+    pub(super) fn encode(&self) -> [u8; FOOTER_LEN] {
+        let mut out = [0u8; FOOTER_LEN];
+        let (fields, footer_checksum) = out.split_at_mut(FOOTER_CHECKSUM_AT);
+        let mut writer = FieldWriter { rest: fields };
+        writer.put(&MAGIC);
+        writer.put(&FORMAT_VERSION.to_le_bytes());
+        writer.put(&self.fence_stride.to_le_bytes());
+        for field in [self.entry_count, self.key_count, self.version_min, self.version_max] {
+            writer.put(&field.to_le_bytes());
+        }
+        for section in &self.sections {
+            for field in [section.offset, section.len, section.checksum] {
+                writer.put(&field.to_le_bytes());
+            }
+        }
+        assert!(writer.rest.is_empty(), "every footer field is written once, in order");
+        footer_checksum.copy_from_slice(&checksum(fields).to_le_bytes());
+        out
+    }
+
+    /// Decodes and checks the footer: the magic, its checksum, the format version.
+    /// `footer_offset` is where the footer starts in the file, for errors.
+    pub(super) fn decode_from(bytes: &[u8], footer_offset: u64) -> Result<Footer, Corruption> {
+        let corrupt = |at: usize, what| Corruption::new(footer_offset + at as u64, what);
+        let missing = || corrupt(0, "footer shorter than FOOTER_LEN");
+        if array_at::<MAGIC_LEN>(bytes, MAGIC_AT).ok_or_else(missing)? != MAGIC {
+            return Err(corrupt(MAGIC_AT, "bad segment magic"));
+        }
+        let stored_checksum = u64_at(bytes, FOOTER_CHECKSUM_AT).ok_or_else(missing)?;
+        let covered = bytes.get(..FOOTER_CHECKSUM_AT).ok_or_else(missing)?;
+        if checksum(covered) != stored_checksum {
+            return Err(corrupt(FOOTER_CHECKSUM_AT, "footer checksum mismatch"));
+        }
+        if u32_at(bytes, FORMAT_VERSION_AT).ok_or_else(missing)? != FORMAT_VERSION {
+            return Err(corrupt(FORMAT_VERSION_AT, "unknown segment format version"));
+        }
+        let u64_field = |at| u64_at(bytes, at).ok_or_else(missing);
+        let mut sections = [SectionHandle::default(); SECTION_COUNT];
+        for (index, section) in sections.iter_mut().enumerate() {
+            let at = SECTIONS_AT + index * SECTION_HANDLE_LEN;
+            *section = SectionHandle {
+                offset: u64_field(at)?,
+                len: u64_field(at + size_of::<u64>())?,
+                checksum: u64_field(at + 2 * size_of::<u64>())?,
+            };
+        }
+        Ok(Footer {
+            fence_stride: u32_at(bytes, FENCE_STRIDE_AT).ok_or_else(missing)?,
+            entry_count: u64_field(ENTRY_COUNT_AT)?,
+            key_count: u64_field(KEY_COUNT_AT)?,
+            version_min: u64_field(VERSION_MIN_AT)?,
+            version_max: u64_field(VERSION_MAX_AT)?,
+            sections,
+        })
+    }
+}
+
+/// Writes fields one after the other into a fixed buffer.
+#[cfg(feature = "alloc")]
+struct FieldWriter<'b> {
+    rest: &'b mut [u8],
+}
+
+#[cfg(feature = "alloc")]
+impl FieldWriter<'_> {
+    fn put(&mut self, field: &[u8]) {
+        assert!(field.len() <= self.rest.len(), "the footer layout has room for every field");
+        let (head, tail) = core::mem::take(&mut self.rest).split_at_mut(field.len());
+        head.copy_from_slice(field);
+        self.rest = tail;
+    }
+}

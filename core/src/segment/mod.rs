@@ -1,0 +1,49 @@
+//! The immutable segment format: a `SegmentBuilder` (with the `alloc` feature) that writes
+//! entries given in Z order to a [`Sink`], and a zero-copy [`Segment`] reader over the file's
+//! bytes with the queries the engine's read path and compaction need.
+//!
+//! A segment file, front to back (the byte-by-byte specification is in `docs/format.md`,
+//! "Segment file format"):
+//!
+//! 1. data blocks, each followed by its XXH3-64 checksum: entries in Z order `(M, key)`, each
+//!    stored with its full key and version (`block.rs`);
+//! 2. the block index: per block its offset, length, first `M` and zone map (`block_index.rs`);
+//! 3. the key index: per entry a `u32` offset, sorted by (key asc, version desc), and the
+//!    fences over it (`key_index.rs`);
+//! 4. the filter over the keys (`filter_section.rs`);
+//! 5. the footer: magic, format version, counts, every section's offset, length and checksum,
+//!    and the footer's own checksum (`footer.rs`).
+//!
+//! **Architecture Invariant:** `Segment::open` checks everything but the data blocks; every
+//! data block is checked against its checksum each time a query reads it. No input makes the
+//! reader panic or read outside the file.
+
+mod block;
+mod block_index;
+#[cfg(feature = "alloc")]
+mod builder;
+mod bytes;
+mod cursor;
+mod filter_section;
+mod footer;
+mod key_index;
+mod key_order;
+mod reader;
+mod sink;
+mod zone;
+
+#[cfg(feature = "alloc")]
+pub use builder::{
+    BLOCK_BYTES_TARGET_DEFAULT, BuildError, SegmentBuilder, SegmentOptions, SegmentSummary,
+};
+pub use cursor::{BlockStats, Changes, ChangesStats, Iter, ZOrderCursor};
+pub use footer::{FOOTER_LEN, FORMAT_VERSION, MAGIC, MAGIC_LEN};
+pub use key_order::{FailOnce, History, KeyOrderIter, RangeAt};
+pub use reader::Segment;
+pub use sink::{Sink, SliceFull, SliceSink};
+
+/// The largest segment file, in bytes: entry offsets in the key index are `u32`.
+pub const SEGMENT_LEN_MAX: u64 = u32::MAX as u64;
+
+#[cfg(all(test, feature = "alloc", not(loom)))]
+mod tests;

@@ -1,0 +1,329 @@
+//! [`Segment`]: a zero-copy reader over a segment's bytes, validated once at open.
+#![deny(clippy::indexing_slicing, clippy::unwrap_used)]
+
+use core::cmp::{Ordering, Reverse};
+use core::fmt;
+use core::ops::RangeBounds;
+
+use super::SEGMENT_LEN_MAX;
+use super::block::decode_entry_at;
+use super::block_index::{BlockHandle, BlockIndex};
+use super::bytes::{slice_at, try_partition_point, u64_at};
+use super::cursor::{Changes, Iter};
+use super::filter_section;
+use super::footer::{FOOTER_LEN, Footer, SectionHandle, SectionKind};
+use super::key_index::{FENCE_LEN, FENCE_STRIDE_MAX, KEY_REF_LEN, KeyIndex, fence_count};
+use super::key_order::{self, History, KeyOrderIter, RangeAt};
+use crate::checksum::checksum;
+use crate::zkey::key_prefix;
+use crate::{Corruption, Entry, Version};
+
+/// An open segment: its bytes, with the footer and every metadata section validated.
+///
+/// Data blocks are checked lazily: every block a query reads has its checksum verified, so a
+/// query on a damaged block returns [`Corruption`], never a wrong entry. Copying a `Segment`
+/// copies a few slices and the decoded footer, never the bytes.
+#[derive(Clone, Copy)]
+pub struct Segment<'a> {
+    bytes: &'a [u8],
+    footer: Footer,
+    data: &'a [u8],
+    pub(super) block_index: BlockIndex<'a>,
+    pub(super) key_index: KeyIndex<'a>,
+    filter: &'a [u8],
+}
+
+impl<'a> Segment<'a> {
+    /// Opens the segment in `bytes` (a whole segment file; no alignment needed). Checks the
+    /// footer, the checksum of every metadata section and that every offset, length and count
+    /// is consistent, so that no later query can reach outside the file.
+    pub fn open(bytes: &'a [u8]) -> Result<Segment<'a>, Corruption> {
+        if bytes.len() < FOOTER_LEN {
+            return Err(Corruption::new(0, "segment shorter than its footer"));
+        }
+        if bytes.len() as u64 > SEGMENT_LEN_MAX {
+            return Err(Corruption::new(SEGMENT_LEN_MAX, "segment longer than the format allows"));
+        }
+        let footer_offset = bytes.len() - FOOTER_LEN;
+        let footer_bytes = bytes.get(footer_offset..).unwrap_or_default();
+        let footer = Footer::decode_from(footer_bytes, footer_offset as u64)?;
+        validate_counts(&footer, footer_offset as u64)?;
+        let data_len = validate_layout(&footer, footer_offset as u64)?;
+        let section = |kind| section_bytes(bytes, footer.section(kind));
+        let block_index = BlockIndex::new(
+            section(SectionKind::BlockIndex)?,
+            footer.section(SectionKind::BlockIndex).offset,
+        )?;
+        block_index.validate(data_len)?;
+        let key_index = KeyIndex::new(
+            section(SectionKind::KeyIndex)?,
+            section(SectionKind::Fences)?,
+            footer.fence_stride,
+            footer.section(SectionKind::KeyIndex).offset,
+        );
+        key_index.validate(data_len)?;
+        let filter = section(SectionKind::Filter)?;
+        filter_section::validate(filter, footer.section(SectionKind::Filter).offset)?;
+        if (block_index.block_count() == 0) != (footer.entry_count == 0) {
+            return Err(Corruption::new(footer_offset as u64, "blocks without entries"));
+        }
+        let data = bytes.get(..data_len as usize).unwrap_or_default();
+        Ok(Segment { bytes, footer, data, block_index, key_index, filter })
+    }
+
+    /// Entries (versions, tombstones included).
+    #[must_use]
+    pub fn entry_count(&self) -> u64 {
+        self.footer.entry_count
+    }
+
+    /// Distinct keys.
+    #[must_use]
+    pub fn key_count(&self) -> u64 {
+        self.footer.key_count
+    }
+
+    /// Smallest version, or `None` for an empty segment.
+    #[must_use]
+    pub fn version_min(&self) -> Option<Version> {
+        (self.footer.entry_count > 0).then_some(Version::new(self.footer.version_min))
+    }
+
+    /// Largest version, or `None` for an empty segment.
+    #[must_use]
+    pub fn version_max(&self) -> Option<Version> {
+        (self.footer.entry_count > 0).then_some(Version::new(self.footer.version_max))
+    }
+
+    /// Bytes of the segment file.
+    #[must_use]
+    pub fn file_len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    /// Data blocks.
+    #[must_use]
+    pub fn block_count(&self) -> usize {
+        self.block_index.block_count()
+    }
+
+    /// The newest version `<= version` of `key`, or `None` if the segment has none. A
+    /// tombstone is returned as an entry with `value: None`: the key was deleted as of then.
+    pub fn get_at(&self, key: &[u8], version: Version) -> Result<Option<Entry<'a>>, Corruption> {
+        if !filter_section::may_contain(self.filter, key) {
+            return Ok(None);
+        }
+        let mut reader = EntryReader::new(*self);
+        let (lo, hi) = self.key_index.window(key_prefix(key));
+        let target = (key, Reverse(version));
+        let index = reader
+            .first_not_before(lo, hi, |entry| (entry.key, Reverse(entry.version)) < target)?;
+        if index >= hi {
+            return Ok(None);
+        }
+        let entry = reader.entry(index)?;
+        Ok((entry.key == key).then_some(entry))
+    }
+
+    /// Every version of `key`, newest first, tombstones included.
+    #[must_use]
+    pub fn history(&self, key: &[u8]) -> History<'a> {
+        key_order::history(*self, key)
+    }
+
+    /// For each key in `keys`, in key order, its newest entry at or below `version`
+    /// (tombstones included: the caller decides whether a deleted key shows).
+    #[must_use]
+    pub fn range_at<'k>(&self, keys: impl RangeBounds<&'k [u8]>, version: Version) -> RangeAt<'a> {
+        RangeAt::new(*self, &keys, version)
+    }
+
+    /// Every entry with its key in `keys` and its version in `versions`, in Z order: a box
+    /// scan that skips blocks by zone map and runs of codes by BIGMIN.
+    #[must_use]
+    pub fn changes<'k>(
+        &self,
+        keys: impl RangeBounds<&'k [u8]>,
+        versions: impl RangeBounds<Version>,
+    ) -> Changes<'a, 'k> {
+        Changes::new(*self, &keys, &versions)
+    }
+
+    /// Every entry in Z order `(M, key)`.
+    #[must_use]
+    pub fn iter(&self) -> Iter<'a> {
+        Iter::new(*self)
+    }
+
+    /// Every entry in key order: key ascending, version descending.
+    #[must_use]
+    pub fn iter_key_order(&self) -> KeyOrderIter<'a> {
+        KeyOrderIter::all(*self)
+    }
+
+    /// The bytes of the block `handle` points at, after checking them against their checksum.
+    pub(super) fn verified_block(&self, handle: &BlockHandle) -> Result<&'a [u8], Corruption> {
+        let offset = handle.offset as usize;
+        let len = handle.len as usize;
+        let corrupt = |what| Corruption::new(u64::from(handle.offset), what);
+        let block =
+            slice_at(self.data, offset, len).ok_or_else(|| corrupt("block out of range"))?;
+        let stored =
+            u64_at(self.data, offset + len).ok_or_else(|| corrupt("block out of range"))?;
+        if checksum(block) != stored {
+            return Err(corrupt("data block checksum mismatch"));
+        }
+        Ok(block)
+    }
+}
+
+impl fmt::Debug for Segment<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Segment")
+            .field("file_len", &self.file_len())
+            .field("entry_count", &self.entry_count())
+            .field("key_count", &self.key_count())
+            .field("block_count", &self.block_count())
+            .field("version_min", &self.version_min())
+            .field("version_max", &self.version_max())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> IntoIterator for &Segment<'a> {
+    type Item = Result<Entry<'a>, Corruption>;
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+/// Checks the footer's counts against each other and the section lengths they imply.
+fn validate_counts(footer: &Footer, footer_offset: u64) -> Result<(), Corruption> {
+    let corrupt = |what| Err(Corruption::new(footer_offset, what));
+    if footer.fence_stride == 0 || footer.fence_stride > FENCE_STRIDE_MAX {
+        return corrupt("fence stride out of range");
+    }
+    let entry_count = footer.entry_count;
+    if footer.key_count > entry_count || (footer.key_count == 0) != (entry_count == 0) {
+        return corrupt("key count inconsistent with entry count");
+    }
+    let versions_ok = if entry_count == 0 {
+        footer.version_min == u64::MAX && footer.version_max == 0
+    } else {
+        footer.version_min <= footer.version_max
+    };
+    if !versions_ok {
+        return corrupt("version range inconsistent");
+    }
+    let key_index_len = entry_count.checked_mul(KEY_REF_LEN as u64);
+    let fences_len = fence_count(entry_count, footer.fence_stride).checked_mul(FENCE_LEN as u64);
+    if key_index_len != Some(footer.section(SectionKind::KeyIndex).len)
+        || fences_len != Some(footer.section(SectionKind::Fences).len)
+    {
+        return corrupt("key index or fence length inconsistent with entry count");
+    }
+    Ok(())
+}
+
+/// Checks that the data region and the sections tile `[0, footer_offset)` in order without
+/// gaps or overlaps, and returns the data region's length.
+fn validate_layout(footer: &Footer, footer_offset: u64) -> Result<u64, Corruption> {
+    let kinds =
+        [SectionKind::BlockIndex, SectionKind::KeyIndex, SectionKind::Fences, SectionKind::Filter];
+    let data_len = footer.section(SectionKind::BlockIndex).offset;
+    let mut expected_offset = data_len;
+    for kind in kinds {
+        let section = footer.section(kind);
+        if section.offset != expected_offset {
+            return Err(Corruption::new(footer_offset, "metadata sections not contiguous"));
+        }
+        expected_offset = section
+            .offset
+            .checked_add(section.len)
+            .ok_or(Corruption::new(footer_offset, "metadata section length overflows"))?;
+    }
+    if expected_offset != footer_offset {
+        return Err(Corruption::new(footer_offset, "metadata sections do not end at the footer"));
+    }
+    Ok(data_len)
+}
+
+/// The bytes of `section` in `bytes`, after checking their checksum.
+fn section_bytes(bytes: &[u8], section: SectionHandle) -> Result<&[u8], Corruption> {
+    let corrupt = |what| Corruption::new(section.offset, what);
+    let (Ok(offset), Ok(len)) = (usize::try_from(section.offset), usize::try_from(section.len))
+    else {
+        return Err(corrupt("metadata section out of range"));
+    };
+    let section_bytes =
+        slice_at(bytes, offset, len).ok_or_else(|| corrupt("metadata section out of range"))?;
+    if checksum(section_bytes) != section.checksum {
+        return Err(corrupt("metadata section checksum mismatch"));
+    }
+    Ok(section_bytes)
+}
+
+/// Reads entries through the key index, remembering the last block it verified so that
+/// neighbouring references in the same block are not checked twice.
+#[derive(Debug)]
+pub(super) struct EntryReader<'a> {
+    segment: Segment<'a>,
+    last_block: Option<(BlockHandle, &'a [u8])>,
+}
+
+impl<'a> EntryReader<'a> {
+    pub(super) fn new(segment: Segment<'a>) -> EntryReader<'a> {
+        EntryReader { segment, last_block: None }
+    }
+
+    /// The entry the `index`-th key index reference points at.
+    pub(super) fn entry(&mut self, index: usize) -> Result<Entry<'a>, Corruption> {
+        let offset = self.segment.key_index.entry_offset(index)?;
+        let (handle, block) = self.block_containing(offset)?;
+        let position = (offset - handle.offset) as usize;
+        let (entry, _) = decode_entry_at(block, position, u64::from(handle.offset))?;
+        Ok(entry)
+    }
+
+    fn block_containing(&mut self, offset: u32) -> Result<(BlockHandle, &'a [u8]), Corruption> {
+        if let Some((handle, block)) = self.last_block
+            && (handle.offset..handle.offset.saturating_add(handle.len)).contains(&offset)
+        {
+            return Ok((handle, block));
+        }
+        let missing = Corruption::new(u64::from(offset), "key index reference outside every block");
+        let index = self.segment.block_index.containing(offset).ok_or(missing)?;
+        let handle = self.segment.block_index.handle(index)?;
+        if offset - handle.offset >= handle.len {
+            return Err(missing);
+        }
+        let block = self.segment.verified_block(&handle)?;
+        self.last_block = Some((handle, block));
+        Ok((handle, block))
+    }
+
+    /// The first reference in `[lo, hi)` whose entry is not `before` the target, where
+    /// `before` holds on a prefix of the key order (a binary search that decodes entries).
+    pub(super) fn first_not_before(
+        &mut self,
+        lo: usize,
+        hi: usize,
+        mut before: impl FnMut(&Entry<'a>) -> bool,
+    ) -> Result<usize, Corruption> {
+        try_partition_point(lo, hi, |index| Ok(before(&self.entry(index)?)))
+    }
+
+    /// The first reference whose key is not before the bound `key`, where `key_is_before` maps
+    /// `entry.key.cmp(key)` to "before" (`Ordering::is_lt` for an inclusive lower bound,
+    /// `Ordering::is_le` for an exclusive one).
+    pub(super) fn first_key_not_before(
+        &mut self,
+        key: &[u8],
+        key_is_before: impl Fn(Ordering) -> bool,
+    ) -> Result<usize, Corruption> {
+        let (lo, hi) = self.segment.key_index.window(key_prefix(key));
+        self.first_not_before(lo, hi, |entry| key_is_before(entry.key.cmp(key)))
+    }
+}

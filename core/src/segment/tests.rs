@@ -1,0 +1,471 @@
+//! The segment against a `BTreeMap` model, edge cases, builder errors and corruption.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cmp::Reverse;
+use core::ops::{Bound, RangeBounds};
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use proptest::sample::{Index, select};
+
+use super::*;
+use crate::limits::KEY_LEN_MAX;
+use crate::zkey::cmp_z;
+use crate::{Corruption, Entry, LimitError, Version};
+
+/// The model: every (key, version) with its value, in key order (key asc, version desc).
+type Model = BTreeMap<(Vec<u8>, Reverse<u64>), Option<Vec<u8>>>;
+/// An entry owned, to compare with the model.
+type Owned = (Vec<u8>, u64, Option<Vec<u8>>);
+type KeyBounds = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+fn own(entry: Entry<'_>) -> Owned {
+    (entry.key.to_vec(), entry.version.get(), entry.value.map(<[u8]>::to_vec))
+}
+
+fn owned_model(model: &Model) -> impl Iterator<Item = Owned> + '_ {
+    model.iter().map(|((key, version), value)| (key.clone(), version.0, value.clone()))
+}
+
+fn collect<'a>(
+    items: impl Iterator<Item = Result<Entry<'a>, Corruption>>,
+) -> Result<Vec<Owned>, Corruption> {
+    items.map(|item| item.map(own)).collect()
+}
+
+fn z_sorted(mut entries: Vec<Owned>) -> Vec<Owned> {
+    entries.sort_by(|a, b| cmp_z(&a.0, Version::new(a.1), &b.0, Version::new(b.1)));
+    entries
+}
+
+/// Builds a segment of `model`'s entries.
+fn build(model: &Model, block_bytes_target: usize) -> Vec<u8> {
+    let options = SegmentOptions::default().with_block_bytes_target(block_bytes_target);
+    let mut builder = SegmentBuilder::new(Vec::new(), options);
+    for (key, version, value) in z_sorted(owned_model(model).collect()) {
+        builder.add(&key, Version::new(version), value.as_deref()).expect("entries in Z order");
+    }
+    let (bytes, summary) = builder.finish().expect("a Vec sink never fails");
+    assert_eq!(summary.entry_count, model.len() as u64);
+    assert_eq!(summary.file_len, bytes.len() as u64);
+    bytes
+}
+
+fn as_slices(bounds: &KeyBounds) -> (Bound<&[u8]>, Bound<&[u8]>) {
+    (bounds.0.as_ref().map(Vec::as_slice), bounds.1.as_ref().map(Vec::as_slice))
+}
+
+fn model_get_at(model: &Model, key: &[u8], version: u64) -> Option<Owned> {
+    owned_model(model).find(|(k, v, _)| k.as_slice() == key && *v <= version)
+}
+
+fn model_history(model: &Model, key: &[u8]) -> Vec<Owned> {
+    owned_model(model).filter(|(k, _, _)| k.as_slice() == key).collect()
+}
+
+fn model_range_at(model: &Model, keys: &KeyBounds, version: u64) -> Vec<Owned> {
+    let mut out: Vec<Owned> = Vec::new();
+    for (key, v, value) in owned_model(model) {
+        let first_of_key = out.last().is_none_or(|last| last.0 != key);
+        if as_slices(keys).contains(&key.as_slice()) && v <= version && first_of_key {
+            out.push((key, v, value));
+        }
+    }
+    out
+}
+
+fn model_changes(
+    model: &Model,
+    keys: &KeyBounds,
+    versions: &(Bound<u64>, Bound<u64>),
+) -> Vec<Owned> {
+    let in_box =
+        |(key, v, _): &Owned| as_slices(keys).contains(&key.as_slice()) && versions.contains(v);
+    z_sorted(owned_model(model).filter(in_box).collect())
+}
+
+fn version_bounds(bounds: &(Bound<u64>, Bound<u64>)) -> (Bound<Version>, Bound<Version>) {
+    (bounds.0.map(Version::new), bounds.1.map(Version::new))
+}
+
+/// Checks every query kind against the model.
+fn check_queries(
+    segment: &Segment<'_>,
+    model: &Model,
+    probe_keys: &[Vec<u8>],
+    probe_versions: &[u64],
+    key_ranges: &[KeyBounds],
+    version_ranges: &[(Bound<u64>, Bound<u64>)],
+) {
+    let all: Vec<Owned> = owned_model(model).collect();
+    assert_eq!(collect(segment.iter_key_order()), Ok(all.clone()));
+    assert_eq!(collect(segment.iter()), Ok(z_sorted(all)));
+    for key in probe_keys {
+        assert_eq!(collect(segment.history(key)), Ok(model_history(model, key)), "{key:?}");
+        for &version in probe_versions {
+            let got = segment.get_at(key, Version::new(version)).map(|e| e.map(own));
+            assert_eq!(got, Ok(model_get_at(model, key, version)), "{key:?} at {version}");
+        }
+    }
+    for keys in key_ranges {
+        for &version in probe_versions {
+            let got = collect(segment.range_at(as_slices(keys), Version::new(version)));
+            assert_eq!(got, Ok(model_range_at(model, keys, version)), "{keys:?} at {version}");
+        }
+        for versions in version_ranges {
+            let mut changes = segment.changes(as_slices(keys), version_bounds(versions));
+            let got = collect(&mut changes);
+            let expected = model_changes(model, keys, versions);
+            assert_eq!(got, Ok(expected.clone()), "{keys:?} x {versions:?}");
+            assert!(changes.stats().scan.entries_touched >= expected.len() as u64);
+        }
+    }
+}
+
+const ALPHABET: &[u8] = &[0, 1, b'a', b'b', 0xff];
+
+fn key_strategy() -> impl Strategy<Value = Vec<u8>> + Clone {
+    prop_oneof![
+        prop::collection::vec(select(ALPHABET), 0..20),
+        // Many keys sharing their first 8 bytes.
+        prop::collection::vec(select(ALPHABET), 0..6).prop_map(|suffix| [
+            b"sharedpf".as_slice(),
+            &suffix
+        ]
+        .concat()),
+        // Keys with trailing zero bytes: b"a" and b"a\0" have the same prefix.
+        prop::collection::vec(select(ALPHABET), 0..4).prop_map(|mut key| {
+            key.push(0);
+            key
+        }),
+    ]
+}
+
+fn version_strategy() -> impl Strategy<Value = u64> + Clone {
+    prop_oneof![0u64..40, any::<u64>(), Just(u64::MAX), Just(0)]
+}
+
+fn bound_strategy<T: core::fmt::Debug + Clone>(
+    value: impl Strategy<Value = T> + Clone,
+) -> impl Strategy<Value = Bound<T>> {
+    prop_oneof![
+        value.clone().prop_map(Bound::Included),
+        value.prop_map(Bound::Excluded),
+        Just(Bound::Unbounded),
+    ]
+}
+
+type Case = (Model, usize, Vec<Vec<u8>>, Vec<u64>, Vec<KeyBounds>, Vec<(Bound<u64>, Bound<u64>)>);
+
+fn case_strategy() -> impl Strategy<Value = Case> {
+    let pool = prop::collection::vec(key_strategy(), 1..10);
+    pool.prop_flat_map(|pool| {
+        let entry = (
+            any::<Index>(),
+            version_strategy(),
+            prop::option::of(prop::collection::vec(any::<u8>(), 0..40)),
+        );
+        let pool_key = select(pool.clone());
+        let any_key = prop_oneof![pool_key.clone(), key_strategy()];
+        let entries = prop::collection::vec(entry, 0..80);
+        let key_range = (bound_strategy(any_key.clone()), bound_strategy(any_key.clone()));
+        let version_range =
+            (bound_strategy(version_strategy()), bound_strategy(version_strategy()));
+        (
+            Just(pool),
+            entries,
+            prop_oneof![Just(1usize), 64usize..512],
+            prop::collection::vec(any_key, 0..4),
+            prop::collection::vec(version_strategy(), 0..4),
+            prop::collection::vec(key_range, 1..4),
+            prop::collection::vec(version_range, 1..4),
+        )
+    })
+    .prop_map(
+        |(
+            pool,
+            entries,
+            block_bytes_target,
+            extra_keys,
+            mut versions,
+            key_ranges,
+            version_ranges,
+        )| {
+            let mut model = Model::new();
+            for (index, version, value) in entries {
+                model.insert((index.get(&pool).clone(), Reverse(version)), value);
+            }
+            let mut keys = pool;
+            keys.extend(extra_keys);
+            for (_, version) in model.keys() {
+                versions.extend([
+                    version.0,
+                    version.0.saturating_sub(1),
+                    version.0.saturating_add(1),
+                ]);
+            }
+            versions.extend([0, u64::MAX]);
+            versions.sort_unstable();
+            versions.dedup();
+            let mut ranges = key_ranges;
+            ranges.push((Bound::Unbounded, Bound::Unbounded));
+            (model, block_bytes_target, keys, versions, ranges, version_ranges)
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn queries_match_the_model(case in case_strategy()) {
+        let (model, block_bytes_target, keys, versions, key_ranges, version_ranges) = case;
+        let bytes = build(&model, block_bytes_target);
+        let segment = Segment::open(&bytes).expect("a built segment opens");
+        prop_assert_eq!(segment.entry_count(), model.len() as u64);
+        let keys_distinct: std::collections::BTreeSet<_> = owned_model(&model).map(|e| e.0).collect();
+        let key_count = keys_distinct.len();
+        prop_assert_eq!(segment.key_count(), key_count as u64);
+        prop_assert_eq!(segment.version_min(), model.keys().map(|k| Version::new(k.1.0)).min());
+        prop_assert_eq!(segment.version_max(), model.keys().map(|k| Version::new(k.1.0)).max());
+        check_queries(&segment, &model, &keys, &versions, &key_ranges, &version_ranges);
+    }
+
+    #[test]
+    fn open_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..1024)) {
+        if let Ok(segment) = Segment::open(&bytes) {
+            let _ = run_fixed_queries(&segment);
+        }
+    }
+
+    /// Damage that passes every checksum (the sections and footer are resealed): only the
+    /// structural checks stand between these bytes and the decoders. No panic allowed.
+    #[test]
+    fn resealed_damage_never_panics(
+        (at, byte) in (any::<Index>(), any::<u8>()),
+        block_bytes_target in 32usize..128,
+    ) {
+        let mut bytes = build(&small_model(), block_bytes_target);
+        let at = at.index(bytes.len() - FOOTER_LEN);
+        bytes[at] = byte;
+        reseal(&mut bytes);
+        if let Ok(segment) = Segment::open(&bytes) {
+            let _ = run_fixed_queries(&segment);
+        }
+    }
+}
+
+/// A small model with shared prefixes, trailing zeros, tombstones and several versions.
+fn small_model() -> Model {
+    let mut model = Model::new();
+    let keys: [&[u8]; 6] = [b"", b"a", b"a\0", b"sharedpfx", b"sharedpfy", b"zz"];
+    for (index, key) in keys.iter().enumerate() {
+        for version in [3u64, 7, 12] {
+            let value = (version != 7 || index % 2 == 0).then(|| vec![index as u8; index + 1]);
+            model.insert((key.to_vec(), Reverse(version + index as u64)), value);
+        }
+    }
+    model
+}
+
+/// Every query kind over fixed arguments.
+fn run_fixed_queries(segment: &Segment<'_>) -> Vec<Result<Vec<Owned>, Corruption>> {
+    let keys: [&[u8]; 5] = [b"", b"a", b"a\0", b"sharedpfy", b"zz"];
+    let mut answers = Vec::new();
+    for key in keys {
+        for version in [0u64, 5, 9, 100] {
+            let got = segment
+                .get_at(key, Version::new(version))
+                .map(|e| e.into_iter().map(own).collect());
+            answers.push(got);
+        }
+        answers.push(collect(segment.history(key)));
+    }
+    for version in [4u64, 10, u64::MAX] {
+        answers.push(collect(segment.range_at(.., Version::new(version))));
+        answers.push(collect(
+            segment.range_at(b"a".as_slice()..b"sharedpfy".as_slice(), Version::new(version)),
+        ));
+    }
+    answers.push(collect(segment.changes(.., ..)));
+    answers.push(collect(
+        segment.changes(b"a\0".as_slice()..=b"zz".as_slice(), Version::new(5)..Version::new(14)),
+    ));
+    answers.push(collect(segment.iter()));
+    answers.push(collect(segment.iter_key_order()));
+    answers
+}
+
+/// Recomputes every checksum a damaged segment's footer can still locate.
+fn reseal(bytes: &mut [u8]) {
+    let footer_at = bytes.len() - FOOTER_LEN;
+    let read_u64 =
+        |bytes: &[u8], at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+    for section in 0..4 {
+        let at = footer_at + 48 + section * 24;
+        let (offset, len) = (read_u64(bytes, at) as usize, read_u64(bytes, at + 8) as usize);
+        if let Some(section_bytes) = offset.checked_add(len).and_then(|end| bytes.get(offset..end))
+        {
+            let sum = crate::checksum::checksum(section_bytes);
+            bytes[at + 16..at + 24].copy_from_slice(&sum.to_le_bytes());
+        }
+    }
+    let sum = crate::checksum::checksum(&bytes[footer_at..footer_at + 144]);
+    bytes[footer_at + 144..].copy_from_slice(&sum.to_le_bytes());
+}
+
+#[test]
+fn small_model_matches() {
+    let model = small_model();
+    for block_bytes_target in [1, 40, 100, 4096] {
+        let bytes = build(&model, block_bytes_target);
+        let segment = Segment::open(&bytes).unwrap();
+        let keys: Vec<Vec<u8>> = model.keys().map(|k| k.0.clone()).chain([b"b".to_vec()]).collect();
+        let versions: Vec<u64> = (0..20).chain([u64::MAX]).collect();
+        let all = (Bound::Unbounded, Bound::Unbounded);
+        let some = (Bound::Excluded(b"a".to_vec()), Bound::Included(b"sharedpfx".to_vec()));
+        let version_ranges =
+            [(Bound::Unbounded, Bound::Unbounded), (Bound::Included(5), Bound::Excluded(12))];
+        check_queries(&segment, &model, &keys, &versions, &[all, some], &version_ranges);
+    }
+}
+
+#[test]
+fn empty_segment() {
+    let bytes = build(&Model::new(), 4096);
+    assert_eq!(bytes.len(), FOOTER_LEN);
+    let segment = Segment::open(&bytes).unwrap();
+    assert_eq!((segment.entry_count(), segment.key_count(), segment.block_count()), (0, 0, 0));
+    assert_eq!((segment.version_min(), segment.version_max()), (None, None));
+    assert_eq!(segment.get_at(b"", Version::MAX), Ok(None));
+    assert!(run_fixed_queries(&segment).iter().all(|a| a.as_ref().is_ok_and(Vec::is_empty)));
+}
+
+#[test]
+fn one_entry() {
+    let mut model = Model::new();
+    model.insert((b"k".to_vec(), Reverse(5)), Some(b"v".to_vec()));
+    let bytes = build(&model, 4096);
+    let segment = Segment::open(&bytes).unwrap();
+    assert_eq!(segment.block_count(), 1);
+    let entry = segment.get_at(b"k", Version::new(9)).unwrap().unwrap();
+    assert_eq!(own(entry), (b"k".to_vec(), 5, Some(b"v".to_vec())));
+    assert_eq!(segment.get_at(b"k", Version::new(4)), Ok(None));
+    assert_eq!(segment.get_at(b"k\0", Version::new(9)), Ok(None));
+}
+
+#[test]
+fn largest_key_and_a_value_larger_than_the_block() {
+    let mut model = Model::new();
+    let long_key = vec![0xAB; KEY_LEN_MAX];
+    model.insert((long_key.clone(), Reverse(1)), Some(vec![1; 10]));
+    model.insert((b"big".to_vec(), Reverse(2)), Some(vec![7; 5000]));
+    model.insert((b"small".to_vec(), Reverse(3)), None);
+    let bytes = build(&model, 256);
+    let segment = Segment::open(&bytes).unwrap();
+    assert_eq!(segment.block_count(), 3, "each oversized entry is a block of its own");
+    let found = segment.get_at(&long_key, Version::MAX).unwrap().unwrap();
+    assert_eq!(found.key, long_key.as_slice());
+    assert_eq!(segment.get_at(b"big", Version::MAX).unwrap().unwrap().value, Some(&[7; 5000][..]));
+    assert_eq!(segment.get_at(b"small", Version::MAX).unwrap().unwrap().value, None);
+    assert_eq!(collect(segment.iter()).unwrap().len(), 3);
+}
+
+#[test]
+fn builder_refuses_out_of_order_and_oversized_entries() {
+    let mut builder = SegmentBuilder::new(Vec::new(), SegmentOptions::default());
+    builder.add(b"b", Version::new(1), Some(b"x")).unwrap();
+    assert_eq!(builder.add(b"a", Version::new(1), Some(b"y")), Err(BuildError::OutOfOrder));
+    assert_eq!(builder.add(b"b", Version::new(1), Some(b"z")), Err(BuildError::OutOfOrder));
+    let too_long = vec![0; KEY_LEN_MAX + 1];
+    let refused = builder.add(&too_long, Version::new(9), None);
+    assert_eq!(refused, Err(BuildError::Limit(LimitError::KeyTooLarge { len: KEY_LEN_MAX + 1 })));
+    let huge = vec![0; crate::limits::VALUE_LEN_MAX + 1];
+    let refused = builder.add(b"c", Version::new(9), Some(&huge));
+    assert!(matches!(refused, Err(BuildError::Limit(LimitError::ValueTooLarge { .. }))));
+    builder.add(b"b", Version::new(2), None).unwrap();
+    let (bytes, summary) = builder.finish().unwrap();
+    assert_eq!((summary.entry_count, summary.key_count), (2, 1));
+    let segment = Segment::open(&bytes).unwrap();
+    let versions: Vec<u64> = segment.history(b"b").map(|e| e.unwrap().version.get()).collect();
+    assert_eq!(versions, [2, 1], "only the accepted entries were written");
+}
+
+#[test]
+fn slice_sink_exact_fits_and_too_small_fails() {
+    let model = small_model();
+    let expected = build(&model, 64);
+    let add_all = |builder: &mut SegmentBuilder<SliceSink<'_>>| {
+        for (key, version, value) in z_sorted(owned_model(&model).collect()) {
+            builder.add(&key, Version::new(version), value.as_deref())?;
+        }
+        Ok::<(), BuildError<SliceFull>>(())
+    };
+    let mut buffer = vec![0; expected.len()];
+    let options = SegmentOptions::default().with_block_bytes_target(64);
+    let mut builder = SegmentBuilder::new(SliceSink::new(&mut buffer), options);
+    add_all(&mut builder).unwrap();
+    let (sink, _) = builder.finish().unwrap();
+    assert_eq!(sink.into_written(), expected.as_slice());
+
+    let mut buffer = vec![0; expected.len() - 1];
+    let mut builder = SegmentBuilder::new(SliceSink::new(&mut buffer), options);
+    add_all(&mut builder).unwrap();
+    assert!(matches!(builder.finish(), Err(BuildError::Sink(SliceFull { .. }))));
+
+    let mut buffer = vec![0; 100];
+    let mut builder = SegmentBuilder::new(SliceSink::new(&mut buffer), options);
+    assert!(matches!(add_all(&mut builder), Err(BuildError::Sink(SliceFull { .. }))));
+    assert_eq!(builder.add(b"~", Version::MAX, None), Err(BuildError::Failed));
+}
+
+#[test]
+fn every_truncation_fails_to_open() {
+    let bytes = build(&small_model(), 64);
+    for len in 0..bytes.len() {
+        assert!(Segment::open(&bytes[..len]).is_err(), "truncated to {len}");
+    }
+}
+
+/// Flips every bit of a small segment: opening fails, or every query returns the right answer
+/// or `Corruption`; never a wrong answer, never a panic.
+#[test]
+fn every_bit_flip_is_detected_or_harmless() {
+    let bytes = build(&small_model(), 64);
+    let expected = run_fixed_queries(&Segment::open(&bytes).unwrap());
+    assert!(expected.iter().all(Result::is_ok));
+    let mut damaged = bytes.clone();
+    let mut opened = 0;
+    for bit in 0..bytes.len() * 8 {
+        damaged[bit / 8] ^= 1 << (bit % 8);
+        if let Ok(segment) = Segment::open(&damaged) {
+            opened += 1;
+            for (got, want) in run_fixed_queries(&segment).iter().zip(&expected) {
+                assert!(got.is_err() || got == want, "bit {bit}: {got:?} != {want:?}");
+            }
+        }
+        damaged[bit / 8] ^= 1 << (bit % 8);
+    }
+    // Only flips inside data blocks leave the segment openable.
+    assert!(opened > 0 && opened < bytes.len() * 8);
+}
+
+/// A narrow key range reads only the blocks whose zone maps meet it.
+#[test]
+fn changes_prune_blocks_by_zone_map() {
+    let mut model = Model::new();
+    for key in 0u16..200 {
+        for version in [1u64, 2] {
+            model.insert((key.to_be_bytes().to_vec(), Reverse(version)), Some(vec![0; 8]));
+        }
+    }
+    let bytes = build(&model, 128);
+    let segment = Segment::open(&bytes).unwrap();
+    let (start, end) = (10u16.to_be_bytes(), 20u16.to_be_bytes());
+    let mut changes = segment.changes(start.as_slice()..end.as_slice(), ..);
+    assert_eq!(collect(&mut changes).unwrap().len(), 20);
+    let stats = changes.stats();
+    assert!(stats.blocks.blocks_read * 4 < segment.block_count() as u64, "{stats:?}");
+    assert!(stats.blocks.blocks_pruned > 0, "{stats:?}");
+}
