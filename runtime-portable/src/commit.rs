@@ -1,0 +1,222 @@
+//! The write path: writers stage encoded records in lock-free per-shard rings; one writer at a
+//! time, the leader, drains every ring into a group, gives each record its version, appends
+//! the group to the log with one write (and, in `Sync` mode, one fdatasync), inserts it into
+//! the memtable, advances the visibility watermark, and wakes the group's writers. Many
+//! writers, one sync: group commit.
+//!
+//! There is no dedicated log-writer thread: a lone writer leads its own group and never waits
+//! for another thread (no hand-off latency), and under contention whoever finds leadership
+//! free leads. When a leader finishes, it hands leadership straight to a writer still waiting
+//! in a ring (RocksDB's write-group hand-off), so a writer never waits on a leader that has
+//! left.
+//!
+//! Versions are assigned by the leader in log order, so the log is sorted by version and the
+//! watermark is simply the last version of the last applied group: every version at or below
+//! it is in the memtable (and durable, in `Sync` mode) before any reader can see it.
+
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering, fence};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, Thread};
+
+use zverse_core::Version;
+use zverse_core::ring::Ring;
+
+use crate::error::{Error, Result};
+
+/// Records a ring stages. Full rings make writers help drain, so this bounds memory, not
+/// throughput.
+const RING_CAPACITY: usize = 1024;
+/// Rings; a writer thread always uses the same one.
+const SHARD_COUNT: usize = 8;
+/// The most records one group takes, so that one leader's turn stays short.
+pub(crate) const GROUP_RECORD_COUNT_MAX: usize = 4096;
+/// The most bytes one group takes (one record may exceed it alone).
+pub(crate) const GROUP_BYTES_MAX: usize = 8 << 20;
+
+/// A staged write, shared by its writer and the leader that commits it.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    /// The encoded record, version not yet assigned.
+    pub record: Vec<u8>,
+    state: AtomicU8,
+    outcome: Mutex<Option<Result<Version, Error>>>,
+    writer: Thread,
+}
+
+/// `Pending::state`: waiting in a ring or in a group.
+const STATE_WAITING: u8 = 0;
+/// `Pending::state`: committed or failed; `outcome` is set.
+const STATE_DONE: u8 = 1;
+/// `Pending::state`: handed leadership; the writer must lead the next group.
+const STATE_LEAD: u8 = 2;
+
+impl Pending {
+    pub(crate) fn new(record: Vec<u8>) -> Arc<Pending> {
+        Arc::new(Pending {
+            record,
+            state: AtomicU8::new(STATE_WAITING),
+            outcome: Mutex::new(None),
+            writer: thread::current(),
+        })
+    }
+
+    /// Publishes the outcome and wakes the writer. The outcome is stored before the state,
+    /// which the writer reads with `Acquire`, so a writer that sees DONE sees the outcome.
+    pub(crate) fn complete(&self, outcome: Result<Version, Error>) {
+        *self.outcome.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
+        self.state.store(STATE_DONE, Ordering::Release);
+        self.writer.unpark();
+    }
+
+    fn take_outcome(&self) -> Result<Version, Error> {
+        let outcome = self.outcome.lock().unwrap_or_else(PoisonError::into_inner).take();
+        outcome.expect("a DONE write has an outcome, taken once by its writer")
+    }
+}
+
+/// The rings and the leadership flag.
+#[derive(Debug)]
+pub(crate) struct Stage {
+    rings: Vec<Box<Ring<Arc<Pending>, RING_CAPACITY>>>,
+    /// Held by the leader. Taken by CAS from `false`, or passed on by hand-off (stays `true`).
+    leader: AtomicBool,
+    shard_next: AtomicU64,
+}
+
+thread_local! {
+    static SHARD: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// What a leader does with a group: commit it and report each record's outcome.
+pub(crate) trait GroupCommit {
+    /// Commits `group` (in order) and completes every `Pending` in it.
+    fn commit_group(&self, group: &[Arc<Pending>]);
+}
+
+impl Stage {
+    pub(crate) fn new() -> Stage {
+        Stage {
+            rings: (0..SHARD_COUNT).map(|_| Ring::new_boxed()).collect(),
+            leader: AtomicBool::new(false),
+            shard_next: AtomicU64::new(0),
+        }
+    }
+
+    fn shard(&self) -> usize {
+        SHARD.with(|shard| {
+            *shard.get_or_insert_with(|| {
+                (self.shard_next.fetch_add(1, Ordering::Relaxed) % SHARD_COUNT as u64) as usize
+            })
+        })
+    }
+
+    /// Stages `pending`, then waits until it is committed, leading groups when it must.
+    pub(crate) fn submit(&self, pending: &Arc<Pending>, committer: &impl GroupCommit) -> Result<Version> {
+        self.push(pending, committer);
+        // Pairs with the fence in `release`: either the leader that releases sees this push,
+        // or this writer's CAS below sees leadership free (Dekker's argument).
+        fence(Ordering::SeqCst);
+        loop {
+            match pending.state.load(Ordering::Acquire) {
+                STATE_DONE => return pending.take_outcome(),
+                STATE_LEAD => {
+                    pending.state.store(STATE_WAITING, Ordering::Relaxed);
+                    self.lead(Some(pending), committer);
+                }
+                _ if self.try_lead() => self.lead(None, committer),
+                // Woken by the leader that completes this write or hands it leadership;
+                // a spurious wake-up just loops.
+                _ => thread::park(),
+            }
+        }
+    }
+
+    fn push(&self, pending: &Arc<Pending>, committer: &impl GroupCommit) {
+        let ring = &self.rings[self.shard()];
+        let mut staged = Arc::clone(pending);
+        loop {
+            match ring.push(staged) {
+                Ok(()) => return,
+                Err(full) => staged = full.into_inner(),
+            }
+            // The ring is full: drain it by leading, or let the leader get on with it.
+            if self.try_lead() {
+                self.lead(None, committer);
+            } else {
+                thread::yield_now();
+            }
+        }
+    }
+
+    fn try_lead(&self) -> bool {
+        self.leader.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok()
+    }
+
+    /// Runs callback `f` as the leader: no group commits while it runs (rotating the log,
+    /// closing). Waits for leadership by yielding.
+    pub(crate) fn with_leadership<R>(&self, f: impl FnOnce() -> R) -> R {
+        while !self.try_lead() {
+            thread::yield_now();
+        }
+        let result = f();
+        self.leader.store(false, Ordering::Release);
+        fence(Ordering::SeqCst);
+        self.hand_off_if_waiting();
+        result
+    }
+
+    /// One turn as leader: commit one group (led by `own`, if this writer was handed
+    /// leadership), then pass leadership on.
+    fn lead(&self, own: Option<&Arc<Pending>>, committer: &impl GroupCommit) {
+        let mut group: Vec<Arc<Pending>> = own.into_iter().cloned().collect();
+        let mut group_bytes: usize = group.iter().map(|p| p.record.len()).sum();
+        for ring in &self.rings {
+            while group.len() < GROUP_RECORD_COUNT_MAX && group_bytes < GROUP_BYTES_MAX {
+                let Some(pending) = ring.pop() else { break };
+                group_bytes += pending.record.len();
+                group.push(pending);
+            }
+        }
+        if !group.is_empty() {
+            committer.commit_group(&group);
+        }
+        self.release();
+    }
+
+    /// Gives up leadership: hands it to a writer waiting in a ring, or frees it and makes
+    /// sure no writer that staged meanwhile is left waiting.
+    fn release(&self) {
+        if let Some(next) = self.pop_any() {
+            next.state.store(STATE_LEAD, Ordering::Release);
+            next.writer.unpark();
+            return;
+        }
+        self.leader.store(false, Ordering::Release);
+        fence(Ordering::SeqCst);
+        self.hand_off_if_waiting();
+    }
+
+    /// With leadership free: if a writer staged a record meanwhile, take leadership back and
+    /// hand it to that writer. Bounded: each round either hands off, finds the rings empty, or
+    /// finds another leader.
+    fn hand_off_if_waiting(&self) {
+        while self.rings.iter().any(|ring| !ring.is_empty()) {
+            if !self.try_lead() {
+                return; // Another leader will see the staged records.
+            }
+            if let Some(next) = self.pop_any() {
+                next.state.store(STATE_LEAD, Ordering::Release);
+                next.writer.unpark();
+                return;
+            }
+            // A push was claimed but not yet published: let it land.
+            self.leader.store(false, Ordering::Release);
+            fence(Ordering::SeqCst);
+            thread::yield_now();
+        }
+    }
+
+    fn pop_any(&self) -> Option<Arc<Pending>> {
+        self.rings.iter().find_map(|ring| ring.pop())
+    }
+}

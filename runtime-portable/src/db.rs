@@ -1,0 +1,570 @@
+//! [`Db`]: open, write, flush, close. Reads are in `read.rs`, the write path in `commit.rs`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::SystemTime;
+
+use zverse_core::Version;
+use zverse_core::clock::HybridClock;
+use zverse_core::record;
+
+use crate::commit::{GroupCommit, Pending, Stage};
+use crate::error::{Error, Result};
+use crate::io::{Io, IoLock, StdIo};
+use crate::log::{self, ActiveLog};
+use crate::manifest::{MANIFEST_NAME, MANIFEST_TEMP_NAME, Manifest};
+use crate::memtable::Memtable;
+use crate::options::{Durability, Options};
+use crate::segment_file::{self, SegmentFile};
+use crate::tiers::Tiers;
+
+/// The lock file's name.
+const LOCK_NAME: &str = "LOCK";
+
+/// An open database. Cheap to share: clone the `Arc` you keep it in, or hand out `&Db`; every
+/// method takes `&self` and is safe to call from many threads.
+#[derive(Debug)]
+pub struct Db {
+    pub(crate) inner: Arc<Inner>,
+    flusher: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The shared state behind a [`Db`], also held by snapshots and iterators.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub dir: PathBuf,
+    pub io: Arc<dyn Io>,
+    pub options: Options,
+    _lock: IoLock,
+    clock: HybridClock,
+    /// Every version at or below it is applied: readers read at or below it.
+    watermark: AtomicU64,
+    stage: Stage,
+    log: Mutex<ActiveLog>,
+    tiers: Mutex<Arc<Tiers>>,
+    manifest: Mutex<Manifest>,
+    file_number_next: AtomicU64,
+    /// Versions pinned by live snapshots, with their counts.
+    pub pins: Mutex<BTreeMap<Version, usize>>,
+    /// Why the database refuses writes, once an I/O error made it so.
+    read_only: Mutex<Option<Arc<str>>>,
+    closed: AtomicBool,
+    /// Wakes the background thread: a memtable was sealed, or the database is closing.
+    background: (Mutex<BackgroundState>, Condvar),
+    pub counters: Counters,
+}
+
+#[derive(Debug, Default)]
+struct BackgroundState {
+    shutdown: bool,
+    /// Sealed memtables not yet flushed (the background thread drains them).
+    flush_requested: bool,
+    /// Bumped each time the background thread finishes a round; `flush()` waits on it.
+    rounds_done: u64,
+}
+
+/// Counters for `stats()`.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub bytes_written_log: AtomicU64,
+    pub bytes_written_segments: AtomicU64,
+    pub bytes_user: AtomicU64,
+    pub commit_groups: AtomicU64,
+    pub commit_records: AtomicU64,
+    pub flushes: AtomicU64,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves its state consistent before anything can panic, so a
+    // poisoned lock still guards consistent state.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Db {
+    /// Opens the database in `path`, creating it (and the directory) if missing.
+    ///
+    /// Fails with [`Error::Locked`] if another process or another `Db` has it open, with
+    /// [`Error::NotADatabase`] if `path` holds files that are not a ZVerse database, and with
+    /// [`Error::Corruption`] if a file of the database does not verify.
+    pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Db> {
+        Db::open_with_io(path, options, Arc::new(StdIo))
+    }
+
+    /// [`Db::open`] on a chosen I/O backend (io_uring from `zverse-linux`, or a test's
+    /// simulated disk).
+    pub fn open_with_io(path: impl AsRef<Path>, options: Options, io: Arc<dyn Io>) -> Result<Db> {
+        let inner = Arc::new(Inner::open(path.as_ref(), options, io)?);
+        let flusher = {
+            let inner = Arc::clone(&inner);
+            std::thread::Builder::new()
+                .name("zverse-background".into())
+                .spawn(move || inner.background_loop())?
+        };
+        Ok(Db { inner, flusher: Mutex::new(Some(flusher)) })
+    }
+
+    /// Writes `value` under `key` and returns the write's version.
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<Version> {
+        let mut encoded = vec![0; record::encoded_len_put(key, value)?];
+        record::encode_put_into(&mut encoded, Version::ZERO, key, value)
+            .map_err(encode_error)?;
+        self.inner.commit(encoded, (key.len() + value.len()) as u64)
+    }
+
+    /// Deletes `key` (writes a tombstone version) and returns the delete's version.
+    pub fn delete(&self, key: &[u8]) -> Result<Version> {
+        let mut encoded = vec![0; record::encoded_len_delete(key)?];
+        record::encode_delete_into(&mut encoded, Version::ZERO, key).map_err(encode_error)?;
+        self.inner.commit(encoded, key.len() as u64)
+    }
+
+    /// A batch of writes that commit together at one version.
+    #[must_use]
+    pub fn batch(&self) -> crate::Batch<'_> {
+        crate::Batch::new(self)
+    }
+
+    /// Writes the memtable to a segment now, and waits until every sealed memtable is in a
+    /// segment.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.check_open()?;
+        self.inner.stage.with_leadership(|| self.inner.rotate())?;
+        self.inner.wait_for_background_round();
+        self.inner.check_writable()
+    }
+
+    /// Closes the database: waits for the writes in flight, syncs the log, stops the
+    /// background work. Reads and writes afterwards fail with [`Error::Closed`]. Dropping the
+    /// last handle closes too, ignoring errors.
+    pub fn close(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        // Leadership waits for the group in flight; writers staged after it fail with Closed
+        // in `commit_group`.
+        let sync = self.inner.stage.with_leadership(|| self.inner.sync_log());
+        {
+            let (state, wake) = &self.inner.background;
+            lock(state).shutdown = true;
+            wake.notify_all();
+        }
+        if let Some(handle) = lock(&self.flusher).take() {
+            let _ = handle.join();
+        }
+        sync
+    }
+
+    /// The directory the database lives in.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+fn encode_error(error: record::EncodeError) -> Error {
+    match error {
+        record::EncodeError::Limit(limit) => limit.into(),
+        other => panic!("record encoding into a buffer of the exact encoded length failed: {other}"),
+    }
+}
+
+impl Inner {
+    fn open(dir: &Path, options: Options, io: Arc<dyn Io>) -> Result<Inner> {
+        prepare_dir(io.as_ref(), dir, &options)?;
+        let lock = io.try_lock(&dir.join(LOCK_NAME))?.ok_or_else(|| Error::Locked {
+            path: dir.to_path_buf(),
+        })?;
+        let names = io.list_dir(dir)?;
+        let manifest = match Manifest::read(io.as_ref(), dir)? {
+            Some(manifest) => manifest,
+            None if names.iter().any(|name| is_database_file(name)) => {
+                return Err(Error::NotADatabase { path: dir.to_path_buf() });
+            }
+            None => {
+                let manifest = Manifest { file_number_next: 1, log_number_min: 1, ..Manifest::default() };
+                manifest.write(io.as_ref(), dir)?;
+                manifest
+            }
+        };
+        let recovered = recover(&io, dir, &manifest, &names)?;
+        let clock = HybridClock::new(recovered.version_max);
+        let log = ActiveLog::create(io.as_ref(), dir, recovered.file_number_next)?;
+        let tiers = Tiers {
+            active: Arc::new(recovered.memtable),
+            sealed: Vec::new(),
+            segments: recovered.segments,
+        };
+        Ok(Inner {
+            dir: dir.to_path_buf(),
+            io,
+            options,
+            _lock: lock,
+            watermark: AtomicU64::new(clock.last().get()),
+            clock,
+            stage: Stage::new(),
+            log: Mutex::new(log),
+            tiers: Mutex::new(Arc::new(tiers)),
+            manifest: Mutex::new(manifest),
+            file_number_next: AtomicU64::new(recovered.file_number_next + 1),
+            pins: Mutex::new(BTreeMap::new()),
+            read_only: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            background: (Mutex::new(BackgroundState::default()), Condvar::new()),
+            counters: Counters::default(),
+        })
+    }
+
+    /// The tiers as they are now.
+    pub(crate) fn tiers(&self) -> Arc<Tiers> {
+        Arc::clone(&lock(&self.tiers))
+    }
+
+    /// The newest version a reader may read at: every version at or below it is applied.
+    pub(crate) fn visible_version(&self) -> Version {
+        Version::new(self.watermark.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        self.check_open()?;
+        match &*lock(&self.read_only) {
+            Some(reason) => Err(Error::ReadOnly(Arc::clone(reason))),
+            None => Ok(()),
+        }
+    }
+
+    /// Turns the database read-only for `reason` and returns the error writers get.
+    fn fail(&self, reason: String) -> Error {
+        let mut read_only = lock(&self.read_only);
+        let reason = read_only.get_or_insert_with(|| reason.into());
+        Error::ReadOnly(Arc::clone(reason))
+    }
+
+    pub(crate) fn commit(&self, encoded: Vec<u8>, user_bytes: u64) -> Result<Version> {
+        self.check_writable()?;
+        let pending = Pending::new(encoded);
+        let version = self.stage.submit(&pending, self)?;
+        self.counters.bytes_user.fetch_add(user_bytes, Ordering::Relaxed);
+        Ok(version)
+    }
+
+    fn allocate_file_number(&self) -> u64 {
+        self.file_number_next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Appends a group's records, with their versions, to the log; syncs per the durability.
+    fn append_group(&self, group: &[Arc<Pending>]) -> Result<(Vec<u8>, Vec<usize>), Error> {
+        let now = Version::from_system_time(SystemTime::now());
+        let mut bytes = Vec::with_capacity(group.iter().map(|p| p.record.len()).sum());
+        let mut starts = Vec::with_capacity(group.len());
+        for pending in group {
+            let version = self.clock.tick(now).ok_or(Error::VersionsExhausted)?;
+            starts.push(bytes.len());
+            bytes.extend_from_slice(&pending.record);
+            let start = *starts.last().expect("just pushed");
+            record::rewrite_version(&mut bytes[start..], version)
+                .expect("a record this database encoded has a valid header");
+        }
+        let mut log = lock(&self.log);
+        let written = match self.options.durability {
+            Durability::Sync => log.file.write_all_at_and_sync(&[&bytes], log.offset_end),
+            Durability::Periodic(_) | Durability::None => {
+                log.file.write_all_at(&bytes, log.offset_end)
+            }
+        };
+        if let Err(error) = written {
+            return Err(self.fail(format!("log append to log {} failed: {error}", log.number)));
+        }
+        log.offset_end += bytes.len() as u64;
+        log.unsynced = self.options.durability != Durability::Sync;
+        self.counters.bytes_written_log.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok((bytes, starts))
+    }
+
+    /// Inserts a logged group into the active memtable; returns the group's last version.
+    fn apply_group(&self, bytes: &[u8], starts: &[usize]) -> Version {
+        let active = Arc::clone(&self.tiers().active);
+        let mut version_last = Version::ZERO;
+        for &start in starts {
+            let (record, _) = record::decode_from(&bytes[start..])
+                .expect("a record this database just encoded decodes");
+            for entry in record.entries() {
+                active.insert(entry.key, entry.version, entry.value);
+            }
+            version_last = record.version();
+        }
+        version_last
+    }
+
+    fn sync_log(&self) -> Result<()> {
+        let mut log = lock(&self.log);
+        if log.unsynced {
+            if let Err(error) = log.file.sync_data() {
+                return Err(self.fail(format!("sync of log {} failed: {error}", log.number)));
+            }
+            log.unsynced = false;
+        }
+        Ok(())
+    }
+
+    /// Seals the active memtable and starts a new log for the next one. Only the leader
+    /// calls this (the memtable and the log belong to it).
+    fn rotate(&self) -> Result<()> {
+        if self.tiers().active.is_empty() {
+            return Ok(());
+        }
+        // Older logs are complete and synced before a newer one exists, so that recovery can
+        // tell a damaged old log (corruption) from a torn newest one (a crash).
+        self.sync_log()?;
+        let number = self.allocate_file_number();
+        let new_log = ActiveLog::create(self.io.as_ref(), &self.dir, number)
+            .map_err(|error| self.fail(format!("creating log {number} failed: {error}")))?;
+        *lock(&self.log) = new_log;
+        {
+            let mut tiers = lock(&self.tiers);
+            let mut sealed = tiers.sealed.clone();
+            sealed.insert(0, Arc::clone(&tiers.active));
+            *tiers = Arc::new(Tiers {
+                active: Arc::new(Memtable::new(number)),
+                sealed,
+                segments: tiers.segments.clone(),
+            });
+        }
+        let (state, wake) = &self.background;
+        lock(state).flush_requested = true;
+        wake.notify_all();
+        Ok(())
+    }
+
+    fn wait_for_background_round(&self) {
+        let (state, wake) = &self.background;
+        let mut state = lock(state);
+        let target = state.rounds_done + 1;
+        state.flush_requested = true;
+        wake.notify_all();
+        while state.rounds_done < target && !state.shutdown {
+            state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn background_loop(&self) {
+        let (state_lock, wake) = &self.background;
+        loop {
+            {
+                let mut state = lock(state_lock);
+                let period = match self.options.durability {
+                    Durability::Periodic(period) => Some(period),
+                    _ => None,
+                };
+                while !state.shutdown && !state.flush_requested {
+                    state = match period {
+                        Some(period) => wake.wait_timeout(state, period).map_or_else(|e| e.into_inner().0, |r| r.0),
+                        None => wake.wait(state).unwrap_or_else(PoisonError::into_inner),
+                    };
+                    if period.is_some() {
+                        break;
+                    }
+                }
+                if state.shutdown {
+                    state.rounds_done += 1;
+                    wake.notify_all();
+                    return;
+                }
+                state.flush_requested = false;
+            }
+            if matches!(self.options.durability, Durability::Periodic(_)) {
+                let _ = self.sync_log();
+            }
+            if let Err(error) = self.flush_sealed() {
+                let _ = self.fail(format!("flush failed: {error}"));
+            }
+            let mut state = lock(state_lock);
+            state.rounds_done += 1;
+            wake.notify_all();
+        }
+    }
+
+    /// Writes every sealed memtable, oldest first, to a segment.
+    fn flush_sealed(&self) -> Result<()> {
+        while let Some(memtable) = self.tiers().sealed.last().cloned() {
+            self.flush_one(&memtable)?;
+        }
+        Ok(())
+    }
+
+    fn flush_one(&self, memtable: &Arc<Memtable>) -> Result<()> {
+        let mut entries: Vec<_> = memtable.entries().collect();
+        entries.sort_unstable_by(|a, b| {
+            zverse_core::zkey::cmp_z(&a.key, a.version, &b.key, b.version)
+        });
+        let number = self.allocate_file_number();
+        let meta = segment_file::write_segment(
+            self.io.as_ref(),
+            &self.dir,
+            number,
+            self.options.segment_block_bytes,
+            entries.iter().map(|e| zverse_core::Entry {
+                key: &e.key,
+                version: e.version,
+                value: e.value.as_deref(),
+            }),
+        )?;
+        self.io.sync_dir(&self.dir)?;
+        let segment = Arc::new(SegmentFile::open(&self.io, &self.dir, meta)?);
+        self.counters.bytes_written_segments.fetch_add(meta.file_bytes, Ordering::Relaxed);
+        let mut manifest = lock(&self.manifest);
+        let mut tiers = lock(&self.tiers);
+        let mut sealed = tiers.sealed.clone();
+        let position = sealed.iter().position(|m| Arc::ptr_eq(m, memtable));
+        let position = position.expect("only the background thread removes sealed memtables");
+        sealed.remove(position);
+        let log_number_min = sealed.last().unwrap_or(&tiers.active).log_number_first();
+        let mut next = manifest.clone();
+        next.segments.insert(0, meta);
+        next.log_number_min = log_number_min;
+        next.file_number_next = self.file_number_next.load(Ordering::Relaxed);
+        next.version_last = next.version_last.max(meta.version_max);
+        next.write(self.io.as_ref(), &self.dir)?;
+        *manifest = next;
+        let mut segments = tiers.segments.clone();
+        segments.insert(0, segment);
+        *tiers = Arc::new(Tiers { active: Arc::clone(&tiers.active), sealed, segments });
+        drop(tiers);
+        drop(manifest);
+        self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        self.remove_logs_below(log_number_min);
+        Ok(())
+    }
+
+    /// Deletes the log files a flush has made obsolete. A failure leaves an old log behind,
+    /// which the next open deletes: nothing is lost, so it is not an error.
+    fn remove_logs_below(&self, log_number_min: u64) {
+        let Ok(names) = self.io.list_dir(&self.dir) else { return };
+        for name in names {
+            if let Some(number) = parse_file_number(&name, ".log") {
+                if number < log_number_min {
+                    let _ = self.io.remove_file(&self.dir.join(name));
+                }
+            }
+        }
+    }
+}
+
+impl GroupCommit for Inner {
+    fn commit_group(&self, group: &[Arc<Pending>]) {
+        let outcome = self.check_writable().and_then(|()| self.append_group(group));
+        let (bytes, starts) = match outcome {
+            Ok(logged) => logged,
+            Err(error) => {
+                let reason = error.to_string();
+                for pending in group {
+                    pending.complete(Err(match &error {
+                        Error::Closed => Error::Closed,
+                        Error::ReadOnly(reason) => Error::ReadOnly(Arc::clone(reason)),
+                        _ => Error::ReadOnly(reason.clone().into()),
+                    }));
+                }
+                return;
+            }
+        };
+        let version_last = self.apply_group(&bytes, &starts);
+        self.watermark.store(version_last.get(), Ordering::Release);
+        self.counters.commit_groups.fetch_add(1, Ordering::Relaxed);
+        self.counters.commit_records.fetch_add(group.len() as u64, Ordering::Relaxed);
+        for (pending, &start) in group.iter().zip(&starts) {
+            let (record, _) = record::decode_from(&bytes[start..]).expect("just decoded");
+            pending.complete(Ok(record.version()));
+        }
+        if self.tiers().active.size_bytes() >= self.options.memtable_bytes_max {
+            if let Err(error) = self.rotate() {
+                let _ = self.fail(format!("memtable rotation failed: {error}"));
+            }
+        }
+    }
+}
+
+/// Creates the directory if allowed, or checks that it exists.
+fn prepare_dir(io: &dyn Io, dir: &Path, options: &Options) -> Result<()> {
+    match io.list_dir(dir) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound && options.create_if_missing => {
+            io.create_dir_all(dir)?;
+            Ok(())
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Whether a directory entry makes the directory something other than a new database: any
+/// entry but the lock file.
+fn is_database_file(name: &str) -> bool {
+    name != LOCK_NAME
+}
+
+/// The number in a file name `{number:020}{suffix}`.
+pub(crate) fn parse_file_number(name: &str, suffix: &str) -> Option<u64> {
+    let digits = name.strip_suffix(suffix)?;
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok())?
+}
+
+/// What recovery rebuilt.
+struct Recovered {
+    memtable: Memtable,
+    segments: Vec<Arc<SegmentFile>>,
+    version_max: Version,
+    /// The number for the new active log; later numbers are free.
+    file_number_next: u64,
+}
+
+/// Opens the manifest's segments, replays the logs it does not cover, and deletes files a
+/// crash left behind (segments not in the manifest, logs below its minimum, a temporary
+/// manifest).
+fn recover(io: &Arc<dyn Io>, dir: &Path, manifest: &Manifest, names: &[String]) -> Result<Recovered> {
+    let segments = manifest
+        .segments
+        .iter()
+        .map(|meta| SegmentFile::open(io, dir, *meta).map(Arc::new))
+        .collect::<Result<Vec<_>>>()?;
+    let mut logs: Vec<u64> = Vec::new();
+    let mut file_number_max = manifest.file_number_next.saturating_sub(1);
+    for name in names {
+        let log_number = parse_file_number(name, ".log");
+        let segment_number = parse_file_number(name, ".seg");
+        file_number_max = file_number_max.max(log_number.or(segment_number).unwrap_or(0));
+        let orphan_segment = segment_number
+            .is_some_and(|n| !manifest.segments.iter().any(|meta| meta.file_number == n));
+        let old_log = log_number.is_some_and(|n| n < manifest.log_number_min);
+        if orphan_segment || old_log || name == MANIFEST_TEMP_NAME {
+            io.remove_file(&dir.join(name))?;
+        } else if let Some(number) = log_number {
+            logs.push(number);
+        }
+    }
+    logs.sort_unstable();
+    let memtable = Memtable::new(logs.first().copied().unwrap_or(file_number_max + 1));
+    let mut version_max = manifest.version_last;
+    for (index, &number) in logs.iter().enumerate() {
+        let replayed = log::replay(io.as_ref(), dir, number, index + 1 == logs.len(), &memtable)?;
+        version_max = version_max.max(replayed.version_max.unwrap_or(Version::ZERO));
+    }
+    for segment in &segments {
+        version_max = version_max.max(segment.meta().version_max);
+    }
+    debug_assert!(names.iter().any(|n| n == MANIFEST_NAME) || manifest.segments.is_empty());
+    Ok(Recovered { memtable, segments, version_max, file_number_next: file_number_max + 1 })
+}

@@ -1,0 +1,145 @@
+//! [`SegmentFile`]: an immutable segment on disk, memory-mapped, shared by `Arc` between the
+//! tiers and every reader that started with it. When compaction retires it, the file is
+//! deleted once the last `Arc` goes: no reader ever loses the segment it is reading.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use zverse_core::segment::{Segment, SegmentBuilder, SegmentOptions};
+use zverse_core::{Entry, Version};
+
+use crate::error::{Error, Result};
+use crate::io::{Advice, Io, Mapping};
+use crate::manifest::SegmentMeta;
+
+self_cell::self_cell! {
+    /// A mapping and the segment view that reads it.
+    struct MappedSegment {
+        owner: Box<dyn Mapping>,
+        #[covariant]
+        dependent: Segment,
+    }
+}
+
+impl std::fmt::Debug for MappedSegment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.borrow_dependent().fmt(f)
+    }
+}
+
+/// A segment file, open and mapped.
+#[derive(Debug)]
+pub(crate) struct SegmentFile {
+    meta: SegmentMeta,
+    path: PathBuf,
+    mapped: MappedSegment,
+    io: Arc<dyn Io>,
+    /// Set when compaction has replaced the segment: the file goes with the last reference.
+    retired: AtomicBool,
+}
+
+/// The file name of segment `number`.
+pub(crate) fn segment_file_name(number: u64) -> String {
+    format!("{number:020}.seg")
+}
+
+impl SegmentFile {
+    /// Opens and maps the segment `meta` names in `dir`, checking its footer and metadata.
+    pub(crate) fn open(io: &Arc<dyn Io>, dir: &Path, meta: SegmentMeta) -> Result<SegmentFile> {
+        let path = dir.join(segment_file_name(meta.file_number));
+        let file = io.open_read(&path).map_err(|error| match error.kind() {
+            std::io::ErrorKind::NotFound => Error::Corruption {
+                file: path.clone(),
+                offset: 0,
+                what: "segment named by the manifest is missing".into(),
+            },
+            _ => Error::Io(error),
+        })?;
+        let mapping = file.map()?;
+        if mapping.bytes().len() as u64 != meta.file_bytes {
+            return Err(Error::Corruption {
+                file: path,
+                offset: mapping.bytes().len() as u64,
+                what: format!("segment is {} bytes, the manifest says {}", mapping.bytes().len(), meta.file_bytes),
+            });
+        }
+        // Point reads dominate; scans advise sequential access for their own range.
+        let _ = mapping.advise(Advice::Random);
+        let mapped = MappedSegment::try_new(mapping, |mapping| Segment::open(mapping.bytes()))
+            .map_err(|corruption| Error::corruption(&path, 0, corruption))?;
+        Ok(SegmentFile { meta, path, mapped, io: Arc::clone(io), retired: AtomicBool::new(false) })
+    }
+
+    pub(crate) fn meta(&self) -> &SegmentMeta {
+        &self.meta
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The reader over the mapped bytes.
+    pub(crate) fn segment(&self) -> &Segment<'_> {
+        self.mapped.borrow_dependent()
+    }
+
+    /// The mapped bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.mapped.borrow_owner().bytes()
+    }
+
+    /// Marks the file for deletion when the last reference to it goes.
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+    }
+}
+
+impl Drop for SegmentFile {
+    fn drop(&mut self) {
+        if self.retired.load(Ordering::Acquire) {
+            // A failed removal leaves an orphan file, which the next open deletes (it is not in
+            // the manifest); nothing is lost, so the error is not worth a panic in drop.
+            let _ = self.io.remove_file(&self.path);
+        }
+    }
+}
+
+/// Writes `entries` (in strictly increasing Z order) as segment `number` in `dir`, synced, and
+/// returns its manifest entry. The directory entry is not synced: the caller syncs the
+/// directory once before recording the segment in the manifest.
+pub(crate) fn write_segment<'e>(
+    io: &dyn Io,
+    dir: &Path,
+    number: u64,
+    block_bytes: u32,
+    entries: impl IntoIterator<Item = Entry<'e>>,
+) -> Result<SegmentMeta> {
+    let options = SegmentOptions::default().with_block_bytes_target(block_bytes as usize);
+    let mut builder = SegmentBuilder::new(Vec::new(), options);
+    for entry in entries {
+        builder.add(entry.key, entry.version, entry.value).map_err(build_error)?;
+    }
+    let (bytes, summary) = builder.finish().map_err(build_error)?;
+    let path = dir.join(segment_file_name(number));
+    let file = io.create_new(&path)?;
+    file.write_all_at_and_sync(&[&bytes], 0)?;
+    Ok(SegmentMeta {
+        file_number: number,
+        entry_count: summary.entry_count,
+        file_bytes: summary.file_len,
+        version_min: summary.version_min.unwrap_or(Version::ZERO),
+        version_max: summary.version_max.unwrap_or(Version::ZERO),
+    })
+}
+
+fn build_error(error: zverse_core::segment::BuildError<std::convert::Infallible>) -> Error {
+    match error {
+        zverse_core::segment::BuildError::Limit(limit) => limit.into(),
+        other => {
+            // Entries come from the memtable or a merge in strictly increasing Z order, and the
+            // Vec sink cannot fail: anything else is a broken invariant of the engine.
+            panic!("segment build failed on engine-produced input: {other}")
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The read API, on [`Db`] (latest or as of a version) and on [`Snapshot`] (a pinned version).
+
+use std::ops::RangeBounds;
+use std::sync::Arc;
+
+use zverse_core::Version;
+
+use crate::db::{Db, Inner};
+use crate::error::Result;
+use crate::read::{Changes, OwnedRange, Range, ReadView};
+use crate::value::Value;
+
+/// A key's versions, newest first; a delete shows as `None`.
+pub type History = std::vec::IntoIter<Result<(Version, Option<Value>)>>;
+
+fn version_bounds(versions: &impl RangeBounds<Version>) -> (std::ops::Bound<Version>, std::ops::Bound<Version>) {
+    (versions.start_bound().cloned(), versions.end_bound().cloned())
+}
+
+impl Db {
+    fn view(&self, version: Version) -> Result<ReadView> {
+        ReadView::new(&self.inner, version)
+    }
+
+    /// The latest value of `key`, or `None` if it was never written or is deleted.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Value>> {
+        self.view(Version::MAX)?.get(key)
+    }
+
+    /// The value of `key` as of `version`: its newest version at or below `version`.
+    pub fn get_at(&self, key: &[u8], version: Version) -> Result<Option<Value>> {
+        self.view(version)?.get(key)
+    }
+
+    /// Every version of `key`, newest first; deletes show as `None`.
+    pub fn history(&self, key: &[u8]) -> Result<History> {
+        self.view(Version::MAX)?.history(key)
+    }
+
+    /// The latest value of every key in `keys`, in key order (deleted keys skipped).
+    pub fn range<'k>(&self, keys: impl RangeBounds<&'k [u8]>) -> Result<Range> {
+        self.view(Version::MAX)?.range(OwnedRange::new(&keys))
+    }
+
+    /// The value of every key in `keys` as of `version`, in key order.
+    pub fn range_at<'k>(&self, keys: impl RangeBounds<&'k [u8]>, version: Version) -> Result<Range> {
+        self.view(version)?.range(OwnedRange::new(&keys))
+    }
+
+    /// Every version written to a key in `keys` with its version in `versions`: the box
+    /// query. In Z order: clustered by key prefix and time, not sorted by either.
+    pub fn changes<'k>(
+        &self,
+        keys: impl RangeBounds<&'k [u8]>,
+        versions: impl RangeBounds<Version>,
+    ) -> Result<Changes> {
+        self.view(Version::MAX)?.changes(OwnedRange::new(&keys), version_bounds(&versions))
+    }
+
+    /// A snapshot of the database as it is now: every read through it answers as of one
+    /// version, forever, whatever is written or compacted meanwhile.
+    #[must_use]
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::new(&self.inner)
+    }
+}
+
+/// A pinned version of the database. Reads through it never change: the version is at or
+/// below the visibility watermark, so no write in flight can land below it, and compaction
+/// keeps every version it needs while the snapshot lives.
+#[derive(Debug)]
+pub struct Snapshot {
+    inner: Arc<Inner>,
+    version: Version,
+}
+
+impl Snapshot {
+    fn new(inner: &Arc<Inner>) -> Snapshot {
+        // Pin under the lock, then read the watermark: compaction reads the pins under the
+        // same lock, so it either sees this pin or ran before the version was chosen.
+        let mut pins = inner.pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let version = inner.visible_version();
+        *pins.entry(version).or_insert(0) += 1;
+        Snapshot { inner: Arc::clone(inner), version }
+    }
+
+    fn view(&self, version: Version) -> Result<ReadView> {
+        ReadView::new(&self.inner, version.min(self.version))
+    }
+
+    /// The snapshot's version.
+    #[must_use]
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The value of `key` at the snapshot.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Value>> {
+        self.view(self.version)?.get(key)
+    }
+
+    /// The value of `key` as of `version` (at most the snapshot's).
+    pub fn get_at(&self, key: &[u8], version: Version) -> Result<Option<Value>> {
+        self.view(version)?.get(key)
+    }
+
+    /// Every version of `key` up to the snapshot, newest first.
+    pub fn history(&self, key: &[u8]) -> Result<History> {
+        self.view(self.version)?.history(key)
+    }
+
+    /// The value of every key in `keys` at the snapshot, in key order.
+    pub fn range<'k>(&self, keys: impl RangeBounds<&'k [u8]>) -> Result<Range> {
+        self.view(self.version)?.range(OwnedRange::new(&keys))
+    }
+
+    /// Every version written to a key in `keys` within `versions`, up to the snapshot.
+    pub fn changes<'k>(
+        &self,
+        keys: impl RangeBounds<&'k [u8]>,
+        versions: impl RangeBounds<Version>,
+    ) -> Result<Changes> {
+        self.view(self.version)?.changes(OwnedRange::new(&keys), version_bounds(&versions))
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        let mut pins = self.inner.pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = pins.get_mut(&self.version) {
+            *count -= 1;
+            if *count == 0 {
+                pins.remove(&self.version);
+            }
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! [`Value`]: the bytes a read returns, shared with the store instead of copied out of it.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use crate::segment_file::SegmentFile;
+
+/// A key or value returned by a read. Derefs to `[u8]`.
+///
+/// Bytes read from a segment are not copied: the `Value` points into the memory-mapped file
+/// and keeps the segment alive (even past its compaction) until it is dropped. Bytes read
+/// from the memtable share its allocation. Cloning a `Value` never copies the bytes.
+#[derive(Clone)]
+pub struct Value(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Shared(Arc<[u8]>),
+    Mapped { segment: Arc<SegmentFile>, start: usize, len: usize },
+}
+
+impl Value {
+    /// A value sharing `bytes`.
+    pub(crate) fn shared(bytes: Arc<[u8]>) -> Value {
+        Value(Repr::Shared(bytes))
+    }
+
+    /// A value pointing at `bytes`, which must lie inside `segment`'s mapped bytes.
+    pub(crate) fn mapped(segment: &Arc<SegmentFile>, bytes: &[u8]) -> Value {
+        let base = segment.bytes();
+        let start = (bytes.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+        assert!(
+            start <= base.len() && bytes.len() <= base.len() - start,
+            "a mapped value must point into its segment"
+        );
+        Value(Repr::Mapped { segment: Arc::clone(segment), start, len: bytes.len() })
+    }
+
+    /// The bytes, copied into a `Vec`.
+    #[must_use]
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.deref().to_vec()
+    }
+}
+
+impl Deref for Value {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Shared(bytes) => bytes,
+            Repr::Mapped { segment, start, len } => &segment.bytes()[*start..*start + *len],
+        }
+    }
+}
+
+impl AsRef<[u8]> for Value {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Value {
+    fn borrow(&self) -> &[u8] {
+        self
+    }
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "b\"{}\"", self.escape_ascii())
+    }
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Value) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Value {}
+
+impl PartialEq<[u8]> for Value {
+    fn eq(&self, other: &[u8]) -> bool {
+        **self == *other
+    }
+}
+
+impl PartialEq<&[u8]> for Value {
+    fn eq(&self, other: &&[u8]) -> bool {
+        **self == **other
+    }
+}
+
+impl<const N: usize> PartialEq<&[u8; N]> for Value {
+    fn eq(&self, other: &&[u8; N]) -> bool {
+        **self == other[..]
+    }
+}
+
+impl PartialOrd for Value {
+    fn partial_cmp(&self, other: &Value) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Value {
+    fn cmp(&self, other: &Value) -> std::cmp::Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl std::hash::Hash for Value {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (**self).hash(state);
+    }
+}
+
+impl From<&[u8]> for Value {
+    fn from(bytes: &[u8]) -> Value {
+        Value::shared(Arc::from(bytes))
+    }
+}
+
+impl From<Vec<u8>> for Value {
+    fn from(bytes: Vec<u8>) -> Value {
+        Value::shared(Arc::from(bytes))
+    }
+}
