@@ -163,6 +163,7 @@ pub enum PushError<T> {
 
 impl<T> PushError<T> {
     /// The record that was not pushed.
+    #[must_use]
     pub fn into_inner(self) -> T {
         match self {
             PushError::Full(record) | PushError::Closed(record) => record,
@@ -170,11 +171,13 @@ impl<T> PushError<T> {
     }
 
     /// Whether the push failed because the ring was full.
+    #[must_use]
     pub const fn is_full(&self) -> bool {
         matches!(self, PushError::Full(_))
     }
 
     /// Whether the push failed because the ring was closed.
+    #[must_use]
     pub const fn is_closed(&self) -> bool {
         matches!(self, PushError::Closed(_))
     }
@@ -378,12 +381,14 @@ impl<T, const N: usize> Ring<T, N> {
     }
 
     /// Whether [`Ring::close`] has been called.
+    #[must_use]
     pub fn is_closed(&self) -> bool {
         self.tail.load(Ordering::Relaxed) & CLOSED != 0
     }
 
     /// Whether the ring is closed and every record pushed into it has been popped; once true,
     /// stays true (no push can claim a position after the close, and `tail` no longer moves).
+    #[must_use]
     pub fn is_drained(&self) -> bool {
         let tail = self.tail.load(Ordering::Relaxed);
         tail & CLOSED != 0 && self.head.load(Ordering::Relaxed) == tail & !CLOSED
@@ -393,6 +398,7 @@ impl<T, const N: usize> Ring<T, N> {
     /// minus positions claimed by pops, in `0..=N`. It counts records still being written
     /// and not those being read, and concurrent pushes and pops make it stale at once; it is
     /// exact only while no push or pop runs.
+    #[must_use]
     pub fn len(&self) -> usize {
         let head = self.head.load(Ordering::Relaxed);
         let tail = self.tail.load(Ordering::Relaxed) & !CLOSED;
@@ -402,6 +408,7 @@ impl<T, const N: usize> Ring<T, N> {
     }
 
     /// Whether [`Ring::len`] is zero; the same approximation.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
