@@ -104,14 +104,21 @@ impl Stage {
 
     fn shard(&self) -> usize {
         SHARD.with(|shard| {
-            *shard.get_or_insert_with(|| {
-                (self.shard_next.fetch_add(1, Ordering::Relaxed) % SHARD_COUNT as u64) as usize
+            shard.get().unwrap_or_else(|| {
+                let chosen =
+                    (self.shard_next.fetch_add(1, Ordering::Relaxed) % SHARD_COUNT as u64) as usize;
+                shard.set(Some(chosen));
+                chosen
             })
         })
     }
 
     /// Stages `pending`, then waits until it is committed, leading groups when it must.
-    pub(crate) fn submit(&self, pending: &Arc<Pending>, committer: &impl GroupCommit) -> Result<Version> {
+    pub(crate) fn submit(
+        &self,
+        pending: &Arc<Pending>,
+        committer: &impl GroupCommit,
+    ) -> Result<Version> {
         self.push(pending, committer);
         // Pairs with the fence in `release`: either the leader that releases sees this push,
         // or this writer's CAS below sees leadership free (Dekker's argument).

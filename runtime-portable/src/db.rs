@@ -109,8 +109,7 @@ impl Db {
     /// Writes `value` under `key` and returns the write's version.
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<Version> {
         let mut encoded = vec![0; record::encoded_len_put(key, value)?];
-        record::encode_put_into(&mut encoded, Version::ZERO, key, value)
-            .map_err(encode_error)?;
+        record::encode_put_into(&mut encoded, Version::ZERO, key, value).map_err(encode_error)?;
         self.inner.commit(encoded, (key.len() + value.len()) as u64)
     }
 
@@ -173,16 +172,18 @@ impl Drop for Db {
 fn encode_error(error: record::EncodeError) -> Error {
     match error {
         record::EncodeError::Limit(limit) => limit.into(),
-        other => panic!("record encoding into a buffer of the exact encoded length failed: {other}"),
+        other => {
+            panic!("record encoding into a buffer of the exact encoded length failed: {other}")
+        }
     }
 }
 
 impl Inner {
     fn open(dir: &Path, options: Options, io: Arc<dyn Io>) -> Result<Inner> {
         prepare_dir(io.as_ref(), dir, &options)?;
-        let lock = io.try_lock(&dir.join(LOCK_NAME))?.ok_or_else(|| Error::Locked {
-            path: dir.to_path_buf(),
-        })?;
+        let lock = io
+            .try_lock(&dir.join(LOCK_NAME))?
+            .ok_or_else(|| Error::Locked { path: dir.to_path_buf() })?;
         let names = io.list_dir(dir)?;
         let manifest = match Manifest::read(io.as_ref(), dir)? {
             Some(manifest) => manifest,
@@ -190,7 +191,8 @@ impl Inner {
                 return Err(Error::NotADatabase { path: dir.to_path_buf() });
             }
             None => {
-                let manifest = Manifest { file_number_next: 1, log_number_min: 1, ..Manifest::default() };
+                let manifest =
+                    Manifest { file_number_next: 1, log_number_min: 1, ..Manifest::default() };
                 manifest.write(io.as_ref(), dir)?;
                 manifest
             }
@@ -231,6 +233,10 @@ impl Inner {
     /// The newest version a reader may read at: every version at or below it is applied.
     pub(crate) fn visible_version(&self) -> Version {
         Version::new(self.watermark.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn log_bytes(&self) -> u64 {
+        lock(&self.log).offset_end
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {
@@ -373,7 +379,9 @@ impl Inner {
                 };
                 while !state.shutdown && !state.flush_requested {
                     state = match period {
-                        Some(period) => wake.wait_timeout(state, period).map_or_else(|e| e.into_inner().0, |r| r.0),
+                        Some(period) => wake
+                            .wait_timeout(state, period)
+                            .map_or_else(|e| e.into_inner().0, |r| r.0),
                         None => wake.wait(state).unwrap_or_else(PoisonError::into_inner),
                     };
                     if period.is_some() {
@@ -519,7 +527,8 @@ fn is_database_file(name: &str) -> bool {
 /// The number in a file name `{number:020}{suffix}`.
 pub(crate) fn parse_file_number(name: &str, suffix: &str) -> Option<u64> {
     let digits = name.strip_suffix(suffix)?;
-    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok())?
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())?
 }
 
 /// What recovery rebuilt.
@@ -534,7 +543,12 @@ struct Recovered {
 /// Opens the manifest's segments, replays the logs it does not cover, and deletes files a
 /// crash left behind (segments not in the manifest, logs below its minimum, a temporary
 /// manifest).
-fn recover(io: &Arc<dyn Io>, dir: &Path, manifest: &Manifest, names: &[String]) -> Result<Recovered> {
+fn recover(
+    io: &Arc<dyn Io>,
+    dir: &Path,
+    manifest: &Manifest,
+    names: &[String],
+) -> Result<Recovered> {
     let segments = manifest
         .segments
         .iter()

@@ -36,6 +36,7 @@ mod options;
 mod read;
 mod segment_file;
 mod snapshot;
+mod stats;
 mod tiers;
 mod value;
 
@@ -45,5 +46,6 @@ pub use error::{Error, Result};
 pub use options::{Durability, Options, Retention};
 pub use read::{Change, Changes, Range};
 pub use snapshot::{History, Snapshot};
+pub use stats::Stats;
 pub use value::Value;
 pub use zverse_core::Version;

@@ -58,11 +58,14 @@ pub(crate) fn replay(
     let path = dir.join(log_file_name(number));
     let file = io.open_read_write(&path)?;
     let len = file.len_bytes()?;
-    let mut bytes = vec![0; usize::try_from(len).map_err(|_| Error::Corruption {
-        file: path.clone(),
-        offset: 0,
-        what: "log file larger than the address space".into(),
-    })?];
+    let mut bytes = vec![
+        0;
+        usize::try_from(len).map_err(|_| Error::Corruption {
+            file: path.clone(),
+            offset: 0,
+            what: "log file larger than the address space".into(),
+        })?
+    ];
     file.read_exact_at(&mut bytes, 0)?;
     let mut reader = LogReader::new(&bytes);
     let mut replayed = Replayed { record_count: 0, version_max: None };
@@ -85,6 +88,13 @@ pub(crate) fn replay(
                 file: path,
                 offset: offset as u64,
                 what: format!("log record does not decode: {cause}"),
+            });
+        }
+        _ => {
+            return Err(Error::Corruption {
+                file: path,
+                offset: 0,
+                what: "log ends in a way this version does not know".into(),
             });
         }
     }

@@ -99,20 +99,12 @@ pub(crate) struct Memtable {
     /// every log before the next memtable's first log can go.
     log_number_first: u64,
     size_bytes: AtomicU64,
-    version_min: AtomicU64,
-    version_max: AtomicU64,
 }
 
 impl Memtable {
     /// An empty memtable whose records go to log `log_number_first` onwards.
     pub(crate) fn new(log_number_first: u64) -> Memtable {
-        Memtable {
-            map: SkipMap::new(),
-            log_number_first,
-            size_bytes: AtomicU64::new(0),
-            version_min: AtomicU64::new(u64::MAX),
-            version_max: AtomicU64::new(0),
-        }
+        Memtable { map: SkipMap::new(), log_number_first, size_bytes: AtomicU64::new(0) }
     }
 
     pub(crate) fn log_number_first(&self) -> u64 {
@@ -128,8 +120,6 @@ impl Memtable {
         );
         debug_assert_eq!(entry.key().key.as_ref(), key);
         self.size_bytes.fetch_add(size, AtomicOrdering::Relaxed);
-        self.version_min.fetch_min(version.get(), AtomicOrdering::Relaxed);
-        self.version_max.fetch_max(version.get(), AtomicOrdering::Relaxed);
     }
 
     /// Bytes of keys, values and bookkeeping inserted so far.
@@ -143,18 +133,6 @@ impl Memtable {
 
     pub(crate) fn entry_count(&self) -> usize {
         self.map.len()
-    }
-
-    /// The largest version inserted, or `None` when empty.
-    pub(crate) fn version_max(&self) -> Option<Version> {
-        let max = self.version_max.load(AtomicOrdering::Relaxed);
-        (!self.is_empty()).then_some(Version::new(max))
-    }
-
-    /// The smallest version inserted, or `None` when empty.
-    pub(crate) fn version_min(&self) -> Option<Version> {
-        let min = self.version_min.load(AtomicOrdering::Relaxed);
-        (!self.is_empty()).then_some(Version::new(min))
     }
 
     /// The newest version of `key` at or below `version`, tombstones included.
@@ -254,8 +232,6 @@ mod tests {
         assert_eq!(walked[..3], expected);
         assert_eq!(walked[3], (b"ab".to_vec(), 15));
         assert_eq!(walked.len(), 4);
-        assert_eq!(memtable.version_min(), Some(v(5)));
-        assert_eq!(memtable.version_max(), Some(v(30)));
         assert_eq!(memtable.entry_count(), 5);
         assert!(memtable.size_bytes() > 5 * ENTRY_OVERHEAD_BYTES);
     }

@@ -63,7 +63,6 @@ type Source = Box<dyn Iterator<Item = Result<Change>> + Send>;
 /// What a read sees: a set of tiers and a version.
 #[derive(Debug, Clone)]
 pub(crate) struct ReadView {
-    pub inner: Arc<Inner>,
     pub tiers: Arc<Tiers>,
     pub version: Version,
 }
@@ -76,13 +75,14 @@ impl ReadView {
         // loaded after it, or in a segment they hold.
         let visible = inner.visible_version();
         let tiers = inner.tiers();
-        Ok(ReadView { inner: Arc::clone(inner), tiers, version: version.min(visible) })
+        Ok(ReadView { tiers, version: version.min(visible) })
     }
 
     /// The newest version of `key` at or below the view's version, tombstones included.
     pub(crate) fn get_entry(&self, key: &[u8]) -> Result<Option<Change>> {
         let mut best: Option<Change> = None;
-        let newer = |best: &Option<Change>, version| best.as_ref().is_none_or(|b| version > b.version);
+        let newer =
+            |best: &Option<Change>, version| best.as_ref().is_none_or(|b| version > b.version);
         for memtable in self.tiers.memtables() {
             if let Some(entry) = memtable.get_at(key, self.version) {
                 if newer(&best, entry.version) {
@@ -95,7 +95,10 @@ impl ReadView {
             if meta.version_min > self.version || !newer(&best, meta.version_max) {
                 continue; // Nothing in it can beat what was found.
             }
-            let found = segment.segment().get_at(key, self.version).map_err(|c| segment_corruption(segment, c))?;
+            let found = segment
+                .segment()
+                .get_at(key, self.version)
+                .map_err(|c| segment_corruption(segment, c))?;
             if let Some(entry) = found {
                 if newer(&best, entry.version) {
                     best = Some(Change::from_segment(segment, entry));
@@ -111,7 +114,10 @@ impl ReadView {
     }
 
     /// Every visible version of `key`, newest first.
-    pub(crate) fn history(&self, key: &[u8]) -> Result<std::vec::IntoIter<Result<(Version, Option<Value>)>>> {
+    pub(crate) fn history(
+        &self,
+        key: &[u8],
+    ) -> Result<std::vec::IntoIter<Result<(Version, Option<Value>)>>> {
         let mut sources: Vec<Source> = Vec::new();
         for memtable in self.tiers.memtables() {
             let mut versions = Vec::new();
@@ -133,7 +139,11 @@ impl ReadView {
     pub(crate) fn range(&self, keys: OwnedRange) -> Result<Range> {
         let mut sources: Vec<Source> = Vec::new();
         for memtable in self.tiers.memtables() {
-            sources.push(Box::new(MemtableRange::new(Arc::clone(memtable), keys.clone(), self.version)));
+            sources.push(Box::new(MemtableRange::new(
+                Arc::clone(memtable),
+                keys.clone(),
+                self.version,
+            )));
         }
         for segment in &self.tiers.segments {
             sources.push(Box::new(SegmentRange::open(segment, &keys, self.version)));
@@ -143,7 +153,11 @@ impl ReadView {
 
     /// Every version written to a key in `keys` within `versions` (capped at the view's
     /// version), in Z order.
-    pub(crate) fn changes(&self, keys: OwnedRange, versions: (Bound<Version>, Bound<Version>)) -> Result<Changes> {
+    pub(crate) fn changes(
+        &self,
+        keys: OwnedRange,
+        versions: (Bound<Version>, Bound<Version>),
+    ) -> Result<Changes> {
         let versions = cap_versions(versions, self.version);
         let mut sources: Vec<Source> = Vec::new();
         for memtable in self.tiers.memtables() {
@@ -196,10 +210,6 @@ impl OwnedRange {
 
     fn bounds(&self) -> (Bound<&[u8]>, Bound<&[u8]>) {
         (self.start.as_ref().map(AsRef::as_ref), self.end.as_ref().map(AsRef::as_ref))
-    }
-
-    fn contains(&self, key: &[u8]) -> bool {
-        self.bounds().contains(&key)
     }
 }
 
@@ -325,7 +335,8 @@ struct SegmentHistory {
 
 impl SegmentHistory {
     fn open(segment: &Arc<SegmentFile>, key: &[u8], version: Version) -> SegmentHistory {
-        let cell = SegmentHistoryCell::new(Arc::clone(segment), |segment| segment.segment().history(key));
+        let cell =
+            SegmentHistoryCell::new(Arc::clone(segment), |segment| segment.segment().history(key));
         SegmentHistory { cell, version }
     }
 }
@@ -335,11 +346,13 @@ impl Iterator for SegmentHistory {
 
     fn next(&mut self) -> Option<Result<Change>> {
         let version = self.version;
-        self.cell.with_dependent_mut(|segment, history| loop {
-            match history.next()? {
-                Ok(entry) if entry.version > version => {}
-                Ok(entry) => return Some(Ok(Change::from_segment(segment, entry))),
-                Err(corruption) => return Some(Err(segment_corruption(segment, corruption))),
+        self.cell.with_dependent_mut(|segment, history| {
+            loop {
+                match history.next()? {
+                    Ok(entry) if entry.version > version => {}
+                    Ok(entry) => return Some(Ok(Change::from_segment(segment, entry))),
+                    Err(corruption) => return Some(Err(segment_corruption(segment, corruption))),
+                }
             }
         })
     }

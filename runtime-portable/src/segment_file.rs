@@ -61,7 +61,11 @@ impl SegmentFile {
             return Err(Error::Corruption {
                 file: path,
                 offset: mapping.bytes().len() as u64,
-                what: format!("segment is {} bytes, the manifest says {}", mapping.bytes().len(), meta.file_bytes),
+                what: format!(
+                    "segment is {} bytes, the manifest says {}",
+                    mapping.bytes().len(),
+                    meta.file_bytes
+                ),
             });
         }
         // Point reads dominate; scans advise sequential access for their own range.

@@ -13,7 +13,9 @@ use crate::value::Value;
 /// A key's versions, newest first; a delete shows as `None`.
 pub type History = std::vec::IntoIter<Result<(Version, Option<Value>)>>;
 
-fn version_bounds(versions: &impl RangeBounds<Version>) -> (std::ops::Bound<Version>, std::ops::Bound<Version>) {
+fn version_bounds(
+    versions: &impl RangeBounds<Version>,
+) -> (std::ops::Bound<Version>, std::ops::Bound<Version>) {
     (versions.start_bound().cloned(), versions.end_bound().cloned())
 }
 
@@ -43,7 +45,11 @@ impl Db {
     }
 
     /// The value of every key in `keys` as of `version`, in key order.
-    pub fn range_at<'k>(&self, keys: impl RangeBounds<&'k [u8]>, version: Version) -> Result<Range> {
+    pub fn range_at<'k>(
+        &self,
+        keys: impl RangeBounds<&'k [u8]>,
+        version: Version,
+    ) -> Result<Range> {
         self.view(version)?.range(OwnedRange::new(&keys))
     }
 

@@ -5,8 +5,6 @@
 
 use std::sync::Arc;
 
-use zverse_core::Version;
-
 use crate::memtable::Memtable;
 use crate::segment_file::SegmentFile;
 
@@ -23,10 +21,5 @@ impl Tiers {
     /// The memtables, newest first.
     pub(crate) fn memtables(&self) -> impl Iterator<Item = &Arc<Memtable>> {
         std::iter::once(&self.active).chain(&self.sealed)
-    }
-
-    /// The largest version any segment holds, or `None` without segments.
-    pub(crate) fn segment_version_max(&self) -> Option<Version> {
-        self.segments.iter().map(|segment| segment.meta().version_max).max()
     }
 }

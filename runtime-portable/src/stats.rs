@@ -1,0 +1,86 @@
+//! [`Stats`]: what the database holds and what it cost to write.
+
+use std::sync::atomic::Ordering;
+
+use zverse_core::Version;
+
+use crate::db::Db;
+
+/// A snapshot of the database's counters, from [`Db::stats`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// The I/O backend in use ("std", "io_uring", ...).
+    pub io_backend: &'static str,
+    /// The newest version readers can see.
+    pub version_visible: Version,
+    /// Memtables (active and sealed).
+    pub memtable_count: usize,
+    /// Versions in the memtables.
+    pub memtable_versions: u64,
+    /// Bytes of keys, values and bookkeeping in the memtables.
+    pub memtable_bytes: u64,
+    /// Segments on disk.
+    pub segment_count: usize,
+    /// Versions in the segments.
+    pub segment_versions: u64,
+    /// Bytes of the segment files.
+    pub segment_bytes: u64,
+    /// Bytes of the active log file.
+    pub log_bytes: u64,
+    /// Every version stored, in memtables and segments (tombstones included).
+    pub versions: u64,
+    /// An upper bound on the distinct keys: the sum over tiers of each tier's distinct keys.
+    pub keys_upper_bound: u64,
+    /// Bytes of keys and values written by callers since open.
+    pub bytes_written_user: u64,
+    /// Bytes written to logs and segments since open.
+    pub bytes_written_disk: u64,
+    /// `bytes_written_disk / bytes_written_user` since open (0 before any write).
+    pub write_amplification: f64,
+    /// Commit groups since open; `commit_records / commit_groups` writes shared each sync.
+    pub commit_groups: u64,
+    /// Writes (records) committed since open.
+    pub commit_records: u64,
+    /// Memtables flushed to segments since open.
+    pub flushes: u64,
+}
+
+impl Db {
+    /// The database's counters as they are now.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        let inner = &self.inner;
+        let tiers = inner.tiers();
+        let counters = &inner.counters;
+        let memtable_versions: u64 = tiers.memtables().map(|m| m.entry_count() as u64).sum();
+        let segment_versions: u64 = tiers.segments.iter().map(|s| s.meta().entry_count).sum();
+        let segment_keys: u64 = tiers.segments.iter().map(|s| s.segment().key_count()).sum();
+        let bytes_written_user = counters.bytes_user.load(Ordering::Relaxed);
+        let bytes_written_disk = counters.bytes_written_log.load(Ordering::Relaxed)
+            + counters.bytes_written_segments.load(Ordering::Relaxed);
+        Stats {
+            io_backend: inner.io.name(),
+            version_visible: inner.visible_version(),
+            memtable_count: tiers.memtables().count(),
+            memtable_versions,
+            memtable_bytes: tiers.memtables().map(|m| m.size_bytes()).sum(),
+            segment_count: tiers.segments.len(),
+            segment_versions,
+            segment_bytes: tiers.segments.iter().map(|s| s.meta().file_bytes).sum(),
+            log_bytes: inner.log_bytes(),
+            versions: memtable_versions + segment_versions,
+            keys_upper_bound: memtable_versions + segment_keys,
+            bytes_written_user,
+            bytes_written_disk,
+            write_amplification: if bytes_written_user == 0 {
+                0.0
+            } else {
+                bytes_written_disk as f64 / bytes_written_user as f64
+            },
+            commit_groups: counters.commit_groups.load(Ordering::Relaxed),
+            commit_records: counters.commit_records.load(Ordering::Relaxed),
+            flushes: counters.flushes.load(Ordering::Relaxed),
+        }
+    }
+}
