@@ -7,7 +7,8 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 
 /// Puts and deletes that commit as one record at one version: after a crash, all of them are
-/// there or none. Build with [`Db::batch`], commit with [`Batch::commit`]; dropping an
+/// there or none. When a batch writes one key twice, the later write wins (there is one
+/// version per key per batch). Build with [`Db::batch`], commit with [`Batch::commit`]; dropping an
 /// uncommitted batch discards it.
 #[derive(Debug)]
 #[must_use = "a batch does nothing until it is committed"]
