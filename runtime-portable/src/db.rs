@@ -273,33 +273,39 @@ impl Inner {
         self.file_number_next.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Appends a group's records, with their versions, to the log; syncs per the durability.
+    /// Appends a group's records, with their versions, to the log as one frame; syncs per the
+    /// durability. Returns the frame and where each record starts in it.
     fn append_group(&self, group: &[Arc<Pending>]) -> Result<(Vec<u8>, Vec<usize>), Error> {
         let now = Version::from_system_time(SystemTime::now());
-        let mut bytes = Vec::with_capacity(group.iter().map(|p| p.record.len()).sum());
+        let records_len: usize = group.iter().map(|p| p.record.len()).sum();
+        let mut frame = Vec::with_capacity(log::FRAME_HEADER_LEN + records_len);
+        frame.resize(log::FRAME_HEADER_LEN, 0);
         let mut starts = Vec::with_capacity(group.len());
         for pending in group {
             let version = self.clock.tick(now).ok_or(Error::VersionsExhausted)?;
-            starts.push(bytes.len());
-            bytes.extend_from_slice(&pending.record);
-            let start = *starts.last().expect("just pushed");
-            record::rewrite_version(&mut bytes[start..], version)
+            let start = frame.len();
+            starts.push(start);
+            frame.extend_from_slice(&pending.record);
+            record::rewrite_version(&mut frame[start..], version)
                 .expect("a record this database encoded has a valid header");
         }
         let mut log = lock(&self.log);
-        let written = match self.options.durability {
-            Durability::Sync => log.file.write_all_at_and_sync(&[&bytes], log.offset_end),
-            Durability::Periodic(_) | Durability::None => {
-                log.file.write_all_at(&bytes, log.offset_end)
-            }
+        log::seal_frame(&mut frame, log.offset_synced);
+        let sync = self.options.durability == Durability::Sync;
+        let written = if sync {
+            log.file.write_all_at_and_sync(&[&frame], log.offset_end)
+        } else {
+            log.file.write_all_at(&frame, log.offset_end)
         };
         if let Err(error) = written {
             return Err(self.fail(format!("log append to log {} failed: {error}", log.number)));
         }
-        log.offset_end += bytes.len() as u64;
-        log.unsynced = self.options.durability != Durability::Sync;
-        self.counters.bytes_written_log.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        Ok((bytes, starts))
+        log.offset_end += frame.len() as u64;
+        if sync {
+            log.offset_synced = log.offset_end;
+        }
+        self.counters.bytes_written_log.fetch_add(frame.len() as u64, Ordering::Relaxed);
+        Ok((frame, starts))
     }
 
     /// Inserts a logged group into the active memtable; returns the group's last version.
@@ -319,11 +325,11 @@ impl Inner {
 
     fn sync_log(&self) -> Result<()> {
         let mut log = lock(&self.log);
-        if log.unsynced {
+        if log.offset_synced < log.offset_end {
             if let Err(error) = log.file.sync_data() {
                 return Err(self.fail(format!("sync of log {} failed: {error}", log.number)));
             }
-            log.unsynced = false;
+            log.offset_synced = log.offset_end;
         }
         Ok(())
     }
