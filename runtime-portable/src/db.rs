@@ -44,13 +44,15 @@ pub(crate) struct Inner {
     watermark: AtomicU64,
     stage: Stage,
     log: Mutex<ActiveLog>,
-    tiers: Mutex<Arc<Tiers>>,
-    manifest: Mutex<Manifest>,
+    pub(crate) tiers: Mutex<Arc<Tiers>>,
+    pub(crate) manifest: Mutex<Manifest>,
     file_number_next: AtomicU64,
     /// Versions pinned by live snapshots, with their counts.
     pub pins: Mutex<BTreeMap<Version, usize>>,
     /// Why the database refuses writes, once an I/O error made it so.
     read_only: Mutex<Option<Arc<str>>>,
+    /// Why the last compaction failed, if it did.
+    last_compaction_error: Mutex<Option<String>>,
     closed: AtomicBool,
     /// Wakes the background thread: a memtable was sealed, or the database is closing.
     background: (Mutex<BackgroundState>, Condvar),
@@ -62,7 +64,12 @@ struct BackgroundState {
     shutdown: bool,
     /// Sealed memtables not yet flushed (the background thread drains them).
     flush_requested: bool,
-    /// Bumped each time the background thread finishes a round; `flush()` waits on it.
+    /// `compact()` asked for a full compaction.
+    compact_requested: bool,
+    /// Rounds the background thread has started: it takes the requests when it starts one.
+    rounds_started: u64,
+    /// Rounds it has finished. A request made while `rounds_started == s` is served by the
+    /// time `rounds_done > s`: round `s + 1` starts after the request.
     rounds_done: u64,
 }
 
@@ -77,7 +84,7 @@ pub(crate) struct Counters {
     pub flushes: AtomicU64,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section leaves its state consistent before anything can panic, so a
     // poisoned lock still guards consistent state.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -121,7 +128,6 @@ impl Db {
     }
 
     /// A batch of writes that commit together at one version.
-    #[must_use]
     pub fn batch(&self) -> crate::Batch<'_> {
         crate::Batch::new(self)
     }
@@ -131,8 +137,24 @@ impl Db {
     pub fn flush(&self) -> Result<()> {
         self.inner.check_open()?;
         self.inner.stage.with_leadership(|| self.inner.rotate())?;
-        self.inner.wait_for_background_round();
+        self.inner.wait_for_background_round(false);
         self.inner.check_writable()
+    }
+
+    /// Flushes, then merges every segment into one now, dropping what retention lets go
+    /// (versions pinned by live snapshots stay). Background compaction does the same on its
+    /// own whenever the segment count reaches `compaction_trigger_segments`.
+    pub fn compact(&self) -> Result<()> {
+        self.inner.check_open()?;
+        self.inner.stage.with_leadership(|| self.inner.rotate())?;
+        self.inner.wait_for_background_round(true);
+        self.inner.check_writable()?;
+        match lock(&self.inner.last_compaction_error).clone() {
+            Some(reason) => {
+                Err(Error::Io(std::io::Error::other(format!("compaction failed: {reason}"))))
+            }
+            None => Ok(()),
+        }
     }
 
     /// Closes the database: waits for the writes in flight, syncs the log, stops the
@@ -219,6 +241,7 @@ impl Inner {
             file_number_next: AtomicU64::new(recovered.file_number_next + 1),
             pins: Mutex::new(BTreeMap::new()),
             read_only: Mutex::new(None),
+            last_compaction_error: Mutex::new(None),
             closed: AtomicBool::new(false),
             background: (Mutex::new(BackgroundState::default()), Condvar::new()),
             counters: Counters::default(),
@@ -255,7 +278,7 @@ impl Inner {
     }
 
     /// Turns the database read-only for `reason` and returns the error writers get.
-    fn fail(&self, reason: String) -> Error {
+    pub(crate) fn fail(&self, reason: String) -> Error {
         let mut read_only = lock(&self.read_only);
         let reason = read_only.get_or_insert_with(|| reason.into());
         Error::ReadOnly(Arc::clone(reason))
@@ -269,8 +292,16 @@ impl Inner {
         Ok(version)
     }
 
-    fn allocate_file_number(&self) -> u64 {
+    pub(crate) fn allocate_file_number(&self) -> u64 {
         self.file_number_next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn file_number_next(&self) -> u64 {
+        self.file_number_next.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn counters_add_segment_bytes(&self, bytes: u64) {
+        self.counters.bytes_written_segments.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// Appends a group's records, with their versions, to the log as one frame; syncs per the
@@ -363,11 +394,12 @@ impl Inner {
         Ok(())
     }
 
-    fn wait_for_background_round(&self) {
+    fn wait_for_background_round(&self, compact: bool) {
         let (state, wake) = &self.background;
         let mut state = lock(state);
-        let target = state.rounds_done + 1;
+        let target = state.rounds_started + 1;
         state.flush_requested = true;
+        state.compact_requested |= compact;
         wake.notify_all();
         while state.rounds_done < target && !state.shutdown {
             state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
@@ -377,6 +409,7 @@ impl Inner {
     fn background_loop(&self) {
         let (state_lock, wake) = &self.background;
         loop {
+            let compact;
             {
                 let mut state = lock(state_lock);
                 let period = match self.options.durability {
@@ -400,12 +433,21 @@ impl Inner {
                     return;
                 }
                 state.flush_requested = false;
+                state.rounds_started += 1;
+                compact = std::mem::take(&mut state.compact_requested);
             }
             if matches!(self.options.durability, Durability::Periodic(_)) {
                 let _ = self.sync_log();
             }
             if let Err(error) = self.flush_sealed() {
                 let _ = self.fail(format!("flush failed: {error}"));
+            }
+            let trigger = self.options.compaction_trigger_segments as usize;
+            if compact || self.tiers().segments.len() >= trigger {
+                // A failed compaction leaves the old segments in place; it is retried at the
+                // next trigger, and `compact()` reports it through `last_compaction_error`.
+                let outcome = self.compact_segments(compact);
+                *lock(&self.last_compaction_error) = outcome.err().map(|e| e.to_string());
             }
             let mut state = lock(state_lock);
             state.rounds_done += 1;
@@ -440,7 +482,7 @@ impl Inner {
         )?;
         self.io.sync_dir(&self.dir)?;
         let segment = Arc::new(SegmentFile::open(&self.io, &self.dir, meta)?);
-        self.counters.bytes_written_segments.fetch_add(meta.file_bytes, Ordering::Relaxed);
+        self.counters_add_segment_bytes(meta.file_bytes);
         let mut manifest = lock(&self.manifest);
         let mut tiers = lock(&self.tiers);
         let mut sealed = tiers.sealed.clone();
@@ -451,7 +493,7 @@ impl Inner {
         let mut next = manifest.clone();
         next.segments.insert(0, meta);
         next.log_number_min = log_number_min;
-        next.file_number_next = self.file_number_next.load(Ordering::Relaxed);
+        next.file_number_next = self.file_number_next();
         next.version_last = next.version_last.max(meta.version_max);
         next.write(self.io.as_ref(), &self.dir)?;
         *manifest = next;
@@ -470,10 +512,8 @@ impl Inner {
     fn remove_logs_below(&self, log_number_min: u64) {
         let Ok(names) = self.io.list_dir(&self.dir) else { return };
         for name in names {
-            if let Some(number) = parse_file_number(&name, ".log") {
-                if number < log_number_min {
-                    let _ = self.io.remove_file(&self.dir.join(name));
-                }
+            if parse_file_number(&name, ".log").is_some_and(|number| number < log_number_min) {
+                let _ = self.io.remove_file(&self.dir.join(name));
             }
         }
     }
@@ -504,10 +544,10 @@ impl GroupCommit for Inner {
             let (record, _) = record::decode_from(&bytes[start..]).expect("just decoded");
             pending.complete(Ok(record.version()));
         }
-        if self.tiers().active.size_bytes() >= self.options.memtable_bytes_max {
-            if let Err(error) = self.rotate() {
-                let _ = self.fail(format!("memtable rotation failed: {error}"));
-            }
+        if self.tiers().active.size_bytes() >= self.options.memtable_bytes_max
+            && let Err(error) = self.rotate()
+        {
+            let _ = self.fail(format!("memtable rotation failed: {error}"));
         }
     }
 }

@@ -26,6 +26,7 @@
 
 mod batch;
 mod commit;
+mod compaction;
 mod db;
 mod error;
 pub mod io;

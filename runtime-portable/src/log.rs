@@ -55,19 +55,27 @@ const _: () = assert!(
 
 /// Fills in the frame header at the start of `frame`, whose body follows it.
 pub(crate) fn seal_frame(frame: &mut [u8], synced_offset: u64) {
+    assert!(frame.len() >= FRAME_HEADER_LEN, "a frame starts with room for its header");
     let (header, body) = frame.split_at_mut(FRAME_HEADER_LEN);
     assert!(body.len() <= FRAME_BODY_LEN_MAX, "a commit group exceeds the frame limit");
+    let body_len = (body.len() as u32).to_le_bytes();
+    let format_and_reserved = [FRAME_FORMAT, 0, 0, 0];
+    let synced = synced_offset.to_le_bytes();
+    let body_checksum = checksum(body).to_le_bytes();
+    let field_bytes = [&body_len[..], &format_and_reserved, &synced, &body_checksum];
     let mut fields = [0u8; FRAME_HEADER_LEN - CHECKSUM_LEN];
-    let at = |offset: usize| offset - CHECKSUM_LEN;
-    fields[at(BODY_LEN_OFFSET)..at(FORMAT_OFFSET)]
-        .copy_from_slice(&(body.len() as u32).to_le_bytes());
-    fields[at(FORMAT_OFFSET)] = FRAME_FORMAT;
-    fields[at(SYNCED_OFFSET_OFFSET)..at(BODY_CHECKSUM_OFFSET)]
-        .copy_from_slice(&synced_offset.to_le_bytes());
-    fields[at(BODY_CHECKSUM_OFFSET)..].copy_from_slice(&checksum(body).to_le_bytes());
-    header[..CHECKSUM_LEN].copy_from_slice(&checksum(&fields).to_le_bytes());
-    header[CHECKSUM_LEN..].copy_from_slice(&fields);
+    for (to, from) in fields.iter_mut().zip(field_bytes.into_iter().flatten()) {
+        *to = *from;
+    }
+    let header_checksum = checksum(&fields).to_le_bytes();
+    for (to, from) in header.iter_mut().zip(header_checksum.iter().chain(&fields)) {
+        *to = *from;
+    }
 }
+
+const _: () = assert!(
+    FRAME_HEADER_LEN - CHECKSUM_LEN == size_of::<u32>() + 4 + size_of::<u64>() + CHECKSUM_LEN
+);
 
 /// A frame that decoded: its body and where the next frame starts.
 struct Frame<'a> {
@@ -215,6 +223,7 @@ fn corruption(path: &Path, offset: u64, what: impl Into<String>) -> Error {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 mod tests {
     use super::*;
 

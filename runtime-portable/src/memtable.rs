@@ -220,13 +220,13 @@ mod tests {
     fn cursor_walks_key_order_within_bounds() {
         let memtable = filled();
         let mut walked = Vec::new();
-        let mut position = Bound::Unbounded;
-        let mut last: Option<MemEntry> = None;
-        while let Some(entry) = memtable.next_after(position, Bound::Excluded(b"b")) {
+        let mut next = memtable.next_after(Bound::Unbounded, Bound::Excluded(b"b"));
+        while let Some(entry) = next {
             walked.push((entry.key.to_vec(), entry.version.get()));
-            last = Some(entry);
-            let entry = last.as_ref().unwrap();
-            position = Bound::Excluded((&entry.key[..], entry.version));
+            next = memtable.next_after(
+                Bound::Excluded((&entry.key[..], entry.version)),
+                Bound::Excluded(b"b"),
+            );
         }
         let expected = [(b"a".to_vec(), 30), (b"a".to_vec(), 20), (b"a".to_vec(), 10)];
         assert_eq!(walked[..3], expected);

@@ -84,10 +84,10 @@ impl ReadView {
         let newer =
             |best: &Option<Change>, version| best.as_ref().is_none_or(|b| version > b.version);
         for memtable in self.tiers.memtables() {
-            if let Some(entry) = memtable.get_at(key, self.version) {
-                if newer(&best, entry.version) {
-                    best = Some(Change::from_memtable(entry));
-                }
+            if let Some(entry) = memtable.get_at(key, self.version)
+                && newer(&best, entry.version)
+            {
+                best = Some(Change::from_memtable(entry));
             }
         }
         for segment in &self.tiers.segments {
@@ -99,10 +99,10 @@ impl ReadView {
                 .segment()
                 .get_at(key, self.version)
                 .map_err(|c| segment_corruption(segment, c))?;
-            if let Some(entry) = found {
-                if newer(&best, entry.version) {
-                    best = Some(Change::from_segment(segment, entry));
-                }
+            if let Some(entry) = found
+                && newer(&best, entry.version)
+            {
+                best = Some(Change::from_segment(segment, entry));
             }
         }
         Ok(best)
@@ -114,10 +114,7 @@ impl ReadView {
     }
 
     /// Every visible version of `key`, newest first.
-    pub(crate) fn history(
-        &self,
-        key: &[u8],
-    ) -> Result<std::vec::IntoIter<Result<(Version, Option<Value>)>>> {
+    pub(crate) fn history(&self, key: &[u8]) -> Result<crate::History> {
         let mut sources: Vec<Source> = Vec::new();
         for memtable in self.tiers.memtables() {
             let mut versions = Vec::new();
@@ -136,7 +133,7 @@ impl ReadView {
     }
 
     /// Every key in `keys` with its newest value at the view's version, in key order.
-    pub(crate) fn range(&self, keys: OwnedRange) -> Result<Range> {
+    pub(crate) fn range(&self, keys: &OwnedRange) -> Result<Range> {
         let mut sources: Vec<Source> = Vec::new();
         for memtable in self.tiers.memtables() {
             sources.push(Box::new(MemtableRange::new(
@@ -146,7 +143,7 @@ impl ReadView {
             )));
         }
         for segment in &self.tiers.segments {
-            sources.push(Box::new(SegmentRange::open(segment, &keys, self.version)));
+            sources.push(Box::new(SegmentRange::open(segment, keys, self.version)));
         }
         Ok(Range { merged: merge(sources, KeyOrder)?, key_last: None, _view: self.clone() })
     }
@@ -155,13 +152,13 @@ impl ReadView {
     /// version), in Z order.
     pub(crate) fn changes(
         &self,
-        keys: OwnedRange,
+        keys: &OwnedRange,
         versions: (Bound<Version>, Bound<Version>),
     ) -> Result<Changes> {
         let versions = cap_versions(versions, self.version);
         let mut sources: Vec<Source> = Vec::new();
         for memtable in self.tiers.memtables() {
-            sources.push(Box::new(memtable_changes(memtable, &keys, versions).into_iter().map(Ok)));
+            sources.push(Box::new(memtable_changes(memtable, keys, versions).into_iter().map(Ok)));
         }
         for segment in &self.tiers.segments {
             sources.push(Box::new(SegmentChanges::open(segment, keys.clone(), versions)));

@@ -41,7 +41,7 @@ impl Db {
 
     /// The latest value of every key in `keys`, in key order (deleted keys skipped).
     pub fn range<'k>(&self, keys: impl RangeBounds<&'k [u8]>) -> Result<Range> {
-        self.view(Version::MAX)?.range(OwnedRange::new(&keys))
+        self.view(Version::MAX)?.range(&OwnedRange::new(&keys))
     }
 
     /// The value of every key in `keys` as of `version`, in key order.
@@ -50,7 +50,7 @@ impl Db {
         keys: impl RangeBounds<&'k [u8]>,
         version: Version,
     ) -> Result<Range> {
-        self.view(version)?.range(OwnedRange::new(&keys))
+        self.view(version)?.range(&OwnedRange::new(&keys))
     }
 
     /// Every version written to a key in `keys` with its version in `versions`: the box
@@ -60,7 +60,7 @@ impl Db {
         keys: impl RangeBounds<&'k [u8]>,
         versions: impl RangeBounds<Version>,
     ) -> Result<Changes> {
-        self.view(Version::MAX)?.changes(OwnedRange::new(&keys), version_bounds(&versions))
+        self.view(Version::MAX)?.changes(&OwnedRange::new(&keys), version_bounds(&versions))
     }
 
     /// A snapshot of the database as it is now: every read through it answers as of one
@@ -117,7 +117,7 @@ impl Snapshot {
 
     /// The value of every key in `keys` at the snapshot, in key order.
     pub fn range<'k>(&self, keys: impl RangeBounds<&'k [u8]>) -> Result<Range> {
-        self.view(self.version)?.range(OwnedRange::new(&keys))
+        self.view(self.version)?.range(&OwnedRange::new(&keys))
     }
 
     /// Every version written to a key in `keys` within `versions`, up to the snapshot.
@@ -126,7 +126,7 @@ impl Snapshot {
         keys: impl RangeBounds<&'k [u8]>,
         versions: impl RangeBounds<Version>,
     ) -> Result<Changes> {
-        self.view(self.version)?.changes(OwnedRange::new(&keys), version_bounds(&versions))
+        self.view(self.version)?.changes(&OwnedRange::new(&keys), version_bounds(&versions))
     }
 }
 

@@ -1,0 +1,195 @@
+//! Compaction and GC: merge segments into one, dropping the versions retention lets go.
+//!
+//! Versions of one key are not adjacent in Z order, so survivors cannot be decided while
+//! streaming Z order. Pass 1 merges the inputs in key order and feeds each key's versions to
+//! `zverse_core::merge::KeyGc`, which decides per version (retention, live snapshots,
+//! tombstones at the bottom). Pass 2 merges the inputs in Z order and writes the survivors.
+//!
+//! The inputs are always the oldest segments (a suffix of the newest-first list), so the
+//! output is the bottom of the tree: no older version of any key exists outside the inputs.
+//! Versions in newer tiers are all newer than the inputs' (memtables hold contiguous version
+//! ranges, and segments are flushed in order), so deciding within the inputs alone can only
+//! keep more than needed, never less.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use zverse_core::merge::{Decision, FAN_IN_MAX, GcPolicy, KeyGc, KeyOrder, MergeVec, ZOrder};
+use zverse_core::segment::Segment;
+use zverse_core::{Entry, Version};
+
+use crate::db::{Inner, lock};
+use crate::error::{Error, Result};
+use crate::options::Retention;
+use crate::segment_file::{self, SegmentFile};
+use crate::tiers::Tiers;
+
+/// The `(key, version)`s pass 1 dropped.
+type Dropped = HashSet<(Vec<u8>, Version)>;
+
+impl Inner {
+    /// Merges the oldest segments (all of them, up to the merge fan-in) into one. With
+    /// `force`, also rewrites a single segment, to apply retention to it.
+    pub(crate) fn compact_segments(&self, force: bool) -> Result<()> {
+        let tiers = self.tiers();
+        let input_count = tiers.segments.len().min(FAN_IN_MAX);
+        if input_count == 0 || (input_count == 1 && !force) {
+            return Ok(());
+        }
+        let inputs = &tiers.segments[tiers.segments.len() - input_count..];
+        let pins: Vec<Version> = lock(&self.pins).keys().copied().collect();
+        let base = match self.options.retention {
+            Retention::All => GcPolicy::keep_all(),
+            Retention::Duration(age) => {
+                let horizon = SystemTime::now().checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH);
+                GcPolicy::new(Version::from_system_time(horizon), 0)
+            }
+            Retention::Versions(count) => GcPolicy::new(Version::MAX, count),
+        };
+        let policy = base.with_pins(&pins).expect("BTreeMap keys are sorted").with_bottom(true);
+        let segments: Vec<&Segment<'_>> = inputs.iter().map(|file| file.segment()).collect();
+        let dropped = decide_survivors(inputs, &segments, &policy)?;
+        let survivors = collect_survivors(inputs, &segments, &dropped)?;
+        let output = if survivors.is_empty() {
+            None
+        } else {
+            let number = self.allocate_file_number();
+            let meta = segment_file::write_segment(
+                self.io.as_ref(),
+                &self.dir,
+                number,
+                self.options.segment_block_bytes,
+                survivors,
+            )?;
+            self.io.sync_dir(&self.dir)?;
+            self.counters_add_segment_bytes(meta.file_bytes);
+            Some(Arc::new(SegmentFile::open(&self.io, &self.dir, meta)?))
+        };
+        self.install_compaction(&tiers, inputs, output.as_ref())
+    }
+
+    /// Swaps the inputs for the output in the manifest and the tiers, then retires the inputs:
+    /// their files go when the last reader lets go of them.
+    fn install_compaction(
+        &self,
+        tiers_before: &Tiers,
+        inputs: &[Arc<SegmentFile>],
+        output: Option<&Arc<SegmentFile>>,
+    ) -> Result<()> {
+        let mut manifest = lock(&self.manifest);
+        let mut tiers = lock(&self.tiers);
+        let is_suffix = |segments: &[Arc<SegmentFile>]| {
+            segments.len() >= inputs.len()
+                && segments[segments.len() - inputs.len()..]
+                    .iter()
+                    .zip(inputs)
+                    .all(|(a, b)| Arc::ptr_eq(a, b))
+        };
+        assert!(
+            is_suffix(&tiers.segments) && is_suffix(&tiers_before.segments),
+            "only the background thread changes the segments, and it is compacting"
+        );
+        let kept = tiers.segments.len() - inputs.len();
+        let mut segments = tiers.segments[..kept].to_vec();
+        segments.extend(output.cloned());
+        let mut next = manifest.clone();
+        next.segments = segments.iter().map(|segment| *segment.meta()).collect();
+        next.file_number_next = self.file_number_next();
+        if let Err(error) = next.write(self.io.as_ref(), &self.dir) {
+            // The new manifest may or may not be on disk: keep every file, refuse writes.
+            return Err(self.fail(format!("manifest update after compaction failed: {error}")));
+        }
+        *manifest = next;
+        *tiers = Arc::new(Tiers {
+            active: Arc::clone(&tiers.active),
+            sealed: tiers.sealed.clone(),
+            segments,
+        });
+        drop(tiers);
+        drop(manifest);
+        for input in inputs {
+            input.retire();
+        }
+        Ok(())
+    }
+}
+
+/// Pass 1: merges the inputs in key order and runs the GC decision on every key.
+fn decide_survivors(
+    inputs: &[Arc<SegmentFile>],
+    segments: &[&Segment<'_>],
+    policy: &GcPolicy<'_>,
+) -> Result<Dropped> {
+    let sources = segments.iter().map(|segment| segment.iter_key_order());
+    let merged =
+        MergeVec::from_sources(sources, KeyOrder).expect("inputs are capped at FAN_IN_MAX");
+    let mut dropped = Dropped::new();
+    let mut current: Option<(Vec<u8>, KeyGc<'_>)> = None;
+    let mut deferred: Option<Version> = None;
+    for entry in merged {
+        let entry: Entry<'_> = entry.map_err(|corruption| input_corruption(inputs, corruption))?;
+        if current.as_ref().is_none_or(|(key, _)| key.as_slice() != entry.key) {
+            if let Some((key, gc)) = current.take() {
+                settle(&mut dropped, &key, deferred.take(), gc.finish());
+            }
+            current = Some((entry.key.to_vec(), KeyGc::new(policy)));
+        }
+        let (key, gc) = current.as_mut().expect("set above");
+        let step =
+            gc.decide(entry.version, entry.value.is_none()).map_err(|error| Error::Corruption {
+                file: inputs.first().map(|f| f.path().to_path_buf()).unwrap_or_default(),
+                offset: 0,
+                what: format!("a version appears twice across compaction inputs: {error}"),
+            })?;
+        settle(&mut dropped, key, deferred.take(), step.settled);
+        match step.decision {
+            Some(Decision::Keep) => {}
+            Some(Decision::Drop) => {
+                dropped.insert((key.clone(), entry.version));
+            }
+            None => deferred = Some(entry.version),
+        }
+    }
+    if let Some((key, gc)) = current {
+        settle(&mut dropped, &key, deferred, gc.finish());
+    }
+    Ok(dropped)
+}
+
+/// Records the decision on a deferred version, if one was deferred and is now decided.
+fn settle(
+    dropped: &mut Dropped,
+    key: &[u8],
+    deferred: Option<Version>,
+    decision: Option<Decision>,
+) {
+    if let (Some(version), Some(Decision::Drop)) = (deferred, decision) {
+        dropped.insert((key.to_vec(), version));
+    }
+}
+
+/// Pass 2: the survivors, in Z order.
+fn collect_survivors<'a>(
+    inputs: &[Arc<SegmentFile>],
+    segments: &[&Segment<'a>],
+    dropped: &Dropped,
+) -> Result<Vec<Entry<'a>>> {
+    let sources = segments.iter().map(|segment| segment.iter());
+    let merged = MergeVec::from_sources(sources, ZOrder).expect("inputs are capped at FAN_IN_MAX");
+    let mut survivors = Vec::new();
+    for entry in merged {
+        let entry = entry.map_err(|corruption| input_corruption(inputs, corruption))?;
+        if !dropped.contains(&(entry.key.to_vec(), entry.version)) {
+            survivors.push(entry);
+        }
+    }
+    Ok(survivors)
+}
+
+/// A corruption found while reading compaction inputs. The merge does not say which input
+/// failed; the first input's name and the offset in its file point the way.
+fn input_corruption(inputs: &[Arc<SegmentFile>], corruption: zverse_core::Corruption) -> Error {
+    let file = inputs.first().map(|f| f.path().to_path_buf()).unwrap_or_default();
+    Error::corruption(file, 0, corruption)
+}
