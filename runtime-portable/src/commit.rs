@@ -14,7 +14,7 @@
 //! watermark is simply the last version of the last applied group: every version at or below
 //! it is in the memtable (and durable, in `Sync` mode) before any reader can see it.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, Thread};
 
@@ -80,6 +80,10 @@ pub(crate) struct Stage {
     rings: Vec<Box<Ring<Arc<Pending>, RING_CAPACITY>>>,
     /// Held by the leader. Taken by CAS from `false`, or passed on by hand-off (stays `true`).
     leader: AtomicBool,
+    /// Callers of `with_leadership` waiting for it. While non-zero, leaders free leadership
+    /// instead of handing it to a writer, and writers do not take it, so that a flush or a
+    /// close gets its turn under a steady stream of writes.
+    exclusive_waiting: AtomicUsize,
     shard_next: AtomicU64,
 }
 
@@ -98,6 +102,7 @@ impl Stage {
         Stage {
             rings: (0..SHARD_COUNT).map(|_| Ring::new_boxed()).collect(),
             leader: AtomicBool::new(false),
+            exclusive_waiting: AtomicUsize::new(0),
             shard_next: AtomicU64::new(0),
         }
     }
@@ -155,16 +160,24 @@ impl Stage {
         }
     }
 
+    /// Takes free leadership for a writer; never while `with_leadership` waits.
     fn try_lead(&self) -> bool {
+        self.exclusive_waiting.load(Ordering::SeqCst) == 0 && self.take_leadership()
+    }
+
+    fn take_leadership(&self) -> bool {
         self.leader.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok()
     }
 
-    /// Runs callback `f` as the leader: no group commits while it runs (rotating the log,
-    /// closing). Waits for leadership by yielding.
+    /// Runs `f` as the leader: no group commits while it runs (rotating the log, closing).
+    /// Waits for leadership by yielding; leaders stop handing it on while anyone waits here,
+    /// so the wait ends once the group in flight is committed.
     pub(crate) fn with_leadership<R>(&self, f: impl FnOnce() -> R) -> R {
-        while !self.try_lead() {
+        self.exclusive_waiting.fetch_add(1, Ordering::SeqCst);
+        while !self.take_leadership() {
             thread::yield_now();
         }
+        self.exclusive_waiting.fetch_sub(1, Ordering::SeqCst);
         let result = f();
         self.leader.store(false, Ordering::Release);
         fence(Ordering::SeqCst);
@@ -193,7 +206,9 @@ impl Stage {
     /// Gives up leadership: hands it to a writer waiting in a ring, or frees it and makes
     /// sure no writer that staged meanwhile is left waiting.
     fn release(&self) {
-        if let Some(next) = self.pop_any() {
+        if self.exclusive_waiting.load(Ordering::SeqCst) == 0
+            && let Some(next) = self.pop_any()
+        {
             next.state.store(STATE_LEAD, Ordering::Release);
             next.writer.unpark();
             return;
@@ -205,11 +220,12 @@ impl Stage {
 
     /// With leadership free: if a writer staged a record meanwhile, take leadership back and
     /// hand it to that writer. Bounded: each round either hands off, finds the rings empty, or
-    /// finds another leader.
+    /// finds another leader. A `with_leadership` caller waiting does the hand-off itself when
+    /// it is done.
     fn hand_off_if_waiting(&self) {
         while self.rings.iter().any(|ring| !ring.is_empty()) {
             if !self.try_lead() {
-                return; // Another leader will see the staged records.
+                return; // Another leader, or a waiting `with_leadership`, takes it from here.
             }
             if let Some(next) = self.pop_any() {
                 next.state.store(STATE_LEAD, Ordering::Release);

@@ -134,3 +134,28 @@ fn concurrent_writers_share_syncs() {
     assert_eq!(db.range(..).unwrap().count(), 800);
     eprintln!("800 Sync writes from 4 threads took {} syncs", stats.commit_groups);
 }
+
+#[test]
+fn flush_gets_its_turn_under_a_steady_stream_of_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), options().memtable_bytes_max(1 << 20)).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for thread in 0..4u32 {
+            let (db, stop) = (&db, &stop);
+            scope.spawn(move || {
+                let mut i = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    db.put(format!("t{thread}:{i}").as_bytes(), b"v").unwrap();
+                    i += 1;
+                }
+            });
+        }
+        for _ in 0..3 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            db.flush().unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    assert!(db.stats().flushes >= 3, "{:?}", db.stats());
+}
