@@ -22,13 +22,13 @@ const FORMAT_VERSION: u32 = 1;
 const MAGIC_LEN: usize = MAGIC.len();
 const HEADER_LEN: usize = MAGIC_LEN + size_of::<u32>() + size_of::<u32>();
 const COUNTERS_LEN: usize = 3 * size_of::<u64>() + size_of::<u32>();
-const SEGMENT_LEN: usize = 5 * size_of::<u64>();
+const SEGMENT_LEN: usize = 6 * size_of::<u64>();
 /// More segments than any database of this design reaches; bounds what a decoder trusts.
 const SEGMENT_COUNT_MAX: u32 = 1 << 20;
 
 const _: () = assert!(HEADER_LEN == 16);
 const _: () = assert!(COUNTERS_LEN == 28);
-const _: () = assert!(SEGMENT_LEN == 40);
+const _: () = assert!(SEGMENT_LEN == 48);
 
 /// One segment as the manifest records it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +37,8 @@ pub(crate) struct SegmentMeta {
     pub file_number: u64,
     pub entry_count: u64,
     pub file_bytes: u64,
+    /// Bytes of the keys and values the segment holds: what space amplification divides by.
+    pub payload_bytes: u64,
     pub version_min: Version,
     pub version_max: Version,
 }
@@ -71,6 +73,7 @@ impl Manifest {
                 segment.file_number,
                 segment.entry_count,
                 segment.file_bytes,
+                segment.payload_bytes,
                 segment.version_min.get(),
                 segment.version_max.get(),
             ] {
@@ -190,6 +193,7 @@ impl<'a> Reader<'a> {
                 file_number: self.u64()?,
                 entry_count: self.u64()?,
                 file_bytes: self.u64()?,
+                payload_bytes: self.u64()?,
                 version_min: Version::new(self.u64()?),
                 version_max: Version::new(self.u64()?),
             };
@@ -224,6 +228,7 @@ mod tests {
                     file_number: 6,
                     entry_count: 10,
                     file_bytes: 4_096,
+                    payload_bytes: 2_000,
                     version_min: Version::new(500),
                     version_max: Version::new(1_000),
                 },
@@ -231,6 +236,7 @@ mod tests {
                     file_number: 3,
                     entry_count: 2,
                     file_bytes: 300,
+                    payload_bytes: 100,
                     version_min: Version::new(1),
                     version_max: Version::new(499),
                 },

@@ -122,6 +122,11 @@ impl Memtable {
         self.size_bytes.fetch_add(size, AtomicOrdering::Relaxed);
     }
 
+    /// Bytes of the keys and values inserted so far.
+    pub(crate) fn payload_bytes(&self) -> u64 {
+        self.size_bytes() - ENTRY_OVERHEAD_BYTES * self.entry_count() as u64
+    }
+
     /// Bytes of keys, values and bookkeeping inserted so far.
     pub(crate) fn size_bytes(&self) -> u64 {
         self.size_bytes.load(AtomicOrdering::Relaxed)

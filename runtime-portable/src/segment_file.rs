@@ -121,8 +121,10 @@ pub(crate) fn write_segment<'e>(
 ) -> Result<SegmentMeta> {
     let options = SegmentOptions::default().with_block_bytes_target(block_bytes as usize);
     let mut builder = SegmentBuilder::new(Vec::new(), options);
+    let mut payload_bytes = 0;
     for entry in entries {
         builder.add(entry.key, entry.version, entry.value).map_err(build_error)?;
+        payload_bytes += (entry.key.len() + entry.value.map_or(0, <[u8]>::len)) as u64;
     }
     let (bytes, summary) = builder.finish().map_err(build_error)?;
     let path = dir.join(segment_file_name(number));
@@ -132,6 +134,7 @@ pub(crate) fn write_segment<'e>(
         file_number: number,
         entry_count: summary.entry_count,
         file_bytes: summary.file_len,
+        payload_bytes,
         version_min: summary.version_min.unwrap_or(Version::ZERO),
         version_max: summary.version_max.unwrap_or(Version::ZERO),
     })

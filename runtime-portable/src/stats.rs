@@ -38,6 +38,12 @@ pub struct Stats {
     pub bytes_written_disk: u64,
     /// `bytes_written_disk / bytes_written_user` since open (0 before any write).
     pub write_amplification: f64,
+    /// Bytes of the keys and values of every version stored (memtables and segments).
+    pub payload_bytes: u64,
+    /// `(segment_bytes + log_bytes) / payload_bytes`: the disk space per byte of stored keys
+    /// and values, for the versions retention keeps (0 when empty). Indexes, filters and
+    /// checksums make it exceed 1; versions dropped by compaction leave it.
+    pub space_amplification: f64,
     /// Commit groups since open; `commit_records / commit_groups` writes shared each sync.
     pub commit_groups: u64,
     /// Writes (records) committed since open.
@@ -57,6 +63,10 @@ impl Db {
         let segment_versions: u64 = tiers.segments.iter().map(|s| s.meta().entry_count).sum();
         let segment_keys: u64 = tiers.segments.iter().map(|s| s.segment().key_count()).sum();
         let bytes_written_user = counters.bytes_user.load(Ordering::Relaxed);
+        let payload_bytes = tiers.memtables().map(|m| m.payload_bytes()).sum::<u64>()
+            + tiers.segments.iter().map(|s| s.meta().payload_bytes).sum::<u64>();
+        let segment_bytes = tiers.segments.iter().map(|s| s.meta().file_bytes).sum();
+        let log_bytes = inner.log_bytes();
         let bytes_written_disk = counters.bytes_written_log.load(Ordering::Relaxed)
             + counters.bytes_written_segments.load(Ordering::Relaxed);
         Stats {
@@ -67,23 +77,24 @@ impl Db {
             memtable_bytes: tiers.memtables().map(|m| m.size_bytes()).sum(),
             segment_count: tiers.segments.len(),
             segment_versions,
-            segment_bytes: tiers.segments.iter().map(|s| s.meta().file_bytes).sum(),
-            log_bytes: inner.log_bytes(),
+            segment_bytes,
+            log_bytes,
             versions: memtable_versions + segment_versions,
             keys_upper_bound: memtable_versions + segment_keys,
             bytes_written_user,
             bytes_written_disk,
-            write_amplification: if bytes_written_user == 0 {
-                0.0
-            } else {
-                // Byte counts far below 2^52 are exact in f64; a ratio needs no more.
-                #[allow(clippy::cast_precision_loss, reason = "a ratio of byte counts")]
-                let ratio = bytes_written_disk as f64 / bytes_written_user as f64;
-                ratio
-            },
+            write_amplification: ratio(bytes_written_disk, bytes_written_user),
+            payload_bytes,
+            space_amplification: ratio(segment_bytes + log_bytes, payload_bytes),
             commit_groups: counters.commit_groups.load(Ordering::Relaxed),
             commit_records: counters.commit_records.load(Ordering::Relaxed),
             flushes: counters.flushes.load(Ordering::Relaxed),
         }
     }
+}
+
+/// `numerator / denominator`, or 0 when the denominator is 0.
+#[allow(clippy::cast_precision_loss, reason = "a ratio of byte counts needs no more precision")]
+fn ratio(numerator: u64, denominator: u64) -> f64 {
+    if denominator == 0 { 0.0 } else { numerator as f64 / denominator as f64 }
 }
