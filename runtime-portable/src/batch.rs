@@ -62,10 +62,22 @@ impl<'db> Batch<'db> {
     /// Commits every write at one version and returns it. Fails, writing nothing, if any
     /// key or value was over its limit or the batch is over the record size limit.
     pub fn commit(self) -> Result<Version> {
+        self.commit_with(None)
+    }
+
+    /// Commits at `version` instead of the clock's next: for restoring a dump or applying a
+    /// replicated log, where the writes must keep the versions they had. `version` must be
+    /// greater than every version the database has handed out, or the commit fails with
+    /// [`Error::VersionNotAfter`] and writes nothing; later writes get versions above it.
+    pub fn commit_at(self, version: Version) -> Result<Version> {
+        self.commit_with(Some(version))
+    }
+
+    fn commit_with(self, version: Option<Version>) -> Result<Version> {
         if let Some(error) = self.error {
             return Err(error);
         }
         let encoded = self.builder.finish(Version::ZERO);
-        self.db.inner.commit(encoded, self.user_bytes)
+        self.db.inner.commit(encoded, self.user_bytes, version)
     }
 }

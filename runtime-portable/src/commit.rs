@@ -38,6 +38,8 @@ pub(crate) const GROUP_BYTES_MAX: usize = 8 << 20;
 pub(crate) struct Pending {
     /// The encoded record, version not yet assigned.
     pub record: Vec<u8>,
+    /// The version the writer asked for (`Batch::commit_at`), or `None` for the clock's next.
+    pub version_wanted: Option<Version>,
     state: AtomicU8,
     outcome: Mutex<Option<Result<Version, Error>>>,
     writer: Thread,
@@ -51,9 +53,10 @@ const STATE_DONE: u8 = 1;
 const STATE_LEAD: u8 = 2;
 
 impl Pending {
-    pub(crate) fn new(record: Vec<u8>) -> Arc<Pending> {
+    pub(crate) fn new(record: Vec<u8>, version_wanted: Option<Version>) -> Arc<Pending> {
         Arc::new(Pending {
             record,
+            version_wanted,
             state: AtomicU8::new(STATE_WAITING),
             outcome: Mutex::new(None),
             writer: thread::current(),

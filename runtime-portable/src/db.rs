@@ -73,6 +73,17 @@ struct BackgroundState {
     rounds_done: u64,
 }
 
+/// A commit group as written to the log.
+struct LoggedGroup {
+    /// The log frame: header, then the accepted records.
+    frame: Vec<u8>,
+    /// Where each accepted record starts in `frame`.
+    starts: Vec<usize>,
+    /// For each record of the group, whether it was accepted (a refused one was completed
+    /// with its error already).
+    accepted: Vec<bool>,
+}
+
 /// Counters for `stats()`.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -117,14 +128,14 @@ impl Db {
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<Version> {
         let mut encoded = vec![0; record::encoded_len_put(key, value)?];
         record::encode_put_into(&mut encoded, Version::ZERO, key, value).map_err(encode_error)?;
-        self.inner.commit(encoded, (key.len() + value.len()) as u64)
+        self.inner.commit(encoded, (key.len() + value.len()) as u64, None)
     }
 
     /// Deletes `key` (writes a tombstone version) and returns the delete's version.
     pub fn delete(&self, key: &[u8]) -> Result<Version> {
         let mut encoded = vec![0; record::encoded_len_delete(key)?];
         record::encode_delete_into(&mut encoded, Version::ZERO, key).map_err(encode_error)?;
-        self.inner.commit(encoded, key.len() as u64)
+        self.inner.commit(encoded, key.len() as u64, None)
     }
 
     /// A batch of writes that commit together at one version.
@@ -284,9 +295,14 @@ impl Inner {
         Error::ReadOnly(Arc::clone(reason))
     }
 
-    pub(crate) fn commit(&self, encoded: Vec<u8>, user_bytes: u64) -> Result<Version> {
+    pub(crate) fn commit(
+        &self,
+        encoded: Vec<u8>,
+        user_bytes: u64,
+        version_wanted: Option<Version>,
+    ) -> Result<Version> {
         self.check_writable()?;
-        let pending = Pending::new(encoded);
+        let pending = Pending::new(encoded, version_wanted);
         let version = self.stage.submit(&pending, self)?;
         self.counters.bytes_user.fetch_add(user_bytes, Ordering::Relaxed);
         Ok(version)
@@ -304,16 +320,48 @@ impl Inner {
         self.counters.bytes_written_segments.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// The version for a record: the clock's next, or the one its writer asked for if that is
+    /// above every version handed out (`None` otherwise, and the writer is told why).
+    fn version_for(&self, pending: &Pending, now: Version) -> Option<Version> {
+        match pending.version_wanted {
+            None => {
+                let version = self.clock.tick(now);
+                if version.is_none() {
+                    pending.complete(Err(Error::VersionsExhausted));
+                }
+                version
+            }
+            Some(wanted) if wanted > self.clock.last() => {
+                self.clock.observe(wanted);
+                Some(wanted)
+            }
+            Some(wanted) => {
+                let last = self.clock.last();
+                pending.complete(Err(Error::VersionNotAfter { version: wanted, last }));
+                None
+            }
+        }
+    }
+
     /// Appends a group's records, with their versions, to the log as one frame; syncs per the
-    /// durability. Returns the frame and where each record starts in it.
-    fn append_group(&self, group: &[Arc<Pending>]) -> Result<(Vec<u8>, Vec<usize>), Error> {
+    /// durability. Returns the frame, where each accepted record starts in it, and which of
+    /// the group's records were accepted (the others were already completed with an error).
+    fn append_group(
+        &self,
+        group: &[Arc<Pending>],
+    ) -> Result<(Vec<u8>, Vec<usize>, Vec<bool>), Error> {
         let now = Version::from_system_time(SystemTime::now());
         let records_len: usize = group.iter().map(|p| p.record.len()).sum();
         let mut frame = Vec::with_capacity(log::FRAME_HEADER_LEN + records_len);
         frame.resize(log::FRAME_HEADER_LEN, 0);
         let mut starts = Vec::with_capacity(group.len());
+        let mut accepted = Vec::with_capacity(group.len());
         for pending in group {
-            let version = self.clock.tick(now).ok_or(Error::VersionsExhausted)?;
+            let Some(version) = self.version_for(pending, now) else {
+                accepted.push(false);
+                continue;
+            };
+            accepted.push(true);
             let start = frame.len();
             starts.push(start);
             frame.extend_from_slice(&pending.record);
@@ -336,7 +384,7 @@ impl Inner {
             log.offset_synced = log.offset_end;
         }
         self.counters.bytes_written_log.fetch_add(frame.len() as u64, Ordering::Relaxed);
-        Ok((frame, starts))
+        Ok(LoggedGroup { frame, starts, accepted })
     }
 
     /// Inserts a logged group into the active memtable; returns the group's last version.
@@ -522,7 +570,7 @@ impl Inner {
 impl GroupCommit for Inner {
     fn commit_group(&self, group: &[Arc<Pending>]) {
         let outcome = self.check_writable().and_then(|()| self.append_group(group));
-        let (bytes, starts) = match outcome {
+        let LoggedGroup { frame, starts, accepted } = match outcome {
             Ok(logged) => logged,
             Err(error) => {
                 let reason = error.to_string();
@@ -536,12 +584,15 @@ impl GroupCommit for Inner {
                 return;
             }
         };
-        let version_last = self.apply_group(&bytes, &starts);
-        self.watermark.store(version_last.get(), Ordering::Release);
+        if !starts.is_empty() {
+            let version_last = self.apply_group(&frame, &starts);
+            self.watermark.store(version_last.get(), Ordering::Release);
+        }
         self.counters.commit_groups.fetch_add(1, Ordering::Relaxed);
-        self.counters.commit_records.fetch_add(group.len() as u64, Ordering::Relaxed);
-        for (pending, &start) in group.iter().zip(&starts) {
-            let (record, _) = record::decode_from(&bytes[start..]).expect("just decoded");
+        self.counters.commit_records.fetch_add(starts.len() as u64, Ordering::Relaxed);
+        let committed = group.iter().zip(&accepted).filter(|(_, ok)| **ok).map(|(p, _)| p);
+        for (pending, &start) in committed.zip(&starts) {
+            let (record, _) = record::decode_from(&frame[start..]).expect("just decoded");
             pending.complete(Ok(record.version()));
         }
         if self.tiers().active.size_bytes() >= self.options.memtable_bytes_max

@@ -5,6 +5,8 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use zverse_core::Version;
+
 /// The result of every fallible ZVerse call.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -56,6 +58,14 @@ pub enum Error {
     Closed,
     /// Every version up to `u64::MAX` has been handed out.
     VersionsExhausted,
+    /// `Batch::commit_at` asked for a version not above every version already handed out;
+    /// nothing was written.
+    VersionNotAfter {
+        /// The version asked for.
+        version: Version,
+        /// The newest version the database has handed out.
+        last: Version,
+    },
     /// An I/O call failed.
     Io(io::Error),
 }
@@ -92,6 +102,10 @@ impl fmt::Display for Error {
             Error::ReadOnly(reason) => write!(f, "database is read-only: {reason}"),
             Error::Closed => f.write_str("database is closed"),
             Error::VersionsExhausted => f.write_str("every version up to u64::MAX is used"),
+            Error::VersionNotAfter { version, last } => write!(
+                f,
+                "cannot commit at version {version}: the database has handed out {last} already"
+            ),
             Error::Io(error) => write!(f, "I/O error: {error}"),
         }
     }

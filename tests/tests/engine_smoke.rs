@@ -159,3 +159,22 @@ fn flush_gets_its_turn_under_a_steady_stream_of_writes() {
     });
     assert!(db.stats().flushes >= 3, "{:?}", db.stats());
 }
+
+#[test]
+fn commit_at_keeps_a_chosen_version_only_above_every_version_handed_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), options()).unwrap();
+    let ahead = Version::new(db.put(b"a", b"1").unwrap().get() + 1_000_000);
+    let mut batch = db.batch();
+    batch.put(b"b", b"restored");
+    assert_eq!(batch.commit_at(ahead).unwrap(), ahead);
+    assert_eq!(db.history(b"b").unwrap().next().unwrap().unwrap().0, ahead);
+    let mut stale = db.batch();
+    stale.put(b"c", b"too old");
+    assert!(matches!(stale.commit_at(ahead), Err(Error::VersionNotAfter { .. })));
+    assert_eq!(db.get(b"c").unwrap(), None);
+    assert!(db.put(b"d", b"after").unwrap() > ahead, "the clock moved past the chosen version");
+    drop(db);
+    let db = Db::open(dir.path(), options()).unwrap();
+    assert_eq!(db.history(b"b").unwrap().next().unwrap().unwrap().0, ahead);
+}
