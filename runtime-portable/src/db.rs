@@ -346,10 +346,7 @@ impl Inner {
     /// Appends a group's records, with their versions, to the log as one frame; syncs per the
     /// durability. Returns the frame, where each accepted record starts in it, and which of
     /// the group's records were accepted (the others were already completed with an error).
-    fn append_group(
-        &self,
-        group: &[Arc<Pending>],
-    ) -> Result<(Vec<u8>, Vec<usize>, Vec<bool>), Error> {
+    fn append_group(&self, group: &[Arc<Pending>]) -> Result<LoggedGroup, Error> {
         let now = Version::from_system_time(SystemTime::now());
         let records_len: usize = group.iter().map(|p| p.record.len()).sum();
         let mut frame = Vec::with_capacity(log::FRAME_HEADER_LEN + records_len);
