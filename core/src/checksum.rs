@@ -13,6 +13,14 @@ pub fn checksum(bytes: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(bytes)
 }
 
+/// The checksum of `bytes` under `seed`: for checksums that must not match bytes produced
+/// without the seed (log frames are seeded with their log's random nonce, so that no value a
+/// user stores can pass for a frame).
+#[must_use]
+pub fn checksum_with_seed(bytes: &[u8], seed: u64) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(bytes, seed)
+}
+
 /// The checksum of the concatenation of `parts`, without concatenating them.
 #[must_use]
 pub fn checksum_parts(parts: &[&[u8]]) -> u64 {

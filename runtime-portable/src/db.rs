@@ -214,21 +214,23 @@ fn encode_error(error: record::EncodeError) -> Error {
 impl Inner {
     fn open(dir: &Path, options: Options, io: Arc<dyn Io>) -> Result<Inner> {
         prepare_dir(io.as_ref(), dir, &options)?;
+        // Refuse a foreign directory before locking it, so that not even a LOCK file is left
+        // in it.
+        refuse_foreign(dir, &io.list_dir(dir)?)?;
         let lock = io
             .try_lock(&dir.join(LOCK_NAME))?
             .ok_or_else(|| Error::Locked { path: dir.to_path_buf() })?;
         let names = io.list_dir(dir)?;
-        let manifest = match Manifest::read(io.as_ref(), dir)? {
-            Some(manifest) => manifest,
-            None if names.iter().any(|name| is_database_file(name)) => {
-                return Err(Error::NotADatabase { path: dir.to_path_buf() });
-            }
-            None => {
-                let manifest =
-                    Manifest { file_number_next: 1, log_number_min: 1, ..Manifest::default() };
-                manifest.write(io.as_ref(), dir)?;
-                manifest
-            }
+        refuse_foreign(dir, &names)?;
+        let manifest = if let Some(manifest) = Manifest::read(io.as_ref(), dir)? {
+            manifest
+        } else {
+            // A new database (a crash may have left the first manifest's temporary, which
+            // `write` replaces).
+            let manifest =
+                Manifest { file_number_next: 1, log_number_min: 1, ..Manifest::default() };
+            manifest.write(io.as_ref(), dir)?;
+            manifest
         };
         let recovered = recover(&io, dir, &manifest, &names)?;
         let clock = HybridClock::new(recovered.version_max);
@@ -366,7 +368,7 @@ impl Inner {
                 .expect("a record this database encoded has a valid header");
         }
         let mut log = lock(&self.log);
-        log::seal_frame(&mut frame, log.offset_synced);
+        log::seal_frame(&mut frame, log.nonce, log.offset_end, log.offset_synced);
         let sync = self.options.durability == Durability::Sync;
         let written = if sync {
             log.file.write_all_at_and_sync(&[&frame], log.offset_end)
@@ -612,10 +614,16 @@ fn prepare_dir(io: &dyn Io, dir: &Path, options: &Options) -> Result<()> {
     }
 }
 
-/// Whether a directory entry makes the directory something other than a new database: any
-/// entry but the lock file.
-fn is_database_file(name: &str) -> bool {
-    name != LOCK_NAME
+/// Refuses a directory that holds files but no manifest: it is not a ZVerse database. The lock
+/// file and the temporary of a first manifest (a crash while creating the database) do not
+/// count.
+fn refuse_foreign(dir: &Path, names: &[String]) -> Result<()> {
+    let has_manifest = names.iter().any(|name| name == MANIFEST_NAME);
+    let foreign = names.iter().any(|name| name != LOCK_NAME && name != MANIFEST_TEMP_NAME);
+    if foreign && !has_manifest {
+        return Err(Error::NotADatabase { path: dir.to_path_buf() });
+    }
+    Ok(())
 }
 
 /// The number in a file name `{number:020}{suffix}`.
@@ -673,6 +681,5 @@ fn recover(
     for segment in &segments {
         version_max = version_max.max(segment.meta().version_max);
     }
-    debug_assert!(names.iter().any(|n| n == MANIFEST_NAME) || manifest.segments.is_empty());
     Ok(Recovered { memtable, segments, version_max, file_number_next: file_number_max + 1 })
 }

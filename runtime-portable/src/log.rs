@@ -16,7 +16,7 @@
 use std::path::Path;
 
 use zverse_core::Version;
-use zverse_core::checksum::{CHECKSUM_LEN, checksum};
+use zverse_core::checksum::{CHECKSUM_LEN, checksum, checksum_with_seed};
 use zverse_core::record::{LogEnd, LogReader};
 
 use crate::error::{Error, Result};
@@ -28,7 +28,13 @@ pub(crate) fn log_file_name(number: u64) -> String {
     format!("{number:020}.log")
 }
 
-/// Offset of the header checksum: XXH3 of the header bytes after it.
+/// The log file header: magic, the log's nonce, and a checksum of both.
+const LOG_MAGIC: [u8; 8] = *b"ZVERSELG";
+/// Bytes of the log file header; the first frame starts here.
+pub(crate) const LOG_HEADER_LEN: usize = LOG_MAGIC.len() + size_of::<u64>() + CHECKSUM_LEN;
+
+/// Offset of the header checksum: XXH3 of the header bytes after it, seeded with the log's
+/// nonce, so that no bytes a user stored can pass for a frame.
 const HEADER_CHECKSUM_OFFSET: usize = 0;
 /// Offset of the body length (`u32`).
 const BODY_LEN_OFFSET: usize = HEADER_CHECKSUM_OFFSET + CHECKSUM_LEN;
@@ -36,8 +42,10 @@ const BODY_LEN_OFFSET: usize = HEADER_CHECKSUM_OFFSET + CHECKSUM_LEN;
 const FORMAT_OFFSET: usize = BODY_LEN_OFFSET + size_of::<u32>();
 /// Offset of three reserved zero bytes.
 const RESERVED_OFFSET: usize = FORMAT_OFFSET + 1;
+/// Offset of the frame's own offset in the log (`u64`).
+const FRAME_OFFSET_OFFSET: usize = RESERVED_OFFSET + 3;
 /// Offset of the synced offset (`u64`).
-const SYNCED_OFFSET_OFFSET: usize = RESERVED_OFFSET + 3;
+const SYNCED_OFFSET_OFFSET: usize = FRAME_OFFSET_OFFSET + size_of::<u64>();
 /// Offset of the body checksum: XXH3 of the body.
 const BODY_CHECKSUM_OFFSET: usize = SYNCED_OFFSET_OFFSET + size_of::<u64>();
 /// Bytes of a frame header.
@@ -47,34 +55,73 @@ const FRAME_FORMAT: u8 = 1;
 /// The largest body a frame may have: a full group plus one record of the largest size.
 const FRAME_BODY_LEN_MAX: usize = 256 << 20;
 
-const _: () = assert!(FRAME_HEADER_LEN == 32);
+const _: () = assert!(LOG_HEADER_LEN == 24);
+const _: () = assert!(FRAME_HEADER_LEN == 40);
 const _: () = assert!(FRAME_BODY_LEN_MAX <= u32::MAX as usize);
 const _: () = assert!(
     FRAME_BODY_LEN_MAX >= crate::commit::GROUP_BYTES_MAX + zverse_core::record::RECORD_LEN_MAX
 );
 
-/// Fills in the frame header at the start of `frame`, whose body follows it.
-pub(crate) fn seal_frame(frame: &mut [u8], synced_offset: u64) {
+/// A fresh random nonce for a new log (`SipHash` keys come from the OS's randomness).
+fn new_nonce() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(std::process::id())
+}
+
+/// The log file header for `nonce`.
+fn encode_log_header(nonce: u64) -> [u8; LOG_HEADER_LEN] {
+    let mut header = [0u8; LOG_HEADER_LEN];
+    let parts = [&LOG_MAGIC[..], &nonce.to_le_bytes()];
+    for (to, from) in header.iter_mut().zip(parts.into_iter().flatten()) {
+        *to = *from;
+    }
+    let sum = checksum(header.get(..LOG_HEADER_LEN - CHECKSUM_LEN).unwrap_or_default());
+    for (to, from) in header.iter_mut().skip(LOG_HEADER_LEN - CHECKSUM_LEN).zip(sum.to_le_bytes()) {
+        *to = from;
+    }
+    header
+}
+
+/// The nonce in a log file header, or `None` if the header is not intact.
+fn decode_log_header(log: &[u8]) -> Option<u64> {
+    let header = log.get(..LOG_HEADER_LEN)?;
+    let (covered, sum) = header.split_at(LOG_HEADER_LEN - CHECKSUM_LEN);
+    let (magic, nonce) = covered.split_at(LOG_MAGIC.len());
+    let intact =
+        magic == LOG_MAGIC && u64::from_le_bytes(sum.try_into().ok()?) == checksum(covered);
+    let nonce = u64::from_le_bytes(nonce.try_into().ok()?);
+    intact.then_some(nonce)
+}
+
+/// The checksum of a frame header's fields under the log's nonce.
+fn header_checksum(fields: &[u8], nonce: u64) -> u64 {
+    checksum_with_seed(fields, nonce)
+}
+
+/// Fills in the frame header at the start of `frame`, whose body follows it, for a frame
+/// written at `frame_offset` of the log with nonce `nonce`.
+pub(crate) fn seal_frame(frame: &mut [u8], nonce: u64, frame_offset: u64, synced_offset: u64) {
     assert!(frame.len() >= FRAME_HEADER_LEN, "a frame starts with room for its header");
     let (header, body) = frame.split_at_mut(FRAME_HEADER_LEN);
     assert!(body.len() <= FRAME_BODY_LEN_MAX, "a commit group exceeds the frame limit");
     let body_len = (body.len() as u32).to_le_bytes();
     let format_and_reserved = [FRAME_FORMAT, 0, 0, 0];
-    let synced = synced_offset.to_le_bytes();
+    let offsets = [frame_offset.to_le_bytes(), synced_offset.to_le_bytes()];
     let body_checksum = checksum(body).to_le_bytes();
-    let field_bytes = [&body_len[..], &format_and_reserved, &synced, &body_checksum];
+    let field_bytes =
+        [&body_len[..], &format_and_reserved, &offsets[0], &offsets[1], &body_checksum];
     let mut fields = [0u8; FRAME_HEADER_LEN - CHECKSUM_LEN];
     for (to, from) in fields.iter_mut().zip(field_bytes.into_iter().flatten()) {
         *to = *from;
     }
-    let header_checksum = checksum(&fields).to_le_bytes();
-    for (to, from) in header.iter_mut().zip(header_checksum.iter().chain(&fields)) {
+    let sum = header_checksum(&fields, nonce).to_le_bytes();
+    for (to, from) in header.iter_mut().zip(sum.iter().chain(&fields)) {
         *to = *from;
     }
 }
 
 const _: () = assert!(
-    FRAME_HEADER_LEN - CHECKSUM_LEN == size_of::<u32>() + 4 + size_of::<u64>() + CHECKSUM_LEN
+    FRAME_HEADER_LEN - CHECKSUM_LEN == size_of::<u32>() + 4 + 2 * size_of::<u64>() + CHECKSUM_LEN
 );
 
 /// A frame that decoded: its body and where the next frame starts.
@@ -84,32 +131,57 @@ struct Frame<'a> {
     end: usize,
 }
 
-/// Decodes the frame at `offset`, or `None` if the bytes there are not a whole, intact frame.
-fn decode_frame(log: &[u8], offset: usize) -> Option<Frame<'_>> {
-    let header = log.get(offset..offset.checked_add(FRAME_HEADER_LEN)?)?;
-    let (stored_checksum, fields) = header.split_at(CHECKSUM_LEN);
-    if u64::from_le_bytes(stored_checksum.try_into().ok()?) != checksum(fields) {
+/// What the bytes at an offset are.
+enum Decoded<'a> {
+    /// An intact frame.
+    Frame(Frame<'a>),
+    /// An intact header whose body is missing or damaged: the frame's extent is known.
+    TornBody { end: usize },
+    /// Not a frame header.
+    Garbage,
+}
+
+/// Decodes the frame at `offset` of a log with nonce `nonce`.
+fn decode_frame(log: &[u8], offset: usize, nonce: u64) -> Decoded<'_> {
+    let Some(header) = offset.checked_add(FRAME_HEADER_LEN).and_then(|end| log.get(offset..end))
+    else {
+        return Decoded::Garbage;
+    };
+    match decode_header(header, offset, nonce) {
+        None => Decoded::Garbage,
+        Some((body_len, synced_offset, body_checksum)) => {
+            let body_start = offset + FRAME_HEADER_LEN;
+            let end = body_start + body_len;
+            match log.get(body_start..end) {
+                Some(body) if checksum(body) == body_checksum => {
+                    Decoded::Frame(Frame { body, synced_offset, end })
+                }
+                _ => Decoded::TornBody { end },
+            }
+        }
+    }
+}
+
+/// The body length, synced offset and body checksum of an intact frame header at `offset`.
+fn decode_header(header: &[u8], offset: usize, nonce: u64) -> Option<(usize, u64, u64)> {
+    let (stored, fields) = header.split_at(CHECKSUM_LEN);
+    if u64::from_le_bytes(stored.try_into().ok()?) != header_checksum(fields, nonce) {
         return None;
     }
     let field = |from: usize, to: usize| header.get(from..to);
+    let u64_at = |from: usize| Some(u64::from_le_bytes(field(from, from + 8)?.try_into().ok()?));
     let body_len = u32::from_le_bytes(field(BODY_LEN_OFFSET, FORMAT_OFFSET)?.try_into().ok()?);
     let format = *header.get(FORMAT_OFFSET)?;
-    let reserved = field(RESERVED_OFFSET, SYNCED_OFFSET_OFFSET)?;
-    let synced =
-        u64::from_le_bytes(field(SYNCED_OFFSET_OFFSET, BODY_CHECKSUM_OFFSET)?.try_into().ok()?);
-    let body_checksum =
-        u64::from_le_bytes(field(BODY_CHECKSUM_OFFSET, FRAME_HEADER_LEN)?.try_into().ok()?);
-    let body_len = body_len as usize;
-    if format != FRAME_FORMAT || reserved.iter().any(|&b| b != 0) || body_len > FRAME_BODY_LEN_MAX {
-        return None;
-    }
-    let body_start = offset + FRAME_HEADER_LEN;
-    let body = log.get(body_start..body_start.checked_add(body_len)?)?;
-    (checksum(body) == body_checksum).then_some(Frame {
-        body,
-        synced_offset: synced,
-        end: body_start + body_len,
-    })
+    let reserved = field(RESERVED_OFFSET, FRAME_OFFSET_OFFSET)?;
+    let frame_offset = u64_at(FRAME_OFFSET_OFFSET)?;
+    let synced_offset = u64_at(SYNCED_OFFSET_OFFSET)?;
+    let body_checksum = u64_at(BODY_CHECKSUM_OFFSET)?;
+    let well_formed = format == FRAME_FORMAT
+        && reserved.iter().all(|&b| b == 0)
+        && (body_len as usize) <= FRAME_BODY_LEN_MAX
+        && frame_offset == offset as u64
+        && synced_offset <= frame_offset;
+    well_formed.then_some((body_len as usize, synced_offset, body_checksum))
 }
 
 /// The log being appended to, owned by the commit leader (behind a mutex the periodic syncer
@@ -122,6 +194,8 @@ pub(crate) struct ActiveLog {
     pub offset_end: u64,
     /// Every byte before it is durable.
     pub offset_synced: u64,
+    /// Seeds the frame header checksums of this log.
+    pub nonce: u64,
 }
 
 impl ActiveLog {
@@ -129,8 +203,11 @@ impl ActiveLog {
     /// appends to it survive a crash.
     pub(crate) fn create(io: &dyn Io, dir: &Path, number: u64) -> Result<ActiveLog> {
         let file = io.create_new(&dir.join(log_file_name(number)))?;
+        let nonce = new_nonce();
+        file.write_all_at_and_sync(&[&encode_log_header(nonce)], 0)?;
         io.sync_dir(dir)?;
-        Ok(ActiveLog { number, file, offset_end: 0, offset_synced: 0 })
+        let end = LOG_HEADER_LEN as u64;
+        Ok(ActiveLog { number, file, offset_end: end, offset_synced: end, nonce })
     }
 }
 
@@ -159,9 +236,18 @@ pub(crate) fn replay(
     log.resize(len, 0);
     file.read_exact_at(&mut log, 0)?;
     let mut replayed = Replayed { frame_count: 0, version_max: None };
-    let mut offset = 0;
-    while offset < log.len() {
-        let Some(frame) = decode_frame(&log, offset) else { break };
+    let Some(nonce) = decode_log_header(&log) else {
+        // Logs are created with their header synced before any frame is written: a log
+        // without an intact header holds no acknowledged write if it is the newest one.
+        if is_last && log.len() <= LOG_HEADER_LEN {
+            file.set_len(0)?;
+            file.sync_data()?;
+            return Ok(replayed);
+        }
+        return Err(corruption(&path, 0, "log file header is damaged"));
+    };
+    let mut offset = LOG_HEADER_LEN;
+    while let Decoded::Frame(frame) = decode_frame(&log, offset, nonce) {
         let version_max = apply_frame(&frame, memtable).map_err(|(at, what)| {
             corruption(&path, (offset + FRAME_HEADER_LEN + at) as u64, what)
         })?;
@@ -170,7 +256,8 @@ pub(crate) fn replay(
         offset = frame.end;
     }
     if offset < log.len() {
-        classify_damage(&log, offset).map_err(|what| corruption(&path, offset as u64, what))?;
+        classify_damage(&log, offset, nonce)
+            .map_err(|what| corruption(&path, offset as u64, what))?;
         if !is_last {
             return Err(corruption(
                 &path,
@@ -208,8 +295,17 @@ fn apply_frame(frame: &Frame<'_>, memtable: &Memtable) -> Result<Option<Version>
 
 /// Decides whether damage at `offset` is a torn unsynced tail (`Ok`) or corruption of bytes
 /// that were durable (`Err`): the latter if an intact frame after it says they were synced.
-fn classify_damage(log: &[u8], offset: usize) -> Result<(), &'static str> {
-    let later = (offset + 1..log.len()).find_map(|start| decode_frame(log, start));
+/// When the damaged frame's header is intact, its body is skipped whole (the body's bytes are
+/// records, not frames); otherwise every later offset is tried.
+fn classify_damage(log: &[u8], offset: usize, nonce: u64) -> Result<(), &'static str> {
+    let search_from = match decode_frame(log, offset, nonce) {
+        Decoded::TornBody { end } => end,
+        Decoded::Frame(_) | Decoded::Garbage => offset + 1,
+    };
+    let later = (search_from..log.len()).find_map(|start| match decode_frame(log, start, nonce) {
+        Decoded::Frame(frame) => Some(frame),
+        Decoded::TornBody { .. } | Decoded::Garbage => None,
+    });
     match later {
         Some(frame) if frame.synced_offset > offset as u64 => {
             Err("damaged frame in the synced part of the log")
@@ -227,47 +323,94 @@ fn corruption(path: &Path, offset: u64, what: impl Into<String>) -> Error {
 mod tests {
     use super::*;
 
-    fn frame(body: &[u8], synced_offset: u64) -> Vec<u8> {
+    const NONCE: u64 = 0x5EED;
+
+    /// A frame at `frame_offset` holding `body`.
+    fn frame(body: &[u8], frame_offset: usize, synced_offset: usize) -> Vec<u8> {
         let mut bytes = vec![0; FRAME_HEADER_LEN];
         bytes.extend_from_slice(body);
-        seal_frame(&mut bytes, synced_offset);
+        seal_frame(&mut bytes, NONCE, frame_offset as u64, synced_offset as u64);
         bytes
+    }
+
+    fn intact(log: &[u8], offset: usize) -> Option<Frame<'_>> {
+        match decode_frame(log, offset, NONCE) {
+            Decoded::Frame(frame) => Some(frame),
+            _ => None,
+        }
     }
 
     #[test]
     fn frames_round_trip_and_every_flipped_bit_is_caught() {
-        let bytes = frame(b"some records", 7);
-        let decoded = decode_frame(&bytes, 0).unwrap();
+        let bytes = frame(b"some records", 0, 0);
+        let decoded = intact(&bytes, 0).unwrap();
         assert_eq!(
             (decoded.body, decoded.synced_offset, decoded.end),
-            (&b"some records"[..], 7, bytes.len())
+            (&b"some records"[..], 0, bytes.len())
         );
         for bit in 0..bytes.len() * 8 {
             let mut flipped = bytes.clone();
             flipped[bit / 8] ^= 1 << (bit % 8);
-            assert!(decode_frame(&flipped, 0).is_none(), "bit {bit}");
+            assert!(intact(&flipped, 0).is_none(), "bit {bit}");
         }
         for len in 0..bytes.len() {
-            assert!(decode_frame(&bytes[..len], 0).is_none(), "truncated to {len}");
+            assert!(intact(&bytes[..len], 0).is_none(), "truncated to {len}");
         }
+        assert!(
+            matches!(decode_frame(&bytes, 0, NONCE + 1), Decoded::Garbage),
+            "another log's nonce"
+        );
+        let moved = [vec![0; 8], bytes].concat();
+        assert!(intact(&moved, 8).is_none(), "a frame is valid only at its own offset");
+    }
+
+    #[test]
+    fn log_headers_round_trip_and_reject_damage() {
+        let header = encode_log_header(42);
+        assert_eq!(decode_log_header(&header), Some(42));
+        for byte in 0..header.len() {
+            let mut damaged = header;
+            damaged[byte] ^= 0x10;
+            assert_eq!(decode_log_header(&damaged), None, "byte {byte}");
+        }
+        assert_eq!(decode_log_header(&header[..LOG_HEADER_LEN - 1]), None);
     }
 
     #[test]
     fn damage_is_torn_unless_a_later_frame_vouches_for_it() {
-        let first = frame(b"first", 0);
-        let second_start = first.len() as u64;
+        let first = frame(b"first", 0, 0);
+        let second_start = first.len();
+        let second_body = b"second";
+        let third_start = second_start + FRAME_HEADER_LEN + second_body.len();
         // A later frame written when only the first frame was durable: damage to the
         // second frame is a torn write.
-        let third_unsynced = frame(b"third", second_start);
+        let third_unsynced = frame(b"third", third_start, second_start);
         // A later frame written after the second was synced: damage to it is corruption.
-        let mut second = frame(b"second", second_start);
-        let third_synced = frame(b"third", second_start + second.len() as u64);
+        let third_synced = frame(b"third", third_start, third_start);
+        let mut second = frame(second_body, second_start, second_start);
         second[FRAME_HEADER_LEN] ^= 1;
         let torn = [first.clone(), second.clone(), third_unsynced].concat();
-        assert_eq!(classify_damage(&torn, first.len()), Ok(()));
+        assert_eq!(classify_damage(&torn, second_start, NONCE), Ok(()));
         let corrupt = [first.clone(), second, third_synced].concat();
-        assert!(classify_damage(&corrupt, first.len()).is_err());
+        assert!(classify_damage(&corrupt, second_start, NONCE).is_err());
         let zeroed_tail = [first.clone(), vec![0; 700]].concat();
-        assert_eq!(classify_damage(&zeroed_tail, first.len()), Ok(()));
+        assert_eq!(classify_damage(&zeroed_tail, second_start, NONCE), Ok(()));
+    }
+
+    #[test]
+    fn bytes_inside_a_torn_frame_body_are_never_taken_for_a_frame() {
+        let first = frame(b"first", 0, 0);
+        let start = first.len();
+        // A user value holding a perfect frame image for the position it lands at, claiming
+        // everything was synced: the enclosing frame's header is intact, so its body is
+        // skipped whole.
+        let forged_at = start + FRAME_HEADER_LEN + 3;
+        let forged = frame(b"", forged_at, forged_at);
+        let body = [b"abc".to_vec(), forged, vec![b'z'; 50]].concat();
+        let mut torn = frame(&body, start, start);
+        let last = torn.len() - 1;
+        torn[last] ^= 1;
+        let log = [first, torn].concat();
+        assert_eq!(classify_damage(&log, start, NONCE), Ok(()));
     }
 }

@@ -7,7 +7,7 @@
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
-use zverse_core::merge::{KeyOrder, Keyed, MergeVec, ZOrder};
+use zverse_core::merge::{FAN_IN_MAX, KeyOrder, Keyed, MergeVec, Order, ZOrder};
 use zverse_core::segment::{History, RangeAt};
 use zverse_core::{Entry, Version};
 
@@ -114,7 +114,7 @@ impl ReadView {
     }
 
     /// Every visible version of `key`, newest first.
-    pub(crate) fn history(&self, key: &[u8]) -> Result<crate::History> {
+    pub(crate) fn history(&self, key: &[u8]) -> crate::History {
         let mut sources: Vec<Source> = Vec::new();
         for memtable in self.tiers.memtables() {
             let mut versions = Vec::new();
@@ -127,13 +127,13 @@ impl ReadView {
         for segment in &self.tiers.segments {
             sources.push(Box::new(SegmentHistory::open(segment, key, self.version)));
         }
-        let merged = merge(sources, KeyOrder)?;
+        let merged = merge(sources, KeyOrder);
         let versions: Vec<_> = merged.map(|item| item.map(|c| (c.version, c.value))).collect();
-        Ok(versions.into_iter())
+        versions.into_iter()
     }
 
     /// Every key in `keys` with its newest value at the view's version, in key order.
-    pub(crate) fn range(&self, keys: &OwnedRange) -> Result<Range> {
+    pub(crate) fn range(&self, keys: &OwnedRange) -> Range {
         let mut sources: Vec<Source> = Vec::new();
         for memtable in self.tiers.memtables() {
             sources.push(Box::new(MemtableRange::new(
@@ -145,7 +145,7 @@ impl ReadView {
         for segment in &self.tiers.segments {
             sources.push(Box::new(SegmentRange::open(segment, keys, self.version)));
         }
-        Ok(Range { merged: merge(sources, KeyOrder)?, key_last: None, _view: self.clone() })
+        Range { merged: merge(sources, KeyOrder), key_last: None, _view: self.clone() }
     }
 
     /// Every version written to a key in `keys` within `versions` (capped at the view's
@@ -154,7 +154,7 @@ impl ReadView {
         &self,
         keys: &OwnedRange,
         versions: (Bound<Version>, Bound<Version>),
-    ) -> Result<Changes> {
+    ) -> Changes {
         let versions = cap_versions(versions, self.version);
         let mut sources: Vec<Source> = Vec::new();
         for memtable in self.tiers.memtables() {
@@ -163,16 +163,34 @@ impl ReadView {
         for segment in &self.tiers.segments {
             sources.push(Box::new(SegmentChanges::open(segment, keys.clone(), versions)));
         }
-        Ok(Changes { merged: merge(sources, ZOrder)?, _view: self.clone() })
+        Changes { merged: merge(sources, ZOrder), _view: self.clone() }
     }
 }
 
-fn merge<O>(sources: Vec<Source>, order: O) -> Result<MergeVec<Source, O>> {
-    MergeVec::from_sources(sources, order).map_err(|error| {
-        // The fan-in limit is far above the tier count compaction keeps; reaching it means
-        // compaction fell behind by more than the limit.
-        Error::Io(std::io::Error::other(format!("too many tiers to merge: {error:?}")))
-    })
+/// Merges the tier sources in `order`, ties going to the earlier (newer) source. Past the
+/// merge's fan-in the sources are merged in chunks first, which keeps that tie order.
+fn merge<O>(mut sources: Vec<Source>, order: O) -> Source
+where
+    O: Order<Change> + Copy + Send + 'static,
+{
+    while sources.len() > FAN_IN_MAX {
+        let mut chunks = Vec::with_capacity(sources.len().div_ceil(FAN_IN_MAX));
+        let mut rest = sources.into_iter().peekable();
+        while rest.peek().is_some() {
+            let chunk: Vec<Source> = rest.by_ref().take(FAN_IN_MAX).collect();
+            chunks.push(merge_within_fan_in(chunk, order));
+        }
+        sources = chunks;
+    }
+    merge_within_fan_in(sources, order)
+}
+
+fn merge_within_fan_in<O>(sources: Vec<Source>, order: O) -> Source
+where
+    O: Order<Change> + Send + 'static,
+{
+    let merged = MergeVec::from_sources(sources, order);
+    Box::new(merged.expect("sources are chunked to the fan-in limit"))
 }
 
 fn segment_corruption(segment: &SegmentFile, corruption: zverse_core::Corruption) -> Error {
@@ -421,7 +439,7 @@ fn memtable_changes(
 
 /// The iterator `Db::range` and `Db::range_at` return: `(key, value)` in key order.
 pub struct Range {
-    merged: MergeVec<Source, KeyOrder>,
+    merged: Source,
     key_last: Option<Value>,
     _view: ReadView,
 }
@@ -456,7 +474,7 @@ impl std::fmt::Debug for Range {
 /// The iterator `Db::changes` returns: every version written to the keys in the window,
 /// in Z order (clustered by key prefix and time).
 pub struct Changes {
-    merged: MergeVec<Source, ZOrder>,
+    merged: Source,
     _view: ReadView,
 }
 

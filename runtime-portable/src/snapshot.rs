@@ -36,12 +36,12 @@ impl Db {
 
     /// Every version of `key`, newest first; deletes show as `None`.
     pub fn history(&self, key: &[u8]) -> Result<History> {
-        self.view(Version::MAX)?.history(key)
+        Ok(self.view(Version::MAX)?.history(key))
     }
 
     /// The latest value of every key in `keys`, in key order (deleted keys skipped).
     pub fn range<'k>(&self, keys: impl RangeBounds<&'k [u8]>) -> Result<Range> {
-        self.view(Version::MAX)?.range(&OwnedRange::new(&keys))
+        Ok(self.view(Version::MAX)?.range(&OwnedRange::new(&keys)))
     }
 
     /// The value of every key in `keys` as of `version`, in key order.
@@ -50,7 +50,7 @@ impl Db {
         keys: impl RangeBounds<&'k [u8]>,
         version: Version,
     ) -> Result<Range> {
-        self.view(version)?.range(&OwnedRange::new(&keys))
+        Ok(self.view(version)?.range(&OwnedRange::new(&keys)))
     }
 
     /// Every version written to a key in `keys` with its version in `versions`: the box
@@ -60,7 +60,7 @@ impl Db {
         keys: impl RangeBounds<&'k [u8]>,
         versions: impl RangeBounds<Version>,
     ) -> Result<Changes> {
-        self.view(Version::MAX)?.changes(&OwnedRange::new(&keys), version_bounds(&versions))
+        Ok(self.view(Version::MAX)?.changes(&OwnedRange::new(&keys), version_bounds(&versions)))
     }
 
     /// A snapshot of the database as it is now: every read through it answers as of one
@@ -112,12 +112,12 @@ impl Snapshot {
 
     /// Every version of `key` up to the snapshot, newest first.
     pub fn history(&self, key: &[u8]) -> Result<History> {
-        self.view(self.version)?.history(key)
+        Ok(self.view(self.version)?.history(key))
     }
 
     /// The value of every key in `keys` at the snapshot, in key order.
     pub fn range<'k>(&self, keys: impl RangeBounds<&'k [u8]>) -> Result<Range> {
-        self.view(self.version)?.range(&OwnedRange::new(&keys))
+        Ok(self.view(self.version)?.range(&OwnedRange::new(&keys)))
     }
 
     /// Every version written to a key in `keys` within `versions`, up to the snapshot.
@@ -126,7 +126,7 @@ impl Snapshot {
         keys: impl RangeBounds<&'k [u8]>,
         versions: impl RangeBounds<Version>,
     ) -> Result<Changes> {
-        self.view(self.version)?.changes(&OwnedRange::new(&keys), version_bounds(&versions))
+        Ok(self.view(self.version)?.changes(&OwnedRange::new(&keys), version_bounds(&versions)))
     }
 }
 

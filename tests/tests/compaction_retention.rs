@@ -129,3 +129,22 @@ fn background_compaction_keeps_the_segment_count_bounded() {
     }
     assert_eq!(db.history(b"k010").unwrap().count(), 12);
 }
+
+#[test]
+fn scans_merge_more_tiers_than_the_merge_fan_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), options(Retention::All)).unwrap();
+    let mut first = None;
+    for round in 0..70u32 {
+        let version =
+            db.put(format!("k{:02}", round % 7).as_bytes(), format!("r{round}").as_bytes());
+        first.get_or_insert(version.unwrap());
+        db.flush().unwrap();
+    }
+    assert!(db.stats().segment_count > 64, "{:?}", db.stats());
+    let latest: Vec<_> = db.range(..).unwrap().map(|r| r.unwrap().1.to_vec()).collect();
+    let expected: Vec<_> = (63..70).map(|r| format!("r{r}").into_bytes()).collect();
+    assert_eq!(latest, expected, "the newest tier wins each key");
+    assert_eq!(db.changes(.., first.unwrap()..).unwrap().count(), 70);
+    assert_eq!(db.history(b"k03").unwrap().count(), 10);
+}
