@@ -45,7 +45,7 @@ impl Db {
         for segment_file in &tiers.segments {
             let segment = segment_file.segment();
             let mut entry_count: u64 = 0;
-            for entry in segment.iter() {
+            for entry in segment {
                 entry
                     .map_err(|corruption| Error::corruption(segment_file.path(), 0, corruption))?;
                 entry_count += 1;

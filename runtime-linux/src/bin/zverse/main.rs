@@ -1,4 +1,4 @@
-//! `zverse`: ZVerse from the shell, in the spirit of mdb_stat/mdb_dump/mdb_load, RocksDB's
+//! `zverse`: ZVerse from the shell, in the spirit of `mdb_stat`, `mdb_dump`, `mdb_load`, RocksDB's
 //! `ldb` and the badger tool. Run `zverse --help` for the commands, the escape form of keys
 //! and values, the TIME syntax and the exit codes.
 
@@ -146,7 +146,7 @@ pub struct BenchArgs {
     /// Queries for each of range (100 keys each), history and changes (default: keys / 20).
     #[arg(long)]
     pub queries: Option<u64>,
-    /// Sync every write of the fill (Durability::Sync); default: no syncs (Durability::None).
+    /// Sync every write of the fill (durability Sync); default: no syncs (durability None).
     #[arg(long)]
     pub sync: bool,
     /// Wipe the database in --db first if it holds one (bench refuses a non-empty one).
