@@ -49,22 +49,8 @@ impl Scratch {
         self.dir.path().join("db")
     }
 
-    fn run_in(&self, db: &Path, args: &[&str], stdin: Option<&str>) -> Run {
-        let mut command = Command::cargo_bin("zverse").expect("the zverse binary");
-        command.env_remove("ZVERSE_DB").arg("--db").arg(db).args(args);
-        if let Some(stdin) = stdin {
-            command.write_stdin(stdin.to_owned());
-        }
-        let output = command.output().expect("zverse runs");
-        Run {
-            code: output.status.code().expect("an exit code"),
-            stdout: String::from_utf8(output.stdout).expect("utf-8 stdout"),
-            stderr: String::from_utf8(output.stderr).expect("utf-8 stderr"),
-        }
-    }
-
     fn run(&self, args: &[&str]) -> Run {
-        self.run_in(&self.db(), args, None)
+        run_in(&self.db(), args, None)
     }
 
     /// `put` with `--json`; returns the version.
@@ -74,6 +60,21 @@ impl Scratch {
 
     fn del(&self, key: &str) -> u64 {
         self.run(&["--json", "del", key]).ok().json()["version"].as_u64().expect("version")
+    }
+}
+
+/// Runs `zverse --db DB ARGS`, with `stdin` if given.
+fn run_in(db: &Path, args: &[&str], stdin: Option<&str>) -> Run {
+    let mut command = Command::cargo_bin("zverse").expect("the zverse binary");
+    command.env_remove("ZVERSE_DB").arg("--db").arg(db).args(args);
+    if let Some(stdin) = stdin {
+        command.write_stdin(stdin.to_owned());
+    }
+    let output = command.output().expect("zverse runs");
+    Run {
+        code: output.status.code().expect("an exit code"),
+        stdout: String::from_utf8(output.stdout).expect("utf-8 stdout"),
+        stderr: String::from_utf8(output.stderr).expect("utf-8 stderr"),
     }
 }
 
@@ -221,18 +222,18 @@ fn dump_and_load_reproduce_every_as_of_read() {
     let dump = scratch.run(&["dump", "--all-versions"]).ok().stdout;
     assert_eq!(dump.lines().count(), 6);
     let copy = scratch.dir.path().join("copy");
-    let loaded = scratch.run_in(&copy, &["--json", "load"], Some(&dump)).ok().json();
+    let loaded = run_in(&copy, &["--json", "load"], Some(&dump)).ok().json();
     assert_eq!(loaded["loaded"], 6);
-    let again = scratch.run_in(&copy, &["dump", "--all-versions"], None).ok().stdout;
+    let again = run_in(&copy, &["dump", "--all-versions"], None).ok().stdout;
     assert_eq!(again, dump);
     for version in versions.iter().flat_map(|&v| [v - 1, v]) {
         let at = version.to_string();
         let original = scratch.run(&["--json", "scan", "--at", &at]).ok().stdout;
-        let restored = scratch.run_in(&copy, &["--json", "scan", "--at", &at], None).ok().stdout;
+        let restored = run_in(&copy, &["--json", "scan", "--at", &at], None).ok().stdout;
         assert_eq!(original, restored, "scan as of {at}");
         for key in ["a", "b\\x00\\xff", "c"] {
             let original = scratch.run(&["get", key, "--at", &at]);
-            let restored = scratch.run_in(&copy, &["get", key, "--at", &at], None);
+            let restored = run_in(&copy, &["get", key, "--at", &at], None);
             assert_eq!((original.code, original.stdout), (restored.code, restored.stdout));
         }
     }
@@ -248,10 +249,10 @@ fn load_refuses_older_versions_and_bad_lines() {
     scratch.put("a", "1");
     let dump = scratch.run(&["dump", "--all-versions"]).ok().stdout;
     scratch.put("a", "2");
-    let run = scratch.run_in(&scratch.db(), &["load"], Some(&dump)).fails(3);
+    let run = run_in(&scratch.db(), &["load"], Some(&dump)).fails(3);
     assert!(run.stderr.contains("empty database"), "{}", run.stderr);
     let bad = "{\"key\": \"a\", \"version\": 1, \"value\": \"\\\\q\"}\n";
-    let run = scratch.run_in(&scratch.dir.path().join("new"), &["load"], Some(bad)).fails(2);
+    let run = run_in(&scratch.dir.path().join("new"), &["load"], Some(bad)).fails(2);
     assert!(run.stderr.contains("stdin:1"), "{}", run.stderr);
 }
 
@@ -273,7 +274,7 @@ fn missing_locked_and_foreign_directories_fail_clearly() {
     std::fs::create_dir(&foreign).unwrap();
     std::fs::write(foreign.join("notes.txt"), "mine").unwrap();
     for args in [&["put", "a", "1"][..], &["get", "a"], &["bench", "--keys", "10"]] {
-        let run = scratch.run_in(&foreign, args, None).fails(3);
+        let run = run_in(&foreign, args, None).fails(3);
         assert!(run.stderr.contains("not a ZVerse database"), "{}", run.stderr);
     }
 }
