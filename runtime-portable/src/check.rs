@@ -70,3 +70,39 @@ impl Db {
         Ok(report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Db, Error, Options};
+
+    #[test]
+    fn check_verifies_every_block_and_names_a_corrupt_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = || Options::default().segment_block_bytes(256);
+        let db = Db::open(dir.path(), options()).unwrap();
+        for index in 0..100u32 {
+            db.put(format!("key:{index:03}").as_bytes(), &[7; 40]).unwrap();
+        }
+        db.flush().unwrap();
+        db.put(b"in the log", b"only").unwrap();
+        let report = db.check().unwrap();
+        assert_eq!((report.segment_count, report.entry_count), (1, 100));
+        assert!(report.block_count > 1, "small blocks: {report:?}");
+        assert_eq!(report.memtable_versions, 1);
+        db.close().unwrap();
+        drop(db);
+
+        let segment = report.segment_files[0].clone();
+        let mut bytes = std::fs::read(&segment).unwrap();
+        bytes[300] ^= 1; // inside the second data block, past the first (256-byte target)
+        std::fs::write(&segment, bytes).unwrap();
+        let db = Db::open(dir.path(), options()).unwrap();
+        match db.check() {
+            Err(Error::Corruption { file, what, .. }) => {
+                assert_eq!(file, segment);
+                assert!(what.contains("checksum"), "{what}");
+            }
+            other => panic!("expected corruption, got {other:?}"),
+        }
+    }
+}
