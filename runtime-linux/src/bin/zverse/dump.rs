@@ -36,13 +36,13 @@ pub fn progress(total: Option<u64>, what: &str) -> ProgressBar {
     let bar = match total {
         Some(total) => ProgressBar::new(total).with_style(
             ProgressStyle::with_template(
-                "{prefix:>14} [{bar:40}] {human_pos}/{human_len} {per_sec} eta {eta}",
+                "{prefix:>14} [{bar:40}] {human_pos}/{human_len} elapsed {elapsed} eta {eta}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
         ),
         None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{prefix:>14} {spinner} {human_pos} {per_sec}")
+            ProgressStyle::with_template("{prefix:>14} {spinner} {human_pos} lines, {elapsed}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         ),
     };
