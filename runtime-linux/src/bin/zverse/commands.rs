@@ -406,9 +406,13 @@ pub fn check(context: &Context) -> Result<(), Fail> {
             out.flush()?;
             Ok(())
         }
-        Err(fail) if fail.exit == crate::fail::Exit::Corruption && context.json => {
-            writeln!(out, "{}", json!({ "ok": false, "error": fail.message }))?;
-            out.flush()?;
+        Err(mut fail) if fail.exit == crate::fail::Exit::Corruption => {
+            // The hint to run `check` is for the other commands.
+            fail.message = fail.message.split("; run `zverse").next().unwrap_or_default().into();
+            if context.json {
+                writeln!(out, "{}", json!({ "ok": false, "error": fail.message }))?;
+                out.flush()?;
+            }
             Err(fail)
         }
         Err(fail) => Err(fail),

@@ -30,7 +30,7 @@ RANGE:
   A..B (B excluded), A..=B, A.., ..B or .. (everything).
 
 --json:
-  one JSON object for get, put, del, stat, check, flush, compact and bench; one JSON object
+  one JSON object for get, put, del, stat, check, flush, compact, load and bench; one JSON object
   per line for scan, history, changes and dump.
 
 Exit codes:
