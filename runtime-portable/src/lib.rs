@@ -25,6 +25,7 @@
 //! a simulated disk in the crash tests.
 
 mod batch;
+mod check;
 mod commit;
 mod compaction;
 mod db;
@@ -42,6 +43,7 @@ mod tiers;
 mod value;
 
 pub use batch::Batch;
+pub use check::CheckReport;
 pub use db::Db;
 pub use error::{Error, Result};
 pub use options::{Durability, Options, Retention};

@@ -1,0 +1,306 @@
+//! The `zverse` binary, run as a user runs it: every command, `--json` parsed, the dump/load
+//! round trip compared at several versions, `check` on a flipped byte, and the errors a user
+//! meets (missing key, bad range, bad escape, missing, locked or foreign directory).
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value as Json;
+
+/// A temporary directory with the database at `<dir>/db`.
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+/// What one run printed and how it exited.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "expected success; stderr: {}", self.stderr);
+        self
+    }
+
+    fn fails(self, code: i32) -> Run {
+        assert_eq!(self.code, code, "stdout: {} stderr: {}", self.stdout, self.stderr);
+        assert_eq!(self.stderr.lines().count(), 1, "one line on stderr: {}", self.stderr);
+        self
+    }
+
+    fn json(&self) -> Json {
+        serde_json::from_str(self.stdout.trim()).expect("stdout is one JSON object")
+    }
+
+    fn json_lines(&self) -> Vec<Json> {
+        self.stdout.lines().map(|line| serde_json::from_str(line).expect("a JSON line")).collect()
+    }
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch { dir: tempfile::tempdir().expect("a temporary directory") }
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("db")
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        run_in(&self.db(), args, None)
+    }
+
+    /// `put` with `--json`; returns the version.
+    fn put(&self, key: &str, value: &str) -> u64 {
+        self.run(&["--json", "put", key, value]).ok().json()["version"].as_u64().expect("version")
+    }
+
+    fn del(&self, key: &str) -> u64 {
+        self.run(&["--json", "del", key]).ok().json()["version"].as_u64().expect("version")
+    }
+}
+
+/// Runs `zverse --db DB ARGS`, with `stdin` if given.
+fn run_in(db: &Path, args: &[&str], stdin: Option<&str>) -> Run {
+    let mut command = Command::cargo_bin("zverse").expect("the zverse binary");
+    command.env_remove("ZVERSE_DB").arg("--db").arg(db).args(args);
+    if let Some(stdin) = stdin {
+        command.write_stdin(stdin.to_owned());
+    }
+    let output = command.output().expect("zverse runs");
+    Run {
+        code: output.status.code().expect("an exit code"),
+        stdout: String::from_utf8(output.stdout).expect("utf-8 stdout"),
+        stderr: String::from_utf8(output.stderr).expect("utf-8 stderr"),
+    }
+}
+
+#[test]
+fn put_get_del_in_text_and_json() {
+    let scratch = Scratch::new();
+    let put = scratch.run(&["put", "user:1", "alice"]).ok();
+    assert!(put.stdout.contains("Z)"), "a version prints with its time: {}", put.stdout);
+    assert_eq!(scratch.run(&["get", "user:1"]).ok().stdout, "alice\n");
+    let json = scratch.run(&["--json", "get", "user:1"]).ok().json();
+    assert_eq!(json["key"], "user:1");
+    assert_eq!(json["value"], "alice");
+    assert!(json["version"].as_u64().is_some() && json["time"].as_str().is_some());
+    scratch.del("user:1");
+    let run = scratch.run(&["get", "user:1"]).fails(1);
+    assert!(run.stderr.contains("key not found"), "{}", run.stderr);
+}
+
+#[test]
+fn escape_form_round_trips_arbitrary_bytes() {
+    let scratch = Scratch::new();
+    scratch.put("k\\x00\\xff", "a\\\\b\\x0a");
+    assert_eq!(scratch.run(&["get", "k\\x00\\xff"]).ok().stdout, "a\\\\b\\x0a\n");
+    let run = scratch.run(&["get", "k\\q"]).fails(2);
+    assert!(run.stderr.contains("bad escape"), "{}", run.stderr);
+}
+
+#[test]
+fn get_at_takes_versions_and_rfc3339_times() {
+    let scratch = Scratch::new();
+    let v1 = scratch.put("k", "one");
+    let v2 = scratch.put("k", "two");
+    assert_eq!(scratch.run(&["get", "k", "--at", &v1.to_string()]).ok().stdout, "one\n");
+    assert_eq!(scratch.run(&["get", "k", "--at", &(v2 - 1).to_string()]).ok().stdout, "one\n");
+    assert_eq!(scratch.run(&["get", "k", "--at", "now"]).ok().stdout, "two\n");
+    let time = scratch.run(&["--json", "get", "k", "--at", &v1.to_string()]).ok().json()["time"]
+        .as_str()
+        .expect("time")
+        .to_owned();
+    assert_eq!(scratch.run(&["get", "k", "--at", &time]).ok().stdout, "one\n");
+    scratch.run(&["get", "k", "--at", "1970-01-01T00:00:00Z"]).fails(1);
+    scratch.run(&["get", "k", "--at", "yesterday"]).fails(2);
+}
+
+#[test]
+fn scan_by_range_prefix_limit_and_version() {
+    let scratch = Scratch::new();
+    for key in ["a:1", "a:2", "b:1", "c:1"] {
+        scratch.put(key, &format!("v-{key}"));
+    }
+    let v = scratch.put("a:3", "later");
+    let keys = |run: Run| -> Vec<String> {
+        run.ok().stdout.lines().map(|line| line.split('\t').next().unwrap().to_owned()).collect()
+    };
+    assert_eq!(keys(scratch.run(&["scan"])), ["a:1", "a:2", "a:3", "b:1", "c:1"]);
+    assert_eq!(keys(scratch.run(&["scan", "a:2..c:1"])), ["a:2", "a:3", "b:1"]);
+    assert_eq!(keys(scratch.run(&["scan", "a:2..=c:1"])), ["a:2", "a:3", "b:1", "c:1"]);
+    assert_eq!(keys(scratch.run(&["scan", "--prefix", "a:", "--limit", "2"])), ["a:1", "a:2"]);
+    let before = (v - 1).to_string();
+    assert_eq!(keys(scratch.run(&["scan", "--prefix", "a:", "--at", &before])), ["a:1", "a:2"]);
+    let lines = scratch.run(&["--json", "scan", "b.."]).ok().json_lines();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["key"], "b:1");
+    assert_eq!(lines[0]["value"], "v-b:1");
+    for bad in ["c..a", "a", "a..=", "b..b"] {
+        let run = scratch.run(&["scan", bad]).fails(2);
+        assert!(run.stderr.contains("bad range"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn history_and_changes() {
+    let scratch = Scratch::new();
+    let v1 = scratch.put("k", "one");
+    let v2 = scratch.put("other", "x");
+    let v3 = scratch.del("k");
+    let history = scratch.run(&["--json", "history", "k"]).ok().json_lines();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0]["version"], v3);
+    assert_eq!(history[0]["value"], Json::Null);
+    assert_eq!(history[1]["value"], "one");
+    assert!(scratch.run(&["history", "k"]).ok().stdout.contains("(deleted)"));
+    scratch.run(&["history", "never"]).fails(1);
+    let all = scratch.run(&["--json", "changes"]).ok().json_lines();
+    let versions: Vec<u64> = all.iter().map(|c| c["version"].as_u64().unwrap()).collect();
+    assert_eq!(versions, [v1, v2, v3], "oldest first");
+    let (from, to) = (v2.to_string(), v3.to_string());
+    let window = ["--json", "changes", "--keys", "a..l", "--from", &from, "--to", &to];
+    let window = scratch.run(&window).ok().json_lines();
+    assert_eq!(window.len(), 1);
+    assert_eq!(window[0]["key"], "k");
+    scratch.run(&["changes", "--from", &to, "--to", &from]).fails(2);
+}
+
+#[test]
+fn stat_flush_compact_check() {
+    let scratch = Scratch::new();
+    scratch.put("a", "1");
+    let stat = scratch.run(&["--json", "stat"]).ok().json();
+    assert_eq!(stat["io_backend"], "std");
+    assert_eq!(stat["memtable_versions"], 1);
+    assert!(scratch.run(&["stat"]).ok().stdout.contains("no locality advisor yet"));
+    assert_eq!(scratch.run(&["--json", "flush"]).ok().json()["segment_count"], 1);
+    scratch.put("b", "2");
+    scratch.run(&["flush"]).ok();
+    assert_eq!(scratch.run(&["--json", "compact"]).ok().json()["segment_count"], 1);
+    let check = scratch.run(&["--json", "check"]).ok().json();
+    assert_eq!(check["ok"], true);
+    assert_eq!(check["entry_count"], 2);
+    assert!(scratch.run(&["check"]).ok().stdout.starts_with("ok: 1 segments"));
+}
+
+#[test]
+fn check_reports_a_flipped_byte_with_its_file() {
+    let scratch = Scratch::new();
+    for index in 0..50 {
+        scratch.put(&format!("key:{index:03}"), "some value bytes");
+    }
+    scratch.run(&["flush"]).ok();
+    let segment = std::fs::read_dir(scratch.db())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "seg"))
+        .expect("a segment after flush");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[20] ^= 0x40; // inside data block 0 (blocks start at offset 0)
+    std::fs::write(&segment, bytes).unwrap();
+    let name = segment.file_name().unwrap().to_str().unwrap();
+    let run = scratch.run(&["check"]).fails(4);
+    assert!(run.stderr.contains(name) && run.stderr.contains("checksum"), "{}", run.stderr);
+    let json = scratch.run(&["--json", "check"]).fails(4).json();
+    assert_eq!(json["ok"], false);
+    assert!(json["error"].as_str().unwrap().contains(name));
+}
+
+#[test]
+fn dump_and_load_reproduce_every_as_of_read() {
+    let scratch = Scratch::new();
+    let mut versions = vec![scratch.put("a", "1"), scratch.put("b\\x00\\xff", "\\x01\\\\")];
+    versions.push(scratch.put("a", "2"));
+    scratch.run(&["flush"]).ok();
+    versions.push(scratch.del("b\\x00\\xff"));
+    versions.push(scratch.put("c", ""));
+    versions.push(scratch.put("a", "3"));
+    let dump = scratch.run(&["dump", "--all-versions"]).ok().stdout;
+    assert_eq!(dump.lines().count(), 6);
+    let copy = scratch.dir.path().join("copy");
+    let loaded = run_in(&copy, &["--json", "load"], Some(&dump)).ok().json();
+    assert_eq!(loaded["loaded"], 6);
+    let again = run_in(&copy, &["dump", "--all-versions"], None).ok().stdout;
+    assert_eq!(again, dump);
+    for version in versions.iter().flat_map(|&v| [v - 1, v]) {
+        let at = version.to_string();
+        let original = scratch.run(&["--json", "scan", "--at", &at]).ok().stdout;
+        let restored = run_in(&copy, &["--json", "scan", "--at", &at], None).ok().stdout;
+        assert_eq!(original, restored, "scan as of {at}");
+        for key in ["a", "b\\x00\\xff", "c"] {
+            let original = scratch.run(&["get", key, "--at", &at]);
+            let restored = run_in(&copy, &["get", key, "--at", &at], None);
+            assert_eq!((original.code, original.stdout), (restored.code, restored.stdout));
+        }
+    }
+    let latest = scratch.run(&["--json", "dump"]).ok().json_lines();
+    let keys: Vec<&str> = latest.iter().map(|line| line["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["a", "c"]);
+    assert_eq!(latest[0]["version"], versions[5]);
+}
+
+#[test]
+fn load_refuses_older_versions_and_bad_lines() {
+    let scratch = Scratch::new();
+    scratch.put("a", "1");
+    let dump = scratch.run(&["dump", "--all-versions"]).ok().stdout;
+    scratch.put("a", "2");
+    let run = run_in(&scratch.db(), &["load"], Some(&dump)).fails(3);
+    assert!(run.stderr.contains("empty database"), "{}", run.stderr);
+    let bad = "{\"key\": \"a\", \"version\": 1, \"value\": \"\\\\q\"}\n";
+    let run = run_in(&scratch.dir.path().join("new"), &["load"], Some(bad)).fails(2);
+    assert!(run.stderr.contains("stdin:1"), "{}", run.stderr);
+}
+
+#[test]
+fn missing_locked_and_foreign_directories_fail_clearly() {
+    let scratch = Scratch::new();
+    let run = scratch.run(&["get", "a"]).fails(3);
+    assert!(run.stderr.contains("no database at"), "{}", run.stderr);
+    scratch.run(&["stat"]).fails(3);
+    assert!(!scratch.db().exists(), "a read does not create the database");
+
+    scratch.put("a", "1");
+    let db = zverse::Db::open(scratch.db(), zverse::Options::default()).unwrap();
+    let run = scratch.run(&["get", "a"]).fails(3);
+    assert!(run.stderr.contains("in use by another process"), "{}", run.stderr);
+    drop(db);
+
+    let foreign = scratch.dir.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), "mine").unwrap();
+    for args in [&["put", "a", "1"][..], &["get", "a"], &["bench", "--keys", "10"]] {
+        let run = run_in(&foreign, args, None).fails(3);
+        assert!(run.stderr.contains("not a ZVerse database"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn bench_runs_every_query_kind_and_refuses_a_used_database() {
+    let scratch = Scratch::new();
+    let args = ["--json", "bench", "--keys", "300", "--versions", "2", "--queries", "20"];
+    let report = scratch.run(&args).ok().json();
+    let operations: Vec<&str> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["operation"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        operations,
+        ["fill", "read latest", "read as-of", "range 100", "history", "changes"]
+    );
+    for row in report["results"].as_array().unwrap() {
+        assert!(row["ops_per_sec"].as_f64().unwrap() > 0.0);
+        assert!(row["p99_ns"].as_u64().unwrap() >= row["p50_ns"].as_u64().unwrap());
+    }
+    assert_eq!(report["results"][0]["ops"], 600);
+    let run = scratch.run(&["bench", "--keys", "300"]).fails(2);
+    assert!(run.stderr.contains("--fresh"), "{}", run.stderr);
+    let table = scratch.run(&["bench", "--keys", "300", "--queries", "5", "--fresh"]).ok().stdout;
+    assert!(table.contains("p99") && table.contains("changes"), "{table}");
+}
