@@ -267,3 +267,42 @@ fn scans_fail_once_there_are_more_than_64_segments() {
     assert!(matches!(error, zverse::Error::Io(_)), "{error}");
     assert!(error.to_string().contains("too many tiers"), "{error}");
 }
+
+/// `close()` while writers are writing: every write returns (none hangs), the ones after the
+/// close fail with `Closed`, and every acknowledged write is there after a reopen.
+#[test]
+fn close_while_writers_write_loses_no_acknowledged_write() {
+    for durability in [Durability::Sync, Durability::None] {
+        let dir = tempfile::tempdir().unwrap();
+        // Large enough that the tier count stays far below the scan limit of 64 however fast
+        // the writers are.
+        let options = Options::default().durability(durability).memtable_bytes_max(4 << 20);
+        let db = Db::open(dir.path(), options).unwrap();
+        let acked: Vec<Acked> = std::thread::scope(|scope| {
+            let writers: Vec<_> = (0..WRITER_COUNT)
+                .map(|writer| {
+                    let db = &db;
+                    scope.spawn(move || {
+                        let mut acked = Vec::new();
+                        for sequence in 0.. {
+                            let (key, value) = (key(writer, sequence), value(writer, sequence));
+                            match db.put(&key, &value) {
+                                Ok(version) => acked.push((key, version, Some(value))),
+                                Err(zverse::Error::Closed) => return acked,
+                                Err(other) => panic!("{durability:?}: writer {writer}: {other}"),
+                            }
+                        }
+                        unreachable!("writers stop at the close")
+                    })
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(100));
+            db.close().unwrap();
+            writers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+        });
+        assert!(!acked.is_empty(), "{durability:?}: writes ran before the close");
+        drop(db);
+        let db = Db::open(dir.path(), Options::default().durability(durability)).unwrap();
+        check_every_acked_write_is_readable(&db, &acked);
+    }
+}
