@@ -25,7 +25,8 @@ use zverse_tests::sim_io::{CrashVariant, SimIo};
 
 /// The database directory on the simulated disk.
 const DIR: &str = "/db";
-/// Seed of the workload generator. Changing it changes every crash state.
+/// Seed of the workload generator. Changing it changes every crash state; the environment
+/// variable `ZVERSE_CRASH_SEED` overrides it, to explore more workloads outside CI.
 const WORKLOAD_SEED: u64 = 0x2e5f_0c0d_a7a1_1e55;
 /// Commits in the workload.
 const COMMIT_COUNT: usize = 40;
@@ -65,8 +66,14 @@ fn value_for(rng: &mut fastrand::Rng, commit: usize) -> Bytes {
     tag.bytes().chain((0..len).map(|i| (i % 251) as u8)).take(len.max(tag.len())).collect()
 }
 
+fn workload_seed() -> u64 {
+    std::env::var("ZVERSE_CRASH_SEED").map_or(WORKLOAD_SEED, |seed| {
+        seed.parse().unwrap_or_else(|_| panic!("ZVERSE_CRASH_SEED={seed:?} is not a u64"))
+    })
+}
+
 fn workload() -> Workload {
-    let mut rng = fastrand::Rng::with_seed(WORKLOAD_SEED);
+    let mut rng = fastrand::Rng::with_seed(workload_seed());
     let mut steps = Vec::new();
     let mut commits = Vec::new();
     for commit in 0..COMMIT_COUNT {
@@ -465,9 +472,10 @@ fn crash_at_every_call(durability: Durability) {
     }
     let state_count = tally.states;
     eprintln!(
-        "{durability:?}: {state_count} crash states checked ({call_count} crash points x {} \
+        "{durability:?}, workload seed {}: {state_count} crash states checked ({call_count} crash points x {} \
          variants) in {:.1?}; a commit in flight in {}, unacknowledged commits recovered in {}, \
          acknowledged commits lost in {}, refused by the known MANIFEST.tmp bug in {}",
+        workload_seed(),
         variants().len(),
         started.elapsed(),
         tally.in_flight,
@@ -480,6 +488,9 @@ fn crash_at_every_call(durability: Durability) {
         let Failure { call, variant, why } = failure;
         let variant = variant.map_or_else(|| "before restart".into(), |v| format!("{v:?}"));
         writeln!(report, "  crash at I/O call k={call}, {durability:?}, {variant}: {why}").unwrap();
+    }
+    if !failures.is_empty() {
+        writeln!(report, "  workload seed {} (ZVERSE_CRASH_SEED)", workload_seed()).unwrap();
     }
     assert!(
         failures.is_empty(),
@@ -621,6 +632,10 @@ fn a_crash_during_recovery_recovers_the_same_commits() {
          in {:.1?}",
         started.elapsed()
     );
-    assert!(failures.is_empty(), "double crashes failed:\n{failures}");
+    assert!(
+        failures.is_empty(),
+        "workload seed {}: double crashes failed:\n{failures}",
+        workload_seed()
+    );
     assert!(state_count >= 500, "only {state_count} double-crash states");
 }
