@@ -349,7 +349,9 @@ fn check_crash_point(
     for variant in variants() {
         tally.states += 1;
         tally.in_flight += usize::from(outcome.in_flight);
-        match check_restart(work, durability, &io.after_crash(variant), &outcome) {
+        // As-of reads at every acknowledged version cost a scan each: checked under one variant.
+        let as_of = variant == CrashVariant::LoseUnsynced;
+        match check_restart(work, durability, &io.after_crash(variant), &outcome, as_of) {
             Ok(Restart::Recovered { prefix }) => {
                 tally.unacked_kept += usize::from(prefix > outcome.acked.len());
                 tally.acked_lost += usize::from(prefix < outcome.acked.len());
@@ -382,12 +384,14 @@ fn check_crashed_db(
     Ok(())
 }
 
-/// Opens the disk a restarted machine finds, checks it, writes once more, reopens, checks.
+/// Opens the disk a restarted machine finds, checks it (with `as_of`, also reads as of every
+/// acknowledged version), writes once more, reopens, checks.
 fn check_restart(
     work: &Workload,
     durability: Durability,
     disk: &SimIo,
     outcome: &Outcome,
+    as_of: bool,
 ) -> Check<Restart> {
     let db = match open(disk, durability) {
         Ok(db) => db,
@@ -399,6 +403,9 @@ fn check_restart(
     let state = read_state(&db)?;
     let prefixes = allowed_prefixes(outcome, durability);
     let prefix = matching_prefix(&state, work, &outcome.acked, prefixes)?;
+    if as_of {
+        check_as_of_reads(&db, work, &outcome.acked[..prefix.min(outcome.acked.len())])?;
+    }
     let version_max = state.histories.values().flatten().map(|(v, _)| *v).max();
     let after = db.put(KEY_AFTER, b"after").map_err(|e| format!("write after recovery: {e}"))?;
     if version_max.is_some_and(|max| after <= max) {
@@ -420,6 +427,26 @@ fn check_restart(
         ));
     }
     Ok(Restart::Recovered { prefix })
+}
+
+/// Reads as of each acknowledged commit's version give the state right after that commit.
+fn check_as_of_reads(db: &Db, work: &Workload, acked: &[Version]) -> Check {
+    for (commit, &version) in acked.iter().enumerate() {
+        let range = db.range_at(.., version).map_err(|e| format!("range_at {version:?}: {e}"))?;
+        let found: Vec<(Bytes, Bytes)> = range
+            .map(|item| item.map(|(key, value)| (key.to_vec(), value.to_vec())))
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("range_at {version:?} item: {e}"))?;
+        let expected = latest_after(work, commit + 1);
+        if found != expected {
+            return Err(format!(
+                "range_at(.., {version:?}) after commit {commit} = {:?}, expected {:?}",
+                keys_of(&found),
+                keys_of(&expected)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What a restart found.
