@@ -60,12 +60,13 @@ fn run_writer(db: &Db, writer: usize, write_count: usize, acked_version: &Atomic
     acked
 }
 
-/// What a reader reads through a snapshot: some keys and a range.
+/// What a reader reads through a snapshot: some keys, a range, a history, a box query.
 #[derive(Debug, PartialEq, Eq)]
 struct SnapshotAnswers {
     points: Vec<Option<Vec<u8>>>,
     range: Vec<(Vec<u8>, Vec<u8>)>,
     history: Vec<(Version, Option<Vec<u8>>)>,
+    changes: Vec<(Vec<u8>, Version, Option<Vec<u8>>)>,
 }
 
 fn read_through(snapshot: &Snapshot, reader: usize) -> SnapshotAnswers {
@@ -86,7 +87,14 @@ fn read_through(snapshot: &Snapshot, reader: usize) -> SnapshotAnswers {
         .map(|item| item.map(|(version, value)| (version, value.map(|v| v.to_vec()))))
         .collect::<Result<_, _>>()
         .unwrap();
-    SnapshotAnswers { points, range, history }
+    let (from, to) = (key(reader, 0), key(reader, 10));
+    let changes = snapshot
+        .changes(from.as_slice()..to.as_slice(), ..)
+        .unwrap()
+        .map(|item| item.map(|c| (c.key.to_vec(), c.version, c.value.map(|v| v.to_vec()))))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    SnapshotAnswers { points, range, history, changes }
 }
 
 /// Until `done`: takes snapshots and reads through each several times while the writers and
@@ -141,6 +149,7 @@ fn check_every_acked_write_is_readable(db: &Db, acked: &[Acked]) {
     }
     let versions: usize = histories.values().map(BTreeMap::len).sum();
     assert_eq!(versions, acked.len(), "no version that was not acknowledged");
+    assert_eq!(db.changes(.., ..).unwrap().count(), acked.len(), "changes(.., ..)");
 }
 
 fn writers_and_readers(durability: Durability, write_count: usize) {
