@@ -1,0 +1,448 @@
+//! Recovery, one scenario per test, on std files: what `Db::open` does with a torn log tail,
+//! corrupt logs, segments and manifests, missing files, files a crash left behind, a held lock
+//! and a directory that is not a database. Damage is made by editing the files of a closed
+//! database; each test says which crash or fault the edited files stand for.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use zverse::{Db, Durability, Error, Options, Version};
+
+fn options() -> Options {
+    Options::default().durability(Durability::Sync)
+}
+
+fn log_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("{number:020}.log"))
+}
+
+fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.to_string_lossy().ends_with(suffix))
+        .collect();
+    paths.sort();
+    paths
+}
+
+fn key(index: usize) -> Vec<u8> {
+    format!("key:{index:03}").into_bytes()
+}
+
+fn value(index: usize) -> Vec<u8> {
+    format!("value {index} ").repeat(index % 7 + 1).into_bytes()
+}
+
+/// A new database in `dir` with `count` Sync puts, one log frame each, then closed. Returns
+/// each put's version and where each frame ends in log 1 (the first log of a new database).
+fn database_with_frames(dir: &Path, count: usize) -> (Vec<Version>, Vec<u64>) {
+    let db = Db::open(dir, options()).unwrap();
+    let mut versions = Vec::new();
+    let mut frame_ends = Vec::new();
+    for index in 0..count {
+        versions.push(db.put(&key(index), &value(index)).unwrap());
+        frame_ends.push(fs::metadata(log_path(dir, 1)).unwrap().len());
+    }
+    db.close().unwrap();
+    (versions, frame_ends)
+}
+
+/// The keys `0..count` that read back with their values; panics on a wrong value.
+fn readable_keys(db: &Db, count: usize) -> Vec<usize> {
+    (0..count)
+        .filter(|&index| match db.get(&key(index)).unwrap() {
+            Some(found) => {
+                assert_eq!(&*found, value(index).as_slice(), "key {index}");
+                true
+            }
+            None => false,
+        })
+        .collect()
+}
+
+fn expect_corruption(result: zverse::Result<Db>) -> (PathBuf, u64, String) {
+    match result {
+        Err(Error::Corruption { file, offset, what }) => (file, offset, what),
+        Err(other) => panic!("expected Error::Corruption, got {other}"),
+        Ok(_) => panic!("expected Error::Corruption, the open succeeded"),
+    }
+}
+
+fn flip_byte(path: &Path, offset: u64) {
+    let mut bytes = fs::read(path).unwrap();
+    bytes[usize::try_from(offset).unwrap()] ^= 0x5a;
+    fs::write(path, bytes).unwrap();
+}
+
+fn append(path: &Path, extra: &[u8]) {
+    let mut bytes = fs::read(path).unwrap();
+    bytes.extend_from_slice(extra);
+    fs::write(path, bytes).unwrap();
+}
+
+/// Opens, checks that exactly keys `0..kept` of `count` are there, writes once more, reopens,
+/// checks again: recovery left a usable database.
+fn check_opens_with_first(dir: &Path, count: usize, kept: usize) {
+    let db = Db::open(dir, options()).unwrap();
+    assert_eq!(readable_keys(&db, count), (0..kept).collect::<Vec<_>>());
+    db.put(b"after", b"recovery").unwrap();
+    db.close().unwrap();
+    drop(db);
+    let db = Db::open(dir, options()).unwrap();
+    assert_eq!(readable_keys(&db, count), (0..kept).collect::<Vec<_>>());
+    assert_eq!(db.get(b"after").unwrap().as_deref(), Some(&b"recovery"[..]));
+}
+
+// ---- Torn tails of the newest log: the crash hit the last, unacknowledged frame.
+
+#[test]
+fn torn_tail_cut_mid_frame_loses_only_the_torn_frame_and_is_truncated() {
+    for cut_into_last in [1, 20, 32, 33] {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, ends) = database_with_frames(dir.path(), 5);
+        let log = log_path(dir.path(), 1);
+        let file = fs::OpenOptions::new().write(true).open(&log).unwrap();
+        file.set_len(ends[3] + cut_into_last).unwrap();
+        drop(file);
+        check_opens_with_first(dir.path(), 5, 4);
+        assert_eq!(fs::metadata(&log).unwrap().len(), ends[3], "cut {cut_into_last}: truncated");
+    }
+}
+
+#[test]
+fn zeros_after_the_last_frame_are_a_torn_tail_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, ends) = database_with_frames(dir.path(), 5);
+    append(&log_path(dir.path(), 1), &[0; 4096]);
+    check_opens_with_first(dir.path(), 5, 5);
+    assert_eq!(fs::metadata(log_path(dir.path(), 1)).unwrap().len(), ends[4]);
+}
+
+#[test]
+fn garbage_after_the_last_frame_is_a_torn_tail_and_lose_nothing() {
+    let mut rng = fastrand::Rng::with_seed(7);
+    for garbage_len in [1, 31, 32, 33, 700, 5000] {
+        let dir = tempfile::tempdir().unwrap();
+        database_with_frames(dir.path(), 5);
+        let garbage: Vec<u8> = (0..garbage_len).map(|_| rng.u8(..)).collect();
+        append(&log_path(dir.path(), 1), &garbage);
+        check_opens_with_first(dir.path(), 5, 5);
+    }
+}
+
+#[test]
+fn a_last_frame_cut_short_and_followed_by_garbage_is_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, ends) = database_with_frames(dir.path(), 5);
+    let log = log_path(dir.path(), 1);
+    let mut bytes = fs::read(&log).unwrap();
+    bytes.truncate(usize::try_from(ends[3]).unwrap() + 40);
+    bytes.extend((0..600u32).map(|i| (i * 31 % 251) as u8));
+    fs::write(&log, bytes).unwrap();
+    check_opens_with_first(dir.path(), 5, 4);
+}
+
+/// A crash during the write of the last frame in which its first sector was lost and a later
+/// one landed: the bytes after the lost header hold the frame's value. When that value happens
+/// to contain bytes that form an intact frame header (say the user stores a `ZVerse` log file as
+/// a value), recovery takes them for a later frame vouching that the torn bytes were synced.
+///
+/// FIXME(engine): this is a torn, never acknowledged write and must open with the first 4
+/// keys (truncating the tail). Today the open fails with `Error::Corruption`, so user data
+/// can make a database unopenable after a crash. A fix: frames that recovery trusts as
+/// "later" must be unforgeable by user bytes, e.g. salted with a per-log random nonce kept in a
+/// log header, or located only by walking frame lengths from a checkpoint.
+#[test]
+fn user_bytes_that_look_like_a_frame_turn_a_torn_tail_into_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    database_with_frames(dir.path(), 4);
+    // A frame header with an empty body claiming that everything up to u64::MAX was synced.
+    let mut fake = vec![0u8; 32];
+    fake[12] = 1; // frame format
+    fake[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+    fake[24..32].copy_from_slice(&zverse_core::checksum::checksum(&[]).to_le_bytes());
+    let header_checksum = zverse_core::checksum::checksum(&fake[8..]);
+    fake[..8].copy_from_slice(&header_checksum.to_le_bytes());
+    let mut user_value = vec![b'x'; 600];
+    user_value.extend_from_slice(&fake);
+    {
+        let db = Db::open(dir.path(), options()).unwrap();
+        db.put(b"a log file, stored as a value", &user_value).unwrap();
+        db.close().unwrap();
+    }
+    // The fifth frame went to the new log of the second session; tear it as a crash would:
+    // its first sector (the header and the start of the record) never reached the disk.
+    let log = log_path(dir.path(), 2);
+    let mut bytes = fs::read(&log).unwrap();
+    assert!(bytes.len() > 700, "one frame holding the value");
+    bytes[..512].fill(0);
+    fs::write(&log, bytes).unwrap();
+    let (file, offset, what) = expect_corruption(Db::open(dir.path(), options()));
+    assert_eq!((file, offset), (log, 0), "{what}");
+}
+
+// ---- Damage to synced bytes: corruption, named, never skipped.
+
+#[test]
+fn a_flipped_byte_in_a_synced_frame_followed_by_synced_frames_is_corruption() {
+    for frame in [0, 2] {
+        for into_frame in [0, 8, 31, 32, 40] {
+            let dir = tempfile::tempdir().unwrap();
+            let (_, ends) = database_with_frames(dir.path(), 5);
+            let start = if frame == 0 { 0 } else { ends[frame - 1] };
+            let log = log_path(dir.path(), 1);
+            flip_byte(&log, start + into_frame);
+            let (file, offset, what) = expect_corruption(Db::open(dir.path(), options()));
+            let ctx = format!("frame {frame}, byte {into_frame}: {what}");
+            assert_eq!(file, log, "{ctx}");
+            assert_eq!(offset, start, "{ctx}: the damaged frame's offset");
+            let log_bytes = fs::metadata(&log).unwrap().len();
+            assert_eq!(log_bytes, ends[4], "{ctx}: nothing was truncated");
+        }
+    }
+}
+
+#[test]
+fn a_torn_tail_in_a_log_older_than_the_newest_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, ends) = database_with_frames(dir.path(), 5);
+    {
+        // A second session writes to log 2: log 1 is no longer the newest.
+        let db = Db::open(dir.path(), options()).unwrap();
+        db.put(b"second", b"session").unwrap();
+        db.close().unwrap();
+    }
+    let log = log_path(dir.path(), 1);
+    let file = fs::OpenOptions::new().write(true).open(&log).unwrap();
+    file.set_len(ends[4] - 3).unwrap();
+    drop(file);
+    let (file, offset, what) = expect_corruption(Db::open(dir.path(), options()));
+    assert_eq!((file, offset), (log, ends[3]), "{what}");
+}
+
+/// A database with data in one segment (flushed) and closed; returns the segment's path.
+fn database_with_segment(dir: &Path, count: usize) -> PathBuf {
+    let db = Db::open(dir, options()).unwrap();
+    for index in 0..count {
+        db.put(&key(index), &value(index)).unwrap();
+    }
+    db.flush().unwrap();
+    db.close().unwrap();
+    let segments = files_with_suffix(dir, ".seg");
+    assert_eq!(segments.len(), 1, "one flush, one segment");
+    segments.into_iter().next().unwrap()
+}
+
+#[test]
+fn a_corrupt_segment_footer_is_corruption_naming_the_segment() {
+    // The footer is the last 152 bytes: magic, format version, section handles, checksum.
+    for from_end in [1, 8, 100, 145, 152] {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = database_with_segment(dir.path(), 50);
+        let len = fs::metadata(&segment).unwrap().len();
+        flip_byte(&segment, len - from_end);
+        let (file, _, what) = expect_corruption(Db::open(dir.path(), options()));
+        assert_eq!(file, segment, "byte {from_end} from the end: {what}");
+    }
+}
+
+#[test]
+fn a_corrupt_segment_block_is_corruption_never_wrong_data() {
+    let count = 200;
+    for offset in [0, 17, 300, 1000, 4000] {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = database_with_segment(dir.path(), count);
+        flip_byte(&segment, offset);
+        let db = match Db::open(dir.path(), options()) {
+            Err(Error::Corruption { file, .. }) => {
+                assert_eq!(file, segment, "offset {offset}");
+                continue;
+            }
+            other => other.unwrap(),
+        };
+        // Opened: every read returns the right value or a Corruption naming the segment.
+        let mut corruption_count = 0;
+        for index in 0..count {
+            match db.get(&key(index)) {
+                Ok(found) => assert_eq!(found.as_deref(), Some(value(index).as_slice()), "{index}"),
+                Err(Error::Corruption { file, .. }) => {
+                    assert_eq!(file, segment, "offset {offset}");
+                    corruption_count += 1;
+                }
+                Err(other) => panic!("offset {offset}, key {index}: {other}"),
+            }
+        }
+        let scanned: Result<Vec<_>, _> = db.range(..).unwrap().collect();
+        assert!(
+            corruption_count > 0 || scanned.is_err(),
+            "offset {offset}: a flipped byte in the data was never noticed"
+        );
+    }
+}
+
+#[test]
+fn a_segment_the_manifest_names_that_is_missing_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment = database_with_segment(dir.path(), 20);
+    fs::remove_file(&segment).unwrap();
+    let (file, _, what) = expect_corruption(Db::open(dir.path(), options()));
+    assert_eq!(file, segment, "{what}");
+}
+
+#[test]
+fn a_segment_shorter_than_the_manifest_says_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment = database_with_segment(dir.path(), 20);
+    let len = fs::metadata(&segment).unwrap().len();
+    fs::OpenOptions::new().write(true).open(&segment).unwrap().set_len(len - 1).unwrap();
+    let (file, _, what) = expect_corruption(Db::open(dir.path(), options()));
+    assert_eq!(file, segment, "{what}");
+}
+
+#[test]
+fn a_corrupt_manifest_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    database_with_segment(dir.path(), 20);
+    let manifest = dir.path().join("MANIFEST");
+    let len = fs::metadata(&manifest).unwrap().len();
+    for offset in [0, 9, 20, len - 1] {
+        flip_byte(&manifest, offset);
+        let (file, _, what) = expect_corruption(Db::open(dir.path(), options()));
+        assert_eq!(file, manifest, "offset {offset}: {what}");
+        flip_byte(&manifest, offset);
+    }
+    fs::OpenOptions::new().write(true).open(&manifest).unwrap().set_len(len / 2).unwrap();
+    let (file, _, what) = expect_corruption(Db::open(dir.path(), options()));
+    assert_eq!(file, manifest, "truncated: {what}");
+}
+
+// ---- Files a crash leaves behind.
+
+#[test]
+fn a_leftover_manifest_tmp_and_an_orphan_segment_are_removed_and_the_data_is_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment = database_with_segment(dir.path(), 30);
+    {
+        let db = Db::open(dir.path(), options()).unwrap();
+        db.put(b"in the log", b"only").unwrap();
+        db.close().unwrap();
+    }
+    // A flush that crashed after writing its segment, before the manifest named it; and a
+    // manifest replacement that crashed before its rename.
+    let orphan = dir.path().join(format!("{:020}.seg", 99));
+    fs::copy(&segment, &orphan).unwrap();
+    fs::write(dir.path().join("MANIFEST.tmp"), b"half a manifest").unwrap();
+    let db = Db::open(dir.path(), options()).unwrap();
+    assert!(!orphan.exists(), "the orphan segment is removed");
+    assert!(!dir.path().join("MANIFEST.tmp").exists(), "MANIFEST.tmp is removed");
+    assert_eq!(readable_keys(&db, 30).len(), 30);
+    assert_eq!(db.get(b"in the log").unwrap().as_deref(), Some(&b"only"[..]));
+    db.put(b"new", b"write").unwrap();
+    db.flush().unwrap();
+    db.close().unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), options()).unwrap();
+    assert_eq!(readable_keys(&db, 30).len(), 30);
+    assert_eq!(db.get(b"new").unwrap().as_deref(), Some(&b"write"[..]));
+    assert_eq!(db.stats().segment_count, 2);
+}
+
+/// A crash while a new database wrote its first manifest, before the rename: the directory
+/// holds only `MANIFEST.tmp` (the crash sweep in crash.rs reaches this state at I/O calls
+/// 7-9 of the first open).
+///
+/// FIXME(engine): the database was never created, so open must remove the leftover and
+/// create it. Today every later open fails with `Error::NotADatabase`: `is_database_file`
+/// counts `MANIFEST.tmp` as a foreign file. (The crash sweep skips these states through
+/// `is_known_bug_manifest_tmp_only`; remove that too when this is fixed.)
+#[test]
+fn crash_while_creating_a_database_leaves_a_manifest_tmp_that_open_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("MANIFEST.tmp"), b"").unwrap();
+    let result = Db::open(dir.path(), options());
+    assert!(matches!(result, Err(Error::NotADatabase { .. })), "{result:?}");
+}
+
+// ---- Locks and foreign directories.
+
+#[test]
+fn a_second_open_while_the_first_is_open_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), options()).unwrap();
+    db.put(b"k", b"v").unwrap();
+    for _ in 0..2 {
+        let second = Db::open(dir.path(), options());
+        assert!(matches!(second, Err(Error::Locked { .. })), "{second:?}");
+    }
+    assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]), "the first is unaffected");
+    db.put(b"k2", b"v2").unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), options()).unwrap();
+    assert_eq!(db.get(b"k2").unwrap().as_deref(), Some(&b"v2"[..]));
+}
+
+/// Every file in `dir` with its bytes.
+fn directory_contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            (entry.file_name().to_string_lossy().into_owned(), fs::read(entry.path()).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_foreign_directory_is_not_a_database_and_its_files_are_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("notes.txt"), b"mine").unwrap();
+    fs::write(dir.path().join("00000000000000000001.log"), b"someone else's log").unwrap();
+    let before = directory_contents(dir.path());
+    let result = Db::open(dir.path(), options());
+    assert!(matches!(result, Err(Error::NotADatabase { .. })), "{result:?}");
+    let mut after = directory_contents(dir.path());
+    // FIXME(engine): the open takes its lock before it looks at the directory, and the std
+    // backend's lock creates an empty `LOCK` file, which stays behind in the foreign
+    // directory. `Error::NotADatabase` promises the directory "was not touched": the open
+    // should look first (or lock in a way that leaves nothing behind when it refuses).
+    assert_eq!(after.remove("LOCK"), Some(Vec::new()), "the LOCK file left behind");
+    assert_eq!(after, before, "nothing else in the directory changed");
+}
+
+/// FIXME(engine): every open creates a new log file, and logs are deleted only by a flush, so
+/// a database opened and closed N times without writes keeps N empty logs, each replayed on
+/// every open (opens get slower and the directory grows without bound for, say, a CLI that
+/// opens the database per command). Right: recovery removes (or reuses) logs that hold no
+/// frames; then at most one log remains here.
+#[test]
+fn every_open_without_writes_leaves_one_more_empty_log() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..5 {
+        Db::open(dir.path(), options()).unwrap().close().unwrap();
+    }
+    let logs = files_with_suffix(dir.path(), ".log");
+    assert_eq!(logs.len(), 5, "{logs:?}");
+    assert!(logs.iter().all(|log| fs::metadata(log).unwrap().len() == 0));
+}
+
+/// FIXME(engine): a `Snapshot` holds the database's shared state, lock included, so after
+/// `close()` and dropping the `Db`, a snapshot still alive (useless: its reads fail with
+/// `Closed`) keeps the directory locked and a reopen fails with `Locked`. Right: `close()`
+/// releases the lock (and every file), whatever handles are still alive.
+#[test]
+fn a_snapshot_alive_after_close_keeps_the_directory_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), options()).unwrap();
+    db.put(b"k", b"v").unwrap();
+    let snapshot = db.snapshot();
+    db.close().unwrap();
+    drop(db);
+    assert!(matches!(snapshot.get(b"k"), Err(Error::Closed)));
+    let reopened = Db::open(dir.path(), options());
+    assert!(matches!(reopened, Err(Error::Locked { .. })), "{reopened:?}");
+    drop(snapshot);
+    let db = Db::open(dir.path(), options()).unwrap();
+    assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+}
