@@ -38,7 +38,8 @@ pub(crate) struct Inner {
     pub dir: PathBuf,
     pub io: Arc<dyn Io>,
     pub options: Options,
-    _lock: IoLock,
+    /// The directory lock, released by `close` (snapshots may outlive it).
+    lock: Mutex<Option<IoLock>>,
     clock: HybridClock,
     /// Every version at or below it is applied: readers read at or below it.
     watermark: AtomicU64,
@@ -186,6 +187,9 @@ impl Db {
         if let Some(handle) = lock(&self.flusher).take() {
             let _ = handle.join();
         }
+        // Release the directory even while snapshots or iterators of this handle live on:
+        // they fail with `Closed` from now on.
+        drop(lock(&self.inner.lock).take());
         sync
     }
 
@@ -220,8 +224,7 @@ impl Inner {
         let lock = io
             .try_lock(&dir.join(LOCK_NAME))?
             .ok_or_else(|| Error::Locked { path: dir.to_path_buf() })?;
-        let names = io.list_dir(dir)?;
-        refuse_foreign(dir, &names)?;
+        refuse_foreign(dir, &io.list_dir(dir)?)?;
         let manifest = if let Some(manifest) = Manifest::read(io.as_ref(), dir)? {
             manifest
         } else {
@@ -232,6 +235,7 @@ impl Inner {
             manifest.write(io.as_ref(), dir)?;
             manifest
         };
+        let names = io.list_dir(dir)?;
         let recovered = recover(&io, dir, &manifest, &names)?;
         let clock = HybridClock::new(recovered.version_max);
         let log = ActiveLog::create(io.as_ref(), dir, recovered.file_number_next)?;
@@ -244,7 +248,7 @@ impl Inner {
             dir: dir.to_path_buf(),
             io,
             options,
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
             watermark: AtomicU64::new(clock.last().get()),
             clock,
             stage: Stage::new(),
@@ -633,6 +637,14 @@ pub(crate) fn parse_file_number(name: &str, suffix: &str) -> Option<u64> {
         .then(|| digits.parse().ok())?
 }
 
+/// Removes a file a crash left behind; one already gone is fine.
+fn remove_if_present(io: &dyn Io, path: &Path) -> Result<()> {
+    match io.remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error.into()),
+        _ => Ok(()),
+    }
+}
+
 /// What recovery rebuilt.
 struct Recovered {
     memtable: Memtable,
@@ -666,17 +678,25 @@ fn recover(
             .is_some_and(|n| !manifest.segments.iter().any(|meta| meta.file_number == n));
         let old_log = log_number.is_some_and(|n| n < manifest.log_number_min);
         if orphan_segment || old_log || name == MANIFEST_TEMP_NAME {
-            io.remove_file(&dir.join(name))?;
+            remove_if_present(io.as_ref(), &dir.join(name))?;
         } else if let Some(number) = log_number {
             logs.push(number);
         }
     }
     logs.sort_unstable();
-    let memtable = Memtable::new(logs.first().copied().unwrap_or(file_number_max + 1));
+    let mut memtable = Memtable::new(logs.first().copied().unwrap_or(file_number_max + 1));
     let mut version_max = manifest.version_last;
     for (index, &number) in logs.iter().enumerate() {
         let replayed = log::replay(io.as_ref(), dir, number, index + 1 == logs.len(), &memtable)?;
         version_max = version_max.max(replayed.version_max.unwrap_or(Version::ZERO));
+        if replayed.frame_count == 0 {
+            // A log without a write (every open starts one; a crash may leave one cut short):
+            // drop it now rather than replay it at every open until a flush.
+            remove_if_present(io.as_ref(), &dir.join(log::log_file_name(number)))?;
+        }
+    }
+    if memtable.is_empty() {
+        memtable = Memtable::new(file_number_max + 1);
     }
     for segment in &segments {
         version_max = version_max.max(segment.meta().version_max);

@@ -237,11 +237,10 @@ pub(crate) fn replay(
     file.read_exact_at(&mut log, 0)?;
     let mut replayed = Replayed { frame_count: 0, version_max: None };
     let Some(nonce) = decode_log_header(&log) else {
-        // Logs are created with their header synced before any frame is written: a log
-        // without an intact header holds no acknowledged write if it is the newest one.
-        if is_last && log.len() <= LOG_HEADER_LEN {
-            file.set_len(0)?;
-            file.sync_data()?;
+        // A log's header is synced before any frame is written to it: a log no longer than a
+        // header and without an intact one was cut short by a crash while being created, and
+        // holds nothing.
+        if log.len() <= LOG_HEADER_LEN {
             return Ok(replayed);
         }
         return Err(corruption(&path, 0, "log file header is damaged"));

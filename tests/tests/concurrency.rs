@@ -250,17 +250,11 @@ fn a_range_iterator_held_across_flushes_yields_its_data() {
     assert_eq!(&*latest, value(5, 12).as_slice());
 }
 
-/// Nothing merges segments yet (the engine has no compaction: `Options::
-/// compaction_trigger_segments` is never read and `Db::compact` does not exist), and a scan
-/// merges one source per tier through a merge of at most 64 sources
-/// (`zverse_core::merge::FAN_IN_MAX`).
-///
-/// FIXME(engine): after 64 flushes, `range`, `range_at`, `changes` and snapshot scans fail with
-/// `Error::Io("too many tiers to merge: FanInError { source_count: 65 }")`, which is also the
-/// wrong error kind (nothing failed in I/O). Right: background compaction keeps the tier count
-/// far below the fan-in limit (or the read path merges in stages), and scans never fail for it.
+/// 64 flushes with the default options: background compaction keeps the segment count below
+/// its trigger, and every scan sees every key (scans over more tiers than the merge fan-in are
+/// covered by `compaction_retention::scans_merge_more_tiers_than_the_merge_fan_in`).
 #[test]
-fn scans_fail_once_there_are_more_than_64_segments() {
+fn scans_keep_working_over_many_flushes() {
     let io = zverse_tests::sim_io::SimIo::new();
     let options = Options::default().durability(Durability::None);
     let db = Db::open_with_io("/db", options, std::sync::Arc::new(io)).unwrap();
@@ -269,12 +263,9 @@ fn scans_fail_once_there_are_more_than_64_segments() {
         db.flush().unwrap();
     }
     db.put(&key(1, 0), b"in the memtable").unwrap();
-    assert_eq!(db.stats().segment_count, 64);
+    assert!(db.stats().segment_count < 8, "{:?}", db.stats());
     assert_eq!(db.get(&key(0, 5)).unwrap().as_deref(), Some(&b"v"[..]), "point reads work");
-    let scan = db.range(..).map(Iterator::count);
-    let error = scan.expect_err("FIXME(engine): a scan over 65 tiers fails");
-    assert!(matches!(error, zverse::Error::Io(_)), "{error}");
-    assert!(error.to_string().contains("too many tiers"), "{error}");
+    assert_eq!(db.range(..).unwrap().map(Result::unwrap).count(), 65);
 }
 
 /// `close()` while writers are writing: every write returns (none hangs), the ones after the

@@ -16,7 +16,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -315,8 +314,6 @@ struct Tally {
     unacked_kept: usize,
     /// States whose recovery lost acknowledged commits (allowed only without `Sync`).
     acked_lost: usize,
-    /// States refused by the known engine bug (see `is_known_bug_manifest_tmp_only`).
-    known_bug: usize,
 }
 
 /// A crash state that failed its checks.
@@ -356,7 +353,6 @@ fn check_crash_point(
                 tally.unacked_kept += usize::from(prefix > outcome.acked.len());
                 tally.acked_lost += usize::from(prefix < outcome.acked.len());
             }
-            Ok(Restart::KnownBugManifestTmpOnly) => tally.known_bug += 1,
             Err(why) => failures.push(Failure { call, variant: Some(variant), why }),
         }
     }
@@ -395,9 +391,6 @@ fn check_restart(
 ) -> Check<Restart> {
     let db = match open(disk, durability) {
         Ok(db) => db,
-        Err(error) if is_known_bug_manifest_tmp_only(disk, &error) => {
-            return Ok(Restart::KnownBugManifestTmpOnly);
-        }
         Err(error) => return Err(format!("reopen failed: {error}")),
     };
     let state = read_state(&db)?;
@@ -455,19 +448,6 @@ enum Restart {
         /// Commits in the state.
         prefix: usize,
     },
-    /// The open refused a directory holding only `MANIFEST.tmp`: a known engine bug.
-    KnownBugManifestTmpOnly,
-}
-
-/// FIXME(engine): a crash while a new database writes its first manifest leaves only
-/// `MANIFEST.tmp`, and every later open fails with `NotADatabase` (reproduced in recovery.rs,
-/// `crash_while_creating_a_database_leaves_a_manifest_tmp_that_open_refuses`). Remove this
-/// once open cleans the leftover up: the sweep then checks those states too.
-fn is_known_bug_manifest_tmp_only(disk: &SimIo, error: &Error) -> bool {
-    let dir = Path::new(DIR);
-    matches!(error, Error::NotADatabase { .. })
-        && disk.read_file(&dir.join("MANIFEST")).is_none()
-        && disk.read_file(&dir.join("MANIFEST.tmp")).is_some()
 }
 
 /// Runs the workload without a crash and returns the number of I/O calls it makes, open to
@@ -501,14 +481,13 @@ fn crash_at_every_call(durability: Durability) {
     eprintln!(
         "{durability:?}, workload seed {}: {state_count} crash states checked ({call_count} crash points x {} \
          variants) in {:.1?}; a commit in flight in {}, unacknowledged commits recovered in {}, \
-         acknowledged commits lost in {}, refused by the known MANIFEST.tmp bug in {}",
+         acknowledged commits lost in {}",
         workload_seed(),
         variants().len(),
         started.elapsed(),
         tally.in_flight,
         tally.unacked_kept,
         tally.acked_lost,
-        tally.known_bug,
     );
     let mut report = String::new();
     for failure in &failures {
@@ -577,18 +556,17 @@ fn recovery_session(disk: &SimIo, durability: Durability) -> Option<Version> {
 }
 
 /// Opens `disk` and returns the commits it holds (checked against `outcome`) and the history
-/// of `KEY_AFTER`; `None` for the known `MANIFEST.tmp` bug.
-fn recovered(disk: &SimIo, work: &Workload, outcome: &Outcome) -> Check<Option<(usize, History)>> {
+/// of `KEY_AFTER`.
+fn recovered(disk: &SimIo, work: &Workload, outcome: &Outcome) -> Check<(usize, History)> {
     let db = match open(disk, Durability::Sync) {
         Ok(db) => db,
-        Err(error) if is_known_bug_manifest_tmp_only(disk, &error) => return Ok(None),
         Err(error) => return Err(format!("open failed: {error}")),
     };
     let mut state = read_state(&db)?;
     state.latest.retain(|(key, _)| key != KEY_AFTER);
     let prefix =
         matching_prefix(&state, work, &outcome.acked, allowed_prefixes(outcome, Durability::Sync))?;
-    Ok(Some((prefix, read_history(&db, KEY_AFTER)?)))
+    Ok((prefix, read_history(&db, KEY_AFTER)?))
 }
 
 /// The power fails again during recovery, at every I/O call of the first session after a
@@ -614,8 +592,7 @@ fn a_crash_during_recovery_recovers_the_same_commits() {
             // `after_crash` of a disk with nothing unsynced is an exact copy.
             let expected =
                 match recovered(&disk.after_crash(CrashVariant::LoseUnsynced), &work, &outcome) {
-                    Ok(Some((prefix, _))) => prefix,
-                    Ok(None) => continue,
+                    Ok((prefix, _)) => prefix,
                     Err(why) => panic!("{ctx}, clean recovery: {why}"),
                 };
             let session_calls = {
@@ -633,7 +610,7 @@ fn a_crash_during_recovery_recovers_the_same_commits() {
                     state_count += 1;
                     let ctx = format!("{ctx}, then at recovery call {second_call}, {second:?}");
                     match recovered(&copy.after_crash(second), &work, &outcome) {
-                        Ok(Some((prefix, history))) => {
+                        Ok((prefix, history)) => {
                             let after_ok = match after {
                                 Some(version) => history == [(version, Some(b"after".to_vec()))],
                                 None => {
@@ -647,7 +624,6 @@ fn a_crash_during_recovery_recovers_the_same_commits() {
                                 writeln!(failures, "  {ctx}: {prefix} commits (a clean recovery finds {expected}), write after recovery acked {after:?}, found {history:?}").unwrap();
                             }
                         }
-                        Ok(None) => {}
                         Err(why) => writeln!(failures, "  {ctx}: {why}").unwrap(),
                     }
                 }
