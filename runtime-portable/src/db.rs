@@ -402,6 +402,7 @@ impl Inner {
             }
             version_last = record.version();
         }
+        active.cover(version_last);
         version_last
     }
 
@@ -545,7 +546,7 @@ impl Inner {
         next.segments.insert(0, meta);
         next.log_number_min = log_number_min;
         next.file_number_next = self.file_number_next();
-        next.version_last = next.version_last.max(meta.version_max);
+        next.version_last = next.version_last.max(meta.version_max).max(memtable.version_last());
         next.write(self.io.as_ref(), &self.dir)?;
         *manifest = next;
         let mut segments = tiers.segments.clone();

@@ -283,6 +283,9 @@ fn apply_frame(frame: &Frame<'_>, memtable: &Memtable) -> Result<Option<Version>
         }
         version_max = version_max.max(Some(record.version()));
     }
+    if let Some(version) = version_max {
+        memtable.cover(version);
+    }
     match reader.end() {
         LogEnd::Clean => Ok(version_max),
         LogEnd::Tail { offset, cause } | LogEnd::Corrupt { offset, cause, .. } => {

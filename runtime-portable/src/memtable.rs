@@ -99,6 +99,10 @@ pub(crate) struct Memtable {
     /// every log before the next memtable's first log can go.
     log_number_first: u64,
     size_bytes: AtomicU64,
+    /// The last version of a record applied to this memtable, whether or not it wrote an entry
+    /// (an empty batch has a version too): the flush records it, so that no version is ever
+    /// handed out twice.
+    version_last: AtomicU64,
 }
 
 impl Memtable {
@@ -120,6 +124,16 @@ impl Memtable {
         );
         debug_assert_eq!(entry.key().key.as_ref(), key);
         self.size_bytes.fetch_add(size, AtomicOrdering::Relaxed);
+    }
+
+    /// Notes that every record up to `version` is applied to this memtable.
+    pub(crate) fn cover(&self, version: Version) {
+        self.version_last.fetch_max(version.get(), AtomicOrdering::Relaxed);
+    }
+
+    /// The last version of a record applied to this memtable (`ZERO` if none).
+    pub(crate) fn version_last(&self) -> Version {
+        Version::new(self.version_last.load(AtomicOrdering::Relaxed))
     }
 
     /// Bytes of the keys and values inserted so far.
