@@ -108,7 +108,12 @@ pub(crate) struct Memtable {
 impl Memtable {
     /// An empty memtable whose records go to log `log_number_first` onwards.
     pub(crate) fn new(log_number_first: u64) -> Memtable {
-        Memtable { map: SkipMap::new(), log_number_first, size_bytes: AtomicU64::new(0) }
+        Memtable {
+            map: SkipMap::new(),
+            log_number_first,
+            size_bytes: AtomicU64::new(0),
+            version_last: AtomicU64::new(0),
+        }
     }
 
     pub(crate) fn log_number_first(&self) -> u64 {
