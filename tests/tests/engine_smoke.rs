@@ -178,3 +178,31 @@ fn commit_at_keeps_a_chosen_version_only_above_every_version_handed_out() {
     let db = Db::open(dir.path(), options()).unwrap();
     assert_eq!(db.history(b"b").unwrap().next().unwrap().unwrap().0, ahead);
 }
+
+#[test]
+fn periodic_durability_syncs_within_its_period() {
+    use std::sync::Arc;
+    use zverse_tests::sim_io::{CrashVariant, SimIo};
+    let io = SimIo::new();
+    // The first periodic sync comes a period after open: long enough that the check right after
+    // the write runs before it.
+    let period = std::time::Duration::from_secs(1);
+    let options = Options::default().durability(Durability::Periodic(period));
+    let db = Db::open_with_io("/db", options.clone(), Arc::new(io.clone())).unwrap();
+    db.put(b"k", b"v").unwrap();
+    let unsynced = io.after_crash(CrashVariant::LoseUnsynced);
+    let lost = Db::open_with_io("/db", options.clone(), Arc::new(unsynced)).unwrap();
+    assert_eq!(lost.get(b"k").unwrap(), None, "right after the write it is not yet durable");
+    drop(lost);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let crashed = io.after_crash(CrashVariant::LoseUnsynced);
+        let reopened = Db::open_with_io("/db", options.clone(), Arc::new(crashed)).unwrap();
+        if reopened.get(b"k").unwrap().is_some() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the periodic sync never happened");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    drop(db);
+}
