@@ -309,7 +309,8 @@ impl<T, const N: usize> Ring<T, N> {
             let stamp = slot.stamp.load(Ordering::Acquire);
             let lag = stamp.wrapping_sub(tail).cast_signed();
             if lag < 0 {
-                // Still holding the record of position `tail - 2N` (or being vacated).
+                // Still holding the record pushed one lap earlier (word `tail - 2N`), or a
+                // consumer is vacating it right now.
                 return Err(PushError::Full(record));
             }
             if lag > 0 {
@@ -320,10 +321,11 @@ impl<T, const N: usize> Ring<T, N> {
             }
             // The slot is vacant for `tail`: claim the position. Fails if another push
             // claimed it first, or if `close` set the mark (the word no longer matches).
-            let claimed = tail.wrapping_add(STEP);
+            // Relaxed: the CAS only decides ownership; the slot's memory is ordered by stamps.
+            let tail_next = tail.wrapping_add(STEP);
             match self.tail.compare_exchange_weak(
                 tail,
-                claimed,
+                tail_next,
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
@@ -471,6 +473,7 @@ impl<T, const N: usize> Ring<T, N> {
             }
             let count = self.published_run(head, count_max);
             let end = head.wrapping_add(count * STEP);
+            // Relaxed, as in `push`: the CAS decides ownership, the stamps order the memory.
             match self.head.compare_exchange_weak(head, end, Ordering::Relaxed, Ordering::Relaxed) {
                 // The stamps of the run cannot change until we vacate the slots: only the
                 // owner of a published position does that, and the CAS made us that owner.
