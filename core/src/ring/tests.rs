@@ -218,8 +218,8 @@ fn lives_in_a_static() {
 #[cfg(feature = "alloc")]
 #[test]
 fn boxed_ring_is_built_in_place() {
-    let ring = Ring::<[u8; 64], { 1 << 16 }>::new_boxed();
-    assert_eq!(ring.capacity(), 1 << 16);
+    let ring = Ring::<[u8; 64], { 1 << 12 }>::new_boxed();
+    assert_eq!(ring.capacity(), 1 << 12);
     assert!(ring.is_empty());
     for byte in 0..=u8::MAX {
         ring.push([byte; 64]).unwrap();
