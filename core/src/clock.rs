@@ -28,6 +28,7 @@ impl HybridClock {
     /// The next version: `max(now, last + 1)`, strictly greater than every version this clock
     /// returned or observed before. `None` once `u64::MAX` has been handed out (after which
     /// no version can be strictly greater).
+    #[must_use]
     pub fn tick(&self, now: Version) -> Option<Version> {
         // Relaxed suffices: the clock orders versions, not memory. Callers publish what they
         // wrote under a version through their own synchronization (the log and watermark).
