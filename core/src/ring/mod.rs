@@ -16,6 +16,12 @@
 //! `head`; the record itself is handed over through the slot's stamp (release on publish,
 //! acquire on claim). Closing is crossbeam-channel's array flavor: a mark bit in `tail`.
 //!
+//! Where this differs from crossbeam: verdicts are Vyukov's, non-blocking (a pop that meets
+//! a claimed but unpublished slot returns `None` instead of spinning, a push that meets a
+//! slot not yet vacated returns `Full` instead of re-checking `head`); positions are plain
+//! doubled counters rather than `lap | index` words; and a consumer can claim a whole run
+//! of published records with one compare-and-swap ([`Ring::pop_batch`]).
+//!
 //! # Encoding
 //!
 //! A *position* counts pushes (or pops) since the ring was made; position `p` lives in slot
@@ -34,8 +40,12 @@
 //! A stamp compared with the word a thread expects gives a signed difference
 //! (`stamp - expected`, wrapping, read as `isize`): zero means "yours", negative means the
 //! slot is still a lap behind (not yet vacated for a push; not yet filled for a pop), positive
-//! means the thread's copy of `tail` or `head` is stale. Distances between words never exceed
-//! `2N + 1`, far below 2^(`usize::BITS` - 1) given [`CAPACITY_MAX`], so the sign is exact.
+//! means the thread's copy of `tail` or `head` is stale. A slot is at most one lap behind
+//! (`2N + 1` in words, far inside `isize` given [`CAPACITY_MAX`]), so the sign is exact unless
+//! a thread's copy is stale by 2^(`usize::BITS` - 2) positions. That is the wrap-around limit
+//! every queue of this family has (a compare-and-swap could also succeed on a word that came
+//! round again): on 64-bit targets, a thread would have to stall through 4.6e18 pushes; on
+//! 32-bit ones, through 2^30.
 //!
 //! # Memory orderings
 //!
@@ -57,8 +67,10 @@
 //! Lock-free, not wait-free. [`Ring::push`], [`Ring::pop`] and the batch pops never wait for
 //! another thread: they return [`PushError::Full`] or `None` instead. Their retry loops are
 //! unbounded by nature but each retry is caused by another thread's success (a failed
-//! compare-and-swap means another thread claimed the position; a stale index means another
-//! thread moved it), so the system as a whole always makes progress.
+//! compare-and-swap means another thread claimed the position or closed the ring; a stale
+//! index means another thread moved it), so the system as a whole always makes progress.
+//! (`compare_exchange_weak` may also fail spuriously on LL/SC machines; as everywhere, that
+//! is taken to be rare, not adversarial.) Every other loop is bounded by `N`.
 //!
 //! **A producer preempted between claiming a position and publishing its record blocks the
 //! consumers at that position**: pops return `None` there although records pushed after it
@@ -297,7 +309,8 @@ impl<T, const N: usize> Ring<T, N> {
             let stamp = slot.stamp.load(Ordering::Acquire);
             let lag = stamp.wrapping_sub(tail).cast_signed();
             if lag < 0 {
-                // Still holding the record of position `tail - 2N` (or being vacated).
+                // Still holding the record pushed one lap earlier (word `tail - 2N`), or a
+                // consumer is vacating it right now.
                 return Err(PushError::Full(record));
             }
             if lag > 0 {
@@ -308,10 +321,11 @@ impl<T, const N: usize> Ring<T, N> {
             }
             // The slot is vacant for `tail`: claim the position. Fails if another push
             // claimed it first, or if `close` set the mark (the word no longer matches).
-            let claimed = tail.wrapping_add(STEP);
+            // Relaxed: the CAS only decides ownership; the slot's memory is ordered by stamps.
+            let tail_next = tail.wrapping_add(STEP);
             match self.tail.compare_exchange_weak(
                 tail,
-                claimed,
+                tail_next,
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
@@ -386,8 +400,9 @@ impl<T, const N: usize> Ring<T, N> {
         self.tail.load(Ordering::Relaxed) & CLOSED != 0
     }
 
-    /// Whether the ring is closed and every record pushed into it has been popped; once true,
-    /// stays true (no push can claim a position after the close, and `tail` no longer moves).
+    /// Whether the ring is closed and every record pushed into it has been claimed by a pop
+    /// (with one consumer: popped). Once true, stays true: no push can claim a position after
+    /// the close, so `tail` no longer moves.
     #[must_use]
     pub fn is_drained(&self) -> bool {
         let tail = self.tail.load(Ordering::Relaxed);
@@ -458,6 +473,7 @@ impl<T, const N: usize> Ring<T, N> {
             }
             let count = self.published_run(head, count_max);
             let end = head.wrapping_add(count * STEP);
+            // Relaxed, as in `push`: the CAS decides ownership, the stamps order the memory.
             match self.head.compare_exchange_weak(head, end, Ordering::Relaxed, Ordering::Relaxed) {
                 // The stamps of the run cannot change until we vacate the slots: only the
                 // owner of a published position does that, and the CAS made us that owner.
