@@ -22,7 +22,7 @@ use zverse_core::{Entry, Version};
 use crate::db::{Inner, lock};
 use crate::error::{Error, Result};
 use crate::options::Retention;
-use crate::segment_file::{self, SegmentFile};
+use crate::segment_file::SegmentFile;
 use crate::tiers::Tiers;
 
 /// The `(key, version)`s pass 1 dropped.
@@ -51,21 +51,8 @@ impl Inner {
         let segments: Vec<&Segment<'_>> = inputs.iter().map(|file| file.segment()).collect();
         let dropped = decide_survivors(inputs, &segments, &policy)?;
         let survivors = collect_survivors(inputs, &segments, &dropped)?;
-        let output = if survivors.is_empty() {
-            None
-        } else {
-            let number = self.allocate_file_number();
-            let meta = segment_file::write_segment(
-                self.io.as_ref(),
-                &self.dir,
-                number,
-                self.options.segment_block_bytes,
-                survivors,
-            )?;
-            self.io.sync_dir(&self.dir)?;
-            self.counters_add_segment_bytes(meta.file_bytes);
-            Some(Arc::new(SegmentFile::open(&self.io, &self.dir, meta)?))
-        };
+        let output =
+            if survivors.is_empty() { None } else { Some(self.write_and_open_segment(survivors)?) };
         self.install_compaction(&tiers, inputs, output.as_ref())
     }
 

@@ -322,10 +322,6 @@ impl Inner {
         self.file_number_next.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn counters_add_segment_bytes(&self, bytes: u64) {
-        self.counters.bytes_written_segments.fetch_add(bytes, Ordering::Relaxed);
-    }
-
     /// The version for a record: the clock's next, or the one its writer asked for if that is
     /// above every version handed out (`None` otherwise, and the writer is told why).
     fn version_for(&self, pending: &Pending, now: Version) -> Option<Version> {
@@ -515,26 +511,32 @@ impl Inner {
         Ok(())
     }
 
+    /// Writes `entries` (strictly increasing in Z order) as a new segment file, synced with its
+    /// directory entry, and opens it. The caller records it in the manifest.
+    pub(crate) fn write_and_open_segment<'e>(
+        &self,
+        entries: impl IntoIterator<Item = zverse_core::Entry<'e>>,
+    ) -> Result<Arc<SegmentFile>> {
+        let number = self.allocate_file_number();
+        let block_bytes = self.options.segment_block_bytes;
+        let meta =
+            segment_file::write_segment(self.io.as_ref(), &self.dir, number, block_bytes, entries)?;
+        self.io.sync_dir(&self.dir)?;
+        self.counters.bytes_written_segments.fetch_add(meta.file_bytes, Ordering::Relaxed);
+        Ok(Arc::new(SegmentFile::open(&self.io, &self.dir, meta)?))
+    }
+
     fn flush_one(&self, memtable: &Arc<Memtable>) -> Result<()> {
         let mut entries: Vec<_> = memtable.entries().collect();
         entries.sort_unstable_by(|a, b| {
             zverse_core::zkey::cmp_z(&a.key, a.version, &b.key, b.version)
         });
-        let number = self.allocate_file_number();
-        let meta = segment_file::write_segment(
-            self.io.as_ref(),
-            &self.dir,
-            number,
-            self.options.segment_block_bytes,
-            entries.iter().map(|e| zverse_core::Entry {
-                key: &e.key,
-                version: e.version,
-                value: e.value.as_deref(),
-            }),
-        )?;
-        self.io.sync_dir(&self.dir)?;
-        let segment = Arc::new(SegmentFile::open(&self.io, &self.dir, meta)?);
-        self.counters_add_segment_bytes(meta.file_bytes);
+        let segment = self.write_and_open_segment(entries.iter().map(|e| zverse_core::Entry {
+            key: &e.key,
+            version: e.version,
+            value: e.value.as_deref(),
+        }))?;
+        let meta = *segment.meta();
         let mut manifest = lock(&self.manifest);
         let mut tiers = lock(&self.tiers);
         let mut sealed = tiers.sealed.clone();
