@@ -15,6 +15,7 @@
 //! index.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::ops::{Bound, RangeBounds};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -28,13 +29,45 @@ use zverse::{Change, Db, Durability, Options, Snapshot, Value, Version};
 use zverse_core::zkey::cmp_z;
 use zverse_tests::sim_io::SimIo;
 
-type Key = Vec<u8>;
-type Bytes = Vec<u8>;
+type Key = Bytes;
 type KeyRange = (Bound<Key>, Bound<Key>);
 type VersionWindow = (Bound<VersionPick>, Bound<VersionPick>);
 
+/// Key or value bytes, printed as an escaped byte string (long values abbreviated) so that a
+/// failing sequence reads as text.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+struct Bytes(Vec<u8>);
+
+impl From<&[u8]> for Bytes {
+    fn from(bytes: &[u8]) -> Bytes {
+        Bytes(bytes.to_vec())
+    }
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN_LEN_MAX: usize = 24;
+        let shown = &self.0[..self.0.len().min(SHOWN_LEN_MAX)];
+        write!(f, "b\"{}\"", shown.escape_ascii())?;
+        if self.0.len() > SHOWN_LEN_MAX {
+            write!(f, "..({} bytes)", self.0.len())?;
+        }
+        Ok(())
+    }
+}
+
 /// Cases per backend unless `PROPTEST_CASES` says otherwise.
 const CASES_DEFAULT: u32 = 32;
+/// Shrink steps after a failure: each reruns a whole sequence, ~10 to 100 ms.
+const SHRINK_ITERS_MAX: u32 = 4096;
 /// Ops per generated sequence: with the tiny memtable this keeps a case under ~20 segments,
 /// far below the read path's merge fan-in (64 tiers), since there is no compaction yet.
 const OPS_PER_CASE_MAX: usize = 300;
@@ -122,18 +155,18 @@ enum Op {
 fn key() -> BoxedStrategy<Key> {
     let letter = select(KEY_ALPHABET);
     prop_oneof![
-        4 => select(KEYS_FIXED).prop_map(<[u8]>::to_vec),
-        1 => vec(letter.clone(), 0..=12),
-        1 => vec(letter, 0..=4).prop_map(|tail| [b"prefix00".as_slice(), &tail].concat()),
+        4 => select(KEYS_FIXED).prop_map(Bytes::from),
+        1 => vec(letter.clone(), 0..=12).prop_map(Bytes),
+        1 => vec(letter, 0..=4).prop_map(|tail| Bytes([b"prefix00".as_slice(), &tail].concat())),
     ]
     .boxed()
 }
 
 fn value() -> BoxedStrategy<Bytes> {
     prop_oneof![
-        1 => Just(Vec::new()),
-        6 => vec(any::<u8>(), 1..16),
-        1 => vec(any::<u8>(), 100..400),
+        1 => Just(Bytes::default()),
+        6 => vec(any::<u8>(), 1..16).prop_map(Bytes),
+        2 => vec(any::<u8>(), 100..400).prop_map(Bytes),
     ]
     .boxed()
 }
@@ -206,7 +239,7 @@ fn op(offset_max: i8) -> BoxedStrategy<Op> {
         3 => Just(Op::Snapshot),
         6 => (any::<Index>(), read(offset_max, false)).prop_map(|(i, r)| Op::SnapshotRead(i, r)),
         1 => any::<Index>().prop_map(Op::SnapshotDrop),
-        3 => Just(Op::Flush),
+        5 => Just(Op::Flush),
         1 => Just(Op::Reopen),
     ]
     .boxed()
@@ -240,7 +273,7 @@ impl Model {
         key: &[u8],
         cap: Version,
     ) -> impl DoubleEndedIterator<Item = (Version, &Option<Bytes>)> {
-        let key = key.to_vec();
+        let key = Bytes::from(key);
         self.versions.range((key.clone(), Version::ZERO)..=(key, cap)).map(|((_, v), x)| (*v, x))
     }
 
@@ -259,7 +292,8 @@ impl Model {
     }
 
     fn range_at(&self, keys: &KeyRange, version: Version) -> Vec<(Key, Bytes)> {
-        let keys_in = self.keys().into_iter().filter(|key| slices(keys).contains(&key.as_slice()));
+        let keys_in =
+            self.keys().into_iter().filter(|key| slices(keys).contains(&key.0.as_slice()));
         keys_in.filter_map(|key| self.value_at(&key, version).map(|value| (key, value))).collect()
     }
 
@@ -271,7 +305,9 @@ impl Model {
         cap: Version,
     ) -> Vec<(Key, Version, Option<Bytes>)> {
         let inside = |key: &Key, version: &Version| {
-            slices(keys).contains(&key.as_slice()) && versions.contains(version) && *version <= cap
+            slices(keys).contains(&key.0.as_slice())
+                && versions.contains(version)
+                && *version <= cap
         };
         let hits = self.versions.iter().filter(|((key, version), _)| inside(key, version));
         hits.map(|((key, version), value)| (key.clone(), *version, value.clone())).collect()
@@ -279,7 +315,7 @@ impl Model {
 }
 
 fn slices(keys: &KeyRange) -> (Bound<&[u8]>, Bound<&[u8]>) {
-    (keys.0.as_ref().map(Vec::as_slice), keys.1.as_ref().map(Vec::as_slice))
+    (keys.0.as_ref().map(|key| key.0.as_slice()), keys.1.as_ref().map(|key| key.0.as_slice()))
 }
 
 impl VersionPick {
@@ -368,7 +404,7 @@ fn engine<T>(result: zverse::Result<T>) -> Result<T, String> {
 }
 
 fn bytes(value: Option<Value>) -> Option<Bytes> {
-    value.map(|value| value.to_vec())
+    value.map(|value| Bytes(value.to_vec()))
 }
 
 fn observe(target: Target<'_>, read: &Read, written: &[Version]) -> Result<Observation, String> {
@@ -419,7 +455,9 @@ fn observe(target: Target<'_>, read: &Read, written: &[Version]) -> Result<Obser
 
 fn entries(range: zverse::Range) -> Result<Observation, String> {
     let entries: Vec<(Value, Value)> = engine(range.collect::<zverse::Result<_>>())?;
-    Ok(Observation::Entries(entries.into_iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect()))
+    Ok(Observation::Entries(
+        entries.into_iter().map(|(k, v)| (Bytes(k.to_vec()), Bytes(v.to_vec()))).collect(),
+    ))
 }
 
 /// Checks that the engine yielded the changes in strictly increasing Z order, then sorts them
@@ -428,13 +466,13 @@ fn changes_sorted(changes: Vec<Change>) -> Result<Observation, String> {
     for (at, pair) in changes.windows(2).enumerate() {
         let (a, b) = (&pair[0], &pair[1]);
         if cmp_z(&a.key, a.version, &b.key, b.version).is_ge() {
-            let (a, b) = ((a.key.to_vec(), a.version), (b.key.to_vec(), b.version));
+            let (a, b) = ((Bytes(a.key.to_vec()), a.version), (Bytes(b.key.to_vec()), b.version));
             return Err(format!("changes not in strict Z order at {at}: {a:?} then {b:?}"));
         }
     }
     let mut changes: Vec<_> = changes
         .into_iter()
-        .map(|change| (change.key.to_vec(), change.version, bytes(change.value)))
+        .map(|change| (Bytes(change.key.to_vec()), change.version, bytes(change.value)))
         .collect();
     changes.sort();
     Ok(Observation::Changes(changes))
@@ -560,10 +598,10 @@ impl Harness {
         version: Version,
         writes: &[(Key, Option<Bytes>)],
     ) -> Result<(), String> {
-        if let Some(&last) = self.written.last() {
-            if version <= last {
-                return Err(format!("version {version:?} not above the previous write's {last:?}"));
-            }
+        if let Some(&last) = self.written.last()
+            && version <= last
+        {
+            return Err(format!("version {version:?} not above the previous write's {last:?}"));
         }
         if let Some(snapshot) = self.snapshots.iter().find(|s| s.version() >= version) {
             let pinned = snapshot.version();
@@ -579,11 +617,11 @@ impl Harness {
             self.snapshots.remove(0);
         }
         let snapshot = self.db().snapshot();
-        if let Some(&last) = self.written.last() {
-            if snapshot.version() < last {
-                let pinned = snapshot.version();
-                return Err(format!("snapshot at {pinned:?} misses the returned write {last:?}"));
-            }
+        if let Some(&last) = self.written.last()
+            && snapshot.version() < last
+        {
+            let pinned = snapshot.version();
+            return Err(format!("snapshot at {pinned:?} misses the returned write {last:?}"));
         }
         self.snapshots.push(snapshot);
         Ok(())
@@ -605,8 +643,9 @@ impl Harness {
         let cap = target.cap();
         let expected = expect(&self.model, cap, read, &self.written);
         if observed != expected {
+            let (engine, model) = (observed, expected);
             return Err(format!(
-                "{read:?} (visible up to {cap:?}) disagrees\n engine: {observed:?}\n model:  {expected:?}"
+                "{read:?} (visible up to {cap:?})\n engine: {engine:?}\n model:  {model:?}"
             ));
         }
         Ok(observed.normalized(&self.written))
@@ -687,10 +726,15 @@ fn run(backend: Backend, ops: &[Op]) -> Result<Harness, String> {
     }
 }
 
+/// [`CASES_DEFAULT`] cases, and room to shrink a 300-op sequence (proptest's automatic limit is
+/// 4 shrink steps per case); `PROPTEST_CASES` and `PROPTEST_MAX_SHRINK_ITERS` override.
 fn config() -> ProptestConfig {
     let mut config = ProptestConfig::default();
     if std::env::var_os("PROPTEST_CASES").is_none() {
         config.cases = CASES_DEFAULT;
+    }
+    if std::env::var_os("PROPTEST_MAX_SHRINK_ITERS").is_none() {
+        config.max_shrink_iters = SHRINK_ITERS_MAX;
     }
     config
 }
