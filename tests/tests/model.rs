@@ -12,7 +12,7 @@
 //!
 //! `PROPTEST_CASES` overrides the case count (default [`CASES_DEFAULT`] per backend). On failure
 //! proptest prints the smallest failing sequence it found; the message names the failing op's
-//! index.
+//! index. Known engine faults are asserted as they are today by the `fixme_*` tests at the end.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -119,7 +119,8 @@ fn options() -> Options {
 enum VersionPick {
     Zero,
     Max,
-    /// A written version plus `offset` (-1 lands between two writes or on the previous one).
+    /// A written version plus `offset`: -1 and +1 land between two writes, or on the neighbour
+    /// write when the two versions are consecutive.
     Written {
         index: Index,
         offset: i8,
@@ -188,7 +189,7 @@ fn version_pick(offset_max: i8) -> BoxedStrategy<VersionPick> {
     .boxed()
 }
 
-fn bound<T: Clone + std::fmt::Debug + 'static>(inner: BoxedStrategy<T>) -> BoxedStrategy<Bound<T>> {
+fn bound<T: Clone + fmt::Debug + 'static>(inner: BoxedStrategy<T>) -> BoxedStrategy<Bound<T>> {
     prop_oneof![
         1 => Just(Bound::Unbounded),
         2 => inner.clone().prop_map(Bound::Included),
