@@ -1,0 +1,880 @@
+//! The engine against a model of every version ever written: a `BTreeMap` from
+//! `(key, version)` to the value (`None` for a tombstone). Random sequences of puts, deletes,
+//! batches, every read kind (latest, as of a version, history, ranges, the changes box query),
+//! snapshots read after later writes, flushes and reopens run on the engine and the model side
+//! by side, on std files and on the simulated disk.
+//!
+//! The memtable is the smallest allowed (4 KiB) and segment blocks the smallest (256 bytes), so
+//! memtables flush every few dozen writes and reads cross many segments and blocks. Keys come
+//! from a small set built to collide and to sit on the Z-order edge cases: the empty key, keys
+//! shorter than the 8-byte Z prefix, keys that differ only by trailing zero bytes (one padded
+//! prefix), and keys sharing their first 8 bytes (ordered by time first in Z order).
+//!
+//! `PROPTEST_CASES` overrides the case count (default [`CASES_DEFAULT`] per backend). On failure
+//! proptest prints the smallest failing sequence it found; the message names the failing op's
+//! index. Known engine faults are asserted as they are today by the `fixme_*` tests at the end.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::{Bound, RangeBounds};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::sample::{Index, select};
+use proptest::strategy::{Union, ValueTree};
+use proptest::test_runner::{TestCaseError, TestRunner};
+use zverse::{Change, Db, Durability, Options, Snapshot, Value, Version};
+use zverse_core::zkey::cmp_z;
+use zverse_tests::sim_io::SimIo;
+
+type Key = Bytes;
+type KeyRange = (Bound<Key>, Bound<Key>);
+type VersionWindow = (Bound<VersionPick>, Bound<VersionPick>);
+
+/// Key or value bytes, printed as an escaped byte string (long values abbreviated) so that a
+/// failing sequence reads as text.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+struct Bytes(Vec<u8>);
+
+impl From<&[u8]> for Bytes {
+    fn from(bytes: &[u8]) -> Bytes {
+        Bytes(bytes.to_vec())
+    }
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN_LEN_MAX: usize = 24;
+        let shown = &self.0[..self.0.len().min(SHOWN_LEN_MAX)];
+        write!(f, "b\"{}\"", shown.escape_ascii())?;
+        if self.0.len() > SHOWN_LEN_MAX {
+            write!(f, "..({} bytes)", self.0.len())?;
+        }
+        Ok(())
+    }
+}
+
+/// Cases per backend unless `PROPTEST_CASES` says otherwise.
+const CASES_DEFAULT: u32 = 32;
+/// Shrink steps after a failure: each reruns a whole sequence, ~10 to 100 ms.
+const SHRINK_ITERS_MAX: u32 = 4096;
+/// Ops per generated sequence: with the tiny memtable a case makes ~9 segments (25 seen at most),
+/// far below the read path's merge fan-in (64 tiers), since there is no compaction yet.
+const OPS_PER_CASE_MAX: usize = 300;
+/// The most segments a case may make before the model test itself is wrong.
+const SEGMENT_COUNT_MAX: usize = 50;
+/// Snapshots held at once; taking one more drops the oldest.
+const SNAPSHOTS_LIVE_MAX: usize = 4;
+/// Where the database lives on the simulated disk.
+const SIM_PATH: &str = "/db";
+
+/// Keys that collide on purpose: equal 8-byte padded prefixes (`a`, `a\0`, `a\0\0`, ...),
+/// shared 8-byte prefixes with different tails (`prefix00*`), the empty key, the extremes.
+const KEYS_FIXED: &[&[u8]] = &[
+    b"",
+    b"\0",
+    b"\0\0",
+    b"a",
+    b"a\0",
+    b"a\0\0",
+    b"a\0\0\0\0\0\0\0",
+    b"a\0\0\0\0\0\0\0\0",
+    b"ab",
+    b"b",
+    b"prefix0",
+    b"prefix00",
+    b"prefix00\0",
+    b"prefix00a",
+    b"prefix00b",
+    b"prefix00ab",
+    b"prefix01",
+    b"\xff",
+    b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+];
+/// The bytes of generated keys: few, so that short keys collide.
+const KEY_ALPHABET: &[u8] = &[0, 1, b'a', b'b', 0xff];
+
+fn options() -> Options {
+    Options::default()
+        .durability(Durability::None)
+        .memtable_bytes_max(4 << 10)
+        .segment_block_bytes(256)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations and their strategies.
+
+/// A version to read at, resolved against the versions written so far when the op runs.
+#[derive(Clone, Debug)]
+enum VersionPick {
+    Zero,
+    Max,
+    /// A written version plus `offset`: -1 and +1 land between two writes, or on the neighbour
+    /// write when the two versions are consecutive.
+    Written {
+        index: Index,
+        offset: i8,
+    },
+}
+
+#[derive(Clone, Debug)]
+enum Read {
+    Get(Key),
+    GetAt(Key, VersionPick),
+    History(Key),
+    Range(KeyRange),
+    /// Not generated for snapshots, which have no `range_at`.
+    RangeAt(KeyRange, VersionPick),
+    Changes(KeyRange, VersionWindow),
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Put(Key, Bytes),
+    Delete(Key),
+    /// `None` is a delete; a later write of the same key in the batch wins.
+    Batch(Vec<(Key, Option<Bytes>)>),
+    Read(Read),
+    Snapshot,
+    /// A read through a live snapshot (any, chosen by the index); nothing if none is live.
+    SnapshotRead(Index, Read),
+    SnapshotDrop(Index),
+    Flush,
+    /// Close and open again; `close_first: false` leaves the close to `Drop`.
+    Reopen {
+        close_first: bool,
+    },
+}
+
+fn key() -> BoxedStrategy<Key> {
+    let letter = select(KEY_ALPHABET);
+    prop_oneof![
+        4 => select(KEYS_FIXED).prop_map(Bytes::from),
+        1 => vec(letter.clone(), 0..=12).prop_map(Bytes),
+        1 => vec(letter, 0..=4).prop_map(|tail| Bytes([b"prefix00".as_slice(), &tail].concat())),
+    ]
+    .boxed()
+}
+
+fn value() -> BoxedStrategy<Bytes> {
+    prop_oneof![
+        3 => Just(Bytes::default()),
+        16 => vec(any::<u8>(), 1..16).prop_map(Bytes),
+        5 => vec(any::<u8>(), 100..400).prop_map(Bytes),
+        // Bigger than the whole memtable (4 KiB).
+        1 => vec(any::<u8>(), 4000..6000).prop_map(Bytes),
+    ]
+    .boxed()
+}
+
+/// `offset_max` 0 picks only written versions (and zero and max): reads whose answers do not
+/// depend on the gaps between versions, which differ from run to run.
+fn version_pick(offset_max: i8) -> BoxedStrategy<VersionPick> {
+    prop_oneof![
+        1 => Just(VersionPick::Zero),
+        1 => Just(VersionPick::Max),
+        8 => (any::<Index>(), -offset_max..=offset_max)
+            .prop_map(|(index, offset)| VersionPick::Written { index, offset }),
+    ]
+    .boxed()
+}
+
+fn bound<T: Clone + fmt::Debug + 'static>(inner: BoxedStrategy<T>) -> BoxedStrategy<Bound<T>> {
+    prop_oneof![
+        1 => Just(Bound::Unbounded),
+        2 => inner.clone().prop_map(Bound::Included),
+        2 => inner.prop_map(Bound::Excluded),
+    ]
+    .boxed()
+}
+
+/// Any bounds, inverted and empty ranges included (they must read as empty).
+fn key_range() -> BoxedStrategy<KeyRange> {
+    (bound(key()), bound(key())).boxed()
+}
+
+fn version_window(offset_max: i8) -> BoxedStrategy<VersionWindow> {
+    (bound(version_pick(offset_max)), bound(version_pick(offset_max))).boxed()
+}
+
+fn read(offset_max: i8, with_range_at: bool) -> BoxedStrategy<Read> {
+    let mut arms = vec![
+        (3, key().prop_map(Read::Get).boxed()),
+        (4, (key(), version_pick(offset_max)).prop_map(|(k, v)| Read::GetAt(k, v)).boxed()),
+        (3, key().prop_map(Read::History).boxed()),
+        (2, key_range().prop_map(Read::Range).boxed()),
+        (
+            3,
+            (key_range(), version_window(offset_max))
+                .prop_map(|(k, w)| Read::Changes(k, w))
+                .boxed(),
+        ),
+    ];
+    if with_range_at {
+        let range_at =
+            (key_range(), version_pick(offset_max)).prop_map(|(k, v)| Read::RangeAt(k, v));
+        arms.push((3, range_at.boxed()));
+    }
+    Union::new_weighted(arms).boxed()
+}
+
+fn write() -> BoxedStrategy<Op> {
+    let batch_write = (key(), prop::option::weighted(0.75, value()));
+    prop_oneof![
+        5 => (key(), value()).prop_map(|(k, v)| Op::Put(k, v)),
+        2 => key().prop_map(Op::Delete),
+        2 => vec(batch_write, 0..6).prop_map(Op::Batch),
+    ]
+    .boxed()
+}
+
+fn op(offset_max: i8) -> BoxedStrategy<Op> {
+    prop_oneof![
+        45 => write(),
+        35 => read(offset_max, true).prop_map(Op::Read),
+        3 => Just(Op::Snapshot),
+        6 => (any::<Index>(), read(offset_max, false)).prop_map(|(i, r)| Op::SnapshotRead(i, r)),
+        1 => any::<Index>().prop_map(Op::SnapshotDrop),
+        5 => Just(Op::Flush),
+        1 => any::<bool>().prop_map(|close_first| Op::Reopen { close_first }),
+    ]
+    .boxed()
+}
+
+fn ops(offset_max: i8) -> impl Strategy<Value = Vec<Op>> {
+    vec(op(offset_max), 1..=OPS_PER_CASE_MAX)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model.
+
+/// Every version ever written. There is no compaction and retention keeps everything, so the
+/// engine must answer every read exactly as this map does.
+#[derive(Debug, Default)]
+struct Model {
+    versions: BTreeMap<(Key, Version), Option<Bytes>>,
+}
+
+impl Model {
+    fn write(&mut self, version: Version, writes: &[(Key, Option<Bytes>)]) {
+        for (key, value) in writes {
+            // Inserting in order makes the later write of a key in a batch win.
+            self.versions.insert((key.clone(), version), value.clone());
+        }
+    }
+
+    /// Versions of `key` at or below `cap`, oldest first.
+    fn versions_of(
+        &self,
+        key: &[u8],
+        cap: Version,
+    ) -> impl DoubleEndedIterator<Item = (Version, &Option<Bytes>)> {
+        let key = Bytes::from(key);
+        self.versions.range((key.clone(), Version::ZERO)..=(key, cap)).map(|((_, v), x)| (*v, x))
+    }
+
+    fn value_at(&self, key: &[u8], version: Version) -> Option<Bytes> {
+        self.versions_of(key, version).next_back().and_then(|(_, value)| value.clone())
+    }
+
+    fn history(&self, key: &[u8], cap: Version) -> Vec<(Version, Option<Bytes>)> {
+        self.versions_of(key, cap).rev().map(|(version, value)| (version, value.clone())).collect()
+    }
+
+    fn keys(&self) -> Vec<Key> {
+        let mut keys: Vec<Key> = self.versions.keys().map(|(key, _)| key.clone()).collect();
+        keys.dedup();
+        keys
+    }
+
+    fn range_at(&self, keys: &KeyRange, version: Version) -> Vec<(Key, Bytes)> {
+        let keys_in =
+            self.keys().into_iter().filter(|key| slices(keys).contains(&key.0.as_slice()));
+        keys_in.filter_map(|key| self.value_at(&key, version).map(|value| (key, value))).collect()
+    }
+
+    /// In (key, version) order.
+    fn changes(
+        &self,
+        keys: &KeyRange,
+        versions: &(Bound<Version>, Bound<Version>),
+        cap: Version,
+    ) -> Vec<(Key, Version, Option<Bytes>)> {
+        let inside = |key: &Key, version: &Version| {
+            slices(keys).contains(&key.0.as_slice())
+                && versions.contains(version)
+                && *version <= cap
+        };
+        let hits = self.versions.iter().filter(|((key, version), _)| inside(key, version));
+        hits.map(|((key, version), value)| (key.clone(), *version, value.clone())).collect()
+    }
+}
+
+fn slices(keys: &KeyRange) -> (Bound<&[u8]>, Bound<&[u8]>) {
+    (keys.0.as_ref().map(|key| key.0.as_slice()), keys.1.as_ref().map(|key| key.0.as_slice()))
+}
+
+impl VersionPick {
+    fn resolve(&self, written: &[Version]) -> Version {
+        match self {
+            VersionPick::Zero => Version::ZERO,
+            VersionPick::Max => Version::MAX,
+            VersionPick::Written { .. } if written.is_empty() => Version::new(1),
+            VersionPick::Written { index, offset } => {
+                let base = written[index.index(written.len())];
+                Version::new(base.get().saturating_add_signed(i64::from(*offset)))
+            }
+        }
+    }
+}
+
+fn resolve_window(window: &VersionWindow, written: &[Version]) -> (Bound<Version>, Bound<Version>) {
+    let resolve = |bound: &Bound<VersionPick>| bound.as_ref().map(|pick| pick.resolve(written));
+    (resolve(&window.0), resolve(&window.1))
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a read saw, on the engine or in the model.
+
+#[derive(Clone, Debug, PartialEq)]
+enum Observation {
+    Value(Option<Bytes>),
+    /// Newest first.
+    History(Vec<(Version, Option<Bytes>)>),
+    /// In key order.
+    Entries(Vec<(Key, Bytes)>),
+    /// Sorted by (key, version): the engine yields Z order, checked separately.
+    Changes(Vec<(Key, Version, Option<Bytes>)>),
+}
+
+impl Observation {
+    /// The observation with every version replaced by its ordinal among the writes, so that
+    /// two runs of one op sequence (whose versions differ) can be compared.
+    fn normalized(self, written: &[Version]) -> Observation {
+        let ordinal = |version: Version| {
+            let index = written.binary_search(&version).map_or(u64::MAX, |i| i as u64);
+            Version::new(index)
+        };
+        match self {
+            Observation::History(history) => Observation::History(
+                history.into_iter().map(|(version, value)| (ordinal(version), value)).collect(),
+            ),
+            Observation::Changes(changes) => Observation::Changes(
+                changes
+                    .into_iter()
+                    .map(|(key, version, value)| (key, ordinal(version), value))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+}
+
+/// Which handle of the harness a read runs on.
+#[derive(Clone, Copy)]
+enum On {
+    Db,
+    /// A live snapshot, by its index in `Harness::snapshots`.
+    Snapshot(usize),
+}
+
+/// What a read runs on: the database (reads as of now) or a snapshot (as of its version).
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    Db(&'a Db),
+    Snapshot(&'a Snapshot),
+}
+
+impl Target<'_> {
+    /// The newest version the target can see, for the model.
+    fn cap(self) -> Version {
+        match self {
+            Target::Db(_) => Version::MAX,
+            Target::Snapshot(snapshot) => snapshot.version(),
+        }
+    }
+}
+
+fn engine<T>(result: zverse::Result<T>) -> Result<T, String> {
+    result.map_err(|error| format!("engine error: {error:?}"))
+}
+
+fn bytes(value: Option<Value>) -> Option<Bytes> {
+    value.map(|value| Bytes(value.to_vec()))
+}
+
+fn observe(target: Target<'_>, read: &Read, written: &[Version]) -> Result<Observation, String> {
+    let observation = match (read, target) {
+        (Read::Get(key), Target::Db(db)) => Observation::Value(bytes(engine(db.get(key))?)),
+        (Read::Get(key), Target::Snapshot(s)) => Observation::Value(bytes(engine(s.get(key))?)),
+        (Read::GetAt(key, pick), target) => {
+            let version = pick.resolve(written);
+            let value = match target {
+                Target::Db(db) => db.get_at(key, version),
+                Target::Snapshot(snapshot) => snapshot.get_at(key, version),
+            };
+            Observation::Value(bytes(engine(value)?))
+        }
+        (Read::History(key), target) => {
+            let history = match target {
+                Target::Db(db) => engine(db.history(key))?,
+                Target::Snapshot(snapshot) => engine(snapshot.history(key))?,
+            };
+            let history: Vec<_> = engine(history.collect::<zverse::Result<_>>())?;
+            let history = history.into_iter().map(|(version, value)| (version, bytes(value)));
+            Observation::History(history.collect())
+        }
+        (Read::Range(keys), target) => {
+            let range = match target {
+                Target::Db(db) => engine(db.range(slices(keys)))?,
+                Target::Snapshot(snapshot) => engine(snapshot.range(slices(keys)))?,
+            };
+            entries(range)?
+        }
+        (Read::RangeAt(keys, pick), Target::Db(db)) => {
+            entries(engine(db.range_at(slices(keys), pick.resolve(written)))?)?
+        }
+        (Read::RangeAt(..), Target::Snapshot(_)) => {
+            unreachable!("snapshots have no range_at; the strategy never generates it")
+        }
+        (Read::Changes(keys, window), target) => {
+            let window = resolve_window(window, written);
+            let changes = match target {
+                Target::Db(db) => engine(db.changes(slices(keys), window))?,
+                Target::Snapshot(snapshot) => engine(snapshot.changes(slices(keys), window))?,
+            };
+            changes_sorted(engine(changes.collect::<zverse::Result<Vec<Change>>>())?)?
+        }
+    };
+    Ok(observation)
+}
+
+fn entries(range: zverse::Range) -> Result<Observation, String> {
+    let entries: Vec<(Value, Value)> = engine(range.collect::<zverse::Result<_>>())?;
+    Ok(Observation::Entries(
+        entries.into_iter().map(|(k, v)| (Bytes(k.to_vec()), Bytes(v.to_vec()))).collect(),
+    ))
+}
+
+/// Checks that the engine yielded the changes in strictly increasing Z order, then sorts them
+/// by (key, version) to compare with the model.
+fn changes_sorted(changes: Vec<Change>) -> Result<Observation, String> {
+    for (at, pair) in changes.windows(2).enumerate() {
+        let (a, b) = (&pair[0], &pair[1]);
+        if cmp_z(&a.key, a.version, &b.key, b.version).is_ge() {
+            let (a, b) = ((Bytes(a.key.to_vec()), a.version), (Bytes(b.key.to_vec()), b.version));
+            return Err(format!("changes not in strict Z order at {at}: {a:?} then {b:?}"));
+        }
+    }
+    let mut changes: Vec<_> = changes
+        .into_iter()
+        .map(|change| (Bytes(change.key.to_vec()), change.version, bytes(change.value)))
+        .collect();
+    changes.sort();
+    Ok(Observation::Changes(changes))
+}
+
+fn expect(model: &Model, cap: Version, read: &Read, written: &[Version]) -> Observation {
+    match read {
+        Read::Get(key) => Observation::Value(model.value_at(key, cap)),
+        Read::GetAt(key, pick) => {
+            Observation::Value(model.value_at(key, pick.resolve(written).min(cap)))
+        }
+        Read::History(key) => Observation::History(model.history(key, cap)),
+        Read::Range(keys) => Observation::Entries(model.range_at(keys, cap)),
+        Read::RangeAt(keys, pick) => {
+            Observation::Entries(model.range_at(keys, pick.resolve(written).min(cap)))
+        }
+        Read::Changes(keys, window) => {
+            Observation::Changes(model.changes(keys, &resolve_window(window, written), cap))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The harness: one database, its model, and what was read.
+
+enum Backend {
+    Std(tempfile::TempDir),
+    Sim(SimIo),
+}
+
+impl Backend {
+    fn std() -> Backend {
+        Backend::Std(tempfile::tempdir().expect("a temporary directory"))
+    }
+
+    fn sim() -> Backend {
+        Backend::Sim(SimIo::new())
+    }
+
+    fn open(&self) -> zverse::Result<Db> {
+        match self {
+            Backend::Std(dir) => Db::open(dir.path(), options()),
+            Backend::Sim(io) => Db::open_with_io(SIM_PATH, options(), Arc::new(io.clone())),
+        }
+    }
+}
+
+struct Harness {
+    /// `None` only inside `reopen`, between the close and the open.
+    db: Option<Db>,
+    model: Model,
+    /// Every version the engine returned for a write, ascending.
+    written: Vec<Version>,
+    snapshots: Vec<Snapshot>,
+    /// Every read's observation, versions normalized to write ordinals.
+    transcript: Vec<Observation>,
+    reopen_count: u32,
+    /// The lowest version a new snapshot may have: the last version a write returned (but see
+    /// `reopen`).
+    snapshot_version_min: Version,
+    // Last: the directory outlives the database in it.
+    backend: Backend,
+}
+
+impl Harness {
+    fn open(backend: Backend) -> Result<Harness, String> {
+        let db = engine(backend.open())?;
+        Ok(Harness {
+            db: Some(db),
+            model: Model::default(),
+            written: Vec::new(),
+            snapshots: Vec::new(),
+            transcript: Vec::new(),
+            reopen_count: 0,
+            snapshot_version_min: Version::ZERO,
+            backend,
+        })
+    }
+
+    fn db(&self) -> &Db {
+        self.db.as_ref().expect("the database is open between ops")
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<(), String> {
+        match op {
+            Op::Put(key, value) => {
+                let version = engine(self.db().put(key, value))?;
+                self.record_write(version, &[(key.clone(), Some(value.clone()))])
+            }
+            Op::Delete(key) => {
+                let version = engine(self.db().delete(key))?;
+                self.record_write(version, &[(key.clone(), None)])
+            }
+            Op::Batch(writes) => {
+                let mut batch = self.db().batch();
+                for (key, value) in writes {
+                    match value {
+                        Some(value) => batch.put(key, value),
+                        None => batch.delete(key),
+                    };
+                }
+                let version = engine(batch.commit())?;
+                self.record_write(version, writes)
+            }
+            Op::Read(read) => self.check_read(On::Db, read),
+            Op::Snapshot => self.take_snapshot(),
+            Op::SnapshotRead(index, read) => match self.snapshots.len() {
+                0 => Ok(()),
+                live => self.check_read(On::Snapshot(index.index(live)), read),
+            },
+            Op::SnapshotDrop(index) => {
+                if !self.snapshots.is_empty() {
+                    self.snapshots.remove(index.index(self.snapshots.len()));
+                }
+                Ok(())
+            }
+            Op::Flush => {
+                engine(self.db().flush())?;
+                self.check_stats(true)
+            }
+            Op::Reopen { close_first } => self.reopen(*close_first),
+        }
+    }
+
+    fn record_write(
+        &mut self,
+        version: Version,
+        writes: &[(Key, Option<Bytes>)],
+    ) -> Result<(), String> {
+        if let Some(&last) = self.written.last()
+            && version <= last
+        {
+            return Err(format!("version {version:?} not above the previous write's {last:?}"));
+        }
+        if let Some(snapshot) = self.snapshots.iter().find(|s| s.version() >= version) {
+            let pinned = snapshot.version();
+            return Err(format!("write version {version:?} at or below snapshot {pinned:?}"));
+        }
+        self.model.write(version, writes);
+        self.written.push(version);
+        self.snapshot_version_min = version;
+        Ok(())
+    }
+
+    fn take_snapshot(&mut self) -> Result<(), String> {
+        if self.snapshots.len() == SNAPSHOTS_LIVE_MAX {
+            self.snapshots.remove(0);
+        }
+        let snapshot = self.db().snapshot();
+        let (pinned, floor) = (snapshot.version(), self.snapshot_version_min);
+        if pinned < floor {
+            return Err(format!("snapshot at {pinned:?} is below the returned write {floor:?}"));
+        }
+        self.snapshots.push(snapshot);
+        Ok(())
+    }
+
+    fn check_read(&mut self, on: On, read: &Read) -> Result<(), String> {
+        let observed = self.compare(on, read)?;
+        self.transcript.push(observed);
+        Ok(())
+    }
+
+    /// The read on the engine and in the model; the engine's answer, versions normalized.
+    fn compare(&self, on: On, read: &Read) -> Result<Observation, String> {
+        let target = match on {
+            On::Db => Target::Db(self.db()),
+            On::Snapshot(index) => Target::Snapshot(&self.snapshots[index]),
+        };
+        let observed = observe(target, read, &self.written)?;
+        let cap = target.cap();
+        let expected = expect(&self.model, cap, read, &self.written);
+        if observed != expected {
+            let (engine, model) = (observed, expected);
+            return Err(format!(
+                "{read:?} (visible up to {cap:?})\n engine: {engine:?}\n model:  {model:?}"
+            ));
+        }
+        Ok(observed.normalized(&self.written))
+    }
+
+    /// Counters that follow from the model: every version is stored once (no compaction,
+    /// everything retained), and a flush leaves the memtables empty.
+    fn check_stats(&self, flushed: bool) -> Result<(), String> {
+        let stats = self.db().stats();
+        let model_versions = self.model.versions.len() as u64;
+        if stats.versions != model_versions {
+            return Err(format!(
+                "stats.versions {} != model {model_versions}: {stats:?}",
+                stats.versions
+            ));
+        }
+        if flushed && stats.memtable_versions != 0 {
+            return Err(format!("versions left in memtables after flush: {stats:?}"));
+        }
+        // Not an engine property: the generator must keep the tier count below the fan-in.
+        assert!(
+            stats.segment_count <= SEGMENT_COUNT_MAX,
+            "too many segments for one case: {stats:?}"
+        );
+        Ok(())
+    }
+
+    /// Closes (dropping the snapshots first: they hold the directory lock), reopens, and checks
+    /// that every write survived: even with `Durability::None` a clean close or drop leaves
+    /// every write in the log.
+    fn reopen(&mut self, close_first: bool) -> Result<(), String> {
+        self.snapshots.clear();
+        let db = self.db.take().expect("open before reopen");
+        if close_first {
+            engine(db.close())?;
+        }
+        drop(db);
+        self.db = Some(engine(self.backend.open())?);
+        self.reopen_count += 1;
+        // FIXME(engine): should stay the last version returned. A flush forgets the versions of
+        // empty batches after the memtable's newest entry, so after a reopen the watermark can
+        // sit at the last version that wrote something: see
+        // `fixme_an_empty_batch_version_is_forgotten_by_flush_and_reopen`.
+        self.snapshot_version_min =
+            self.model.versions.keys().map(|(_, v)| *v).max().unwrap_or_default();
+        self.check_everything()
+    }
+
+    /// Every key's history, the whole range and every change, against the model.
+    fn check_everything(&mut self) -> Result<(), String> {
+        for key in self.model.keys() {
+            self.check_read(On::Db, &Read::History(key))?;
+        }
+        let all = (Bound::Unbounded, Bound::Unbounded);
+        self.check_read(On::Db, &Read::Range(all.clone()))?;
+        self.check_read(On::Db, &Read::Changes(all, (Bound::Unbounded, Bound::Unbounded)))?;
+        self.check_stats(false)
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic.downcast_ref::<String>().map(String::as_str);
+    let text = text.or_else(|| panic.downcast_ref::<&str>().copied());
+    format!("panicked: {}", text.unwrap_or("(not a string)"))
+}
+
+/// Runs `ops` on a fresh database and the model, checks everything at the end, and returns the
+/// harness (its transcript and database) for more checks. The error names the failing op.
+fn run(backend: Backend, ops: &[Op]) -> Result<Harness, String> {
+    let mut harness = Harness::open(backend)?;
+    for (index, op) in ops.iter().enumerate() {
+        let outcome = catch_unwind(AssertUnwindSafe(|| harness.apply(op)));
+        let message = match outcome {
+            Ok(Ok(())) => continue,
+            Ok(Err(message)) => message,
+            Err(panic) => panic_message(&*panic),
+        };
+        return Err(format!("op #{index} of {}: {op:?}\n{message}", ops.len()));
+    }
+    let outcome = catch_unwind(AssertUnwindSafe(|| harness.check_everything()));
+    match outcome {
+        Ok(Ok(())) => Ok(harness),
+        Ok(Err(message)) => Err(format!("final check after {} ops: {message}", ops.len())),
+        Err(panic) => {
+            Err(format!("final check after {} ops: {}", ops.len(), panic_message(&*panic)))
+        }
+    }
+}
+
+/// [`CASES_DEFAULT`] cases, and room to shrink a 300-op sequence (proptest's automatic limit is
+/// 4 shrink steps per case); `PROPTEST_CASES` and `PROPTEST_MAX_SHRINK_ITERS` override.
+fn config() -> ProptestConfig {
+    let mut config = ProptestConfig::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = CASES_DEFAULT;
+    }
+    if std::env::var_os("PROPTEST_MAX_SHRINK_ITERS").is_none() {
+        config.max_shrink_iters = SHRINK_ITERS_MAX;
+    }
+    config
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn std_files_agree_with_the_model(ops in ops(1)) {
+        run(Backend::std(), &ops).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn the_simulated_disk_agrees_with_the_model(ops in ops(1)) {
+        run(Backend::sim(), &ops).map_err(TestCaseError::fail)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deterministic tests.
+
+/// One op sequence from a fixed seed, versions only at written versions (so that the answers
+/// cannot depend on the gaps between versions, which differ between runs).
+fn fixed_ops(length: usize) -> Vec<Op> {
+    let mut runner = TestRunner::deterministic();
+    let strategy = vec(op(0), length);
+    strategy.new_tree(&mut runner).expect("a generated sequence").current()
+}
+
+#[test]
+fn std_files_and_the_simulated_disk_read_the_same() {
+    let ops = fixed_ops(OPS_PER_CASE_MAX);
+    let on_std = run(Backend::std(), &ops).unwrap_or_else(|message| panic!("std: {message}"));
+    let on_sim = run(Backend::sim(), &ops).unwrap_or_else(|message| panic!("sim: {message}"));
+    // The sequence exercises what it is meant to: segments, reopens, non-empty answers.
+    assert!(on_std.db().stats().segment_count >= 3, "{:?}", on_std.db().stats());
+    assert!(on_std.reopen_count >= 1, "the fixed sequence reopens");
+    let changes_seen =
+        on_std.transcript.iter().filter(|o| matches!(o, Observation::Changes(c) if c.len() > 1));
+    assert!(changes_seen.count() >= 5);
+    assert_eq!(on_std.transcript.len(), on_sim.transcript.len());
+    for (at, (std, sim)) in on_std.transcript.iter().zip(&on_sim.transcript).enumerate() {
+        assert_eq!(std, sim, "read #{at} differs between std files and the simulated disk");
+    }
+    assert_eq!(on_std.db().stats().versions, on_sim.db().stats().versions);
+}
+
+#[test]
+fn a_read_before_the_first_write_finds_nothing() {
+    for backend in [Backend::std(), Backend::sim()] {
+        let harness = run(backend, &fixed_ops(OPS_PER_CASE_MAX)).unwrap_or_else(|m| panic!("{m}"));
+        let db = harness.db();
+        let first = harness.written[0];
+        let before = [Version::ZERO, Version::new(first.get() - 1)];
+        let snapshot = db.snapshot();
+        let keys = harness.model.keys();
+        assert!(keys.len() >= 10, "the sequence writes many keys");
+        for version in before {
+            for key in &keys {
+                assert_eq!(db.get_at(key, version).unwrap(), None, "{key:?} at {version:?}");
+                assert_eq!(snapshot.get_at(key, version).unwrap(), None, "{key:?} at {version:?}");
+            }
+            assert_eq!(db.range_at(.., version).unwrap().count(), 0, "range at {version:?}");
+            assert_eq!(db.changes(.., ..=version).unwrap().count(), 0, "changes to {version:?}");
+            assert_eq!(snapshot.changes(.., ..=version).unwrap().count(), 0);
+        }
+        for key in &keys {
+            let history: Vec<_> = db.history(key).unwrap().map(Result::unwrap).collect();
+            assert!(history.iter().all(|(version, _)| *version >= first), "{key:?}: {history:?}");
+            assert!(!history.is_empty(), "{key:?} was written");
+        }
+    }
+}
+
+/// FIXME(engine): with no compaction yet every flush adds a tier, and once the segments plus
+/// the memtables are more than the merge fan-in (`zverse_core::merge::FAN_IN_MAX`, 64),
+/// `range`, `history` and `changes` fail with `Error::Io("too many tiers to merge")` while
+/// `get` still answers. A read should not fail because compaction is behind (merge in stages,
+/// or stall writers before the limit, as RocksDB's level-0 stop trigger does). This asserts
+/// today's behaviour, so it fails, and must be rewritten, when that changes. It is why the
+/// model test keeps a case under [`SEGMENT_COUNT_MAX`] segments.
+#[test]
+fn fixme_range_history_and_changes_fail_past_64_tiers() {
+    let db = Db::open_with_io(SIM_PATH, options(), Arc::new(SimIo::new())).unwrap();
+    for flush_count in 1..=64u32 {
+        db.put(&flush_count.to_be_bytes(), b"v").unwrap();
+        db.flush().unwrap();
+        if flush_count < 64 {
+            assert_eq!(db.range(..).unwrap().count(), flush_count as usize);
+        }
+    }
+    let stats = db.stats();
+    assert_eq!((stats.segment_count, stats.memtable_count), (64, 1), "{stats:?}");
+    assert!(matches!(db.range(..), Err(zverse::Error::Io(_))));
+    assert!(matches!(db.range_at(.., Version::MAX), Err(zverse::Error::Io(_))));
+    assert!(matches!(db.changes(.., ..), Err(zverse::Error::Io(_))));
+    assert_eq!(db.get(&1u32.to_be_bytes()).unwrap().unwrap(), b"v");
+    assert!(matches!(db.history(&64u32.to_be_bytes()), Err(zverse::Error::Io(_))));
+}
+
+/// FIXME(engine): the version of an empty batch is forgotten by a flush and a reopen. A flush
+/// records in the manifest only the newest version in its segment (`version_last =
+/// max(version_last, meta.version_max)`), then deletes the log, so an empty batch committed
+/// after the memtable's newest entry leaves no trace. After the reopen the watermark (a new
+/// snapshot's version, `stats().version_visible`) is below a version already handed out, and
+/// the clock restarts from there: versions stay unique only while the wall clock is ahead of
+/// them. Should be: a flush records the newest version its memtable covers (entries or not),
+/// and the snapshot below is at `empty` or above. This asserts today's behaviour; the model
+/// test bends its matching check in `Harness::reopen`. Found by the model test (put, empty
+/// batch, flush, reopen, snapshot); no put (empty memtable) or no flush does not show it.
+#[test]
+fn fixme_an_empty_batch_version_is_forgotten_by_flush_and_reopen() {
+    for backend in [Backend::std(), Backend::sim()] {
+        let db = backend.open().unwrap();
+        let put = db.put(b"k", b"v").unwrap();
+        let empty = db.batch().commit().unwrap();
+        assert!(put < empty);
+        db.flush().unwrap();
+        db.close().unwrap();
+        drop(db);
+        let db = backend.open().unwrap();
+        assert_eq!(db.snapshot().version(), put, "should be at or above {empty:?}");
+        assert_eq!(db.stats().version_visible, put);
+    }
+}
