@@ -27,7 +27,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{
-    BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group,
+    Bencher, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group,
     criterion_main, measurement::WallTime,
 };
 use tempfile::TempDir;
@@ -126,9 +126,7 @@ fn bench_fill(
                 let dir = tempfile::tempdir().expect("create a temporary directory");
                 let db = open(&dir, durability);
                 elapsed += timed_fill(&db, keys, thread_count);
-                if !std::mem::replace(&mut reported, true) {
-                    report_fill(&db, keys.len(), thread_count);
-                }
+                report_once(&mut reported, || report_fill(&db, keys.len(), thread_count));
                 // Closing (joining a background flush in progress) is not part of the fill.
                 drop(db);
             }
@@ -213,30 +211,51 @@ fn read(c: &mut Criterion) {
     let dataset = OnceCell::new();
     // Built by the first read benchmark that runs, so a filter that skips them all skips it.
     let dataset = || dataset.get_or_init(|| build_read_dataset(scale.key_count));
+    // One stream for every read benchmark: criterion calls a closure once per sample, and a
+    // generator made inside it would replay the same keys in every sample.
+    let mut rng = fastrand::Rng::with_seed(SEED + 1);
     let mut group = c.benchmark_group("read");
     group.throughput(Throughput::Elements(LOOKUPS_PER_ITERATION as u64));
-    group.bench_function("get_latest", |b| bench_get_latest(b, dataset()));
+    group.bench_function("get_latest", |b| bench_get_latest(b, dataset(), &mut rng));
     let mut reported = false;
     group.bench_function("get_as_of", |b| {
-        let data = dataset();
-        if !std::mem::replace(&mut reported, true) {
-            report_get_as_of(data);
-        }
-        bench_get_as_of(b, data);
+        report_once(&mut reported, || report_get_as_of(dataset()));
+        bench_get_as_of(b, dataset(), &mut rng);
     });
     let key_span = scale.key_count / SLICE_PARTS;
     group.throughput(Throughput::Elements(key_span as u64));
-    group.bench_function("range_1pct", |b| bench_range(b, dataset(), key_span));
+    let mut reported = false;
+    group.bench_function("range_1pct", |b| {
+        report_once(&mut reported, || {
+            eprintln!("range_1pct: {key_span} items per range (asserted in every iteration)");
+        });
+        bench_range(b, dataset(), key_span, &mut rng);
+    });
     let write_count = scale.key_count + scale.key_count.div_ceil(REWRITE_STRIDE);
     let write_span = write_count / SLICE_PARTS;
     group.throughput(Throughput::Elements(write_span as u64));
     group.sample_size(10);
-    group.bench_function("changes_1pct_time", |b| bench_changes(b, dataset(), write_span));
+    let mut reported = false;
+    group.bench_function("changes_1pct_time", |b| {
+        report_once(&mut reported, || {
+            eprintln!(
+                "changes_1pct_time: {write_span} items per window of {write_span} writes, all \
+                 keys (asserted in every iteration)"
+            );
+        });
+        bench_changes(b, dataset(), write_span, &mut rng);
+    });
     group.finish();
 }
 
-fn bench_get_latest(b: &mut criterion::Bencher<'_>, data: &ReadDataset) {
-    let mut rng = fastrand::Rng::with_seed(SEED + 1);
+/// Runs `report` on the first call only: criterion calls a benchmark's closure once per sample.
+fn report_once(reported: &mut bool, report: impl FnOnce()) {
+    if !std::mem::replace(reported, true) {
+        report();
+    }
+}
+
+fn bench_get_latest(b: &mut Bencher<'_>, data: &ReadDataset, rng: &mut fastrand::Rng) {
     b.iter(|| {
         for _ in 0..LOOKUPS_PER_ITERATION {
             let key = &data.keys[rng.usize(..data.keys.len())];
@@ -246,11 +265,10 @@ fn bench_get_latest(b: &mut criterion::Bencher<'_>, data: &ReadDataset) {
     });
 }
 
-fn bench_get_as_of(b: &mut criterion::Bencher<'_>, data: &ReadDataset) {
-    let mut rng = fastrand::Rng::with_seed(SEED + 2);
+fn bench_get_as_of(b: &mut Bencher<'_>, data: &ReadDataset, rng: &mut fastrand::Rng) {
     b.iter(|| {
         for _ in 0..LOOKUPS_PER_ITERATION {
-            let (key, version) = random_key_version(&mut rng, data);
+            let (key, version) = random_key_version(rng, data);
             black_box(data.db.get_at(key, version).expect("get_at"));
         }
     });
@@ -275,35 +293,30 @@ fn report_get_as_of(data: &ReadDataset) {
     );
 }
 
-fn bench_range(b: &mut criterion::Bencher<'_>, data: &ReadDataset, key_span: usize) {
-    let mut rng = fastrand::Rng::with_seed(SEED + 3);
+fn bench_range(b: &mut Bencher<'_>, data: &ReadDataset, key_span: usize, rng: &mut fastrand::Rng) {
     let sorted = &data.keys_sorted;
-    let mut reported = false;
     b.iter(|| {
         // `first + key_span` stays a valid index: the range ends before that key.
         let first = rng.usize(..sorted.len() - key_span);
         let keys = sorted[first].as_slice()..sorted[first + key_span].as_slice();
         let item_count = count_items(data.db.range(keys).expect("range"));
         assert_eq!(item_count, key_span, "a range of {key_span} consecutive keys");
-        if !std::mem::replace(&mut reported, true) {
-            eprintln!("range_1pct: {item_count} items per range");
-        }
     });
 }
 
-fn bench_changes(b: &mut criterion::Bencher<'_>, data: &ReadDataset, write_span: usize) {
-    let mut rng = fastrand::Rng::with_seed(SEED + 4);
+fn bench_changes(
+    b: &mut Bencher<'_>,
+    data: &ReadDataset,
+    write_span: usize,
+    rng: &mut fastrand::Rng,
+) {
     let versions = &data.versions;
     assert!(versions.len() > write_span, "the window fits in the writes");
-    let mut reported = false;
     b.iter(|| {
         let first = rng.usize(..=versions.len() - write_span);
         let window = versions[first]..=versions[first + write_span - 1];
         let item_count = count_items(data.db.changes(.., window).expect("changes"));
         assert_eq!(item_count, write_span, "one change per write in the window");
-        if !std::mem::replace(&mut reported, true) {
-            eprintln!("changes_1pct_time: {item_count} items per window of {write_span} writes");
-        }
     });
 }
 
