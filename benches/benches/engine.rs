@@ -42,7 +42,8 @@ const KEY_COUNT_DEFAULT: usize = 1_000_000;
 const KEY_COUNT_TEST: usize = 10_000;
 /// Synced writes per `Sync` fill iteration. An fdatasync that extends a file costs from 0.15 ms
 /// to 3.5 ms on the shared 2-core development VM (it follows the other tenants' I/O), so
-/// 20,000 could take over a minute per iteration, and ten iterations make a sample.
+/// 20,000 could take over a minute per iteration, and a run takes eleven (one per sample, and
+/// the warm-up).
 const SYNC_WRITE_COUNT: usize = 2_000;
 const SYNC_WRITE_COUNT_TEST: usize = 200;
 const FILL_THREAD_COUNTS: [usize; 2] = [1, 4];
