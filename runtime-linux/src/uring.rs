@@ -171,9 +171,9 @@ fn submit(ring: &IoUring, want: usize) -> io::Result<()> {
     }
 }
 
-/// Reaps `in_flight` completions into `results` (indexed by user data). The submission
-/// queue is empty, or holds entries of a broken ring that must not be submitted, so the wait
-/// goes through `submit_and_wait` only when the queue is empty.
+/// Reaps `in_flight` completions into `results` (indexed by user data). Waits with a bare
+/// `io_uring_enter` that submits nothing: the submission queue may hold the unconsumed
+/// entries of a broken ring, which must never be submitted.
 fn reap(ring: &mut IoUring, in_flight: usize, results: &mut [i32]) {
     let mut reaped = 0;
     let mut wait_failures = 0;
@@ -187,11 +187,9 @@ fn reap(ring: &mut IoUring, in_flight: usize, results: &mut [i32]) {
         if reaped == in_flight {
             break;
         }
-        if !ring.submission().is_empty() {
-            // Waiting would submit the unconsumed entries of a broken ring.
-            abort_with_entries_in_flight(&io::Error::other("cannot wait on a broken ring"));
-        }
-        match ring.submit_and_wait(1) {
+        let flags = io_uring::EnterFlags::GETEVENTS.bits();
+        // SAFETY: a wait for one completion: nothing to submit, no argument pointer.
+        match unsafe { ring.submitter().enter::<libc::sigset_t>(0, 1, flags, None) } {
             Ok(_) => wait_failures = 0,
             Err(error) if is_retryable_enter(&error) && wait_failures < WAIT_RETRIES_MAX => {
                 wait_failures += 1;
@@ -404,7 +402,8 @@ fn write_parts_then_sync(file: &UringFile, parts: &[&[u8]], offset: u64) -> io::
 /// `fdatasync` covered all of them.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Settled {
-    pub(crate) written: Vec<usize>,
+    /// Bytes written of `parts[i]`, at `written[i]`; zero past the parts.
+    pub(crate) written: [usize; RING_ENTRIES],
     pub(crate) synced: bool,
 }
 
@@ -415,13 +414,14 @@ pub(crate) struct Settled {
 /// `fdatasync` is the engine's cue to turn read-only.
 pub(crate) fn settle(parts: &[&[u8]], results: &[i32]) -> io::Result<Settled> {
     assert_eq!(results.len(), parts.len() + 1, "one result per part, then the sync's");
-    let mut written = Vec::with_capacity(parts.len());
-    for (part, &result) in parts.iter().zip(results) {
-        written.push(match completion(result) {
-            Ok(bytes) => bytes.min(part.len()),
+    assert!(parts.len() < RING_ENTRIES, "the group commit fits in the ring");
+    let mut written = [0; RING_ENTRIES];
+    for ((part, &result), bytes) in parts.iter().zip(results).zip(&mut written) {
+        *bytes = match completion(result) {
+            Ok(count) => count.min(part.len()),
             Err(error) if is_retryable(&error) || result == -libc::ECANCELED => 0,
             Err(error) => return Err(error),
-        });
+        };
     }
     let whole = parts.iter().zip(&written).all(|(part, &bytes)| bytes == part.len());
     let synced = match completion(results[parts.len()]) {
@@ -456,7 +456,11 @@ mod tests {
     fn check(results: &[i32], expect: Result<(&[usize], bool), i32>) {
         let parts: [&[u8]; 2] = [b"head", b"body!"];
         let got = settle(&parts, results).map_err(|error| error.raw_os_error().unwrap());
-        let expect = expect.map(|(written, synced)| Settled { written: written.to_vec(), synced });
+        let expect = expect.map(|(written_parts, synced)| {
+            let mut written = [0; RING_ENTRIES];
+            written[..written_parts.len()].copy_from_slice(written_parts);
+            Settled { written, synced }
+        });
         assert_eq!(got, expect, "results {results:?}");
     }
 
