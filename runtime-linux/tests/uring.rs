@@ -131,3 +131,43 @@ fn auto_runs_on_io_uring_where_the_kernel_allows_it_and_portable_on_std() {
     let db = zverse_linux::open_with(dir.path(), options(), Backend::Portable).unwrap();
     assert_eq!(db.stats().io_backend, "std");
 }
+
+/// Group commits of a few parts (linked in one submission), of more parts than the ring holds
+/// (one write at a time), with empty parts, and one that fails: the bytes land in order, the
+/// error is the kernel's, and the ring still works afterwards (nothing was left in flight).
+#[cfg(target_os = "linux")]
+#[test]
+fn uring_group_commits_land_in_order_and_a_failed_one_leaves_the_ring_usable() {
+    use zverse::io::Io;
+    if !uring_available() {
+        return;
+    }
+    let io = zverse_linux::UringIo::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("0.log");
+    let file = io.create_new(&path).unwrap();
+    let parts: Vec<Vec<u8>> = (0..12u8).map(|i| vec![i; usize::from(i) * 1_000]).collect();
+    let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    let concat = |parts: &[&[u8]]| parts.concat();
+    file.write_all_at_and_sync(&parts[..3], 0).unwrap();
+    let mut read = vec![0; concat(&parts[..3]).len()];
+    file.read_exact_at(&mut read, 0).unwrap();
+    assert_eq!(read, concat(&parts[..3]));
+    file.write_all_at_and_sync(&parts, 0).unwrap();
+    let mut read = vec![0; concat(&parts).len()];
+    file.read_exact_at(&mut read, 0).unwrap();
+    assert_eq!(read, concat(&parts));
+
+    let reader = io.open_read(&path).unwrap();
+    let error = reader.write_all_at_and_sync(&[b"x", b"y"], 0).unwrap_err();
+    assert_eq!(error.raw_os_error(), Some(9), "EBADF: the file is open for reading: {error}");
+    file.write_all_at_and_sync(&[b"after", b" a failure"], 0).unwrap();
+    let mut read = [0; 15];
+    reader.read_exact_at(&mut read, 0).unwrap();
+    assert_eq!(&read, b"after a failure");
+    let big = vec![0xAB; 3 << 20];
+    file.write_all_at_and_sync(&[&big], 1 << 20).unwrap();
+    let mut read = vec![0; big.len()];
+    reader.read_exact_at(&mut read, 1 << 20).unwrap();
+    assert!(read == big, "a 3 MiB write reads back");
+}
