@@ -19,7 +19,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 use io_uring::{IoUring, opcode, squeue, types};
 use zverse::io::{Advice, Io, IoFile, IoLock, Mapping, StdIo};
@@ -39,28 +39,31 @@ const RETRIES_MAX: u32 = 64;
 /// [`abort_with_entries_in_flight`]). Each one is a signal delivered during a wait.
 const WAIT_RETRIES_MAX: u32 = 100_000;
 
-/// The io_uring backend. Cloning shares the ring: one ring per opened database, behind a
-/// mutex, shared by all of its files (the engine has one log writer at a time, and segment
-/// reads go through mappings, not the ring).
-#[derive(Clone, Debug)]
+/// The io_uring backend; made only by [`UringIo::new`], which proves io_uring works here.
+///
+/// Each file gets its own small ring, created by its first read, write or sync (files the
+/// engine only maps cost none), behind a mutex: one operation at a time per file, as the
+/// engine has one writer per file, while a segment being written never waits behind a log
+/// commit or the reverse.
+#[derive(Clone, Copy, Debug)]
 pub struct UringIo {
-    ring: Arc<Ring>,
+    _probed: (),
 }
 
-/// A file opened by [`UringIo`]: its descriptor, used by the ring's entries, and the ring.
+/// A file opened by [`UringIo`]: its descriptor, used by the ring's entries, and its ring.
 #[derive(Debug)]
 pub struct UringFile {
     file: File,
-    ring: Arc<Ring>,
+    ring: Ring,
 }
 
 /// A read-only memory map of a whole file (the same as the std backend's).
 #[derive(Debug)]
 struct UringMapping(memmap2::Mmap);
 
-/// The ring and whether it may still be entered.
+/// A ring, created on first use, and whether it may still be entered.
 struct Ring {
-    state: Mutex<RingState>,
+    state: Mutex<Option<RingState>>,
 }
 
 struct RingState {
@@ -81,21 +84,25 @@ impl UringIo {
     /// Fails where the kernel refuses io_uring (`ENOSYS` on old kernels, `EPERM` under a
     /// seccomp filter or `kernel.io_uring_disabled`).
     pub fn new() -> io::Result<UringIo> {
-        let ring = IoUring::new(RING_ENTRIES as u32)?;
-        let ring = Arc::new(Ring { state: Mutex::new(RingState { ring, broken: false }) });
+        let ring = Ring::unstarted();
         let mut result = [0];
         // SAFETY: a no-op names no buffer, so nothing must outlive the call.
         unsafe { ring.submit_and_reap(&[opcode::Nop::new().build()], &mut result) }?;
         completion(result[0])?;
-        Ok(UringIo { ring })
-    }
-
-    fn wrap(&self, file: File) -> Box<dyn IoFile> {
-        Box::new(UringFile { file, ring: Arc::clone(&self.ring) })
+        Ok(UringIo { _probed: () })
     }
 }
 
+/// A file on io_uring; its ring comes with its first read, write or sync.
+fn uring_file(file: File) -> Box<dyn IoFile> {
+    Box::new(UringFile { file, ring: Ring::unstarted() })
+}
+
 impl Ring {
+    fn unstarted() -> Ring {
+        Ring { state: Mutex::new(None) }
+    }
+
     /// Submits `entries` in one `io_uring_enter` and waits for all their completions, writing
     /// entry `i`'s result (bytes, or a negated errno) to `results[i]`. Returns an error only if
     /// the kernel consumed none of the entries, which then are never submitted.
@@ -112,7 +119,12 @@ impl Ring {
         results: &mut [i32],
     ) -> io::Result<()> {
         assert!(entries.len() == results.len() && entries.len() <= RING_ENTRIES);
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            let ring = IoUring::new(RING_ENTRIES as u32)?;
+            *slot = Some(RingState { ring, broken: false });
+        }
+        let Some(state) = slot.as_mut() else { unreachable!("the ring was created above") };
         if state.broken {
             return Err(io::Error::other(
                 "the io_uring ring is broken by an earlier failed submission",
@@ -239,15 +251,15 @@ impl Io for UringIo {
     }
 
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn IoFile>> {
-        Ok(self.wrap(OpenOptions::new().read(true).write(true).create_new(true).open(path)?))
+        Ok(uring_file(OpenOptions::new().read(true).write(true).create_new(true).open(path)?))
     }
 
     fn open_read_write(&self, path: &Path) -> io::Result<Box<dyn IoFile>> {
-        Ok(self.wrap(OpenOptions::new().read(true).write(true).open(path)?))
+        Ok(uring_file(OpenOptions::new().read(true).write(true).open(path)?))
     }
 
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn IoFile>> {
-        Ok(self.wrap(File::open(path)?))
+        Ok(uring_file(File::open(path)?))
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
