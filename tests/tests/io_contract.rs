@@ -56,6 +56,18 @@ fn std_io_keeps_the_contract() {
     check_contract(&StdIo, dir.path());
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn uring_io_keeps_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    match zverse_linux::UringIo::new() {
+        Ok(io) => check_contract(&io, dir.path()),
+        // Not a silent pass: the sandbox's refusal is printed, and the fallback is tested in
+        // runtime-linux/tests/uring.rs.
+        Err(error) => eprintln!("io_uring refused by this kernel ({error}); UringIo not checked"),
+    }
+}
+
 #[test]
 fn sim_io_keeps_the_contract() {
     let io = SimIo::new();

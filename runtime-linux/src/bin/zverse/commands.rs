@@ -49,8 +49,10 @@ impl Context {
         self.open(options)
     }
 
+    /// Opens on io_uring where the kernel allows it, else on the std backend (said once on
+    /// stderr; `ZVERSE_IO_URING=off` forces std).
     pub fn open(&self, options: Options) -> Result<Db, Fail> {
-        Db::open(&self.db, options).map_err(|error| self.fail(error))
+        zverse_linux::open(&self.db, options).map_err(|error| self.fail(error))
     }
 
     /// A database error, with the path and what to do.
