@@ -181,13 +181,22 @@ fn baseline() -> &'static Baseline {
         let io = SimIo::new();
         let db = Db::open_with_io(DB_DIR, db_options(), Arc::new(io.clone()))
             .expect("open the baseline database");
-        db.put(b"k1", b"v1").expect("put");
-        db.put(b"k2", b"v2").expect("put");
+        // Fixed versions, so that the baseline's segment and manifest are the same every run.
+        let write = |version: u64, puts: &[(&[u8], &[u8])], deletes: &[&[u8]]| {
+            let mut batch = db.batch();
+            for (key, value) in puts {
+                batch.put(key, value);
+            }
+            for key in deletes {
+                batch.delete(key);
+            }
+            batch.commit_at(Version::new(version)).expect("write to the baseline database");
+        };
+        write(10, &[(b"k1", b"v1")], &[]);
+        write(20, &[(b"k2", b"v2")], &[]);
         db.flush().expect("flush");
-        db.delete(b"k1").expect("delete");
-        let mut batch = db.batch();
-        batch.put(b"k3", b"v3").delete(b"k2");
-        batch.commit().expect("batch");
+        write(30, &[], &[b"k1"]);
+        write(40, &[(b"k3", b"v3")], &[b"k2"]);
         db.close().expect("close");
         drop(db);
         let mut logs: Vec<String> = io
