@@ -77,8 +77,65 @@ fn reencode(record: &zverse_core::record::Record<'_>) -> Vec<u8> {
 
 /// Target `segment_open`: [`Segment::open`] over arbitrary bytes; a segment that opens answers
 /// every query, run to exhaustion, without panicking and without yielding more entries than it
-/// holds.
+/// holds. Runs twice: on the bytes, and on the bytes with every checksum the footer locates
+/// recomputed ([`segment_with_checksums_fixed`]), so that mutations reach the code behind the checks.
 pub fn check_segment(data: &[u8]) {
+    check_segment_bytes(data);
+    check_segment_bytes(&segment_with_checksums_fixed(data));
+}
+
+/// `data` with the checksums of a segment recomputed where its footer says they are (data
+/// blocks through the block index, then the sections, then the footer); other bytes unchanged.
+#[must_use]
+pub fn segment_with_checksums_fixed(data: &[u8]) -> Vec<u8> {
+    use zverse_core::checksum::checksum;
+    use zverse_core::segment::FOOTER_LEN;
+    /// Footer offsets of the first section handle and of the footer checksum.
+    const SECTIONS_OFFSET: usize = 48;
+    const FOOTER_CHECKSUM_OFFSET: usize = 144;
+    /// Bytes of a section handle (offset, length, checksum) and of a block handle.
+    const SECTION_HANDLE_LEN: usize = 24;
+    const BLOCK_HANDLE_LEN: usize = 56;
+    let mut bytes = data.to_vec();
+    let Some(footer_start) = bytes.len().checked_sub(FOOTER_LEN) else { return bytes };
+    let read = |bytes: &[u8], at: usize, width: usize| -> Option<usize> {
+        let field = bytes.get(at..at.checked_add(width)?)?;
+        let mut le = [0; 8];
+        le.get_mut(..width)?.copy_from_slice(field);
+        usize::try_from(u64::from_le_bytes(le)).ok()
+    };
+    let write_checksum = |bytes: &mut Vec<u8>, start: usize, len: usize, at: usize| {
+        let Some(sum) = start.checked_add(len).and_then(|end| bytes.get(start..end)) else {
+            return;
+        };
+        let sum = checksum(sum).to_le_bytes();
+        if let Some(slot) = at.checked_add(8).and_then(|end| bytes.get_mut(at..end)) {
+            slot.copy_from_slice(&sum);
+        }
+    };
+    let section = |bytes: &[u8], index: usize| {
+        let at = footer_start + SECTIONS_OFFSET + index * SECTION_HANDLE_LEN;
+        Some((read(bytes, at, 8)?, read(bytes, at + 8, 8)?, at + 16))
+    };
+    if let Some((index_offset, index_len, _)) = section(&bytes, 0) {
+        for handle in 0..index_len.min(bytes.len()) / BLOCK_HANDLE_LEN {
+            let at = index_offset.saturating_add(handle * BLOCK_HANDLE_LEN);
+            if let (Some(offset), Some(len)) = (read(&bytes, at, 4), read(&bytes, at + 4, 4)) {
+                write_checksum(&mut bytes, offset, len, offset.saturating_add(len));
+            }
+        }
+    }
+    for index in 0..4 {
+        if let Some((offset, len, at)) = section(&bytes, index) {
+            write_checksum(&mut bytes, offset, len, at);
+        }
+    }
+    let footer_checksum_at = footer_start + FOOTER_CHECKSUM_OFFSET;
+    write_checksum(&mut bytes, footer_start, FOOTER_CHECKSUM_OFFSET, footer_checksum_at);
+    bytes
+}
+
+fn check_segment_bytes(data: &[u8]) {
     let Ok(segment) = Segment::open(data) else { return };
     let entry_count = segment.entry_count();
     // Every query stops at its first error, so it yields at most every entry and one error.
