@@ -21,7 +21,38 @@ use crate::sim_io::{CrashVariant, SimIo};
 
 /// Target `record_decode`: [`decode_from`] and [`LogReader`] over arbitrary bytes. A decoded
 /// record re-encodes to exactly its bytes; the reader's end classification is consistent.
+/// Runs twice: on the bytes, and with the checksums of the records they frame recomputed
+/// ([`records_with_checksums_fixed`]), so that mutations reach the body decoder.
 pub fn check_record(data: &[u8]) {
+    check_record_bytes(data);
+    check_record_bytes(&records_with_checksums_fixed(data));
+}
+
+/// `data` read as records back to back, each with its body and header checksums recomputed
+/// (the body's first: the header covers it), up to the first record that runs past the end.
+#[must_use]
+pub fn records_with_checksums_fixed(data: &[u8]) -> Vec<u8> {
+    use zverse_core::checksum::checksum;
+    use zverse_core::record::{BODY_CHECKSUM_OFFSET, BODY_LEN_OFFSET, HEADER_LEN};
+    let mut bytes = data.to_vec();
+    let mut offset = 0;
+    while let Some(header) = bytes.get(offset..offset + HEADER_LEN) {
+        let body_len_field = header.get(BODY_LEN_OFFSET..BODY_LEN_OFFSET + 4);
+        let body_len = body_len_field
+            .map_or(0, |field| u32::from_le_bytes(field.try_into().expect("4 bytes")) as usize);
+        let body_start = offset + HEADER_LEN;
+        let Some(body) = bytes.get(body_start..body_start + body_len) else { break };
+        let body_checksum = checksum(body).to_le_bytes();
+        let at = offset + BODY_CHECKSUM_OFFSET;
+        bytes[at..at + 8].copy_from_slice(&body_checksum);
+        let header_checksum = checksum(&bytes[offset + 8..body_start]).to_le_bytes();
+        bytes[offset..offset + 8].copy_from_slice(&header_checksum);
+        offset = body_start + body_len;
+    }
+    bytes
+}
+
+fn check_record_bytes(data: &[u8]) {
     if let Ok((record, record_len)) = decode_from(data) {
         assert_eq!(record.as_bytes().len(), record_len, "record length");
         assert_eq!(reencode(&record), record.as_bytes(), "a decoded record re-encodes to itself");

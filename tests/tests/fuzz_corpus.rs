@@ -9,8 +9,8 @@
 use std::path::PathBuf;
 
 use zverse_tests::fuzz_checks::{
-    check_db_open, check_record, check_segment, seeds_db_open, seeds_record, seeds_segment,
-    segment_with_checksums_fixed,
+    check_db_open, check_record, check_segment, records_with_checksums_fixed, seeds_db_open,
+    seeds_record, seeds_segment, segment_with_checksums_fixed,
 };
 
 /// The corpus directory of fuzz target `target`.
@@ -67,6 +67,12 @@ fn db_open_corpus() {
 fn seeds_are_valid() {
     for seed in seeds_record() {
         assert!(zverse_core::record::decode_from(&seed).is_ok(), "{seed:?}");
+        // The fixer agrees with the encoder; a zeroed header checksum is restored.
+        assert_eq!(records_with_checksums_fixed(&seed), seed);
+        let mut damaged = seed.clone();
+        damaged[..8].fill(0);
+        assert!(zverse_core::record::decode_from(&damaged).is_err(), "a damaged header");
+        assert_eq!(records_with_checksums_fixed(&damaged), seed);
     }
     for seed in seeds_segment() {
         assert!(zverse_core::segment::Segment::open(&seed).is_ok(), "{seed:?}");
