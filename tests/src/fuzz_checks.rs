@@ -150,8 +150,9 @@ pub fn segment_with_checksums_fixed(data: &[u8]) -> Vec<u8> {
     };
     if let Some((index_offset, index_len, _)) = section(&bytes, 0) {
         for handle in 0..index_len.min(bytes.len()) / BLOCK_HANDLE_LEN {
-            let at = index_offset.saturating_add(handle * BLOCK_HANDLE_LEN);
-            if let (Some(offset), Some(len)) = (read(&bytes, at, 4), read(&bytes, at + 4, 4)) {
+            let Some(at) = index_offset.checked_add(handle * BLOCK_HANDLE_LEN) else { break };
+            let len = read(&bytes, at.saturating_add(4), 4);
+            if let (Some(offset), Some(len)) = (read(&bytes, at, 4), len) {
                 write_checksum(&mut bytes, offset, len, offset.saturating_add(len));
             }
         }
