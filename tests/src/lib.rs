@@ -2,3 +2,6 @@
 //! disk they run the engine on. The core's own tests live beside its code in `core/`.
 
 pub mod sim_io;
+
+#[doc(hidden)]
+pub mod fuzz_checks;

@@ -1,0 +1,365 @@
+//! The checks the fuzz targets in `fuzz/` run on each input, shared with the corpus replay
+//! tests (`tests/tests/fuzz_corpus.rs`) so that `cargo test` replays every committed corpus
+//! file through exactly the code libFuzzer ran, on stable, without libFuzzer.
+//!
+//! Each `check_*` function takes arbitrary bytes, must never panic on them, and panics (with
+//! an `assert!` naming what broke) only when the code under test broke a promise. Each
+//! `seeds_*` function returns the valid inputs the corpus was seeded with.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use zverse::io::Io as _;
+use zverse::{Db, Durability, Options};
+use zverse_core::Version;
+use zverse_core::record::{
+    BatchBuilder, LogEnd, LogReader, RecordKind, decode_from, encode_delete_into, encode_put_into,
+};
+use zverse_core::segment::{Segment, SegmentBuilder, SegmentOptions};
+
+use crate::sim_io::{CrashVariant, SimIo};
+
+/// Target `record_decode`: [`decode_from`] and [`LogReader`] over arbitrary bytes. A decoded
+/// record re-encodes to exactly its bytes; the reader's end classification is consistent.
+/// Runs twice: on the bytes, and with the checksums of the records they frame recomputed
+/// ([`records_with_checksums_fixed`]), so that mutations reach the body decoder.
+pub fn check_record(data: &[u8]) {
+    check_record_bytes(data);
+    check_record_bytes(&records_with_checksums_fixed(data));
+}
+
+/// `data` read as records back to back, each with its body and header checksums recomputed
+/// (the body's first: the header covers it), up to the first record that runs past the end.
+#[must_use]
+pub fn records_with_checksums_fixed(data: &[u8]) -> Vec<u8> {
+    use zverse_core::checksum::checksum;
+    use zverse_core::record::{BODY_CHECKSUM_OFFSET, BODY_LEN_OFFSET, HEADER_LEN};
+    let mut bytes = data.to_vec();
+    let mut offset = 0;
+    while let Some(header) = bytes.get(offset..offset + HEADER_LEN) {
+        let body_len_field = header.get(BODY_LEN_OFFSET..BODY_LEN_OFFSET + 4);
+        let body_len = body_len_field
+            .map_or(0, |field| u32::from_le_bytes(field.try_into().expect("4 bytes")) as usize);
+        let body_start = offset + HEADER_LEN;
+        let Some(body) = bytes.get(body_start..body_start + body_len) else { break };
+        let body_checksum = checksum(body).to_le_bytes();
+        let at = offset + BODY_CHECKSUM_OFFSET;
+        bytes[at..at + 8].copy_from_slice(&body_checksum);
+        let header_checksum = checksum(&bytes[offset + 8..body_start]).to_le_bytes();
+        bytes[offset..offset + 8].copy_from_slice(&header_checksum);
+        offset = body_start + body_len;
+    }
+    bytes
+}
+
+fn check_record_bytes(data: &[u8]) {
+    if let Ok((record, record_len)) = decode_from(data) {
+        assert_eq!(record.as_bytes().len(), record_len, "record length");
+        assert_eq!(reencode(&record), record.as_bytes(), "a decoded record re-encodes to itself");
+    }
+    let mut reader = LogReader::new(data);
+    let mut offset_next = 0;
+    for (offset, record) in &mut reader {
+        assert_eq!(offset, offset_next, "records are back to back");
+        if let Ok(record) = record {
+            offset_next = offset + record.as_bytes().len();
+        }
+    }
+    match reader.end() {
+        LogEnd::Clean => assert_eq!(offset_next, data.len(), "a clean log is all records"),
+        LogEnd::Tail { offset, .. } => assert_eq!(offset, offset_next, "the tail starts after"),
+        LogEnd::Corrupt { offset, valid_offset, .. } => {
+            assert_eq!(offset, offset_next, "the damage starts after the last record");
+            assert!(valid_offset > offset, "the valid record is after the damage");
+            let rest = data.get(valid_offset..).expect("valid_offset is inside the log");
+            assert!(decode_from(rest).is_ok(), "a record decodes at valid_offset");
+        }
+        _ => {}
+    }
+}
+
+/// The record `record` encodes, built again from its decoded fields.
+fn reencode(record: &zverse_core::record::Record<'_>) -> Vec<u8> {
+    let version = record.version();
+    let mut out = vec![0; record.as_bytes().len()];
+    let op = record.ops().next();
+    let len = match (record.kind(), op) {
+        (RecordKind::Put, Some(op)) => {
+            encode_put_into(&mut out, version, op.key, op.value.expect("a put has a value"))
+        }
+        (RecordKind::Delete, Some(op)) => encode_delete_into(&mut out, version, op.key),
+        (RecordKind::Batch, _) => {
+            let mut batch = BatchBuilder::new();
+            for op in record.ops() {
+                match op.value {
+                    Some(value) => batch.put(op.key, value),
+                    None => batch.delete(op.key),
+                }
+                .expect("a decoded op is within the limits");
+            }
+            return batch.finish(version);
+        }
+        (kind, None) => panic!("a {kind:?} record without its op"),
+    }
+    .expect("a decoded record re-encodes");
+    out.truncate(len);
+    out
+}
+
+/// Target `segment_open`: [`Segment::open`] over arbitrary bytes; a segment that opens answers
+/// every query, run to exhaustion, without panicking and without yielding more entries than it
+/// holds. Runs twice: on the bytes, and on the bytes with every checksum the footer locates
+/// recomputed ([`segment_with_checksums_fixed`]), so that mutations reach the code behind the checks.
+pub fn check_segment(data: &[u8]) {
+    check_segment_bytes(data);
+    check_segment_bytes(&segment_with_checksums_fixed(data));
+}
+
+/// `data` with the checksums of a segment recomputed where its footer says they are (data
+/// blocks through the block index, then the sections, then the footer); other bytes unchanged.
+#[must_use]
+pub fn segment_with_checksums_fixed(data: &[u8]) -> Vec<u8> {
+    use zverse_core::checksum::checksum;
+    use zverse_core::segment::FOOTER_LEN;
+    /// Footer offsets of the first section handle and of the footer checksum.
+    const SECTIONS_OFFSET: usize = 48;
+    const FOOTER_CHECKSUM_OFFSET: usize = 144;
+    /// Bytes of a section handle (offset, length, checksum) and of a block handle.
+    const SECTION_HANDLE_LEN: usize = 24;
+    const BLOCK_HANDLE_LEN: usize = 56;
+    let mut bytes = data.to_vec();
+    let Some(footer_start) = bytes.len().checked_sub(FOOTER_LEN) else { return bytes };
+    let read = |bytes: &[u8], at: usize, width: usize| -> Option<usize> {
+        let field = bytes.get(at..at.checked_add(width)?)?;
+        let mut le = [0; 8];
+        le.get_mut(..width)?.copy_from_slice(field);
+        usize::try_from(u64::from_le_bytes(le)).ok()
+    };
+    let write_checksum = |bytes: &mut Vec<u8>, start: usize, len: usize, at: usize| {
+        let Some(sum) = start.checked_add(len).and_then(|end| bytes.get(start..end)) else {
+            return;
+        };
+        let sum = checksum(sum).to_le_bytes();
+        if let Some(slot) = at.checked_add(8).and_then(|end| bytes.get_mut(at..end)) {
+            slot.copy_from_slice(&sum);
+        }
+    };
+    let section = |bytes: &[u8], index: usize| {
+        let at = footer_start + SECTIONS_OFFSET + index * SECTION_HANDLE_LEN;
+        Some((read(bytes, at, 8)?, read(bytes, at + 8, 8)?, at + 16))
+    };
+    if let Some((index_offset, index_len, _)) = section(&bytes, 0) {
+        for handle in 0..index_len.min(bytes.len()) / BLOCK_HANDLE_LEN {
+            let Some(at) = index_offset.checked_add(handle * BLOCK_HANDLE_LEN) else { break };
+            let len = read(&bytes, at.saturating_add(4), 4);
+            if let (Some(offset), Some(len)) = (read(&bytes, at, 4), len) {
+                write_checksum(&mut bytes, offset, len, offset.saturating_add(len));
+            }
+        }
+    }
+    for index in 0..4 {
+        if let Some((offset, len, at)) = section(&bytes, index) {
+            write_checksum(&mut bytes, offset, len, at);
+        }
+    }
+    let footer_checksum_at = footer_start + FOOTER_CHECKSUM_OFFSET;
+    write_checksum(&mut bytes, footer_start, FOOTER_CHECKSUM_OFFSET, footer_checksum_at);
+    bytes
+}
+
+fn check_segment_bytes(data: &[u8]) {
+    let Ok(segment) = Segment::open(data) else { return };
+    let entry_count = segment.entry_count();
+    // Every query stops at its first error, so it yields at most every entry and one error.
+    let bound = usize::try_from(entry_count).unwrap_or(usize::MAX).saturating_add(1);
+    let mut keys: Vec<&[u8]> = vec![b"", b"a", b"\xff\xff\xff\xff\xff\xff\xff\xff\xff"];
+    let mut versions = vec![Version::new(0), Version::new(1), Version::MAX];
+    let iter_len = exhaust(segment.iter(), bound, |entry| {
+        keys.push(entry.key);
+        versions.push(entry.version);
+    });
+    assert!(iter_len <= bound, "iter yields at most every entry");
+    let key_order_len = exhaust(segment.iter_key_order(), bound, |_| {});
+    assert!(key_order_len <= bound, "iter_key_order yields at most every entry");
+    keys.truncate(16);
+    versions.truncate(16);
+    for &key in &keys {
+        assert!(exhaust(segment.history(key), bound, |_| {}) <= bound, "history is bounded");
+        for &version in &versions {
+            let _ = segment.get_at(key, version);
+            let range = segment.range_at(key.., version);
+            assert!(exhaust(range, bound, |_| {}) <= bound, "range_at is bounded");
+            let changes = segment.changes(..=key, version..);
+            assert!(exhaust(changes, bound, |_| {}) <= bound, "changes is bounded");
+        }
+    }
+}
+
+/// Runs `items` until its first error or its end (but no further than `bound + 1` items),
+/// calling `visit` on each entry; returns how many items it yielded.
+fn exhaust<'a, E>(
+    items: impl Iterator<Item = Result<zverse_core::entry::Entry<'a>, E>>,
+    bound: usize,
+    mut visit: impl FnMut(zverse_core::entry::Entry<'a>),
+) -> usize {
+    let mut count = 0;
+    for item in items.take(bound.saturating_add(1)) {
+        count += 1;
+        match item {
+            Ok(entry) => visit(entry),
+            Err(_) => break,
+        }
+    }
+    count
+}
+
+/// The database directory on the simulated disk of target `db_open`.
+const DB_DIR: &str = "/db";
+
+/// Target `db_open`: the first byte picks a file of a small, valid database (even: the
+/// `MANIFEST`, odd: its newest log), the rest replaces that file's bytes, and the database is
+/// opened on the simulated disk: it opens or returns an error, and once open answers reads
+/// and closes without panicking.
+pub fn check_db_open(data: &[u8]) {
+    let Some((&selector, bytes)) = data.split_first() else { return };
+    let baseline = baseline();
+    let io = baseline.io.after_crash(CrashVariant::KeepUnsynced);
+    let name = if selector % 2 == 0 { "MANIFEST" } else { baseline.log_name.as_str() };
+    replace_file(&io, &Path::new(DB_DIR).join(name), bytes);
+    let Ok(db) = Db::open_with_io(DB_DIR, db_options(), Arc::new(io)) else { return };
+    let _ = db.get(b"k1");
+    let _ = db.get_at(b"k2", Version::new(1));
+    if let Ok(history) = db.history(b"k1") {
+        history.for_each(drop);
+    }
+    if let Ok(range) = db.range(&b""[..]..) {
+        range.take(1 << 12).for_each(drop);
+    }
+    if let Ok(changes) = db.changes(&b""[..].., ..) {
+        changes.take(1 << 12).for_each(drop);
+    }
+    let _ = db.close();
+}
+
+/// The seed inputs of target `db_open`: the baseline database's manifest and log, unchanged.
+#[must_use]
+pub fn seeds_db_open() -> Vec<Vec<u8>> {
+    let baseline = baseline();
+    let dir = Path::new(DB_DIR);
+    let manifest = baseline.io.read_file(&dir.join("MANIFEST")).expect("a manifest");
+    let log = baseline.io.read_file(&dir.join(&baseline.log_name)).expect("a log");
+    vec![[&[0][..], &manifest].concat(), [&[1][..], &log].concat()]
+}
+
+/// The database every `db_open` input starts from.
+struct Baseline {
+    /// The disk, after the database was closed.
+    io: SimIo,
+    /// The file name of its newest log, which holds writes not yet in a segment.
+    log_name: String,
+}
+
+fn db_options() -> Options {
+    Options::default().durability(Durability::Sync).memtable_bytes_max(1 << 20)
+}
+
+/// Builds (once) a database with one segment and a log holding later writes.
+fn baseline() -> &'static Baseline {
+    static BASELINE: OnceLock<Baseline> = OnceLock::new();
+    BASELINE.get_or_init(|| {
+        let io = SimIo::new();
+        let db = Db::open_with_io(DB_DIR, db_options(), Arc::new(io.clone()))
+            .expect("open the baseline database");
+        // Fixed versions, so that the baseline's segment and manifest are the same every run.
+        let write = |version: u64, puts: &[(&[u8], &[u8])], deletes: &[&[u8]]| {
+            let mut batch = db.batch();
+            for (key, value) in puts {
+                batch.put(key, value);
+            }
+            for key in deletes {
+                batch.delete(key);
+            }
+            batch.commit_at(Version::new(version)).expect("write to the baseline database");
+        };
+        write(10, &[(b"k1", b"v1")], &[]);
+        write(20, &[(b"k2", b"v2")], &[]);
+        db.flush().expect("flush");
+        write(30, &[], &[b"k1"]);
+        write(40, &[(b"k3", b"v3")], &[b"k2"]);
+        db.close().expect("close");
+        drop(db);
+        let mut logs: Vec<String> = io
+            .list_dir(Path::new(DB_DIR))
+            .expect("list the baseline directory")
+            .into_iter()
+            .filter(|name| Path::new(name).extension().is_some_and(|ext| ext == "log"))
+            .collect();
+        logs.sort();
+        let log_name = logs.pop().expect("the baseline database has a log");
+        Baseline { io, log_name }
+    })
+}
+
+/// Replaces the file at `path` on `io` with `bytes`, synced.
+fn replace_file(io: &SimIo, path: &Path, bytes: &[u8]) {
+    let _ = io.remove_file(path);
+    let file = io.create_new(path).expect("create a file on the simulated disk");
+    file.write_all_at(bytes, 0).expect("write on the simulated disk");
+    file.sync_data().expect("sync on the simulated disk");
+    io.sync_dir(Path::new(DB_DIR)).expect("sync the simulated directory");
+}
+
+/// The seed inputs of target `record_decode`: a put, a delete, batches, and a log of them.
+#[must_use]
+pub fn seeds_record() -> Vec<Vec<u8>> {
+    let version = Version::new(0x0102_0304_0506_0708);
+    let mut put = vec![0; 64];
+    let len = encode_put_into(&mut put, version, b"key", b"value").expect("encode a put");
+    put.truncate(len);
+    let mut delete = vec![0; 64];
+    let len = encode_delete_into(&mut delete, version, b"gone").expect("encode a delete");
+    delete.truncate(len);
+    let mut batch = BatchBuilder::new();
+    batch.put(b"a", b"1").expect("put");
+    batch.delete(b"b").expect("delete");
+    batch.put(b"", b"").expect("put");
+    let batch = batch.finish(version);
+    let empty_batch = BatchBuilder::new().finish(Version::new(1));
+    let log = [&put[..], &delete, &batch, &empty_batch, &[0; 16]].concat();
+    vec![put, delete, batch, empty_batch, log]
+}
+
+/// The seed inputs of target `segment_open`: an empty segment, a small one, and one of several
+/// small blocks with tombstones and keys sharing their first 8 bytes.
+#[must_use]
+pub fn seeds_segment() -> Vec<Vec<u8>> {
+    let small: Vec<SeedEntry<'_>> =
+        vec![(b"a", 1, Some(b"x")), (b"b", 2, None), (b"c", 3, Some(b"yy"))];
+    let mut many = Vec::new();
+    let keys: [&[u8]; 5] = [b"", b"key", b"prefix:0001", b"prefix:0002", b"zz"];
+    for (index, key) in keys.iter().enumerate() {
+        for version in 1..=4_u64 {
+            let value: Option<&[u8]> = if version == 3 { None } else { Some(b"value") };
+            many.push((*key, version * 10 + index as u64, value));
+        }
+    }
+    vec![build_segment(Vec::new(), 4096), build_segment(small, 4096), build_segment(many, 64)]
+}
+
+/// A seed segment's entry: key, version, value (`None`: a tombstone).
+type SeedEntry<'a> = (&'a [u8], u64, Option<&'a [u8]>);
+
+/// A segment of `entries` (sorted here into Z order) with blocks of about `block_bytes`.
+fn build_segment(mut entries: Vec<SeedEntry<'_>>, block_bytes: usize) -> Vec<u8> {
+    entries.sort_by(|a, b| {
+        let z = |entry: &(&[u8], u64, _)| zverse_core::zkey::morton(entry.0, Version::new(entry.1));
+        z(a).cmp(&z(b)).then(a.0.cmp(b.0))
+    });
+    let options = SegmentOptions::default().with_block_bytes_target(block_bytes);
+    let mut builder = SegmentBuilder::new(Vec::new(), options);
+    for (key, version, value) in entries {
+        builder.add(key, Version::new(version), value).expect("add to the seed segment");
+    }
+    let (bytes, _) = builder.finish().expect("finish the seed segment");
+    bytes
+}
