@@ -13,10 +13,18 @@ use crate::error::{Error, Result};
 use crate::io::{Advice, Io, Mapping};
 use crate::manifest::SegmentMeta;
 
+/// What a segment view borrows: the mapped bytes, and one flag per data block that is set once
+/// the block has passed its checksum, so that each block is hashed once per open segment rather
+/// than on every read (the mapped bytes never change; `Db::check` hashes everything again).
+struct SegmentBytes {
+    mapping: Box<dyn Mapping>,
+    verified: Box<[AtomicBool]>,
+}
+
 self_cell::self_cell! {
     /// A mapping and the segment view that reads it.
     struct MappedSegment {
-        owner: Box<dyn Mapping>,
+        owner: SegmentBytes,
         #[covariant]
         dependent: Segment,
     }
@@ -70,8 +78,14 @@ impl SegmentFile {
         }
         // Point reads dominate; scans advise sequential access for their own range.
         let _ = mapping.advise(Advice::Random);
-        let mapped = MappedSegment::try_new(mapping, |mapping| Segment::open(mapping.bytes()))
-            .map_err(|corruption| Error::corruption(&path, 0, corruption))?;
+        let corrupt = |corruption| Error::corruption(&path, 0, corruption);
+        let block_count = Segment::open(mapping.bytes()).map_err(corrupt)?.block_count();
+        let verified = (0..block_count).map(|_| AtomicBool::new(false)).collect();
+        let mapped = MappedSegment::try_new(SegmentBytes { mapping, verified }, |bytes| {
+            Segment::open(bytes.mapping.bytes())
+                .map(|segment| segment.with_verified_blocks(&bytes.verified))
+        })
+        .map_err(corrupt)?;
         Ok(SegmentFile { meta, path, mapped, io: Arc::clone(io), retired: AtomicBool::new(false) })
     }
 
@@ -90,7 +104,7 @@ impl SegmentFile {
 
     /// The mapped bytes.
     pub(crate) fn bytes(&self) -> &[u8] {
-        self.mapped.borrow_owner().bytes()
+        self.mapped.borrow_owner().mapping.bytes()
     }
 
     /// Marks the file for deletion when the last reference to it goes.

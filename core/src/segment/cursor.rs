@@ -97,7 +97,7 @@ impl<'a> ZOrderCursor<'a> {
         };
         self.stats.blocks_read += 1;
         self.current = None;
-        self.block = self.segment.verified_block(&handle)?;
+        self.block = self.segment.verified_block(index, &handle)?;
         self.block_index = index;
         self.block_offset = handle.offset;
         self.position = 0;
@@ -188,6 +188,10 @@ pub struct Iter<'a> {
 }
 
 impl<'a> Iter<'a> {
+    #[expect(
+        clippy::large_types_passed_by_value,
+        reason = "the iterator keeps its own copy of the segment"
+    )]
     pub(super) fn new(segment: Segment<'a>) -> Iter<'a> {
         Iter { cursor: ZOrderCursor::new(segment, None), done: false }
     }
@@ -229,6 +233,10 @@ pub struct Changes<'a, 'k> {
 }
 
 impl<'a, 'k> Changes<'a, 'k> {
+    #[expect(
+        clippy::large_types_passed_by_value,
+        reason = "the iterator keeps its own copy of the segment"
+    )]
     pub(super) fn new(
         segment: Segment<'a>,
         keys: &impl RangeBounds<&'k [u8]>,

@@ -18,6 +18,10 @@ pub struct KeyOrderIter<'a> {
 
 impl<'a> KeyOrderIter<'a> {
     /// Every entry of `segment`.
+    #[expect(
+        clippy::large_types_passed_by_value,
+        reason = "the iterator keeps its own copy of the segment"
+    )]
     pub(super) fn all(segment: Segment<'a>) -> KeyOrderIter<'a> {
         let end_index = segment.key_index.len();
         KeyOrderIter { reader: EntryReader::new(segment), next_index: 0, end_index }
@@ -25,6 +29,10 @@ impl<'a> KeyOrderIter<'a> {
 
     /// The entries of keys in `keys`. Positions are found now; decoding errors on the way
     /// are returned by the first `next`.
+    #[expect(
+        clippy::large_types_passed_by_value,
+        reason = "the iterator keeps its own copy of the segment"
+    )]
     pub(super) fn keys<'k>(
         segment: Segment<'a>,
         keys: &impl RangeBounds<&'k [u8]>,
@@ -44,6 +52,10 @@ impl<'a> KeyOrderIter<'a> {
     }
 
     /// An iterator that returns `error` once.
+    #[expect(
+        clippy::large_types_passed_by_value,
+        reason = "the iterator keeps its own copy of the segment"
+    )]
     fn failed(segment: Segment<'a>, error: Corruption) -> FailOnce<KeyOrderIter<'a>> {
         let empty = KeyOrderIter { reader: EntryReader::new(segment), next_index: 0, end_index: 0 };
         FailOnce { error: Some(error), inner: empty }
@@ -94,6 +106,10 @@ impl<'a, I: Iterator<Item = Result<Entry<'a>, Corruption>>> Iterator for FailOnc
 /// One key's versions, newest first.
 pub type History<'a> = FailOnce<KeyOrderIter<'a>>;
 
+#[expect(
+    clippy::large_types_passed_by_value,
+    reason = "the iterator keeps its own copy of the segment"
+)]
 pub(super) fn history<'a>(segment: Segment<'a>, key: &[u8]) -> History<'a> {
     match KeyOrderIter::keys(segment, &(key..=key)) {
         Ok(inner) => FailOnce { error: None, inner },
@@ -109,6 +125,10 @@ pub struct RangeAt<'a> {
 }
 
 impl<'a> RangeAt<'a> {
+    #[expect(
+        clippy::large_types_passed_by_value,
+        reason = "the iterator keeps its own copy of the segment"
+    )]
     pub(super) fn new<'k>(
         segment: Segment<'a>,
         keys: &impl RangeBounds<&'k [u8]>,

@@ -4,6 +4,7 @@
 use core::cmp::{Ordering, Reverse};
 use core::fmt;
 use core::ops::RangeBounds;
+use core::sync::atomic::{self, AtomicBool};
 
 use super::SEGMENT_LEN_MAX;
 use super::block::decode_entry_at;
@@ -14,6 +15,7 @@ use super::filter_section;
 use super::footer::{FOOTER_LEN, Footer, SectionHandle, SectionKind};
 use super::key_index::{FENCE_LEN, FENCE_STRIDE_MAX, KEY_REF_LEN, KeyIndex, fence_count};
 use super::key_order::{self, History, KeyOrderIter, RangeAt};
+
 use crate::checksum::checksum;
 use crate::zkey::key_prefix;
 use crate::{Corruption, Entry, Version};
@@ -21,8 +23,10 @@ use crate::{Corruption, Entry, Version};
 /// An open segment: its bytes, with the footer and every metadata section validated.
 ///
 /// Data blocks are checked lazily: every block a query reads has its checksum verified, so a
-/// query on a damaged block returns [`Corruption`], never a wrong entry. Copying a `Segment`
-/// copies a few slices and the decoded footer, never the bytes.
+/// query on a damaged block returns [`Corruption`], never a wrong entry. With
+/// [`Segment::with_verified_blocks`], a block is verified the first time a query reads it and
+/// trusted afterwards. Copying a `Segment` copies a few slices and the decoded footer, never the
+/// bytes.
 #[derive(Clone, Copy)]
 pub struct Segment<'a> {
     bytes: &'a [u8],
@@ -31,6 +35,9 @@ pub struct Segment<'a> {
     pub(super) block_index: BlockIndex<'a>,
     pub(super) key_index: KeyIndex<'a>,
     filter: &'a [u8],
+    /// One flag per data block: set once the block has passed its checksum. Empty: verify on
+    /// every read.
+    verified: &'a [AtomicBool],
 }
 
 impl<'a> Segment<'a> {
@@ -68,7 +75,19 @@ impl<'a> Segment<'a> {
             return Err(Corruption::new(footer_offset as u64, "blocks without entries"));
         }
         let data = bytes.get(..data_len as usize).unwrap_or_default();
-        Ok(Segment { bytes, footer, data, block_index, key_index, filter })
+        Ok(Segment { bytes, footer, data, block_index, key_index, filter, verified: &[] })
+    }
+
+    /// The same segment, remembering in `verified` (one flag per data block, all `false` at
+    /// first, shared by every copy and every thread) which blocks have passed their checksum,
+    /// so that each block is hashed once instead of on every read. Sound because the bytes
+    /// never change: the caller guarantees that, as for every `&[u8]` (a mapped segment is
+    /// immutable). A slice shorter than [`Segment::block_count`] is not used; an empty slice
+    /// turns the memory off again (for a check that must hash everything).
+    #[must_use]
+    pub fn with_verified_blocks(self, verified: &'a [AtomicBool]) -> Segment<'a> {
+        let usable = verified.len() >= self.block_count();
+        Segment { verified: if usable { verified } else { &[] }, ..self }
     }
 
     /// Entries (versions, tombstones included).
@@ -161,17 +180,30 @@ impl<'a> Segment<'a> {
         KeyOrderIter::all(*self)
     }
 
-    /// The bytes of the block `handle` points at, after checking them against their checksum.
-    pub(super) fn verified_block(&self, handle: &BlockHandle) -> Result<&'a [u8], Corruption> {
+    /// The bytes of block number `index`, whose handle is `handle`, after checking them against
+    /// their checksum (once, with [`Segment::with_verified_blocks`]).
+    pub(super) fn verified_block(
+        &self,
+        index: usize,
+        handle: &BlockHandle,
+    ) -> Result<&'a [u8], Corruption> {
         let offset = handle.offset as usize;
         let len = handle.len as usize;
         let corrupt = |what| Corruption::new(u64::from(handle.offset), what);
         let block =
             slice_at(self.data, offset, len).ok_or_else(|| corrupt("block out of range"))?;
+        let flag = self.verified.get(index);
+        // Relaxed: the flag orders nothing; the bytes it vouches for never change.
+        if flag.is_some_and(|flag| flag.load(atomic::Ordering::Relaxed)) {
+            return Ok(block);
+        }
         let stored =
             u64_at(self.data, offset + len).ok_or_else(|| corrupt("block out of range"))?;
         if checksum(block) != stored {
             return Err(corrupt("data block checksum mismatch"));
+        }
+        if let Some(flag) = flag {
+            flag.store(true, atomic::Ordering::Relaxed);
         }
         Ok(block)
     }
@@ -274,6 +306,10 @@ pub(super) struct EntryReader<'a> {
 }
 
 impl<'a> EntryReader<'a> {
+    #[expect(
+        clippy::large_types_passed_by_value,
+        reason = "the iterator keeps its own copy of the segment"
+    )]
     pub(super) fn new(segment: Segment<'a>) -> EntryReader<'a> {
         EntryReader { segment, last_block: None }
     }
@@ -299,7 +335,7 @@ impl<'a> EntryReader<'a> {
         if offset - handle.offset >= handle.len {
             return Err(missing);
         }
-        let block = self.segment.verified_block(&handle)?;
+        let block = self.segment.verified_block(index, &handle)?;
         self.last_block = Some((handle, block));
         Ok((handle, block))
     }

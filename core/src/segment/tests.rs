@@ -469,3 +469,44 @@ fn changes_prune_blocks_by_zone_map() {
     assert!(stats.blocks.blocks_read * 4 < segment.block_count() as u64, "{stats:?}");
     assert!(stats.blocks.blocks_pruned > 0, "{stats:?}");
 }
+
+/// A small segment of many blocks: keys `k000..k040` at versions 1 and 2.
+fn many_block_segment() -> Vec<u8> {
+    let mut model = Model::new();
+    for key in 0..40u32 {
+        for version in 1..=2u64 {
+            let value = Some(alloc::format!("value {key} {version}").into_bytes());
+            model.insert((alloc::format!("k{key:03}").into_bytes(), Reverse(version)), value);
+        }
+    }
+    build(&model, 64)
+}
+
+#[test]
+fn verified_blocks_are_hashed_once_and_damage_is_still_caught_the_first_time() {
+    use core::sync::atomic::{AtomicBool, Ordering};
+    let bytes = many_block_segment();
+    let plain = Segment::open(&bytes).unwrap();
+    let flags: Vec<AtomicBool> = (0..plain.block_count()).map(|_| AtomicBool::new(false)).collect();
+    let remembering = plain.with_verified_blocks(&flags);
+    let found = remembering.get_at(b"k007", Version::new(2)).unwrap().unwrap();
+    assert_eq!(found.value, Some(&b"value 7 2"[..]));
+    let set = flags.iter().filter(|f| f.load(Ordering::Relaxed)).count();
+    assert!(set >= 1 && set < flags.len(), "only the blocks read are marked: {set}");
+    assert_eq!(remembering.iter().count(), 80);
+    assert!(flags.iter().all(|f| f.load(Ordering::Relaxed)), "a full scan verified every block");
+
+    // Damage in a data block: caught on first read, with or without remembered flags.
+    let mut damaged = bytes.clone();
+    damaged[20] ^= 0x40;
+    let fresh: Vec<AtomicBool> = (0..plain.block_count()).map(|_| AtomicBool::new(false)).collect();
+    let damaged_segment = Segment::open(&damaged).unwrap().with_verified_blocks(&fresh);
+    assert!(damaged_segment.iter().any(|entry| entry.is_err()), "the damaged block is refused");
+    assert!(!fresh[0].load(Ordering::Relaxed), "a block that failed is not marked");
+
+    // Too few flags: not used, every read verifies.
+    let short = [AtomicBool::new(false)];
+    let unused = plain.with_verified_blocks(&short);
+    assert_eq!(unused.iter().count(), 80);
+    assert!(!short[0].load(Ordering::Relaxed));
+}
