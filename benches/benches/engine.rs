@@ -64,7 +64,7 @@ struct Scale {
 }
 
 fn scale() -> Scale {
-    let test_mode = !std::env::args().any(|arg| arg == "--bench");
+    let test_mode = zverse_benches::is_test_mode();
     let key_count = match std::env::var("ZVERSE_BENCH_KEYS") {
         Ok(text) => text.parse().expect("ZVERSE_BENCH_KEYS is a key count"),
         Err(_) if test_mode => KEY_COUNT_TEST,
@@ -127,7 +127,7 @@ fn bench_fill(
             for _ in 0..iterations {
                 let dir = tempfile::tempdir().expect("create a temporary directory");
                 let db = open(&dir, durability);
-                elapsed += timed_fill(&db, keys, thread_count);
+                elapsed += zverse_benches::timed_fill(&db, keys, &VALUE_FIRST, thread_count);
                 report_once(&mut reported, || report_fill(&db, keys.len(), thread_count));
                 // Closing (joining a background flush in progress) is not part of the fill.
                 drop(db);
@@ -135,23 +135,6 @@ fn bench_fill(
             elapsed
         });
     });
-}
-
-/// Puts every key, split over `thread_count` writers; returns the time until the last put
-/// returned.
-fn timed_fill(db: &Db, keys: &[Key], thread_count: usize) -> Duration {
-    let chunk_len = keys.len().div_ceil(thread_count);
-    let start = Instant::now();
-    std::thread::scope(|scope| {
-        for chunk in keys.chunks(chunk_len) {
-            scope.spawn(move || {
-                for key in chunk {
-                    db.put(key, &VALUE_FIRST).expect("put");
-                }
-            });
-        }
-    });
-    start.elapsed()
 }
 
 fn report_fill(db: &Db, write_count: usize, thread_count: usize) {

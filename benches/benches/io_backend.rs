@@ -13,7 +13,7 @@
 #![allow(missing_docs, reason = "criterion's macros generate undocumented items")]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
@@ -52,24 +52,8 @@ fn backends() -> Vec<(&'static str, Arc<dyn Io>)> {
     backends
 }
 
-/// Puts every key over `thread_count` writers; the time until the last put returned.
-fn timed_fill(db: &Db, keys: &[[u8; KEY_LEN]], thread_count: usize) -> Duration {
-    let chunk_len = keys.len().div_ceil(thread_count);
-    let start = Instant::now();
-    std::thread::scope(|scope| {
-        for chunk in keys.chunks(chunk_len) {
-            scope.spawn(move || {
-                for key in chunk {
-                    db.put(key, &VALUE).expect("put");
-                }
-            });
-        }
-    });
-    start.elapsed()
-}
-
 fn sync_fill(c: &mut Criterion) {
-    let test_mode = !std::env::args().any(|arg| arg == "--bench");
+    let test_mode = zverse_benches::is_test_mode();
     let write_count = if test_mode { SYNC_WRITE_COUNT_TEST } else { SYNC_WRITE_COUNT };
     let keys = keys(write_count);
     let mut group = c.benchmark_group("sync_fill");
@@ -91,7 +75,7 @@ fn sync_fill(c: &mut Criterion) {
                         let db = Db::open_with_io(dir.path(), options, Arc::clone(&io))
                             .expect("open a fresh db");
                         assert_eq!(db.stats().io_backend, name);
-                        elapsed += timed_fill(&db, &keys, thread_count);
+                        elapsed += zverse_benches::timed_fill(&db, &keys, &VALUE, thread_count);
                         drop(db);
                     }
                     elapsed
