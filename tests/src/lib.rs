@@ -3,5 +3,7 @@
 
 pub mod sim_io;
 
+pub mod crash_workload;
+
 #[doc(hidden)]
 pub mod fuzz_checks;
