@@ -2,11 +2,23 @@
 //! failed sync is never retried as if nothing happened): every later write fails with
 //! `Error::ReadOnly`, reads keep working on the data written before, the failed write is never
 //! visible, and a restart recovers. The failure is injected on the simulated disk.
+//!
+//! The sweep fails the k-th I/O call of the crash tests' workload (writes, batches, flushes, a
+//! compaction, a reopen) for every k, with every [`Fault`], once and persistently, and checks
+//! that no write was acknowledged before it was durable, that a failed sync turns the database
+//! read-only, and that a restart finds a prefix of the commits holding every acknowledged one.
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use zverse::{Db, Durability, Error, Options};
-use zverse_tests::sim_io::{CrashVariant, SimIo};
+use zverse_tests::crash_workload::{
+    self, OnError, Step, check_running_db, run, workload, workload_seed,
+};
+use zverse_tests::sim_io::{CrashVariant, Fault, SimIo};
 
 const KEY_COUNT: usize = 30;
 
@@ -108,4 +120,183 @@ fn a_failed_flush_makes_the_database_read_only_and_the_sealed_memtable_stays_rea
     check_read_only(&db, "failed flush");
     drop(db);
     check_restart(&io, "failed flush");
+}
+
+/// What the fault sweep saw, per fault and mode.
+#[derive(Debug, Default)]
+struct SweepTally {
+    /// Faults injected (one per call the fault applies to).
+    cases: usize,
+    /// Restarted disks checked.
+    restarts: usize,
+    /// Cases where the database refused writes afterwards, as required.
+    read_only: usize,
+    /// Cases where the fault hit a compaction.
+    in_compaction: usize,
+}
+
+/// Runs the workload with `fault` injected at call `call`; returns `None` if the fault applies
+/// to no call from `call` on before some later one (that case is another `call`'s), else the
+/// failures found.
+fn fault_case(
+    work: &crash_workload::Workload,
+    fault: Fault,
+    call: u64,
+    persistent: bool,
+    tally: &mut SweepTally,
+) -> Option<Vec<String>> {
+    let io = SimIo::new();
+    io.inject(fault, call, persistent);
+    let (outcome, db) = run(&io, work, Durability::Sync, OnError::Continue);
+    if io.fault_fired_at() != Some(call) {
+        return None;
+    }
+    tally.cases += 1;
+    let mut failures = Vec::new();
+    let step = outcome.step_at_call(call).map(|index| &work.steps[index]);
+    let in_compaction = matches!(step, Some(Step::Compact));
+    tally.in_compaction += usize::from(in_compaction);
+    // A failed commit, or a failed sync outside a compaction (whose output file is simply
+    // abandoned), leaves data of unknown durability: the database must refuse writes.
+    let must_refuse = outcome.in_flight || (fault == Fault::SyncFailure && !in_compaction);
+    if let Some(db) = db {
+        match check_running_db(&db, work, &outcome, must_refuse) {
+            Ok(()) => tally.read_only += usize::from(must_refuse),
+            Err(why) => failures.push(format!("running database: {why}")),
+        }
+        drop(db);
+    }
+    let variants = [
+        CrashVariant::LoseUnsynced,
+        CrashVariant::KeepUnsynced,
+        CrashVariant::RandomDirOps { seed: call },
+    ];
+    for variant in variants {
+        tally.restarts += 1;
+        // LoseUnsynced proves every acknowledged commit was synced before it was acknowledged.
+        let disk = io.after_crash(variant);
+        if let Err(why) =
+            crash_workload::check_restart(work, Durability::Sync, &disk, &outcome, false)
+        {
+            failures.push(format!("restarted ({variant:?}): {why}"));
+        }
+    }
+    Some(failures)
+}
+
+#[test]
+fn every_fault_at_every_io_call_loses_no_acknowledged_write() {
+    let started = Instant::now();
+    let seed = workload_seed();
+    let work = workload(seed);
+    let call_count = {
+        let io = SimIo::new();
+        let (outcome, db) = run(&io, &work, Durability::Sync, OnError::Stop);
+        assert_eq!(outcome.failed_steps, [], "the workload runs without faults");
+        db.unwrap().close().unwrap();
+        io.call_count()
+    };
+    let mut tallies: BTreeMap<String, SweepTally> = BTreeMap::new();
+    let mut report = String::new();
+    for fault in Fault::ALL {
+        for persistent in [false, true] {
+            let mode = if persistent { "persistent" } else { "once" };
+            let tally = tallies.entry(format!("{fault:?} {mode}")).or_default();
+            for call in 0..call_count {
+                let Some(failures) = fault_case(&work, fault, call, persistent, tally) else {
+                    continue;
+                };
+                for why in failures {
+                    writeln!(report, "  {fault:?} {mode} at I/O call k={call}: {why}").unwrap();
+                }
+            }
+        }
+    }
+    let cases: usize = tallies.values().map(|t| t.cases).sum();
+    let restarts: usize = tallies.values().map(|t| t.restarts).sum();
+    eprintln!(
+        "workload seed {seed}: {cases} fault cases ({call_count} I/O calls), {restarts} \
+         restarts checked in {:.1?}",
+        started.elapsed()
+    );
+    for (name, tally) in &tallies {
+        eprintln!(
+            "  {name}: {} cases, {} read-only as required, {} in the compaction",
+            tally.cases, tally.read_only, tally.in_compaction
+        );
+    }
+    assert!(report.is_empty(), "workload seed {seed} (ZVERSE_CRASH_SEED):\n{report}");
+    for (name, tally) in &tallies {
+        assert!(tally.cases >= 20 && tally.in_compaction > 0, "{name}: {tally:?}");
+    }
+    let sync_failures = &tallies["SyncFailure once"];
+    assert!(sync_failures.read_only >= 20, "{sync_failures:?}");
+}
+
+/// The segment files on `io`, sorted.
+fn segment_files(io: &SimIo) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> =
+        io.file_paths().into_iter().filter(|p| p.extension().is_some_and(|e| e == "seg")).collect();
+    files.sort();
+    files
+}
+
+/// A full disk at every I/O call of a compaction of three segments: the compaction fails, the
+/// three segments stay (in the tiers and on disk), every key reads back, and a restart finds
+/// them all and can compact.
+#[test]
+fn a_full_disk_during_compaction_keeps_the_old_segments_and_loses_nothing() {
+    let build = |io: &SimIo| {
+        let db = open(io);
+        for index in 0..KEY_COUNT {
+            db.put(&key(index), &key(index)).unwrap();
+            if index % 10 == 9 {
+                db.flush().unwrap();
+            }
+        }
+        assert_eq!(db.stats().segment_count, 3);
+        db
+    };
+    let compaction_calls = {
+        let io = SimIo::new();
+        let db = build(&io);
+        let before = io.call_count();
+        db.compact().unwrap();
+        io.call_count() - before
+    };
+    let mut cases = 0;
+    for k in 0..compaction_calls {
+        let io = SimIo::new();
+        let db = build(&io);
+        let segments = segment_files(&io);
+        let start = io.call_count();
+        io.inject(Fault::NoSpace, start + k, true);
+        let compacted = db.compact();
+        if io.fault_fired_at() != Some(start + k) {
+            continue;
+        }
+        cases += 1;
+        let ctx = format!("ENOSPC from compaction call {k}");
+        assert!(compacted.is_err(), "{ctx}: compact() returned {compacted:?}");
+        assert_eq!(db.stats().segment_count, 3, "{ctx}: the old segments stay in the tiers");
+        for index in 0..KEY_COUNT {
+            let found = db.get(&key(index)).unwrap_or_else(|e| panic!("{ctx}: get {index}: {e}"));
+            assert_eq!(found.as_deref(), Some(key(index).as_slice()), "{ctx}: key {index}");
+        }
+        drop(db);
+        let disk = io.after_crash(CrashVariant::LoseUnsynced);
+        for segment in &segments {
+            assert!(disk.read_file(segment).is_some(), "{ctx}: {} is gone", segment.display());
+        }
+        let db = open(&disk);
+        db.check().unwrap_or_else(|e| panic!("{ctx}, restarted: check: {e}"));
+        db.compact().unwrap_or_else(|e| panic!("{ctx}, restarted: compact: {e}"));
+        assert_eq!(db.stats().segment_count, 1, "{ctx}");
+        for index in 0..KEY_COUNT {
+            let found = db.get(&key(index)).unwrap();
+            assert_eq!(found.as_deref(), Some(key(index).as_slice()), "{ctx}, restarted: {index}");
+        }
+    }
+    eprintln!("{cases} ENOSPC points in a compaction of 3 segments ({compaction_calls} calls)");
+    assert!(cases >= 3, "only {cases} ENOSPC points");
 }
