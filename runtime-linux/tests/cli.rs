@@ -237,6 +237,37 @@ fn check_reports_a_flipped_byte_with_its_file() {
     assert!(json["error"].as_str().unwrap().contains(name));
 }
 
+/// Damage that `Db::open` already finds (a segment's footer, the manifest): `check` fails
+/// with exit code 4 and names the file, in text and JSON.
+#[test]
+fn check_reports_a_damaged_segment_footer_and_manifest_found_at_open() {
+    for target in ["seg", "MANIFEST"] {
+        let scratch = Scratch::new();
+        for index in 0..20 {
+            scratch.put(&format!("key:{index:03}"), "some value bytes");
+        }
+        scratch.run(&["flush"]).ok();
+        let file = std::fs::read_dir(scratch.db())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .find(|path| {
+                path.extension().is_some_and(|ext| ext == target)
+                    || path.file_name().is_some_and(|name| name == target)
+            })
+            .expect("the file to damage");
+        let mut bytes = std::fs::read(&file).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01; // The footer's (or manifest's) checksum.
+        std::fs::write(&file, bytes).unwrap();
+        let name = file.file_name().unwrap().to_str().unwrap();
+        let run = scratch.run(&["check"]).fails(4);
+        assert!(run.stderr.contains(name), "{target}: {}", run.stderr);
+        let json = scratch.run(&["--json", "check"]).fails(4).json();
+        assert_eq!(json["ok"], false, "{target}");
+        assert!(json["error"].as_str().unwrap().contains(name), "{target}: {json}");
+    }
+}
+
 #[test]
 fn dump_and_load_reproduce_every_as_of_read() {
     let scratch = Scratch::new();

@@ -1,0 +1,597 @@
+//! The corruption scan: a closed database on the simulated disk (two segments of several
+//! blocks, a manifest, a log holding the newest commits) is damaged in one place at a time
+//! (a flipped bit, a zeroed sector, a truncation) in every region of every file kind, and
+//! opened again. For every case:
+//! - nothing panics (each case runs under `catch_unwind`; the test fails on any panic);
+//! - the open fails with `Error::Corruption`, or it succeeds and every read (`get`, `get_at`,
+//!   `history`, `range`, `changes`) returns exactly what the commits wrote or
+//!   `Error::Corruption`: 0 silent wrong answers;
+//! - damage to a segment or the manifest is detected (at open, by a read, or by `Db::check`);
+//! - damage to the log is detected at open when an intact frame follows it; damage that
+//!   reaches the end of the newest log is what a crash during an append leaves, and recovery
+//!   keeps exactly the commits whose frames lie before it.
+//!
+//! Positions: every byte of the regions up to 256 bytes (log header, manifest, segment
+//! footers, fences), a seeded sample elsewhere; every sector zeroed; a truncation at every
+//! sector boundary and region boundary. The counts per region are printed.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::ops::Range;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use zverse::{Db, Durability, Error, Options, Version};
+use zverse_tests::sim_io::{CrashVariant, SECTOR_BYTES, SimIo};
+
+const DIR: &str = "/db";
+/// Seed of the sampled positions and flipped bits; `ZVERSE_CORRUPTION_SEED` overrides it.
+const SEED: u64 = 0xc0_77a9_7105;
+/// Sampled positions per region longer than [`EVERY_BYTE_MAX`].
+const SAMPLES_PER_REGION: usize = 96;
+/// Regions up to this long are damaged at every byte.
+const EVERY_BYTE_MAX: u64 = 256;
+/// Segment footer length (docs/format.md).
+const FOOTER_LEN: u64 = 152;
+/// Log file header length (docs/format.md).
+const LOG_HEADER_LEN: u64 = 24;
+
+type Bytes = Vec<u8>;
+
+fn seed() -> u64 {
+    std::env::var("ZVERSE_CORRUPTION_SEED").map_or(SEED, |seed| {
+        seed.parse().unwrap_or_else(|_| panic!("ZVERSE_CORRUPTION_SEED={seed:?} is not a u64"))
+    })
+}
+
+fn options() -> Options {
+    Options::default()
+        .durability(Durability::Sync)
+        .segment_block_bytes(512)
+        .compaction_trigger_segments(1000)
+}
+
+fn open(io: &SimIo) -> zverse::Result<Db> {
+    Db::open_with_io(DIR, options(), Arc::new(io.clone()))
+}
+
+fn key(index: usize) -> Bytes {
+    format!("key:{index:04}").into_bytes()
+}
+
+fn value(index: usize, round: usize) -> Bytes {
+    format!("value {index} round {round} ").repeat(1 + (index * 7 + round) % 9).into_bytes()
+}
+
+/// The undamaged database: its disk and its commits, in order.
+struct Baseline {
+    disk: SimIo,
+    /// Each commit's version and writes (`None`: a delete).
+    commits: Vec<(Version, BTreeMap<Bytes, Option<Bytes>>)>,
+    /// Commits in the segments; the rest are only in the log.
+    in_segments: usize,
+    /// The newest log, and where each of its frames ends, in commit order after `in_segments`.
+    log: PathBuf,
+    frame_ends: Vec<u64>,
+    /// Every key written, and some never written.
+    keys: Vec<Bytes>,
+}
+
+fn baseline() -> Baseline {
+    let io = SimIo::new();
+    let db = open(&io).unwrap();
+    let mut commits: Vec<(Version, BTreeMap<Bytes, Option<Bytes>>)> = Vec::new();
+    let commit = |commits: &mut Vec<_>, writes: Vec<(Bytes, Option<Bytes>)>| {
+        let mut batch = db.batch();
+        for (key, value) in &writes {
+            match value {
+                Some(value) => batch.put(key, value),
+                None => batch.delete(key),
+            };
+        }
+        commits.push((batch.commit().unwrap(), writes.into_iter().collect()));
+    };
+    // Segment 1: 80 keys. Segment 2: 40 overwritten, 10 deleted, 20 new.
+    for index in 0..80 {
+        commit(&mut commits, vec![(key(index), Some(value(index, 0)))]);
+    }
+    db.flush().unwrap();
+    for index in 0..40 {
+        commit(&mut commits, vec![(key(index * 2), Some(value(index * 2, 1)))]);
+    }
+    for index in 0..10 {
+        commit(&mut commits, vec![(key(index * 3 + 1), None)]);
+    }
+    for index in 80..100 {
+        commit(&mut commits, vec![(key(index), Some(value(index, 1)))]);
+    }
+    db.flush().unwrap();
+    let in_segments = commits.len();
+    // The log: 30 commits, single writes and batches.
+    let log = io
+        .file_paths()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .max()
+        .expect("a log");
+    let mut frame_ends = Vec::new();
+    for round in 0..30 {
+        let writes = (0..1 + round % 4)
+            .map(|i| {
+                let index = (round * 13 + i * 29) % 110;
+                (key(index), (i != 2).then(|| value(index, round + 2)))
+            })
+            .collect();
+        commit(&mut commits, writes);
+        frame_ends.push(io.read_file(&log).unwrap().len() as u64);
+    }
+    db.close().unwrap();
+    drop(db);
+    let keys = (0..115).map(key).chain([b"".to_vec(), b"zzz".to_vec()]).collect();
+    Baseline {
+        // Everything is synced but the removal of the logs the flushes made obsolete.
+        disk: io.after_crash(CrashVariant::KeepUnsynced),
+        commits,
+        in_segments,
+        log,
+        frame_ends,
+        keys,
+    }
+}
+
+/// What the first `prefix` commits make of the database.
+struct Expected {
+    /// Every version of every key, newest first.
+    histories: BTreeMap<Bytes, Vec<(Version, Option<Bytes>)>>,
+}
+
+impl Expected {
+    fn after(base: &Baseline, prefix: usize) -> Expected {
+        let mut histories: BTreeMap<Bytes, Vec<(Version, Option<Bytes>)>> =
+            base.keys.iter().map(|k| (k.clone(), Vec::new())).collect();
+        for (version, writes) in &base.commits[..prefix] {
+            for (key, value) in writes {
+                histories.get_mut(key).expect("known key").insert(0, (*version, value.clone()));
+            }
+        }
+        Expected { histories }
+    }
+
+    fn get_at(&self, key: &[u8], version: Version) -> Option<&Bytes> {
+        let history = self.histories.get(key)?;
+        history.iter().find(|(v, _)| *v <= version).and_then(|(_, value)| value.as_ref())
+    }
+
+    fn latest_at(&self, version: Version) -> Vec<(Bytes, Bytes)> {
+        self.histories
+            .keys()
+            .filter_map(|key| Some((key.clone(), self.get_at(key, version)?.clone())))
+            .collect()
+    }
+
+    fn changes(&self) -> Vec<(Bytes, Version, Option<Bytes>)> {
+        let mut changes: Vec<_> = self
+            .histories
+            .iter()
+            .flat_map(|(key, history)| {
+                history.iter().map(|(v, value)| (key.clone(), *v, value.clone()))
+            })
+            .collect();
+        changes.sort();
+        changes
+    }
+}
+
+/// One kind of damage.
+#[derive(Clone, Copy, Debug)]
+enum Damage {
+    /// Flip bit `bit` of byte `offset`.
+    Flip { offset: u64, bit: u8 },
+    /// Zero the sector starting at `offset` (up to the end of the file).
+    ZeroSector { offset: u64 },
+    /// Cut the file to `len` bytes.
+    Truncate { len: u64 },
+}
+
+impl Damage {
+    /// Applies the damage; returns the damaged byte range, or `None` if nothing changed.
+    fn apply(self, bytes: &mut Vec<u8>) -> Option<Range<u64>> {
+        let len = bytes.len() as u64;
+        match self {
+            Damage::Flip { offset, bit } => {
+                bytes[offset as usize] ^= 1 << bit;
+                Some(offset..offset + 1)
+            }
+            Damage::ZeroSector { offset } => {
+                let end = (offset + SECTOR_BYTES).min(len);
+                let sector = &mut bytes[offset as usize..end as usize];
+                let changed = sector.iter().any(|&b| b != 0);
+                sector.fill(0);
+                changed.then_some(offset..end)
+            }
+            Damage::Truncate { len: cut } => {
+                bytes.truncate(cut as usize);
+                (cut < len).then_some(cut..len)
+            }
+        }
+    }
+
+    fn kind(self) -> &'static str {
+        match self {
+            Damage::Flip { .. } => "flip",
+            Damage::ZeroSector { .. } => "zero",
+            Damage::Truncate { .. } => "truncate",
+        }
+    }
+
+    fn offset(self) -> u64 {
+        match self {
+            Damage::Flip { offset, .. } | Damage::ZeroSector { offset } => offset,
+            Damage::Truncate { len } => len,
+        }
+    }
+}
+
+/// A named byte range of one file.
+struct Region {
+    name: &'static str,
+    file: PathBuf,
+    range: Range<u64>,
+}
+
+fn u64_at(bytes: &[u8], offset: u64) -> u64 {
+    let offset = offset as usize;
+    u64::from_le_bytes(bytes[offset..offset + 8].try_into().unwrap())
+}
+
+/// The regions of every file of the baseline.
+fn regions(base: &Baseline) -> Vec<Region> {
+    let mut regions = Vec::new();
+    let mut add = |name, file: &Path, range: Range<u64>| {
+        if !range.is_empty() {
+            regions.push(Region { name, file: file.to_owned(), range });
+        }
+    };
+    for file in base.disk.file_paths() {
+        let bytes = base.disk.read_file(&file).unwrap();
+        let len = bytes.len() as u64;
+        match file.extension().and_then(|e| e.to_str()) {
+            Some("seg") => {
+                let footer = len - FOOTER_LEN;
+                // Footer: block index, key index, fences, filter, each (offset, length, sum).
+                let section = |field: u64| {
+                    let offset = u64_at(&bytes, footer + field);
+                    offset..offset + u64_at(&bytes, footer + field + 8)
+                };
+                add("segment data blocks", &file, 0..section(48).start);
+                add("segment block index", &file, section(48));
+                add("segment key index", &file, section(72));
+                add("segment fences", &file, section(96));
+                add("segment filter", &file, section(120));
+                add("segment footer", &file, footer..len);
+            }
+            Some("log") if file == base.log => {
+                let last_frame_start = base.frame_ends[base.frame_ends.len() - 2];
+                add("log header", &file, 0..LOG_HEADER_LEN);
+                add("log middle", &file, LOG_HEADER_LEN..last_frame_start);
+                add("log tail (last frame)", &file, last_frame_start..len);
+            }
+            Some("log") => add("older log", &file, 0..len),
+            _ if file.file_name().is_some_and(|n| n == "MANIFEST") => {
+                add("manifest", &file, 0..len);
+            }
+            _ => panic!("unexpected file {}", file.display()),
+        }
+    }
+    regions
+}
+
+/// The damage cases of one region: flips at every byte or a seeded sample, every sector that
+/// starts in it zeroed, truncations at its start, its middle and every sector boundary in it.
+fn cases(region: &Region, rng: &mut fastrand::Rng) -> Vec<Damage> {
+    let Range { start, end } = region.range.clone();
+    let mut cases = Vec::new();
+    let positions: Vec<u64> = if end - start <= EVERY_BYTE_MAX {
+        (start..end).collect()
+    } else {
+        (0..SAMPLES_PER_REGION).map(|_| rng.u64(start..end)).collect()
+    };
+    cases.extend(positions.into_iter().map(|offset| Damage::Flip { offset, bit: rng.u8(..8) }));
+    let first_sector = start.div_ceil(SECTOR_BYTES) * SECTOR_BYTES;
+    let sectors = (first_sector..end).step_by(SECTOR_BYTES as usize);
+    cases.extend(sectors.clone().map(|offset| Damage::ZeroSector { offset }));
+    let mut cuts = vec![start, start + (end - start) / 2];
+    cuts.extend(sectors);
+    cases.extend(cuts.into_iter().map(|len| Damage::Truncate { len }));
+    cases
+}
+
+/// How a case ended, when it passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Detected {
+    /// `Db::open` returned `Error::Corruption`.
+    AtOpen,
+    /// `Db::check` and a read both returned `Error::Corruption`.
+    ByCheckAndRead,
+    /// `Db::check` returned `Error::Corruption`; every read was right.
+    ByCheckOnly,
+    /// A read returned `Error::Corruption`; `Db::check` passed (allowed only for the log,
+    /// which `check` does not read: its records were verified when replayed).
+    ByReadOnly,
+    /// The damage reached the end of the newest log: recovery kept the commits before it
+    /// (what a crash during an append leaves); every read was right.
+    LogTailDropped,
+}
+
+/// The result of one read: a value that was checked, or a corruption.
+fn corruption_or<T>(result: zverse::Result<T>, what: &str) -> Result<Option<T>, String> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(Error::Corruption { .. }) => Ok(None),
+        Err(other) => Err(format!("{what}: not a corruption error: {other}")),
+    }
+}
+
+/// Everything the database answers, each read either right for the commits or a corruption.
+struct Answers {
+    gets: Vec<(Bytes, Version, Option<Option<Bytes>>)>,
+    histories: Vec<(Bytes, Vec<(Version, Option<Bytes>)>, bool)>,
+    latest: Option<(Vec<(Bytes, Bytes)>, bool)>,
+    latest_at_middle: Option<(Vec<(Bytes, Bytes)>, bool)>,
+    changes: Option<(Vec<(Bytes, Version, Option<Bytes>)>, bool)>,
+    /// Whether any read returned a corruption.
+    corrupt: bool,
+}
+
+/// Collects an iterator of results until its first corruption: the items, and whether it
+/// stopped early.
+fn collect_until_corruption<T>(
+    items: impl Iterator<Item = zverse::Result<T>>,
+    what: &str,
+) -> Result<(Vec<T>, bool), String> {
+    let mut found = Vec::new();
+    for item in items {
+        match corruption_or(item, what)? {
+            Some(item) => found.push(item),
+            None => return Ok((found, true)),
+        }
+    }
+    Ok((found, false))
+}
+
+fn read_everything(db: &Db, base: &Baseline) -> Result<Answers, String> {
+    let middle = base.commits[base.in_segments / 2].0;
+    let newest = base.commits.last().unwrap().0;
+    let mut answers = Answers {
+        gets: Vec::new(),
+        histories: Vec::new(),
+        latest: None,
+        latest_at_middle: None,
+        changes: None,
+        corrupt: false,
+    };
+    for key in &base.keys {
+        for version in [middle, newest] {
+            let found = corruption_or(db.get_at(key, version), "get_at")?;
+            answers.corrupt |= found.is_none();
+            answers.gets.push((key.clone(), version, found.map(|v| v.map(|v| v.to_vec()))));
+        }
+        if let Some(history) = corruption_or(db.history(key), "history")? {
+            let items = history.map(|i| i.map(|(v, value)| (v, value.map(|value| value.to_vec()))));
+            let (items, cut) = collect_until_corruption(items, "history item")?;
+            answers.corrupt |= cut;
+            answers.histories.push((key.clone(), items, cut));
+        } else {
+            answers.corrupt = true;
+        }
+    }
+    let pairs = |r: zverse::Result<(zverse::Value, zverse::Value)>| {
+        r.map(|(k, v)| (k.to_vec(), v.to_vec()))
+    };
+    let mut range = |result: zverse::Result<zverse::Range>, what| -> Result<_, String> {
+        let Some(range) = corruption_or(result, what)? else {
+            answers.corrupt = true;
+            return Ok(None);
+        };
+        let (items, cut) = collect_until_corruption(range.map(pairs), what)?;
+        answers.corrupt |= cut;
+        Ok(Some((items, cut)))
+    };
+    let latest = range(db.range(..), "range")?;
+    let latest_at_middle = range(db.range_at(.., middle), "range_at")?;
+    answers.latest = latest;
+    answers.latest_at_middle = latest_at_middle;
+    if let Some(changes) = corruption_or(db.changes(.., ..), "changes")? {
+        let items =
+            changes.map(|i| i.map(|c| (c.key.to_vec(), c.version, c.value.map(|x| x.to_vec()))));
+        let (mut items, cut) = collect_until_corruption(items, "changes item")?;
+        answers.corrupt |= cut;
+        items.sort();
+        answers.changes = Some((items, cut));
+    } else {
+        answers.corrupt = true;
+    }
+    Ok(answers)
+}
+
+/// Why `answers` are not what the first `prefix` commits give, if they are not.
+fn wrong_answer(answers: &Answers, expected: &Expected, middle: Version) -> Option<String> {
+    for (key, version, found) in &answers.gets {
+        if let Some(found) = found
+            && found.as_ref() != expected.get_at(key, *version)
+        {
+            return Some(format!("get_at({key:?}, {version:?}) = {found:?}"));
+        }
+    }
+    for (key, items, cut) in &answers.histories {
+        let want = &expected.histories[key];
+        let right = if *cut { want.starts_with(items) } else { want == items };
+        if !right {
+            return Some(format!("history({key:?}) = {items:?}, expected {want:?}"));
+        }
+    }
+    // A scan that stopped at a corruption is checked as far as it got.
+    let scan_right = |found: &Option<(Vec<_>, bool)>, want: &Vec<_>| match found {
+        None => true,
+        Some((items, true)) => want.starts_with(items),
+        Some((items, false)) => items == want,
+    };
+    if !scan_right(&answers.latest, &expected.latest_at(Version::MAX)) {
+        return Some("range(..) is wrong".into());
+    }
+    if !scan_right(&answers.latest_at_middle, &expected.latest_at(middle)) {
+        return Some(format!("range_at(.., {middle:?}) is wrong"));
+    }
+    if let Some((items, cut)) = &answers.changes {
+        let want = expected.changes();
+        let right = if *cut { items.iter().all(|c| want.contains(c)) } else { *items == want };
+        if !right {
+            return Some("changes(.., ..) is wrong".into());
+        }
+    }
+    None
+}
+
+/// Runs one case: damages a copy of the baseline and checks what the database makes of it.
+fn run_case(
+    base: &Baseline,
+    region: &Region,
+    damage: Damage,
+    expectations: &BTreeMap<usize, Expected>,
+) -> Result<Option<Detected>, String> {
+    let disk = base.disk.after_crash(CrashVariant::LoseUnsynced);
+    let mut bytes = disk.read_file(&region.file).unwrap();
+    let Some(damaged) = damage.apply(&mut bytes) else { return Ok(None) };
+    assert!(disk.replace_file(&region.file, &bytes));
+    let db = match open(&disk) {
+        Ok(db) => db,
+        Err(Error::Corruption { .. }) => return Ok(Some(Detected::AtOpen)),
+        Err(other) => return Err(format!("open: not a corruption error: {other}")),
+    };
+    // `check` first, so that it meets every damaged block before a read has.
+    let check_detected = corruption_or(db.check(), "check")?.is_none();
+    let answers = read_everything(&db, base)?;
+    // The commits the database may hold: all of them; for damage that reaches the end of the
+    // newest log with no intact frame after it, any prefix keeping every frame before it.
+    let all = base.commits.len();
+    let mut allowed = all..=all;
+    if region.file == base.log {
+        let frame_after = base.frame_ends.windows(2).any(|w| w[0] >= damaged.end);
+        let kept = base.frame_ends.iter().filter(|&&end| end <= damaged.start).count();
+        if !frame_after {
+            allowed = base.in_segments + kept..=all;
+        }
+    }
+    let middle = base.commits[base.in_segments / 2].0;
+    let mut why_not = String::new();
+    let mut prefix_found = None;
+    for prefix in allowed.clone() {
+        match wrong_answer(&answers, &expectations[&prefix], middle) {
+            None => {
+                prefix_found = Some(prefix);
+                break;
+            }
+            Some(why) => write!(why_not, " [{prefix} commits: {why}]").unwrap(),
+        }
+    }
+    let Some(prefix) = prefix_found else {
+        return Err(format!("wrong answer, for every allowed prefix {allowed:?}:{why_not}"));
+    };
+    let in_log = region.file.extension().is_some_and(|e| e == "log");
+    match (check_detected, answers.corrupt) {
+        (true, true) => Ok(Some(Detected::ByCheckAndRead)),
+        (true, false) => Ok(Some(Detected::ByCheckOnly)),
+        (false, true) if in_log => Ok(Some(Detected::ByReadOnly)),
+        (false, true) => Err("a read found a corruption that check missed".into()),
+        (false, false) if prefix < all => Ok(Some(Detected::LogTailDropped)),
+        (false, false) => {
+            Err(format!("undetected: open, check and every read succeeded with all {all} commits"))
+        }
+    }
+}
+
+#[test]
+fn every_damage_in_every_file_kind_is_detected_or_read_right_and_nothing_panics() {
+    let started = Instant::now();
+    let seed = seed();
+    let base = baseline();
+    let expectations: BTreeMap<usize, Expected> =
+        (base.in_segments..=base.commits.len()).map(|p| (p, Expected::after(&base, p))).collect();
+    let mut rng = fastrand::Rng::with_seed(seed);
+    // Per region name and damage kind: cases, then per outcome.
+    let mut counts: BTreeMap<(&str, &str), BTreeMap<Detected, usize>> = BTreeMap::new();
+    let mut panics = 0;
+    let mut unchanged = 0;
+    let mut failures = String::new();
+    for region in regions(&base) {
+        for damage in cases(&region, &mut rng) {
+            let outcome =
+                catch_unwind(AssertUnwindSafe(|| run_case(&base, &region, damage, &expectations)));
+            let ctx = format!(
+                "{} ({}), {damage:?}",
+                region.name,
+                region.file.file_name().unwrap().to_string_lossy()
+            );
+            match outcome {
+                Ok(Ok(Some(detected))) => {
+                    let per_kind = counts.entry((region.name, damage.kind())).or_default();
+                    *per_kind.entry(detected).or_default() += 1;
+                }
+                Ok(Ok(None)) => unchanged += 1,
+                Ok(Err(why)) => writeln!(failures, "  {ctx}: {why}").unwrap(),
+                Err(_) => {
+                    panics += 1;
+                    writeln!(failures, "  {ctx}: PANIC at offset {}", damage.offset()).unwrap();
+                }
+            }
+        }
+    }
+    let mut totals: BTreeMap<Detected, usize> = BTreeMap::new();
+    eprintln!("corruption scan, seed {seed}:");
+    for ((region, kind), outcomes) in &counts {
+        let cases: usize = outcomes.values().sum();
+        eprintln!("  {region:24} {kind:8} {cases:5} cases: {outcomes:?}");
+        for (detected, count) in outcomes {
+            *totals.entry(*detected).or_default() += count;
+        }
+    }
+    let cases: usize = totals.values().sum();
+    eprintln!(
+        "  {cases} cases in {:.1?}: {totals:?}; {unchanged} damages changed no byte (skipped); \
+         {panics} panics; failures: {}",
+        started.elapsed(),
+        failures.lines().count()
+    );
+    assert!(failures.is_empty(), "seed {seed} (ZVERSE_CORRUPTION_SEED):\n{failures}");
+    assert!(cases >= 1000, "only {cases} cases");
+    let regions: Vec<&str> = counts.keys().map(|(region, _)| *region).collect();
+    for name in [
+        "segment data blocks",
+        "segment block index",
+        "segment key index",
+        "segment fences",
+        "segment filter",
+        "segment footer",
+        "manifest",
+        "log header",
+        "log middle",
+        "log tail (last frame)",
+    ] {
+        assert!(regions.contains(&name), "no case in region {name}: {regions:?}");
+    }
+}
+
+/// The answer check can fail: the undamaged database is all commits, and no fewer.
+#[test]
+fn the_answer_check_rejects_a_missing_commit() {
+    let base = baseline();
+    let db = open(&base.disk.after_crash(CrashVariant::KeepUnsynced)).unwrap();
+    let answers = read_everything(&db, &base).unwrap();
+    assert!(!answers.corrupt);
+    let all = base.commits.len();
+    let middle = base.commits[base.in_segments / 2].0;
+    assert_eq!(wrong_answer(&answers, &Expected::after(&base, all), middle), None);
+    assert!(wrong_answer(&answers, &Expected::after(&base, all - 1), middle).is_some());
+}
