@@ -367,6 +367,10 @@ impl Inner {
             record::rewrite_version(&mut frame[start..], version)
                 .expect("a record this database encoded has a valid header");
         }
+        if starts.is_empty() {
+            // Every write was refused: no frame (a frame with an empty body is a log's seal).
+            return Ok(LoggedGroup { frame, starts, accepted });
+        }
         let mut log = lock(&self.log);
         log::seal_frame(&mut frame, log.nonce, log.offset_end, log.offset_synced);
         let sync = self.options.durability == Durability::Sync;
@@ -419,8 +423,15 @@ impl Inner {
         if self.tiers().active.is_empty() {
             return Ok(());
         }
-        // Older logs are complete and synced before a newer one exists, so that recovery can
-        // tell a damaged old log (corruption) from a torn newest one (a crash).
+        // Older logs are complete, sealed and synced before a newer one exists, so that
+        // recovery can tell a damaged or cut old log (corruption) from a torn newest one (a
+        // crash).
+        {
+            let mut log = lock(&self.log);
+            if let Err(error) = log.append_seal() {
+                return Err(self.fail(format!("sealing log {} failed: {error}", log.number)));
+            }
+        }
         self.sync_log()?;
         let number = self.allocate_file_number();
         let new_log = ActiveLog::create(self.io.as_ref(), &self.dir, number)

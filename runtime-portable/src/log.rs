@@ -11,6 +11,10 @@
 //! - a damaged frame followed by an intact frame whose `synced_offset` is past the damage was
 //!   durable before the intact frame was written: that is real corruption, reported, never
 //!   skipped.
+//!
+//! A log ends with a seal (a frame with an empty body) before a newer log is created, so that
+//! an older log cut short at a frame boundary, which no frame checksum can tell, is corruption
+//! too: an older log must end with its seal.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
 use std::path::Path;
@@ -124,6 +128,14 @@ const _: () = assert!(
     FRAME_HEADER_LEN - CHECKSUM_LEN == size_of::<u32>() + 4 + 2 * size_of::<u64>() + CHECKSUM_LEN
 );
 
+/// The seal that ends a log before a newer one is created: a frame with an empty body at
+/// `frame_offset`.
+fn seal(nonce: u64, frame_offset: u64, synced_offset: u64) -> [u8; FRAME_HEADER_LEN] {
+    let mut frame = [0u8; FRAME_HEADER_LEN];
+    seal_frame(&mut frame, nonce, frame_offset, synced_offset);
+    frame
+}
+
 /// A frame that decoded: its body and where the next frame starts.
 struct Frame<'a> {
     body: &'a [u8],
@@ -209,18 +221,28 @@ impl ActiveLog {
         let end = LOG_HEADER_LEN as u64;
         Ok(ActiveLog { number, file, offset_end: end, offset_synced: end, nonce })
     }
+
+    /// Appends the seal that ends this log (not synced: the caller syncs the log next).
+    pub(crate) fn append_seal(&mut self) -> std::io::Result<()> {
+        let seal = seal(self.nonce, self.offset_end, self.offset_synced);
+        self.file.write_all_at(&seal, self.offset_end)?;
+        self.offset_end += seal.len() as u64;
+        Ok(())
+    }
 }
 
 /// What replaying one log found.
 #[derive(Debug)]
 pub(crate) struct Replayed {
+    /// Frames holding writes (seals and other empty frames not counted).
     pub frame_count: u64,
     pub version_max: Option<Version>,
 }
 
 /// Replays log `number` into `memtable`. A torn end of the last log (`is_last`) was never
-/// acknowledged: the file is truncated to its last intact frame. Any other damage is
-/// [`Error::Corruption`].
+/// acknowledged: the file is truncated to its last intact frame, then sealed (the caller
+/// creates a newer log next). Any other damage, and an older log that does not end with its
+/// seal, is [`Error::Corruption`].
 pub(crate) fn replay(
     io: &dyn Io,
     dir: &Path,
@@ -237,20 +259,27 @@ pub(crate) fn replay(
     file.read_exact_at(&mut log, 0)?;
     let mut replayed = Replayed { frame_count: 0, version_max: None };
     let Some(nonce) = decode_log_header(&log) else {
-        // A log's header is synced before any frame is written to it: a log no longer than a
-        // header and without an intact one was cut short by a crash while being created, and
-        // holds nothing.
-        if log.len() <= LOG_HEADER_LEN {
+        // A log's header is synced before any frame is written to it: a newest log no longer
+        // than a header and without an intact one was cut short by a crash while being
+        // created, and holds nothing. It gets a header and a seal, so that it is a complete
+        // older log once the caller has created a newer one.
+        if is_last && log.len() <= LOG_HEADER_LEN {
+            let nonce = new_nonce();
+            let end = LOG_HEADER_LEN as u64;
+            file.set_len(0)?;
+            file.write_all_at_and_sync(&[&encode_log_header(nonce), &seal(nonce, end, end)], 0)?;
             return Ok(replayed);
         }
         return Err(corruption(&path, 0, "log file header is damaged"));
     };
     let mut offset = LOG_HEADER_LEN;
+    let mut sealed = false;
     while let Decoded::Frame(frame) = decode_frame(&log, offset, nonce) {
         let version_max = apply_frame(&frame, memtable).map_err(|(at, what)| {
             corruption(&path, (offset + FRAME_HEADER_LEN + at) as u64, what)
         })?;
-        replayed.frame_count += 1;
+        sealed = frame.body.is_empty();
+        replayed.frame_count += u64::from(!sealed);
         replayed.version_max = replayed.version_max.max(version_max);
         offset = frame.end;
     }
@@ -265,8 +294,21 @@ pub(crate) fn replay(
             ));
         }
         file.set_len(offset as u64)?;
-        file.sync_data()?;
     }
+    if !is_last {
+        if !sealed {
+            return Err(corruption(
+                &path,
+                offset as u64,
+                "a log older than the newest one does not end with its seal: it was cut short",
+            ));
+        }
+        return Ok(replayed);
+    }
+    // Every intact frame is made durable before the seal says so.
+    file.sync_data()?;
+    let offset = offset as u64;
+    file.write_all_at_and_sync(&[&seal(nonce, offset, offset)], offset)?;
     Ok(replayed)
 }
 

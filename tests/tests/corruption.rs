@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use zverse::{Db, Durability, Error, Options, Version};
-use zverse_tests::sim_io::{CrashVariant, SECTOR_BYTES, SimIo};
+use zverse_tests::sim_io::{CrashVariant, Fault, SECTOR_BYTES, SimIo};
 
 const DIR: &str = "/db";
 /// Seed of the sampled positions and flipped bits; `ZVERSE_CORRUPTION_SEED` overrides it.
@@ -72,7 +72,11 @@ struct Baseline {
     commits: Vec<(Version, BTreeMap<Bytes, Option<Bytes>>)>,
     /// Commits in the segments; the rest are only in the log.
     in_segments: usize,
-    /// The newest log, and where each of its frames ends, in commit order after `in_segments`.
+    /// The older log still live (its flush failed), and where each of its frames ends; its
+    /// commits follow those in the segments.
+    older_log: PathBuf,
+    older_frame_ends: Vec<u64>,
+    /// The newest log, and where each of its frames ends; its commits are the last ones.
     log: PathBuf,
     frame_ends: Vec<u64>,
     /// Every key written, and some never written.
@@ -83,7 +87,7 @@ fn baseline() -> Baseline {
     let io = SimIo::new();
     let db = open(&io).unwrap();
     let mut commits: Vec<(Version, BTreeMap<Bytes, Option<Bytes>>)> = Vec::new();
-    let commit = |commits: &mut Vec<_>, writes: Vec<(Bytes, Option<Bytes>)>| {
+    let commit = |db: &Db, commits: &mut Vec<_>, writes: Vec<(Bytes, Option<Bytes>)>| {
         let mut batch = db.batch();
         for (key, value) in &writes {
             match value {
@@ -95,38 +99,50 @@ fn baseline() -> Baseline {
     };
     // Segment 1: 80 keys. Segment 2: 40 overwritten, 10 deleted, 20 new.
     for index in 0..80 {
-        commit(&mut commits, vec![(key(index), Some(value(index, 0)))]);
+        commit(&db, &mut commits, vec![(key(index), Some(value(index, 0)))]);
     }
     db.flush().unwrap();
     for index in 0..40 {
-        commit(&mut commits, vec![(key(index * 2), Some(value(index * 2, 1)))]);
+        commit(&db, &mut commits, vec![(key(index * 2), Some(value(index * 2, 1)))]);
     }
     for index in 0..10 {
-        commit(&mut commits, vec![(key(index * 3 + 1), None)]);
+        commit(&db, &mut commits, vec![(key(index * 3 + 1), None)]);
     }
     for index in 80..100 {
-        commit(&mut commits, vec![(key(index), Some(value(index, 1)))]);
+        commit(&db, &mut commits, vec![(key(index), Some(value(index, 1)))]);
     }
     db.flush().unwrap();
     let in_segments = commits.len();
-    // The log: 30 commits, single writes and batches.
-    let log = io
-        .file_paths()
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .max()
-        .expect("a log");
-    let mut frame_ends = Vec::new();
-    for round in 0..30 {
-        let writes = (0..1 + round % 4)
-            .map(|i| {
-                let index = (round * 13 + i * 29) % 110;
-                (key(index), (i != 2).then(|| value(index, round + 2)))
-            })
-            .collect();
-        commit(&mut commits, writes);
-        frame_ends.push(io.read_file(&log).unwrap().len() as u64);
-    }
+    // 30 commits, single writes and batches, into the newest log; returns its frame ends.
+    let log_commits = |io: &SimIo, db: &Db, commits: &mut Vec<_>, rounds: Range<usize>| {
+        let log = newest_log(io);
+        let mut frame_ends = Vec::new();
+        for round in rounds {
+            let writes = (0..1 + round % 4)
+                .map(|i| {
+                    let index = (round * 13 + i * 29) % 110;
+                    (key(index), (i != 2).then(|| value(index, round + 2)))
+                })
+                .collect();
+            commit(db, commits, writes);
+            frame_ends.push(io.read_file(&log).unwrap().len() as u64);
+        }
+        (log, frame_ends)
+    };
+    let (older_log, older_frame_ends) = log_commits(&io, &db, &mut commits, 0..30);
+    // A flush that fails after its rotation (no space for the segment): the log of the 30
+    // commits stays live, next to a new one. The rotation's last calls that need space are
+    // the old log's seal (call 0) and the new log's header (call 3, after its creation); from
+    // call 4 on, the first is the segment's creation.
+    io.inject(Fault::NoSpace, io.call_count() + 4, true);
+    assert!(db.flush().is_err());
+    drop(db);
+    assert!(newest_log(&io) > older_log, "the rotation created a newer log");
+    // Recovery replays both logs and starts a third: 10 more commits go there.
+    let io = io.after_crash(CrashVariant::KeepUnsynced);
+    let db = open(&io).unwrap();
+    let (log, frame_ends) = log_commits(&io, &db, &mut commits, 30..40);
+    assert!(older_log < log);
     db.close().unwrap();
     drop(db);
     let keys = (0..115).map(key).chain([b"".to_vec(), b"zzz".to_vec()]).collect();
@@ -135,10 +151,17 @@ fn baseline() -> Baseline {
         disk: io.after_crash(CrashVariant::KeepUnsynced),
         commits,
         in_segments,
+        older_log,
+        older_frame_ends,
         log,
         frame_ends,
         keys,
     }
+}
+
+fn newest_log(io: &SimIo) -> PathBuf {
+    let logs = io.file_paths().into_iter().filter(|p| p.extension().is_some_and(|e| e == "log"));
+    logs.max().expect("a log")
 }
 
 /// What the first `prefix` commits make of the database.
@@ -274,11 +297,17 @@ fn regions(base: &Baseline) -> Vec<Region> {
             }
             Some("log") if file == base.log => {
                 let last_frame_start = base.frame_ends[base.frame_ends.len() - 2];
-                add("log header", &file, 0..LOG_HEADER_LEN);
-                add("log middle", &file, LOG_HEADER_LEN..last_frame_start);
-                add("log tail (last frame)", &file, last_frame_start..len);
+                add("newest log header", &file, 0..LOG_HEADER_LEN);
+                add("newest log middle", &file, LOG_HEADER_LEN..last_frame_start);
+                add("newest log tail (last frame)", &file, last_frame_start..len);
             }
-            Some("log") => add("older log", &file, 0..len),
+            Some("log") if file == base.older_log => {
+                let last_frame_start = base.older_frame_ends[base.older_frame_ends.len() - 2];
+                add("older log header", &file, 0..LOG_HEADER_LEN);
+                add("older log middle", &file, LOG_HEADER_LEN..last_frame_start);
+                add("older log tail (last frame)", &file, last_frame_start..len);
+            }
+            Some("log") => add("other log", &file, 0..len),
             _ if file.file_name().is_some_and(|n| n == "MANIFEST") => {
                 add("manifest", &file, 0..len);
             }
@@ -481,7 +510,7 @@ fn run_case(
         let frame_after = base.frame_ends.windows(2).any(|w| w[0] >= damaged.end);
         let kept = base.frame_ends.iter().filter(|&&end| end <= damaged.start).count();
         if !frame_after {
-            allowed = base.in_segments + kept..=all;
+            allowed = all - base.frame_ends.len() + kept..=all;
         }
     }
     let middle = base.commits[base.in_segments / 2].0;
@@ -575,9 +604,12 @@ fn every_damage_in_every_file_kind_is_detected_or_read_right_and_nothing_panics(
         "segment filter",
         "segment footer",
         "manifest",
-        "log header",
-        "log middle",
-        "log tail (last frame)",
+        "newest log header",
+        "newest log middle",
+        "newest log tail (last frame)",
+        "older log header",
+        "older log middle",
+        "older log tail (last frame)",
     ] {
         assert!(regions.contains(&name), "no case in region {name}: {regions:?}");
     }
@@ -594,4 +626,24 @@ fn the_answer_check_rejects_a_missing_commit() {
     let middle = base.commits[base.in_segments / 2].0;
     assert_eq!(wrong_answer(&answers, &Expected::after(&base, all), middle), None);
     assert!(wrong_answer(&answers, &Expected::after(&base, all - 1), middle).is_some());
+}
+
+/// Found by the scan: an older log (one a newer log follows) cut short exactly at a frame
+/// boundary, or to its header or less, opened without a word, its writes gone and older
+/// versions read as the latest. Every log now ends with a seal before a newer one exists, and
+/// an older log without it is corruption.
+#[test]
+fn an_older_log_cut_at_a_frame_boundary_is_corruption() {
+    let base = baseline();
+    let full = base.disk.read_file(&base.older_log).unwrap();
+    let cuts = [0, 12, LOG_HEADER_LEN, base.older_frame_ends[0], base.older_frame_ends[28]];
+    for cut in cuts.into_iter().chain([*base.older_frame_ends.last().unwrap()]) {
+        let disk = base.disk.after_crash(CrashVariant::KeepUnsynced);
+        assert!(disk.replace_file(&base.older_log, &full[..cut as usize]));
+        match open(&disk) {
+            Err(Error::Corruption { file, .. }) => assert_eq!(file, base.older_log, "cut {cut}"),
+            Err(other) => panic!("cut at {cut}: {other}"),
+            Ok(_) => panic!("an older log cut at {cut} of {} opened", full.len()),
+        }
+    }
 }
