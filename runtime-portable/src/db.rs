@@ -178,7 +178,7 @@ impl Db {
         }
         // Leadership waits for the group in flight; writers staged after it fail with Closed
         // in `commit_group`.
-        let sync = self.inner.stage.with_leadership(|| self.inner.sync_log());
+        let sync = self.inner.stage.with_leadership(|| self.inner.sync_and_seal_log());
         {
             let (state, wake) = &self.inner.background;
             lock(state).shutdown = true;
@@ -415,6 +415,22 @@ impl Inner {
             log.offset_synced = log.offset_end;
         }
         Ok(())
+    }
+
+    /// At close: syncs the log and, unless the database is read-only, seals it, so that the
+    /// next open tells damage to its last frames (corruption) from a torn append (a crash).
+    fn sync_and_seal_log(&self) -> Result<()> {
+        self.sync_log()?;
+        if lock(&self.read_only).is_some() {
+            return Ok(());
+        }
+        {
+            let mut log = lock(&self.log);
+            if let Err(error) = log.append_seal() {
+                return Err(self.fail(format!("sealing log {} failed: {error}", log.number)));
+            }
+        }
+        self.sync_log()
     }
 
     /// Seals the active memtable and starts a new log for the next one. Only the leader

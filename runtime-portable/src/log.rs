@@ -14,7 +14,9 @@
 //!
 //! A log ends with a seal (a frame with an empty body) before a newer log is created, so that
 //! an older log cut short at a frame boundary, which no frame checksum can tell, is corruption
-//! too: an older log must end with its seal.
+//! too: an older log must end with its seal. A clean close seals the newest log as well, so
+//! that damage to its last frames is corruption (the intact seal after them says they were
+//! synced) rather than a torn append.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
 use std::path::Path;
@@ -283,7 +285,8 @@ pub(crate) fn replay(
         replayed.version_max = replayed.version_max.max(version_max);
         offset = frame.end;
     }
-    if offset < log.len() {
+    let torn = offset < log.len();
+    if torn {
         classify_damage(&log, offset, nonce)
             .map_err(|what| corruption(&path, offset as u64, what))?;
         if !is_last {
@@ -305,10 +308,13 @@ pub(crate) fn replay(
         }
         return Ok(replayed);
     }
-    // Every intact frame is made durable before the seal says so.
+    // Every intact frame is made durable before the seal says so. A log closed cleanly is
+    // sealed already.
     file.sync_data()?;
-    let offset = offset as u64;
-    file.write_all_at_and_sync(&[&seal(nonce, offset, offset)], offset)?;
+    if !sealed {
+        let offset = offset as u64;
+        file.write_all_at_and_sync(&[&seal(nonce, offset, offset)], offset)?;
+    }
     Ok(replayed)
 }
 

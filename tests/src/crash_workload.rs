@@ -175,6 +175,7 @@ pub enum OnError {
 /// Runs the workload until the first failed commit (or, with [`OnError::Stop`], the first
 /// error of any step); returns what was acknowledged and, if the (last) open succeeded, the
 /// database (still open, possibly read-only).
+#[must_use]
 pub fn run(
     io: &SimIo,
     work: &Workload,
@@ -282,6 +283,7 @@ pub fn read_state(db: &Db) -> Check<State> {
 /// Why `state` is not the state after the first `prefix` commits, or `None` if it is.
 /// Versions of acknowledged commits must be exactly theirs; the versions of a commit that was
 /// not acknowledged must be one version, shared by all its keys, above every acknowledged one.
+#[must_use]
 pub fn mismatch(
     state: &State,
     work: &Workload,
@@ -339,6 +341,7 @@ pub fn mismatch(
 }
 
 /// The live keys and values after the first `prefix` commits.
+#[must_use]
 pub fn latest_after(work: &Workload, prefix: usize) -> Vec<(Bytes, Bytes)> {
     let mut latest: BTreeMap<Bytes, Option<Bytes>> = BTreeMap::new();
     for effect in &work.commits[..prefix] {
@@ -369,6 +372,7 @@ pub fn matching_prefix(
 }
 
 /// Which prefixes of the commits a restarted database may hold after `outcome`.
+#[must_use]
 pub fn allowed_prefixes(
     outcome: &Outcome,
     durability: Durability,

@@ -295,6 +295,7 @@ impl SimIo {
 
     /// Replaces the bytes of the existing file at `path`, durably, as if the disk itself
     /// changed them (not an I/O call): how tests damage files. Returns whether `path` exists.
+    #[must_use = "false means there is no such file"]
     pub fn replace_file(&self, path: &Path, bytes: &[u8]) -> bool {
         let mut disk = self.lock_disk();
         let Some(&id) = disk.names.get(path) else { return false };

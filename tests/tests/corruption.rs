@@ -76,7 +76,8 @@ struct Baseline {
     /// commits follow those in the segments.
     older_log: PathBuf,
     older_frame_ends: Vec<u64>,
-    /// The newest log, and where each of its frames ends; its commits are the last ones.
+    /// The newest log, and where each of its frames ends (the last: the seal a clean close
+    /// wrote); its commits are the last ones.
     log: PathBuf,
     frame_ends: Vec<u64>,
     /// Every key written, and some never written.
@@ -118,7 +119,7 @@ fn baseline() -> Baseline {
         let log = newest_log(io);
         let mut frame_ends = Vec::new();
         for round in rounds {
-            let writes = (0..1 + round % 4)
+            let writes = (0..=round % 4)
                 .map(|i| {
                     let index = (round * 13 + i * 29) % 110;
                     (key(index), (i != 2).then(|| value(index, round + 2)))
@@ -141,10 +142,14 @@ fn baseline() -> Baseline {
     // Recovery replays both logs and starts a third: 10 more commits go there.
     let io = io.after_crash(CrashVariant::KeepUnsynced);
     let db = open(&io).unwrap();
-    let (log, frame_ends) = log_commits(&io, &db, &mut commits, 30..40);
+    let (log, mut frame_ends) = log_commits(&io, &db, &mut commits, 30..40);
     assert!(older_log < log);
     db.close().unwrap();
     drop(db);
+    // A clean close seals the log: one more (empty) frame.
+    let sealed_len = io.read_file(&log).unwrap().len() as u64;
+    assert!(sealed_len > *frame_ends.last().unwrap(), "close sealed the log");
+    frame_ends.push(sealed_len);
     let keys = (0..115).map(key).chain([b"".to_vec(), b"zzz".to_vec()]).collect();
     Baseline {
         // Everything is synced but the removal of the logs the flushes made obsolete.
@@ -167,12 +172,12 @@ fn newest_log(io: &SimIo) -> PathBuf {
 /// What the first `prefix` commits make of the database.
 struct Expected {
     /// Every version of every key, newest first.
-    histories: BTreeMap<Bytes, Vec<(Version, Option<Bytes>)>>,
+    histories: BTreeMap<Bytes, History>,
 }
 
 impl Expected {
     fn after(base: &Baseline, prefix: usize) -> Expected {
-        let mut histories: BTreeMap<Bytes, Vec<(Version, Option<Bytes>)>> =
+        let mut histories: BTreeMap<Bytes, History> =
             base.keys.iter().map(|k| (k.clone(), Vec::new())).collect();
         for (version, writes) in &base.commits[..prefix] {
             for (key, value) in writes {
@@ -194,7 +199,7 @@ impl Expected {
             .collect()
     }
 
-    fn changes(&self) -> Vec<(Bytes, Version, Option<Bytes>)> {
+    fn changes(&self) -> Vec<Change> {
         let mut changes: Vec<_> = self
             .histories
             .iter()
@@ -296,10 +301,13 @@ fn regions(base: &Baseline) -> Vec<Region> {
                 add("segment footer", &file, footer..len);
             }
             Some("log") if file == base.log => {
-                let last_frame_start = base.frame_ends[base.frame_ends.len() - 2];
+                let [.., last_frame_start, seal_start, _] = base.frame_ends[..] else {
+                    panic!("the newest log has frames")
+                };
                 add("newest log header", &file, 0..LOG_HEADER_LEN);
                 add("newest log middle", &file, LOG_HEADER_LEN..last_frame_start);
-                add("newest log tail (last frame)", &file, last_frame_start..len);
+                add("newest log last frame", &file, last_frame_start..seal_start);
+                add("newest log seal", &file, seal_start..len);
             }
             Some("log") if file == base.older_log => {
                 let last_frame_start = base.older_frame_ends[base.older_frame_ends.len() - 2];
@@ -352,6 +360,9 @@ enum Detected {
     /// The damage reached the end of the newest log: recovery kept the commits before it
     /// (what a crash during an append leaves); every read was right.
     LogTailDropped,
+    /// Only the seal of the newest log was damaged (or cut): it holds no commit; recovery
+    /// dropped it and every read was right.
+    SealDropped,
 }
 
 /// The result of one read: a value that was checked, or a corruption.
@@ -363,13 +374,21 @@ fn corruption_or<T>(result: zverse::Result<T>, what: &str) -> Result<Option<T>, 
     }
 }
 
-/// Everything the database answers, each read either right for the commits or a corruption.
+/// A key's versions, newest first.
+type History = Vec<(Version, Option<Bytes>)>;
+/// One write as `changes` returns it.
+type Change = (Bytes, Version, Option<Bytes>);
+/// A scan's items up to its first corruption, and whether it stopped there; `None` if the
+/// scan could not start.
+type Scan<T> = Option<(Vec<T>, bool)>;
+
+/// Everything the database answered without a corruption (and whether it stopped early).
 struct Answers {
-    gets: Vec<(Bytes, Version, Option<Option<Bytes>>)>,
-    histories: Vec<(Bytes, Vec<(Version, Option<Bytes>)>, bool)>,
-    latest: Option<(Vec<(Bytes, Bytes)>, bool)>,
-    latest_at_middle: Option<(Vec<(Bytes, Bytes)>, bool)>,
-    changes: Option<(Vec<(Bytes, Version, Option<Bytes>)>, bool)>,
+    gets: Vec<(Bytes, Version, Option<Bytes>)>,
+    histories: Vec<(Bytes, History, bool)>,
+    latest: Scan<(Bytes, Bytes)>,
+    latest_at_middle: Scan<(Bytes, Bytes)>,
+    changes: Scan<Change>,
     /// Whether any read returned a corruption.
     corrupt: bool,
 }
@@ -403,9 +422,12 @@ fn read_everything(db: &Db, base: &Baseline) -> Result<Answers, String> {
     };
     for key in &base.keys {
         for version in [middle, newest] {
-            let found = corruption_or(db.get_at(key, version), "get_at")?;
-            answers.corrupt |= found.is_none();
-            answers.gets.push((key.clone(), version, found.map(|v| v.map(|v| v.to_vec()))));
+            match corruption_or(db.get_at(key, version), "get_at")? {
+                Some(found) => {
+                    answers.gets.push((key.clone(), version, found.map(|v| v.to_vec())));
+                }
+                None => answers.corrupt = true,
+            }
         }
         if let Some(history) = corruption_or(db.history(key), "history")? {
             let items = history.map(|i| i.map(|(v, value)| (v, value.map(|value| value.to_vec()))));
@@ -448,9 +470,7 @@ fn read_everything(db: &Db, base: &Baseline) -> Result<Answers, String> {
 /// Why `answers` are not what the first `prefix` commits give, if they are not.
 fn wrong_answer(answers: &Answers, expected: &Expected, middle: Version) -> Option<String> {
     for (key, version, found) in &answers.gets {
-        if let Some(found) = found
-            && found.as_ref() != expected.get_at(key, *version)
-        {
+        if found.as_ref() != expected.get_at(key, *version) {
             return Some(format!("get_at({key:?}, {version:?}) = {found:?}"));
         }
     }
@@ -507,10 +527,12 @@ fn run_case(
     let all = base.commits.len();
     let mut allowed = all..=all;
     if region.file == base.log {
+        // Frames holding commits: all but the seal.
+        let commit_frame_ends = &base.frame_ends[..base.frame_ends.len() - 1];
         let frame_after = base.frame_ends.windows(2).any(|w| w[0] >= damaged.end);
-        let kept = base.frame_ends.iter().filter(|&&end| end <= damaged.start).count();
+        let kept = commit_frame_ends.iter().filter(|&&end| end <= damaged.start).count();
         if !frame_after {
-            allowed = all - base.frame_ends.len() + kept..=all;
+            allowed = all - commit_frame_ends.len() + kept..=all;
         }
     }
     let middle = base.commits[base.in_segments / 2].0;
@@ -535,6 +557,7 @@ fn run_case(
         (false, true) if in_log => Ok(Some(Detected::ByReadOnly)),
         (false, true) => Err("a read found a corruption that check missed".into()),
         (false, false) if prefix < all => Ok(Some(Detected::LogTailDropped)),
+        (false, false) if region.name == "newest log seal" => Ok(Some(Detected::SealDropped)),
         (false, false) => {
             Err(format!("undetected: open, check and every read succeeded with all {all} commits"))
         }
@@ -606,7 +629,8 @@ fn every_damage_in_every_file_kind_is_detected_or_read_right_and_nothing_panics(
         "manifest",
         "newest log header",
         "newest log middle",
-        "newest log tail (last frame)",
+        "newest log last frame",
+        "newest log seal",
         "older log header",
         "older log middle",
         "older log tail (last frame)",
