@@ -148,24 +148,28 @@ fn fault_case(
     let io = SimIo::new();
     io.inject(fault, call, persistent);
     let (outcome, db) = run(&io, work, Durability::Sync, OnError::Continue);
-    if io.fault_fired_at() != Some(call) {
-        return None;
-    }
-    tally.cases += 1;
+    let fired_in_workload = io.fault_fired_at() == Some(call);
     let mut failures = Vec::new();
     let step = outcome.step_at_call(call).map(|index| &work.steps[index]);
     let in_compaction = matches!(step, Some(Step::Compact));
-    tally.in_compaction += usize::from(in_compaction);
     // A failed commit, or a failed sync outside a compaction (whose output file is simply
     // abandoned), leaves data of unknown durability: the database must refuse writes.
     let must_refuse = outcome.in_flight || (fault == Fault::SyncFailure && !in_compaction);
     if let Some(db) = db {
-        match check_running_db(&db, work, &outcome, must_refuse) {
-            Ok(()) => tally.read_only += usize::from(must_refuse),
-            Err(why) => failures.push(format!("running database: {why}")),
+        if fired_in_workload {
+            match check_running_db(&db, work, &outcome, must_refuse) {
+                Ok(()) => tally.read_only += usize::from(must_refuse),
+                Err(why) => failures.push(format!("running database: {why}")),
+            }
         }
+        // Closes the database: the fault may hit the close.
         drop(db);
     }
+    if io.fault_fired_at() != Some(call) {
+        return None;
+    }
+    tally.cases += 1;
+    tally.in_compaction += usize::from(in_compaction);
     let variants = [
         CrashVariant::LoseUnsynced,
         CrashVariant::KeepUnsynced,
