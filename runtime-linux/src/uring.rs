@@ -19,18 +19,27 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use io_uring::{IoUring, opcode, squeue, types};
 use zverse::io::{Advice, Io, IoFile, IoLock, Mapping, StdIo};
 
-/// Submission (and completion) queue slots: a group commit takes one per part plus the
-/// `fdatasync`; anything larger falls back to one write at a time.
+/// Submission (and completion) queue slots: up to `RING_ENTRIES - 1` writes in flight, plus
+/// the `fdatasync` that ends a synced write.
 const RING_ENTRIES: usize = 8;
 
-/// The largest single read or write submitted: a completion's result is an `i32`, and Linux
-/// caps one transfer at `0x7fff_f000` bytes anyway. Longer buffers go in pieces.
+/// Writes submitted at once (a window); the last window also carries the `fdatasync`.
+const WINDOW_WRITES_MAX: usize = RING_ENTRIES - 1;
+
+/// A part longer than this is written as chunks of this size, up to [`WINDOW_WRITES_MAX`] in
+/// flight at once: a segment is one buffer of up to tens of MiB.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// The largest single read submitted: a completion's result is an `i32`, and Linux caps one
+/// transfer at `0x7fff_f000` bytes anyway. Longer buffers go in pieces.
 const TRANSFER_BYTES_MAX: usize = 1 << 30;
+const _: () = assert!(CHUNK_BYTES <= TRANSFER_BYTES_MAX && WINDOW_WRITES_MAX >= 1);
 
 /// Consecutive `EINTR` / `EAGAIN` completions of one operation before the error is returned.
 const RETRIES_MAX: u32 = 64;
@@ -45,9 +54,9 @@ const WAIT_RETRIES_MAX: u32 = 100_000;
 /// engine only maps cost none), behind a mutex: one operation at a time per file, as the
 /// engine has one writer per file, while a segment being written never waits behind a log
 /// commit or the reverse.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct UringIo {
-    _probed: (),
+    faults: Arc<Faults>,
 }
 
 /// A file opened by [`UringIo`]: its descriptor, used by the ring's entries, and its ring.
@@ -55,6 +64,26 @@ pub struct UringIo {
 pub struct UringFile {
     file: File,
     ring: Ring,
+    faults: Arc<Faults>,
+}
+
+/// Faults a test injects into the completions of a [`UringIo`] and every file it opened.
+#[derive(Debug, Default)]
+struct Faults {
+    /// An errno that replaces the result of every `fdatasync` completion from now on; zero
+    /// for none.
+    sync_errno: AtomicI32,
+}
+
+impl Faults {
+    /// The result the engine sees for an `fdatasync` completion whose kernel result is
+    /// `result`: a sync that succeeded fails with the injected errno, if there is one.
+    fn sync_result(&self, result: i32) -> i32 {
+        match self.sync_errno.load(Ordering::Relaxed) {
+            errno if errno > 0 && result >= 0 => -errno,
+            _ => result,
+        }
+    }
 }
 
 /// A read-only memory map of a whole file (the same as the std backend's).
@@ -89,13 +118,22 @@ impl UringIo {
         // SAFETY: a no-op names no buffer, so nothing must outlive the call.
         unsafe { ring.submit_and_reap(&[opcode::Nop::new().build()], &mut result) }?;
         completion(result[0])?;
-        Ok(UringIo { _probed: () })
+        Ok(UringIo { faults: Arc::default() })
     }
-}
 
-/// A file on io_uring; its ring comes with its first read, write or sync.
-fn uring_file(file: File) -> Box<dyn IoFile> {
-    Box::new(UringFile { file, ring: Ring::unstarted() })
+    /// From now on, every `fdatasync` completion of this backend's files (those opened before
+    /// and after this call) reports `-errno` instead of the kernel's result; `0` stops it. The
+    /// sync itself still runs: the fault is in what the engine is told, exactly as when the
+    /// kernel reports a failed writeback. For tests of the engine's reaction to a failed sync.
+    #[doc(hidden)]
+    pub fn fail_syncs_with(&self, errno: i32) {
+        self.faults.sync_errno.store(errno, Ordering::Relaxed);
+    }
+
+    /// A file on io_uring; its ring comes with its first read, write or sync.
+    fn file(&self, file: File) -> Box<dyn IoFile> {
+        Box::new(UringFile { file, ring: Ring::unstarted(), faults: Arc::clone(&self.faults) })
+    }
 }
 
 impl Ring {
@@ -251,15 +289,15 @@ impl Io for UringIo {
     }
 
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn IoFile>> {
-        Ok(uring_file(OpenOptions::new().read(true).write(true).create_new(true).open(path)?))
+        Ok(self.file(OpenOptions::new().read(true).write(true).create_new(true).open(path)?))
     }
 
     fn open_read_write(&self, path: &Path) -> io::Result<Box<dyn IoFile>> {
-        Ok(uring_file(OpenOptions::new().read(true).write(true).open(path)?))
+        Ok(self.file(OpenOptions::new().read(true).write(true).open(path)?))
     }
 
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn IoFile>> {
-        Ok(uring_file(File::open(path)?))
+        Ok(self.file(File::open(path)?))
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
@@ -281,17 +319,24 @@ impl UringFile {
     }
 
     /// Runs one entry to completion, resubmitting it (rebuilt by `entry`) after an `EINTR` or
-    /// `EAGAIN` completion.
+    /// `EAGAIN` completion. `is_sync` says the entry is an `fdatasync` (for injected faults).
     ///
     /// # Safety
     ///
     /// As [`Ring::submit_and_reap`]: the buffers `entry` names stay valid until this returns.
-    unsafe fn run_one(&self, entry: impl Fn() -> squeue::Entry) -> io::Result<usize> {
+    unsafe fn run_one(
+        &self,
+        entry: impl Fn() -> squeue::Entry,
+        is_sync: bool,
+    ) -> io::Result<usize> {
         let mut retries = 0;
         loop {
             let mut result = [0];
             // SAFETY: forwarded from this function's contract.
             unsafe { self.ring.submit_and_reap(&[entry()], &mut result) }?;
+            if is_sync {
+                result[0] = self.faults.sync_result(result[0]);
+            }
             match completion(result[0]) {
                 Err(error) if is_retryable(&error) && retries < RETRIES_MAX => retries += 1,
                 outcome => return outcome,
@@ -302,6 +347,96 @@ impl UringFile {
     fn fdatasync_entry(&self) -> squeue::Entry {
         opcode::Fsync::new(self.fd()).flags(types::FsyncFlags::DATASYNC).build()
     }
+
+    /// Writes `parts` back to back from `offset` as chunks of at most [`CHUNK_BYTES`], in
+    /// windows of up to [`WINDOW_WRITES_MAX`] writes submitted in one `io_uring_enter` and in
+    /// flight together; then, if `sync`, an `fdatasync` rides in the last window, linked after
+    /// its writes. A log commit is one window: its parts linked to the `fdatasync`.
+    fn write_windows(&self, parts: &[&[u8]], offset: u64, sync: bool) -> io::Result<()> {
+        let mut pieces = pieces(parts, offset).peekable();
+        loop {
+            let mut window = [Piece::EMPTY; WINDOW_WRITES_MAX];
+            let mut count = 0;
+            for (slot, piece) in window.iter_mut().zip(pieces.by_ref()) {
+                *slot = piece;
+                count += 1;
+            }
+            let last = pieces.peek().is_none();
+            self.write_window(&window[..count], sync && last)?;
+            if last {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Submits `window`'s writes (and an `fdatasync` after them if `sync`) in one
+    /// `io_uring_enter`, reaps every completion, then finishes what the kernel left undone one
+    /// call at a time: the rest of a short, interrupted or cancelled write, and the sync.
+    ///
+    /// Unsynced, the writes are independent: the kernel may run them in any order or at once
+    /// (they never overlap). Synced, each is linked (`IO_LINK`) to the next entry and the last
+    /// to the `fdatasync`, so the sync starts only after every write completed whole; a short
+    /// write breaks the link and the kernel cancels the rest with `ECANCELED`.
+    fn write_window(&self, window: &[Piece<'_>], sync: bool) -> io::Result<()> {
+        assert!(window.len() <= WINDOW_WRITES_MAX && (sync || !window.is_empty()));
+        let mut entries: [squeue::Entry; RING_ENTRIES] =
+            std::array::from_fn(|_| opcode::Nop::new().build());
+        let mut lengths = [0; WINDOW_WRITES_MAX];
+        for ((entry, length), piece) in entries.iter_mut().zip(&mut lengths).zip(window) {
+            *length = piece.bytes.len();
+            let len = u32::try_from(piece.bytes.len()).expect("a piece is at most CHUNK_BYTES");
+            let write = opcode::Write::new(self.fd(), piece.bytes.as_ptr(), len)
+                .offset(piece.offset)
+                .build();
+            *entry = if sync { write.flags(squeue::Flags::IO_LINK) } else { write };
+        }
+        let count = window.len() + usize::from(sync);
+        if sync {
+            entries[window.len()] = self.fdatasync_entry();
+        }
+        let mut results = [0; RING_ENTRIES];
+        // SAFETY: the buffer ownership contract (module docs). Each write names at most
+        // `piece.bytes.len()` bytes of `piece.bytes`, which borrows from the caller's `parts`
+        // for this whole call; `submit_and_reap` returns only after it reaped the completion
+        // of every entry the kernel consumed (and never submits the others), so the kernel is
+        // done reading every buffer before this call can return or unwind. The fdatasync
+        // names no buffer.
+        unsafe { self.ring.submit_and_reap(&entries[..count], &mut results[..count]) }?;
+        if sync {
+            results[window.len()] = self.faults.sync_result(results[window.len()]);
+        }
+        let settled = settle(&lengths[..window.len()], &results[..count])?;
+        for (piece, &written) in window.iter().zip(&settled.written) {
+            if written < piece.bytes.len() {
+                self.write_all_at(&piece.bytes[written..], piece.offset + written as u64)?;
+            }
+        }
+        if sync && !settled.synced { self.sync_data() } else { Ok(()) }
+    }
+}
+
+/// One write of a window: bytes, and the file offset they go to.
+#[derive(Clone, Copy, Debug)]
+struct Piece<'a> {
+    bytes: &'a [u8],
+    offset: u64,
+}
+
+impl Piece<'_> {
+    const EMPTY: Piece<'static> = Piece { bytes: &[], offset: 0 };
+}
+
+/// `parts`, written back to back from `offset`, cut into pieces of at most [`CHUNK_BYTES`], in
+/// order; empty parts give none.
+fn pieces<'a>(parts: &'a [&'a [u8]], offset: u64) -> impl Iterator<Item = Piece<'a>> {
+    let mut position = offset;
+    parts.iter().flat_map(move |part| {
+        let start = position;
+        position += part.len() as u64;
+        part.chunks(CHUNK_BYTES)
+            .zip((start..).step_by(CHUNK_BYTES))
+            .map(|(bytes, offset)| Piece { bytes, offset })
+    })
 }
 
 impl IoFile for UringFile {
@@ -313,7 +448,7 @@ impl IoFile for UringFile {
             // SAFETY: the read writes at most `len` bytes into `buf`, which is exclusively
             // borrowed for this whole call; `run_one` returns only after the read's
             // completion is reaped, so the kernel is done writing before the borrow ends.
-            let read = unsafe { self.run_one(entry) }?;
+            let read = unsafe { self.run_one(entry, false) }?;
             if read == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
@@ -323,19 +458,24 @@ impl IoFile for UringFile {
         Ok(())
     }
 
+    /// Up to [`CHUNK_BYTES`]: one write, resubmitted for the rest after a short one. Longer:
+    /// chunks in flight together (see [`UringFile::write_windows`]).
     fn write_all_at(&self, mut bytes: &[u8], mut offset: u64) -> io::Result<()> {
+        if bytes.len() > CHUNK_BYTES {
+            return self.write_windows(&[bytes], offset, false);
+        }
         while !bytes.is_empty() {
-            let len = bytes.len().min(TRANSFER_BYTES_MAX);
+            let len = u32::try_from(bytes.len()).expect("at most CHUNK_BYTES");
             let source = bytes.as_ptr();
-            let entry = || opcode::Write::new(self.fd(), source, len as u32).offset(offset).build();
+            let entry = || opcode::Write::new(self.fd(), source, len).offset(offset).build();
             // SAFETY: the write reads at most `len` bytes of `bytes`, borrowed for this whole
             // call; `run_one` returns only after the write's completion is reaped.
-            let written = unsafe { self.run_one(entry) }?;
+            let written = unsafe { self.run_one(entry, false) }?;
             if written == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
             // A short write: resubmit the remainder.
-            bytes = &bytes[written.min(len)..];
+            bytes = &bytes[written.min(bytes.len())..];
             offset += written as u64;
         }
         Ok(())
@@ -343,7 +483,7 @@ impl IoFile for UringFile {
 
     fn sync_data(&self) -> io::Result<()> {
         // SAFETY: an fdatasync names no buffer.
-        unsafe { self.run_one(|| self.fdatasync_entry()) }.map(drop)
+        unsafe { self.run_one(|| self.fdatasync_entry(), true) }.map(drop)
     }
 
     fn len_bytes(&self) -> io::Result<u64> {
@@ -354,40 +494,12 @@ impl IoFile for UringFile {
         self.file.set_len(len)
     }
 
-    /// One group commit: each part's write linked (`IO_LINK`) to the next entry and the last
-    /// to an `fdatasync`, all submitted in one `io_uring_enter`. A short write breaks the
-    /// link (the kernel cancels the rest with `ECANCELED`): the remainders are then written
-    /// and synced one call at a time.
+    /// One group commit, or a whole segment: [`UringFile::write_windows`] with the sync. A log
+    /// commit (one small part) is a single `io_uring_enter` of a write linked to an
+    /// `fdatasync`; a segment of `n` MiB is `ceil(n / 7)` windows of 1 MiB writes in flight
+    /// together, the last window's writes linked to the `fdatasync`.
     fn write_all_at_and_sync(&self, parts: &[&[u8]], offset: u64) -> io::Result<()> {
-        if parts.len() >= RING_ENTRIES {
-            return write_parts_then_sync(self, parts, offset);
-        }
-        let mut entries: [squeue::Entry; RING_ENTRIES] =
-            std::array::from_fn(|_| opcode::Nop::new().build());
-        let mut position = offset;
-        for (entry, part) in entries.iter_mut().zip(parts) {
-            let len = part.len().min(TRANSFER_BYTES_MAX) as u32;
-            *entry = opcode::Write::new(self.fd(), part.as_ptr(), len)
-                .offset(position)
-                .build()
-                .flags(squeue::Flags::IO_LINK);
-            position += part.len() as u64;
-        }
-        entries[parts.len()] = self.fdatasync_entry();
-        let count = parts.len() + 1;
-        let mut results = [0; RING_ENTRIES];
-        // SAFETY: each write reads at most its part's length from `parts`, borrowed for this
-        // whole call, and `submit_and_reap` returns only after reaping every completion.
-        unsafe { self.ring.submit_and_reap(&entries[..count], &mut results[..count]) }?;
-        let settled = settle(parts, &results[..count])?;
-        let mut position = offset;
-        for (part, &written) in parts.iter().zip(&settled.written) {
-            if written < part.len() {
-                self.write_all_at(&part[written..], position + written as u64)?;
-            }
-            position += part.len() as u64;
-        }
-        if settled.synced { Ok(()) } else { self.sync_data() }
+        self.write_windows(parts, offset, true)
     }
 
     fn map(&self) -> io::Result<Box<dyn Mapping>> {
@@ -400,47 +512,44 @@ impl IoFile for UringFile {
     }
 }
 
-/// The default group commit, for more parts than the ring holds at once.
-fn write_parts_then_sync(file: &UringFile, parts: &[&[u8]], offset: u64) -> io::Result<()> {
-    let mut position = offset;
-    for part in parts {
-        file.write_all_at(part, position)?;
-        position += part.len() as u64;
-    }
-    file.sync_data()
-}
-
-/// What a linked group commit achieved: bytes written per part, and whether its
-/// `fdatasync` covered all of them.
+/// What one window achieved: bytes written per write, and whether its `fdatasync` (if it had
+/// one) covered all of them.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Settled {
-    /// Bytes written of `parts[i]`, at `written[i]`; zero past the parts.
-    pub(crate) written: [usize; RING_ENTRIES],
+    /// Bytes written of write `i`, at `written[i]`; zero past the window's writes.
+    pub(crate) written: [usize; WINDOW_WRITES_MAX],
     pub(crate) synced: bool,
 }
 
-/// Reads the completions of a linked group commit (`results[i]` for `parts[i]`, the last for
-/// the `fdatasync`): a short write, or one cancelled (`ECANCELED`) or interrupted (`EINTR`,
-/// `EAGAIN`), leaves a remainder to write; the sync counts only if it succeeded after every
-/// write was whole. Any other error is returned, the first in submission order: a failed
-/// `fdatasync` is the engine's cue to turn read-only.
-pub(crate) fn settle(parts: &[&[u8]], results: &[i32]) -> io::Result<Settled> {
-    assert_eq!(results.len(), parts.len() + 1, "one result per part, then the sync's");
-    assert!(parts.len() < RING_ENTRIES, "the group commit fits in the ring");
-    let mut written = [0; RING_ENTRIES];
-    for ((part, &result), bytes) in parts.iter().zip(results).zip(&mut written) {
+/// Reads the completions of a window: `results[i]` for the write of `lengths[i]` bytes, then,
+/// if there is one more result, the `fdatasync`'s. A short write, or one cancelled
+/// (`ECANCELED`) or interrupted (`EINTR`, `EAGAIN`), leaves a remainder to write; the sync
+/// counts only if it succeeded after every write was whole. Any other error is returned, the
+/// first in submission order: a failed `fdatasync` is the engine's cue to turn read-only.
+pub(crate) fn settle(lengths: &[usize], results: &[i32]) -> io::Result<Settled> {
+    assert!(lengths.len() <= WINDOW_WRITES_MAX, "a window's writes fit in the ring");
+    assert!(
+        results.len() == lengths.len() || results.len() == lengths.len() + 1,
+        "one result per write, then the sync's if there is one"
+    );
+    let mut written = [0; WINDOW_WRITES_MAX];
+    for ((&length, &result), bytes) in lengths.iter().zip(results).zip(&mut written) {
         *bytes = match completion(result) {
-            Ok(count) => count.min(part.len()),
+            Ok(count) => count.min(length),
             Err(error) if is_retryable(&error) || result == -libc::ECANCELED => 0,
             Err(error) => return Err(error),
         };
     }
-    let whole = parts.iter().zip(&written).all(|(part, &bytes)| bytes == part.len());
-    let synced = match completion(results[parts.len()]) {
-        Ok(_) => whole,
-        Err(error) if is_retryable(&error) || results[parts.len()] == -libc::ECANCELED => false,
-        Err(error) => return Err(error),
-    };
+    let whole = lengths.iter().zip(&written).all(|(&length, &bytes)| bytes == length);
+    let synced =
+        match results.get(lengths.len()).copied().map(|result| (result, completion(result))) {
+            None => false,
+            Some((_, Ok(_))) => whole,
+            Some((result, Err(error))) if is_retryable(&error) || result == -libc::ECANCELED => {
+                false
+            }
+            Some((_, Err(error))) => return Err(error),
+        };
     Ok(Settled { written, synced })
 }
 
@@ -466,10 +575,10 @@ mod tests {
     const CANCELED: i32 = -libc::ECANCELED;
 
     fn check(results: &[i32], expect: Result<(&[usize], bool), i32>) {
-        let parts: [&[u8]; 2] = [b"head", b"body!"];
-        let got = settle(&parts, results).map_err(|error| error.raw_os_error().unwrap());
+        let lengths = [4, 5];
+        let got = settle(&lengths, results).map_err(|error| error.raw_os_error().unwrap());
         let expect = expect.map(|(written_parts, synced)| {
-            let mut written = [0; RING_ENTRIES];
+            let mut written = [0; WINDOW_WRITES_MAX];
             written[..written_parts.len()].copy_from_slice(written_parts);
             Settled { written, synced }
         });
@@ -490,5 +599,20 @@ mod tests {
         check(&[4, 5, -libc::EIO], Err(libc::EIO));
         check(&[-libc::ENOSPC, CANCELED, CANCELED], Err(libc::ENOSPC));
         check(&[4, -libc::EBADF, CANCELED], Err(libc::EBADF));
+        // A window without a sync (chunks of a long unsynced write, never linked).
+        check(&[4, 5], Ok((&[4, 5], false)));
+        check(&[1, -libc::EAGAIN], Ok((&[1, 0], false)));
+        check(&[-libc::EIO, 5], Err(libc::EIO));
+    }
+
+    #[test]
+    fn pieces_cut_parts_into_chunks_at_their_offsets() {
+        let big = vec![7; CHUNK_BYTES * 2 + 3];
+        let parts: [&[u8]; 4] = [b"ab", b"", &big, b"c"];
+        let got: Vec<(usize, u64)> =
+            pieces(&parts, 10).map(|piece| (piece.bytes.len(), piece.offset)).collect();
+        let chunk = CHUNK_BYTES as u64;
+        let expect = [(2, 10), (CHUNK_BYTES, 12), (CHUNK_BYTES, 12 + chunk), (3, 12 + 2 * chunk)];
+        assert_eq!(got, [&expect[..], &[(1, 15 + 2 * chunk)]].concat());
     }
 }
