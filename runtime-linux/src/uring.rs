@@ -19,7 +19,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use io_uring::{IoUring, opcode, squeue, types};
@@ -70,18 +70,26 @@ pub struct UringFile {
 /// Faults a test injects into the completions of a [`UringIo`] and every file it opened.
 #[derive(Debug, Default)]
 struct Faults {
-    /// An errno that replaces the result of every `fdatasync` completion from now on; zero
-    /// for none.
+    /// An errno that replaces the result of `fdatasync` completions; zero for none.
     sync_errno: AtomicI32,
+    /// Successful `fdatasync` completions still reported as they are before `sync_errno`
+    /// replaces them.
+    sync_ok_left: AtomicU64,
 }
 
 impl Faults {
     /// The result the engine sees for an `fdatasync` completion whose kernel result is
-    /// `result`: a sync that succeeded fails with the injected errno, if there is one.
+    /// `result`: a sync that succeeded fails with the injected errno, if there is one and no
+    /// success is left to report first.
     fn sync_result(&self, result: i32) -> i32 {
-        match self.sync_errno.load(Ordering::Relaxed) {
-            errno if errno > 0 && result >= 0 => -errno,
-            _ => result,
+        let errno = self.sync_errno.load(Ordering::Relaxed);
+        if errno <= 0 || result < 0 {
+            return result;
+        }
+        let decrement = |left: u64| left.checked_sub(1);
+        match self.sync_ok_left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, decrement) {
+            Ok(_) => result,
+            Err(_) => -errno,
         }
     }
 }
@@ -121,12 +129,14 @@ impl UringIo {
         Ok(UringIo { faults: Arc::default() })
     }
 
-    /// From now on, every `fdatasync` completion of this backend's files (those opened before
-    /// and after this call) reports `-errno` instead of the kernel's result; `0` stops it. The
-    /// sync itself still runs: the fault is in what the engine is told, exactly as when the
-    /// kernel reports a failed writeback. For tests of the engine's reaction to a failed sync.
+    /// After the next `ok_count` successful `fdatasync` completions of this backend's files
+    /// (opened before or after this call), every successful one reports `-errno` instead;
+    /// `errno == 0` stops the faults. The sync itself still runs: the fault is in what the
+    /// engine is told, as when the kernel reports a failed writeback. For tests of the
+    /// engine's reaction to a failed sync; it costs one atomic load per sync otherwise.
     #[doc(hidden)]
-    pub fn fail_syncs_with(&self, errno: i32) {
+    pub fn fail_syncs_after(&self, ok_count: u64, errno: i32) {
+        self.faults.sync_ok_left.store(ok_count, Ordering::Relaxed);
         self.faults.sync_errno.store(errno, Ordering::Relaxed);
     }
 

@@ -16,7 +16,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use zverse::{Db, Durability, Options, Version};
+use zverse::{Durability, Options, Version};
+use zverse_tests::backend;
 
 /// Set in the child's environment: the database directory it writes to.
 const CHILD_ENV: &str = "ZVERSE_KILL_CHILD_DIR";
@@ -130,7 +131,7 @@ fn child_main(dir: &Path, kill: u64) -> ! {
         let _ = std::io::Read::read(&mut std::io::stdin(), &mut [0; 1]);
         std::process::exit(4);
     });
-    let db = Db::open(dir, options()).unwrap_or_else(|error| child_fail(&error));
+    let db = backend::open(dir, options()).unwrap_or_else(|error| child_fail(&error));
     child_print("READY");
     std::thread::scope(|scope| {
         for writer in 0..WRITER_COUNT {
@@ -239,7 +240,7 @@ fn parse_ack(line: &str) -> Option<Ack> {
 /// `acks` (what the child of kill `kill` acknowledged); returns its whole content and its
 /// segment count.
 fn verify(dir: &Path, kill: u64, acks: &[Ack], model: &Model) -> Result<(Model, usize), String> {
-    let db = Db::open(dir, options()).map_err(|error| format!("reopen: {error}"))?;
+    let db = backend::open(dir, options()).map_err(|error| format!("reopen: {error}"))?;
     let mut found = Model::new();
     for change in db.changes(&b""[..].., ..).map_err(|error| error.to_string())? {
         let change = change.map_err(|error| format!("scan: {error}"))?;

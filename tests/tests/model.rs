@@ -27,6 +27,7 @@ use proptest::strategy::{Union, ValueTree};
 use proptest::test_runner::{TestCaseError, TestRunner};
 use zverse::{Change, Db, Durability, Options, Snapshot, Value, Version};
 use zverse_core::zkey::cmp_z;
+use zverse_tests::backend;
 use zverse_tests::sim_io::SimIo;
 
 type Key = Bytes;
@@ -521,7 +522,7 @@ impl Backend {
 
     fn open(&self) -> zverse::Result<Db> {
         match self {
-            Backend::Std(dir) => Db::open(dir.path(), options()),
+            Backend::Std(dir) => backend::open(dir.path(), options()),
             Backend::Sim(io) => Db::open_with_io(SIM_PATH, options(), Arc::new(io.clone())),
         }
     }
