@@ -1,4 +1,4 @@
-//! The engine end to end through its public API, on std files: writes, every read kind,
+//! The engine end to end through its public API, on real files (the backend `ZVERSE_TEST_BACKEND` names): writes, every read kind,
 //! snapshots, flush to segments, reopen.
 
 use zverse::{Db, Durability, Error, Options, Version};

@@ -7,7 +7,9 @@
 //! writer).
 //!
 //! CI runs [`KILL_COUNT_DEFAULT`] kills; `ZVERSE_KILL_COUNT` sets another count (the long run
-//! is `scripts/kill-test`) and `ZVERSE_KILL_SEED` the seed, which is printed.
+//! is `scripts/kill-test`) and `ZVERSE_KILL_SEED` the seed, which is printed. The child inherits
+//! `ZVERSE_TEST_BACKEND`, so it writes on the backend the run names (std or io_uring), and the
+//! parent reopens on the same one.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Write as _};
@@ -44,7 +46,11 @@ fn kill_9_keeps_every_acknowledged_write() {
     }
     let kill_count = env_number("ZVERSE_KILL_COUNT").unwrap_or(KILL_COUNT_DEFAULT);
     let seed = env_number("ZVERSE_KILL_SEED").unwrap_or_else(|| fastrand::u64(..));
-    eprintln!("kill test: {kill_count} kills, seed {seed} (ZVERSE_KILL_SEED={seed} repeats it)");
+    eprintln!(
+        "kill test: {kill_count} kills on the {} backend, seed {seed} (ZVERSE_KILL_SEED={seed} \
+         repeats it)",
+        backend::name()
+    );
     let mut rng = fastrand::Rng::with_seed(seed);
     let started = Instant::now();
     let mut stats = Stats::default();
@@ -180,6 +186,7 @@ fn run_and_kill(dir: &Path, kill: u64, delay: Duration) -> Vec<Ack> {
         .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, dir)
         .env(CHILD_KILL_ENV, kill.to_string())
+        .env(backend::BACKEND_ENV, backend::name())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
