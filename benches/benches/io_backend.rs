@@ -1,10 +1,16 @@
-//! The group commit on each I/O backend: `Durability::Sync` fills of random 16-byte keys and
-//! 100-byte values from 1 and 4 writer threads, on io_uring (`UringIo`, a linked write +
-//! fdatasync per commit group) and on the std backend (`pwrite` then `fdatasync`), in one run
-//! so the two see the same disk weather.
+//! The I/O backends side by side, io_uring (`UringIo`) and std (`pwrite`, `fdatasync`), in one
+//! run so the two see the same disk weather:
 //!
-//! - `sync_fill/{io_uring,std}/{1thread,4threads}/{N}_writes`: N synced puts into a fresh
-//!   database, one iteration = the whole fill (setup and close outside the timing).
+//! - `sync_fill/{io_uring,std}/{1,4,8}thread(s)/{N}_writes`: `Durability::Sync` fills of N
+//!   random 16-byte keys with 100-byte values into a fresh database from 1, 4 and 8 writer
+//!   threads; one iteration = the whole fill (setup and close outside the timing). io_uring
+//!   commits a group as a write linked to an fdatasync.
+//! - `segment_write/{io_uring,std}/{N}MiB`: one segment-sized buffer written to a new file and
+//!   synced (`write_all_at_and_sync`, as a flush or compaction writes a segment); io_uring
+//!   submits it in one `io_uring_enter` as 7 chunks in flight (1 MiB or more each) and an
+//!   fdatasync that drains them. Throughput in MB/s.
+//! - `small_write/{io_uring,std}/150B`: one unsynced 150-byte write to the page cache (the
+//!   size of a small commit group), which shows what a submission costs apart from the sync.
 //!
 //! Where the kernel refuses io_uring, only the std cases run (and that is said on stderr).
 //!
@@ -13,7 +19,7 @@
 #![allow(missing_docs, reason = "criterion's macros generate undocumented items")]
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
@@ -28,7 +34,13 @@ const VALUE: [u8; 100] = [0x5A; 100];
 const SYNC_WRITE_COUNT: usize = 1_000;
 /// The count in criterion's test mode (`cargo test --benches`), which runs in debug.
 const SYNC_WRITE_COUNT_TEST: usize = 100;
-const THREAD_COUNTS: [usize; 2] = [1, 4];
+const THREAD_COUNTS: [usize; 3] = [1, 4, 8];
+/// Segment sizes written by `segment_write`: a small flush and the default memtable (64 MiB).
+const SEGMENT_MIB: [usize; 2] = [4, 64];
+/// The size in test mode: three 1 MiB chunks and a partial one on io_uring.
+const SEGMENT_BYTES_TEST: usize = (3 << 20) + 4_321;
+/// The size of a small commit group, for `small_write`.
+const SMALL_WRITE_BYTES: usize = 150;
 const SEED: u64 = 0x5EED;
 
 fn keys(count: usize) -> Vec<[u8; KEY_LEN]> {
@@ -59,8 +71,10 @@ fn sync_fill(c: &mut Criterion) {
     let mut group = c.benchmark_group("sync_fill");
     group.sample_size(10).sampling_mode(SamplingMode::Flat);
     group.throughput(Throughput::Elements(write_count as u64));
-    for (name, io) in backends() {
-        for thread_count in THREAD_COUNTS {
+    let backends = backends();
+    for thread_count in THREAD_COUNTS {
+        for (name, io) in &backends {
+            let name = *name;
             let threads = if thread_count == 1 { "thread" } else { "threads" };
             let id = BenchmarkId::new(
                 format!("{name}/{thread_count}{threads}"),
@@ -72,7 +86,7 @@ fn sync_fill(c: &mut Criterion) {
                     for _ in 0..iterations {
                         let dir = tempfile::tempdir().expect("create a temporary directory");
                         let options = Options::default().durability(Durability::Sync);
-                        let db = Db::open_with_io(dir.path(), options, Arc::clone(&io))
+                        let db = Db::open_with_io(dir.path(), options, Arc::clone(io))
                             .expect("open a fresh db");
                         assert_eq!(db.stats().io_backend, name);
                         elapsed += zverse_benches::timed_fill(&db, &keys, &VALUE, thread_count);
@@ -86,5 +100,50 @@ fn sync_fill(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, sync_fill);
+fn segment_write(c: &mut Criterion) {
+    let sizes: Vec<(String, usize)> = if zverse_benches::is_test_mode() {
+        vec![("3MiB_test".to_owned(), SEGMENT_BYTES_TEST)]
+    } else {
+        SEGMENT_MIB.iter().map(|&mib| (format!("{mib}MiB"), mib << 20)).collect()
+    };
+    let mut group = c.benchmark_group("segment_write");
+    group.sample_size(10).sampling_mode(SamplingMode::Flat);
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    for (size_name, bytes) in sizes {
+        let segment: Vec<u8> = (0..bytes).map(|i| (i % 251) as u8).collect();
+        group.throughput(Throughput::BytesDecimal(bytes as u64));
+        for (name, io) in backends() {
+            let path = dir.path().join(format!("{name}.seg"));
+            group.bench_function(BenchmarkId::new(name, &size_name), |b| {
+                b.iter_custom(|iterations| {
+                    let mut elapsed = Duration::ZERO;
+                    for _ in 0..iterations {
+                        let _ = io.remove_file(&path);
+                        let file = io.create_new(&path).expect("create the segment file");
+                        let start = Instant::now();
+                        file.write_all_at_and_sync(&[&segment], 0).expect("write and sync");
+                        elapsed += start.elapsed();
+                    }
+                    elapsed
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
+fn small_write(c: &mut Criterion) {
+    let mut group = c.benchmark_group("small_write");
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let bytes = [0xA5; SMALL_WRITE_BYTES];
+    for (name, io) in backends() {
+        let file = io.create_new(&dir.path().join(name)).expect("create a file");
+        group.bench_function(BenchmarkId::new(name, format!("{SMALL_WRITE_BYTES}B")), |b| {
+            b.iter(|| file.write_all_at(&bytes, 0).expect("write"));
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, sync_fill, segment_write, small_write);
 criterion_main!(benches);

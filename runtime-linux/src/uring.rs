@@ -32,14 +32,19 @@ const RING_ENTRIES: usize = 8;
 /// Writes submitted at once (a window); the last window also carries the `fdatasync`.
 const WINDOW_WRITES_MAX: usize = RING_ENTRIES - 1;
 
-/// A part longer than this is written as chunks of this size, up to [`WINDOW_WRITES_MAX`] in
-/// flight at once: a segment is one buffer of up to tens of MiB.
-const CHUNK_BYTES: usize = 1 << 20;
+/// A write longer than this goes as several chunks in flight together (a segment is one buffer
+/// of up to tens of MiB): `WINDOW_WRITES_MAX` chunks of at least this size, so that a segment
+/// of up to 7 GiB is one window, one `io_uring_enter` with its `fdatasync`.
+const CHUNK_BYTES_MIN: usize = 1 << 20;
+
+/// Chunks are whole pages, so that two writes in flight never share a page of the cache.
+const CHUNK_ALIGN_BYTES: usize = 4096;
 
 /// The largest single read submitted: a completion's result is an `i32`, and Linux caps one
 /// transfer at `0x7fff_f000` bytes anyway. Longer buffers go in pieces.
 const TRANSFER_BYTES_MAX: usize = 1 << 30;
-const _: () = assert!(CHUNK_BYTES <= TRANSFER_BYTES_MAX && WINDOW_WRITES_MAX >= 1);
+const _: () = assert!(CHUNK_BYTES_MIN.is_multiple_of(CHUNK_ALIGN_BYTES));
+const _: () = assert!(CHUNK_BYTES_MIN <= TRANSFER_BYTES_MAX && WINDOW_WRITES_MAX >= 2);
 
 /// Consecutive `EINTR` / `EAGAIN` completions of one operation before the error is returned.
 const RETRIES_MAX: u32 = 64;
@@ -358,12 +363,13 @@ impl UringFile {
         opcode::Fsync::new(self.fd()).flags(types::FsyncFlags::DATASYNC).build()
     }
 
-    /// Writes `parts` back to back from `offset` as chunks of at most [`CHUNK_BYTES`], in
-    /// windows of up to [`WINDOW_WRITES_MAX`] writes submitted in one `io_uring_enter` and in
-    /// flight together; then, if `sync`, an `fdatasync` rides in the last window, linked after
-    /// its writes. A log commit is one window: its parts linked to the `fdatasync`.
+    /// Writes `parts` back to back from `offset` as pieces (each part, or chunks of it; see
+    /// [`chunk_bytes`]), in windows of up to [`WINDOW_WRITES_MAX`] writes submitted in one
+    /// `io_uring_enter` and in flight together; then, if `sync`, an `fdatasync` rides in the
+    /// last window (see [`UringFile::write_window`]).
     fn write_windows(&self, parts: &[&[u8]], offset: u64, sync: bool) -> io::Result<()> {
-        let mut pieces = pieces(parts, offset).peekable();
+        let total_bytes = parts.iter().map(|part| part.len()).sum();
+        let mut pieces = pieces(parts, offset, chunk_bytes(total_bytes)).peekable();
         loop {
             let mut window = [Piece::EMPTY; WINDOW_WRITES_MAX];
             let mut count = 0;
@@ -383,10 +389,13 @@ impl UringFile {
     /// `io_uring_enter`, reaps every completion, then finishes what the kernel left undone one
     /// call at a time: the rest of a short, interrupted or cancelled write, and the sync.
     ///
-    /// Unsynced, the writes are independent: the kernel may run them in any order or at once
-    /// (they never overlap). Synced, each is linked (`IO_LINK`) to the next entry and the last
-    /// to the `fdatasync`, so the sync starts only after every write completed whole; a short
-    /// write breaks the link and the kernel cancels the rest with `ECANCELED`.
+    /// The writes are independent: the kernel may run them in any order or at once (they never
+    /// overlap). The `fdatasync` must start only after they all completed: after a single
+    /// write (a log commit) it is linked to it (`IO_LINK`: a short or failed write cancels the
+    /// sync with `ECANCELED`); after several (a segment's chunks, a commit of several parts)
+    /// it drains them (`IO_DRAIN`: it starts once every entry submitted before it completed,
+    /// and nothing else is in flight on this file's ring). Either way a sync after a write
+    /// that was not whole counts for nothing and is redone after the rest is written.
     fn write_window(&self, window: &[Piece<'_>], sync: bool) -> io::Result<()> {
         assert!(window.len() <= WINDOW_WRITES_MAX && (sync || !window.is_empty()));
         let mut entries: [squeue::Entry; RING_ENTRIES] =
@@ -394,15 +403,19 @@ impl UringFile {
         let mut lengths = [0; WINDOW_WRITES_MAX];
         for ((entry, length), piece) in entries.iter_mut().zip(&mut lengths).zip(window) {
             *length = piece.bytes.len();
-            let len = u32::try_from(piece.bytes.len()).expect("a piece is at most CHUNK_BYTES");
+            let len =
+                u32::try_from(piece.bytes.len()).expect("a piece is at most TRANSFER_BYTES_MAX");
             let write = opcode::Write::new(self.fd(), piece.bytes.as_ptr(), len)
                 .offset(piece.offset)
                 .build();
-            *entry = if sync { write.flags(squeue::Flags::IO_LINK) } else { write };
+            *entry =
+                if sync && window.len() == 1 { write.flags(squeue::Flags::IO_LINK) } else { write };
         }
         let count = window.len() + usize::from(sync);
         if sync {
-            entries[window.len()] = self.fdatasync_entry();
+            let fdatasync = self.fdatasync_entry();
+            entries[window.len()] =
+                if window.len() > 1 { fdatasync.flags(squeue::Flags::IO_DRAIN) } else { fdatasync };
         }
         let mut results = [0; RING_ENTRIES];
         // SAFETY: the buffer ownership contract (module docs). Each write names at most
@@ -436,15 +449,26 @@ impl Piece<'_> {
     const EMPTY: Piece<'static> = Piece { bytes: &[], offset: 0 };
 }
 
-/// `parts`, written back to back from `offset`, cut into pieces of at most [`CHUNK_BYTES`], in
+/// The size of the chunks a write of `total_bytes` is cut into: one window's worth (a seventh,
+/// in whole pages), at least [`CHUNK_BYTES_MIN`], at most [`TRANSFER_BYTES_MAX`].
+fn chunk_bytes(total_bytes: usize) -> usize {
+    let chunk = total_bytes.div_ceil(WINDOW_WRITES_MAX).next_multiple_of(CHUNK_ALIGN_BYTES);
+    chunk.clamp(CHUNK_BYTES_MIN, TRANSFER_BYTES_MAX)
+}
+
+/// `parts`, written back to back from `offset`, cut into pieces of at most `chunk_bytes`, in
 /// order; empty parts give none.
-fn pieces<'a>(parts: &'a [&'a [u8]], offset: u64) -> impl Iterator<Item = Piece<'a>> {
+fn pieces<'a>(
+    parts: &'a [&'a [u8]],
+    offset: u64,
+    chunk_bytes: usize,
+) -> impl Iterator<Item = Piece<'a>> {
     let mut position = offset;
     parts.iter().flat_map(move |part| {
         let start = position;
         position += part.len() as u64;
-        part.chunks(CHUNK_BYTES)
-            .zip((start..).step_by(CHUNK_BYTES))
+        part.chunks(chunk_bytes)
+            .zip((start..).step_by(chunk_bytes))
             .map(|(bytes, offset)| Piece { bytes, offset })
     })
 }
@@ -468,14 +492,14 @@ impl IoFile for UringFile {
         Ok(())
     }
 
-    /// Up to [`CHUNK_BYTES`]: one write, resubmitted for the rest after a short one. Longer:
-    /// chunks in flight together (see [`UringFile::write_windows`]).
+    /// Up to [`CHUNK_BYTES_MIN`]: one write, resubmitted for the rest after a short one.
+    /// Longer: chunks in flight together (see [`UringFile::write_windows`]).
     fn write_all_at(&self, mut bytes: &[u8], mut offset: u64) -> io::Result<()> {
-        if bytes.len() > CHUNK_BYTES {
+        if bytes.len() > CHUNK_BYTES_MIN {
             return self.write_windows(&[bytes], offset, false);
         }
         while !bytes.is_empty() {
-            let len = u32::try_from(bytes.len()).expect("at most CHUNK_BYTES");
+            let len = u32::try_from(bytes.len()).expect("at most CHUNK_BYTES_MIN");
             let source = bytes.as_ptr();
             let entry = || opcode::Write::new(self.fd(), source, len).offset(offset).build();
             // SAFETY: the write reads at most `len` bytes of `bytes`, borrowed for this whole
@@ -616,13 +640,27 @@ mod tests {
     }
 
     #[test]
+    fn a_write_is_cut_into_one_window_of_whole_page_chunks() {
+        assert_eq!(chunk_bytes(0), CHUNK_BYTES_MIN);
+        assert_eq!(chunk_bytes(3 << 20), CHUNK_BYTES_MIN);
+        assert_eq!(chunk_bytes(7 << 20), CHUNK_BYTES_MIN);
+        assert_eq!(chunk_bytes((7 << 20) + 1), CHUNK_BYTES_MIN + CHUNK_ALIGN_BYTES);
+        let chunk = chunk_bytes(64 << 20);
+        assert!(chunk.is_multiple_of(CHUNK_ALIGN_BYTES) && chunk * 7 >= 64 << 20);
+        assert!(chunk * 6 < 64 << 20, "seven chunks, the last one short");
+        assert_eq!(chunk_bytes(usize::MAX), TRANSFER_BYTES_MAX);
+    }
+
+    #[test]
     fn pieces_cut_parts_into_chunks_at_their_offsets() {
-        let big = vec![7; CHUNK_BYTES * 2 + 3];
+        let big = vec![7; CHUNK_BYTES_MIN * 2 + 3];
         let parts: [&[u8]; 4] = [b"ab", b"", &big, b"c"];
-        let got: Vec<(usize, u64)> =
-            pieces(&parts, 10).map(|piece| (piece.bytes.len(), piece.offset)).collect();
-        let chunk = CHUNK_BYTES as u64;
-        let expect = [(2, 10), (CHUNK_BYTES, 12), (CHUNK_BYTES, 12 + chunk), (3, 12 + 2 * chunk)];
+        let got: Vec<(usize, u64)> = pieces(&parts, 10, CHUNK_BYTES_MIN)
+            .map(|piece| (piece.bytes.len(), piece.offset))
+            .collect();
+        let chunk = CHUNK_BYTES_MIN as u64;
+        let chunk_len = CHUNK_BYTES_MIN;
+        let expect = [(2, 10), (chunk_len, 12), (chunk_len, 12 + chunk), (3, 12 + 2 * chunk)];
         assert_eq!(got, [&expect[..], &[(1, 15 + 2 * chunk)]].concat());
     }
 }
