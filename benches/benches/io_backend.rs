@@ -5,6 +5,9 @@
 //!   random 16-byte keys with 100-byte values into a fresh database from 1, 4 and 8 writer
 //!   threads; one iteration = the whole fill (setup and close outside the timing). io_uring
 //!   commits a group as a write linked to an fdatasync.
+//! - `sync_fill_pairs/{1thread,4threads,8threads}/{N}_writes`: the same fills in pairs, one on each backend
+//!   back to back (alternating which goes first), so that both see the same disk weather;
+//!   criterion times the pair, and the bench prints the median io_uring / std time ratio.
 //! - `segment_write/{io_uring,std}/{N}MiB`: one segment-sized buffer written to a new file and
 //!   synced (`write_all_at_and_sync`, as a flush or compaction writes a segment); io_uring
 //!   submits it in one `io_uring_enter` as 7 chunks in flight (1 MiB or more each) and an
@@ -82,22 +85,83 @@ fn sync_fill(c: &mut Criterion) {
             );
             group.bench_function(id, |b| {
                 b.iter_custom(|iterations| {
-                    let mut elapsed = Duration::ZERO;
-                    for _ in 0..iterations {
-                        let dir = tempfile::tempdir().expect("create a temporary directory");
-                        let options = Options::default().durability(Durability::Sync);
-                        let db = Db::open_with_io(dir.path(), options, Arc::clone(io))
-                            .expect("open a fresh db");
-                        assert_eq!(db.stats().io_backend, name);
-                        elapsed += zverse_benches::timed_fill(&db, &keys, &VALUE, thread_count);
-                        drop(db);
-                    }
-                    elapsed
+                    (0..iterations).map(|_| fill_once(name, io, &keys, thread_count)).sum()
                 });
             });
         }
     }
     group.finish();
+}
+
+/// One Sync fill of `keys` into a fresh database on `io`, from `thread_count` writers; the
+/// time of the fill alone.
+fn fill_once(name: &str, io: &Arc<dyn Io>, keys: &[[u8; KEY_LEN]], threads: usize) -> Duration {
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let options = Options::default().durability(Durability::Sync);
+    let db = Db::open_with_io(dir.path(), options, Arc::clone(io)).expect("open a fresh db");
+    assert_eq!(db.stats().io_backend, name);
+    zverse_benches::timed_fill(&db, keys, &VALUE, threads)
+}
+
+/// Pairs of Sync fills, one on each backend, back to back in alternating order: a pair sees
+/// one disk weather, so the ratio of its two times is steadier than the ratio of two medians
+/// taken half a minute apart. Criterion times the pair; the median ratio is printed.
+fn sync_fill_pairs(c: &mut Criterion) {
+    let test_mode = zverse_benches::is_test_mode();
+    let write_count = if test_mode { SYNC_WRITE_COUNT_TEST } else { SYNC_WRITE_COUNT };
+    let keys = keys(write_count);
+    let Ok(uring) = zverse_linux::select_io(Backend::Uring) else {
+        eprintln!("sync_fill_pairs skipped: io_uring is unavailable");
+        return;
+    };
+    let std_io = zverse_linux::select_io(Backend::Portable).expect("std always opens");
+    let mut group = c.benchmark_group("sync_fill_pairs");
+    group.sample_size(10).sampling_mode(SamplingMode::Flat);
+    for thread_count in THREAD_COUNTS {
+        let mut pairs: Vec<(Duration, Duration)> = Vec::new();
+        let id =
+            BenchmarkId::new(format!("{thread_count}threads"), format!("{write_count}_writes"));
+        group.bench_function(id, |b| {
+            b.iter_custom(|iterations| {
+                let mut elapsed = Duration::ZERO;
+                for _ in 0..iterations {
+                    let uring_first = pairs.len().is_multiple_of(2);
+                    let fill = |name, io| fill_once(name, io, &keys, thread_count);
+                    let (on_uring, on_std) = if uring_first {
+                        let on_uring = fill("io_uring", &uring);
+                        (on_uring, fill("std", &std_io))
+                    } else {
+                        let on_std = fill("std", &std_io);
+                        (fill("io_uring", &uring), on_std)
+                    };
+                    pairs.push((on_uring, on_std));
+                    elapsed += on_uring + on_std;
+                }
+                elapsed
+            });
+        });
+        print_pairs(thread_count, &pairs);
+    }
+    group.finish();
+}
+
+/// Prints the median io_uring / std time ratio of `pairs`, and each backend's median time.
+fn print_pairs(thread_count: usize, pairs: &[(Duration, Duration)]) {
+    if pairs.is_empty() {
+        return;
+    }
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let ratio = median(pairs.iter().map(|(u, s)| u.as_secs_f64() / s.as_secs_f64()).collect());
+    let uring_ms = median(pairs.iter().map(|(u, _)| u.as_secs_f64() * 1e3).collect());
+    let std_ms = median(pairs.iter().map(|(_, s)| s.as_secs_f64() * 1e3).collect());
+    println!(
+        "sync_fill_pairs/{thread_count} writers: io_uring / std time = {ratio:.2} (median of {} \
+         pairs; medians io_uring {uring_ms:.1} ms, std {std_ms:.1} ms)",
+        pairs.len()
+    );
 }
 
 fn segment_write(c: &mut Criterion) {
@@ -145,5 +209,5 @@ fn small_write(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, sync_fill, segment_write, small_write);
+criterion_group!(benches, sync_fill, sync_fill_pairs, segment_write, small_write);
 criterion_main!(benches);
