@@ -119,8 +119,9 @@ fn sync_fill_pairs(c: &mut Criterion) {
     group.sample_size(10).sampling_mode(SamplingMode::Flat);
     for thread_count in THREAD_COUNTS {
         let mut pairs: Vec<(Duration, Duration)> = Vec::new();
+        let threads = if thread_count == 1 { "thread" } else { "threads" };
         let id =
-            BenchmarkId::new(format!("{thread_count}threads"), format!("{write_count}_writes"));
+            BenchmarkId::new(format!("{thread_count}{threads}"), format!("{write_count}_writes"));
         group.bench_function(id, |b| {
             b.iter_custom(|iterations| {
                 let mut elapsed = Duration::ZERO;
