@@ -22,9 +22,11 @@
 //! write into the page cache costs 7 to 8 µs through the ring against 1 µs for `pwrite`
 //! (`small_write` in `benches/benches/io_backend.rs`), so a synced commit pays two thread
 //! handoffs that `pwrite` + `fdatasync` on the caller's thread do not. The setup flags that
-//! change how completions are delivered do not change this: `COOP_TASKRUN`, and
+//! change how completions are delivered do not change this: with `COOP_TASKRUN`, or
 //! `SINGLE_ISSUER | DEFER_TASKRUN` (which a ring per file shared by whichever writer leads a
-//! commit group cannot use anyway), were level with the plain ring within noise. Where the
+//! commit group cannot use anyway), a write + `fdatasync` commit measured level with the plain
+//! ring, and all of them 10% slower than `pwrite` + `fdatasync` (131 against 118 µs at load
+//! 0.8, with a scratch program that is not kept). Where the
 //! kernel cannot do the I/O without blocking, io_uring buys nothing for an engine that waits
 //! for each commit. Chunks in flight could pay only where the kernel runs writes
 //! concurrently (`O_DIRECT`, which ZVerse does not use): the `io-wq` workers run the buffered
@@ -33,8 +35,8 @@
 //!
 //! Registered files (`IORING_REGISTER_FILES`) saved under 1 µs of the 7 to 8 µs of a write
 //! submission, and registered buffers (a segment's buffer registered per write, as each flush
-//! has a new one) were no faster, and slower on 64 MiB once their registration was counted;
-//! neither is used. The figures and the commands are in the README's performance section.
+//! has a new one) were no faster, and slower on 64 MiB once their registration was counted
+//! (the same scratch program); neither is used. The bench figures are in the README.
 //!
 //! # Buffer ownership
 //!
