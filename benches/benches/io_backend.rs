@@ -14,6 +14,8 @@
 //!   fdatasync that drains them. Throughput in MB/s.
 //! - `small_write/{io_uring,std}/150B`: one unsynced 150-byte write to the page cache (the
 //!   size of a small commit group), which shows what a submission costs apart from the sync.
+//! - `ring_options/...`: the ring setups and registrations `UringIo` weighed, A/B (see the
+//!   module at the end).
 //!
 //! Where the kernel refuses io_uring, only the std cases run (and that is said on stderr).
 //!
@@ -210,5 +212,192 @@ fn small_write(c: &mut Criterion) {
     group.finish();
 }
 
+#[cfg(target_os = "linux")]
+criterion_group!(
+    benches,
+    sync_fill,
+    sync_fill_pairs,
+    segment_write,
+    small_write,
+    ring_options::ring_options
+);
+#[cfg(not(target_os = "linux"))]
 criterion_group!(benches, sync_fill, sync_fill_pairs, segment_write, small_write);
 criterion_main!(benches);
+
+/// The options `UringIo` weighed and left out, A/B against a plain ring, on the io-uring crate
+/// directly: unsynced writes into the page cache (syncs would drown the difference in disk
+/// noise), submitted and waited for as `UringIo` does.
+///
+/// - `ring_options/write_150B/{plain, registered_file, coop_taskrun, single_issuer_defer}`:
+///   one 150-byte write (a small commit group).
+/// - `ring_options/write_4MiB/{plain, registered_file, registered_buffer,
+///   registered_buffer_per_write}`: a 4 MiB segment as four 1 MiB writes in flight; the last
+///   registers the buffer for each write (a flush has a new buffer each time).
+#[cfg(target_os = "linux")]
+mod ring_options {
+    use std::fs::File;
+    use std::os::fd::AsRawFd;
+
+    use criterion::{BenchmarkId, Criterion, Throughput};
+    use io_uring::{IoUring, opcode, squeue, types};
+
+    const SMALL_BYTES: usize = 150;
+    const CHUNK_BYTES: usize = 1 << 20;
+    const CHUNK_COUNT: usize = 4;
+
+    /// How one case builds its ring and its write entries.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Setup {
+        Plain,
+        RegisteredFile,
+        RegisteredBuffer,
+        RegisteredBufferPerWrite,
+        CoopTaskrun,
+        SingleIssuerDefer,
+    }
+
+    impl Setup {
+        fn name(self) -> &'static str {
+            match self {
+                Setup::Plain => "plain",
+                Setup::RegisteredFile => "registered_file",
+                Setup::RegisteredBuffer => "registered_buffer",
+                Setup::RegisteredBufferPerWrite => "registered_buffer_per_write",
+                Setup::CoopTaskrun => "coop_taskrun",
+                Setup::SingleIssuerDefer => "single_issuer_defer",
+            }
+        }
+
+        fn ring(self, file: &File) -> IoUring {
+            let mut builder = IoUring::builder();
+            match self {
+                Setup::CoopTaskrun => {
+                    builder.setup_coop_taskrun();
+                }
+                Setup::SingleIssuerDefer => {
+                    builder.setup_single_issuer().setup_defer_taskrun();
+                }
+                _ => {}
+            }
+            let ring = builder.build(8).expect("create a ring");
+            if self == Setup::RegisteredFile {
+                ring.submitter().register_files(&[file.as_raw_fd()]).expect("register the file");
+            }
+            ring
+        }
+
+        /// A write of `bytes` at `offset`, through the registered file or buffer (index 0,
+        /// which starts at `base`) where this setup has one.
+        fn write(self, file: &File, base: *const u8, bytes: &[u8], offset: u64) -> squeue::Entry {
+            let len = u32::try_from(bytes.len()).expect("a chunk fits a u32");
+            match self {
+                Setup::RegisteredFile => {
+                    opcode::Write::new(types::Fixed(0), bytes.as_ptr(), len).offset(offset).build()
+                }
+                Setup::RegisteredBuffer | Setup::RegisteredBufferPerWrite => {
+                    assert!(bytes.as_ptr() >= base, "the chunk lies in the registered buffer");
+                    let fd = types::Fd(file.as_raw_fd());
+                    opcode::WriteFixed::new(fd, bytes.as_ptr(), len, 0).offset(offset).build()
+                }
+                _ => opcode::Write::new(types::Fd(file.as_raw_fd()), bytes.as_ptr(), len)
+                    .offset(offset)
+                    .build(),
+            }
+        }
+    }
+
+    /// Registers `buffer` as buffer 0 of `ring`.
+    ///
+    /// # Safety
+    ///
+    /// `buffer` must stay alive and unmoved until the registration is dropped (with
+    /// `unregister_buffers` or the ring).
+    unsafe fn register(ring: &IoUring, buffer: &[u8]) {
+        let iovec =
+            libc::iovec { iov_base: buffer.as_ptr().cast_mut().cast(), iov_len: buffer.len() };
+        // SAFETY: forwarded from this function's contract.
+        unsafe { ring.submitter().register_buffers(&[iovec]) }.expect("register the buffer");
+    }
+
+    /// Submits one write per chunk of `buffer` (all in flight) and waits for every completion.
+    fn write_chunks(ring: &mut IoUring, setup: Setup, file: &File, buffer: &[u8], chunk: usize) {
+        let chunk_count = buffer.len().div_ceil(chunk);
+        for (index, bytes) in buffer.chunks(chunk).enumerate() {
+            let entry = setup.write(file, buffer.as_ptr(), bytes, (index * chunk) as u64);
+            // SAFETY: the entry names `bytes`, part of `buffer`, which the caller borrows for
+            // this whole call; this call returns only after reaping every completion below.
+            let pushed = unsafe { ring.submission().push(&entry) };
+            pushed.expect("the ring holds the chunks");
+        }
+        ring.submit_and_wait(chunk_count).expect("submit and wait");
+        let mut reaped = 0;
+        for completion in ring.completion() {
+            let written = usize::try_from(completion.result()).expect("a write succeeded");
+            assert!(written > 0, "a write made progress");
+            reaped += 1;
+        }
+        assert_eq!(reaped, chunk_count, "every completion reaped before the buffer is free");
+    }
+
+    fn case(
+        c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+        setup: Setup,
+        size: &str,
+        buffer: &[u8],
+        chunk: usize,
+    ) {
+        let dir = tempfile::tempdir().expect("create a temporary directory");
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(dir.path().join("file"))
+            .expect("create a file");
+        let mut ring = setup.ring(&file);
+        if setup == Setup::RegisteredBuffer {
+            // SAFETY: `buffer` outlives `ring`, which holds the registration until dropped
+            // at the end of this function.
+            unsafe { register(&ring, buffer) };
+        }
+        c.bench_function(BenchmarkId::new(size, setup.name()), |b| {
+            b.iter(|| {
+                if setup == Setup::RegisteredBufferPerWrite {
+                    // SAFETY: `buffer` outlives the registration, dropped after the write.
+                    unsafe { register(&ring, buffer) };
+                }
+                write_chunks(&mut ring, setup, &file, buffer, chunk);
+                if setup == Setup::RegisteredBufferPerWrite {
+                    ring.submitter().unregister_buffers().expect("unregister the buffer");
+                }
+            });
+        });
+    }
+
+    pub(crate) fn ring_options(c: &mut Criterion) {
+        if let Err(error) = zverse_linux::probe() {
+            eprintln!("ring_options skipped: io_uring is unavailable ({error})");
+            return;
+        }
+        let mut group = c.benchmark_group("ring_options");
+        let small = [0xA5; SMALL_BYTES];
+        group.throughput(Throughput::Bytes(SMALL_BYTES as u64));
+        let small_setups =
+            [Setup::Plain, Setup::RegisteredFile, Setup::CoopTaskrun, Setup::SingleIssuerDefer];
+        for setup in small_setups {
+            case(&mut group, setup, "write_150B", &small, SMALL_BYTES);
+        }
+        let big: Vec<u8> = (0..CHUNK_BYTES * CHUNK_COUNT).map(|i| (i % 251) as u8).collect();
+        group.throughput(Throughput::BytesDecimal(big.len() as u64));
+        let big_setups = [
+            Setup::Plain,
+            Setup::RegisteredFile,
+            Setup::RegisteredBuffer,
+            Setup::RegisteredBufferPerWrite,
+        ];
+        for setup in big_setups {
+            case(&mut group, setup, "write_4MiB", &big, CHUNK_BYTES);
+        }
+        group.finish();
+    }
+}
