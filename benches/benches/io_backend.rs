@@ -5,8 +5,8 @@
 //!   random 16-byte keys with 100-byte values into a fresh database from 1, 4 and 8 writer
 //!   threads; one iteration = the whole fill (setup and close outside the timing). io_uring
 //!   commits a group as a write linked to an fdatasync.
-//! - `sync_fill_pairs/{1thread,4threads,8threads}/{N}_writes`: the same fills in pairs, one on each backend
-//!   back to back (alternating which goes first), so that both see the same disk weather;
+//! - `sync_fill_pairs/{1thread,4threads,8threads}/{N}_writes`: the same fills in pairs, one on each
+//!   backend back to back (alternating which goes first), so that both see the same disk weather;
 //!   criterion times the pair, and the bench prints the median io_uring / std time ratio.
 //! - `segment_write/{io_uring,std}/{N}MiB`: one segment-sized buffer written to a new file and
 //!   synced (`write_all_at_and_sync`, as a flush or compaction writes a segment); io_uring

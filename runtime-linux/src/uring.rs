@@ -15,28 +15,29 @@
 //!
 //! # What it costs (measured, not assumed)
 //!
-//! On ext4 (this project's machine, Linux 6.18) a buffered write through the ring is not done
-//! in the submitting thread: ext4 has no non-blocking buffered write path
-//! (`FMODE_BUF_WASYNC`), so io_uring hands every such write to an `io-wq` worker thread
-//! (`iou-wrk-*`), and it hands every `fdatasync` to one too, on every filesystem. A 150-byte
-//! write into the page cache costs 7 to 8 µs through the ring against 1 µs for `pwrite`
-//! (`small_write` in `benches/benches/io_backend.rs`), so a synced commit pays two thread
-//! handoffs that `pwrite` + `fdatasync` on the caller's thread do not. The setup flags that
-//! change how completions are delivered do not change this: with `COOP_TASKRUN`, or
-//! `SINGLE_ISSUER | DEFER_TASKRUN` (which a ring per file shared by whichever writer leads a
-//! commit group cannot use anyway), a write + `fdatasync` commit measured level with the plain
-//! ring, and all of them 10% slower than `pwrite` + `fdatasync` (131 against 118 µs at load
-//! 0.8, with a scratch program that is not kept). Where the
-//! kernel cannot do the I/O without blocking, io_uring buys nothing for an engine that waits
-//! for each commit. Chunks in flight could pay only where the kernel runs writes
+//! On ext4 (this project's machine, Linux 6.18) a buffered write through the ring is not done in
+//! the submitting thread: ext4 has no non-blocking buffered write path (`FMODE_BUF_WASYNC`), so
+//! io_uring hands every such write to an `io-wq` worker thread (`iou-wrk-*`), and it hands every
+//! `fdatasync` to one too, on every filesystem. A 150-byte write into the page cache costs 7 to 15
+//! µs through the ring against 1 to 3 µs for `pwrite` (`small_write` in
+//! `benches/benches/io_backend.rs`, five runs), so a synced commit pays two thread handoffs that
+//! `pwrite` + `fdatasync` on the caller's thread do not. The setup flags that change how
+//! completions are delivered do not change this (`ring_options` in the same bench): a 150-byte
+//! write took 6.8 to 10.1 µs with `COOP_TASKRUN` as on a plain ring, and 9.2 to 9.4 µs with
+//! `SINGLE_ISSUER | DEFER_TASKRUN` (which a ring per file shared by whichever writer leads a commit
+//! group could not use anyway). A write + `fdatasync` commit measured 10% slower than `pwrite` +
+//! `fdatasync` with every one of them (131 against 118 µs at load 0.8, with a scratch program that
+//! is not kept). Where the kernel cannot do the I/O without blocking, io_uring buys nothing for an
+//! engine that waits for each commit. Chunks in flight could pay only where the kernel runs writes
 //! concurrently (`O_DIRECT`, which ZVerse does not use): the `io-wq` workers run the buffered
-//! writes of one file one after another. A segment goes as chunks all the same, as the A/B
-//! against one write showed no difference beyond the noise.
+//! writes of one file one after another. A segment goes as chunks all the same, as the A/B against
+//! one write showed no difference beyond the noise.
 //!
-//! Registered files (`IORING_REGISTER_FILES`) saved under 1 µs of the 7 to 8 µs of a write
-//! submission, and registered buffers (a segment's buffer registered per write, as each flush
-//! has a new one) were no faster, and slower on 64 MiB once their registration was counted
-//! (the same scratch program); neither is used. The bench figures are in the README.
+//! Registered files and buffers do not pay here (`ring_options`, three runs): a registered
+//! file wrote 150 bytes in 6.7 to 10.2 µs against 6.9 to 9.9 µs, and 4 MiB in 173 to 307 µs
+//! against 268 to 464 µs, within the noise; a registered buffer wrote 4 MiB in 251 to 326 µs,
+//! level, but only when registered once, and the engine writes each segment from a new
+//! buffer: registered for each write, 4 MiB took 825 to 829 µs. Neither is used.
 //!
 //! # Buffer ownership
 //!

@@ -1,8 +1,8 @@
-//! Writers and readers on threads, on real files (the backend `ZVERSE_TEST_BACKEND` names), with a small memtable so that flushes run
-//! while they work: snapshot reads repeated during writes and flushes give identical answers,
-//! a key's latest version never goes backwards, a snapshot sees every write acknowledged before
-//! it was taken, an iterator held across flushes keeps yielding its data, and at the end every
-//! acknowledged write is readable.
+//! Writers and readers on threads, on real files (the backend `ZVERSE_TEST_BACKEND` names), with a
+//! small memtable so that flushes run while they work: snapshot reads repeated during writes and
+//! flushes give identical answers, a key's latest version never goes backwards, a snapshot sees
+//! every write acknowledged before it was taken, an iterator held across flushes keeps yielding its
+//! data, and at the end every acknowledged write is readable.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -1,5 +1,5 @@
-//! The engine end to end through its public API, on real files (the backend `ZVERSE_TEST_BACKEND` names): writes, every read kind,
-//! snapshots, flush to segments, reopen.
+//! The engine end to end through its public API, on real files (the backend `ZVERSE_TEST_BACKEND`
+//! names): writes, every read kind, snapshots, flush to segments, reopen.
 
 use zverse::{Db, Durability, Error, Options, Version};
 use zverse_tests::backend;

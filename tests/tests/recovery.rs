@@ -1,7 +1,8 @@
-//! Recovery, one scenario per test, on real files (the backend `ZVERSE_TEST_BACKEND` names): what `Db::open` does with a torn log tail,
-//! corrupt logs, segments and manifests, missing files, files a crash left behind, a held lock
-//! and a directory that is not a database. Damage is made by editing the files of a closed
-//! database; each test says which crash or fault the edited files stand for.
+//! Recovery, one scenario per test, on real files (the backend `ZVERSE_TEST_BACKEND` names): what
+//! `Db::open` does with a torn log tail, corrupt logs, segments and manifests, missing files, files
+//! a crash left behind, a held lock and a directory that is not a database. Damage is made by
+//! editing the files of a closed database; each test says which crash or fault the edited files
+//! stand for.
 
 use std::collections::BTreeMap;
 use std::fs;
