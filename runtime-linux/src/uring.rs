@@ -27,8 +27,13 @@
 //! `SINGLE_ISSUER | DEFER_TASKRUN` (which a ring per file shared by whichever writer leads a commit
 //! group could not use anyway). A write + `fdatasync` commit measured 10% slower than `pwrite` +
 //! `fdatasync` with every one of them (131 against 118 µs at load 0.8, with a scratch program that
-//! is not kept). Where the kernel cannot do the I/O without blocking, io_uring buys nothing for an
-//! engine that waits for each commit. Chunks in flight could pay only where the kernel runs writes
+//! is not kept). In the engine (`sync_fill_pairs`, 1 and 4 writers, load 1.9 to 2.6), a Sync
+//! fill took 1.10 to 1.19 times as long as on std with the linked commit, 1.05 to 1.17 with the
+//! write by `pwrite` and the `fdatasync` on the ring, 1.12 to 1.16 with the write on the ring and
+//! the `fdatasync` by syscall, and 1.00 to 1.04 with both by syscall (a temporary patch, not
+//! kept): each trip through a worker thread costs, the write's as much as the sync's. Where the
+//! kernel cannot do the I/O without blocking, io_uring buys nothing for an engine that waits
+//! for each commit. Chunks in flight could pay only where the kernel runs writes
 //! concurrently (`O_DIRECT`, which ZVerse does not use): the `io-wq` workers run the buffered
 //! writes of one file one after another. A segment goes as chunks all the same, as the A/B against
 //! one write showed no difference beyond the noise.
