@@ -1,10 +1,21 @@
-//! The group commit on each I/O backend: `Durability::Sync` fills of random 16-byte keys and
-//! 100-byte values from 1 and 4 writer threads, on io_uring (`UringIo`, a linked write +
-//! fdatasync per commit group) and on the std backend (`pwrite` then `fdatasync`), in one run
-//! so the two see the same disk weather.
+//! The I/O backends side by side, io_uring (`UringIo`) and std (`pwrite`, `fdatasync`), in one
+//! run so the two see the same disk weather:
 //!
-//! - `sync_fill/{io_uring,std}/{1thread,4threads}/{N}_writes`: N synced puts into a fresh
-//!   database, one iteration = the whole fill (setup and close outside the timing).
+//! - `sync_fill/{io_uring,std}/{1,4,8}thread(s)/{N}_writes`: `Durability::Sync` fills of N
+//!   random 16-byte keys with 100-byte values into a fresh database from 1, 4 and 8 writer
+//!   threads; one iteration = the whole fill (setup and close outside the timing). io_uring
+//!   commits a group as a write linked to an fdatasync.
+//! - `sync_fill_pairs/{1thread,4threads,8threads}/{N}_writes`: the same fills in pairs, one on each
+//!   backend back to back (alternating which goes first), so that both see the same disk weather;
+//!   criterion times the pair, and the bench prints the median io_uring / std time ratio.
+//! - `segment_write/{io_uring,std}/{N}MiB`: one segment-sized buffer written to a new file and
+//!   synced (`write_all_at_and_sync`, as a flush or compaction writes a segment); io_uring
+//!   submits it in one `io_uring_enter` as 7 chunks in flight (1 MiB or more each) and an
+//!   fdatasync that drains them. Throughput in MB/s.
+//! - `small_write/{io_uring,std}/150B`: one unsynced 150-byte write to the page cache (the
+//!   size of a small commit group), which shows what a submission costs apart from the sync.
+//! - `ring_options/...`: the ring setups and registrations `UringIo` weighed, A/B (see the
+//!   module at the end).
 //!
 //! Where the kernel refuses io_uring, only the std cases run (and that is said on stderr).
 //!
@@ -13,7 +24,7 @@
 #![allow(missing_docs, reason = "criterion's macros generate undocumented items")]
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
@@ -28,7 +39,13 @@ const VALUE: [u8; 100] = [0x5A; 100];
 const SYNC_WRITE_COUNT: usize = 1_000;
 /// The count in criterion's test mode (`cargo test --benches`), which runs in debug.
 const SYNC_WRITE_COUNT_TEST: usize = 100;
-const THREAD_COUNTS: [usize; 2] = [1, 4];
+const THREAD_COUNTS: [usize; 3] = [1, 4, 8];
+/// Segment sizes written by `segment_write`: a small flush and the default memtable (64 MiB).
+const SEGMENT_MIB: [usize; 2] = [4, 64];
+/// The size in test mode: three 1 MiB chunks and a partial one on io_uring.
+const SEGMENT_BYTES_TEST: usize = (3 << 20) + 4_321;
+/// The size of a small commit group, for `small_write`.
+const SMALL_WRITE_BYTES: usize = 150;
 const SEED: u64 = 0x5EED;
 
 fn keys(count: usize) -> Vec<[u8; KEY_LEN]> {
@@ -59,8 +76,10 @@ fn sync_fill(c: &mut Criterion) {
     let mut group = c.benchmark_group("sync_fill");
     group.sample_size(10).sampling_mode(SamplingMode::Flat);
     group.throughput(Throughput::Elements(write_count as u64));
-    for (name, io) in backends() {
-        for thread_count in THREAD_COUNTS {
+    let backends = backends();
+    for thread_count in THREAD_COUNTS {
+        for (name, io) in &backends {
+            let name = *name;
             let threads = if thread_count == 1 { "thread" } else { "threads" };
             let id = BenchmarkId::new(
                 format!("{name}/{thread_count}{threads}"),
@@ -68,15 +87,109 @@ fn sync_fill(c: &mut Criterion) {
             );
             group.bench_function(id, |b| {
                 b.iter_custom(|iterations| {
+                    (0..iterations).map(|_| fill_once(name, io, &keys, thread_count)).sum()
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
+/// One Sync fill of `keys` into a fresh database on `io`, from `thread_count` writers; the
+/// time of the fill alone.
+fn fill_once(name: &str, io: &Arc<dyn Io>, keys: &[[u8; KEY_LEN]], threads: usize) -> Duration {
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let options = Options::default().durability(Durability::Sync);
+    let db = Db::open_with_io(dir.path(), options, Arc::clone(io)).expect("open a fresh db");
+    assert_eq!(db.stats().io_backend, name);
+    zverse_benches::timed_fill(&db, keys, &VALUE, threads)
+}
+
+/// Pairs of Sync fills, one on each backend, back to back in alternating order: a pair sees
+/// one disk weather, so the ratio of its two times is steadier than the ratio of two medians
+/// taken half a minute apart. Criterion times the pair; the median ratio is printed.
+fn sync_fill_pairs(c: &mut Criterion) {
+    let test_mode = zverse_benches::is_test_mode();
+    let write_count = if test_mode { SYNC_WRITE_COUNT_TEST } else { SYNC_WRITE_COUNT };
+    let keys = keys(write_count);
+    let Ok(uring) = zverse_linux::select_io(Backend::Uring) else {
+        eprintln!("sync_fill_pairs skipped: io_uring is unavailable");
+        return;
+    };
+    let std_io = zverse_linux::select_io(Backend::Portable).expect("std always opens");
+    let mut group = c.benchmark_group("sync_fill_pairs");
+    group.sample_size(10).sampling_mode(SamplingMode::Flat);
+    for thread_count in THREAD_COUNTS {
+        let mut pairs: Vec<(Duration, Duration)> = Vec::new();
+        let threads = if thread_count == 1 { "thread" } else { "threads" };
+        let id =
+            BenchmarkId::new(format!("{thread_count}{threads}"), format!("{write_count}_writes"));
+        group.bench_function(id, |b| {
+            b.iter_custom(|iterations| {
+                let mut elapsed = Duration::ZERO;
+                for _ in 0..iterations {
+                    let uring_first = pairs.len().is_multiple_of(2);
+                    let fill = |name, io| fill_once(name, io, &keys, thread_count);
+                    let (on_uring, on_std) = if uring_first {
+                        let on_uring = fill("io_uring", &uring);
+                        (on_uring, fill("std", &std_io))
+                    } else {
+                        let on_std = fill("std", &std_io);
+                        (fill("io_uring", &uring), on_std)
+                    };
+                    pairs.push((on_uring, on_std));
+                    elapsed += on_uring + on_std;
+                }
+                elapsed
+            });
+        });
+        print_pairs(thread_count, &pairs);
+    }
+    group.finish();
+}
+
+/// Prints the median io_uring / std time ratio of `pairs`, and each backend's median time.
+fn print_pairs(thread_count: usize, pairs: &[(Duration, Duration)]) {
+    if pairs.is_empty() {
+        return;
+    }
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let ratio = median(pairs.iter().map(|(u, s)| u.as_secs_f64() / s.as_secs_f64()).collect());
+    let uring_ms = median(pairs.iter().map(|(u, _)| u.as_secs_f64() * 1e3).collect());
+    let std_ms = median(pairs.iter().map(|(_, s)| s.as_secs_f64() * 1e3).collect());
+    println!(
+        "sync_fill_pairs/{thread_count} writers: io_uring / std time = {ratio:.2} (median of {} \
+         pairs; medians io_uring {uring_ms:.1} ms, std {std_ms:.1} ms)",
+        pairs.len()
+    );
+}
+
+fn segment_write(c: &mut Criterion) {
+    let sizes: Vec<(String, usize)> = if zverse_benches::is_test_mode() {
+        vec![("3MiB_test".to_owned(), SEGMENT_BYTES_TEST)]
+    } else {
+        SEGMENT_MIB.iter().map(|&mib| (format!("{mib}MiB"), mib << 20)).collect()
+    };
+    let mut group = c.benchmark_group("segment_write");
+    group.sample_size(10).sampling_mode(SamplingMode::Flat);
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    for (size_name, bytes) in sizes {
+        let segment: Vec<u8> = (0..bytes).map(|i| (i % 251) as u8).collect();
+        group.throughput(Throughput::BytesDecimal(bytes as u64));
+        for (name, io) in backends() {
+            let path = dir.path().join(format!("{name}.seg"));
+            group.bench_function(BenchmarkId::new(name, &size_name), |b| {
+                b.iter_custom(|iterations| {
                     let mut elapsed = Duration::ZERO;
                     for _ in 0..iterations {
-                        let dir = tempfile::tempdir().expect("create a temporary directory");
-                        let options = Options::default().durability(Durability::Sync);
-                        let db = Db::open_with_io(dir.path(), options, Arc::clone(&io))
-                            .expect("open a fresh db");
-                        assert_eq!(db.stats().io_backend, name);
-                        elapsed += zverse_benches::timed_fill(&db, &keys, &VALUE, thread_count);
-                        drop(db);
+                        let _ = io.remove_file(&path);
+                        let file = io.create_new(&path).expect("create the segment file");
+                        let start = Instant::now();
+                        file.write_all_at_and_sync(&[&segment], 0).expect("write and sync");
+                        elapsed += start.elapsed();
                     }
                     elapsed
                 });
@@ -86,5 +199,205 @@ fn sync_fill(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, sync_fill);
+fn small_write(c: &mut Criterion) {
+    let mut group = c.benchmark_group("small_write");
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let bytes = [0xA5; SMALL_WRITE_BYTES];
+    for (name, io) in backends() {
+        let file = io.create_new(&dir.path().join(name)).expect("create a file");
+        group.bench_function(BenchmarkId::new(name, format!("{SMALL_WRITE_BYTES}B")), |b| {
+            b.iter(|| file.write_all_at(&bytes, 0).expect("write"));
+        });
+    }
+    group.finish();
+}
+
+#[cfg(target_os = "linux")]
+criterion_group!(
+    benches,
+    sync_fill,
+    sync_fill_pairs,
+    segment_write,
+    small_write,
+    ring_options::ring_options
+);
+#[cfg(not(target_os = "linux"))]
+criterion_group!(benches, sync_fill, sync_fill_pairs, segment_write, small_write);
 criterion_main!(benches);
+
+/// The options `UringIo` weighed and left out, A/B against a plain ring, on the io-uring crate
+/// directly: unsynced writes into the page cache (syncs would drown the difference in disk
+/// noise), submitted and waited for as `UringIo` does.
+///
+/// - `ring_options/write_150B/{plain, registered_file, coop_taskrun, single_issuer_defer}`:
+///   one 150-byte write (a small commit group).
+/// - `ring_options/write_4MiB/{plain, registered_file, registered_buffer,
+///   registered_buffer_per_write}`: a 4 MiB segment as four 1 MiB writes in flight; the last
+///   registers the buffer for each write (a flush has a new buffer each time).
+#[cfg(target_os = "linux")]
+mod ring_options {
+    use std::fs::File;
+    use std::os::fd::AsRawFd;
+
+    use criterion::{BenchmarkId, Criterion, Throughput};
+    use io_uring::{IoUring, opcode, squeue, types};
+
+    const SMALL_BYTES: usize = 150;
+    const CHUNK_BYTES: usize = 1 << 20;
+    const CHUNK_COUNT: usize = 4;
+
+    /// How one case builds its ring and its write entries.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Setup {
+        Plain,
+        RegisteredFile,
+        RegisteredBuffer,
+        RegisteredBufferPerWrite,
+        CoopTaskrun,
+        SingleIssuerDefer,
+    }
+
+    impl Setup {
+        fn name(self) -> &'static str {
+            match self {
+                Setup::Plain => "plain",
+                Setup::RegisteredFile => "registered_file",
+                Setup::RegisteredBuffer => "registered_buffer",
+                Setup::RegisteredBufferPerWrite => "registered_buffer_per_write",
+                Setup::CoopTaskrun => "coop_taskrun",
+                Setup::SingleIssuerDefer => "single_issuer_defer",
+            }
+        }
+
+        fn ring(self, file: &File) -> IoUring {
+            let mut builder = IoUring::builder();
+            match self {
+                Setup::CoopTaskrun => {
+                    builder.setup_coop_taskrun();
+                }
+                Setup::SingleIssuerDefer => {
+                    builder.setup_single_issuer().setup_defer_taskrun();
+                }
+                _ => {}
+            }
+            let ring = builder.build(8).expect("create a ring");
+            if self == Setup::RegisteredFile {
+                ring.submitter().register_files(&[file.as_raw_fd()]).expect("register the file");
+            }
+            ring
+        }
+
+        /// A write of `bytes` at `offset`, through the registered file or buffer (index 0,
+        /// which starts at `base`) where this setup has one.
+        fn write(self, file: &File, base: *const u8, bytes: &[u8], offset: u64) -> squeue::Entry {
+            let len = u32::try_from(bytes.len()).expect("a chunk fits a u32");
+            match self {
+                Setup::RegisteredFile => {
+                    opcode::Write::new(types::Fixed(0), bytes.as_ptr(), len).offset(offset).build()
+                }
+                Setup::RegisteredBuffer | Setup::RegisteredBufferPerWrite => {
+                    assert!(bytes.as_ptr() >= base, "the chunk lies in the registered buffer");
+                    let fd = types::Fd(file.as_raw_fd());
+                    opcode::WriteFixed::new(fd, bytes.as_ptr(), len, 0).offset(offset).build()
+                }
+                _ => opcode::Write::new(types::Fd(file.as_raw_fd()), bytes.as_ptr(), len)
+                    .offset(offset)
+                    .build(),
+            }
+        }
+    }
+
+    /// Registers `buffer` as buffer 0 of `ring`.
+    ///
+    /// # Safety
+    ///
+    /// `buffer` must stay alive and unmoved until the registration is dropped (with
+    /// `unregister_buffers` or the ring).
+    unsafe fn register(ring: &IoUring, buffer: &[u8]) {
+        let iovec =
+            libc::iovec { iov_base: buffer.as_ptr().cast_mut().cast(), iov_len: buffer.len() };
+        // SAFETY: forwarded from this function's contract.
+        unsafe { ring.submitter().register_buffers(&[iovec]) }.expect("register the buffer");
+    }
+
+    /// Submits one write per chunk of `buffer` (all in flight) and waits for every completion.
+    fn write_chunks(ring: &mut IoUring, setup: Setup, file: &File, buffer: &[u8], chunk: usize) {
+        let chunk_count = buffer.len().div_ceil(chunk);
+        for (index, bytes) in buffer.chunks(chunk).enumerate() {
+            let entry = setup.write(file, buffer.as_ptr(), bytes, (index * chunk) as u64);
+            // SAFETY: the entry names `bytes`, part of `buffer`, which the caller borrows for
+            // this whole call; this call returns only after reaping every completion below.
+            let pushed = unsafe { ring.submission().push(&entry) };
+            pushed.expect("the ring holds the chunks");
+        }
+        ring.submit_and_wait(chunk_count).expect("submit and wait");
+        let mut reaped = 0;
+        for completion in ring.completion() {
+            let written = usize::try_from(completion.result()).expect("a write succeeded");
+            assert!(written > 0, "a write made progress");
+            reaped += 1;
+        }
+        assert_eq!(reaped, chunk_count, "every completion reaped before the buffer is free");
+    }
+
+    fn case(
+        c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+        setup: Setup,
+        size: &str,
+        buffer: &[u8],
+        chunk: usize,
+    ) {
+        let dir = tempfile::tempdir().expect("create a temporary directory");
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(dir.path().join("file"))
+            .expect("create a file");
+        let mut ring = setup.ring(&file);
+        if setup == Setup::RegisteredBuffer {
+            // SAFETY: `buffer` outlives `ring`, which holds the registration until dropped
+            // at the end of this function.
+            unsafe { register(&ring, buffer) };
+        }
+        c.bench_function(BenchmarkId::new(size, setup.name()), |b| {
+            b.iter(|| {
+                if setup == Setup::RegisteredBufferPerWrite {
+                    // SAFETY: `buffer` outlives the registration, dropped after the write.
+                    unsafe { register(&ring, buffer) };
+                }
+                write_chunks(&mut ring, setup, &file, buffer, chunk);
+                if setup == Setup::RegisteredBufferPerWrite {
+                    ring.submitter().unregister_buffers().expect("unregister the buffer");
+                }
+            });
+        });
+    }
+
+    pub(crate) fn ring_options(c: &mut Criterion) {
+        if let Err(error) = zverse_linux::probe() {
+            eprintln!("ring_options skipped: io_uring is unavailable ({error})");
+            return;
+        }
+        let mut group = c.benchmark_group("ring_options");
+        let small = [0xA5; SMALL_BYTES];
+        group.throughput(Throughput::Bytes(SMALL_BYTES as u64));
+        let small_setups =
+            [Setup::Plain, Setup::RegisteredFile, Setup::CoopTaskrun, Setup::SingleIssuerDefer];
+        for setup in small_setups {
+            case(&mut group, setup, "write_150B", &small, SMALL_BYTES);
+        }
+        let big: Vec<u8> = (0..CHUNK_BYTES * CHUNK_COUNT).map(|i| (i % 251) as u8).collect();
+        group.throughput(Throughput::BytesDecimal(big.len() as u64));
+        let big_setups = [
+            Setup::Plain,
+            Setup::RegisteredFile,
+            Setup::RegisteredBuffer,
+            Setup::RegisteredBufferPerWrite,
+        ];
+        for setup in big_setups {
+            case(&mut group, setup, "write_4MiB", &big, CHUNK_BYTES);
+        }
+        group.finish();
+    }
+}

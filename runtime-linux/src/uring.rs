@@ -3,6 +3,47 @@
 //! ring; metadata calls (open, create, rename, remove, list, lock, directory sync) and
 //! mappings are the std backend's.
 //!
+//! # Writes
+//!
+//! A write and its sync go in windows of up to seven writes and the `fdatasync`, each window
+//! one `io_uring_enter` ([`UringFile::write_windows`]). A log commit is one write linked
+//! (`IO_LINK`) to the `fdatasync`. A segment (one buffer of up to 64 MiB by default) is cut
+//! into seven whole-page chunks of at least 1 MiB, submitted together and in flight at once,
+//! with an `fdatasync` flagged `IO_DRAIN` that starts when they all completed: one
+//! `io_uring_enter` per segment. Short, interrupted (`EINTR`, `EAGAIN`) and cancelled
+//! completions are settled per write: the rest is written and the sync redone ([`settle`]).
+//!
+//! # What it costs (measured, not assumed)
+//!
+//! On ext4 (this project's machine, Linux 6.18) a buffered write through the ring is not done in
+//! the submitting thread: ext4 has no non-blocking buffered write path (`FMODE_BUF_WASYNC`), so
+//! io_uring hands every such write to an `io-wq` worker thread (`iou-wrk-*`), and it hands every
+//! `fdatasync` to one too, on every filesystem. A 150-byte write into the page cache costs 7 to 15
+//! µs through the ring against 1 to 3 µs for `pwrite` (`small_write` in
+//! `benches/benches/io_backend.rs`, five runs), so a synced commit pays two thread handoffs that
+//! `pwrite` + `fdatasync` on the caller's thread do not. The setup flags that change how
+//! completions are delivered do not change this (`ring_options` in the same bench): a 150-byte
+//! write took 6.8 to 10.1 µs with `COOP_TASKRUN` as on a plain ring, and 9.2 to 9.4 µs with
+//! `SINGLE_ISSUER | DEFER_TASKRUN` (which a ring per file shared by whichever writer leads a commit
+//! group could not use anyway). A write + `fdatasync` commit measured 10% slower than `pwrite` +
+//! `fdatasync` with every one of them (131 against 118 µs at load 0.8, with a scratch program that
+//! is not kept). In the engine (`sync_fill_pairs`, 1 and 4 writers, load 1.9 to 2.6), a Sync
+//! fill took 1.10 to 1.19 times as long as on std with the linked commit, 1.05 to 1.17 with the
+//! write by `pwrite` and the `fdatasync` on the ring, 1.12 to 1.16 with the write on the ring and
+//! the `fdatasync` by syscall, and 1.00 to 1.04 with both by syscall (a temporary patch, not
+//! kept): each trip through a worker thread costs, the write's as much as the sync's. Where the
+//! kernel cannot do the I/O without blocking, io_uring buys nothing for an engine that waits
+//! for each commit. Chunks in flight could pay only where the kernel runs writes
+//! concurrently (`O_DIRECT`, which ZVerse does not use): the `io-wq` workers run the buffered
+//! writes of one file one after another. A segment goes as chunks all the same, as the A/B against
+//! one write showed no difference beyond the noise.
+//!
+//! Registered files and buffers do not pay here (`ring_options`, three runs): a registered
+//! file wrote 150 bytes in 6.7 to 10.2 µs against 6.9 to 9.9 µs, and 4 MiB in 173 to 307 µs
+//! against 268 to 464 µs, within the noise; a registered buffer wrote 4 MiB in 251 to 326 µs,
+//! level, but only when registered once, and the engine writes each segment from a new
+//! buffer: registered for each write, 4 MiB took 825 to 829 µs. Neither is used.
+//!
 //! # Buffer ownership
 //!
 //! A buffer named by a submitted entry belongs to the kernel until that entry's completion is
@@ -19,18 +60,32 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use io_uring::{IoUring, opcode, squeue, types};
 use zverse::io::{Advice, Io, IoFile, IoLock, Mapping, StdIo};
 
-/// Submission (and completion) queue slots: a group commit takes one per part plus the
-/// `fdatasync`; anything larger falls back to one write at a time.
+/// Submission (and completion) queue slots: up to `RING_ENTRIES - 1` writes in flight, plus
+/// the `fdatasync` that ends a synced write.
 const RING_ENTRIES: usize = 8;
 
-/// The largest single read or write submitted: a completion's result is an `i32`, and Linux
-/// caps one transfer at `0x7fff_f000` bytes anyway. Longer buffers go in pieces.
+/// Writes submitted at once (a window); the last window also carries the `fdatasync`.
+const WINDOW_WRITES_MAX: usize = RING_ENTRIES - 1;
+
+/// A write longer than this goes as several chunks in flight together (a segment is one buffer
+/// of up to tens of MiB): `WINDOW_WRITES_MAX` chunks of at least this size, so that a segment
+/// of up to 7 GiB is one window, one `io_uring_enter` with its `fdatasync`.
+const CHUNK_BYTES_MIN: usize = 1 << 20;
+
+/// Chunks are whole pages, so that two writes in flight never share a page of the cache.
+const CHUNK_ALIGN_BYTES: usize = 4096;
+
+/// The largest single read submitted: a completion's result is an `i32`, and Linux caps one
+/// transfer at `0x7fff_f000` bytes anyway. Longer buffers go in pieces.
 const TRANSFER_BYTES_MAX: usize = 1 << 30;
+const _: () = assert!(CHUNK_BYTES_MIN.is_multiple_of(CHUNK_ALIGN_BYTES));
+const _: () = assert!(CHUNK_BYTES_MIN <= TRANSFER_BYTES_MAX && WINDOW_WRITES_MAX >= 2);
 
 /// Consecutive `EINTR` / `EAGAIN` completions of one operation before the error is returned.
 const RETRIES_MAX: u32 = 64;
@@ -45,9 +100,9 @@ const WAIT_RETRIES_MAX: u32 = 100_000;
 /// engine only maps cost none), behind a mutex: one operation at a time per file, as the
 /// engine has one writer per file, while a segment being written never waits behind a log
 /// commit or the reverse.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct UringIo {
-    _probed: (),
+    faults: Arc<Faults>,
 }
 
 /// A file opened by [`UringIo`]: its descriptor, used by the ring's entries, and its ring.
@@ -55,6 +110,34 @@ pub struct UringIo {
 pub struct UringFile {
     file: File,
     ring: Ring,
+    faults: Arc<Faults>,
+}
+
+/// Faults a test injects into the completions of a [`UringIo`] and every file it opened.
+#[derive(Debug, Default)]
+struct Faults {
+    /// An errno that replaces the result of `fdatasync` completions; zero for none.
+    sync_errno: AtomicI32,
+    /// Successful `fdatasync` completions still reported as they are before `sync_errno`
+    /// replaces them.
+    sync_ok_left: AtomicU64,
+}
+
+impl Faults {
+    /// The result the engine sees for an `fdatasync` completion whose kernel result is
+    /// `result`: a sync that succeeded fails with the injected errno, if there is one and no
+    /// success is left to report first.
+    fn sync_result(&self, result: i32) -> i32 {
+        let errno = self.sync_errno.load(Ordering::Relaxed);
+        if errno <= 0 || result < 0 {
+            return result;
+        }
+        let decrement = |left: u64| left.checked_sub(1);
+        match self.sync_ok_left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, decrement) {
+            Ok(_) => result,
+            Err(_) => -errno,
+        }
+    }
 }
 
 /// A read-only memory map of a whole file (the same as the std backend's).
@@ -89,13 +172,24 @@ impl UringIo {
         // SAFETY: a no-op names no buffer, so nothing must outlive the call.
         unsafe { ring.submit_and_reap(&[opcode::Nop::new().build()], &mut result) }?;
         completion(result[0])?;
-        Ok(UringIo { _probed: () })
+        Ok(UringIo { faults: Arc::default() })
     }
-}
 
-/// A file on io_uring; its ring comes with its first read, write or sync.
-fn uring_file(file: File) -> Box<dyn IoFile> {
-    Box::new(UringFile { file, ring: Ring::unstarted() })
+    /// After the next `ok_count` successful `fdatasync` completions of this backend's files
+    /// (opened before or after this call), every successful one reports `-errno` instead;
+    /// `errno == 0` stops the faults. The sync itself still runs: the fault is in what the
+    /// engine is told, as when the kernel reports a failed writeback. For tests of the
+    /// engine's reaction to a failed sync; it costs one atomic load per sync otherwise.
+    #[doc(hidden)]
+    pub fn fail_syncs_after(&self, ok_count: u64, errno: i32) {
+        self.faults.sync_ok_left.store(ok_count, Ordering::Relaxed);
+        self.faults.sync_errno.store(errno, Ordering::Relaxed);
+    }
+
+    /// A file on io_uring; its ring comes with its first read, write or sync.
+    fn file(&self, file: File) -> Box<dyn IoFile> {
+        Box::new(UringFile { file, ring: Ring::unstarted(), faults: Arc::clone(&self.faults) })
+    }
 }
 
 impl Ring {
@@ -251,15 +345,15 @@ impl Io for UringIo {
     }
 
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn IoFile>> {
-        Ok(uring_file(OpenOptions::new().read(true).write(true).create_new(true).open(path)?))
+        Ok(self.file(OpenOptions::new().read(true).write(true).create_new(true).open(path)?))
     }
 
     fn open_read_write(&self, path: &Path) -> io::Result<Box<dyn IoFile>> {
-        Ok(uring_file(OpenOptions::new().read(true).write(true).open(path)?))
+        Ok(self.file(OpenOptions::new().read(true).write(true).open(path)?))
     }
 
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn IoFile>> {
-        Ok(uring_file(File::open(path)?))
+        Ok(self.file(File::open(path)?))
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
@@ -281,17 +375,24 @@ impl UringFile {
     }
 
     /// Runs one entry to completion, resubmitting it (rebuilt by `entry`) after an `EINTR` or
-    /// `EAGAIN` completion.
+    /// `EAGAIN` completion. `is_sync` says the entry is an `fdatasync` (for injected faults).
     ///
     /// # Safety
     ///
     /// As [`Ring::submit_and_reap`]: the buffers `entry` names stay valid until this returns.
-    unsafe fn run_one(&self, entry: impl Fn() -> squeue::Entry) -> io::Result<usize> {
+    unsafe fn run_one(
+        &self,
+        entry: impl Fn() -> squeue::Entry,
+        is_sync: bool,
+    ) -> io::Result<usize> {
         let mut retries = 0;
         loop {
             let mut result = [0];
             // SAFETY: forwarded from this function's contract.
             unsafe { self.ring.submit_and_reap(&[entry()], &mut result) }?;
+            if is_sync {
+                result[0] = self.faults.sync_result(result[0]);
+            }
             match completion(result[0]) {
                 Err(error) if is_retryable(&error) && retries < RETRIES_MAX => retries += 1,
                 outcome => return outcome,
@@ -302,6 +403,115 @@ impl UringFile {
     fn fdatasync_entry(&self) -> squeue::Entry {
         opcode::Fsync::new(self.fd()).flags(types::FsyncFlags::DATASYNC).build()
     }
+
+    /// Writes `parts` back to back from `offset` as pieces (each part, or chunks of it; see
+    /// [`chunk_bytes`]), in windows of up to [`WINDOW_WRITES_MAX`] writes submitted in one
+    /// `io_uring_enter` and in flight together; then, if `sync`, an `fdatasync` rides in the
+    /// last window (see [`UringFile::write_window`]).
+    fn write_windows(&self, parts: &[&[u8]], offset: u64, sync: bool) -> io::Result<()> {
+        let total_bytes = parts.iter().map(|part| part.len()).sum();
+        let mut pieces = pieces(parts, offset, chunk_bytes(total_bytes)).peekable();
+        loop {
+            let mut window = [Piece::EMPTY; WINDOW_WRITES_MAX];
+            let mut count = 0;
+            for (slot, piece) in window.iter_mut().zip(pieces.by_ref()) {
+                *slot = piece;
+                count += 1;
+            }
+            let last = pieces.peek().is_none();
+            self.write_window(&window[..count], sync && last)?;
+            if last {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Submits `window`'s writes (and an `fdatasync` after them if `sync`) in one
+    /// `io_uring_enter`, reaps every completion, then finishes what the kernel left undone one
+    /// call at a time: the rest of a short, interrupted or cancelled write, and the sync.
+    ///
+    /// The writes are independent: the kernel may run them in any order or at once (they never
+    /// overlap). The `fdatasync` must start only after they all completed: after a single
+    /// write (a log commit) it is linked to it (`IO_LINK`: a short or failed write cancels the
+    /// sync with `ECANCELED`); after several (a segment's chunks, a commit of several parts)
+    /// it drains them (`IO_DRAIN`: it starts once every entry submitted before it completed,
+    /// and nothing else is in flight on this file's ring). Either way a sync after a write
+    /// that was not whole counts for nothing and is redone after the rest is written.
+    fn write_window(&self, window: &[Piece<'_>], sync: bool) -> io::Result<()> {
+        assert!(window.len() <= WINDOW_WRITES_MAX && (sync || !window.is_empty()));
+        let mut entries: [squeue::Entry; RING_ENTRIES] =
+            std::array::from_fn(|_| opcode::Nop::new().build());
+        let mut lengths = [0; WINDOW_WRITES_MAX];
+        for ((entry, length), piece) in entries.iter_mut().zip(&mut lengths).zip(window) {
+            *length = piece.bytes.len();
+            let len =
+                u32::try_from(piece.bytes.len()).expect("a piece is at most TRANSFER_BYTES_MAX");
+            let write = opcode::Write::new(self.fd(), piece.bytes.as_ptr(), len)
+                .offset(piece.offset)
+                .build();
+            *entry =
+                if sync && window.len() == 1 { write.flags(squeue::Flags::IO_LINK) } else { write };
+        }
+        let count = window.len() + usize::from(sync);
+        if sync {
+            let fdatasync = self.fdatasync_entry();
+            entries[window.len()] =
+                if window.len() > 1 { fdatasync.flags(squeue::Flags::IO_DRAIN) } else { fdatasync };
+        }
+        let mut results = [0; RING_ENTRIES];
+        // SAFETY: the buffer ownership contract (module docs). Each write names at most
+        // `piece.bytes.len()` bytes of `piece.bytes`, which borrows from the caller's `parts`
+        // for this whole call; `submit_and_reap` returns only after it reaped the completion
+        // of every entry the kernel consumed (and never submits the others), so the kernel is
+        // done reading every buffer before this call can return or unwind. The fdatasync
+        // names no buffer.
+        unsafe { self.ring.submit_and_reap(&entries[..count], &mut results[..count]) }?;
+        if sync {
+            results[window.len()] = self.faults.sync_result(results[window.len()]);
+        }
+        let settled = settle(&lengths[..window.len()], &results[..count])?;
+        for (piece, &written) in window.iter().zip(&settled.written) {
+            if written < piece.bytes.len() {
+                self.write_all_at(&piece.bytes[written..], piece.offset + written as u64)?;
+            }
+        }
+        if sync && !settled.synced { self.sync_data() } else { Ok(()) }
+    }
+}
+
+/// One write of a window: bytes, and the file offset they go to.
+#[derive(Clone, Copy, Debug)]
+struct Piece<'a> {
+    bytes: &'a [u8],
+    offset: u64,
+}
+
+impl Piece<'_> {
+    const EMPTY: Piece<'static> = Piece { bytes: &[], offset: 0 };
+}
+
+/// The size of the chunks a write of `total_bytes` is cut into: one window's worth (a seventh,
+/// in whole pages), at least [`CHUNK_BYTES_MIN`], at most [`TRANSFER_BYTES_MAX`].
+fn chunk_bytes(total_bytes: usize) -> usize {
+    let chunk = total_bytes.div_ceil(WINDOW_WRITES_MAX).next_multiple_of(CHUNK_ALIGN_BYTES);
+    chunk.clamp(CHUNK_BYTES_MIN, TRANSFER_BYTES_MAX)
+}
+
+/// `parts`, written back to back from `offset`, cut into pieces of at most `chunk_bytes`, in
+/// order; empty parts give none.
+fn pieces<'a>(
+    parts: &'a [&'a [u8]],
+    offset: u64,
+    chunk_bytes: usize,
+) -> impl Iterator<Item = Piece<'a>> {
+    let mut position = offset;
+    parts.iter().flat_map(move |part| {
+        let start = position;
+        position += part.len() as u64;
+        part.chunks(chunk_bytes)
+            .zip((start..).step_by(chunk_bytes))
+            .map(|(bytes, offset)| Piece { bytes, offset })
+    })
 }
 
 impl IoFile for UringFile {
@@ -313,7 +523,7 @@ impl IoFile for UringFile {
             // SAFETY: the read writes at most `len` bytes into `buf`, which is exclusively
             // borrowed for this whole call; `run_one` returns only after the read's
             // completion is reaped, so the kernel is done writing before the borrow ends.
-            let read = unsafe { self.run_one(entry) }?;
+            let read = unsafe { self.run_one(entry, false) }?;
             if read == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
@@ -323,19 +533,24 @@ impl IoFile for UringFile {
         Ok(())
     }
 
+    /// Up to [`CHUNK_BYTES_MIN`]: one write, resubmitted for the rest after a short one.
+    /// Longer: chunks in flight together (see [`UringFile::write_windows`]).
     fn write_all_at(&self, mut bytes: &[u8], mut offset: u64) -> io::Result<()> {
+        if bytes.len() > CHUNK_BYTES_MIN {
+            return self.write_windows(&[bytes], offset, false);
+        }
         while !bytes.is_empty() {
-            let len = bytes.len().min(TRANSFER_BYTES_MAX);
+            let len = u32::try_from(bytes.len()).expect("at most CHUNK_BYTES_MIN");
             let source = bytes.as_ptr();
-            let entry = || opcode::Write::new(self.fd(), source, len as u32).offset(offset).build();
+            let entry = || opcode::Write::new(self.fd(), source, len).offset(offset).build();
             // SAFETY: the write reads at most `len` bytes of `bytes`, borrowed for this whole
             // call; `run_one` returns only after the write's completion is reaped.
-            let written = unsafe { self.run_one(entry) }?;
+            let written = unsafe { self.run_one(entry, false) }?;
             if written == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
             // A short write: resubmit the remainder.
-            bytes = &bytes[written.min(len)..];
+            bytes = &bytes[written.min(bytes.len())..];
             offset += written as u64;
         }
         Ok(())
@@ -343,7 +558,7 @@ impl IoFile for UringFile {
 
     fn sync_data(&self) -> io::Result<()> {
         // SAFETY: an fdatasync names no buffer.
-        unsafe { self.run_one(|| self.fdatasync_entry()) }.map(drop)
+        unsafe { self.run_one(|| self.fdatasync_entry(), true) }.map(drop)
     }
 
     fn len_bytes(&self) -> io::Result<u64> {
@@ -354,40 +569,12 @@ impl IoFile for UringFile {
         self.file.set_len(len)
     }
 
-    /// One group commit: each part's write linked (`IO_LINK`) to the next entry and the last
-    /// to an `fdatasync`, all submitted in one `io_uring_enter`. A short write breaks the
-    /// link (the kernel cancels the rest with `ECANCELED`): the remainders are then written
-    /// and synced one call at a time.
+    /// One group commit, or a whole segment: [`UringFile::write_windows`] with the sync. A log
+    /// commit (one small part) is a single `io_uring_enter` of a write linked to an
+    /// `fdatasync`; a segment of `n` MiB is `ceil(n / 7)` windows of 1 MiB writes in flight
+    /// together, the last window's writes linked to the `fdatasync`.
     fn write_all_at_and_sync(&self, parts: &[&[u8]], offset: u64) -> io::Result<()> {
-        if parts.len() >= RING_ENTRIES {
-            return write_parts_then_sync(self, parts, offset);
-        }
-        let mut entries: [squeue::Entry; RING_ENTRIES] =
-            std::array::from_fn(|_| opcode::Nop::new().build());
-        let mut position = offset;
-        for (entry, part) in entries.iter_mut().zip(parts) {
-            let len = part.len().min(TRANSFER_BYTES_MAX) as u32;
-            *entry = opcode::Write::new(self.fd(), part.as_ptr(), len)
-                .offset(position)
-                .build()
-                .flags(squeue::Flags::IO_LINK);
-            position += part.len() as u64;
-        }
-        entries[parts.len()] = self.fdatasync_entry();
-        let count = parts.len() + 1;
-        let mut results = [0; RING_ENTRIES];
-        // SAFETY: each write reads at most its part's length from `parts`, borrowed for this
-        // whole call, and `submit_and_reap` returns only after reaping every completion.
-        unsafe { self.ring.submit_and_reap(&entries[..count], &mut results[..count]) }?;
-        let settled = settle(parts, &results[..count])?;
-        let mut position = offset;
-        for (part, &written) in parts.iter().zip(&settled.written) {
-            if written < part.len() {
-                self.write_all_at(&part[written..], position + written as u64)?;
-            }
-            position += part.len() as u64;
-        }
-        if settled.synced { Ok(()) } else { self.sync_data() }
+        self.write_windows(parts, offset, true)
     }
 
     fn map(&self) -> io::Result<Box<dyn Mapping>> {
@@ -400,47 +587,44 @@ impl IoFile for UringFile {
     }
 }
 
-/// The default group commit, for more parts than the ring holds at once.
-fn write_parts_then_sync(file: &UringFile, parts: &[&[u8]], offset: u64) -> io::Result<()> {
-    let mut position = offset;
-    for part in parts {
-        file.write_all_at(part, position)?;
-        position += part.len() as u64;
-    }
-    file.sync_data()
-}
-
-/// What a linked group commit achieved: bytes written per part, and whether its
-/// `fdatasync` covered all of them.
+/// What one window achieved: bytes written per write, and whether its `fdatasync` (if it had
+/// one) covered all of them.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Settled {
-    /// Bytes written of `parts[i]`, at `written[i]`; zero past the parts.
-    pub(crate) written: [usize; RING_ENTRIES],
+    /// Bytes written of write `i`, at `written[i]`; zero past the window's writes.
+    pub(crate) written: [usize; WINDOW_WRITES_MAX],
     pub(crate) synced: bool,
 }
 
-/// Reads the completions of a linked group commit (`results[i]` for `parts[i]`, the last for
-/// the `fdatasync`): a short write, or one cancelled (`ECANCELED`) or interrupted (`EINTR`,
-/// `EAGAIN`), leaves a remainder to write; the sync counts only if it succeeded after every
-/// write was whole. Any other error is returned, the first in submission order: a failed
-/// `fdatasync` is the engine's cue to turn read-only.
-pub(crate) fn settle(parts: &[&[u8]], results: &[i32]) -> io::Result<Settled> {
-    assert_eq!(results.len(), parts.len() + 1, "one result per part, then the sync's");
-    assert!(parts.len() < RING_ENTRIES, "the group commit fits in the ring");
-    let mut written = [0; RING_ENTRIES];
-    for ((part, &result), bytes) in parts.iter().zip(results).zip(&mut written) {
+/// Reads the completions of a window: `results[i]` for the write of `lengths[i]` bytes, then,
+/// if there is one more result, the `fdatasync`'s. A short write, or one cancelled
+/// (`ECANCELED`) or interrupted (`EINTR`, `EAGAIN`), leaves a remainder to write; the sync
+/// counts only if it succeeded after every write was whole. Any other error is returned, the
+/// first in submission order: a failed `fdatasync` is the engine's cue to turn read-only.
+pub(crate) fn settle(lengths: &[usize], results: &[i32]) -> io::Result<Settled> {
+    assert!(lengths.len() <= WINDOW_WRITES_MAX, "a window's writes fit in the ring");
+    assert!(
+        results.len() == lengths.len() || results.len() == lengths.len() + 1,
+        "one result per write, then the sync's if there is one"
+    );
+    let mut written = [0; WINDOW_WRITES_MAX];
+    for ((&length, &result), bytes) in lengths.iter().zip(results).zip(&mut written) {
         *bytes = match completion(result) {
-            Ok(count) => count.min(part.len()),
+            Ok(count) => count.min(length),
             Err(error) if is_retryable(&error) || result == -libc::ECANCELED => 0,
             Err(error) => return Err(error),
         };
     }
-    let whole = parts.iter().zip(&written).all(|(part, &bytes)| bytes == part.len());
-    let synced = match completion(results[parts.len()]) {
-        Ok(_) => whole,
-        Err(error) if is_retryable(&error) || results[parts.len()] == -libc::ECANCELED => false,
-        Err(error) => return Err(error),
-    };
+    let whole = lengths.iter().zip(&written).all(|(&length, &bytes)| bytes == length);
+    let synced =
+        match results.get(lengths.len()).copied().map(|result| (result, completion(result))) {
+            None => false,
+            Some((_, Ok(_))) => whole,
+            Some((result, Err(error))) if is_retryable(&error) || result == -libc::ECANCELED => {
+                false
+            }
+            Some((_, Err(error))) => return Err(error),
+        };
     Ok(Settled { written, synced })
 }
 
@@ -466,10 +650,10 @@ mod tests {
     const CANCELED: i32 = -libc::ECANCELED;
 
     fn check(results: &[i32], expect: Result<(&[usize], bool), i32>) {
-        let parts: [&[u8]; 2] = [b"head", b"body!"];
-        let got = settle(&parts, results).map_err(|error| error.raw_os_error().unwrap());
+        let lengths = [4, 5];
+        let got = settle(&lengths, results).map_err(|error| error.raw_os_error().unwrap());
         let expect = expect.map(|(written_parts, synced)| {
-            let mut written = [0; RING_ENTRIES];
+            let mut written = [0; WINDOW_WRITES_MAX];
             written[..written_parts.len()].copy_from_slice(written_parts);
             Settled { written, synced }
         });
@@ -490,5 +674,34 @@ mod tests {
         check(&[4, 5, -libc::EIO], Err(libc::EIO));
         check(&[-libc::ENOSPC, CANCELED, CANCELED], Err(libc::ENOSPC));
         check(&[4, -libc::EBADF, CANCELED], Err(libc::EBADF));
+        // A window without a sync (chunks of a long unsynced write, never linked).
+        check(&[4, 5], Ok((&[4, 5], false)));
+        check(&[1, -libc::EAGAIN], Ok((&[1, 0], false)));
+        check(&[-libc::EIO, 5], Err(libc::EIO));
+    }
+
+    #[test]
+    fn a_write_is_cut_into_one_window_of_whole_page_chunks() {
+        assert_eq!(chunk_bytes(0), CHUNK_BYTES_MIN);
+        assert_eq!(chunk_bytes(3 << 20), CHUNK_BYTES_MIN);
+        assert_eq!(chunk_bytes(7 << 20), CHUNK_BYTES_MIN);
+        assert_eq!(chunk_bytes((7 << 20) + 1), CHUNK_BYTES_MIN + CHUNK_ALIGN_BYTES);
+        let chunk = chunk_bytes(64 << 20);
+        assert!(chunk.is_multiple_of(CHUNK_ALIGN_BYTES) && chunk * 7 >= 64 << 20);
+        assert!(chunk * 6 < 64 << 20, "seven chunks, the last one short");
+        assert_eq!(chunk_bytes(usize::MAX), TRANSFER_BYTES_MAX);
+    }
+
+    #[test]
+    fn pieces_cut_parts_into_chunks_at_their_offsets() {
+        let big = vec![7; CHUNK_BYTES_MIN * 2 + 3];
+        let parts: [&[u8]; 4] = [b"ab", b"", &big, b"c"];
+        let got: Vec<(usize, u64)> = pieces(&parts, 10, CHUNK_BYTES_MIN)
+            .map(|piece| (piece.bytes.len(), piece.offset))
+            .collect();
+        let chunk = CHUNK_BYTES_MIN as u64;
+        let chunk_len = CHUNK_BYTES_MIN;
+        let expect = [(2, 10), (chunk_len, 12), (chunk_len, 12 + chunk), (3, 12 + 2 * chunk)];
+        assert_eq!(got, [&expect[..], &[(1, 15 + 2 * chunk)]].concat());
     }
 }

@@ -132,9 +132,10 @@ fn auto_runs_on_io_uring_where_the_kernel_allows_it_and_portable_on_std() {
     assert_eq!(db.stats().io_backend, "std");
 }
 
-/// Group commits of a few parts (linked in one submission), of more parts than the ring holds
-/// (one write at a time), with empty parts, and one that fails: the bytes land in order, the
-/// error is the kernel's, and the ring still works afterwards (nothing was left in flight).
+/// Group commits of a few parts (linked in one submission), of more parts than one window
+/// holds (several windows), with empty parts, and one that fails; a 3 MiB synced write and a
+/// 5 MiB unsynced one (1 MiB chunks in flight together): the bytes land in order, the error is
+/// the kernel's, and the ring still works afterwards (nothing was left in flight).
 #[cfg(target_os = "linux")]
 #[test]
 fn uring_group_commits_land_in_order_and_a_failed_one_leaves_the_ring_usable() {
@@ -170,4 +171,10 @@ fn uring_group_commits_land_in_order_and_a_failed_one_leaves_the_ring_usable() {
     let mut read = vec![0; big.len()];
     reader.read_exact_at(&mut read, 1 << 20).unwrap();
     assert!(read == big, "a 3 MiB write reads back");
+    let big: Vec<u8> = (0..5 << 20).map(|i: u32| (i / 4096) as u8).collect();
+    file.write_all_at(&big, 12_345).unwrap();
+    file.sync_data().unwrap();
+    let mut read = vec![0; big.len()];
+    reader.read_exact_at(&mut read, 12_345).unwrap();
+    assert!(read == big, "a 5 MiB unsynced write reads back");
 }

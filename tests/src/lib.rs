@@ -1,6 +1,7 @@
 //! ZVerse's integration, model, crash and fault tests, and [`sim_io::SimIo`], the simulated
 //! disk they run the engine on. The core's own tests live beside its code in `core/`.
 
+pub mod backend;
 pub mod sim_io;
 
 pub mod crash_workload;

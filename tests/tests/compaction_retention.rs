@@ -2,6 +2,7 @@
 //! keep the segments they started with.
 
 use zverse::{Db, Durability, Options, Retention, Version};
+use zverse_tests::backend;
 
 fn options(retention: Retention) -> Options {
     Options::default()
@@ -40,7 +41,7 @@ fn write_rounds(db: &Db) -> Vec<Version> {
 #[test]
 fn retention_all_keeps_every_version_through_compaction() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), options(Retention::All)).unwrap();
+    let db = backend::open(dir.path(), options(Retention::All)).unwrap();
     let rounds = write_rounds(&db);
     assert!(db.stats().segment_count >= 5);
     db.compact().unwrap();
@@ -53,14 +54,14 @@ fn retention_all_keeps_every_version_through_compaction() {
     }
     assert_eq!(db.get_at(b"k007", rounds[3]).unwrap(), None);
     drop(db);
-    let db = Db::open(dir.path(), options(Retention::All)).unwrap();
+    let db = backend::open(dir.path(), options(Retention::All)).unwrap();
     assert_eq!(db.history(b"k042").unwrap().count(), 5);
 }
 
 #[test]
 fn retention_by_count_keeps_the_newest_versions_and_snapshots_pin_older_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), options(Retention::Versions(2))).unwrap();
+    let db = backend::open(dir.path(), options(Retention::Versions(2))).unwrap();
     let mut rounds = write_rounds(&db)[..2].to_vec();
     rounds.truncate(2);
     // A snapshot taken now pins round 4's values (the newest when it was taken).
@@ -85,7 +86,7 @@ fn retention_by_count_keeps_the_newest_versions_and_snapshots_pin_older_ones() {
 #[test]
 fn a_deleted_key_disappears_at_the_bottom_when_nothing_pins_it() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), options(Retention::Versions(1))).unwrap();
+    let db = backend::open(dir.path(), options(Retention::Versions(1))).unwrap();
     db.put(b"gone", b"1").unwrap();
     db.flush().unwrap();
     db.delete(b"gone").unwrap();
@@ -99,7 +100,7 @@ fn a_deleted_key_disappears_at_the_bottom_when_nothing_pins_it() {
 #[test]
 fn a_reader_keeps_its_segments_across_a_compaction() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), options(Retention::Versions(1))).unwrap();
+    let db = backend::open(dir.path(), options(Retention::Versions(1))).unwrap();
     write_rounds(&db);
     let inputs = segment_files(dir.path());
     assert!(inputs >= 5);
@@ -119,7 +120,8 @@ fn a_reader_keeps_its_segments_across_a_compaction() {
 #[test]
 fn background_compaction_keeps_the_segment_count_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), options(Retention::All).compaction_trigger_segments(4)).unwrap();
+    let db =
+        backend::open(dir.path(), options(Retention::All).compaction_trigger_segments(4)).unwrap();
     for round in 0..12u32 {
         for key in 0..50u32 {
             db.put(format!("k{key:03}").as_bytes(), format!("r{round}").as_bytes()).unwrap();
@@ -133,7 +135,7 @@ fn background_compaction_keeps_the_segment_count_bounded() {
 #[test]
 fn scans_merge_more_tiers_than_the_merge_fan_in() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), options(Retention::All)).unwrap();
+    let db = backend::open(dir.path(), options(Retention::All)).unwrap();
     let mut first = None;
     for round in 0..70u32 {
         let version =

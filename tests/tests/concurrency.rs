@@ -1,14 +1,15 @@
-//! Writers and readers on threads, on std files, with a small memtable so that flushes run
-//! while they work: snapshot reads repeated during writes and flushes give identical answers,
-//! a key's latest version never goes backwards, a snapshot sees every write acknowledged before
-//! it was taken, an iterator held across flushes keeps yielding its data, and at the end every
-//! acknowledged write is readable.
+//! Writers and readers on threads, on real files (the backend `ZVERSE_TEST_BACKEND` names), with a
+//! small memtable so that flushes run while they work: snapshot reads repeated during writes and
+//! flushes give identical answers, a key's latest version never goes backwards, a snapshot sees
+//! every write acknowledged before it was taken, an iterator held across flushes keeps yielding its
+//! data, and at the end every acknowledged write is readable.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use zverse::{Db, Durability, Options, Snapshot, Version};
+use zverse_tests::backend;
 
 const WRITER_COUNT: usize = 4;
 const READER_COUNT: usize = 2;
@@ -156,7 +157,7 @@ fn writers_and_readers(durability: Durability, write_count: usize) {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let options = Options::default().durability(durability).memtable_bytes_max(MEMTABLE_BYTES);
-    let db = Db::open(dir.path(), options).unwrap();
+    let db = backend::open(dir.path(), options).unwrap();
     let done = AtomicBool::new(false);
     let acked_versions: Vec<AtomicU64> = (0..WRITER_COUNT).map(|_| AtomicU64::new(0)).collect();
     let (acked, rounds) = std::thread::scope(|scope| {
@@ -181,7 +182,7 @@ fn writers_and_readers(durability: Durability, write_count: usize) {
     check_every_acked_write_is_readable(&db, &acked);
     db.close().unwrap();
     drop(db);
-    let db = Db::open(dir.path(), Options::default().durability(durability)).unwrap();
+    let db = backend::open(dir.path(), Options::default().durability(durability)).unwrap();
     check_every_acked_write_is_readable(&db, &acked);
     eprintln!(
         "{durability:?}: {} acknowledged writes, {flushes} flushes during the test, reader rounds \
@@ -213,7 +214,7 @@ fn a_range_iterator_held_across_flushes_yields_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let options =
         Options::default().durability(Durability::None).memtable_bytes_max(MEMTABLE_BYTES);
-    let db = Db::open(dir.path(), options).unwrap();
+    let db = backend::open(dir.path(), options).unwrap();
     let key_count = 400;
     for index in 0..key_count {
         db.put(&key(0, index), &value(0, index)).unwrap();
@@ -277,7 +278,7 @@ fn close_while_writers_write_loses_no_acknowledged_write() {
         // Large enough that the tier count stays far below the scan limit of 64 however fast
         // the writers are.
         let options = Options::default().durability(durability).memtable_bytes_max(4 << 20);
-        let db = Db::open(dir.path(), options).unwrap();
+        let db = backend::open(dir.path(), options).unwrap();
         let acked: Vec<Acked> = std::thread::scope(|scope| {
             let writers: Vec<_> = (0..WRITER_COUNT)
                 .map(|writer| {
@@ -302,7 +303,7 @@ fn close_while_writers_write_loses_no_acknowledged_write() {
         });
         assert!(!acked.is_empty(), "{durability:?}: writes ran before the close");
         drop(db);
-        let db = Db::open(dir.path(), Options::default().durability(durability)).unwrap();
+        let db = backend::open(dir.path(), Options::default().durability(durability)).unwrap();
         check_every_acked_write_is_readable(&db, &acked);
     }
 }

@@ -1,7 +1,8 @@
-//! The engine end to end through its public API, on std files: writes, every read kind,
-//! snapshots, flush to segments, reopen.
+//! The engine end to end through its public API, on real files (the backend `ZVERSE_TEST_BACKEND`
+//! names): writes, every read kind, snapshots, flush to segments, reopen.
 
 use zverse::{Db, Durability, Error, Options, Version};
+use zverse_tests::backend;
 
 fn options() -> Options {
     Options::default().durability(Durability::None).memtable_bytes_max(4 << 10)
@@ -10,7 +11,7 @@ fn options() -> Options {
 #[test]
 fn writes_are_readable_latest_and_as_of_every_version() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), options()).unwrap();
+    let db = backend::open(dir.path(), options()).unwrap();
     let v1 = db.put(b"user:1", b"alice").unwrap();
     let v2 = db.put(b"user:1", b"alicia").unwrap();
     let v3 = db.delete(b"user:1").unwrap();
@@ -33,7 +34,7 @@ fn data_survives_flushes_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let mut versions = Vec::new();
     {
-        let db = Db::open(dir.path(), options()).unwrap();
+        let db = backend::open(dir.path(), options()).unwrap();
         for round in 0..5u32 {
             for key in 0..200u32 {
                 let value = format!("value-{round}-{key}");
@@ -49,7 +50,7 @@ fn data_survives_flushes_and_reopen() {
         db.close().unwrap();
         assert!(matches!(db.get(b"key:00001"), Err(Error::Closed)));
     }
-    let db = Db::open(dir.path(), options()).unwrap();
+    let db = backend::open(dir.path(), options()).unwrap();
     assert_eq!(db.get(b"key:00007").unwrap().unwrap(), b"value-4-7");
     let at_round_one = versions[200 + 199];
     assert_eq!(db.get_at(b"key:00007", at_round_one).unwrap().unwrap(), b"value-1-7");
@@ -73,7 +74,7 @@ fn data_survives_flushes_and_reopen() {
 #[test]
 fn a_snapshot_never_changes() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), options()).unwrap();
+    let db = backend::open(dir.path(), options()).unwrap();
     db.put(b"k", b"before").unwrap();
     let snapshot = db.snapshot();
     db.put(b"k", b"after").unwrap();
@@ -93,19 +94,19 @@ fn a_snapshot_never_changes() {
 #[test]
 fn a_second_open_is_locked_and_a_foreign_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), options()).unwrap();
-    assert!(matches!(Db::open(dir.path(), options()), Err(Error::Locked { .. })));
+    let db = backend::open(dir.path(), options()).unwrap();
+    assert!(matches!(backend::open(dir.path(), options()), Err(Error::Locked { .. })));
     drop(db);
     let foreign = tempfile::tempdir().unwrap();
     std::fs::write(foreign.path().join("notes.txt"), b"mine").unwrap();
-    assert!(matches!(Db::open(foreign.path(), options()), Err(Error::NotADatabase { .. })));
+    assert!(matches!(backend::open(foreign.path(), options()), Err(Error::NotADatabase { .. })));
     assert_eq!(std::fs::read(foreign.path().join("notes.txt")).unwrap(), b"mine");
 }
 
 #[test]
 fn oversized_input_is_refused_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), options()).unwrap();
+    let db = backend::open(dir.path(), options()).unwrap();
     let key = vec![b'k'; 65_536];
     assert!(matches!(db.put(&key, b"v"), Err(Error::KeyTooLarge { len: 65_536 })));
     let mut batch = db.batch();
@@ -118,7 +119,7 @@ fn oversized_input_is_refused_and_nothing_is_written() {
 #[test]
 fn concurrent_writers_share_syncs() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), Options::default().durability(Durability::Sync)).unwrap();
+    let db = backend::open(dir.path(), Options::default().durability(Durability::Sync)).unwrap();
     std::thread::scope(|scope| {
         for thread in 0..4u32 {
             let db = &db;
@@ -138,7 +139,7 @@ fn concurrent_writers_share_syncs() {
 #[test]
 fn flush_gets_its_turn_under_a_steady_stream_of_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), options().memtable_bytes_max(1 << 20)).unwrap();
+    let db = backend::open(dir.path(), options().memtable_bytes_max(1 << 20)).unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
         for thread in 0..4u32 {
@@ -163,7 +164,7 @@ fn flush_gets_its_turn_under_a_steady_stream_of_writes() {
 #[test]
 fn commit_at_keeps_a_chosen_version_only_above_every_version_handed_out() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), options()).unwrap();
+    let db = backend::open(dir.path(), options()).unwrap();
     let ahead = Version::new(db.put(b"a", b"1").unwrap().get() + 1_000_000);
     let mut batch = db.batch();
     batch.put(b"b", b"restored");
@@ -175,7 +176,7 @@ fn commit_at_keeps_a_chosen_version_only_above_every_version_handed_out() {
     assert_eq!(db.get(b"c").unwrap(), None);
     assert!(db.put(b"d", b"after").unwrap() > ahead, "the clock moved past the chosen version");
     drop(db);
-    let db = Db::open(dir.path(), options()).unwrap();
+    let db = backend::open(dir.path(), options()).unwrap();
     assert_eq!(db.history(b"b").unwrap().next().unwrap().unwrap().0, ahead);
 }
 

@@ -7,7 +7,9 @@
 //! writer).
 //!
 //! CI runs [`KILL_COUNT_DEFAULT`] kills; `ZVERSE_KILL_COUNT` sets another count (the long run
-//! is `scripts/kill-test`) and `ZVERSE_KILL_SEED` the seed, which is printed.
+//! is `scripts/kill-test`) and `ZVERSE_KILL_SEED` the seed, which is printed. The child inherits
+//! `ZVERSE_TEST_BACKEND`, so it writes on the backend the run names (std or io_uring), and the
+//! parent reopens on the same one.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Write as _};
@@ -16,7 +18,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use zverse::{Db, Durability, Options, Version};
+use zverse::{Durability, Options, Version};
+use zverse_tests::backend;
 
 /// Set in the child's environment: the database directory it writes to.
 const CHILD_ENV: &str = "ZVERSE_KILL_CHILD_DIR";
@@ -43,7 +46,11 @@ fn kill_9_keeps_every_acknowledged_write() {
     }
     let kill_count = env_number("ZVERSE_KILL_COUNT").unwrap_or(KILL_COUNT_DEFAULT);
     let seed = env_number("ZVERSE_KILL_SEED").unwrap_or_else(|| fastrand::u64(..));
-    eprintln!("kill test: {kill_count} kills, seed {seed} (ZVERSE_KILL_SEED={seed} repeats it)");
+    eprintln!(
+        "kill test: {kill_count} kills on the {} backend, seed {seed} (ZVERSE_KILL_SEED={seed} \
+         repeats it)",
+        backend::name()
+    );
     let mut rng = fastrand::Rng::with_seed(seed);
     let started = Instant::now();
     let mut stats = Stats::default();
@@ -130,7 +137,7 @@ fn child_main(dir: &Path, kill: u64) -> ! {
         let _ = std::io::Read::read(&mut std::io::stdin(), &mut [0; 1]);
         std::process::exit(4);
     });
-    let db = Db::open(dir, options()).unwrap_or_else(|error| child_fail(&error));
+    let db = backend::open(dir, options()).unwrap_or_else(|error| child_fail(&error));
     child_print("READY");
     std::thread::scope(|scope| {
         for writer in 0..WRITER_COUNT {
@@ -179,6 +186,7 @@ fn run_and_kill(dir: &Path, kill: u64, delay: Duration) -> Vec<Ack> {
         .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, dir)
         .env(CHILD_KILL_ENV, kill.to_string())
+        .env(backend::BACKEND_ENV, backend::name())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -239,7 +247,7 @@ fn parse_ack(line: &str) -> Option<Ack> {
 /// `acks` (what the child of kill `kill` acknowledged); returns its whole content and its
 /// segment count.
 fn verify(dir: &Path, kill: u64, acks: &[Ack], model: &Model) -> Result<(Model, usize), String> {
-    let db = Db::open(dir, options()).map_err(|error| format!("reopen: {error}"))?;
+    let db = backend::open(dir, options()).map_err(|error| format!("reopen: {error}"))?;
     let mut found = Model::new();
     for change in db.changes(&b""[..].., ..).map_err(|error| error.to_string())? {
         let change = change.map_err(|error| format!("scan: {error}"))?;

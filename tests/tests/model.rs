@@ -2,7 +2,8 @@
 //! `(key, version)` to the value (`None` for a tombstone). Random sequences of puts, deletes,
 //! batches, every read kind (latest, as of a version, history, ranges, the changes box query),
 //! snapshots read after later writes, flushes and reopens run on the engine and the model side
-//! by side, on std files and on the simulated disk.
+//! by side, on real files (the backend `ZVERSE_TEST_BACKEND` names: std or io_uring) and on
+//! the simulated disk.
 //!
 //! The memtable is the smallest allowed (4 KiB) and segment blocks the smallest (256 bytes), so
 //! memtables flush every few dozen writes and reads cross many segments and blocks. Keys come
@@ -27,6 +28,7 @@ use proptest::strategy::{Union, ValueTree};
 use proptest::test_runner::{TestCaseError, TestRunner};
 use zverse::{Change, Db, Durability, Options, Snapshot, Value, Version};
 use zverse_core::zkey::cmp_z;
+use zverse_tests::backend;
 use zverse_tests::sim_io::SimIo;
 
 type Key = Bytes;
@@ -506,13 +508,13 @@ fn expect(model: &Model, cap: Version, read: &Read, written: &[Version]) -> Obse
 // The harness: one database, its model, and what was read.
 
 enum Backend {
-    Std(tempfile::TempDir),
+    Files(tempfile::TempDir),
     Sim(SimIo),
 }
 
 impl Backend {
-    fn std() -> Backend {
-        Backend::Std(tempfile::tempdir().expect("a temporary directory"))
+    fn files() -> Backend {
+        Backend::Files(tempfile::tempdir().expect("a temporary directory"))
     }
 
     fn sim() -> Backend {
@@ -521,7 +523,7 @@ impl Backend {
 
     fn open(&self) -> zverse::Result<Db> {
         match self {
-            Backend::Std(dir) => Db::open(dir.path(), options()),
+            Backend::Files(dir) => backend::open(dir.path(), options()),
             Backend::Sim(io) => Db::open_with_io(SIM_PATH, options(), Arc::new(io.clone())),
         }
     }
@@ -760,8 +762,8 @@ proptest! {
     #![proptest_config(config())]
 
     #[test]
-    fn std_files_agree_with_the_model(ops in ops(1)) {
-        run(Backend::std(), &ops).map_err(TestCaseError::fail)?;
+    fn real_files_agree_with_the_model(ops in ops(1)) {
+        run(Backend::files(), &ops).map_err(TestCaseError::fail)?;
     }
 
     #[test]
@@ -784,26 +786,27 @@ fn fixed_ops(length: usize) -> Vec<Op> {
 #[test]
 fn std_files_and_the_simulated_disk_read_the_same() {
     let ops = fixed_ops(OPS_PER_CASE_MAX);
-    let on_std = run(Backend::std(), &ops).unwrap_or_else(|message| panic!("std: {message}"));
+    let on_files = run(Backend::files(), &ops)
+        .unwrap_or_else(|message| panic!("files ({}): {message}", backend::name()));
     let on_sim = run(Backend::sim(), &ops).unwrap_or_else(|message| panic!("sim: {message}"));
     // The sequence exercises what it is meant to: segments, reopens, non-empty answers.
-    assert!(on_std.db().stats().segment_count >= 1, "{:?}", on_std.db().stats());
+    assert!(on_files.db().stats().segment_count >= 1, "{:?}", on_files.db().stats());
     assert!(ops.iter().filter(|op| matches!(op, Op::Flush)).count() >= 3, "the sequence flushes");
     assert!(ops.iter().any(|op| matches!(op, Op::Compact)), "the sequence compacts");
-    assert!(on_std.reopen_count >= 1, "the fixed sequence reopens");
+    assert!(on_files.reopen_count >= 1, "the fixed sequence reopens");
     let changes_seen =
-        on_std.transcript.iter().filter(|o| matches!(o, Observation::Changes(c) if c.len() > 1));
+        on_files.transcript.iter().filter(|o| matches!(o, Observation::Changes(c) if c.len() > 1));
     assert!(changes_seen.count() >= 5);
-    assert_eq!(on_std.transcript.len(), on_sim.transcript.len());
-    for (at, (std, sim)) in on_std.transcript.iter().zip(&on_sim.transcript).enumerate() {
-        assert_eq!(std, sim, "read #{at} differs between std files and the simulated disk");
+    assert_eq!(on_files.transcript.len(), on_sim.transcript.len());
+    for (at, (files, sim)) in on_files.transcript.iter().zip(&on_sim.transcript).enumerate() {
+        assert_eq!(files, sim, "read #{at} differs between real files and the simulated disk");
     }
-    assert_eq!(on_std.db().stats().versions, on_sim.db().stats().versions);
+    assert_eq!(on_files.db().stats().versions, on_sim.db().stats().versions);
 }
 
 #[test]
 fn a_read_before_the_first_write_finds_nothing() {
-    for backend in [Backend::std(), Backend::sim()] {
+    for backend in [Backend::files(), Backend::sim()] {
         let harness = run(backend, &fixed_ops(OPS_PER_CASE_MAX)).unwrap_or_else(|m| panic!("{m}"));
         let db = harness.db();
         let first = harness.written[0];
@@ -855,7 +858,7 @@ fn range_history_and_changes_work_past_64_tiers() {
 /// Found by the model test (put, empty batch, flush, reopen, snapshot).
 #[test]
 fn an_empty_batch_version_survives_flush_and_reopen() {
-    for backend in [Backend::std(), Backend::sim()] {
+    for backend in [Backend::files(), Backend::sim()] {
         let db = backend.open().unwrap();
         let put = db.put(b"k", b"v").unwrap();
         let empty = db.batch().commit().unwrap();

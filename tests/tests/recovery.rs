@@ -1,13 +1,15 @@
-//! Recovery, one scenario per test, on std files: what `Db::open` does with a torn log tail,
-//! corrupt logs, segments and manifests, missing files, files a crash left behind, a held lock
-//! and a directory that is not a database. Damage is made by editing the files of a closed
-//! database; each test says which crash or fault the edited files stand for.
+//! Recovery, one scenario per test, on real files (the backend `ZVERSE_TEST_BACKEND` names): what
+//! `Db::open` does with a torn log tail, corrupt logs, segments and manifests, missing files, files
+//! a crash left behind, a held lock and a directory that is not a database. Damage is made by
+//! editing the files of a closed database; each test says which crash or fault the edited files
+//! stand for.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use zverse::{Db, Durability, Error, Options, Version};
+use zverse_tests::backend;
 
 fn options() -> Options {
     Options::default().durability(Durability::Sync)
@@ -38,7 +40,7 @@ fn value(index: usize) -> Vec<u8> {
 /// A new database in `dir` with `count` Sync puts, one log frame each, then closed. Returns
 /// each put's version and where each frame ends in log 1 (the first log of a new database).
 fn database_with_frames(dir: &Path, count: usize) -> (Vec<Version>, Vec<u64>) {
-    let db = Db::open(dir, options()).unwrap();
+    let db = backend::open(dir, options()).unwrap();
     let mut versions = Vec::new();
     let mut frame_ends = Vec::new();
     for index in 0..count {
@@ -85,12 +87,12 @@ fn append(path: &Path, extra: &[u8]) {
 /// Opens, checks that exactly keys `0..kept` of `count` are there, writes once more, reopens,
 /// checks again: recovery left a usable database.
 fn check_opens_with_first(dir: &Path, count: usize, kept: usize) {
-    let db = Db::open(dir, options()).unwrap();
+    let db = backend::open(dir, options()).unwrap();
     assert_eq!(readable_keys(&db, count), (0..kept).collect::<Vec<_>>());
     db.put(b"after", b"recovery").unwrap();
     db.close().unwrap();
     drop(db);
-    let db = Db::open(dir, options()).unwrap();
+    let db = backend::open(dir, options()).unwrap();
     assert_eq!(readable_keys(&db, count), (0..kept).collect::<Vec<_>>());
     assert_eq!(db.get(b"after").unwrap().as_deref(), Some(&b"recovery"[..]));
 }
@@ -175,7 +177,7 @@ fn user_bytes_that_look_like_a_frame_cannot_turn_a_torn_tail_into_corruption() {
         user_value.extend_from_slice(&fake);
     }
     {
-        let db = Db::open(dir.path(), options()).unwrap();
+        let db = backend::open(dir.path(), options()).unwrap();
         db.put(b"a log file, stored as a value", &user_value).unwrap();
         db.close().unwrap();
     }
@@ -203,7 +205,7 @@ fn a_damaged_log_header_is_corruption() {
         database_with_frames(dir.path(), 3);
         let log = log_path(dir.path(), 1);
         flip_byte(&log, byte);
-        let (file, offset, what) = expect_corruption(Db::open(dir.path(), options()));
+        let (file, offset, what) = expect_corruption(backend::open(dir.path(), options()));
         assert_eq!((file, offset), (log, 0), "byte {byte}: {what}");
     }
 }
@@ -217,7 +219,7 @@ fn a_flipped_byte_in_a_synced_frame_followed_by_synced_frames_is_corruption() {
             let start = if frame == 0 { LOG_HEADER_LEN } else { ends[frame - 1] };
             let log = log_path(dir.path(), 1);
             flip_byte(&log, start + into_frame);
-            let (file, offset, what) = expect_corruption(Db::open(dir.path(), options()));
+            let (file, offset, what) = expect_corruption(backend::open(dir.path(), options()));
             let ctx = format!("frame {frame}, byte {into_frame}: {what}");
             assert_eq!(file, log, "{ctx}");
             assert_eq!(offset, start, "{ctx}: the damaged frame's offset");
@@ -233,7 +235,7 @@ fn a_torn_tail_in_a_log_older_than_the_newest_is_corruption() {
     let (_, ends) = database_with_frames(dir.path(), 5);
     {
         // A second session writes to log 2: log 1 is no longer the newest.
-        let db = Db::open(dir.path(), options()).unwrap();
+        let db = backend::open(dir.path(), options()).unwrap();
         db.put(b"second", b"session").unwrap();
         db.close().unwrap();
     }
@@ -241,13 +243,13 @@ fn a_torn_tail_in_a_log_older_than_the_newest_is_corruption() {
     let file = fs::OpenOptions::new().write(true).open(&log).unwrap();
     file.set_len(ends[4] - 3).unwrap();
     drop(file);
-    let (file, offset, what) = expect_corruption(Db::open(dir.path(), options()));
+    let (file, offset, what) = expect_corruption(backend::open(dir.path(), options()));
     assert_eq!((file, offset), (log, ends[3]), "{what}");
 }
 
 /// A database with data in one segment (flushed) and closed; returns the segment's path.
 fn database_with_segment(dir: &Path, count: usize) -> PathBuf {
-    let db = Db::open(dir, options()).unwrap();
+    let db = backend::open(dir, options()).unwrap();
     for index in 0..count {
         db.put(&key(index), &value(index)).unwrap();
     }
@@ -266,7 +268,7 @@ fn a_corrupt_segment_footer_is_corruption_naming_the_segment() {
         let segment = database_with_segment(dir.path(), 50);
         let len = fs::metadata(&segment).unwrap().len();
         flip_byte(&segment, len - from_end);
-        let (file, _, what) = expect_corruption(Db::open(dir.path(), options()));
+        let (file, _, what) = expect_corruption(backend::open(dir.path(), options()));
         assert_eq!(file, segment, "byte {from_end} from the end: {what}");
     }
 }
@@ -278,7 +280,7 @@ fn a_corrupt_segment_block_is_corruption_never_wrong_data() {
         let dir = tempfile::tempdir().unwrap();
         let segment = database_with_segment(dir.path(), count);
         flip_byte(&segment, offset);
-        let db = match Db::open(dir.path(), options()) {
+        let db = match backend::open(dir.path(), options()) {
             Err(Error::Corruption { file, .. }) => {
                 assert_eq!(file, segment, "offset {offset}");
                 continue;
@@ -310,7 +312,7 @@ fn a_segment_the_manifest_names_that_is_missing_is_corruption() {
     let dir = tempfile::tempdir().unwrap();
     let segment = database_with_segment(dir.path(), 20);
     fs::remove_file(&segment).unwrap();
-    let (file, _, what) = expect_corruption(Db::open(dir.path(), options()));
+    let (file, _, what) = expect_corruption(backend::open(dir.path(), options()));
     assert_eq!(file, segment, "{what}");
 }
 
@@ -320,7 +322,7 @@ fn a_segment_shorter_than_the_manifest_says_is_corruption() {
     let segment = database_with_segment(dir.path(), 20);
     let len = fs::metadata(&segment).unwrap().len();
     fs::OpenOptions::new().write(true).open(&segment).unwrap().set_len(len - 1).unwrap();
-    let (file, _, what) = expect_corruption(Db::open(dir.path(), options()));
+    let (file, _, what) = expect_corruption(backend::open(dir.path(), options()));
     assert_eq!(file, segment, "{what}");
 }
 
@@ -332,12 +334,12 @@ fn a_corrupt_manifest_is_corruption() {
     let len = fs::metadata(&manifest).unwrap().len();
     for offset in [0, 9, 20, len - 1] {
         flip_byte(&manifest, offset);
-        let (file, _, what) = expect_corruption(Db::open(dir.path(), options()));
+        let (file, _, what) = expect_corruption(backend::open(dir.path(), options()));
         assert_eq!(file, manifest, "offset {offset}: {what}");
         flip_byte(&manifest, offset);
     }
     fs::OpenOptions::new().write(true).open(&manifest).unwrap().set_len(len / 2).unwrap();
-    let (file, _, what) = expect_corruption(Db::open(dir.path(), options()));
+    let (file, _, what) = expect_corruption(backend::open(dir.path(), options()));
     assert_eq!(file, manifest, "truncated: {what}");
 }
 
@@ -348,7 +350,7 @@ fn a_leftover_manifest_tmp_and_an_orphan_segment_are_removed_and_the_data_is_int
     let dir = tempfile::tempdir().unwrap();
     let segment = database_with_segment(dir.path(), 30);
     {
-        let db = Db::open(dir.path(), options()).unwrap();
+        let db = backend::open(dir.path(), options()).unwrap();
         db.put(b"in the log", b"only").unwrap();
         db.close().unwrap();
     }
@@ -357,7 +359,7 @@ fn a_leftover_manifest_tmp_and_an_orphan_segment_are_removed_and_the_data_is_int
     let orphan = dir.path().join(format!("{:020}.seg", 99));
     fs::copy(&segment, &orphan).unwrap();
     fs::write(dir.path().join("MANIFEST.tmp"), b"half a manifest").unwrap();
-    let db = Db::open(dir.path(), options()).unwrap();
+    let db = backend::open(dir.path(), options()).unwrap();
     assert!(!orphan.exists(), "the orphan segment is removed");
     assert!(!dir.path().join("MANIFEST.tmp").exists(), "MANIFEST.tmp is removed");
     assert_eq!(readable_keys(&db, 30).len(), 30);
@@ -366,7 +368,7 @@ fn a_leftover_manifest_tmp_and_an_orphan_segment_are_removed_and_the_data_is_int
     db.flush().unwrap();
     db.close().unwrap();
     drop(db);
-    let db = Db::open(dir.path(), options()).unwrap();
+    let db = backend::open(dir.path(), options()).unwrap();
     assert_eq!(readable_keys(&db, 30).len(), 30);
     assert_eq!(db.get(b"new").unwrap().as_deref(), Some(&b"write"[..]));
     assert_eq!(db.stats().segment_count, 2);
@@ -379,11 +381,11 @@ fn a_leftover_manifest_tmp_and_an_orphan_segment_are_removed_and_the_data_is_int
 fn a_crash_while_creating_a_database_leaves_a_manifest_tmp_that_open_replaces() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("MANIFEST.tmp"), b"half a manifest").unwrap();
-    let db = Db::open(dir.path(), options()).unwrap();
+    let db = backend::open(dir.path(), options()).unwrap();
     db.put(b"k", b"v").unwrap();
     drop(db);
     assert!(!dir.path().join("MANIFEST.tmp").exists());
-    let db = Db::open(dir.path(), options()).unwrap();
+    let db = backend::open(dir.path(), options()).unwrap();
     assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
 }
 
@@ -392,16 +394,16 @@ fn a_crash_while_creating_a_database_leaves_a_manifest_tmp_that_open_replaces() 
 #[test]
 fn a_second_open_while_the_first_is_open_is_locked() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), options()).unwrap();
+    let db = backend::open(dir.path(), options()).unwrap();
     db.put(b"k", b"v").unwrap();
     for _ in 0..2 {
-        let second = Db::open(dir.path(), options());
+        let second = backend::open(dir.path(), options());
         assert!(matches!(second, Err(Error::Locked { .. })), "{second:?}");
     }
     assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]), "the first is unaffected");
     db.put(b"k2", b"v2").unwrap();
     drop(db);
-    let db = Db::open(dir.path(), options()).unwrap();
+    let db = backend::open(dir.path(), options()).unwrap();
     assert_eq!(db.get(b"k2").unwrap().as_deref(), Some(&b"v2"[..]));
 }
 
@@ -422,7 +424,7 @@ fn a_foreign_directory_is_not_a_database_and_its_files_are_unchanged() {
     fs::write(dir.path().join("notes.txt"), b"mine").unwrap();
     fs::write(dir.path().join("00000000000000000001.log"), b"someone else's log").unwrap();
     let before = directory_contents(dir.path());
-    let result = Db::open(dir.path(), options());
+    let result = backend::open(dir.path(), options());
     assert!(matches!(result, Err(Error::NotADatabase { .. })), "{result:?}");
     let after = directory_contents(dir.path());
     assert_eq!(after, before, "nothing in the directory changed, and no LOCK file was added");
@@ -434,16 +436,16 @@ fn a_foreign_directory_is_not_a_database_and_its_files_are_unchanged() {
 fn opens_without_writes_do_not_pile_up_empty_logs() {
     let dir = tempfile::tempdir().unwrap();
     for _ in 0..5 {
-        Db::open(dir.path(), options()).unwrap().close().unwrap();
+        backend::open(dir.path(), options()).unwrap().close().unwrap();
     }
     let logs = files_with_suffix(dir.path(), ".log");
     assert_eq!(logs.len(), 1, "{logs:?}");
-    let db = Db::open(dir.path(), options()).unwrap();
+    let db = backend::open(dir.path(), options()).unwrap();
     db.put(b"k", b"v").unwrap();
     db.close().unwrap();
     drop(db);
-    Db::open(dir.path(), options()).unwrap().close().unwrap();
-    let db = Db::open(dir.path(), options()).unwrap();
+    backend::open(dir.path(), options()).unwrap().close().unwrap();
+    let db = backend::open(dir.path(), options()).unwrap();
     assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]), "a log with a write stays");
 }
 
@@ -452,13 +454,13 @@ fn opens_without_writes_do_not_pile_up_empty_logs() {
 #[test]
 fn a_snapshot_alive_after_close_does_not_keep_the_directory_locked() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), options()).unwrap();
+    let db = backend::open(dir.path(), options()).unwrap();
     db.put(b"k", b"v").unwrap();
     let snapshot = db.snapshot();
     db.close().unwrap();
     drop(db);
     assert!(matches!(snapshot.get(b"k"), Err(Error::Closed)));
-    let db = Db::open(dir.path(), options()).unwrap();
+    let db = backend::open(dir.path(), options()).unwrap();
     assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
     drop(snapshot);
 }
