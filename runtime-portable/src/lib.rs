@@ -39,6 +39,7 @@ mod read;
 mod segment_file;
 mod snapshot;
 mod stats;
+mod sync;
 mod tiers;
 mod value;
 
