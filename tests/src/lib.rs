@@ -5,3 +5,5 @@ pub mod sim_io;
 
 #[doc(hidden)]
 pub mod fuzz_checks;
+#[doc(hidden)]
+pub mod fuzz_model;
