@@ -310,15 +310,16 @@ mod loom_models {
         }
     }
 
-    /// Runs `f` under loom with at most `preemption_bound` preemptions per execution: bugs of
-    /// this kind show within two or three (loom's guidance), and the bound keeps each model to
-    /// seconds.
+    /// Runs `f` under loom with at most `preemption_bound` preemptions per execution
+    /// (`LOOM_MAX_PREEMPTIONS` overrides it): bugs of this kind show within two or three
+    /// (loom's guidance), and the bound keeps each model to seconds.
     /// Prints how many interleavings loom ran.
     fn check(preemption_bound: usize, f: impl Fn() + Send + Sync + 'static) {
         let mut builder = loom::model::Builder::new();
         if builder.preemption_bound.is_none() {
             builder.preemption_bound = Some(preemption_bound);
         }
+        let bound = builder.preemption_bound;
         let executions = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = Arc::clone(&executions);
         builder.check(move || {
@@ -326,7 +327,7 @@ mod loom_models {
             f();
         });
         let executions = executions.load(std::sync::atomic::Ordering::Relaxed);
-        println!("{executions} interleavings, preemption bound {preemption_bound}");
+        println!("{executions} interleavings, preemption bound {bound:?}");
     }
 
     /// One writer: submits record `id` and checks it got its own outcome.
@@ -366,7 +367,7 @@ mod loom_models {
     /// handed leadership; neither waits forever.
     #[test]
     fn loom_two_writers_commit_exactly_once() {
-        check(4, || {
+        check(6, || {
             run_writers(&[1, 2], &[], |_, _| {});
         });
     }

@@ -260,8 +260,9 @@ mod loom_models {
     fn loom_readers_holding_segments_while_compaction_retires_them() {
         let mut builder = loom::model::Builder::new();
         if builder.preemption_bound.is_none() {
-            builder.preemption_bound = Some(3);
+            builder.preemption_bound = Some(4);
         }
+        let bound = builder.preemption_bound;
         let executions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = std::sync::Arc::clone(&executions);
         builder.check(move || {
@@ -290,6 +291,6 @@ mod loom_models {
             assert_eq!(deleted.lock().unwrap().len(), 2, "the live segment's file stays");
         });
         let executions = executions.load(std::sync::atomic::Ordering::Relaxed);
-        println!("{executions} interleavings, preemption bound 3");
+        println!("{executions} interleavings, preemption bound {bound:?}");
     }
 }
