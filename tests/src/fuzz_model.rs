@@ -176,6 +176,35 @@ impl Model {
         changes
     }
 
+    /// The prefix length of the commits (with the one in flight after them) that `state` is,
+    /// from the durable ones up, or why none is.
+    fn matching_prefix(&self, state: &State, in_flight: Option<&Effects>) -> Result<usize, String> {
+        let acked = self.commits.len();
+        let mut why = String::from("the recovered state is no allowed prefix of the commits:");
+        for prefix in self.durable_count..=acked {
+            let model = Model { commits: self.commits[..prefix].to_vec(), durable_count: 0 };
+            match state_mismatch(state, &model) {
+                None => return Ok(prefix),
+                Some(reason) => write!(why, "\n    {prefix} commits: {reason}").unwrap(),
+            }
+        }
+        if let Some(effects) = in_flight {
+            let mut model = Model { commits: self.commits.clone(), durable_count: 0 };
+            match recovered_version(state, effects) {
+                Some(version) if self.version_last().is_none_or(|last| version > last) => {
+                    model.commits.push((version, effects.clone()));
+                    match state_mismatch(state, &model) {
+                        None => return Ok(acked + 1),
+                        Some(reason) => write!(why, "\n    with the commit in flight: {reason}"),
+                    }
+                    .unwrap();
+                }
+                version => write!(why, "\n    the commit in flight is at {version:?}").unwrap(),
+            }
+        }
+        Err(why)
+    }
+
     fn version_last(&self) -> Option<Version> {
         self.commits.last().map(|(version, _)| *version)
     }
@@ -505,7 +534,7 @@ impl Run {
             Ok(state) => state,
             Err(error) => self.fail(&format!("reading after the restart: {error}")),
         };
-        let prefix = match self.matching_prefix(&state, in_flight.as_ref()) {
+        let prefix = match self.model.matching_prefix(&state, in_flight.as_ref()) {
             Ok(prefix) => prefix,
             Err(why) => self.fail(&why),
         };
@@ -521,35 +550,6 @@ impl Run {
         self.model.commits.truncate(prefix);
         self.model.durable_count = prefix;
         let _ = writeln!(self.trace, "  recovered {prefix} commits ({acked} acknowledged)");
-    }
-
-    /// The prefix length of the commits (with the one in flight after them) that `state` is,
-    /// from the durable ones up, or why none is.
-    fn matching_prefix(&self, state: &State, in_flight: Option<&Effects>) -> Result<usize, String> {
-        let acked = self.model.commits.len();
-        let mut why = String::from("the recovered state is no allowed prefix of the commits:");
-        for prefix in self.model.durable_count..=acked {
-            let model = Model { commits: self.model.commits[..prefix].to_vec(), durable_count: 0 };
-            match state_mismatch(state, &model) {
-                None => return Ok(prefix),
-                Some(reason) => write!(why, "\n    {prefix} commits: {reason}").unwrap(),
-            }
-        }
-        if let Some(effects) = in_flight {
-            let mut model = Model { commits: self.model.commits.clone(), durable_count: 0 };
-            match recovered_version(state, effects) {
-                Some(version) if self.model.version_last().is_none_or(|last| version > last) => {
-                    model.commits.push((version, effects.clone()));
-                    match state_mismatch(state, &model) {
-                        None => return Ok(acked + 1),
-                        Some(reason) => write!(why, "\n    with the commit in flight: {reason}"),
-                    }
-                    .unwrap();
-                }
-                version => write!(why, "\n    the commit in flight is at {version:?}").unwrap(),
-            }
-        }
-        Err(why)
     }
 
     /// The database holds exactly the acknowledged commits.
@@ -663,4 +663,67 @@ pub fn seeds_db_model() -> Vec<Vec<u8>> {
         [&[0][..], crash_in_compaction].concat(),
         [&[1][..], crash_in_compaction].concat(),
     ]
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+mod tests {
+    use super::*;
+
+    /// The state a database holding exactly `model`'s commits reads.
+    fn state_of(model: &Model) -> State {
+        State {
+            histories: KEYS.iter().map(|key| model.history(key)).collect(),
+            latest: model.range_at(&(Bound::Unbounded, Bound::Unbounded), Version::MAX),
+        }
+    }
+
+    fn effects(writes: &[(&[u8], Option<&[u8]>)]) -> Effects {
+        writes.iter().map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec))).collect()
+    }
+
+    /// Three commits, the last a batch of two keys; the first two durable.
+    fn model() -> Model {
+        let commits = vec![
+            (Version::new(10), effects(&[(b"a", Some(b"1"))])),
+            (Version::new(20), effects(&[(b"apple", None)])),
+            (Version::new(30), effects(&[(b"a", Some(b"2")), (b"zz", Some(b"3"))])),
+        ];
+        Model { commits, durable_count: 2 }
+    }
+
+    #[test]
+    fn every_allowed_prefix_matches() {
+        let model = model();
+        for prefix in 2..=3 {
+            let recovered = Model { commits: model.commits[..prefix].to_vec(), durable_count: 0 };
+            assert_eq!(model.matching_prefix(&state_of(&recovered), None), Ok(prefix));
+        }
+        // The commit in flight, recovered whole at a version above the acknowledged ones.
+        let in_flight = effects(&[(b"a\0", None), (b"zz", Some(b"4"))]);
+        let mut recovered = Model { commits: model.commits.clone(), durable_count: 0 };
+        recovered.commits.push((Version::new(31), in_flight.clone()));
+        assert_eq!(model.matching_prefix(&state_of(&recovered), Some(&in_flight)), Ok(4));
+    }
+
+    #[test]
+    fn a_lost_durable_commit_a_partial_batch_and_a_moved_version_match_no_prefix() {
+        let model = model();
+        let lost = Model { commits: model.commits[..1].to_vec(), durable_count: 0 };
+        assert!(model.matching_prefix(&state_of(&lost), None).is_err(), "durable commit lost");
+        let mut partial = state_of(&model);
+        let zz = KEYS.iter().position(|k| *k == b"zz").unwrap();
+        partial.histories[zz].clear();
+        partial.latest.retain(|(key, _)| key != b"zz");
+        assert!(model.matching_prefix(&partial, None).is_err(), "half a batch");
+        let mut moved = model.commits.clone();
+        moved[0].0 = Version::new(11);
+        let moved = Model { commits: moved, durable_count: 0 };
+        assert!(model.matching_prefix(&state_of(&moved), None).is_err(), "a version changed");
+        // The commit in flight at a version not above the acknowledged ones.
+        let in_flight = effects(&[(b"a\0", None)]);
+        let mut below = Model { commits: model.commits.clone(), durable_count: 0 };
+        below.commits.insert(0, (Version::new(5), in_flight.clone()));
+        assert!(model.matching_prefix(&state_of(&below), Some(&in_flight)).is_err(), "below");
+    }
 }
