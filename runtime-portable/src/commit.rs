@@ -14,20 +14,21 @@
 //! watermark is simply the last version of the last applied group: every version at or below
 //! it is in the memtable (and durable, in `Sync` mode) before any reader can see it.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::{self, Thread};
+use std::sync::{Arc, PoisonError};
 
 use zverse_core::Version;
 use zverse_core::ring::Ring;
 
 use crate::error::{Error, Result};
+use crate::sync::thread::{self, Thread};
+use crate::sync::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Mutex, Ordering, fence};
 
 /// Records a ring stages. Full rings make writers help drain, so this bounds memory, not
-/// throughput.
-const RING_CAPACITY: usize = 1024;
-/// Rings; a writer thread always uses the same one.
-const SHARD_COUNT: usize = 8;
+/// throughput. Under loom, 2 (the smallest ring): three writers fill it.
+const RING_CAPACITY: usize = if cfg!(loom) { 2 } else { 1024 };
+/// Rings; a writer thread always uses the same one. Under loom, 1, so that the models' writers
+/// share a ring and fill it (the protocol treats every ring alike).
+const SHARD_COUNT: usize = if cfg!(loom) { 1 } else { 8 };
 /// The most records one group takes, so that one leader's turn stays short.
 pub(crate) const GROUP_RECORD_COUNT_MAX: usize = 4096;
 /// The most bytes one group takes (one record may exceed it alone).
@@ -80,6 +81,7 @@ impl Pending {
 /// The rings and the leadership flag.
 #[derive(Debug)]
 pub(crate) struct Stage {
+    #[cfg_attr(loom, allow(clippy::vec_box, reason = "a 2-record ring under loom is small"))]
     rings: Vec<Box<Ring<Arc<Pending>, RING_CAPACITY>>>,
     /// Held by the leader. Taken by CAS from `false`, or passed on by hand-off (stays `true`).
     leader: AtomicBool,
@@ -90,8 +92,15 @@ pub(crate) struct Stage {
     shard_next: AtomicU64,
 }
 
-thread_local! {
+// The ring a writer thread uses, chosen at its first write.
+#[cfg(not(loom))]
+std::thread_local! {
     static SHARD: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+// loom's thread locals are per loom thread; its macro takes no `const` initializer.
+#[cfg(loom)]
+loom::thread_local! {
+    static SHARD: std::cell::Cell<Option<usize>> = std::cell::Cell::new(None);
 }
 
 /// What a leader does with a group: commit it and report each record's outcome.
@@ -244,5 +253,155 @@ impl Stage {
 
     fn pop_any(&self) -> Option<Arc<Pending>> {
         self.rings.iter().find_map(|ring| ring.pop())
+    }
+}
+
+/// Loom models of the hand-off protocol above, on the real `Stage` with loom's atomics, locks
+/// and threads swapped in through `crate::sync` (and a 2-record ring). Loom runs every
+/// interleaving up to a preemption bound and fails on a deadlock, which is what a lost wake-up
+/// becomes here: a writer parked that nobody unparks. Checked in every interleaving: each
+/// writer returns its own record's outcome; every record is committed exactly once; no two
+/// leaders (group commits or `with_leadership` closures) ever overlap; `with_leadership` gets
+/// its turn while writers keep coming.
+///
+/// Run with `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p zverse
+/// --release --lib loom_`.
+#[cfg(all(test, loom))]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod loom_models {
+    use super::*;
+
+    /// The committer of the models: records each record's id (its one byte) in commit order,
+    /// and fails if two leaders are ever inside at once.
+    #[derive(Default)]
+    struct Log {
+        leading: AtomicBool,
+        committed: Mutex<Vec<u8>>,
+        exclusive_run_count: AtomicUsize,
+    }
+
+    impl Log {
+        fn enter(&self) {
+            assert!(!self.leading.swap(true, Ordering::AcqRel), "two leaders at once");
+        }
+
+        fn leave(&self) {
+            self.leading.store(false, Ordering::Release);
+        }
+
+        /// What `with_leadership` runs: a flush's log rotation, or a close.
+        fn exclusive(&self) {
+            self.enter();
+            self.exclusive_run_count.fetch_add(1, Ordering::Relaxed);
+            self.leave();
+        }
+    }
+
+    impl GroupCommit for Log {
+        fn commit_group(&self, group: &[Arc<Pending>]) {
+            self.enter();
+            assert!(!group.is_empty(), "a leader commits only a non-empty group");
+            for pending in group {
+                let id = pending.record[0];
+                self.committed.lock().unwrap().push(id);
+                pending.complete(Ok(Version::new(u64::from(id))));
+            }
+            self.leave();
+        }
+    }
+
+    /// Runs `f` under loom with at most `preemption_bound` preemptions per execution
+    /// (`LOOM_MAX_PREEMPTIONS` overrides it): bugs of this kind show within two or three
+    /// (loom's guidance), and the bound keeps each model to seconds.
+    /// Prints how many interleavings loom ran.
+    fn check(preemption_bound: usize, f: impl Fn() + Send + Sync + 'static) {
+        let mut builder = loom::model::Builder::new();
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(preemption_bound);
+        }
+        let bound = builder.preemption_bound;
+        let executions = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&executions);
+        builder.check(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            f();
+        });
+        let executions = executions.load(std::sync::atomic::Ordering::Relaxed);
+        println!("{executions} interleavings, preemption bound {bound:?}");
+    }
+
+    /// One writer: submits record `id` and checks it got its own outcome.
+    fn write(stage: &Stage, log: &Log, id: u8) {
+        let pending = Pending::new(vec![id], None);
+        let version = stage.submit(&pending, log).unwrap();
+        assert_eq!(version, Version::new(u64::from(id)), "writer {id} got another's outcome");
+    }
+
+    /// Spawns a writer thread per id in `ids`, runs `main` on this thread (which writes the
+    /// records `main_ids`, if any), joins, and checks that every record was committed exactly
+    /// once.
+    fn run_writers(ids: &[u8], main_ids: &[u8], main: impl FnOnce(&Stage, &Log)) -> Arc<Log> {
+        let stage = Arc::new(Stage::new());
+        let log = Arc::new(Log::default());
+        let writers: Vec<_> = ids
+            .iter()
+            .map(|&id| {
+                let (stage, log) = (Arc::clone(&stage), Arc::clone(&log));
+                loom::thread::spawn(move || write(&stage, &log, id))
+            })
+            .collect();
+        main(&stage, &log);
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        let mut committed = log.committed.lock().unwrap().clone();
+        committed.sort_unstable();
+        let mut expected = [ids, main_ids].concat();
+        expected.sort_unstable();
+        assert_eq!(committed, expected, "every record committed exactly once");
+        assert!(stage.rings.iter().all(|ring| ring.is_empty()), "nothing left staged");
+        log
+    }
+
+    /// Two writers racing for leadership: one leads, the other is committed in its group or
+    /// handed leadership; neither waits forever.
+    #[test]
+    fn loom_two_writers_commit_exactly_once() {
+        check(6, || {
+            run_writers(&[1, 2], &[], |_, _| {});
+        });
+    }
+
+    /// Three writers on one 2-record ring: the third finds it full and must lead (or yield to
+    /// the leader) until it has room.
+    ///
+    /// Preemption bound 1: at 2, loom fails with "exceeded maximum number of branches". With
+    /// two preemptions loom can preempt a writer between claiming its ring slot and publishing
+    /// its record, and then schedule only the two other threads, which spin with
+    /// `yield_now` (one on the full ring, one in `hand_off_if_waiting` on the unpublished slot)
+    /// and yield to each other forever: loom's scheduler is not fair among yielding threads.
+    /// Any fair scheduler runs the preempted writer, which publishes and ends both spins (the
+    /// window the ring's docs describe), so this reads as a limit of the model, not a livelock;
+    /// it is the one place the bound is lower.
+    #[test]
+    fn loom_three_writers_on_a_full_ring_commit_exactly_once() {
+        check(1, || {
+            run_writers(&[1, 2], &[3], |stage, log| write(stage, log, 3));
+        });
+    }
+
+    /// A flush (`with_leadership`) racing two writers: it gets leadership, never overlaps a
+    /// group, and the writers staged meanwhile are committed after it.
+    ///
+    /// Preemption bound 2: at 3, loom exceeds its branch limit the same way as the full-ring
+    /// model above (`with_leadership` and `hand_off_if_waiting` spinning with `yield_now`
+    /// while the thread they wait for is never scheduled).
+    #[test]
+    fn loom_flush_gets_leadership_between_writers() {
+        check(2, || {
+            let log =
+                run_writers(&[1, 2], &[], |stage, log| stage.with_leadership(|| log.exclusive()));
+            assert_eq!(log.exclusive_run_count.load(Ordering::Relaxed), 1);
+        });
     }
 }

@@ -30,6 +30,8 @@ mod commit;
 mod compaction;
 mod db;
 mod error;
+#[doc(hidden)]
+pub mod fuzz_hooks;
 pub mod io;
 mod log;
 mod manifest;
@@ -39,6 +41,7 @@ mod read;
 mod segment_file;
 mod snapshot;
 mod stats;
+mod sync;
 mod tiers;
 mod value;
 

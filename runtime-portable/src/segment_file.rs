@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use zverse_core::segment::{Segment, SegmentBuilder, SegmentOptions};
 use zverse_core::{Entry, Version};
@@ -12,6 +12,7 @@ use zverse_core::{Entry, Version};
 use crate::error::{Error, Result};
 use crate::io::{Advice, Io, Mapping};
 use crate::manifest::SegmentMeta;
+use crate::sync;
 
 /// What a segment view borrows: the mapped bytes, and one flag per data block that is set once
 /// the block has passed its checksum, so that each block is hashed once per open segment rather
@@ -44,7 +45,31 @@ pub(crate) struct SegmentFile {
     mapped: MappedSegment,
     io: Arc<dyn Io>,
     /// Set when compaction has replaced the segment: the file goes with the last reference.
-    retired: AtomicBool,
+    retirement: Retirement,
+}
+
+/// Whether a segment was retired, and so whether the drop of its last `Arc` deletes its file.
+///
+/// The protocol: compaction swaps the segment out of the tiers (under the tiers lock), then
+/// calls [`Retirement::retire`] through its own `Arc`; readers that cloned the tiers before the
+/// swap keep their `Arc`s; whichever drop is last runs `SegmentFile::drop`, which asks
+/// [`Retirement::file_goes`]. `Arc`'s drop orders every other holder's last use before the
+/// last drop, and the flag's `Release` store / `Acquire` load order the retirement before it
+/// too, so the file is deleted exactly once, after every reader, whichever thread lets go last.
+/// Model-checked under loom (`loom_models` below).
+#[derive(Debug, Default)]
+pub(crate) struct Retirement(sync::AtomicBool);
+
+impl Retirement {
+    /// Marks the segment retired; called once, by compaction, after the swap.
+    pub(crate) fn retire(&self) {
+        self.0.store(true, sync::Ordering::Release);
+    }
+
+    /// In the segment's `Drop`: whether its file must be deleted now.
+    pub(crate) fn file_goes(&self) -> bool {
+        self.0.load(sync::Ordering::Acquire)
+    }
 }
 
 /// The file name of segment `number`.
@@ -86,7 +111,8 @@ impl SegmentFile {
                 .map(|segment| segment.with_verified_blocks(&bytes.verified))
         })
         .map_err(corrupt)?;
-        Ok(SegmentFile { meta, path, mapped, io: Arc::clone(io), retired: AtomicBool::new(false) })
+        let io = Arc::clone(io);
+        Ok(SegmentFile { meta, path, mapped, io, retirement: Retirement::default() })
     }
 
     pub(crate) fn meta(&self) -> &SegmentMeta {
@@ -109,13 +135,13 @@ impl SegmentFile {
 
     /// Marks the file for deletion when the last reference to it goes.
     pub(crate) fn retire(&self) {
-        self.retired.store(true, Ordering::Release);
+        self.retirement.retire();
     }
 }
 
 impl Drop for SegmentFile {
     fn drop(&mut self) {
-        if self.retired.load(Ordering::Acquire) {
+        if self.retirement.file_goes() {
             // A failed removal leaves an orphan file, which the next open deletes (it is not in
             // the manifest); nothing is lost, so the error is not worth a panic in drop.
             let _ = self.io.remove_file(&self.path);
@@ -162,5 +188,109 @@ fn build_error(error: zverse_core::segment::BuildError<std::convert::Infallible>
             // Vec sink cannot fail: anything else is a broken invariant of the engine.
             panic!("segment build failed on engine-produced input: {other}")
         }
+    }
+}
+
+/// Loom model of segment retirement: a reader holding a segment while compaction retires it.
+/// The tiers are a mutex-guarded `Arc` of segment `Arc`s as in the engine, with loom's `Arc`
+/// and `Mutex` (loom tracks the ordering `Arc`'s drop provides), and segments that run the
+/// real [`Retirement`] in their `Drop` as `SegmentFile` does. Checked in every interleaving
+/// (up to a preemption bound): a reader never sees its segment's file deleted while it holds
+/// the segment; each retired file is deleted exactly once; a live file never.
+///
+/// Run with `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p zverse
+/// --release --lib loom_`.
+#[cfg(all(test, loom))]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod loom_models {
+    use loom::sync::{Arc, Mutex};
+
+    use super::Retirement;
+
+    /// The files deleted, in order, by segment id.
+    type Deleted = Arc<Mutex<Vec<u8>>>;
+
+    /// A segment: its id, its retirement flag, and the "disk" its drop deletes from.
+    struct Segment {
+        id: u8,
+        retirement: Retirement,
+        deleted: Deleted,
+    }
+
+    impl Segment {
+        fn new(id: u8, deleted: &Deleted) -> Arc<Segment> {
+            Arc::new(Segment {
+                id,
+                retirement: Retirement::default(),
+                deleted: Arc::clone(deleted),
+            })
+        }
+
+        /// A read: the file must still be there.
+        fn read(&self) {
+            let deleted = self.deleted.lock().unwrap();
+            assert!(!deleted.contains(&self.id), "segment {} read after its file went", self.id);
+        }
+    }
+
+    impl Drop for Segment {
+        fn drop(&mut self) {
+            if self.retirement.file_goes() {
+                self.deleted.lock().unwrap().push(self.id);
+            }
+        }
+    }
+
+    type Tiers = Arc<Mutex<Arc<Vec<Arc<Segment>>>>>;
+
+    /// A reader: takes the current tiers (as `Db::tiers` does), reads every segment, lets go.
+    fn reader(tiers: &Tiers) -> loom::thread::JoinHandle<()> {
+        let tiers = Arc::clone(tiers);
+        loom::thread::spawn(move || {
+            let view = Arc::clone(&tiers.lock().unwrap());
+            for segment in view.iter() {
+                segment.read();
+            }
+        })
+    }
+
+    /// Two readers race a compaction that merges segments 1 and 2 into segment 3: swap the
+    /// tiers under the lock, then retire the inputs (as `install_compaction` does).
+    #[test]
+    fn loom_readers_holding_segments_while_compaction_retires_them() {
+        let mut builder = loom::model::Builder::new();
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(4);
+        }
+        let bound = builder.preemption_bound;
+        let executions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = std::sync::Arc::clone(&executions);
+        builder.check(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let deleted: Deleted = Arc::new(Mutex::new(Vec::new()));
+            let inputs = vec![Segment::new(1, &deleted), Segment::new(2, &deleted)];
+            let tiers: Tiers = Arc::new(Mutex::new(Arc::new(inputs.clone())));
+            let readers = [reader(&tiers), reader(&tiers)];
+            let compaction = {
+                let (tiers, deleted) = (Arc::clone(&tiers), Arc::clone(&deleted));
+                loom::thread::spawn(move || {
+                    let output = Segment::new(3, &deleted);
+                    *tiers.lock().unwrap() = Arc::new(vec![output]);
+                    for input in &inputs {
+                        input.retirement.retire();
+                    }
+                })
+            };
+            for thread in readers.into_iter().chain([compaction]) {
+                thread.join().unwrap();
+            }
+            let mut gone = deleted.lock().unwrap().clone();
+            gone.sort_unstable();
+            assert_eq!(gone, [1, 2], "each retired file exactly once, the live one never");
+            drop(tiers);
+            assert_eq!(deleted.lock().unwrap().len(), 2, "the live segment's file stays");
+        });
+        let executions = executions.load(std::sync::atomic::Ordering::Relaxed);
+        println!("{executions} interleavings, preemption bound {bound:?}");
     }
 }

@@ -222,9 +222,15 @@ const DB_DIR: &str = "/db";
 /// and closes without panicking.
 pub fn check_db_open(data: &[u8]) {
     let Some((&selector, bytes)) = data.split_first() else { return };
+    check_db_with_file(selector % 2 == 0, bytes);
+}
+
+/// Opens the baseline database with its `MANIFEST` (`manifest`) or its newest log replaced by
+/// `bytes`; once open, it answers reads and closes without panicking.
+fn check_db_with_file(manifest: bool, bytes: &[u8]) {
     let baseline = baseline();
     let io = baseline.io.after_crash(CrashVariant::KeepUnsynced);
-    let name = if selector % 2 == 0 { "MANIFEST" } else { baseline.log_name.as_str() };
+    let name = if manifest { "MANIFEST" } else { baseline.log_name.as_str() };
     replace_file(&io, &Path::new(DB_DIR).join(name), bytes);
     let Ok(db) = Db::open_with_io(DB_DIR, db_options(), Arc::new(io)) else { return };
     let _ = db.get(b"k1");
@@ -307,6 +313,58 @@ fn replace_file(io: &SimIo, path: &Path, bytes: &[u8]) {
     file.write_all_at(bytes, 0).expect("write on the simulated disk");
     file.sync_data().expect("sync on the simulated disk");
     io.sync_dir(Path::new(DB_DIR)).expect("sync the simulated directory");
+}
+
+/// Bytes of the manifest's header (magic, format version, body length) and its checksum.
+const MANIFEST_HEADER_LEN: usize = 16;
+const MANIFEST_CHECKSUM_LEN: usize = 8;
+
+/// Target `manifest_decode`: the manifest decoder over arbitrary bytes, directly and as the
+/// `MANIFEST` of the `db_open` baseline database. A manifest that decodes re-encodes to exactly
+/// its bytes; a database with it opens or returns an error, and once open answers reads and
+/// closes without panicking. Runs twice: on the bytes, and with the body length and checksum
+/// recomputed ([`manifest_with_checksum_fixed`]), so that mutations reach the body decoder and
+/// the code that trusts a decoded manifest.
+pub fn check_manifest(data: &[u8]) {
+    check_manifest_bytes(data);
+    let fixed = manifest_with_checksum_fixed(data);
+    check_manifest_bytes(&fixed);
+    check_db_with_file(true, &fixed);
+}
+
+/// `data` with the manifest's body length field and trailing checksum made to match its
+/// length and bytes; shorter than a header and a checksum, unchanged.
+#[must_use]
+pub fn manifest_with_checksum_fixed(data: &[u8]) -> Vec<u8> {
+    use zverse_core::checksum::checksum;
+    let mut bytes = data.to_vec();
+    let Some(checked_len) = bytes.len().checked_sub(MANIFEST_CHECKSUM_LEN) else { return bytes };
+    let Some(body_len) = checked_len.checked_sub(MANIFEST_HEADER_LEN) else { return bytes };
+    let body_len = u32::try_from(body_len).unwrap_or(u32::MAX).to_le_bytes();
+    bytes[MANIFEST_HEADER_LEN - 4..MANIFEST_HEADER_LEN].copy_from_slice(&body_len);
+    let sum = checksum(&bytes[..checked_len]).to_le_bytes();
+    bytes[checked_len..].copy_from_slice(&sum);
+    bytes
+}
+
+fn check_manifest_bytes(data: &[u8]) {
+    if let Ok(encoded) = zverse::fuzz_hooks::manifest_round_trip(data) {
+        assert_eq!(encoded, data, "a decoded manifest re-encodes to its bytes");
+    }
+}
+
+/// The seed inputs of target `manifest_decode`: the manifests of the `db_open` baseline
+/// database (one segment) and of a new, empty database.
+#[must_use]
+pub fn seeds_manifest() -> Vec<Vec<u8>> {
+    let baseline = baseline();
+    let manifest_path = Path::new(DB_DIR).join("MANIFEST");
+    let with_segment = baseline.io.read_file(&manifest_path).expect("a manifest");
+    let io = SimIo::new();
+    let db = Db::open_with_io(DB_DIR, db_options(), Arc::new(io.clone())).expect("a new database");
+    db.close().expect("close the new database");
+    let empty = io.read_file(&manifest_path).expect("a new database's manifest");
+    vec![with_segment, empty]
 }
 
 /// The seed inputs of target `record_decode`: a put, a delete, batches, and a log of them.

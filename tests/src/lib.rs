@@ -8,3 +8,5 @@ pub mod crash_workload;
 
 #[doc(hidden)]
 pub mod fuzz_checks;
+#[doc(hidden)]
+pub mod fuzz_model;

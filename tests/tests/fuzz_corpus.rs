@@ -9,9 +9,11 @@
 use std::path::PathBuf;
 
 use zverse_tests::fuzz_checks::{
-    check_db_open, check_record, check_segment, records_with_checksums_fixed, seeds_db_open,
-    seeds_record, seeds_segment, segment_with_checksums_fixed,
+    check_db_open, check_manifest, check_record, check_segment, manifest_with_checksum_fixed,
+    records_with_checksums_fixed, seeds_db_open, seeds_manifest, seeds_record, seeds_segment,
+    segment_with_checksums_fixed,
 };
+use zverse_tests::fuzz_model::{ModelSummary, check_db_model, run_db_model, seeds_db_model};
 
 /// The corpus directory of fuzz target `target`.
 fn corpus_dir(target: &str) -> PathBuf {
@@ -61,6 +63,18 @@ fn db_open_corpus() {
     assert!(count >= seeds_db_open().len(), "the database corpus holds at least the seeds");
 }
 
+#[test]
+fn manifest_decode_corpus() {
+    let count = replay("manifest_decode", &seeds_manifest(), check_manifest);
+    assert!(count >= seeds_manifest().len(), "the manifest corpus holds at least the seeds");
+}
+
+#[test]
+fn db_model_corpus() {
+    let count = replay("db_model", &seeds_db_model(), check_db_model);
+    assert!(count >= seeds_db_model().len(), "the model corpus holds at least the seeds");
+}
+
 /// The seeds are valid inputs: each opens and decodes, so the checks above run past the
 /// decoder on them (a seed that failed to decode would fuzz nothing but the first check).
 #[test]
@@ -74,6 +88,17 @@ fn seeds_are_valid() {
         assert!(zverse_core::record::decode_from(&damaged).is_err(), "a damaged header");
         assert_eq!(records_with_checksums_fixed(&damaged), seed);
     }
+    for seed in seeds_manifest() {
+        assert!(zverse::fuzz_hooks::manifest_round_trip(&seed).is_ok(), "{seed:?}");
+        // The fixer agrees with the encoder; a damaged length or checksum is restored.
+        assert_eq!(manifest_with_checksum_fixed(&seed), seed);
+        let mut damaged = seed.clone();
+        damaged[12] ^= 1;
+        let last = damaged.len() - 1;
+        damaged[last] ^= 1;
+        assert!(zverse::fuzz_hooks::manifest_round_trip(&damaged).is_err(), "a damaged manifest");
+        assert_eq!(manifest_with_checksum_fixed(&damaged), seed);
+    }
     for seed in seeds_segment() {
         assert!(zverse_core::segment::Segment::open(&seed).is_ok(), "{seed:?}");
         // The checksum fixer agrees with the builder on where every checksum is.
@@ -86,4 +111,17 @@ fn seeds_are_valid() {
         assert!(zverse_core::segment::Segment::open(&damaged).is_err(), "a damaged footer");
         assert_eq!(segment_with_checksums_fixed(&damaged), seed);
     }
+}
+
+/// The model target's seeds reach what it checks: commits, power failures and restarts, a
+/// restart that recovered the commit in flight, and (without `Sync`) one that lost commits
+/// acknowledged but not yet durable.
+#[test]
+fn db_model_seeds_reach_power_failures_and_restarts() {
+    let summaries: Vec<ModelSummary> = seeds_db_model().iter().map(|s| run_db_model(s)).collect();
+    eprintln!("{summaries:#?}");
+    assert!(summaries.iter().all(|s| s.op_count > 0 && s.commit_count > 0), "{summaries:?}");
+    assert!(summaries.iter().any(|s| s.restart_count > 0), "a power failure");
+    assert!(summaries.iter().any(|s| s.in_flight_recovered_count > 0), "the commit in flight");
+    assert!(summaries.iter().any(|s| s.acked_lost_count > 0), "unsynced commits lost");
 }
