@@ -22,7 +22,7 @@ use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
 use io_uring::{IoUring, opcode, squeue, types};
-use zverse::io::{Advice, Io, IoFile, IoLock, Mapping, StdIo};
+use zverse::io::{Io, IoFile, IoLock, Mapping, StdIo, StdMapping};
 
 /// Submission (and completion) queue slots: a group commit takes one per part plus the
 /// `fdatasync`; anything larger falls back to one write at a time.
@@ -56,10 +56,6 @@ pub struct UringFile {
     file: File,
     ring: Ring,
 }
-
-/// A read-only memory map of a whole file (the same as the std backend's).
-#[derive(Debug)]
-struct UringMapping(memmap2::Mmap);
 
 /// A ring, created on first use, and whether it may still be entered.
 struct Ring {
@@ -390,13 +386,13 @@ impl IoFile for UringFile {
         if settled.synced { Ok(()) } else { self.sync_data() }
     }
 
+    /// The mapping, its advice and its residency queries are the std backend's own.
     fn map(&self) -> io::Result<Box<dyn Mapping>> {
         // SAFETY: a mapping is undefined behaviour if the file changes under it. As for the
         // std backend: the engine maps only segment files that are complete and synced, never
         // writes to them or truncates them afterwards (ARCHITECTURE.md), and the LOCK file
         // keeps every other ZVerse process out of the directory.
-        let map = unsafe { memmap2::Mmap::map(&self.file)? };
-        Ok(Box::new(UringMapping(map)))
+        Ok(Box::new(unsafe { StdMapping::map_file(&self.file)? }))
     }
 }
 
@@ -442,21 +438,6 @@ pub(crate) fn settle(parts: &[&[u8]], results: &[i32]) -> io::Result<Settled> {
         Err(error) => return Err(error),
     };
     Ok(Settled { written, synced })
-}
-
-impl Mapping for UringMapping {
-    fn bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    fn advise(&self, advice: Advice) -> io::Result<()> {
-        self.0.advise(match advice {
-            Advice::Random => memmap2::Advice::Random,
-            Advice::Sequential => memmap2::Advice::Sequential,
-            Advice::WillNeed => memmap2::Advice::WillNeed,
-            _ => return Ok(()),
-        })
-    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use zverse_core::{Entry, Version};
 
 use crate::db::{Inner, lock};
 use crate::error::{Error, Result};
+use crate::locality::{Advised, ScanPurpose};
 use crate::options::Retention;
 use crate::segment_file::SegmentFile;
 use crate::tiers::Tiers;
@@ -108,7 +109,9 @@ fn decide_survivors(
     segments: &[&Segment<'_>],
     policy: &GcPolicy<'_>,
 ) -> Result<Dropped> {
-    let sources = segments.iter().map(|segment| segment.iter_key_order());
+    let sources = inputs.iter().zip(segments).map(|(file, segment)| {
+        Advised::new(segment.iter_key_order(), file.scan_advice(ScanPurpose::Compaction))
+    });
     let merged =
         MergeVec::from_sources(sources, KeyOrder).expect("inputs are capped at FAN_IN_MAX");
     let mut dropped = Dropped::new();
@@ -162,7 +165,9 @@ fn collect_survivors<'a>(
     segments: &[&Segment<'a>],
     dropped: &Dropped,
 ) -> Result<Vec<Entry<'a>>> {
-    let sources = segments.iter().map(|segment| segment.iter());
+    let sources = inputs.iter().zip(segments).map(|(file, segment)| {
+        Advised::new(segment.iter(), file.scan_advice(ScanPurpose::Compaction))
+    });
     let merged = MergeVec::from_sources(sources, ZOrder).expect("inputs are capped at FAN_IN_MAX");
     let mut survivors = Vec::new();
     for entry in merged {

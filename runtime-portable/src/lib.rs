@@ -31,6 +31,7 @@ mod compaction;
 mod db;
 mod error;
 pub mod io;
+mod locality;
 mod log;
 mod manifest;
 mod memtable;
@@ -44,6 +45,7 @@ mod value;
 
 pub use batch::Batch;
 pub use check::CheckReport;
+pub use locality::LocalityStats;
 pub use db::Db;
 pub use error::{Error, Result};
 pub use options::{Durability, Options, Retention};

@@ -13,6 +13,7 @@ use zverse_core::{Entry, Version};
 
 use crate::db::Inner;
 use crate::error::{Error, Result};
+use crate::locality::{Advised, ScanPurpose};
 use crate::memtable::{MemEntry, Memtable};
 use crate::segment_file::SegmentFile;
 use crate::tiers::Tiers;
@@ -95,6 +96,7 @@ impl ReadView {
             if meta.version_min > self.version || !newer(&best, meta.version_max) {
                 continue; // Nothing in it can beat what was found.
             }
+            segment.note_point_read();
             let found = segment
                 .segment()
                 .get_at(key, self.version)
@@ -125,6 +127,7 @@ impl ReadView {
             sources.push(Box::new(versions.into_iter()));
         }
         for segment in &self.tiers.segments {
+            segment.note_point_read();
             sources.push(Box::new(SegmentHistory::open(segment, key, self.version)));
         }
         let merged = merge(sources, KeyOrder);
@@ -302,12 +305,15 @@ fn walk_memtable(
     }
 }
 
+/// A segment's `range_at` iterator, feeding the locality advisor.
+type AdvisedRangeAt<'a> = Advised<'a, RangeAt<'a>>;
+
 self_cell::self_cell! {
     /// A segment's `range_at` iterator, keeping its segment mapped.
     struct SegmentRangeCell {
         owner: Arc<SegmentFile>,
         #[not_covariant]
-        dependent: RangeAt,
+        dependent: AdvisedRangeAt,
     }
 }
 
@@ -316,7 +322,8 @@ struct SegmentRange(SegmentRangeCell);
 impl SegmentRange {
     fn open(segment: &Arc<SegmentFile>, keys: &OwnedRange, version: Version) -> SegmentRange {
         SegmentRange(SegmentRangeCell::new(Arc::clone(segment), |segment| {
-            segment.segment().range_at(keys.bounds(), version)
+            let range = segment.segment().range_at(keys.bounds(), version);
+            Advised::new(range, segment.scan_advice(ScanPurpose::Query))
         }))
     }
 }
@@ -373,8 +380,9 @@ impl Iterator for SegmentHistory {
     }
 }
 
-/// A segment's `changes` iterator, whose key bounds live as long as the segment borrow.
-type SegmentChangesIter<'a> = zverse_core::segment::Changes<'a, 'a>;
+/// A segment's `changes` iterator, whose key bounds live as long as the segment borrow,
+/// feeding the locality advisor.
+type SegmentChangesIter<'a> = Advised<'a, zverse_core::segment::Changes<'a, 'a>>;
 
 /// What a segment's `changes` borrows: the segment and the key bounds.
 struct ChangesOwner {
@@ -401,7 +409,8 @@ impl SegmentChanges {
     ) -> SegmentChanges {
         let owner = ChangesOwner { segment: Arc::clone(segment), keys };
         SegmentChanges(SegmentChangesCell::new(owner, |owner| {
-            owner.segment.segment().changes(owner.keys.bounds(), versions)
+            let changes = owner.segment.segment().changes(owner.keys.bounds(), versions);
+            Advised::new(changes, owner.segment.scan_advice(ScanPurpose::Query))
         }))
     }
 }

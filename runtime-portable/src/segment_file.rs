@@ -10,7 +10,8 @@ use zverse_core::segment::{Segment, SegmentBuilder, SegmentOptions};
 use zverse_core::{Entry, Version};
 
 use crate::error::{Error, Result};
-use crate::io::{Advice, Io, Mapping};
+use crate::io::{Io, Mapping};
+use crate::locality::{LocalityAdvisor, ScanAdvice, ScanPurpose};
 use crate::manifest::SegmentMeta;
 
 /// What a segment view borrows: the mapped bytes, and one flag per data block that is set once
@@ -45,6 +46,9 @@ pub(crate) struct SegmentFile {
     io: Arc<dyn Io>,
     /// Set when compaction has replaced the segment: the file goes with the last reference.
     retired: AtomicBool,
+    /// The database's locality advisor, and whether it advised this segment for point reads.
+    advisor: Arc<LocalityAdvisor>,
+    random_advised: AtomicBool,
 }
 
 /// The file name of segment `number`.
@@ -54,7 +58,12 @@ pub(crate) fn segment_file_name(number: u64) -> String {
 
 impl SegmentFile {
     /// Opens and maps the segment `meta` names in `dir`, checking its footer and metadata.
-    pub(crate) fn open(io: &Arc<dyn Io>, dir: &Path, meta: SegmentMeta) -> Result<SegmentFile> {
+    pub(crate) fn open(
+        io: &Arc<dyn Io>,
+        dir: &Path,
+        meta: SegmentMeta,
+        advisor: &Arc<LocalityAdvisor>,
+    ) -> Result<SegmentFile> {
         let path = dir.join(segment_file_name(meta.file_number));
         let file = io.open_read(&path).map_err(|error| match error.kind() {
             std::io::ErrorKind::NotFound => Error::Corruption {
@@ -76,8 +85,6 @@ impl SegmentFile {
                 ),
             });
         }
-        // Point reads dominate; scans advise sequential access for their own range.
-        let _ = mapping.advise(Advice::Random);
         let corrupt = |corruption| Error::corruption(&path, 0, corruption);
         let block_count = Segment::open(mapping.bytes()).map_err(corrupt)?.block_count();
         let verified = (0..block_count).map(|_| AtomicBool::new(false)).collect();
@@ -86,7 +93,15 @@ impl SegmentFile {
                 .map(|segment| segment.with_verified_blocks(&bytes.verified))
         })
         .map_err(corrupt)?;
-        Ok(SegmentFile { meta, path, mapped, io: Arc::clone(io), retired: AtomicBool::new(false) })
+        Ok(SegmentFile {
+            meta,
+            path,
+            mapped,
+            io: Arc::clone(io),
+            retired: AtomicBool::new(false),
+            advisor: Arc::clone(advisor),
+            random_advised: AtomicBool::new(false),
+        })
     }
 
     pub(crate) fn meta(&self) -> &SegmentMeta {
@@ -107,9 +122,26 @@ impl SegmentFile {
         self.mapped.borrow_owner().mapping.bytes()
     }
 
-    /// Marks the file for deletion when the last reference to it goes.
+    fn mapping(&self) -> &dyn Mapping {
+        self.mapped.borrow_owner().mapping.as_ref()
+    }
+
+    /// A point read (`get_at`, `history`) is about to use the segment: the advisor's
+    /// `MADV_RANDOM`, the first time.
+    pub(crate) fn note_point_read(&self) {
+        self.advisor.point_read(self.mapping(), &self.random_advised);
+    }
+
+    /// The advice and counting of a scan over the segment, fed the entries it yields.
+    pub(crate) fn scan_advice(&self, purpose: ScanPurpose) -> ScanAdvice<'_> {
+        self.advisor.scan(self.mapping(), &self.random_advised, purpose)
+    }
+
+    /// Marks the file for deletion when the last reference to it goes, and advises its pages
+    /// cold: readers still holding it keep reading correct bytes, only their pages go first.
     pub(crate) fn retire(&self) {
         self.retired.store(true, Ordering::Release);
+        self.advisor.retired(self.mapping());
     }
 }
 

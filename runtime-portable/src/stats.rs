@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use zverse_core::Version;
 
 use crate::db::Db;
+use crate::locality::LocalityStats;
 
 /// A snapshot of the database's counters, from [`Db::stats`].
 #[derive(Clone, Debug, PartialEq)]
@@ -50,6 +51,9 @@ pub struct Stats {
     pub commit_records: u64,
     /// Memtables flushed to segments since open.
     pub flushes: u64,
+    /// The locality advisor's counters since open: advice given, prefetch accuracy, pages
+    /// touched by scans.
+    pub locality: LocalityStats,
 }
 
 impl Db {
@@ -89,12 +93,13 @@ impl Db {
             commit_groups: counters.commit_groups.load(Ordering::Relaxed),
             commit_records: counters.commit_records.load(Ordering::Relaxed),
             flushes: counters.flushes.load(Ordering::Relaxed),
+            locality: inner.advisor.stats(),
         }
     }
 }
 
 /// `numerator / denominator`, or 0 when the denominator is 0.
 #[allow(clippy::cast_precision_loss, reason = "a ratio of byte counts needs no more precision")]
-fn ratio(numerator: u64, denominator: u64) -> f64 {
+pub(crate) fn ratio(numerator: u64, denominator: u64) -> f64 {
     if denominator == 0 { 0.0 } else { numerator as f64 / denominator as f64 }
 }
