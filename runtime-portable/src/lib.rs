@@ -51,6 +51,6 @@ pub use error::{Error, Result};
 pub use options::{Durability, Options, Retention};
 pub use read::{Change, Changes, Range};
 pub use snapshot::{History, Snapshot};
-pub use stats::Stats;
+pub use stats::{SegmentResidency, Stats};
 pub use value::Value;
 pub use zverse_core::Version;

@@ -137,6 +137,15 @@ impl SegmentFile {
         self.advisor.scan(self.mapping(), &self.random_advised, purpose)
     }
 
+    /// The segment's pages in memory now and its pages in all, or `None` where the backend
+    /// cannot tell.
+    pub(crate) fn residency(&self) -> Option<(u64, u64)> {
+        let mapping = self.mapping();
+        let len = mapping.bytes().len();
+        let resident = mapping.resident_pages(0, len).ok()?;
+        Some((resident as u64, len.div_ceil(mapping.page_bytes().max(1)) as u64))
+    }
+
     /// Marks the file for deletion when the last reference to it goes, and advises its pages
     /// cold: readers still holding it keep reading correct bytes, only their pages go first.
     pub(crate) fn retire(&self) {
