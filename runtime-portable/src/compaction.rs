@@ -17,6 +17,7 @@ use std::time::SystemTime;
 
 use zverse_core::merge::{Decision, FAN_IN_MAX, GcPolicy, KeyGc, KeyOrder, MergeVec, ZOrder};
 use zverse_core::segment::Segment;
+use zverse_core::zkey::ZBox;
 use zverse_core::{Entry, Version};
 
 use crate::db::{Inner, lock};
@@ -109,8 +110,10 @@ fn decide_survivors(
     segments: &[&Segment<'_>],
     policy: &GcPolicy<'_>,
 ) -> Result<Dropped> {
+    let everything = ZBox::new(0, u64::MAX, 0, u64::MAX);
     let sources = inputs.iter().zip(segments).map(|(file, segment)| {
-        Advised::new(segment.iter_key_order(), file.scan_advice(ScanPurpose::Compaction))
+        let advice = file.scan_advice(everything.as_ref(), ScanPurpose::Compaction);
+        Advised::new(segment.iter_key_order(), advice)
     });
     let merged =
         MergeVec::from_sources(sources, KeyOrder).expect("inputs are capped at FAN_IN_MAX");
@@ -165,8 +168,10 @@ fn collect_survivors<'a>(
     segments: &[&Segment<'a>],
     dropped: &Dropped,
 ) -> Result<Vec<Entry<'a>>> {
+    let everything = ZBox::new(0, u64::MAX, 0, u64::MAX);
     let sources = inputs.iter().zip(segments).map(|(file, segment)| {
-        Advised::new(segment.iter(), file.scan_advice(ScanPurpose::Compaction))
+        let advice = file.scan_advice(everything.as_ref(), ScanPurpose::Compaction);
+        Advised::new(segment.iter(), advice)
     });
     let merged = MergeVec::from_sources(sources, ZOrder).expect("inputs are capped at FAN_IN_MAX");
     let mut survivors = Vec::new();

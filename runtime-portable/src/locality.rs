@@ -2,13 +2,16 @@
 //! whether they paid.
 //!
 //! What it advises, on a segment's mapping:
-//! - the first point read (`get`, `get_at`, `history`) that uses a segment: `MADV_RANDOM` on the
-//!   whole segment, once per segment (a flag in the segment, one relaxed load per later read);
+//! - when the segment is opened: `MADV_RANDOM` on the whole of it, its resting state, once per
+//!   segment (point reads and the binary search that starts each scan read single entries;
+//!   under the kernel's default advice every page fault reads a whole read-ahead window around
+//!   it, 8 MiB on the development VM), then `MADV_WILLNEED` on its metadata sections, which
+//!   the open reads and checks in full. Point reads themselves make no call and pay nothing;
 //! - a scan (`range`, `range_at`, `changes`, compaction's two passes): as the scan's cursor
 //!   enters a new chunk of [`CHUNK_BYTES`], `MADV_SEQUENTIAL` + `MADV_WILLNEED` on the chunks up
 //!   to [`CHUNKS_AHEAD`] beyond it that are not advised yet, so the reads run ahead of the
 //!   cursor by a window, never over the whole file; when the scan ends, the span it advised
-//!   goes back to `MADV_RANDOM` (segment used by point reads) or `MADV_NORMAL`;
+//!   goes back to `MADV_RANDOM`;
 //! - a segment retired by compaction: `MADV_COLD` (or `MADV_DONTNEED` where the kernel has no
 //!   `MADV_COLD`) on the whole of it.
 //!
@@ -28,10 +31,10 @@
 //!
 //! **Architecture Invariant: advice is only ever a hint.** Every call may fail or be ignored
 //! without changing a result; errors are counted, never returned. Point reads make no system
-//! call after a segment's first one.
+//! call.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use zverse_core::{Corruption, Entry};
 
@@ -87,9 +90,9 @@ pub struct LocalityStats {
     pub advice_calls: u64,
     /// madvise calls that failed (hints: the failure changes no result).
     pub advice_errors: u64,
-    /// Pages covered by `MADV_RANDOM`, `MADV_WILLNEED` and `MADV_COLD` advice (the
-    /// `MADV_SEQUENTIAL` that goes with each `MADV_WILLNEED`, and the advice restored after a
-    /// scan, are not counted again).
+    /// Pages covered by `MADV_RANDOM` and `MADV_WILLNEED` (metadata at open, windows ahead of
+    /// scans) and `MADV_COLD` advice (the `MADV_SEQUENTIAL` that goes with each window, and the
+    /// `MADV_RANDOM` restored after a scan, are not counted again).
     pub pages_advised: u64,
     /// Pages covered by `MADV_WILLNEED` ahead of scans.
     pub pages_prefetched: u64,
@@ -104,7 +107,7 @@ pub struct LocalityStats {
     /// Segment pages holding the entries those queries yielded (distinct consecutive pages
     /// per segment); divided by `scan_queries`, the pages a query touched.
     pub scan_pages_touched: u64,
-    /// Segments advised `MADV_RANDOM` for point reads (once each).
+    /// Segments advised `MADV_RANDOM` when opened (once each).
     pub segments_random: u64,
     /// Segments advised `MADV_COLD` after compaction retired them.
     pub segments_cold: u64,
@@ -116,20 +119,27 @@ impl LocalityAdvisor {
         LocalityAdvisor { enabled, block_bytes, counters: Counters::default() }
     }
 
-    /// A point read is about to use the segment mapped by `mapping`: `MADV_RANDOM` on all of
-    /// it, the first time only (`random_advised` is the segment's flag).
-    pub(crate) fn point_read(&self, mapping: &dyn Mapping, random_advised: &AtomicBool) {
-        // Relaxed: the flag only deduplicates a hint. Two first readers racing may both see
-        // `false` on the load; the swap lets only one of them advise.
-        if !self.enabled
-            || random_advised.load(Ordering::Relaxed)
-            || random_advised.swap(true, Ordering::Relaxed)
-        {
+    /// A segment is being opened: `MADV_RANDOM` on all of it, its resting state (point reads,
+    /// and the binary searches that start every scan, read single entries; a fault under the
+    /// kernel's default advice reads a whole read-ahead window around it, up to megabytes).
+    /// Called before anything of the mapping is read.
+    pub(crate) fn opening(&self, mapping: &dyn Mapping) {
+        if !self.enabled {
             return;
         }
         let pages = self.advise(mapping, 0..mapping.bytes().len(), Advice::Random);
         self.add(&self.counters.pages_advised, pages);
         self.add(&self.counters.segments_random, 1);
+    }
+
+    /// The segment's metadata (`metadata`, up to the end of the file) is about to be read and
+    /// checked in full: `MADV_WILLNEED` on it, so that it comes in as one read.
+    pub(crate) fn reading_metadata(&self, mapping: &dyn Mapping, metadata: Range<usize>) {
+        if !self.enabled {
+            return;
+        }
+        let pages = self.advise(mapping, metadata, Advice::WillNeed);
+        self.add(&self.counters.pages_advised, pages);
     }
 
     /// Compaction retired the segment mapped by `mapping`: its pages are reclaimed first.
@@ -148,26 +158,34 @@ impl LocalityAdvisor {
     }
 
     /// The advice and counting of one scan over the segment mapped by `mapping`.
+    /// `span` is the bytes the scan can read (`Segment::data_span`): the first window of it is
+    /// prefetched now, and nothing outside it ever is.
     pub(crate) fn scan<'m>(
         &'m self,
         mapping: &'m dyn Mapping,
-        random_advised: &'m AtomicBool,
+        span: Range<usize>,
         purpose: ScanPurpose,
     ) -> ScanAdvice<'m> {
         let bytes = mapping.bytes();
         let page_bytes = mapping.page_bytes().max(1);
-        ScanAdvice {
+        let mut advice = ScanAdvice {
             advisor: self,
             mapping,
-            random_advised,
             base_addr: bytes.as_ptr().addr(),
+            file_bytes: bytes.len(),
             window: ScanWindow::new(bytes.len(), CHUNK_BYTES, CHUNKS_AHEAD, page_bytes)
-                .with_skip_bytes(self.block_bytes),
+                .with_skip_bytes(self.block_bytes)
+                .with_span(span),
             page_bytes,
             page_last: None,
             pages_touched: 0,
             purpose,
+        };
+        if self.enabled {
+            let step = advice.window.begin();
+            advice.apply(step);
         }
+        advice
     }
 
     /// The counters as they are now.
@@ -227,9 +245,9 @@ fn pages_spanned(range: &Range<usize>, page_bytes: usize) -> u64 {
 pub(crate) struct ScanAdvice<'m> {
     advisor: &'m LocalityAdvisor,
     mapping: &'m dyn Mapping,
-    random_advised: &'m AtomicBool,
     /// The address of the mapping's first byte: an entry's offset is its address minus it.
     base_addr: usize,
+    file_bytes: usize,
     window: ScanWindow,
     page_bytes: usize,
     page_last: Option<usize>,
@@ -242,7 +260,7 @@ impl ScanAdvice<'_> {
     /// from elsewhere, which no segment yields, is ignored).
     pub(crate) fn reached(&mut self, key: &[u8]) {
         let Some(offset) = key.as_ptr().addr().checked_sub(self.base_addr) else { return };
-        if offset >= self.window.file_bytes {
+        if offset >= self.file_bytes {
             return;
         }
         let page = offset / self.page_bytes;
@@ -254,6 +272,11 @@ impl ScanAdvice<'_> {
             return;
         }
         let step = self.window.reached(offset);
+        self.apply(step);
+    }
+
+    /// Measures and prefetches what `step` asks.
+    fn apply(&self, step: Step) {
         if let Some(measure) = step.measure {
             self.measure(measure);
         }
@@ -284,10 +307,9 @@ impl Drop for ScanAdvice<'_> {
             self.advisor.add(&self.advisor.counters.scan_pages_touched, self.pages_touched);
         }
         if let Some(span) = self.window.advised_span() {
-            // Relaxed: whichever advice a racing first point read sees, both are hints.
-            let random = self.random_advised.load(Ordering::Relaxed);
-            let advice = if random { Advice::Random } else { Advice::Normal };
-            self.advisor.advise(self.mapping, span, advice);
+            // Back to the resting state (a scan running at the same time on the same segment
+            // loses its sequential hint for what remains of this span: a hint, not a result).
+            self.advisor.advise(self.mapping, span, Advice::Random);
         }
     }
 }
@@ -331,13 +353,14 @@ pub(crate) struct Step {
 
 /// The decisions of one scan over one file, without I/O: where the cursor is, which chunks
 /// are advised, what to prefetch and measure next. Chunks are `chunk_bytes` long from offset
-/// 0; the last one ends at the file's end.
+/// 0; nothing outside the scan's span (the bytes it can read) is prefetched or measured.
 #[derive(Clone, Debug)]
 pub(crate) struct ScanWindow {
-    file_bytes: usize,
     chunk_bytes: usize,
     chunks_ahead: usize,
     page_bytes: usize,
+    /// The bytes the scan can read (the whole file unless told).
+    span: Range<usize>,
     /// Bytes after the cursor the scan has read already (the block under it).
     skip_bytes: usize,
     /// The chunk of the last offset reached.
@@ -347,7 +370,7 @@ pub(crate) struct ScanWindow {
     /// The chunks of the current run of prefetching (empty before the first).
     advised: Range<usize>,
     /// The bytes advised so far, as one covering range.
-    span: Option<Range<usize>>,
+    advised_bytes: Option<Range<usize>>,
 }
 
 impl ScanWindow {
@@ -359,15 +382,15 @@ impl ScanWindow {
     ) -> ScanWindow {
         assert!(chunk_bytes > 0 && page_bytes > 0, "chunks and pages have a size");
         ScanWindow {
-            file_bytes,
             chunk_bytes,
             chunks_ahead,
             page_bytes,
+            span: 0..file_bytes,
             skip_bytes: 0,
             chunk_last: None,
             chunk_reached: None,
             advised: 0..0,
-            span: None,
+            advised_bytes: None,
         }
     }
 
@@ -376,12 +399,28 @@ impl ScanWindow {
         ScanWindow { skip_bytes, ..self }
     }
 
-    /// The scan reached `offset` (inside the file). The first time it enters a chunk further
-    /// than any before: measure the rest of that chunk if it was prefetched, and prefetch the
-    /// chunks up to `chunks_ahead` beyond it that are not advised yet. Anything else (the
-    /// same chunk, or ground already covered) asks for nothing.
+    /// The same window, prefetching and measuring only inside `span` (clipped to the file).
+    pub(crate) fn with_span(self, span: Range<usize>) -> ScanWindow {
+        let span = span.start.min(self.span.end)..span.end.min(self.span.end);
+        ScanWindow { span, ..self }
+    }
+
+    /// The scan is about to start: prefetch the first window of its span, so that its first
+    /// read is already on its way.
+    pub(crate) fn begin(&mut self) -> Step {
+        assert!(self.chunk_last.is_none(), "a scan begins before it reads");
+        if self.span.is_empty() {
+            return Step::default();
+        }
+        let chunk = self.span.start / self.chunk_bytes;
+        Step { measure: None, prefetch: self.prefetch_from(chunk, self.span.start) }
+    }
+
+    /// The scan reached `offset`. The first time it enters a chunk further than any before:
+    /// measure the rest of that chunk if it was prefetched, and prefetch the chunks up to
+    /// `chunks_ahead` beyond it that are not advised yet. Anything else (the same chunk, or
+    /// ground already covered) asks for nothing.
     pub(crate) fn reached(&mut self, offset: usize) -> Step {
-        assert!(offset < self.file_bytes, "the offset is inside the file");
         let chunk = offset / self.chunk_bytes;
         if self.chunk_last == Some(chunk) {
             return Step::default();
@@ -391,35 +430,40 @@ impl ScanWindow {
             return Step::default();
         }
         self.chunk_reached = Some(chunk);
-        let chunk_end = ((chunk + 1) * self.chunk_bytes).min(self.file_bytes);
-        let was_advised = self.advised.contains(&chunk);
+        let measure_end = ((chunk + 1) * self.chunk_bytes).min(self.span.end);
         let measure_start = (offset + self.skip_bytes) / self.page_bytes * self.page_bytes
             + self.page_bytes;
-        let measure = (was_advised && measure_start < chunk_end).then(|| measure_start..chunk_end);
-        let chunk_count = self.file_bytes.div_ceil(self.chunk_bytes);
-        let ahead_end = (chunk + 1 + self.chunks_ahead).min(chunk_count);
-        let (from_chunk, from_byte) = if was_advised {
-            (self.advised.end, self.advised.end * self.chunk_bytes)
+        let measure = (self.advised.contains(&chunk) && measure_start < measure_end)
+            .then(|| measure_start..measure_end);
+        Step { measure, prefetch: self.prefetch_from(chunk, offset) }
+    }
+
+    /// Prefetches the chunks from `chunk` (the cursor's, at `offset`) to `chunks_ahead` beyond
+    /// it that are not advised yet, inside the span; returns the bytes, if any.
+    fn prefetch_from(&mut self, chunk: usize, offset: usize) -> Option<Range<usize>> {
+        let ahead_end = chunk + 1 + self.chunks_ahead;
+        let from_byte = if self.advised.contains(&chunk) {
+            self.advised.end * self.chunk_bytes
         } else {
+            // A new run: from the cursor's page, not the chunk's start.
             self.advised = chunk..chunk;
-            (chunk, offset / self.page_bytes * self.page_bytes)
+            offset / self.page_bytes * self.page_bytes
         };
-        let prefetch = (ahead_end > from_chunk)
-            .then(|| from_byte..(ahead_end * self.chunk_bytes).min(self.file_bytes));
         self.advised.end = self.advised.end.max(ahead_end);
-        if let Some(prefetch) = &prefetch {
-            self.span = Some(match self.span.take() {
-                Some(span) => span.start.min(prefetch.start)..span.end.max(prefetch.end),
-                None => prefetch.clone(),
-            });
+        let prefetch = from_byte.max(self.span.start)..(ahead_end * self.chunk_bytes).min(self.span.end);
+        if prefetch.is_empty() {
+            return None;
         }
-        assert!(self.advised.contains(&chunk), "the cursor's chunk is advised after a step");
-        Step { measure, prefetch }
+        self.advised_bytes = Some(match self.advised_bytes.take() {
+            Some(bytes) => bytes.start.min(prefetch.start)..bytes.end.max(prefetch.end),
+            None => prefetch.clone(),
+        });
+        Some(prefetch)
     }
 
     /// The bytes advised so far (one range covering them all), or `None`.
     pub(crate) fn advised_span(&self) -> Option<Range<usize>> {
-        self.span.clone()
+        self.advised_bytes.clone()
     }
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use zverse_core::merge::{FAN_IN_MAX, KeyOrder, Keyed, MergeVec, Order, ZOrder};
 use zverse_core::segment::{History, RangeAt};
+use zverse_core::zkey::ZBox;
 use zverse_core::{Entry, Version};
 
 use crate::db::Inner;
@@ -96,7 +97,6 @@ impl ReadView {
             if meta.version_min > self.version || !newer(&best, meta.version_max) {
                 continue; // Nothing in it can beat what was found.
             }
-            segment.note_point_read();
             let found = segment
                 .segment()
                 .get_at(key, self.version)
@@ -127,7 +127,6 @@ impl ReadView {
             sources.push(Box::new(versions.into_iter()));
         }
         for segment in &self.tiers.segments {
-            segment.note_point_read();
             sources.push(Box::new(SegmentHistory::open(segment, key, self.version)));
         }
         let merged = merge(sources, KeyOrder);
@@ -323,7 +322,9 @@ impl SegmentRange {
     fn open(segment: &Arc<SegmentFile>, keys: &OwnedRange, version: Version) -> SegmentRange {
         SegmentRange(SegmentRangeCell::new(Arc::clone(segment), |segment| {
             let range = segment.segment().range_at(keys.bounds(), version);
-            Advised::new(range, segment.scan_advice(ScanPurpose::Query))
+            // A key-order walk decodes every version of its keys, newer ones included.
+            let zbox = ZBox::covering(&keys.bounds(), &(..));
+            Advised::new(range, segment.scan_advice(zbox.as_ref(), ScanPurpose::Query))
         }))
     }
 }
@@ -410,7 +411,8 @@ impl SegmentChanges {
         let owner = ChangesOwner { segment: Arc::clone(segment), keys };
         SegmentChanges(SegmentChangesCell::new(owner, |owner| {
             let changes = owner.segment.segment().changes(owner.keys.bounds(), versions);
-            Advised::new(changes, owner.segment.scan_advice(ScanPurpose::Query))
+            let zbox = ZBox::covering(&owner.keys.bounds(), &versions);
+            Advised::new(changes, owner.segment.scan_advice(zbox.as_ref(), ScanPurpose::Query))
         }))
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use zverse_core::segment::{Segment, SegmentBuilder, SegmentOptions};
+use zverse_core::zkey::ZBox;
 use zverse_core::{Entry, Version};
 
 use crate::error::{Error, Result};
@@ -46,9 +47,8 @@ pub(crate) struct SegmentFile {
     io: Arc<dyn Io>,
     /// Set when compaction has replaced the segment: the file goes with the last reference.
     retired: AtomicBool,
-    /// The database's locality advisor, and whether it advised this segment for point reads.
+    /// The database's locality advisor.
     advisor: Arc<LocalityAdvisor>,
-    random_advised: AtomicBool,
 }
 
 /// The file name of segment `number`.
@@ -86,6 +86,12 @@ impl SegmentFile {
             });
         }
         let corrupt = |corruption| Error::corruption(&path, 0, corruption);
+        // Random first, so that reading the footer faults in one page, not a read-ahead
+        // window; then the metadata the open checks in full, as one read.
+        advisor.opening(mapping.as_ref());
+        let metadata_offset = Segment::metadata_offset(mapping.bytes()).map_err(corrupt)?;
+        let metadata = metadata_offset as usize..mapping.bytes().len();
+        advisor.reading_metadata(mapping.as_ref(), metadata);
         let block_count = Segment::open(mapping.bytes()).map_err(corrupt)?.block_count();
         let verified = (0..block_count).map(|_| AtomicBool::new(false)).collect();
         let mapped = MappedSegment::try_new(SegmentBytes { mapping, verified }, |bytes| {
@@ -100,7 +106,6 @@ impl SegmentFile {
             io: Arc::clone(io),
             retired: AtomicBool::new(false),
             advisor: Arc::clone(advisor),
-            random_advised: AtomicBool::new(false),
         })
     }
 
@@ -126,15 +131,12 @@ impl SegmentFile {
         self.mapped.borrow_owner().mapping.as_ref()
     }
 
-    /// A point read (`get_at`, `history`) is about to use the segment: the advisor's
-    /// `MADV_RANDOM`, the first time.
-    pub(crate) fn note_point_read(&self) {
-        self.advisor.point_read(self.mapping(), &self.random_advised);
-    }
-
-    /// The advice and counting of a scan over the segment, fed the entries it yields.
-    pub(crate) fn scan_advice(&self, purpose: ScanPurpose) -> ScanAdvice<'_> {
-        self.advisor.scan(self.mapping(), &self.random_advised, purpose)
+    /// The advice and counting of a scan over the segment that reads only entries of `zbox`
+    /// (`None`: no entry), fed the entries it yields.
+    pub(crate) fn scan_advice(&self, zbox: Option<&ZBox>, purpose: ScanPurpose) -> ScanAdvice<'_> {
+        let span = zbox.map_or(0..0, |zbox| self.segment().data_span(zbox));
+        let span = span.start as usize..span.end as usize;
+        self.advisor.scan(self.mapping(), span, purpose)
     }
 
     /// The segment's pages in memory now and its pages in all, or `None` where the backend

@@ -1,7 +1,6 @@
 use std::io;
 use std::ops::Range;
 use std::sync::Mutex;
-use std::sync::atomic::AtomicBool;
 
 use super::{CHUNK_BYTES, CHUNKS_AHEAD, LocalityAdvisor, ScanPurpose, ScanWindow, Step};
 use crate::io::{Advice, Mapping};
@@ -82,6 +81,22 @@ fn the_block_under_the_cursor_is_not_measured() {
 }
 
 #[test]
+fn a_span_bounds_what_is_prefetched_and_measured() {
+    let mut bounded = window().with_span(250..420);
+    assert_eq!(bounded.begin(), step(None, Some(250..420)), "the first window, from the start");
+    assert_eq!(bounded.reached(260), step(Some(270..300), None));
+    assert_eq!(bounded.reached(330), step(Some(340..400), None));
+    assert_eq!(bounded.reached(410), Step::default(), "nothing past the span to measure");
+    assert_eq!(bounded.advised_span(), Some(250..420));
+    let mut clipped = window().with_span(50..2000);
+    assert_eq!(clipped.begin(), step(None, Some(50..300)), "a span past the end is clipped");
+    assert_eq!(clipped.reached(950), step(None, Some(950..1000)));
+    let mut empty = window().with_span(0..0);
+    assert_eq!(empty.begin(), Step::default(), "an empty span prefetches nothing");
+    assert_eq!(empty.reached(10), Step::default());
+}
+
+#[test]
 fn a_file_shorter_than_the_window_is_prefetched_once() {
     let mut window = ScanWindow::new(130, 100, 2, 10);
     assert_eq!(window.reached(5), step(None, Some(0..130)));
@@ -125,19 +140,16 @@ impl Mapping for Recording {
 }
 
 #[test]
-fn point_reads_advise_random_once_per_segment() {
+fn an_opened_segment_rests_random_and_its_metadata_is_prefetched() {
     let advisor = LocalityAdvisor::new(true, 4096);
-    let (a, b) = (Recording::new(10_000, true), Recording::new(20_000, true));
-    let (flag_a, flag_b) = (AtomicBool::new(false), AtomicBool::new(false));
-    for _ in 0..3 {
-        advisor.point_read(&a, &flag_a);
-        advisor.point_read(&b, &flag_b);
-    }
-    assert_eq!(a.calls(), [(0..10_000, Advice::Random)]);
-    assert_eq!(b.calls(), [(0..20_000, Advice::Random)]);
+    let mapping = Recording::new(20_000, true);
+    advisor.opening(&mapping);
+    advisor.reading_metadata(&mapping, 15_000..20_000);
+    assert_eq!(mapping.calls(), [(0..20_000, Advice::Random), (15_000..20_000, Advice::WillNeed)]);
     let stats = advisor.stats();
-    assert_eq!((stats.segments_random, stats.advice_calls), (2, 2));
-    assert_eq!(stats.pages_advised, 3 + 5);
+    assert_eq!((stats.segments_random, stats.advice_calls), (1, 2));
+    assert_eq!(stats.pages_advised, 5 + 2);
+    assert_eq!(stats.pages_prefetched, 0, "metadata is not a scan's prefetch");
 }
 
 #[test]
@@ -150,15 +162,10 @@ fn retired_segments_are_advised_cold() {
 }
 
 /// Scans `mapping` as if entries were at `offsets`, on a fresh advisor; returns the advisor.
-fn scan(
-    enabled: bool,
-    mapping: &Recording,
-    random: &AtomicBool,
-    offsets: &[usize],
-) -> LocalityAdvisor {
+fn scan(enabled: bool, mapping: &Recording, offsets: &[usize]) -> LocalityAdvisor {
     let advisor = LocalityAdvisor::new(enabled, 4096);
     advisor.query_started();
-    let mut advice = advisor.scan(mapping, random, ScanPurpose::Query);
+    let mut advice = advisor.scan(mapping, 0..mapping.bytes().len(), ScanPurpose::Query);
     for &offset in offsets {
         advice.reached(&mapping.bytes()[offset..offset + 16]);
     }
@@ -170,9 +177,8 @@ fn scan(
 fn a_scan_prefetches_ahead_then_restores_the_advice_it_changed() {
     let len = 4 * CHUNK_BYTES + 1000;
     let mapping = Recording::new(len, true);
-    let random = AtomicBool::new(false);
     let offsets: Vec<usize> = (0..len - 16).step_by(1000).collect();
-    let advisor = scan(true, &mapping, &random, &offsets);
+    let advisor = scan(true, &mapping, &offsets);
     let ahead = (CHUNKS_AHEAD + 1) * CHUNK_BYTES;
     let mut expected = vec![(0..ahead, Advice::Sequential), (0..ahead, Advice::WillNeed)];
     for chunk in CHUNKS_AHEAD + 1..5 {
@@ -180,7 +186,7 @@ fn a_scan_prefetches_ahead_then_restores_the_advice_it_changed() {
         expected.push((range.clone(), Advice::Sequential));
         expected.push((range, Advice::WillNeed));
     }
-    expected.push((0..len, Advice::Normal));
+    expected.push((0..len, Advice::Random));
     assert_eq!(mapping.calls(), expected);
     let stats = advisor.stats();
     assert_eq!(stats.pages_prefetched, len.div_ceil(4096) as u64);
@@ -193,33 +199,24 @@ fn a_scan_prefetches_ahead_then_restores_the_advice_it_changed() {
 }
 
 #[test]
-fn a_scan_of_a_segment_used_by_point_reads_restores_random() {
-    let mapping = Recording::new(CHUNK_BYTES, false);
-    let random = AtomicBool::new(true);
-    let advisor = scan(true, &mapping, &random, &[0, 5000, 100_000]);
-    assert_eq!(mapping.calls().last(), Some(&(0..CHUNK_BYTES, Advice::Random)));
-    let stats = advisor.stats();
-    assert_eq!((stats.prefetch_pages_resident, stats.prefetch_pages_missed), (0, 0));
-}
-
-#[test]
 fn missing_pages_lower_the_accuracy() {
     let mapping = Recording::new(2 * CHUNK_BYTES, false);
-    let advisor = scan(true, &mapping, &AtomicBool::new(false), &[0, CHUNK_BYTES]);
+    let advisor = scan(true, &mapping, &[0, CHUNK_BYTES]);
     let stats = advisor.stats();
     assert_eq!(stats.prefetch_pages_resident, 0);
-    // The chunk's pages past the cursor's page and the 4 KiB block after it.
-    assert_eq!(stats.prefetch_pages_missed, (CHUNK_BYTES / 4096 - 2) as u64);
+    // Each chunk's pages past the cursor's page and the 4 KiB block after it: the first chunk
+    // was prefetched when the scan began.
+    assert_eq!(stats.prefetch_pages_missed, 2 * (CHUNK_BYTES / 4096 - 2) as u64);
     assert!(stats.prefetch_accuracy.abs() < f64::EPSILON);
 }
 
 #[test]
 fn a_disabled_advisor_gives_no_advice_but_counts_pages_touched() {
     let mapping = Recording::new(4 * CHUNK_BYTES, true);
-    let random = AtomicBool::new(false);
     let offsets: Vec<usize> = (0..4 * CHUNK_BYTES - 16).step_by(4096).collect();
-    let advisor = scan(false, &mapping, &random, &offsets);
-    advisor.point_read(&mapping, &random);
+    let advisor = scan(false, &mapping, &offsets);
+    advisor.opening(&mapping);
+    advisor.reading_metadata(&mapping, 0..4096);
     advisor.retired(&mapping);
     assert_eq!(mapping.calls(), []);
     let stats = advisor.stats();
@@ -232,8 +229,7 @@ fn a_disabled_advisor_gives_no_advice_but_counts_pages_touched() {
 fn slices_from_outside_the_mapping_are_ignored() {
     let mapping = Recording::new(CHUNK_BYTES, true);
     let advisor = LocalityAdvisor::new(true, 4096);
-    let random = AtomicBool::new(false);
-    let mut advice = advisor.scan(&mapping, &random, ScanPurpose::Compaction);
+    let mut advice = advisor.scan(&mapping, 0..0, ScanPurpose::Compaction);
     advice.reached(b"not in the mapping");
     drop(advice);
     assert_eq!(mapping.calls(), []);
