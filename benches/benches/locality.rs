@@ -151,14 +151,14 @@ mod linux {
             Query::Range => {
                 let (low, high) = slice_bounds(7);
                 let bounds = (Bound::Included(&low[..]), Bound::Excluded(&high[..]));
-                db.range(bounds).expect("range").map(|item| item.expect("range item")).count()
+                count_items(db.range(bounds).expect("range"))
             }
             Query::Changes => {
                 let (low, high) = slice_bounds(31);
                 let bounds = (Bound::Included(&low[..]), Bound::Excluded(&high[..]));
                 let versions = (Bound::Excluded(round.0), Bound::Included(round.1));
                 let changes = db.changes(bounds, versions).expect("changes");
-                changes.map(|item| item.expect("changes item")).count()
+                count_items(changes)
             }
         };
         let elapsed = start.elapsed();
@@ -167,6 +167,14 @@ mod linux {
         db.close().expect("close");
         assert!(items > 0, "the query finds something");
         Sample { elapsed, open_elapsed, items, resident_before, pages_read_in, stats }
+    }
+
+    /// Reads every item of a query, failing on the first error.
+    fn count_items<T>(items: impl Iterator<Item = zverse::Result<T>>) -> usize {
+        items.fold(0, |count, item| {
+            item.expect("a query item");
+            count + 1
+        })
     }
 
     fn resident_pages(db: &Db) -> u64 {
@@ -193,16 +201,22 @@ mod linux {
             values[values.len() / 2]
         };
         #[allow(clippy::cast_precision_loss, reason = "page counts printed as figures")]
-        let median_of = |f: &dyn Fn(&Sample) -> u64| median(runs.iter().map(|s| f(s) as f64).collect());
+        let median_of =
+            |f: &dyn Fn(&Sample) -> u64| median(runs.iter().map(|s| f(s) as f64).collect());
         let times_ms: Vec<f64> = runs.iter().map(|s| s.elapsed.as_secs_f64() * 1e3).collect();
-        let (low, high) = times_ms.iter().fold((f64::MAX, 0.0f64), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+        let (low, high) =
+            times_ms.iter().fold((f64::MAX, 0.0f64), |(lo, hi), &t| (lo.min(t), hi.max(t)));
         let resident: u64 = runs.iter().map(|s| s.stats.locality.prefetch_pages_resident).sum();
         let missed: u64 = runs.iter().map(|s| s.stats.locality.prefetch_pages_missed).sum();
         #[allow(clippy::cast_precision_loss, reason = "a percentage")]
         let accuracy = if resident + missed == 0 {
             "n/a".to_owned()
         } else {
-            format!("{:.1}% of {} pages", resident as f64 * 100.0 / (resident + missed) as f64, resident + missed)
+            format!(
+                "{:.1}% of {} pages",
+                resident as f64 * 100.0 / (resident + missed) as f64,
+                resident + missed
+            )
         };
         println!(
             "locality/{query:?}/advisor_{}: median {:.1} ms (min {low:.1}, max {high:.1}, {} runs), \
@@ -235,9 +249,10 @@ mod linux {
     }
 
     fn load_average() -> String {
-        std::fs::read_to_string("/proc/loadavg")
-            .map(|line| line.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-            .unwrap_or_else(|_| "unknown".to_owned())
+        std::fs::read_to_string("/proc/loadavg").map_or_else(
+            |_| "unknown".to_owned(),
+            |line| line.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        )
     }
 
     #[allow(clippy::cast_precision_loss, reason = "a size printed with one decimal")]

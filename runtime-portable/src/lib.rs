@@ -45,9 +45,9 @@ mod value;
 
 pub use batch::Batch;
 pub use check::CheckReport;
-pub use locality::LocalityStats;
 pub use db::Db;
 pub use error::{Error, Result};
+pub use locality::LocalityStats;
 pub use options::{Durability, Options, Retention};
 pub use read::{Change, Changes, Range};
 pub use snapshot::{History, Snapshot};

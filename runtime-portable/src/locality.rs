@@ -128,8 +128,8 @@ impl LocalityAdvisor {
             return;
         }
         let pages = self.advise(mapping, 0..mapping.bytes().len(), Advice::Random);
-        self.add(&self.counters.pages_advised, pages);
-        self.add(&self.counters.segments_random, 1);
+        add(&self.counters.pages_advised, pages);
+        add(&self.counters.segments_random, 1);
     }
 
     /// The segment's metadata (`metadata`, up to the end of the file) is about to be read and
@@ -139,7 +139,7 @@ impl LocalityAdvisor {
             return;
         }
         let pages = self.advise(mapping, metadata, Advice::WillNeed);
-        self.add(&self.counters.pages_advised, pages);
+        add(&self.counters.pages_advised, pages);
     }
 
     /// Compaction retired the segment mapped by `mapping`: its pages are reclaimed first.
@@ -148,13 +148,13 @@ impl LocalityAdvisor {
             return;
         }
         let pages = self.advise(mapping, 0..mapping.bytes().len(), Advice::Cold);
-        self.add(&self.counters.pages_advised, pages);
-        self.add(&self.counters.segments_cold, 1);
+        add(&self.counters.pages_advised, pages);
+        add(&self.counters.segments_cold, 1);
     }
 
     /// A `range` or `changes` query started.
     pub(crate) fn query_started(&self) {
-        self.add(&self.counters.scan_queries, 1);
+        add(&self.counters.scan_queries, 1);
     }
 
     /// The advice and counting of one scan over the segment mapped by `mapping`.
@@ -216,16 +216,16 @@ impl LocalityAdvisor {
         if range.is_empty() {
             return 0;
         }
-        self.add(&self.counters.advice_calls, 1);
+        add(&self.counters.advice_calls, 1);
         if mapping.advise_range(range.start, range.len(), advice).is_err() {
-            self.add(&self.counters.advice_errors, 1);
+            add(&self.counters.advice_errors, 1);
         }
         pages_spanned(&range, mapping.page_bytes().max(1))
     }
+}
 
-    fn add(&self, counter: &AtomicU64, count: u64) {
-        counter.fetch_add(count, Ordering::Relaxed);
-    }
+fn add(counter: &AtomicU64, count: u64) {
+    counter.fetch_add(count, Ordering::Relaxed);
 }
 
 /// The pages `range` overlaps, for pages of `page_bytes`.
@@ -283,8 +283,8 @@ impl ScanAdvice<'_> {
         if let Some(prefetch) = step.prefetch {
             self.advisor.advise(self.mapping, prefetch.clone(), Advice::Sequential);
             let pages = self.advisor.advise(self.mapping, prefetch, Advice::WillNeed);
-            self.advisor.add(&self.advisor.counters.pages_advised, pages);
-            self.advisor.add(&self.advisor.counters.pages_prefetched, pages);
+            add(&self.advisor.counters.pages_advised, pages);
+            add(&self.advisor.counters.pages_prefetched, pages);
         }
     }
 
@@ -295,8 +295,8 @@ impl ScanAdvice<'_> {
         if let Ok(resident) = self.mapping.resident_pages(range.start, range.len()) {
             let resident = (resident as u64).min(pages);
             let counters = &self.advisor.counters;
-            self.advisor.add(&counters.prefetch_pages_resident, resident);
-            self.advisor.add(&counters.prefetch_pages_missed, pages - resident);
+            add(&counters.prefetch_pages_resident, resident);
+            add(&counters.prefetch_pages_missed, pages - resident);
         }
     }
 }
@@ -304,7 +304,7 @@ impl ScanAdvice<'_> {
 impl Drop for ScanAdvice<'_> {
     fn drop(&mut self) {
         if self.purpose == ScanPurpose::Query {
-            self.advisor.add(&self.advisor.counters.scan_pages_touched, self.pages_touched);
+            add(&self.advisor.counters.scan_pages_touched, self.pages_touched);
         }
         if let Some(span) = self.window.advised_span() {
             // Back to the resting state (a scan running at the same time on the same segment
@@ -431,10 +431,10 @@ impl ScanWindow {
         }
         self.chunk_reached = Some(chunk);
         let measure_end = ((chunk + 1) * self.chunk_bytes).min(self.span.end);
-        let measure_start = (offset + self.skip_bytes) / self.page_bytes * self.page_bytes
-            + self.page_bytes;
+        let measure_start =
+            (offset + self.skip_bytes) / self.page_bytes * self.page_bytes + self.page_bytes;
         let measure = (self.advised.contains(&chunk) && measure_start < measure_end)
-            .then(|| measure_start..measure_end);
+            .then_some(measure_start..measure_end);
         Step { measure, prefetch: self.prefetch_from(chunk, offset) }
     }
 
@@ -450,7 +450,8 @@ impl ScanWindow {
             offset / self.page_bytes * self.page_bytes
         };
         self.advised.end = self.advised.end.max(ahead_end);
-        let prefetch = from_byte.max(self.span.start)..(ahead_end * self.chunk_bytes).min(self.span.end);
+        let prefetch =
+            from_byte.max(self.span.start)..(ahead_end * self.chunk_bytes).min(self.span.end);
         if prefetch.is_empty() {
             return None;
         }

@@ -534,6 +534,9 @@ fn metadata_offset_is_read_from_the_footer_alone() {
     assert_eq!(Segment::metadata_offset(&build(&Model::new(), 4096)), Ok(0));
 }
 
+/// A key range and an inclusive version range.
+type SpanCase<'k> = (Bound<&'k [u8]>, Bound<&'k [u8]>, u64, u64);
+
 #[test]
 fn data_span_holds_every_entry_of_the_box() {
     let model = small_model();
@@ -541,7 +544,7 @@ fn data_span_holds_every_entry_of_the_box() {
     let segment = Segment::open(&bytes).unwrap();
     assert!(segment.block_count() > 3, "several blocks to choose from");
     let data = bytes.as_ptr() as usize;
-    let cases: [(Bound<&[u8]>, Bound<&[u8]>, u64, u64); 5] = [
+    let cases: [SpanCase<'_>; 5] = [
         (Bound::Unbounded, Bound::Unbounded, 0, u64::MAX),
         (Bound::Included(b"a"), Bound::Excluded(b"sharedpfy"), 0, u64::MAX),
         (Bound::Included(b"sharedpfx"), Bound::Included(b"zz"), 5, 12),

@@ -57,12 +57,7 @@ fn going_back_asks_for_nothing() {
     check(
         window(),
         &[250, 120, 260, 310],
-        &[
-            step(None, Some(250..500)),
-            none.clone(),
-            none,
-            step(Some(320..400), Some(500..600)),
-        ],
+        &[step(None, Some(250..500)), none.clone(), none, step(Some(320..400), Some(500..600))],
     );
 }
 
@@ -71,11 +66,11 @@ fn the_block_under_the_cursor_is_not_measured() {
     // The block under the cursor (45 bytes here) was read with the entry: measuring it would
     // count pages the scan faulted in itself as prefetched.
     let window = window().with_skip_bytes(45);
-    check(window, &[0, 120, 160], &[
-        step(None, Some(0..300)),
-        step(Some(170..200), Some(300..400)),
-        Step::default(),
-    ]);
+    check(
+        window,
+        &[0, 120, 160],
+        &[step(None, Some(0..300)), step(Some(170..200), Some(300..400)), Step::default()],
+    );
     let window = ScanWindow::new(1000, 100, 2, 10).with_skip_bytes(95);
     check(window, &[0, 110], &[step(None, Some(0..300)), step(None, Some(300..400))]);
 }
