@@ -7,11 +7,13 @@
 //!   under the kernel's default advice every page fault reads a whole read-ahead window around
 //!   it, 8 MiB on the development VM), then `MADV_WILLNEED` on its metadata sections, which
 //!   the open reads and checks in full. Point reads themselves make no call and pay nothing;
-//! - a scan (`range`, `range_at`, `changes`, compaction's two passes): as the scan's cursor
-//!   enters a new chunk of [`CHUNK_BYTES`], `MADV_SEQUENTIAL` + `MADV_WILLNEED` on the chunks up
-//!   to [`CHUNKS_AHEAD`] beyond it that are not advised yet, so the reads run ahead of the
-//!   cursor by a window, never over the whole file; when the scan ends, the span it advised
-//!   goes back to `MADV_RANDOM`;
+//! - a scan (`range`, `range_at`, `changes`, compaction's two passes): its span is the bytes
+//!   of the data blocks its Z-box can touch (`Segment::data_span`, from the block index). When
+//!   it starts, and then each time its cursor enters a new chunk of [`CHUNK_BYTES`],
+//!   `MADV_SEQUENTIAL` + `MADV_WILLNEED` on the chunks up to [`CHUNKS_AHEAD`] beyond the
+//!   cursor's that are not advised yet, clipped to the span: the reads run a window ahead of
+//!   the cursor, never over the whole file nor past what the query can read. When the scan
+//!   ends, what it advised goes back to `MADV_RANDOM`;
 //! - a segment retired by compaction: `MADV_COLD` (or `MADV_DONTNEED` where the kernel has no
 //!   `MADV_COLD`) on the whole of it.
 //!
@@ -25,7 +27,9 @@
 //! - pages advised, and of them pages prefetched (`MADV_WILLNEED`);
 //! - prefetch accuracy: when a scan enters a prefetched chunk, `mincore` counts how many of
 //!   the chunk's pages past the block under the cursor are resident (one system call per
-//!   chunk entered, only while the advisor is on);
+//!   chunk entered, only while the advisor is on). Linux's mincore reports a page cached but
+//!   still being read as not resident, so this is the share of prefetched pages whose read had
+//!   finished when the scan got to their chunk: a lower bound on what the prefetch saved;
 //! - pages touched by queries: distinct consecutive pages holding the entries a `range` or
 //!   `changes` yielded from segments (a compare per entry; counted with the advisor off too).
 //!

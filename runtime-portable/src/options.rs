@@ -101,10 +101,12 @@ impl Options {
         self
     }
 
-    /// Whether reads give the kernel madvise hints about segment pages: `MADV_RANDOM` on
-    /// segments used by point reads, `MADV_SEQUENTIAL` + `MADV_WILLNEED` a window ahead of
-    /// scans and compaction, `MADV_COLD` on segments compaction retired. Default `true`.
-    /// Off, no advice is given at all (`Stats::locality` still counts pages touched).
+    /// Whether reads give the kernel madvise hints about segment pages: `MADV_RANDOM` on every
+    /// segment from its open (point reads; the metadata the open checks is `MADV_WILLNEED`),
+    /// `MADV_SEQUENTIAL` + `MADV_WILLNEED` a window ahead of scans and compaction, inside the
+    /// Z-range they read, and `MADV_COLD` on segments compaction retired. Default `true`.
+    /// Off, no advice is given at all and segments keep the kernel's default read-ahead
+    /// (`Stats::locality` still counts pages touched).
     #[must_use]
     pub fn locality_advisor(mut self, enabled: bool) -> Options {
         self.locality_advisor = enabled;
