@@ -321,10 +321,11 @@ struct SegmentRange(SegmentRangeCell);
 impl SegmentRange {
     fn open(segment: &Arc<SegmentFile>, keys: &OwnedRange, version: Version) -> SegmentRange {
         SegmentRange(SegmentRangeCell::new(Arc::clone(segment), |segment| {
-            let range = segment.segment().range_at(keys.bounds(), version);
-            // A key-order walk decodes every version of its keys, newer ones included.
+            // A key-order walk decodes every version of its keys, newer ones included. The
+            // advice first: its first window is on its way while `range_at` binary-searches.
             let zbox = ZBox::covering(&keys.bounds(), &(..));
-            Advised::new(range, segment.scan_advice(zbox.as_ref(), ScanPurpose::Query))
+            let advice = segment.scan_advice(zbox.as_ref(), ScanPurpose::Query);
+            Advised::new(segment.segment().range_at(keys.bounds(), version), advice)
         }))
     }
 }
@@ -410,9 +411,9 @@ impl SegmentChanges {
     ) -> SegmentChanges {
         let owner = ChangesOwner { segment: Arc::clone(segment), keys };
         SegmentChanges(SegmentChangesCell::new(owner, |owner| {
-            let changes = owner.segment.segment().changes(owner.keys.bounds(), versions);
             let zbox = ZBox::covering(&owner.keys.bounds(), &versions);
-            Advised::new(changes, owner.segment.scan_advice(zbox.as_ref(), ScanPurpose::Query))
+            let advice = owner.segment.scan_advice(zbox.as_ref(), ScanPurpose::Query);
+            Advised::new(owner.segment.segment().changes(owner.keys.bounds(), versions), advice)
         }))
     }
 }
