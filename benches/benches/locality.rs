@@ -10,10 +10,15 @@
 //! - `range`: `range` over 2% of the key space (the newest of 3 versions of ~4,800 keys);
 //! - `changes`: `changes` over another 2% of the keys x the second round of writes.
 //!
-//! For each it prints the median time and, from `Db::stats` and `Db::segment_residency`, the
-//! pages the query touched, the segment pages it brought into memory, the pages the advisor
-//! prefetched and its prefetch accuracy (prefetched pages resident when the scan reached
-//! them, by `mincore`).
+//! For each it prints the median time of the cold query, of the same query run again at once
+//! (warm: what the advice and its counting cost when nothing is read from disk) and of the
+//! reopen, and, from `Db::stats` and `Db::segment_residency`, the pages the query touched, the
+//! segment pages it brought into memory, the pages the advisor prefetched and its prefetch
+//! accuracy (prefetched pages whose read had finished when the scan reached them, by
+//! `mincore`).
+//!
+//! "Off" is the kernel's default advice (`MADV_NORMAL`) everywhere: each page fault reads the
+//! device's read-ahead window around it (`read_ahead_kb`, 8 MiB on the development VM).
 //!
 //! Run: `cargo bench -p zverse-benches --bench locality` (a few minutes; set
 //! `ZVERSE_LOCALITY_SAMPLES` for more or fewer samples than 7). Under `cargo test --benches` it
@@ -71,6 +76,8 @@ mod linux {
     /// One cold run of one query.
     struct Sample {
         elapsed: Duration,
+        /// The same query right after, warm.
+        warm_elapsed: Duration,
         /// The reopen before the query (reads and checks every segment's metadata).
         open_elapsed: Duration,
         items: usize,
@@ -147,7 +154,22 @@ mod linux {
         let open_elapsed = open_start.elapsed();
         let resident_before = resident_pages(&db);
         let start = Instant::now();
-        let items = match query {
+        let items = run_query(&db, query, round);
+        let elapsed = start.elapsed();
+        let stats = db.stats();
+        let pages_read_in = resident_pages(&db).saturating_sub(resident_before);
+        // The same query again, on pages now in memory: what the advice and counting cost.
+        let start = Instant::now();
+        assert_eq!(run_query(&db, query, round), items, "the same answer warm");
+        let warm_elapsed = start.elapsed();
+        db.close().expect("close");
+        assert!(items > 0, "the query finds something");
+        Sample { elapsed, warm_elapsed, open_elapsed, items, resident_before, pages_read_in, stats }
+    }
+
+    /// Runs `query` to its end; returns the items it yielded.
+    fn run_query(db: &Db, query: Query, round: (Version, Version)) -> usize {
+        match query {
             Query::Range => {
                 let (low, high) = slice_bounds(7);
                 let bounds = (Bound::Included(&low[..]), Bound::Excluded(&high[..]));
@@ -160,13 +182,7 @@ mod linux {
                 let changes = db.changes(bounds, versions).expect("changes");
                 count_items(changes)
             }
-        };
-        let elapsed = start.elapsed();
-        let stats = db.stats();
-        let pages_read_in = resident_pages(&db).saturating_sub(resident_before);
-        db.close().expect("close");
-        assert!(items > 0, "the query finds something");
-        Sample { elapsed, open_elapsed, items, resident_before, pages_read_in, stats }
+        }
     }
 
     /// Reads every item of a query, failing on the first error.
@@ -220,11 +236,12 @@ mod linux {
         };
         println!(
             "locality/{query:?}/advisor_{}: median {:.1} ms (min {low:.1}, max {high:.1}, {} runs), \
-             open {:.1} ms, {} items, pages touched {:.0}, pages read in {:.0} (resident before {:.0}), \
+             warm {:.2} ms, open {:.1} ms, {} items, pages touched {:.0}, pages read in {:.0} (resident before {:.0}), \
              prefetched {:.0}, prefetch accuracy {accuracy}, advice calls {:.0}",
             if advisor { "on" } else { "off" },
             median(times_ms.clone()),
             runs.len(),
+            median(runs.iter().map(|s| s.warm_elapsed.as_secs_f64() * 1e3).collect()),
             median(runs.iter().map(|s| s.open_elapsed.as_secs_f64() * 1e3).collect()),
             runs[0].items,
             median_of(&|s| s.stats.locality.scan_pages_touched),
