@@ -112,7 +112,7 @@ fn decide_survivors(
 ) -> Result<Dropped> {
     let everything = ZBox::new(0, u64::MAX, 0, u64::MAX);
     let sources = inputs.iter().zip(segments).map(|(file, segment)| {
-        let advice = file.scan_advice(everything.as_ref(), ScanPurpose::Compaction);
+        let advice = file.scan_advice(everything.as_ref(), ScanPurpose::Maintenance);
         Advised::new(segment.iter_key_order(), advice)
     });
     let merged =
@@ -170,7 +170,7 @@ fn collect_survivors<'a>(
 ) -> Result<Vec<Entry<'a>>> {
     let everything = ZBox::new(0, u64::MAX, 0, u64::MAX);
     let sources = inputs.iter().zip(segments).map(|(file, segment)| {
-        let advice = file.scan_advice(everything.as_ref(), ScanPurpose::Compaction);
+        let advice = file.scan_advice(everything.as_ref(), ScanPurpose::Maintenance);
         Advised::new(segment.iter(), advice)
     });
     let merged = MergeVec::from_sources(sources, ZOrder).expect("inputs are capped at FAN_IN_MAX");

@@ -50,13 +50,13 @@ pub(crate) const CHUNK_BYTES: usize = 256 << 10;
 /// Chunks prefetched beyond the one a scan is in: the window runs 512 KiB to 768 KiB ahead.
 pub(crate) const CHUNKS_AHEAD: usize = 2;
 
-/// What a scan reads for: queries count the pages they touch, compaction does not.
+/// What a scan reads for: queries count the pages they touch, maintenance does not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ScanPurpose {
     /// `range`, `range_at`, `changes`.
     Query,
-    /// Compaction's reads of its inputs.
-    Compaction,
+    /// Compaction's reads of its inputs, and `Db::check`'s of every segment.
+    Maintenance,
 }
 
 /// The advisor of one database: on or off, and its counters.

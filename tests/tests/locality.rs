@@ -98,11 +98,18 @@ fn check_counters(io: Arc<dyn Io>) {
     assert!(after_changes.pages_prefetched > after_range.pages_prefetched);
     assert!(after_changes.scan_pages_touched > after_range.scan_pages_touched);
 
+    // `check` reads every block with prefetching too, and is not a query.
+    db.check().unwrap();
+    let after_check = locality(&db);
+    assert!(after_check.pages_prefetched > after_changes.pages_prefetched);
+    assert_eq!(after_check.scan_queries, after_changes.scan_queries);
+    assert_eq!(after_check.scan_pages_touched, after_changes.scan_pages_touched);
+
     // Compaction reads its inputs with prefetching and retires them cold.
     db.compact().unwrap();
     let after_compact = locality(&db);
     assert_eq!(after_compact.segments_cold, segment_count, "{after_compact:?}");
-    assert!(after_compact.pages_prefetched > after_changes.pages_prefetched);
+    assert!(after_compact.pages_prefetched > after_check.pages_prefetched);
     assert_eq!(after_compact.scan_queries, 3, "compaction is not a query");
     assert_eq!(after_compact.advice_errors, 0, "{after_compact:?}");
     db.close().unwrap();

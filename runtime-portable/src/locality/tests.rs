@@ -224,7 +224,7 @@ fn a_disabled_advisor_gives_no_advice_but_counts_pages_touched() {
 fn slices_from_outside_the_mapping_are_ignored() {
     let mapping = Recording::new(CHUNK_BYTES, true);
     let advisor = LocalityAdvisor::new(true, 4096);
-    let mut advice = advisor.scan(&mapping, 0..0, ScanPurpose::Compaction);
+    let mut advice = advisor.scan(&mapping, 0..0, ScanPurpose::Maintenance);
     advice.reached(b"not in the mapping");
     drop(advice);
     assert_eq!(mapping.calls(), []);
