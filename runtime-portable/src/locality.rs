@@ -123,6 +123,11 @@ impl LocalityAdvisor {
         LocalityAdvisor { enabled, block_bytes, counters: Counters::default() }
     }
 
+    /// Whether the advisor gives advice (its counters of pages touched count either way).
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// A segment is being opened: `MADV_RANDOM` on all of it, its resting state (point reads,
     /// and the binary searches that start every scan, read single entries; a fault under the
     /// kernel's default advice reads a whole read-ahead window around it, up to megabytes).

@@ -134,7 +134,11 @@ impl SegmentFile {
     /// The advice and counting of a scan over the segment that reads only entries of `zbox`
     /// (`None`: no entry), fed the entries it yields.
     pub(crate) fn scan_advice(&self, zbox: Option<&ZBox>, purpose: ScanPurpose) -> ScanAdvice<'_> {
-        let span = zbox.map_or(0..0, |zbox| self.segment().data_span(zbox));
+        // The span costs two binary searches of the block index: only for an advisor that is on.
+        let span = match zbox {
+            Some(zbox) if self.advisor.is_enabled() => self.segment().data_span(zbox),
+            _ => 0..0,
+        };
         let span = span.start as usize..span.end as usize;
         self.advisor.scan(self.mapping(), span, purpose)
     }
