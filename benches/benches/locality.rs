@@ -235,9 +235,10 @@ mod linux {
             )
         };
         println!(
-            "locality/{query:?}/advisor_{}: median {:.1} ms (min {low:.1}, max {high:.1}, {} runs), \
-             warm {:.2} ms, open {:.1} ms, {} items, pages touched {:.0}, pages read in {:.0} (resident before {:.0}), \
-             prefetched {:.0}, prefetch accuracy {accuracy}, advice calls {:.0}",
+            "locality/{query:?}/advisor_{}: median {:.1} ms (min {low:.1}, max {high:.1}, \
+             {} runs), warm {:.2} ms, open {:.1} ms, {} items, pages touched {:.0}, \
+             pages read in {:.0} (resident before {:.0}), prefetched {:.0}, \
+             prefetch accuracy {accuracy}, advice calls {:.0}",
             if advisor { "on" } else { "off" },
             median(times_ms.clone()),
             runs.len(),

@@ -7,9 +7,9 @@
 //!   under the kernel's default advice every page fault reads a whole read-ahead window around
 //!   it, 8 MiB on the development VM), then `MADV_WILLNEED` on its metadata sections, which
 //!   the open reads and checks in full. Point reads themselves make no call and pay nothing;
-//! - a scan (`range`, `range_at`, `changes`, compaction's two passes): its span is the bytes
-//!   of the data blocks its Z-box can touch (`Segment::data_span`, from the block index). When
-//!   it starts, and then each time its cursor enters a new chunk of [`CHUNK_BYTES`],
+//! - a scan (`range`, `range_at`, `changes`, compaction's two passes, `check`): its span is
+//!   the bytes of the data blocks its Z-box can touch (`Segment::data_span`, from the block
+//!   index). When it starts, and then each time its cursor enters a new chunk of [`CHUNK_BYTES`],
 //!   `MADV_SEQUENTIAL` + `MADV_WILLNEED` on the chunks up to [`CHUNKS_AHEAD`] beyond the
 //!   cursor's that are not advised yet, clipped to the span: the reads run a window ahead of
 //!   the cursor, never over the whole file nor past what the query can read. When the scan
