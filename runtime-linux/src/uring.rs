@@ -64,7 +64,7 @@ use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use io_uring::{IoUring, opcode, squeue, types};
-use zverse::io::{Advice, Io, IoFile, IoLock, Mapping, StdIo};
+use zverse::io::{Io, IoFile, IoLock, Mapping, StdIo, StdMapping};
 
 /// Submission (and completion) queue slots: up to `RING_ENTRIES - 1` writes in flight, plus
 /// the `fdatasync` that ends a synced write.
@@ -139,10 +139,6 @@ impl Faults {
         }
     }
 }
-
-/// A read-only memory map of a whole file (the same as the std backend's).
-#[derive(Debug)]
-struct UringMapping(memmap2::Mmap);
 
 /// A ring, created on first use, and whether it may still be entered.
 struct Ring {
@@ -577,13 +573,13 @@ impl IoFile for UringFile {
         self.write_windows(parts, offset, true)
     }
 
+    /// The mapping, its advice and its residency queries are the std backend's own.
     fn map(&self) -> io::Result<Box<dyn Mapping>> {
         // SAFETY: a mapping is undefined behaviour if the file changes under it. As for the
         // std backend: the engine maps only segment files that are complete and synced, never
         // writes to them or truncates them afterwards (ARCHITECTURE.md), and the LOCK file
         // keeps every other ZVerse process out of the directory.
-        let map = unsafe { memmap2::Mmap::map(&self.file)? };
-        Ok(Box::new(UringMapping(map)))
+        Ok(Box::new(unsafe { StdMapping::map_file(&self.file)? }))
     }
 }
 
@@ -626,21 +622,6 @@ pub(crate) fn settle(lengths: &[usize], results: &[i32]) -> io::Result<Settled> 
             Some((_, Err(error))) => return Err(error),
         };
     Ok(Settled { written, synced })
-}
-
-impl Mapping for UringMapping {
-    fn bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    fn advise(&self, advice: Advice) -> io::Result<()> {
-        self.0.advise(match advice {
-            Advice::Random => memmap2::Advice::Random,
-            Advice::Sequential => memmap2::Advice::Sequential,
-            Advice::WillNeed => memmap2::Advice::WillNeed,
-            _ => return Ok(()),
-        })
-    }
 }
 
 #[cfg(test)]

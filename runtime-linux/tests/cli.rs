@@ -203,8 +203,17 @@ fn stat_flush_compact_check() {
     assert!(forced.stderr.contains("ZVERSE_IO_URING=off"), "said once: {}", forced.stderr);
     assert_eq!(forced.stderr.lines().count(), 1, "said once: {}", forced.stderr);
     assert_eq!(stat["memtable_versions"], 1);
-    assert!(scratch.run(&["stat"]).ok().stdout.contains("no locality advisor yet"));
+    assert_eq!(stat["advisor"]["enabled"], true, "the advisor is on by default");
+    assert_eq!(stat["advisor"]["advice_calls"], 0, "a stat reads nothing");
+    assert_eq!(stat["segment_pages"], 0);
+    let text = scratch.run(&["stat"]).ok().stdout;
+    assert!(text.contains("advisor") && text.contains("on ("), "{text}");
+    assert!(text.contains("segments in memory   no segments"), "{text}");
     assert_eq!(scratch.run(&["--json", "flush"]).ok().json()["segment_count"], 1);
+    let stat = scratch.run(&["--json", "stat"]).ok().json();
+    assert!(stat["segment_pages"].as_u64().is_some_and(|pages| pages >= 1), "{stat}");
+    let resident = stat["segment_pages_resident"].as_u64().expect("mincore works on Linux");
+    assert!(resident <= stat["segment_pages"].as_u64().unwrap(), "{stat}");
     scratch.put("b", "2");
     scratch.run(&["flush"]).ok();
     assert_eq!(scratch.run(&["--json", "compact"]).ok().json()["segment_count"], 1);

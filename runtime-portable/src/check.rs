@@ -7,8 +7,11 @@
 
 use std::path::PathBuf;
 
+use zverse_core::zkey::ZBox;
+
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::locality::{Advised, ScanPurpose};
 
 /// What [`Db::check`] verified: every count covers data whose checksums all matched.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -45,8 +48,10 @@ impl Db {
         for segment_file in &tiers.segments {
             // Without the per-block memory of verified blocks: every block is hashed again.
             let segment = segment_file.segment().with_verified_blocks(&[]);
+            let everything = ZBox::new(0, u64::MAX, 0, u64::MAX);
+            let advice = segment_file.scan_advice(everything.as_ref(), ScanPurpose::Maintenance);
             let mut entry_count: u64 = 0;
-            for entry in &segment {
+            for entry in Advised::new(segment.iter(), advice) {
                 entry
                     .map_err(|corruption| Error::corruption(segment_file.path(), 0, corruption))?;
                 entry_count += 1;

@@ -17,10 +17,12 @@ use std::time::SystemTime;
 
 use zverse_core::merge::{Decision, FAN_IN_MAX, GcPolicy, KeyGc, KeyOrder, MergeVec, ZOrder};
 use zverse_core::segment::Segment;
+use zverse_core::zkey::ZBox;
 use zverse_core::{Entry, Version};
 
 use crate::db::{Inner, lock};
 use crate::error::{Error, Result};
+use crate::locality::{Advised, ScanPurpose};
 use crate::options::Retention;
 use crate::segment_file::SegmentFile;
 use crate::tiers::Tiers;
@@ -108,7 +110,11 @@ fn decide_survivors(
     segments: &[&Segment<'_>],
     policy: &GcPolicy<'_>,
 ) -> Result<Dropped> {
-    let sources = segments.iter().map(|segment| segment.iter_key_order());
+    let everything = ZBox::new(0, u64::MAX, 0, u64::MAX);
+    let sources = inputs.iter().zip(segments).map(|(file, segment)| {
+        let advice = file.scan_advice(everything.as_ref(), ScanPurpose::Maintenance);
+        Advised::new(segment.iter_key_order(), advice)
+    });
     let merged =
         MergeVec::from_sources(sources, KeyOrder).expect("inputs are capped at FAN_IN_MAX");
     let mut dropped = Dropped::new();
@@ -162,7 +168,11 @@ fn collect_survivors<'a>(
     segments: &[&Segment<'a>],
     dropped: &Dropped,
 ) -> Result<Vec<Entry<'a>>> {
-    let sources = segments.iter().map(|segment| segment.iter());
+    let everything = ZBox::new(0, u64::MAX, 0, u64::MAX);
+    let sources = inputs.iter().zip(segments).map(|(file, segment)| {
+        let advice = file.scan_advice(everything.as_ref(), ScanPurpose::Maintenance);
+        Advised::new(segment.iter(), advice)
+    });
     let merged = MergeVec::from_sources(sources, ZOrder).expect("inputs are capped at FAN_IN_MAX");
     let mut survivors = Vec::new();
     for entry in merged {

@@ -14,6 +14,7 @@ use zverse_core::record;
 use crate::commit::{GroupCommit, Pending, Stage};
 use crate::error::{Error, Result};
 use crate::io::{Io, IoLock, StdIo};
+use crate::locality::LocalityAdvisor;
 use crate::log::{self, ActiveLog};
 use crate::manifest::{MANIFEST_NAME, MANIFEST_TEMP_NAME, Manifest};
 use crate::memtable::Memtable;
@@ -58,6 +59,8 @@ pub(crate) struct Inner {
     /// Wakes the background thread: a memtable was sealed, or the database is closing.
     background: (Mutex<BackgroundState>, Condvar),
     pub counters: Counters,
+    /// madvise hints from the reads, shared with every open segment.
+    pub advisor: Arc<LocalityAdvisor>,
 }
 
 #[derive(Debug, Default)]
@@ -236,7 +239,11 @@ impl Inner {
             manifest
         };
         let names = io.list_dir(dir)?;
-        let recovered = recover(&io, dir, &manifest, &names)?;
+        let advisor = Arc::new(LocalityAdvisor::new(
+            options.locality_advisor,
+            options.segment_block_bytes as usize,
+        ));
+        let recovered = recover(&io, dir, &manifest, &names, &advisor)?;
         let clock = HybridClock::new(recovered.version_max);
         let log = ActiveLog::create(io.as_ref(), dir, recovered.file_number_next)?;
         let tiers = Tiers {
@@ -262,6 +269,7 @@ impl Inner {
             closed: AtomicBool::new(false),
             background: (Mutex::new(BackgroundState::default()), Condvar::new()),
             counters: Counters::default(),
+            advisor,
         })
     }
 
@@ -550,7 +558,7 @@ impl Inner {
             segment_file::write_segment(self.io.as_ref(), &self.dir, number, block_bytes, entries)?;
         self.io.sync_dir(&self.dir)?;
         self.counters.bytes_written_segments.fetch_add(meta.file_bytes, Ordering::Relaxed);
-        Ok(Arc::new(SegmentFile::open(&self.io, &self.dir, meta)?))
+        Ok(Arc::new(SegmentFile::open(&self.io, &self.dir, meta, &self.advisor)?))
     }
 
     fn flush_one(&self, memtable: &Arc<Memtable>) -> Result<()> {
@@ -692,11 +700,12 @@ fn recover(
     dir: &Path,
     manifest: &Manifest,
     names: &[String],
+    advisor: &Arc<LocalityAdvisor>,
 ) -> Result<Recovered> {
     let segments = manifest
         .segments
         .iter()
-        .map(|meta| SegmentFile::open(io, dir, *meta).map(Arc::new))
+        .map(|meta| SegmentFile::open(io, dir, *meta, advisor).map(Arc::new))
         .collect::<Result<Vec<_>>>()?;
     let mut logs: Vec<u64> = Vec::new();
     let mut file_number_max = manifest.file_number_next.saturating_sub(1);

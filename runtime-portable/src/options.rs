@@ -40,6 +40,7 @@ pub struct Options {
     pub(crate) segment_block_bytes: u32,
     pub(crate) compaction_trigger_segments: u32,
     pub(crate) create_if_missing: bool,
+    pub(crate) locality_advisor: bool,
 }
 
 impl Default for Options {
@@ -51,6 +52,7 @@ impl Default for Options {
             segment_block_bytes: 4 << 10,
             compaction_trigger_segments: 8,
             create_if_missing: true,
+            locality_advisor: true,
         }
     }
 }
@@ -96,6 +98,18 @@ impl Options {
     #[must_use]
     pub fn create_if_missing(mut self, create: bool) -> Options {
         self.create_if_missing = create;
+        self
+    }
+
+    /// Whether reads give the kernel madvise hints about segment pages: `MADV_RANDOM` on every
+    /// segment from its open (point reads; the metadata the open checks is `MADV_WILLNEED`),
+    /// `MADV_SEQUENTIAL` + `MADV_WILLNEED` a window ahead of scans and compaction, inside the
+    /// Z-range they read, and `MADV_COLD` on segments compaction retired. Default `true`.
+    /// Off, no advice is given at all and segments keep the kernel's default read-ahead
+    /// (`Stats::locality` still counts pages touched).
+    #[must_use]
+    pub fn locality_advisor(mut self, enabled: bool) -> Options {
+        self.locality_advisor = enabled;
         self
     }
 }

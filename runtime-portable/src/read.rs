@@ -9,10 +9,12 @@ use std::sync::Arc;
 
 use zverse_core::merge::{FAN_IN_MAX, KeyOrder, Keyed, MergeVec, Order, ZOrder};
 use zverse_core::segment::{History, RangeAt};
+use zverse_core::zkey::ZBox;
 use zverse_core::{Entry, Version};
 
 use crate::db::Inner;
 use crate::error::{Error, Result};
+use crate::locality::{Advised, ScanPurpose};
 use crate::memtable::{MemEntry, Memtable};
 use crate::segment_file::SegmentFile;
 use crate::tiers::Tiers;
@@ -302,12 +304,15 @@ fn walk_memtable(
     }
 }
 
+/// A segment's `range_at` iterator, feeding the locality advisor.
+type AdvisedRangeAt<'a> = Advised<'a, RangeAt<'a>>;
+
 self_cell::self_cell! {
     /// A segment's `range_at` iterator, keeping its segment mapped.
     struct SegmentRangeCell {
         owner: Arc<SegmentFile>,
         #[not_covariant]
-        dependent: RangeAt,
+        dependent: AdvisedRangeAt,
     }
 }
 
@@ -316,7 +321,11 @@ struct SegmentRange(SegmentRangeCell);
 impl SegmentRange {
     fn open(segment: &Arc<SegmentFile>, keys: &OwnedRange, version: Version) -> SegmentRange {
         SegmentRange(SegmentRangeCell::new(Arc::clone(segment), |segment| {
-            segment.segment().range_at(keys.bounds(), version)
+            // A key-order walk decodes every version of its keys, newer ones included. The
+            // advice first: its first window is on its way while `range_at` binary-searches.
+            let zbox = ZBox::covering(&keys.bounds(), &(..));
+            let advice = segment.scan_advice(zbox.as_ref(), ScanPurpose::Query);
+            Advised::new(segment.segment().range_at(keys.bounds(), version), advice)
         }))
     }
 }
@@ -373,8 +382,9 @@ impl Iterator for SegmentHistory {
     }
 }
 
-/// A segment's `changes` iterator, whose key bounds live as long as the segment borrow.
-type SegmentChangesIter<'a> = zverse_core::segment::Changes<'a, 'a>;
+/// A segment's `changes` iterator, whose key bounds live as long as the segment borrow,
+/// feeding the locality advisor.
+type SegmentChangesIter<'a> = Advised<'a, zverse_core::segment::Changes<'a, 'a>>;
 
 /// What a segment's `changes` borrows: the segment and the key bounds.
 struct ChangesOwner {
@@ -401,7 +411,9 @@ impl SegmentChanges {
     ) -> SegmentChanges {
         let owner = ChangesOwner { segment: Arc::clone(segment), keys };
         SegmentChanges(SegmentChangesCell::new(owner, |owner| {
-            owner.segment.segment().changes(owner.keys.bounds(), versions)
+            let zbox = ZBox::covering(&owner.keys.bounds(), &versions);
+            let advice = owner.segment.scan_advice(zbox.as_ref(), ScanPurpose::Query);
+            Advised::new(owner.segment.segment().changes(owner.keys.bounds(), versions), advice)
         }))
     }
 }

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use zverse_core::segment::{Segment, SegmentBuilder, SegmentOptions};
+use zverse_core::zkey::ZBox;
 use zverse_core::{Entry, Version};
 
 use crate::error::{Error, Result};
-use crate::io::{Advice, Io, Mapping};
+use crate::io::{Io, Mapping};
+use crate::locality::{LocalityAdvisor, ScanAdvice, ScanPurpose};
 use crate::manifest::SegmentMeta;
 use crate::sync;
 
@@ -46,6 +48,8 @@ pub(crate) struct SegmentFile {
     io: Arc<dyn Io>,
     /// Set when compaction has replaced the segment: the file goes with the last reference.
     retirement: Retirement,
+    /// The database's locality advisor.
+    advisor: Arc<LocalityAdvisor>,
 }
 
 /// Whether a segment was retired, and so whether the drop of its last `Arc` deletes its file.
@@ -79,7 +83,12 @@ pub(crate) fn segment_file_name(number: u64) -> String {
 
 impl SegmentFile {
     /// Opens and maps the segment `meta` names in `dir`, checking its footer and metadata.
-    pub(crate) fn open(io: &Arc<dyn Io>, dir: &Path, meta: SegmentMeta) -> Result<SegmentFile> {
+    pub(crate) fn open(
+        io: &Arc<dyn Io>,
+        dir: &Path,
+        meta: SegmentMeta,
+        advisor: &Arc<LocalityAdvisor>,
+    ) -> Result<SegmentFile> {
         let path = dir.join(segment_file_name(meta.file_number));
         let file = io.open_read(&path).map_err(|error| match error.kind() {
             std::io::ErrorKind::NotFound => Error::Corruption {
@@ -101,9 +110,13 @@ impl SegmentFile {
                 ),
             });
         }
-        // Point reads dominate; scans advise sequential access for their own range.
-        let _ = mapping.advise(Advice::Random);
         let corrupt = |corruption| Error::corruption(&path, 0, corruption);
+        // Random first, so that reading the footer faults in one page, not a read-ahead
+        // window; then the metadata the open checks in full, as one read.
+        advisor.opening(mapping.as_ref());
+        let metadata_offset = Segment::metadata_offset(mapping.bytes()).map_err(corrupt)?;
+        let metadata = metadata_offset as usize..mapping.bytes().len();
+        advisor.reading_metadata(mapping.as_ref(), metadata);
         let block_count = Segment::open(mapping.bytes()).map_err(corrupt)?.block_count();
         let verified = (0..block_count).map(|_| AtomicBool::new(false)).collect();
         let mapped = MappedSegment::try_new(SegmentBytes { mapping, verified }, |bytes| {
@@ -111,8 +124,14 @@ impl SegmentFile {
                 .map(|segment| segment.with_verified_blocks(&bytes.verified))
         })
         .map_err(corrupt)?;
-        let io = Arc::clone(io);
-        Ok(SegmentFile { meta, path, mapped, io, retirement: Retirement::default() })
+        Ok(SegmentFile {
+            meta,
+            path,
+            mapped,
+            io: Arc::clone(io),
+            retirement: Retirement::default(),
+            advisor: Arc::clone(advisor),
+        })
     }
 
     pub(crate) fn meta(&self) -> &SegmentMeta {
@@ -133,9 +152,36 @@ impl SegmentFile {
         self.mapped.borrow_owner().mapping.bytes()
     }
 
-    /// Marks the file for deletion when the last reference to it goes.
+    fn mapping(&self) -> &dyn Mapping {
+        self.mapped.borrow_owner().mapping.as_ref()
+    }
+
+    /// The advice and counting of a scan over the segment that reads only entries of `zbox`
+    /// (`None`: no entry), fed the entries it yields.
+    pub(crate) fn scan_advice(&self, zbox: Option<&ZBox>, purpose: ScanPurpose) -> ScanAdvice<'_> {
+        // The span costs two binary searches of the block index: only for an advisor that is on.
+        let span = match zbox {
+            Some(zbox) if self.advisor.is_enabled() => self.segment().data_span(zbox),
+            _ => 0..0,
+        };
+        let span = span.start as usize..span.end as usize;
+        self.advisor.scan(self.mapping(), span, purpose)
+    }
+
+    /// The segment's pages in memory now and its pages in all, or `None` where the backend
+    /// cannot tell.
+    pub(crate) fn residency(&self) -> Option<(u64, u64)> {
+        let mapping = self.mapping();
+        let len = mapping.bytes().len();
+        let resident = mapping.resident_pages(0, len).ok()?;
+        Some((resident as u64, len.div_ceil(mapping.page_bytes().max(1)) as u64))
+    }
+
+    /// Marks the file for deletion when the last reference to it goes, and advises its pages
+    /// cold: readers still holding it keep reading correct bytes, only their pages go first.
     pub(crate) fn retire(&self) {
         self.retirement.retire();
+        self.advisor.retired(self.mapping());
     }
 }
 

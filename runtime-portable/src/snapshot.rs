@@ -41,7 +41,9 @@ impl Db {
 
     /// The latest value of every key in `keys`, in key order (deleted keys skipped).
     pub fn range<'k>(&self, keys: impl RangeBounds<&'k [u8]>) -> Result<Range> {
-        Ok(self.view(Version::MAX)?.range(&OwnedRange::new(&keys)))
+        let view = self.view(Version::MAX)?;
+        self.inner.advisor.query_started();
+        Ok(view.range(&OwnedRange::new(&keys)))
     }
 
     /// The value of every key in `keys` as of `version`, in key order.
@@ -50,7 +52,9 @@ impl Db {
         keys: impl RangeBounds<&'k [u8]>,
         version: Version,
     ) -> Result<Range> {
-        Ok(self.view(version)?.range(&OwnedRange::new(&keys)))
+        let view = self.view(version)?;
+        self.inner.advisor.query_started();
+        Ok(view.range(&OwnedRange::new(&keys)))
     }
 
     /// Every version written to a key in `keys` with its version in `versions`: the box
@@ -60,7 +64,9 @@ impl Db {
         keys: impl RangeBounds<&'k [u8]>,
         versions: impl RangeBounds<Version>,
     ) -> Result<Changes> {
-        Ok(self.view(Version::MAX)?.changes(&OwnedRange::new(&keys), version_bounds(&versions)))
+        let view = self.view(Version::MAX)?;
+        self.inner.advisor.query_started();
+        Ok(view.changes(&OwnedRange::new(&keys), version_bounds(&versions)))
     }
 
     /// A snapshot of the database as it is now: every read through it answers as of one
@@ -117,7 +123,9 @@ impl Snapshot {
 
     /// The value of every key in `keys` at the snapshot, in key order.
     pub fn range<'k>(&self, keys: impl RangeBounds<&'k [u8]>) -> Result<Range> {
-        Ok(self.view(self.version)?.range(&OwnedRange::new(&keys)))
+        let view = self.view(self.version)?;
+        self.inner.advisor.query_started();
+        Ok(view.range(&OwnedRange::new(&keys)))
     }
 
     /// Every version written to a key in `keys` within `versions`, up to the snapshot.
@@ -126,7 +134,9 @@ impl Snapshot {
         keys: impl RangeBounds<&'k [u8]>,
         versions: impl RangeBounds<Version>,
     ) -> Result<Changes> {
-        Ok(self.view(self.version)?.changes(&OwnedRange::new(&keys), version_bounds(&versions)))
+        let view = self.view(self.version)?;
+        self.inner.advisor.query_started();
+        Ok(view.changes(&OwnedRange::new(&keys), version_bounds(&versions)))
     }
 }
 

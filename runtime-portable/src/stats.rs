@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use zverse_core::Version;
 
 use crate::db::Db;
+use crate::locality::LocalityStats;
 
 /// A snapshot of the database's counters, from [`Db::stats`].
 #[derive(Clone, Debug, PartialEq)]
@@ -50,6 +51,9 @@ pub struct Stats {
     pub commit_records: u64,
     /// Memtables flushed to segments since open.
     pub flushes: u64,
+    /// The locality advisor's counters since open: advice given, prefetch accuracy, pages
+    /// touched by scans.
+    pub locality: LocalityStats,
 }
 
 impl Db {
@@ -89,12 +93,40 @@ impl Db {
             commit_groups: counters.commit_groups.load(Ordering::Relaxed),
             commit_records: counters.commit_records.load(Ordering::Relaxed),
             flushes: counters.flushes.load(Ordering::Relaxed),
+            locality: inner.advisor.stats(),
         }
+    }
+}
+
+/// How much of the segment files is in the page cache, from [`Db::segment_residency`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SegmentResidency {
+    /// Pages of the segment files in memory now.
+    pub pages_resident: u64,
+    /// Pages of the segment files.
+    pub pages_total: u64,
+}
+
+impl Db {
+    /// How many pages of the live segments are in memory now (`mincore` on each segment's
+    /// mapping, one call per 256 pages), or `None` where the backend cannot tell. Costs system
+    /// calls in proportion to the data: for tools and benchmarks, not for a hot path.
+    #[must_use]
+    pub fn segment_residency(&self) -> Option<SegmentResidency> {
+        let tiers = self.inner.tiers();
+        let mut residency = SegmentResidency { pages_resident: 0, pages_total: 0 };
+        for segment in &tiers.segments {
+            let (resident, total) = segment.residency()?;
+            residency.pages_resident += resident;
+            residency.pages_total += total;
+        }
+        Some(residency)
     }
 }
 
 /// `numerator / denominator`, or 0 when the denominator is 0.
 #[allow(clippy::cast_precision_loss, reason = "a ratio of byte counts needs no more precision")]
-fn ratio(numerator: u64, denominator: u64) -> f64 {
+pub(crate) fn ratio(numerator: u64, denominator: u64) -> f64 {
     if denominator == 0 { 0.0 } else { numerator as f64 / denominator as f64 }
 }

@@ -3,7 +3,7 @@
 
 use core::cmp::{Ordering, Reverse};
 use core::fmt;
-use core::ops::RangeBounds;
+use core::ops::{Range, RangeBounds};
 use core::sync::atomic::{self, AtomicBool};
 
 use super::SEGMENT_LEN_MAX;
@@ -17,7 +17,7 @@ use super::key_index::{FENCE_LEN, FENCE_STRIDE_MAX, KEY_REF_LEN, KeyIndex, fence
 use super::key_order::{self, History, KeyOrderIter, RangeAt};
 
 use crate::checksum::checksum;
-use crate::zkey::key_prefix;
+use crate::zkey::{ZBox, key_prefix};
 use crate::{Corruption, Entry, Version};
 
 /// An open segment: its bytes, with the footer and every metadata section validated.
@@ -76,6 +76,51 @@ impl<'a> Segment<'a> {
         }
         let data = bytes.get(..data_len as usize).unwrap_or_default();
         Ok(Segment { bytes, footer, data, block_index, key_index, filter, verified: &[] })
+    }
+
+    /// Where the metadata (block index, key index, fences, filter, footer) of the segment in
+    /// `bytes` starts, which is the length of its data region: read from the footer alone,
+    /// without touching a data block or a metadata section, so that a caller can tell the OS
+    /// what [`Segment::open`] is about to read. Checks what it reads as `open` does.
+    pub fn metadata_offset(bytes: &[u8]) -> Result<u64, Corruption> {
+        if bytes.len() < FOOTER_LEN {
+            return Err(Corruption::new(0, "segment shorter than its footer"));
+        }
+        let footer_offset = bytes.len() - FOOTER_LEN;
+        let footer_bytes = bytes.get(footer_offset..).unwrap_or_default();
+        let footer = Footer::decode_from(footer_bytes, footer_offset as u64)?;
+        validate_layout(&footer, footer_offset as u64)
+    }
+
+    /// Bytes of the data region: the data blocks and their checksums, from offset 0.
+    #[must_use]
+    pub fn data_len(&self) -> u64 {
+        self.data.len() as u64
+    }
+
+    /// The bytes of the data region a scan of `zbox` can read: from the start of the block
+    /// that may hold the box's smallest code to the end (checksum included) of the last block
+    /// that starts at or below its largest code; empty when no block can. Reads the block
+    /// index only. Every entry of the box lies inside, and a Z-order scan of the box reads
+    /// nothing outside it; so does a key-order scan of keys whose versions are all in the box.
+    #[must_use]
+    pub fn data_span(&self, zbox: &ZBox) -> Range<u64> {
+        let index = &self.block_index;
+        // The block before the first one starting at or above the smallest code may hold it.
+        let first = index.first_at_or_after(0, zbox.morton_min()).saturating_sub(1);
+        let past_last = match zbox.morton_max().checked_add(1) {
+            Some(above) => index.first_at_or_after(first, above),
+            None => index.block_count(),
+        };
+        let (Some(first_handle), Some(last_handle)) =
+            (index.get(first), past_last.checked_sub(1).and_then(|last| index.get(last)))
+        else {
+            return 0..0;
+        };
+        if past_last <= first {
+            return 0..0;
+        }
+        u64::from(first_handle.offset)..last_handle.end()
     }
 
     /// The same segment, remembering in `verified` (one flag per data block, all `false` at

@@ -11,7 +11,7 @@ use proptest::sample::{Index, select};
 
 use super::*;
 use crate::limits::KEY_LEN_MAX;
-use crate::zkey::cmp_z;
+use crate::zkey::{ZBox, cmp_z};
 use crate::{Corruption, Entry, LimitError, Version};
 
 /// The model: every (key, version) with its value, in key order (key asc, version desc).
@@ -509,4 +509,70 @@ fn verified_blocks_are_hashed_once_and_damage_is_still_caught_the_first_time() {
     let unused = plain.with_verified_blocks(&short);
     assert_eq!(unused.iter().count(), 80);
     assert!(!short[0].load(Ordering::Relaxed));
+}
+
+#[test]
+fn metadata_offset_is_read_from_the_footer_alone() {
+    let bytes = build(&small_model(), 40);
+    let segment = Segment::open(&bytes).unwrap();
+    let offset = Segment::metadata_offset(&bytes).unwrap();
+    assert_eq!(offset, segment.data_len());
+    assert!(offset > 0 && offset < bytes.len() as u64);
+    // Damage every metadata section but the footer: the offset is still read.
+    let mut damaged = bytes.clone();
+    for byte in &mut damaged[offset as usize..bytes.len() - FOOTER_LEN] {
+        *byte ^= 0xFF;
+    }
+    assert_eq!(Segment::metadata_offset(&damaged), Ok(offset));
+    assert!(Segment::open(&damaged).is_err());
+    // A damaged footer, or too few bytes, is corruption.
+    let mut damaged = bytes.clone();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 1;
+    assert!(Segment::metadata_offset(&damaged).is_err());
+    assert!(Segment::metadata_offset(&bytes[..FOOTER_LEN - 1]).is_err());
+    assert_eq!(Segment::metadata_offset(&build(&Model::new(), 4096)), Ok(0));
+}
+
+/// A key range and an inclusive version range.
+type SpanCase<'k> = (Bound<&'k [u8]>, Bound<&'k [u8]>, u64, u64);
+
+#[test]
+fn data_span_holds_every_entry_of_the_box() {
+    let model = small_model();
+    let bytes = build(&model, 40);
+    let segment = Segment::open(&bytes).unwrap();
+    assert!(segment.block_count() > 3, "several blocks to choose from");
+    let data = bytes.as_ptr() as usize;
+    let cases: [SpanCase<'_>; 5] = [
+        (Bound::Unbounded, Bound::Unbounded, 0, u64::MAX),
+        (Bound::Included(b"a"), Bound::Excluded(b"sharedpfy"), 0, u64::MAX),
+        (Bound::Included(b"sharedpfx"), Bound::Included(b"zz"), 5, 12),
+        (Bound::Included(b"zz"), Bound::Unbounded, 0, 3),
+        (Bound::Included(b"a"), Bound::Included(b"a"), 8, 9),
+    ];
+    for (start, end, version_lo, version_hi) in cases {
+        let versions = Version::new(version_lo)..=Version::new(version_hi);
+        let zbox = ZBox::covering(&(start, end), &versions).unwrap();
+        let span = segment.data_span(&zbox);
+        assert!(span.end <= segment.data_len(), "{span:?}");
+        let changes: Vec<Entry<'_>> =
+            segment.changes((start, end), versions.clone()).map(Result::unwrap).collect();
+        for entry in &changes {
+            let offset = (entry.key.as_ptr() as usize - data) as u64;
+            assert!(span.contains(&offset), "{entry:?} at {offset} outside {span:?}");
+        }
+        if changes.is_empty() {
+            continue;
+        }
+        assert!(span.end - span.start < segment.data_len() || start == Bound::Unbounded);
+    }
+    assert_eq!(
+        segment.data_span(&ZBox::covering(&(..), &(..)).unwrap()),
+        0..segment.data_len(),
+        "the whole box spans the whole data region"
+    );
+    let empty = build(&Model::new(), 4096);
+    let empty = Segment::open(&empty).unwrap();
+    assert_eq!(empty.data_span(&ZBox::covering(&(..), &(..)).unwrap()), 0..0);
 }

@@ -107,7 +107,31 @@ pub trait Mapping: fmt::Debug + Send + Sync + 'static {
         let _ = advice;
         Ok(())
     }
+
+    /// Tells the kernel how the bytes `[offset, offset + len)` will be read (the range is
+    /// widened to whole pages). A hint, like [`Mapping::advise`]: backends without it ignore
+    /// it. A range reaching past the end is an [`io::ErrorKind::InvalidInput`] error.
+    fn advise_range(&self, offset: usize, len: usize, advice: Advice) -> io::Result<()> {
+        let _ = (offset, len, advice);
+        Ok(())
+    }
+
+    /// How many of the pages holding `[offset, offset + len)` are in memory now (`mincore`
+    /// on a memory map), or an [`io::ErrorKind::Unsupported`] error where the backend cannot
+    /// tell. One system call per call on a memory map: not for a hot path.
+    fn resident_pages(&self, offset: usize, len: usize) -> io::Result<usize> {
+        let _ = (offset, len);
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// The size of the pages [`Mapping::resident_pages`] counts and advice is rounded to.
+    fn page_bytes(&self) -> usize {
+        PAGE_BYTES_DEFAULT
+    }
 }
+
+/// The page size assumed where a backend does not say (the common one on x86-64 and arm64).
+pub const PAGE_BYTES_DEFAULT: usize = 4096;
 
 /// Access-pattern hints for a [`Mapping`] (madvise where the OS has it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,4 +143,13 @@ pub enum Advice {
     Sequential,
     /// Read soon: start reading it in now (`MADV_WILLNEED`).
     WillNeed,
+    /// No particular pattern: the kernel's default read-ahead (`MADV_NORMAL`).
+    Normal,
+    /// Not needed for a while: reclaim these pages first (`MADV_COLD`, Linux 5.4+; backends
+    /// without it fall back to `DontNeed`).
+    Cold,
+    /// Not needed now: drop this mapping's page-table entries (`MADV_DONTNEED`). On a
+    /// read-only shared file mapping the bytes are unchanged: the next read faults them back
+    /// in from the page cache or the file.
+    DontNeed,
 }

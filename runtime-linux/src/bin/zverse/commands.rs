@@ -6,7 +6,7 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use zverse::{Db, Options, Version};
+use zverse::{Db, LocalityStats, Options, SegmentResidency, Version};
 
 use crate::escape::{escape, unescape};
 use crate::fail::{Fail, no_database};
@@ -298,12 +298,10 @@ pub fn changes(
     Ok(())
 }
 
-/// The locality advisor's counters do not exist yet (it is not written).
-const ADVISOR: &str = "not available (no locality advisor yet)";
-
 pub fn stat(context: &Context) -> Result<(), Fail> {
     let db = context.open_existing()?;
     let stats = db.stats();
+    let residency = db.segment_residency();
     let mut out = stdout();
     if context.json {
         let object = json!({
@@ -321,7 +319,9 @@ pub fn stat(context: &Context) -> Result<(), Fail> {
             "keys_upper_bound": stats.keys_upper_bound,
             "payload_bytes": stats.payload_bytes,
             "space_amplification": stats.space_amplification,
-            "advisor": serde_json::Value::Null,
+            "advisor": advisor_json(&stats.locality),
+            "segment_pages": residency.map(|r| r.pages_total),
+            "segment_pages_resident": residency.map(|r| r.pages_resident),
         });
         writeln!(out, "{object}")?;
     } else {
@@ -352,14 +352,75 @@ pub fn stat(context: &Context) -> Result<(), Fail> {
             ("log", bytes(stats.log_bytes)),
             ("stored keys+values", bytes(stats.payload_bytes)),
             ("space amplification", format!("{:.2}", stats.space_amplification)),
-            ("advisor", ADVISOR.to_owned()),
+            ("segments in memory", residency_text(residency)),
         ];
-        for (name, value) in rows {
+        for (name, value) in rows.into_iter().chain(advisor_rows(&stats.locality)) {
             writeln!(out, "{name:<21}{value}")?;
         }
     }
     out.flush()?;
     context.close(&db)
+}
+
+/// The locality advisor's counters as JSON (since this process opened the database).
+fn advisor_json(locality: &LocalityStats) -> serde_json::Value {
+    json!({
+        "enabled": locality.enabled,
+        "advice_calls": locality.advice_calls,
+        "advice_errors": locality.advice_errors,
+        "pages_advised": locality.pages_advised,
+        "pages_prefetched": locality.pages_prefetched,
+        "prefetch_pages_resident": locality.prefetch_pages_resident,
+        "prefetch_pages_missed": locality.prefetch_pages_missed,
+        "prefetch_accuracy": locality.prefetch_accuracy,
+        "scan_queries": locality.scan_queries,
+        "scan_pages_touched": locality.scan_pages_touched,
+        "segments_random": locality.segments_random,
+        "segments_cold": locality.segments_cold,
+    })
+}
+
+/// The locality advisor's rows of `stat`: its state, then its counters since this process
+/// opened the database (one `stat` reads nothing, so they show what the open itself did).
+fn advisor_rows(locality: &LocalityStats) -> [(&'static str, String); 4] {
+    let state = if locality.enabled { "on" } else { "off" };
+    let measured = locality.prefetch_pages_resident + locality.prefetch_pages_missed;
+    [
+        ("advisor", format!("{state} (counters since this process opened the database)")),
+        (
+            "advice",
+            format!(
+                "{} calls, {} pages advised, {} prefetched",
+                locality.advice_calls, locality.pages_advised, locality.pages_prefetched
+            ),
+        ),
+        (
+            "prefetch accuracy",
+            format!(
+                "{:.1}% of {measured} measured pages resident when reached",
+                locality.prefetch_accuracy * 100.0
+            ),
+        ),
+        (
+            "scan pages touched",
+            format!("{} over {} queries", locality.scan_pages_touched, locality.scan_queries),
+        ),
+    ]
+}
+
+/// Pages of the segments in memory, for a human.
+#[allow(clippy::cast_precision_loss, reason = "a percentage printed with one decimal")]
+fn residency_text(residency: Option<SegmentResidency>) -> String {
+    match residency {
+        None => "unknown".to_owned(),
+        Some(r) if r.pages_total == 0 => "no segments".to_owned(),
+        Some(r) => format!(
+            "{} of {} pages ({:.1}%)",
+            r.pages_resident,
+            r.pages_total,
+            r.pages_resident as f64 * 100.0 / r.pages_total as f64
+        ),
+    }
 }
 
 /// `bytes` for a human: B, KiB, MiB or GiB.
