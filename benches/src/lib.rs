@@ -1,6 +1,7 @@
 //! ZVerse's benchmarks. The criterion benches are in `benches/benches/`; run them with
 //! `cargo bench -p zverse-benches`. This library holds what more than one bench uses. The
-//! side-by-side peer comparison is not built yet.
+//! side-by-side peer comparison is `benches/peers/`, behind the `peers` feature: run it with
+//! `benches/run-peers.sh` (see `benches/README.md`).
 
 use std::time::{Duration, Instant};
 

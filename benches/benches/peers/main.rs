@@ -1,0 +1,419 @@
+//! The side-by-side comparison: ZVerse against RocksDB, LMDB (heed), redb, fjall, SurrealKV and
+//! sled, on the same keys, values, order and seeds, in the same run on the same machine.
+//!
+//! Run everything with `benches/run-peers.sh` (it sets `ROCKSDB_LIB_DIR` and runs
+//! `cargo bench -p zverse-benches --features peers --bench peers -- --write-readme`);
+//! `--quick` for a smoke run at a small scale, `--reps N` for the repetitions (default 3),
+//! `--engines a,b` to run a subset, `--out DIR` for the results (default `benches/results`).
+//! See `benches/README.md` for the workloads and how each engine is configured.
+#![allow(missing_docs, reason = "a bench binary, not an API")]
+
+mod data;
+mod engines;
+mod report;
+mod workloads;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use engines::{Durability, Engine, EngineKind, Res};
+use workloads::Sample;
+
+/// How big each workload is.
+#[derive(Clone, Copy, Debug)]
+pub struct Scale {
+    pub name: &'static str,
+    pub key_count: usize,
+    pub batch_len: usize,
+    pub sync_write_count: usize,
+    pub read_count: usize,
+    pub range_scan_count: usize,
+    pub ycsb_op_count: usize,
+    pub versioned_key_count: usize,
+    pub version_count: usize,
+    pub as_of_count: usize,
+    pub history_count: usize,
+    pub range_at_count: usize,
+    pub changes_count: usize,
+    pub repetitions: usize,
+}
+
+const FULL: Scale = Scale {
+    name: "full",
+    key_count: 1_000_000,
+    batch_len: 1000,
+    sync_write_count: 2000,
+    read_count: 400_000,
+    range_scan_count: 30,
+    ycsb_op_count: 100_000,
+    versioned_key_count: 100_000,
+    version_count: 20,
+    as_of_count: 100_000,
+    history_count: 20_000,
+    range_at_count: 30,
+    changes_count: 5,
+    repetitions: 3,
+};
+
+const QUICK: Scale = Scale {
+    name: "quick",
+    key_count: 50_000,
+    batch_len: 1000,
+    sync_write_count: 100,
+    read_count: 50_000,
+    range_scan_count: 10,
+    ycsb_op_count: 10_000,
+    versioned_key_count: 10_000,
+    version_count: 20,
+    as_of_count: 10_000,
+    history_count: 2_000,
+    range_at_count: 10,
+    changes_count: 3,
+    repetitions: 1,
+};
+
+/// What the command line asked for.
+struct Args {
+    scale: Scale,
+    engines: Option<Vec<String>>,
+    out: PathBuf,
+    write_readme: bool,
+}
+
+fn parse_args() -> Res<Args> {
+    let mut scale = if zverse_benches::is_test_mode() { QUICK } else { FULL };
+    let mut engines = None;
+    let mut out = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+    let mut write_readme = false;
+    let mut args = std::env::args().skip(1);
+    let mut reps = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => scale = QUICK,
+            "--reps" => reps = Some(args.next().ok_or("--reps needs a count")?.parse()?),
+            "--engines" => {
+                let list = args.next().ok_or("--engines needs a list")?;
+                engines = Some(list.split(',').map(str::to_lowercase).collect());
+            }
+            "--out" => out = args.next().ok_or("--out needs a directory")?.into(),
+            "--write-readme" => write_readme = true,
+            // cargo bench passes --bench; cargo test passes nothing we need.
+            "--bench" => {}
+            other => return Err(format!("unknown argument {other:?}").into()),
+        }
+    }
+    if let Some(reps) = reps {
+        scale.repetitions = reps;
+    }
+    Ok(Args { scale, engines, out, write_readme })
+}
+
+/// Every measurement, keyed by workload then engine, one sample per repetition.
+pub type Samples = BTreeMap<String, BTreeMap<&'static str, Vec<Sample>>>;
+
+/// What one engine run produced besides samples: space, write amplification and settings.
+#[derive(Clone, Debug, Default)]
+pub struct EngineNotes {
+    pub bytes_after_fill: Vec<u64>,
+    pub bytes_after_compaction: Vec<u64>,
+    pub measured_write_amp_fill: Vec<f64>,
+    pub measured_write_amp_compaction: Vec<f64>,
+    pub reported_write_amp: Option<(f64, &'static str)>,
+    pub settle: &'static str,
+    pub compaction: &'static str,
+}
+
+fn main() {
+    if let Err(error) = run() {
+        eprintln!("peers: {error}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Res<()> {
+    let args = parse_args()?;
+    let scale = args.scale;
+    let started = report::Machine::now();
+    let backend = engines::zverse_backend()?;
+    eprintln!("peers: scale {scale:?}; ZVerse backend {backend}");
+    let kinds: Vec<EngineKind> = engines::kinds()
+        .into_iter()
+        .filter(|kind| {
+            args.engines.as_ref().is_none_or(|list| list.contains(&kind.name.to_lowercase()))
+        })
+        .collect();
+    let dataset = Dataset::new(&scale);
+    let base = std::env::var_os("ZVERSE_PEERS_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
+    let mut samples = Samples::new();
+    let mut notes: BTreeMap<&'static str, EngineNotes> = BTreeMap::new();
+    let run_start = Instant::now();
+    for repetition in 0..scale.repetitions {
+        // Alternate: each repetition starts one engine later, so none always runs first.
+        for offset in 0..kinds.len() {
+            let kind = &kinds[(repetition + offset) % kinds.len()];
+            eprintln!(
+                "peers: repetition {}/{}, {} ({:.0} s in)",
+                repetition + 1,
+                scale.repetitions,
+                kind.name,
+                run_start.elapsed().as_secs_f64()
+            );
+            let engine_notes = notes.entry(kind.name).or_default();
+            run_engine(kind, &scale, &dataset, &base, &mut samples, engine_notes)
+                .map_err(|error| format!("{}: {error}", kind.name))?;
+        }
+    }
+    let finished = report::Machine::now();
+    let summary = report::Summary {
+        scale,
+        backend,
+        kinds: &kinds,
+        samples: &samples,
+        notes: &notes,
+        started,
+        finished,
+        elapsed: run_start.elapsed(),
+    };
+    report::write(&summary, &args.out, args.write_readme)
+}
+
+/// The keys every engine gets, generated once.
+struct Dataset {
+    keys: Vec<data::Key>,
+    sorted: Vec<data::Key>,
+    values: data::Values,
+    versioned_keys: Vec<data::Key>,
+    versioned_sorted: Vec<data::Key>,
+    inserts: Vec<data::Key>,
+    zipfian: data::Zipfian,
+}
+
+impl Dataset {
+    fn new(scale: &Scale) -> Dataset {
+        let keys = data::random_keys(data::SEED_KEYS, scale.key_count);
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        let versioned_keys =
+            data::random_keys(data::SEED_VERSIONED_KEYS, scale.versioned_key_count);
+        let mut versioned_sorted = versioned_keys.clone();
+        versioned_sorted.sort_unstable();
+        // D and E insert 5% of their ops each.
+        let inserts = data::random_keys(data::SEED_INSERTS, scale.ycsb_op_count / 5 + 1);
+        let zipfian = data::Zipfian::new(scale.key_count);
+        Dataset {
+            keys,
+            sorted,
+            values: data::Values::new(),
+            versioned_keys,
+            versioned_sorted,
+            inserts,
+            zipfian,
+        }
+    }
+}
+
+fn push(samples: &mut Samples, workload: &str, engine: &'static str, sample: Sample) {
+    samples.entry(workload.to_owned()).or_default().entry(engine).or_default().push(sample);
+}
+
+/// A fresh directory for one engine run, removed when dropped.
+fn fresh_dir(base: &Path, name: &str) -> Res<tempfile::TempDir> {
+    Ok(tempfile::Builder::new().prefix(&format!("zverse-peers-{name}-")).tempdir_in(base)?)
+}
+
+/// Bytes the process has sent to storage (`/proc/self/io`: `write_bytes` less
+/// `cancelled_write_bytes`), for the measured write amplification.
+fn process_write_bytes() -> Res<u64> {
+    let io = std::fs::read_to_string("/proc/self/io")?;
+    let field = |name: &str| -> Res<u64> {
+        let line =
+            io.lines().find(|line| line.starts_with(name)).ok_or("no field in /proc/self/io")?;
+        Ok(line[name.len()..].trim().parse()?)
+    };
+    Ok(field("write_bytes:")?.saturating_sub(field("cancelled_write_bytes:")?))
+}
+
+/// Bytes allocated on disk under `path` (like `du`): sparse and preallocated files count what
+/// they hold.
+fn disk_bytes(path: &Path) -> Res<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        let metadata = entry.metadata()?;
+        total +=
+            if metadata.is_dir() { disk_bytes(&entry.path())? } else { metadata.blocks() * 512 };
+    }
+    Ok(total)
+}
+
+#[allow(clippy::cast_precision_loss, reason = "a ratio of byte counts")]
+fn ratio(numerator: u64, denominator: u64) -> f64 {
+    numerator as f64 / denominator.max(1) as f64
+}
+
+fn run_engine(
+    kind: &EngineKind,
+    scale: &Scale,
+    dataset: &Dataset,
+    base: &Path,
+    samples: &mut Samples,
+    notes: &mut EngineNotes,
+) -> Res<()> {
+    let name = kind.name;
+    let keys = &dataset.keys;
+    let values = &dataset.values;
+    {
+        let dir = fresh_dir(base, name)?;
+        let engine = (kind.open)(dir.path(), Durability::None, false)?;
+        push(
+            samples,
+            report::FILL_PER_OP,
+            name,
+            workloads::fill_per_op(&*engine, keys, values, 1)?,
+        );
+    }
+    let dir = fresh_dir(base, name)?;
+    let mut engine = (kind.open)(dir.path(), Durability::None, false)?;
+    let written_before = process_write_bytes()?;
+    push(
+        samples,
+        report::FILL_BATCH,
+        name,
+        workloads::fill_batches(&*engine, keys, values, scale.batch_len)?,
+    );
+    notes.settle = engine.settle()?;
+    let user_bytes = (keys.len() * (data::KEY_LEN + data::VALUE_LEN)) as u64;
+    notes.measured_write_amp_fill.push(ratio(process_write_bytes()? - written_before, user_bytes));
+    notes.bytes_after_fill.push(disk_bytes(dir.path())?);
+    read_and_scan(&*engine, scale, dataset, samples, name)?;
+    notes.compaction = engine.compact()?;
+    notes
+        .measured_write_amp_compaction
+        .push(ratio(process_write_bytes()? - written_before, user_bytes));
+    notes.bytes_after_compaction.push(disk_bytes(dir.path())?);
+    notes.reported_write_amp = engine.reported_write_amplification();
+    run_ycsb(&*engine, scale, dataset, samples, name)?;
+    drop(engine);
+    drop(dir);
+    for (workload, threads) in [(report::FILL_SYNC_1, 1), (report::FILL_SYNC_4, 4)] {
+        let dir = fresh_dir(base, name)?;
+        let engine = (kind.open)(dir.path(), Durability::Sync, false)?;
+        let sync_keys = &keys[..scale.sync_write_count];
+        push(
+            samples,
+            workload,
+            name,
+            workloads::fill_per_op(&*engine, sync_keys, values, threads)?,
+        );
+    }
+    if kind.has_versions {
+        let dir = fresh_dir(base, name)?;
+        let engine = (kind.open)(dir.path(), Durability::None, true)?;
+        run_versioned(&*engine, scale, dataset, samples, name)?;
+    }
+    Ok(())
+}
+
+fn read_and_scan(
+    engine: &dyn Engine,
+    scale: &Scale,
+    dataset: &Dataset,
+    samples: &mut Samples,
+    name: &'static str,
+) -> Res<()> {
+    let keys = &dataset.keys;
+    push(samples, report::READ_1, name, workloads::read_random(engine, keys, scale.read_count, 1)?);
+    push(samples, report::READ_2, name, workloads::read_random(engine, keys, scale.read_count, 2)?);
+    let span = keys.len() / 100;
+    let scans = workloads::range_scans(engine, &dataset.sorted, span, scale.range_scan_count)?;
+    push(samples, report::RANGE_1PCT, name, scans);
+    push(samples, report::FULL_SCAN, name, workloads::full_scan(engine)?);
+    Ok(())
+}
+
+fn run_ycsb(
+    engine: &dyn Engine,
+    scale: &Scale,
+    dataset: &Dataset,
+    samples: &mut Samples,
+    name: &'static str,
+) -> Res<()> {
+    let mut keys = workloads::YcsbKeys {
+        loaded: &dataset.keys,
+        inserts: dataset.inserts.clone(),
+        inserted_count: 0,
+    };
+    for mix in workloads::YCSB {
+        let sample = workloads::ycsb(
+            engine,
+            mix,
+            &mut keys,
+            &dataset.zipfian,
+            &dataset.values,
+            scale.ycsb_op_count,
+        )?;
+        push(samples, &report::ycsb_name(mix), name, sample);
+    }
+    Ok(())
+}
+
+fn run_versioned(
+    engine: &dyn Engine,
+    scale: &Scale,
+    dataset: &Dataset,
+    samples: &mut Samples,
+    name: &'static str,
+) -> Res<()> {
+    let versioned =
+        engine.versioned().ok_or("opened with versions but offers no versioned queries")?;
+    let keys = &dataset.versioned_keys;
+    let sorted = &dataset.versioned_sorted;
+    let (fill, versions) = workloads::versioned_fill(
+        versioned,
+        keys,
+        &dataset.values,
+        scale.version_count,
+        scale.batch_len,
+    )?;
+    push(samples, report::VERSIONED_FILL, name, fill);
+    engine.settle()?;
+    push(
+        samples,
+        report::AS_OF,
+        name,
+        workloads::as_of_reads(versioned, keys, &versions, scale.as_of_count)?,
+    );
+    push(
+        samples,
+        report::HISTORY,
+        name,
+        workloads::histories(versioned, keys, scale.history_count)?,
+    );
+    let span = keys.len() / 100;
+    if let Some(sample) =
+        workloads::ranges_at(versioned, sorted, &versions, span, scale.range_at_count)?
+    {
+        push(samples, report::RANGE_AT, name, sample);
+    }
+    let all_time = workloads::changes(
+        versioned,
+        sorted,
+        &versions,
+        keys.len(),
+        versions.len() / 100,
+        scale.changes_count,
+    )?;
+    push(samples, report::CHANGES_ALL_KEYS, name, all_time);
+    let box_query = workloads::changes(
+        versioned,
+        sorted,
+        &versions,
+        keys.len() / 10,
+        versions.len() / 10,
+        scale.changes_count,
+    )?;
+    push(samples, report::CHANGES_BOX, name, box_query);
+    Ok(())
+}

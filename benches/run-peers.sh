@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The side-by-side benchmark in one command: ZVerse against RocksDB, LMDB, redb, fjall, SurrealKV
+# and sled. Writes benches/results/latest.{md,json} (latest-quick.* with --quick) and, for a full
+# run, rewrites the README's generated Performance section.
+#
+#   benches/run-peers.sh            # the full run (22 minutes on a shared 2-core VM at load 3-5)
+#   benches/run-peers.sh --quick    # a smoke run at a small scale (about a minute plus the build)
+#   benches/run-peers.sh --reps 5 --engines zverse,rocksdb
+#
+# Needs the packages benches/install-peers.sh installs (it says so if librocksdb is missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -z "${ROCKSDB_LIB_DIR:-}" ]; then
+    librocksdb="$(find /usr/lib /usr/lib64 -name 'librocksdb.so' -print -quit 2>/dev/null || true)"
+    if [ -z "$librocksdb" ]; then
+        echo "run-peers: librocksdb.so not found; run benches/install-peers.sh first" >&2
+        exit 2
+    fi
+    export ROCKSDB_LIB_DIR="$(dirname "$librocksdb")"
+fi
+
+readme_flag="--write-readme"
+for arg in "$@"; do
+    if [ "$arg" = "--quick" ]; then readme_flag=""; fi
+done
+export ZVERSE_PEERS_COMMAND="benches/run-peers.sh${*:+ $*}"
+exec cargo bench -p zverse-benches --features peers --bench peers -- "$@" $readme_flag
