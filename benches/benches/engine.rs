@@ -75,16 +75,6 @@ fn scale() -> Scale {
     Scale { key_count, sync_write_count: sync_write_count.min(key_count) }
 }
 
-fn random_keys(rng: &mut fastrand::Rng, count: usize) -> Vec<Key> {
-    (0..count)
-        .map(|_| {
-            let mut key = [0u8; KEY_LEN];
-            rng.fill(&mut key);
-            key
-        })
-        .collect()
-}
-
 fn open(dir: &TempDir, durability: Durability) -> Db {
     Db::open(dir.path(), Options::default().durability(durability)).expect("open a fresh db")
 }
@@ -99,7 +89,10 @@ fn fill_random(c: &mut Criterion) {
         (Durability::Sync, "sync", scale.sync_write_count),
     ];
     for (durability, durability_name, write_count) in cases {
-        let keys = random_keys(&mut fastrand::Rng::with_seed(SEED), write_count);
+        let keys = zverse_benches::random_keys::<KEY_LEN>(
+            &mut fastrand::Rng::with_seed(SEED),
+            write_count,
+        );
         group.throughput(Throughput::Elements(write_count as u64));
         for thread_count in FILL_THREAD_COUNTS {
             let threads = if thread_count == 1 { "thread" } else { "threads" };
@@ -165,7 +158,8 @@ struct ReadDataset {
 fn build_read_dataset(key_count: usize) -> ReadDataset {
     let dir = tempfile::tempdir().expect("create a temporary directory");
     let db = open(&dir, Durability::None);
-    let keys = random_keys(&mut fastrand::Rng::with_seed(SEED), key_count);
+    let keys =
+        zverse_benches::random_keys::<KEY_LEN>(&mut fastrand::Rng::with_seed(SEED), key_count);
     let start = Instant::now();
     let mut versions = Vec::with_capacity(key_count + key_count / REWRITE_STRIDE + 1);
     for key in &keys {

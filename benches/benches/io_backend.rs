@@ -49,14 +49,7 @@ const SMALL_WRITE_BYTES: usize = 150;
 const SEED: u64 = 0x5EED;
 
 fn keys(count: usize) -> Vec<[u8; KEY_LEN]> {
-    let mut rng = fastrand::Rng::with_seed(SEED);
-    (0..count)
-        .map(|_| {
-            let mut key = [0u8; KEY_LEN];
-            rng.fill(&mut key);
-            key
-        })
-        .collect()
+    zverse_benches::random_keys(&mut fastrand::Rng::with_seed(SEED), count)
 }
 
 fn backends() -> Vec<(&'static str, Arc<dyn Io>)> {

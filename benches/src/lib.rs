@@ -14,6 +14,19 @@ pub fn is_test_mode() -> bool {
     !std::env::args().any(|arg| arg == "--bench")
 }
 
+/// `count` keys of `N` random bytes from `rng`: the same keys for the same seed, so every run
+/// writes and reads the same data.
+#[must_use]
+pub fn random_keys<const N: usize>(rng: &mut fastrand::Rng, count: usize) -> Vec<[u8; N]> {
+    (0..count)
+        .map(|_| {
+            let mut key = [0u8; N];
+            rng.fill(&mut key);
+            key
+        })
+        .collect()
+}
+
 /// Puts `value` under every key of `keys`, split over `thread_count` writers; returns the time
 /// until the last put returned.
 ///
