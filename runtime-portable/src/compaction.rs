@@ -51,20 +51,22 @@ impl Inner {
         };
         let policy = base.with_pins(&pins).expect("BTreeMap keys are sorted").with_bottom(true);
         let segments: Vec<&Segment<'_>> = inputs.iter().map(|file| file.segment()).collect();
-        let dropped = decide_survivors(inputs, &segments, &policy)?;
+        let (dropped, horizon) = decide_survivors(inputs, &segments, &policy)?;
         let survivors = collect_survivors(inputs, &segments, &dropped)?;
         let output =
             if survivors.is_empty() { None } else { Some(self.write_and_open_segment(survivors)?) };
-        self.install_compaction(&tiers, inputs, output.as_ref())
+        self.install_compaction(&tiers, inputs, output.as_ref(), horizon)
     }
 
-    /// Swaps the inputs for the output in the manifest and the tiers, then retires the inputs:
-    /// their files go when the last reader lets go of them.
+    /// Swaps the inputs for the output in the manifest and the tiers, raising the retention
+    /// horizon to `horizon` (before the tiers change, so that no read below it sees the
+    /// output), then retires the inputs: their files go when the last reader lets go of them.
     fn install_compaction(
         &self,
         tiers_before: &Tiers,
         inputs: &[Arc<SegmentFile>],
         output: Option<&Arc<SegmentFile>>,
+        horizon: Version,
     ) -> Result<()> {
         let mut manifest = lock(&self.manifest);
         let mut tiers = lock(&self.tiers);
@@ -85,10 +87,12 @@ impl Inner {
         let mut next = manifest.clone();
         next.segments = segments.iter().map(|segment| *segment.meta()).collect();
         next.file_number_next = self.file_number_next();
+        next.horizon = next.horizon.max(horizon);
         if let Err(error) = next.write(self.io.as_ref(), &self.dir) {
             // The new manifest may or may not be on disk: keep every file, refuse writes.
             return Err(self.fail(format!("manifest update after compaction failed: {error}")));
         }
+        self.raise_horizon(next.horizon);
         *manifest = next;
         *tiers = Arc::new(Tiers {
             active: Arc::clone(&tiers.active),
@@ -104,12 +108,17 @@ impl Inner {
     }
 }
 
-/// Pass 1: merges the inputs in key order and runs the GC decision on every key.
+/// Pass 1: merges the inputs in key order and runs the GC decision on every key. Returns the
+/// versions to drop and the horizon they leave: the lowest version at or above which every
+/// read is still exact and every `changes` window complete. A dropped put answered the reads
+/// from its version up to the next newer version of its key; a dropped tombstone answered
+/// `None`, which an older tombstone or nothing still answers (`KeyGc` rule 5), but `changes`
+/// no longer lists it.
 fn decide_survivors(
     inputs: &[Arc<SegmentFile>],
     segments: &[&Segment<'_>],
     policy: &GcPolicy<'_>,
-) -> Result<Dropped> {
+) -> Result<(Dropped, Version)> {
     let everything = ZBox::new(0, u64::MAX, 0, u64::MAX);
     let sources = inputs.iter().zip(segments).map(|(file, segment)| {
         let advice = file.scan_advice(everything.as_ref(), ScanPurpose::Maintenance);
@@ -118,15 +127,19 @@ fn decide_survivors(
     let merged =
         MergeVec::from_sources(sources, KeyOrder).expect("inputs are capped at FAN_IN_MAX");
     let mut dropped = Dropped::new();
+    let mut horizon = Version::ZERO;
     let mut current: Option<(Vec<u8>, KeyGc<'_>)> = None;
     let mut deferred: Option<Version> = None;
+    // The version of the current key fed before this one: the next newer.
+    let mut newer: Option<Version> = None;
     for entry in merged {
         let entry: Entry<'_> = entry.map_err(|corruption| input_corruption(inputs, corruption))?;
         if current.as_ref().is_none_or(|(key, _)| key.as_slice() != entry.key) {
             if let Some((key, gc)) = current.take() {
-                settle(&mut dropped, &key, deferred.take(), gc.finish());
+                settle(&mut dropped, &mut horizon, &key, deferred.take(), gc.finish());
             }
             current = Some((entry.key.to_vec(), KeyGc::new(policy)));
+            newer = None;
         }
         let (key, gc) = current.as_mut().expect("set above");
         let step =
@@ -135,30 +148,44 @@ fn decide_survivors(
                 offset: 0,
                 what: format!("a version appears twice across compaction inputs: {error}"),
             })?;
-        settle(&mut dropped, key, deferred.take(), step.settled);
+        settle(&mut dropped, &mut horizon, key, deferred.take(), step.settled);
         match step.decision {
             Some(Decision::Keep) => {}
             Some(Decision::Drop) => {
                 dropped.insert((key.clone(), entry.version));
+                let exact_from = match (entry.value, newer) {
+                    (Some(_), Some(newer)) => newer,
+                    _ => version_after(entry.version),
+                };
+                horizon = horizon.max(exact_from);
             }
             None => deferred = Some(entry.version),
         }
+        newer = Some(entry.version);
     }
     if let Some((key, gc)) = current {
-        settle(&mut dropped, &key, deferred, gc.finish());
+        settle(&mut dropped, &mut horizon, &key, deferred, gc.finish());
     }
-    Ok(dropped)
+    Ok((dropped, horizon))
 }
 
-/// Records the decision on a deferred version, if one was deferred and is now decided.
+/// The version after `version` (saturating).
+fn version_after(version: Version) -> Version {
+    Version::new(version.get().saturating_add(1))
+}
+
+/// Records the decision on a deferred version (always a tombstone), if one was deferred and
+/// is now decided, and raises the horizon past it if it is dropped.
 fn settle(
     dropped: &mut Dropped,
+    horizon: &mut Version,
     key: &[u8],
     deferred: Option<Version>,
     decision: Option<Decision>,
 ) {
     if let (Some(version), Some(Decision::Drop)) = (deferred, decision) {
         dropped.insert((key.to_vec(), version));
+        *horizon = (*horizon).max(version_after(version));
     }
 }
 
