@@ -282,18 +282,9 @@ pub(crate) fn replay(
     file.read_exact_at(&mut log, 0)?;
     let mut replayed = Replayed { frame_count: 0, version_max: None, active: None };
     let Some(nonce) = decode_log_header(&log) else {
-        // A log's header is synced before the manifest records the log: a newest log no
-        // longer than a header and without an intact one holds nothing (a crash while it was
-        // created, on a disk that broke that order). It gets a header.
-        if mode != Mode::Older && log.len() <= LOG_HEADER_LEN {
-            if mode == Mode::Reuse {
-                let nonce = new_nonce();
-                file.set_len(0)?;
-                file.write_all_at_and_sync(&[&encode_log_header(nonce)], 0)?;
-                replayed.active = Some(ActiveLog::reopened(number, file, LOG_HEADER_LEN, nonce));
-            }
-            return Ok(replayed);
-        }
+        // A log's header is synced before the manifest records the log, so a recorded log
+        // without one was damaged after (an emptied newest log would otherwise drop its
+        // acknowledged writes without a word).
         return Err(corruption(&path, 0, "log file header is damaged"));
     };
     let mut offset = LOG_HEADER_LEN;

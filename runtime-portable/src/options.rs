@@ -153,3 +153,21 @@ impl Options {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periodic_periods_below_the_minimum_are_raised_to_it() {
+        for (asked, got) in [
+            (Duration::ZERO, Durability::PERIOD_MIN),
+            (Duration::from_nanos(1), Durability::PERIOD_MIN),
+            (Duration::from_millis(5), Duration::from_millis(5)),
+        ] {
+            let options = Options::default().durability(Durability::Periodic(asked));
+            assert_eq!(options.durability, Durability::Periodic(got), "{asked:?}");
+        }
+        assert_eq!(Options::default().durability(Durability::None).durability, Durability::None);
+    }
+}

@@ -63,6 +63,20 @@ fn deleting_the_newest_log_is_corruption_naming_it() {
     assert_eq!(file, logs[0], "a read-only open refuses it too");
 }
 
+/// Before: a newest log emptied to nothing was taken for a crash while it was created, and
+/// its acknowledged writes were dropped without a word.
+#[test]
+fn an_emptied_newest_log_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend::open(dir.path(), options()).unwrap();
+    db.put(b"k", b"v").unwrap();
+    db.close().unwrap();
+    drop(db);
+    let log = with_suffix(dir.path(), ".log").remove(0);
+    fs::write(&log, b"").unwrap();
+    assert_eq!(expect_corruption(backend::open(dir.path(), options())).0, log);
+}
+
 /// Before: a renamed log was replayed under its new name, or not at all, and `check` said ok.
 #[test]
 fn a_log_removed_while_open_is_found_by_check() {
@@ -455,3 +469,5 @@ fn a_version_1_manifest_is_refused_by_name() {
     }
     assert!(!dir.path().join("LOCK").exists());
 }
+
+// Periodic(0) while idle: `periodic_idle.rs`, alone in its process (it measures process CPU).
