@@ -122,9 +122,12 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Db {
     /// Opens the database in `path`, creating it (and the directory) if missing.
     ///
-    /// Fails with [`Error::Locked`] if another process or another `Db` has it open, with
-    /// [`Error::NotADatabase`] if `path` holds files that are not a ZVerse database, and with
-    /// [`Error::Corruption`] if a file of the database does not verify.
+    /// Fails with [`Error::Locked`] if another process or another `Db` has it open for
+    /// writing, with [`Error::NotADatabase`] if `path` holds files that are not a ZVerse
+    /// database, with [`Error::Corruption`] if a file of the database does not verify or a
+    /// file the manifest records is missing, and with [`Error::FormatUnsupported`] for a
+    /// database an older ZVerse wrote. With `Options::read_only(true)` it takes no lock and
+    /// writes nothing (see there).
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Db> {
         Db::open_with_io(path, options, Arc::new(StdIo))
     }
