@@ -63,6 +63,9 @@ pub(crate) struct Inner {
     file_number_reserved: AtomicU64,
     /// The retention horizon (the manifest's): reads below it are refused.
     horizon: AtomicU64,
+    /// The manifest's `horizon_found`: a point read at or above it that finds a version is
+    /// exact even below `horizon`.
+    horizon_found: AtomicU64,
     /// Versions pinned by live snapshots, with their counts.
     pub pins: Mutex<BTreeMap<Version, usize>>,
     /// Why the database refuses writes, once an I/O error made it so.
@@ -344,6 +347,7 @@ impl Inner {
             file_number_next: AtomicU64::new(manifest.file_number_next),
             file_number_reserved: AtomicU64::new(manifest.file_number_next),
             horizon: AtomicU64::new(manifest.horizon.get()),
+            horizon_found: AtomicU64::new(manifest.horizon_found.get()),
             manifest: Mutex::new(manifest),
             pins: Mutex::new(BTreeMap::new()),
             read_only: Mutex::new(None),
@@ -370,9 +374,15 @@ impl Inner {
         Version::new(self.horizon.load(Ordering::Acquire))
     }
 
-    /// Raises the horizon to `horizon`; compaction calls it before it swaps in tiers that
-    /// lack versions below it.
-    pub(crate) fn raise_horizon(&self, horizon: Version) {
+    /// A point read at or above it that finds a retained version is exact.
+    pub(crate) fn horizon_found(&self) -> Version {
+        Version::new(self.horizon_found.load(Ordering::Acquire))
+    }
+
+    /// Raises the horizons; compaction calls it before it swaps in tiers that lack versions
+    /// below them.
+    pub(crate) fn raise_horizons(&self, horizon: Version, horizon_found: Version) {
+        self.horizon_found.fetch_max(horizon_found.get(), Ordering::AcqRel);
         self.horizon.fetch_max(horizon.get(), Ordering::AcqRel);
     }
 
@@ -380,11 +390,16 @@ impl Inner {
     /// `version` (compaction keeps every version a read there needs). Call it after taking
     /// the tiers: a compaction raises the horizon before it swaps them.
     pub(crate) fn check_horizon(&self, version: Version) -> Result<()> {
-        let horizon = self.horizon();
-        if version >= horizon || lock(&self.pins).contains_key(&version) {
+        if self.is_exact(version) {
             return Ok(());
         }
-        Err(Error::BelowHorizon { version, horizon })
+        Err(Error::BelowHorizon { version, horizon: self.horizon() })
+    }
+
+    /// Whether every read as of `version` is exact: at or above the horizon, or a version a
+    /// live snapshot pins.
+    pub(crate) fn is_exact(&self, version: Version) -> bool {
+        version >= self.horizon() || lock(&self.pins).contains_key(&version)
     }
 
     /// The files the database has now: `MANIFEST`, `LOCK` while held, the live logs and

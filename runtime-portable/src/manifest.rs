@@ -24,7 +24,7 @@ const MAGIC: [u8; 8] = *b"ZVERSEMF";
 pub(crate) const FORMAT_VERSION: u32 = 2;
 const MAGIC_LEN: usize = MAGIC.len();
 const HEADER_LEN: usize = MAGIC_LEN + size_of::<u32>() + size_of::<u32>();
-const COUNTERS_LEN: usize = 3 * size_of::<u64>() + 2 * size_of::<u32>();
+const COUNTERS_LEN: usize = 4 * size_of::<u64>() + 2 * size_of::<u32>();
 const SEGMENT_LEN: usize = 6 * size_of::<u64>();
 const LOG_LEN: usize = size_of::<u64>();
 /// More segments than any database of this design reaches; bounds what a decoder trusts.
@@ -40,7 +40,7 @@ const MANIFEST_LEN_MAX: usize = HEADER_LEN
     + CHECKSUM_LEN;
 
 const _: () = assert!(HEADER_LEN == 16);
-const _: () = assert!(COUNTERS_LEN == 32);
+const _: () = assert!(COUNTERS_LEN == 40);
 const _: () = assert!(SEGMENT_LEN == 48);
 
 /// One segment as the manifest records it.
@@ -68,6 +68,9 @@ pub(crate) struct Manifest {
     /// Reads as of a version below it may miss versions compaction dropped; at or above it
     /// every read is exact. `Version::ZERO` until a compaction drops a version.
     pub horizon: Version,
+    /// At most `horizon`: a point read at or above it that finds a retained version of its
+    /// key is exact (every version compaction dropped below it had no older version kept).
+    pub horizon_found: Version,
     /// The live segments, newest first.
     pub segments: Vec<SegmentMeta>,
     /// The live logs, oldest first: replayed in this order on open. Each one must exist.
@@ -85,6 +88,7 @@ impl Manifest {
         out.extend_from_slice(&self.file_number_next.to_le_bytes());
         out.extend_from_slice(&self.version_last.get().to_le_bytes());
         out.extend_from_slice(&self.horizon.get().to_le_bytes());
+        out.extend_from_slice(&self.horizon_found.get().to_le_bytes());
         out.extend_from_slice(&(self.segments.len() as u32).to_le_bytes());
         out.extend_from_slice(&(self.logs.len() as u32).to_le_bytes());
         for segment in &self.segments {
@@ -220,6 +224,11 @@ impl<'a> Reader<'a> {
         let file_number_next = self.u64()?;
         let version_last = Version::new(self.u64()?);
         let horizon = Version::new(self.u64()?);
+        let horizon_found_offset = self.position as u64;
+        let horizon_found = Version::new(self.u64()?);
+        if horizon_found > horizon {
+            return Err(Corruption::new(horizon_found_offset, "manifest horizons out of order"));
+        }
         let count_offset = self.position as u64;
         let segment_count = self.u32()?;
         let log_count = self.u32()?;
@@ -259,7 +268,7 @@ impl<'a> Reader<'a> {
         if self.position != self.bytes.len() {
             return Err(Corruption::new(self.position as u64, "manifest body length mismatch"));
         }
-        Ok(Manifest { file_number_next, version_last, horizon, segments, logs })
+        Ok(Manifest { file_number_next, version_last, horizon, horizon_found, segments, logs })
     }
 }
 
@@ -273,6 +282,7 @@ mod tests {
             file_number_next: 9,
             version_last: Version::new(1_000),
             horizon: Version::new(700),
+            horizon_found: Version::new(650),
             logs: vec![7, 8],
             segments: vec![
                 SegmentMeta {

@@ -26,6 +26,19 @@ fn exact_view(inner: &Arc<Inner>, version: Version) -> Result<ReadView> {
     Ok(view)
 }
 
+/// The value of `key` as of `version`. Below the horizon, a read that finds a retained version
+/// at or above `horizon_found` is still exact and answered; any other is refused.
+fn get_exact(inner: &Arc<Inner>, key: &[u8], version: Version) -> Result<Option<Value>> {
+    let view = ReadView::new(inner, version)?;
+    if inner.is_exact(view.version) {
+        return view.get(key);
+    }
+    match view.get_entry(key)? {
+        Some(found) if view.version >= inner.horizon_found() => Ok(found.value),
+        _ => Err(Error::BelowHorizon { version: view.version, horizon: inner.horizon() }),
+    }
+}
+
 /// Refuses a `changes` window that starts below the retention horizon: compaction may have
 /// dropped versions inside it. A window with no lower bound lists what retention kept.
 fn check_window(inner: &Inner, versions: &impl RangeBounds<Version>) -> Result<()> {
@@ -51,7 +64,9 @@ impl Db {
     /// [`Error::BelowHorizon`] (except through a snapshot, at its own version), since a
     /// compaction dropped versions they could need. `Version::ZERO` until a compaction drops
     /// a version; it never moves back, and survives reopening. It is the lowest such version
-    /// over all keys, so a read below it may fail for a key whose versions all survived.
+    /// over all keys; below it, `get_at` still answers when it finds a retained version of
+    /// its key that no dropped version could have hidden, while `range_at` and `changes`
+    /// (which cannot tell an absent key from a dropped one) are refused.
     #[must_use]
     pub fn horizon(&self) -> Version {
         self.inner.horizon()
@@ -65,7 +80,7 @@ impl Db {
     /// The value of `key` as of `version`: its newest version at or below `version`. Fails
     /// with [`Error::BelowHorizon`] below [`Db::horizon`].
     pub fn get_at(&self, key: &[u8], version: Version) -> Result<Option<Value>> {
-        self.view(version)?.get(key)
+        get_exact(&self.inner, key, version)
     }
 
     /// Every version of `key`, newest first; deletes show as `None`.
@@ -148,7 +163,7 @@ impl Snapshot {
 
     /// The value of `key` as of `version` (at most the snapshot's).
     pub fn get_at(&self, key: &[u8], version: Version) -> Result<Option<Value>> {
-        self.view(version)?.get(key)
+        get_exact(&self.inner, key, version.min(self.version))
     }
 
     /// Every version of `key` up to the snapshot, newest first.
