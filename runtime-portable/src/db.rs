@@ -55,6 +55,8 @@ pub(crate) struct Inner {
     stage: Stage,
     /// The log appended to; `None` for a read-only open.
     log: Mutex<Option<ActiveLog>>,
+    /// The newest log's bytes as a read-only open read them.
+    log_bytes_read_only: u64,
     pub(crate) tiers: Mutex<Arc<Tiers>>,
     pub(crate) manifest: Mutex<Manifest>,
     /// The next file number to hand out.
@@ -343,6 +345,7 @@ impl Inner {
             clock,
             stage: Stage::new(),
             log: Mutex::new(None),
+            log_bytes_read_only: recovered.log_bytes,
             tiers: Mutex::new(Arc::new(tiers)),
             file_number_next: AtomicU64::new(manifest.file_number_next),
             file_number_reserved: AtomicU64::new(manifest.file_number_next),
@@ -402,16 +405,15 @@ impl Inner {
         version >= self.horizon() || lock(&self.pins).contains_key(&version)
     }
 
-    /// The files the database has now: `MANIFEST`, `LOCK` while held, the live logs and
-    /// segments.
+    /// The files the database has now: `MANIFEST`, `LOCK` (created by the first writable
+    /// open, never deleted), the live logs and segments.
     pub(crate) fn file_count(&self) -> u64 {
-        let lock_count = u64::from(lock(&self.lock).is_some());
         let manifest = lock(&self.manifest);
-        1 + lock_count + manifest.logs.len() as u64 + manifest.segments.len() as u64
+        2 + manifest.logs.len() as u64 + manifest.segments.len() as u64
     }
 
     pub(crate) fn log_bytes(&self) -> u64 {
-        lock(&self.log).as_ref().map_or(0, |log| log.offset_end)
+        lock(&self.log).as_ref().map_or(self.log_bytes_read_only, |log| log.offset_end)
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {
@@ -945,6 +947,8 @@ struct Recovered {
     version_max: Version,
     /// The newest log, open for appends (writable opens whose manifest records a log).
     log: Option<ActiveLog>,
+    /// Where the newest log's intact frames end.
+    log_bytes: u64,
 }
 
 /// Opens the manifest's segments and replays its logs, oldest first, into one memtable. Every
@@ -976,6 +980,7 @@ fn recover(
     let memtable = Memtable::new(manifest.logs.first().copied().unwrap_or(0));
     let mut version_max = manifest.version_last;
     let mut active = None;
+    let mut log_bytes = 0;
     for (index, &number) in manifest.logs.iter().enumerate() {
         let mode = match (index + 1 == manifest.logs.len(), read_only) {
             (false, _) => Mode::Older,
@@ -985,11 +990,12 @@ fn recover(
         let replayed = log::replay(io.as_ref(), dir, number, mode, &memtable)?;
         version_max = version_max.max(replayed.version_max.unwrap_or(Version::ZERO));
         active = replayed.active.or(active);
+        log_bytes = replayed.offset_end;
     }
     for segment in &segments {
         version_max = version_max.max(segment.meta().version_max);
     }
-    Ok(Recovered { memtable, segments, version_max, log: active })
+    Ok(Recovered { memtable, segments, version_max, log: active, log_bytes })
 }
 
 /// Deletes what a crash left behind: `MANIFEST.tmp`, and logs and segments the manifest does

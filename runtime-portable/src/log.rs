@@ -246,6 +246,8 @@ pub(crate) struct Replayed {
     /// Frames holding writes (seals and other empty frames not counted).
     pub frame_count: u64,
     pub version_max: Option<Version>,
+    /// Where the log's intact frames end.
+    pub offset_end: u64,
     /// The newest log, ready for appends after its last intact frame (`Mode::Reuse` only).
     pub active: Option<ActiveLog>,
 }
@@ -280,7 +282,7 @@ pub(crate) fn replay(
     log.try_reserve_exact(len).map_err(|_| corruption(&path, 0, "log file too large to read"))?;
     log.resize(len, 0);
     file.read_exact_at(&mut log, 0)?;
-    let mut replayed = Replayed { frame_count: 0, version_max: None, active: None };
+    let mut replayed = Replayed { frame_count: 0, version_max: None, offset_end: 0, active: None };
     let Some(nonce) = decode_log_header(&log) else {
         // A log's header is synced before the manifest records the log, so a recorded log
         // without one was damaged after (an emptied newest log would otherwise drop its
@@ -298,6 +300,7 @@ pub(crate) fn replay(
         replayed.version_max = replayed.version_max.max(version_max);
         offset = frame.end;
     }
+    replayed.offset_end = offset as u64;
     match mode {
         Mode::ReadOnly => Ok(replayed),
         Mode::Older => {

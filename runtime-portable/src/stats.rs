@@ -31,7 +31,7 @@ pub struct Stats {
     pub log_bytes: u64,
     /// Live log files (the manifest's): the active one, and one per sealed memtable.
     pub log_count: usize,
-    /// Files the database has: `MANIFEST`, `LOCK` (while held), and the live logs and
+    /// Files the database has: `MANIFEST`, `LOCK`, and the live logs and
     /// segments the manifest records. Counted without I/O. Segments retired by a compaction
     /// but still read by an iterator, and leftovers of a crash (deleted at the next open), are
     /// not counted.

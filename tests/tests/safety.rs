@@ -392,6 +392,8 @@ fn a_read_only_open_reads_without_any_write_and_refuses_writes() {
     assert_eq!(db.get(b"a").unwrap().as_deref(), Some(&b"in a segment"[..]));
     assert_eq!(db.get(b"b").unwrap().as_deref(), Some(&b"in the log"[..]));
     assert_eq!(db.range(..).unwrap().count(), 2);
+    let log = with_suffix(dir.path(), ".log").remove(0);
+    assert_eq!(db.stats().log_bytes, fs::metadata(log).unwrap().len(), "the log as read");
     db.check().unwrap();
     assert!(matches!(db.put(b"c", b"v"), Err(Error::OpenedReadOnly)));
     assert!(matches!(db.delete(b"a"), Err(Error::OpenedReadOnly)));
