@@ -3,6 +3,7 @@
 //! and values, the TIME syntax and the exit codes.
 
 mod bench;
+mod bench_dir;
 mod commands;
 mod dump;
 mod escape;
@@ -46,9 +47,10 @@ Exit codes:
 #[derive(Debug, Parser)]
 #[command(name = "zverse", version, after_help = AFTER_HELP)]
 struct Cli {
-    /// The database directory (created by the first write).
-    #[arg(long, global = true, env = "ZVERSE_DB", default_value = "./zverse-data")]
-    db: PathBuf,
+    /// The database directory (created by the first write) [default: ./zverse-data; for
+    /// bench: ./zverse-bench].
+    #[arg(long, global = true, env = "ZVERSE_DB")]
+    db: Option<PathBuf>,
     /// Print JSON instead of text (see below).
     #[arg(long, global = true)]
     json: bool,
@@ -58,12 +60,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Write VALUE under KEY; prints the write's version.
+    /// Write VALUE (or the bytes of --value-file) under KEY; prints the write's version.
     Put {
         /// The key (escape form).
         key: String,
         /// The value (escape form).
-        value: String,
+        #[arg(required_unless_present = "value_file")]
+        value: Option<String>,
+        /// Read the value's bytes, as they are, from PATH (`-`: stdin) instead of VALUE.
+        #[arg(long, value_name = "PATH", conflicts_with = "value")]
+        value_file: Option<PathBuf>,
     },
     /// Print KEY's value, latest or as of a time; exit code 1 if it has none.
     Get {
@@ -72,6 +78,9 @@ enum Command {
         /// Read as of this TIME (the newest version at or before it).
         #[arg(long)]
         at: Option<String>,
+        /// Write the value's bytes as they are (no escape form, no newline).
+        #[arg(long, conflicts_with = "json")]
+        raw: bool,
     },
     /// Delete KEY (writes a tombstone version); prints the version.
     Del {
@@ -154,7 +163,8 @@ pub struct BenchArgs {
     /// Sync every write of the fill (durability Sync); default: no syncs (durability None).
     #[arg(long)]
     pub sync: bool,
-    /// Wipe the database in --db first if it holds one (bench refuses a non-empty one).
+    /// Replace the database an earlier bench left in --db (only a directory bench created and
+    /// marked, holding nothing but ZVerse's files; anything else is refused).
     #[arg(long)]
     pub fresh: bool,
     /// The random seed for keys and queries.
@@ -175,11 +185,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// Where the commands find the database unless `--db` or `ZVERSE_DB` says.
+const DB_DEFAULT: &str = "./zverse-data";
+/// Where `bench` works unless `--db` or `ZVERSE_DB` says: never the database of the others.
+const BENCH_DB_DEFAULT: &str = "./zverse-bench";
+
 fn run(cli: Cli) -> Result<(), Fail> {
-    let context = commands::Context { db: cli.db, json: cli.json };
+    let default =
+        if matches!(cli.command, Command::Bench(_)) { BENCH_DB_DEFAULT } else { DB_DEFAULT };
+    let db = cli.db.unwrap_or_else(|| PathBuf::from(default));
+    let context = commands::Context { db, json: cli.json };
     match cli.command {
-        Command::Put { key, value } => commands::put(&context, &key, &value),
-        Command::Get { key, at } => commands::get(&context, &key, at.as_deref()),
+        Command::Put { key, value, value_file } => {
+            let value = match (&value, &value_file) {
+                (_, Some(path)) => commands::ValueSource::File(path),
+                (Some(text), None) => commands::ValueSource::Text(text),
+                (None, None) => return Err(Fail::usage("put needs VALUE or --value-file PATH")),
+            };
+            commands::put(&context, &key, &value)
+        }
+        Command::Get { key, at, raw } => commands::get(&context, &key, at.as_deref(), raw),
         Command::Del { key } => commands::del(&context, &key),
         Command::Scan { range, prefix, at, limit } => commands::scan(
             &context,

@@ -125,7 +125,7 @@ fn escape_form_round_trips_arbitrary_bytes() {
 }
 
 #[test]
-fn get_at_takes_versions_and_rfc3339_times() {
+fn get_at_takes_versions_absolute_and_relative_times() {
     let scratch = Scratch::new();
     let v1 = scratch.put("k", "one");
     let v2 = scratch.put("k", "two");
@@ -138,7 +138,28 @@ fn get_at_takes_versions_and_rfc3339_times() {
         .to_owned();
     assert_eq!(scratch.run(&["get", "k", "--at", &time]).ok().stdout, "one\n");
     scratch.run(&["get", "k", "--at", "1970-01-01T00:00:00Z"]).fails(1);
-    scratch.run(&["get", "k", "--at", "yesterday"]).fails(2);
+    // `date -Iseconds` prints an offset; any offset names the same instant.
+    let rfc = time.trim_end_matches('Z');
+    let east = chrono_like_shift(rfc, 2);
+    assert_eq!(scratch.run(&["get", "k", "--at", &east]).ok().stdout, "one\n", "{east}");
+    for before in ["yesterday", "2 days ago", "1h ago"] {
+        scratch.run(&["get", "k", "--at", before]).fails(1);
+    }
+    assert_eq!(scratch.run(&["get", "k", "--at", "1 minute"]).ok().stdout, "two\n");
+    let run = scratch.run(&["get", "k", "--at", "the other day"]).fails(2);
+    assert!(run.stderr.contains("1h ago"), "the error shows the forms: {}", run.stderr);
+}
+
+/// `2026-11-22T03:10:00.123456` (UTC) as the same instant `hours` east of UTC, or west of it
+/// late in the day, as `date -Iseconds` prints it there.
+fn chrono_like_shift(utc: &str, hours: u32) -> String {
+    let (date, time) = utc.split_once('T').unwrap();
+    let hour: u32 = time[..2].parse().unwrap();
+    if hour + hours < 24 {
+        format!("{date}T{:02}{}+{hours:02}:00", hour + hours, &time[2..])
+    } else {
+        format!("{date}T{:02}{}-{hours:02}:00", hour - hours, &time[2..])
+    }
 }
 
 #[test]
@@ -340,10 +361,12 @@ fn missing_locked_and_foreign_directories_fail_clearly() {
     let foreign = scratch.dir.path().join("foreign");
     std::fs::create_dir(&foreign).unwrap();
     std::fs::write(foreign.join("notes.txt"), "mine").unwrap();
-    for args in [&["put", "a", "1"][..], &["get", "a"], &["bench", "--keys", "10"]] {
+    for args in [&["put", "a", "1"][..], &["get", "a"]] {
         let run = run_in(&foreign, args, None).fails(3);
         assert!(run.stderr.contains("not a ZVerse database"), "{}", run.stderr);
     }
+    let run = run_in(&foreign, &["bench", "--keys", "10"], None).fails(3);
+    assert!(run.stderr.contains("not created by `zverse bench`"), "{}", run.stderr);
 }
 
 #[test]
@@ -366,8 +389,92 @@ fn bench_runs_every_query_kind_and_refuses_a_used_database() {
         assert!(row["p99_ns"].as_u64().unwrap() >= row["p50_ns"].as_u64().unwrap());
     }
     assert_eq!(report["results"][0]["ops"], 600);
+    assert!(scratch.db().join(BENCH_MARKER).is_file(), "bench marks its directory");
     let run = scratch.run(&["bench", "--keys", "300"]).fails(2);
     assert!(run.stderr.contains("--fresh"), "{}", run.stderr);
     let table = scratch.run(&["bench", "--keys", "300", "--queries", "5", "--fresh"]).ok().stdout;
     assert!(table.contains("p99") && table.contains("changes"), "{table}");
+    assert!(scratch.db().join(BENCH_MARKER).is_file(), "still marked after --fresh");
+    scratch.run(&["get", "user:0000000001"]).ok();
+}
+
+/// The marker `zverse bench` leaves in a directory it created.
+const BENCH_MARKER: &str = "ZVERSE-BENCH";
+
+/// Every path under `dir` with its contents (directories as `/`), sorted.
+fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.push((path.clone(), b"/".to_vec()));
+            found.extend(tree(&path));
+        } else {
+            found.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Issue 11 item 1: a Perl/CPAN checkout has a `MANIFEST`; `bench --fresh` used to take it
+/// for a database and delete `lib/` and `.git/`.
+#[test]
+fn bench_fresh_never_deletes_a_checkout_with_a_foreign_manifest() {
+    let scratch = Scratch::new();
+    let checkout = scratch.dir.path().join("Foo-Bar-1.0");
+    std::fs::create_dir_all(checkout.join("lib/Foo")).unwrap();
+    std::fs::create_dir_all(checkout.join(".git")).unwrap();
+    std::fs::write(checkout.join("MANIFEST"), "lib/Foo/Bar.pm\nMakefile.PL\n").unwrap();
+    std::fs::write(checkout.join("lib/Foo/Bar.pm"), "package Foo::Bar; 1;\n").unwrap();
+    std::fs::write(checkout.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
+    let before = tree(&checkout);
+    for args in [&["bench", "--keys", "10", "--fresh"][..], &["bench", "--keys", "10"]] {
+        let run = run_in(&checkout, args, None).fails(3);
+        assert!(run.stderr.contains("not created by `zverse bench`"), "{}", run.stderr);
+    }
+    assert_eq!(tree(&checkout), before, "not one byte changed");
+}
+
+/// A real database (not bench's), with a file of the user's in it: bench refuses it, `--fresh`
+/// or not; in its own directory `--fresh` still refuses a file the engine did not write.
+#[test]
+fn bench_fresh_never_deletes_a_database_it_did_not_create_or_a_users_file() {
+    let scratch = Scratch::new();
+    scratch.put("precious", "data");
+    std::fs::write(scratch.db().join("notes.txt"), "mine").unwrap();
+    let run = scratch.run(&["bench", "--keys", "10", "--fresh"]).fails(3);
+    assert!(run.stderr.contains("not created by `zverse bench`"), "{}", run.stderr);
+    std::fs::remove_file(scratch.db().join("notes.txt")).unwrap();
+    scratch.run(&["bench", "--keys", "10", "--fresh"]).fails(3);
+    assert_eq!(scratch.run(&["get", "precious"]).ok().stdout, "data\n");
+
+    let own = scratch.dir.path().join("bench");
+    run_in(&own, &["bench", "--keys", "20", "--queries", "2"], None).ok();
+    std::fs::write(own.join("results.txt"), "my notes").unwrap();
+    std::fs::create_dir(own.join("lib")).unwrap();
+    let before = tree(&own);
+    let run = run_in(&own, &["bench", "--keys", "20", "--fresh"], None).fails(3);
+    assert!(run.stderr.contains("nothing was deleted"), "{}", run.stderr);
+    assert_eq!(tree(&own), before, "not one byte changed");
+}
+
+/// The README's first command, run where `./zverse-data` holds the database every other
+/// command uses: bench works in `./zverse-bench` and leaves `./zverse-data` alone.
+#[test]
+fn bench_by_default_never_touches_zverse_data() {
+    let scratch = Scratch::new();
+    let cwd = scratch.dir.path();
+    run_in(&cwd.join("zverse-data"), &["put", "precious", "data"], None).ok();
+    let before = tree(&cwd.join("zverse-data"));
+    let bench = || {
+        let mut command = Command::cargo_bin("zverse").expect("the zverse binary");
+        command.env_remove("ZVERSE_DB").current_dir(cwd);
+        command.args(["bench", "--fresh", "--keys", "20", "--queries", "2"]);
+        finish(&mut command)
+    };
+    bench().ok();
+    bench().ok();
+    assert_eq!(tree(&cwd.join("zverse-data")), before, "not one byte changed");
+    assert!(cwd.join("zverse-bench").join(BENCH_MARKER).is_file());
 }
