@@ -10,7 +10,8 @@ use zverse::{Db, LocalityStats, Options, SegmentResidency, Version};
 
 use crate::escape::{escape, unescape};
 use crate::fail::{Fail, no_database};
-use crate::{json, timefmt};
+use crate::oldest_first::{self, BUDGET};
+use crate::{dump, json, timefmt};
 
 /// What every command gets from the global flags.
 #[derive(Debug)]
@@ -315,25 +316,19 @@ pub fn changes(
         )));
     }
     let db = context.open_existing()?;
-    let changes = db.changes(borrow_bounds(&bounds), from..=to).map_err(|e| context.fail(e))?;
-    // The engine yields Z order; a shell user reads a log, oldest first.
-    let mut changes: Vec<zverse::Change> =
-        changes.collect::<Result<_, _>>().map_err(|error| context.fail(error))?;
-    changes.sort_by(|a, b| (a.version, &a.key).cmp(&(b.version, &b.key)));
+    let snapshot = db.snapshot();
     let mut out = stdout();
-    for change in changes {
-        let value = change.value.as_deref().map(escape);
+    // The engine yields Z order; a shell user reads a log, oldest first.
+    oldest_first::for_each(context, &snapshot, &bounds, (from, to), BUDGET, |change| {
         if context.json {
-            let mut object = version_json(change.version);
-            object["key"] = json!(escape(&change.key));
-            object["value"] = json!(value);
-            writeln!(out, "{object}")?;
+            writeln!(out, "{}", dump::change_json(&change, true))?;
         } else {
-            let value = value.unwrap_or_else(|| "(deleted)".to_owned());
+            let value = change.value.as_deref().map_or_else(|| "(deleted)".to_owned(), escape);
             let (version, key) = (timefmt::display(change.version), escape(&change.key));
             writeln!(out, "{version}\t{key}\t{value}")?;
         }
-    }
+        Ok(())
+    })?;
     out.flush()?;
     Ok(())
 }

@@ -8,11 +8,8 @@ mod commands;
 mod dump;
 mod escape;
 mod fail;
-#[allow(
-    dead_code,
-    reason = "adopted by the JSON output and dump; remove this allow when they call it"
-)]
 mod json;
+mod oldest_first;
 mod timefmt;
 
 use std::path::PathBuf;

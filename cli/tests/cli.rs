@@ -307,13 +307,23 @@ fn dump_and_load_reproduce_every_as_of_read() {
     versions.push(scratch.del("b\\x00\\xff"));
     versions.push(scratch.put("c", ""));
     versions.push(scratch.put("a", "3"));
-    let dump = scratch.run(&["dump", "--all-versions"]).ok().stdout;
-    assert_eq!(dump.lines().count(), 6);
+    let dump = scratch.run(&["dump", "--all-versions"]).ok();
+    let lines = dump.json_lines();
+    assert_eq!(lines.len(), 7, "a header and six versions");
+    assert_eq!(lines[0]["zverse_dump"], 1);
+    assert_eq!(lines[0]["all_versions"], true);
+    assert!(lines[0]["snapshot_version"].as_u64().unwrap() >= versions[5]);
+    let dumped: Vec<u64> =
+        lines[1..].iter().map(|line| line["version"].as_u64().unwrap()).collect();
+    assert_eq!(dumped, versions, "oldest first");
+    assert_eq!(lines[2]["key"], serde_json::json!({ "base64": "YgD/" }), "not UTF-8: base64");
+    assert_eq!(lines[2]["value"], "\u{1}\\", "UTF-8 as it is");
+    assert_eq!(lines[4]["value"], Json::Null, "a delete");
     let copy = scratch.dir.path().join("copy");
-    let loaded = run_in(&copy, &["--json", "load"], Some(&dump)).ok().json();
-    assert_eq!(loaded["loaded"], 6);
-    let again = run_in(&copy, &["dump", "--all-versions"], None).ok().stdout;
-    assert_eq!(again, dump);
+    let loaded = run_in(&copy, &["--json", "load"], Some(&dump.stdout)).ok().json();
+    assert_eq!((loaded["loaded"].as_u64(), loaded["versions"].as_u64()), (Some(6), Some(6)));
+    let again = run_in(&copy, &["dump", "--all-versions"], None).ok().json_lines();
+    assert_eq!(again[1..], lines[1..], "the same versions");
     for version in versions.iter().flat_map(|&v| [v - 1, v]) {
         let at = version.to_string();
         let original = scratch.run(&["--json", "scan", "--at", &at]).ok().stdout;
@@ -325,10 +335,39 @@ fn dump_and_load_reproduce_every_as_of_read() {
             assert_eq!((original.code, original.stdout), (restored.code, restored.stdout));
         }
     }
-    let latest = scratch.run(&["--json", "dump"]).ok().json_lines();
-    let keys: Vec<&str> = latest.iter().map(|line| line["key"].as_str().unwrap()).collect();
-    assert_eq!(keys, ["a", "c"]);
-    assert_eq!(latest[0]["version"], versions[5]);
+    let latest = scratch.run(&["dump"]).ok().json_lines();
+    assert_eq!(latest[0]["all_versions"], false);
+    let keys: Vec<&str> = latest[1..].iter().map(|line| line["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["c", "a"], "the latest live value of each key, oldest first");
+    assert_eq!(latest[2]["version"], versions[5]);
+    let copy = scratch.dir.path().join("latest");
+    let latest = scratch.run(&["dump"]).ok().stdout;
+    run_in(&copy, &["load"], Some(&latest)).ok();
+    assert_eq!(
+        run_in(&copy, &["--json", "scan"], None).ok().stdout,
+        scratch.run(&["--json", "scan"]).ok().stdout
+    );
+}
+
+/// `changes --json` prints what `load` reads (with an extra `time`): a window of one
+/// database's history loads into another.
+#[test]
+fn changes_json_loads() {
+    let scratch = Scratch::new();
+    scratch.put("a", "1");
+    let from = scratch.put("b", "caf\\xc3\\xa9");
+    scratch.put("c\\xff", "\\xff");
+    scratch.del("a");
+    let changes = scratch.run(&["--json", "changes", "--from", &from.to_string()]).ok().stdout;
+    let lines: Vec<Json> =
+        changes.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(lines[0]["value"], "café", "UTF-8 as a JSON string, so jq reads it");
+    assert_eq!(lines[1]["key"]["base64"], "Y/8=");
+    let copy = scratch.dir.path().join("copy");
+    let loaded = run_in(&copy, &["--json", "load"], Some(&changes)).ok().json();
+    assert_eq!(loaded["loaded"], 3);
+    let again = run_in(&copy, &["--json", "changes"], None).ok().stdout;
+    assert_eq!(again, changes);
 }
 
 #[test]
@@ -339,9 +378,100 @@ fn load_refuses_older_versions_and_bad_lines() {
     scratch.put("a", "2");
     let run = run_in(&scratch.db(), &["load"], Some(&dump)).fails(3);
     assert!(run.stderr.contains("empty database"), "{}", run.stderr);
-    let bad = "{\"key\": \"a\", \"version\": 1, \"value\": \"\\\\q\"}\n";
-    let run = run_in(&scratch.dir.path().join("new"), &["load"], Some(bad)).fails(2);
-    assert!(run.stderr.contains("stdin:1"), "{}", run.stderr);
+    let new = scratch.dir.path().join("new");
+    let bad = "{\"key\": {\"base64\": \"!\"}, \"version\": 1, \"value\": \"x\"}\n";
+    let run = run_in(&new, &["load"], Some(bad)).fails(2);
+    assert!(run.stderr.contains("stdin:1") && run.stderr.contains("base64"), "{}", run.stderr);
+    assert!(run.stderr.contains("nothing was loaded"), "{}", run.stderr);
+    let unordered = "{\"key\":\"a\",\"version\":5,\"value\":\"x\"}\n\
+                     {\"key\":\"b\",\"version\":5,\"value\":\"y\"}\n\
+                     {\"key\":\"c\",\"version\":6,\"value\":\"z\"}\n\
+                     {\"key\":\"a\",\"version\":4,\"value\":\"z\"}\n";
+    let run = run_in(&new, &["load"], Some(unordered)).fails(2);
+    assert!(
+        run.stderr.contains("stdin:4") && run.stderr.contains("oldest first"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("2 writes at 1 versions up to 5"), "{}", run.stderr);
+    assert_eq!(run_in(&new, &["get", "b"], None).ok().stdout, "y\n", "version 5 is whole");
+    run_in(&new, &["get", "c"], None).fails(1);
+    for header in [
+        "{\"zverse_dump\":2,\"all_versions\":true,\"snapshot_version\":9}",
+        "{\"zverse_dump\":1,\"all_versions\":true,\"snapshot_version\":9,\"since\":3}",
+    ] {
+        let run = run_in(&scratch.dir.path().join("h"), &["load"], Some(header)).fails(2);
+        assert!(run.stderr.contains("newer zverse"), "{}", run.stderr);
+    }
+}
+
+/// Issue 11 item 9: version 0, a foreign MANIFEST and a missing one used to give misleading
+/// messages ("already holds versions up to 0", "corruption ... run check", "not a ZVerse
+/// database").
+#[test]
+fn load_says_what_is_wrong_with_version_zero_and_a_foreign_or_missing_manifest() {
+    let scratch = Scratch::new();
+    let line = "{\"key\":\"a\",\"version\":0,\"value\":\"x\"}\n";
+    let run = run_in(&scratch.db(), &["load"], Some(line)).fails(2);
+    assert!(run.stderr.contains("version 0 is not a version"), "{}", run.stderr);
+
+    let foreign = scratch.dir.path().join("perl");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("MANIFEST"), "lib/Foo.pm\n").unwrap();
+    let line = "{\"key\":\"a\",\"version\":5,\"value\":\"x\"}\n";
+    for args in [&["load"][..], &["get", "a"], &["check"]] {
+        let run = run_in(&foreign, args, Some(line)).fails(3);
+        assert!(run.stderr.contains("is not a ZVerse manifest"), "{}", run.stderr);
+        assert!(!run.stderr.contains("check"), "no advice to run check: {}", run.stderr);
+    }
+    assert_eq!(std::fs::read_to_string(foreign.join("MANIFEST")).unwrap(), "lib/Foo.pm\n");
+
+    scratch.put("a", "1");
+    std::fs::remove_file(scratch.db().join("MANIFEST")).unwrap();
+    for args in [&["load"][..], &["get", "a"], &["put", "b", "2"]] {
+        let run = run_in(&scratch.db(), args, Some(line)).fails(4);
+        assert!(run.stderr.contains("no MANIFEST"), "{}", run.stderr);
+        assert!(run.stderr.contains(".log"), "names a file: {}", run.stderr);
+    }
+}
+
+/// Values from a file or stdin (200 KB on the command line fails with "Argument list too
+/// long"), written back byte for byte by `get --raw`.
+#[test]
+fn put_value_file_and_get_raw_round_trip_any_bytes() {
+    let scratch = Scratch::new();
+    let value: Vec<u8> = (0..200_000_u32).map(|index| (index * 7 % 256) as u8).collect();
+    let path = scratch.dir.path().join("value.bin");
+    std::fs::write(&path, &value).unwrap();
+    scratch.run(&["put", "big", "--value-file", path.to_str().unwrap()]).ok();
+    let mut get = command_in(&scratch.db(), &["get", "big", "--raw"]);
+    assert_eq!(get.output().unwrap().stdout, value);
+    let mut put = command_in(&scratch.db(), &["put", "piped", "--value-file", "-"]);
+    put.write_stdin(b"\xff\x00 from stdin\n".to_vec());
+    assert!(put.output().unwrap().status.success());
+    let mut get = command_in(&scratch.db(), &["get", "piped", "--raw"]);
+    assert_eq!(get.output().unwrap().stdout, b"\xff\x00 from stdin\n");
+    assert_eq!(scratch.run(&["put", "k"]).code, 2, "clap: VALUE or --value-file");
+    assert_eq!(scratch.run(&["put", "k", "v", "--value-file", "-"]).code, 2, "not both");
+    let missing = scratch.dir.path().join("missing");
+    let run = scratch.run(&["put", "k", "--value-file", missing.to_str().unwrap()]).fails(2);
+    assert!(run.stderr.contains("cannot read the value"), "{}", run.stderr);
+}
+
+#[test]
+fn json_output_keeps_utf8_as_is_and_other_bytes_as_base64() {
+    let scratch = Scratch::new();
+    scratch.put("café", "naïve");
+    scratch.put("k\\xff", "\\x00\\xfe");
+    let get = scratch.run(&["--json", "get", "café"]).ok().json();
+    assert_eq!((get["key"].as_str(), get["value"].as_str()), (Some("café"), Some("naïve")));
+    let get = scratch.run(&["--json", "get", "k\\xff"]).ok().json();
+    assert_eq!(get["key"], serde_json::json!({ "base64": "a/8=" }));
+    assert_eq!(get["value"], serde_json::json!({ "base64": "AP4=" }));
+    let scan = scratch.run(&["--json", "scan"]).ok().json_lines();
+    assert_eq!(scan[0]["key"], "café");
+    let history = scratch.run(&["--json", "history", "café"]).ok().json_lines();
+    assert_eq!(history[0]["value"], "naïve");
 }
 
 #[test]
