@@ -15,30 +15,42 @@ mod timefmt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::fail::{Exit, Fail};
 
 const AFTER_HELP: &str = "\
-Keys and values (the escape form):
+Keys and values on the command line and in text output (the escape form):
   printable ASCII stands for itself, a backslash is \\\\, any other byte is \\xNN
   (two hex digits). Output is always in that form, so it round-trips. To put `..` inside a
-  key of a RANGE, write the dots as \\x2e.
+  key of a RANGE, write the dots as \\x2e. `put --value-file PATH` (or `-` for stdin) takes
+  a value's bytes as they are; `get --raw` prints them as they are.
 
 TIME (for --at, --from, --to):
-  a raw version (microseconds since the Unix epoch, as every command prints it), `now`, or
-  an RFC 3339 UTC time such as 2026-11-22T03:10:00Z or 2026-11-22T03:10:00.123456Z.
+  a raw version (microseconds since the Unix epoch, as every command prints it); `now`;
+  `yesterday`; an RFC 3339 time with any offset (2026-11-22T03:10:00Z, or `date -Iseconds`
+  output such as 2026-11-22T04:10:00+01:00); a date and time without an offset, read as UTC
+  (2026-11-22 03:10:00, 2026-11-22); or a time relative to now (`1h ago`, `2 days ago`,
+  `90 minutes ago`).
 
 RANGE:
   A..B (B excluded), A..=B, A.., ..B or .. (everything).
 
 --json:
   one JSON object for get, put, del, stat, check, flush, compact, load and bench; one JSON object
-  per line for scan, history, changes and dump.
+  per line for scan, history and changes. Keys and values that are UTF-8 are JSON strings as
+  they are; other bytes are {\"base64\": \"...\"} (standard alphabet, padded).
+
+Dump format (dump writes it, load reads it; version 1):
+  a header line {\"zverse_dump\":1,\"all_versions\":BOOL,\"snapshot_version\":N}, then one
+  line per version of a key, oldest first: {\"key\":KEY,\"version\":N,\"value\":VALUE}, KEY
+  and VALUE as in --json, VALUE null for a delete. load commits each version's lines as one
+  batch at that version, so it needs a database whose versions are older (a new one); it also
+  reads `changes --json` output. Both stream: memory does not grow with the database.
 
 Exit codes:
   0 ok, 1 not found (get, history), 2 bad arguments or input, 3 database error (missing,
-  locked, not a database, I/O), 4 corruption found.";
+  locked, not a database, I/O), 4 corruption found (also: ZVerse files without a MANIFEST).";
 
 /// ZVerse from the shell: read, write, inspect, verify, dump, load and benchmark a database.
 #[derive(Debug, Parser)]
@@ -123,20 +135,30 @@ enum Command {
     Compact,
     /// Write the memtable to a segment now.
     Flush,
-    /// Write the database as JSON lines {"key", "version", "value"} to stdout.
+    /// Write the database to stdout in the dump format (below): a header, then JSON lines
+    /// {"key", "version", "value"}, oldest first.
     Dump {
-        /// Every version, deletes included (value null), oldest first; default: the latest
-        /// live value of each key, in key order.
+        /// Every version, deletes included (value null); default: the latest live value of
+        /// each key.
         #[arg(long)]
         all_versions: bool,
     },
-    /// Read JSON lines (from `dump`) from FILE or stdin, keeping their versions.
+    /// Read a dump (or `changes --json` output) from FILE or stdin, keeping its versions.
     Load {
         /// The dump file (default: stdin).
         file: Option<PathBuf>,
     },
     /// Run the built-in workload and print ops/s and p50/p99 latency per kind of query.
     Bench(BenchArgs),
+    /// Print the completion script for SHELL: bash, zsh, fish, elvish or powershell.
+    ///
+    /// For bash: `zverse completions bash > ~/.local/share/bash-completion/completions/zverse`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `zverse man > zverse.1; man ./zverse.1`.
+    Man,
 }
 
 /// The `bench` workload's size and settings.
@@ -187,6 +209,25 @@ const DB_DEFAULT: &str = "./zverse-data";
 /// Where `bench` works unless `--db` or `ZVERSE_DB` says: never the database of the others.
 const BENCH_DB_DEFAULT: &str = "./zverse-bench";
 
+/// Writes the completion script for `shell`, generated from the clap definitions (into
+/// memory first: `generate` panics on a write error such as a closed pipe).
+fn completions(shell: clap_complete::Shell) -> Result<(), Fail> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "zverse", &mut script);
+    let mut out = commands::stdout();
+    std::io::Write::write_all(&mut out, &script)?;
+    std::io::Write::flush(&mut out)?;
+    Ok(())
+}
+
+/// Writes the man page, generated from the clap definitions.
+fn man() -> Result<(), Fail> {
+    let mut out = commands::stdout();
+    clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+    std::io::Write::flush(&mut out)?;
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<(), Fail> {
     let default =
         if matches!(cli.command, Command::Bench(_)) { BENCH_DB_DEFAULT } else { DB_DEFAULT };
@@ -223,5 +264,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
         Command::Dump { all_versions } => dump::dump(&context, all_versions),
         Command::Load { file } => dump::load(&context, file.as_deref()),
         Command::Bench(args) => bench::run(&context, &args),
+        Command::Completions { shell } => completions(shell),
+        Command::Man => man(),
     }
 }

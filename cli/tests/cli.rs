@@ -458,6 +458,28 @@ fn put_value_file_and_get_raw_round_trip_any_bytes() {
     assert!(run.stderr.contains("cannot read the value"), "{}", run.stderr);
 }
 
+/// Completions and the man page come from the clap definitions, so they know every command.
+#[test]
+fn completions_and_man_page_name_every_command() {
+    let scratch = Scratch::new();
+    let commands = ["put", "get", "scan", "history", "changes", "dump", "load", "bench", "man"];
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let script = scratch.run(&["completions", shell]).ok().stdout;
+        for command in commands {
+            assert!(script.contains(command), "{shell} completes {command}");
+        }
+        assert!(script.contains("value-file"), "{shell} completes flags");
+    }
+    assert!(scratch.run(&["completions", "bash"]).ok().stdout.contains("complete -F _zverse"));
+    let man = scratch.run(&["man"]).ok().stdout;
+    assert!(man.starts_with(".ie") && man.contains(".TH zverse 1"), "{man}");
+    for command in commands {
+        assert!(man.contains(command), "the man page names {command}");
+    }
+    assert_eq!(scratch.run(&["completions", "tcsh"]).code, 2);
+    assert!(!scratch.db().exists(), "neither touches a database");
+}
+
 #[test]
 fn json_output_keeps_utf8_as_is_and_other_bytes_as_base64() {
     let scratch = Scratch::new();
