@@ -209,6 +209,9 @@ fn print_version(context: &Context, version: Version) -> Result<(), Fail> {
 }
 
 pub fn get(context: &Context, key_text: &str, at: Option<&str>, raw: bool) -> Result<(), Fail> {
+    if raw && context.json {
+        return Err(Fail::usage("get --raw writes the bytes alone; leave out --json"));
+    }
     let key = parse_key(key_text)?;
     let at = parse_time(at, Version::MAX)?;
     let db = context.open_existing()?;

@@ -87,8 +87,8 @@ enum Command {
         /// Read as of this TIME (the newest version at or before it).
         #[arg(long)]
         at: Option<String>,
-        /// Write the value's bytes as they are (no escape form, no newline).
-        #[arg(long, conflicts_with = "json")]
+        /// Write the value's bytes as they are (no escape form, no newline; not with --json).
+        #[arg(long)]
         raw: bool,
     },
     /// Delete KEY (writes a tombstone version); prints the version.

@@ -451,6 +451,7 @@ fn put_value_file_and_get_raw_round_trip_any_bytes() {
     assert!(put.output().unwrap().status.success());
     let mut get = command_in(&scratch.db(), &["get", "piped", "--raw"]);
     assert_eq!(get.output().unwrap().stdout, b"\xff\x00 from stdin\n");
+    scratch.run(&["--json", "get", "piped", "--raw"]).fails(2);
     assert_eq!(scratch.run(&["put", "k"]).code, 2, "clap: VALUE or --value-file");
     assert_eq!(scratch.run(&["put", "k", "v", "--value-file", "-"]).code, 2, "not both");
     let missing = scratch.dir.path().join("missing");
