@@ -148,14 +148,20 @@ pub fn dump(context: &Context, all_versions: bool) -> Result<(), Fail> {
     context.close(&db)
 }
 
-/// Whether `change` is a put and the newest version of its key in `snapshot`.
+/// Whether `change` is a put and the newest version of its key in `snapshot`. A point read
+/// (which stops at the newest version) rules most older versions out by their value; the
+/// history confirms the version of the rest.
 fn is_latest_live(
     context: &Context,
     snapshot: &zverse::Snapshot,
     change: &Change,
 ) -> Result<bool, Fail> {
-    if change.value.is_none() {
+    let Some(value) = &change.value else {
         return Ok(false);
+    };
+    match snapshot.get(&change.key).map_err(|error| context.fail(error))? {
+        Some(latest) if latest[..] == value[..] => {}
+        _ => return Ok(false),
     }
     match snapshot.history(&change.key).map_err(|error| context.fail(error))?.next() {
         Some(Ok((version, _))) => Ok(version == change.version),

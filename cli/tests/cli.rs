@@ -340,6 +340,11 @@ fn dump_and_load_reproduce_every_as_of_read() {
     let keys: Vec<&str> = latest[1..].iter().map(|line| line["key"].as_str().unwrap()).collect();
     assert_eq!(keys, ["c", "a"], "the latest live value of each key, oldest first");
     assert_eq!(latest[2]["version"], versions[5]);
+    let same = scratch.put("c", "");
+    let latest = scratch.run(&["dump"]).ok().json_lines();
+    assert_eq!(latest.len(), 3, "{latest:?}");
+    assert_eq!(latest[1]["version"], versions[5]);
+    assert_eq!(latest[2]["version"], same, "the same value written again: the newer version");
     let copy = scratch.dir.path().join("latest");
     let latest = scratch.run(&["dump"]).ok().stdout;
     run_in(&copy, &["load"], Some(&latest)).ok();
