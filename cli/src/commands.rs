@@ -324,7 +324,7 @@ pub fn changes(
     // The engine yields Z order; a shell user reads a log, oldest first.
     oldest_first::for_each(context, &snapshot, &bounds, (from, to), BUDGET, |change| {
         if context.json {
-            writeln!(out, "{}", dump::change_json(&change, true))?;
+            dump::write_line(&mut out, &dump::change_line(&change, true))?;
         } else {
             let value = change.value.as_deref().map_or_else(|| "(deleted)".to_owned(), escape);
             let (version, key) = (timefmt::display(change.version), escape(&change.key));

@@ -100,18 +100,31 @@ fn progress_bytes(total: u64, what: &str) -> ProgressBar {
     )
 }
 
-/// One line of output for a change: the dump's line, and `changes --json`'s with `time`.
-pub fn change_json(change: &Change, time: bool) -> Json {
-    let mut object = serde_json::Map::with_capacity(4);
-    object.insert("key".to_owned(), json::encode(&change.key));
-    object.insert("version".to_owned(), Json::from(change.version.get()));
-    if time {
-        let time = crate::timefmt::rfc3339(change.version).map_or(Json::Null, Json::from);
-        object.insert("time".to_owned(), time);
+/// One line of output for a change, its fields in this order.
+#[derive(Debug, Serialize)]
+pub struct ChangeLine {
+    key: Json,
+    version: u64,
+    /// `changes --json` prints the version as a time too; a dump does not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time: Option<Json>,
+    value: Json,
+}
+
+/// The dump's line for a change, and `changes --json`'s with `time`.
+pub fn change_line(change: &Change, time: bool) -> ChangeLine {
+    ChangeLine {
+        key: json::encode(&change.key),
+        version: change.version.get(),
+        time: time.then(|| crate::timefmt::rfc3339(change.version).map_or(Json::Null, Json::from)),
+        value: change.value.as_deref().map_or(Json::Null, json::encode),
     }
-    let value = change.value.as_deref().map_or(Json::Null, json::encode);
-    object.insert("value".to_owned(), value);
-    Json::Object(object)
+}
+
+/// Writes `line` as one JSON line.
+pub fn write_line(out: &mut impl Write, line: &impl Serialize) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, line).map_err(std::io::Error::from)?;
+    out.write_all(b"\n")
 }
 
 pub fn dump(context: &Context, all_versions: bool) -> Result<(), Fail> {
@@ -124,8 +137,7 @@ pub fn dump(context: &Context, all_versions: bool) -> Result<(), Fail> {
         all_versions,
         snapshot_version: snapshot.version().get(),
     };
-    serde_json::to_writer(&mut out, &header).map_err(std::io::Error::from)?;
-    out.write_all(b"\n")?;
+    write_line(&mut out, &header)?;
     let mut written: u64 = 0;
     let all = (Bound::Unbounded, Bound::Unbounded);
     let versions = (Version::ZERO, snapshot.version());
@@ -133,9 +145,7 @@ pub fn dump(context: &Context, all_versions: bool) -> Result<(), Fail> {
         if !all_versions && !is_latest_live(context, &snapshot, &change)? {
             return Ok(());
         }
-        serde_json::to_writer(&mut out, &change_json(&change, false))
-            .map_err(std::io::Error::from)?;
-        out.write_all(b"\n")?;
+        write_line(&mut out, &change_line(&change, false))?;
         written += 1;
         if written.is_multiple_of(PROGRESS_STEP) {
             bar.set_position(written);
