@@ -410,6 +410,28 @@ fn load_refuses_older_versions_and_bad_lines() {
     }
 }
 
+/// A version with many keys loads as one batch at its version; the next version after it.
+#[test]
+fn load_commits_a_large_version_whole() {
+    let scratch = Scratch::new();
+    let mut dump =
+        String::from("{\"zverse_dump\":1,\"all_versions\":true,\"snapshot_version\":8}\n");
+    for index in 0..3_000 {
+        let line = serde_json::json!({ "key": format!("k{index:05}"), "version": 7, "value": "v" });
+        dump.push_str(&line.to_string());
+        dump.push('\n');
+    }
+    dump.push_str("{\"key\":\"k00000\",\"version\":8,\"value\":null}\n");
+    let loaded = run_in(&scratch.db(), &["--json", "load"], Some(&dump)).ok().json();
+    assert_eq!((loaded["loaded"].as_u64(), loaded["versions"].as_u64()), (Some(3_001), Some(2)));
+    let at_seven = scratch.run(&["scan", "--at", "7"]).ok().stdout;
+    assert_eq!(at_seven.lines().count(), 3_000);
+    assert_eq!(scratch.run(&["scan", "--at", "6"]).ok().stdout, "");
+    let history = scratch.run(&["--json", "history", "k00000"]).ok().json_lines();
+    let versions: Vec<u64> = history.iter().map(|line| line["version"].as_u64().unwrap()).collect();
+    assert_eq!(versions, [8, 7]);
+}
+
 /// Issue 11 item 9: version 0, a foreign MANIFEST and a missing one used to give misleading
 /// messages ("already holds versions up to 0", "corruption ... run check", "not a ZVerse
 /// database").
