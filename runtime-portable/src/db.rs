@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use zverse_core::Version;
 use zverse_core::clock::HybridClock;
@@ -19,7 +19,9 @@ use crate::log::{self, ActiveLog};
 use crate::manifest::{MANIFEST_NAME, MANIFEST_TEMP_NAME, Manifest};
 use crate::memtable::Memtable;
 use crate::options::{Durability, Options};
-use crate::segment_file::{self, SegmentFile};
+use crate::manifest::SegmentMeta;
+use crate::segment_file::SegmentFile;
+use crate::segment_writer::{SegmentWriter, WriterLimits};
 use crate::tiers::Tiers;
 
 /// The lock file's name.
@@ -30,7 +32,8 @@ const LOCK_NAME: &str = "LOCK";
 #[derive(Debug)]
 pub struct Db {
     pub(crate) inner: Arc<Inner>,
-    flusher: Mutex<Option<JoinHandle<()>>>,
+    /// The flush thread and the compaction thread, joined by `close`.
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// The shared state behind a [`Db`], also held by snapshots and iterators.
@@ -56,8 +59,12 @@ pub(crate) struct Inner {
     /// Why the last compaction failed, if it did.
     last_compaction_error: Mutex<Option<String>>,
     closed: AtomicBool,
-    /// Wakes the background thread: a memtable was sealed, or the database is closing.
+    /// Wakes the flush thread: a memtable was sealed, or the database is closing.
     background: (Mutex<BackgroundState>, Condvar),
+    /// Wakes the compaction thread: a flush added a segment, `compact()` asked, or closing.
+    compaction: (Mutex<CompactionState>, Condvar),
+    /// Wakes writers stalled on a full set of memtables or too many open segments.
+    stall: (Mutex<()>, Condvar),
     pub counters: Counters,
     /// madvise hints from the reads, shared with every open segment.
     pub advisor: Arc<LocalityAdvisor>,
@@ -68,14 +75,42 @@ struct BackgroundState {
     shutdown: bool,
     /// Sealed memtables not yet flushed (the background thread drains them).
     flush_requested: bool,
-    /// `compact()` asked for a full compaction.
-    compact_requested: bool,
     /// Rounds the background thread has started: it takes the requests when it starts one.
     rounds_started: u64,
     /// Rounds it has finished. A request made while `rounds_started == s` is served by the
     /// time `rounds_done > s`: round `s + 1` starts after the request.
     rounds_done: u64,
 }
+
+#[derive(Debug, Default)]
+struct CompactionState {
+    shutdown: bool,
+    /// A flush added a segment since the compaction thread last looked.
+    segments_added: bool,
+    /// `compact()` asked for a full compaction.
+    full_requested: bool,
+    /// Rounds started and finished, as in [`BackgroundState`].
+    rounds_started: u64,
+    rounds_done: u64,
+}
+
+/// The delay before a failed background compaction is retried: doubling from
+/// [`COMPACTION_RETRY_DELAY_MIN`] up to [`COMPACTION_RETRY_DELAY_MAX`].
+pub(crate) const COMPACTION_RETRY_DELAY_MIN: Duration = Duration::from_millis(100);
+/// See [`COMPACTION_RETRY_DELAY_MIN`].
+pub(crate) const COMPACTION_RETRY_DELAY_MAX: Duration = Duration::from_secs(10);
+
+/// The retry delay after `failure_count` consecutive failures (at least 1).
+pub(crate) fn compaction_retry_delay(failure_count: u32) -> Duration {
+    let shift = failure_count.saturating_sub(1).min(16);
+    COMPACTION_RETRY_DELAY_MIN.saturating_mul(1 << shift).min(COMPACTION_RETRY_DELAY_MAX)
+}
+
+/// How long a stalled writer sleeps before it looks again (it is also woken by every flush,
+/// compaction and failure).
+const STALL_POLL: Duration = Duration::from_millis(10);
+/// How long a write is delayed in the slowdown zone.
+const SLOWDOWN_DELAY: Duration = Duration::from_millis(1);
 
 /// A commit group as written to the log.
 struct LoggedGroup {
@@ -97,6 +132,11 @@ pub(crate) struct Counters {
     pub commit_groups: AtomicU64,
     pub commit_records: AtomicU64,
     pub flushes: AtomicU64,
+    pub compactions: AtomicU64,
+    pub compaction_failures: AtomicU64,
+    pub write_stalls: AtomicU64,
+    pub write_stall_micros: AtomicU64,
+    pub write_slowdowns: AtomicU64,
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -122,10 +162,21 @@ impl Db {
         let flusher = {
             let inner = Arc::clone(&inner);
             std::thread::Builder::new()
-                .name("zverse-background".into())
+                .name("zverse-flush".into())
                 .spawn(move || inner.background_loop())?
         };
-        Ok(Db { inner, flusher: Mutex::new(Some(flusher)) })
+        let compactor = {
+            let inner = Arc::clone(&inner);
+            std::thread::Builder::new()
+                .name("zverse-compaction".into())
+                .spawn(move || inner.compaction_loop())
+        };
+        let threads = Mutex::new(vec![flusher]);
+        let db = Db { inner, threads };
+        // On a failed spawn, dropping `db` closes it and joins the flush thread.
+        lock(&db.threads).push(compactor?);
+        db.inner.request_compaction(false);
+        Ok(db)
     }
 
     /// Writes `value` under `key` and returns the write's version.
@@ -152,17 +203,22 @@ impl Db {
     pub fn flush(&self) -> Result<()> {
         self.inner.check_open()?;
         self.inner.stage.with_leadership(|| self.inner.rotate())?;
-        self.inner.wait_for_background_round(false);
+        self.inner.wait_for_background_round();
         self.inner.check_writable()
     }
 
-    /// Flushes, then merges every segment into one now, dropping what retention lets go
-    /// (versions pinned by live snapshots stay). Background compaction does the same on its
-    /// own whenever the segment count reaches `compaction_trigger_segments`.
+    /// Flushes, then passes every segment through compaction now, dropping what retention
+    /// lets go (versions pinned by live snapshots stay): oldest first, in steps of at most
+    /// `compaction_fan_in` segments, so memory stays bounded however large the database. The
+    /// result is segments of about `segment_bytes_target` each, at most one of them smaller.
+    /// Background compaction merges only segments below the target, a few at a time, whenever
+    /// `compaction_trigger_segments` of them exist.
     pub fn compact(&self) -> Result<()> {
         self.inner.check_open()?;
         self.inner.stage.with_leadership(|| self.inner.rotate())?;
-        self.inner.wait_for_background_round(true);
+        self.inner.wait_for_background_round();
+        self.inner.check_writable()?;
+        self.inner.wait_for_compaction_round(true);
         self.inner.check_writable()?;
         match lock(&self.inner.last_compaction_error).clone() {
             Some(reason) => {
@@ -187,7 +243,13 @@ impl Db {
             lock(state).shutdown = true;
             wake.notify_all();
         }
-        if let Some(handle) = lock(&self.flusher).take() {
+        {
+            let (state, wake) = &self.inner.compaction;
+            lock(state).shutdown = true;
+            wake.notify_all();
+        }
+        self.inner.wake_stalled_writers();
+        for handle in lock(&self.threads).drain(..) {
             let _ = handle.join();
         }
         // Release the directory even while snapshots or iterators of this handle live on:
@@ -268,6 +330,8 @@ impl Inner {
             last_compaction_error: Mutex::new(None),
             closed: AtomicBool::new(false),
             background: (Mutex::new(BackgroundState::default()), Condvar::new()),
+            compaction: (Mutex::new(CompactionState::default()), Condvar::new()),
+            stall: (Mutex::new(()), Condvar::new()),
             counters: Counters::default(),
             advisor,
         })
@@ -304,9 +368,89 @@ impl Inner {
 
     /// Turns the database read-only for `reason` and returns the error writers get.
     pub(crate) fn fail(&self, reason: String) -> Error {
-        let mut read_only = lock(&self.read_only);
-        let reason = read_only.get_or_insert_with(|| reason.into());
-        Error::ReadOnly(Arc::clone(reason))
+        let error = {
+            let mut read_only = lock(&self.read_only);
+            let reason = read_only.get_or_insert_with(|| reason.into());
+            Error::ReadOnly(Arc::clone(reason))
+        };
+        ::log::warn!("zverse: {}: {error}", self.dir.display());
+        self.wake_stalled_writers();
+        error
+    }
+
+    /// Whether `close` has started.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Wakes writers waiting in [`Inner::wait_for_room`].
+    pub(crate) fn wake_stalled_writers(&self) {
+        let (guard, wake) = &self.stall;
+        drop(lock(guard));
+        wake.notify_all();
+    }
+
+    /// Write stalls: delays a writer while compaction falls behind (open segments at
+    /// `write_slowdown_segments`), and holds it while the memtables are all full or the open
+    /// segments reach `write_stop_segments`, until a flush or compaction makes room. Returns
+    /// the database's error if it closes or turns read-only meanwhile.
+    fn wait_for_room(&self) -> Result<()> {
+        let mut stalled_since: Option<Instant> = None;
+        let outcome = loop {
+            if let Err(error) = self.check_writable() {
+                break Err(error);
+            }
+            let (memtable_count, open_segment_count) = self.write_pressure();
+            let memtables_full = memtable_count >= self.options.memtable_limit();
+            let segments_full = open_segment_count >= self.options.write_stop_segment_count();
+            if segments_full && !memtables_full {
+                // Compaction is failing (a full disk): fail the write rather than hold it
+                // until the disk has room.
+                if let Some(reason) = lock(&self.last_compaction_error).clone() {
+                    break Err(Error::Io(std::io::Error::other(format!(
+                        "writes stopped: {open_segment_count} segments wait for compaction, \
+                         which failed: {reason}"
+                    ))));
+                }
+            }
+            let stop = memtables_full || segments_full;
+            if !stop {
+                if stalled_since.is_none()
+                    && open_segment_count >= self.options.write_slowdown_segment_count()
+                {
+                    self.counters.write_slowdowns.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(SLOWDOWN_DELAY);
+                }
+                break Ok(());
+            }
+            if stalled_since.is_none() {
+                stalled_since = Some(Instant::now());
+                self.counters.write_stalls.fetch_add(1, Ordering::Relaxed);
+                ::log::info!(
+                    "zverse: writes stalled: {memtable_count} memtables, \
+                     {open_segment_count} segments waiting for compaction"
+                );
+            }
+            let (guard, wake) = &self.stall;
+            let guard = lock(guard);
+            drop(wake.wait_timeout(guard, STALL_POLL).unwrap_or_else(PoisonError::into_inner));
+        };
+        if let Some(since) = stalled_since {
+            let micros = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
+            self.counters.write_stall_micros.fetch_add(micros, Ordering::Relaxed);
+        }
+        outcome
+    }
+
+    /// Memtables (active and sealed) and open segments (below the target size) now.
+    fn write_pressure(&self) -> (usize, usize) {
+        let tiers = self.tiers();
+        let open = tiers
+            .segments
+            .iter()
+            .filter(|s| !crate::compaction::is_full(s.meta(), &self.options))
+            .count();
+        (1 + tiers.sealed.len(), open)
     }
 
     pub(crate) fn commit(
@@ -315,7 +459,7 @@ impl Inner {
         user_bytes: u64,
         version_wanted: Option<Version>,
     ) -> Result<Version> {
-        self.check_writable()?;
+        self.wait_for_room()?;
         let pending = Pending::new(encoded, version_wanted);
         let version = self.stage.submit(&pending, self)?;
         self.counters.bytes_user.fetch_add(user_bytes, Ordering::Relaxed);
@@ -477,12 +621,11 @@ impl Inner {
         Ok(())
     }
 
-    fn wait_for_background_round(&self, compact: bool) {
+    fn wait_for_background_round(&self) {
         let (state, wake) = &self.background;
         let mut state = lock(state);
         let target = state.rounds_started + 1;
         state.flush_requested = true;
-        state.compact_requested |= compact;
         wake.notify_all();
         while state.rounds_done < target && !state.shutdown {
             state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
@@ -492,7 +635,6 @@ impl Inner {
     fn background_loop(&self) {
         let (state_lock, wake) = &self.background;
         loop {
-            let compact;
             {
                 let mut state = lock(state_lock);
                 let period = match self.options.durability {
@@ -517,7 +659,6 @@ impl Inner {
                 }
                 state.flush_requested = false;
                 state.rounds_started += 1;
-                compact = std::mem::take(&mut state.compact_requested);
             }
             if matches!(self.options.durability, Durability::Periodic(_)) {
                 let _ = self.sync_log();
@@ -525,17 +666,88 @@ impl Inner {
             if let Err(error) = self.flush_sealed() {
                 let _ = self.fail(format!("flush failed: {error}"));
             }
-            let trigger = self.options.compaction_trigger_segments as usize;
-            if compact || self.tiers().segments.len() >= trigger {
-                // A failed compaction leaves the old segments in place; it is retried at the
-                // next trigger, and `compact()` reports it through `last_compaction_error`.
-                let outcome = self.compact_segments(compact);
-                *lock(&self.last_compaction_error) = outcome.err().map(|e| e.to_string());
-            }
             let mut state = lock(state_lock);
             state.rounds_done += 1;
             wake.notify_all();
         }
+    }
+
+    /// Tells the compaction thread to look (`full`: and to compact everything).
+    pub(crate) fn request_compaction(&self, full: bool) {
+        let (state, wake) = &self.compaction;
+        let mut state = lock(state);
+        state.segments_added = true;
+        state.full_requested |= full;
+        wake.notify_all();
+    }
+
+    /// Asks for a compaction round and waits until one that started after the request ends.
+    fn wait_for_compaction_round(&self, full: bool) {
+        let (state, wake) = &self.compaction;
+        let mut state = lock(state);
+        let target = state.rounds_started + 1;
+        state.segments_added = true;
+        state.full_requested |= full;
+        wake.notify_all();
+        while state.rounds_done < target && !state.shutdown {
+            state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// The compaction thread: waits for a flush (or `compact()`), then runs compaction steps
+    /// while the open segments are at the trigger. A failed step leaves the old segments in
+    /// place and is retried after a delay that doubles up to [`COMPACTION_RETRY_DELAY_MAX`];
+    /// `compact()` reports it through `last_compaction_error`.
+    fn compaction_loop(&self) {
+        let (state_lock, wake) = &self.compaction;
+        let mut failure_count = 0u32;
+        loop {
+            let full;
+            {
+                let mut state = lock(state_lock);
+                while !state.shutdown && !state.segments_added {
+                    state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
+                }
+                if state.shutdown {
+                    state.rounds_done = state.rounds_started;
+                    wake.notify_all();
+                    return;
+                }
+                state.segments_added = false;
+                state.rounds_started += 1;
+                full = std::mem::take(&mut state.full_requested);
+            }
+            let outcome = if full { self.compact_all() } else { self.compact_while_triggered() };
+            let failed = outcome.is_err();
+            if let Err(error) = &outcome {
+                failure_count = failure_count.saturating_add(1);
+                self.counters.compaction_failures.fetch_add(1, Ordering::Relaxed);
+                ::log::warn!("zverse: compaction failed ({failure_count} in a row): {error}");
+            } else {
+                failure_count = 0;
+            }
+            *lock(&self.last_compaction_error) = outcome.err().map(|e| e.to_string());
+            self.wake_stalled_writers();
+            let mut state = lock(state_lock);
+            state.rounds_done += 1;
+            wake.notify_all();
+            if failed {
+                // Back off, then look again (a shutdown cuts the wait short).
+                let delay = compaction_retry_delay(failure_count);
+                let deadline = Instant::now() + delay;
+                while !state.shutdown && !state.full_requested && Instant::now() < deadline {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    state = wake.wait_timeout(state, left).map_or_else(|e| e.into_inner().0, |r| r.0);
+                }
+                state.segments_added = true;
+            }
+        }
+    }
+
+    /// Background compaction steps while the open segments are at the trigger.
+    fn compact_while_triggered(&self) -> Result<()> {
+        while !self.is_closing() && self.compact_step()? {}
+        Ok(())
     }
 
     /// Writes every sealed memtable, oldest first, to a segment.
@@ -546,32 +758,48 @@ impl Inner {
         Ok(())
     }
 
-    /// Writes `entries` (strictly increasing in Z order) as a new segment file, synced with its
-    /// directory entry, and opens it. The caller records it in the manifest.
-    pub(crate) fn write_and_open_segment<'e>(
-        &self,
-        entries: impl IntoIterator<Item = zverse_core::Entry<'e>>,
-    ) -> Result<Arc<SegmentFile>> {
-        let number = self.allocate_file_number();
-        let block_bytes = self.options.segment_block_bytes;
-        let meta =
-            segment_file::write_segment(self.io.as_ref(), &self.dir, number, block_bytes, entries)?;
+    /// A writer of new segments (flush and compaction), split at the options' limits.
+    pub(crate) fn segment_writer(&self) -> SegmentWriter<'_> {
+        let limits = WriterLimits {
+            block_bytes: self.options.segment_block_bytes,
+            segment_bytes_target: self.options.segment_bytes_target,
+            metadata_bytes_max: self.options.segment_metadata_bytes_max(),
+        };
+        let allocate = Box::new(|| self.allocate_file_number());
+        SegmentWriter::new(self.io.as_ref(), &self.dir, allocate, limits)
+    }
+
+    /// Syncs the directory entries of segments a writer finished, and opens them. The caller
+    /// records them in the manifest.
+    pub(crate) fn open_new_segments(&self, metas: &[SegmentMeta]) -> Result<Vec<Arc<SegmentFile>>> {
+        if metas.is_empty() {
+            return Ok(Vec::new());
+        }
         self.io.sync_dir(&self.dir)?;
-        self.counters.bytes_written_segments.fetch_add(meta.file_bytes, Ordering::Relaxed);
-        Ok(Arc::new(SegmentFile::open(&self.io, &self.dir, meta, &self.advisor)?))
+        let bytes: u64 = metas.iter().map(|meta| meta.file_bytes).sum();
+        self.counters.bytes_written_segments.fetch_add(bytes, Ordering::Relaxed);
+        metas
+            .iter()
+            .map(|meta| Ok(Arc::new(SegmentFile::open(&self.io, &self.dir, *meta, &self.advisor)?)))
+            .collect()
     }
 
     fn flush_one(&self, memtable: &Arc<Memtable>) -> Result<()> {
+        let started = Instant::now();
         let mut entries: Vec<_> = memtable.entries().collect();
         entries.sort_unstable_by(|a, b| {
             zverse_core::zkey::cmp_z(&a.key, a.version, &b.key, b.version)
         });
-        let segment = self.write_and_open_segment(entries.iter().map(|e| zverse_core::Entry {
-            key: &e.key,
-            version: e.version,
-            value: e.value.as_deref(),
-        }))?;
-        let meta = *segment.meta();
+        let mut writer = self.segment_writer();
+        for e in &entries {
+            let entry =
+                zverse_core::Entry { key: &e.key, version: e.version, value: e.value.as_deref() };
+            writer.add(&entry)?;
+        }
+        drop(entries);
+        let (metas, new_files) = writer.finish()?;
+        let outputs = self.open_new_segments(&metas)?;
+        let version_max = metas.iter().map(|meta| meta.version_max).max().unwrap_or(Version::ZERO);
         let mut manifest = lock(&self.manifest);
         let mut tiers = lock(&self.tiers);
         let mut sealed = tiers.sealed.clone();
@@ -579,20 +807,32 @@ impl Inner {
         let position = position.expect("only the background thread removes sealed memtables");
         sealed.remove(position);
         let log_number_min = sealed.last().unwrap_or(&tiers.active).log_number_first();
+        let mut segments = tiers.segments.clone();
+        segments.extend(outputs.iter().cloned());
+        crate::compaction::sort_newest_first(&mut segments);
         let mut next = manifest.clone();
-        next.segments.insert(0, meta);
+        next.segments = segments.iter().map(|segment| *segment.meta()).collect();
         next.log_number_min = log_number_min;
         next.file_number_next = self.file_number_next();
-        next.version_last = next.version_last.max(meta.version_max).max(memtable.version_last());
+        next.version_last = next.version_last.max(version_max).max(memtable.version_last());
+        // From here the manifest may name the new files, whatever the write's outcome.
+        new_files.keep();
         next.write(self.io.as_ref(), &self.dir)?;
         *manifest = next;
-        let mut segments = tiers.segments.clone();
-        segments.insert(0, segment);
         *tiers = Arc::new(Tiers { active: Arc::clone(&tiers.active), sealed, segments });
         drop(tiers);
         drop(manifest);
         self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        let bytes: u64 = metas.iter().map(|meta| meta.file_bytes).sum();
+        ::log::info!(
+            "zverse: flushed {} versions into {} segments ({bytes} bytes) in {:?}",
+            memtable.entry_count(),
+            metas.len(),
+            started.elapsed()
+        );
         self.remove_logs_below(log_number_min);
+        self.wake_stalled_writers();
+        self.request_compaction(false);
         Ok(())
     }
 
