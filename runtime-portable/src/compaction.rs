@@ -106,7 +106,8 @@ impl Inner {
         let trigger = self.options.compaction_trigger_segments as usize;
         let fan_in = self.options.compaction_fan_in as usize;
         let Some((start, end)) = pick_window(&sizes, trigger, fan_in) else { return Ok(false) };
-        let inputs: Vec<Arc<SegmentFile>> = open[start..end].iter().map(|s| Arc::clone(s)).collect();
+        let inputs: Vec<Arc<SegmentFile>> =
+            open[start..end].iter().map(|s| Arc::clone(s)).collect();
         self.merge_segments(&tiers, &inputs)?;
         Ok(true)
     }
@@ -146,6 +147,9 @@ impl Inner {
         let mut writer = self.segment_writer();
         self.write_survivors(inputs, &segments, &dropped, &mut writer)?;
         let (metas, new_files) = writer.finish()?;
+        if !metas.is_empty() {
+            self.io.sync_dir(&self.dir)?;
+        }
         let outputs = self.open_new_segments(&metas)?;
         self.install_compaction(inputs, &outputs, new_files)?;
         self.counters.compactions.fetch_add(1, Ordering::Relaxed);
@@ -254,7 +258,8 @@ impl Inner {
         let mut deferred: Option<Version> = None;
         for (index, entry) in (0u64..).zip(merged) {
             self.check_cancelled(index)?;
-            let entry: Entry<'_> = entry.map_err(|corruption| input_corruption(inputs, corruption))?;
+            let entry: Entry<'_> =
+                entry.map_err(|corruption| input_corruption(inputs, corruption))?;
             if current.as_ref().is_none_or(|(key, _)| key.as_slice() != entry.key) {
                 if let Some((key, gc)) = current.take() {
                     settle(&mut dropped, &key, deferred.take(), gc.finish());
@@ -262,12 +267,13 @@ impl Inner {
                 current = Some((entry.key.to_vec(), KeyGc::new(policy)));
             }
             let (key, gc) = current.as_mut().expect("set above");
-            let step =
-                gc.decide(entry.version, entry.value.is_none()).map_err(|error| Error::Corruption {
+            let step = gc.decide(entry.version, entry.value.is_none()).map_err(|error| {
+                Error::Corruption {
                     file: inputs.first().map(|f| f.path().to_path_buf()).unwrap_or_default(),
                     offset: 0,
                     what: format!("a version appears twice across compaction inputs: {error}"),
-                })?;
+                }
+            })?;
             settle(&mut dropped, key, deferred.take(), step.settled);
             match step.decision {
                 Some(Decision::Keep) => {}
@@ -296,7 +302,8 @@ impl Inner {
             let advice = file.scan_advice(everything.as_ref(), ScanPurpose::Maintenance);
             Advised::new(segment.iter(), advice)
         });
-        let merged = MergeVec::from_sources(sources, ZOrder).expect("inputs are capped at the fan-in");
+        let merged =
+            MergeVec::from_sources(sources, ZOrder).expect("inputs are capped at the fan-in");
         for (index, entry) in (0u64..).zip(merged) {
             self.check_cancelled(index)?;
             let entry = entry.map_err(|corruption| input_corruption(inputs, corruption))?;

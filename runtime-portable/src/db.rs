@@ -16,10 +16,10 @@ use crate::error::{Error, Result};
 use crate::io::{Io, IoLock, StdIo};
 use crate::locality::LocalityAdvisor;
 use crate::log::{self, ActiveLog};
+use crate::manifest::SegmentMeta;
 use crate::manifest::{MANIFEST_NAME, MANIFEST_TEMP_NAME, Manifest};
 use crate::memtable::Memtable;
 use crate::options::{Durability, Options};
-use crate::manifest::SegmentMeta;
 use crate::segment_file::SegmentFile;
 use crate::segment_writer::{SegmentWriter, WriterLimits};
 use crate::tiers::Tiers;
@@ -290,7 +290,7 @@ impl Inner {
             .try_lock(&dir.join(LOCK_NAME))?
             .ok_or_else(|| Error::Locked { path: dir.to_path_buf() })?;
         refuse_foreign(dir, &io.list_dir(dir)?)?;
-        let manifest = if let Some(manifest) = Manifest::read(io.as_ref(), dir)? {
+        let mut manifest = if let Some(manifest) = Manifest::read(io.as_ref(), dir)? {
             manifest
         } else {
             // A new database (a crash may have left the first manifest's temporary, which
@@ -305,7 +305,7 @@ impl Inner {
             options.locality_advisor,
             options.segment_block_bytes as usize,
         ));
-        let recovered = recover(&io, dir, &manifest, &names, &advisor)?;
+        let recovered = recover(&io, dir, &mut manifest, &names, &options, &advisor)?;
         let clock = HybridClock::new(recovered.version_max);
         let log = ActiveLog::create(io.as_ref(), dir, recovered.file_number_next)?;
         let tiers = Tiers {
@@ -332,7 +332,10 @@ impl Inner {
             background: (Mutex::new(BackgroundState::default()), Condvar::new()),
             compaction: (Mutex::new(CompactionState::default()), Condvar::new()),
             stall: (Mutex::new(()), Condvar::new()),
-            counters: Counters::default(),
+            counters: Counters {
+                flushes: AtomicU64::new(recovered.flush_count),
+                ..Counters::default()
+            },
             advisor,
         })
     }
@@ -737,7 +740,8 @@ impl Inner {
                 let deadline = Instant::now() + delay;
                 while !state.shutdown && !state.full_requested && Instant::now() < deadline {
                     let left = deadline.saturating_duration_since(Instant::now());
-                    state = wake.wait_timeout(state, left).map_or_else(|e| e.into_inner().0, |r| r.0);
+                    state =
+                        wake.wait_timeout(state, left).map_or_else(|e| e.into_inner().0, |r| r.0);
                 }
                 state.segments_added = true;
             }
@@ -760,22 +764,14 @@ impl Inner {
 
     /// A writer of new segments (flush and compaction), split at the options' limits.
     pub(crate) fn segment_writer(&self) -> SegmentWriter<'_> {
-        let limits = WriterLimits {
-            block_bytes: self.options.segment_block_bytes,
-            segment_bytes_target: self.options.segment_bytes_target,
-            metadata_bytes_max: self.options.segment_metadata_bytes_max(),
-        };
+        let limits = writer_limits(&self.options);
         let allocate = Box::new(|| self.allocate_file_number());
         SegmentWriter::new(self.io.as_ref(), &self.dir, allocate, limits)
     }
 
-    /// Syncs the directory entries of segments a writer finished, and opens them. The caller
-    /// records them in the manifest.
+    /// Opens segments a writer finished (the caller has synced their directory entries) and
+    /// counts their bytes. The caller records them in the manifest.
     pub(crate) fn open_new_segments(&self, metas: &[SegmentMeta]) -> Result<Vec<Arc<SegmentFile>>> {
-        if metas.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.io.sync_dir(&self.dir)?;
         let bytes: u64 = metas.iter().map(|meta| meta.file_bytes).sum();
         self.counters.bytes_written_segments.fetch_add(bytes, Ordering::Relaxed);
         metas
@@ -786,18 +782,9 @@ impl Inner {
 
     fn flush_one(&self, memtable: &Arc<Memtable>) -> Result<()> {
         let started = Instant::now();
-        let mut entries: Vec<_> = memtable.entries().collect();
-        entries.sort_unstable_by(|a, b| {
-            zverse_core::zkey::cmp_z(&a.key, a.version, &b.key, b.version)
-        });
-        let mut writer = self.segment_writer();
-        for e in &entries {
-            let entry =
-                zverse_core::Entry { key: &e.key, version: e.version, value: e.value.as_deref() };
-            writer.add(&entry)?;
-        }
-        drop(entries);
-        let (metas, new_files) = writer.finish()?;
+        let allocate = Box::new(|| self.allocate_file_number());
+        let (metas, new_files) =
+            write_memtable(self.io.as_ref(), &self.dir, &self.options, allocate, memtable)?;
         let outputs = self.open_new_segments(&metas)?;
         let version_max = metas.iter().map(|meta| meta.version_max).max().unwrap_or(Version::ZERO);
         let mut manifest = lock(&self.manifest);
@@ -930,6 +917,76 @@ struct Recovered {
     version_max: Version,
     /// The number for the new active log; later numbers are free.
     file_number_next: u64,
+    /// Memtables recovery flushed because the logs held more than `memtable_bytes_max`.
+    flush_count: u64,
+}
+
+/// Writes `memtable` as segments (sorted into Z order, split at the options' limits); returns
+/// their manifest entries, synced, and the files (removed when dropped unless kept).
+fn write_memtable<'a>(
+    io: &'a dyn Io,
+    dir: &'a Path,
+    options: &Options,
+    allocate_number: Box<dyn Fn() -> u64 + 'a>,
+    memtable: &Memtable,
+) -> Result<(Vec<SegmentMeta>, crate::segment_writer::NewFiles<'a>)> {
+    let mut entries: Vec<_> = memtable.entries().collect();
+    entries.sort_unstable_by(|a, b| zverse_core::zkey::cmp_z(&a.key, a.version, &b.key, b.version));
+    let mut writer = SegmentWriter::new(io, dir, allocate_number, writer_limits(options));
+    for e in &entries {
+        let entry =
+            zverse_core::Entry { key: &e.key, version: e.version, value: e.value.as_deref() };
+        writer.add(&entry)?;
+    }
+    drop(entries);
+    let (metas, new_files) = writer.finish()?;
+    if !metas.is_empty() {
+        io.sync_dir(dir)?;
+    }
+    Ok((metas, new_files))
+}
+
+fn writer_limits(options: &Options) -> WriterLimits {
+    WriterLimits {
+        block_bytes: options.segment_block_bytes,
+        segment_bytes_target: options.segment_bytes_target,
+        metadata_bytes_max: options.segment_metadata_bytes_max(),
+    }
+}
+
+/// During recovery, once the replayed logs fill a memtable: writes it as segments and records
+/// them in the manifest with `log_number_min` past the logs replayed, so that recovery never
+/// holds more than one memtable, however many logs a crash left.
+fn flush_during_recovery(
+    io: &Arc<dyn Io>,
+    dir: &Path,
+    manifest: &mut Manifest,
+    options: &Options,
+    advisor: &Arc<LocalityAdvisor>,
+    memtable: &Memtable,
+    log_number_min: u64,
+    file_number_next: &AtomicU64,
+) -> Result<Vec<Arc<SegmentFile>>> {
+    let allocate = Box::new(|| file_number_next.fetch_add(1, Ordering::Relaxed));
+    let (metas, new_files) = write_memtable(io.as_ref(), dir, options, allocate, memtable)?;
+    let segments = metas
+        .iter()
+        .map(|meta| SegmentFile::open(io, dir, *meta, advisor).map(Arc::new))
+        .collect::<Result<Vec<_>>>()?;
+    let mut next = manifest.clone();
+    next.segments.splice(0..0, metas.iter().rev().copied());
+    next.log_number_min = log_number_min;
+    next.file_number_next = file_number_next.load(Ordering::Relaxed);
+    next.version_last = next.version_last.max(memtable.version_last());
+    new_files.keep();
+    next.write(io.as_ref(), dir)?;
+    *manifest = next;
+    ::log::info!(
+        "zverse: recovery flushed {} versions into {} segments",
+        memtable.entry_count(),
+        segments.len()
+    );
+    Ok(segments)
 }
 
 /// Opens the manifest's segments, replays the logs it does not cover, and deletes files a
@@ -938,11 +995,12 @@ struct Recovered {
 fn recover(
     io: &Arc<dyn Io>,
     dir: &Path,
-    manifest: &Manifest,
+    manifest: &mut Manifest,
     names: &[String],
+    options: &Options,
     advisor: &Arc<LocalityAdvisor>,
 ) -> Result<Recovered> {
-    let segments = manifest
+    let mut segments = manifest
         .segments
         .iter()
         .map(|meta| SegmentFile::open(io, dir, *meta, advisor).map(Arc::new))
@@ -965,20 +1023,166 @@ fn recover(
     logs.sort_unstable();
     let mut memtable = Memtable::new(logs.first().copied().unwrap_or(file_number_max + 1));
     let mut version_max = manifest.version_last;
+    // Numbers for segments flushed during recovery, then the new active log's.
+    let file_number_next = AtomicU64::new(file_number_max + 1);
+    let mut flush_count = 0;
     for (index, &number) in logs.iter().enumerate() {
-        let replayed = log::replay(io.as_ref(), dir, number, index + 1 == logs.len(), &memtable)?;
+        let is_last = index + 1 == logs.len();
+        let replayed = log::replay(io.as_ref(), dir, number, is_last, &memtable)?;
         version_max = version_max.max(replayed.version_max.unwrap_or(Version::ZERO));
         if replayed.frame_count == 0 {
             // A log without a write (every open starts one; a crash may leave one cut short):
             // drop it now rather than replay it at every open until a flush.
             remove_if_present(io.as_ref(), &dir.join(log::log_file_name(number)))?;
         }
+        if !is_last && memtable.size_bytes() >= options.memtable_bytes_max {
+            // Logs hold whole commit groups, so the logs replayed so far are covered.
+            let log_next = logs[index + 1];
+            let flushed = flush_during_recovery(
+                io,
+                dir,
+                manifest,
+                options,
+                advisor,
+                &memtable,
+                log_next,
+                &file_number_next,
+            )?;
+            segments.extend(flushed);
+            flush_count += 1;
+            for &old in &logs[..=index] {
+                remove_if_present(io.as_ref(), &dir.join(log::log_file_name(old)))?;
+            }
+            memtable = Memtable::new(log_next);
+        }
     }
+    let file_number_next = file_number_next.into_inner();
     if memtable.is_empty() {
-        memtable = Memtable::new(file_number_max + 1);
+        memtable = Memtable::new(file_number_next);
     }
+    crate::compaction::sort_newest_first(&mut segments);
     for segment in &segments {
         version_max = version_max.max(segment.meta().version_max);
     }
-    Ok(Recovered { memtable, segments, version_max, file_number_next: file_number_max + 1 })
+    Ok(Recovered { memtable, segments, version_max, file_number_next, flush_count })
+}
+
+#[cfg(all(test, not(loom)))]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::{Db, lock};
+    use crate::memtable::Memtable;
+    use crate::options::{Durability, Options};
+    use crate::tiers::Tiers;
+    use crate::{Error, Result};
+
+    /// Opens a database whose memtable limit is 2, and adds a sealed memtable the flush thread
+    /// was not told about: the memtables are full until someone asks for a flush.
+    fn full_memtables(dir: &std::path::Path) -> Arc<Db> {
+        let options = Options::default()
+            .durability(Durability::None)
+            .memtable_bytes_max(1 << 20)
+            .memory_bytes_max(1 << 20);
+        assert_eq!(options.memtable_limit(), 2);
+        let db = Arc::new(Db::open(dir, options).unwrap());
+        db.put(b"a", b"1").unwrap();
+        let mut tiers = lock(&db.inner.tiers);
+        let mut sealed = tiers.sealed.clone();
+        sealed.push(Arc::new(Memtable::new(tiers.active.log_number_first())));
+        let segments = tiers.segments.clone();
+        *tiers = Arc::new(Tiers { active: Arc::clone(&tiers.active), sealed, segments });
+        drop(tiers);
+        db
+    }
+
+    /// Spawns a writer and waits until it is stalled.
+    fn stalled_writer(db: &Arc<Db>) -> std::thread::JoinHandle<Result<zverse_core::Version>> {
+        let writer = {
+            let db = Arc::clone(db);
+            std::thread::spawn(move || db.put(b"b", b"2"))
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while db.stats().write_stalls == 0 {
+            assert!(Instant::now() < deadline, "the writer never stalled");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!writer.is_finished(), "the writer waits while the memtables are full");
+        writer
+    }
+
+    #[test]
+    fn a_stalled_writer_resumes_after_a_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = full_memtables(dir.path());
+        let writer = stalled_writer(&db);
+        db.inner.wait_for_background_round();
+        writer.join().unwrap().unwrap();
+        let stats = db.stats();
+        assert_eq!(stats.write_stalls, 1);
+        assert!(stats.write_stall_micros >= 50_000, "{stats:?}");
+        assert_eq!(db.get(b"b").unwrap().as_deref(), Some(&b"2"[..]));
+    }
+
+    #[test]
+    fn a_stalled_writer_gets_the_error_when_the_database_turns_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = full_memtables(dir.path());
+        let writer = stalled_writer(&db);
+        let _ = db.inner.fail("test: the disk failed".into());
+        let outcome = writer.join().unwrap();
+        assert!(matches!(outcome, Err(Error::ReadOnly(_))), "{outcome:?}");
+    }
+
+    #[test]
+    fn close_wakes_a_stalled_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = full_memtables(dir.path());
+        let writer = stalled_writer(&db);
+        db.close().unwrap();
+        let outcome = writer.join().unwrap();
+        assert!(matches!(outcome, Err(Error::Closed)), "{outcome:?}");
+    }
+
+    /// A crash leaves many logs no segment covers (here: every flush is held back by the
+    /// manifest lock while the logs are copied). Recovery flushes whenever the replayed logs
+    /// fill a memtable, so it never holds more than one memtable and one log.
+    #[test]
+    fn recovery_of_logs_larger_than_the_memtable_limit_flushes_as_it_goes() {
+        const MEMTABLE_BYTES: u64 = 16 << 10;
+        let options =
+            || Options::default().durability(Durability::None).memtable_bytes_max(MEMTABLE_BYTES);
+        let (dir, copy) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let db = Db::open(dir.path(), options()).unwrap();
+        let key = |index: u32| format!("key{index:05}").into_bytes();
+        {
+            let _no_flush_lands = lock(&db.inner.manifest);
+            for index in 0..2_000 {
+                db.put(&key(index), &[7; 100]).unwrap();
+            }
+            let log_count = db.stats().memtable_count;
+            assert!(log_count >= 10, "{log_count} memtables wait for their flush");
+            for entry in std::fs::read_dir(dir.path()).unwrap() {
+                let name = entry.unwrap().file_name();
+                if name != "LOCK" {
+                    std::fs::copy(dir.path().join(&name), copy.path().join(&name)).unwrap();
+                }
+            }
+        }
+        drop(db);
+        let db = Db::open(copy.path(), options()).unwrap();
+        let stats = db.stats();
+        assert!(stats.flushes >= 5, "recovery flushed {} times", stats.flushes);
+        assert!(stats.memtable_bytes <= 3 * MEMTABLE_BYTES, "{stats:?}");
+        for index in 0..2_000 {
+            assert_eq!(db.get(&key(index)).unwrap().as_deref(), Some(&[7; 100][..]), "{index}");
+        }
+        drop(db);
+        let db = Db::open(copy.path(), options()).unwrap();
+        assert_eq!(db.get(&key(1_999)).unwrap().as_deref(), Some(&[7; 100][..]));
+        assert_eq!(db.history(&key(5)).unwrap().count(), 1, "no version replayed twice");
+    }
 }

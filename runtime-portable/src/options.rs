@@ -115,10 +115,10 @@ impl Options {
     /// The size at which flushes and compactions start a new segment file: no segment's data
     /// blocks exceed it by more than one block. Segments below it are merged by compaction;
     /// segments at it are only rewritten by [`crate::Db::compact`]. Default 256 MiB; between
-    /// 64 KiB and 1 GiB (the format's limit is 4 GiB).
+    /// 4 KiB and 1 GiB (the format's limit is 4 GiB).
     #[must_use]
     pub fn segment_bytes_target(mut self, bytes: u64) -> Options {
-        self.segment_bytes_target = bytes.clamp(64 << 10, 1 << 30);
+        self.segment_bytes_target = bytes.clamp(4 << 10, 1 << 30);
         self
     }
 

@@ -111,7 +111,12 @@ impl Db {
             flushes: counters.flushes.load(Ordering::Relaxed),
             compactions: counters.compactions.load(Ordering::Relaxed),
             compaction_failures: counters.compaction_failures.load(Ordering::Relaxed),
-            segment_bytes_max: tiers.segments.iter().map(|s| s.meta().file_bytes).max().unwrap_or(0),
+            segment_bytes_max: tiers
+                .segments
+                .iter()
+                .map(|s| s.meta().file_bytes)
+                .max()
+                .unwrap_or(0),
             segment_count_open: tiers
                 .segments
                 .iter()

@@ -88,7 +88,8 @@ fn compaction_splits_its_output_at_the_target_size() {
 #[test]
 fn compact_reaches_every_segment_past_the_fan_in_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let options = Options::default().durability(Durability::None).compaction_trigger_segments(1_000);
+    let options =
+        Options::default().durability(Durability::None).compaction_trigger_segments(1_000);
     let db = backend::open(dir.path(), options).unwrap();
     for index in 0..70 {
         db.put(&key(index), &value(index)).unwrap();
