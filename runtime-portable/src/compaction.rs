@@ -181,7 +181,7 @@ impl Inner {
     /// Fails with `Closed` once the database is closing, so that `close` does not wait for a
     /// whole compaction; checked every [`CANCEL_CHECK_ENTRIES`] entries.
     fn check_cancelled(&self, entry_count: u64) -> Result<()> {
-        if entry_count % CANCEL_CHECK_ENTRIES == 0 && self.is_closing() {
+        if entry_count.is_multiple_of(CANCEL_CHECK_ENTRIES) && self.is_closing() {
             return Err(Error::Closed);
         }
         Ok(())

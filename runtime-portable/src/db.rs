@@ -954,19 +954,26 @@ fn writer_limits(options: &Options) -> WriterLimits {
     }
 }
 
+/// Where recovery works, and with which options.
+#[derive(Clone, Copy)]
+struct Recovery<'a> {
+    io: &'a Arc<dyn Io>,
+    dir: &'a Path,
+    options: &'a Options,
+    advisor: &'a Arc<LocalityAdvisor>,
+}
+
 /// During recovery, once the replayed logs fill a memtable: writes it as segments and records
 /// them in the manifest with `log_number_min` past the logs replayed, so that recovery never
 /// holds more than one memtable, however many logs a crash left.
 fn flush_during_recovery(
-    io: &Arc<dyn Io>,
-    dir: &Path,
+    recovery: &Recovery<'_>,
     manifest: &mut Manifest,
-    options: &Options,
-    advisor: &Arc<LocalityAdvisor>,
     memtable: &Memtable,
     log_number_min: u64,
     file_number_next: &AtomicU64,
 ) -> Result<Vec<Arc<SegmentFile>>> {
+    let Recovery { io, dir, options, advisor } = *recovery;
     let allocate = Box::new(|| file_number_next.fetch_add(1, Ordering::Relaxed));
     let (metas, new_files) = write_memtable(io.as_ref(), dir, options, allocate, memtable)?;
     let segments = metas
@@ -1038,16 +1045,9 @@ fn recover(
         if !is_last && memtable.size_bytes() >= options.memtable_bytes_max {
             // Logs hold whole commit groups, so the logs replayed so far are covered.
             let log_next = logs[index + 1];
-            let flushed = flush_during_recovery(
-                io,
-                dir,
-                manifest,
-                options,
-                advisor,
-                &memtable,
-                log_next,
-                &file_number_next,
-            )?;
+            let recovery = Recovery { io, dir, options, advisor };
+            let flushed =
+                flush_during_recovery(&recovery, manifest, &memtable, log_next, &file_number_next)?;
             segments.extend(flushed);
             flush_count += 1;
             for &old in &logs[..=index] {
