@@ -206,18 +206,18 @@ fn fill(db: &Db, entry_count: u64, sampler: &Sampler) {
     }
 }
 
-/// Flushes and waits until background compaction has nothing to do.
+/// Flushes and waits until background compaction has nothing to do: fewer open segments than
+/// the trigger (the default, 8), or no progress for a minute.
 fn settle(db: &Db, sampler: &Sampler) {
     let started = Instant::now();
     db.flush().expect("flush");
-    let mut last_compactions = u64::MAX;
-    loop {
-        std::thread::sleep(Duration::from_secs(1));
+    let mut progress = (db.stats().compactions, Instant::now());
+    while db.stats().segment_count_open >= 8 && progress.1.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(100));
         let compactions = db.stats().compactions;
-        if compactions == last_compactions {
-            break;
+        if compactions != progress.0 {
+            progress = (compactions, Instant::now());
         }
-        last_compactions = compactions;
     }
     let label = format!("settled in {:.0} s", started.elapsed().as_secs_f64());
     print_state(db, sampler, &label);

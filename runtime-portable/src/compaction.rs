@@ -26,11 +26,10 @@
 //! holds a version at or below the inputs' newest (`is_bottom`).
 //!
 //! Memory of a step: one block per input (mapped), the writer's buffer and the metadata of
-//! one output segment (bounded by the options), and the set of dropped `(key, version)`s
-//! (key bytes + ~40 bytes each; at most the inputs' entries, so bounded by `fan_in x target`;
-//! empty for `Retention::All`).
+//! one output segment (bounded by the options), and the dropped entries (4 bytes each, by
+//! their offset in their input; empty for `Retention::All`), at most a sixth of the metadata
+//! bound per input.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
@@ -49,14 +48,66 @@ use crate::segment_file::SegmentFile;
 use crate::segment_writer::{NewFiles, SegmentWriter};
 use crate::tiers::Tiers;
 
-/// The `(key, version)`s pass 1 dropped.
-type Dropped = HashSet<(Vec<u8>, Version)>;
+/// The entries pass 1 dropped, by where they are: per input, the file offsets of their keys
+/// (unique per entry), sorted once pass 1 is done. 4 bytes per dropped entry; a segment holds
+/// at most `segment_metadata_bytes_max / KEY_REF_BYTES` entries (the writer's split rule), so
+/// a step's set is at most `fan_in / 6` of that.
+struct Dropped {
+    /// The address range of each input's mapped bytes.
+    inputs: Vec<std::ops::Range<usize>>,
+    offsets: Vec<Vec<u32>>,
+}
+
+impl Dropped {
+    fn new(inputs: &[Arc<SegmentFile>]) -> Dropped {
+        let inputs: Vec<_> = inputs.iter().map(|input| address_range(input.bytes())).collect();
+        let offsets = vec![Vec::new(); inputs.len()];
+        Dropped { inputs, offsets }
+    }
+
+    /// Which input `key` (a slice of an input's mapped bytes) is in, and at which offset.
+    fn locate(&self, key: &[u8]) -> (usize, u32) {
+        let address = key.as_ptr().addr();
+        let input =
+            self.inputs.iter().position(|range| range.start <= address && address < range.end);
+        let input = input.expect("merged entries are zero-copy slices of the inputs");
+        let offset = address - self.inputs[input].start;
+        (input, u32::try_from(offset).expect("segments are under 4 GiB"))
+    }
+
+    fn insert(&mut self, (input, offset): (usize, u32)) {
+        self.offsets[input].push(offset);
+    }
+
+    /// Sorts the offsets, for [`Dropped::contains`].
+    fn seal(&mut self) {
+        for offsets in &mut self.offsets {
+            offsets.sort_unstable();
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.offsets.iter().all(Vec::is_empty)
+    }
+
+    fn contains(&self, key: &[u8]) -> bool {
+        let (input, offset) = self.locate(key);
+        self.offsets[input].binary_search(&offset).is_ok()
+    }
+}
+
+/// The addresses `bytes` occupies, one past its end included (an empty key at the very end).
+fn address_range(bytes: &[u8]) -> std::ops::Range<usize> {
+    let start = bytes.as_ptr().addr();
+    start..start + bytes.len() + 1
+}
 
 /// Entries between two checks of whether the database is closing.
 const CANCEL_CHECK_ENTRIES: u64 = 4096;
 
-/// Whether a segment is full: at the target size, or split for its metadata. Full segments
-/// are not merged by the background work.
+/// Whether a segment is full: at the target size, or split for its metadata (which the
+/// manifest entry bounds from above: it counts keys with their values). Full segments are not
+/// merged by the background work.
 pub(crate) fn is_full(meta: &SegmentMeta, options: &Options) -> bool {
     let metadata_bytes =
         meta.entry_count.saturating_mul(KEY_REF_BYTES as u64).saturating_add(meta.payload_bytes);
@@ -253,20 +304,22 @@ impl Inner {
         });
         let merged =
             MergeVec::from_sources(sources, KeyOrder).expect("inputs are capped at the fan-in");
-        let mut dropped = Dropped::new();
+        let mut dropped = Dropped::new(inputs);
         let mut current: Option<(Vec<u8>, KeyGc<'_>)> = None;
-        let mut deferred: Option<Version> = None;
+        // A version whose fate waits for the next one, and where its entry is.
+        let mut deferred: Option<(u32, usize)> = None;
         for (index, entry) in (0u64..).zip(merged) {
             self.check_cancelled(index)?;
             let entry: Entry<'_> =
                 entry.map_err(|corruption| input_corruption(inputs, corruption))?;
             if current.as_ref().is_none_or(|(key, _)| key.as_slice() != entry.key) {
-                if let Some((key, gc)) = current.take() {
-                    settle(&mut dropped, &key, deferred.take(), gc.finish());
+                if let Some((_, gc)) = current.take() {
+                    settle(&mut dropped, deferred.take(), gc.finish());
                 }
                 current = Some((entry.key.to_vec(), KeyGc::new(policy)));
             }
-            let (key, gc) = current.as_mut().expect("set above");
+            let (_, gc) = current.as_mut().expect("set above");
+            let (input, offset) = dropped.locate(entry.key);
             let step = gc.decide(entry.version, entry.value.is_none()).map_err(|error| {
                 Error::Corruption {
                     file: inputs.first().map(|f| f.path().to_path_buf()).unwrap_or_default(),
@@ -274,18 +327,17 @@ impl Inner {
                     what: format!("a version appears twice across compaction inputs: {error}"),
                 }
             })?;
-            settle(&mut dropped, key, deferred.take(), step.settled);
+            settle(&mut dropped, deferred.take(), step.settled);
             match step.decision {
                 Some(Decision::Keep) => {}
-                Some(Decision::Drop) => {
-                    dropped.insert((key.clone(), entry.version));
-                }
-                None => deferred = Some(entry.version),
+                Some(Decision::Drop) => dropped.insert((input, offset)),
+                None => deferred = Some((offset, input)),
             }
         }
-        if let Some((key, gc)) = current {
-            settle(&mut dropped, &key, deferred, gc.finish());
+        if let Some((_, gc)) = current {
+            settle(&mut dropped, deferred, gc.finish());
         }
+        dropped.seal();
         Ok(dropped)
     }
 
@@ -307,7 +359,7 @@ impl Inner {
         for (index, entry) in (0u64..).zip(merged) {
             self.check_cancelled(index)?;
             let entry = entry.map_err(|corruption| input_corruption(inputs, corruption))?;
-            if dropped.is_empty() || !dropped.contains(&(entry.key.to_vec(), entry.version)) {
+            if dropped.is_empty() || !dropped.contains(entry.key) {
                 writer.add(&entry)?;
             }
         }
@@ -316,14 +368,9 @@ impl Inner {
 }
 
 /// Records the decision on a deferred version, if one was deferred and is now decided.
-fn settle(
-    dropped: &mut Dropped,
-    key: &[u8],
-    deferred: Option<Version>,
-    decision: Option<Decision>,
-) {
-    if let (Some(version), Some(Decision::Drop)) = (deferred, decision) {
-        dropped.insert((key.to_vec(), version));
+fn settle(dropped: &mut Dropped, deferred: Option<(u32, usize)>, decision: Option<Decision>) {
+    if let (Some((offset, input)), Some(Decision::Drop)) = (deferred, decision) {
+        dropped.insert((input, offset));
     }
 }
 

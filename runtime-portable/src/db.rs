@@ -721,6 +721,9 @@ impl Inner {
                 full = std::mem::take(&mut state.full_requested);
             }
             let outcome = if full { self.compact_all() } else { self.compact_while_triggered() };
+            // A step cut short by `close` is no failure (its files are removed all the same).
+            let outcome =
+                outcome.or_else(|e| if matches!(e, Error::Closed) { Ok(()) } else { Err(e) });
             let failed = outcome.is_err();
             if let Err(error) = &outcome {
                 failure_count = failure_count.saturating_add(1);
@@ -1112,6 +1115,14 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         assert!(!writer.is_finished(), "the writer waits while the memtables are full");
         writer
+    }
+
+    #[test]
+    fn compaction_retries_back_off_from_100_ms_doubling_to_10_s() {
+        let delays: Vec<u128> =
+            (1..=10).map(|failures| super::compaction_retry_delay(failures).as_millis()).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1_600, 3_200, 6_400, 10_000, 10_000, 10_000]);
+        assert_eq!(super::compaction_retry_delay(u32::MAX).as_millis(), 10_000);
     }
 
     #[test]

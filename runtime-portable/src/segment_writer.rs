@@ -96,6 +96,8 @@ struct Open {
     number: u64,
     builder: SegmentBuilder<FileSink>,
     payload_bytes: u64,
+    /// Bytes of the keys added: what the builder holds of each entry besides its reference.
+    key_bytes: u64,
 }
 
 /// Limits of a [`SegmentWriter`]'s outputs.
@@ -149,14 +151,16 @@ impl<'a> SegmentWriter<'a> {
         let open = self.current.as_mut().expect("opened above");
         open.builder.add(entry.key, entry.version, entry.value).map_err(build_error)?;
         open.payload_bytes += (entry.key.len() + entry.value.map_or(0, <[u8]>::len)) as u64;
+        open.key_bytes += entry.key.len() as u64;
         Ok(())
     }
 
-    /// The split rule, the same as `compaction::is_full` computes from a finished segment's
-    /// manifest entry: data at the target, or metadata (each entry's `KEY_REF_BYTES` and its
-    /// key, counted with its value: an upper bound of what the builder holds) at the maximum.
+    /// The split rule: data at the target, or metadata (each entry's `KEY_REF_BYTES` and its
+    /// key) at the maximum. `compaction::is_full` recognizes a segment split either way from
+    /// its manifest entry (which counts keys with values, so it may also call a remainder with
+    /// large values full: that one is then merged by `Db::compact` only).
     fn is_full(&self, open: &Open) -> bool {
-        let metadata_bytes = open.builder.entry_count() * KEY_REF_BYTES as u64 + open.payload_bytes;
+        let metadata_bytes = open.builder.entry_count() * KEY_REF_BYTES as u64 + open.key_bytes;
         open.builder.data_len() >= self.limits.segment_bytes_target
             || metadata_bytes >= self.limits.metadata_bytes_max
     }
@@ -169,7 +173,8 @@ impl<'a> SegmentWriter<'a> {
         let sink = FileSink { file, buffer: Vec::with_capacity(WRITE_BUFFER_BYTES), offset: 0 };
         let options =
             SegmentOptions::default().with_block_bytes_target(self.limits.block_bytes as usize);
-        Ok(Open { number, builder: SegmentBuilder::new(sink, options), payload_bytes: 0 })
+        let builder = SegmentBuilder::new(sink, options);
+        Ok(Open { number, builder, payload_bytes: 0, key_bytes: 0 })
     }
 
     fn finish_current(&mut self) -> Result<()> {
