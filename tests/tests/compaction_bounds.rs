@@ -163,3 +163,28 @@ fn failed_compactions_leave_no_partial_outputs() {
     assert_eq!(segment_files(&io).len(), db.stats().segment_count);
     assert_all_present(&db, COUNT, "after the disk has room again");
 }
+
+/// The metadata a segment being written holds (a reference and the key per entry) is bounded
+/// by `memory_bytes_max / 8`: many small entries split a flush long before the target size.
+#[test]
+fn a_segment_splits_when_its_key_index_metadata_reaches_the_bound() {
+    const COUNT: u32 = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::default()
+        .durability(Durability::None)
+        .memtable_bytes_max(16 << 20)
+        .memory_bytes_max(1 << 20)
+        .compaction_trigger_segments(1_000);
+    let db = backend::open(dir.path(), options).unwrap();
+    for index in 0..COUNT {
+        db.put(&key(index), b"").unwrap();
+    }
+    db.flush().unwrap();
+    let stats = db.stats();
+    // 128 KiB of metadata at 24 + 15 bytes per entry: about 3,360 entries per segment.
+    assert!(stats.segment_count >= 6, "{} segments", stats.segment_count);
+    assert!(stats.segment_bytes_max < 256 << 10, "{stats:?}");
+    for index in (0..COUNT).step_by(97) {
+        assert_eq!(db.get(&key(index)).unwrap().as_deref(), Some(&b""[..]), "key {index}");
+    }
+}
