@@ -123,8 +123,8 @@ impl Options {
     }
 
     /// The memory the engine's own buffers may take, from which the other limits derive: the
-    /// memtables (active and sealed) take at most half (at least two memtables: writers stall
-    /// while `memtable_limit()` are full), and each segment being written (one flush and one
+    /// memtables (active and sealed) take at most half (but two memtables always: writers
+    /// stall while that many are full), and each segment being written (one flush and one
     /// compaction at a time) keeps at most an eighth as metadata before it is split. Mapped
     /// segment pages (the page cache) are not counted: the kernel reclaims them. Default 1 GiB;
     /// at least 1 MiB.
