@@ -269,6 +269,7 @@ impl Inner {
             return Err(self.fail(format!("manifest update after compaction failed: {error}")));
         }
         *manifest = next;
+        self.count_open_segments(&segments);
         *tiers = Arc::new(Tiers {
             active: Arc::clone(&tiers.active),
             sealed: tiers.sealed.clone(),

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -65,6 +65,9 @@ pub(crate) struct Inner {
     compaction: (Mutex<CompactionState>, Condvar),
     /// Wakes writers stalled on a full set of memtables or too many open segments.
     stall: (Mutex<()>, Condvar),
+    /// Segments below the target size in the tiers, counted at every change of the segments,
+    /// so that a write checks it without walking them.
+    segment_count_open: AtomicUsize,
     pub counters: Counters,
     /// madvise hints from the reads, shared with every open segment.
     pub advisor: Arc<LocalityAdvisor>,
@@ -308,10 +311,12 @@ impl Inner {
         let recovered = recover(&io, dir, &mut manifest, &names, &options, &advisor)?;
         let clock = HybridClock::new(recovered.version_max);
         let log = ActiveLog::create(io.as_ref(), dir, recovered.file_number_next)?;
+        let tiers_segments = recovered.segments;
+        let segment_count_open = count_open(&tiers_segments, &options);
         let tiers = Tiers {
             active: Arc::new(recovered.memtable),
             sealed: Vec::new(),
-            segments: recovered.segments,
+            segments: tiers_segments,
         };
         Ok(Inner {
             dir: dir.to_path_buf(),
@@ -332,6 +337,7 @@ impl Inner {
             background: (Mutex::new(BackgroundState::default()), Condvar::new()),
             compaction: (Mutex::new(CompactionState::default()), Condvar::new()),
             stall: (Mutex::new(()), Condvar::new()),
+            segment_count_open: AtomicUsize::new(segment_count_open),
             counters: Counters {
                 flushes: AtomicU64::new(recovered.flush_count),
                 ..Counters::default()
@@ -447,13 +453,14 @@ impl Inner {
 
     /// Memtables (active and sealed) and open segments (below the target size) now.
     fn write_pressure(&self) -> (usize, usize) {
-        let tiers = self.tiers();
-        let open = tiers
-            .segments
-            .iter()
-            .filter(|s| !crate::compaction::is_full(s.meta(), &self.options))
-            .count();
-        (1 + tiers.sealed.len(), open)
+        let sealed_count = lock(&self.tiers).sealed.len();
+        (1 + sealed_count, self.segment_count_open.load(Ordering::Acquire))
+    }
+
+    /// Counts the open segments of a new set of segments; called with the tiers lock held.
+    pub(crate) fn count_open_segments(&self, segments: &[Arc<SegmentFile>]) {
+        let count = count_open(segments, &self.options);
+        self.segment_count_open.store(count, Ordering::Release);
     }
 
     pub(crate) fn commit(
@@ -809,6 +816,7 @@ impl Inner {
         new_files.keep();
         next.write(self.io.as_ref(), &self.dir)?;
         *manifest = next;
+        self.count_open_segments(&segments);
         *tiers = Arc::new(Tiers { active: Arc::clone(&tiers.active), sealed, segments });
         drop(tiers);
         drop(manifest);
@@ -872,6 +880,11 @@ impl GroupCommit for Inner {
             let _ = self.fail(format!("memtable rotation failed: {error}"));
         }
     }
+}
+
+/// Segments below the target size: what background compaction merges.
+fn count_open(segments: &[Arc<SegmentFile>], options: &Options) -> usize {
+    segments.iter().filter(|s| !crate::compaction::is_full(s.meta(), options)).count()
 }
 
 /// Creates the directory if allowed, or checks that it exists.
