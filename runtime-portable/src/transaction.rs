@@ -145,6 +145,16 @@ fn bound_ref(bound: &Bound<Box<[u8]>>) -> Bound<&[u8]> {
     }
 }
 
+/// Whether `BTreeMap::range` would refuse the bounds (it panics on them): start above end, or
+/// both excluded and equal. Such a range holds no key.
+fn is_inverted((start, end): (Bound<&[u8]>, Bound<&[u8]>)) -> bool {
+    match (start, end) {
+        (Bound::Excluded(s), Bound::Excluded(e)) => s >= e,
+        (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) => s > e,
+        _ => false,
+    }
+}
+
 fn bound_vec(bound: &Bound<Box<[u8]>>) -> Bound<Vec<u8>> {
     bound_ref(bound).map(<[u8]>::to_vec)
 }
@@ -551,8 +561,9 @@ impl<'db> Transaction<'db> {
         let view = self.view(version)?;
         let committed = view.range(&keys).peekable();
         let empty = BTreeMap::new();
-        let own = if version.is_some() { &empty } else { &self.writes };
-        let own = own.range::<[u8], _>((bound_ref(&keys.start), bound_ref(&keys.end)));
+        let bounds = (bound_ref(&keys.start), bound_ref(&keys.end));
+        let own = if version.is_some() || is_inverted(bounds) { &empty } else { &self.writes };
+        let own = own.range::<[u8], _>(bounds);
         let mut merged = Merged { committed, own: own.peekable() };
         let (found, truncated) = collect_limited(&mut merged, limit, reverse)?;
         if version.is_none() {
