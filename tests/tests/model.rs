@@ -829,12 +829,11 @@ fn check_tx_read(
     match read {
         TxRead::Get(key) => {
             let got = bytes(engine(tx.get(key, None))?);
-            let want = match own.get(key) {
-                Some(value) => value.clone(),
-                None => {
-                    tracked.keys.push(key.clone());
-                    model.value_at(key, start)
-                }
+            let want = if let Some(value) = own.get(key) {
+                value.clone()
+            } else {
+                tracked.keys.push(key.clone());
+                model.value_at(key, start)
             };
             if got != want {
                 return Err(format!("tx get {key:?}: {got:?}, the model has {want:?}"));
