@@ -42,6 +42,9 @@ use crate::value::Value;
 /// database makes progress; the bound only keeps one caller from waiting forever.
 pub const UPDATE_ATTEMPTS_MAX: u32 = 1024;
 
+/// Keys `Transaction::delr` reads at a time, so that its memory is the write set's alone.
+const DELR_CHUNK_LEN: usize = 1024;
+
 /// What a transaction validates at commit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -558,14 +561,7 @@ impl<'db> Transaction<'db> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let view = self.view(version)?;
-        let committed = view.range(&keys).peekable();
-        let empty = BTreeMap::new();
-        let bounds = (bound_ref(&keys.start), bound_ref(&keys.end));
-        let own = if version.is_some() || is_inverted(bounds) { &empty } else { &self.writes };
-        let own = own.range::<[u8], _>(bounds);
-        let mut merged = Merged { committed, own: own.peekable() };
-        let (found, truncated) = collect_limited(&mut merged, limit, reverse)?;
+        let (found, truncated) = self.read_range(&keys, limit, version, reverse)?;
         if version.is_none() {
             self.track_scan(scanned_range(keys, &found, truncated, reverse))?;
         }
@@ -574,6 +570,24 @@ impl<'db> Transaction<'db> {
             found.reverse();
         }
         Ok(found)
+    }
+
+    /// Up to `limit` live pairs of `keys` (the first ones, or with `reverse` the last ones, in
+    /// key order), untracked; and whether the limit left any out.
+    fn read_range(
+        &self,
+        keys: &OwnedRange,
+        limit: usize,
+        version: Option<Version>,
+        reverse: bool,
+    ) -> Result<(VecDeque<(Value, Value)>, bool)> {
+        let view = self.view(version)?;
+        let committed = view.range(keys).peekable();
+        let empty = BTreeMap::new();
+        let bounds = (bound_ref(&keys.start), bound_ref(&keys.end));
+        let own = if version.is_some() || is_inverted(bounds) { &empty } else { &self.writes };
+        let own = own.range::<[u8], _>(bounds);
+        collect_limited(&mut Merged { committed, own: own.peekable() }, limit, reverse)
     }
 
     /// Every committed version of every key in `keys` up to the start (or `Some(version)`),
@@ -636,11 +650,19 @@ impl<'db> Transaction<'db> {
     /// `Serializable` the range counts as scanned (a concurrent insert into it conflicts).
     pub fn delr<'k>(&mut self, keys: impl RangeBounds<&'k [u8]>) -> Result<()> {
         self.check_writeable()?;
-        let found = self.scan_in(OwnedRange::new(&keys), usize::MAX, None, false)?;
-        for (key, _) in found {
-            self.write(&key, None)?;
+        let keys = OwnedRange::new(&keys);
+        let mut rest = keys.clone();
+        loop {
+            let (found, more) = self.read_range(&rest, DELR_CHUNK_LEN, None, false)?;
+            for (key, _) in &found {
+                self.write(key, None)?;
+            }
+            match found.back() {
+                Some((last, _)) if more => rest.start = Bound::Excluded(Box::from(&last[..])),
+                _ => break,
+            }
         }
-        Ok(())
+        self.track_scan(keys)
     }
 
     fn check_condition(&mut self, key: &[u8], expected: Option<&[u8]>) -> Result<()> {

@@ -421,3 +421,26 @@ fn an_inverted_range_scans_nothing() {
     tx.delr(b"z".as_slice()..b"a".as_slice()).unwrap();
     tx.commit().unwrap();
 }
+
+/// `delr` reads its range in chunks (1,024 keys): a range of several chunks, with the
+/// transaction's own writes among the committed keys, is deleted whole.
+#[test]
+fn delr_deletes_a_range_of_several_chunks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path());
+    let mut batch = db.batch();
+    for i in 0..2_500_u32 {
+        batch.put(format!("k/{i:05}").as_bytes(), b"committed");
+    }
+    batch.commit().unwrap();
+    db.put(b"l", b"outside").unwrap();
+    let mut tx = db.transaction();
+    for i in (0..2_500_u32).step_by(7) {
+        tx.set(format!("k/{i:05}/own").as_bytes(), b"own").unwrap();
+    }
+    tx.delr(b"k/".as_slice()..b"k0".as_slice()).unwrap();
+    assert!(tx.scan(b"k/".as_slice()..b"k0".as_slice(), 10, None).unwrap().is_empty());
+    tx.commit().unwrap();
+    let left: Vec<_> = db.range(..).unwrap().map(|item| item.unwrap().0.to_vec()).collect();
+    assert_eq!(left, [b"l".to_vec()]);
+}
