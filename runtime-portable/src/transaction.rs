@@ -460,7 +460,8 @@ impl<'db> Transaction<'db> {
     }
 
     fn track_scan(&mut self, range: OwnedRange) -> Result<()> {
-        if self.tracks_reads() {
+        // An inverted range holds no key: nothing to track.
+        if self.tracks_reads() && !is_inverted((bound_ref(&range.start), bound_ref(&range.end))) {
             self.track_bytes(bound_len(&range.start) + bound_len(&range.end))?;
             self.scans.push(range);
         }

@@ -413,13 +413,15 @@ fn an_inverted_range_scans_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = open(dir.path());
     db.put(b"a", b"1").unwrap();
+    db.flush().unwrap(); // a segment too
     let mut tx = db.transaction_with(Isolation::Serializable);
     tx.set(b"b", b"own").unwrap();
     assert!(tx.scan(b"c".as_slice()..b"a".as_slice(), 10, None).unwrap().is_empty());
     let excluded = (Bound::Excluded(b"b".as_slice()), Bound::Excluded(b"b".as_slice()));
     assert!(tx.scanr(excluded, 10, None).unwrap().is_empty());
     tx.delr(b"z".as_slice()..b"a".as_slice()).unwrap();
-    tx.commit().unwrap();
+    db.put(b"c", b"after the start").unwrap();
+    tx.commit().expect("no scanned range holds c");
 }
 
 /// `delr` reads its range in chunks (1,024 keys): a range of several chunks, with the
