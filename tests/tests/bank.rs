@@ -7,12 +7,9 @@
 //! `ZVERSE_BANK_MILLIS` sets how long the threads run (default 2000), `ZVERSE_BANK_KILLS` the
 //! number of kills (default 4), `ZVERSE_SEED` the seed (printed).
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use zverse::{Db, Durability, Error, Isolation, Options, Transaction, Version};
 use zverse_tests::backend;
@@ -21,9 +18,6 @@ const ACCOUNT_COUNT: u64 = 16;
 const BALANCE_START: u64 = 1_000;
 const TOTAL: u64 = ACCOUNT_COUNT * BALANCE_START;
 const THREAD_COUNT: u64 = 8;
-/// Set in the child's environment: the database directory it transfers in.
-const CHILD_ENV: &str = "ZVERSE_BANK_CHILD_DIR";
-const KILL_TEST_NAME: &str = "bank_total_survives_kill_9_mid_transfer";
 
 fn env_number(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
@@ -195,93 +189,113 @@ fn withdraw(tx: &mut Transaction<'_>, key: &[u8], amount: i64) -> bool {
     true
 }
 
-/// A child process transfers at `Serializable` with `Durability::Sync` from eight threads; the
-/// parent kills it (SIGKILL) at a random moment, reopens, and checks the total at the latest
-/// version and at every version ever committed; then starts the next child on the same data.
-#[test]
-fn bank_total_survives_kill_9_mid_transfer() {
-    if let Some(dir) = std::env::var_os(CHILD_ENV) {
-        child_main(Path::new(&dir));
-    }
-    let kills = env_number("ZVERSE_BANK_KILLS").unwrap_or(4);
-    let seed = seed();
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let dir = tempfile::tempdir().expect("tempdir");
-    drop(open_bank(dir.path(), Durability::Sync));
-    let mut versions = 0;
-    for kill in 0..kills {
-        let transfers = run_and_kill(dir.path(), Duration::from_millis(rng.u64(20..300)));
-        let db = open_bank(dir.path(), Durability::Sync);
-        assert_eq!(total_in(&mut db.read_transaction()), TOTAL, "seed {seed}, kill {kill}");
-        let versions_before = versions;
-        versions = check_every_version(&db);
-        assert!(versions >= versions_before + transfers, "every acknowledged transfer is there");
-        eprintln!("kill {kill}: {transfers} transfers acknowledged, {versions} versions checked");
-    }
-    assert!(versions > 1, "the children committed transfers");
-}
+/// Unix only: the parent kills with SIGKILL and reads the signal from the exit status.
+#[cfg(unix)]
+mod kill_9 {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    use std::os::unix::process::ExitStatusExt as _;
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
 
-fn child_main(dir: &Path) -> ! {
-    std::thread::spawn(|| {
-        let _ = std::io::Read::read(&mut std::io::stdin(), &mut [0; 1]);
-        std::process::exit(4); // the parent died without killing us
-    });
-    let db = open_bank(dir, Durability::Sync);
-    println_flushed("READY");
-    std::thread::scope(|scope| {
-        for thread in 0..THREAD_COUNT {
-            let db = &db;
-            scope.spawn(move || {
-                let mut rng = fastrand::Rng::with_seed(thread);
-                loop {
-                    match transfer(db, &mut rng, Isolation::Serializable) {
-                        Ok(true) => println_flushed("ACK"),
-                        Ok(false) => {}
-                        Err(error) => {
-                            eprintln!("bank child: {error}");
-                            std::process::exit(3);
+    use super::*;
+
+    /// Set in the child's environment: the database directory it transfers in.
+    const CHILD_ENV: &str = "ZVERSE_BANK_CHILD_DIR";
+    const KILL_TEST_NAME: &str = "kill_9::bank_total_survives_kill_9_mid_transfer";
+
+    /// A child process transfers at `Serializable` with `Durability::Sync` from eight threads; the
+    /// parent kills it (SIGKILL) at a random moment, reopens, and checks the total at the latest
+    /// version and at every version ever committed; then starts the next child on the same data.
+    #[test]
+    fn bank_total_survives_kill_9_mid_transfer() {
+        if let Some(dir) = std::env::var_os(CHILD_ENV) {
+            child_main(Path::new(&dir));
+        }
+        let kills = env_number("ZVERSE_BANK_KILLS").unwrap_or(4);
+        let seed = seed();
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(open_bank(dir.path(), Durability::Sync));
+        let mut versions = 0;
+        for kill in 0..kills {
+            let transfers = run_and_kill(dir.path(), Duration::from_millis(rng.u64(20..300)));
+            let db = open_bank(dir.path(), Durability::Sync);
+            assert_eq!(total_in(&mut db.read_transaction()), TOTAL, "seed {seed}, kill {kill}");
+            let versions_before = versions;
+            versions = check_every_version(&db);
+            assert!(
+                versions >= versions_before + transfers,
+                "every acknowledged transfer is there"
+            );
+            eprintln!(
+                "kill {kill}: {transfers} transfers acknowledged, {versions} versions checked"
+            );
+        }
+        assert!(versions > 1, "the children committed transfers");
+    }
+
+    fn child_main(dir: &Path) -> ! {
+        std::thread::spawn(|| {
+            let _ = std::io::Read::read(&mut std::io::stdin(), &mut [0; 1]);
+            std::process::exit(4); // the parent died without killing us
+        });
+        let db = open_bank(dir, Durability::Sync);
+        println_flushed("READY");
+        std::thread::scope(|scope| {
+            for thread in 0..THREAD_COUNT {
+                let db = &db;
+                scope.spawn(move || {
+                    let mut rng = fastrand::Rng::with_seed(thread);
+                    loop {
+                        match transfer(db, &mut rng, Isolation::Serializable) {
+                            Ok(true) => println_flushed("ACK"),
+                            Ok(false) => {}
+                            Err(error) => {
+                                eprintln!("bank child: {error}");
+                                std::process::exit(3);
+                            }
                         }
                     }
-                }
-            });
-        }
-    });
-    unreachable!("the child's threads never stop");
-}
-
-fn println_flushed(line: &str) {
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{line}").and_then(|()| stdout.flush()).expect("write to the parent");
-}
-
-/// Runs a child on `dir`, kills it `delay` after it opened the database, and returns how many
-/// transfers it acknowledged.
-fn run_and_kill(dir: &Path, delay: Duration) -> usize {
-    let mut child = Command::new(std::env::current_exe().expect("this test binary"))
-        .args([KILL_TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, dir)
-        .env(backend::BACKEND_ENV, backend::name())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the child");
-    let mut stdout = BufReader::new(child.stdout.take().expect("the child's stdout"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut line = String::new();
-    // The harness may print its own text ahead of the child's first line.
-    while !line.trim_end().ends_with("READY") {
-        line.clear();
-        let read = stdout.read_line(&mut line).expect("read the child");
-        assert!(read > 0 && Instant::now() < deadline, "the child never opened the database");
+                });
+            }
+        });
+        unreachable!("the child's threads never stop");
     }
-    let reader = std::thread::spawn(move || {
-        stdout.lines().map_while(Result::ok).filter(|l| l == "ACK").count()
-    });
-    std::thread::sleep(delay);
-    assert!(child.try_wait().expect("poll").is_none(), "the child exited on its own");
-    child.kill().expect("kill the child");
-    let status = child.wait().expect("reap the child");
-    assert_eq!(status.signal(), Some(9), "the child died of SIGKILL");
-    reader.join().expect("the reader thread")
+
+    fn println_flushed(line: &str) {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{line}").and_then(|()| stdout.flush()).expect("write to the parent");
+    }
+
+    /// Runs a child on `dir`, kills it `delay` after it opened the database, and returns how many
+    /// transfers it acknowledged.
+    fn run_and_kill(dir: &Path, delay: Duration) -> usize {
+        let mut child = Command::new(std::env::current_exe().expect("this test binary"))
+            .args([KILL_TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, dir)
+            .env(backend::BACKEND_ENV, backend::name())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the child");
+        let mut stdout = BufReader::new(child.stdout.take().expect("the child's stdout"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut line = String::new();
+        // The harness may print its own text ahead of the child's first line.
+        while !line.trim_end().ends_with("READY") {
+            line.clear();
+            let read = stdout.read_line(&mut line).expect("read the child");
+            assert!(read > 0 && Instant::now() < deadline, "the child never opened the database");
+        }
+        let reader = std::thread::spawn(move || {
+            stdout.lines().map_while(Result::ok).filter(|l| l == "ACK").count()
+        });
+        std::thread::sleep(delay);
+        assert!(child.try_wait().expect("poll").is_none(), "the child exited on its own");
+        child.kill().expect("kill the child");
+        let status = child.wait().expect("reap the child");
+        assert_eq!(status.signal(), Some(9), "the child died of SIGKILL");
+        reader.join().expect("the reader thread")
+    }
 }
