@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use fjall::Readable as _;
+use redb::ReadableTable as _;
 
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -128,8 +129,8 @@ impl TxEngine for SurrealTx {
         let mut tx = self.0.begin()?;
         tx.set_durability(surrealkv::Durability::Eventual);
         for (key, delta) in keys.iter().zip(deltas) {
-            let new = apply(tx.get(key)?, *delta)?;
-            tx.set(key, &new)?;
+            let new = apply(tx.get(*key)?, *delta)?;
+            tx.set(*key, new.as_slice())?;
         }
         match self.1.block_on(tx.commit()) {
             Ok(()) => Ok(true),
@@ -141,7 +142,7 @@ impl TxEngine for SurrealTx {
     fn load(&self, keys: &[Vec<u8>]) -> Res<()> {
         let mut tx = self.0.begin()?;
         for key in keys {
-            tx.set(key, &START_BALANCE.to_le_bytes())?;
+            tx.set(key.as_slice(), START_BALANCE.to_le_bytes().as_slice())?;
         }
         Ok(self.1.block_on(tx.commit())?)
     }
