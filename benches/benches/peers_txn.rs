@@ -249,7 +249,7 @@ fn cell(
     })?;
     let elapsed = started.elapsed().max(Duration::from_micros(1));
     let committed = ops / threads * threads;
-    let throughput = committed as f64 / elapsed.as_secs_f64();
+    let throughput = f64::from(u32::try_from(committed)?) / elapsed.as_secs_f64();
     Ok((throughput, conflicts.into_inner() * 1_000 / committed.max(1)))
 }
 
