@@ -11,6 +11,7 @@
 //! Table `test` of Hermitage is keys `test/1` = 10 and `test/2` = 20 here.
 
 use zverse::{Db, Durability, Error, Isolation, Options, Transaction, Value};
+use zverse_tests::backend;
 
 /// Whether the anomaly was observed (`true`) or prevented (`false`).
 type Scenario = fn(&Db, Isolation) -> bool;
@@ -44,7 +45,7 @@ fn hermitage_table_holds_at_both_isolation_levels() {
 }
 
 fn setup(path: &std::path::Path) -> Db {
-    let db = Db::open(path, Options::default().durability(Durability::None)).expect("open");
+    let db = backend::open(path, Options::default().durability(Durability::None)).expect("open");
     db.put(b"test/1", b"10").expect("put");
     db.put(b"test/2", b"20").expect("put");
     db
