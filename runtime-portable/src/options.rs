@@ -54,6 +54,7 @@ pub struct Options {
     pub(crate) locality_advisor: bool,
     pub(crate) read_only: bool,
     pub(crate) version_ahead_max: Duration,
+    pub(crate) transaction_bytes_max: u64,
 }
 
 impl Default for Options {
@@ -73,6 +74,7 @@ impl Default for Options {
             locality_advisor: true,
             read_only: false,
             version_ahead_max: Duration::from_secs(60 * 60),
+            transaction_bytes_max: 64 << 20,
         }
     }
 }
@@ -210,6 +212,16 @@ impl Options {
         self
     }
 
+    /// The most bytes one transaction tracks until it commits: its write set (keys and
+    /// values), and under `Isolation::Serializable` its read set (keys) and scanned ranges
+    /// (their bounds). An operation that would pass it fails with
+    /// [`Error::TransactionTooLarge`](crate::Error::TransactionTooLarge). Default 64 MiB; at
+    /// least 4 KiB.
+    #[must_use]
+    pub fn transaction_bytes_max(mut self, bytes: u64) -> Options {
+        self.transaction_bytes_max = bytes.max(4 << 10);
+        self
+    }
     /// Opens the database for reading only. Default `false`. A read-only open takes no lock,
     /// creates, writes, syncs and deletes nothing (recovery replays the logs into memory
     /// only), so it works on a read-only directory, as another user, and while another
