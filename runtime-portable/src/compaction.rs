@@ -67,7 +67,7 @@ impl Inner {
         output: Option<&Arc<SegmentFile>>,
     ) -> Result<()> {
         let mut manifest = lock(&self.manifest);
-        let mut tiers = lock(&self.tiers);
+        let mut tiers = self.tiers.lock();
         let is_suffix = |segments: &[Arc<SegmentFile>]| {
             segments.len() >= inputs.len()
                 && segments[segments.len() - inputs.len()..]

@@ -19,8 +19,8 @@ use crate::log::{self, ActiveLog};
 use crate::manifest::{MANIFEST_NAME, MANIFEST_TEMP_NAME, Manifest};
 use crate::memtable::Memtable;
 use crate::options::{Durability, Options};
-use crate::segment_file::{self, SegmentFile};
-use crate::tiers::Tiers;
+use crate::segment_file::{self, FenceBudget, SegmentFile};
+use crate::tiers::{TierSet, Tiers};
 
 /// The lock file's name.
 const LOCK_NAME: &str = "LOCK";
@@ -46,7 +46,7 @@ pub(crate) struct Inner {
     watermark: AtomicU64,
     stage: Stage,
     log: Mutex<ActiveLog>,
-    pub(crate) tiers: Mutex<Arc<Tiers>>,
+    pub(crate) tiers: TierSet,
     pub(crate) manifest: Mutex<Manifest>,
     file_number_next: AtomicU64,
     /// Versions pinned by live snapshots, with their counts.
@@ -61,6 +61,8 @@ pub(crate) struct Inner {
     pub counters: Counters,
     /// madvise hints from the reads, shared with every open segment.
     pub advisor: Arc<LocalityAdvisor>,
+    /// The memory the open segments' fence keys share (`Options::fence_keys_bytes_max`).
+    pub fence_budget: Arc<FenceBudget>,
 }
 
 #[derive(Debug, Default)]
@@ -243,7 +245,8 @@ impl Inner {
             options.locality_advisor,
             options.segment_block_bytes as usize,
         ));
-        let recovered = recover(&io, dir, &manifest, &names, &advisor)?;
+        let fence_budget = Arc::new(FenceBudget::new(options.fence_keys_bytes_max));
+        let recovered = recover(&io, dir, &manifest, &names, &advisor, &fence_budget)?;
         let clock = HybridClock::new(recovered.version_max);
         let log = ActiveLog::create(io.as_ref(), dir, recovered.file_number_next)?;
         let tiers = Tiers {
@@ -260,7 +263,7 @@ impl Inner {
             clock,
             stage: Stage::new(),
             log: Mutex::new(log),
-            tiers: Mutex::new(Arc::new(tiers)),
+            tiers: TierSet::new(tiers),
             manifest: Mutex::new(manifest),
             file_number_next: AtomicU64::new(recovered.file_number_next + 1),
             pins: Mutex::new(BTreeMap::new()),
@@ -270,12 +273,13 @@ impl Inner {
             background: (Mutex::new(BackgroundState::default()), Condvar::new()),
             counters: Counters::default(),
             advisor,
+            fence_budget,
         })
     }
 
-    /// The tiers as they are now.
+    /// The tiers as they are now (an owned `Arc`; readers of one call use `tiers.load()`).
     pub(crate) fn tiers(&self) -> Arc<Tiers> {
-        Arc::clone(&lock(&self.tiers))
+        self.tiers.load_full()
     }
 
     /// The newest version a reader may read at: every version at or below it is applied.
@@ -400,7 +404,7 @@ impl Inner {
 
     /// Inserts a logged group into the active memtable; returns the group's last version.
     fn apply_group(&self, bytes: &[u8], starts: &[usize]) -> Version {
-        let active = Arc::clone(&self.tiers().active);
+        let active = Arc::clone(&self.tiers.load().active);
         let mut version_last = Version::ZERO;
         for &start in starts {
             let (record, _) = record::decode_from(&bytes[start..])
@@ -444,7 +448,7 @@ impl Inner {
     /// Seals the active memtable and starts a new log for the next one. Only the leader
     /// calls this (the memtable and the log belong to it).
     fn rotate(&self) -> Result<()> {
-        if self.tiers().active.is_empty() {
+        if self.tiers.load().active.is_empty() {
             return Ok(());
         }
         // Older logs are complete, sealed and synced before a newer one exists, so that
@@ -462,7 +466,7 @@ impl Inner {
             .map_err(|error| self.fail(format!("creating log {number} failed: {error}")))?;
         *lock(&self.log) = new_log;
         {
-            let mut tiers = lock(&self.tiers);
+            let mut tiers = self.tiers.lock();
             let mut sealed = tiers.sealed.clone();
             sealed.insert(0, Arc::clone(&tiers.active));
             *tiers = Arc::new(Tiers {
@@ -558,7 +562,9 @@ impl Inner {
             segment_file::write_segment(self.io.as_ref(), &self.dir, number, block_bytes, entries)?;
         self.io.sync_dir(&self.dir)?;
         self.counters.bytes_written_segments.fetch_add(meta.file_bytes, Ordering::Relaxed);
-        Ok(Arc::new(SegmentFile::open(&self.io, &self.dir, meta, &self.advisor)?))
+        let segment =
+            SegmentFile::open(&self.io, &self.dir, meta, &self.advisor, &self.fence_budget)?;
+        Ok(Arc::new(segment))
     }
 
     fn flush_one(&self, memtable: &Arc<Memtable>) -> Result<()> {
@@ -573,7 +579,7 @@ impl Inner {
         }))?;
         let meta = *segment.meta();
         let mut manifest = lock(&self.manifest);
-        let mut tiers = lock(&self.tiers);
+        let mut tiers = self.tiers.lock();
         let mut sealed = tiers.sealed.clone();
         let position = sealed.iter().position(|m| Arc::ptr_eq(m, memtable));
         let position = position.expect("only the background thread removes sealed memtables");
@@ -636,7 +642,7 @@ impl GroupCommit for Inner {
             let (record, _) = record::decode_from(&frame[start..]).expect("just decoded");
             pending.complete(Ok(record.version()));
         }
-        if self.tiers().active.size_bytes() >= self.options.memtable_bytes_max
+        if self.tiers.load().active.size_bytes() >= self.options.memtable_bytes_max
             && let Err(error) = self.rotate()
         {
             let _ = self.fail(format!("memtable rotation failed: {error}"));
@@ -701,11 +707,12 @@ fn recover(
     manifest: &Manifest,
     names: &[String],
     advisor: &Arc<LocalityAdvisor>,
+    fence_budget: &Arc<FenceBudget>,
 ) -> Result<Recovered> {
     let segments = manifest
         .segments
         .iter()
-        .map(|meta| SegmentFile::open(io, dir, *meta, advisor).map(Arc::new))
+        .map(|meta| SegmentFile::open(io, dir, *meta, advisor, fence_budget).map(Arc::new))
         .collect::<Result<Vec<_>>>()?;
     let mut logs: Vec<u64> = Vec::new();
     let mut file_number_max = manifest.file_number_next.saturating_sub(1);

@@ -41,6 +41,7 @@ pub struct Options {
     pub(crate) compaction_trigger_segments: u32,
     pub(crate) create_if_missing: bool,
     pub(crate) locality_advisor: bool,
+    pub(crate) fence_keys_bytes_max: u64,
 }
 
 impl Default for Options {
@@ -53,6 +54,7 @@ impl Default for Options {
             compaction_trigger_segments: 8,
             create_if_missing: true,
             locality_advisor: true,
+            fence_keys_bytes_max: 64 << 20,
         }
     }
 }
@@ -110,6 +112,18 @@ impl Options {
     #[must_use]
     pub fn locality_advisor(mut self, enabled: bool) -> Options {
         self.locality_advisor = enabled;
+        self
+    }
+
+    /// Memory for the fence keys of all open segments: the key index sampled in memory (a key
+    /// and 12 bytes per 16 or more entries, at most 1/64 of each segment file), so that a point
+    /// read searches memory, then decodes at most 4 entries of one segment's key index.
+    /// About 15 MiB per GiB of segments at 16-byte keys and 100-byte values. A segment opened
+    /// when the budget is spent searches the on-disk fences (8-byte key prefixes) instead.
+    /// Default 64 MiB; 0 turns fence keys off.
+    #[must_use]
+    pub fn fence_keys_bytes_max(mut self, bytes: u64) -> Options {
+        self.fence_keys_bytes_max = bytes;
         self
     }
 }

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::locality::{Advised, ScanPurpose};
 use crate::memtable::{MemEntry, Memtable};
 use crate::segment_file::SegmentFile;
-use crate::tiers::Tiers;
+use crate::tiers::TiersRef;
 use crate::value::Value;
 
 /// One version of one key, as reads yield it: `value` is `None` for a tombstone.
@@ -63,10 +63,18 @@ impl Change {
 type Source = Box<dyn Iterator<Item = Result<Change>> + Send>;
 
 /// What a read sees: a set of tiers and a version.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct ReadView {
-    pub tiers: Arc<Tiers>,
+    /// Loaded without a lock; a point read never writes a shared reference count.
+    pub tiers: TiersRef,
     pub version: Version,
+}
+
+impl Clone for ReadView {
+    /// An owned copy, for an iterator that outlives the read that opened it.
+    fn clone(&self) -> ReadView {
+        ReadView { tiers: TiersRef::from_inner(Arc::clone(&self.tiers)), version: self.version }
+    }
 }
 
 impl ReadView {
@@ -76,7 +84,7 @@ impl ReadView {
         // The watermark first: every version at or below it is in a memtable of the tiers
         // loaded after it, or in a segment they hold.
         let visible = inner.visible_version();
-        let tiers = inner.tiers();
+        let tiers = inner.tiers.load();
         Ok(ReadView { tiers, version: version.min(visible) })
     }
 
@@ -98,7 +106,7 @@ impl ReadView {
                 continue; // Nothing in it can beat what was found.
             }
             let found = segment
-                .segment()
+                .indexed()
                 .get_at(key, self.version)
                 .map_err(|c| segment_corruption(segment, c))?;
             if let Some(entry) = found
@@ -325,7 +333,7 @@ impl SegmentRange {
             // advice first: its first window is on its way while `range_at` binary-searches.
             let zbox = ZBox::covering(&keys.bounds(), &(..));
             let advice = segment.scan_advice(zbox.as_ref(), ScanPurpose::Query);
-            Advised::new(segment.segment().range_at(keys.bounds(), version), advice)
+            Advised::new(segment.indexed_if_built().range_at(keys.bounds(), version), advice)
         }))
     }
 }
