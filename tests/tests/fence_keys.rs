@@ -15,7 +15,7 @@ fn options(fence_keys_bytes_max: u64) -> Options {
         .fence_keys_bytes_max(fence_keys_bytes_max)
 }
 
-/// Keys sharing their first 8 bytes, as SurrealDB's: the on-disk fences cannot narrow them.
+/// Keys sharing their first 8 bytes, as `SurrealDB`'s: the on-disk fences cannot narrow them.
 fn key(index: u32) -> Vec<u8> {
     format!("/*ns*db*tb*{index:08}").into_bytes()
 }

@@ -4,7 +4,7 @@
 //! block) per probe over the whole on-disk window.
 //!
 //! The on-disk fences (`key_index.rs`) hold only 8-byte key prefixes: keys that share their
-//! first 8 bytes (every `user:...` or SurrealDB key) fall into one window as wide as the
+//! first 8 bytes (every `user:...` or `SurrealDB` key) fall into one window as wide as the
 //! segment. These fence keys are built when a segment is opened (one entry decoded per
 //! `stride` references), under a byte budget: when the samples outgrow it, every other one is
 //! dropped and the stride doubles, so memory stays within the budget whatever the segment.
@@ -184,6 +184,7 @@ mod owned {
 }
 
 #[cfg(all(test, feature = "alloc"))]
+#[expect(clippy::indexing_slicing, clippy::unwrap_used, reason = "tests of small fixed cases")]
 mod tests {
     use alloc::vec::Vec;
 
