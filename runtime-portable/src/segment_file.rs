@@ -274,9 +274,10 @@ impl SegmentFile {
         self.mapped.borrow_dependent()
     }
 
-    /// The mapped bytes.
+    /// The mapped bytes (through the reader's slice: no call through the `Mapping` trait,
+    /// which every `Value` deref would pay).
     pub(crate) fn bytes(&self) -> &[u8] {
-        self.mapped.borrow_owner().mapping.bytes()
+        self.segment().bytes()
     }
 
     fn mapping(&self) -> &dyn Mapping {

@@ -104,6 +104,12 @@ impl<'a> Segment<'a> {
         validate_layout(&footer, footer_offset as u64)
     }
 
+    /// The whole segment's bytes, as given to [`Segment::open`].
+    #[must_use]
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
     /// Bytes of the data region: the data blocks and their checksums, from offset 0.
     #[must_use]
     pub fn data_len(&self) -> u64 {
