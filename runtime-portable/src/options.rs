@@ -116,9 +116,10 @@ impl Options {
     }
 
     /// Memory for the fence keys of all open segments: the key index sampled in memory (a key
-    /// and 12 bytes per 16 or more entries, at most 1/64 of each segment file), so that a point
-    /// read searches memory, then decodes at most 4 entries of one segment's key index.
-    /// About 15 MiB per GiB of segments at 16-byte keys and 100-byte values. A segment opened
+    /// and 20 bytes per 16 or more entries, plus 4 bytes per data block; at most 1/32 of each
+    /// segment file), so that a point read searches memory, then decodes at most 4 entries of
+    /// one segment's key index. About 20 MiB per GiB of segments at 16-byte keys, 100-byte
+    /// values and 4 KiB blocks; built by a segment's first point read. A segment opened
     /// when the budget is spent searches the on-disk fences (8-byte key prefixes) instead.
     /// Default 64 MiB; 0 turns fence keys off.
     #[must_use]

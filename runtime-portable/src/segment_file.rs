@@ -103,9 +103,10 @@ impl FenceBudget {
     }
 }
 
-/// A segment's fence keys take at most this fraction of its file (1/64: at 16 references
-/// per sample, 16-byte keys and 100-byte values, about 15 MiB per GiB of segments).
-const FENCE_KEYS_FILE_FRACTION: u64 = 64;
+/// A segment's fence keys take at most this fraction of its file (1/32: at 16 references
+/// per sample, 16-byte keys, 100-byte values and 4 KiB blocks they take about 20 MiB per GiB,
+/// 1/50).
+const FENCE_KEYS_FILE_FRACTION: u64 = 32;
 
 /// Samples `segment`'s key index into fence keys within the budget: `Ok(None)` when there is
 /// no room, an error for a damaged block on the way (which the reads that touch it report, as

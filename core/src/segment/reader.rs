@@ -159,7 +159,7 @@ impl<'a> Segment<'a> {
     /// different count) are not used.
     #[must_use]
     pub fn with_fence_keys(self, fence_keys: FenceKeysRef<'a>) -> Segment<'a> {
-        let usable = fence_keys.fits(self.key_index.len());
+        let usable = fence_keys.fits(self.key_index.len(), self.block_count());
         Segment { fence_keys: usable.then_some(fence_keys), ..self }
     }
 
@@ -172,7 +172,7 @@ impl<'a> Segment<'a> {
         before: impl FnMut(&[u8], Version) -> bool,
     ) -> (usize, usize) {
         match self.fence_keys {
-            Some(fence_keys) => fence_keys.window(self.key_index.len(), before),
+            Some(fence_keys) => fence_keys.window(self.key_index.len(), prefix, before),
             None => self.key_index.window(prefix),
         }
     }
@@ -419,7 +419,11 @@ impl<'a> EntryReader<'a> {
             return Ok((handle, block));
         }
         let missing = Corruption::new(u64::from(offset), "key index reference outside every block");
-        let index = self.segment.block_index.containing(offset).ok_or(missing)?;
+        let index = match self.segment.fence_keys {
+            Some(fence_keys) => fence_keys.block_containing(offset),
+            None => self.segment.block_index.containing(offset),
+        };
+        let index = index.ok_or(missing)?;
         let handle = self.segment.block_index.handle(index)?;
         if offset - handle.offset >= handle.len {
             return Err(missing);

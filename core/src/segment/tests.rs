@@ -602,7 +602,7 @@ fn fence_keys_answer_as_the_key_index_at_every_budget() {
     let bytes = build(&model, 256);
     let plain = Segment::open(&bytes).unwrap();
     let mut strides = Vec::new();
-    for bytes_max in [usize::MAX, 4096, 1024, 300, 40] {
+    for bytes_max in [usize::MAX, 4096, 1500, 800, 520] {
         let fence_keys = FenceKeys::build(&plain, bytes_max).unwrap().unwrap();
         assert!(fence_keys.heap_bytes() <= bytes_max);
         strides.push(fence_keys.view().stride());
