@@ -35,7 +35,8 @@ mod zone;
 
 #[cfg(feature = "alloc")]
 pub use builder::{
-    BLOCK_BYTES_TARGET_DEFAULT, BuildError, SegmentBuilder, SegmentOptions, SegmentSummary,
+    BLOCK_BYTES_TARGET_DEFAULT, BuildError, KEY_REF_BYTES, SegmentBuilder, SegmentOptions,
+    SegmentSummary,
 };
 pub use cursor::{BlockStats, Changes, ChangesStats, Iter, ZOrderCursor};
 #[cfg(feature = "alloc")]
