@@ -47,6 +47,7 @@ pub struct Options {
     pub(crate) create_if_missing: bool,
     pub(crate) locality_advisor: bool,
     pub(crate) fence_keys_bytes_max: u64,
+    pub(crate) transaction_bytes_max: u64,
 }
 
 impl Default for Options {
@@ -65,6 +66,7 @@ impl Default for Options {
             create_if_missing: true,
             locality_advisor: true,
             fence_keys_bytes_max: 0,
+            transaction_bytes_max: 64 << 20,
         }
     }
 }
@@ -208,6 +210,17 @@ impl Options {
     #[must_use]
     pub fn fence_keys_bytes_max(mut self, bytes: u64) -> Options {
         self.fence_keys_bytes_max = bytes;
+        self
+    }
+
+    /// The most bytes one transaction tracks until it commits: its write set (keys and
+    /// values), and under `Isolation::Serializable` its read set (keys) and scanned ranges
+    /// (their bounds). An operation that would pass it fails with
+    /// [`Error::TransactionTooLarge`](crate::Error::TransactionTooLarge). Default 64 MiB; at
+    /// least 4 KiB.
+    #[must_use]
+    pub fn transaction_bytes_max(mut self, bytes: u64) -> Options {
+        self.transaction_bytes_max = bytes.max(4 << 10);
         self
     }
 }
