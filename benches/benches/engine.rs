@@ -14,6 +14,12 @@
 //!   latest values of 1% of the keys (a random run of consecutive keys); `changes_1pct_time`
 //!   reads every change to any key within the versions of a random 1% of the writes, in write
 //!   order.
+//! - `read/scan_short`: YCSB E's scans without its inserts: from a random loaded key, the
+//!   first 1 to 100 keys (uniform), open-ended (`range(start..)`), 100 scans per iteration:
+//!   what a short scan pays to set up.
+//! - `read_threads/get_latest/{1,2,4,8}`: `get_latest` from 1, 2, 4 and 8 reader threads at
+//!   once on the same dataset, each doing 1,000 lookups per iteration; the throughput is all
+//!   threads' lookups together (reader scaling: readers share the tier set and the segments).
 //!
 //! Sizes: `ZVERSE_BENCH_KEYS` overrides the dataset's key count (default 1,000,000). Under
 //! `cargo test --benches` (criterion's test mode: no `--bench` argument) the default is 10,000
@@ -47,6 +53,10 @@ const KEY_COUNT_TEST: usize = 10_000;
 const SYNC_WRITE_COUNT: usize = 2_000;
 const SYNC_WRITE_COUNT_TEST: usize = 200;
 const FILL_THREAD_COUNTS: [usize; 2] = [1, 4];
+const READER_THREAD_COUNTS: [usize; 4] = [1, 2, 4, 8];
+const SHORT_SCANS_PER_ITERATION: usize = 100;
+/// The longest short scan, in items (YCSB's default `maxscanlength`).
+const SHORT_SCAN_ITEMS_MAX: usize = 100;
 const LOOKUPS_PER_ITERATION: usize = 1_000;
 /// The read dataset rewrites every this many-th key with a second version (10% of the keys).
 const REWRITE_STRIDE: usize = 10;
@@ -201,6 +211,8 @@ fn read(c: &mut Criterion) {
         report_once(&mut reported, || report_get_as_of(dataset()));
         bench_get_as_of(b, dataset(), &mut rng);
     });
+    group.throughput(Throughput::Elements(SHORT_SCANS_PER_ITERATION as u64));
+    group.bench_function("scan_short", |b| bench_scan_short(b, dataset(), &mut rng));
     let key_span = scale.key_count / SLICE_PARTS;
     group.throughput(Throughput::Elements(key_span as u64));
     let mut reported = false;
@@ -225,6 +237,34 @@ fn read(c: &mut Criterion) {
         bench_changes(b, dataset(), write_span, &mut rng);
     });
     group.finish();
+    let mut group = c.benchmark_group("read_threads");
+    for thread_count in READER_THREAD_COUNTS {
+        group.throughput(Throughput::Elements((thread_count * LOOKUPS_PER_ITERATION) as u64));
+        let id = BenchmarkId::new("get_latest", thread_count);
+        group.bench_function(id, |b| bench_get_latest_threads(b, dataset(), thread_count));
+    }
+    group.finish();
+}
+
+/// `get_latest` from `thread_count` threads at once: each does `LOOKUPS_PER_ITERATION` per
+/// iteration, with its own seeded generator; the time is until the last thread is done.
+fn bench_get_latest_threads(b: &mut Bencher<'_>, data: &ReadDataset, thread_count: usize) {
+    b.iter_custom(|iterations| {
+        let lookups = iterations * LOOKUPS_PER_ITERATION as u64;
+        let start = Instant::now();
+        std::thread::scope(|scope| {
+            for thread in 0..thread_count as u64 {
+                scope.spawn(move || {
+                    let mut rng = fastrand::Rng::with_seed(SEED + 2 + thread + iterations);
+                    for _ in 0..lookups {
+                        let key = &data.keys[rng.usize(..data.keys.len())];
+                        black_box(data.db.get(key).expect("get").expect("a loaded key"));
+                    }
+                });
+            }
+        });
+        start.elapsed()
+    });
 }
 
 /// Runs `report` on the first call only: criterion calls a benchmark's closure once per sample.
@@ -280,6 +320,17 @@ fn bench_range(b: &mut Bencher<'_>, data: &ReadDataset, key_span: usize, rng: &m
         let keys = sorted[first].as_slice()..sorted[first + key_span].as_slice();
         let item_count = count_items(data.db.range(keys).expect("range"));
         assert_eq!(item_count, key_span, "a range of {key_span} consecutive keys");
+    });
+}
+
+fn bench_scan_short(b: &mut Bencher<'_>, data: &ReadDataset, rng: &mut fastrand::Rng) {
+    b.iter(|| {
+        for _ in 0..SHORT_SCANS_PER_ITERATION {
+            let start = data.keys[rng.usize(..data.keys.len())].as_slice();
+            let limit = rng.usize(1..=SHORT_SCAN_ITEMS_MAX);
+            let range = data.db.range(start..).expect("range");
+            black_box(count_items(range.take(limit)));
+        }
     });
 }
 

@@ -20,9 +20,9 @@ use crate::manifest::SegmentMeta;
 use crate::manifest::{MANIFEST_NAME, MANIFEST_TEMP_NAME, Manifest};
 use crate::memtable::Memtable;
 use crate::options::{Durability, Options};
-use crate::segment_file::SegmentFile;
+use crate::segment_file::{FenceBudget, SegmentFile};
 use crate::segment_writer::{SegmentWriter, WriterLimits};
-use crate::tiers::Tiers;
+use crate::tiers::{TierSet, Tiers};
 
 /// The lock file's name.
 const LOCK_NAME: &str = "LOCK";
@@ -60,7 +60,7 @@ pub(crate) struct Inner {
     log: Mutex<Option<ActiveLog>>,
     /// The newest log's bytes as a read-only open read them.
     log_bytes_read_only: u64,
-    pub(crate) tiers: Mutex<Arc<Tiers>>,
+    pub(crate) tiers: TierSet,
     pub(crate) manifest: Mutex<Manifest>,
     /// The next file number to hand out.
     file_number_next: AtomicU64,
@@ -90,6 +90,8 @@ pub(crate) struct Inner {
     pub counters: Counters,
     /// madvise hints from the reads, shared with every open segment.
     pub advisor: Arc<LocalityAdvisor>,
+    /// The memory the open segments' fence keys share (`Options::fence_keys_bytes_max`).
+    pub fence_budget: Arc<FenceBudget>,
     /// Tests only: flushes wait while set (sealed memtables and their logs pile up).
     #[cfg(test)]
     flush_paused: AtomicBool,
@@ -340,8 +342,15 @@ impl Inner {
             options.locality_advisor,
             options.segment_block_bytes as usize,
         ));
+        let fence_budget = Arc::new(FenceBudget::new(options.fence_keys_bytes_max));
         remove_leftovers(io.as_ref(), dir, &manifest, &names)?;
-        let recovery = Recovery { io: &io, dir, options: &options, advisor: &advisor };
+        let recovery = Recovery {
+            io: &io,
+            dir,
+            options: &options,
+            advisor: &advisor,
+            fence_budget: &fence_budget,
+        };
         let mut recovered = recover(&recovery, &mut manifest, &names, false)?;
         let mut file_number_next = recovered.file_number_next;
         let log = if let Some(log) = recovered.log.take() {
@@ -352,7 +361,7 @@ impl Inner {
             recovered.memtable = Memtable::new(number);
             start_first_log(io.as_ref(), dir, &mut manifest, number)?
         };
-        let inner = Inner::assemble(dir, options, io, manifest, recovered, advisor);
+        let inner = Inner::assemble(dir, options, io, manifest, recovered, (advisor, fence_budget));
         *lock(&inner.lock) = Some(dir_lock);
         *lock(&inner.log) = Some(log);
         inner.file_number_next.store(file_number_next, Ordering::Relaxed);
@@ -377,10 +386,18 @@ impl Inner {
                 Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, what))
             })?;
             let mut read = manifest.clone();
-            let recovery = Recovery { io: &io, dir, options: &options, advisor: &advisor };
+            let fence_budget = Arc::new(FenceBudget::new(options.fence_keys_bytes_max));
+            let recovery = Recovery {
+                io: &io,
+                dir,
+                options: &options,
+                advisor: &advisor,
+                fence_budget: &fence_budget,
+            };
             match recover(&recovery, &mut read, &names, true) {
                 Ok(recovered) => {
-                    return Ok(Inner::assemble(dir, options, io, manifest, recovered, advisor));
+                    let parts = (advisor, fence_budget);
+                    return Ok(Inner::assemble(dir, options, io, manifest, recovered, parts));
                 }
                 Err(error) => {
                     let changed = Manifest::read(io.as_ref(), dir).ok().flatten() != Some(manifest);
@@ -401,7 +418,7 @@ impl Inner {
         io: Arc<dyn Io>,
         manifest: Manifest,
         recovered: Recovered,
-        advisor: Arc<LocalityAdvisor>,
+        (advisor, fence_budget): (Arc<LocalityAdvisor>, Arc<FenceBudget>),
     ) -> Inner {
         let clock = HybridClock::new(recovered.version_max);
         let tiers_segments = recovered.segments;
@@ -421,7 +438,7 @@ impl Inner {
             stage: Stage::new(),
             log: Mutex::new(None),
             log_bytes_read_only: recovered.log_bytes,
-            tiers: Mutex::new(Arc::new(tiers)),
+            tiers: TierSet::new(tiers),
             file_number_next: AtomicU64::new(manifest.file_number_next),
             file_number_reserved: AtomicU64::new(manifest.file_number_next),
             horizon: AtomicU64::new(manifest.horizon.get()),
@@ -440,14 +457,15 @@ impl Inner {
                 ..Counters::default()
             },
             advisor,
+            fence_budget,
             #[cfg(test)]
             flush_paused: AtomicBool::new(false),
         }
     }
 
-    /// The tiers as they are now.
+    /// The tiers as they are now (an owned `Arc`; readers of one call use `tiers.load()`).
     pub(crate) fn tiers(&self) -> Arc<Tiers> {
-        Arc::clone(&lock(&self.tiers))
+        self.tiers.load_full()
     }
 
     /// The newest version a reader may read at: every version at or below it is applied.
@@ -595,7 +613,7 @@ impl Inner {
 
     /// Memtables (active and sealed) and open segments (below the target size) now.
     fn write_pressure(&self) -> (usize, usize) {
-        let sealed_count = lock(&self.tiers).sealed.len();
+        let sealed_count = self.tiers.load().sealed.len();
         (1 + sealed_count, self.segment_count_open.load(Ordering::Acquire))
     }
 
@@ -761,7 +779,7 @@ impl Inner {
 
     /// Inserts a logged group into the active memtable; returns the group's last version.
     fn apply_group(&self, bytes: &[u8], starts: &[usize]) -> Version {
-        let active = Arc::clone(&self.tiers().active);
+        let active = Arc::clone(&self.tiers.load().active);
         let mut version_last = Version::ZERO;
         for &start in starts {
             let (record, _) = record::decode_from(&bytes[start..])
@@ -807,7 +825,7 @@ impl Inner {
     /// Seals the active memtable and starts a new log for the next one. Only the leader
     /// calls this (the memtable and the log belong to it).
     fn rotate(&self) -> Result<()> {
-        if self.tiers().active.is_empty() {
+        if self.tiers.load().active.is_empty() {
             return Ok(());
         }
         // Older logs are complete, sealed and synced before a newer one exists, so that
@@ -828,7 +846,7 @@ impl Inner {
         self.record_log(number)?;
         *lock(&self.log) = Some(new_log);
         {
-            let mut tiers = lock(&self.tiers);
+            let mut tiers = self.tiers.lock();
             let mut sealed = tiers.sealed.clone();
             sealed.insert(0, Arc::clone(&tiers.active));
             *tiers = Arc::new(Tiers {
@@ -1017,7 +1035,15 @@ impl Inner {
         self.counters.bytes_written_segments.fetch_add(bytes, Ordering::Relaxed);
         metas
             .iter()
-            .map(|meta| Ok(Arc::new(SegmentFile::open(&self.io, &self.dir, *meta, &self.advisor)?)))
+            .map(|meta| {
+                Ok(Arc::new(SegmentFile::open(
+                    &self.io,
+                    &self.dir,
+                    *meta,
+                    &self.advisor,
+                    &self.fence_budget,
+                )?))
+            })
             .collect()
     }
 
@@ -1029,7 +1055,7 @@ impl Inner {
         let outputs = self.open_new_segments(&metas)?;
         let version_max = metas.iter().map(|meta| meta.version_max).max().unwrap_or(Version::ZERO);
         let mut manifest = lock(&self.manifest);
-        let mut tiers = lock(&self.tiers);
+        let mut tiers = self.tiers.lock();
         let mut sealed = tiers.sealed.clone();
         let position = sealed.iter().position(|m| Arc::ptr_eq(m, memtable));
         let position = position.expect("only the background thread removes sealed memtables");
@@ -1110,7 +1136,7 @@ impl GroupCommit for Inner {
             let (record, _) = record::decode_from(&frame[start..]).expect("just decoded");
             pending.complete(Ok(record.version()));
         }
-        if self.tiers().active.size_bytes() >= self.options.memtable_bytes_max
+        if self.tiers.load().active.size_bytes() >= self.options.memtable_bytes_max
             && let Err(error) = self.rotate()
         {
             let _ = self.fail(format!("memtable rotation failed: {error}"));
@@ -1291,6 +1317,7 @@ struct Recovery<'a> {
     dir: &'a Path,
     options: &'a Options,
     advisor: &'a Arc<LocalityAdvisor>,
+    fence_budget: &'a Arc<FenceBudget>,
 }
 
 /// During recovery, once the replayed logs fill a memtable: writes it as segments and records
@@ -1305,7 +1332,7 @@ fn flush_during_recovery(
     log_number_min: u64,
     file_number_next: &mut u64,
 ) -> Result<Vec<Arc<SegmentFile>>> {
-    let Recovery { io, dir, options, advisor } = *recovery;
+    let Recovery { io, dir, options, advisor, fence_budget } = *recovery;
     let outputs_max = memtable.size_bytes() / options.segment_bytes_target.max(1) + 16;
     let reserved = file_number_next
         .checked_add(outputs_max)
@@ -1323,7 +1350,7 @@ fn flush_during_recovery(
     *file_number_next = counter.load(Ordering::Relaxed);
     let segments = metas
         .iter()
-        .map(|meta| SegmentFile::open(io, dir, *meta, advisor).map(Arc::new))
+        .map(|meta| SegmentFile::open(io, dir, *meta, advisor, fence_budget).map(Arc::new))
         .collect::<Result<Vec<_>>>()?;
     let mut next = manifest.clone();
     next.segments.splice(0..0, metas.iter().rev().copied());
@@ -1350,7 +1377,7 @@ fn recover(
     names: &[String],
     read_only: bool,
 ) -> Result<Recovered> {
-    let Recovery { io, dir, options, advisor } = *recovery;
+    let Recovery { io, dir, options, advisor, fence_budget } = *recovery;
     for &number in &manifest.logs {
         let name = log::log_file_name(number);
         if !names.contains(&name) {
@@ -1364,7 +1391,7 @@ fn recover(
     let mut segments = manifest
         .segments
         .iter()
-        .map(|meta| SegmentFile::open(io, dir, *meta, advisor).map(Arc::new))
+        .map(|meta| SegmentFile::open(io, dir, *meta, advisor, fence_budget).map(Arc::new))
         .collect::<Result<Vec<_>>>()?;
     let mut memtable = Memtable::new(manifest.logs.first().copied().unwrap_or(0));
     let mut version_max = manifest.version_last;
@@ -1438,7 +1465,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use super::{Db, lock};
+    use super::Db;
     use crate::memtable::Memtable;
     use crate::options::{Durability, Options};
     use crate::tiers::Tiers;
@@ -1454,7 +1481,7 @@ mod tests {
         assert_eq!(options.memtable_limit(), 2);
         let db = Arc::new(Db::open(dir, options).unwrap());
         db.put(b"a", b"1").unwrap();
-        let mut tiers = lock(&db.inner.tiers);
+        let mut tiers = db.inner.tiers.lock();
         let mut sealed = tiers.sealed.clone();
         sealed.push(Arc::new(Memtable::new(tiers.active.log_number_first())));
         let segments = tiers.segments.clone();

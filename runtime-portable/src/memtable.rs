@@ -166,31 +166,22 @@ impl Memtable {
         (found.key().key.as_ref() == key).then(|| to_entry(&found))
     }
 
-    /// The first entry after `position` in key order (or the first entry at all), whose key
-    /// is in bounds of `end`. A resumable cursor step: each call is one O(log n) seek, so
-    /// iterators need not borrow the memtable.
-    pub(crate) fn next_after(
+    /// Every entry from `start` on, in key order: a cursor that steps along the skiplist's
+    /// bottom level instead of seeking from the top for every entry.
+    pub(crate) fn iter_from(
         &self,
-        position: Bound<(&[u8], Version)>,
-        end: Bound<&[u8]>,
-    ) -> Option<MemEntry> {
-        let found = match position {
-            Bound::Unbounded => self.map.front()?,
-            Bound::Included((key, version)) => {
-                let start: &dyn KeyVersion = &(key, Reverse(version));
-                self.map.lower_bound(Bound::Included(start))?
-            }
-            Bound::Excluded((key, version)) => {
-                let start: &dyn KeyVersion = &(key, Reverse(version));
-                self.map.lower_bound(Bound::Excluded(start))?
-            }
+        start: Bound<(&[u8], Version)>,
+    ) -> impl Iterator<Item = MemEntry> + Send + '_ {
+        let own = |(key, version): (&[u8], Version)| MemKey {
+            key: Arc::from(key),
+            version: Reverse(version),
         };
-        let in_range = match end {
-            Bound::Unbounded => true,
-            Bound::Included(end) => found.key().key.as_ref() <= end,
-            Bound::Excluded(end) => found.key().key.as_ref() < end,
+        let start = match start {
+            Bound::Included(position) => Bound::Included(own(position)),
+            Bound::Excluded(position) => Bound::Excluded(own(position)),
+            Bound::Unbounded => Bound::Unbounded,
         };
-        in_range.then(|| to_entry(&found))
+        self.map.range((start, Bound::Unbounded)).map(|entry| to_entry(&entry))
     }
 
     /// Every entry, in key order (for the flush, which sorts them into Z order).
@@ -241,22 +232,17 @@ mod tests {
     }
 
     #[test]
-    fn cursor_walks_key_order_within_bounds() {
+    fn iter_from_walks_key_order_from_its_start() {
         let memtable = filled();
-        let mut walked = Vec::new();
-        let mut next = memtable.next_after(Bound::Unbounded, Bound::Excluded(b"b"));
-        while let Some(entry) = next {
-            walked.push((entry.key.to_vec(), entry.version.get()));
-            next = memtable.next_after(
-                Bound::Excluded((&entry.key[..], entry.version)),
-                Bound::Excluded(b"b"),
-            );
-        }
-        let expected = [(b"a".to_vec(), 30), (b"a".to_vec(), 20), (b"a".to_vec(), 10)];
-        assert_eq!(walked[..3], expected);
-        assert_eq!(walked[3], (b"ab".to_vec(), 15));
-        assert_eq!(walked.len(), 4);
-        assert_eq!(memtable.entry_count(), 5);
-        assert!(memtable.size_bytes() > 5 * ENTRY_OVERHEAD_BYTES);
+        let walk = |start| -> Vec<(Vec<u8>, u64)> {
+            memtable.iter_from(start).map(|e| (e.key.to_vec(), e.version.get())).collect()
+        };
+        let all = walk(Bound::Unbounded);
+        assert_eq!(all.len(), 5);
+        assert_eq!(all[0], (b"a".to_vec(), 30));
+        assert_eq!(walk(Bound::Included((b"a", v(25))))[0], (b"a".to_vec(), 20));
+        assert_eq!(walk(Bound::Excluded((b"a", v(20))))[0], (b"a".to_vec(), 10));
+        assert_eq!(walk(Bound::Excluded((b"a", Version::ZERO)))[0], (b"ab".to_vec(), 15));
+        assert_eq!(walk(Bound::Included((b"b", v(4)))), []);
     }
 }

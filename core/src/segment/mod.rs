@@ -24,6 +24,7 @@ mod block_index;
 mod builder;
 mod bytes;
 mod cursor;
+mod fence_keys;
 mod filter_section;
 mod footer;
 mod key_index;
@@ -38,6 +39,9 @@ pub use builder::{
     SegmentSummary,
 };
 pub use cursor::{BlockStats, Changes, ChangesStats, Iter, ZOrderCursor};
+#[cfg(feature = "alloc")]
+pub use fence_keys::FenceKeys;
+pub use fence_keys::FenceKeysRef;
 pub use footer::{FOOTER_LEN, FORMAT_VERSION, MAGIC, MAGIC_LEN};
 pub use key_order::{FailOnce, History, KeyOrderIter, RangeAt};
 pub use reader::Segment;

@@ -230,6 +230,12 @@ proptest! {
         prop_assert_eq!(segment.version_min(), model.keys().map(|k| Version::new(k.1.0)).min());
         prop_assert_eq!(segment.version_max(), model.keys().map(|k| Version::new(k.1.0)).max());
         check_queries(&segment, &model, &keys, &versions, &key_ranges, &version_ranges);
+        for bytes_max in [usize::MAX, 64] {
+            if let Some(fence_keys) = FenceKeys::build(&segment, bytes_max).expect("undamaged") {
+                let fenced = segment.with_fence_keys(fence_keys.view());
+                check_queries(&fenced, &model, &keys, &versions, &key_ranges, &version_ranges);
+            }
+        }
     }
 
     #[test]
@@ -575,6 +581,87 @@ fn data_span_holds_every_entry_of_the_box() {
     let empty = build(&Model::new(), 4096);
     let empty = Segment::open(&empty).unwrap();
     assert_eq!(empty.data_span(&ZBox::covering(&(..), &(..)).unwrap()), 0..0);
+}
+
+/// A segment of `key_count` keys sharing their first 8 bytes (so the on-disk fences cannot
+/// narrow a search), 3 versions each.
+fn shared_prefix_model(key_count: u32) -> Model {
+    let mut model = Model::new();
+    for key in 0..key_count {
+        for version in [1u64, 5, 9] {
+            let key = alloc::format!("user:000{key:05}").into_bytes();
+            model.insert((key, Reverse(version)), Some(alloc::format!("v{version}").into_bytes()));
+        }
+    }
+    model
+}
+
+#[test]
+fn fence_keys_answer_as_the_key_index_at_every_budget() {
+    let model = shared_prefix_model(300);
+    let bytes = build(&model, 256);
+    let plain = Segment::open(&bytes).unwrap();
+    let mut strides = Vec::new();
+    for bytes_max in [usize::MAX, 4096, 1500, 800, 520] {
+        let fence_keys = FenceKeys::build(&plain, bytes_max).unwrap().unwrap();
+        assert!(fence_keys.heap_bytes() <= bytes_max);
+        strides.push(fence_keys.view().stride());
+        let fenced = plain.with_fence_keys(fence_keys.view());
+        let keys: Vec<Vec<u8>> = (0..302u32)
+            .step_by(7)
+            .map(|key| alloc::format!("user:000{key:05}").into_bytes())
+            .chain([b"".to_vec(), b"user:".to_vec(), b"zzz".to_vec()])
+            .collect();
+        let ranges = vec![
+            (Bound::Included(keys[3].clone()), Bound::Excluded(keys[9].clone())),
+            (Bound::Excluded(keys[0].clone()), Bound::Included(keys[40].clone())),
+            (Bound::Unbounded, Bound::Unbounded),
+        ];
+        let versions = [0, 1, 4, 5, 9, u64::MAX];
+        check_queries(
+            &fenced,
+            &model,
+            &keys,
+            &versions,
+            &ranges,
+            &[(Bound::Unbounded, Bound::Unbounded)],
+        );
+    }
+    assert_eq!(strides[0], 16);
+    assert!(strides.windows(2).all(|w| w[0] <= w[1]) && strides[4] > 16, "{strides:?}");
+    assert!(FenceKeys::build(&plain, 8).unwrap().is_none(), "not even one sample fits");
+    let other = build(&shared_prefix_model(10), 256);
+    let fence_keys = FenceKeys::build(&plain, usize::MAX).unwrap().unwrap();
+    let mismatched = Segment::open(&other).unwrap().with_fence_keys(fence_keys.view());
+    let (key, version) = (b"user:00000003".as_slice(), Version::new(9));
+    assert_eq!(mismatched.get_at(key, version).unwrap().unwrap().key, key, "samples ignored");
+}
+
+/// Damage in a data block is caught by the read that touches it, fence keys or not, and by
+/// a fence-key build that samples it.
+#[test]
+fn fence_keys_do_not_hide_a_damaged_block() {
+    let bytes = build(&shared_prefix_model(200), 256);
+    let fence_keys =
+        FenceKeys::build(&Segment::open(&bytes).unwrap(), usize::MAX).unwrap().unwrap();
+    let mut damaged = bytes.clone();
+    damaged[40] ^= 0x10;
+    let segment = Segment::open(&damaged).unwrap();
+    let fenced = segment.with_fence_keys(fence_keys.view());
+    let first = fenced.iter().next().unwrap().unwrap_err();
+    assert_eq!(first.offset, 0);
+    let errors = (0..200u32)
+        .map(|key| alloc::format!("user:000{key:05}").into_bytes())
+        .filter(|key| fenced.get_at(key, Version::MAX).is_err())
+        .count();
+    assert!(errors > 0, "a point read of a key in the damaged block fails");
+    let data_len = usize::try_from(segment.data_len()).unwrap();
+    let mut everywhere = bytes.clone();
+    for at in (0..data_len).step_by(16) {
+        everywhere[at] ^= 0x10;
+    }
+    let segment = Segment::open(&everywhere).unwrap();
+    assert!(FenceKeys::build(&segment, usize::MAX).is_err(), "the build reads damaged blocks");
 }
 
 /// `data_len` is every byte written or buffered so far (what a caller splits on), and matches
