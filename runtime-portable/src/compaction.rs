@@ -30,6 +30,26 @@ use crate::tiers::Tiers;
 /// The `(key, version)`s pass 1 dropped.
 type Dropped = HashSet<(Vec<u8>, Version)>;
 
+/// What a compaction's drops leave exact (the manifest's `horizon` and `horizon_found`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Horizons {
+    /// Every read at or above it is exact, every `changes` window from it complete.
+    pub all: Version,
+    /// A point read at or above it that finds a retained version is exact.
+    pub found: Version,
+}
+
+/// The horizon bookkeeping of pass 1 for the key being decided.
+#[derive(Default)]
+struct KeyHorizon {
+    /// The version of the key fed before this one: the next newer.
+    newer: Option<Version>,
+    /// The largest "exact from" of the key's dropped puts so far: it becomes part of
+    /// `Horizons::found` once an older version of the key is kept (a read finding that older
+    /// version below it would be wrong).
+    pending: Version,
+}
+
 impl Inner {
     /// Merges the oldest segments (all of them, up to the merge fan-in) into one. With
     /// `force`, also rewrites a single segment, to apply retention to it.
@@ -51,20 +71,22 @@ impl Inner {
         };
         let policy = base.with_pins(&pins).expect("BTreeMap keys are sorted").with_bottom(true);
         let segments: Vec<&Segment<'_>> = inputs.iter().map(|file| file.segment()).collect();
-        let dropped = decide_survivors(inputs, &segments, &policy)?;
+        let (dropped, horizons) = decide_survivors(inputs, &segments, &policy)?;
         let survivors = collect_survivors(inputs, &segments, &dropped)?;
         let output =
             if survivors.is_empty() { None } else { Some(self.write_and_open_segment(survivors)?) };
-        self.install_compaction(&tiers, inputs, output.as_ref())
+        self.install_compaction(&tiers, inputs, output.as_ref(), horizons)
     }
 
-    /// Swaps the inputs for the output in the manifest and the tiers, then retires the inputs:
-    /// their files go when the last reader lets go of them.
+    /// Swaps the inputs for the output in the manifest and the tiers, raising the retention
+    /// horizons to `horizons` (before the tiers change, so that no read below it sees the
+    /// output), then retires the inputs: their files go when the last reader lets go of them.
     fn install_compaction(
         &self,
         tiers_before: &Tiers,
         inputs: &[Arc<SegmentFile>],
         output: Option<&Arc<SegmentFile>>,
+        horizons: Horizons,
     ) -> Result<()> {
         let mut manifest = lock(&self.manifest);
         let mut tiers = lock(&self.tiers);
@@ -85,10 +107,13 @@ impl Inner {
         let mut next = manifest.clone();
         next.segments = segments.iter().map(|segment| *segment.meta()).collect();
         next.file_number_next = self.file_number_next();
+        next.horizon = next.horizon.max(horizons.all);
+        next.horizon_found = next.horizon_found.max(horizons.found);
         if let Err(error) = next.write(self.io.as_ref(), &self.dir) {
             // The new manifest may or may not be on disk: keep every file, refuse writes.
             return Err(self.fail(format!("manifest update after compaction failed: {error}")));
         }
+        self.raise_horizons(next.horizon, next.horizon_found);
         *manifest = next;
         *tiers = Arc::new(Tiers {
             active: Arc::clone(&tiers.active),
@@ -104,12 +129,17 @@ impl Inner {
     }
 }
 
-/// Pass 1: merges the inputs in key order and runs the GC decision on every key.
+/// Pass 1: merges the inputs in key order and runs the GC decision on every key. Returns the
+/// versions to drop and the horizons they leave. A dropped put answered the reads from its
+/// version up to the next newer version of its key; a dropped tombstone answered `None`, which
+/// an older tombstone or nothing still answers (`KeyGc` rule 5), but `changes` no longer lists
+/// it. A dropped put with an older version kept makes a read that finds that older version
+/// wrong; one with no older version kept makes a read that finds nothing wrong.
 fn decide_survivors(
     inputs: &[Arc<SegmentFile>],
     segments: &[&Segment<'_>],
     policy: &GcPolicy<'_>,
-) -> Result<Dropped> {
+) -> Result<(Dropped, Horizons)> {
     let everything = ZBox::new(0, u64::MAX, 0, u64::MAX);
     let sources = inputs.iter().zip(segments).map(|(file, segment)| {
         let advice = file.scan_advice(everything.as_ref(), ScanPurpose::Maintenance);
@@ -118,15 +148,19 @@ fn decide_survivors(
     let merged =
         MergeVec::from_sources(sources, KeyOrder).expect("inputs are capped at FAN_IN_MAX");
     let mut dropped = Dropped::new();
+    let mut horizons = Horizons::default();
     let mut current: Option<(Vec<u8>, KeyGc<'_>)> = None;
     let mut deferred: Option<Version> = None;
+    let mut key_horizon = KeyHorizon::default();
     for entry in merged {
         let entry: Entry<'_> = entry.map_err(|corruption| input_corruption(inputs, corruption))?;
         if current.as_ref().is_none_or(|(key, _)| key.as_slice() != entry.key) {
             if let Some((key, gc)) = current.take() {
-                settle(&mut dropped, &key, deferred.take(), gc.finish());
+                let decision = gc.finish();
+                settle(&mut dropped, &mut horizons, &key_horizon, &key, deferred.take(), decision);
             }
             current = Some((entry.key.to_vec(), KeyGc::new(policy)));
+            key_horizon = KeyHorizon::default();
         }
         let (key, gc) = current.as_mut().expect("set above");
         let step =
@@ -135,30 +169,56 @@ fn decide_survivors(
                 offset: 0,
                 what: format!("a version appears twice across compaction inputs: {error}"),
             })?;
-        settle(&mut dropped, key, deferred.take(), step.settled);
+        settle(&mut dropped, &mut horizons, &key_horizon, key, deferred.take(), step.settled);
         match step.decision {
-            Some(Decision::Keep) => {}
+            Some(Decision::Keep) => horizons.found = horizons.found.max(key_horizon.pending),
             Some(Decision::Drop) => {
                 dropped.insert((key.clone(), entry.version));
+                let exact_from = match (entry.value, key_horizon.newer) {
+                    (Some(_), Some(newer)) => {
+                        key_horizon.pending = key_horizon.pending.max(newer);
+                        newer
+                    }
+                    _ => version_after(entry.version),
+                };
+                horizons.all = horizons.all.max(exact_from);
             }
             None => deferred = Some(entry.version),
         }
+        key_horizon.newer = Some(entry.version);
     }
     if let Some((key, gc)) = current {
-        settle(&mut dropped, &key, deferred, gc.finish());
+        settle(&mut dropped, &mut horizons, &key_horizon, &key, deferred, gc.finish());
     }
-    Ok(dropped)
+    assert!(horizons.found <= horizons.all, "a found read's horizon is within the horizon");
+    Ok((dropped, horizons))
 }
 
-/// Records the decision on a deferred version, if one was deferred and is now decided.
+/// The version after `version` (saturating).
+fn version_after(version: Version) -> Version {
+    Version::new(version.get().saturating_add(1))
+}
+
+/// Records the decision on a deferred version (always a tombstone), if one was deferred and
+/// is now decided: dropped, it raises the horizon past it; kept, it is an older version kept
+/// below the key's dropped puts.
 fn settle(
     dropped: &mut Dropped,
+    horizons: &mut Horizons,
+    key_horizon: &KeyHorizon,
     key: &[u8],
     deferred: Option<Version>,
     decision: Option<Decision>,
 ) {
-    if let (Some(version), Some(Decision::Drop)) = (deferred, decision) {
-        dropped.insert((key.to_vec(), version));
+    match (deferred, decision) {
+        (Some(version), Some(Decision::Drop)) => {
+            dropped.insert((key.to_vec(), version));
+            horizons.all = horizons.all.max(version_after(version));
+        }
+        (Some(_), Some(Decision::Keep)) => {
+            horizons.found = horizons.found.max(key_horizon.pending);
+        }
+        _ => {}
     }
 }
 
