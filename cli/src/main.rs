@@ -152,7 +152,7 @@ enum Command {
         #[arg(long)]
         all_versions: bool,
         /// Write an increment: only the versions above VERSION (with --all-versions; VERSION is
-        /// a checkpoint's or the previous dump's snapshot_version).
+        /// a checkpoint's or the previous dump's `snapshot_version`).
         #[arg(long, value_name = "VERSION", requires = "all_versions")]
         since: Option<u64>,
     },

@@ -94,15 +94,15 @@ fn checkpoint_under_four_writers_equals_the_source_at_its_version() {
     let dest = dir.path().join("checkpoint");
     let db = Db::open(&source, busy_options()).unwrap();
     let started = AtomicBool::new(false);
-    let stop = AtomicBool::new(false);
+    let stopping = AtomicBool::new(false);
     let (version, writes) = std::thread::scope(|scope| {
         let writers: Vec<_> = (0..WRITERS)
             .map(|writer| {
-                let (db, started, stop) = (&db, &started, &stop);
+                let (db, started, stopping) = (&db, &started, &stopping);
                 scope.spawn(move || {
                     let mut writes = Vec::new();
                     let mut step = 0;
-                    while !stop.load(Ordering::Relaxed) || step < 3_000 {
+                    while !stopping.load(Ordering::Relaxed) || step < 3_000 {
                         writes.push(write_one(db, writer, step));
                         step += 1;
                         if step == 500 {
@@ -117,9 +117,9 @@ fn checkpoint_under_four_writers_equals_the_source_at_its_version() {
             std::thread::yield_now();
         }
         let version = db.checkpoint(&dest).unwrap();
-        stop.store(true, Ordering::Relaxed);
-        let writes: Vec<_> = writers.into_iter().flat_map(|w| w.join().unwrap()).collect();
-        (version, writes)
+        stopping.store(true, Ordering::Relaxed);
+        let acknowledged: Vec<_> = writers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+        (version, acknowledged)
     });
     let mut model = Model::new();
     for (key, version, value) in writes {
