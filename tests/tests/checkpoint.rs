@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use zverse::io::StdIo;
 use zverse::{Db, Durability, Error, Options, Version};
 use zverse_tests::sim_io::{CrashVariant, SimIo};
 
@@ -229,5 +230,81 @@ fn crash_at_every_io_call_of_a_checkpoint() {
     db.checkpoint(DEST).unwrap();
     assert!(matches!(db.checkpoint(DEST), Err(Error::DestinationExists { .. })));
     assert_reads_equal(&open_sim(&io, DEST).unwrap(), &model, "copy");
-    let _ = Path::new(DEST);
+}
+
+/// `StdIo` on which every hard link fails as across file systems (`EXDEV`).
+#[derive(Debug)]
+struct CrossDevice;
+
+impl zverse::io::Io for CrossDevice {
+    fn name(&self) -> &'static str {
+        "cross-device"
+    }
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        StdIo.create_dir_all(dir)
+    }
+    fn list_dir(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        StdIo.list_dir(dir)
+    }
+    fn try_lock(&self, path: &Path) -> std::io::Result<Option<zverse::io::IoLock>> {
+        StdIo.try_lock(path)
+    }
+    fn create_new(&self, path: &Path) -> std::io::Result<Box<dyn zverse::io::IoFile>> {
+        StdIo.create_new(path)
+    }
+    fn open_read_write(&self, path: &Path) -> std::io::Result<Box<dyn zverse::io::IoFile>> {
+        StdIo.open_read_write(path)
+    }
+    fn open_read(&self, path: &Path) -> std::io::Result<Box<dyn zverse::io::IoFile>> {
+        StdIo.open_read(path)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        StdIo.remove_file(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        StdIo.rename(from, to)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        StdIo.sync_dir(dir)
+    }
+    fn hard_link(&self, _from: &Path, _to: &Path) -> std::io::Result<()> {
+        Err(std::io::ErrorKind::CrossesDevices.into())
+    }
+}
+
+/// The link count of every segment in `dir`.
+#[cfg(unix)]
+fn segment_link_counts(dir: &Path) -> Vec<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let entries = std::fs::read_dir(dir).unwrap().map(|entry| entry.unwrap().path());
+    let segments = entries.filter(|path| path.extension().is_some_and(|e| e == "seg"));
+    segments.map(|path| std::fs::metadata(path).unwrap().nlink()).collect()
+}
+
+/// Segments are hard links on one file system, and copies where links fail with `EXDEV`.
+#[cfg(unix)]
+#[test]
+fn checkpoint_links_segments_and_copies_them_across_file_systems() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = Model::new();
+    for (io, name, links) in [
+        (Arc::new(StdIo) as Arc<dyn zverse::io::Io>, "linked", 2),
+        (Arc::new(CrossDevice), "copied", 1),
+    ] {
+        let source = dir.path().join(format!("source-{name}"));
+        let db = Db::open_with_io(&source, Options::default(), io).unwrap();
+        for step in 0..50 {
+            let (key, version, value) = write_one(&db, 0, step);
+            model.entry(key).or_default().insert(version, value);
+            if step % 20 == 19 {
+                db.flush().unwrap();
+            }
+        }
+        let dest = dir.path().join(name);
+        db.checkpoint(&dest).unwrap();
+        let counts = segment_link_counts(&dest);
+        assert_eq!(counts, vec![links; 2], "{name}");
+        assert_reads_equal(&Db::open(&dest, Options::default()).unwrap(), &model, name);
+        model.clear();
+    }
 }
