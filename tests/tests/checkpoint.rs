@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use zverse::io::StdIo;
 use zverse::{Db, Durability, Error, Options, Version};
+use zverse_tests::backend;
 use zverse_tests::sim_io::{CrashVariant, SimIo};
 
 /// Every acknowledged write: key, then version, then the value (`None` for a delete).
@@ -93,7 +94,7 @@ fn checkpoint_under_four_writers_equals_the_source_at_its_version() {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("source");
     let dest = dir.path().join("checkpoint");
-    let db = Db::open(&source, busy_options()).unwrap();
+    let db = backend::open(&source, busy_options()).unwrap();
     let started = AtomicBool::new(false);
     let stopping = AtomicBool::new(false);
     let (version, writes) = std::thread::scope(|scope| {
@@ -131,7 +132,7 @@ fn checkpoint_under_four_writers_equals_the_source_at_its_version() {
     let checkpointed = model_until(&model, version);
     assert!(!checkpointed.is_empty());
 
-    let copy = Db::open(&dest, busy_options().create_if_missing(false)).unwrap();
+    let copy = backend::open(&dest, busy_options().create_if_missing(false)).unwrap();
     assert_reads_equal(&copy, &checkpointed, "copy");
     // The copy is a database of its own: writing to it leaves the source alone.
     copy.put(b"only in the copy", b"1").unwrap();
@@ -139,9 +140,9 @@ fn checkpoint_under_four_writers_equals_the_source_at_its_version() {
     assert_eq!(db.get(b"only in the copy").unwrap(), None);
     db.close().unwrap();
     drop(db);
-    let reopened = Db::open(&source, busy_options()).unwrap();
+    let reopened = backend::open(&source, busy_options()).unwrap();
     assert_reads_equal(&reopened, &model, "source");
-    let copy = Db::open(&dest, busy_options()).unwrap();
+    let copy = backend::open(&dest, busy_options()).unwrap();
     assert_eq!(copy.get(b"only in the copy").unwrap().as_deref(), Some(&b"1"[..]));
 }
 
