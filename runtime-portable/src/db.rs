@@ -305,8 +305,10 @@ impl Inner {
         loop {
             let names = io.list_dir(dir)?;
             refuse_foreign(dir, &names)?;
-            let manifest = Manifest::read(io.as_ref(), dir)?
-                .ok_or_else(|| Error::NotADatabase { path: dir.to_path_buf() })?;
+            let manifest = Manifest::read(io.as_ref(), dir)?.ok_or_else(|| {
+                let what = format!("no ZVerse database in {}: no MANIFEST", dir.display());
+                Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, what))
+            })?;
             match recover(&io, dir, &manifest, &names, &advisor, true) {
                 Ok(recovered) => {
                     return Ok(Inner::assemble(dir, options, io, manifest, recovered, advisor));

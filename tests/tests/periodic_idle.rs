@@ -33,7 +33,8 @@ fn periodic_zero_does_not_spin_while_idle() {
     let before = cpu_ticks();
     std::thread::sleep(idle);
     let ticks = cpu_ticks() - before;
-    // Clock ticks are 10 ms: 10 ticks in 2 s is 5% of a core.
     eprintln!("idle with Periodic(0) for {idle:?}: {ticks} ticks of CPU");
-    assert!(ticks < 10, "{ticks} ticks of CPU in {idle:?} of idle");
+    // Clock ticks are 10 ms: 20 ticks in 2 s is 10% of a core. Measured at load 14 to 16
+    // (2026-12-07): 28 and 34 ticks before the minimum period, 4 to 7 after.
+    assert!(ticks < 20, "{ticks} ticks of CPU in {idle:?} of idle");
 }

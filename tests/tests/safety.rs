@@ -428,6 +428,20 @@ fn a_read_only_open_works_while_a_writer_holds_the_database() {
     assert_eq!(again.get(b"c").unwrap().as_deref(), Some(&b"3"[..]));
 }
 
+/// A read-only open never creates: an empty or missing directory is "not found".
+#[test]
+fn a_read_only_open_of_nothing_is_not_found_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    for path in [dir.path(), missing.as_path()] {
+        match backend::open(path, options().read_only(true)) {
+            Err(Error::Io(error)) => assert_eq!(error.kind(), io::ErrorKind::NotFound),
+            other => panic!("{}: expected NotFound, got {other:?}", path.display()),
+        }
+    }
+    assert!(names(dir.path()).is_empty() && !missing.exists());
+}
+
 /// A writer's compaction deletes the segments the manifest named between the reader's
 /// manifest read and its segment opens: the reader reads the new manifest and opens.
 #[test]
