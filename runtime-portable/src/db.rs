@@ -55,7 +55,7 @@ pub(crate) struct Inner {
     clock: HybridClock,
     /// Every version at or below it is applied: readers read at or below it.
     watermark: AtomicU64,
-    stage: Stage,
+    pub(crate) stage: Stage,
     /// The log appended to; `None` for a read-only open.
     log: Mutex<Option<ActiveLog>>,
     /// The newest log's bytes as a read-only open read them.
@@ -78,6 +78,8 @@ pub(crate) struct Inner {
     /// Why the last compaction failed, if it did.
     last_compaction_error: Mutex<Option<String>>,
     closed: AtomicBool,
+    /// Checkpoints copying logs now: while any runs, flushes leave retired logs in place.
+    pub(crate) checkpoints_running: AtomicUsize,
     /// Wakes the flush thread: a memtable was sealed, or the database is closing.
     background: (Mutex<BackgroundState>, Condvar),
     /// Wakes the compaction thread: a flush added a segment, `compact()` asked, or closing.
@@ -448,6 +450,7 @@ impl Inner {
             read_only: Mutex::new(None),
             last_compaction_error: Mutex::new(None),
             closed: AtomicBool::new(false),
+            checkpoints_running: AtomicUsize::new(0),
             background: (Mutex::new(BackgroundState::default()), Condvar::new()),
             compaction: (Mutex::new(CompactionState::default()), Condvar::new()),
             stall: (Mutex::new(()), Condvar::new()),
@@ -824,7 +827,7 @@ impl Inner {
 
     /// Seals the active memtable and starts a new log for the next one. Only the leader
     /// calls this (the memtable and the log belong to it).
-    fn rotate(&self) -> Result<()> {
+    pub(crate) fn rotate(&self) -> Result<()> {
         if self.tiers.load().active.is_empty() {
             return Ok(());
         }
@@ -1094,8 +1097,12 @@ impl Inner {
     /// Deletes the log files a flush has made obsolete: those numbered below `log_number_min`
     /// (no longer in the manifest), below the reserved numbers, so the engine's own. A failure
     /// leaves an old log behind, which the next open deletes: nothing is lost, so it is not
-    /// an error.
-    fn remove_logs_below(&self, log_number_min: u64) {
+    /// an error. While a checkpoint copies logs it does nothing (the checkpoint calls it when
+    /// done).
+    pub(crate) fn remove_logs_below(&self, log_number_min: u64) {
+        if self.checkpoints_running.load(Ordering::SeqCst) > 0 {
+            return;
+        }
         let Ok(names) = self.io.list_dir(&self.dir) else { return };
         let live = lock(&self.manifest).logs.clone();
         for name in names {

@@ -26,6 +26,7 @@
 
 mod batch;
 mod check;
+mod checkpoint;
 mod commit;
 mod compaction;
 mod db;
@@ -50,6 +51,7 @@ mod value;
 
 pub use batch::Batch;
 pub use check::CheckReport;
+pub use checkpoint::CheckpointProgress;
 pub use db::Db;
 pub use error::{Error, Result};
 pub use locality::LocalityStats;
