@@ -564,13 +564,9 @@ impl Inner {
     fn flush_one(&self, memtable: &Arc<Memtable>) -> Result<()> {
         let mut entries: Vec<_> = memtable.entries().collect();
         entries.sort_unstable_by(|a, b| {
-            zverse_core::zkey::cmp_z(&a.key, a.version, &b.key, b.version)
+            zverse_core::zkey::cmp_z(a.key, a.version, b.key, b.version)
         });
-        let segment = self.write_and_open_segment(entries.iter().map(|e| zverse_core::Entry {
-            key: &e.key,
-            version: e.version,
-            value: e.value.as_deref(),
-        }))?;
+        let segment = self.write_and_open_segment(entries)?;
         let meta = *segment.meta();
         let mut manifest = lock(&self.manifest);
         let mut tiers = lock(&self.tiers);

@@ -15,7 +15,7 @@ use zverse_core::{Entry, Version};
 use crate::db::Inner;
 use crate::error::{Error, Result};
 use crate::locality::{Advised, ScanPurpose};
-use crate::memtable::{MemEntry, Memtable};
+use crate::memtable::{MemBytes, MemEntry, Memtable};
 use crate::segment_file::SegmentFile;
 use crate::tiers::Tiers;
 use crate::value::Value;
@@ -44,9 +44,9 @@ impl Keyed for Change {
 impl Change {
     fn from_memtable(entry: MemEntry) -> Change {
         Change {
-            key: Value::shared(entry.key),
+            key: Value::memtable(entry.key),
             version: entry.version,
-            value: entry.value.map(Value::shared),
+            value: entry.value.map(Value::memtable),
         }
     }
 
@@ -236,7 +236,7 @@ struct MemtableRange {
     keys: OwnedRange,
     version: Version,
     /// The last key yielded: the walk resumes after all of its versions.
-    key_last: Option<Arc<[u8]>>,
+    key_last: Option<MemBytes>,
     done: bool,
 }
 
@@ -262,7 +262,7 @@ impl Iterator for MemtableRange {
                 self.done = true;
                 break;
             };
-            self.key_last = Some(Arc::clone(&first.key));
+            self.key_last = Some(first.key.clone());
             let found = if first.version <= self.version {
                 Some(first)
             } else {
@@ -286,22 +286,19 @@ fn key_start(start: Bound<&[u8]>) -> Bound<(&[u8], Version)> {
 }
 
 /// Calls `f` with every entry of `memtable` from `from` on, in key order, while keys are in
-/// `end`.
+/// `end`: one seek, then a cursor.
 fn walk_memtable(
-    memtable: &Memtable,
+    memtable: &Arc<Memtable>,
     from: Bound<(&[u8], Version)>,
     end: Bound<&[u8]>,
-    mut f: impl FnMut(MemEntry),
+    f: impl FnMut(MemEntry),
 ) {
-    let Some(mut entry) = memtable.next_after(from, end) else { return };
-    loop {
-        let next = memtable.next_after(Bound::Excluded((&entry.key, entry.version)), end);
-        f(entry);
-        match next {
-            Some(next) => entry = next,
-            None => return,
-        }
-    }
+    let in_end = |entry: &MemEntry| match end {
+        Bound::Unbounded => true,
+        Bound::Included(end) => *entry.key <= *end,
+        Bound::Excluded(end) => *entry.key < *end,
+    };
+    memtable.cursor(from).take_while(in_end).for_each(f);
 }
 
 /// A segment's `range_at` iterator, feeding the locality advisor.
@@ -434,7 +431,7 @@ impl Iterator for SegmentChanges {
 /// A memtable's entries in a key range and a version range, sorted into Z order. Memtables
 /// are bounded (`memtable_bytes_max`), so collecting them is bounded too.
 fn memtable_changes(
-    memtable: &Memtable,
+    memtable: &Arc<Memtable>,
     keys: &OwnedRange,
     versions: (Bound<Version>, Bound<Version>),
 ) -> Vec<Change> {
