@@ -89,9 +89,7 @@ impl NodePtr {
         assert!(level < self.header().height as usize, "a link below the node's height");
         // SAFETY: the tower of `height` links starts at `TOWER_OFFSET` inside the node's
         // block (`node_bytes`), each link initialized by `Arena::node`; see `header`.
-        unsafe {
-            &*self.0.as_ptr().cast::<Link>().add(TOWER_OFFSET_LINKS + level)
-        }
+        unsafe { &*self.0.as_ptr().cast::<Link>().add(TOWER_OFFSET_LINKS + level) }
     }
 
     fn next(self, level: usize) -> Option<NodePtr> {
@@ -479,7 +477,11 @@ impl Memtable {
             Bound::Included((key, version)) => self.seek(key, version, None),
             Bound::Excluded((key, version)) => {
                 let found = self.seek(key, version, None)?;
-                if found.cmp_to(key, version) == Ordering::Equal { found.next(0) } else { Some(found) }
+                if found.cmp_to(key, version) == Ordering::Equal {
+                    found.next(0)
+                } else {
+                    Some(found)
+                }
             }
         }
     }
