@@ -202,6 +202,7 @@ fn memtable(c: &mut Criterion) {
         bytes_per_entry::<BenchMemtable>(&random),
     );
     let mut group = c.benchmark_group("memtable");
+    group.sample_size(10);
     group.throughput(Throughput::Elements(count as u64));
     for (order, keys) in [("random", &random), ("sequential", &sequential)] {
         group.bench_function(BenchmarkId::new("insert_crossbeam", order), |b| {
@@ -211,6 +212,7 @@ fn memtable(c: &mut Criterion) {
             b.iter_custom(|iters| time_fills::<BenchMemtable>(keys, iters));
         });
     }
+    group.sample_size(50);
     group.throughput(Throughput::Elements(1));
     let crossbeam = filled::<Crossbeam>(&random);
     let arena = filled::<BenchMemtable>(&random);

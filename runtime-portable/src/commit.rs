@@ -55,6 +55,7 @@ const STATE_LEAD: u8 = 2;
 
 /// A spare `Pending` whose buffer is larger than this is dropped rather than kept for the
 /// thread's next write, so that one huge write does not pin its memory.
+#[cfg(not(loom))]
 const SPARE_RECORD_BYTES_MAX: usize = 1 << 20;
 
 // Each writer thread's `Pending` from its last write, reused by its next one, so that a write
@@ -63,6 +64,16 @@ const SPARE_RECORD_BYTES_MAX: usize = 1 << 20;
 #[cfg(not(loom))]
 std::thread_local! {
     static SPARE: std::cell::Cell<Option<Arc<Pending>>> = const { std::cell::Cell::new(None) };
+}
+
+#[cfg(not(loom))]
+fn take_spare() -> Option<Arc<Pending>> {
+    SPARE.take()
+}
+
+#[cfg(loom)]
+fn take_spare() -> Option<Arc<Pending>> {
+    None
 }
 
 impl Pending {
@@ -82,10 +93,7 @@ impl Pending {
         version_wanted: Option<Version>,
         fill: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
     ) -> Result<Arc<Pending>, E> {
-        #[cfg(not(loom))]
-        let spare = SPARE.take().filter(|spare| Arc::strong_count(spare) == 1);
-        #[cfg(loom)]
-        let spare = None;
+        let spare = take_spare().filter(|spare| Arc::strong_count(spare) == 1);
         let mut pending = spare.unwrap_or_else(|| Pending::new(Vec::new(), None));
         let staged = Arc::get_mut(&mut pending).expect("a spare no leader holds is unique");
         staged.record.clear();
