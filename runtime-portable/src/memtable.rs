@@ -45,11 +45,14 @@ const TOMBSTONE_LEN: u32 = u32::MAX;
 /// A node's fixed header. Its tower of `height` links follows, then the key, then the value.
 #[repr(C)]
 struct Node {
+    /// The key's first 8 bytes, zero-padded, big-endian: most comparisons end here, on the
+    /// header's cache line, without reading the key.
+    key_prefix: u64,
     version: u64,
-    key_len: u32,
     /// The value's length, or [`TOMBSTONE_LEN`] for a delete.
     value_len: u32,
-    height: u32,
+    key_len: u16,
+    height: u8,
 }
 
 /// A link to the next node of a level (null at the end).
@@ -64,7 +67,33 @@ const TOWER_OFFSET_LINKS: usize = TOWER_OFFSET / size_of::<Link>();
 const _: () = assert!(align_of::<Node>() <= WORD_BYTES && align_of::<Link>() <= WORD_BYTES);
 const _: () = assert!(TOWER_OFFSET.is_multiple_of(size_of::<Link>()));
 const _: () = assert!(zverse_core::limits::VALUE_LEN_MAX < TOMBSTONE_LEN as usize);
-const _: () = assert!(zverse_core::limits::KEY_LEN_MAX <= u32::MAX as usize);
+const _: () = assert!(zverse_core::limits::KEY_LEN_MAX <= u16::MAX as usize);
+const _: () = assert!(HEIGHT_MAX <= u8::MAX as usize);
+const _: () = assert!(size_of::<Node>() == 24);
+
+/// The first 8 bytes of `key`, zero-padded, as a big-endian integer. Two keys whose prefixes
+/// differ compare as their prefixes do (a key shorter than 8 bytes is padded with zeros that
+/// sort before any byte a longer key with the same start can have there, or tie with a zero).
+fn key_prefix(key: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    let len = key.len().min(8);
+    bytes[..len].copy_from_slice(&key[..len]);
+    u64::from_be_bytes(bytes)
+}
+
+/// A (key, version) position to compare nodes with, its key prefix computed once.
+#[derive(Clone, Copy)]
+struct Target<'k> {
+    key: &'k [u8],
+    key_prefix: u64,
+    version: Version,
+}
+
+impl Target<'_> {
+    fn new(key: &[u8], version: Version) -> Target<'_> {
+        Target { key, key_prefix: key_prefix(key), version }
+    }
+}
 
 /// The bytes of a node of `height` links holding `key_len` and `value_len` bytes, rounded
 /// up to whole words.
@@ -122,9 +151,14 @@ impl NodePtr {
         Version::new(self.header().version)
     }
 
-    /// The node's place relative to `(key, version)` in (key ascending, version descending).
-    fn cmp_to(self, key: &[u8], version: Version) -> Ordering {
-        self.key().cmp(key).then_with(|| version.cmp(&self.version()))
+    /// The node's place relative to `target` in (key ascending, version descending).
+    fn cmp_to(self, target: &Target<'_>) -> Ordering {
+        let header = self.header();
+        header
+            .key_prefix
+            .cmp(&target.key_prefix)
+            .then_with(|| self.key().cmp(target.key))
+            .then_with(|| target.version.cmp(&self.version()))
     }
 }
 
@@ -203,12 +237,13 @@ impl Arena {
         let bytes = node_bytes(height, key.len(), value_bytes.len());
         let start = self.alloc(bytes / WORD_BYTES);
         let header = Node {
+            key_prefix: key_prefix(key),
             version: version.get(),
-            key_len: u32::try_from(key.len()).expect("keys are within KEY_LEN_MAX"),
+            key_len: u16::try_from(key.len()).expect("keys are within KEY_LEN_MAX"),
             value_len: value.map_or(TOMBSTONE_LEN, |v| {
                 u32::try_from(v.len()).expect("values are within VALUE_LEN_MAX")
             }),
-            height: u32::try_from(height).expect("heights are within HEIGHT_MAX"),
+            height: u8::try_from(height).expect("heights are within HEIGHT_MAX"),
         };
         // SAFETY: `start` is `bytes` fresh, word-aligned bytes nobody else can reach yet,
         // laid out as `node_bytes` describes: header, `height` links, key, value.
@@ -367,8 +402,9 @@ impl Memtable {
     pub(crate) fn insert(&self, key: &[u8], version: Version, value: Option<&[u8]>) {
         let mut arena = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut preds = [self.head; HEIGHT_MAX];
-        let successor = self.seek(key, version, Some(&mut preds));
-        let replaced = successor.filter(|node| node.cmp_to(key, version) == Ordering::Equal);
+        let target = Target::new(key, version);
+        let successor = self.seek(&target, Some(&mut preds));
+        let replaced = successor.filter(|node| node.cmp_to(&target) == Ordering::Equal);
         let height = replaced.map_or_else(|| arena.random_height(), |n| n.header().height as usize);
         let node = arena.node(height, key, version, value);
         drop(arena);
@@ -398,8 +434,7 @@ impl Memtable {
     /// it on every level.
     fn seek(
         &self,
-        key: &[u8],
-        version: Version,
+        target: &Target<'_>,
         mut preds: Option<&mut [NodePtr; HEIGHT_MAX]>,
     ) -> Option<NodePtr> {
         let mut node = self.head;
@@ -407,7 +442,7 @@ impl Memtable {
         loop {
             level -= 1;
             let mut next = node.next(level);
-            while let Some(candidate) = next.filter(|n| n.cmp_to(key, version) == Ordering::Less) {
+            while let Some(candidate) = next.filter(|n| n.cmp_to(target) == Ordering::Less) {
                 node = candidate;
                 next = node.next(level);
             }
@@ -450,7 +485,7 @@ impl Memtable {
 
     /// The newest version of `key` at or below `version`, tombstones included.
     pub(crate) fn get_at(self: &Arc<Self>, key: &[u8], version: Version) -> Option<MemEntry> {
-        let found = self.seek(key, version, None)?;
+        let found = self.seek(&Target::new(key, version), None)?;
         (found.key() == key).then(|| MemEntry::of(self, found))
     }
 
@@ -474,14 +509,11 @@ impl Memtable {
     fn first_from(&self, position: Bound<(&[u8], Version)>) -> Option<NodePtr> {
         match position {
             Bound::Unbounded => self.head.next(0),
-            Bound::Included((key, version)) => self.seek(key, version, None),
+            Bound::Included((key, version)) => self.seek(&Target::new(key, version), None),
             Bound::Excluded((key, version)) => {
-                let found = self.seek(key, version, None)?;
-                if found.cmp_to(key, version) == Ordering::Equal {
-                    found.next(0)
-                } else {
-                    Some(found)
-                }
+                let target = Target::new(key, version);
+                let found = self.seek(&target, None)?;
+                if found.cmp_to(&target) == Ordering::Equal { found.next(0) } else { Some(found) }
             }
         }
     }

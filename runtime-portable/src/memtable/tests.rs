@@ -184,3 +184,34 @@ proptest! {
         prop_assert_eq!(all, expected);
     }
 }
+
+/// Every key of up to `len_max` bytes over `alphabet`.
+fn all_keys(alphabet: &[u8], len_max: usize) -> Vec<Vec<u8>> {
+    let mut keys = vec![Vec::new()];
+    let mut last = vec![Vec::new()];
+    for _ in 0..len_max {
+        last = last
+            .iter()
+            .flat_map(|key: &Vec<u8>| alphabet.iter().map(move |&b| [&key[..], &[b]].concat()))
+            .collect();
+        keys.extend(last.iter().cloned());
+    }
+    keys
+}
+
+#[test]
+fn key_prefixes_that_differ_order_keys_as_the_keys_do() {
+    // Lengths around the 8-byte prefix, bytes that pad like zeros and bytes that do not.
+    let keys = all_keys(&[0, 1, 255], 9);
+    let mut decided = 0u64;
+    for a in &keys {
+        for b in keys.iter().step_by(61) {
+            let (pa, pb) = (key_prefix(a), key_prefix(b));
+            if pa != pb {
+                assert_eq!(pa.cmp(&pb), a.cmp(b), "{a:?} against {b:?}");
+                decided += 1;
+            }
+        }
+    }
+    assert!(decided > 100_000, "the prefixes decided {decided} comparisons");
+}
