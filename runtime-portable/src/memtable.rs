@@ -400,6 +400,7 @@ impl Memtable {
     /// reader that loads a link to it (Acquire) sees it whole. A replaced node keeps its
     /// links, so a reader standing on it walks on unharmed.
     pub(crate) fn insert(&self, key: &[u8], version: Version, value: Option<&[u8]>) {
+        // Held to the end: the lock is what keeps inserts to one writer at a time.
         let mut arena = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut preds = [self.head; HEIGHT_MAX];
         let target = Target::new(key, version);
@@ -407,7 +408,6 @@ impl Memtable {
         let replaced = successor.filter(|node| node.cmp_to(&target) == Ordering::Equal);
         let height = replaced.map_or_else(|| arena.random_height(), |n| n.header().height as usize);
         let node = arena.node(height, key, version, value);
-        drop(arena);
         for (level, pred) in preds.iter().enumerate().take(height) {
             let next = match replaced {
                 Some(old) => old.link(level).load(AtomicOrdering::Relaxed),
