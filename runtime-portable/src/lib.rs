@@ -42,6 +42,7 @@ mod memtable;
 mod options;
 mod read;
 mod segment_file;
+mod segment_writer;
 mod snapshot;
 mod stats;
 mod sync;
