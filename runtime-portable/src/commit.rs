@@ -41,6 +41,10 @@ pub(crate) struct Pending {
     pub record: Vec<u8>,
     /// The version the writer asked for (`Batch::commit_at`), or `None` for the clock's next.
     pub version_wanted: Option<Version>,
+    /// The conflict check of a transaction (or `Db::update`): the leader runs it just before
+    /// it assigns the record's version, and refuses the record with `Error::Conflict` if it
+    /// fails.
+    pub check: Option<crate::transaction::ConflictCheck>,
     state: AtomicU8,
     outcome: Mutex<Option<Result<Version, Error>>>,
     writer: Thread,
@@ -78,9 +82,19 @@ fn take_spare() -> Option<Arc<Pending>> {
 
 impl Pending {
     pub(crate) fn new(record: Vec<u8>, version_wanted: Option<Version>) -> Arc<Pending> {
+        Pending::checked(record, version_wanted, None)
+    }
+
+    /// A staged write the leader commits only if `check` passes.
+    pub(crate) fn checked(
+        record: Vec<u8>,
+        version_wanted: Option<Version>,
+        check: Option<crate::transaction::ConflictCheck>,
+    ) -> Arc<Pending> {
         Arc::new(Pending {
             record,
             version_wanted,
+            check,
             state: AtomicU8::new(STATE_WAITING),
             outcome: Mutex::new(None),
             writer: thread::current(),
@@ -98,6 +112,7 @@ impl Pending {
         let staged = Arc::get_mut(&mut pending).expect("a spare no leader holds is unique");
         staged.record.clear();
         staged.version_wanted = version_wanted;
+        staged.check = None;
         staged.state.store(STATE_WAITING, Ordering::Relaxed);
         fill(&mut staged.record)?;
         Ok(pending)

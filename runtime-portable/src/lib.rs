@@ -47,6 +47,7 @@ mod snapshot;
 mod stats;
 mod sync;
 mod tiers;
+mod transaction;
 mod value;
 
 pub use batch::Batch;
@@ -58,5 +59,6 @@ pub use options::{Durability, Options, Retention};
 pub use read::{Change, Changes, Range};
 pub use snapshot::{History, Snapshot};
 pub use stats::{SegmentResidency, Stats};
+pub use transaction::{Conflict, Isolation, Transaction, UPDATE_ATTEMPTS_MAX};
 pub use value::Value;
 pub use zverse_core::Version;

@@ -10,11 +10,17 @@ pub enum Durability {
     /// one sync (group commit). No reader ever sees a write that a crash could still lose.
     Sync,
     /// Writes are synced in the background at most this long after they return; a crash can
-    /// lose that window.
+    /// lose that window. Periods below [`Durability::PERIOD_MIN`] (1 ms) are raised to it, so
+    /// that `Periodic(Duration::ZERO)` does not keep a core busy while the database is idle.
     Periodic(Duration),
     /// The log is never synced by ZVerse (the OS writes it back when it likes); a crash can
     /// lose any write not yet in a segment. For bulk loads and caches.
     None,
+}
+
+impl Durability {
+    /// The shortest period of [`Durability::Periodic`]; shorter ones are raised to it.
+    pub const PERIOD_MIN: Duration = Duration::from_millis(1);
 }
 
 /// Which old versions compaction keeps. Whatever the rule, versions pinned by a live snapshot
@@ -46,6 +52,9 @@ pub struct Options {
     pub(crate) write_stop_segments: u32,
     pub(crate) create_if_missing: bool,
     pub(crate) locality_advisor: bool,
+    pub(crate) read_only: bool,
+    pub(crate) version_ahead_max: Duration,
+    pub(crate) transaction_bytes_max: u64,
 }
 
 impl Default for Options {
@@ -63,15 +72,24 @@ impl Default for Options {
             write_stop_segments: 36,
             create_if_missing: true,
             locality_advisor: true,
+            read_only: false,
+            version_ahead_max: Duration::from_secs(60 * 60),
+            transaction_bytes_max: 64 << 20,
         }
     }
 }
 
 impl Options {
-    /// When writes are durable. Default: [`Durability::Sync`].
+    /// When writes are durable. Default: [`Durability::Sync`]. A `Periodic` period below
+    /// [`Durability::PERIOD_MIN`] is raised to it.
     #[must_use]
     pub fn durability(mut self, durability: Durability) -> Options {
-        self.durability = durability;
+        self.durability = match durability {
+            Durability::Periodic(period) => {
+                Durability::Periodic(period.max(Durability::PERIOD_MIN))
+            }
+            other => other,
+        };
         self
     }
 
@@ -192,5 +210,57 @@ impl Options {
     pub fn locality_advisor(mut self, enabled: bool) -> Options {
         self.locality_advisor = enabled;
         self
+    }
+
+    /// The most bytes one transaction tracks until it commits: its write set (keys and
+    /// values), and under `Isolation::Serializable` its read set (keys) and scanned ranges
+    /// (their bounds). An operation that would pass it fails with
+    /// [`Error::TransactionTooLarge`](crate::Error::TransactionTooLarge). Default 64 MiB; at
+    /// least 4 KiB.
+    #[must_use]
+    pub fn transaction_bytes_max(mut self, bytes: u64) -> Options {
+        self.transaction_bytes_max = bytes.max(4 << 10);
+        self
+    }
+    /// Opens the database for reading only. Default `false`. A read-only open takes no lock,
+    /// creates, writes, syncs and deletes nothing (recovery replays the logs into memory
+    /// only), so it works on a read-only directory, as another user, and while another
+    /// process has the database open for writing. Its view is the database as of the open:
+    /// writes made afterwards, by anyone, are not seen (open again to see them). Every write,
+    /// `flush` and `compact` fails with [`crate::Error::OpenedReadOnly`]. The directory and
+    /// its `MANIFEST` must exist.
+    #[must_use]
+    pub fn read_only(mut self, read_only: bool) -> Options {
+        self.read_only = read_only;
+        self
+    }
+
+    /// How far past the wall clock `Batch::commit_at` may set a version. Default one hour.
+    /// A version beyond now plus this is refused with [`crate::Error::VersionTooFarAhead`]
+    /// and nothing is written: every later write gets a version above the newest one, so one
+    /// far-future version (a wrong clock, a wrong number, `u64::MAX`) would stamp every write
+    /// after it with that future time, and could exhaust the versions.
+    #[must_use]
+    pub fn version_ahead_max(mut self, ahead: Duration) -> Options {
+        self.version_ahead_max = ahead;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periodic_periods_below_the_minimum_are_raised_to_it() {
+        for (asked, got) in [
+            (Duration::ZERO, Durability::PERIOD_MIN),
+            (Duration::from_nanos(1), Durability::PERIOD_MIN),
+            (Duration::from_millis(5), Duration::from_millis(5)),
+        ] {
+            let options = Options::default().durability(Durability::Periodic(asked));
+            assert_eq!(options.durability, Durability::Periodic(got), "{asked:?}");
+        }
+        assert_eq!(Options::default().durability(Durability::None).durability, Durability::None);
     }
 }
