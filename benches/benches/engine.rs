@@ -6,6 +6,10 @@
 //!   whole dataset (1M keys); `Sync` pays one fdatasync per commit group, so it fills only
 //!   2,000 writes per iteration. With 4 threads each writes a quarter of the keys and
 //!   concurrent writers share a group (and, in `Sync`, its one sync).
+//! - `fill_batches/none/1thread/{sustained,memtable_only}/{N}_writes`: the same N puts in
+//!   batches of 1,000 from one thread, `Durability::None`: `sustained` with the default 64 MiB
+//!   memtable (flushes run meanwhile), `memtable_only` with a memtable that holds every write
+//!   (issue 13's in-memory figure: the write path without flushes).
 //! - `read/*`, on a dataset built once, outside the timing: every key written once
 //!   (`Durability::None`), then a second version of every tenth key, then `flush()`, so that
 //!   reads hit segments. `get_latest` and `get_as_of` run 1,000 lookups per iteration;
@@ -151,6 +155,57 @@ fn report_fill(db: &Db, write_count: usize, thread_count: usize) {
          flushed to segments by the last put, {} segments",
         stats.commit_groups, stats.flushes, stats.segment_count,
     );
+}
+
+/// Writes per batch in `fill_batches`.
+const BATCH_LEN: usize = 1_000;
+/// `fill_batches/memtable_only`'s memtable: room for 1M writes of this bench (about 160 MB of
+/// arena), so that no flush starts.
+const MEMTABLE_ONLY_BYTES: u64 = 1 << 30;
+
+fn fill_batches(c: &mut Criterion) {
+    let scale = scale();
+    let mut group = c.benchmark_group("fill_batches");
+    group.sample_size(10).sampling_mode(SamplingMode::Flat);
+    let keys = zverse_benches::random_keys::<KEY_LEN>(
+        &mut fastrand::Rng::with_seed(SEED),
+        scale.key_count,
+    );
+    group.throughput(Throughput::Elements(keys.len() as u64));
+    let cases = [("sustained", Options::default()), ("memtable_only", memtable_only())];
+    for (name, options) in cases {
+        let id = BenchmarkId::new(format!("none/1thread/{name}"), format!("{}_writes", keys.len()));
+        group.bench_function(id, |b| {
+            b.iter_custom(|iterations| {
+                let mut elapsed = Duration::ZERO;
+                for _ in 0..iterations {
+                    let dir = tempfile::tempdir().expect("create a temporary directory");
+                    let options = options.clone().durability(Durability::None);
+                    let db = Db::open(dir.path(), options).expect("open a fresh db");
+                    elapsed += timed_batch_fill(&db, &keys);
+                    drop(db);
+                }
+                elapsed
+            });
+        });
+    }
+    group.finish();
+}
+
+fn memtable_only() -> Options {
+    Options::default().memtable_bytes_max(MEMTABLE_ONLY_BYTES)
+}
+
+fn timed_batch_fill(db: &Db, keys: &[Key]) -> Duration {
+    let start = Instant::now();
+    for chunk in keys.chunks(BATCH_LEN) {
+        let mut batch = db.batch();
+        for key in chunk {
+            batch.put(key, &VALUE_FIRST);
+        }
+        batch.commit().expect("commit a batch");
+    }
+    start.elapsed()
 }
 
 /// The read benchmarks' database, built once.
@@ -358,5 +413,5 @@ fn count_items<T>(items: impl Iterator<Item = zverse::Result<T>>) -> usize {
     })
 }
 
-criterion_group!(benches, fill_random, read);
+criterion_group!(benches, fill_random, fill_batches, read);
 criterion_main!(benches);

@@ -56,6 +56,8 @@ pub(crate) struct Inner {
     /// Every version at or below it is applied: readers read at or below it.
     watermark: AtomicU64,
     pub(crate) stage: Stage,
+    /// The group the leader is committing (only the leader locks it).
+    logged: Mutex<LoggedGroup>,
     /// The log appended to; `None` for a read-only open.
     log: Mutex<Option<ActiveLog>>,
     /// The newest log's bytes as a read-only open read them.
@@ -141,15 +143,35 @@ const STALL_POLL: Duration = Duration::from_millis(10);
 /// How long a write is delayed in the slowdown zone.
 const SLOWDOWN_DELAY: Duration = Duration::from_millis(1);
 
-/// A commit group as written to the log.
+/// A commit group as written to the log: the leader's buffers, kept between groups so that a
+/// commit allocates nothing.
+#[derive(Debug, Default)]
 struct LoggedGroup {
     /// The log frame: header, then the accepted records.
     frame: Vec<u8>,
     /// Where each accepted record starts in `frame`.
     starts: Vec<usize>,
+    /// The version of each accepted record.
+    versions: Vec<Version>,
     /// For each record of the group, whether it was accepted (a refused one was completed
     /// with its error already).
     accepted: Vec<bool>,
+}
+
+/// A frame buffer larger than this is dropped after its group rather than kept, so that one
+/// huge group does not pin its memory.
+const FRAME_KEEP_BYTES_MAX: usize = 2 * crate::commit::GROUP_BYTES_MAX;
+
+impl LoggedGroup {
+    fn clear(&mut self) {
+        if self.frame.capacity() > FRAME_KEEP_BYTES_MAX {
+            self.frame = Vec::new();
+        }
+        self.frame.clear();
+        self.starts.clear();
+        self.versions.clear();
+        self.accepted.clear();
+    }
 }
 
 /// Counters for `stats()`.
@@ -216,16 +238,19 @@ impl Db {
 
     /// Writes `value` under `key` and returns the write's version.
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<Version> {
-        let mut encoded = vec![0; record::encoded_len_put(key, value)?];
-        record::encode_put_into(&mut encoded, Version::ZERO, key, value).map_err(encode_error)?;
-        self.inner.commit(encoded, (key.len() + value.len()) as u64, None)
+        let record_len = record::encoded_len_put(key, value)?;
+        let user_bytes = (key.len() + value.len()) as u64;
+        self.inner.commit_encoding(record_len, user_bytes, |out| {
+            record::encode_put_into(out, Version::ZERO, key, value)
+        })
     }
 
     /// Deletes `key` (writes a tombstone version) and returns the delete's version.
     pub fn delete(&self, key: &[u8]) -> Result<Version> {
-        let mut encoded = vec![0; record::encoded_len_delete(key)?];
-        record::encode_delete_into(&mut encoded, Version::ZERO, key).map_err(encode_error)?;
-        self.inner.commit(encoded, key.len() as u64, None)
+        let record_len = record::encoded_len_delete(key)?;
+        self.inner.commit_encoding(record_len, key.len() as u64, |out| {
+            record::encode_delete_into(out, Version::ZERO, key)
+        })
     }
 
     /// A batch of writes that commit together at one version.
@@ -438,6 +463,7 @@ impl Inner {
             watermark: AtomicU64::new(clock.last().get()),
             clock,
             stage: Stage::new(),
+            logged: Mutex::new(LoggedGroup::default()),
             log: Mutex::new(None),
             log_bytes_read_only: recovered.log_bytes,
             tiers: TierSet::new(tiers),
@@ -626,13 +652,46 @@ impl Inner {
         self.segment_count_open.store(count, Ordering::Release);
     }
 
+    /// Commits the encoded record `encoded` (at version zero, which the commit replaces).
     pub(crate) fn commit(
         &self,
         encoded: Vec<u8>,
         user_bytes: u64,
         version_wanted: Option<Version>,
     ) -> Result<Version> {
-        self.submit(&Pending::new(encoded, version_wanted), user_bytes)
+        self.commit_staged(user_bytes, version_wanted, |record| {
+            *record = encoded;
+            Ok(())
+        })
+    }
+
+    /// Commits the record `encode` writes (at version zero) into a buffer of `record_len`
+    /// bytes: the writer thread's reused buffer, so that a put allocates nothing here.
+    fn commit_encoding(
+        &self,
+        record_len: usize,
+        user_bytes: u64,
+        encode: impl FnOnce(&mut [u8]) -> Result<usize, record::EncodeError>,
+    ) -> Result<Version> {
+        self.commit_staged(user_bytes, None, |record| {
+            record.resize(record_len, 0);
+            encode(record).map(drop).map_err(encode_error)
+        })
+    }
+
+    fn commit_staged(
+        &self,
+        user_bytes: u64,
+        version_wanted: Option<Version>,
+        fill: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    ) -> Result<Version> {
+        self.wait_for_room()?;
+        let pending = Pending::staged(version_wanted, fill)?;
+        let committed = self.stage.submit(&pending, self);
+        Pending::recycle(pending);
+        let version = committed?;
+        self.counters.bytes_user.fetch_add(user_bytes, Ordering::Relaxed);
+        Ok(version)
     }
 
     /// [`Inner::commit`], refused with [`Error::Conflict`] unless `check` passes at the
@@ -726,48 +785,49 @@ impl Inner {
     }
 
     /// Appends a group's records, with their versions, to the log as one frame; syncs per the
-    /// durability. Returns the frame, where each accepted record starts in it, and which of
-    /// the group's records were accepted (the others were already completed with an error).
-    fn append_group(&self, group: &[Arc<Pending>]) -> Result<LoggedGroup, Error> {
+    /// durability. Fills `logged` (cleared) with the frame, where each accepted record starts
+    /// in it and its version, and which of the group's records were accepted (the others were
+    /// already completed with an error).
+    fn append_group(&self, group: &[Arc<Pending>], logged: &mut LoggedGroup) -> Result<(), Error> {
         let now = Version::from_system_time(SystemTime::now());
         let records_len: usize = group.iter().map(|p| p.record.len()).sum();
-        let mut frame = Vec::with_capacity(log::FRAME_HEADER_LEN + records_len);
+        let frame = &mut logged.frame;
+        frame.reserve(log::FRAME_HEADER_LEN + records_len);
         frame.resize(log::FRAME_HEADER_LEN, 0);
-        let mut starts = Vec::with_capacity(group.len());
-        let mut accepted = Vec::with_capacity(group.len());
         for pending in group {
             // Every earlier group is in the memtable, and the records of this group accepted
             // so far are in `frame`: the check sees every write ordered before this one.
             if let Some(check) = &pending.check
-                && let Err(error) = self.validate(check, &frame, &starts)
+                && let Err(error) = self.validate(check, frame, &logged.starts)
             {
                 pending.complete(Err(error));
-                accepted.push(false);
+                logged.accepted.push(false);
                 continue;
             }
             let Some(version) = self.version_for(pending, now) else {
-                accepted.push(false);
+                logged.accepted.push(false);
                 continue;
             };
-            accepted.push(true);
+            logged.accepted.push(true);
             let start = frame.len();
-            starts.push(start);
+            logged.starts.push(start);
+            logged.versions.push(version);
             frame.extend_from_slice(&pending.record);
             record::rewrite_version(&mut frame[start..], version)
                 .expect("a record this database encoded has a valid header");
         }
-        if starts.is_empty() {
+        if logged.starts.is_empty() {
             // Every write was refused: no frame (a frame with an empty body is a log's seal).
-            return Ok(LoggedGroup { frame, starts, accepted });
+            return Ok(());
         }
         let mut log = lock(&self.log);
         let log = log.as_mut().ok_or(Error::OpenedReadOnly)?;
-        log::seal_frame(&mut frame, log.nonce, log.offset_end, log.offset_synced);
+        log::seal_frame(frame, log.nonce, log.offset_end, log.offset_synced);
         let sync = self.options.durability == Durability::Sync;
         let written = if sync {
-            log.file.write_all_at_and_sync(&[&frame], log.offset_end)
+            log.file.write_all_at_and_sync(&[frame], log.offset_end)
         } else {
-            log.file.write_all_at(&frame, log.offset_end)
+            log.file.write_all_at(frame, log.offset_end)
         };
         if let Err(error) = written {
             return Err(self.fail(format!("log append to log {} failed: {error}", log.number)));
@@ -777,20 +837,20 @@ impl Inner {
             log.offset_synced = log.offset_end;
         }
         self.counters.bytes_written_log.fetch_add(frame.len() as u64, Ordering::Relaxed);
-        Ok(LoggedGroup { frame, starts, accepted })
+        Ok(())
     }
 
-    /// Inserts a logged group into the active memtable; returns the group's last version.
-    fn apply_group(&self, bytes: &[u8], starts: &[usize]) -> Version {
+    /// Inserts a logged group into the active memtable, taking each key and value from where
+    /// it was encoded (no decode, no checksum); returns the group's last version.
+    fn apply_group(&self, logged: &LoggedGroup) -> Version {
         let active = Arc::clone(&self.tiers.load().active);
         let mut version_last = Version::ZERO;
-        for &start in starts {
-            let (record, _) = record::decode_from(&bytes[start..])
-                .expect("a record this database just encoded decodes");
-            for entry in record.entries() {
-                active.insert(entry.key, entry.version, entry.value);
+        for (&start, &version) in logged.starts.iter().zip(&logged.versions) {
+            let ops = logged.frame.get(start..).and_then(record::ops_of_encoded);
+            for op in ops.expect("a record this database just encoded has ops") {
+                active.insert(op.key, version, op.value);
             }
-            version_last = record.version();
+            version_last = version;
         }
         active.cover(version_last);
         version_last
@@ -1117,32 +1177,31 @@ impl Inner {
 
 impl GroupCommit for Inner {
     fn commit_group(&self, group: &[Arc<Pending>]) {
-        let outcome = self.check_writable().and_then(|()| self.append_group(group));
-        let LoggedGroup { frame, starts, accepted } = match outcome {
-            Ok(logged) => logged,
-            Err(error) => {
-                let reason = error.to_string();
-                for pending in group {
-                    pending.complete(Err(match &error {
-                        Error::Closed => Error::Closed,
-                        Error::ReadOnly(reason) => Error::ReadOnly(Arc::clone(reason)),
-                        _ => Error::ReadOnly(reason.clone().into()),
-                    }));
-                }
-                return;
+        let mut logged = lock(&self.logged);
+        logged.clear();
+        let outcome = self.check_writable().and_then(|()| self.append_group(group, &mut logged));
+        if let Err(error) = outcome {
+            let reason = error.to_string();
+            for pending in group {
+                pending.complete(Err(match &error {
+                    Error::Closed => Error::Closed,
+                    Error::ReadOnly(reason) => Error::ReadOnly(Arc::clone(reason)),
+                    _ => Error::ReadOnly(reason.clone().into()),
+                }));
             }
-        };
-        if !starts.is_empty() {
-            let version_last = self.apply_group(&frame, &starts);
+            return;
+        }
+        if !logged.starts.is_empty() {
+            let version_last = self.apply_group(&logged);
             self.watermark.store(version_last.get(), Ordering::Release);
         }
         self.counters.commit_groups.fetch_add(1, Ordering::Relaxed);
-        self.counters.commit_records.fetch_add(starts.len() as u64, Ordering::Relaxed);
-        let committed = group.iter().zip(&accepted).filter(|(_, ok)| **ok).map(|(p, _)| p);
-        for (pending, &start) in committed.zip(&starts) {
-            let (record, _) = record::decode_from(&frame[start..]).expect("just decoded");
-            pending.complete(Ok(record.version()));
+        self.counters.commit_records.fetch_add(logged.starts.len() as u64, Ordering::Relaxed);
+        let committed = group.iter().zip(&logged.accepted).filter(|(_, ok)| **ok).map(|(p, _)| p);
+        for (pending, &version) in committed.zip(&logged.versions) {
+            pending.complete(Ok(version));
         }
+        drop(logged);
         if self.tiers.load().active.size_bytes() >= self.options.memtable_bytes_max
             && let Err(error) = self.rotate()
         {
@@ -1294,12 +1353,10 @@ fn write_memtable<'a>(
     memtable: &Memtable,
 ) -> Result<(Vec<SegmentMeta>, crate::segment_writer::NewFiles<'a>)> {
     let mut entries: Vec<_> = memtable.entries().collect();
-    entries.sort_unstable_by(|a, b| zverse_core::zkey::cmp_z(&a.key, a.version, &b.key, b.version));
+    entries.sort_unstable_by(|a, b| zverse_core::zkey::cmp_z(a.key, a.version, b.key, b.version));
     let mut writer = SegmentWriter::new(io, dir, allocate_number, writer_limits(options));
-    for e in &entries {
-        let entry =
-            zverse_core::Entry { key: &e.key, version: e.version, value: e.value.as_deref() };
-        writer.add(&entry)?;
+    for entry in &entries {
+        writer.add(entry)?;
     }
     drop(entries);
     let (metas, new_files) = writer.finish()?;

@@ -25,6 +25,8 @@
 //! a simulated disk in the crash tests.
 
 mod batch;
+#[doc(hidden)]
+pub mod bench_hooks;
 mod check;
 mod checkpoint;
 mod commit;

@@ -15,7 +15,7 @@ use zverse_core::{Entry, Version};
 use crate::db::Inner;
 use crate::error::{Error, Result};
 use crate::locality::{Advised, ScanPurpose};
-use crate::memtable::{MemEntry, Memtable};
+use crate::memtable::{self, MemBytes, MemEntry, Memtable};
 use crate::segment_file::SegmentFile;
 use crate::tiers::TiersRef;
 use crate::value::Value;
@@ -44,9 +44,9 @@ impl Keyed for Change {
 impl Change {
     fn from_memtable(entry: MemEntry) -> Change {
         Change {
-            key: Value::shared(entry.key),
+            key: Value::memtable(entry.key),
             version: entry.version,
-            value: entry.value.map(Value::shared),
+            value: entry.value.map(Value::memtable),
         }
     }
 
@@ -146,7 +146,7 @@ impl ReadView {
     pub(crate) fn range(&self, keys: &OwnedRange) -> Range {
         let mut sources: Vec<Source> = Vec::new();
         for memtable in self.tiers.memtables() {
-            sources.push(Box::new(MemtableRange::new(Arc::clone(memtable), keys, self.version)));
+            sources.push(Box::new(MemtableRange::new(memtable, keys, self.version)));
         }
         for segment in &self.tiers.segments {
             sources.push(Box::new(SegmentRange::open(segment, keys, self.version)));
@@ -234,35 +234,21 @@ impl OwnedRange {
     }
 }
 
-/// A memtable cursor: its entries from a position on, in key order.
-type MemIter<'m> = Box<dyn Iterator<Item = MemEntry> + Send + 'm>;
-
-self_cell::self_cell! {
-    /// A memtable cursor, keeping its memtable alive.
-    struct MemtableCursor {
-        owner: Arc<Memtable>,
-        #[covariant]
-        dependent: MemIter,
-    }
-}
-
 /// Newest version per key at or below a version, from one memtable, in key order: one cursor
 /// walks the memtable (no seek per key).
 struct MemtableRange {
-    cursor: MemtableCursor,
+    cursor: memtable::Cursor,
     end: Bound<Box<[u8]>>,
     version: Version,
     /// The last key yielded: its older versions are passed over.
-    key_last: Option<Arc<[u8]>>,
+    key_last: Option<MemBytes>,
     done: bool,
 }
 
 impl MemtableRange {
-    fn new(memtable: Arc<Memtable>, keys: &OwnedRange, version: Version) -> MemtableRange {
+    fn new(memtable: &Arc<Memtable>, keys: &OwnedRange, version: Version) -> MemtableRange {
         let (start, _) = keys.bounds();
-        let cursor = MemtableCursor::new(memtable, |memtable| {
-            Box::new(memtable.iter_from(key_start(start)))
-        });
+        let cursor = memtable.cursor(key_start(start));
         MemtableRange { cursor, end: keys.end.clone(), version, key_last: None, done: false }
     }
 }
@@ -272,7 +258,7 @@ impl Iterator for MemtableRange {
 
     fn next(&mut self) -> Option<Result<Change>> {
         while !self.done {
-            let Some(entry) = self.cursor.with_dependent_mut(|_, cursor| cursor.next()) else {
+            let Some(entry) = self.cursor.next() else {
                 self.done = true;
                 break;
             };
@@ -284,7 +270,7 @@ impl Iterator for MemtableRange {
             if entry.version > self.version || self.key_last.as_ref() == Some(&entry.key) {
                 continue;
             }
-            self.key_last = Some(Arc::clone(&entry.key));
+            self.key_last = Some(entry.key.clone());
             return Some(Ok(Change::from_memtable(entry)));
         }
         None
@@ -310,14 +296,14 @@ fn key_start(start: Bound<&[u8]>) -> Bound<(&[u8], Version)> {
 }
 
 /// Calls `f` with every entry of `memtable` from `from` on, in key order, while keys are in
-/// `end`.
+/// `end`: one seek, then a cursor.
 fn walk_memtable(
-    memtable: &Memtable,
+    memtable: &Arc<Memtable>,
     from: Bound<(&[u8], Version)>,
     end: Bound<&[u8]>,
     f: impl FnMut(MemEntry),
 ) {
-    memtable.iter_from(from).take_while(|entry| key_in_end(&entry.key, end)).for_each(f);
+    memtable.cursor(from).take_while(|entry| key_in_end(&entry.key, end)).for_each(f);
 }
 
 /// A segment's `range_at` iterator, feeding the locality advisor.
@@ -450,7 +436,7 @@ impl Iterator for SegmentChanges {
 /// A memtable's entries in a key range and a version range, sorted into Z order. Memtables
 /// are bounded (`memtable_bytes_max`), so collecting them is bounded too.
 fn memtable_changes(
-    memtable: &Memtable,
+    memtable: &Arc<Memtable>,
     keys: &OwnedRange,
     versions: (Bound<Version>, Bound<Version>),
 ) -> Vec<Change> {
