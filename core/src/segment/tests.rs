@@ -396,7 +396,7 @@ fn builder_refuses_out_of_order_and_oversized_entries() {
 fn slice_sink_exact_fits_and_too_small_fails() {
     let model = small_model();
     let expected = build(&model, 64);
-    let add_all = |builder: &mut SegmentBuilder<SliceSink<'_>>| {
+    let add_all = |builder: &mut SegmentBuilder<SliceSink<'_>, VecStorage>| {
         for (key, version, value) in z_sorted(owned_model(&model).collect()) {
             builder.add(&key, Version::new(version), value.as_deref())?;
         }
