@@ -15,10 +15,9 @@
 //!
 //! Memory, per entry unless said otherwise: while adding, the key (its bytes, in the arena) and
 //! a [`KEY_REF_BYTES`] reference; per block a 56-byte handle; the block being filled (the block
-//! target, or one entry). At `finish`, on top: the key index section (4 bytes per entry; the
-//! references are sorted in place), the fences (8 bytes per 16 entries), the filter (an 8-byte
-//! hash per distinct key while it is built, then 10 bits per key). Nothing is spilled: the
-//! bound is the caller's split.
+//! target, or one entry). At `finish`, on top: the filter (10 bits per distinct key); the
+//! references are sorted in place, and the key index and fences are streamed to the sink with
+//! a running checksum. Nothing is spilled: the bound is the caller's split.
 
 use core::fmt;
 
