@@ -263,7 +263,7 @@ impl<S: Sink, M: BuilderStorage> SegmentBuilder<S, M> {
         let block_bytes_free = if closes_block {
             M::Block::CAPACITY_MAX
         } else {
-            M::Block::CAPACITY_MAX - self.block.len()
+            M::Block::CAPACITY_MAX.saturating_sub(self.block.len())
         };
         if block_bytes_free < entry_len {
             return Err(StorageFull { what: "block bytes", capacity: M::Block::CAPACITY_MAX });
@@ -413,6 +413,10 @@ impl<S: Sink, M: BuilderStorage> SegmentBuilder<S, M> {
 /// A sink write, as section encoders call it.
 type Write<'w, E> = dyn FnMut(&[u8]) -> Result<(), E> + 'w;
 
+/// Bytes a section is gathered in before it goes to the sink and the checksum: the key index
+/// and fences come 4 and 8 bytes at a time.
+const SECTION_CHUNK_BYTES: usize = 256;
+
 /// Writes the section `encode` produces at `*offset` and moves `offset` past it; returns its
 /// handle (offset, length, checksum).
 fn write_section<S: Sink>(
@@ -420,16 +424,58 @@ fn write_section<S: Sink>(
     offset: &mut u64,
     encode: impl FnOnce(&mut Write<'_, S::Error>) -> Result<(), S::Error>,
 ) -> Result<SectionHandle, S::Error> {
-    let mut stream = ChecksumStream::new();
-    let mut len = 0u64;
-    encode(&mut |bytes: &[u8]| {
-        stream.update(bytes);
-        len += bytes.len() as u64;
-        sink.write_all(bytes)
-    })?;
-    let handle = SectionHandle { offset: *offset, len, checksum: stream.finish() };
-    *offset += len;
+    let mut writer = SectionWriter {
+        sink,
+        stream: ChecksumStream::new(),
+        len: 0,
+        chunk: [0; SECTION_CHUNK_BYTES],
+        chunk_len: 0,
+    };
+    encode(&mut |bytes: &[u8]| writer.write(bytes))?;
+    writer.flush()?;
+    let handle =
+        SectionHandle { offset: *offset, len: writer.len, checksum: writer.stream.finish() };
+    *offset += writer.len;
     Ok(handle)
+}
+
+/// A section on its way to the sink: checksummed and counted as it goes, small writes gathered
+/// into chunks.
+struct SectionWriter<'s, S> {
+    sink: &'s mut S,
+    stream: ChecksumStream,
+    /// Bytes of the section passed on to the sink.
+    len: u64,
+    chunk: [u8; SECTION_CHUNK_BYTES],
+    chunk_len: usize,
+}
+
+impl<S: Sink> SectionWriter<'_, S> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), S::Error> {
+        if self.chunk_len + bytes.len() > SECTION_CHUNK_BYTES {
+            self.flush()?;
+        }
+        if bytes.len() >= SECTION_CHUNK_BYTES {
+            return self.pass_on(bytes);
+        }
+        let end = self.chunk_len + bytes.len();
+        self.chunk[self.chunk_len..end].copy_from_slice(bytes);
+        self.chunk_len = end;
+        Ok(())
+    }
+
+    /// Passes the gathered bytes on.
+    fn flush(&mut self) -> Result<(), S::Error> {
+        let chunk = self.chunk;
+        let chunk_len = core::mem::take(&mut self.chunk_len);
+        self.pass_on(&chunk[..chunk_len])
+    }
+
+    fn pass_on(&mut self, bytes: &[u8]) -> Result<(), S::Error> {
+        self.stream.update(bytes);
+        self.len += bytes.len() as u64;
+        self.sink.write_all(bytes)
+    }
 }
 
 /// The key `key_ref` points at in the arena `keys`.

@@ -704,3 +704,34 @@ fn fixed_storage_checks_room_for_the_block_an_entry_closes_and_the_one_it_opens(
     assert_eq!((refused, accepted), (Some(full), 1));
     assert_eq!(Segment::open(&buffer[..finished.unwrap()]).unwrap().entry_count(), 1);
 }
+
+/// 3,000 entries over 3,000 keys after `small_model`, in a scrambled key order, with
+/// tombstones and values of 0 to 96 bytes.
+fn pinned_model() -> Model {
+    let mut model = small_model();
+    for i in 0..3000u32 {
+        let key = alloc::format!("pinned/{:05}", i * 7919 % 3001).into_bytes();
+        let value = (i % 5 != 0).then(|| vec![(i % 251) as u8; (i % 97) as usize]);
+        model.insert((key, Reverse(u64::from(i % 13) * 1000 + u64::from(i))), value);
+    }
+    model
+}
+
+/// The format is unchanged: the length and checksum of the files the builder wrote before it
+/// was generic over its storage (commit 372fe30), from both storages.
+#[test]
+fn segment_bytes_match_the_builder_before_storage_was_generic() {
+    use crate::checksum::checksum;
+    type PinnedStorage = FixedStorage<3100, 40_000, 4096, 3100, { filter_block_count(3100) }>;
+    for (block_bytes_target, len, expected) in
+        [(64, 387_644, 0x1871_bc9b_9236_beb1), (4096, 213_948, 0xf595_4b8c_acd0_41b5)]
+    {
+        let bytes = build(&pinned_model(), block_bytes_target);
+        assert_eq!((bytes.len(), checksum(&bytes)), (len, expected), "{block_bytes_target}");
+        let mut buffer = vec![0; len];
+        let written =
+            build_fixed::<PinnedStorage>(&pinned_model(), block_bytes_target, &mut buffer);
+        assert_eq!(written, Ok(len));
+        assert_eq!(checksum(&buffer), expected, "fixed storage, {block_bytes_target}");
+    }
+}
