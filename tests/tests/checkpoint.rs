@@ -3,10 +3,12 @@
 //! opens with exactly the checkpointed data or is refused, and a source with all its data.
 
 use std::collections::BTreeMap;
+#[cfg(unix)]
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+#[cfg(unix)]
 use zverse::io::StdIo;
 use zverse::{Db, Durability, Error, Options, Version};
 use zverse_tests::backend;
@@ -234,9 +236,11 @@ fn crash_at_every_io_call_of_a_checkpoint() {
 }
 
 /// `StdIo` on which every hard link fails as across file systems (`EXDEV`).
+#[cfg(unix)]
 #[derive(Debug)]
 struct CrossDevice;
 
+#[cfg(unix)]
 impl zverse::io::Io for CrossDevice {
     fn name(&self) -> &'static str {
         "cross-device"

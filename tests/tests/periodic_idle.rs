@@ -1,5 +1,6 @@
 //! `Durability::Periodic(Duration::ZERO)` while idle (issue 11, item 9). Alone in its test
-//! binary: it measures the CPU time of the whole process.
+//! binary: it measures the CPU time of the whole process, from `/proc` (Linux only).
+#![cfg(target_os = "linux")]
 
 use std::fs;
 use std::time::Duration;
@@ -8,7 +9,6 @@ use zverse::{Durability, Options};
 use zverse_tests::backend;
 
 /// This process's CPU time (user + system) from `/proc/self/stat`, in clock ticks.
-#[cfg(target_os = "linux")]
 fn cpu_ticks() -> u64 {
     let stat = fs::read_to_string("/proc/self/stat").unwrap();
     // Fields after the command name (which ends with the last ')'): utime is the 12th, stime
@@ -19,7 +19,6 @@ fn cpu_ticks() -> u64 {
 
 /// Before: `Periodic(Duration::ZERO)` woke the background thread without pause, 18% of a core
 /// while idle. Now the period is at least 1 ms: about a thousand cheap wake-ups a second.
-#[cfg(target_os = "linux")]
 #[test]
 fn periodic_zero_does_not_spin_while_idle() {
     let dir = tempfile::tempdir().unwrap();
