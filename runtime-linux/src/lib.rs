@@ -23,6 +23,8 @@
 //! The crate also carries the `zverse` command-line tool (`src/bin/zverse`).
 
 #[cfg(target_os = "linux")]
+pub mod route;
+#[cfg(target_os = "linux")]
 mod uring;
 
 use std::io;

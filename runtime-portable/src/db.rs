@@ -228,6 +228,8 @@ impl Inner {
             .try_lock(&dir.join(LOCK_NAME))?
             .ok_or_else(|| Error::Locked { path: dir.to_path_buf() })?;
         refuse_foreign(dir, &io.list_dir(dir)?)?;
+        // A failed probe leaves the backend's default routing: nothing to report.
+        let _ = io.probe_dir(dir);
         let manifest = if let Some(manifest) = Manifest::read(io.as_ref(), dir)? {
             manifest
         } else {
