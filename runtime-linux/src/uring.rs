@@ -213,9 +213,10 @@ impl UringIo {
     }
 
     /// Measures each class of operation both ways on an anonymous file in `dir` (see
-    /// [`crate::route`]); the figures of docs/io.md. Changes nothing.
-    pub fn measure(&self, dir: &Path) -> io::Result<route::Probe> {
-        route::measure(dir, |file| self.probe_file(file))
+    /// [`crate::route`]), `fdatasync` too if `with_sync`; the figures of docs/io.md. Changes
+    /// nothing.
+    pub fn measure(&self, dir: &Path, with_sync: bool) -> io::Result<route::Probe> {
+        route::measure(dir, |file| self.probe_file(file), with_sync)
     }
 
     fn probe_file(&self, file: File) -> Box<dyn ProbeFile> {

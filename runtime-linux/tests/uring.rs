@@ -190,7 +190,7 @@ fn the_open_routes_each_operation_as_measured_and_stats_say_how() {
     }
     let dir = tempfile::tempdir().unwrap();
     let io = zverse_linux::UringIo::new().unwrap();
-    let probe = io.measure(dir.path()).unwrap();
+    let probe = io.measure(dir.path(), true).unwrap();
     println!("probe on this file system: {probe:?} -> {:?}", probe.routes());
     assert_eq!(io.routes(), Routes::RING, "measuring changes nothing");
     let db = Db::open_with_io(dir.path(), options(), Arc::new(io.clone())).unwrap();
