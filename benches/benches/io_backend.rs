@@ -16,6 +16,14 @@
 //!   size of a small commit group), which shows what a submission costs apart from the sync.
 //! - `ring_options/...`: the ring setups and registrations `UringIo` weighed, A/B (see the
 //!   module at the end).
+//! - `group_commit/{1,4,8,16,64}writers`: `Durability::Sync` puts from that many threads on
+//!   std; prints the writes per fdatasync (`commit_records / commit_groups` from `stats()`), the
+//!   figure group commit is judged by (it should be close to the writer count).
+//! - `fdatasync_limit/{overwrite,append}`: the two physical limits of a synced commit on this
+//!   disk, by plain system calls: `fdatasync` after a 100-byte `pwrite` into an already
+//!   written (and synced) region of a file, and after a 100-byte append that grows the file.
+//! - `route_probe`: prints what `UringIo`'s probe measures on this file system (each class of
+//!   operation both ways, `fdatasync` included) and the routes it picks.
 //!
 //! Where the kernel refuses io_uring, only the std cases run (and that is said on stderr).
 //!
@@ -205,9 +213,102 @@ fn small_write(c: &mut Criterion) {
     group.finish();
 }
 
+/// Writer thread counts of `group_commit`.
+const WRITER_COUNTS: [usize; 5] = [1, 4, 8, 16, 64];
+/// Synced puts per writer in one `group_commit` iteration (test mode: 5).
+const PUTS_PER_WRITER: usize = 50;
+
+fn group_commit(c: &mut Criterion) {
+    let puts_per_writer = if zverse_benches::is_test_mode() { 5 } else { PUTS_PER_WRITER };
+    let mut group = c.benchmark_group("group_commit");
+    group.sample_size(10).sampling_mode(SamplingMode::Flat);
+    let std_io = zverse_linux::select_io(Backend::Portable).expect("std always opens");
+    for writer_count in WRITER_COUNTS {
+        let keys = keys(writer_count * puts_per_writer);
+        group.throughput(Throughput::Elements(keys.len() as u64));
+        let mut per_sync = Vec::new();
+        group.bench_function(BenchmarkId::from_parameter(format!("{writer_count}writers")), |b| {
+            b.iter_custom(|iterations| {
+                let mut elapsed = Duration::ZERO;
+                for _ in 0..iterations {
+                    let dir = tempfile::tempdir().expect("create a temporary directory");
+                    let options = Options::default().durability(Durability::Sync);
+                    let db = Db::open_with_io(dir.path(), options, Arc::clone(&std_io))
+                        .expect("open a fresh db");
+                    elapsed += zverse_benches::timed_fill(&db, &keys, &VALUE, writer_count);
+                    let stats = db.stats();
+                    per_sync.push(stats.commit_records as f64 / stats.commit_groups as f64);
+                }
+                elapsed
+            });
+        });
+        per_sync.sort_by(f64::total_cmp);
+        if let Some(median) = per_sync.get(per_sync.len() / 2) {
+            println!(
+                "group_commit/{writer_count} writers: {median:.1} writes per fdatasync (median \
+                 of {} fills, min {:.1}, max {:.1})",
+                per_sync.len(),
+                per_sync[0],
+                per_sync[per_sync.len() - 1]
+            );
+        }
+    }
+    group.finish();
+}
+
+/// Bytes of the file `fdatasync_limit/overwrite` writes into (written and synced first).
+const LIMIT_REGION_BYTES: u64 = 1 << 20;
+
+fn fdatasync_limit(c: &mut Criterion) {
+    use std::os::unix::fs::FileExt;
+    let mut group = c.benchmark_group("fdatasync_limit");
+    group.sample_size(20);
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let record = [0xC3; 100];
+    let overwrite = std::fs::File::create_new(dir.path().join("overwrite")).expect("create");
+    overwrite.write_all_at(&vec![0; LIMIT_REGION_BYTES as usize], 0).expect("prewrite");
+    overwrite.sync_all().expect("sync");
+    let mut offset = 0;
+    group.bench_function("overwrite", |b| {
+        b.iter(|| {
+            overwrite.write_all_at(&record, offset).expect("write");
+            overwrite.sync_data().expect("fdatasync");
+            offset = (offset + 4096) % LIMIT_REGION_BYTES;
+        });
+    });
+    let append = std::fs::File::create_new(dir.path().join("append")).expect("create");
+    let mut end = 0;
+    group.bench_function("append", |b| {
+        b.iter(|| {
+            append.write_all_at(&record, end).expect("write");
+            append.sync_data().expect("fdatasync");
+            end += record.len() as u64;
+        });
+    });
+    group.finish();
+}
+
+#[cfg(target_os = "linux")]
+fn route_probe(_: &mut Criterion) {
+    let Ok(io) = zverse_linux::UringIo::new() else {
+        eprintln!("route_probe skipped: io_uring is unavailable");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    for _ in 0..3 {
+        match io.measure(dir.path(), true) {
+            Ok(probe) => println!("route_probe: {probe:?} -> {:?}", probe.routes()),
+            Err(error) => eprintln!("route_probe failed: {error}"),
+        }
+    }
+}
+
 #[cfg(target_os = "linux")]
 criterion_group!(
     benches,
+    route_probe,
+    fdatasync_limit,
+    group_commit,
     sync_fill,
     sync_fill_pairs,
     segment_write,
@@ -215,7 +316,15 @@ criterion_group!(
     ring_options::ring_options
 );
 #[cfg(not(target_os = "linux"))]
-criterion_group!(benches, sync_fill, sync_fill_pairs, segment_write, small_write);
+criterion_group!(
+    benches,
+    fdatasync_limit,
+    group_commit,
+    sync_fill,
+    sync_fill_pairs,
+    segment_write,
+    small_write
+);
 criterion_main!(benches);
 
 /// The options `UringIo` weighed and left out, A/B against a plain ring, on the io-uring crate

@@ -1,7 +1,17 @@
 //! [`UringIo`]: the engine's [`Io`] on io_uring. Only the data path (positional reads and
-//! writes, `fdatasync`, and the group commit's linked write + `fdatasync`) goes through the
+//! writes, `fdatasync`, and the group commit's linked write + `fdatasync`) can go through the
 //! ring; metadata calls (open, create, rename, remove, list, lock, directory sync) and
 //! mappings are the std backend's.
+//!
+//! # Routes
+//!
+//! Each class of data operation (small writes: log frames; `fdatasync`; large writes: segment
+//! chunks; reads) goes through the ring or by a plain system call, as [`crate::route`]
+//! measured faster on the database's file system when it opened; `stats().io_routing` says
+//! which. On ext4 (below) every class measured faster by system call, so a database there
+//! runs on the ring for none of them: io_uring earns no place on a file system whose buffered
+//! I/O it hands to worker threads. The figures: docs/io.md. The sections below describe the
+//! ring paths, which [`UringIo::with_routes`] pins for tests and benches.
 //!
 //! # Writes
 //!

@@ -247,12 +247,19 @@ impl Inner {
         ));
         let recovered = recover(&io, dir, &manifest, &names, &advisor)?;
         let clock = HybridClock::new(recovered.version_max);
-        let log = ActiveLog::create(io.as_ref(), dir, recovered.file_number_next)?;
+        let log = ActiveLog::create(
+            io.as_ref(),
+            dir,
+            recovered.file_number_next,
+            options.log_fill_ahead_bytes(),
+        )?;
         let tiers = Tiers {
             active: Arc::new(recovered.memtable),
             sealed: Vec::new(),
             segments: recovered.segments,
         };
+        // Leaders let late joiners board only where a group shares a sync.
+        let stage = Stage::new(options.durability == Durability::Sync);
         Ok(Inner {
             dir: dir.to_path_buf(),
             io,
@@ -260,7 +267,7 @@ impl Inner {
             lock: Mutex::new(Some(lock)),
             watermark: AtomicU64::new(clock.last().get()),
             clock,
-            stage: Stage::new(),
+            stage,
             log: Mutex::new(log),
             tiers: Mutex::new(Arc::new(tiers)),
             manifest: Mutex::new(manifest),
@@ -384,11 +391,15 @@ impl Inner {
         let mut log = lock(&self.log);
         log::seal_frame(&mut frame, log.nonce, log.offset_end, log.offset_synced);
         let sync = self.options.durability == Durability::Sync;
-        let written = if sync {
-            log.file.write_all_at_and_sync(&[&frame], log.offset_end)
-        } else {
-            log.file.write_all_at(&frame, log.offset_end)
-        };
+        let zeros = log.reserve(frame.len() as u64);
+        let written = zeros.and_then(|zero_bytes| {
+            self.counters.bytes_written_log.fetch_add(zero_bytes, Ordering::Relaxed);
+            if sync {
+                log.file.write_all_at_and_sync(&[&frame], log.offset_end)
+            } else {
+                log.file.write_all_at(&frame, log.offset_end)
+            }
+        });
         if let Err(error) = written {
             return Err(self.fail(format!("log append to log {} failed: {error}", log.number)));
         }
@@ -416,13 +427,23 @@ impl Inner {
         version_last
     }
 
+    /// Syncs the active log. The log's lock is not held through the sync, so that a leader
+    /// appending meanwhile (`Periodic`) never waits for it: the bytes before the end seen
+    /// before the sync are durable after it, and only they are claimed.
     fn sync_log(&self) -> Result<()> {
-        let mut log = lock(&self.log);
-        if log.offset_synced < log.offset_end {
-            if let Err(error) = log.file.sync_data() {
-                return Err(self.fail(format!("sync of log {} failed: {error}", log.number)));
+        let (file, number, offset_end) = {
+            let log = lock(&self.log);
+            if log.offset_synced >= log.offset_end {
+                return Ok(());
             }
-            log.offset_synced = log.offset_end;
+            (Arc::clone(&log.file), log.number, log.offset_end)
+        };
+        if let Err(error) = file.sync_data() {
+            return Err(self.fail(format!("sync of log {number} failed: {error}")));
+        }
+        let mut log = lock(&self.log);
+        if log.number == number {
+            log.offset_synced = log.offset_synced.max(offset_end);
         }
         Ok(())
     }
@@ -460,7 +481,8 @@ impl Inner {
         }
         self.sync_log()?;
         let number = self.allocate_file_number();
-        let new_log = ActiveLog::create(self.io.as_ref(), &self.dir, number)
+        let fill_ahead_bytes = self.options.log_fill_ahead_bytes();
+        let new_log = ActiveLog::create(self.io.as_ref(), &self.dir, number, fill_ahead_bytes)
             .map_err(|error| self.fail(format!("creating log {number} failed: {error}")))?;
         *lock(&self.log) = new_log;
         {
