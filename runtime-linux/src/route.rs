@@ -76,7 +76,8 @@ impl Routes {
     }
 
     pub(crate) fn from_bits(bits: u8) -> Routes {
-        let method = |shift: u8| if bits >> shift & 1 == 1 { Method::Ring } else { Method::Syscall };
+        let method =
+            |shift: u8| if bits >> shift & 1 == 1 { Method::Ring } else { Method::Syscall };
         Routes { small_write: method(0), sync: method(1), large_write: method(2), read: method(3) }
     }
 

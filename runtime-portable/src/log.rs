@@ -249,7 +249,9 @@ impl ActiveLog {
             preallocation_bytes,
         };
         log.file.write_all_at(&encode_log_header(nonce), 0)?;
-        log.reserve(0)?;
+        if preallocation_bytes > 0 {
+            log.fill_to(fill_end(end, preallocation_bytes))?;
+        }
         log.file.sync_data()?;
         io.sync_dir(dir)?;
         Ok(log)
@@ -264,16 +266,21 @@ impl ActiveLog {
         if self.preallocation_bytes == 0 || need <= self.offset_filled {
             return Ok(0);
         }
+        self.fill_to(fill_end(need, self.preallocation_bytes))
+    }
+
+    /// Writes zeros from the end of the data or the filled length, whichever is further, to
+    /// `end`; returns the zero bytes written.
+    fn fill_to(&mut self, end: u64) -> std::io::Result<u64> {
         let start = self.offset_filled.max(self.offset_end);
-        let end = fill_end(need, self.preallocation_bytes);
         let mut position = start;
         while position < end {
             let chunk = usize::try_from(end - position).unwrap_or(usize::MAX).min(ZEROS.len());
             self.file.write_all_at(ZEROS.get(..chunk).unwrap_or_default(), position)?;
             position += chunk as u64;
         }
-        self.offset_filled = end;
-        Ok(end - start)
+        self.offset_filled = self.offset_filled.max(end);
+        Ok(end.saturating_sub(start))
     }
 
     /// Appends the seal that ends this log (not synced: the caller syncs the log next).

@@ -118,7 +118,8 @@ impl Options {
     /// In [`Durability::Sync`] mode, how far ahead of its appends the log is filled with zeros
     /// (in whole pages), so that a commit's `fdatasync` writes data only, not a new file size
     /// and extent (the append limit against the overwrite limit: docs/io.md). Costs one write
-    /// of this many zeros each time the appends reach the filled length. Default 1 MiB; 0
+    /// of this many zeros each time the appends reach the filled length. Default 1 MiB, and
+    /// never more than [`Options::memtable_bytes_max`] (a log rotates with its memtable); 0
     /// turns it off. Other durability modes never fill ahead.
     #[must_use]
     pub fn log_preallocation_bytes(mut self, bytes: u64) -> Options {
@@ -126,8 +127,13 @@ impl Options {
         self
     }
 
-    /// The zero-fill ahead the log gets under these options.
+    /// The zero-fill ahead the log gets under these options: never more than a memtable's
+    /// worth, as the log rotates when its memtable is full.
     pub(crate) fn log_fill_ahead_bytes(&self) -> u64 {
-        if self.durability == Durability::Sync { self.log_preallocation_bytes } else { 0 }
+        if self.durability == Durability::Sync {
+            self.log_preallocation_bytes.min(self.memtable_bytes_max)
+        } else {
+            0
+        }
     }
 }
