@@ -237,6 +237,7 @@ fn group_commit(c: &mut Criterion) {
                         .expect("open a fresh db");
                     elapsed += zverse_benches::timed_fill(&db, &keys, &VALUE, writer_count);
                     let stats = db.stats();
+                    #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
                     per_sync.push(stats.commit_records as f64 / stats.commit_groups as f64);
                 }
                 elapsed

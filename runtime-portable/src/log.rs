@@ -219,7 +219,7 @@ pub(crate) struct ActiveLog {
 }
 
 /// Zero bytes written per call when a log is filled ahead.
-const ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
 /// Where a zero-fill ahead of `need` ends: `preallocation_bytes` past it, in whole pages.
 fn fill_end(need: u64, preallocation_bytes: u64) -> u64 {

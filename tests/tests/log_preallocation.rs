@@ -87,7 +87,7 @@ fn a_log_filled_past_its_tail_is_extended_and_replays() {
         }
         let log = logs(dir.path()).pop().unwrap();
         let len = fs::metadata(&log).unwrap().len();
-        assert!(len >= 200_000 && len % 4096 == 0, "extended in whole pages: {len}");
+        assert!(len >= 200_000 && len.is_multiple_of(4096), "extended in whole pages: {len}");
     }
     let db = backend::open(dir.path(), options()).unwrap();
     for index in 0..10 {
@@ -121,7 +121,7 @@ fn damage_in_the_zero_tail_loses_nothing_and_damage_before_it_is_corruption() {
     assert!(len - end > 4096, "a zero tail follows the frames: {end} of {len}");
     // A stray byte anywhere in the tail: garbage after the seal of the newest log, which
     // nothing vouches for (a torn append); every commit is before it.
-    for at in [end, end + 1, end + 39, end + 4096, (end + len) / 2, len - 1] {
+    for at in [end, end + 1, end + 39, end + 4096, u64::midpoint(end, len), len - 1] {
         let copy = damaged_copy(origin.path(), log_name, |file| {
             file.write_all_at(&[0x42], at).unwrap();
         });
