@@ -14,6 +14,7 @@
 //!   fdatasync that drains them. Throughput in MB/s.
 //! - `small_write/{io_uring,std}/150B`: one unsynced 150-byte write to the page cache (the
 //!   size of a small commit group), which shows what a submission costs apart from the sync.
+//!   (io_uring routed as a database's open routes it; the ring's own figure is `route_probe`'s.)
 //! - `ring_options/...`: the ring setups and registrations `UringIo` weighed, A/B (see the
 //!   module at the end).
 //! - `group_commit/{1,4,8,16,64}writers`: `Durability::Sync` puts from that many threads on
@@ -22,6 +23,9 @@
 //! - `fdatasync_limit/{overwrite,append}`: the two physical limits of a synced commit on this
 //!   disk, by plain system calls: `fdatasync` after a 100-byte `pwrite` into an already
 //!   written (and synced) region of a file, and after a 100-byte append that grows the file.
+//! - `sync_preallocation/{filled_ahead,appending}`: a 1-writer Sync fill on std with the log
+//!   zero-filled ahead (the default) and without (`log_preallocation_bytes(0)`): the engine's
+//!   synced commits against the two limits above, in the same run.
 //! - `route_probe`: prints what `UringIo`'s probe measures on this file system (each class of
 //!   operation both ways, `fdatasync` included) and the routes it picks.
 //!
@@ -60,10 +64,19 @@ fn keys(count: usize) -> Vec<[u8; KEY_LEN]> {
     zverse_benches::random_keys(&mut fastrand::Rng::with_seed(SEED), count)
 }
 
+/// The backends, io_uring routed as a database in a temporary directory would route it (the
+/// probe a database's open runs; the rows on files measure the backend as the engine uses it).
 fn backends() -> Vec<(&'static str, Arc<dyn Io>)> {
     let mut backends = Vec::new();
     match zverse_linux::select_io(Backend::Uring) {
-        Ok(io) => backends.push(("io_uring", io)),
+        Ok(io) => {
+            let dir = tempfile::tempdir().expect("create a temporary directory");
+            if let Err(error) = io.probe_dir(dir.path()) {
+                eprintln!("io_uring's route probe failed ({error}): its default routes run");
+            }
+            println!("io_uring routes: {}", io.routing());
+            backends.push(("io_uring", io));
+        }
         Err(error) => eprintln!("io_uring cases skipped: {error}"),
     }
     backends.push(("std", zverse_linux::select_io(Backend::Portable).expect("std always opens")));
@@ -289,6 +302,34 @@ fn fdatasync_limit(c: &mut Criterion) {
     group.finish();
 }
 
+fn sync_preallocation(c: &mut Criterion) {
+    let test_mode = zverse_benches::is_test_mode();
+    let write_count = if test_mode { SYNC_WRITE_COUNT_TEST } else { SYNC_WRITE_COUNT };
+    let keys = keys(write_count);
+    let mut group = c.benchmark_group("sync_preallocation");
+    group.sample_size(10).sampling_mode(SamplingMode::Flat);
+    group.throughput(Throughput::Elements(write_count as u64));
+    let std_io = zverse_linux::select_io(Backend::Portable).expect("std always opens");
+    for (name, preallocation_bytes) in [("filled_ahead", 1 << 20), ("appending", 0)] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iterations| {
+                let mut elapsed = Duration::ZERO;
+                for _ in 0..iterations {
+                    let dir = tempfile::tempdir().expect("create a temporary directory");
+                    let options = Options::default()
+                        .durability(Durability::Sync)
+                        .log_preallocation_bytes(preallocation_bytes);
+                    let db = Db::open_with_io(dir.path(), options, Arc::clone(&std_io))
+                        .expect("open a fresh db");
+                    elapsed += zverse_benches::timed_fill(&db, &keys, &VALUE, 1);
+                }
+                elapsed
+            });
+        });
+    }
+    group.finish();
+}
+
 #[cfg(target_os = "linux")]
 fn route_probe(_: &mut Criterion) {
     let Ok(io) = zverse_linux::UringIo::new() else {
@@ -309,6 +350,7 @@ criterion_group!(
     benches,
     route_probe,
     fdatasync_limit,
+    sync_preallocation,
     group_commit,
     sync_fill,
     sync_fill_pairs,
@@ -320,6 +362,7 @@ criterion_group!(
 criterion_group!(
     benches,
     fdatasync_limit,
+    sync_preallocation,
     group_commit,
     sync_fill,
     sync_fill_pairs,
