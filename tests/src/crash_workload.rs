@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use zverse::{Db, Durability, Error, Options, Version};
+use zverse::{Db, Durability, Error, Isolation, Options, Version};
 
 use crate::sim_io::SimIo;
 
@@ -27,9 +27,12 @@ pub const COMMIT_COUNT: usize = 40;
 pub const KEYS: [&[u8]; 7] = [b"", b"a", b"apple", b"b", b"banana:0001", b"banana:0002", b"zz"];
 /// A key no workload commit writes, written once after recovery.
 pub const KEY_AFTER: &[u8] = b"written-after-recovery";
-/// Segments after a complete run: flushes after commits 9 and 22 make two, the compaction
-/// after commit 26 flushes a third and merges them into one, the flush after 33 adds one.
-pub const SEGMENTS_AT_END: usize = 2;
+/// The fewest segments after a complete run: flushes after commits 9 and 22, the compaction
+/// after commit 26 (a flush, then every segment merged), the flush after 33; with the 4 KiB
+/// segment target, the compaction's output and the last flush are split into several segments
+/// (2 without it; how many depends on where the versions, which are times, put entries in Z
+/// order, so the exact count varies from run to run).
+pub const SEGMENTS_AT_END: usize = 4;
 /// Commits before the last step that makes every earlier commit durable (the flush after
 /// commit 33).
 pub const DURABLE_AT_END: usize = 34;
@@ -55,9 +58,13 @@ pub enum Step {
     Delete(Bytes),
     /// Writes in order: `Some` is a put, `None` a delete; a key written twice keeps the later.
     Batch(Vec<(Bytes, Option<Bytes>)>),
+    /// The same writes through a `Serializable` transaction that first reads the first key:
+    /// one record at one version, all or nothing, like a batch.
+    Transaction(Vec<(Bytes, Option<Bytes>)>),
     /// `Db::flush`.
     Flush,
-    /// `Db::compact`: a flush, then every segment merged into one (a manifest update).
+    /// `Db::compact`: a flush, then every segment merged (into segments of the target size;
+    /// one manifest update per step).
     Compact,
     /// `Db::close`, then `Db::open` again: recovery in the middle of the workload.
     Reopen,
@@ -107,13 +114,14 @@ pub fn workload(seed: u64) -> Workload {
                 // Every batch overwrites at least one of its own keys.
                 let again = writes[0].0.clone();
                 writes.push((again, Some(value_for(&mut rng, commit))));
-                Step::Batch(writes)
+                // Every third commit of this kind goes through a transaction.
+                if commit % 3 == 0 { Step::Transaction(writes) } else { Step::Batch(writes) }
             }
         };
         let effect: BTreeMap<Bytes, Option<Bytes>> = match &step {
             Step::Put(key, value) => [(key.clone(), Some(value.clone()))].into(),
             Step::Delete(key) => [(key.clone(), None)].into(),
-            Step::Batch(writes) => writes.iter().cloned().collect(),
+            Step::Batch(writes) | Step::Transaction(writes) => writes.iter().cloned().collect(),
             Step::Flush | Step::Compact | Step::Reopen => unreachable!("added below"),
         };
         steps.push(step);
@@ -127,12 +135,14 @@ pub fn workload(seed: u64) -> Workload {
 #[must_use]
 pub fn options(durability: Durability) -> Options {
     // Far above the workload's bytes and segments: no automatic rotation or compaction, so the
-    // I/O order is deterministic. Small blocks: several per segment.
+    // I/O order is deterministic. Small blocks: several per segment; a small segment target:
+    // flushes and the compaction write several segments, and crashes fall between them.
     Options::default()
         .durability(durability)
         .memtable_bytes_max(64 << 20)
         .compaction_trigger_segments(1000)
         .segment_block_bytes(1024)
+        .segment_bytes_target(4 << 10)
         // Small, so that the log's zero-filled tail is extended several times in the sweep.
         .log_preallocation_bytes(8 << 10)
 }
@@ -201,6 +211,7 @@ pub fn run(
                 }
                 batch.commit()
             }
+            Step::Transaction(writes) => transact(&db, writes),
             Step::Flush | Step::Compact | Step::Reopen => {
                 let done = match step {
                     Step::Flush => db.flush(),
@@ -238,6 +249,21 @@ pub fn run(
         }
     }
     (outcome, Some(db))
+}
+
+/// Runs [`Step::Transaction`]: a read, the writes, the commit.
+fn transact(db: &Db, writes: &[(Bytes, Option<Bytes>)]) -> zverse::Result<Version> {
+    let mut tx = db.transaction_with(Isolation::Serializable);
+    if let Some((key, _)) = writes.first() {
+        tx.get(key, None)?;
+    }
+    for (key, value) in writes {
+        match value {
+            Some(value) => tx.set(key, value)?,
+            None => tx.del(key)?,
+        }
+    }
+    Ok(tx.commit()?.expect("a transaction step always writes"))
 }
 
 /// A key's versions as `history` returns them, newest first, values copied out.
