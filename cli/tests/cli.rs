@@ -403,7 +403,7 @@ fn load_refuses_older_versions_and_bad_lines() {
     run_in(&new, &["get", "c"], None).fails(1);
     for header in [
         "{\"zverse_dump\":2,\"all_versions\":true,\"snapshot_version\":9}",
-        "{\"zverse_dump\":1,\"all_versions\":true,\"snapshot_version\":9,\"since\":3}",
+        "{\"zverse_dump\":1,\"all_versions\":true,\"snapshot_version\":9,\"parts\":3}",
     ] {
         let run = run_in(&scratch.dir.path().join("h"), &["load"], Some(header)).fails(2);
         assert!(run.stderr.contains("newer zverse"), "{}", run.stderr);
@@ -534,8 +534,12 @@ fn missing_locked_and_foreign_directories_fail_clearly() {
 
     scratch.put("a", "1");
     let db = zverse::Db::open(scratch.db(), zverse::Options::default()).unwrap();
-    let run = scratch.run(&["get", "a"]).fails(3);
+    let run = scratch.run(&["put", "b", "2"]).fails(3);
     assert!(run.stderr.contains("in use by another process"), "{}", run.stderr);
+    // Reads open read-only: they work beside the writer, as of their open.
+    db.put(b"c", b"3").unwrap();
+    let run = scratch.run(&["get", "c"]).ok();
+    assert_eq!(run.stdout.trim(), "3", "{}", run.stderr);
     drop(db);
 
     let foreign = scratch.dir.path().join("foreign");

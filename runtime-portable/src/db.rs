@@ -15,17 +15,24 @@ use crate::commit::{GroupCommit, Pending, Stage};
 use crate::error::{Error, Result};
 use crate::io::{Io, IoLock, StdIo};
 use crate::locality::LocalityAdvisor;
-use crate::log::{self, ActiveLog};
+use crate::log::{self, ActiveLog, Mode};
 use crate::manifest::SegmentMeta;
 use crate::manifest::{MANIFEST_NAME, MANIFEST_TEMP_NAME, Manifest};
 use crate::memtable::Memtable;
 use crate::options::{Durability, Options};
-use crate::segment_file::SegmentFile;
+use crate::segment_file::{FenceBudget, SegmentFile};
 use crate::segment_writer::{SegmentWriter, WriterLimits};
-use crate::tiers::Tiers;
+use crate::tiers::{TierSet, Tiers};
 
 /// The lock file's name.
 const LOCK_NAME: &str = "LOCK";
+/// File numbers the manifest reserves ahead of use: a number is recorded as reserved before a
+/// file gets it, so every file a crash leaves behind is numbered below the manifest's
+/// `file_number_next`, and any file at or above it is not the engine's.
+const FILE_NUMBERS_RESERVED: u64 = 64;
+/// How many times a read-only open starts over when the manifest changed under it (a writer
+/// in another process flushed or compacted, deleting files the manifest it read named).
+const READ_ONLY_ATTEMPTS_MAX: u32 = 8;
 
 /// An open database. Cheap to share: clone the `Arc` you keep it in, or hand out `&Db`; every
 /// method takes `&self` and is safe to call from many threads.
@@ -42,16 +49,30 @@ pub(crate) struct Inner {
     pub dir: PathBuf,
     pub io: Arc<dyn Io>,
     pub options: Options,
-    /// The directory lock, released by `close` (snapshots may outlive it).
+    /// The directory lock, released by `close` (snapshots may outlive it). `None` for a
+    /// read-only open, which takes none.
     lock: Mutex<Option<IoLock>>,
     clock: HybridClock,
     /// Every version at or below it is applied: readers read at or below it.
     watermark: AtomicU64,
-    stage: Stage,
-    log: Mutex<ActiveLog>,
-    pub(crate) tiers: Mutex<Arc<Tiers>>,
+    pub(crate) stage: Stage,
+    /// The group the leader is committing (only the leader locks it).
+    logged: Mutex<LoggedGroup>,
+    /// The log appended to; `None` for a read-only open.
+    log: Mutex<Option<ActiveLog>>,
+    /// The newest log's bytes as a read-only open read them.
+    log_bytes_read_only: u64,
+    pub(crate) tiers: TierSet,
     pub(crate) manifest: Mutex<Manifest>,
+    /// The next file number to hand out.
     file_number_next: AtomicU64,
+    /// The manifest's `file_number_next`: numbers below it are reserved for this database.
+    file_number_reserved: AtomicU64,
+    /// The retention horizon (the manifest's): reads below it are refused.
+    horizon: AtomicU64,
+    /// The manifest's `horizon_found`: a point read at or above it that finds a version is
+    /// exact even below `horizon`.
+    horizon_found: AtomicU64,
     /// Versions pinned by live snapshots, with their counts.
     pub pins: Mutex<BTreeMap<Version, usize>>,
     /// Why the database refuses writes, once an I/O error made it so.
@@ -59,6 +80,8 @@ pub(crate) struct Inner {
     /// Why the last compaction failed, if it did.
     last_compaction_error: Mutex<Option<String>>,
     closed: AtomicBool,
+    /// Checkpoints copying logs now: while any runs, flushes leave retired logs in place.
+    pub(crate) checkpoints_running: AtomicUsize,
     /// Wakes the flush thread: a memtable was sealed, or the database is closing.
     background: (Mutex<BackgroundState>, Condvar),
     /// Wakes the compaction thread: a flush added a segment, `compact()` asked, or closing.
@@ -71,6 +94,11 @@ pub(crate) struct Inner {
     pub counters: Counters,
     /// madvise hints from the reads, shared with every open segment.
     pub advisor: Arc<LocalityAdvisor>,
+    /// The memory the open segments' fence keys share (`Options::fence_keys_bytes_max`).
+    pub fence_budget: Arc<FenceBudget>,
+    /// Tests only: flushes wait while set (sealed memtables and their logs pile up).
+    #[cfg(test)]
+    flush_paused: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -115,15 +143,35 @@ const STALL_POLL: Duration = Duration::from_millis(10);
 /// How long a write is delayed in the slowdown zone.
 const SLOWDOWN_DELAY: Duration = Duration::from_millis(1);
 
-/// A commit group as written to the log.
+/// A commit group as written to the log: the leader's buffers, kept between groups so that a
+/// commit allocates nothing.
+#[derive(Debug, Default)]
 struct LoggedGroup {
     /// The log frame: header, then the accepted records.
     frame: Vec<u8>,
     /// Where each accepted record starts in `frame`.
     starts: Vec<usize>,
+    /// The version of each accepted record.
+    versions: Vec<Version>,
     /// For each record of the group, whether it was accepted (a refused one was completed
     /// with its error already).
     accepted: Vec<bool>,
+}
+
+/// A frame buffer larger than this is dropped after its group rather than kept, so that one
+/// huge group does not pin its memory.
+const FRAME_KEEP_BYTES_MAX: usize = 2 * crate::commit::GROUP_BYTES_MAX;
+
+impl LoggedGroup {
+    fn clear(&mut self) {
+        if self.frame.capacity() > FRAME_KEEP_BYTES_MAX {
+            self.frame = Vec::new();
+        }
+        self.frame.clear();
+        self.starts.clear();
+        self.versions.clear();
+        self.accepted.clear();
+    }
 }
 
 /// Counters for `stats()`.
@@ -151,9 +199,12 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Db {
     /// Opens the database in `path`, creating it (and the directory) if missing.
     ///
-    /// Fails with [`Error::Locked`] if another process or another `Db` has it open, with
-    /// [`Error::NotADatabase`] if `path` holds files that are not a ZVerse database, and with
-    /// [`Error::Corruption`] if a file of the database does not verify.
+    /// Fails with [`Error::Locked`] if another process or another `Db` has it open for
+    /// writing, with [`Error::NotADatabase`] if `path` holds files that are not a ZVerse
+    /// database, with [`Error::Corruption`] if a file of the database does not verify or a
+    /// file the manifest records is missing, and with [`Error::FormatUnsupported`] for a
+    /// database an older ZVerse wrote. With `Options::read_only(true)` it takes no lock and
+    /// writes nothing (see there).
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Db> {
         Db::open_with_io(path, options, Arc::new(StdIo))
     }
@@ -162,6 +213,9 @@ impl Db {
     /// simulated disk).
     pub fn open_with_io(path: impl AsRef<Path>, options: Options, io: Arc<dyn Io>) -> Result<Db> {
         let inner = Arc::new(Inner::open(path.as_ref(), options, io)?);
+        if inner.options.read_only {
+            return Ok(Db { inner, threads: Mutex::new(Vec::new()) });
+        }
         let flusher = {
             let inner = Arc::clone(&inner);
             std::thread::Builder::new()
@@ -184,16 +238,19 @@ impl Db {
 
     /// Writes `value` under `key` and returns the write's version.
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<Version> {
-        let mut encoded = vec![0; record::encoded_len_put(key, value)?];
-        record::encode_put_into(&mut encoded, Version::ZERO, key, value).map_err(encode_error)?;
-        self.inner.commit(encoded, (key.len() + value.len()) as u64, None)
+        let record_len = record::encoded_len_put(key, value)?;
+        let user_bytes = (key.len() + value.len()) as u64;
+        self.inner.commit_encoding(record_len, user_bytes, |out| {
+            record::encode_put_into(out, Version::ZERO, key, value)
+        })
     }
 
     /// Deletes `key` (writes a tombstone version) and returns the delete's version.
     pub fn delete(&self, key: &[u8]) -> Result<Version> {
-        let mut encoded = vec![0; record::encoded_len_delete(key)?];
-        record::encode_delete_into(&mut encoded, Version::ZERO, key).map_err(encode_error)?;
-        self.inner.commit(encoded, key.len() as u64, None)
+        let record_len = record::encoded_len_delete(key)?;
+        self.inner.commit_encoding(record_len, key.len() as u64, |out| {
+            record::encode_delete_into(out, Version::ZERO, key)
+        })
     }
 
     /// A batch of writes that commit together at one version.
@@ -204,7 +261,7 @@ impl Db {
     /// Writes the memtable to a segment now, and waits until every sealed memtable is in a
     /// segment.
     pub fn flush(&self) -> Result<()> {
-        self.inner.check_open()?;
+        self.inner.check_writable()?;
         self.inner.stage.with_leadership(|| self.inner.rotate())?;
         self.inner.wait_for_background_round();
         self.inner.check_writable()
@@ -217,7 +274,7 @@ impl Db {
     /// Background compaction merges only segments below the target, a few at a time, whenever
     /// `compaction_trigger_segments` of them exist.
     pub fn compact(&self) -> Result<()> {
-        self.inner.check_open()?;
+        self.inner.check_writable()?;
         self.inner.stage.with_leadership(|| self.inner.rotate())?;
         self.inner.wait_for_background_round();
         self.inner.check_writable()?;
@@ -285,39 +342,121 @@ fn encode_error(error: record::EncodeError) -> Error {
 
 impl Inner {
     fn open(dir: &Path, options: Options, io: Arc<dyn Io>) -> Result<Inner> {
+        if options.read_only {
+            return Inner::open_read_only(dir, options, io);
+        }
         prepare_dir(io.as_ref(), dir, &options)?;
-        // Refuse a foreign directory before locking it, so that not even a LOCK file is left
-        // in it.
+        // Refuse a foreign directory or a manifest that does not decode before locking, so
+        // that not even a LOCK file is left.
         refuse_foreign(dir, &io.list_dir(dir)?)?;
-        let lock = io
+        Manifest::read(io.as_ref(), dir)?;
+        let dir_lock = io
             .try_lock(&dir.join(LOCK_NAME))?
             .ok_or_else(|| Error::Locked { path: dir.to_path_buf() })?;
-        refuse_foreign(dir, &io.list_dir(dir)?)?;
-        // A failed probe leaves the backend's default routing: nothing to report.
+        let names = io.list_dir(dir)?;
+        refuse_foreign(dir, &names)?;
+        // Only a writable open probes (a read-only one writes nothing); a failed probe leaves
+        // the backend's default routing: nothing to report.
         let _ = io.probe_dir(dir);
         let mut manifest = if let Some(manifest) = Manifest::read(io.as_ref(), dir)? {
             manifest
         } else {
             // A new database (a crash may have left the first manifest's temporary, which
-            // `write` replaces).
+            // `write` replaces). Its first file numbers are reserved at once.
             let manifest =
-                Manifest { file_number_next: 1, log_number_min: 1, ..Manifest::default() };
+                Manifest { file_number_next: 1 + FILE_NUMBERS_RESERVED, ..Manifest::default() };
             manifest.write(io.as_ref(), dir)?;
             manifest
         };
-        let names = io.list_dir(dir)?;
         let advisor = Arc::new(LocalityAdvisor::new(
             options.locality_advisor,
             options.segment_block_bytes as usize,
         ));
-        let recovered = recover(&io, dir, &mut manifest, &names, &options, &advisor)?;
-        let clock = HybridClock::new(recovered.version_max);
-        let log = ActiveLog::create(
-            io.as_ref(),
+        let fence_budget = Arc::new(FenceBudget::new(options.fence_keys_bytes_max));
+        remove_leftovers(io.as_ref(), dir, &manifest, &names)?;
+        let recovery = Recovery {
+            io: &io,
             dir,
-            recovered.file_number_next,
-            options.log_fill_ahead_bytes(),
-        )?;
+            options: &options,
+            advisor: &advisor,
+            fence_budget: &fence_budget,
+        };
+        let mut recovered = recover(&recovery, &mut manifest, &names, false)?;
+        let mut file_number_next = recovered.file_number_next;
+        let log = if let Some(log) = recovered.log.take() {
+            log
+        } else {
+            let number = file_number_next;
+            file_number_next = number.checked_add(1).ok_or_else(|| numbers_exhausted(dir))?;
+            recovered.memtable = Memtable::new(number);
+            start_first_log(
+                io.as_ref(),
+                dir,
+                &mut manifest,
+                number,
+                options.log_fill_ahead_bytes(),
+            )?
+        };
+        let inner = Inner::assemble(dir, options, io, manifest, recovered, (advisor, fence_budget));
+        *lock(&inner.lock) = Some(dir_lock);
+        *lock(&inner.log) = Some(log);
+        inner.file_number_next.store(file_number_next, Ordering::Relaxed);
+        Ok(inner)
+    }
+
+    /// A read-only open: no lock, nothing created, written, synced or deleted. A writer in
+    /// another process may replace the manifest and delete the files the old one named while
+    /// this reads them: when recovery fails and the manifest changed meanwhile, it starts over
+    /// (at most `READ_ONLY_ATTEMPTS_MAX` times).
+    fn open_read_only(dir: &Path, options: Options, io: Arc<dyn Io>) -> Result<Inner> {
+        let advisor = Arc::new(LocalityAdvisor::new(
+            options.locality_advisor,
+            options.segment_block_bytes as usize,
+        ));
+        let mut attempt = 1;
+        loop {
+            let names = io.list_dir(dir)?;
+            refuse_foreign(dir, &names)?;
+            let manifest = Manifest::read(io.as_ref(), dir)?.ok_or_else(|| {
+                let what = format!("no ZVerse database in {}: no MANIFEST", dir.display());
+                Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, what))
+            })?;
+            let mut read = manifest.clone();
+            let fence_budget = Arc::new(FenceBudget::new(options.fence_keys_bytes_max));
+            let recovery = Recovery {
+                io: &io,
+                dir,
+                options: &options,
+                advisor: &advisor,
+                fence_budget: &fence_budget,
+            };
+            match recover(&recovery, &mut read, &names, true) {
+                Ok(recovered) => {
+                    let parts = (advisor, fence_budget);
+                    return Ok(Inner::assemble(dir, options, io, manifest, recovered, parts));
+                }
+                Err(error) => {
+                    let changed = Manifest::read(io.as_ref(), dir).ok().flatten() != Some(manifest);
+                    if !changed || attempt >= READ_ONLY_ATTEMPTS_MAX {
+                        return Err(error);
+                    }
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// The state of an open database around what recovery rebuilt; the caller installs the
+    /// lock, the log and the next file number of a writable open.
+    fn assemble(
+        dir: &Path,
+        options: Options,
+        io: Arc<dyn Io>,
+        manifest: Manifest,
+        recovered: Recovered,
+        (advisor, fence_budget): (Arc<LocalityAdvisor>, Arc<FenceBudget>),
+    ) -> Inner {
+        let clock = HybridClock::new(recovered.version_max);
         let tiers_segments = recovered.segments;
         let segment_count_open = count_open(&tiers_segments, &options);
         let tiers = Tiers {
@@ -327,22 +466,28 @@ impl Inner {
         };
         // Leaders let late joiners board only where a group shares a sync.
         let stage = Stage::new(options.durability == Durability::Sync);
-        Ok(Inner {
+        Inner {
             dir: dir.to_path_buf(),
             io,
             options,
-            lock: Mutex::new(Some(lock)),
+            lock: Mutex::new(None),
             watermark: AtomicU64::new(clock.last().get()),
             clock,
             stage,
-            log: Mutex::new(log),
-            tiers: Mutex::new(Arc::new(tiers)),
+            logged: Mutex::new(LoggedGroup::default()),
+            log: Mutex::new(None),
+            log_bytes_read_only: recovered.log_bytes,
+            tiers: TierSet::new(tiers),
+            file_number_next: AtomicU64::new(manifest.file_number_next),
+            file_number_reserved: AtomicU64::new(manifest.file_number_next),
+            horizon: AtomicU64::new(manifest.horizon.get()),
+            horizon_found: AtomicU64::new(manifest.horizon_found.get()),
             manifest: Mutex::new(manifest),
-            file_number_next: AtomicU64::new(recovered.file_number_next + 1),
             pins: Mutex::new(BTreeMap::new()),
             read_only: Mutex::new(None),
             last_compaction_error: Mutex::new(None),
             closed: AtomicBool::new(false),
+            checkpoints_running: AtomicUsize::new(0),
             background: (Mutex::new(BackgroundState::default()), Condvar::new()),
             compaction: (Mutex::new(CompactionState::default()), Condvar::new()),
             stall: (Mutex::new(()), Condvar::new()),
@@ -352,12 +497,15 @@ impl Inner {
                 ..Counters::default()
             },
             advisor,
-        })
+            fence_budget,
+            #[cfg(test)]
+            flush_paused: AtomicBool::new(false),
+        }
     }
 
-    /// The tiers as they are now.
+    /// The tiers as they are now (an owned `Arc`; readers of one call use `tiers.load()`).
     pub(crate) fn tiers(&self) -> Arc<Tiers> {
-        Arc::clone(&lock(&self.tiers))
+        self.tiers.load_full()
     }
 
     /// The newest version a reader may read at: every version at or below it is applied.
@@ -365,8 +513,48 @@ impl Inner {
         Version::new(self.watermark.load(Ordering::Acquire))
     }
 
+    /// The retention horizon: every read at or above it is exact.
+    pub(crate) fn horizon(&self) -> Version {
+        Version::new(self.horizon.load(Ordering::Acquire))
+    }
+
+    /// A point read at or above it that finds a retained version is exact.
+    pub(crate) fn horizon_found(&self) -> Version {
+        Version::new(self.horizon_found.load(Ordering::Acquire))
+    }
+
+    /// Raises the horizons; compaction calls it before it swaps in tiers that lack versions
+    /// below them.
+    pub(crate) fn raise_horizons(&self, horizon: Version, horizon_found: Version) {
+        self.horizon_found.fetch_max(horizon_found.get(), Ordering::AcqRel);
+        self.horizon.fetch_max(horizon.get(), Ordering::AcqRel);
+    }
+
+    /// Refuses a read as of `version` below the horizon, unless a live snapshot pins exactly
+    /// `version` (compaction keeps every version a read there needs). Call it after taking
+    /// the tiers: a compaction raises the horizon before it swaps them.
+    pub(crate) fn check_horizon(&self, version: Version) -> Result<()> {
+        if self.is_exact(version) {
+            return Ok(());
+        }
+        Err(Error::BelowHorizon { version, horizon: self.horizon() })
+    }
+
+    /// Whether every read as of `version` is exact: at or above the horizon, or a version a
+    /// live snapshot pins.
+    pub(crate) fn is_exact(&self, version: Version) -> bool {
+        version >= self.horizon() || lock(&self.pins).contains_key(&version)
+    }
+
+    /// The files the database has now: `MANIFEST`, `LOCK` (created by the first writable
+    /// open, never deleted), the live logs and segments.
+    pub(crate) fn file_count(&self) -> u64 {
+        let manifest = lock(&self.manifest);
+        2 + manifest.logs.len() as u64 + manifest.segments.len() as u64
+    }
+
     pub(crate) fn log_bytes(&self) -> u64 {
-        lock(&self.log).offset_end
+        lock(&self.log).as_ref().map_or(self.log_bytes_read_only, |log| log.offset_end)
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {
@@ -378,6 +566,9 @@ impl Inner {
 
     fn check_writable(&self) -> Result<()> {
         self.check_open()?;
+        if self.options.read_only {
+            return Err(Error::OpenedReadOnly);
+        }
         match &*lock(&self.read_only) {
             Some(reason) => Err(Error::ReadOnly(Arc::clone(reason))),
             None => Ok(()),
@@ -462,7 +653,7 @@ impl Inner {
 
     /// Memtables (active and sealed) and open segments (below the target size) now.
     fn write_pressure(&self) -> (usize, usize) {
-        let sealed_count = lock(&self.tiers).sealed.len();
+        let sealed_count = self.tiers.load().sealed.len();
         (1 + sealed_count, self.segment_count_open.load(Ordering::Acquire))
     }
 
@@ -472,13 +663,46 @@ impl Inner {
         self.segment_count_open.store(count, Ordering::Release);
     }
 
+    /// Commits the encoded record `encoded` (at version zero, which the commit replaces).
     pub(crate) fn commit(
         &self,
         encoded: Vec<u8>,
         user_bytes: u64,
         version_wanted: Option<Version>,
     ) -> Result<Version> {
-        self.submit(&Pending::new(encoded, version_wanted), user_bytes)
+        self.commit_staged(user_bytes, version_wanted, |record| {
+            *record = encoded;
+            Ok(())
+        })
+    }
+
+    /// Commits the record `encode` writes (at version zero) into a buffer of `record_len`
+    /// bytes: the writer thread's reused buffer, so that a put allocates nothing here.
+    fn commit_encoding(
+        &self,
+        record_len: usize,
+        user_bytes: u64,
+        encode: impl FnOnce(&mut [u8]) -> Result<usize, record::EncodeError>,
+    ) -> Result<Version> {
+        self.commit_staged(user_bytes, None, |record| {
+            record.resize(record_len, 0);
+            encode(record).map(drop).map_err(encode_error)
+        })
+    }
+
+    fn commit_staged(
+        &self,
+        user_bytes: u64,
+        version_wanted: Option<Version>,
+        fill: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    ) -> Result<Version> {
+        self.wait_for_room()?;
+        let pending = Pending::staged(version_wanted, fill)?;
+        let committed = self.stage.submit(&pending, self);
+        Pending::recycle(pending);
+        let version = committed?;
+        self.counters.bytes_user.fetch_add(user_bytes, Ordering::Relaxed);
+        Ok(version)
     }
 
     /// [`Inner::commit`], refused with [`Error::Conflict`] unless `check` passes at the
@@ -500,12 +724,47 @@ impl Inner {
         Ok(version)
     }
 
+    /// A new file number, reserved in the manifest before it is returned (a manifest write
+    /// once every `FILE_NUMBERS_RESERVED` numbers). Never call it holding the manifest lock.
+    /// If the reservation fails, the database turns read-only (the caller's next manifest
+    /// write fails too) and the number is returned unreserved: a file a crash then leaves
+    /// with it is ignored, never deleted.
     pub(crate) fn allocate_file_number(&self) -> u64 {
-        self.file_number_next.fetch_add(1, Ordering::Relaxed)
+        let Ok(number) =
+            self.file_number_next
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1))
+        else {
+            let _ = self.fail(numbers_exhausted(&self.dir).to_string());
+            return u64::MAX;
+        };
+        if number >= self.file_number_reserved.load(Ordering::Acquire)
+            && let Err(error) = self.reserve_file_numbers(number)
+        {
+            let _ = self.fail(format!("reserving file number {number} failed: {error}"));
+        }
+        number
     }
 
+    /// Records in the manifest that numbers up to `number` and `FILE_NUMBERS_RESERVED` past it
+    /// are in use.
+    fn reserve_file_numbers(&self, number: u64) -> Result<()> {
+        let mut manifest = lock(&self.manifest);
+        if number < manifest.file_number_next {
+            return Ok(());
+        }
+        let mut next = manifest.clone();
+        next.file_number_next = number
+            .checked_add(1 + FILE_NUMBERS_RESERVED)
+            .ok_or_else(|| numbers_exhausted(&self.dir))?;
+        next.write(self.io.as_ref(), &self.dir)?;
+        self.file_number_reserved.store(next.file_number_next, Ordering::Release);
+        *manifest = next;
+        Ok(())
+    }
+
+    /// The `file_number_next` a manifest written now records: above every number allocated.
     pub(crate) fn file_number_next(&self) -> u64 {
-        self.file_number_next.load(Ordering::Relaxed)
+        self.file_number_reserved.load(Ordering::Acquire)
     }
 
     /// The version for a record: the clock's next, or the one its writer asked for if that is
@@ -518,6 +777,11 @@ impl Inner {
                     pending.complete(Err(Error::VersionsExhausted));
                 }
                 version
+            }
+            Some(wanted) if wanted > version_ahead_max(now, self.options.version_ahead_max) => {
+                let version_max = version_ahead_max(now, self.options.version_ahead_max);
+                pending.complete(Err(Error::VersionTooFarAhead { version: wanted, version_max }));
+                None
             }
             Some(wanted) if wanted > self.clock.last() => {
                 self.clock.observe(wanted);
@@ -532,50 +796,52 @@ impl Inner {
     }
 
     /// Appends a group's records, with their versions, to the log as one frame; syncs per the
-    /// durability. Returns the frame, where each accepted record starts in it, and which of
-    /// the group's records were accepted (the others were already completed with an error).
-    fn append_group(&self, group: &[Arc<Pending>]) -> Result<LoggedGroup, Error> {
+    /// durability. Fills `logged` (cleared) with the frame, where each accepted record starts
+    /// in it and its version, and which of the group's records were accepted (the others were
+    /// already completed with an error).
+    fn append_group(&self, group: &[Arc<Pending>], logged: &mut LoggedGroup) -> Result<(), Error> {
         let now = Version::from_system_time(SystemTime::now());
         let records_len: usize = group.iter().map(|p| p.record.len()).sum();
-        let mut frame = Vec::with_capacity(log::FRAME_HEADER_LEN + records_len);
+        let frame = &mut logged.frame;
+        frame.reserve(log::FRAME_HEADER_LEN + records_len);
         frame.resize(log::FRAME_HEADER_LEN, 0);
-        let mut starts = Vec::with_capacity(group.len());
-        let mut accepted = Vec::with_capacity(group.len());
         for pending in group {
             // Every earlier group is in the memtable, and the records of this group accepted
             // so far are in `frame`: the check sees every write ordered before this one.
             if let Some(check) = &pending.check
-                && let Err(error) = self.validate(check, &frame, &starts)
+                && let Err(error) = self.validate(check, frame, &logged.starts)
             {
                 pending.complete(Err(error));
-                accepted.push(false);
+                logged.accepted.push(false);
                 continue;
             }
             let Some(version) = self.version_for(pending, now) else {
-                accepted.push(false);
+                logged.accepted.push(false);
                 continue;
             };
-            accepted.push(true);
+            logged.accepted.push(true);
             let start = frame.len();
-            starts.push(start);
+            logged.starts.push(start);
+            logged.versions.push(version);
             frame.extend_from_slice(&pending.record);
             record::rewrite_version(&mut frame[start..], version)
                 .expect("a record this database encoded has a valid header");
         }
-        if starts.is_empty() {
+        if logged.starts.is_empty() {
             // Every write was refused: no frame (a frame with an empty body is a log's seal).
-            return Ok(LoggedGroup { frame, starts, accepted });
+            return Ok(());
         }
         let mut log = lock(&self.log);
-        log::seal_frame(&mut frame, log.nonce, log.offset_end, log.offset_synced);
+        let log = log.as_mut().ok_or(Error::OpenedReadOnly)?;
+        log::seal_frame(frame, log.nonce, log.offset_end, log.offset_synced);
         let sync = self.options.durability == Durability::Sync;
         let zeros = log.reserve(frame.len() as u64);
         let written = zeros.and_then(|zero_bytes| {
             self.counters.bytes_written_log.fetch_add(zero_bytes, Ordering::Relaxed);
             if sync {
-                log.file.write_all_at_and_sync(&[&frame], log.offset_end)
+                log.file.write_all_at_and_sync(&[frame], log.offset_end)
             } else {
-                log.file.write_all_at(&frame, log.offset_end)
+                log.file.write_all_at(frame, log.offset_end)
             }
         });
         if let Err(error) = written {
@@ -586,20 +852,20 @@ impl Inner {
             log.offset_synced = log.offset_end;
         }
         self.counters.bytes_written_log.fetch_add(frame.len() as u64, Ordering::Relaxed);
-        Ok(LoggedGroup { frame, starts, accepted })
+        Ok(())
     }
 
-    /// Inserts a logged group into the active memtable; returns the group's last version.
-    fn apply_group(&self, bytes: &[u8], starts: &[usize]) -> Version {
-        let active = Arc::clone(&self.tiers().active);
+    /// Inserts a logged group into the active memtable, taking each key and value from where
+    /// it was encoded (no decode, no checksum); returns the group's last version.
+    fn apply_group(&self, logged: &LoggedGroup) -> Version {
+        let active = Arc::clone(&self.tiers.load().active);
         let mut version_last = Version::ZERO;
-        for &start in starts {
-            let (record, _) = record::decode_from(&bytes[start..])
-                .expect("a record this database just encoded decodes");
-            for entry in record.entries() {
-                active.insert(entry.key, entry.version, entry.value);
+        for (&start, &version) in logged.starts.iter().zip(&logged.versions) {
+            let ops = logged.frame.get(start..).and_then(record::ops_of_encoded);
+            for op in ops.expect("a record this database just encoded has ops") {
+                active.insert(op.key, version, op.value);
             }
-            version_last = record.version();
+            version_last = version;
         }
         active.cover(version_last);
         version_last
@@ -611,6 +877,7 @@ impl Inner {
     fn sync_log(&self) -> Result<()> {
         let (file, number, offset_end) = {
             let log = lock(&self.log);
+            let Some(log) = log.as_ref() else { return Ok(()) };
             if log.offset_synced >= log.offset_end {
                 return Ok(());
             }
@@ -619,8 +886,9 @@ impl Inner {
         if let Err(error) = file.sync_data() {
             return Err(self.fail(format!("sync of log {number} failed: {error}")));
         }
-        let mut log = lock(&self.log);
-        if log.number == number {
+        if let Some(log) = lock(&self.log).as_mut()
+            && log.number == number
+        {
             log.offset_synced = log.offset_synced.max(offset_end);
         }
         Ok(())
@@ -635,6 +903,7 @@ impl Inner {
         }
         {
             let mut log = lock(&self.log);
+            let Some(log) = log.as_mut() else { return Ok(()) };
             if let Err(error) = log.append_seal() {
                 return Err(self.fail(format!("sealing log {} failed: {error}", log.number)));
             }
@@ -644,8 +913,8 @@ impl Inner {
 
     /// Seals the active memtable and starts a new log for the next one. Only the leader
     /// calls this (the memtable and the log belong to it).
-    fn rotate(&self) -> Result<()> {
-        if self.tiers().active.is_empty() {
+    pub(crate) fn rotate(&self) -> Result<()> {
+        if self.tiers.load().active.is_empty() {
             return Ok(());
         }
         // Older logs are complete, sealed and synced before a newer one exists, so that
@@ -653,18 +922,21 @@ impl Inner {
         // crash).
         {
             let mut log = lock(&self.log);
+            let log = log.as_mut().ok_or(Error::OpenedReadOnly)?;
             if let Err(error) = log.append_seal() {
                 return Err(self.fail(format!("sealing log {} failed: {error}", log.number)));
             }
         }
         self.sync_log()?;
         let number = self.allocate_file_number();
+        self.check_writable()?;
         let fill_ahead_bytes = self.options.log_fill_ahead_bytes();
         let new_log = ActiveLog::create(self.io.as_ref(), &self.dir, number, fill_ahead_bytes)
             .map_err(|error| self.fail(format!("creating log {number} failed: {error}")))?;
-        *lock(&self.log) = new_log;
+        self.record_log(number)?;
+        *lock(&self.log) = Some(new_log);
         {
-            let mut tiers = lock(&self.tiers);
+            let mut tiers = self.tiers.lock();
             let mut sealed = tiers.sealed.clone();
             sealed.insert(0, Arc::clone(&tiers.active));
             *tiers = Arc::new(Tiers {
@@ -676,6 +948,21 @@ impl Inner {
         let (state, wake) = &self.background;
         lock(state).flush_requested = true;
         wake.notify_all();
+        Ok(())
+    }
+
+    /// Adds log `number`, created and synced, to the manifest's live logs. Until then no write
+    /// goes to it, so a crash before leaves an empty log the next open deletes.
+    fn record_log(&self, number: u64) -> Result<()> {
+        let mut manifest = lock(&self.manifest);
+        let mut next = manifest.clone();
+        next.logs.push(number);
+        if let Err(error) = next.write(self.io.as_ref(), &self.dir) {
+            return Err(
+                self.fail(format!("recording log {number} in the manifest failed: {error}"))
+            );
+        }
+        *manifest = next;
         Ok(())
     }
 
@@ -814,6 +1101,10 @@ impl Inner {
 
     /// Writes every sealed memtable, oldest first, to a segment.
     fn flush_sealed(&self) -> Result<()> {
+        #[cfg(test)]
+        if self.flush_paused.load(Ordering::Acquire) {
+            return Ok(());
+        }
         while let Some(memtable) = self.tiers().sealed.last().cloned() {
             self.flush_one(&memtable)?;
         }
@@ -834,7 +1125,15 @@ impl Inner {
         self.counters.bytes_written_segments.fetch_add(bytes, Ordering::Relaxed);
         metas
             .iter()
-            .map(|meta| Ok(Arc::new(SegmentFile::open(&self.io, &self.dir, *meta, &self.advisor)?)))
+            .map(|meta| {
+                Ok(Arc::new(SegmentFile::open(
+                    &self.io,
+                    &self.dir,
+                    *meta,
+                    &self.advisor,
+                    &self.fence_budget,
+                )?))
+            })
             .collect()
     }
 
@@ -846,7 +1145,7 @@ impl Inner {
         let outputs = self.open_new_segments(&metas)?;
         let version_max = metas.iter().map(|meta| meta.version_max).max().unwrap_or(Version::ZERO);
         let mut manifest = lock(&self.manifest);
-        let mut tiers = lock(&self.tiers);
+        let mut tiers = self.tiers.lock();
         let mut sealed = tiers.sealed.clone();
         let position = sealed.iter().position(|m| Arc::ptr_eq(m, memtable));
         let position = position.expect("only the background thread removes sealed memtables");
@@ -857,7 +1156,7 @@ impl Inner {
         crate::compaction::sort_newest_first(&mut segments);
         let mut next = manifest.clone();
         next.segments = segments.iter().map(|segment| *segment.meta()).collect();
-        next.log_number_min = log_number_min;
+        next.logs.retain(|&number| number >= log_number_min);
         next.file_number_next = self.file_number_next();
         next.version_last = next.version_last.max(version_max).max(memtable.version_last());
         // From here the manifest may name the new files, whatever the write's outcome.
@@ -882,12 +1181,21 @@ impl Inner {
         Ok(())
     }
 
-    /// Deletes the log files a flush has made obsolete. A failure leaves an old log behind,
-    /// which the next open deletes: nothing is lost, so it is not an error.
-    fn remove_logs_below(&self, log_number_min: u64) {
+    /// Deletes the log files a flush has made obsolete: those numbered below `log_number_min`
+    /// (no longer in the manifest), below the reserved numbers, so the engine's own. A failure
+    /// leaves an old log behind, which the next open deletes: nothing is lost, so it is not
+    /// an error. While a checkpoint copies logs it does nothing (the checkpoint calls it when
+    /// done).
+    pub(crate) fn remove_logs_below(&self, log_number_min: u64) {
+        if self.checkpoints_running.load(Ordering::SeqCst) > 0 {
+            return;
+        }
         let Ok(names) = self.io.list_dir(&self.dir) else { return };
+        let live = lock(&self.manifest).logs.clone();
         for name in names {
-            if parse_file_number(&name, ".log").is_some_and(|number| number < log_number_min) {
+            let obsolete = parse_file_number(&name, ".log")
+                .is_some_and(|number| number < log_number_min && !live.contains(&number));
+            if obsolete {
                 let _ = self.io.remove_file(&self.dir.join(name));
             }
         }
@@ -896,33 +1204,32 @@ impl Inner {
 
 impl GroupCommit for Inner {
     fn commit_group(&self, group: &[Arc<Pending>]) {
-        let outcome = self.check_writable().and_then(|()| self.append_group(group));
-        let LoggedGroup { frame, starts, accepted } = match outcome {
-            Ok(logged) => logged,
-            Err(error) => {
-                let reason = error.to_string();
-                for pending in group {
-                    pending.complete(Err(match &error {
-                        Error::Closed => Error::Closed,
-                        Error::ReadOnly(reason) => Error::ReadOnly(Arc::clone(reason)),
-                        _ => Error::ReadOnly(reason.clone().into()),
-                    }));
-                }
-                return;
+        let mut logged = lock(&self.logged);
+        logged.clear();
+        let outcome = self.check_writable().and_then(|()| self.append_group(group, &mut logged));
+        if let Err(error) = outcome {
+            let reason = error.to_string();
+            for pending in group {
+                pending.complete(Err(match &error {
+                    Error::Closed => Error::Closed,
+                    Error::ReadOnly(reason) => Error::ReadOnly(Arc::clone(reason)),
+                    _ => Error::ReadOnly(reason.clone().into()),
+                }));
             }
-        };
-        if !starts.is_empty() {
-            let version_last = self.apply_group(&frame, &starts);
+            return;
+        }
+        if !logged.starts.is_empty() {
+            let version_last = self.apply_group(&logged);
             self.watermark.store(version_last.get(), Ordering::Release);
         }
         self.counters.commit_groups.fetch_add(1, Ordering::Relaxed);
-        self.counters.commit_records.fetch_add(starts.len() as u64, Ordering::Relaxed);
-        let committed = group.iter().zip(&accepted).filter(|(_, ok)| **ok).map(|(p, _)| p);
-        for (pending, &start) in committed.zip(&starts) {
-            let (record, _) = record::decode_from(&frame[start..]).expect("just decoded");
-            pending.complete(Ok(record.version()));
+        self.counters.commit_records.fetch_add(logged.starts.len() as u64, Ordering::Relaxed);
+        let committed = group.iter().zip(&logged.accepted).filter(|(_, ok)| **ok).map(|(p, _)| p);
+        for (pending, &version) in committed.zip(&logged.versions) {
+            pending.complete(Ok(version));
         }
-        if self.tiers().active.size_bytes() >= self.options.memtable_bytes_max
+        drop(logged);
+        if self.tiers.load().active.size_bytes() >= self.options.memtable_bytes_max
             && let Err(error) = self.rotate()
         {
             let _ = self.fail(format!("memtable rotation failed: {error}"));
@@ -947,16 +1254,91 @@ fn prepare_dir(io: &dyn Io, dir: &Path, options: &Options) -> Result<()> {
     }
 }
 
-/// Refuses a directory that holds files but no manifest: it is not a ZVerse database. The lock
-/// file and the temporary of a first manifest (a crash while creating the database) do not
-/// count.
+/// Refuses a directory that holds files but no manifest. The lock file and the temporary of a
+/// first manifest (a crash while creating the database) do not count. If everything else is
+/// logs and segments, it is a database that lost its manifest (`Error::Corruption` naming the
+/// missing `MANIFEST`); otherwise it is not a ZVerse database.
 fn refuse_foreign(dir: &Path, names: &[String]) -> Result<()> {
-    let has_manifest = names.iter().any(|name| name == MANIFEST_NAME);
-    let foreign = names.iter().any(|name| name != LOCK_NAME && name != MANIFEST_TEMP_NAME);
-    if foreign && !has_manifest {
-        return Err(Error::NotADatabase { path: dir.to_path_buf() });
+    if names.iter().any(|name| name == MANIFEST_NAME) {
+        return Ok(());
     }
-    Ok(())
+    let others: Vec<&String> =
+        names.iter().filter(|name| *name != LOCK_NAME && *name != MANIFEST_TEMP_NAME).collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    let is_data = |name: &&String| {
+        parse_file_number(name, ".log").is_some() || parse_file_number(name, ".seg").is_some()
+    };
+    if others.iter().all(is_data) {
+        return Err(Error::Corruption {
+            file: dir.join(MANIFEST_NAME),
+            offset: 0,
+            what: "missing: the directory holds ZVerse logs or segments but no manifest".into(),
+        });
+    }
+    Err(Error::NotADatabase { path: dir.to_path_buf() })
+}
+
+/// The error for a file number sequence that reached `u64::MAX` (only a manifest with an
+/// absurd `file_number_next` gets there).
+fn numbers_exhausted(dir: &Path) -> Error {
+    Error::Corruption {
+        file: dir.join(MANIFEST_NAME),
+        offset: 0,
+        what: "file numbers exhausted: file_number_next is near u64::MAX".into(),
+    }
+}
+
+/// `now` plus `ahead`, the newest version `Batch::commit_at` accepts.
+fn version_ahead_max(now: Version, ahead: std::time::Duration) -> Version {
+    let ahead_micros = u64::try_from(ahead.as_micros()).unwrap_or(u64::MAX);
+    Version::new(now.get().saturating_add(ahead_micros).min(u64::MAX - 1))
+}
+
+/// The first number for a new file: above every file the manifest records, skipping numbers
+/// a file in the directory has. (Unrecorded files below `file_number_next` were deleted as
+/// leftovers; files numbered at or above it are not the engine's: skipped, never used to
+/// derive the next number.)
+fn first_unused_number(dir: &Path, manifest: &Manifest, names: &[String]) -> Result<u64> {
+    let used: std::collections::BTreeSet<u64> = names
+        .iter()
+        .filter_map(|name| parse_file_number(name, ".log").or(parse_file_number(name, ".seg")))
+        .collect();
+    let recorded =
+        manifest.logs.iter().copied().chain(manifest.segments.iter().map(|m| m.file_number));
+    let mut number = match recorded.max() {
+        Some(max) => max.checked_add(1).ok_or_else(|| numbers_exhausted(dir))?,
+        None => 1,
+    };
+    while used.contains(&number) {
+        number = number.checked_add(1).ok_or_else(|| numbers_exhausted(dir))?;
+    }
+    Ok(number)
+}
+
+/// Starts the first log of a database whose manifest records none (a new one, or one whose
+/// creation a crash interrupted): reserves its number if needed, creates it, then records it.
+fn start_first_log(
+    io: &dyn Io,
+    dir: &Path,
+    manifest: &mut Manifest,
+    number: u64,
+    preallocation_bytes: u64,
+) -> Result<ActiveLog> {
+    if number >= manifest.file_number_next {
+        let mut next = manifest.clone();
+        next.file_number_next =
+            number.checked_add(1 + FILE_NUMBERS_RESERVED).ok_or_else(|| numbers_exhausted(dir))?;
+        next.write(io, dir)?;
+        *manifest = next;
+    }
+    let log = ActiveLog::create(io, dir, number, preallocation_bytes)?;
+    let mut next = manifest.clone();
+    next.logs.push(number);
+    next.write(io, dir)?;
+    *manifest = next;
+    Ok(log)
 }
 
 /// The number in a file name `{number:020}{suffix}`.
@@ -979,7 +1361,11 @@ struct Recovered {
     memtable: Memtable,
     segments: Vec<Arc<SegmentFile>>,
     version_max: Version,
-    /// The number for the new active log; later numbers are free.
+    /// The newest log, open for appends (writable opens whose manifest records a log).
+    log: Option<ActiveLog>,
+    /// Where the newest log's intact frames end.
+    log_bytes: u64,
+    /// The next free file number after recovery's (above every recorded one).
     file_number_next: u64,
     /// Memtables recovery flushed because the logs held more than `memtable_bytes_max`.
     flush_count: u64,
@@ -995,12 +1381,10 @@ fn write_memtable<'a>(
     memtable: &Memtable,
 ) -> Result<(Vec<SegmentMeta>, crate::segment_writer::NewFiles<'a>)> {
     let mut entries: Vec<_> = memtable.entries().collect();
-    entries.sort_unstable_by(|a, b| zverse_core::zkey::cmp_z(&a.key, a.version, &b.key, b.version));
+    entries.sort_unstable_by(|a, b| zverse_core::zkey::cmp_z(a.key, a.version, b.key, b.version));
     let mut writer = SegmentWriter::new(io, dir, allocate_number, writer_limits(options));
-    for e in &entries {
-        let entry =
-            zverse_core::Entry { key: &e.key, version: e.version, value: e.value.as_deref() };
-        writer.add(&entry)?;
+    for entry in &entries {
+        writer.add(entry)?;
     }
     drop(entries);
     let (metas, new_files) = writer.finish()?;
@@ -1025,29 +1409,45 @@ struct Recovery<'a> {
     dir: &'a Path,
     options: &'a Options,
     advisor: &'a Arc<LocalityAdvisor>,
+    fence_budget: &'a Arc<FenceBudget>,
 }
 
 /// During recovery, once the replayed logs fill a memtable: writes it as segments and records
-/// them in the manifest with `log_number_min` past the logs replayed, so that recovery never
-/// holds more than one memtable, however many logs a crash left.
+/// them in the manifest, dropping the logs replayed (below `log_number_min`), so that recovery
+/// never holds more than one memtable, however many logs a crash left. The segments' numbers
+/// are reserved in the manifest first (a generous count: the memtable's bytes over the target
+/// segment size, plus slack), from `file_number_next` on.
 fn flush_during_recovery(
     recovery: &Recovery<'_>,
     manifest: &mut Manifest,
     memtable: &Memtable,
     log_number_min: u64,
-    file_number_next: &AtomicU64,
+    file_number_next: &mut u64,
 ) -> Result<Vec<Arc<SegmentFile>>> {
-    let Recovery { io, dir, options, advisor } = *recovery;
-    let allocate = Box::new(|| file_number_next.fetch_add(1, Ordering::Relaxed));
+    let Recovery { io, dir, options, advisor, fence_budget } = *recovery;
+    let outputs_max = memtable.size_bytes() / options.segment_bytes_target.max(1) + 16;
+    let reserved = file_number_next
+        .checked_add(outputs_max)
+        .and_then(|n| n.checked_add(FILE_NUMBERS_RESERVED))
+        .ok_or_else(|| numbers_exhausted(dir))?;
+    if reserved > manifest.file_number_next {
+        let mut next = manifest.clone();
+        next.file_number_next = reserved;
+        next.write(io.as_ref(), dir)?;
+        *manifest = next;
+    }
+    let counter = AtomicU64::new(*file_number_next);
+    let allocate = Box::new(|| counter.fetch_add(1, Ordering::Relaxed));
     let (metas, new_files) = write_memtable(io.as_ref(), dir, options, allocate, memtable)?;
+    *file_number_next = counter.load(Ordering::Relaxed);
     let segments = metas
         .iter()
-        .map(|meta| SegmentFile::open(io, dir, *meta, advisor).map(Arc::new))
+        .map(|meta| SegmentFile::open(io, dir, *meta, advisor, fence_budget).map(Arc::new))
         .collect::<Result<Vec<_>>>()?;
     let mut next = manifest.clone();
     next.segments.splice(0..0, metas.iter().rev().copied());
-    next.log_number_min = log_number_min;
-    next.file_number_next = file_number_next.load(Ordering::Relaxed);
+    next.logs.retain(|&number| number >= log_number_min);
+    next.file_number_next = next.file_number_next.max(*file_number_next);
     next.version_last = next.version_last.max(memtable.version_last());
     new_files.keep();
     next.write(io.as_ref(), dir)?;
@@ -1060,58 +1460,59 @@ fn flush_during_recovery(
     Ok(segments)
 }
 
-/// Opens the manifest's segments, replays the logs it does not cover, and deletes files a
-/// crash left behind (segments not in the manifest, logs below its minimum, a temporary
-/// manifest).
+/// Opens the manifest's segments and replays its logs, oldest first, into one memtable. Every
+/// file the manifest records must exist: a missing one is [`Error::Corruption`] naming it.
+/// Writable (`read_only == false`), the newest log is kept for appends (its torn tail cut).
 fn recover(
-    io: &Arc<dyn Io>,
-    dir: &Path,
+    recovery: &Recovery<'_>,
     manifest: &mut Manifest,
     names: &[String],
-    options: &Options,
-    advisor: &Arc<LocalityAdvisor>,
+    read_only: bool,
 ) -> Result<Recovered> {
+    let Recovery { io, dir, options, advisor, fence_budget } = *recovery;
+    for &number in &manifest.logs {
+        let name = log::log_file_name(number);
+        if !names.contains(&name) {
+            return Err(Error::Corruption {
+                file: dir.join(name),
+                offset: 0,
+                what: "missing: the manifest records this log".into(),
+            });
+        }
+    }
     let mut segments = manifest
         .segments
         .iter()
-        .map(|meta| SegmentFile::open(io, dir, *meta, advisor).map(Arc::new))
+        .map(|meta| SegmentFile::open(io, dir, *meta, advisor, fence_budget).map(Arc::new))
         .collect::<Result<Vec<_>>>()?;
-    let mut logs: Vec<u64> = Vec::new();
-    let mut file_number_max = manifest.file_number_next.saturating_sub(1);
-    for name in names {
-        let log_number = parse_file_number(name, ".log");
-        let segment_number = parse_file_number(name, ".seg");
-        file_number_max = file_number_max.max(log_number.or(segment_number).unwrap_or(0));
-        let orphan_segment = segment_number
-            .is_some_and(|n| !manifest.segments.iter().any(|meta| meta.file_number == n));
-        let old_log = log_number.is_some_and(|n| n < manifest.log_number_min);
-        if orphan_segment || old_log || name == MANIFEST_TEMP_NAME {
-            remove_if_present(io.as_ref(), &dir.join(name))?;
-        } else if let Some(number) = log_number {
-            logs.push(number);
-        }
-    }
-    logs.sort_unstable();
-    let mut memtable = Memtable::new(logs.first().copied().unwrap_or(file_number_max + 1));
+    let mut memtable = Memtable::new(manifest.logs.first().copied().unwrap_or(0));
     let mut version_max = manifest.version_last;
-    // Numbers for segments flushed during recovery, then the new active log's.
-    let file_number_next = AtomicU64::new(file_number_max + 1);
+    let mut active = None;
+    let mut log_bytes = 0;
     let mut flush_count = 0;
+    let mut file_number_next = first_unused_number(dir, manifest, names)?;
+    let logs = manifest.logs.clone();
     for (index, &number) in logs.iter().enumerate() {
         let is_last = index + 1 == logs.len();
-        let replayed = log::replay(io.as_ref(), dir, number, is_last, &memtable)?;
+        let mode = match (is_last, read_only) {
+            (false, _) => Mode::Older,
+            (true, false) => Mode::Reuse { preallocation_bytes: options.log_fill_ahead_bytes() },
+            (true, true) => Mode::ReadOnly,
+        };
+        let replayed = log::replay(io.as_ref(), dir, number, mode, &memtable)?;
         version_max = version_max.max(replayed.version_max.unwrap_or(Version::ZERO));
-        if replayed.frame_count == 0 {
-            // A log without a write (every open starts one; a crash may leave one cut short):
-            // drop it now rather than replay it at every open until a flush.
-            remove_if_present(io.as_ref(), &dir.join(log::log_file_name(number)))?;
-        }
-        if !is_last && memtable.size_bytes() >= options.memtable_bytes_max {
+        active = replayed.active.or(active);
+        log_bytes = replayed.offset_end;
+        if !is_last && !read_only && memtable.size_bytes() >= options.memtable_bytes_max {
             // Logs hold whole commit groups, so the logs replayed so far are covered.
             let log_next = logs[index + 1];
-            let recovery = Recovery { io, dir, options, advisor };
-            let flushed =
-                flush_during_recovery(&recovery, manifest, &memtable, log_next, &file_number_next)?;
+            let flushed = flush_during_recovery(
+                recovery,
+                manifest,
+                &memtable,
+                log_next,
+                &mut file_number_next,
+            )?;
             segments.extend(flushed);
             flush_count += 1;
             for &old in &logs[..=index] {
@@ -1120,15 +1521,34 @@ fn recover(
             memtable = Memtable::new(log_next);
         }
     }
-    let file_number_next = file_number_next.into_inner();
-    if memtable.is_empty() {
-        memtable = Memtable::new(file_number_next);
-    }
     crate::compaction::sort_newest_first(&mut segments);
     for segment in &segments {
         version_max = version_max.max(segment.meta().version_max);
     }
-    Ok(Recovered { memtable, segments, version_max, file_number_next, flush_count })
+    let log = active;
+    Ok(Recovered { memtable, segments, version_max, log, log_bytes, file_number_next, flush_count })
+}
+
+/// Deletes what a crash left behind: `MANIFEST.tmp`, and logs and segments the manifest does
+/// not record whose numbers it reserved (so the engine made them: a log created before it was
+/// recorded, a segment written before it was, a log or segment retired but not yet deleted).
+/// A file numbered at or above the manifest's `file_number_next` is not the engine's and is
+/// left alone.
+fn remove_leftovers(io: &dyn Io, dir: &Path, manifest: &Manifest, names: &[String]) -> Result<()> {
+    for name in names {
+        let log_number = parse_file_number(name, ".log");
+        let segment_number = parse_file_number(name, ".seg");
+        let leftover_log = log_number
+            .is_some_and(|n| n < manifest.file_number_next && !manifest.logs.contains(&n));
+        let leftover_segment = segment_number.is_some_and(|n| {
+            n < manifest.file_number_next
+                && !manifest.segments.iter().any(|meta| meta.file_number == n)
+        });
+        if leftover_log || leftover_segment || name == MANIFEST_TEMP_NAME {
+            remove_if_present(io, &dir.join(name))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(all(test, not(loom)))]
@@ -1137,7 +1557,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use super::{Db, lock};
+    use super::Db;
     use crate::memtable::Memtable;
     use crate::options::{Durability, Options};
     use crate::tiers::Tiers;
@@ -1153,7 +1573,7 @@ mod tests {
         assert_eq!(options.memtable_limit(), 2);
         let db = Arc::new(Db::open(dir, options).unwrap());
         db.put(b"a", b"1").unwrap();
-        let mut tiers = lock(&db.inner.tiers);
+        let mut tiers = db.inner.tiers.lock();
         let mut sealed = tiers.sealed.clone();
         sealed.push(Arc::new(Memtable::new(tiers.active.log_number_first())));
         let segments = tiers.segments.clone();
@@ -1219,8 +1639,8 @@ mod tests {
         assert!(matches!(outcome, Err(Error::Closed)), "{outcome:?}");
     }
 
-    /// A crash leaves many logs no segment covers (here: every flush is held back by the
-    /// manifest lock while the logs are copied). Recovery flushes whenever the replayed logs
+    /// A crash leaves many logs no segment covers (here: every flush is held back while the
+    /// logs are copied). Recovery flushes whenever the replayed logs
     /// fill a memtable, so it never holds more than one memtable and one log.
     #[test]
     fn recovery_of_logs_larger_than_the_memtable_limit_flushes_as_it_goes() {
@@ -1231,7 +1651,7 @@ mod tests {
         let db = Db::open(dir.path(), options()).unwrap();
         let key = |index: u32| format!("key{index:05}").into_bytes();
         {
-            let _no_flush_lands = lock(&db.inner.manifest);
+            db.inner.flush_paused.store(true, std::sync::atomic::Ordering::Release);
             for index in 0..2_000 {
                 db.put(&key(index), &[7; 100]).unwrap();
             }

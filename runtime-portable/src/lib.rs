@@ -25,7 +25,10 @@
 //! a simulated disk in the crash tests.
 
 mod batch;
+#[doc(hidden)]
+pub mod bench_hooks;
 mod check;
+mod checkpoint;
 mod commit;
 mod compaction;
 mod db;
@@ -50,6 +53,7 @@ mod value;
 
 pub use batch::Batch;
 pub use check::CheckReport;
+pub use checkpoint::CheckpointProgress;
 pub use db::Db;
 pub use error::{Error, Result};
 pub use locality::LocalityStats;

@@ -10,11 +10,17 @@ pub enum Durability {
     /// one sync (group commit). No reader ever sees a write that a crash could still lose.
     Sync,
     /// Writes are synced in the background at most this long after they return; a crash can
-    /// lose that window.
+    /// lose that window. Periods below [`Durability::PERIOD_MIN`] (1 ms) are raised to it, so
+    /// that `Periodic(Duration::ZERO)` does not keep a core busy while the database is idle.
     Periodic(Duration),
     /// The log is never synced by ZVerse (the OS writes it back when it likes); a crash can
     /// lose any write not yet in a segment. For bulk loads and caches.
     None,
+}
+
+impl Durability {
+    /// The shortest period of [`Durability::Periodic`]; shorter ones are raised to it.
+    pub const PERIOD_MIN: Duration = Duration::from_millis(1);
 }
 
 /// Which old versions compaction keeps. Whatever the rule, versions pinned by a live snapshot
@@ -47,6 +53,9 @@ pub struct Options {
     pub(crate) create_if_missing: bool,
     pub(crate) locality_advisor: bool,
     pub(crate) log_preallocation_bytes: u64,
+    pub(crate) read_only: bool,
+    pub(crate) version_ahead_max: Duration,
+    pub(crate) fence_keys_bytes_max: u64,
     pub(crate) transaction_bytes_max: u64,
 }
 
@@ -66,16 +75,25 @@ impl Default for Options {
             create_if_missing: true,
             locality_advisor: true,
             log_preallocation_bytes: 1 << 20,
+            read_only: false,
+            version_ahead_max: Duration::from_secs(60 * 60),
+            fence_keys_bytes_max: 0,
             transaction_bytes_max: 64 << 20,
         }
     }
 }
 
 impl Options {
-    /// When writes are durable. Default: [`Durability::Sync`].
+    /// When writes are durable. Default: [`Durability::Sync`]. A `Periodic` period below
+    /// [`Durability::PERIOD_MIN`] is raised to it.
     #[must_use]
     pub fn durability(mut self, durability: Durability) -> Options {
-        self.durability = durability;
+        self.durability = match durability {
+            Durability::Periodic(period) => {
+                Durability::Periodic(period.max(Durability::PERIOD_MIN))
+            }
+            other => other,
+        };
         self
     }
 
@@ -220,6 +238,21 @@ impl Options {
         }
     }
 
+    /// Memory for the fence keys of all open segments: the key index sampled in memory (a key
+    /// and 20 bytes per 16 or more entries, plus 4 bytes per data block; at most 1/32 of each
+    /// segment file), so that a point read searches memory, then decodes at most 4 entries of
+    /// one segment's key index. About 20 MiB per GiB of segments at 16-byte keys, 100-byte
+    /// values and 4 KiB blocks; built by a segment's first point read. A segment opened
+    /// when the budget is spent searches the on-disk fences (8-byte key prefixes) instead.
+    /// Default 0 (off): on random keys the on-disk prefix fences already narrow a search to 16
+    /// entries, and point reads measured no faster with fence keys (slower in noisy A/Bs);
+    /// turn them on (64 MiB is a good start) for keys that share their first 8 bytes.
+    #[must_use]
+    pub fn fence_keys_bytes_max(mut self, bytes: u64) -> Options {
+        self.fence_keys_bytes_max = bytes;
+        self
+    }
+
     /// The most bytes one transaction tracks until it commits: its write set (keys and
     /// values), and under `Isolation::Serializable` its read set (keys) and scanned ranges
     /// (their bounds). An operation that would pass it fails with
@@ -229,5 +262,46 @@ impl Options {
     pub fn transaction_bytes_max(mut self, bytes: u64) -> Options {
         self.transaction_bytes_max = bytes.max(4 << 10);
         self
+    }
+    /// Opens the database for reading only. Default `false`. A read-only open takes no lock,
+    /// creates, writes, syncs and deletes nothing (recovery replays the logs into memory
+    /// only), so it works on a read-only directory, as another user, and while another
+    /// process has the database open for writing. Its view is the database as of the open:
+    /// writes made afterwards, by anyone, are not seen (open again to see them). Every write,
+    /// `flush` and `compact` fails with [`crate::Error::OpenedReadOnly`]. The directory and
+    /// its `MANIFEST` must exist.
+    #[must_use]
+    pub fn read_only(mut self, read_only: bool) -> Options {
+        self.read_only = read_only;
+        self
+    }
+
+    /// How far past the wall clock `Batch::commit_at` may set a version. Default one hour.
+    /// A version beyond now plus this is refused with [`crate::Error::VersionTooFarAhead`]
+    /// and nothing is written: every later write gets a version above the newest one, so one
+    /// far-future version (a wrong clock, a wrong number, `u64::MAX`) would stamp every write
+    /// after it with that future time, and could exhaust the versions.
+    #[must_use]
+    pub fn version_ahead_max(mut self, ahead: Duration) -> Options {
+        self.version_ahead_max = ahead;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periodic_periods_below_the_minimum_are_raised_to_it() {
+        for (asked, got) in [
+            (Duration::ZERO, Durability::PERIOD_MIN),
+            (Duration::from_nanos(1), Durability::PERIOD_MIN),
+            (Duration::from_millis(5), Duration::from_millis(5)),
+        ] {
+            let options = Options::default().durability(Durability::Periodic(asked));
+            assert_eq!(options.durability, Durability::Periodic(got), "{asked:?}");
+        }
+        assert_eq!(Options::default().durability(Durability::None).durability, Durability::None);
     }
 }

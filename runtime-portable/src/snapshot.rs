@@ -1,12 +1,12 @@
 //! The read API, on [`Db`] (latest or as of a version) and on [`Snapshot`] (a pinned version).
 
-use std::ops::RangeBounds;
+use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 use zverse_core::Version;
 
 use crate::db::{Db, Inner};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::read::{Changes, OwnedRange, Range, ReadView};
 use crate::value::Value;
 
@@ -19,9 +19,57 @@ fn version_bounds(
     (versions.start_bound().cloned(), versions.end_bound().cloned())
 }
 
+/// A view at `version` (capped at the watermark), refused below the retention horizon.
+fn exact_view(inner: &Arc<Inner>, version: Version) -> Result<ReadView> {
+    let view = ReadView::new(inner, version)?;
+    inner.check_horizon(view.version)?;
+    Ok(view)
+}
+
+/// The value of `key` as of `version`. Below the horizon, a read that finds a retained version
+/// at or above `horizon_found` is still exact and answered; any other is refused.
+fn get_exact(inner: &Arc<Inner>, key: &[u8], version: Version) -> Result<Option<Value>> {
+    let view = ReadView::new(inner, version)?;
+    if inner.is_exact(view.version) {
+        return view.get(key);
+    }
+    match view.get_entry(key)? {
+        Some(found) if view.version >= inner.horizon_found() => Ok(found.value),
+        _ => Err(Error::BelowHorizon { version: view.version, horizon: inner.horizon() }),
+    }
+}
+
+/// Refuses a `changes` window that starts below the retention horizon: compaction may have
+/// dropped versions inside it. A window with no lower bound lists what retention kept.
+fn check_window(inner: &Inner, versions: &impl RangeBounds<Version>) -> Result<()> {
+    let first = match versions.start_bound() {
+        Bound::Included(&version) => version,
+        Bound::Excluded(&version) => Version::new(version.get().saturating_add(1)),
+        Bound::Unbounded => return Ok(()),
+    };
+    let horizon = inner.horizon();
+    if first < horizon {
+        return Err(Error::BelowHorizon { version: first, horizon });
+    }
+    Ok(())
+}
+
 impl Db {
     fn view(&self, version: Version) -> Result<ReadView> {
-        ReadView::new(&self.inner, version)
+        exact_view(&self.inner, version)
+    }
+
+    /// The retention horizon: every read as of a version at or above it is exact, and every
+    /// `changes` window starting at or above it is complete. Reads below it fail with
+    /// [`Error::BelowHorizon`] (except through a snapshot, at its own version), since a
+    /// compaction dropped versions they could need. `Version::ZERO` until a compaction drops
+    /// a version; it never moves back, and survives reopening. It is the lowest such version
+    /// over all keys; below it, `get_at` still answers when it finds a retained version of
+    /// its key that no dropped version could have hidden, while `range_at` and `changes`
+    /// (which cannot tell an absent key from a dropped one) are refused.
+    #[must_use]
+    pub fn horizon(&self) -> Version {
+        self.inner.horizon()
     }
 
     /// The latest value of `key`, or `None` if it was never written or is deleted.
@@ -29,9 +77,10 @@ impl Db {
         self.view(Version::MAX)?.get(key)
     }
 
-    /// The value of `key` as of `version`: its newest version at or below `version`.
+    /// The value of `key` as of `version`: its newest version at or below `version`. Fails
+    /// with [`Error::BelowHorizon`] below [`Db::horizon`].
     pub fn get_at(&self, key: &[u8], version: Version) -> Result<Option<Value>> {
-        self.view(version)?.get(key)
+        get_exact(&self.inner, key, version)
     }
 
     /// Every version of `key`, newest first; deletes show as `None`.
@@ -65,6 +114,7 @@ impl Db {
         versions: impl RangeBounds<Version>,
     ) -> Result<Changes> {
         let view = self.view(Version::MAX)?;
+        check_window(&self.inner, &versions)?;
         self.inner.advisor.query_started();
         Ok(view.changes(&OwnedRange::new(&keys), version_bounds(&versions)))
     }
@@ -97,7 +147,7 @@ impl Snapshot {
     }
 
     fn view(&self, version: Version) -> Result<ReadView> {
-        ReadView::new(&self.inner, version.min(self.version))
+        exact_view(&self.inner, version.min(self.version))
     }
 
     /// The snapshot's version.
@@ -113,7 +163,7 @@ impl Snapshot {
 
     /// The value of `key` as of `version` (at most the snapshot's).
     pub fn get_at(&self, key: &[u8], version: Version) -> Result<Option<Value>> {
-        self.view(version)?.get(key)
+        get_exact(&self.inner, key, version.min(self.version))
     }
 
     /// Every version of `key` up to the snapshot, newest first.
@@ -135,6 +185,7 @@ impl Snapshot {
         versions: impl RangeBounds<Version>,
     ) -> Result<Changes> {
         let view = self.view(self.version)?;
+        check_window(&self.inner, &versions)?;
         self.inner.advisor.query_started();
         Ok(view.changes(&OwnedRange::new(&keys), version_bounds(&versions)))
     }

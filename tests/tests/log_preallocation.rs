@@ -69,8 +69,8 @@ fn frames_end(log: &Path) -> u64 {
 fn zero_filled_logs_replay_every_commit_as_newest_and_as_older_logs() {
     let dir = tempfile::tempdir().unwrap();
     closed_database(dir.path());
-    // The first reopen replays the newest log; the second finds it older than the newest,
-    // sealed and followed by zeros.
+    // Each reopen replays the newest log, sealed and followed by zeros, and appends to it
+    // after the seal (the next close seals it again, in the zeros).
     for round in 0..3 {
         check_every_key(dir.path(), &format!("reopen {round}"));
     }
@@ -140,4 +140,66 @@ fn damage_in_the_zero_tail_loses_nothing_and_damage_before_it_is_corruption() {
             Ok(_) => panic!("damage at {at} before the zero tail went unnoticed"),
         }
     }
+}
+
+/// A reopened newest log keeps its zero tail: appends go after its last frame (the close's
+/// seal), into the zeros, without growing the file; once they pass its end, the fill goes on.
+#[test]
+fn a_reopened_log_appends_into_its_zero_tail_and_fills_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = closed_database(dir.path());
+    let len = fs::metadata(&log).unwrap().len();
+    let end = frames_end(&log);
+    let big = vec![0xC3; 20_000];
+    {
+        let db = backend::open(dir.path(), options()).unwrap();
+        assert_eq!(logs(dir.path()), vec![log.clone()], "the newest log is appended to");
+        db.put(b"after", b"reopen").unwrap();
+        assert_eq!(fs::metadata(&log).unwrap().len(), len, "the put landed in the zeros");
+        assert!(frames_end(&log) > end, "after the seal");
+        for index in 0..8 {
+            db.put(format!("big{index}").as_bytes(), &big).unwrap();
+        }
+        let grown = fs::metadata(&log).unwrap().len();
+        assert!(grown > len && grown.is_multiple_of(4096), "the fill went on: {grown}");
+        assert!(grown - frames_end(&log) >= FILL_BYTES - 4096, "zeros ahead: {grown}");
+        db.close().unwrap();
+    }
+    check_every_key(dir.path(), "reopened after appends into the tail");
+    let db = backend::open(dir.path(), options()).unwrap();
+    assert_eq!(db.get(b"after").unwrap().as_deref(), Some(&b"reopen"[..]));
+    for index in 0..8 {
+        assert_eq!(db.get(format!("big{index}").as_bytes()).unwrap().as_deref(), Some(&big[..]));
+    }
+}
+
+/// A read-only open of a database whose newest log ends in zeros reads every commit and
+/// writes nothing: no file changes, and no entry of the directory is created or removed (not
+/// even by a backend's routing probe, which runs for writable opens only).
+#[test]
+fn a_read_only_open_reads_a_zero_tail_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    closed_database(dir.path());
+    let files = |dir: &Path| {
+        let mut files: Vec<(PathBuf, Vec<u8>)> = fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .map(|path| (path.clone(), fs::read(&path).unwrap()))
+            .collect();
+        files.sort();
+        files
+    };
+    let before = files(dir.path());
+    let modified = fs::metadata(dir.path()).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let db = backend::open(dir.path(), options().read_only(true)).unwrap();
+    for index in 0..KEY_COUNT {
+        let found = db.get(&key(index)).unwrap();
+        assert_eq!(found.as_deref(), Some(value(index).as_slice()), "key {index}");
+    }
+    db.close().unwrap();
+    drop(db);
+    assert!(files(dir.path()) == before, "a read-only open changed a file");
+    let after = fs::metadata(dir.path()).unwrap().modified().unwrap();
+    assert_eq!(after, modified, "a read-only open changed the directory");
 }
