@@ -14,8 +14,20 @@
 //!   fdatasync that drains them. Throughput in MB/s.
 //! - `small_write/{io_uring,std}/150B`: one unsynced 150-byte write to the page cache (the
 //!   size of a small commit group), which shows what a submission costs apart from the sync.
+//!   (io_uring routed as a database's open routes it; the ring's own figure is `route_probe`'s.)
 //! - `ring_options/...`: the ring setups and registrations `UringIo` weighed, A/B (see the
 //!   module at the end).
+//! - `group_commit/{1,4,8,16,64}writers`: `Durability::Sync` puts from that many threads on
+//!   std; prints the writes per fdatasync (`commit_records / commit_groups` from `stats()`), the
+//!   figure group commit is judged by (it should be close to the writer count).
+//! - `fdatasync_limit/{overwrite,append}`: the two physical limits of a synced commit on this
+//!   disk, by plain system calls: `fdatasync` after a 100-byte `pwrite` into an already
+//!   written (and synced) region of a file, and after a 100-byte append that grows the file.
+//! - `sync_preallocation/{filled_ahead,appending}`: a 1-writer Sync fill on std with the log
+//!   zero-filled ahead (the default) and without (`log_preallocation_bytes(0)`): the engine's
+//!   synced commits against the two limits above, in the same run.
+//! - `route_probe`: prints what `UringIo`'s probe measures on this file system (each class of
+//!   operation both ways, `fdatasync` included) and the routes it picks.
 //!
 //! Where the kernel refuses io_uring, only the std cases run (and that is said on stderr).
 //!
@@ -52,10 +64,19 @@ fn keys(count: usize) -> Vec<[u8; KEY_LEN]> {
     zverse_benches::random_keys(&mut fastrand::Rng::with_seed(SEED), count)
 }
 
+/// The backends, io_uring routed as a database in a temporary directory would route it (the
+/// probe a database's open runs; the rows on files measure the backend as the engine uses it).
 fn backends() -> Vec<(&'static str, Arc<dyn Io>)> {
     let mut backends = Vec::new();
     match zverse_linux::select_io(Backend::Uring) {
-        Ok(io) => backends.push(("io_uring", io)),
+        Ok(io) => {
+            let dir = tempfile::tempdir().expect("create a temporary directory");
+            if let Err(error) = io.probe_dir(dir.path()) {
+                eprintln!("io_uring's route probe failed ({error}): its default routes run");
+            }
+            println!("io_uring routes: {}", io.routing());
+            backends.push(("io_uring", io));
+        }
         Err(error) => eprintln!("io_uring cases skipped: {error}"),
     }
     backends.push(("std", zverse_linux::select_io(Backend::Portable).expect("std always opens")));
@@ -205,9 +226,132 @@ fn small_write(c: &mut Criterion) {
     group.finish();
 }
 
+/// Writer thread counts of `group_commit`.
+const WRITER_COUNTS: [usize; 5] = [1, 4, 8, 16, 64];
+/// Synced puts per writer in one `group_commit` iteration (test mode: 5).
+const PUTS_PER_WRITER: usize = 50;
+
+fn group_commit(c: &mut Criterion) {
+    let puts_per_writer = if zverse_benches::is_test_mode() { 5 } else { PUTS_PER_WRITER };
+    let mut group = c.benchmark_group("group_commit");
+    group.sample_size(10).sampling_mode(SamplingMode::Flat);
+    let std_io = zverse_linux::select_io(Backend::Portable).expect("std always opens");
+    for writer_count in WRITER_COUNTS {
+        let keys = keys(writer_count * puts_per_writer);
+        group.throughput(Throughput::Elements(keys.len() as u64));
+        let mut per_sync = Vec::new();
+        group.bench_function(BenchmarkId::from_parameter(format!("{writer_count}writers")), |b| {
+            b.iter_custom(|iterations| {
+                let mut elapsed = Duration::ZERO;
+                for _ in 0..iterations {
+                    let dir = tempfile::tempdir().expect("create a temporary directory");
+                    let options = Options::default().durability(Durability::Sync);
+                    let db = Db::open_with_io(dir.path(), options, Arc::clone(&std_io))
+                        .expect("open a fresh db");
+                    elapsed += zverse_benches::timed_fill(&db, &keys, &VALUE, writer_count);
+                    let stats = db.stats();
+                    #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+                    per_sync.push(stats.commit_records as f64 / stats.commit_groups as f64);
+                }
+                elapsed
+            });
+        });
+        per_sync.sort_by(f64::total_cmp);
+        if let Some(median) = per_sync.get(per_sync.len() / 2) {
+            println!(
+                "group_commit/{writer_count} writers: {median:.1} writes per fdatasync (median \
+                 of {} fills, min {:.1}, max {:.1})",
+                per_sync.len(),
+                per_sync[0],
+                per_sync[per_sync.len() - 1]
+            );
+        }
+    }
+    group.finish();
+}
+
+/// Bytes of the file `fdatasync_limit/overwrite` writes into (written and synced first).
+const LIMIT_REGION_BYTES: u64 = 1 << 20;
+
+fn fdatasync_limit(c: &mut Criterion) {
+    use std::os::unix::fs::FileExt;
+    let mut group = c.benchmark_group("fdatasync_limit");
+    group.sample_size(20);
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let record = [0xC3; 100];
+    let overwrite = std::fs::File::create_new(dir.path().join("overwrite")).expect("create");
+    overwrite.write_all_at(&vec![0; LIMIT_REGION_BYTES as usize], 0).expect("prewrite");
+    overwrite.sync_all().expect("sync");
+    let mut offset = 0;
+    group.bench_function("overwrite", |b| {
+        b.iter(|| {
+            overwrite.write_all_at(&record, offset).expect("write");
+            overwrite.sync_data().expect("fdatasync");
+            offset = (offset + 4096) % LIMIT_REGION_BYTES;
+        });
+    });
+    let append = std::fs::File::create_new(dir.path().join("append")).expect("create");
+    let mut end = 0;
+    group.bench_function("append", |b| {
+        b.iter(|| {
+            append.write_all_at(&record, end).expect("write");
+            append.sync_data().expect("fdatasync");
+            end += record.len() as u64;
+        });
+    });
+    group.finish();
+}
+
+fn sync_preallocation(c: &mut Criterion) {
+    let test_mode = zverse_benches::is_test_mode();
+    let write_count = if test_mode { SYNC_WRITE_COUNT_TEST } else { SYNC_WRITE_COUNT };
+    let keys = keys(write_count);
+    let mut group = c.benchmark_group("sync_preallocation");
+    group.sample_size(10).sampling_mode(SamplingMode::Flat);
+    group.throughput(Throughput::Elements(write_count as u64));
+    let std_io = zverse_linux::select_io(Backend::Portable).expect("std always opens");
+    for (name, preallocation_bytes) in [("filled_ahead", 1 << 20), ("appending", 0)] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iterations| {
+                let mut elapsed = Duration::ZERO;
+                for _ in 0..iterations {
+                    let dir = tempfile::tempdir().expect("create a temporary directory");
+                    let options = Options::default()
+                        .durability(Durability::Sync)
+                        .log_preallocation_bytes(preallocation_bytes);
+                    let db = Db::open_with_io(dir.path(), options, Arc::clone(&std_io))
+                        .expect("open a fresh db");
+                    elapsed += zverse_benches::timed_fill(&db, &keys, &VALUE, 1);
+                }
+                elapsed
+            });
+        });
+    }
+    group.finish();
+}
+
+#[cfg(target_os = "linux")]
+fn route_probe(_: &mut Criterion) {
+    let Ok(io) = zverse_linux::UringIo::new() else {
+        eprintln!("route_probe skipped: io_uring is unavailable");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    for _ in 0..3 {
+        match io.measure(dir.path(), true) {
+            Ok(probe) => println!("route_probe: {probe:?} -> {:?}", probe.routes()),
+            Err(error) => eprintln!("route_probe failed: {error}"),
+        }
+    }
+}
+
 #[cfg(target_os = "linux")]
 criterion_group!(
     benches,
+    route_probe,
+    fdatasync_limit,
+    sync_preallocation,
+    group_commit,
     sync_fill,
     sync_fill_pairs,
     segment_write,
@@ -215,7 +359,16 @@ criterion_group!(
     ring_options::ring_options
 );
 #[cfg(not(target_os = "linux"))]
-criterion_group!(benches, sync_fill, sync_fill_pairs, segment_write, small_write);
+criterion_group!(
+    benches,
+    fdatasync_limit,
+    sync_preallocation,
+    group_commit,
+    sync_fill,
+    sync_fill_pairs,
+    segment_write,
+    small_write
+);
 criterion_main!(benches);
 
 /// The options `UringIo` weighed and left out, A/B against a plain ring, on the io-uring crate

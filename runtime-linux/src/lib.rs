@@ -10,6 +10,10 @@
 //! Setting the environment variable `ZVERSE_IO_URING=off` makes the probe fail, as if the
 //! kernel refused io_uring: [`Backend::Auto`] then runs on std, and [`Backend::Uring`] fails.
 //!
+//! On io_uring, each class of operation goes through the ring or by a plain system call, as
+//! measured faster on the database's file system when it opens ([`route`]);
+//! `stats().io_routing` says which. The measured matrix: `docs/io.md` in the repository.
+//!
 //! ```
 //! # fn main() -> zverse::Result<()> {
 //! # let dir = tempfile::tempdir().unwrap();
@@ -22,6 +26,8 @@
 //!
 //! The crate also carries the `zverse` command-line tool (`src/bin/zverse`).
 
+#[cfg(target_os = "linux")]
+pub mod route;
 #[cfg(target_os = "linux")]
 mod uring;
 

@@ -1,7 +1,17 @@
 //! [`UringIo`]: the engine's [`Io`] on io_uring. Only the data path (positional reads and
-//! writes, `fdatasync`, and the group commit's linked write + `fdatasync`) goes through the
+//! writes, `fdatasync`, and the group commit's linked write + `fdatasync`) can go through the
 //! ring; metadata calls (open, create, rename, remove, list, lock, directory sync) and
 //! mappings are the std backend's.
+//!
+//! # Routes
+//!
+//! Each class of data operation (small writes: log frames; `fdatasync`; large writes: segment
+//! chunks; reads) goes through the ring or by a plain system call, as [`crate::route`]
+//! measured faster on the database's file system when it opened; `stats().io_routing` says
+//! which. On ext4 (below) every class measured faster by system call, so a database there
+//! runs on the ring for none of them: io_uring earns no place on a file system whose buffered
+//! I/O it hands to worker threads. The figures: docs/io.md. The sections below describe the
+//! ring paths, which [`UringIo::with_routes`] pins for tests and benches.
 //!
 //! # Writes
 //!
@@ -59,12 +69,15 @@ use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use io_uring::{IoUring, opcode, squeue, types};
 use zverse::io::{Io, IoFile, IoLock, Mapping, StdIo, StdMapping};
+
+use crate::route::{self, LARGE_WRITE_BYTES_MIN, Method, ProbeFile, Routes};
 
 /// Submission (and completion) queue slots: up to `RING_ENTRIES - 1` writes in flight, plus
 /// the `fdatasync` that ends a synced write.
@@ -100,9 +113,30 @@ const WAIT_RETRIES_MAX: u32 = 100_000;
 /// engine only maps cost none), behind a mutex: one operation at a time per file, as the
 /// engine has one writer per file, while a segment being written never waits behind a log
 /// commit or the reverse.
+///
+/// Each operation goes the way [`Routes`] says: through the ring, or by a plain system call
+/// on the calling thread. [`UringIo::new`] starts with everything on the ring; a database's
+/// open ([`Io::probe_dir`]) measures both ways on its file system and keeps the faster one per
+/// class of operation (see [`crate::route`]), unless [`UringIo::with_routes`] pinned them.
 #[derive(Clone, Debug)]
 pub struct UringIo {
     faults: Arc<Faults>,
+    routing: Arc<Routing>,
+}
+
+/// The routes a [`UringIo`] and its files follow: [`Routes`] as bits (`Routes::to_bits`),
+/// read with `Relaxed` at each operation (any of the two methods is correct at any time;
+/// the choice only changes which is faster), and whether a probe may change them.
+#[derive(Debug)]
+struct Routing {
+    bits: AtomicU8,
+    pinned: AtomicBool,
+}
+
+impl Routing {
+    fn routes(&self) -> Routes {
+        Routes::from_bits(self.bits.load(Ordering::Relaxed))
+    }
 }
 
 /// A file opened by [`UringIo`]: its descriptor, used by the ring's entries, and its ring.
@@ -111,6 +145,7 @@ pub struct UringFile {
     file: File,
     ring: Ring,
     faults: Arc<Faults>,
+    routing: Arc<Routing>,
 }
 
 /// Faults a test injects into the completions of a [`UringIo`] and every file it opened.
@@ -168,7 +203,39 @@ impl UringIo {
         // SAFETY: a no-op names no buffer, so nothing must outlive the call.
         unsafe { ring.submit_and_reap(&[opcode::Nop::new().build()], &mut result) }?;
         completion(result[0])?;
-        Ok(UringIo { faults: Arc::default() })
+        let routing = Routing { bits: AtomicU8::new(Routes::RING.to_bits()), pinned: false.into() };
+        Ok(UringIo { faults: Arc::default(), routing: Arc::new(routing) })
+    }
+
+    /// [`UringIo::new`] with `routes` pinned: no probe changes them (for tests of each path,
+    /// and the benches' A/B runs).
+    pub fn with_routes(routes: Routes) -> io::Result<UringIo> {
+        let io = UringIo::new()?;
+        io.routing.bits.store(routes.to_bits(), Ordering::Relaxed);
+        io.routing.pinned.store(true, Ordering::Relaxed);
+        Ok(io)
+    }
+
+    /// The routes in use now.
+    #[must_use]
+    pub fn routes(&self) -> Routes {
+        self.routing.routes()
+    }
+
+    /// Measures each class of operation both ways on an anonymous file in `dir` (see
+    /// [`crate::route`]), `fdatasync` too if `with_sync`; the figures of docs/io.md. Changes
+    /// nothing.
+    pub fn measure(&self, dir: &Path, with_sync: bool) -> io::Result<route::Probe> {
+        route::measure(dir, |file| self.probe_file(file), with_sync)
+    }
+
+    fn probe_file(&self, file: File) -> Box<dyn ProbeFile> {
+        Box::new(UringFile {
+            file,
+            ring: Ring::unstarted(),
+            faults: Arc::default(),
+            routing: Arc::clone(&self.routing),
+        })
     }
 
     /// After the next `ok_count` successful `fdatasync` completions of this backend's files
@@ -184,7 +251,12 @@ impl UringIo {
 
     /// A file on io_uring; its ring comes with its first read, write or sync.
     fn file(&self, file: File) -> Box<dyn IoFile> {
-        Box::new(UringFile { file, ring: Ring::unstarted(), faults: Arc::clone(&self.faults) })
+        Box::new(UringFile {
+            file,
+            ring: Ring::unstarted(),
+            faults: Arc::clone(&self.faults),
+            routing: Arc::clone(&self.routing),
+        })
     }
 }
 
@@ -326,6 +398,21 @@ fn is_retryable(error: &io::Error) -> bool {
 impl Io for UringIo {
     fn name(&self) -> &'static str {
         "io_uring"
+    }
+
+    fn routing(&self) -> &'static str {
+        self.routing.routes().describe()
+    }
+
+    /// Measures the ring against system calls on `dir`'s file system, once per process and
+    /// file system, and routes each class of operation the faster way; pinned routes stay.
+    fn probe_dir(&self, dir: &Path) -> io::Result<()> {
+        if self.routing.pinned.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let routes = route::routes_for_dir(dir, |file| self.probe_file(file))?;
+        self.routing.bits.store(routes.to_bits(), Ordering::Relaxed);
+        Ok(())
     }
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
@@ -472,7 +559,7 @@ impl UringFile {
         let settled = settle(&lengths[..window.len()], &results[..count])?;
         for (piece, &written) in window.iter().zip(&settled.written) {
             if written < piece.bytes.len() {
-                self.write_all_at(&piece.bytes[written..], piece.offset + written as u64)?;
+                self.write_by_ring(&piece.bytes[written..], piece.offset + written as u64)?;
             }
         }
         if sync && !settled.synced { self.sync_data() } else { Ok(()) }
@@ -514,8 +601,27 @@ fn pieces<'a>(
     })
 }
 
-impl IoFile for UringFile {
-    fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+impl UringFile {
+    fn routes(&self) -> Routes {
+        self.routing.routes()
+    }
+
+    /// The method for a write of `len` bytes.
+    fn write_method(&self, len: usize) -> Method {
+        let routes = self.routes();
+        if len >= LARGE_WRITE_BYTES_MIN { routes.large_write } else { routes.small_write }
+    }
+
+    /// `fdatasync` on this thread, its result subject to the injected faults as the ring's.
+    fn sync_by_syscall(&self) -> io::Result<()> {
+        let result = match self.file.sync_data() {
+            Ok(()) => 0,
+            Err(error) => -error.raw_os_error().unwrap_or(libc::EIO),
+        };
+        completion(self.faults.sync_result(result)).map(drop)
+    }
+
+    fn read_by_ring(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
         while !buf.is_empty() {
             let len = buf.len().min(TRANSFER_BYTES_MAX);
             let target = buf.as_mut_ptr();
@@ -535,7 +641,7 @@ impl IoFile for UringFile {
 
     /// Up to [`CHUNK_BYTES_MIN`]: one write, resubmitted for the rest after a short one.
     /// Longer: chunks in flight together (see [`UringFile::write_windows`]).
-    fn write_all_at(&self, mut bytes: &[u8], mut offset: u64) -> io::Result<()> {
+    fn write_by_ring(&self, mut bytes: &[u8], mut offset: u64) -> io::Result<()> {
         if bytes.len() > CHUNK_BYTES_MIN {
             return self.write_windows(&[bytes], offset, false);
         }
@@ -556,9 +662,50 @@ impl IoFile for UringFile {
         Ok(())
     }
 
-    fn sync_data(&self) -> io::Result<()> {
+    fn sync_by_ring(&self) -> io::Result<()> {
         // SAFETY: an fdatasync names no buffer.
         unsafe { self.run_one(|| self.fdatasync_entry(), true) }.map(drop)
+    }
+}
+
+impl ProbeFile for UringFile {
+    fn file(&self) -> &File {
+        &self.file
+    }
+
+    fn write_by(&self, method: Method, bytes: &[u8], offset: u64) -> io::Result<()> {
+        match method {
+            Method::Syscall => self.file.write_all_at(bytes, offset),
+            Method::Ring => self.write_by_ring(bytes, offset),
+        }
+    }
+
+    fn sync_by(&self, method: Method) -> io::Result<()> {
+        match method {
+            Method::Syscall => self.sync_by_syscall(),
+            Method::Ring => self.sync_by_ring(),
+        }
+    }
+
+    fn read_by(&self, method: Method, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        match method {
+            Method::Syscall => self.file.read_exact_at(buf, offset),
+            Method::Ring => self.read_by_ring(buf, offset),
+        }
+    }
+}
+
+impl IoFile for UringFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.read_by(self.routes().read, buf, offset)
+    }
+
+    fn write_all_at(&self, bytes: &[u8], offset: u64) -> io::Result<()> {
+        self.write_by(self.write_method(bytes.len()), bytes, offset)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.sync_by(self.routes().sync)
     }
 
     fn len_bytes(&self) -> io::Result<u64> {
@@ -573,8 +720,20 @@ impl IoFile for UringFile {
     /// commit (one small part) is a single `io_uring_enter` of a write linked to an
     /// `fdatasync`; a segment of `n` MiB is `ceil(n / 7)` windows of 1 MiB writes in flight
     /// together, the last window's writes linked to the `fdatasync`.
+    ///
+    /// Where the routes put the writes or the sync on system calls, the writes go their way
+    /// part by part and the sync its own.
     fn write_all_at_and_sync(&self, parts: &[&[u8]], offset: u64) -> io::Result<()> {
-        self.write_windows(parts, offset, true)
+        let total_bytes = parts.iter().map(|part| part.len()).sum();
+        if self.write_method(total_bytes) == Method::Ring && self.routes().sync == Method::Ring {
+            return self.write_windows(parts, offset, true);
+        }
+        let mut position = offset;
+        for part in parts {
+            self.write_by(self.write_method(total_bytes), part, position)?;
+            position += part.len() as u64;
+        }
+        self.sync_data()
     }
 
     /// The mapping, its advice and its residency queries are the std backend's own.

@@ -178,3 +178,47 @@ fn uring_group_commits_land_in_order_and_a_failed_one_leaves_the_ring_usable() {
     reader.read_exact_at(&mut read, 12_345).unwrap();
     assert!(read == big, "a 5 MiB unsynced write reads back");
 }
+
+/// A database's open measures the ring against system calls on its file system, routes each
+/// class of operation the faster way, and says which in `stats()`; pinned routes stay.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_open_routes_each_operation_as_measured_and_stats_say_how() {
+    use zverse_linux::route::Routes;
+    if !uring_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let io = zverse_linux::UringIo::new().unwrap();
+    let probe = io.measure(dir.path(), true).unwrap();
+    println!("probe on this file system: {probe:?} -> {:?}", probe.routes());
+    assert_eq!(io.routes(), Routes::RING, "measuring changes nothing");
+    let db = Db::open_with_io(dir.path(), options(), Arc::new(io.clone())).unwrap();
+    let stats = db.stats();
+    assert_eq!(stats.io_backend, "io_uring");
+    assert_eq!(stats.io_routing, io.routes().describe());
+    assert!(stats.io_routing.starts_with("log writes: "), "{}", stats.io_routing);
+    drop(db);
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let engine_file = |name: &String| {
+        let extension = std::path::Path::new(name).extension();
+        ["LOCK", "MANIFEST"].contains(&name.as_str())
+            || extension.is_some_and(|extension| extension == "log" || extension == "seg")
+    };
+    assert!(names.iter().all(engine_file), "the probe leaves no file: {names:?}");
+    for routes in [Routes::RING, Routes::SYSCALLS] {
+        let dir = tempfile::tempdir().unwrap();
+        let io = Arc::new(zverse_linux::UringIo::with_routes(routes).unwrap());
+        let db = Db::open_with_io(dir.path(), options(), io).unwrap();
+        assert_eq!(db.stats().io_routing, routes.describe(), "pinned routes stay");
+        write_from_threads(&db);
+        db.flush().unwrap();
+        check_contents(&db);
+        drop(db);
+        let io = Arc::new(zverse_linux::UringIo::with_routes(routes).unwrap());
+        check_contents(&Db::open_with_io(dir.path(), options(), io).unwrap());
+    }
+}

@@ -10,11 +10,20 @@
 //! in a ring (RocksDB's write-group hand-off), so a writer never waits on a leader that has
 //! left.
 //!
+//! In `Sync` mode a leader also lets late joiners board before it commits: the writers its
+//! predecessor just completed are woken and about to stage their next write, and a leader that
+//! drained the rings at once would commit without them (about half of the writers per sync).
+//! So it keeps draining, yielding between rounds, until its group holds every writer inside
+//! [`Stage::submit`], for at most as long as the last group commit took (capped at
+//! [`BOARDING_WAIT_NANOS_MAX`]). In `Periodic` and `None` modes nobody waits for anybody.
+//!
 //! Versions are assigned by the leader in log order, so the log is sorted by version and the
 //! watermark is simply the last version of the last applied group: every version at or below
 //! it is in the memtable (and durable, in `Sync` mode) before any reader can see it.
 
 use std::sync::{Arc, PoisonError};
+#[cfg(not(loom))]
+use std::time::{Duration, Instant};
 
 use zverse_core::Version;
 use zverse_core::ring::Ring;
@@ -33,6 +42,12 @@ const SHARD_COUNT: usize = if cfg!(loom) { 1 } else { 8 };
 pub(crate) const GROUP_RECORD_COUNT_MAX: usize = 4096;
 /// The most bytes one group takes (one record may exceed it alone).
 pub(crate) const GROUP_BYTES_MAX: usize = 8 << 20;
+/// The longest a `Sync` leader waits for late joiners, whatever the last commit took.
+#[cfg_attr(loom, allow(dead_code, reason = "loom models boarding without a clock"))]
+const BOARDING_WAIT_NANOS_MAX: u64 = 2_000_000;
+/// Boarding rounds (drain, then yield) at most per group, whatever the clock says. Under loom,
+/// which has no clock, 1.
+const BOARDING_ROUNDS_MAX: u32 = if cfg!(loom) { 1 } else { 100_000 };
 
 /// A staged write, shared by its writer and the leader that commits it.
 #[derive(Debug)]
@@ -154,6 +169,15 @@ pub(crate) struct Stage {
     /// close gets its turn under a steady stream of writes.
     exclusive_waiting: AtomicUsize,
     shard_next: AtomicU64,
+    /// Whether leaders let late joiners board (`Durability::Sync`: a group shares a sync).
+    boarding: bool,
+    /// Writers inside `submit`, counted only when `boarding`: staged, leading, or completed
+    /// and not yet returned. A leader that boards waits for its group to hold them all.
+    /// `Relaxed`: a hint for how long to wait, never a condition for correctness.
+    writers_in_submit: AtomicUsize,
+    /// Nanoseconds the last group commit took (`Relaxed`, a hint): the boarding budget.
+    #[cfg_attr(loom, allow(dead_code, reason = "loom models boarding without a clock"))]
+    commit_nanos_last: AtomicU64,
     /// The leader's group, kept between turns so that leading allocates nothing.
     group: Mutex<Vec<Arc<Pending>>>,
 }
@@ -175,13 +199,28 @@ pub(crate) trait GroupCommit {
     fn commit_group(&self, group: &[Arc<Pending>]);
 }
 
+/// Counts a writer inside [`Stage::submit`] while it lives.
+struct InSubmit<'a>(Option<&'a AtomicUsize>);
+
+impl Drop for InSubmit<'_> {
+    fn drop(&mut self) {
+        if let Some(count) = self.0 {
+            count.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 impl Stage {
-    pub(crate) fn new() -> Stage {
+    /// A stage whose leaders let late joiners board if `boarding` (see the module docs).
+    pub(crate) fn new(boarding: bool) -> Stage {
         Stage {
             rings: (0..SHARD_COUNT).map(|_| Ring::new_boxed()).collect(),
             leader: AtomicBool::new(false),
             exclusive_waiting: AtomicUsize::new(0),
             shard_next: AtomicU64::new(0),
+            boarding,
+            writers_in_submit: AtomicUsize::new(0),
+            commit_nanos_last: AtomicU64::new(0),
             group: Mutex::new(Vec::new()),
         }
     }
@@ -203,6 +242,10 @@ impl Stage {
         pending: &Arc<Pending>,
         committer: &impl GroupCommit,
     ) -> Result<Version> {
+        let _in_submit = InSubmit(self.boarding.then(|| {
+            self.writers_in_submit.fetch_add(1, Ordering::Relaxed);
+            &self.writers_in_submit
+        }));
         self.push(pending, committer);
         // Pairs with the fence in `release`: either the leader that releases sees this push,
         // or this writer's CAS below sees leadership free (Dekker's argument).
@@ -271,19 +314,58 @@ impl Stage {
             std::mem::take(&mut *self.group.lock().unwrap_or_else(PoisonError::into_inner));
         group.extend(own.cloned());
         let mut group_bytes: usize = group.iter().map(|p| p.record.len()).sum();
-        for ring in &self.rings {
-            while group.len() < GROUP_RECORD_COUNT_MAX && group_bytes < GROUP_BYTES_MAX {
-                let Some(pending) = ring.pop() else { break };
-                group_bytes += pending.record.len();
-                group.push(pending);
-            }
+        self.drain(&mut group, &mut group_bytes);
+        if self.boarding {
+            self.board(&mut group, &mut group_bytes);
         }
         if !group.is_empty() {
+            #[cfg(not(loom))]
+            let started = Instant::now();
             committer.commit_group(&group);
+            #[cfg(not(loom))]
+            self.commit_nanos_last.store(
+                u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
         }
         group.clear();
         *self.group.lock().unwrap_or_else(PoisonError::into_inner) = group;
         self.release();
+    }
+
+    /// Moves staged records into `group` until the rings are empty or the group is full.
+    fn drain(&self, group: &mut Vec<Arc<Pending>>, group_bytes: &mut usize) {
+        for ring in &self.rings {
+            while group.len() < GROUP_RECORD_COUNT_MAX && *group_bytes < GROUP_BYTES_MAX {
+                let Some(pending) = ring.pop() else { break };
+                *group_bytes += pending.record.len();
+                group.push(pending);
+            }
+        }
+    }
+
+    /// Lets late joiners board: drains again, yielding between rounds, until the group holds
+    /// every writer inside `submit`, is full, a `with_leadership` caller waits, or the budget
+    /// (the last group commit's time, at most [`BOARDING_WAIT_NANOS_MAX`]) is spent.
+    fn board(&self, group: &mut Vec<Arc<Pending>>, group_bytes: &mut usize) {
+        #[cfg(not(loom))]
+        let (started, budget) = {
+            let nanos = self.commit_nanos_last.load(Ordering::Relaxed);
+            (Instant::now(), Duration::from_nanos(nanos.min(BOARDING_WAIT_NANOS_MAX)))
+        };
+        for _ in 0..BOARDING_ROUNDS_MAX {
+            let full = group.len() >= GROUP_RECORD_COUNT_MAX || *group_bytes >= GROUP_BYTES_MAX;
+            let everyone = group.len() >= self.writers_in_submit.load(Ordering::Relaxed);
+            #[cfg(not(loom))]
+            let spent = started.elapsed() >= budget;
+            #[cfg(loom)]
+            let spent = false;
+            if full || everyone || spent || self.exclusive_waiting.load(Ordering::SeqCst) != 0 {
+                return;
+            }
+            thread::yield_now();
+            self.drain(group, group_bytes);
+        }
     }
 
     /// Gives up leadership: hands it to a writer waiting in a ring, or frees it and makes
@@ -401,6 +483,19 @@ mod loom_models {
         println!("{executions} interleavings, preemption bound {bound:?}");
     }
 
+    /// Two writers on a stage whose leaders let late joiners board (`Sync` mode): boarding
+    /// only delays a drain, so every record is still committed exactly once, by one leader at
+    /// a time, and nobody waits forever.
+    ///
+    /// Two writers (a third on the 2-record ring makes the yielding spins of the full-ring
+    /// model above unbounded for loom's unfair scheduler), preemption bound 2.
+    #[test]
+    fn loom_boarding_leaders_commit_exactly_once() {
+        check(2, || {
+            run_writers_on(Stage::new(true), &[1, 2], &[], |_, _| {});
+        });
+    }
+
     /// One writer: submits record `id` and checks it got its own outcome.
     fn write(stage: &Stage, log: &Log, id: u8) {
         let pending = Pending::new(vec![id], None);
@@ -412,7 +507,17 @@ mod loom_models {
     /// records `main_ids`, if any), joins, and checks that every record was committed exactly
     /// once.
     fn run_writers(ids: &[u8], main_ids: &[u8], main: impl FnOnce(&Stage, &Log)) -> Arc<Log> {
-        let stage = Arc::new(Stage::new());
+        run_writers_on(Stage::new(false), ids, main_ids, main)
+    }
+
+    /// [`run_writers`] on `stage`.
+    fn run_writers_on(
+        stage: Stage,
+        ids: &[u8],
+        main_ids: &[u8],
+        main: impl FnOnce(&Stage, &Log),
+    ) -> Arc<Log> {
+        let stage = Arc::new(stage);
         let log = Arc::new(Log::default());
         let writers: Vec<_> = ids
             .iter()

@@ -355,6 +355,9 @@ impl Inner {
             .ok_or_else(|| Error::Locked { path: dir.to_path_buf() })?;
         let names = io.list_dir(dir)?;
         refuse_foreign(dir, &names)?;
+        // Only a writable open probes (a read-only one writes nothing); a failed probe leaves
+        // the backend's default routing: nothing to report.
+        let _ = io.probe_dir(dir);
         let mut manifest = if let Some(manifest) = Manifest::read(io.as_ref(), dir)? {
             manifest
         } else {
@@ -386,7 +389,13 @@ impl Inner {
             let number = file_number_next;
             file_number_next = number.checked_add(1).ok_or_else(|| numbers_exhausted(dir))?;
             recovered.memtable = Memtable::new(number);
-            start_first_log(io.as_ref(), dir, &mut manifest, number)?
+            start_first_log(
+                io.as_ref(),
+                dir,
+                &mut manifest,
+                number,
+                options.log_fill_ahead_bytes(),
+            )?
         };
         let inner = Inner::assemble(dir, options, io, manifest, recovered, (advisor, fence_budget));
         *lock(&inner.lock) = Some(dir_lock);
@@ -455,6 +464,8 @@ impl Inner {
             sealed: Vec::new(),
             segments: tiers_segments,
         };
+        // Leaders let late joiners board only where a group shares a sync.
+        let stage = Stage::new(options.durability == Durability::Sync);
         Inner {
             dir: dir.to_path_buf(),
             io,
@@ -462,7 +473,7 @@ impl Inner {
             lock: Mutex::new(None),
             watermark: AtomicU64::new(clock.last().get()),
             clock,
-            stage: Stage::new(),
+            stage,
             logged: Mutex::new(LoggedGroup::default()),
             log: Mutex::new(None),
             log_bytes_read_only: recovered.log_bytes,
@@ -824,11 +835,15 @@ impl Inner {
         let log = log.as_mut().ok_or(Error::OpenedReadOnly)?;
         log::seal_frame(frame, log.nonce, log.offset_end, log.offset_synced);
         let sync = self.options.durability == Durability::Sync;
-        let written = if sync {
-            log.file.write_all_at_and_sync(&[frame], log.offset_end)
-        } else {
-            log.file.write_all_at(frame, log.offset_end)
-        };
+        let zeros = log.reserve(frame.len() as u64);
+        let written = zeros.and_then(|zero_bytes| {
+            self.counters.bytes_written_log.fetch_add(zero_bytes, Ordering::Relaxed);
+            if sync {
+                log.file.write_all_at_and_sync(&[frame], log.offset_end)
+            } else {
+                log.file.write_all_at(frame, log.offset_end)
+            }
+        });
         if let Err(error) = written {
             return Err(self.fail(format!("log append to log {} failed: {error}", log.number)));
         }
@@ -856,14 +871,25 @@ impl Inner {
         version_last
     }
 
+    /// Syncs the active log. The log's lock is not held through the sync, so that a leader
+    /// appending meanwhile (`Periodic`) never waits for it: the bytes before the end seen
+    /// before the sync are durable after it, and only they are claimed.
     fn sync_log(&self) -> Result<()> {
-        let mut log = lock(&self.log);
-        let Some(log) = log.as_mut() else { return Ok(()) };
-        if log.offset_synced < log.offset_end {
-            if let Err(error) = log.file.sync_data() {
-                return Err(self.fail(format!("sync of log {} failed: {error}", log.number)));
+        let (file, number, offset_end) = {
+            let log = lock(&self.log);
+            let Some(log) = log.as_ref() else { return Ok(()) };
+            if log.offset_synced >= log.offset_end {
+                return Ok(());
             }
-            log.offset_synced = log.offset_end;
+            (Arc::clone(&log.file), log.number, log.offset_end)
+        };
+        if let Err(error) = file.sync_data() {
+            return Err(self.fail(format!("sync of log {number} failed: {error}")));
+        }
+        if let Some(log) = lock(&self.log).as_mut()
+            && log.number == number
+        {
+            log.offset_synced = log.offset_synced.max(offset_end);
         }
         Ok(())
     }
@@ -904,7 +930,8 @@ impl Inner {
         self.sync_log()?;
         let number = self.allocate_file_number();
         self.check_writable()?;
-        let new_log = ActiveLog::create(self.io.as_ref(), &self.dir, number)
+        let fill_ahead_bytes = self.options.log_fill_ahead_bytes();
+        let new_log = ActiveLog::create(self.io.as_ref(), &self.dir, number, fill_ahead_bytes)
             .map_err(|error| self.fail(format!("creating log {number} failed: {error}")))?;
         self.record_log(number)?;
         *lock(&self.log) = Some(new_log);
@@ -1297,6 +1324,7 @@ fn start_first_log(
     dir: &Path,
     manifest: &mut Manifest,
     number: u64,
+    preallocation_bytes: u64,
 ) -> Result<ActiveLog> {
     if number >= manifest.file_number_next {
         let mut next = manifest.clone();
@@ -1305,7 +1333,7 @@ fn start_first_log(
         next.write(io, dir)?;
         *manifest = next;
     }
-    let log = ActiveLog::create(io, dir, number)?;
+    let log = ActiveLog::create(io, dir, number, preallocation_bytes)?;
     let mut next = manifest.clone();
     next.logs.push(number);
     next.write(io, dir)?;
@@ -1468,7 +1496,7 @@ fn recover(
         let is_last = index + 1 == logs.len();
         let mode = match (is_last, read_only) {
             (false, _) => Mode::Older,
-            (true, false) => Mode::Reuse,
+            (true, false) => Mode::Reuse { preallocation_bytes: options.log_fill_ahead_bytes() },
             (true, true) => Mode::ReadOnly,
         };
         let replayed = log::replay(io.as_ref(), dir, number, mode, &memtable)?;

@@ -20,6 +20,7 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
 use std::path::Path;
+use std::sync::Arc;
 
 use zverse_core::Version;
 use zverse_core::checksum::{CHECKSUM_LEN, checksum, checksum_with_seed};
@@ -199,41 +200,115 @@ fn decode_header(header: &[u8], offset: usize, nonce: u64) -> Option<(usize, u64
 }
 
 /// The log being appended to, owned by the commit leader (behind a mutex the periodic syncer
-/// also takes).
+/// also takes, but never holds through a sync: it syncs its own handle to the file).
 #[derive(Debug)]
 pub(crate) struct ActiveLog {
     pub number: u64,
-    pub file: Box<dyn IoFile>,
+    pub file: Arc<dyn IoFile>,
     /// Where the next frame goes: the bytes before it are whole frames.
     pub offset_end: u64,
     /// Every byte before it is durable.
     pub offset_synced: u64,
     /// Seeds the frame header checksums of this log.
     pub nonce: u64,
+    /// The file's length: the bytes from `offset_end` to it are zeros written ahead (see
+    /// [`ActiveLog::reserve`]).
+    pub offset_filled: u64,
+    /// Bytes zero-filled ahead of the end at a time; 0 for none.
+    pub preallocation_bytes: u64,
+}
+
+/// Zero bytes written per call when a log is filled ahead.
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+
+/// Where a zero-fill ahead of `need` ends: `preallocation_bytes` past it, in whole pages.
+fn fill_end(need: u64, preallocation_bytes: u64) -> u64 {
+    need.saturating_add(preallocation_bytes).next_multiple_of(4096)
 }
 
 impl ActiveLog {
-    /// Creates log `number` in `dir` and makes its directory entry durable, so that synced
-    /// appends to it survive a crash.
-    pub(crate) fn create(io: &dyn Io, dir: &Path, number: u64) -> Result<ActiveLog> {
-        let file = io.create_new(&dir.join(log_file_name(number)))?;
+    /// Creates log `number` in `dir`, zero-filled `preallocation_bytes` ahead (0: none), and
+    /// makes it and its directory entry durable, so that synced appends to it survive a crash
+    /// and, until they pass the filled length, change no file size.
+    pub(crate) fn create(
+        io: &dyn Io,
+        dir: &Path,
+        number: u64,
+        preallocation_bytes: u64,
+    ) -> Result<ActiveLog> {
+        let file: Arc<dyn IoFile> = Arc::from(io.create_new(&dir.join(log_file_name(number)))?);
         let nonce = new_nonce();
-        file.write_all_at_and_sync(&[&encode_log_header(nonce)], 0)?;
-        io.sync_dir(dir)?;
         let end = LOG_HEADER_LEN as u64;
-        Ok(ActiveLog { number, file, offset_end: end, offset_synced: end, nonce })
+        let mut log = ActiveLog {
+            number,
+            file,
+            offset_end: end,
+            offset_synced: end,
+            nonce,
+            offset_filled: end,
+            preallocation_bytes,
+        };
+        log.file.write_all_at(&encode_log_header(nonce), 0)?;
+        if preallocation_bytes > 0 {
+            log.fill_to(fill_end(end, preallocation_bytes))?;
+        }
+        log.file.sync_data()?;
+        io.sync_dir(dir)?;
+        Ok(log)
+    }
+
+    /// Makes sure the `len` bytes after the end lie inside the zero-filled length, writing
+    /// zeros up to [`ActiveLog::preallocation_bytes`] past them if not (unsynced: the next
+    /// commit's sync carries them and the size change, so that the syncs of the commits after
+    /// it find the file's size and extents unchanged). Returns the zero bytes written.
+    pub(crate) fn reserve(&mut self, len: u64) -> std::io::Result<u64> {
+        let need = self.offset_end.saturating_add(len);
+        if self.preallocation_bytes == 0 || need <= self.offset_filled {
+            return Ok(0);
+        }
+        self.fill_to(fill_end(need, self.preallocation_bytes))
+    }
+
+    /// Writes zeros from the end of the data or the filled length, whichever is further, to
+    /// `end`; returns the zero bytes written.
+    fn fill_to(&mut self, end: u64) -> std::io::Result<u64> {
+        let start = self.offset_filled.max(self.offset_end);
+        let mut position = start;
+        while position < end {
+            let chunk = usize::try_from(end - position).unwrap_or(usize::MAX).min(ZEROS.len());
+            self.file.write_all_at(ZEROS.get(..chunk).unwrap_or_default(), position)?;
+            position += chunk as u64;
+        }
+        self.offset_filled = self.offset_filled.max(end);
+        Ok(end.saturating_sub(start))
     }
 
     /// The newest log of a database, reopened for appends after its last intact frame at
-    /// `offset_end`, every byte before which is durable.
-    fn reopened(number: u64, file: Box<dyn IoFile>, offset_end: usize, nonce: u64) -> ActiveLog {
-        let end = offset_end as u64;
-        ActiveLog { number, file, offset_end: end, offset_synced: end, nonce }
+    /// `offset_end`, every byte before which is durable, and zeros (if any) from there to
+    /// `offset_filled`, the file's length: its fill ahead continues from there.
+    fn reopened(
+        number: u64,
+        file: Box<dyn IoFile>,
+        offset_end: u64,
+        offset_filled: u64,
+        nonce: u64,
+        preallocation_bytes: u64,
+    ) -> ActiveLog {
+        ActiveLog {
+            number,
+            file: Arc::from(file),
+            offset_end,
+            offset_synced: offset_end,
+            nonce,
+            offset_filled: offset_filled.max(offset_end),
+            preallocation_bytes,
+        }
     }
 
     /// Appends the seal that ends this log (not synced: the caller syncs the log next).
     pub(crate) fn append_seal(&mut self) -> std::io::Result<()> {
         let seal = seal(self.nonce, self.offset_end, self.offset_synced);
+        self.reserve(seal.len() as u64)?;
         self.file.write_all_at(&seal, self.offset_end)?;
         self.offset_end += seal.len() as u64;
         Ok(())
@@ -258,8 +333,9 @@ pub(crate) enum Mode {
     /// A log older than the newest: it must end with its seal; any damage is corruption.
     Older,
     /// The newest log, to be appended to next: a torn tail is truncated, the rest synced,
-    /// and the log is returned open for appends.
-    Reuse,
+    /// and the log is returned open for appends, zero-filled `preallocation_bytes` ahead
+    /// from then on (a zero tail it has already is kept: appends overwrite it).
+    Reuse { preallocation_bytes: u64 },
     /// The newest log of a read-only open: read only. Damage anywhere after the last intact
     /// frame is the end of what is seen, since a writer in another process may be appending
     /// to it right now; nothing is truncated, written or synced.
@@ -276,7 +352,11 @@ pub(crate) fn replay(
     memtable: &Memtable,
 ) -> Result<Replayed> {
     let path = dir.join(log_file_name(number));
-    let file = if mode == Mode::Reuse { io.open_read_write(&path)? } else { io.open_read(&path)? };
+    let file = if matches!(mode, Mode::Reuse { .. }) {
+        io.open_read_write(&path)?
+    } else {
+        io.open_read(&path)?
+    };
     let len = usize::try_from(file.len_bytes()?).unwrap_or(usize::MAX);
     let mut log = Vec::new();
     log.try_reserve_exact(len).map_err(|_| corruption(&path, 0, "log file too large to read"))?;
@@ -284,9 +364,9 @@ pub(crate) fn replay(
     file.read_exact_at(&mut log, 0)?;
     let mut replayed = Replayed { frame_count: 0, version_max: None, offset_end: 0, active: None };
     let Some(nonce) = decode_log_header(&log) else {
-        // A log's header is synced before the manifest records the log, so a recorded log
-        // without one was damaged after (an emptied newest log would otherwise drop its
-        // acknowledged writes without a word).
+        // A log's header is synced (with the zeros written ahead of it) before the manifest
+        // records the log, so a recorded log without one was damaged after (an emptied newest
+        // log would otherwise drop its acknowledged writes without a word).
         return Err(corruption(&path, 0, "log file header is damaged"));
     };
     let mut offset = LOG_HEADER_LEN;
@@ -301,10 +381,13 @@ pub(crate) fn replay(
         offset = frame.end;
     }
     replayed.offset_end = offset as u64;
+    // Zeros written ahead of the appends (a preallocated log) end a log cleanly: a frame
+    // header is never all zeros (it holds its own offset, which is not zero).
+    let torn = offset < log.len() && !is_zero_tail(&log, offset);
     match mode {
         Mode::ReadOnly => Ok(replayed),
         Mode::Older => {
-            let what = if offset < log.len() {
+            let what = if torn {
                 classify_damage(&log, offset, nonce)
                     .map_err(|what| corruption(&path, offset as u64, what))?;
                 "a log older than the newest one is torn"
@@ -315,18 +398,34 @@ pub(crate) fn replay(
             };
             Err(corruption(&path, offset as u64, what))
         }
-        Mode::Reuse => {
-            if offset < log.len() {
+        Mode::Reuse { preallocation_bytes } => {
+            let mut filled = log.len() as u64;
+            if torn {
                 classify_damage(&log, offset, nonce)
                     .map_err(|what| corruption(&path, offset as u64, what))?;
                 file.set_len(offset as u64)?;
+                filled = offset as u64;
             }
-            // Every intact frame is made durable before a frame written after it says so.
+            // Every intact frame (and the zeros after it) is made durable before a frame
+            // written after it says so.
             file.sync_data()?;
-            replayed.active = Some(ActiveLog::reopened(number, file, offset, nonce));
+            replayed.active = Some(ActiveLog::reopened(
+                number,
+                file,
+                offset as u64,
+                filled,
+                nonce,
+                preallocation_bytes,
+            ));
             Ok(replayed)
         }
     }
+}
+
+/// Whether every byte of `log` from `offset` on is zero: the zero-filled tail of a preallocated
+/// log, which ends it as cleanly as its end of file.
+fn is_zero_tail(log: &[u8], offset: usize) -> bool {
+    log.get(offset..).is_some_and(|tail| tail.iter().all(|&byte| byte == 0))
 }
 
 /// Inserts a frame's records into the memtable; returns the newest version, or where in the
@@ -363,10 +462,22 @@ fn classify_damage(log: &[u8], offset: usize, nonce: u64) -> Result<(), &'static
         Decoded::TornBody { end } => end,
         Decoded::Frame(_) | Decoded::Garbage => offset + 1,
     };
-    let later = (search_from..log.len()).find_map(|start| match decode_frame(log, start, nonce) {
-        Decoded::Frame(frame) => Some(frame),
-        Decoded::TornBody { .. } | Decoded::Garbage => None,
-    });
+    let mut start = search_from;
+    let mut later = None;
+    while start < log.len() {
+        // A frame header holds its nonzero offset: no frame starts more than a header's
+        // length before the next nonzero byte (which skips a zero-filled tail fast).
+        let Some(nonzero) = log.get(start..).and_then(|rest| rest.iter().position(|&b| b != 0))
+        else {
+            break;
+        };
+        start = start.max((start + nonzero).saturating_sub(FRAME_HEADER_LEN - 1));
+        if let Decoded::Frame(frame) = decode_frame(log, start, nonce) {
+            later = Some(frame);
+            break;
+        }
+        start += 1;
+    }
     match later {
         Some(frame) if frame.synced_offset > offset as u64 => {
             Err("damaged frame in the synced part of the log")
@@ -456,6 +567,36 @@ mod tests {
         assert!(classify_damage(&corrupt, second_start, NONCE).is_err());
         let zeroed_tail = [first.clone(), vec![0; 700]].concat();
         assert_eq!(classify_damage(&zeroed_tail, second_start, NONCE), Ok(()));
+    }
+
+    #[test]
+    fn a_zero_filled_tail_ends_a_log_cleanly_and_never_hides_damage() {
+        let first = frame(b"first", 0, 0);
+        let start = first.len();
+        let clean = [first.clone(), vec![0; 5000]].concat();
+        assert!(is_zero_tail(&clean, start), "zeros after the last frame: a clean end");
+        assert!(is_zero_tail(&first, start), "the end of the file: a clean end");
+        assert!(!is_zero_tail(&clean, start - 1), "not from inside a frame");
+        let mut damaged = frame(b"second", start, start);
+        damaged[FRAME_HEADER_LEN] ^= 1;
+        let torn = [first.clone(), damaged.clone(), vec![0; 5000]].concat();
+        assert!(!is_zero_tail(&torn, start), "a damaged frame is never a zero tail");
+        assert_eq!(classify_damage(&torn, start, NONCE), Ok(()), "nothing vouches for it");
+        // A frame far beyond a run of zeros that says the damaged frame was synced: found
+        // across the zeros the scan skips.
+        let gap = 100_000;
+        let later_start = start + damaged.len() + gap;
+        let later = frame(b"third", later_start, later_start);
+        let corrupt = [first, damaged, vec![0; gap], later, vec![0; 3000]].concat();
+        assert!(classify_damage(&corrupt, start, NONCE).is_err());
+        // The zero skip never passes a frame whose header begins with zero bytes.
+        for zeros_before in [1, 39, 40, 41, 4096] {
+            let at = LOG_HEADER_LEN + zeros_before;
+            let mut log = vec![0xEE; LOG_HEADER_LEN];
+            log.extend(vec![0; zeros_before]);
+            log.extend(frame(b"x", at, at));
+            assert!(classify_damage(&log, LOG_HEADER_LEN, NONCE).is_err(), "{zeros_before}");
+        }
     }
 
     #[test]

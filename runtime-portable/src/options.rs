@@ -52,6 +52,7 @@ pub struct Options {
     pub(crate) write_stop_segments: u32,
     pub(crate) create_if_missing: bool,
     pub(crate) locality_advisor: bool,
+    pub(crate) log_preallocation_bytes: u64,
     pub(crate) read_only: bool,
     pub(crate) version_ahead_max: Duration,
     pub(crate) fence_keys_bytes_max: u64,
@@ -73,6 +74,7 @@ impl Default for Options {
             write_stop_segments: 36,
             create_if_missing: true,
             locality_advisor: true,
+            log_preallocation_bytes: 1 << 20,
             read_only: false,
             version_ahead_max: Duration::from_secs(60 * 60),
             fence_keys_bytes_max: 0,
@@ -212,6 +214,28 @@ impl Options {
     pub fn locality_advisor(mut self, enabled: bool) -> Options {
         self.locality_advisor = enabled;
         self
+    }
+
+    /// In [`Durability::Sync`] mode, how far ahead of its appends the log is filled with zeros
+    /// (in whole pages), so that a commit's `fdatasync` writes data only, not a new file size
+    /// and extent (the append limit against the overwrite limit: docs/io.md). Costs one write
+    /// of this many zeros each time the appends reach the filled length. Default 1 MiB, and
+    /// never more than [`Options::memtable_bytes_max`] (a log rotates with its memtable); 0
+    /// turns it off. Other durability modes never fill ahead.
+    #[must_use]
+    pub fn log_preallocation_bytes(mut self, bytes: u64) -> Options {
+        self.log_preallocation_bytes = bytes;
+        self
+    }
+
+    /// The zero-fill ahead the log gets under these options: never more than a memtable's
+    /// worth, as the log rotates when its memtable is full.
+    pub(crate) fn log_fill_ahead_bytes(&self) -> u64 {
+        if self.durability == Durability::Sync {
+            self.log_preallocation_bytes.min(self.memtable_bytes_max)
+        } else {
+            0
+        }
     }
 
     /// Memory for the fence keys of all open segments: the key index sampled in memory (a key

@@ -13,6 +13,10 @@ use crate::locality::LocalityStats;
 pub struct Stats {
     /// The I/O backend in use ("std", "io_uring", ...).
     pub io_backend: &'static str,
+    /// How the backend does each class of operation, e.g. "log writes: pwrite, syncs:
+    /// fdatasync, segment writes: ring, reads: ring" (io_uring routes each the way it measured
+    /// fastest on the database's file system when it opened); empty if the backend does not say.
+    pub io_routing: &'static str,
     /// The newest version readers can see.
     pub version_visible: Version,
     /// Memtables (active and sealed).
@@ -104,6 +108,7 @@ impl Db {
             + counters.bytes_written_segments.load(Ordering::Relaxed);
         Stats {
             io_backend: inner.io.name(),
+            io_routing: inner.io.routing(),
             version_visible: inner.visible_version(),
             memtable_count: tiers.memtables().count(),
             memtable_versions,

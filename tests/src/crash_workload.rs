@@ -143,6 +143,8 @@ pub fn options(durability: Durability) -> Options {
         .compaction_trigger_segments(1000)
         .segment_block_bytes(1024)
         .segment_bytes_target(4 << 10)
+        // Small, so that the log's zero-filled tail is extended several times in the sweep.
+        .log_preallocation_bytes(8 << 10)
 }
 
 /// Opens the workload's database on `io`.

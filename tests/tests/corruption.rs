@@ -51,6 +51,9 @@ fn options() -> Options {
         .durability(Durability::Sync)
         .segment_block_bytes(512)
         .compaction_trigger_segments(1000)
+        // Frame ends come from the log's length here; the preallocated tail is scanned in
+        // `log_preallocation.rs`.
+        .log_preallocation_bytes(0)
 }
 
 fn open(io: &SimIo) -> zverse::Result<Db> {

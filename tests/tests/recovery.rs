@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use zverse::{Db, Durability, Error, Options, Version};
 use zverse_tests::backend;
 
+/// Logs without a zero-filled tail: these tests find frame ends from the file's length (the
+/// preallocated tail has its own tests, `log_preallocation.rs`).
 fn options() -> Options {
-    Options::default().durability(Durability::Sync)
+    Options::default().durability(Durability::Sync).log_preallocation_bytes(0)
 }
 
 fn log_path(dir: &Path, number: u64) -> PathBuf {
@@ -119,16 +121,20 @@ fn torn_tail_cut_mid_frame_loses_only_the_torn_frame_and_is_truncated() {
     }
 }
 
+/// Zeros after the last frame are a preallocated log's zero-filled tail: a clean end, kept.
 #[test]
-fn zeros_after_the_last_frame_are_a_torn_tail_and_lose_nothing() {
+fn zeros_after_the_last_frame_are_a_clean_end_and_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (_, ends) = database_with_frames(dir.path(), 5);
     append(&log_path(dir.path(), 1), &[0; 4096]);
     backend::open(dir.path(), options()).unwrap().close().unwrap();
-    // Truncated to the close's seal, then sealed again by this close (a seal is an empty
-    // frame; the log is appended to after it).
-    assert_eq!(fs::metadata(log_path(dir.path(), 1)).unwrap().len(), ends[4] + 2 * SEAL_LEN);
+    // Not truncated: this close's seal (the log is appended to after the last one) overwrites
+    // the start of the zeros.
+    let len = fs::metadata(log_path(dir.path(), 1)).unwrap().len();
+    assert_eq!(len, ends[4] + SEAL_LEN + 4096, "the zero tail is not cut");
     check_opens_with_first(dir.path(), 5, 5);
+    let len = fs::metadata(log_path(dir.path(), 1)).unwrap().len();
+    assert_eq!(len, ends[4] + SEAL_LEN + 4096, "later appends land inside the zeros");
 }
 
 #[test]

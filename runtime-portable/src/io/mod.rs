@@ -56,6 +56,21 @@ pub trait Io: fmt::Debug + Send + Sync + 'static {
     /// Makes the directory's entries (creations, renames, removals) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 
+    /// How each class of operation is done (log writes, syncs, segment writes, reads), as
+    /// `stats()` reports it; empty where the backend has one way only.
+    fn routing(&self) -> &'static str {
+        ""
+    }
+
+    /// Called by `Db::open` once `dir` exists and is locked, before any file of it is opened,
+    /// and only where the database may write: a backend that routes operations by measurement
+    /// measures the directory's file system here (without leaving a file behind). An error
+    /// leaves the backend's default routing; the open goes on.
+    fn probe_dir(&self, dir: &Path) -> io::Result<()> {
+        let _ = dir;
+        Ok(())
+    }
+
     /// Creates `to` as a second name of the file `from` (a hard link; durable after
     /// [`Io::sync_dir`] on `to`'s directory). Fails with [`io::ErrorKind::CrossesDevices`]
     /// across file systems and [`io::ErrorKind::Unsupported`] where the backend has no links

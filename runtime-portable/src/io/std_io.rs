@@ -30,6 +30,10 @@ impl Io for StdIo {
         "std"
     }
 
+    fn routing(&self) -> &'static str {
+        "log writes: pwrite, syncs: fdatasync, segment writes: pwrite, reads: pread"
+    }
+
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         std::fs::create_dir_all(dir)
     }
