@@ -3,6 +3,9 @@
 //! ends a log cleanly, in the newest log and in older ones, and never hides damage: damage in
 //! the tail loses nothing, damage to the frames before it is still `Error::Corruption`.
 //! (The crash sweep runs with a small fill, so that the tail is extended under its crashes.)
+//!
+//! Unix only: it writes and reads single bytes at offsets (`FileExt`).
+#![cfg(unix)]
 
 use std::fs;
 use std::os::unix::fs::FileExt;
