@@ -126,19 +126,7 @@ pub fn parse_range(text: &str) -> Result<KeyBounds, Fail> {
 
 /// The keys starting with `prefix`.
 pub fn prefix_range(prefix: Vec<u8>) -> KeyBounds {
-    let mut end = prefix.clone();
-    // The successor of the prefix: drop trailing 0xff bytes, then increment the last one.
-    while end.last() == Some(&0xff) {
-        end.pop();
-    }
-    let end = match end.last_mut() {
-        Some(last) => {
-            *last += 1;
-            Bound::Excluded(end)
-        }
-        None => Bound::Unbounded,
-    };
-    (Bound::Included(prefix), end)
+    zverse::prefix_bounds(&prefix)
 }
 
 /// Borrows owned bounds as the engine's `RangeBounds<&[u8]>`.

@@ -193,6 +193,32 @@ impl Memtable {
         in_range.then(|| to_entry(&found))
     }
 
+    /// The last entry before `position` in key order (or the last entry at all), whose key
+    /// is in bounds of `start`: [`Memtable::next_after`] walking backwards.
+    pub(crate) fn prev_before(
+        &self,
+        position: Bound<(&[u8], Version)>,
+        start: Bound<&[u8]>,
+    ) -> Option<MemEntry> {
+        let found = match position {
+            Bound::Unbounded => self.map.back()?,
+            Bound::Included((key, version)) => {
+                let end: &dyn KeyVersion = &(key, Reverse(version));
+                self.map.upper_bound(Bound::Included(end))?
+            }
+            Bound::Excluded((key, version)) => {
+                let end: &dyn KeyVersion = &(key, Reverse(version));
+                self.map.upper_bound(Bound::Excluded(end))?
+            }
+        };
+        let in_range = match start {
+            Bound::Unbounded => true,
+            Bound::Included(start) => found.key().key.as_ref() >= start,
+            Bound::Excluded(start) => found.key().key.as_ref() > start,
+        };
+        in_range.then(|| to_entry(&found))
+    }
+
     /// Every entry, in key order (for the flush, which sorts them into Z order).
     pub(crate) fn entries(&self) -> impl Iterator<Item = MemEntry> + '_ {
         self.map.iter().map(|entry| to_entry(&entry))
@@ -258,5 +284,21 @@ mod tests {
         assert_eq!(walked.len(), 4);
         assert_eq!(memtable.entry_count(), 5);
         assert!(memtable.size_bytes() > 5 * ENTRY_OVERHEAD_BYTES);
+    }
+
+    #[test]
+    fn backward_cursor_walks_key_order_in_reverse_within_bounds() {
+        let memtable = filled();
+        let mut walked = Vec::new();
+        let start = Bound::Excluded(&b"a"[..]);
+        let mut prev = memtable.prev_before(Bound::Unbounded, start);
+        while let Some(entry) = prev {
+            walked.push((entry.key.to_vec(), entry.version.get()));
+            prev = memtable.prev_before(Bound::Excluded((&entry.key[..], entry.version)), start);
+        }
+        assert_eq!(walked, [(b"b".to_vec(), 5), (b"ab".to_vec(), 15)]);
+        let before_ab = Bound::Excluded((&b"ab"[..], Version::MAX));
+        let last_of_a = memtable.prev_before(before_ab, Bound::Unbounded).map(|e| e.version);
+        assert_eq!(last_of_a, Some(v(10)), "the oldest version of the key before");
     }
 }
