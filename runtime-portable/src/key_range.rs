@@ -1,8 +1,6 @@
 //! [`KeyRange`]: key ranges as people write them, and [`prefix_bounds`], the range of a prefix.
 
-use std::ops::{
-    Bound, Range, RangeFrom, RangeFull, RangeInclusive, RangeTo, RangeToInclusive,
-};
+use std::ops::{Bound, Range, RangeFrom, RangeFull, RangeInclusive, RangeTo, RangeToInclusive};
 
 /// A range of keys: what `range`, `range_at` and `changes` take.
 ///
