@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use zverse_core::Version;
 use zverse_core::clock::HybridClock;
@@ -118,7 +118,15 @@ impl Db {
     /// [`Db::open`] on a chosen I/O backend (io_uring from `zverse-linux`, or a test's
     /// simulated disk).
     pub fn open_with_io(path: impl AsRef<Path>, options: Options, io: Arc<dyn Io>) -> Result<Db> {
+        let started = Instant::now();
         let inner = Arc::new(Inner::open(path.as_ref(), options, io)?);
+        ::log::info!(
+            "opened {}: {} segments, {} entries in the memtable, in {} ms",
+            inner.dir.display(),
+            inner.tiers().segments.len(),
+            inner.tiers().active.entry_count(),
+            started.elapsed().as_millis()
+        );
         let flusher = {
             let inner = Arc::clone(&inner);
             std::thread::Builder::new()
@@ -305,6 +313,9 @@ impl Inner {
     /// Turns the database read-only for `reason` and returns the error writers get.
     pub(crate) fn fail(&self, reason: String) -> Error {
         let mut read_only = lock(&self.read_only);
+        if read_only.is_none() {
+            ::log::error!("{} turned read-only: {reason}", self.dir.display());
+        }
         let reason = read_only.get_or_insert_with(|| reason.into());
         Error::ReadOnly(Arc::clone(reason))
     }
@@ -529,13 +540,38 @@ impl Inner {
             if compact || self.tiers().segments.len() >= trigger {
                 // A failed compaction leaves the old segments in place; it is retried at the
                 // next trigger, and `compact()` reports it through `last_compaction_error`.
-                let outcome = self.compact_segments(compact);
+                let outcome = self.compact_and_log(compact);
                 *lock(&self.last_compaction_error) = outcome.err().map(|e| e.to_string());
             }
             let mut state = lock(state_lock);
             state.rounds_done += 1;
             wake.notify_all();
         }
+    }
+
+    /// [`Inner::compact_segments`], with an event saying what it did and how long it took.
+    fn compact_and_log(&self, force: bool) -> Result<()> {
+        let segment_bytes = |tiers: &Tiers| -> u64 {
+            tiers.segments.iter().map(|segment| segment.meta().file_bytes).sum()
+        };
+        let before = self.tiers();
+        let started = Instant::now();
+        let outcome = self.compact_segments(force);
+        let elapsed_ms = started.elapsed().as_millis();
+        match &outcome {
+            Ok(()) => {
+                let after = self.tiers();
+                ::log::info!(
+                    "compaction: {} segments ({} bytes) became {} ({} bytes) in {elapsed_ms} ms",
+                    before.segments.len(),
+                    segment_bytes(&before),
+                    after.segments.len(),
+                    segment_bytes(&after),
+                );
+            }
+            Err(error) => ::log::warn!("compaction failed after {elapsed_ms} ms: {error}"),
+        }
+        outcome
     }
 
     /// Writes every sealed memtable, oldest first, to a segment.
@@ -562,6 +598,7 @@ impl Inner {
     }
 
     fn flush_one(&self, memtable: &Arc<Memtable>) -> Result<()> {
+        let started = Instant::now();
         let mut entries: Vec<_> = memtable.entries().collect();
         entries.sort_unstable_by(|a, b| {
             zverse_core::zkey::cmp_z(&a.key, a.version, &b.key, b.version)
@@ -592,6 +629,14 @@ impl Inner {
         drop(tiers);
         drop(manifest);
         self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        ::log::info!(
+            "flush: {} entries ({} bytes of keys and values) into segment {} ({} bytes) in {} ms",
+            meta.entry_count,
+            meta.payload_bytes,
+            meta.file_number,
+            meta.file_bytes,
+            started.elapsed().as_millis()
+        );
         self.remove_logs_below(log_number_min);
         Ok(())
     }
