@@ -111,12 +111,34 @@ impl Db {
     /// Fails with [`Error::Locked`] if another process or another `Db` has it open, with
     /// [`Error::NotADatabase`] if `path` holds files that are not a ZVerse database, and with
     /// [`Error::Corruption`] if a file of the database does not verify.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// use zverse::{Db, Durability, Error, Options};
+    /// let db = Db::open(dir.path(), Options::default().durability(Durability::Sync))?;
+    /// let again = Db::open(dir.path(), Options::default());
+    /// assert!(matches!(again, Err(Error::Locked { .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Db> {
         Db::open_with_io(path, options, Arc::new(StdIo))
     }
 
     /// [`Db::open`] on a chosen I/O backend (io_uring from `zverse-linux`, or a test's
     /// simulated disk).
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// use std::sync::Arc;
+    /// use zverse::{Db, Options, io::StdIo};
+    /// let db = Db::open_with_io(dir.path(), Options::default(), Arc::new(StdIo))?;
+    /// assert_eq!(db.stats().io_backend, "std");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn open_with_io(path: impl AsRef<Path>, options: Options, io: Arc<dyn Io>) -> Result<Db> {
         let started = Instant::now();
         let inner = Arc::new(Inner::open(path.as_ref(), options, io)?);
@@ -137,6 +159,19 @@ impl Db {
     }
 
     /// Writes `value` under `key` and returns the write's version.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// let v1 = db.put(b"user:1", b"alice")?;
+    /// let v2 = db.put(b"user:1", b"alicia")?;
+    /// assert!(v2 > v1, "versions strictly increase");
+    /// let too_long = vec![0; 70_000];
+    /// assert!(matches!(db.put(&too_long, b""), Err(zverse::Error::KeyTooLarge { .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<Version> {
         let mut encoded = vec![0; record::encoded_len_put(key, value)?];
         record::encode_put_into(&mut encoded, Version::ZERO, key, value).map_err(encode_error)?;
@@ -144,6 +179,19 @@ impl Db {
     }
 
     /// Deletes `key` (writes a tombstone version) and returns the delete's version.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// let v1 = db.put(b"k", b"v")?;
+    /// let v2 = db.delete(b"k")?;
+    /// assert_eq!(db.get(b"k")?, None);
+    /// assert!(db.get_at(b"k", v1)?.is_some(), "the old version stays readable");
+    /// assert_eq!(db.history(b"k")?.next().transpose()?, Some((v2, None)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn delete(&self, key: &[u8]) -> Result<Version> {
         let mut encoded = vec![0; record::encoded_len_delete(key)?];
         record::encode_delete_into(&mut encoded, Version::ZERO, key).map_err(encode_error)?;
@@ -151,12 +199,34 @@ impl Db {
     }
 
     /// A batch of writes that commit together at one version.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// let version = db.batch().put(b"a", b"1").delete(b"b").commit()?;
+    /// assert_eq!(db.get_at(b"a", version)?.as_deref(), Some(&b"1"[..]));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn batch(&self) -> crate::Batch<'_> {
         crate::Batch::new(self)
     }
 
     /// Writes the memtable to a segment now, and waits until every sealed memtable is in a
     /// segment.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// db.put(b"k", b"v")?;
+    /// db.flush()?;
+    /// assert_eq!(db.stats().segment_count, 1);
+    /// assert_eq!(db.stats().memtable_versions, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn flush(&self) -> Result<()> {
         self.inner.check_open()?;
         self.inner.stage.with_leadership(|| self.inner.rotate())?;
@@ -167,6 +237,20 @@ impl Db {
     /// Flushes, then merges every segment into one now, dropping what retention lets go
     /// (versions pinned by live snapshots stay). Background compaction does the same on its
     /// own whenever the segment count reaches `compaction_trigger_segments`.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// for round in 0..3_u8 {
+    ///     db.put(&[round], b"v")?;
+    ///     db.flush()?;
+    /// }
+    /// db.compact()?;
+    /// assert_eq!(db.stats().segment_count, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn compact(&self) -> Result<()> {
         self.inner.check_open()?;
         self.inner.stage.with_leadership(|| self.inner.rotate())?;
@@ -183,6 +267,19 @@ impl Db {
     /// Closes the database: waits for the writes in flight, syncs the log, stops the
     /// background work. Reads and writes afterwards fail with [`Error::Closed`]. Dropping the
     /// last handle closes too, ignoring errors.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// db.put(b"k", b"v")?;
+    /// db.close()?;
+    /// assert!(matches!(db.get(b"k"), Err(zverse::Error::Closed)));
+    /// let reopened = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// assert!(reopened.get(b"k")?.is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn close(&self) -> Result<()> {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
@@ -205,6 +302,15 @@ impl Db {
     }
 
     /// The directory the database lives in.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// assert_eq!(db.path(), dir.path());
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.inner.dir

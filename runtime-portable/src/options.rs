@@ -32,6 +32,20 @@ pub enum Retention {
 }
 
 /// How to open a database: a builder, `Options::default().durability(Durability::Sync)`.
+///
+/// ```
+/// # fn main() -> zverse::Result<()> {
+/// # let dir = tempfile::tempdir()?;
+/// use zverse::{Db, Durability, Options, Retention};
+/// let options = Options::default()
+///     .durability(Durability::Sync)
+///     .retention(Retention::All)
+///     .memtable_bytes_max(16 << 20);
+/// let db = Db::open(dir.path(), options)?;
+/// # drop(db);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Options {
     pub(crate) durability: Durability,
@@ -59,6 +73,18 @@ impl Default for Options {
 
 impl Options {
     /// When writes are durable. Default: [`Durability::Sync`].
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// use std::time::Duration;
+    /// use zverse::{Db, Durability, Options};
+    /// let options = Options::default().durability(Durability::Periodic(Duration::from_millis(100)));
+    /// let db = Db::open(dir.path(), options)?;
+    /// db.put(b"k", b"v")?; // returns before the sync; synced within 100 ms
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn durability(mut self, durability: Durability) -> Options {
         self.durability = durability;
@@ -66,6 +92,22 @@ impl Options {
     }
 
     /// Which old versions compaction keeps. Default: [`Retention::All`].
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// use std::time::Duration;
+    /// use zverse::{Db, Options, Retention};
+    /// let db = Db::open(dir.path(), Options::default().retention(Retention::Versions(2)))?;
+    /// for value in [b"1", b"2", b"3"] {
+    ///     db.put(b"k", value)?;
+    /// }
+    /// db.compact()?;
+    /// assert_eq!(db.history(b"k")?.count(), 2);
+    /// # let _ = Options::default().retention(Retention::Duration(Duration::from_secs(86_400)));
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn retention(mut self, retention: Retention) -> Options {
         self.retention = retention;
@@ -74,6 +116,20 @@ impl Options {
 
     /// Bytes of writes the memtable collects before it is flushed to a segment. Default 64 MiB;
     /// at least 4 KiB.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = zverse::Options::default().memtable_bytes_max(4 << 10);
+    /// let db = zverse::Db::open(dir.path(), options)?;
+    /// for index in 0..100_u32 {
+    ///     db.put(&index.to_be_bytes(), &[0; 100])?;
+    /// }
+    /// db.flush()?; // waits for the flushes the full memtables started
+    /// assert!(db.stats().flushes >= 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn memtable_bytes_max(mut self, bytes: u64) -> Options {
         self.memtable_bytes_max = bytes.max(4 << 10);
@@ -81,6 +137,16 @@ impl Options {
     }
 
     /// Target size of a segment data block. Default 4 KiB; between 256 bytes and 1 MiB.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = zverse::Options::default().segment_block_bytes(16 << 10);
+    /// let db = zverse::Db::open(dir.path(), options)?;
+    /// # drop(db);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn segment_block_bytes(mut self, bytes: u32) -> Options {
         self.segment_block_bytes = bytes.clamp(256, 1 << 20);
@@ -88,6 +154,16 @@ impl Options {
     }
 
     /// Number of segments at which background compaction merges them. Default 8; at least 2.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = zverse::Options::default().compaction_trigger_segments(4);
+    /// let db = zverse::Db::open(dir.path(), options)?;
+    /// # drop(db);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn compaction_trigger_segments(mut self, count: u32) -> Options {
         self.compaction_trigger_segments = count.max(2);
@@ -95,6 +171,16 @@ impl Options {
     }
 
     /// Whether `open` creates a missing directory. Default `true`.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let missing = dir.path().join("missing");
+    /// let options = zverse::Options::default().create_if_missing(false);
+    /// assert!(zverse::Db::open(&missing, options).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn create_if_missing(mut self, create: bool) -> Options {
         self.create_if_missing = create;
@@ -107,6 +193,16 @@ impl Options {
     /// Z-range they read, and `MADV_COLD` on segments compaction retired. Default `true`.
     /// Off, no advice is given at all and segments keep the kernel's default read-ahead
     /// (`Stats::locality` still counts pages touched).
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = zverse::Options::default().locality_advisor(false);
+    /// let db = zverse::Db::open(dir.path(), options)?;
+    /// # drop(db);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn locality_advisor(mut self, enabled: bool) -> Options {
         self.locality_advisor = enabled;
