@@ -124,11 +124,6 @@ pub fn parse_range(text: &str) -> Result<KeyBounds, Fail> {
     Ok((start, end))
 }
 
-/// The keys starting with `prefix`.
-pub fn prefix_range(prefix: Vec<u8>) -> KeyBounds {
-    zverse::prefix_bounds(&prefix)
-}
-
 /// Borrows owned bounds as the engine's `RangeBounds<&[u8]>`.
 pub fn borrow_bounds(bounds: &KeyBounds) -> (Bound<&[u8]>, Bound<&[u8]>) {
     (bounds.0.as_ref().map(Vec::as_slice), bounds.1.as_ref().map(Vec::as_slice))
@@ -202,7 +197,7 @@ pub struct ScanArgs<'a> {
 
 pub fn scan(context: &Context, args: &ScanArgs<'_>) -> Result<(), Fail> {
     let bounds = match (args.range, args.prefix) {
-        (_, Some(prefix)) => prefix_range(parse_key(prefix)?),
+        (_, Some(prefix)) => zverse::prefix_bounds(&parse_key(prefix)?),
         (Some(range), None) => parse_range(range)?,
         (None, None) => (Bound::Unbounded, Bound::Unbounded),
     };

@@ -40,8 +40,7 @@ fn collect_both_ends<'a>(
     mut items: impl DoubleEndedIterator<Item = Result<Entry<'a>, Corruption>>,
 ) -> Result<Vec<Owned>, Corruption> {
     let (mut front, mut back) = (Vec::new(), Vec::new());
-    loop {
-        let Some(item) = items.next() else { break };
+    while let Some(item) = items.next() {
         front.push(own(item?));
         let Some(item) = items.next_back() else { break };
         back.push(own(item?));
