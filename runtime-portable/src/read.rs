@@ -138,7 +138,7 @@ impl ReadView {
     }
 
     /// Every key in `keys` with its newest value at the view's version, in key order.
-    pub(crate) fn range(&self, keys: &OwnedRange) -> Range {
+    pub(crate) fn range(&self, keys: OwnedRange) -> Range {
         let mut sources: Vec<Source> = Vec::new();
         for memtable in self.tiers.memtables() {
             sources.push(Box::new(MemtableRange::new(
@@ -148,14 +148,14 @@ impl ReadView {
             )));
         }
         for segment in &self.tiers.segments {
-            sources.push(Box::new(SegmentRange::open(segment, keys, self.version)));
+            sources.push(Box::new(SegmentRange::open(segment, &keys, self.version)));
         }
         Range {
             merged: merge(sources, KeyOrder),
             key_last: None,
             back: None,
             key_last_back: None,
-            keys: keys.clone(),
+            keys,
             done: false,
             view: self.clone(),
         }

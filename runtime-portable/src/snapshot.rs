@@ -43,7 +43,7 @@ impl Reads<'_> {
     fn range_at(self, keys: &(impl KeyRange + ?Sized), version: Version) -> Result<Range> {
         let view = self.view(version)?;
         self.inner.advisor.query_started();
-        Ok(view.range(&OwnedRange::new(keys)))
+        Ok(view.range(OwnedRange::new(keys)))
     }
 
     fn prefix_at(self, prefix: &[u8], version: Version) -> Result<Range> {

@@ -1,0 +1,41 @@
+//! `history` is lazy: taking the newest versions of a key with a long history costs what it
+//! yields, not the length of the history (it used to collect every version first).
+
+use std::time::{Duration, Instant};
+
+use zverse::{Db, Durability, Options};
+use zverse_tests::backend;
+
+/// Versions of the one key: half in segments, half in the memtable.
+const VERSION_COUNT: u32 = 20_000;
+
+fn fastest_of_five(mut read: impl FnMut() -> usize) -> (Duration, usize) {
+    let mut fastest = Duration::MAX;
+    let mut count = 0;
+    for _ in 0..5 {
+        let started = Instant::now();
+        count = read();
+        fastest = fastest.min(started.elapsed());
+    }
+    (fastest, count)
+}
+
+#[test]
+fn taking_the_newest_versions_does_not_read_the_whole_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::default().durability(Durability::None);
+    let db: Db = backend::open(dir.path(), options).unwrap();
+    for index in 0..VERSION_COUNT {
+        db.put(b"key", &index.to_le_bytes()).unwrap();
+        if index == VERSION_COUNT / 2 {
+            db.flush().unwrap();
+        }
+    }
+    let (all, all_count) = fastest_of_five(|| db.history(b"key").unwrap().count());
+    let (newest, newest_count) = fastest_of_five(|| db.history(b"key").unwrap().take(3).count());
+    assert_eq!((all_count, newest_count), (VERSION_COUNT as usize, 3));
+    eprintln!("history of {VERSION_COUNT} versions: all {all:?}, take(3) {newest:?}");
+    // Eager, both take about as long; lazy, `take(3)` is thousands of times faster. A factor
+    // of 20 leaves room for a loaded machine.
+    assert!(newest * 20 < all, "take(3) took {newest:?}, the whole history {all:?}");
+}
