@@ -132,6 +132,15 @@ impl ReadView {
             sources.push(Box::new(MemtableHistory::new(memtable, key, version_max)));
         }
         for segment in &self.tiers.segments {
+            let meta = segment.meta();
+            let below_window = match versions.0 {
+                Bound::Included(min) => meta.version_max < min,
+                Bound::Excluded(min) => meta.version_max <= min,
+                Bound::Unbounded => false,
+            };
+            if meta.version_min > version_max || below_window {
+                continue; // Nothing in it is inside the window.
+            }
             sources.push(Box::new(SegmentHistory::open(segment, key, version_max)));
         }
         History { merged: merge(sources, KeyOrder), version_min: versions.0 }
@@ -518,16 +527,14 @@ self_cell::self_cell! {
     }
 }
 
-struct SegmentHistory {
-    cell: SegmentHistoryCell,
-    version: Version,
-}
+struct SegmentHistory(SegmentHistoryCell);
 
 impl SegmentHistory {
     fn open(segment: &Arc<SegmentFile>, key: &[u8], version: Version) -> SegmentHistory {
-        let cell =
-            SegmentHistoryCell::new(Arc::clone(segment), |segment| segment.segment().history(key));
-        SegmentHistory { cell, version }
+        let cell = SegmentHistoryCell::new(Arc::clone(segment), |segment| {
+            segment.segment().history_at(key, version)
+        });
+        SegmentHistory(cell)
     }
 }
 
@@ -535,15 +542,11 @@ impl Iterator for SegmentHistory {
     type Item = Result<Change>;
 
     fn next(&mut self) -> Option<Result<Change>> {
-        let version = self.version;
-        self.cell.with_dependent_mut(|segment, history| {
-            loop {
-                match history.next()? {
-                    Ok(entry) if entry.version > version => {}
-                    Ok(entry) => return Some(Ok(Change::from_segment(segment, entry))),
-                    Err(corruption) => return Some(Err(segment_corruption(segment, corruption))),
-                }
-            }
+        self.0.with_dependent_mut(|segment, history| {
+            history.next().map(|entry| match entry {
+                Ok(entry) => Ok(Change::from_segment(segment, entry)),
+                Err(corruption) => Err(segment_corruption(segment, corruption)),
+            })
         })
     }
 }

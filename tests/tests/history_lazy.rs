@@ -1,5 +1,7 @@
 //! `history` is lazy: taking the newest versions of a key with a long history costs what it
-//! yields, not the length of the history (it used to collect every version first).
+//! yields, not the length of the history (it used to collect every version first); and a
+//! version window starts where the window does (a search in each segment's key index), not at
+//! the key's newest version.
 
 use std::time::{Duration, Instant};
 
@@ -25,8 +27,9 @@ fn taking_the_newest_versions_does_not_read_the_whole_history() {
     let dir = tempfile::tempdir().unwrap();
     let options = Options::default().durability(Durability::None);
     let db: Db = backend::open(dir.path(), options).unwrap();
+    let mut versions = Vec::new();
     for index in 0..VERSION_COUNT {
-        db.put(b"key", &index.to_le_bytes()).unwrap();
+        versions.push(db.put(b"key", &index.to_le_bytes()).unwrap());
         if index == VERSION_COUNT / 2 {
             db.flush().unwrap();
         }
@@ -38,4 +41,12 @@ fn taking_the_newest_versions_does_not_read_the_whole_history() {
     // Eager, both take about as long; lazy, `take(3)` is thousands of times faster. A factor
     // of 20 leaves room for a loaded machine.
     assert!(newest * 20 < all, "take(3) took {newest:?}, the whole history {all:?}");
+
+    // The 100th version: in the segment, below 19,900 newer ones.
+    let old = versions[99];
+    let (window, window_count) =
+        fastest_of_five(|| db.history_range(b"key", old..=old).unwrap().count());
+    assert_eq!(window_count, 1);
+    eprintln!("history_range of one old version: {window:?}");
+    assert!(window * 20 < all, "one old version took {window:?}, the whole history {all:?}");
 }

@@ -146,6 +146,34 @@ pub(super) fn history<'a>(segment: Segment<'a>, key: &[u8]) -> History<'a> {
     }
 }
 
+/// One key's versions at or below `version`, newest first: a binary search within the key's
+/// run of the key index, so the newer versions are never decoded.
+#[expect(
+    clippy::large_types_passed_by_value,
+    reason = "the iterator keeps its own copy of the segment"
+)]
+pub(super) fn history_at<'a>(segment: Segment<'a>, key: &[u8], version: Version) -> History<'a> {
+    let positioned = KeyOrderIter::keys(segment, &(key..=key)).and_then(|mut inner| {
+        let (lo, hi) = (inner.next_index, inner.end_index);
+        inner.next_index = inner.reader.first_not_before(lo, hi, |e| e.version > version)?;
+        Ok(inner)
+    });
+    match positioned {
+        Ok(inner) => FailOnce { error: None, inner },
+        Err(error) => KeyOrderIter::failed(segment, error),
+    }
+}
+
+/// An iterator over nothing.
+#[expect(
+    clippy::large_types_passed_by_value,
+    reason = "the iterator keeps its own copy of the segment"
+)]
+pub(super) fn empty(segment: Segment<'_>) -> History<'_> {
+    let inner = KeyOrderIter { reader: EntryReader::new(segment), next_index: 0, end_index: 0 };
+    FailOnce { error: None, inner }
+}
+
 /// For each key in a range, in key order, its newest entry at or below a version. Walks from
 /// both ends (`.rev()` yields the keys in descending order), and the two ends never yield
 /// the same key twice.

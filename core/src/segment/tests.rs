@@ -119,6 +119,10 @@ fn check_queries(
     for key in probe_keys {
         assert_eq!(collect(segment.history(key)), Ok(model_history(model, key)), "{key:?}");
         for &version in probe_versions {
+            let expected: Vec<Owned> =
+                model_history(model, key).into_iter().filter(|e| e.1 <= version).collect();
+            let got = collect(segment.history_at(key, Version::new(version)));
+            assert_eq!(got, Ok(expected), "history of {key:?} at {version}");
             let got = segment.get_at(key, Version::new(version)).map(|e| e.map(own));
             assert_eq!(got, Ok(model_get_at(model, key, version)), "{key:?} at {version}");
         }
