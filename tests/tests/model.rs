@@ -992,6 +992,13 @@ fn range_history_and_changes_work_past_64_tiers() {
     assert_eq!((stats.segment_count, stats.memtable_count), (64, 1), "{stats:?}");
     assert_eq!(db.range(..).unwrap().count(), 64);
     assert_eq!(db.range_at(.., Version::MAX).unwrap().count(), 64);
+    let descending: Vec<_> = db.range(..).unwrap().rev().map(Result::unwrap).collect();
+    assert_eq!(descending.len(), 64);
+    assert_eq!(
+        (&descending[0].0[..], &descending[0].1[..]),
+        (&64u32.to_be_bytes()[..], &b"newest"[..])
+    );
+    assert!(descending.windows(2).all(|pair| pair[0].0 > pair[1].0), "descending key order");
     assert_eq!(db.changes(.., ..).unwrap().count(), 65);
     assert_eq!(db.get(&1u32.to_be_bytes()).unwrap().unwrap(), b"v");
     let history: Vec<_> = db.history(&64u32.to_be_bytes()).unwrap().map(Result::unwrap).collect();
