@@ -132,13 +132,7 @@ impl ReadView {
             sources.push(Box::new(MemtableHistory::new(memtable, key, version_max)));
         }
         for segment in &self.tiers.segments {
-            let meta = segment.meta();
-            let below_window = match versions.0 {
-                Bound::Included(min) => meta.version_max < min,
-                Bound::Excluded(min) => meta.version_max <= min,
-                Bound::Unbounded => false,
-            };
-            if meta.version_min > version_max || below_window {
+            if !overlaps(segment, versions.0, version_max) {
                 continue; // Nothing in it is inside the window.
             }
             sources.push(Box::new(SegmentHistory::open(segment, key, version_max)));
@@ -255,6 +249,17 @@ fn version_max(end: Bound<Version>, cap: Version) -> Option<Version> {
         Bound::Excluded(version) => version.get().checked_sub(1).map(|v| Version::new(v).min(cap)),
         Bound::Unbounded => Some(cap),
     }
+}
+
+/// Whether `segment` can hold a version from `version_min` up to `version_max`.
+fn overlaps(segment: &SegmentFile, version_min: Bound<Version>, version_max: Version) -> bool {
+    let meta = segment.meta();
+    let above_min = match version_min {
+        Bound::Included(min) => meta.version_max >= min,
+        Bound::Excluded(min) => meta.version_max > min,
+        Bound::Unbounded => true,
+    };
+    above_min && meta.version_min <= version_max
 }
 
 /// Key order reversed: key descending, then version descending (newest first), so that the
