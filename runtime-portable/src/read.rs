@@ -140,8 +140,22 @@ impl ReadView {
         History { merged: merge(sources, KeyOrder), version_min: versions.0 }
     }
 
-    /// Every key in `keys` with its newest value at the view's version, in key order.
+    /// Every key in `keys` with its newest value at the view's version, in key order. Each
+    /// end's merge is set up by its first read: a reverse walk never sets up the forward one.
     pub(crate) fn range(&self, keys: OwnedRange) -> Range {
+        Range {
+            front: None,
+            key_last: None,
+            back: None,
+            key_last_back: None,
+            keys,
+            done: false,
+            view: self.clone(),
+        }
+    }
+
+    /// [`ReadView::range`] in key order: what `Range::next` reads.
+    fn range_fwd(&self, keys: &OwnedRange) -> Source {
         let mut sources: Vec<Source> = Vec::new();
         for memtable in self.tiers.memtables() {
             sources.push(Box::new(MemtableRange::new(
@@ -151,17 +165,9 @@ impl ReadView {
             )));
         }
         for segment in &self.tiers.segments {
-            sources.push(Box::new(SegmentRange::open(segment, &keys, self.version)));
+            sources.push(Box::new(SegmentRange::open(segment, keys, self.version)));
         }
-        Range {
-            merged: merge(sources, KeyOrder),
-            key_last: None,
-            back: None,
-            key_last_back: None,
-            keys,
-            done: false,
-            view: self.clone(),
-        }
+        merge(sources, KeyOrder)
     }
 
     /// [`ReadView::range`] in descending key order: what `Range::next_back` reads.
@@ -627,7 +633,8 @@ fn memtable_changes(
 /// order, or in descending key order from the back (`.rev()`, `next_back`, `last`). The two
 /// ends can be mixed; they meet without repeating a key.
 pub struct Range {
-    merged: Source,
+    /// The forward merge, set up by the first `next`.
+    front: Option<Source>,
     /// The last key read from the front, deleted or not.
     key_last: Option<Value>,
     /// The reverse merge, set up by the first `next_back`.
@@ -675,8 +682,9 @@ impl Iterator for Range {
     type Item = Result<(Value, Value)>;
 
     fn next(&mut self) -> Option<Result<(Value, Value)>> {
+        let front = self.front.get_or_insert_with(|| self.view.range_fwd(&self.keys));
         while !self.done {
-            let change = match self.merged.next()? {
+            let change = match front.next()? {
                 Ok(change) => change,
                 Err(error) => return Some(Err(error)),
             };

@@ -1,7 +1,12 @@
+//! Reads set up only what they read.
+//!
 //! `history` is lazy: taking the newest versions of a key with a long history costs what it
 //! yields, not the length of the history (it used to collect every version first); and a
 //! version window starts where the window does (a search in each segment's key index), not at
 //! the key's newest version.
+//!
+//! A range sets up each end's merge on its first read from that end: `last()` and `.rev()`
+//! never set up the forward scan (nor its read-ahead advice).
 
 use std::time::{Duration, Instant};
 
@@ -49,4 +54,25 @@ fn taking_the_newest_versions_does_not_read_the_whole_history() {
     assert_eq!(window_count, 1);
     eprintln!("history_range of one old version: {window:?}");
     assert!(window * 20 < all, "one old version took {window:?}, the whole history {all:?}");
+}
+
+#[test]
+fn a_reverse_walk_never_sets_up_the_forward_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let db: Db = backend::open(dir.path(), Options::default()).unwrap();
+    for index in 0..1_000_u32 {
+        db.put(&index.to_be_bytes(), &[0; 100]).unwrap();
+    }
+    db.flush().unwrap();
+    let advice_calls = || db.stats().locality.advice_calls;
+
+    let before = advice_calls();
+    let (last, _) = db.last().unwrap().unwrap();
+    assert_eq!(&last[..], 999_u32.to_be_bytes());
+    assert_eq!(db.range(..).unwrap().rev().count(), 1_000);
+    assert_eq!(advice_calls(), before, "no forward read-ahead for a backward walk");
+
+    let (first, _) = db.first().unwrap().unwrap();
+    assert_eq!(&first[..], 0_u32.to_be_bytes());
+    assert!(advice_calls() > before, "a forward scan is advised (the test can see advice)");
 }
