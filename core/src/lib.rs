@@ -18,6 +18,9 @@ extern crate alloc;
 extern crate std;
 
 pub mod checksum;
+// The clock is one 64-bit atomic: targets without 64-bit atomics (thumbv7em, most 32-bit
+// microcontrollers) build the rest of the core without it.
+#[cfg(target_has_atomic = "64")]
 pub mod clock;
 pub mod entry;
 pub mod error;

@@ -10,9 +10,12 @@ pub(crate) use loom::cell::UnsafeCell;
 #[allow(unused_imports, reason = "not every build uses every atomic")]
 pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+#[cfg(all(not(loom), target_has_atomic = "64"))]
+#[allow(unused_imports, reason = "not every build uses every atomic")]
+pub(crate) use core::sync::atomic::AtomicU64;
 #[cfg(not(loom))]
 #[allow(unused_imports, reason = "not every build uses every atomic")]
-pub(crate) use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+pub(crate) use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// `core::cell::UnsafeCell` with loom's closure-based API.
 #[cfg(not(loom))]

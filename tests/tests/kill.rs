@@ -10,6 +10,9 @@
 //! is `scripts/kill-test`) and `ZVERSE_KILL_SEED` the seed, which is printed. The child inherits
 //! `ZVERSE_TEST_BACKEND`, so it writes on the backend the run names (std or io_uring), and the
 //! parent reopens on the same one.
+//!
+//! Unix only: it kills with SIGKILL and reads the signal from the exit status.
+#![cfg(unix)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Write as _};

@@ -4,7 +4,9 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::path::Path;
 
-use super::{Advice, Io, IoFile, IoLock, Mapping};
+#[cfg(unix)]
+use super::Advice;
+use super::{Io, IoFile, IoLock, Mapping};
 
 /// The portable backend: `std::fs` positional I/O, `fdatasync` through
 /// [`File::sync_data`], `flock` through [`File::try_lock`], and memmap2.
