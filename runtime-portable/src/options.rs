@@ -79,7 +79,8 @@ impl Options {
     /// # let dir = tempfile::tempdir()?;
     /// use std::time::Duration;
     /// use zverse::{Db, Durability, Options};
-    /// let options = Options::default().durability(Durability::Periodic(Duration::from_millis(100)));
+    /// let periodic = Durability::Periodic(Duration::from_millis(100));
+    /// let options = Options::default().durability(periodic);
     /// let db = Db::open(dir.path(), options)?;
     /// db.put(b"k", b"v")?; // returns before the sync; synced within 100 ms
     /// # Ok(())

@@ -136,8 +136,10 @@ impl Db {
     /// let v1 = db.put(b"k", b"1")?;
     /// let v2 = db.put(b"k", b"2")?;
     /// let v3 = db.put(b"k", b"3")?;
-    /// let window: Vec<_> = db.history_range(b"k", v1..v3)?.map(|item| item.map(|(v, _)| v)).collect::<zverse::Result<_>>()?;
-    /// assert_eq!(window, [v2, v1]);
+    /// let window = db.history_range(b"k", v1..v3)?;
+    /// let versions = window.map(|item| item.map(|(version, _)| version));
+    /// let versions: Vec<_> = versions.collect::<zverse::Result<_>>()?;
+    /// assert_eq!(versions, [v2, v1]);
     /// # Ok(())
     /// # }
     /// ```
