@@ -2,8 +2,9 @@
 //! of writes each, then times every kind of query: latest and as-of point reads, range scans,
 //! histories and `changes` box queries; prints ops/s and p50/p99 latency per kind.
 //!
-//! It runs in `--db` only when that is missing or empty (or with `--fresh`, which wipes a
-//! ZVerse database there first), and leaves the database behind for `zverse stat` and friends.
+//! It runs in its own directory (`./zverse-bench` unless `--db` names another), never in a
+//! database it did not create (`bench_dir.rs`), and leaves the database behind for `zverse
+//! stat` and friends.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -12,7 +13,8 @@ use serde_json::json;
 use zverse::{Db, Durability, Options, Version};
 
 use crate::BenchArgs;
-use crate::commands::{Context, bytes, is_missing_or_empty, stdout};
+use crate::bench_dir;
+use crate::commands::{Context, bytes, stdout};
 use crate::dump::progress;
 use crate::fail::Fail;
 
@@ -77,9 +79,10 @@ pub fn run(context: &Context, args: &BenchArgs) -> Result<(), Fail> {
     if args.keys == 0 || args.versions == 0 {
         return Err(Fail::usage("bench needs --keys and --versions of at least 1"));
     }
-    prepare_dir(context, args.fresh)?;
+    bench_dir::prepare(context, args.fresh)?;
     let durability = if args.sync { Durability::Sync } else { Durability::None };
     let db = context.open_or_create_with(Options::default().durability(durability))?;
+    bench_dir::mark(context)?;
     let started = Instant::now();
     let mut rng = Rng(args.seed | 1);
     let (fill, round_versions) = fill(context, &db, args, &mut rng)?;
@@ -99,31 +102,6 @@ pub fn run(context: &Context, args: &BenchArgs) -> Result<(), Fail> {
     let path = context.db.display().to_string();
     let report = Report { args, rows: &rows, flush_elapsed, total: started.elapsed(), stats, path };
     if context.json { report.print_json() } else { report.print_table() }
-}
-
-/// Refuses a non-empty `--db`, or wipes a ZVerse database there with `--fresh`.
-fn prepare_dir(context: &Context, fresh: bool) -> Result<(), Fail> {
-    let path = &context.db;
-    let unreadable =
-        |error: std::io::Error| Fail::database(format!("cannot read {}: {error}", path.display()));
-    if is_missing_or_empty(path).map_err(unreadable)? {
-        return Ok(());
-    }
-    if !path.join("MANIFEST").is_file() {
-        return Err(Fail::database(format!(
-            "{} is not empty and is not a ZVerse database; pass --db with a new directory",
-            path.display()
-        )));
-    }
-    if !fresh {
-        return Err(Fail::usage(format!(
-            "{} already holds a database; pass --fresh to wipe it and bench again, or --db \
-             for a new directory",
-            path.display()
-        )));
-    }
-    std::fs::remove_dir_all(path)
-        .map_err(|error| Fail::database(format!("cannot wipe {}: {error}", path.display())))
 }
 
 /// Times `ops` calls of `op` (which returns how many items it read) under a progress bar.

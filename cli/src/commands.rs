@@ -1,7 +1,7 @@
 //! The reading and writing commands: put, get, del, scan, history, changes, stat, check,
 //! flush, compact. Each opens the database, does one thing, and prints text or JSON.
 
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
@@ -10,7 +10,8 @@ use zverse::{Db, LocalityStats, Options, SegmentResidency, Version};
 
 use crate::escape::{escape, unescape};
 use crate::fail::{Fail, no_database};
-use crate::timefmt;
+use crate::oldest_first::{self, BUDGET};
+use crate::{dump, json, timefmt};
 
 /// What every command gets from the global flags.
 #[derive(Debug)]
@@ -129,8 +130,42 @@ pub fn borrow_bounds(bounds: &KeyBounds) -> (Bound<&[u8]>, Bound<&[u8]>) {
     (bounds.0.as_ref().map(Vec::as_slice), bounds.1.as_ref().map(Vec::as_slice))
 }
 
-pub fn put(context: &Context, key: &str, value: &str) -> Result<(), Fail> {
-    let (key, value) = (parse_key(key)?, unescape(value).map_err(Fail::usage)?);
+/// Where `put` takes its value from.
+#[derive(Debug)]
+pub enum ValueSource<'a> {
+    /// The command line, in the escape form.
+    Text(&'a str),
+    /// A file's bytes as they are; `-` is stdin.
+    File(&'a Path),
+}
+
+/// The engine's value limit (`zverse_core::limits::VALUE_LEN_MAX`): reading stops one byte
+/// past it, and the engine refuses the value with its own error.
+const VALUE_BYTES_MAX: u64 = 64 << 20;
+
+impl ValueSource<'_> {
+    fn read(&self) -> Result<Vec<u8>, Fail> {
+        let path = match self {
+            ValueSource::Text(text) => return unescape(text).map_err(Fail::usage),
+            ValueSource::File(path) => path,
+        };
+        let cannot = |error: std::io::Error| {
+            Fail::usage(format!("cannot read the value from {}: {error}", path.display()))
+        };
+        let mut value = Vec::new();
+        if path.as_os_str() == "-" {
+            let stdin = std::io::stdin().lock();
+            stdin.take(VALUE_BYTES_MAX + 1).read_to_end(&mut value).map_err(cannot)?;
+        } else {
+            let file = std::fs::File::open(path).map_err(cannot)?;
+            file.take(VALUE_BYTES_MAX + 1).read_to_end(&mut value).map_err(cannot)?;
+        }
+        Ok(value)
+    }
+}
+
+pub fn put(context: &Context, key: &str, value: &ValueSource<'_>) -> Result<(), Fail> {
+    let (key, value) = (parse_key(key)?, value.read()?);
     let db = context.open_or_create()?;
     let version = db.put(&key, &value).map_err(|error| context.fail(error))?;
     context.close(&db)?;
@@ -156,7 +191,10 @@ fn print_version(context: &Context, version: Version) -> Result<(), Fail> {
     Ok(())
 }
 
-pub fn get(context: &Context, key_text: &str, at: Option<&str>) -> Result<(), Fail> {
+pub fn get(context: &Context, key_text: &str, at: Option<&str>, raw: bool) -> Result<(), Fail> {
+    if raw && context.json {
+        return Err(Fail::usage("get --raw writes the bytes alone; leave out --json"));
+    }
     let key = parse_key(key_text)?;
     let at = parse_time(at, Version::MAX)?;
     let db = context.open_existing()?;
@@ -174,10 +212,12 @@ pub fn get(context: &Context, key_text: &str, at: Option<&str>) -> Result<(), Fa
         return Err(Fail::not_found(format!("key not found: {key_text}{when}")));
     };
     let mut out = stdout();
-    if context.json {
+    if raw {
+        out.write_all(&value)?;
+    } else if context.json {
         let mut object = version_json(version);
-        object["key"] = json!(escape(&key));
-        object["value"] = json!(escape(&value));
+        object["key"] = json::encode(&key);
+        object["value"] = json::encode(&value);
         writeln!(out, "{object}")?;
     } else {
         writeln!(out, "{}", escape(&value))?;
@@ -208,7 +248,11 @@ pub fn scan(context: &Context, args: &ScanArgs<'_>) -> Result<(), Fail> {
     for item in range.take(usize::try_from(args.limit.unwrap_or(u64::MAX)).unwrap_or(usize::MAX)) {
         let (key, value) = item.map_err(|error| context.fail(error))?;
         if context.json {
-            writeln!(out, "{}", json!({ "key": escape(&key), "value": escape(&value) }))?;
+            writeln!(
+                out,
+                "{}",
+                json!({ "key": json::encode(&key), "value": json::encode(&value) })
+            )?;
         } else {
             writeln!(out, "{}\t{}", escape(&key), escape(&value))?;
         }
@@ -227,7 +271,7 @@ pub fn history(context: &Context, key_text: &str) -> Result<(), Fail> {
         count += 1;
         if context.json {
             let mut object = version_json(version);
-            object["value"] = json!(value.map(|value| escape(&value)));
+            object["value"] = value.map_or(serde_json::Value::Null, |value| json::encode(&value));
             writeln!(out, "{object}")?;
         } else {
             let value = value.map_or_else(|| "(deleted)".to_owned(), |value| escape(&value));
@@ -258,25 +302,19 @@ pub fn changes(
         )));
     }
     let db = context.open_existing()?;
-    let changes = db.changes(borrow_bounds(&bounds), from..=to).map_err(|e| context.fail(e))?;
-    // The engine yields Z order; a shell user reads a log, oldest first.
-    let mut changes: Vec<zverse::Change> =
-        changes.collect::<Result<_, _>>().map_err(|error| context.fail(error))?;
-    changes.sort_by(|a, b| (a.version, &a.key).cmp(&(b.version, &b.key)));
+    let snapshot = db.snapshot();
     let mut out = stdout();
-    for change in changes {
-        let value = change.value.as_deref().map(escape);
+    // The engine yields Z order; a shell user reads a log, oldest first.
+    oldest_first::for_each(context, &snapshot, &bounds, (from, to), BUDGET, |change| {
         if context.json {
-            let mut object = version_json(change.version);
-            object["key"] = json!(escape(&change.key));
-            object["value"] = json!(value);
-            writeln!(out, "{object}")?;
+            dump::write_line(&mut out, &dump::change_line(&change, true))?;
         } else {
-            let value = value.unwrap_or_else(|| "(deleted)".to_owned());
+            let value = change.value.as_deref().map_or_else(|| "(deleted)".to_owned(), escape);
             let (version, key) = (timefmt::display(change.version), escape(&change.key));
             writeln!(out, "{version}\t{key}\t{value}")?;
         }
-    }
+        Ok(())
+    })?;
     out.flush()?;
     Ok(())
 }
@@ -505,13 +543,4 @@ pub fn maintain(context: &Context, what: Maintenance) -> Result<(), Fail> {
     }
     out.flush()?;
     Ok(())
-}
-
-/// Whether `path` is missing or an empty directory.
-pub fn is_missing_or_empty(path: &Path) -> std::io::Result<bool> {
-    match std::fs::read_dir(path) {
-        Ok(mut entries) => Ok(entries.next().is_none()),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(true),
-        Err(error) => Err(error),
-    }
 }

@@ -41,6 +41,17 @@ impl Fail {
     pub fn from_db(path: &Path, error: zverse::Error) -> Fail {
         let path = path.display();
         match error {
+            zverse::Error::Corruption { ref file, offset: 0, ref what }
+                if file.file_name().is_some_and(|name| name == "MANIFEST")
+                    && what.contains("bad magic") =>
+            {
+                Fail::database(format!(
+                    "{} is not a ZVerse manifest, so {path} is not a ZVerse database (or its \
+                     manifest was overwritten); pass --db with a ZVerse database or a new \
+                     directory",
+                    file.display()
+                ))
+            }
             zverse::Error::Corruption { .. } => Fail {
                 exit: Exit::Corruption,
                 message: format!("{error}; run `zverse --db {path} check` for a full report"),
@@ -49,10 +60,20 @@ impl Fail {
                 "database {path} is in use by another process; stop it, or pass --db for another \
                  database"
             )),
-            zverse::Error::NotADatabase { .. } => Fail::database(format!(
-                "{path} is not a ZVerse database (it holds other files); pass --db with a \
-                 database directory or a new one"
-            )),
+            zverse::Error::NotADatabase { path: ref dir } => match engine_file_in(dir) {
+                Some(name) => Fail {
+                    exit: Exit::Corruption,
+                    message: format!(
+                        "{path} holds ZVerse files ({name}) but no MANIFEST: the manifest is \
+                         missing, so which files are live is unknown; nothing was changed \
+                         (restore MANIFEST from a backup)"
+                    ),
+                },
+                None => Fail::database(format!(
+                    "{path} is not a ZVerse database (it holds other files); pass --db with a \
+                     database directory or a new one"
+                )),
+            },
             zverse::Error::KeyTooLarge { .. }
             | zverse::Error::ValueTooLarge { .. }
             | zverse::Error::BatchTooLarge { .. } => Fail::usage(error.to_string()),
@@ -62,6 +83,15 @@ impl Fail {
             other => Fail::database(format!("database {path}: {other}")),
         }
     }
+}
+
+/// The first segment or log (by name) in `dir`, if any.
+fn engine_file_in(dir: &Path) -> Option<String> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| crate::bench_dir::is_numbered_file(name))
+        .min()
 }
 
 /// An I/O error writing the output: a closed pipe ends the command quietly.

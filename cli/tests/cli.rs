@@ -125,7 +125,7 @@ fn escape_form_round_trips_arbitrary_bytes() {
 }
 
 #[test]
-fn get_at_takes_versions_and_rfc3339_times() {
+fn get_at_takes_versions_absolute_and_relative_times() {
     let scratch = Scratch::new();
     let v1 = scratch.put("k", "one");
     let v2 = scratch.put("k", "two");
@@ -138,7 +138,28 @@ fn get_at_takes_versions_and_rfc3339_times() {
         .to_owned();
     assert_eq!(scratch.run(&["get", "k", "--at", &time]).ok().stdout, "one\n");
     scratch.run(&["get", "k", "--at", "1970-01-01T00:00:00Z"]).fails(1);
-    scratch.run(&["get", "k", "--at", "yesterday"]).fails(2);
+    // `date -Iseconds` prints an offset; any offset names the same instant.
+    let rfc = time.trim_end_matches('Z');
+    let east = chrono_like_shift(rfc, 2);
+    assert_eq!(scratch.run(&["get", "k", "--at", &east]).ok().stdout, "one\n", "{east}");
+    for before in ["yesterday", "2 days ago", "1h ago"] {
+        scratch.run(&["get", "k", "--at", before]).fails(1);
+    }
+    assert_eq!(scratch.run(&["get", "k", "--at", "1 minute"]).ok().stdout, "two\n");
+    let run = scratch.run(&["get", "k", "--at", "the other day"]).fails(2);
+    assert!(run.stderr.contains("1h ago"), "the error shows the forms: {}", run.stderr);
+}
+
+/// `2026-11-22T03:10:00.123456` (UTC) as the same instant `hours` east of UTC, or west of it
+/// late in the day, as `date -Iseconds` prints it there.
+fn chrono_like_shift(utc: &str, hours: u32) -> String {
+    let (date, time) = utc.split_once('T').unwrap();
+    let hour: u32 = time[..2].parse().unwrap();
+    if hour + hours < 24 {
+        format!("{date}T{:02}{}+{hours:02}:00", hour + hours, &time[2..])
+    } else {
+        format!("{date}T{:02}{}-{hours:02}:00", hour - hours, &time[2..])
+    }
 }
 
 #[test]
@@ -286,13 +307,23 @@ fn dump_and_load_reproduce_every_as_of_read() {
     versions.push(scratch.del("b\\x00\\xff"));
     versions.push(scratch.put("c", ""));
     versions.push(scratch.put("a", "3"));
-    let dump = scratch.run(&["dump", "--all-versions"]).ok().stdout;
-    assert_eq!(dump.lines().count(), 6);
+    let dump = scratch.run(&["dump", "--all-versions"]).ok();
+    let lines = dump.json_lines();
+    assert_eq!(lines.len(), 7, "a header and six versions");
+    assert_eq!(lines[0]["zverse_dump"], 1);
+    assert_eq!(lines[0]["all_versions"], true);
+    assert!(lines[0]["snapshot_version"].as_u64().unwrap() >= versions[5]);
+    let dumped: Vec<u64> =
+        lines[1..].iter().map(|line| line["version"].as_u64().unwrap()).collect();
+    assert_eq!(dumped, versions, "oldest first");
+    assert_eq!(lines[2]["key"], serde_json::json!({ "base64": "YgD/" }), "not UTF-8: base64");
+    assert_eq!(lines[2]["value"], "\u{1}\\", "UTF-8 as it is");
+    assert_eq!(lines[4]["value"], Json::Null, "a delete");
     let copy = scratch.dir.path().join("copy");
-    let loaded = run_in(&copy, &["--json", "load"], Some(&dump)).ok().json();
-    assert_eq!(loaded["loaded"], 6);
-    let again = run_in(&copy, &["dump", "--all-versions"], None).ok().stdout;
-    assert_eq!(again, dump);
+    let loaded = run_in(&copy, &["--json", "load"], Some(&dump.stdout)).ok().json();
+    assert_eq!((loaded["loaded"].as_u64(), loaded["versions"].as_u64()), (Some(6), Some(6)));
+    let again = run_in(&copy, &["dump", "--all-versions"], None).ok().json_lines();
+    assert_eq!(again[1..], lines[1..], "the same versions");
     for version in versions.iter().flat_map(|&v| [v - 1, v]) {
         let at = version.to_string();
         let original = scratch.run(&["--json", "scan", "--at", &at]).ok().stdout;
@@ -304,10 +335,44 @@ fn dump_and_load_reproduce_every_as_of_read() {
             assert_eq!((original.code, original.stdout), (restored.code, restored.stdout));
         }
     }
-    let latest = scratch.run(&["--json", "dump"]).ok().json_lines();
-    let keys: Vec<&str> = latest.iter().map(|line| line["key"].as_str().unwrap()).collect();
-    assert_eq!(keys, ["a", "c"]);
-    assert_eq!(latest[0]["version"], versions[5]);
+    let latest = scratch.run(&["dump"]).ok().json_lines();
+    assert_eq!(latest[0]["all_versions"], false);
+    let keys: Vec<&str> = latest[1..].iter().map(|line| line["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["c", "a"], "the latest live value of each key, oldest first");
+    assert_eq!(latest[2]["version"], versions[5]);
+    let same = scratch.put("c", "");
+    let latest = scratch.run(&["dump"]).ok().json_lines();
+    assert_eq!(latest.len(), 3, "{latest:?}");
+    assert_eq!(latest[1]["version"], versions[5]);
+    assert_eq!(latest[2]["version"], same, "the same value written again: the newer version");
+    let copy = scratch.dir.path().join("latest");
+    let latest = scratch.run(&["dump"]).ok().stdout;
+    run_in(&copy, &["load"], Some(&latest)).ok();
+    assert_eq!(
+        run_in(&copy, &["--json", "scan"], None).ok().stdout,
+        scratch.run(&["--json", "scan"]).ok().stdout
+    );
+}
+
+/// `changes --json` prints what `load` reads (with an extra `time`): a window of one
+/// database's history loads into another.
+#[test]
+fn changes_json_loads() {
+    let scratch = Scratch::new();
+    scratch.put("a", "1");
+    let from = scratch.put("b", "caf\\xc3\\xa9");
+    scratch.put("c\\xff", "\\xff");
+    scratch.del("a");
+    let changes = scratch.run(&["--json", "changes", "--from", &from.to_string()]).ok().stdout;
+    let lines: Vec<Json> =
+        changes.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(lines[0]["value"], "café", "UTF-8 as a JSON string, so jq reads it");
+    assert_eq!(lines[1]["key"]["base64"], "Y/8=");
+    let copy = scratch.dir.path().join("copy");
+    let loaded = run_in(&copy, &["--json", "load"], Some(&changes)).ok().json();
+    assert_eq!(loaded["loaded"], 3);
+    let again = run_in(&copy, &["--json", "changes"], None).ok().stdout;
+    assert_eq!(again, changes);
 }
 
 #[test]
@@ -318,9 +383,145 @@ fn load_refuses_older_versions_and_bad_lines() {
     scratch.put("a", "2");
     let run = run_in(&scratch.db(), &["load"], Some(&dump)).fails(3);
     assert!(run.stderr.contains("empty database"), "{}", run.stderr);
-    let bad = "{\"key\": \"a\", \"version\": 1, \"value\": \"\\\\q\"}\n";
-    let run = run_in(&scratch.dir.path().join("new"), &["load"], Some(bad)).fails(2);
-    assert!(run.stderr.contains("stdin:1"), "{}", run.stderr);
+    let new = scratch.dir.path().join("new");
+    let bad = "{\"key\": {\"base64\": \"!\"}, \"version\": 1, \"value\": \"x\"}\n";
+    let run = run_in(&new, &["load"], Some(bad)).fails(2);
+    assert!(run.stderr.contains("stdin:1") && run.stderr.contains("base64"), "{}", run.stderr);
+    assert!(run.stderr.contains("nothing was loaded"), "{}", run.stderr);
+    let unordered = "{\"key\":\"a\",\"version\":5,\"value\":\"x\"}\n\
+                     {\"key\":\"b\",\"version\":5,\"value\":\"y\"}\n\
+                     {\"key\":\"c\",\"version\":6,\"value\":\"z\"}\n\
+                     {\"key\":\"a\",\"version\":4,\"value\":\"z\"}\n";
+    let run = run_in(&new, &["load"], Some(unordered)).fails(2);
+    assert!(
+        run.stderr.contains("stdin:4") && run.stderr.contains("oldest first"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("2 writes at 1 versions up to 5"), "{}", run.stderr);
+    assert_eq!(run_in(&new, &["get", "b"], None).ok().stdout, "y\n", "version 5 is whole");
+    run_in(&new, &["get", "c"], None).fails(1);
+    for header in [
+        "{\"zverse_dump\":2,\"all_versions\":true,\"snapshot_version\":9}",
+        "{\"zverse_dump\":1,\"all_versions\":true,\"snapshot_version\":9,\"since\":3}",
+    ] {
+        let run = run_in(&scratch.dir.path().join("h"), &["load"], Some(header)).fails(2);
+        assert!(run.stderr.contains("newer zverse"), "{}", run.stderr);
+    }
+}
+
+/// A version with many keys loads as one batch at its version; the next version after it.
+#[test]
+fn load_commits_a_large_version_whole() {
+    let scratch = Scratch::new();
+    let mut dump =
+        String::from("{\"zverse_dump\":1,\"all_versions\":true,\"snapshot_version\":8}\n");
+    for index in 0..3_000 {
+        let line = serde_json::json!({ "key": format!("k{index:05}"), "version": 7, "value": "v" });
+        dump.push_str(&line.to_string());
+        dump.push('\n');
+    }
+    dump.push_str("{\"key\":\"k00000\",\"version\":8,\"value\":null}\n");
+    let loaded = run_in(&scratch.db(), &["--json", "load"], Some(&dump)).ok().json();
+    assert_eq!((loaded["loaded"].as_u64(), loaded["versions"].as_u64()), (Some(3_001), Some(2)));
+    let at_seven = scratch.run(&["scan", "--at", "7"]).ok().stdout;
+    assert_eq!(at_seven.lines().count(), 3_000);
+    assert_eq!(scratch.run(&["scan", "--at", "6"]).ok().stdout, "");
+    let history = scratch.run(&["--json", "history", "k00000"]).ok().json_lines();
+    let versions: Vec<u64> = history.iter().map(|line| line["version"].as_u64().unwrap()).collect();
+    assert_eq!(versions, [8, 7]);
+}
+
+/// Issue 11 item 9: version 0, a foreign MANIFEST and a missing one used to give misleading
+/// messages ("already holds versions up to 0", "corruption ... run check", "not a ZVerse
+/// database").
+#[test]
+fn load_says_what_is_wrong_with_version_zero_and_a_foreign_or_missing_manifest() {
+    let scratch = Scratch::new();
+    let line = "{\"key\":\"a\",\"version\":0,\"value\":\"x\"}\n";
+    let run = run_in(&scratch.db(), &["load"], Some(line)).fails(2);
+    assert!(run.stderr.contains("version 0 is not a version"), "{}", run.stderr);
+
+    let foreign = scratch.dir.path().join("perl");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("MANIFEST"), "lib/Foo.pm\n").unwrap();
+    let line = "{\"key\":\"a\",\"version\":5,\"value\":\"x\"}\n";
+    for args in [&["load"][..], &["get", "a"], &["check"]] {
+        let run = run_in(&foreign, args, Some(line)).fails(3);
+        assert!(run.stderr.contains("is not a ZVerse manifest"), "{}", run.stderr);
+        assert!(!run.stderr.contains("check"), "no advice to run check: {}", run.stderr);
+    }
+    assert_eq!(std::fs::read_to_string(foreign.join("MANIFEST")).unwrap(), "lib/Foo.pm\n");
+
+    scratch.put("a", "1");
+    std::fs::remove_file(scratch.db().join("MANIFEST")).unwrap();
+    for args in [&["load"][..], &["get", "a"], &["put", "b", "2"]] {
+        let run = run_in(&scratch.db(), args, Some(line)).fails(4);
+        assert!(run.stderr.contains("no MANIFEST"), "{}", run.stderr);
+        assert!(run.stderr.contains(".log"), "names a file: {}", run.stderr);
+    }
+}
+
+/// Values from a file or stdin (200 KB on the command line fails with "Argument list too
+/// long"), written back byte for byte by `get --raw`.
+#[test]
+fn put_value_file_and_get_raw_round_trip_any_bytes() {
+    let scratch = Scratch::new();
+    let value: Vec<u8> = (0..200_000_u32).map(|index| (index * 7 % 256) as u8).collect();
+    let path = scratch.dir.path().join("value.bin");
+    std::fs::write(&path, &value).unwrap();
+    scratch.run(&["put", "big", "--value-file", path.to_str().unwrap()]).ok();
+    let mut get = command_in(&scratch.db(), &["get", "big", "--raw"]);
+    assert_eq!(get.output().unwrap().stdout, value);
+    let mut put = command_in(&scratch.db(), &["put", "piped", "--value-file", "-"]);
+    put.write_stdin(b"\xff\x00 from stdin\n".to_vec());
+    assert!(put.output().unwrap().status.success());
+    let mut get = command_in(&scratch.db(), &["get", "piped", "--raw"]);
+    assert_eq!(get.output().unwrap().stdout, b"\xff\x00 from stdin\n");
+    scratch.run(&["--json", "get", "piped", "--raw"]).fails(2);
+    assert_eq!(scratch.run(&["put", "k"]).code, 2, "clap: VALUE or --value-file");
+    assert_eq!(scratch.run(&["put", "k", "v", "--value-file", "-"]).code, 2, "not both");
+    let missing = scratch.dir.path().join("missing");
+    let run = scratch.run(&["put", "k", "--value-file", missing.to_str().unwrap()]).fails(2);
+    assert!(run.stderr.contains("cannot read the value"), "{}", run.stderr);
+}
+
+/// Completions and the man page come from the clap definitions, so they know every command.
+#[test]
+fn completions_and_man_page_name_every_command() {
+    let scratch = Scratch::new();
+    let commands = ["put", "get", "scan", "history", "changes", "dump", "load", "bench", "man"];
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let script = scratch.run(&["completions", shell]).ok().stdout;
+        for command in commands {
+            assert!(script.contains(command), "{shell} completes {command}");
+        }
+        assert!(script.contains("value-file"), "{shell} completes flags");
+    }
+    assert!(scratch.run(&["completions", "bash"]).ok().stdout.contains("complete -F _zverse"));
+    let man = scratch.run(&["man"]).ok().stdout;
+    assert!(man.starts_with(".ie") && man.contains(".TH zverse 1"), "{man}");
+    for command in commands {
+        assert!(man.contains(command), "the man page names {command}");
+    }
+    assert_eq!(scratch.run(&["completions", "tcsh"]).code, 2);
+    assert!(!scratch.db().exists(), "neither touches a database");
+}
+
+#[test]
+fn json_output_keeps_utf8_as_is_and_other_bytes_as_base64() {
+    let scratch = Scratch::new();
+    scratch.put("café", "naïve");
+    scratch.put("k\\xff", "\\x00\\xfe");
+    let get = scratch.run(&["--json", "get", "café"]).ok().json();
+    assert_eq!((get["key"].as_str(), get["value"].as_str()), (Some("café"), Some("naïve")));
+    let get = scratch.run(&["--json", "get", "k\\xff"]).ok().json();
+    assert_eq!(get["key"], serde_json::json!({ "base64": "a/8=" }));
+    assert_eq!(get["value"], serde_json::json!({ "base64": "AP4=" }));
+    let scan = scratch.run(&["--json", "scan"]).ok().json_lines();
+    assert_eq!(scan[0]["key"], "café");
+    let history = scratch.run(&["--json", "history", "café"]).ok().json_lines();
+    assert_eq!(history[0]["value"], "naïve");
 }
 
 #[test]
@@ -340,10 +541,12 @@ fn missing_locked_and_foreign_directories_fail_clearly() {
     let foreign = scratch.dir.path().join("foreign");
     std::fs::create_dir(&foreign).unwrap();
     std::fs::write(foreign.join("notes.txt"), "mine").unwrap();
-    for args in [&["put", "a", "1"][..], &["get", "a"], &["bench", "--keys", "10"]] {
+    for args in [&["put", "a", "1"][..], &["get", "a"]] {
         let run = run_in(&foreign, args, None).fails(3);
         assert!(run.stderr.contains("not a ZVerse database"), "{}", run.stderr);
     }
+    let run = run_in(&foreign, &["bench", "--keys", "10"], None).fails(3);
+    assert!(run.stderr.contains("not created by `zverse bench`"), "{}", run.stderr);
 }
 
 #[test]
@@ -366,8 +569,92 @@ fn bench_runs_every_query_kind_and_refuses_a_used_database() {
         assert!(row["p99_ns"].as_u64().unwrap() >= row["p50_ns"].as_u64().unwrap());
     }
     assert_eq!(report["results"][0]["ops"], 600);
+    assert!(scratch.db().join(BENCH_MARKER).is_file(), "bench marks its directory");
     let run = scratch.run(&["bench", "--keys", "300"]).fails(2);
     assert!(run.stderr.contains("--fresh"), "{}", run.stderr);
     let table = scratch.run(&["bench", "--keys", "300", "--queries", "5", "--fresh"]).ok().stdout;
     assert!(table.contains("p99") && table.contains("changes"), "{table}");
+    assert!(scratch.db().join(BENCH_MARKER).is_file(), "still marked after --fresh");
+    scratch.run(&["get", "user:0000000001"]).ok();
+}
+
+/// The marker `zverse bench` leaves in a directory it created.
+const BENCH_MARKER: &str = "ZVERSE-BENCH";
+
+/// Every path under `dir` with its contents (directories as `/`), sorted.
+fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.push((path.clone(), b"/".to_vec()));
+            found.extend(tree(&path));
+        } else {
+            found.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Issue 11 item 1: a Perl/CPAN checkout has a `MANIFEST`; `bench --fresh` used to take it
+/// for a database and delete `lib/` and `.git/`.
+#[test]
+fn bench_fresh_never_deletes_a_checkout_with_a_foreign_manifest() {
+    let scratch = Scratch::new();
+    let checkout = scratch.dir.path().join("Foo-Bar-1.0");
+    std::fs::create_dir_all(checkout.join("lib/Foo")).unwrap();
+    std::fs::create_dir_all(checkout.join(".git")).unwrap();
+    std::fs::write(checkout.join("MANIFEST"), "lib/Foo/Bar.pm\nMakefile.PL\n").unwrap();
+    std::fs::write(checkout.join("lib/Foo/Bar.pm"), "package Foo::Bar; 1;\n").unwrap();
+    std::fs::write(checkout.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
+    let before = tree(&checkout);
+    for args in [&["bench", "--keys", "10", "--fresh"][..], &["bench", "--keys", "10"]] {
+        let run = run_in(&checkout, args, None).fails(3);
+        assert!(run.stderr.contains("not created by `zverse bench`"), "{}", run.stderr);
+    }
+    assert_eq!(tree(&checkout), before, "not one byte changed");
+}
+
+/// A real database (not bench's), with a file of the user's in it: bench refuses it, `--fresh`
+/// or not; in its own directory `--fresh` still refuses a file the engine did not write.
+#[test]
+fn bench_fresh_never_deletes_a_database_it_did_not_create_or_a_users_file() {
+    let scratch = Scratch::new();
+    scratch.put("precious", "data");
+    std::fs::write(scratch.db().join("notes.txt"), "mine").unwrap();
+    let run = scratch.run(&["bench", "--keys", "10", "--fresh"]).fails(3);
+    assert!(run.stderr.contains("not created by `zverse bench`"), "{}", run.stderr);
+    std::fs::remove_file(scratch.db().join("notes.txt")).unwrap();
+    scratch.run(&["bench", "--keys", "10", "--fresh"]).fails(3);
+    assert_eq!(scratch.run(&["get", "precious"]).ok().stdout, "data\n");
+
+    let own = scratch.dir.path().join("bench");
+    run_in(&own, &["bench", "--keys", "20", "--queries", "2"], None).ok();
+    std::fs::write(own.join("results.txt"), "my notes").unwrap();
+    std::fs::create_dir(own.join("lib")).unwrap();
+    let before = tree(&own);
+    let run = run_in(&own, &["bench", "--keys", "20", "--fresh"], None).fails(3);
+    assert!(run.stderr.contains("nothing was deleted"), "{}", run.stderr);
+    assert_eq!(tree(&own), before, "not one byte changed");
+}
+
+/// The README's first command, run where `./zverse-data` holds the database every other
+/// command uses: bench works in `./zverse-bench` and leaves `./zverse-data` alone.
+#[test]
+fn bench_by_default_never_touches_zverse_data() {
+    let scratch = Scratch::new();
+    let cwd = scratch.dir.path();
+    run_in(&cwd.join("zverse-data"), &["put", "precious", "data"], None).ok();
+    let before = tree(&cwd.join("zverse-data"));
+    let bench = || {
+        let mut command = Command::cargo_bin("zverse").expect("the zverse binary");
+        command.env_remove("ZVERSE_DB").current_dir(cwd);
+        command.args(["bench", "--fresh", "--keys", "20", "--queries", "2"]);
+        finish(&mut command)
+    };
+    bench().ok();
+    bench().ok();
+    assert_eq!(tree(&cwd.join("zverse-data")), before, "not one byte changed");
+    assert!(cwd.join("zverse-bench").join(BENCH_MARKER).is_file());
 }
