@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use zverse_core::Version;
 use zverse_core::clock::HybridClock;
@@ -16,10 +16,12 @@ use crate::error::{Error, Result};
 use crate::io::{Io, IoLock, StdIo};
 use crate::locality::LocalityAdvisor;
 use crate::log::{self, ActiveLog};
+use crate::manifest::SegmentMeta;
 use crate::manifest::{MANIFEST_NAME, MANIFEST_TEMP_NAME, Manifest};
 use crate::memtable::Memtable;
 use crate::options::{Durability, Options};
-use crate::segment_file::{self, SegmentFile};
+use crate::segment_file::SegmentFile;
+use crate::segment_writer::{SegmentWriter, WriterLimits};
 use crate::tiers::Tiers;
 
 /// The lock file's name.
@@ -30,7 +32,8 @@ const LOCK_NAME: &str = "LOCK";
 #[derive(Debug)]
 pub struct Db {
     pub(crate) inner: Arc<Inner>,
-    flusher: Mutex<Option<JoinHandle<()>>>,
+    /// The flush thread and the compaction thread, joined by `close`.
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// The shared state behind a [`Db`], also held by snapshots and iterators.
@@ -56,8 +59,15 @@ pub(crate) struct Inner {
     /// Why the last compaction failed, if it did.
     last_compaction_error: Mutex<Option<String>>,
     closed: AtomicBool,
-    /// Wakes the background thread: a memtable was sealed, or the database is closing.
+    /// Wakes the flush thread: a memtable was sealed, or the database is closing.
     background: (Mutex<BackgroundState>, Condvar),
+    /// Wakes the compaction thread: a flush added a segment, `compact()` asked, or closing.
+    compaction: (Mutex<CompactionState>, Condvar),
+    /// Wakes writers stalled on a full set of memtables or too many open segments.
+    stall: (Mutex<()>, Condvar),
+    /// Segments below the target size in the tiers, counted at every change of the segments,
+    /// so that a write checks it without walking them.
+    segment_count_open: AtomicUsize,
     pub counters: Counters,
     /// madvise hints from the reads, shared with every open segment.
     pub advisor: Arc<LocalityAdvisor>,
@@ -68,14 +78,42 @@ struct BackgroundState {
     shutdown: bool,
     /// Sealed memtables not yet flushed (the background thread drains them).
     flush_requested: bool,
-    /// `compact()` asked for a full compaction.
-    compact_requested: bool,
     /// Rounds the background thread has started: it takes the requests when it starts one.
     rounds_started: u64,
     /// Rounds it has finished. A request made while `rounds_started == s` is served by the
     /// time `rounds_done > s`: round `s + 1` starts after the request.
     rounds_done: u64,
 }
+
+#[derive(Debug, Default)]
+struct CompactionState {
+    shutdown: bool,
+    /// A flush added a segment since the compaction thread last looked.
+    segments_added: bool,
+    /// `compact()` asked for a full compaction.
+    full_requested: bool,
+    /// Rounds started and finished, as in [`BackgroundState`].
+    rounds_started: u64,
+    rounds_done: u64,
+}
+
+/// The delay before a failed background compaction is retried: doubling from
+/// [`COMPACTION_RETRY_DELAY_MIN`] up to [`COMPACTION_RETRY_DELAY_MAX`].
+pub(crate) const COMPACTION_RETRY_DELAY_MIN: Duration = Duration::from_millis(100);
+/// See [`COMPACTION_RETRY_DELAY_MIN`].
+pub(crate) const COMPACTION_RETRY_DELAY_MAX: Duration = Duration::from_secs(10);
+
+/// The retry delay after `failure_count` consecutive failures (at least 1).
+pub(crate) fn compaction_retry_delay(failure_count: u32) -> Duration {
+    let shift = failure_count.saturating_sub(1).min(16);
+    COMPACTION_RETRY_DELAY_MIN.saturating_mul(1 << shift).min(COMPACTION_RETRY_DELAY_MAX)
+}
+
+/// How long a stalled writer sleeps before it looks again (it is also woken by every flush,
+/// compaction and failure).
+const STALL_POLL: Duration = Duration::from_millis(10);
+/// How long a write is delayed in the slowdown zone.
+const SLOWDOWN_DELAY: Duration = Duration::from_millis(1);
 
 /// A commit group as written to the log.
 struct LoggedGroup {
@@ -97,6 +135,11 @@ pub(crate) struct Counters {
     pub commit_groups: AtomicU64,
     pub commit_records: AtomicU64,
     pub flushes: AtomicU64,
+    pub compactions: AtomicU64,
+    pub compaction_failures: AtomicU64,
+    pub write_stalls: AtomicU64,
+    pub write_stall_micros: AtomicU64,
+    pub write_slowdowns: AtomicU64,
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -143,7 +186,7 @@ impl Db {
         let started = Instant::now();
         let inner = Arc::new(Inner::open(path.as_ref(), options, io)?);
         ::log::info!(
-            "opened {}: {} segments, {} entries in the memtable, in {} ms",
+            "zverse: opened {}: {} segments, {} entries in the memtable, in {} ms",
             inner.dir.display(),
             inner.tiers().segments.len(),
             inner.tiers().active.entry_count(),
@@ -152,10 +195,21 @@ impl Db {
         let flusher = {
             let inner = Arc::clone(&inner);
             std::thread::Builder::new()
-                .name("zverse-background".into())
+                .name("zverse-flush".into())
                 .spawn(move || inner.background_loop())?
         };
-        Ok(Db { inner, flusher: Mutex::new(Some(flusher)) })
+        let compactor = {
+            let inner = Arc::clone(&inner);
+            std::thread::Builder::new()
+                .name("zverse-compaction".into())
+                .spawn(move || inner.compaction_loop())
+        };
+        let threads = Mutex::new(vec![flusher]);
+        let db = Db { inner, threads };
+        // On a failed spawn, dropping `db` closes it and joins the flush thread.
+        lock(&db.threads).push(compactor?);
+        db.inner.request_compaction(false);
+        Ok(db)
     }
 
     /// Writes `value` under `key` and returns the write's version.
@@ -230,13 +284,16 @@ impl Db {
     pub fn flush(&self) -> Result<()> {
         self.inner.check_open()?;
         self.inner.stage.with_leadership(|| self.inner.rotate())?;
-        self.inner.wait_for_background_round(false);
+        self.inner.wait_for_background_round();
         self.inner.check_writable()
     }
 
-    /// Flushes, then merges every segment into one now, dropping what retention lets go
-    /// (versions pinned by live snapshots stay). Background compaction does the same on its
-    /// own whenever the segment count reaches `compaction_trigger_segments`.
+    /// Flushes, then passes every segment through compaction now, dropping what retention
+    /// lets go (versions pinned by live snapshots stay): oldest first, in steps of at most
+    /// `compaction_fan_in` segments, so memory stays bounded however large the database. The
+    /// result is segments of about `segment_bytes_target` each, at most one of them smaller.
+    /// Background compaction merges only segments below the target, a few at a time, whenever
+    /// `compaction_trigger_segments` of them exist.
     ///
     /// ```
     /// # fn main() -> zverse::Result<()> {
@@ -254,7 +311,9 @@ impl Db {
     pub fn compact(&self) -> Result<()> {
         self.inner.check_open()?;
         self.inner.stage.with_leadership(|| self.inner.rotate())?;
-        self.inner.wait_for_background_round(true);
+        self.inner.wait_for_background_round();
+        self.inner.check_writable()?;
+        self.inner.wait_for_compaction_round(true);
         self.inner.check_writable()?;
         match lock(&self.inner.last_compaction_error).clone() {
             Some(reason) => {
@@ -292,7 +351,13 @@ impl Db {
             lock(state).shutdown = true;
             wake.notify_all();
         }
-        if let Some(handle) = lock(&self.flusher).take() {
+        {
+            let (state, wake) = &self.inner.compaction;
+            lock(state).shutdown = true;
+            wake.notify_all();
+        }
+        self.inner.wake_stalled_writers();
+        for handle in lock(&self.threads).drain(..) {
             let _ = handle.join();
         }
         // Release the directory even while snapshots or iterators of this handle live on:
@@ -342,7 +407,7 @@ impl Inner {
             .try_lock(&dir.join(LOCK_NAME))?
             .ok_or_else(|| Error::Locked { path: dir.to_path_buf() })?;
         refuse_foreign(dir, &io.list_dir(dir)?)?;
-        let manifest = if let Some(manifest) = Manifest::read(io.as_ref(), dir)? {
+        let mut manifest = if let Some(manifest) = Manifest::read(io.as_ref(), dir)? {
             manifest
         } else {
             // A new database (a crash may have left the first manifest's temporary, which
@@ -357,13 +422,15 @@ impl Inner {
             options.locality_advisor,
             options.segment_block_bytes as usize,
         ));
-        let recovered = recover(&io, dir, &manifest, &names, &advisor)?;
+        let recovered = recover(&io, dir, &mut manifest, &names, &options, &advisor)?;
         let clock = HybridClock::new(recovered.version_max);
         let log = ActiveLog::create(io.as_ref(), dir, recovered.file_number_next)?;
+        let tiers_segments = recovered.segments;
+        let segment_count_open = count_open(&tiers_segments, &options);
         let tiers = Tiers {
             active: Arc::new(recovered.memtable),
             sealed: Vec::new(),
-            segments: recovered.segments,
+            segments: tiers_segments,
         };
         Ok(Inner {
             dir: dir.to_path_buf(),
@@ -382,7 +449,13 @@ impl Inner {
             last_compaction_error: Mutex::new(None),
             closed: AtomicBool::new(false),
             background: (Mutex::new(BackgroundState::default()), Condvar::new()),
-            counters: Counters::default(),
+            compaction: (Mutex::new(CompactionState::default()), Condvar::new()),
+            stall: (Mutex::new(()), Condvar::new()),
+            segment_count_open: AtomicUsize::new(segment_count_open),
+            counters: Counters {
+                flushes: AtomicU64::new(recovered.flush_count),
+                ..Counters::default()
+            },
             advisor,
         })
     }
@@ -418,12 +491,92 @@ impl Inner {
 
     /// Turns the database read-only for `reason` and returns the error writers get.
     pub(crate) fn fail(&self, reason: String) -> Error {
-        let mut read_only = lock(&self.read_only);
-        if read_only.is_none() {
-            ::log::error!("{} turned read-only: {reason}", self.dir.display());
+        let (reason, first) = {
+            let mut read_only = lock(&self.read_only);
+            let first = read_only.is_none();
+            (Arc::clone(read_only.get_or_insert_with(|| reason.into())), first)
+        };
+        if first {
+            ::log::error!("zverse: {} turned read-only: {reason}", self.dir.display());
         }
-        let reason = read_only.get_or_insert_with(|| reason.into());
-        Error::ReadOnly(Arc::clone(reason))
+        self.wake_stalled_writers();
+        Error::ReadOnly(reason)
+    }
+
+    /// Whether `close` has started.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Wakes writers waiting in [`Inner::wait_for_room`].
+    pub(crate) fn wake_stalled_writers(&self) {
+        let (guard, wake) = &self.stall;
+        drop(lock(guard));
+        wake.notify_all();
+    }
+
+    /// Write stalls: delays a writer while compaction falls behind (open segments at
+    /// `write_slowdown_segments`), and holds it while the memtables are all full or the open
+    /// segments reach `write_stop_segments`, until a flush or compaction makes room. Returns
+    /// the database's error if it closes or turns read-only meanwhile.
+    fn wait_for_room(&self) -> Result<()> {
+        let mut stalled_since: Option<Instant> = None;
+        let outcome = loop {
+            if let Err(error) = self.check_writable() {
+                break Err(error);
+            }
+            let (memtable_count, open_segment_count) = self.write_pressure();
+            let memtables_full = memtable_count >= self.options.memtable_limit();
+            let segments_full = open_segment_count >= self.options.write_stop_segment_count();
+            if segments_full && !memtables_full {
+                // Compaction is failing (a full disk): fail the write rather than hold it
+                // until the disk has room.
+                if let Some(reason) = lock(&self.last_compaction_error).clone() {
+                    break Err(Error::Io(std::io::Error::other(format!(
+                        "writes stopped: {open_segment_count} segments wait for compaction, \
+                         which failed: {reason}"
+                    ))));
+                }
+            }
+            let stop = memtables_full || segments_full;
+            if !stop {
+                if stalled_since.is_none()
+                    && open_segment_count >= self.options.write_slowdown_segment_count()
+                {
+                    self.counters.write_slowdowns.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(SLOWDOWN_DELAY);
+                }
+                break Ok(());
+            }
+            if stalled_since.is_none() {
+                stalled_since = Some(Instant::now());
+                self.counters.write_stalls.fetch_add(1, Ordering::Relaxed);
+                ::log::info!(
+                    "zverse: writes stalled: {memtable_count} memtables, \
+                     {open_segment_count} segments waiting for compaction"
+                );
+            }
+            let (guard, wake) = &self.stall;
+            let guard = lock(guard);
+            drop(wake.wait_timeout(guard, STALL_POLL).unwrap_or_else(PoisonError::into_inner));
+        };
+        if let Some(since) = stalled_since {
+            let micros = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
+            self.counters.write_stall_micros.fetch_add(micros, Ordering::Relaxed);
+        }
+        outcome
+    }
+
+    /// Memtables (active and sealed) and open segments (below the target size) now.
+    fn write_pressure(&self) -> (usize, usize) {
+        let sealed_count = lock(&self.tiers).sealed.len();
+        (1 + sealed_count, self.segment_count_open.load(Ordering::Acquire))
+    }
+
+    /// Counts the open segments of a new set of segments; called with the tiers lock held.
+    pub(crate) fn count_open_segments(&self, segments: &[Arc<SegmentFile>]) {
+        let count = count_open(segments, &self.options);
+        self.segment_count_open.store(count, Ordering::Release);
     }
 
     pub(crate) fn commit(
@@ -432,7 +585,7 @@ impl Inner {
         user_bytes: u64,
         version_wanted: Option<Version>,
     ) -> Result<Version> {
-        self.check_writable()?;
+        self.wait_for_room()?;
         let pending = Pending::new(encoded, version_wanted);
         let version = self.stage.submit(&pending, self)?;
         self.counters.bytes_user.fetch_add(user_bytes, Ordering::Relaxed);
@@ -594,12 +747,11 @@ impl Inner {
         Ok(())
     }
 
-    fn wait_for_background_round(&self, compact: bool) {
+    fn wait_for_background_round(&self) {
         let (state, wake) = &self.background;
         let mut state = lock(state);
         let target = state.rounds_started + 1;
         state.flush_requested = true;
-        state.compact_requested |= compact;
         wake.notify_all();
         while state.rounds_done < target && !state.shutdown {
             state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
@@ -609,7 +761,6 @@ impl Inner {
     fn background_loop(&self) {
         let (state_lock, wake) = &self.background;
         loop {
-            let compact;
             {
                 let mut state = lock(state_lock);
                 let period = match self.options.durability {
@@ -634,7 +785,6 @@ impl Inner {
                 }
                 state.flush_requested = false;
                 state.rounds_started += 1;
-                compact = std::mem::take(&mut state.compact_requested);
             }
             if matches!(self.options.durability, Durability::Periodic(_)) {
                 let _ = self.sync_log();
@@ -642,42 +792,92 @@ impl Inner {
             if let Err(error) = self.flush_sealed() {
                 let _ = self.fail(format!("flush failed: {error}"));
             }
-            let trigger = self.options.compaction_trigger_segments as usize;
-            if compact || self.tiers().segments.len() >= trigger {
-                // A failed compaction leaves the old segments in place; it is retried at the
-                // next trigger, and `compact()` reports it through `last_compaction_error`.
-                let outcome = self.compact_and_log(compact);
-                *lock(&self.last_compaction_error) = outcome.err().map(|e| e.to_string());
-            }
             let mut state = lock(state_lock);
             state.rounds_done += 1;
             wake.notify_all();
         }
     }
 
-    /// [`Inner::compact_segments`], with an event saying what it did and how long it took.
-    fn compact_and_log(&self, force: bool) -> Result<()> {
-        let segment_bytes = |tiers: &Tiers| -> u64 {
-            tiers.segments.iter().map(|segment| segment.meta().file_bytes).sum()
-        };
-        let before = self.tiers();
-        let started = Instant::now();
-        let outcome = self.compact_segments(force);
-        let elapsed_ms = started.elapsed().as_millis();
-        match &outcome {
-            Ok(()) => {
-                let after = self.tiers();
-                ::log::info!(
-                    "compaction: {} segments ({} bytes) became {} ({} bytes) in {elapsed_ms} ms",
-                    before.segments.len(),
-                    segment_bytes(&before),
-                    after.segments.len(),
-                    segment_bytes(&after),
-                );
-            }
-            Err(error) => ::log::warn!("compaction failed after {elapsed_ms} ms: {error}"),
+    /// Tells the compaction thread to look (`full`: and to compact everything).
+    pub(crate) fn request_compaction(&self, full: bool) {
+        let (state, wake) = &self.compaction;
+        let mut state = lock(state);
+        state.segments_added = true;
+        state.full_requested |= full;
+        wake.notify_all();
+    }
+
+    /// Asks for a compaction round and waits until one that started after the request ends.
+    fn wait_for_compaction_round(&self, full: bool) {
+        let (state, wake) = &self.compaction;
+        let mut state = lock(state);
+        let target = state.rounds_started + 1;
+        state.segments_added = true;
+        state.full_requested |= full;
+        wake.notify_all();
+        while state.rounds_done < target && !state.shutdown {
+            state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
         }
-        outcome
+    }
+
+    /// The compaction thread: waits for a flush (or `compact()`), then runs compaction steps
+    /// while the open segments are at the trigger. A failed step leaves the old segments in
+    /// place and is retried after a delay that doubles up to [`COMPACTION_RETRY_DELAY_MAX`];
+    /// `compact()` reports it through `last_compaction_error`.
+    fn compaction_loop(&self) {
+        let (state_lock, wake) = &self.compaction;
+        let mut failure_count = 0u32;
+        loop {
+            let full;
+            {
+                let mut state = lock(state_lock);
+                while !state.shutdown && !state.segments_added {
+                    state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
+                }
+                if state.shutdown {
+                    state.rounds_done = state.rounds_started;
+                    wake.notify_all();
+                    return;
+                }
+                state.segments_added = false;
+                state.rounds_started += 1;
+                full = std::mem::take(&mut state.full_requested);
+            }
+            let outcome = if full { self.compact_all() } else { self.compact_while_triggered() };
+            // A step cut short by `close` is no failure (its files are removed all the same).
+            let outcome =
+                outcome.or_else(|e| if matches!(e, Error::Closed) { Ok(()) } else { Err(e) });
+            let failed = outcome.is_err();
+            if let Err(error) = &outcome {
+                failure_count = failure_count.saturating_add(1);
+                self.counters.compaction_failures.fetch_add(1, Ordering::Relaxed);
+                ::log::warn!("zverse: compaction failed ({failure_count} in a row): {error}");
+            } else {
+                failure_count = 0;
+            }
+            *lock(&self.last_compaction_error) = outcome.err().map(|e| e.to_string());
+            self.wake_stalled_writers();
+            let mut state = lock(state_lock);
+            state.rounds_done += 1;
+            wake.notify_all();
+            if failed {
+                // Back off, then look again (a shutdown cuts the wait short).
+                let delay = compaction_retry_delay(failure_count);
+                let deadline = Instant::now() + delay;
+                while !state.shutdown && !state.full_requested && Instant::now() < deadline {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    state =
+                        wake.wait_timeout(state, left).map_or_else(|e| e.into_inner().0, |r| r.0);
+                }
+                state.segments_added = true;
+            }
+        }
+    }
+
+    /// Background compaction steps while the open segments are at the trigger.
+    fn compact_while_triggered(&self) -> Result<()> {
+        while !self.is_closing() && self.compact_step()? {}
+        Ok(())
     }
 
     /// Writes every sealed memtable, oldest first, to a segment.
@@ -688,33 +888,31 @@ impl Inner {
         Ok(())
     }
 
-    /// Writes `entries` (strictly increasing in Z order) as a new segment file, synced with its
-    /// directory entry, and opens it. The caller records it in the manifest.
-    pub(crate) fn write_and_open_segment<'e>(
-        &self,
-        entries: impl IntoIterator<Item = zverse_core::Entry<'e>>,
-    ) -> Result<Arc<SegmentFile>> {
-        let number = self.allocate_file_number();
-        let block_bytes = self.options.segment_block_bytes;
-        let meta =
-            segment_file::write_segment(self.io.as_ref(), &self.dir, number, block_bytes, entries)?;
-        self.io.sync_dir(&self.dir)?;
-        self.counters.bytes_written_segments.fetch_add(meta.file_bytes, Ordering::Relaxed);
-        Ok(Arc::new(SegmentFile::open(&self.io, &self.dir, meta, &self.advisor)?))
+    /// A writer of new segments (flush and compaction), split at the options' limits.
+    pub(crate) fn segment_writer(&self) -> SegmentWriter<'_> {
+        let limits = writer_limits(&self.options);
+        let allocate = Box::new(|| self.allocate_file_number());
+        SegmentWriter::new(self.io.as_ref(), &self.dir, allocate, limits)
+    }
+
+    /// Opens segments a writer finished (the caller has synced their directory entries) and
+    /// counts their bytes. The caller records them in the manifest.
+    pub(crate) fn open_new_segments(&self, metas: &[SegmentMeta]) -> Result<Vec<Arc<SegmentFile>>> {
+        let bytes: u64 = metas.iter().map(|meta| meta.file_bytes).sum();
+        self.counters.bytes_written_segments.fetch_add(bytes, Ordering::Relaxed);
+        metas
+            .iter()
+            .map(|meta| Ok(Arc::new(SegmentFile::open(&self.io, &self.dir, *meta, &self.advisor)?)))
+            .collect()
     }
 
     fn flush_one(&self, memtable: &Arc<Memtable>) -> Result<()> {
         let started = Instant::now();
-        let mut entries: Vec<_> = memtable.entries().collect();
-        entries.sort_unstable_by(|a, b| {
-            zverse_core::zkey::cmp_z(&a.key, a.version, &b.key, b.version)
-        });
-        let segment = self.write_and_open_segment(entries.iter().map(|e| zverse_core::Entry {
-            key: &e.key,
-            version: e.version,
-            value: e.value.as_deref(),
-        }))?;
-        let meta = *segment.meta();
+        let allocate = Box::new(|| self.allocate_file_number());
+        let (metas, new_files) =
+            write_memtable(self.io.as_ref(), &self.dir, &self.options, allocate, memtable)?;
+        let outputs = self.open_new_segments(&metas)?;
+        let version_max = metas.iter().map(|meta| meta.version_max).max().unwrap_or(Version::ZERO);
         let mut manifest = lock(&self.manifest);
         let mut tiers = lock(&self.tiers);
         let mut sealed = tiers.sealed.clone();
@@ -722,28 +920,33 @@ impl Inner {
         let position = position.expect("only the background thread removes sealed memtables");
         sealed.remove(position);
         let log_number_min = sealed.last().unwrap_or(&tiers.active).log_number_first();
+        let mut segments = tiers.segments.clone();
+        segments.extend(outputs.iter().cloned());
+        crate::compaction::sort_newest_first(&mut segments);
         let mut next = manifest.clone();
-        next.segments.insert(0, meta);
+        next.segments = segments.iter().map(|segment| *segment.meta()).collect();
         next.log_number_min = log_number_min;
         next.file_number_next = self.file_number_next();
-        next.version_last = next.version_last.max(meta.version_max).max(memtable.version_last());
+        next.version_last = next.version_last.max(version_max).max(memtable.version_last());
+        // From here the manifest may name the new files, whatever the write's outcome.
+        new_files.keep();
         next.write(self.io.as_ref(), &self.dir)?;
         *manifest = next;
-        let mut segments = tiers.segments.clone();
-        segments.insert(0, segment);
+        self.count_open_segments(&segments);
         *tiers = Arc::new(Tiers { active: Arc::clone(&tiers.active), sealed, segments });
         drop(tiers);
         drop(manifest);
         self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        let bytes: u64 = metas.iter().map(|meta| meta.file_bytes).sum();
         ::log::info!(
-            "flush: {} entries ({} bytes of keys and values) into segment {} ({} bytes) in {} ms",
-            meta.entry_count,
-            meta.payload_bytes,
-            meta.file_number,
-            meta.file_bytes,
-            started.elapsed().as_millis()
+            "zverse: flushed {} versions into {} segments ({bytes} bytes) in {:?}",
+            memtable.entry_count(),
+            metas.len(),
+            started.elapsed()
         );
         self.remove_logs_below(log_number_min);
+        self.wake_stalled_writers();
+        self.request_compaction(false);
         Ok(())
     }
 
@@ -795,6 +998,11 @@ impl GroupCommit for Inner {
     }
 }
 
+/// Segments below the target size: what background compaction merges.
+fn count_open(segments: &[Arc<SegmentFile>], options: &Options) -> usize {
+    segments.iter().filter(|s| !crate::compaction::is_full(s.meta(), options)).count()
+}
+
 /// Creates the directory if allowed, or checks that it exists.
 fn prepare_dir(io: &dyn Io, dir: &Path, options: &Options) -> Result<()> {
     match io.list_dir(dir) {
@@ -841,6 +1049,83 @@ struct Recovered {
     version_max: Version,
     /// The number for the new active log; later numbers are free.
     file_number_next: u64,
+    /// Memtables recovery flushed because the logs held more than `memtable_bytes_max`.
+    flush_count: u64,
+}
+
+/// Writes `memtable` as segments (sorted into Z order, split at the options' limits); returns
+/// their manifest entries, synced, and the files (removed when dropped unless kept).
+fn write_memtable<'a>(
+    io: &'a dyn Io,
+    dir: &'a Path,
+    options: &Options,
+    allocate_number: Box<dyn Fn() -> u64 + 'a>,
+    memtable: &Memtable,
+) -> Result<(Vec<SegmentMeta>, crate::segment_writer::NewFiles<'a>)> {
+    let mut entries: Vec<_> = memtable.entries().collect();
+    entries.sort_unstable_by(|a, b| zverse_core::zkey::cmp_z(&a.key, a.version, &b.key, b.version));
+    let mut writer = SegmentWriter::new(io, dir, allocate_number, writer_limits(options));
+    for e in &entries {
+        let entry =
+            zverse_core::Entry { key: &e.key, version: e.version, value: e.value.as_deref() };
+        writer.add(&entry)?;
+    }
+    drop(entries);
+    let (metas, new_files) = writer.finish()?;
+    if !metas.is_empty() {
+        io.sync_dir(dir)?;
+    }
+    Ok((metas, new_files))
+}
+
+fn writer_limits(options: &Options) -> WriterLimits {
+    WriterLimits {
+        block_bytes: options.segment_block_bytes,
+        segment_bytes_target: options.segment_bytes_target,
+        metadata_bytes_max: options.segment_metadata_bytes_max(),
+    }
+}
+
+/// Where recovery works, and with which options.
+#[derive(Clone, Copy)]
+struct Recovery<'a> {
+    io: &'a Arc<dyn Io>,
+    dir: &'a Path,
+    options: &'a Options,
+    advisor: &'a Arc<LocalityAdvisor>,
+}
+
+/// During recovery, once the replayed logs fill a memtable: writes it as segments and records
+/// them in the manifest with `log_number_min` past the logs replayed, so that recovery never
+/// holds more than one memtable, however many logs a crash left.
+fn flush_during_recovery(
+    recovery: &Recovery<'_>,
+    manifest: &mut Manifest,
+    memtable: &Memtable,
+    log_number_min: u64,
+    file_number_next: &AtomicU64,
+) -> Result<Vec<Arc<SegmentFile>>> {
+    let Recovery { io, dir, options, advisor } = *recovery;
+    let allocate = Box::new(|| file_number_next.fetch_add(1, Ordering::Relaxed));
+    let (metas, new_files) = write_memtable(io.as_ref(), dir, options, allocate, memtable)?;
+    let segments = metas
+        .iter()
+        .map(|meta| SegmentFile::open(io, dir, *meta, advisor).map(Arc::new))
+        .collect::<Result<Vec<_>>>()?;
+    let mut next = manifest.clone();
+    next.segments.splice(0..0, metas.iter().rev().copied());
+    next.log_number_min = log_number_min;
+    next.file_number_next = file_number_next.load(Ordering::Relaxed);
+    next.version_last = next.version_last.max(memtable.version_last());
+    new_files.keep();
+    next.write(io.as_ref(), dir)?;
+    *manifest = next;
+    ::log::info!(
+        "zverse: recovery flushed {} versions into {} segments",
+        memtable.entry_count(),
+        segments.len()
+    );
+    Ok(segments)
 }
 
 /// Opens the manifest's segments, replays the logs it does not cover, and deletes files a
@@ -849,11 +1134,12 @@ struct Recovered {
 fn recover(
     io: &Arc<dyn Io>,
     dir: &Path,
-    manifest: &Manifest,
+    manifest: &mut Manifest,
     names: &[String],
+    options: &Options,
     advisor: &Arc<LocalityAdvisor>,
 ) -> Result<Recovered> {
-    let segments = manifest
+    let mut segments = manifest
         .segments
         .iter()
         .map(|meta| SegmentFile::open(io, dir, *meta, advisor).map(Arc::new))
@@ -876,20 +1162,167 @@ fn recover(
     logs.sort_unstable();
     let mut memtable = Memtable::new(logs.first().copied().unwrap_or(file_number_max + 1));
     let mut version_max = manifest.version_last;
+    // Numbers for segments flushed during recovery, then the new active log's.
+    let file_number_next = AtomicU64::new(file_number_max + 1);
+    let mut flush_count = 0;
     for (index, &number) in logs.iter().enumerate() {
-        let replayed = log::replay(io.as_ref(), dir, number, index + 1 == logs.len(), &memtable)?;
+        let is_last = index + 1 == logs.len();
+        let replayed = log::replay(io.as_ref(), dir, number, is_last, &memtable)?;
         version_max = version_max.max(replayed.version_max.unwrap_or(Version::ZERO));
         if replayed.frame_count == 0 {
             // A log without a write (every open starts one; a crash may leave one cut short):
             // drop it now rather than replay it at every open until a flush.
             remove_if_present(io.as_ref(), &dir.join(log::log_file_name(number)))?;
         }
+        if !is_last && memtable.size_bytes() >= options.memtable_bytes_max {
+            // Logs hold whole commit groups, so the logs replayed so far are covered.
+            let log_next = logs[index + 1];
+            let recovery = Recovery { io, dir, options, advisor };
+            let flushed =
+                flush_during_recovery(&recovery, manifest, &memtable, log_next, &file_number_next)?;
+            segments.extend(flushed);
+            flush_count += 1;
+            for &old in &logs[..=index] {
+                remove_if_present(io.as_ref(), &dir.join(log::log_file_name(old)))?;
+            }
+            memtable = Memtable::new(log_next);
+        }
     }
+    let file_number_next = file_number_next.into_inner();
     if memtable.is_empty() {
-        memtable = Memtable::new(file_number_max + 1);
+        memtable = Memtable::new(file_number_next);
     }
+    crate::compaction::sort_newest_first(&mut segments);
     for segment in &segments {
         version_max = version_max.max(segment.meta().version_max);
     }
-    Ok(Recovered { memtable, segments, version_max, file_number_next: file_number_max + 1 })
+    Ok(Recovered { memtable, segments, version_max, file_number_next, flush_count })
+}
+
+#[cfg(all(test, not(loom)))]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::{Db, lock};
+    use crate::memtable::Memtable;
+    use crate::options::{Durability, Options};
+    use crate::tiers::Tiers;
+    use crate::{Error, Result};
+
+    /// Opens a database whose memtable limit is 2, and adds a sealed memtable the flush thread
+    /// was not told about: the memtables are full until someone asks for a flush.
+    fn full_memtables(dir: &std::path::Path) -> Arc<Db> {
+        let options = Options::default()
+            .durability(Durability::None)
+            .memtable_bytes_max(1 << 20)
+            .memory_bytes_max(1 << 20);
+        assert_eq!(options.memtable_limit(), 2);
+        let db = Arc::new(Db::open(dir, options).unwrap());
+        db.put(b"a", b"1").unwrap();
+        let mut tiers = lock(&db.inner.tiers);
+        let mut sealed = tiers.sealed.clone();
+        sealed.push(Arc::new(Memtable::new(tiers.active.log_number_first())));
+        let segments = tiers.segments.clone();
+        *tiers = Arc::new(Tiers { active: Arc::clone(&tiers.active), sealed, segments });
+        drop(tiers);
+        db
+    }
+
+    /// Spawns a writer and waits until it is stalled.
+    fn stalled_writer(db: &Arc<Db>) -> std::thread::JoinHandle<Result<zverse_core::Version>> {
+        let writer = {
+            let db = Arc::clone(db);
+            std::thread::spawn(move || db.put(b"b", b"2"))
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while db.stats().write_stalls == 0 {
+            assert!(Instant::now() < deadline, "the writer never stalled");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!writer.is_finished(), "the writer waits while the memtables are full");
+        writer
+    }
+
+    #[test]
+    fn compaction_retries_back_off_from_100_ms_doubling_to_10_s() {
+        let delays: Vec<u128> =
+            (1..=10).map(|failures| super::compaction_retry_delay(failures).as_millis()).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1_600, 3_200, 6_400, 10_000, 10_000, 10_000]);
+        assert_eq!(super::compaction_retry_delay(u32::MAX).as_millis(), 10_000);
+    }
+
+    #[test]
+    fn a_stalled_writer_resumes_after_a_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = full_memtables(dir.path());
+        let writer = stalled_writer(&db);
+        db.inner.wait_for_background_round();
+        writer.join().unwrap().unwrap();
+        let stats = db.stats();
+        assert_eq!(stats.write_stalls, 1);
+        assert!(stats.write_stall_micros >= 50_000, "{stats:?}");
+        assert_eq!(db.get(b"b").unwrap().as_deref(), Some(&b"2"[..]));
+    }
+
+    #[test]
+    fn a_stalled_writer_gets_the_error_when_the_database_turns_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = full_memtables(dir.path());
+        let writer = stalled_writer(&db);
+        let _ = db.inner.fail("test: the disk failed".into());
+        let outcome = writer.join().unwrap();
+        assert!(matches!(outcome, Err(Error::ReadOnly(_))), "{outcome:?}");
+    }
+
+    #[test]
+    fn close_wakes_a_stalled_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = full_memtables(dir.path());
+        let writer = stalled_writer(&db);
+        db.close().unwrap();
+        let outcome = writer.join().unwrap();
+        assert!(matches!(outcome, Err(Error::Closed)), "{outcome:?}");
+    }
+
+    /// A crash leaves many logs no segment covers (here: every flush is held back by the
+    /// manifest lock while the logs are copied). Recovery flushes whenever the replayed logs
+    /// fill a memtable, so it never holds more than one memtable and one log.
+    #[test]
+    fn recovery_of_logs_larger_than_the_memtable_limit_flushes_as_it_goes() {
+        const MEMTABLE_BYTES: u64 = 16 << 10;
+        let options =
+            || Options::default().durability(Durability::None).memtable_bytes_max(MEMTABLE_BYTES);
+        let (dir, copy) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let db = Db::open(dir.path(), options()).unwrap();
+        let key = |index: u32| format!("key{index:05}").into_bytes();
+        {
+            let _no_flush_lands = lock(&db.inner.manifest);
+            for index in 0..2_000 {
+                db.put(&key(index), &[7; 100]).unwrap();
+            }
+            let log_count = db.stats().memtable_count;
+            assert!(log_count >= 10, "{log_count} memtables wait for their flush");
+            for entry in std::fs::read_dir(dir.path()).unwrap() {
+                let name = entry.unwrap().file_name();
+                if name != "LOCK" {
+                    std::fs::copy(dir.path().join(&name), copy.path().join(&name)).unwrap();
+                }
+            }
+        }
+        drop(db);
+        let db = Db::open(copy.path(), options()).unwrap();
+        let stats = db.stats();
+        assert!(stats.flushes >= 5, "recovery flushed {} times", stats.flushes);
+        assert!(stats.memtable_bytes <= 3 * MEMTABLE_BYTES, "{stats:?}");
+        for index in 0..2_000 {
+            assert_eq!(db.get(&key(index)).unwrap().as_deref(), Some(&[7; 100][..]), "{index}");
+        }
+        drop(db);
+        let db = Db::open(copy.path(), options()).unwrap();
+        assert_eq!(db.get(&key(1_999)).unwrap().as_deref(), Some(&[7; 100][..]));
+        assert_eq!(db.history(&key(5)).unwrap().count(), 1, "no version replayed twice");
+    }
 }

@@ -49,13 +49,14 @@
 //!   append and one sync (group commit): one of them does the I/O for all.
 //! - Reads never wait for writers, flushes or compaction: they take the current set of tiers
 //!   (a short lock to clone an `Arc`) and read a lock-free memtable and immutable segments.
-//! - Each open `Db` runs one background thread (`zverse-background`): memtable flushes,
-//!   compaction and, under [`Durability::Periodic`], the periodic sync. [`Db::flush`] and
-//!   [`Db::compact`] block until it has done what they asked.
-//! - The background work reports through the [`log`](https://docs.rs/log) crate: flushes and
-//!   compactions (`info`, with sizes and durations), a failed compaction (`warn`), and the turn
-//!   to read-only after a failed write or sync (`error`). Silent unless the application
-//!   installs a logger.
+//! - Each open `Db` runs two background threads: `zverse-flush` (memtable flushes and, under
+//!   [`Durability::Periodic`], the periodic sync) and `zverse-compaction`. [`Db::flush`] and
+//!   [`Db::compact`] block until they have done what was asked. Writers slow down, then wait,
+//!   while full memtables or small segments pile up (see [`Options::write_stop_segments`]).
+//! - The background work reports through the [`log`](https://docs.rs/log) crate: open,
+//!   flushes, compactions and write stalls (`info`, with sizes and durations), a failed
+//!   compaction (`warn`), and the turn to read-only after a failed write or sync (`error`,
+//!   once). Silent unless the application installs a logger.
 //!
 //! # What the durability modes cost
 //! - [`Durability::Sync`] (the default): a write returns after an `fdatasync` of its log
@@ -107,6 +108,7 @@ mod memtable;
 mod options;
 mod read;
 mod segment_file;
+mod segment_writer;
 mod snapshot;
 mod stats;
 mod sync;

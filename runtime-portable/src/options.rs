@@ -53,6 +53,11 @@ pub struct Options {
     pub(crate) memtable_bytes_max: u64,
     pub(crate) segment_block_bytes: u32,
     pub(crate) compaction_trigger_segments: u32,
+    pub(crate) compaction_fan_in: u32,
+    pub(crate) segment_bytes_target: u64,
+    pub(crate) memory_bytes_max: u64,
+    pub(crate) write_slowdown_segments: u32,
+    pub(crate) write_stop_segments: u32,
     pub(crate) create_if_missing: bool,
     pub(crate) locality_advisor: bool,
 }
@@ -65,6 +70,11 @@ impl Default for Options {
             memtable_bytes_max: 64 << 20,
             segment_block_bytes: 4 << 10,
             compaction_trigger_segments: 8,
+            compaction_fan_in: 8,
+            segment_bytes_target: 256 << 20,
+            memory_bytes_max: 1 << 30,
+            write_slowdown_segments: 20,
+            write_stop_segments: 36,
             create_if_missing: true,
             locality_advisor: true,
         }
@@ -154,7 +164,8 @@ impl Options {
         self
     }
 
-    /// Number of segments at which background compaction merges them. Default 8; at least 2.
+    /// Number of segments below the target size (`segment_bytes_target`) at which background
+    /// compaction merges some of them. Default 8; at least 2.
     ///
     /// ```
     /// # fn main() -> zverse::Result<()> {
@@ -169,6 +180,127 @@ impl Options {
     pub fn compaction_trigger_segments(mut self, count: u32) -> Options {
         self.compaction_trigger_segments = count.max(2);
         self
+    }
+
+    /// The most segments one compaction step reads. Default 8; between 2 and 64.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = zverse::Options::default().compaction_fan_in(4);
+    /// let db = zverse::Db::open(dir.path(), options)?;
+    /// # drop(db);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn compaction_fan_in(mut self, count: u32) -> Options {
+        self.compaction_fan_in = count.clamp(2, zverse_core::merge::FAN_IN_MAX as u32);
+        self
+    }
+
+    /// The size at which flushes and compactions start a new segment file: no segment's data
+    /// blocks exceed it by more than one block. Segments below it are merged by compaction;
+    /// segments at it are only rewritten by [`crate::Db::compact`]. Default 256 MiB; between
+    /// 4 KiB and 1 GiB (the format's limit is 4 GiB).
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = zverse::Options::default().segment_bytes_target(64 << 20);
+    /// let db = zverse::Db::open(dir.path(), options)?;
+    /// # drop(db);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn segment_bytes_target(mut self, bytes: u64) -> Options {
+        self.segment_bytes_target = bytes.clamp(4 << 10, 1 << 30);
+        self
+    }
+
+    /// The memory the engine's own buffers may take, from which the other limits derive: the
+    /// memtables (active and sealed) take at most half (but two memtables always: writers
+    /// stall while that many are full), and each segment being written (one flush and one
+    /// compaction at a time) keeps at most an eighth as metadata before it is split. Mapped
+    /// segment pages (the page cache) are not counted: the kernel reclaims them. Default 1 GiB;
+    /// at least 1 MiB.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = zverse::Options::default().memory_bytes_max(256 << 20);
+    /// let db = zverse::Db::open(dir.path(), options)?;
+    /// # drop(db);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn memory_bytes_max(mut self, bytes: u64) -> Options {
+        self.memory_bytes_max = bytes.max(1 << 20);
+        self
+    }
+
+    /// Number of segments below the target size at which each write is delayed by 1 ms, so
+    /// that compaction catches up. Default 20; never below `compaction_trigger_segments`.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = zverse::Options::default().write_slowdown_segments(16);
+    /// let db = zverse::Db::open(dir.path(), options)?;
+    /// # drop(db);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn write_slowdown_segments(mut self, count: u32) -> Options {
+        self.write_slowdown_segments = count.max(2);
+        self
+    }
+
+    /// Number of segments below the target size at which writes wait for compaction (or fail,
+    /// if compaction is failing). Default 36; at least the slowdown count plus
+    /// `compaction_fan_in`.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = zverse::Options::default();
+    /// let options = options.write_slowdown_segments(16).write_stop_segments(32);
+    /// let db = zverse::Db::open(dir.path(), options)?;
+    /// # drop(db);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn write_stop_segments(mut self, count: u32) -> Options {
+        self.write_stop_segments = count.max(2);
+        self
+    }
+
+    /// Memtables (active and sealed) at which writers wait for a flush: half of
+    /// `memory_bytes_max` over `memtable_bytes_max`, at least 2.
+    pub(crate) fn memtable_limit(&self) -> usize {
+        let limit = self.memory_bytes_max / 2 / self.memtable_bytes_max.max(1);
+        usize::try_from(limit).unwrap_or(usize::MAX).max(2)
+    }
+
+    /// Bytes of metadata a segment being written may hold before it is split.
+    pub(crate) fn segment_metadata_bytes_max(&self) -> u64 {
+        (self.memory_bytes_max / 8).max(64 << 10)
+    }
+
+    /// The open segment count at which writes slow down: never below the compaction trigger.
+    pub(crate) fn write_slowdown_segment_count(&self) -> usize {
+        self.write_slowdown_segments.max(self.compaction_trigger_segments) as usize
+    }
+
+    /// The open segment count at which writers stop: at least one compaction step above the
+    /// slowdown count.
+    pub(crate) fn write_stop_segment_count(&self) -> usize {
+        let above_slowdown = self.write_slowdown_segment_count() + self.compaction_fan_in as usize;
+        (self.write_stop_segments as usize).max(above_slowdown)
     }
 
     /// Whether `open` creates a missing directory. Default `true`.

@@ -1,14 +1,14 @@
 //! [`SegmentFile`]: an immutable segment on disk, memory-mapped, shared by `Arc` between the
 //! tiers and every reader that started with it. When compaction retires it, the file is
-//! deleted once the last `Arc` goes: no reader ever loses the segment it is reading.
+//! deleted once the last `Arc` goes: no reader ever loses the segment it is reading. Segments
+//! are written by `segment_writer.rs`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use zverse_core::segment::{Segment, SegmentBuilder, SegmentOptions};
+use zverse_core::segment::Segment;
 use zverse_core::zkey::ZBox;
-use zverse_core::{Entry, Version};
 
 use crate::error::{Error, Result};
 use crate::io::{Io, Mapping};
@@ -191,48 +191,6 @@ impl Drop for SegmentFile {
             // A failed removal leaves an orphan file, which the next open deletes (it is not in
             // the manifest); nothing is lost, so the error is not worth a panic in drop.
             let _ = self.io.remove_file(&self.path);
-        }
-    }
-}
-
-/// Writes `entries` (in strictly increasing Z order) as segment `number` in `dir`, synced, and
-/// returns its manifest entry. The directory entry is not synced: the caller syncs the
-/// directory once before recording the segment in the manifest.
-pub(crate) fn write_segment<'e>(
-    io: &dyn Io,
-    dir: &Path,
-    number: u64,
-    block_bytes: u32,
-    entries: impl IntoIterator<Item = Entry<'e>>,
-) -> Result<SegmentMeta> {
-    let options = SegmentOptions::default().with_block_bytes_target(block_bytes as usize);
-    let mut builder = SegmentBuilder::new(Vec::new(), options);
-    let mut payload_bytes = 0;
-    for entry in entries {
-        builder.add(entry.key, entry.version, entry.value).map_err(build_error)?;
-        payload_bytes += (entry.key.len() + entry.value.map_or(0, <[u8]>::len)) as u64;
-    }
-    let (bytes, summary) = builder.finish().map_err(build_error)?;
-    let path = dir.join(segment_file_name(number));
-    let file = io.create_new(&path)?;
-    file.write_all_at_and_sync(&[&bytes], 0)?;
-    Ok(SegmentMeta {
-        file_number: number,
-        entry_count: summary.entry_count,
-        file_bytes: summary.file_len,
-        payload_bytes,
-        version_min: summary.version_min.unwrap_or(Version::ZERO),
-        version_max: summary.version_max.unwrap_or(Version::ZERO),
-    })
-}
-
-fn build_error(error: zverse_core::segment::BuildError<std::convert::Infallible>) -> Error {
-    match error {
-        zverse_core::segment::BuildError::Limit(limit) => limit.into(),
-        other => {
-            // Entries come from the memtable or a merge in strictly increasing Z order, and the
-            // Vec sink cannot fail: anything else is a broken invariant of the engine.
-            panic!("segment build failed on engine-produced input: {other}")
         }
     }
 }

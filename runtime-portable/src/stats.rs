@@ -51,6 +51,22 @@ pub struct Stats {
     pub commit_records: u64,
     /// Memtables flushed to segments since open.
     pub flushes: u64,
+    /// Compaction steps that merged segments since open.
+    pub compactions: u64,
+    /// Compaction steps that failed since open (each is retried after a growing delay).
+    pub compaction_failures: u64,
+    /// Bytes of the largest segment file.
+    pub segment_bytes_max: u64,
+    /// Segments below the target size: what background compaction merges, and what write
+    /// stalls count.
+    pub segment_count_open: usize,
+    /// Writes that waited for a flush or a compaction (memtables all full, or
+    /// `write_stop_segments` reached) since open.
+    pub write_stalls: u64,
+    /// Time writers spent in those waits, summed over writers, in microseconds.
+    pub write_stall_micros: u64,
+    /// Writes delayed by 1 ms because `write_slowdown_segments` was reached, since open.
+    pub write_slowdowns: u64,
     /// The locality advisor's counters since open: advice given, prefetch accuracy, pages
     /// touched by scans.
     pub locality: LocalityStats,
@@ -105,6 +121,22 @@ impl Db {
             commit_groups: counters.commit_groups.load(Ordering::Relaxed),
             commit_records: counters.commit_records.load(Ordering::Relaxed),
             flushes: counters.flushes.load(Ordering::Relaxed),
+            compactions: counters.compactions.load(Ordering::Relaxed),
+            compaction_failures: counters.compaction_failures.load(Ordering::Relaxed),
+            segment_bytes_max: tiers
+                .segments
+                .iter()
+                .map(|s| s.meta().file_bytes)
+                .max()
+                .unwrap_or(0),
+            segment_count_open: tiers
+                .segments
+                .iter()
+                .filter(|s| !crate::compaction::is_full(s.meta(), &inner.options))
+                .count(),
+            write_stalls: counters.write_stalls.load(Ordering::Relaxed),
+            write_stall_micros: counters.write_stall_micros.load(Ordering::Relaxed),
+            write_slowdowns: counters.write_slowdowns.load(Ordering::Relaxed),
             locality: inner.advisor.stats(),
         }
     }

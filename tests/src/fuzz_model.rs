@@ -258,15 +258,23 @@ impl Run {
     fn new(config: u8) -> Run {
         let durability = if config & 1 == 0 { Durability::Sync } else { Durability::None };
         let block_bytes = [256, 1024, 4096, 256][usize::from(config >> 1) % 4];
+        // Half the runs split flushes and compactions into segments of 4 KiB.
+        let segment_bytes: u64 = if config & 0x80 == 0 { 256 << 20 } else { 4 << 10 };
         let options = Options::default()
             .durability(durability)
             .memtable_bytes_max(64 << 20)
             .segment_block_bytes(block_bytes)
+            .segment_bytes_target(segment_bytes)
             .compaction_trigger_segments(3 + u32::from(config >> 3) % 3);
         let io = SimIo::new();
         let db = open(&io, &options).expect("a new database opens on an empty disk");
         let mut trace = String::new();
-        writeln!(trace, "config {config:#04x}: {durability:?}, {block_bytes}-byte blocks").unwrap();
+        writeln!(
+            trace,
+            "config {config:#04x}: {durability:?}, {block_bytes}-byte blocks, \
+             {segment_bytes}-byte segments"
+        )
+        .unwrap();
         Run {
             io,
             durability,

@@ -120,7 +120,8 @@ fn count_calls(work: &Workload, durability: Durability) -> u64 {
         assert_eq!(outcome.failed_steps, [], "{durability:?}: a step failed");
         assert_eq!(outcome.acked.len(), COMMIT_COUNT, "{durability:?}: a commit failed");
         assert_eq!(outcome.flushed_commit_count, DURABLE_AT_END, "{durability:?}: flushes");
-        assert_eq!(db.stats().segment_count, SEGMENTS_AT_END, "{durability:?}");
+        let segment_count = db.stats().segment_count;
+        assert!(segment_count >= SEGMENTS_AT_END, "{durability:?}: {segment_count} segments");
         db.close().unwrap();
         counts.push(io.call_count());
     }

@@ -108,7 +108,9 @@ fn check_counters(io: Arc<dyn Io>) {
     // Compaction reads its inputs with prefetching and retires them cold.
     db.compact().unwrap();
     let after_compact = locality(&db);
-    assert_eq!(after_compact.segments_cold, segment_count, "{after_compact:?}");
+    // Every input, and the remainder of a step that the next step merged again (compact()
+    // goes in steps of at most the fan-in).
+    assert!(after_compact.segments_cold >= segment_count, "{after_compact:?}");
     assert!(after_compact.pages_prefetched > after_check.pages_prefetched);
     assert_eq!(after_compact.scan_queries, 3, "compaction is not a query");
     assert_eq!(after_compact.advice_errors, 0, "{after_compact:?}");

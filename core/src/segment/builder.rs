@@ -1,9 +1,19 @@
 //! [`SegmentBuilder`]: writes a segment from entries given in Z order.
 //!
-//! Data blocks go to the [`Sink`] as they fill; the builder keeps only the metadata in memory
-//! (every key once per version in an arena, a `(version, offset)` per entry, the encoded block
-//! index), then [`SegmentBuilder::finish`] sorts the key index and writes the metadata
-//! sections and the footer.
+//! Data blocks go to the [`Sink`] as they fill (a block is at most the block target, or one
+//! entry); the builder keeps only the metadata in memory (every key once per version in an
+//! arena, a [`KEY_REF_BYTES`] reference per entry, a 56-byte handle per block), then
+//! [`SegmentBuilder::finish`] sorts the key index and writes the metadata sections and the
+//! footer. The metadata is proportional to the segment, so a caller bounds it by bounding the
+//! segment: the engine splits its output at a target size ([`SegmentBuilder::data_len`],
+//! [`SegmentBuilder::memory_bytes`]).
+//!
+//! Memory, per entry unless said otherwise: while adding, the key (its bytes, in the arena) and
+//! a [`KEY_REF_BYTES`] reference; per block a 56-byte handle; the block being filled (the block
+//! target, or one entry). At `finish`, on top: the key index section (4 bytes per entry; the
+//! references are sorted in place), the fences (8 bytes per 16 entries), the filter (an 8-byte
+//! hash per distinct key while it is built, then 10 bits per key). Nothing is spilled: the
+//! bound is the caller's split.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -113,6 +123,9 @@ struct KeyRef {
     entry_offset: u32,
 }
 
+/// Bytes the builder keeps per entry besides its key: one `KeyRef`.
+pub const KEY_REF_BYTES: usize = size_of::<KeyRef>();
+
 /// Writes a segment. Entries must come in strictly increasing Z order.
 #[derive(Debug)]
 pub struct SegmentBuilder<S> {
@@ -159,6 +172,23 @@ impl<S: Sink> SegmentBuilder<S> {
     #[must_use]
     pub fn entry_count(&self) -> u64 {
         self.refs.len() as u64
+    }
+
+    /// Bytes of the segment so far: the blocks written to the sink and the one being filled.
+    /// A caller that splits its output into segments of a target size compares this with it.
+    #[must_use]
+    pub fn data_len(&self) -> u64 {
+        self.written_len + self.block.len() as u64
+    }
+
+    /// Bytes of memory the metadata held until [`SegmentBuilder::finish`] takes: per entry
+    /// its key (`key.len()`, in an arena) and a reference ([`KEY_REF_BYTES`]), per block one
+    /// block handle (56 bytes), and the block being filled. `finish` needs about as much
+    /// again, briefly (the sorted key index, the fences, 8 bytes per key for the filter).
+    #[must_use]
+    pub fn memory_bytes(&self) -> u64 {
+        (self.keys.len() + self.refs.len() * KEY_REF_BYTES + self.block_index.len()) as u64
+            + self.block.capacity() as u64
     }
 
     /// Adds `key` at `version` with `value` (`None`: a tombstone). On error nothing is written

@@ -34,7 +34,8 @@ mod zone;
 
 #[cfg(feature = "alloc")]
 pub use builder::{
-    BLOCK_BYTES_TARGET_DEFAULT, BuildError, SegmentBuilder, SegmentOptions, SegmentSummary,
+    BLOCK_BYTES_TARGET_DEFAULT, BuildError, KEY_REF_BYTES, SegmentBuilder, SegmentOptions,
+    SegmentSummary,
 };
 pub use cursor::{BlockStats, Changes, ChangesStats, Iter, ZOrderCursor};
 pub use footer::{FOOTER_LEN, FORMAT_VERSION, MAGIC, MAGIC_LEN};

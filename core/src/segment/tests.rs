@@ -601,3 +601,27 @@ fn data_span_holds_every_entry_of_the_box() {
     let empty = Segment::open(&empty).unwrap();
     assert_eq!(empty.data_span(&ZBox::covering(&(..), &(..)).unwrap()), 0..0);
 }
+
+/// `data_len` is every byte written or buffered so far (what a caller splits on), and matches
+/// the data region of the finished file; `memory_bytes` counts each entry's key and reference.
+#[test]
+fn builder_reports_its_data_length_and_metadata_memory() {
+    let options = SegmentOptions::default().with_block_bytes_target(256);
+    let mut builder = SegmentBuilder::new(Vec::new(), options);
+    assert_eq!((builder.data_len(), builder.entry_count()), (0, 0));
+    let mut previous = 0;
+    for index in 0..100u64 {
+        let key = index.to_be_bytes();
+        builder.add(&key, Version::new(1), Some(&[7; 50])).unwrap();
+        assert!(builder.data_len() > previous, "entry {index}");
+        previous = builder.data_len();
+        let metadata = builder.entry_count() * (KEY_REF_BYTES + key.len()) as u64;
+        assert!(builder.memory_bytes() >= metadata, "entry {index}");
+    }
+    // Entries of 14 + 8 + 50 bytes, three to a block: 33 blocks with their checksums, and
+    // one entry in the block being filled.
+    assert_eq!(previous, 33 * (3 * 72 + 8) + 72);
+    let (bytes, _) = builder.finish().unwrap();
+    let segment = Segment::open(&bytes).unwrap();
+    assert_eq!(segment.data_len(), previous + 8, "the last block's checksum is added");
+}
