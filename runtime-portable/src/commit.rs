@@ -41,6 +41,10 @@ pub(crate) struct Pending {
     pub record: Vec<u8>,
     /// The version the writer asked for (`Batch::commit_at`), or `None` for the clock's next.
     pub version_wanted: Option<Version>,
+    /// The conflict check of a transaction (or `Db::update`): the leader runs it just before
+    /// it assigns the record's version, and refuses the record with `Error::Conflict` if it
+    /// fails.
+    pub check: Option<crate::transaction::ConflictCheck>,
     state: AtomicU8,
     outcome: Mutex<Option<Result<Version, Error>>>,
     writer: Thread,
@@ -55,9 +59,19 @@ const STATE_LEAD: u8 = 2;
 
 impl Pending {
     pub(crate) fn new(record: Vec<u8>, version_wanted: Option<Version>) -> Arc<Pending> {
+        Pending::checked(record, version_wanted, None)
+    }
+
+    /// A staged write the leader commits only if `check` passes.
+    pub(crate) fn checked(
+        record: Vec<u8>,
+        version_wanted: Option<Version>,
+        check: Option<crate::transaction::ConflictCheck>,
+    ) -> Arc<Pending> {
         Arc::new(Pending {
             record,
             version_wanted,
+            check,
             state: AtomicU8::new(STATE_WAITING),
             outcome: Mutex::new(None),
             writer: thread::current(),

@@ -585,9 +585,24 @@ impl Inner {
         user_bytes: u64,
         version_wanted: Option<Version>,
     ) -> Result<Version> {
+        self.submit(&Pending::new(encoded, version_wanted), user_bytes)
+    }
+
+    /// [`Inner::commit`], refused with [`Error::Conflict`] unless `check` passes at the
+    /// moment the record gets its version.
+    pub(crate) fn commit_checked(
+        &self,
+        encoded: Vec<u8>,
+        user_bytes: u64,
+        version_wanted: Option<Version>,
+        check: Option<crate::transaction::ConflictCheck>,
+    ) -> Result<Version> {
+        self.submit(&Pending::checked(encoded, version_wanted, check), user_bytes)
+    }
+
+    fn submit(&self, pending: &Arc<Pending>, user_bytes: u64) -> Result<Version> {
         self.wait_for_room()?;
-        let pending = Pending::new(encoded, version_wanted);
-        let version = self.stage.submit(&pending, self)?;
+        let version = self.stage.submit(pending, self)?;
         self.counters.bytes_user.fetch_add(user_bytes, Ordering::Relaxed);
         Ok(version)
     }
@@ -634,6 +649,15 @@ impl Inner {
         let mut starts = Vec::with_capacity(group.len());
         let mut accepted = Vec::with_capacity(group.len());
         for pending in group {
+            // Every earlier group is in the memtable, and the records of this group accepted
+            // so far are in `frame`: the check sees every write ordered before this one.
+            if let Some(check) = &pending.check
+                && let Err(error) = self.validate(check, &frame, &starts)
+            {
+                pending.complete(Err(error));
+                accepted.push(false);
+                continue;
+            }
             let Some(version) = self.version_for(pending, now) else {
                 accepted.push(false);
                 continue;

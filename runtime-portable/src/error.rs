@@ -68,6 +68,40 @@ pub enum Error {
     },
     /// An I/O call failed.
     Io(io::Error),
+    /// A transaction, `Db::update` or `Db::compare_and_swap` lost to a write committed after
+    /// it read: nothing was written. Retry it from the start.
+    Conflict(crate::transaction::Conflict),
+    /// A transaction's tracked bytes (read set, scanned ranges, write set) passed
+    /// `Options::transaction_bytes_max`; the transaction is cancelled and wrote nothing.
+    TransactionTooLarge {
+        /// The bytes it tracked with the operation that failed.
+        bytes: u64,
+        /// The limit.
+        bytes_max: u64,
+    },
+    /// The transaction was committed or cancelled already.
+    TransactionClosed,
+    /// A write on a read-only transaction (`Db::read_transaction`).
+    TransactionReadOnly,
+    /// `Transaction::put` found the key present; the transaction is unchanged.
+    KeyExists {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// `Transaction::putc` or `delc` found a value other than the expected one; the
+    /// transaction is unchanged.
+    ConditionNotMet {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// `Transaction::rollback_to_savepoint` or `release_savepoint` without a savepoint set.
+    NoSavepoint,
+    /// `Db::update` lost to concurrent writers this many times in a row and gave up; nothing
+    /// was written.
+    RetriesExhausted {
+        /// The attempts made.
+        attempts: u32,
+    },
 }
 
 impl fmt::Display for Error {
@@ -107,6 +141,20 @@ impl fmt::Display for Error {
                 "cannot commit at version {version}: the database has handed out {last} already"
             ),
             Error::Io(error) => write!(f, "I/O error: {error}"),
+            Error::Conflict(conflict) => write!(f, "transaction conflict: {conflict}"),
+            Error::TransactionTooLarge { bytes, bytes_max } => {
+                write!(f, "transaction tracks {bytes} bytes, over the limit of {bytes_max} bytes")
+            }
+            Error::TransactionClosed => f.write_str("transaction already committed or cancelled"),
+            Error::TransactionReadOnly => f.write_str("write on a read-only transaction"),
+            Error::KeyExists { key } => write!(f, "key {} exists", key.escape_ascii()),
+            Error::ConditionNotMet { key } => {
+                write!(f, "key {} does not hold the expected value", key.escape_ascii())
+            }
+            Error::NoSavepoint => f.write_str("no savepoint is set"),
+            Error::RetriesExhausted { attempts } => {
+                write!(f, "gave up after {attempts} attempts lost to concurrent writers")
+            }
         }
     }
 }

@@ -113,6 +113,7 @@ mod snapshot;
 mod stats;
 mod sync;
 mod tiers;
+mod transaction;
 mod value;
 
 pub use batch::Batch;
@@ -125,5 +126,6 @@ pub use options::{Durability, Options, Retention};
 pub use read::{Change, Changes, History, Range};
 pub use snapshot::{KeyValue, Snapshot};
 pub use stats::{SegmentResidency, Stats};
+pub use transaction::{Conflict, Isolation, Transaction, UPDATE_ATTEMPTS_MAX};
 pub use value::Value;
 pub use zverse_core::Version;

@@ -60,6 +60,7 @@ pub struct Options {
     pub(crate) write_stop_segments: u32,
     pub(crate) create_if_missing: bool,
     pub(crate) locality_advisor: bool,
+    pub(crate) transaction_bytes_max: u64,
 }
 
 impl Default for Options {
@@ -77,6 +78,7 @@ impl Default for Options {
             write_stop_segments: 36,
             create_if_missing: true,
             locality_advisor: true,
+            transaction_bytes_max: 64 << 20,
         }
     }
 }
@@ -339,6 +341,17 @@ impl Options {
     #[must_use]
     pub fn locality_advisor(mut self, enabled: bool) -> Options {
         self.locality_advisor = enabled;
+        self
+    }
+
+    /// The most bytes one transaction tracks until it commits: its write set (keys and
+    /// values), and under `Isolation::Serializable` its read set (keys) and scanned ranges
+    /// (their bounds). An operation that would pass it fails with
+    /// [`Error::TransactionTooLarge`](crate::Error::TransactionTooLarge). Default 64 MiB; at
+    /// least 4 KiB.
+    #[must_use]
+    pub fn transaction_bytes_max(mut self, bytes: u64) -> Options {
+        self.transaction_bytes_max = bytes.max(4 << 10);
         self
     }
 }

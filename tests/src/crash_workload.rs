@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use zverse::{Db, Durability, Error, Options, Version};
+use zverse::{Db, Durability, Error, Isolation, Options, Version};
 
 use crate::sim_io::SimIo;
 
@@ -58,6 +58,9 @@ pub enum Step {
     Delete(Bytes),
     /// Writes in order: `Some` is a put, `None` a delete; a key written twice keeps the later.
     Batch(Vec<(Bytes, Option<Bytes>)>),
+    /// The same writes through a `Serializable` transaction that first reads the first key:
+    /// one record at one version, all or nothing, like a batch.
+    Transaction(Vec<(Bytes, Option<Bytes>)>),
     /// `Db::flush`.
     Flush,
     /// `Db::compact`: a flush, then every segment merged (into segments of the target size;
@@ -111,13 +114,14 @@ pub fn workload(seed: u64) -> Workload {
                 // Every batch overwrites at least one of its own keys.
                 let again = writes[0].0.clone();
                 writes.push((again, Some(value_for(&mut rng, commit))));
-                Step::Batch(writes)
+                // Every third commit of this kind goes through a transaction.
+                if commit % 3 == 0 { Step::Transaction(writes) } else { Step::Batch(writes) }
             }
         };
         let effect: BTreeMap<Bytes, Option<Bytes>> = match &step {
             Step::Put(key, value) => [(key.clone(), Some(value.clone()))].into(),
             Step::Delete(key) => [(key.clone(), None)].into(),
-            Step::Batch(writes) => writes.iter().cloned().collect(),
+            Step::Batch(writes) | Step::Transaction(writes) => writes.iter().cloned().collect(),
             Step::Flush | Step::Compact | Step::Reopen => unreachable!("added below"),
         };
         steps.push(step);
@@ -205,6 +209,7 @@ pub fn run(
                 }
                 batch.commit()
             }
+            Step::Transaction(writes) => transact(&db, writes),
             Step::Flush | Step::Compact | Step::Reopen => {
                 let done = match step {
                     Step::Flush => db.flush(),
@@ -242,6 +247,21 @@ pub fn run(
         }
     }
     (outcome, Some(db))
+}
+
+/// Runs [`Step::Transaction`]: a read, the writes, the commit.
+fn transact(db: &Db, writes: &[(Bytes, Option<Bytes>)]) -> zverse::Result<Version> {
+    let mut tx = db.transaction_with(Isolation::Serializable);
+    if let Some((key, _)) = writes.first() {
+        tx.get(key, None)?;
+    }
+    for (key, value) in writes {
+        match value {
+            Some(value) => tx.set(key, value)?,
+            None => tx.del(key)?,
+        }
+    }
+    Ok(tx.commit()?.expect("a transaction step always writes"))
 }
 
 /// A key's versions as `history` returns them, newest first, values copied out.

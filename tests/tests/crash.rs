@@ -22,7 +22,7 @@ use std::time::Instant;
 use zverse::{Durability, Version};
 use zverse_tests::crash_workload::{
     COMMIT_COUNT, Check, DURABLE_AT_END, History, KEY_AFTER, OnError, Outcome, SEGMENTS_AT_END,
-    Workload, allowed_prefixes, check_restart, check_running_db, matching_prefix, open,
+    Step, Workload, allowed_prefixes, check_restart, check_running_db, matching_prefix, open,
     read_history, read_state, run, workload, workload_seed,
 };
 use zverse_tests::sim_io::{CrashVariant, SimIo};
@@ -136,6 +136,8 @@ fn crash_at_every_call(durability: Durability) {
     let mut call_counts = Vec::new();
     for seed in workload_seeds() {
         let work = workload(seed);
+        let transactions = work.steps.iter().filter(|s| matches!(s, Step::Transaction(_)));
+        assert!(transactions.count() >= 2, "the workload commits transactions (seed {seed})");
         let call_count = count_calls(&work, durability);
         call_counts.push(call_count);
         for call in 0..call_count {

@@ -26,7 +26,7 @@ use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use proptest::strategy::{Union, ValueTree};
 use proptest::test_runner::{TestCaseError, TestRunner};
-use zverse::{Change, Db, Durability, Options, Snapshot, Value, Version};
+use zverse::{Change, Db, Durability, Error, Isolation, Options, Snapshot, Value, Version};
 use zverse_core::zkey::cmp_z;
 use zverse_tests::backend;
 use zverse_tests::sim_io::SimIo;
@@ -166,6 +166,23 @@ enum Op {
     Reopen {
         close_first: bool,
     },
+    /// A transaction: its writes, then reads through it (the model at its start plus its
+    /// writes), then maybe a plain put after its start, then a commit that must conflict
+    /// exactly when its isolation level says so.
+    Transaction {
+        serializable: bool,
+        writes: Vec<(Key, Option<Bytes>)>,
+        reads: Vec<TxRead>,
+        interloper: Option<(Key, Bytes)>,
+    },
+}
+
+/// A read through a transaction.
+#[derive(Clone, Debug)]
+enum TxRead {
+    Get(Key),
+    /// A scan with a limit, reversed or not.
+    Scan(KeyRange, u8, bool),
 }
 
 fn key() -> BoxedStrategy<Key> {
@@ -279,8 +296,26 @@ fn op(offset_max: i8) -> BoxedStrategy<Op> {
         5 => Just(Op::Flush),
         2 => Just(Op::Compact),
         1 => any::<bool>().prop_map(|close_first| Op::Reopen { close_first }),
+        4 => transaction(),
     ]
     .boxed()
+}
+
+fn transaction() -> BoxedStrategy<Op> {
+    let tx_write = (key(), proptest::option::of(value()));
+    let tx_read = prop_oneof![
+        key().prop_map(TxRead::Get),
+        (key_range(), 1..5_u8, any::<bool>()).prop_map(|(r, l, rev)| TxRead::Scan(r, l, rev)),
+    ];
+    let interloper = proptest::option::of((key(), value()));
+    (any::<bool>(), vec(tx_write, 0..4), vec(tx_read, 0..4), interloper)
+        .prop_map(|(serializable, writes, reads, interloper)| Op::Transaction {
+            serializable,
+            writes,
+            reads,
+            interloper,
+        })
+        .boxed()
 }
 
 fn ops(offset_max: i8) -> impl Strategy<Value = Vec<Op>> {
@@ -756,6 +791,59 @@ impl Harness {
                 self.check_stats(true)
             }
             Op::Reopen { close_first } => self.reopen(*close_first),
+            Op::Transaction { serializable, writes, reads, interloper } => {
+                self.transaction(*serializable, writes, reads, interloper.as_ref())
+            }
+        }
+    }
+
+    /// Runs [`Op::Transaction`]: checks each read against the model, and the commit's outcome
+    /// against the conflict the isolation level must find.
+    fn transaction(
+        &mut self,
+        serializable: bool,
+        writes: &[(Key, Option<Bytes>)],
+        reads: &[TxRead],
+        interloper: Option<&(Key, Bytes)>,
+    ) -> Result<(), String> {
+        let isolation = if serializable { Isolation::Serializable } else { Isolation::Snapshot };
+        let db = self.db.as_ref().expect("the database is open between ops");
+        let mut tx = db.transaction_with(isolation);
+        let start = tx.start_version();
+        let mut own: BTreeMap<Key, Option<Bytes>> = BTreeMap::new();
+        for (key, value) in writes {
+            match value {
+                Some(value) => engine(tx.set(key, value))?,
+                None => engine(tx.del(key))?,
+            }
+            own.insert(key.clone(), value.clone());
+        }
+        let mut tracked = TxTracked::default();
+        for read in reads {
+            check_tx_read(&mut tx, &self.model, start, &own, read, &mut tracked)?;
+        }
+        let interloper_version = match interloper {
+            Some((key, value)) => Some(engine(db.put(key, value))?),
+            None => None,
+        };
+        let conflict_expected = !own.is_empty()
+            && interloper.is_some_and(|(key, _)| {
+                own.contains_key(key) || (serializable && tracked.covers(key))
+            });
+        let outcome = tx.commit();
+        drop(tx);
+        if let (Some(version), Some((key, value))) = (interloper_version, interloper) {
+            self.record_write(version, &[(key.clone(), Some(value.clone()))])?;
+        }
+        match (outcome, conflict_expected) {
+            (Err(Error::Conflict(_)), true) | (Ok(None), false) => Ok(()),
+            (Ok(Some(version)), false) => {
+                let writes: Vec<_> = own.into_iter().collect();
+                self.record_write(version, &writes)
+            }
+            (outcome, expected) => {
+                Err(format!("commit gave {outcome:?}; a conflict expected: {expected}"))
+            }
         }
     }
 
@@ -860,6 +948,80 @@ impl Harness {
         self.check_read(On::Db, &Read::Changes(all, (Bound::Unbounded, Bound::Unbounded)))?;
         self.check_stats(false)
     }
+}
+
+/// What a transaction read from its snapshot: point keys and (possibly narrowed) ranges.
+#[derive(Default)]
+struct TxTracked {
+    keys: Vec<Key>,
+    ranges: Vec<KeyRange>,
+}
+
+impl TxTracked {
+    fn covers(&self, key: &Key) -> bool {
+        self.keys.contains(key) || self.ranges.iter().any(|r| slices(r).contains(&key.0.as_slice()))
+    }
+}
+
+/// One read through a transaction, against the model at `start` with `own` writes over it.
+fn check_tx_read(
+    tx: &mut zverse::Transaction<'_>,
+    model: &Model,
+    start: Version,
+    own: &BTreeMap<Key, Option<Bytes>>,
+    read: &TxRead,
+    tracked: &mut TxTracked,
+) -> Result<(), String> {
+    match read {
+        TxRead::Get(key) => {
+            let got = bytes(engine(tx.get(key, None))?);
+            let want = if let Some(value) = own.get(key) {
+                value.clone()
+            } else {
+                tracked.keys.push(key.clone());
+                model.value_at(key, start)
+            };
+            if got != want {
+                return Err(format!("tx get {key:?}: {got:?}, the model has {want:?}"));
+            }
+        }
+        TxRead::Scan(range, limit, reverse) => {
+            let mut merged: BTreeMap<Key, Bytes> =
+                model.range_at(range, start).into_iter().collect();
+            for (key, value) in own.iter().filter(|(k, _)| slices(range).contains(&k.0.as_slice()))
+            {
+                match value {
+                    Some(value) => merged.insert(key.clone(), value.clone()),
+                    None => merged.remove(key),
+                };
+            }
+            let limit = usize::from(*limit);
+            let mut want: Vec<(Key, Bytes)> = merged.into_iter().collect();
+            let truncated = want.len() > limit;
+            if *reverse {
+                want.reverse();
+            }
+            want.truncate(limit);
+            let slice = (range.0.as_ref().map(|k| &k.0[..]), range.1.as_ref().map(|k| &k.0[..]));
+            let got = if *reverse {
+                engine(tx.scanr(slice, limit, None))?
+            } else {
+                engine(tx.scan(slice, limit, None))?
+            };
+            let got: Vec<(Key, Bytes)> =
+                got.iter().map(|(k, v)| (Bytes::from(&k[..]), Bytes::from(&v[..]))).collect();
+            if got != want {
+                return Err(format!("tx scan {range:?} limit {limit}: {got:?}, model {want:?}"));
+            }
+            let edge = want.last().map(|(key, _)| Bound::Included(key.clone()));
+            tracked.ranges.push(match (truncated, edge, reverse) {
+                (true, Some(edge), true) => (edge, range.1.clone()),
+                (true, Some(edge), false) => (range.0.clone(), edge),
+                _ => range.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

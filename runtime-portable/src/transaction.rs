@@ -1,0 +1,891 @@
+//! [`Transaction`]: optimistic transactions at snapshot isolation or serializable, with the
+//! operations SurrealDB's key-value layer uses (`docs/surrealdb.md` maps them one by one).
+//!
+//! A transaction reads at its start version (a pinned [`Snapshot`]) plus its own writes, which
+//! it buffers in a write set. `commit` sends the write set as one batch record through the
+//! group commit with a [`ConflictCheck`]; the commit leader runs the check just before it
+//! assigns the record's version, when every earlier group is in the memtable and the earlier
+//! records of the same group are in the group's frame, and refuses the record with
+//! [`Error::Conflict`] if anything it covers was written after the start. Validation and
+//! version assignment are therefore one step: no write, from a transaction or from a plain
+//! `put`, can slip between them.
+//!
+//! - [`Isolation::Snapshot`] checks the write set (first committer wins).
+//! - [`Isolation::Serializable`] also checks the read set (point reads) and the scanned ranges
+//!   (so a phantom insert conflicts too): backward validation, so the committed transactions
+//!   are equivalent to running them one by one in commit order.
+//!
+//! The read set and scanned ranges live in the transaction until it commits or is dropped,
+//! and cost their key bytes; with the write set they are bounded by
+//! `Options::transaction_bytes_max` (an operation that would pass it fails with
+//! [`Error::TransactionTooLarge`] and closes the transaction).
+
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::fmt;
+use std::iter::Peekable;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use zverse_core::record::{self, BatchBuilder};
+use zverse_core::{Version, limits};
+
+use crate::db::{Db, Inner};
+use crate::error::{Error, Result};
+use crate::options::Retention;
+use crate::read::{OwnedRange, Range, ReadView};
+use crate::snapshot::Snapshot;
+use crate::value::Value;
+
+/// How `Db::update` retries: at most this many attempts, each lost to a write committed
+/// between its read and its commit. Every lost attempt means another writer committed, so the
+/// database makes progress; the bound only keeps one caller from waiting forever.
+pub const UPDATE_ATTEMPTS_MAX: u32 = 1024;
+
+/// Keys `Transaction::delr` reads at a time, so that its memory is the write set's alone.
+const DELR_CHUNK_LEN: usize = 1024;
+
+/// What a transaction validates at commit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Isolation {
+    /// Reads see the start snapshot; commit fails if another transaction committed a write to
+    /// a key this one writes after it started (first committer wins). Write skew is possible.
+    #[default]
+    Snapshot,
+    /// Snapshot isolation plus: commit fails if a key this one read, or a key in a range it
+    /// scanned, was written after it started. Serializable in commit order.
+    Serializable,
+}
+
+/// Why a commit was refused. Nothing of the transaction was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Conflict {
+    /// `key` was written after the transaction started: at `version`, or (`None`) by a write
+    /// ahead of it in the same commit group.
+    Key {
+        /// The key.
+        key: Vec<u8>,
+        /// The version of the newer write, when it already had one.
+        version: Option<Version>,
+    },
+    /// `key`, in a range the transaction scanned, was written after it started.
+    Range {
+        /// The scanned range's start.
+        start: Bound<Vec<u8>>,
+        /// The scanned range's end.
+        end: Bound<Vec<u8>>,
+        /// The key written in it.
+        key: Vec<u8>,
+        /// The version of that write, when it already had one.
+        version: Option<Version>,
+    },
+    /// The transaction started before the retention horizon: the versions that would show a
+    /// conflict may be gone, so it cannot be validated.
+    Expired {
+        /// The transaction's start version.
+        start: Version,
+        /// The retention horizon at commit.
+        horizon: Version,
+    },
+}
+
+impl fmt::Display for Conflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Conflict::Key { key, .. } => {
+                write!(f, "key {} was written after the start", key.escape_ascii())
+            }
+            Conflict::Range { key, .. } => write!(
+                f,
+                "key {} in a scanned range was written after the start",
+                key.escape_ascii()
+            ),
+            Conflict::Expired { start, horizon } => {
+                write!(f, "start version {start} is below the retention horizon {horizon}")
+            }
+        }
+    }
+}
+
+/// What the commit leader checks before it gives a transaction's record its version: nothing
+/// in `keys` or `ranges` was written after `start`.
+#[derive(Debug)]
+pub(crate) struct ConflictCheck {
+    start: Version,
+    /// Sorted, no duplicates.
+    keys: Vec<Arc<[u8]>>,
+    ranges: Vec<OwnedRange>,
+}
+
+impl ConflictCheck {
+    /// The check of `Db::update` and `Db::compare_and_swap`: `key` unchanged since `start`.
+    fn key(start: Version, key: &[u8]) -> ConflictCheck {
+        ConflictCheck { start, keys: vec![Arc::from(key)], ranges: Vec::new() }
+    }
+
+    /// The conflict a write of `key` ahead of this one in its commit group makes, if any.
+    fn touched_by(&self, key: &[u8]) -> Option<Conflict> {
+        if self.keys.binary_search_by(|k| (**k).cmp(key)).is_ok() {
+            return Some(Conflict::Key { key: key.to_vec(), version: None });
+        }
+        let range = self.ranges.iter().find(|range| range_contains(range, key))?;
+        Some(range_conflict(range, key, None))
+    }
+}
+
+fn range_contains(range: &OwnedRange, key: &[u8]) -> bool {
+    let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (bound_ref(&range.start), bound_ref(&range.end));
+    bounds.contains(key)
+}
+
+fn bound_ref(bound: &Bound<Box<[u8]>>) -> Bound<&[u8]> {
+    match bound {
+        Bound::Included(key) => Bound::Included(key),
+        Bound::Excluded(key) => Bound::Excluded(key),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// Whether `BTreeMap::range` would refuse the bounds (it panics on them): start above end, or
+/// both excluded and equal. Such a range holds no key.
+fn is_inverted((start, end): (Bound<&[u8]>, Bound<&[u8]>)) -> bool {
+    match (start, end) {
+        (Bound::Excluded(s), Bound::Excluded(e)) => s >= e,
+        (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) => s > e,
+        _ => false,
+    }
+}
+
+fn bound_vec(bound: &Bound<Box<[u8]>>) -> Bound<Vec<u8>> {
+    bound_ref(bound).map(<[u8]>::to_vec)
+}
+
+fn bound_len(bound: &Bound<Box<[u8]>>) -> u64 {
+    match bound {
+        Bound::Included(key) | Bound::Excluded(key) => key.len() as u64,
+        Bound::Unbounded => 0,
+    }
+}
+
+fn range_conflict(range: &OwnedRange, key: &[u8], version: Option<Version>) -> Conflict {
+    Conflict::Range {
+        start: bound_vec(&range.start),
+        end: bound_vec(&range.end),
+        key: key.to_vec(),
+        version,
+    }
+}
+
+impl Inner {
+    /// Runs `check` in the commit leader, before the version of the record it guards is
+    /// assigned. `frame` holds the records of the same group accepted so far, at `starts`.
+    pub(crate) fn validate(
+        &self,
+        check: &ConflictCheck,
+        frame: &[u8],
+        starts: &[usize],
+    ) -> Result<()> {
+        self.check_retention(check.start)?;
+        for &start in starts {
+            let bytes = frame.get(start..).expect("a record start lies inside its frame");
+            let (record, _) =
+                record::decode_from(bytes).expect("a record this database encoded decodes");
+            if let Some(conflict) = record.entries().find_map(|entry| check.touched_by(entry.key)) {
+                return Err(Error::Conflict(conflict));
+            }
+        }
+        // The leader applied every earlier group: the watermark covers all of them.
+        let view = ReadView { version: self.visible_version(), tiers: self.tiers() };
+        for key in &check.keys {
+            if let Some(newest) = view.get_entry(key)?
+                && newest.version > check.start
+            {
+                let conflict = Conflict::Key { key: key.to_vec(), version: Some(newest.version) };
+                return Err(Error::Conflict(conflict));
+            }
+        }
+        let after_start = (Bound::Excluded(check.start), Bound::Unbounded);
+        for range in &check.ranges {
+            if let Some(change) = view.changes(range, after_start).next() {
+                let change = change?;
+                let conflict = range_conflict(range, &change.key, Some(change.version));
+                return Err(Error::Conflict(conflict));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a check whose start lies below the retention horizon: compaction may have
+    /// dropped the writes that would conflict with it.
+    fn check_retention(&self, start: Version) -> Result<()> {
+        let Retention::Duration(age) = self.options.retention else { return Ok(()) };
+        let horizon = SystemTime::now().checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH);
+        let horizon = Version::from_system_time(horizon);
+        if start < horizon {
+            return Err(Error::Conflict(Conflict::Expired { start, horizon }));
+        }
+        Ok(())
+    }
+}
+
+/// A write in the write set: the value, or `None` for a delete.
+type Write = Option<Arc<[u8]>>;
+
+/// An optimistic transaction: reads at its start snapshot plus its own writes, commits its
+/// writes as one batch at one version, or fails with [`Error::Conflict`] and writes nothing.
+///
+/// Reads take an optional version: `Some(v)` reads the database as of `v` (committed data
+/// only, neither the transaction's own writes nor tracked for conflicts: history at or below
+/// the watermark never changes). Dropping a transaction cancels it.
+///
+/// ```
+/// # fn main() -> zverse::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// use zverse::{Db, Isolation, Options};
+///
+/// let db = Db::open(dir.path(), Options::default())?;
+/// db.put(b"counter", b"41")?;
+/// let mut tx = db.transaction_with(Isolation::Serializable);
+/// let current = tx.get(b"counter", None)?.expect("written above");
+/// let next = std::str::from_utf8(&current).unwrap().parse::<u64>().unwrap() + 1;
+/// tx.set(b"counter", next.to_string().as_bytes())?;
+/// assert_eq!(tx.get(b"counter", None)?.as_deref(), Some(&b"42"[..])); // its own write
+/// assert_eq!(db.get(b"counter")?.as_deref(), Some(&b"41"[..])); // not yet committed
+/// tx.commit()?;
+/// assert_eq!(db.get(b"counter")?.as_deref(), Some(&b"42"[..]));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Transaction<'db> {
+    db: &'db Db,
+    snapshot: Snapshot,
+    isolation: Isolation,
+    writeable: bool,
+    closed: bool,
+    version_wanted: Option<Version>,
+    writes: BTreeMap<Arc<[u8]>, Write>,
+    /// Point reads answered from the snapshot (`Serializable` only).
+    reads: BTreeSet<Arc<[u8]>>,
+    /// Ranges read from the snapshot (`Serializable` only).
+    scans: Vec<OwnedRange>,
+    /// Bytes of `writes`, `reads` and `scans` added so far.
+    tracked_bytes: u64,
+    /// Per write since the oldest live savepoint: the key and its previous entry.
+    undo: Vec<(Arc<[u8]>, Option<Write>)>,
+    /// Each savepoint's position in `undo`, oldest first.
+    savepoints: Vec<usize>,
+}
+
+impl Db {
+    /// A read-write transaction at [`Isolation::Snapshot`].
+    #[must_use]
+    pub fn transaction(&self) -> Transaction<'_> {
+        Transaction::new(self, Isolation::Snapshot, true)
+    }
+
+    /// A read-write transaction at `isolation`.
+    #[must_use]
+    pub fn transaction_with(&self, isolation: Isolation) -> Transaction<'_> {
+        Transaction::new(self, isolation, true)
+    }
+
+    /// A read-only transaction: it never conflicts, never blocks a writer, and tracks nothing;
+    /// its writes fail with [`Error::TransactionReadOnly`].
+    #[must_use]
+    pub fn read_transaction(&self) -> Transaction<'_> {
+        Transaction::new(self, Isolation::Snapshot, false)
+    }
+
+    /// The newest version of `key` with its value (`None` for a delete), or `None` if the key
+    /// has no version: what [`Db::compare_and_swap`] compares.
+    pub fn get_versioned(&self, key: &[u8]) -> Result<Option<(Version, Option<Value>)>> {
+        let view = ReadView::new(&self.inner, Version::MAX)?;
+        Ok(view.get_entry(key)?.map(|change| (change.version, change.value)))
+    }
+
+    /// Replaces the value of `key` with `f(current)` (`None`: absent or deleted; `f` returning
+    /// `None` deletes), atomically: if another write to `key` commits between the read and the
+    /// write, `f` runs again on the new value. Returns the write's version. Gives up with
+    /// [`Error::RetriesExhausted`] after [`UPDATE_ATTEMPTS_MAX`] lost attempts.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// let increment = |old: Option<&[u8]>| {
+    ///     let old = old.map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()));
+    ///     Some((old + 1).to_le_bytes().to_vec())
+    /// };
+    /// db.update(b"hits", increment)?;
+    /// db.update(b"hits", increment)?;
+    /// assert_eq!(db.get(b"hits")?.as_deref(), Some(&2u64.to_le_bytes()[..]));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn update(
+        &self,
+        key: &[u8],
+        mut f: impl FnMut(Option<&[u8]>) -> Option<Vec<u8>>,
+    ) -> Result<Version> {
+        for _ in 0..UPDATE_ATTEMPTS_MAX {
+            let view = ReadView::new(&self.inner, Version::MAX)?;
+            let current = view.get_entry(key)?.and_then(|change| change.value);
+            let next = f(current.as_deref());
+            match self.write_checked(key, next.as_deref(), ConflictCheck::key(view.version, key)) {
+                Err(Error::Conflict(Conflict::Key { .. })) => {}
+                outcome => return outcome,
+            }
+        }
+        Err(Error::RetriesExhausted { attempts: UPDATE_ATTEMPTS_MAX })
+    }
+
+    /// Writes `new` (`None`: a delete) under `key` only if the key's newest version is still
+    /// `expected` (`None`: the key has no version), as [`Db::get_versioned`] reported it.
+    /// Otherwise fails with [`Error::Conflict`] naming the newer version, and writes nothing.
+    pub fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected: Option<Version>,
+        new: Option<&[u8]>,
+    ) -> Result<Version> {
+        let view = ReadView::new(&self.inner, Version::MAX)?;
+        let current = view.get_entry(key)?.map(|change| change.version);
+        if current != expected {
+            return Err(Error::Conflict(Conflict::Key { key: key.to_vec(), version: current }));
+        }
+        self.write_checked(key, new, ConflictCheck::key(view.version, key))
+    }
+
+    fn write_checked(
+        &self,
+        key: &[u8],
+        value: Option<&[u8]>,
+        check: ConflictCheck,
+    ) -> Result<Version> {
+        let mut builder = BatchBuilder::new();
+        match value {
+            Some(value) => builder.put(key, value)?,
+            None => builder.delete(key)?,
+        }
+        let user_bytes = (key.len() + value.map_or(0, <[u8]>::len)) as u64;
+        let encoded = builder.finish(Version::ZERO);
+        self.inner.commit_checked(encoded, user_bytes, None, Some(check))
+    }
+}
+
+impl<'db> Transaction<'db> {
+    fn new(db: &'db Db, isolation: Isolation, writeable: bool) -> Transaction<'db> {
+        Transaction {
+            db,
+            snapshot: db.snapshot(),
+            isolation,
+            writeable,
+            closed: false,
+            version_wanted: None,
+            writes: BTreeMap::new(),
+            reads: BTreeSet::new(),
+            scans: Vec::new(),
+            tracked_bytes: 0,
+            undo: Vec::new(),
+            savepoints: Vec::new(),
+        }
+    }
+
+    /// The version the transaction reads at.
+    #[must_use]
+    pub fn start_version(&self) -> Version {
+        self.snapshot.version()
+    }
+
+    /// The transaction's isolation level.
+    #[must_use]
+    pub fn isolation(&self) -> Isolation {
+        self.isolation
+    }
+
+    /// Whether it was committed or cancelled (every call but these two then fails with
+    /// [`Error::TransactionClosed`]).
+    #[must_use]
+    pub fn closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Whether it may write (`false` for [`Db::read_transaction`]).
+    #[must_use]
+    pub fn writeable(&self) -> bool {
+        self.writeable
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed {
+            return Err(Error::TransactionClosed);
+        }
+        Ok(())
+    }
+
+    fn check_writeable(&self) -> Result<()> {
+        self.check_open()?;
+        if !self.writeable {
+            return Err(Error::TransactionReadOnly);
+        }
+        Ok(())
+    }
+
+    /// Counts `bytes` more against `Options::transaction_bytes_max`; past it, closes the
+    /// transaction and fails.
+    fn track_bytes(&mut self, bytes: u64) -> Result<()> {
+        let bytes_max = self.db.inner.options.transaction_bytes_max;
+        let total = self.tracked_bytes.saturating_add(bytes);
+        if total > bytes_max {
+            self.cancel_quietly();
+            return Err(Error::TransactionTooLarge { bytes: total, bytes_max });
+        }
+        self.tracked_bytes = total;
+        Ok(())
+    }
+
+    fn tracks_reads(&self) -> bool {
+        self.writeable && self.isolation == Isolation::Serializable
+    }
+
+    fn track_read(&mut self, key: &[u8]) -> Result<()> {
+        if self.tracks_reads() && !self.reads.contains(key) {
+            self.track_bytes(key.len() as u64)?;
+            self.reads.insert(Arc::from(key));
+        }
+        Ok(())
+    }
+
+    fn track_scan(&mut self, range: OwnedRange) -> Result<()> {
+        // An inverted range holds no key: nothing to track.
+        if self.tracks_reads() && !is_inverted((bound_ref(&range.start), bound_ref(&range.end))) {
+            self.track_bytes(bound_len(&range.start) + bound_len(&range.end))?;
+            self.scans.push(range);
+        }
+        Ok(())
+    }
+
+    fn view(&self, version: Option<Version>) -> Result<ReadView> {
+        let start = self.snapshot.version();
+        ReadView::new(&self.db.inner, version.unwrap_or(start))
+    }
+
+    /// Whether `key` has a value (see [`Transaction::get`]).
+    pub fn exists(&mut self, key: &[u8], version: Option<Version>) -> Result<bool> {
+        Ok(self.get(key, version)?.is_some())
+    }
+
+    /// The value of `key`: the transaction's own write if it has one, else the start
+    /// snapshot's; or, with `Some(version)`, the database's as of `version`.
+    pub fn get(&mut self, key: &[u8], version: Option<Version>) -> Result<Option<Value>> {
+        self.check_open()?;
+        if version.is_some() {
+            return self.view(version)?.get(key);
+        }
+        if let Some(own) = self.writes.get(key) {
+            return Ok(own.clone().map(Value::shared));
+        }
+        self.track_read(key)?;
+        self.view(None)?.get(key)
+    }
+
+    /// The values of `keys`, in order (see [`Transaction::get`]).
+    pub fn getm(&mut self, keys: &[&[u8]], version: Option<Version>) -> Result<Vec<Option<Value>>> {
+        keys.iter().map(|key| self.get(key, version)).collect()
+    }
+
+    /// Up to `limit` keys of `keys` with their values, in key order (see
+    /// [`Transaction::scan`]).
+    pub fn getr<'k>(
+        &mut self,
+        keys: impl RangeBounds<&'k [u8]>,
+        limit: usize,
+        version: Option<Version>,
+    ) -> Result<Vec<(Value, Value)>> {
+        self.scan(keys, limit, version)
+    }
+
+    /// Up to `limit` keys of `keys` with their values, ascending: the start snapshot merged
+    /// with the transaction's own writes, or the database as of `Some(version)`. Memory
+    /// O(`limit`).
+    pub fn scan<'k>(
+        &mut self,
+        keys: impl RangeBounds<&'k [u8]>,
+        limit: usize,
+        version: Option<Version>,
+    ) -> Result<Vec<(Value, Value)>> {
+        self.scan_in(OwnedRange::from_bounds(&keys), limit, version, false)
+    }
+
+    /// [`Transaction::scan`], descending from the end of `keys`. Reads the range forward and
+    /// keeps the last `limit` entries: memory O(`limit`), time O(range).
+    pub fn scanr<'k>(
+        &mut self,
+        keys: impl RangeBounds<&'k [u8]>,
+        limit: usize,
+        version: Option<Version>,
+    ) -> Result<Vec<(Value, Value)>> {
+        self.scan_in(OwnedRange::from_bounds(&keys), limit, version, true)
+    }
+
+    /// The keys of [`Transaction::scan`].
+    pub fn keys<'k>(
+        &mut self,
+        keys: impl RangeBounds<&'k [u8]>,
+        limit: usize,
+        version: Option<Version>,
+    ) -> Result<Vec<Value>> {
+        Ok(self.scan(keys, limit, version)?.into_iter().map(|(key, _)| key).collect())
+    }
+
+    /// The keys of [`Transaction::scanr`].
+    pub fn keysr<'k>(
+        &mut self,
+        keys: impl RangeBounds<&'k [u8]>,
+        limit: usize,
+        version: Option<Version>,
+    ) -> Result<Vec<Value>> {
+        Ok(self.scanr(keys, limit, version)?.into_iter().map(|(key, _)| key).collect())
+    }
+
+    fn scan_in(
+        &mut self,
+        keys: OwnedRange,
+        limit: usize,
+        version: Option<Version>,
+        reverse: bool,
+    ) -> Result<Vec<(Value, Value)>> {
+        self.check_open()?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (found, truncated) = self.read_range(&keys, limit, version, reverse)?;
+        if version.is_none() {
+            self.track_scan(scanned_range(keys, &found, truncated, reverse))?;
+        }
+        let mut found: Vec<_> = found.into();
+        if reverse {
+            found.reverse();
+        }
+        Ok(found)
+    }
+
+    /// Up to `limit` live pairs of `keys` (the first ones, or with `reverse` the last ones, in
+    /// key order), untracked; and whether the limit left any out.
+    fn read_range(
+        &self,
+        keys: &OwnedRange,
+        limit: usize,
+        version: Option<Version>,
+        reverse: bool,
+    ) -> Result<(VecDeque<(Value, Value)>, bool)> {
+        let view = self.view(version)?;
+        let committed = view.range(keys.clone()).peekable();
+        let empty = BTreeMap::new();
+        let bounds = (bound_ref(&keys.start), bound_ref(&keys.end));
+        let own = if version.is_some() || is_inverted(bounds) { &empty } else { &self.writes };
+        let own = own.range::<[u8], _>(bounds);
+        collect_limited(&mut Merged { committed, own: own.peekable() }, limit, reverse)
+    }
+
+    /// Every committed version of every key in `keys` up to the start (or `Some(version)`),
+    /// key ascending then newest first, as `(key, version, value)` (`None` for a delete): at
+    /// most `limit` of them. Memory O(`limit`); time O(versions in the range).
+    pub fn scan_all_versions<'k>(
+        &mut self,
+        keys: impl RangeBounds<&'k [u8]>,
+        limit: usize,
+        version: Option<Version>,
+    ) -> Result<Vec<(Value, Version, Option<Value>)>> {
+        self.check_open()?;
+        let view = self.view(version)?;
+        let mut smallest: BinaryHeap<KeyOrdered> = BinaryHeap::new();
+        for change in
+            view.changes(&OwnedRange::from_bounds(&keys), (Bound::Unbounded, Bound::Unbounded))
+        {
+            smallest.push(KeyOrdered(change?));
+            if smallest.len() > limit {
+                smallest.pop();
+            }
+        }
+        let sorted = smallest.into_sorted_vec();
+        Ok(sorted.into_iter().map(|KeyOrdered(c)| (c.key, c.version, c.value)).collect())
+    }
+
+    /// Writes `value` under `key` (insert or replace).
+    pub fn set(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.write(key, Some(value))
+    }
+
+    /// Inserts `value` under `key` if the key has no value; else fails with
+    /// [`Error::KeyExists`] and changes nothing.
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.check_writeable()?;
+        if self.get(key, None)?.is_some() {
+            return Err(Error::KeyExists { key: key.to_vec() });
+        }
+        self.write(key, Some(value))
+    }
+
+    /// Writes `value` under `key` if its current value is `expected` (`None`: absent); else
+    /// fails with [`Error::ConditionNotMet`] and changes nothing.
+    pub fn putc(&mut self, key: &[u8], value: &[u8], expected: Option<&[u8]>) -> Result<()> {
+        self.check_condition(key, expected)?;
+        self.write(key, Some(value))
+    }
+
+    /// Deletes `key`.
+    pub fn del(&mut self, key: &[u8]) -> Result<()> {
+        self.write(key, None)
+    }
+
+    /// Deletes `key` if its current value is `expected` (`None`: absent); else fails with
+    /// [`Error::ConditionNotMet`] and changes nothing.
+    pub fn delc(&mut self, key: &[u8], expected: Option<&[u8]>) -> Result<()> {
+        self.check_condition(key, expected)?;
+        self.write(key, None)
+    }
+
+    /// Deletes every key in `keys` that has a value for this transaction. Under
+    /// `Serializable` the range counts as scanned (a concurrent insert into it conflicts).
+    pub fn delr<'k>(&mut self, keys: impl RangeBounds<&'k [u8]>) -> Result<()> {
+        self.check_writeable()?;
+        let keys = OwnedRange::from_bounds(&keys);
+        let mut rest = keys.clone();
+        loop {
+            let (found, more) = self.read_range(&rest, DELR_CHUNK_LEN, None, false)?;
+            for (key, _) in &found {
+                self.write(key, None)?;
+            }
+            match found.back() {
+                Some((last, _)) if more => rest.start = Bound::Excluded(Box::from(&last[..])),
+                _ => break,
+            }
+        }
+        self.track_scan(keys)
+    }
+
+    fn check_condition(&mut self, key: &[u8], expected: Option<&[u8]>) -> Result<()> {
+        self.check_writeable()?;
+        if self.get(key, None)?.as_deref() != expected {
+            return Err(Error::ConditionNotMet { key: key.to_vec() });
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        self.check_writeable()?;
+        limits::check_key(key)?;
+        if let Some(value) = value {
+            limits::check_value(value)?;
+        }
+        self.track_bytes((key.len() + value.map_or(0, <[u8]>::len)) as u64)?;
+        let key: Arc<[u8]> = Arc::from(key);
+        let previous = self.writes.insert(Arc::clone(&key), value.map(Arc::from));
+        if !self.savepoints.is_empty() {
+            self.undo.push((key, previous));
+        }
+        Ok(())
+    }
+
+    /// Sets a savepoint: [`Transaction::rollback_to_savepoint`] undoes the writes made after
+    /// it. Savepoints nest.
+    pub fn set_savepoint(&mut self) -> Result<()> {
+        self.check_open()?;
+        self.savepoints.push(self.undo.len());
+        Ok(())
+    }
+
+    /// Undoes every write made since the newest savepoint and removes it. Reads made since
+    /// stay tracked (under `Serializable` they may still conflict).
+    pub fn rollback_to_savepoint(&mut self) -> Result<()> {
+        self.check_open()?;
+        let mark = self.savepoints.pop().ok_or(Error::NoSavepoint)?;
+        while self.undo.len() > mark {
+            let Some((key, previous)) = self.undo.pop() else { break };
+            match previous {
+                Some(write) => self.writes.insert(key, write),
+                None => self.writes.remove(&key),
+            };
+        }
+        if self.savepoints.is_empty() {
+            self.undo.clear();
+        }
+        Ok(())
+    }
+
+    /// Removes the newest savepoint, keeping the writes made since it.
+    pub fn release_savepoint(&mut self) -> Result<()> {
+        self.check_open()?;
+        self.savepoints.pop().ok_or(Error::NoSavepoint)?;
+        if self.savepoints.is_empty() {
+            self.undo.clear();
+        }
+        Ok(())
+    }
+
+    /// Commits the transaction's writes at `version` instead of the clock's next (an HLC
+    /// timestamp from elsewhere: a replica, an import). It must be above every version the
+    /// database has handed out, or the commit fails with [`Error::VersionNotAfter`].
+    pub fn commit_at(&mut self, version: Version) -> Result<Option<Version>> {
+        self.version_wanted = Some(version);
+        self.commit()
+    }
+
+    /// Commits every write at one version and returns it (`None` if the transaction wrote
+    /// nothing: then nothing is validated, and it never conflicts). Fails with
+    /// [`Error::Conflict`], writing nothing, if validation fails. The transaction is closed
+    /// afterwards, whatever the outcome.
+    pub fn commit(&mut self) -> Result<Option<Version>> {
+        self.check_open()?;
+        self.closed = true;
+        let writes = std::mem::take(&mut self.writes);
+        if writes.is_empty() {
+            return Ok(None);
+        }
+        let mut builder = BatchBuilder::new();
+        let mut user_bytes = 0_u64;
+        for (key, value) in &writes {
+            match value {
+                Some(value) => builder.put(key, value)?,
+                None => builder.delete(key)?,
+            }
+            user_bytes += (key.len() + value.as_deref().map_or(0, <[u8]>::len)) as u64;
+        }
+        let check = self.conflict_check(writes.into_keys());
+        let encoded = builder.finish(Version::ZERO);
+        self.db
+            .inner
+            .commit_checked(encoded, user_bytes, self.version_wanted, Some(check))
+            .map(Some)
+    }
+
+    fn conflict_check(&mut self, written: impl Iterator<Item = Arc<[u8]>>) -> ConflictCheck {
+        let mut keys: Vec<Arc<[u8]>> = written.collect();
+        if self.isolation == Isolation::Serializable {
+            keys.extend(std::mem::take(&mut self.reads));
+            keys.sort_unstable();
+            keys.dedup();
+        }
+        let ranges = std::mem::take(&mut self.scans);
+        ConflictCheck { start: self.snapshot.version(), keys, ranges }
+    }
+
+    /// Discards every write and closes the transaction.
+    pub fn cancel(&mut self) -> Result<()> {
+        self.check_open()?;
+        self.cancel_quietly();
+        Ok(())
+    }
+
+    fn cancel_quietly(&mut self) {
+        self.closed = true;
+        self.writes.clear();
+        self.reads.clear();
+        self.scans.clear();
+        self.undo.clear();
+        self.savepoints.clear();
+    }
+}
+
+/// The range a scan read, for the read set: all of `keys`, or, when the limit cut it short,
+/// up to the last key returned (forward) or from it (reverse).
+fn scanned_range(
+    keys: OwnedRange,
+    found: &VecDeque<(Value, Value)>,
+    truncated: bool,
+    reverse: bool,
+) -> OwnedRange {
+    let edge = if reverse { found.front() } else { found.back() };
+    match edge {
+        Some((key, _)) if truncated => {
+            let edge = Bound::Included(Box::from(&key[..]));
+            if reverse {
+                OwnedRange { start: edge, end: keys.end }
+            } else {
+                OwnedRange { start: keys.start, end: edge }
+            }
+        }
+        _ => keys,
+    }
+}
+
+/// Up to `limit` live entries of `merged`: the first ones, or with `reverse` the last ones.
+/// Also whether the limit left any out.
+fn collect_limited(
+    merged: &mut Merged<'_>,
+    limit: usize,
+    reverse: bool,
+) -> Result<(VecDeque<(Value, Value)>, bool)> {
+    let mut found = VecDeque::new();
+    let mut truncated = false;
+    while let Some((key, value)) = merged.next_entry()? {
+        let Some(value) = value else { continue }; // the transaction deleted it
+        if !reverse && found.len() == limit {
+            return Ok((found, true));
+        }
+        found.push_back((key, value));
+        if reverse && found.len() > limit {
+            found.pop_front();
+            truncated = true;
+        }
+    }
+    Ok((found, truncated))
+}
+
+/// The snapshot's entries merged with the write set's, in key order; the write set wins.
+struct Merged<'t> {
+    committed: Peekable<Range>,
+    own: Peekable<std::collections::btree_map::Range<'t, Arc<[u8]>, Write>>,
+}
+
+impl Merged<'_> {
+    /// The next key with its value for the transaction (`None`: deleted by it).
+    fn next_entry(&mut self) -> Result<Option<(Value, Option<Value>)>> {
+        let order = match (self.committed.peek(), self.own.peek()) {
+            (None, None) => return Ok(None),
+            (Some(Err(_)), _) | (Some(Ok(_)), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(Ok((committed, _))), Some((own, _))) => (**committed).cmp(&***own),
+        };
+        if order.is_le()
+            && let Some(item) = self.committed.next()
+        {
+            let (key, value) = item?;
+            if order.is_lt() {
+                return Ok(Some((key, Some(value))));
+            }
+        }
+        Ok(self
+            .own
+            .next()
+            .map(|(key, write)| (Value::shared(Arc::clone(key)), write.clone().map(Value::shared))))
+    }
+}
+
+/// A change ordered by key ascending, then version descending (a max-heap of these keeps the
+/// smallest by popping the largest).
+struct KeyOrdered(crate::read::Change);
+
+impl PartialEq for KeyOrdered {
+    fn eq(&self, other: &KeyOrdered) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for KeyOrdered {}
+
+impl PartialOrd for KeyOrdered {
+    fn partial_cmp(&self, other: &KeyOrdered) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for KeyOrdered {
+    fn cmp(&self, other: &KeyOrdered) -> std::cmp::Ordering {
+        (*self.0.key).cmp(&*other.0.key).then(other.0.version.cmp(&self.0.version))
+    }
+}
