@@ -24,8 +24,17 @@ pub struct Context {
 pub type KeyBounds = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 
 impl Context {
-    /// Opens the database for a read (or maintenance): it must exist already.
+    /// Opens the database for a read, read-only (no lock, nothing written): it must exist.
     pub fn open_existing(&self) -> Result<Db, Fail> {
+        self.open_existing_with(Options::default().read_only(true))
+    }
+
+    /// Opens the database for maintenance (flush, compact): it must exist already.
+    pub fn open_existing_for_write(&self) -> Result<Db, Fail> {
+        self.open_existing_with(Options::default())
+    }
+
+    fn open_existing_with(&self, options: Options) -> Result<Db, Fail> {
         let is_empty_dir = std::fs::read_dir(&self.db).map(|mut entries| entries.next().is_none());
         match is_empty_dir {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -37,7 +46,7 @@ impl Context {
             Ok(true) => return Err(Fail::database(no_database(&self.db.display()))),
             Ok(false) => {}
         }
-        self.open(Options::default().create_if_missing(false))
+        self.open(options.create_if_missing(false))
     }
 
     /// Opens the database for a write, creating it if missing.
@@ -336,6 +345,9 @@ pub fn stat(context: &Context) -> Result<(), Fail> {
             "segment_versions": stats.segment_versions,
             "segment_bytes": stats.segment_bytes,
             "log_bytes": stats.log_bytes,
+            "log_count": stats.log_count,
+            "file_count": stats.file_count,
+            "horizon": version_json(stats.horizon),
             "versions": stats.versions,
             "keys_upper_bound": stats.keys_upper_bound,
             "payload_bytes": stats.payload_bytes,
@@ -370,7 +382,9 @@ pub fn stat(context: &Context) -> Result<(), Fail> {
                     bytes(stats.segment_bytes)
                 ),
             ),
-            ("log", bytes(stats.log_bytes)),
+            ("log", format!("{} logs, active {}", stats.log_count, bytes(stats.log_bytes))),
+            ("files", stats.file_count.to_string()),
+            ("retention horizon", timefmt::display(stats.horizon)),
             ("stored keys+values", bytes(stats.payload_bytes)),
             ("space amplification", format!("{:.2}", stats.space_amplification)),
             ("segments in memory", residency_text(residency)),
@@ -511,7 +525,7 @@ pub enum Maintenance {
 }
 
 pub fn maintain(context: &Context, what: Maintenance) -> Result<(), Fail> {
-    let db = context.open_existing()?;
+    let db = context.open_existing_for_write()?;
     let result = match what {
         Maintenance::Flush => db.flush(),
         Maintenance::Compact => db.compact(),

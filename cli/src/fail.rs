@@ -52,6 +52,21 @@ impl Fail {
                     file.display()
                 ))
             }
+            zverse::Error::Corruption { ref file, offset: 0, ref what }
+                if file.file_name().is_some_and(|name| name == "MANIFEST")
+                    && what.starts_with("missing") =>
+            {
+                let dir = file.parent().unwrap_or(file);
+                let name = engine_file_in(dir).unwrap_or_else(|| "logs or segments".into());
+                Fail {
+                    exit: Exit::Corruption,
+                    message: format!(
+                        "{path} holds ZVerse files ({name}) but no MANIFEST: the manifest is \
+                         missing, so which files are live is unknown; nothing was changed \
+                         (restore MANIFEST from a backup)"
+                    ),
+                }
+            }
             zverse::Error::Corruption { .. } => Fail {
                 exit: Exit::Corruption,
                 message: format!("{error}; run `zverse --db {path} check` for a full report"),

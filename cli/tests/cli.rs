@@ -534,8 +534,12 @@ fn missing_locked_and_foreign_directories_fail_clearly() {
 
     scratch.put("a", "1");
     let db = zverse::Db::open(scratch.db(), zverse::Options::default()).unwrap();
-    let run = scratch.run(&["get", "a"]).fails(3);
+    let run = scratch.run(&["put", "b", "2"]).fails(3);
     assert!(run.stderr.contains("in use by another process"), "{}", run.stderr);
+    // Reads open read-only: they work beside the writer, as of their open.
+    db.put(b"c", b"3").unwrap();
+    let run = scratch.run(&["get", "c"]).ok();
+    assert_eq!(run.stdout.trim(), "3", "{}", run.stderr);
     drop(db);
 
     let foreign = scratch.dir.path().join("foreign");

@@ -9,9 +9,38 @@ use std::path::PathBuf;
 
 use zverse_core::zkey::ZBox;
 
-use crate::db::Db;
+use crate::db::{Db, Inner, lock};
 use crate::error::{Error, Result};
 use crate::locality::{Advised, ScanPurpose};
+use crate::{log, segment_file};
+
+impl Inner {
+    /// Every log and segment the manifest records is in the directory: a missing or renamed
+    /// one is [`Error::Corruption`] naming it. A read-only open checked that at its open and
+    /// is not checked again: a writer in another process may have replaced files since.
+    fn check_files_present(&self) -> Result<()> {
+        if self.options.read_only {
+            return Ok(());
+        }
+        let names = self.io.list_dir(&self.dir)?;
+        let manifest = lock(&self.manifest).clone();
+        let logs = manifest.logs.iter().map(|&n| (log::log_file_name(n), "log"));
+        let segments = manifest
+            .segments
+            .iter()
+            .map(|m| (segment_file::segment_file_name(m.file_number), "segment"));
+        for (name, kind) in logs.chain(segments) {
+            if !names.contains(&name) {
+                return Err(Error::Corruption {
+                    file: self.dir.join(name),
+                    offset: 0,
+                    what: format!("missing: the manifest records this {kind}"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
 
 /// What [`Db::check`] verified: every count covers data whose checksums all matched.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -52,6 +81,7 @@ impl Db {
     /// ```
     pub fn check(&self) -> Result<CheckReport> {
         self.inner.check_open()?;
+        self.inner.check_files_present()?;
         let tiers = self.inner.tiers();
         let mut report = CheckReport {
             memtable_versions: tiers.memtables().map(|m| m.entry_count() as u64).sum(),

@@ -146,6 +146,31 @@ fn is_bottom(all: &[Arc<SegmentFile>], inputs: &[Arc<SegmentFile>]) -> bool {
         .all(|s| s.meta().version_min > input_max)
 }
 
+/// What a compaction's drops leave exact (the manifest's `horizon` and `horizon_found`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Horizons {
+    /// Every read at or above it is exact, every `changes` window from it complete.
+    pub all: Version,
+    /// A point read at or above it that finds a retained version is exact.
+    pub found: Version,
+}
+
+/// The horizon bookkeeping of pass 1 for the key being decided.
+#[derive(Default)]
+struct KeyHorizon {
+    /// The version of the key fed before this one: the next newer.
+    newer: Option<Version>,
+    /// The largest "exact from" of the key's dropped puts so far: it becomes part of
+    /// `Horizons::found` once an older version of the key is kept (a read finding that older
+    /// version below it would be wrong).
+    pending: Version,
+}
+
+/// The version after `version` (saturating).
+fn version_after(version: Version) -> Version {
+    Version::new(version.get().saturating_add(1))
+}
+
 impl Inner {
     /// One background compaction step, if the open segments reached the trigger. Returns
     /// whether it merged anything.
@@ -194,7 +219,12 @@ impl Inner {
         let policy = policy.with_pins(&pins).expect("BTreeMap keys are sorted");
         let policy = policy.with_bottom(is_bottom(&tiers.segments, inputs));
         let segments: Vec<&Segment<'_>> = inputs.iter().map(|file| file.segment()).collect();
-        let dropped = self.decide_survivors(inputs, &segments, &policy)?;
+        let (dropped, mut horizons) = self.decide_survivors(inputs, &segments, &policy)?;
+        if !policy.bottom() {
+            // Older versions of the inputs' keys may lie outside them: any drop may hide one
+            // from a read that finds an older version.
+            horizons.found = horizons.all;
+        }
         let mut writer = self.segment_writer();
         self.write_survivors(inputs, &segments, &dropped, &mut writer)?;
         let (metas, new_files) = writer.finish()?;
@@ -202,7 +232,7 @@ impl Inner {
             self.io.sync_dir(&self.dir)?;
         }
         let outputs = self.open_new_segments(&metas)?;
-        self.install_compaction(inputs, &outputs, new_files)?;
+        self.install_compaction(inputs, &outputs, new_files, horizons)?;
         self.counters.compactions.fetch_add(1, Ordering::Relaxed);
         let bytes_in: u64 = inputs.iter().map(|s| s.meta().file_bytes).sum();
         let bytes_out: u64 = metas.iter().map(|m| m.file_bytes).sum();
@@ -245,6 +275,7 @@ impl Inner {
         inputs: &[Arc<SegmentFile>],
         outputs: &[Arc<SegmentFile>],
         new_files: NewFiles<'_>,
+        horizons: Horizons,
     ) -> Result<()> {
         let mut manifest = lock(&self.manifest);
         let mut tiers = lock(&self.tiers);
@@ -262,12 +293,16 @@ impl Inner {
         let mut next = manifest.clone();
         next.segments = segments.iter().map(|segment| *segment.meta()).collect();
         next.file_number_next = self.file_number_next();
+        next.horizon = next.horizon.max(horizons.all);
+        next.horizon_found = next.horizon_found.max(horizons.found);
         // From here the manifest may name the new files, whatever the write's outcome.
         new_files.keep();
         if let Err(error) = next.write(self.io.as_ref(), &self.dir) {
             // The new manifest may or may not be on disk: keep every file, refuse writes.
             return Err(self.fail(format!("manifest update after compaction failed: {error}")));
         }
+        // Before the tiers change, so that no read below the horizon sees the outputs.
+        self.raise_horizons(next.horizon, next.horizon_found);
         *manifest = next;
         self.count_open_segments(&segments);
         *tiers = Arc::new(Tiers {
@@ -297,7 +332,7 @@ impl Inner {
         inputs: &[Arc<SegmentFile>],
         segments: &[&Segment<'_>],
         policy: &GcPolicy<'_>,
-    ) -> Result<Dropped> {
+    ) -> Result<(Dropped, Horizons)> {
         let everything = ZBox::new(0, u64::MAX, 0, u64::MAX);
         let sources = inputs.iter().zip(segments).map(|(file, segment)| {
             let advice = file.scan_advice(everything.as_ref(), ScanPurpose::Maintenance);
@@ -306,18 +341,22 @@ impl Inner {
         let merged =
             MergeVec::from_sources(sources, KeyOrder).expect("inputs are capped at the fan-in");
         let mut dropped = Dropped::new(inputs);
+        let mut horizons = Horizons::default();
+        let mut key_horizon = KeyHorizon::default();
         let mut current: Option<(Vec<u8>, KeyGc<'_>)> = None;
         // A version whose fate waits for the next one, and where its entry is.
-        let mut deferred: Option<(u32, usize)> = None;
+        let mut deferred: Option<(u32, usize, Version)> = None;
         for (index, entry) in (0u64..).zip(merged) {
             self.check_cancelled(index)?;
             let entry: Entry<'_> =
                 entry.map_err(|corruption| input_corruption(inputs, corruption))?;
             if current.as_ref().is_none_or(|(key, _)| key.as_slice() != entry.key) {
                 if let Some((_, gc)) = current.take() {
-                    settle(&mut dropped, deferred.take(), gc.finish());
+                    let decision = gc.finish();
+                    settle(&mut dropped, &mut horizons, &key_horizon, deferred.take(), decision);
                 }
                 current = Some((entry.key.to_vec(), KeyGc::new(policy)));
+                key_horizon = KeyHorizon::default();
             }
             let (_, gc) = current.as_mut().expect("set above");
             let (input, offset) = dropped.locate(entry.key);
@@ -328,18 +367,33 @@ impl Inner {
                     what: format!("a version appears twice across compaction inputs: {error}"),
                 }
             })?;
-            settle(&mut dropped, deferred.take(), step.settled);
+            settle(&mut dropped, &mut horizons, &key_horizon, deferred.take(), step.settled);
             match step.decision {
-                Some(Decision::Keep) => {}
-                Some(Decision::Drop) => dropped.insert((input, offset)),
-                None => deferred = Some((offset, input)),
+                Some(Decision::Keep) => horizons.found = horizons.found.max(key_horizon.pending),
+                Some(Decision::Drop) => {
+                    dropped.insert((input, offset));
+                    // A dropped put answered reads up to the next newer version of its key; a
+                    // dropped tombstone answered `None`, still answered (`KeyGc` rule 5), but
+                    // `changes` no longer lists it.
+                    let exact_from = match (entry.value, key_horizon.newer) {
+                        (Some(_), Some(newer)) => {
+                            key_horizon.pending = key_horizon.pending.max(newer);
+                            newer
+                        }
+                        _ => version_after(entry.version),
+                    };
+                    horizons.all = horizons.all.max(exact_from);
+                }
+                None => deferred = Some((offset, input, entry.version)),
             }
+            key_horizon.newer = Some(entry.version);
         }
         if let Some((_, gc)) = current {
-            settle(&mut dropped, deferred, gc.finish());
+            settle(&mut dropped, &mut horizons, &key_horizon, deferred, gc.finish());
         }
         dropped.seal();
-        Ok(dropped)
+        assert!(horizons.found <= horizons.all, "a found read's horizon is within the horizon");
+        Ok((dropped, horizons))
     }
 
     /// Pass 2: merges the inputs in Z order and writes the survivors.
@@ -368,10 +422,25 @@ impl Inner {
     }
 }
 
-/// Records the decision on a deferred version, if one was deferred and is now decided.
-fn settle(dropped: &mut Dropped, deferred: Option<(u32, usize)>, decision: Option<Decision>) {
-    if let (Some((offset, input)), Some(Decision::Drop)) = (deferred, decision) {
-        dropped.insert((input, offset));
+/// Records the decision on a deferred version (always a tombstone), if one was deferred and
+/// is now decided: dropped, it raises the horizon past it; kept, it is an older version kept
+/// below the key's dropped puts.
+fn settle(
+    dropped: &mut Dropped,
+    horizons: &mut Horizons,
+    key_horizon: &KeyHorizon,
+    deferred: Option<(u32, usize, Version)>,
+    decision: Option<Decision>,
+) {
+    match (deferred, decision) {
+        (Some((offset, input, version)), Some(Decision::Drop)) => {
+            dropped.insert((input, offset));
+            horizons.all = horizons.all.max(version_after(version));
+        }
+        (Some(_), Some(Decision::Keep)) => {
+            horizons.found = horizons.found.max(key_horizon.pending);
+        }
+        _ => {}
     }
 }
 

@@ -15,7 +15,7 @@ use crate::commit::{GroupCommit, Pending, Stage};
 use crate::error::{Error, Result};
 use crate::io::{Io, IoLock, StdIo};
 use crate::locality::LocalityAdvisor;
-use crate::log::{self, ActiveLog};
+use crate::log::{self, ActiveLog, Mode};
 use crate::manifest::SegmentMeta;
 use crate::manifest::{MANIFEST_NAME, MANIFEST_TEMP_NAME, Manifest};
 use crate::memtable::Memtable;
@@ -26,6 +26,13 @@ use crate::tiers::Tiers;
 
 /// The lock file's name.
 const LOCK_NAME: &str = "LOCK";
+/// File numbers the manifest reserves ahead of use: a number is recorded as reserved before a
+/// file gets it, so every file a crash leaves behind is numbered below the manifest's
+/// `file_number_next`, and any file at or above it is not the engine's.
+const FILE_NUMBERS_RESERVED: u64 = 64;
+/// How many times a read-only open starts over when the manifest changed under it (a writer
+/// in another process flushed or compacted, deleting files the manifest it read named).
+const READ_ONLY_ATTEMPTS_MAX: u32 = 8;
 
 /// An open database. Cheap to share: clone the `Arc` you keep it in, or hand out `&Db`; every
 /// method takes `&self` and is safe to call from many threads.
@@ -42,16 +49,28 @@ pub(crate) struct Inner {
     pub dir: PathBuf,
     pub io: Arc<dyn Io>,
     pub options: Options,
-    /// The directory lock, released by `close` (snapshots may outlive it).
+    /// The directory lock, released by `close` (snapshots may outlive it). `None` for a
+    /// read-only open, which takes none.
     lock: Mutex<Option<IoLock>>,
     clock: HybridClock,
     /// Every version at or below it is applied: readers read at or below it.
     watermark: AtomicU64,
     stage: Stage,
-    log: Mutex<ActiveLog>,
+    /// The log appended to; `None` for a read-only open.
+    log: Mutex<Option<ActiveLog>>,
+    /// The newest log's bytes as a read-only open read them.
+    log_bytes_read_only: u64,
     pub(crate) tiers: Mutex<Arc<Tiers>>,
     pub(crate) manifest: Mutex<Manifest>,
+    /// The next file number to hand out.
     file_number_next: AtomicU64,
+    /// The manifest's `file_number_next`: numbers below it are reserved for this database.
+    file_number_reserved: AtomicU64,
+    /// The retention horizon (the manifest's): reads below it are refused.
+    horizon: AtomicU64,
+    /// The manifest's `horizon_found`: a point read at or above it that finds a version is
+    /// exact even below `horizon`.
+    horizon_found: AtomicU64,
     /// Versions pinned by live snapshots, with their counts.
     pub pins: Mutex<BTreeMap<Version, usize>>,
     /// Why the database refuses writes, once an I/O error made it so.
@@ -71,6 +90,9 @@ pub(crate) struct Inner {
     pub counters: Counters,
     /// madvise hints from the reads, shared with every open segment.
     pub advisor: Arc<LocalityAdvisor>,
+    /// Tests only: flushes wait while set (sealed memtables and their logs pile up).
+    #[cfg(test)]
+    flush_paused: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -151,9 +173,12 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Db {
     /// Opens the database in `path`, creating it (and the directory) if missing.
     ///
-    /// Fails with [`Error::Locked`] if another process or another `Db` has it open, with
-    /// [`Error::NotADatabase`] if `path` holds files that are not a ZVerse database, and with
-    /// [`Error::Corruption`] if a file of the database does not verify.
+    /// Fails with [`Error::Locked`] if another process or another `Db` has it open for
+    /// writing, with [`Error::NotADatabase`] if `path` holds files that are not a ZVerse
+    /// database, with [`Error::Corruption`] if a file of the database does not verify or a
+    /// file the manifest records is missing, and with [`Error::FormatUnsupported`] for a
+    /// database an older ZVerse wrote. With `Options::read_only(true)` it takes no lock and
+    /// writes nothing (see there).
     ///
     /// ```
     /// # fn main() -> zverse::Result<()> {
@@ -162,6 +187,9 @@ impl Db {
     /// let db = Db::open(dir.path(), Options::default().durability(Durability::Sync))?;
     /// let again = Db::open(dir.path(), Options::default());
     /// assert!(matches!(again, Err(Error::Locked { .. })));
+    /// // A read-only open works alongside the writer.
+    /// let reader = Db::open(dir.path(), Options::default().read_only(true))?;
+    /// assert_eq!(reader.get(b"k")?, None);
     /// # Ok(())
     /// # }
     /// ```
@@ -186,12 +214,16 @@ impl Db {
         let started = Instant::now();
         let inner = Arc::new(Inner::open(path.as_ref(), options, io)?);
         ::log::info!(
-            "zverse: opened {}: {} segments, {} entries in the memtable, in {} ms",
+            "zverse: opened {}{}: {} segments, {} entries in the memtable, in {} ms",
             inner.dir.display(),
+            if inner.options.read_only { " read-only" } else { "" },
             inner.tiers().segments.len(),
             inner.tiers().active.entry_count(),
             started.elapsed().as_millis()
         );
+        if inner.options.read_only {
+            return Ok(Db { inner, threads: Mutex::new(Vec::new()) });
+        }
         let flusher = {
             let inner = Arc::clone(&inner);
             std::thread::Builder::new()
@@ -282,7 +314,7 @@ impl Db {
     /// # }
     /// ```
     pub fn flush(&self) -> Result<()> {
-        self.inner.check_open()?;
+        self.inner.check_writable()?;
         self.inner.stage.with_leadership(|| self.inner.rotate())?;
         self.inner.wait_for_background_round();
         self.inner.check_writable()
@@ -309,7 +341,7 @@ impl Db {
     /// # }
     /// ```
     pub fn compact(&self) -> Result<()> {
-        self.inner.check_open()?;
+        self.inner.check_writable()?;
         self.inner.stage.with_leadership(|| self.inner.rotate())?;
         self.inner.wait_for_background_round();
         self.inner.check_writable()?;
@@ -399,32 +431,97 @@ fn encode_error(error: record::EncodeError) -> Error {
 
 impl Inner {
     fn open(dir: &Path, options: Options, io: Arc<dyn Io>) -> Result<Inner> {
+        if options.read_only {
+            return Inner::open_read_only(dir, options, io);
+        }
         prepare_dir(io.as_ref(), dir, &options)?;
-        // Refuse a foreign directory before locking it, so that not even a LOCK file is left
-        // in it.
+        // Refuse a foreign directory or a manifest that does not decode before locking, so
+        // that not even a LOCK file is left.
         refuse_foreign(dir, &io.list_dir(dir)?)?;
-        let lock = io
+        Manifest::read(io.as_ref(), dir)?;
+        let dir_lock = io
             .try_lock(&dir.join(LOCK_NAME))?
             .ok_or_else(|| Error::Locked { path: dir.to_path_buf() })?;
-        refuse_foreign(dir, &io.list_dir(dir)?)?;
+        let names = io.list_dir(dir)?;
+        refuse_foreign(dir, &names)?;
         let mut manifest = if let Some(manifest) = Manifest::read(io.as_ref(), dir)? {
             manifest
         } else {
             // A new database (a crash may have left the first manifest's temporary, which
-            // `write` replaces).
+            // `write` replaces). Its first file numbers are reserved at once.
             let manifest =
-                Manifest { file_number_next: 1, log_number_min: 1, ..Manifest::default() };
+                Manifest { file_number_next: 1 + FILE_NUMBERS_RESERVED, ..Manifest::default() };
             manifest.write(io.as_ref(), dir)?;
             manifest
         };
-        let names = io.list_dir(dir)?;
         let advisor = Arc::new(LocalityAdvisor::new(
             options.locality_advisor,
             options.segment_block_bytes as usize,
         ));
-        let recovered = recover(&io, dir, &mut manifest, &names, &options, &advisor)?;
+        remove_leftovers(io.as_ref(), dir, &manifest, &names)?;
+        let recovery = Recovery { io: &io, dir, options: &options, advisor: &advisor };
+        let mut recovered = recover(&recovery, &mut manifest, &names, false)?;
+        let mut file_number_next = recovered.file_number_next;
+        let log = if let Some(log) = recovered.log.take() {
+            log
+        } else {
+            let number = file_number_next;
+            file_number_next = number.checked_add(1).ok_or_else(|| numbers_exhausted(dir))?;
+            recovered.memtable = Memtable::new(number);
+            start_first_log(io.as_ref(), dir, &mut manifest, number)?
+        };
+        let inner = Inner::assemble(dir, options, io, manifest, recovered, advisor);
+        *lock(&inner.lock) = Some(dir_lock);
+        *lock(&inner.log) = Some(log);
+        inner.file_number_next.store(file_number_next, Ordering::Relaxed);
+        Ok(inner)
+    }
+
+    /// A read-only open: no lock, nothing created, written, synced or deleted. A writer in
+    /// another process may replace the manifest and delete the files the old one named while
+    /// this reads them: when recovery fails and the manifest changed meanwhile, it starts over
+    /// (at most `READ_ONLY_ATTEMPTS_MAX` times).
+    fn open_read_only(dir: &Path, options: Options, io: Arc<dyn Io>) -> Result<Inner> {
+        let advisor = Arc::new(LocalityAdvisor::new(
+            options.locality_advisor,
+            options.segment_block_bytes as usize,
+        ));
+        let mut attempt = 1;
+        loop {
+            let names = io.list_dir(dir)?;
+            refuse_foreign(dir, &names)?;
+            let manifest = Manifest::read(io.as_ref(), dir)?.ok_or_else(|| {
+                let what = format!("no ZVerse database in {}: no MANIFEST", dir.display());
+                Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, what))
+            })?;
+            let mut read = manifest.clone();
+            let recovery = Recovery { io: &io, dir, options: &options, advisor: &advisor };
+            match recover(&recovery, &mut read, &names, true) {
+                Ok(recovered) => {
+                    return Ok(Inner::assemble(dir, options, io, manifest, recovered, advisor));
+                }
+                Err(error) => {
+                    let changed = Manifest::read(io.as_ref(), dir).ok().flatten() != Some(manifest);
+                    if !changed || attempt >= READ_ONLY_ATTEMPTS_MAX {
+                        return Err(error);
+                    }
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// The state of an open database around what recovery rebuilt; the caller installs the
+    /// lock, the log and the next file number of a writable open.
+    fn assemble(
+        dir: &Path,
+        options: Options,
+        io: Arc<dyn Io>,
+        manifest: Manifest,
+        recovered: Recovered,
+        advisor: Arc<LocalityAdvisor>,
+    ) -> Inner {
         let clock = HybridClock::new(recovered.version_max);
-        let log = ActiveLog::create(io.as_ref(), dir, recovered.file_number_next)?;
         let tiers_segments = recovered.segments;
         let segment_count_open = count_open(&tiers_segments, &options);
         let tiers = Tiers {
@@ -432,18 +529,22 @@ impl Inner {
             sealed: Vec::new(),
             segments: tiers_segments,
         };
-        Ok(Inner {
+        Inner {
             dir: dir.to_path_buf(),
             io,
             options,
-            lock: Mutex::new(Some(lock)),
+            lock: Mutex::new(None),
             watermark: AtomicU64::new(clock.last().get()),
             clock,
             stage: Stage::new(),
-            log: Mutex::new(log),
+            log: Mutex::new(None),
+            log_bytes_read_only: recovered.log_bytes,
             tiers: Mutex::new(Arc::new(tiers)),
+            file_number_next: AtomicU64::new(manifest.file_number_next),
+            file_number_reserved: AtomicU64::new(manifest.file_number_next),
+            horizon: AtomicU64::new(manifest.horizon.get()),
+            horizon_found: AtomicU64::new(manifest.horizon_found.get()),
             manifest: Mutex::new(manifest),
-            file_number_next: AtomicU64::new(recovered.file_number_next + 1),
             pins: Mutex::new(BTreeMap::new()),
             read_only: Mutex::new(None),
             last_compaction_error: Mutex::new(None),
@@ -457,7 +558,9 @@ impl Inner {
                 ..Counters::default()
             },
             advisor,
-        })
+            #[cfg(test)]
+            flush_paused: AtomicBool::new(false),
+        }
     }
 
     /// The tiers as they are now.
@@ -470,8 +573,48 @@ impl Inner {
         Version::new(self.watermark.load(Ordering::Acquire))
     }
 
+    /// The retention horizon: every read at or above it is exact.
+    pub(crate) fn horizon(&self) -> Version {
+        Version::new(self.horizon.load(Ordering::Acquire))
+    }
+
+    /// A point read at or above it that finds a retained version is exact.
+    pub(crate) fn horizon_found(&self) -> Version {
+        Version::new(self.horizon_found.load(Ordering::Acquire))
+    }
+
+    /// Raises the horizons; compaction calls it before it swaps in tiers that lack versions
+    /// below them.
+    pub(crate) fn raise_horizons(&self, horizon: Version, horizon_found: Version) {
+        self.horizon_found.fetch_max(horizon_found.get(), Ordering::AcqRel);
+        self.horizon.fetch_max(horizon.get(), Ordering::AcqRel);
+    }
+
+    /// Refuses a read as of `version` below the horizon, unless a live snapshot pins exactly
+    /// `version` (compaction keeps every version a read there needs). Call it after taking
+    /// the tiers: a compaction raises the horizon before it swaps them.
+    pub(crate) fn check_horizon(&self, version: Version) -> Result<()> {
+        if self.is_exact(version) {
+            return Ok(());
+        }
+        Err(Error::BelowHorizon { version, horizon: self.horizon() })
+    }
+
+    /// Whether every read as of `version` is exact: at or above the horizon, or a version a
+    /// live snapshot pins.
+    pub(crate) fn is_exact(&self, version: Version) -> bool {
+        version >= self.horizon() || lock(&self.pins).contains_key(&version)
+    }
+
+    /// The files the database has now: `MANIFEST`, `LOCK` (created by the first writable
+    /// open, never deleted), the live logs and segments.
+    pub(crate) fn file_count(&self) -> u64 {
+        let manifest = lock(&self.manifest);
+        2 + manifest.logs.len() as u64 + manifest.segments.len() as u64
+    }
+
     pub(crate) fn log_bytes(&self) -> u64 {
-        lock(&self.log).offset_end
+        lock(&self.log).as_ref().map_or(self.log_bytes_read_only, |log| log.offset_end)
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {
@@ -483,6 +626,9 @@ impl Inner {
 
     fn check_writable(&self) -> Result<()> {
         self.check_open()?;
+        if self.options.read_only {
+            return Err(Error::OpenedReadOnly);
+        }
         match &*lock(&self.read_only) {
             Some(reason) => Err(Error::ReadOnly(Arc::clone(reason))),
             None => Ok(()),
@@ -607,12 +753,47 @@ impl Inner {
         Ok(version)
     }
 
+    /// A new file number, reserved in the manifest before it is returned (a manifest write
+    /// once every `FILE_NUMBERS_RESERVED` numbers). Never call it holding the manifest lock.
+    /// If the reservation fails, the database turns read-only (the caller's next manifest
+    /// write fails too) and the number is returned unreserved: a file a crash then leaves
+    /// with it is ignored, never deleted.
     pub(crate) fn allocate_file_number(&self) -> u64 {
-        self.file_number_next.fetch_add(1, Ordering::Relaxed)
+        let Ok(number) =
+            self.file_number_next
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1))
+        else {
+            let _ = self.fail(numbers_exhausted(&self.dir).to_string());
+            return u64::MAX;
+        };
+        if number >= self.file_number_reserved.load(Ordering::Acquire)
+            && let Err(error) = self.reserve_file_numbers(number)
+        {
+            let _ = self.fail(format!("reserving file number {number} failed: {error}"));
+        }
+        number
     }
 
+    /// Records in the manifest that numbers up to `number` and `FILE_NUMBERS_RESERVED` past it
+    /// are in use.
+    fn reserve_file_numbers(&self, number: u64) -> Result<()> {
+        let mut manifest = lock(&self.manifest);
+        if number < manifest.file_number_next {
+            return Ok(());
+        }
+        let mut next = manifest.clone();
+        next.file_number_next = number
+            .checked_add(1 + FILE_NUMBERS_RESERVED)
+            .ok_or_else(|| numbers_exhausted(&self.dir))?;
+        next.write(self.io.as_ref(), &self.dir)?;
+        self.file_number_reserved.store(next.file_number_next, Ordering::Release);
+        *manifest = next;
+        Ok(())
+    }
+
+    /// The `file_number_next` a manifest written now records: above every number allocated.
     pub(crate) fn file_number_next(&self) -> u64 {
-        self.file_number_next.load(Ordering::Relaxed)
+        self.file_number_reserved.load(Ordering::Acquire)
     }
 
     /// The version for a record: the clock's next, or the one its writer asked for if that is
@@ -625,6 +806,11 @@ impl Inner {
                     pending.complete(Err(Error::VersionsExhausted));
                 }
                 version
+            }
+            Some(wanted) if wanted > version_ahead_max(now, self.options.version_ahead_max) => {
+                let version_max = version_ahead_max(now, self.options.version_ahead_max);
+                pending.complete(Err(Error::VersionTooFarAhead { version: wanted, version_max }));
+                None
             }
             Some(wanted) if wanted > self.clock.last() => {
                 self.clock.observe(wanted);
@@ -674,6 +860,7 @@ impl Inner {
             return Ok(LoggedGroup { frame, starts, accepted });
         }
         let mut log = lock(&self.log);
+        let log = log.as_mut().ok_or(Error::OpenedReadOnly)?;
         log::seal_frame(&mut frame, log.nonce, log.offset_end, log.offset_synced);
         let sync = self.options.durability == Durability::Sync;
         let written = if sync {
@@ -710,6 +897,7 @@ impl Inner {
 
     fn sync_log(&self) -> Result<()> {
         let mut log = lock(&self.log);
+        let Some(log) = log.as_mut() else { return Ok(()) };
         if log.offset_synced < log.offset_end {
             if let Err(error) = log.file.sync_data() {
                 return Err(self.fail(format!("sync of log {} failed: {error}", log.number)));
@@ -728,6 +916,7 @@ impl Inner {
         }
         {
             let mut log = lock(&self.log);
+            let Some(log) = log.as_mut() else { return Ok(()) };
             if let Err(error) = log.append_seal() {
                 return Err(self.fail(format!("sealing log {} failed: {error}", log.number)));
             }
@@ -746,15 +935,18 @@ impl Inner {
         // crash).
         {
             let mut log = lock(&self.log);
+            let log = log.as_mut().ok_or(Error::OpenedReadOnly)?;
             if let Err(error) = log.append_seal() {
                 return Err(self.fail(format!("sealing log {} failed: {error}", log.number)));
             }
         }
         self.sync_log()?;
         let number = self.allocate_file_number();
+        self.check_writable()?;
         let new_log = ActiveLog::create(self.io.as_ref(), &self.dir, number)
             .map_err(|error| self.fail(format!("creating log {number} failed: {error}")))?;
-        *lock(&self.log) = new_log;
+        self.record_log(number)?;
+        *lock(&self.log) = Some(new_log);
         {
             let mut tiers = lock(&self.tiers);
             let mut sealed = tiers.sealed.clone();
@@ -768,6 +960,21 @@ impl Inner {
         let (state, wake) = &self.background;
         lock(state).flush_requested = true;
         wake.notify_all();
+        Ok(())
+    }
+
+    /// Adds log `number`, created and synced, to the manifest's live logs. Until then no write
+    /// goes to it, so a crash before leaves an empty log the next open deletes.
+    fn record_log(&self, number: u64) -> Result<()> {
+        let mut manifest = lock(&self.manifest);
+        let mut next = manifest.clone();
+        next.logs.push(number);
+        if let Err(error) = next.write(self.io.as_ref(), &self.dir) {
+            return Err(
+                self.fail(format!("recording log {number} in the manifest failed: {error}"))
+            );
+        }
+        *manifest = next;
         Ok(())
     }
 
@@ -906,6 +1113,10 @@ impl Inner {
 
     /// Writes every sealed memtable, oldest first, to a segment.
     fn flush_sealed(&self) -> Result<()> {
+        #[cfg(test)]
+        if self.flush_paused.load(Ordering::Acquire) {
+            return Ok(());
+        }
         while let Some(memtable) = self.tiers().sealed.last().cloned() {
             self.flush_one(&memtable)?;
         }
@@ -949,7 +1160,7 @@ impl Inner {
         crate::compaction::sort_newest_first(&mut segments);
         let mut next = manifest.clone();
         next.segments = segments.iter().map(|segment| *segment.meta()).collect();
-        next.log_number_min = log_number_min;
+        next.logs.retain(|&number| number >= log_number_min);
         next.file_number_next = self.file_number_next();
         next.version_last = next.version_last.max(version_max).max(memtable.version_last());
         // From here the manifest may name the new files, whatever the write's outcome.
@@ -974,12 +1185,17 @@ impl Inner {
         Ok(())
     }
 
-    /// Deletes the log files a flush has made obsolete. A failure leaves an old log behind,
-    /// which the next open deletes: nothing is lost, so it is not an error.
+    /// Deletes the log files a flush has made obsolete: those numbered below `log_number_min`
+    /// (no longer in the manifest), below the reserved numbers, so the engine's own. A failure
+    /// leaves an old log behind, which the next open deletes: nothing is lost, so it is not
+    /// an error.
     fn remove_logs_below(&self, log_number_min: u64) {
         let Ok(names) = self.io.list_dir(&self.dir) else { return };
+        let live = lock(&self.manifest).logs.clone();
         for name in names {
-            if parse_file_number(&name, ".log").is_some_and(|number| number < log_number_min) {
+            let obsolete = parse_file_number(&name, ".log")
+                .is_some_and(|number| number < log_number_min && !live.contains(&number));
+            if obsolete {
                 let _ = self.io.remove_file(&self.dir.join(name));
             }
         }
@@ -1039,16 +1255,90 @@ fn prepare_dir(io: &dyn Io, dir: &Path, options: &Options) -> Result<()> {
     }
 }
 
-/// Refuses a directory that holds files but no manifest: it is not a ZVerse database. The lock
-/// file and the temporary of a first manifest (a crash while creating the database) do not
-/// count.
+/// Refuses a directory that holds files but no manifest. The lock file and the temporary of a
+/// first manifest (a crash while creating the database) do not count. If everything else is
+/// logs and segments, it is a database that lost its manifest (`Error::Corruption` naming the
+/// missing `MANIFEST`); otherwise it is not a ZVerse database.
 fn refuse_foreign(dir: &Path, names: &[String]) -> Result<()> {
-    let has_manifest = names.iter().any(|name| name == MANIFEST_NAME);
-    let foreign = names.iter().any(|name| name != LOCK_NAME && name != MANIFEST_TEMP_NAME);
-    if foreign && !has_manifest {
-        return Err(Error::NotADatabase { path: dir.to_path_buf() });
+    if names.iter().any(|name| name == MANIFEST_NAME) {
+        return Ok(());
     }
-    Ok(())
+    let others: Vec<&String> =
+        names.iter().filter(|name| *name != LOCK_NAME && *name != MANIFEST_TEMP_NAME).collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    let is_data = |name: &&String| {
+        parse_file_number(name, ".log").is_some() || parse_file_number(name, ".seg").is_some()
+    };
+    if others.iter().all(is_data) {
+        return Err(Error::Corruption {
+            file: dir.join(MANIFEST_NAME),
+            offset: 0,
+            what: "missing: the directory holds ZVerse logs or segments but no manifest".into(),
+        });
+    }
+    Err(Error::NotADatabase { path: dir.to_path_buf() })
+}
+
+/// The error for a file number sequence that reached `u64::MAX` (only a manifest with an
+/// absurd `file_number_next` gets there).
+fn numbers_exhausted(dir: &Path) -> Error {
+    Error::Corruption {
+        file: dir.join(MANIFEST_NAME),
+        offset: 0,
+        what: "file numbers exhausted: file_number_next is near u64::MAX".into(),
+    }
+}
+
+/// `now` plus `ahead`, the newest version `Batch::commit_at` accepts.
+fn version_ahead_max(now: Version, ahead: std::time::Duration) -> Version {
+    let ahead_micros = u64::try_from(ahead.as_micros()).unwrap_or(u64::MAX);
+    Version::new(now.get().saturating_add(ahead_micros).min(u64::MAX - 1))
+}
+
+/// The first number for a new file: above every file the manifest records, skipping numbers
+/// a file in the directory has. (Unrecorded files below `file_number_next` were deleted as
+/// leftovers; files numbered at or above it are not the engine's: skipped, never used to
+/// derive the next number.)
+fn first_unused_number(dir: &Path, manifest: &Manifest, names: &[String]) -> Result<u64> {
+    let used: std::collections::BTreeSet<u64> = names
+        .iter()
+        .filter_map(|name| parse_file_number(name, ".log").or(parse_file_number(name, ".seg")))
+        .collect();
+    let recorded =
+        manifest.logs.iter().copied().chain(manifest.segments.iter().map(|m| m.file_number));
+    let mut number = match recorded.max() {
+        Some(max) => max.checked_add(1).ok_or_else(|| numbers_exhausted(dir))?,
+        None => 1,
+    };
+    while used.contains(&number) {
+        number = number.checked_add(1).ok_or_else(|| numbers_exhausted(dir))?;
+    }
+    Ok(number)
+}
+
+/// Starts the first log of a database whose manifest records none (a new one, or one whose
+/// creation a crash interrupted): reserves its number if needed, creates it, then records it.
+fn start_first_log(
+    io: &dyn Io,
+    dir: &Path,
+    manifest: &mut Manifest,
+    number: u64,
+) -> Result<ActiveLog> {
+    if number >= manifest.file_number_next {
+        let mut next = manifest.clone();
+        next.file_number_next =
+            number.checked_add(1 + FILE_NUMBERS_RESERVED).ok_or_else(|| numbers_exhausted(dir))?;
+        next.write(io, dir)?;
+        *manifest = next;
+    }
+    let log = ActiveLog::create(io, dir, number)?;
+    let mut next = manifest.clone();
+    next.logs.push(number);
+    next.write(io, dir)?;
+    *manifest = next;
+    Ok(log)
 }
 
 /// The number in a file name `{number:020}{suffix}`.
@@ -1071,7 +1361,11 @@ struct Recovered {
     memtable: Memtable,
     segments: Vec<Arc<SegmentFile>>,
     version_max: Version,
-    /// The number for the new active log; later numbers are free.
+    /// The newest log, open for appends (writable opens whose manifest records a log).
+    log: Option<ActiveLog>,
+    /// Where the newest log's intact frames end.
+    log_bytes: u64,
+    /// The next free file number after recovery's (above every recorded one).
     file_number_next: u64,
     /// Memtables recovery flushed because the logs held more than `memtable_bytes_max`.
     flush_count: u64,
@@ -1120,26 +1414,41 @@ struct Recovery<'a> {
 }
 
 /// During recovery, once the replayed logs fill a memtable: writes it as segments and records
-/// them in the manifest with `log_number_min` past the logs replayed, so that recovery never
-/// holds more than one memtable, however many logs a crash left.
+/// them in the manifest, dropping the logs replayed (below `log_number_min`), so that recovery
+/// never holds more than one memtable, however many logs a crash left. The segments' numbers
+/// are reserved in the manifest first (a generous count: the memtable's bytes over the target
+/// segment size, plus slack), from `file_number_next` on.
 fn flush_during_recovery(
     recovery: &Recovery<'_>,
     manifest: &mut Manifest,
     memtable: &Memtable,
     log_number_min: u64,
-    file_number_next: &AtomicU64,
+    file_number_next: &mut u64,
 ) -> Result<Vec<Arc<SegmentFile>>> {
     let Recovery { io, dir, options, advisor } = *recovery;
-    let allocate = Box::new(|| file_number_next.fetch_add(1, Ordering::Relaxed));
+    let outputs_max = memtable.size_bytes() / options.segment_bytes_target.max(1) + 16;
+    let reserved = file_number_next
+        .checked_add(outputs_max)
+        .and_then(|n| n.checked_add(FILE_NUMBERS_RESERVED))
+        .ok_or_else(|| numbers_exhausted(dir))?;
+    if reserved > manifest.file_number_next {
+        let mut next = manifest.clone();
+        next.file_number_next = reserved;
+        next.write(io.as_ref(), dir)?;
+        *manifest = next;
+    }
+    let counter = AtomicU64::new(*file_number_next);
+    let allocate = Box::new(|| counter.fetch_add(1, Ordering::Relaxed));
     let (metas, new_files) = write_memtable(io.as_ref(), dir, options, allocate, memtable)?;
+    *file_number_next = counter.load(Ordering::Relaxed);
     let segments = metas
         .iter()
         .map(|meta| SegmentFile::open(io, dir, *meta, advisor).map(Arc::new))
         .collect::<Result<Vec<_>>>()?;
     let mut next = manifest.clone();
     next.segments.splice(0..0, metas.iter().rev().copied());
-    next.log_number_min = log_number_min;
-    next.file_number_next = file_number_next.load(Ordering::Relaxed);
+    next.logs.retain(|&number| number >= log_number_min);
+    next.file_number_next = next.file_number_next.max(*file_number_next);
     next.version_last = next.version_last.max(memtable.version_last());
     new_files.keep();
     next.write(io.as_ref(), dir)?;
@@ -1152,58 +1461,59 @@ fn flush_during_recovery(
     Ok(segments)
 }
 
-/// Opens the manifest's segments, replays the logs it does not cover, and deletes files a
-/// crash left behind (segments not in the manifest, logs below its minimum, a temporary
-/// manifest).
+/// Opens the manifest's segments and replays its logs, oldest first, into one memtable. Every
+/// file the manifest records must exist: a missing one is [`Error::Corruption`] naming it.
+/// Writable (`read_only == false`), the newest log is kept for appends (its torn tail cut).
 fn recover(
-    io: &Arc<dyn Io>,
-    dir: &Path,
+    recovery: &Recovery<'_>,
     manifest: &mut Manifest,
     names: &[String],
-    options: &Options,
-    advisor: &Arc<LocalityAdvisor>,
+    read_only: bool,
 ) -> Result<Recovered> {
+    let Recovery { io, dir, options, advisor } = *recovery;
+    for &number in &manifest.logs {
+        let name = log::log_file_name(number);
+        if !names.contains(&name) {
+            return Err(Error::Corruption {
+                file: dir.join(name),
+                offset: 0,
+                what: "missing: the manifest records this log".into(),
+            });
+        }
+    }
     let mut segments = manifest
         .segments
         .iter()
         .map(|meta| SegmentFile::open(io, dir, *meta, advisor).map(Arc::new))
         .collect::<Result<Vec<_>>>()?;
-    let mut logs: Vec<u64> = Vec::new();
-    let mut file_number_max = manifest.file_number_next.saturating_sub(1);
-    for name in names {
-        let log_number = parse_file_number(name, ".log");
-        let segment_number = parse_file_number(name, ".seg");
-        file_number_max = file_number_max.max(log_number.or(segment_number).unwrap_or(0));
-        let orphan_segment = segment_number
-            .is_some_and(|n| !manifest.segments.iter().any(|meta| meta.file_number == n));
-        let old_log = log_number.is_some_and(|n| n < manifest.log_number_min);
-        if orphan_segment || old_log || name == MANIFEST_TEMP_NAME {
-            remove_if_present(io.as_ref(), &dir.join(name))?;
-        } else if let Some(number) = log_number {
-            logs.push(number);
-        }
-    }
-    logs.sort_unstable();
-    let mut memtable = Memtable::new(logs.first().copied().unwrap_or(file_number_max + 1));
+    let mut memtable = Memtable::new(manifest.logs.first().copied().unwrap_or(0));
     let mut version_max = manifest.version_last;
-    // Numbers for segments flushed during recovery, then the new active log's.
-    let file_number_next = AtomicU64::new(file_number_max + 1);
+    let mut active = None;
+    let mut log_bytes = 0;
     let mut flush_count = 0;
+    let mut file_number_next = first_unused_number(dir, manifest, names)?;
+    let logs = manifest.logs.clone();
     for (index, &number) in logs.iter().enumerate() {
         let is_last = index + 1 == logs.len();
-        let replayed = log::replay(io.as_ref(), dir, number, is_last, &memtable)?;
+        let mode = match (is_last, read_only) {
+            (false, _) => Mode::Older,
+            (true, false) => Mode::Reuse,
+            (true, true) => Mode::ReadOnly,
+        };
+        let replayed = log::replay(io.as_ref(), dir, number, mode, &memtable)?;
         version_max = version_max.max(replayed.version_max.unwrap_or(Version::ZERO));
-        if replayed.frame_count == 0 {
-            // A log without a write (every open starts one; a crash may leave one cut short):
-            // drop it now rather than replay it at every open until a flush.
-            remove_if_present(io.as_ref(), &dir.join(log::log_file_name(number)))?;
-        }
-        if !is_last && memtable.size_bytes() >= options.memtable_bytes_max {
+        active = replayed.active.or(active);
+        log_bytes = replayed.offset_end;
+        if !is_last && !read_only && memtable.size_bytes() >= options.memtable_bytes_max {
             // Logs hold whole commit groups, so the logs replayed so far are covered.
             let log_next = logs[index + 1];
-            let recovery = Recovery { io, dir, options, advisor };
-            let flushed =
-                flush_during_recovery(&recovery, manifest, &memtable, log_next, &file_number_next)?;
+            let flushed = flush_during_recovery(
+                recovery,
+                manifest,
+                &memtable,
+                log_next,
+                &mut file_number_next,
+            )?;
             segments.extend(flushed);
             flush_count += 1;
             for &old in &logs[..=index] {
@@ -1212,15 +1522,34 @@ fn recover(
             memtable = Memtable::new(log_next);
         }
     }
-    let file_number_next = file_number_next.into_inner();
-    if memtable.is_empty() {
-        memtable = Memtable::new(file_number_next);
-    }
     crate::compaction::sort_newest_first(&mut segments);
     for segment in &segments {
         version_max = version_max.max(segment.meta().version_max);
     }
-    Ok(Recovered { memtable, segments, version_max, file_number_next, flush_count })
+    let log = active;
+    Ok(Recovered { memtable, segments, version_max, log, log_bytes, file_number_next, flush_count })
+}
+
+/// Deletes what a crash left behind: `MANIFEST.tmp`, and logs and segments the manifest does
+/// not record whose numbers it reserved (so the engine made them: a log created before it was
+/// recorded, a segment written before it was, a log or segment retired but not yet deleted).
+/// A file numbered at or above the manifest's `file_number_next` is not the engine's and is
+/// left alone.
+fn remove_leftovers(io: &dyn Io, dir: &Path, manifest: &Manifest, names: &[String]) -> Result<()> {
+    for name in names {
+        let log_number = parse_file_number(name, ".log");
+        let segment_number = parse_file_number(name, ".seg");
+        let leftover_log = log_number
+            .is_some_and(|n| n < manifest.file_number_next && !manifest.logs.contains(&n));
+        let leftover_segment = segment_number.is_some_and(|n| {
+            n < manifest.file_number_next
+                && !manifest.segments.iter().any(|meta| meta.file_number == n)
+        });
+        if leftover_log || leftover_segment || name == MANIFEST_TEMP_NAME {
+            remove_if_present(io, &dir.join(name))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(all(test, not(loom)))]
@@ -1311,8 +1640,8 @@ mod tests {
         assert!(matches!(outcome, Err(Error::Closed)), "{outcome:?}");
     }
 
-    /// A crash leaves many logs no segment covers (here: every flush is held back by the
-    /// manifest lock while the logs are copied). Recovery flushes whenever the replayed logs
+    /// A crash leaves many logs no segment covers (here: every flush is held back while the
+    /// logs are copied). Recovery flushes whenever the replayed logs
     /// fill a memtable, so it never holds more than one memtable and one log.
     #[test]
     fn recovery_of_logs_larger_than_the_memtable_limit_flushes_as_it_goes() {
@@ -1323,7 +1652,7 @@ mod tests {
         let db = Db::open(dir.path(), options()).unwrap();
         let key = |index: u32| format!("key{index:05}").into_bytes();
         {
-            let _no_flush_lands = lock(&db.inner.manifest);
+            db.inner.flush_paused.store(true, std::sync::atomic::Ordering::Release);
             for index in 0..2_000 {
                 db.put(&key(index), &[7; 100]).unwrap();
             }

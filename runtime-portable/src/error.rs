@@ -66,6 +66,36 @@ pub enum Error {
         /// The newest version the database has handed out.
         last: Version,
     },
+    /// `Batch::commit_at` asked for a version further in the future than
+    /// `Options::version_ahead_max` allows (a wrong clock or a wrong number); nothing was
+    /// written.
+    VersionTooFarAhead {
+        /// The version asked for.
+        version: Version,
+        /// The largest version accepted now: the wall clock plus `version_ahead_max`.
+        version_max: Version,
+    },
+    /// A read as of `version`, below the retention horizon: compaction may have dropped
+    /// versions that read would need, so its answer could be wrong. Read at or above
+    /// `horizon` ([`crate::Db::horizon`]) or through a snapshot pinned before the compaction.
+    BelowHorizon {
+        /// The version the read asked for.
+        version: Version,
+        /// The lowest version every read is exact at.
+        horizon: Version,
+    },
+    /// A write, flush or compaction on a database opened with `Options::read_only(true)`.
+    OpenedReadOnly,
+    /// A file of the database is in a format this build does not read (written by an older
+    /// ZVerse); nothing was changed. Dump it with the build that wrote it and load the dump.
+    FormatUnsupported {
+        /// The file.
+        file: PathBuf,
+        /// Its format version.
+        version: u32,
+        /// The version this build reads.
+        version_supported: u32,
+    },
     /// An I/O call failed.
     Io(io::Error),
     /// A transaction, `Db::update` or `Db::compare_and_swap` lost to a write committed after
@@ -139,6 +169,23 @@ impl fmt::Display for Error {
             Error::VersionNotAfter { version, last } => write!(
                 f,
                 "cannot commit at version {version}: the database has handed out {last} already"
+            ),
+            Error::VersionTooFarAhead { version, version_max } => write!(
+                f,
+                "cannot commit at version {version}: it is beyond now plus the allowed skew \
+                 ({version_max}); see Options::version_ahead_max"
+            ),
+            Error::BelowHorizon { version, horizon } => write!(
+                f,
+                "cannot read as of version {version}: it is below the retention horizon \
+                 {horizon}, so versions it needs may have been dropped"
+            ),
+            Error::OpenedReadOnly => f.write_str("database was opened read-only"),
+            Error::FormatUnsupported { file, version, version_supported } => write!(
+                f,
+                "{} is format version {version}; this build reads version {version_supported} \
+                 (dump it with the ZVerse that wrote it, then load the dump)",
+                file.display()
             ),
             Error::Io(error) => write!(f, "I/O error: {error}"),
             Error::Conflict(conflict) => write!(f, "transaction conflict: {conflict}"),

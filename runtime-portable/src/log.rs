@@ -224,6 +224,13 @@ impl ActiveLog {
         Ok(ActiveLog { number, file, offset_end: end, offset_synced: end, nonce })
     }
 
+    /// The newest log of a database, reopened for appends after its last intact frame at
+    /// `offset_end`, every byte before which is durable.
+    fn reopened(number: u64, file: Box<dyn IoFile>, offset_end: usize, nonce: u64) -> ActiveLog {
+        let end = offset_end as u64;
+        ActiveLog { number, file, offset_end: end, offset_synced: end, nonce }
+    }
+
     /// Appends the seal that ends this log (not synced: the caller syncs the log next).
     pub(crate) fn append_seal(&mut self) -> std::io::Result<()> {
         let seal = seal(self.nonce, self.offset_end, self.offset_synced);
@@ -239,39 +246,47 @@ pub(crate) struct Replayed {
     /// Frames holding writes (seals and other empty frames not counted).
     pub frame_count: u64,
     pub version_max: Option<Version>,
+    /// Where the log's intact frames end.
+    pub offset_end: u64,
+    /// The newest log, ready for appends after its last intact frame (`Mode::Reuse` only).
+    pub active: Option<ActiveLog>,
 }
 
-/// Replays log `number` into `memtable`. A torn end of the last log (`is_last`) was never
-/// acknowledged: the file is truncated to its last intact frame, then sealed (the caller
-/// creates a newer log next). Any other damage, and an older log that does not end with its
-/// seal, is [`Error::Corruption`].
+/// How `replay` treats a log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// A log older than the newest: it must end with its seal; any damage is corruption.
+    Older,
+    /// The newest log, to be appended to next: a torn tail is truncated, the rest synced,
+    /// and the log is returned open for appends.
+    Reuse,
+    /// The newest log of a read-only open: read only. Damage anywhere after the last intact
+    /// frame is the end of what is seen, since a writer in another process may be appending
+    /// to it right now; nothing is truncated, written or synced.
+    ReadOnly,
+}
+
+/// Replays log `number` into `memtable`. See [`Mode`] for the newest log; an older log that
+/// is damaged or does not end with its seal is [`Error::Corruption`].
 pub(crate) fn replay(
     io: &dyn Io,
     dir: &Path,
     number: u64,
-    is_last: bool,
+    mode: Mode,
     memtable: &Memtable,
 ) -> Result<Replayed> {
     let path = dir.join(log_file_name(number));
-    let file = io.open_read_write(&path)?;
+    let file = if mode == Mode::Reuse { io.open_read_write(&path)? } else { io.open_read(&path)? };
     let len = usize::try_from(file.len_bytes()?).unwrap_or(usize::MAX);
     let mut log = Vec::new();
     log.try_reserve_exact(len).map_err(|_| corruption(&path, 0, "log file too large to read"))?;
     log.resize(len, 0);
     file.read_exact_at(&mut log, 0)?;
-    let mut replayed = Replayed { frame_count: 0, version_max: None };
+    let mut replayed = Replayed { frame_count: 0, version_max: None, offset_end: 0, active: None };
     let Some(nonce) = decode_log_header(&log) else {
-        // A log's header is synced before any frame is written to it: a newest log no longer
-        // than a header and without an intact one was cut short by a crash while being
-        // created, and holds nothing. It gets a header and a seal, so that it is a complete
-        // older log once the caller has created a newer one.
-        if is_last && log.len() <= LOG_HEADER_LEN {
-            let nonce = new_nonce();
-            let end = LOG_HEADER_LEN as u64;
-            file.set_len(0)?;
-            file.write_all_at_and_sync(&[&encode_log_header(nonce), &seal(nonce, end, end)], 0)?;
-            return Ok(replayed);
-        }
+        // A log's header is synced before the manifest records the log, so a recorded log
+        // without one was damaged after (an emptied newest log would otherwise drop its
+        // acknowledged writes without a word).
         return Err(corruption(&path, 0, "log file header is damaged"));
     };
     let mut offset = LOG_HEADER_LEN;
@@ -285,37 +300,33 @@ pub(crate) fn replay(
         replayed.version_max = replayed.version_max.max(version_max);
         offset = frame.end;
     }
-    let torn = offset < log.len();
-    if torn {
-        classify_damage(&log, offset, nonce)
-            .map_err(|what| corruption(&path, offset as u64, what))?;
-        if !is_last {
-            return Err(corruption(
-                &path,
-                offset as u64,
-                "a log older than the newest one is torn",
-            ));
+    replayed.offset_end = offset as u64;
+    match mode {
+        Mode::ReadOnly => Ok(replayed),
+        Mode::Older => {
+            let what = if offset < log.len() {
+                classify_damage(&log, offset, nonce)
+                    .map_err(|what| corruption(&path, offset as u64, what))?;
+                "a log older than the newest one is torn"
+            } else if !sealed {
+                "a log older than the newest one does not end with its seal: it was cut short"
+            } else {
+                return Ok(replayed);
+            };
+            Err(corruption(&path, offset as u64, what))
         }
-        file.set_len(offset as u64)?;
-    }
-    if !is_last {
-        if !sealed {
-            return Err(corruption(
-                &path,
-                offset as u64,
-                "a log older than the newest one does not end with its seal: it was cut short",
-            ));
+        Mode::Reuse => {
+            if offset < log.len() {
+                classify_damage(&log, offset, nonce)
+                    .map_err(|what| corruption(&path, offset as u64, what))?;
+                file.set_len(offset as u64)?;
+            }
+            // Every intact frame is made durable before a frame written after it says so.
+            file.sync_data()?;
+            replayed.active = Some(ActiveLog::reopened(number, file, offset, nonce));
+            Ok(replayed)
         }
-        return Ok(replayed);
     }
-    // Every intact frame is made durable before the seal says so. A log closed cleanly is
-    // sealed already.
-    file.sync_data()?;
-    if !sealed {
-        let offset = offset as u64;
-        file.write_all_at_and_sync(&[&seal(nonce, offset, offset)], offset)?;
-    }
-    Ok(replayed)
 }
 
 /// Inserts a frame's records into the memtable; returns the newest version, or where in the

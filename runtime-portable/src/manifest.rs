@@ -1,5 +1,6 @@
-//! The manifest: which segments make up the database, which logs still need replaying, and
-//! the counters that must survive a restart. One small file, `MANIFEST`, replaced atomically
+//! The manifest: which segments and which logs make up the database, and the counters that
+//! must survive a restart (the file numbers reserved, the newest version in a segment, the
+//! retention horizon). One small file, `MANIFEST`, replaced atomically
 //! on every change: written to `MANIFEST.tmp`, synced, renamed over `MANIFEST`, and the
 //! directory synced. Byte layout: docs/format.md, "Manifest".
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
@@ -18,16 +19,28 @@ pub(crate) const MANIFEST_NAME: &str = "MANIFEST";
 pub(crate) const MANIFEST_TEMP_NAME: &str = "MANIFEST.tmp";
 
 const MAGIC: [u8; 8] = *b"ZVERSEMF";
-const FORMAT_VERSION: u32 = 1;
+/// The format this build writes and reads. Version 1 (no log set, no horizon) is refused with
+/// [`Error::FormatUnsupported`].
+pub(crate) const FORMAT_VERSION: u32 = 2;
 const MAGIC_LEN: usize = MAGIC.len();
 const HEADER_LEN: usize = MAGIC_LEN + size_of::<u32>() + size_of::<u32>();
-const COUNTERS_LEN: usize = 3 * size_of::<u64>() + size_of::<u32>();
+const COUNTERS_LEN: usize = 4 * size_of::<u64>() + 2 * size_of::<u32>();
 const SEGMENT_LEN: usize = 6 * size_of::<u64>();
+const LOG_LEN: usize = size_of::<u64>();
 /// More segments than any database of this design reaches; bounds what a decoder trusts.
 const SEGMENT_COUNT_MAX: u32 = 1 << 20;
+/// More live logs than any database reaches (one per sealed memtable waiting for its flush,
+/// plus the active one); bounds what a decoder trusts.
+const LOG_COUNT_MAX: u32 = 1 << 16;
+/// The largest manifest a reader accepts.
+const MANIFEST_LEN_MAX: usize = HEADER_LEN
+    + COUNTERS_LEN
+    + SEGMENT_LEN * SEGMENT_COUNT_MAX as usize
+    + LOG_LEN * LOG_COUNT_MAX as usize
+    + CHECKSUM_LEN;
 
 const _: () = assert!(HEADER_LEN == 16);
-const _: () = assert!(COUNTERS_LEN == 28);
+const _: () = assert!(COUNTERS_LEN == 40);
 const _: () = assert!(SEGMENT_LEN == 48);
 
 /// One segment as the manifest records it.
@@ -46,28 +59,38 @@ pub(crate) struct SegmentMeta {
 /// The database's durable metadata.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Manifest {
-    /// The next unused file number (logs and segments share one sequence).
+    /// Every file number the engine has used or may use before the next manifest is written
+    /// is below this (logs and segments share one sequence). A file numbered at or above it
+    /// is not the engine's: never used, never deleted, never a source of numbers.
     pub file_number_next: u64,
-    /// Logs numbered at or above this are replayed on open; older ones are covered by segments.
-    pub log_number_min: u64,
     /// The largest version ever written to a segment: the clock starts above it.
     pub version_last: Version,
+    /// Reads as of a version below it may miss versions compaction dropped; at or above it
+    /// every read is exact. `Version::ZERO` until a compaction drops a version.
+    pub horizon: Version,
+    /// At most `horizon`: a point read at or above it that finds a retained version of its
+    /// key is exact (every version compaction dropped below it had no older version kept).
+    pub horizon_found: Version,
     /// The live segments, newest first.
     pub segments: Vec<SegmentMeta>,
+    /// The live logs, oldest first: replayed in this order on open. Each one must exist.
+    pub logs: Vec<u64>,
 }
 
 impl Manifest {
     /// The manifest's bytes.
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let body_len = COUNTERS_LEN + SEGMENT_LEN * self.segments.len();
+        let body_len = COUNTERS_LEN + SEGMENT_LEN * self.segments.len() + LOG_LEN * self.logs.len();
         let mut out = Vec::with_capacity(HEADER_LEN + body_len + CHECKSUM_LEN);
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         out.extend_from_slice(&(body_len as u32).to_le_bytes());
         out.extend_from_slice(&self.file_number_next.to_le_bytes());
-        out.extend_from_slice(&self.log_number_min.to_le_bytes());
         out.extend_from_slice(&self.version_last.get().to_le_bytes());
+        out.extend_from_slice(&self.horizon.get().to_le_bytes());
+        out.extend_from_slice(&self.horizon_found.get().to_le_bytes());
         out.extend_from_slice(&(self.segments.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(self.logs.len() as u32).to_le_bytes());
         for segment in &self.segments {
             for field in [
                 segment.file_number,
@@ -79,6 +102,9 @@ impl Manifest {
             ] {
                 out.extend_from_slice(&field.to_le_bytes());
             }
+        }
+        for log in &self.logs {
+            out.extend_from_slice(&log.to_le_bytes());
         }
         let sum = checksum(&out);
         out.extend_from_slice(&sum.to_le_bytes());
@@ -95,6 +121,7 @@ impl Manifest {
         if reader.u32()? != FORMAT_VERSION {
             return Err(Corruption::new(MAGIC_LEN as u64, "unknown manifest format version"));
         }
+
         let body_len = reader.u32()? as usize;
         let checked_len = HEADER_LEN + body_len;
         let stored_sum = bytes
@@ -123,7 +150,7 @@ impl Manifest {
             Err(error) => return Err(error.into()),
         };
         let len = usize::try_from(file.len_bytes()?).unwrap_or(usize::MAX);
-        if len > HEADER_LEN + COUNTERS_LEN + SEGMENT_LEN * SEGMENT_COUNT_MAX as usize {
+        if len > MANIFEST_LEN_MAX {
             return Err(Error::Corruption {
                 file: path,
                 offset: 0,
@@ -132,6 +159,7 @@ impl Manifest {
         }
         let mut bytes = vec![0; len];
         file.read_exact_at(&mut bytes, 0)?;
+        refuse_other_format(&path, &bytes)?;
         Manifest::decode_from(&bytes).map(Some).map_err(|c| Error::corruption(path, 0, c))
     }
 
@@ -149,6 +177,21 @@ impl Manifest {
         io.rename(&temp, &dir.join(MANIFEST_NAME))?;
         io.sync_dir(dir)?;
         Ok(())
+    }
+}
+
+/// Refuses a manifest of an older format (version 1) with a typed error naming it, before its
+/// bytes are decoded as ours. Any other unknown version is corruption (`decode_from`).
+fn refuse_other_format(path: &Path, bytes: &[u8]) -> Result<()> {
+    let version = bytes.get(MAGIC_LEN..MAGIC_LEN + size_of::<u32>());
+    let version = version.and_then(|v| v.try_into().ok()).map(u32::from_le_bytes);
+    match version {
+        Some(version @ 1) if bytes.starts_with(&MAGIC) => Err(Error::FormatUnsupported {
+            file: path.to_path_buf(),
+            version,
+            version_supported: FORMAT_VERSION,
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -179,12 +222,21 @@ impl<'a> Reader<'a> {
 
     fn body(&mut self) -> Result<Manifest, Corruption> {
         let file_number_next = self.u64()?;
-        let log_number_min = self.u64()?;
         let version_last = Version::new(self.u64()?);
+        let horizon = Version::new(self.u64()?);
+        let horizon_found_offset = self.position as u64;
+        let horizon_found = Version::new(self.u64()?);
+        if horizon_found > horizon {
+            return Err(Corruption::new(horizon_found_offset, "manifest horizons out of order"));
+        }
         let count_offset = self.position as u64;
         let segment_count = self.u32()?;
+        let log_count = self.u32()?;
         if segment_count > SEGMENT_COUNT_MAX {
             return Err(Corruption::new(count_offset, "manifest segment count out of range"));
+        }
+        if log_count > LOG_COUNT_MAX {
+            return Err(Corruption::new(count_offset + 4, "manifest log count out of range"));
         }
         let mut segments = Vec::with_capacity(segment_count as usize);
         for _ in 0..segment_count {
@@ -203,13 +255,20 @@ impl<'a> Reader<'a> {
             }
             segments.push(segment);
         }
+        let mut logs: Vec<u64> = Vec::with_capacity(log_count as usize);
+        for _ in 0..log_count {
+            let offset = self.position as u64;
+            let log = self.u64()?;
+            let ascending = logs.last().is_none_or(|&previous| previous < log);
+            if log >= file_number_next || !ascending {
+                return Err(Corruption::new(offset, "manifest log entry out of range"));
+            }
+            logs.push(log);
+        }
         if self.position != self.bytes.len() {
             return Err(Corruption::new(self.position as u64, "manifest body length mismatch"));
         }
-        if log_number_min > file_number_next {
-            return Err(Corruption::new(MAGIC_LEN as u64 + 8, "manifest log number out of range"));
-        }
-        Ok(Manifest { file_number_next, log_number_min, version_last, segments })
+        Ok(Manifest { file_number_next, version_last, horizon, horizon_found, segments, logs })
     }
 }
 
@@ -221,8 +280,10 @@ mod tests {
     fn sample() -> Manifest {
         Manifest {
             file_number_next: 9,
-            log_number_min: 7,
             version_last: Version::new(1_000),
+            horizon: Version::new(700),
+            horizon_found: Version::new(650),
+            logs: vec![7, 8],
             segments: vec![
                 SegmentMeta {
                     file_number: 6,

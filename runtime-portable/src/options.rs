@@ -10,11 +10,17 @@ pub enum Durability {
     /// one sync (group commit). No reader ever sees a write that a crash could still lose.
     Sync,
     /// Writes are synced in the background at most this long after they return; a crash can
-    /// lose that window.
+    /// lose that window. Periods below [`Durability::PERIOD_MIN`] (1 ms) are raised to it, so
+    /// that `Periodic(Duration::ZERO)` does not keep a core busy while the database is idle.
     Periodic(Duration),
     /// The log is never synced by ZVerse (the OS writes it back when it likes); a crash can
     /// lose any write not yet in a segment. For bulk loads and caches.
     None,
+}
+
+impl Durability {
+    /// The shortest period of [`Durability::Periodic`]; shorter ones are raised to it.
+    pub const PERIOD_MIN: Duration = Duration::from_millis(1);
 }
 
 /// Which old versions compaction keeps. Whatever the rule, versions pinned by a live snapshot
@@ -60,6 +66,8 @@ pub struct Options {
     pub(crate) write_stop_segments: u32,
     pub(crate) create_if_missing: bool,
     pub(crate) locality_advisor: bool,
+    pub(crate) read_only: bool,
+    pub(crate) version_ahead_max: Duration,
     pub(crate) transaction_bytes_max: u64,
 }
 
@@ -78,13 +86,16 @@ impl Default for Options {
             write_stop_segments: 36,
             create_if_missing: true,
             locality_advisor: true,
+            read_only: false,
+            version_ahead_max: Duration::from_secs(60 * 60),
             transaction_bytes_max: 64 << 20,
         }
     }
 }
 
 impl Options {
-    /// When writes are durable. Default: [`Durability::Sync`].
+    /// When writes are durable. Default: [`Durability::Sync`]. A `Periodic` period below
+    /// [`Durability::PERIOD_MIN`] is raised to it.
     ///
     /// ```
     /// # fn main() -> zverse::Result<()> {
@@ -100,7 +111,12 @@ impl Options {
     /// ```
     #[must_use]
     pub fn durability(mut self, durability: Durability) -> Options {
-        self.durability = durability;
+        self.durability = match durability {
+            Durability::Periodic(period) => {
+                Durability::Periodic(period.max(Durability::PERIOD_MIN))
+            }
+            other => other,
+        };
         self
     }
 
@@ -349,9 +365,90 @@ impl Options {
     /// (their bounds). An operation that would pass it fails with
     /// [`Error::TransactionTooLarge`](crate::Error::TransactionTooLarge). Default 64 MiB; at
     /// least 4 KiB.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// use zverse::{Db, Error, Options};
+    /// let db = Db::open(dir.path(), Options::default().transaction_bytes_max(4 << 10))?;
+    /// let mut tx = db.transaction();
+    /// let too_large = tx.set(b"k", &[0; 8 << 10]);
+    /// assert!(matches!(too_large, Err(Error::TransactionTooLarge { .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn transaction_bytes_max(mut self, bytes: u64) -> Options {
         self.transaction_bytes_max = bytes.max(4 << 10);
         self
+    }
+
+    /// Opens the database for reading only. Default `false`. A read-only open takes no lock,
+    /// creates, writes, syncs and deletes nothing (recovery replays the logs into memory
+    /// only), so it works on a read-only directory, as another user, and while another
+    /// process has the database open for writing. Its view is the database as of the open:
+    /// writes made afterwards, by anyone, are not seen (open again to see them). Every write,
+    /// `flush` and `compact` fails with [`crate::Error::OpenedReadOnly`]. The directory and
+    /// its `MANIFEST` must exist.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// use zverse::{Db, Error, Options};
+    /// let writer = Db::open(dir.path(), Options::default())?;
+    /// writer.put(b"k", b"v")?;
+    /// let reader = Db::open(dir.path(), Options::default().read_only(true))?;
+    /// assert_eq!(reader.get(b"k")?.as_deref(), Some(&b"v"[..]));
+    /// assert!(matches!(reader.put(b"k", b"w"), Err(Error::OpenedReadOnly)));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn read_only(mut self, read_only: bool) -> Options {
+        self.read_only = read_only;
+        self
+    }
+
+    /// How far past the wall clock `Batch::commit_at` may set a version. Default one hour.
+    /// A version beyond now plus this is refused with [`crate::Error::VersionTooFarAhead`]
+    /// and nothing is written: every later write gets a version above the newest one, so one
+    /// far-future version (a wrong clock, a wrong number, `u64::MAX`) would stamp every write
+    /// after it with that future time, and could exhaust the versions.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// use std::time::{Duration, SystemTime};
+    /// use zverse::{Db, Error, Options, Version};
+    /// let db = Db::open(dir.path(), Options::default().version_ahead_max(Duration::from_secs(60)))?;
+    /// let in_an_hour = Version::from_system_time(SystemTime::now() + Duration::from_secs(3600));
+    /// let refused = db.batch().put(b"k", b"v").commit_at(in_an_hour);
+    /// assert!(matches!(refused, Err(Error::VersionTooFarAhead { .. })));
+    /// assert_eq!(db.get(b"k")?, None); // nothing written
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn version_ahead_max(mut self, ahead: Duration) -> Options {
+        self.version_ahead_max = ahead;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periodic_periods_below_the_minimum_are_raised_to_it() {
+        for (asked, got) in [
+            (Duration::ZERO, Durability::PERIOD_MIN),
+            (Duration::from_nanos(1), Durability::PERIOD_MIN),
+            (Duration::from_millis(5), Duration::from_millis(5)),
+        ] {
+            let options = Options::default().durability(Durability::Periodic(asked));
+            assert_eq!(options.durability, Durability::Periodic(got), "{asked:?}");
+        }
+        assert_eq!(Options::default().durability(Durability::None).durability, Durability::None);
     }
 }

@@ -288,10 +288,6 @@ pub(crate) struct OwnedRange {
 
 impl OwnedRange {
     /// The owned form of a `RangeBounds` over byte slices (the transaction API's ranges).
-    pub(crate) fn from_bounds<'k>(keys: &impl RangeBounds<&'k [u8]>) -> OwnedRange {
-        OwnedRange::new(&(keys.start_bound().cloned(), keys.end_bound().cloned()))
-    }
-
     pub(crate) fn new(keys: &(impl KeyRange + ?Sized)) -> OwnedRange {
         let own = |bound: Bound<&[u8]>| bound.map(Box::<[u8]>::from);
         OwnedRange { start: own(keys.start_key()), end: own(keys.end_key()) }

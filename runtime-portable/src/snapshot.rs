@@ -8,7 +8,7 @@ use std::sync::Arc;
 use zverse_core::Version;
 
 use crate::db::{Db, Inner};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::key_range::{KeyRange, prefix_bounds};
 use crate::read::{Changes, History, OwnedRange, Range, ReadView};
 use crate::value::Value;
@@ -20,7 +20,44 @@ fn version_bounds(versions: &impl RangeBounds<Version>) -> (Bound<Version>, Boun
     (versions.start_bound().cloned(), versions.end_bound().cloned())
 }
 
-/// Every read, once: at a version capped at `cap`.
+/// A view at `version` (capped at the watermark), refused below the retention horizon.
+pub(crate) fn exact_view(inner: &Arc<Inner>, version: Version) -> Result<ReadView> {
+    let view = ReadView::new(inner, version)?;
+    inner.check_horizon(view.version)?;
+    Ok(view)
+}
+
+/// The value of `key` as of `version`. Below the horizon, a read that finds a retained version
+/// at or above `horizon_found` is still exact and answered; any other is refused.
+pub(crate) fn get_exact(inner: &Arc<Inner>, key: &[u8], version: Version) -> Result<Option<Value>> {
+    let view = ReadView::new(inner, version)?;
+    if inner.is_exact(view.version) {
+        return view.get(key);
+    }
+    match view.get_entry(key)? {
+        Some(found) if view.version >= inner.horizon_found() => Ok(found.value),
+        _ => Err(Error::BelowHorizon { version: view.version, horizon: inner.horizon() }),
+    }
+}
+
+/// Refuses a version window (`changes`, `history_range`) that starts below the retention
+/// horizon: compaction may have dropped versions inside it. A window with no lower bound lists
+/// what retention kept.
+fn check_window(inner: &Inner, versions: &impl RangeBounds<Version>) -> Result<()> {
+    let first = match versions.start_bound() {
+        Bound::Included(&version) => version,
+        Bound::Excluded(&version) => Version::new(version.get().saturating_add(1)),
+        Bound::Unbounded => return Ok(()),
+    };
+    let horizon = inner.horizon();
+    if first < horizon {
+        return Err(Error::BelowHorizon { version: first, horizon });
+    }
+    Ok(())
+}
+
+/// Every read, once: at a version capped at `cap`, with the retention horizon checked (a read
+/// as of a version below [`Db::horizon`] is refused, except at a version a live snapshot pins).
 #[derive(Clone, Copy)]
 struct Reads<'a> {
     inner: &'a Arc<Inner>,
@@ -29,15 +66,17 @@ struct Reads<'a> {
 
 impl Reads<'_> {
     fn view(self, version: Version) -> Result<ReadView> {
-        ReadView::new(self.inner, version.min(self.cap))
+        exact_view(self.inner, version.min(self.cap))
     }
 
     fn get_at(self, key: &[u8], version: Version) -> Result<Option<Value>> {
-        self.view(version)?.get(key)
+        get_exact(self.inner, key, version.min(self.cap))
     }
 
     fn history_range(self, key: &[u8], versions: &impl RangeBounds<Version>) -> Result<History> {
-        Ok(self.view(self.cap)?.history(key, version_bounds(versions)))
+        let view = self.view(self.cap)?;
+        check_window(self.inner, versions)?;
+        Ok(view.history(key, version_bounds(versions)))
     }
 
     fn range_at(self, keys: &(impl KeyRange + ?Sized), version: Version) -> Result<Range> {
@@ -64,6 +103,7 @@ impl Reads<'_> {
         versions: &impl RangeBounds<Version>,
     ) -> Result<Changes> {
         let view = self.view(self.cap)?;
+        check_window(self.inner, versions)?;
         self.inner.advisor.query_started();
         Ok(view.changes(&OwnedRange::new(keys), version_bounds(versions)))
     }
@@ -72,6 +112,32 @@ impl Reads<'_> {
 impl Db {
     fn reads(&self) -> Reads<'_> {
         Reads { inner: &self.inner, cap: Version::MAX }
+    }
+
+    /// The retention horizon: every read as of a version at or above it is exact, and every
+    /// `changes` or `history_range` window starting at or above it is complete. Reads below it
+    /// fail with [`Error::BelowHorizon`](crate::Error::BelowHorizon) (except through a
+    /// snapshot, at its own version), since a compaction dropped versions they could need.
+    /// `Version::ZERO` until a compaction drops a version; it never moves back, and survives
+    /// reopening. It is the lowest such version over all keys; below it, `get_at` still
+    /// answers when it finds a retained version of its key that no dropped version could have
+    /// hidden, while `range_at`, `prefix_at`, `first_at`, `last_at`, and `changes` and
+    /// `history_range` windows starting below it (which cannot tell an absent key or version
+    /// from a dropped one) are refused.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// db.put(b"k", b"v")?;
+    /// // Nothing compacted away yet: every version can be read.
+    /// assert_eq!(db.horizon(), zverse::Version::ZERO);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn horizon(&self) -> Version {
+        self.inner.horizon()
     }
 
     /// The latest value of `key`, or `None` if it was never written or is deleted.
@@ -90,7 +156,8 @@ impl Db {
         self.reads().get_at(key, Version::MAX)
     }
 
-    /// The value of `key` as of `version`: its newest version at or below `version`.
+    /// The value of `key` as of `version`: its newest version at or below `version`. Fails
+    /// with [`Error::BelowHorizon`](crate::Error::BelowHorizon) below [`Db::horizon`].
     ///
     /// ```
     /// # fn main() -> zverse::Result<()> {

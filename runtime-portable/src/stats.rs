@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 
 use zverse_core::Version;
 
-use crate::db::Db;
+use crate::db::{Db, lock};
 use crate::locality::LocalityStats;
 
 /// A snapshot of the database's counters, from [`Db::stats`].
@@ -29,6 +29,15 @@ pub struct Stats {
     pub segment_bytes: u64,
     /// Bytes of the active log file.
     pub log_bytes: u64,
+    /// Live log files (the manifest's): the active one, and one per sealed memtable.
+    pub log_count: usize,
+    /// Files the database has: `MANIFEST`, `LOCK`, and the live logs and
+    /// segments the manifest records. Counted without I/O. Segments retired by a compaction
+    /// but still read by an iterator, and leftovers of a crash (deleted at the next open), are
+    /// not counted.
+    pub file_count: u64,
+    /// The retention horizon ([`Db::horizon`]): reads below it are refused.
+    pub horizon: Version,
     /// Every version stored, in memtables and segments (tombstones included).
     pub versions: u64,
     /// An upper bound on the distinct keys: the sum over tiers of each tier's distinct keys.
@@ -99,6 +108,7 @@ impl Db {
             + tiers.segments.iter().map(|s| s.meta().payload_bytes).sum::<u64>();
         let segment_bytes = tiers.segments.iter().map(|s| s.meta().file_bytes).sum();
         let log_bytes = inner.log_bytes();
+        let log_count = lock(&inner.manifest).logs.len();
         let bytes_written_disk = counters.bytes_written_log.load(Ordering::Relaxed)
             + counters.bytes_written_segments.load(Ordering::Relaxed);
         Stats {
@@ -111,6 +121,9 @@ impl Db {
             segment_versions,
             segment_bytes,
             log_bytes,
+            log_count,
+            file_count: inner.file_count(),
+            horizon: inner.horizon(),
             versions: memtable_versions + segment_versions,
             keys_upper_bound: memtable_versions + segment_keys,
             bytes_written_user,

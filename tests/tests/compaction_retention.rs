@@ -75,11 +75,15 @@ fn retention_by_count_keeps_the_newest_versions_and_snapshots_pin_older_ones() {
     assert_eq!(db.history(b"k001").unwrap().count(), 2, "r4 and r3 of an untouched key");
     // k007 was deleted in round 3 and rewritten in round 4: its two newest are r4 and the
     // tombstone. The tombstone is the floor (rule 2 of `KeyGc`) with nothing older surviving
-    // at the bottom, so it goes: a read below r4 answers `None` with or without it.
+    // at the bottom, so it goes. Its older puts went too, so a read below r4 could be wrong
+    // (below the tombstone, r2's value is gone): it is refused, below the horizon.
     let k007: Vec<_> = db.history(b"k007").unwrap().map(|r| r.unwrap().1.is_some()).collect();
     assert_eq!(k007, [true]);
-    let before_r4 = Version::new(db.history(b"k007").unwrap().next().unwrap().unwrap().0.get() - 1);
-    assert_eq!(db.get_at(b"k007", before_r4).unwrap(), None);
+    let r4 = db.history(b"k007").unwrap().next().unwrap().unwrap().0;
+    let before_r4 = Version::new(r4.get() - 1);
+    assert!(db.horizon() > before_r4, "{}", db.horizon());
+    assert!(matches!(db.get_at(b"k007", before_r4), Err(zverse::Error::BelowHorizon { .. })));
+    assert_eq!(db.get_at(b"k007", db.horizon()).unwrap().as_deref(), Some(&b"r4"[..]));
     let _ = rounds;
 }
 

@@ -133,13 +133,15 @@ fn baseline() -> Baseline {
     let (older_log, older_frame_ends) = log_commits(&io, &db, &mut commits, 0..30);
     // A flush that fails after its rotation (no space for the segment): the log of the 30
     // commits stays live, next to a new one. The rotation's last calls that need space are
-    // the old log's seal (call 0) and the new log's header (call 3, after its creation); from
-    // call 4 on, the first is the segment's creation.
-    io.inject(Fault::NoSpace, io.call_count() + 4, true);
+    // the old log's seal (call 0), the new log's header (call 3, after its creation) and the
+    // manifest that records the new log (calls 5 to 10: remove and create `MANIFEST.tmp`,
+    // write, sync, rename, sync the directory); from call 11 on, the first is the segment's
+    // creation.
+    io.inject(Fault::NoSpace, io.call_count() + 11, true);
     assert!(db.flush().is_err());
     drop(db);
     assert!(newest_log(&io) > older_log, "the rotation created a newer log");
-    // Recovery replays both logs and starts a third: 10 more commits go there.
+    // Recovery replays both logs and appends to the newer: 10 more commits go there.
     let io = io.after_crash(CrashVariant::KeepUnsynced);
     let db = open(&io).unwrap();
     let (log, mut frame_ends) = log_commits(&io, &db, &mut commits, 30..40);
@@ -660,7 +662,9 @@ fn the_answer_check_rejects_a_missing_commit() {
 fn an_older_log_cut_at_a_frame_boundary_is_corruption() {
     let base = baseline();
     let full = base.disk.read_file(&base.older_log).unwrap();
-    let cuts = [0, 12, LOG_HEADER_LEN, base.older_frame_ends[0], base.older_frame_ends[28]];
+    // Frame boundaries, and one cut inside a frame (a torn older log).
+    let ends = &base.older_frame_ends;
+    let cuts = [0, 12, LOG_HEADER_LEN, ends[0], ends[28], ends[5] - 3];
     for cut in cuts.into_iter().chain([*base.older_frame_ends.last().unwrap()]) {
         let disk = base.disk.after_crash(CrashVariant::KeepUnsynced);
         assert!(disk.replace_file(&base.older_log, &full[..cut as usize]));

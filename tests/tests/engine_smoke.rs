@@ -46,7 +46,8 @@ fn data_survives_flushes_and_reopen() {
             }
         }
         let stats = db.stats();
-        assert!(stats.segment_count >= 2, "small memtables flushed: {stats:?}");
+        // Counted as flushes: background compaction may have merged the segments already.
+        assert!(stats.flushes >= 2, "small memtables flushed: {stats:?}");
         db.close().unwrap();
         assert!(matches!(db.get(b"key:00001"), Err(Error::Closed)));
     }
