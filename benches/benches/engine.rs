@@ -6,6 +6,10 @@
 //!   whole dataset (1M keys); `Sync` pays one fdatasync per commit group, so it fills only
 //!   2,000 writes per iteration. With 4 threads each writes a quarter of the keys and
 //!   concurrent writers share a group (and, in `Sync`, its one sync).
+//! - `fill_batches/none/1thread/{sustained,memtable_only}/{N}_writes`: the same N puts in
+//!   batches of 1,000 from one thread, `Durability::None`: `sustained` with the default 64 MiB
+//!   memtable (flushes run meanwhile), `memtable_only` with a memtable that holds every write
+//!   (issue 13's in-memory figure: the write path without flushes).
 //! - `read/*`, on a dataset built once, outside the timing: every key written once
 //!   (`Durability::None`), then a second version of every tenth key, then `flush()`, so that
 //!   reads hit segments. `get_latest` and `get_as_of` run 1,000 lookups per iteration;
@@ -15,6 +19,12 @@
 //!   same walked backwards (`.rev()`); `changes_1pct_time`
 //!   reads every change to any key within the versions of a random 1% of the writes, in write
 //!   order.
+//! - `read/scan_short`: YCSB E's scans without its inserts: from a random loaded key, the
+//!   first 1 to 100 keys (uniform), open-ended (`range(start..)`), 100 scans per iteration:
+//!   what a short scan pays to set up.
+//! - `read_threads/get_latest/{1,2,4,8}`: `get_latest` from 1, 2, 4 and 8 reader threads at
+//!   once on the same dataset, each doing 1,000 lookups per iteration; the throughput is all
+//!   threads' lookups together (reader scaling: readers share the tier set and the segments).
 //!
 //! Sizes: `ZVERSE_BENCH_KEYS` overrides the dataset's key count (default 1,000,000). Under
 //! `cargo test --benches` (criterion's test mode: no `--bench` argument) the default is 10,000
@@ -48,6 +58,10 @@ const KEY_COUNT_TEST: usize = 10_000;
 const SYNC_WRITE_COUNT: usize = 2_000;
 const SYNC_WRITE_COUNT_TEST: usize = 200;
 const FILL_THREAD_COUNTS: [usize; 2] = [1, 4];
+const READER_THREAD_COUNTS: [usize; 4] = [1, 2, 4, 8];
+const SHORT_SCANS_PER_ITERATION: usize = 100;
+/// The longest short scan, in items (YCSB's default `maxscanlength`).
+const SHORT_SCAN_ITEMS_MAX: usize = 100;
 const LOOKUPS_PER_ITERATION: usize = 1_000;
 /// The read dataset rewrites every this many-th key with a second version (10% of the keys).
 const REWRITE_STRIDE: usize = 10;
@@ -144,6 +158,57 @@ fn report_fill(db: &Db, write_count: usize, thread_count: usize) {
     );
 }
 
+/// Writes per batch in `fill_batches`.
+const BATCH_LEN: usize = 1_000;
+/// `fill_batches/memtable_only`'s memtable: room for 1M writes of this bench (about 160 MB of
+/// arena), so that no flush starts.
+const MEMTABLE_ONLY_BYTES: u64 = 1 << 30;
+
+fn fill_batches(c: &mut Criterion) {
+    let scale = scale();
+    let mut group = c.benchmark_group("fill_batches");
+    group.sample_size(10).sampling_mode(SamplingMode::Flat);
+    let keys = zverse_benches::random_keys::<KEY_LEN>(
+        &mut fastrand::Rng::with_seed(SEED),
+        scale.key_count,
+    );
+    group.throughput(Throughput::Elements(keys.len() as u64));
+    let cases = [("sustained", Options::default()), ("memtable_only", memtable_only())];
+    for (name, options) in cases {
+        let id = BenchmarkId::new(format!("none/1thread/{name}"), format!("{}_writes", keys.len()));
+        group.bench_function(id, |b| {
+            b.iter_custom(|iterations| {
+                let mut elapsed = Duration::ZERO;
+                for _ in 0..iterations {
+                    let dir = tempfile::tempdir().expect("create a temporary directory");
+                    let options = options.clone().durability(Durability::None);
+                    let db = Db::open(dir.path(), options).expect("open a fresh db");
+                    elapsed += timed_batch_fill(&db, &keys);
+                    drop(db);
+                }
+                elapsed
+            });
+        });
+    }
+    group.finish();
+}
+
+fn memtable_only() -> Options {
+    Options::default().memtable_bytes_max(MEMTABLE_ONLY_BYTES)
+}
+
+fn timed_batch_fill(db: &Db, keys: &[Key]) -> Duration {
+    let start = Instant::now();
+    for chunk in keys.chunks(BATCH_LEN) {
+        let mut batch = db.batch();
+        for key in chunk {
+            batch.put(key, &VALUE_FIRST);
+        }
+        batch.commit().expect("commit a batch");
+    }
+    start.elapsed()
+}
+
 /// The read benchmarks' database, built once.
 struct ReadDataset {
     /// Declared before `_dir`, so it closes before the directory is removed.
@@ -202,6 +267,8 @@ fn read(c: &mut Criterion) {
         report_once(&mut reported, || report_get_as_of(dataset()));
         bench_get_as_of(b, dataset(), &mut rng);
     });
+    group.throughput(Throughput::Elements(SHORT_SCANS_PER_ITERATION as u64));
+    group.bench_function("scan_short", |b| bench_scan_short(b, dataset(), &mut rng));
     let key_span = scale.key_count / SLICE_PARTS;
     group.throughput(Throughput::Elements(key_span as u64));
     let mut reported = false;
@@ -229,6 +296,34 @@ fn read(c: &mut Criterion) {
         bench_changes(b, dataset(), write_span, &mut rng);
     });
     group.finish();
+    let mut group = c.benchmark_group("read_threads");
+    for thread_count in READER_THREAD_COUNTS {
+        group.throughput(Throughput::Elements((thread_count * LOOKUPS_PER_ITERATION) as u64));
+        let id = BenchmarkId::new("get_latest", thread_count);
+        group.bench_function(id, |b| bench_get_latest_threads(b, dataset(), thread_count));
+    }
+    group.finish();
+}
+
+/// `get_latest` from `thread_count` threads at once: each does `LOOKUPS_PER_ITERATION` per
+/// iteration, with its own seeded generator; the time is until the last thread is done.
+fn bench_get_latest_threads(b: &mut Bencher<'_>, data: &ReadDataset, thread_count: usize) {
+    b.iter_custom(|iterations| {
+        let lookups = iterations * LOOKUPS_PER_ITERATION as u64;
+        let start = Instant::now();
+        std::thread::scope(|scope| {
+            for thread in 0..thread_count as u64 {
+                scope.spawn(move || {
+                    let mut rng = fastrand::Rng::with_seed(SEED + 2 + thread + iterations);
+                    for _ in 0..lookups {
+                        let key = &data.keys[rng.usize(..data.keys.len())];
+                        black_box(data.db.get(key).expect("get").expect("a loaded key"));
+                    }
+                });
+            }
+        });
+        start.elapsed()
+    });
 }
 
 /// Runs `report` on the first call only: criterion calls a benchmark's closure once per sample.
@@ -304,6 +399,17 @@ fn bench_range(
     });
 }
 
+fn bench_scan_short(b: &mut Bencher<'_>, data: &ReadDataset, rng: &mut fastrand::Rng) {
+    b.iter(|| {
+        for _ in 0..SHORT_SCANS_PER_ITERATION {
+            let start = data.keys[rng.usize(..data.keys.len())].as_slice();
+            let limit = rng.usize(1..=SHORT_SCAN_ITEMS_MAX);
+            let range = data.db.range(start..).expect("range");
+            black_box(count_items(range.take(limit)));
+        }
+    });
+}
+
 fn bench_changes(
     b: &mut Bencher<'_>,
     data: &ReadDataset,
@@ -328,5 +434,5 @@ fn count_items<T>(items: impl Iterator<Item = zverse::Result<T>>) -> usize {
     })
 }
 
-criterion_group!(benches, fill_random, read);
+criterion_group!(benches, fill_random, fill_batches, read);
 criterion_main!(benches);

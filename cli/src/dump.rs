@@ -13,8 +13,16 @@
 //! Keys and values are `json.rs`'s reversible form (UTF-8 as a string, other bytes as
 //! `{"base64": ...}`), `null` for a delete. `dump` writes the latest live value of each key,
 //! `dump --all-versions` every version, deletes included; both are consistent as of
-//! `snapshot_version`. A later format may add header fields (an increment's base, say): `load`
-//! refuses a header with fields it does not know rather than load it wrongly.
+//! `snapshot_version` (the newest version of the database).
+//!
+//! `dump --all-versions --since BASE` writes an increment: every version above `BASE`, with
+//! `"since":BASE` in the header. `load` applies it only to a database whose newest version is
+//! exactly `BASE` (a checkpoint taken at `BASE`, or the database an increment ending at `BASE`
+//! was loaded into): one that ends before is a gap, one that ends after the increment an
+//! overlap, both refused before anything is written. One that ends inside the increment had
+//! it loaded in part by a killed `load` (versions commit whole, oldest first): the load
+//! resumes after its newest version. A later format may add header fields: `load` refuses a
+//! header with fields it does not know rather than load it wrongly.
 //!
 //! `load` reads the header if there is one (the lines of `changes --json`, which carry an
 //! extra `time`, load as they are) and commits each run of lines with one version as one batch
@@ -54,8 +62,13 @@ struct Header {
     zverse_dump: u64,
     /// Every version (true) or the latest live value of each key.
     all_versions: bool,
-    /// The version the dump is consistent at.
+    /// The version the dump is consistent at: the newest version in the database it was
+    /// taken from.
     snapshot_version: u64,
+    /// An increment's base (`dump --all-versions --since BASE`): the dump holds every version
+    /// above it up to `snapshot_version`, and loads only into a database that ends at it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    since: Option<u64>,
 }
 
 /// One version of one key.
@@ -127,20 +140,28 @@ pub fn write_line(out: &mut impl Write, line: &impl Serialize) -> std::io::Resul
     out.write_all(b"\n")
 }
 
-pub fn dump(context: &Context, all_versions: bool) -> Result<(), Fail> {
+/// `dump`; with `since`, an increment: every version above it (`all_versions` only).
+pub fn dump(context: &Context, all_versions: bool, since: Option<u64>) -> Result<(), Fail> {
+    if since.is_some() && !all_versions {
+        return Err(Fail::usage("--since needs --all-versions: an increment holds every version"));
+    }
     let db = context.open_existing()?;
     let snapshot = db.snapshot();
+    let newest = snapshot.version().get();
+    if let Some(base) = since.filter(|&base| base > newest) {
+        return Err(Fail::usage(format!(
+            "--since {base} is newer than the database's newest version {newest}"
+        )));
+    }
     let bar = progress(None, "dump");
     let mut out = stdout();
-    let header = Header {
-        zverse_dump: DUMP_FORMAT,
-        all_versions,
-        snapshot_version: snapshot.version().get(),
-    };
+    let header = Header { zverse_dump: DUMP_FORMAT, all_versions, snapshot_version: newest, since };
     write_line(&mut out, &header)?;
     let mut written: u64 = 0;
     let all = (Bound::Unbounded, Bound::Unbounded);
-    let versions = (Version::ZERO, snapshot.version());
+    // Above the base: `since < newest` here, or the window is empty (from > to).
+    let from = since.map_or(0, |base| base.saturating_add(1));
+    let versions = (Version::new(from), snapshot.version());
     oldest_first::for_each(context, &snapshot, &all, versions, oldest_first::BUDGET, |change| {
         if !all_versions && !is_latest_live(context, &snapshot, &change)? {
             return Ok(());
@@ -197,7 +218,14 @@ pub fn load(context: &Context, file: Option<&Path>) -> Result<(), Fail> {
         None => (Box::new(std::io::stdin().lock()), "stdin".to_owned(), progress(None, "load")),
     };
     let db = context.open_or_create_with(Options::default().durability(Durability::None))?;
-    let mut loader = Loader { context, db: &db, name, pending: None, loaded: Loaded::default() };
+    let mut loader = Loader {
+        context,
+        db: &db,
+        name,
+        pending: None,
+        loaded: Loaded::default(),
+        present_through: None,
+    };
     let read = loader.read_all(reader, &bar);
     bar.finish_and_clear();
     let done = loader.loaded;
@@ -239,6 +267,9 @@ struct Loader<'a> {
     /// The version being gathered, its batch and its line count.
     pending: Option<(u64, Batch<'a>, u64)>,
     loaded: Loaded,
+    /// Resuming an increment a killed `load` applied in part: its versions up to this one are
+    /// in the database already and are skipped.
+    present_through: Option<u64>,
 }
 
 impl Loader<'_> {
@@ -264,7 +295,10 @@ impl Loader<'_> {
                 continue;
             }
             if std::mem::take(&mut header_allowed) && is_header(text) {
-                check_header(text).map_err(|why| self.bad(number, &why))?;
+                let header = check_header(text).map_err(|why| self.bad(number, &why))?;
+                if let Some(base) = header.since {
+                    self.check_base(base, header.snapshot_version)?;
+                }
                 continue;
             }
             self.add(number, text)?;
@@ -272,10 +306,39 @@ impl Loader<'_> {
         self.commit()
     }
 
+    /// An increment from `base` to `end` applies to a database that ends at `base` (its
+    /// newest version); one that ends inside the increment had it applied in part by a killed
+    /// `load`, which resumes after what is there. Anything else is a gap or an overlap.
+    fn check_base(&mut self, base: u64, end: u64) -> Result<(), Fail> {
+        let newest = self.db.snapshot().version().get();
+        let db = self.context.db.display();
+        if newest < base {
+            return Err(Fail::database(format!(
+                "gap: {db} ends at version {newest}, but this increment holds the versions \
+                 after {base} (up to {end}); load the checkpoint or increment that ends at \
+                 {base} first; nothing was loaded"
+            )));
+        }
+        if newest > end {
+            return Err(Fail::database(format!(
+                "overlap: {db} holds versions up to {newest}, past this increment's end {end} \
+                 (it was loaded already, or an increment after it was); nothing was loaded"
+            )));
+        }
+        if newest > base {
+            eprintln!("resuming: {db} holds this increment's versions up to {newest} already");
+            self.present_through = Some(newest);
+        }
+        Ok(())
+    }
+
     /// Adds one line to the pending version, committing the one before when it changes.
     fn add(&mut self, number: u64, text: &str) -> Result<(), Fail> {
         let line: Line = serde_json::from_str(text)
             .map_err(|error| self.bad(number, &format!("{error}; expected {LINE_SHAPE}")))?;
+        if self.present_through.is_some_and(|present| line.version <= present) {
+            return Ok(());
+        }
         let key = json::decode(&line.key).map_err(|why| self.bad(number, &why))?;
         let value = match &line.value {
             Json::Null => None,
@@ -364,7 +427,7 @@ fn is_header(text: &str) -> bool {
     serde_json::from_str::<Json>(text).is_ok_and(|value| value.get("zverse_dump").is_some())
 }
 
-fn check_header(text: &str) -> Result<(), String> {
+fn check_header(text: &str) -> Result<Header, String> {
     let value: Json = serde_json::from_str(text).map_err(|error| error.to_string())?;
     let format = value.get("zverse_dump").and_then(Json::as_u64);
     if format != Some(DUMP_FORMAT) {
@@ -373,7 +436,53 @@ fn check_header(text: &str) -> Result<(), String> {
             value.get("zverse_dump").map_or_else(String::new, ToString::to_string)
         ));
     }
-    serde_json::from_value::<Header>(value).map(|_| ()).map_err(|error| {
+    serde_json::from_value::<Header>(value).map_err(|error| {
         format!("a dump header this zverse does not know ({error}): a newer zverse wrote it")
     })
+}
+
+/// `checkpoint DEST`: a consistent copy of the database in the new directory `dest`, made
+/// with hard links where it can; prints the version it is consistent at.
+pub fn checkpoint(context: &Context, dest: &Path) -> Result<(), Fail> {
+    let db = context.open_existing_for_write()?;
+    let bar = ProgressBar::new(0).with_prefix("checkpoint").with_style(
+        ProgressStyle::with_template("{prefix:>14} [{bar:40}] {pos}/{len} files, {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let mut last = None;
+    let version = db.checkpoint_with_progress(dest, |progress| {
+        bar.set_length(progress.files_total as u64);
+        bar.set_position(progress.files_done as u64);
+        bar.set_message(format!("{} bytes copied", progress.bytes_copied));
+        last = Some(progress);
+    });
+    bar.finish_and_clear();
+    let version = version.map_err(|error| match error {
+        zverse::Error::DestinationExists { .. } => Fail::usage(error.to_string()),
+        other => context.fail(other),
+    })?;
+    context.close(&db)?;
+    let (files, bytes_copied) = last.map_or((0, 0), |p| (p.files_total, p.bytes_copied));
+    let mut out = stdout();
+    if context.json {
+        let object = serde_json::json!({
+            "version": version.get(),
+            "dest": dest.display().to_string(),
+            "files": files,
+            "bytes_copied": bytes_copied,
+        });
+        writeln!(out, "{object}")?;
+    } else {
+        writeln!(
+            out,
+            "checkpoint of {} as of version {version} in {}: {files} files, {bytes_copied} \
+             bytes copied (the rest hard-linked); next increment: zverse dump --all-versions \
+             --since {version}",
+            context.db.display(),
+            dest.display()
+        )?;
+    }
+    out.flush()?;
+    Ok(())
 }

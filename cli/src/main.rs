@@ -48,6 +48,15 @@ Dump format (dump writes it, load reads it; version 1):
   batch at that version, so it needs a database whose versions are older (a new one); it also
   reads `changes --json` output. Both stream: memory does not grow with the database.
 
+Backups (checkpoint, then increments):
+  `zverse checkpoint DEST` writes a copy of the database as of version V into the new
+  directory DEST (hard links where it can) and prints V. `zverse dump --all-versions --since V
+  > inc1.jsonl` writes every version after V, its header naming V as \"since\" and its end as
+  snapshot_version S; the next increment is `--since S`. To restore, copy DEST and load the
+  increments into it in order (`zverse --db COPY load inc1.jsonl`, ...): load refuses an
+  increment whose base is not the database's newest version (a gap or an overlap), and resumes
+  one a killed load applied in part.
+
 Exit codes:
   0 ok, 1 not found (get, history), 2 bad arguments or input, 3 database error (missing,
   locked, not a database, I/O), 4 corruption found (also: ZVerse files without a MANIFEST).";
@@ -142,6 +151,16 @@ enum Command {
         /// each key.
         #[arg(long)]
         all_versions: bool,
+        /// Write an increment: only the versions above VERSION (with --all-versions; VERSION is
+        /// a checkpoint's or the previous dump's `snapshot_version`).
+        #[arg(long, value_name = "VERSION", requires = "all_versions")]
+        since: Option<u64>,
+    },
+    /// Write a consistent copy of the database into the new directory DEST (hard links of its
+    /// segments where DEST is on the same file system); prints the version it is as of.
+    Checkpoint {
+        /// The new directory (must not exist).
+        dest: PathBuf,
     },
     /// Read a dump (or `changes --json` output) from FILE or stdin, keeping its versions.
     Load {
@@ -261,7 +280,8 @@ fn run(cli: Cli) -> Result<(), Fail> {
         Command::Check => commands::check(&context),
         Command::Compact => commands::maintain(&context, commands::Maintenance::Compact),
         Command::Flush => commands::maintain(&context, commands::Maintenance::Flush),
-        Command::Dump { all_versions } => dump::dump(&context, all_versions),
+        Command::Dump { all_versions, since } => dump::dump(&context, all_versions, since),
+        Command::Checkpoint { dest } => dump::checkpoint(&context, &dest),
         Command::Load { file } => dump::load(&context, file.as_deref()),
         Command::Bench(args) => bench::run(&context, &args),
         Command::Completions { shell } => completions(shell),

@@ -403,7 +403,7 @@ fn load_refuses_older_versions_and_bad_lines() {
     run_in(&new, &["get", "c"], None).fails(1);
     for header in [
         "{\"zverse_dump\":2,\"all_versions\":true,\"snapshot_version\":9}",
-        "{\"zverse_dump\":1,\"all_versions\":true,\"snapshot_version\":9,\"since\":3}",
+        "{\"zverse_dump\":1,\"all_versions\":true,\"snapshot_version\":9,\"parts\":3}",
     ] {
         let run = run_in(&scratch.dir.path().join("h"), &["load"], Some(header)).fails(2);
         assert!(run.stderr.contains("newer zverse"), "{}", run.stderr);

@@ -24,11 +24,41 @@ pub fn checksum_with_seed(bytes: &[u8], seed: u64) -> u64 {
 /// The checksum of the concatenation of `parts`, without concatenating them.
 #[must_use]
 pub fn checksum_parts(parts: &[&[u8]]) -> u64 {
-    let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
+    let mut stream = ChecksumStream::new();
     for part in parts {
-        hasher.update(part);
+        stream.update(part);
     }
-    hasher.digest()
+    stream.finish()
+}
+
+/// The checksum of bytes given in pieces, as they are written: [`ChecksumStream::finish`]
+/// equals [`checksum`] of their concatenation.
+#[derive(Clone, Default)]
+pub struct ChecksumStream(xxhash_rust::xxh3::Xxh3Default);
+
+impl ChecksumStream {
+    /// A stream over no bytes yet.
+    #[must_use]
+    pub fn new() -> ChecksumStream {
+        ChecksumStream(xxhash_rust::xxh3::Xxh3Default::new())
+    }
+
+    /// Adds `bytes` after those added so far.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The checksum of every byte added.
+    #[must_use]
+    pub fn finish(&self) -> u64 {
+        self.0.digest()
+    }
+}
+
+impl core::fmt::Debug for ChecksumStream {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_tuple("ChecksumStream").field(&self.finish()).finish()
+    }
 }
 
 #[cfg(test)]

@@ -332,6 +332,10 @@ impl Io for UringIo {
         StdIo.create_dir_all(dir)
     }
 
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        StdIo.hard_link(from, to)
+    }
+
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
         StdIo.list_dir(dir)
     }

@@ -57,6 +57,29 @@ const STATE_DONE: u8 = 1;
 /// `Pending::state`: handed leadership; the writer must lead the next group.
 const STATE_LEAD: u8 = 2;
 
+/// A spare `Pending` whose buffer is larger than this is dropped rather than kept for the
+/// thread's next write, so that one huge write does not pin its memory.
+#[cfg(not(loom))]
+const SPARE_RECORD_BYTES_MAX: usize = 1 << 20;
+
+// Each writer thread's `Pending` from its last write, reused by its next one, so that a write
+// allocates neither the `Pending` nor its record buffer. (Not under loom: its models build
+// their own.)
+#[cfg(not(loom))]
+std::thread_local! {
+    static SPARE: std::cell::Cell<Option<Arc<Pending>>> = const { std::cell::Cell::new(None) };
+}
+
+#[cfg(not(loom))]
+fn take_spare() -> Option<Arc<Pending>> {
+    SPARE.take()
+}
+
+#[cfg(loom)]
+fn take_spare() -> Option<Arc<Pending>> {
+    None
+}
+
 impl Pending {
     pub(crate) fn new(record: Vec<u8>, version_wanted: Option<Version>) -> Arc<Pending> {
         Pending::checked(record, version_wanted, None)
@@ -76,6 +99,33 @@ impl Pending {
             outcome: Mutex::new(None),
             writer: thread::current(),
         })
+    }
+
+    /// A `Pending` for a write of this thread, its record filled in by `fill` (from an empty
+    /// buffer): the thread's spare if no leader holds it any more, else a new one.
+    pub(crate) fn staged<E>(
+        version_wanted: Option<Version>,
+        fill: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<Arc<Pending>, E> {
+        let spare = take_spare().filter(|spare| Arc::strong_count(spare) == 1);
+        let mut pending = spare.unwrap_or_else(|| Pending::new(Vec::new(), None));
+        let staged = Arc::get_mut(&mut pending).expect("a spare no leader holds is unique");
+        staged.record.clear();
+        staged.version_wanted = version_wanted;
+        staged.check = None;
+        staged.state.store(STATE_WAITING, Ordering::Relaxed);
+        fill(&mut staged.record)?;
+        Ok(pending)
+    }
+
+    /// Keeps `pending`, whose write is done, as this thread's spare for its next write.
+    pub(crate) fn recycle(pending: Arc<Pending>) {
+        #[cfg(not(loom))]
+        if pending.record.capacity() <= SPARE_RECORD_BYTES_MAX {
+            SPARE.set(Some(pending));
+        }
+        #[cfg(loom)]
+        drop(pending);
     }
 
     /// Publishes the outcome and wakes the writer. The outcome is stored before the state,
@@ -104,6 +154,8 @@ pub(crate) struct Stage {
     /// close gets its turn under a steady stream of writes.
     exclusive_waiting: AtomicUsize,
     shard_next: AtomicU64,
+    /// The leader's group, kept between turns so that leading allocates nothing.
+    group: Mutex<Vec<Arc<Pending>>>,
 }
 
 // The ring a writer thread uses, chosen at its first write.
@@ -130,6 +182,7 @@ impl Stage {
             leader: AtomicBool::new(false),
             exclusive_waiting: AtomicUsize::new(0),
             shard_next: AtomicU64::new(0),
+            group: Mutex::new(Vec::new()),
         }
     }
 
@@ -214,7 +267,9 @@ impl Stage {
     /// One turn as leader: commit one group (led by `own`, if this writer was handed
     /// leadership), then pass leadership on.
     fn lead(&self, own: Option<&Arc<Pending>>, committer: &impl GroupCommit) {
-        let mut group: Vec<Arc<Pending>> = own.into_iter().cloned().collect();
+        let mut group =
+            std::mem::take(&mut *self.group.lock().unwrap_or_else(PoisonError::into_inner));
+        group.extend(own.cloned());
         let mut group_bytes: usize = group.iter().map(|p| p.record.len()).sum();
         for ring in &self.rings {
             while group.len() < GROUP_RECORD_COUNT_MAX && group_bytes < GROUP_BYTES_MAX {
@@ -226,6 +281,8 @@ impl Stage {
         if !group.is_empty() {
             committer.commit_group(&group);
         }
+        group.clear();
+        *self.group.lock().unwrap_or_else(PoisonError::into_inner) = group;
         self.release();
     }
 

@@ -278,7 +278,7 @@ impl Inner {
         horizons: Horizons,
     ) -> Result<()> {
         let mut manifest = lock(&self.manifest);
-        let mut tiers = lock(&self.tiers);
+        let mut tiers = self.tiers.lock();
         let is_input = |s: &Arc<SegmentFile>| inputs.iter().any(|input| Arc::ptr_eq(s, input));
         let kept_count = tiers.segments.iter().filter(|s| !is_input(s)).count();
         assert_eq!(

@@ -20,9 +20,9 @@ use crate::manifest::SegmentMeta;
 use crate::manifest::{MANIFEST_NAME, MANIFEST_TEMP_NAME, Manifest};
 use crate::memtable::Memtable;
 use crate::options::{Durability, Options};
-use crate::segment_file::SegmentFile;
+use crate::segment_file::{FenceBudget, SegmentFile};
 use crate::segment_writer::{SegmentWriter, WriterLimits};
-use crate::tiers::Tiers;
+use crate::tiers::{TierSet, Tiers};
 
 /// The lock file's name.
 const LOCK_NAME: &str = "LOCK";
@@ -55,12 +55,14 @@ pub(crate) struct Inner {
     clock: HybridClock,
     /// Every version at or below it is applied: readers read at or below it.
     watermark: AtomicU64,
-    stage: Stage,
+    pub(crate) stage: Stage,
+    /// The group the leader is committing (only the leader locks it).
+    logged: Mutex<LoggedGroup>,
     /// The log appended to; `None` for a read-only open.
     log: Mutex<Option<ActiveLog>>,
     /// The newest log's bytes as a read-only open read them.
     log_bytes_read_only: u64,
-    pub(crate) tiers: Mutex<Arc<Tiers>>,
+    pub(crate) tiers: TierSet,
     pub(crate) manifest: Mutex<Manifest>,
     /// The next file number to hand out.
     file_number_next: AtomicU64,
@@ -78,6 +80,8 @@ pub(crate) struct Inner {
     /// Why the last compaction failed, if it did.
     last_compaction_error: Mutex<Option<String>>,
     closed: AtomicBool,
+    /// Checkpoints copying logs now: while any runs, flushes leave retired logs in place.
+    pub(crate) checkpoints_running: AtomicUsize,
     /// Wakes the flush thread: a memtable was sealed, or the database is closing.
     background: (Mutex<BackgroundState>, Condvar),
     /// Wakes the compaction thread: a flush added a segment, `compact()` asked, or closing.
@@ -90,6 +94,8 @@ pub(crate) struct Inner {
     pub counters: Counters,
     /// madvise hints from the reads, shared with every open segment.
     pub advisor: Arc<LocalityAdvisor>,
+    /// The memory the open segments' fence keys share (`Options::fence_keys_bytes_max`).
+    pub fence_budget: Arc<FenceBudget>,
     /// Tests only: flushes wait while set (sealed memtables and their logs pile up).
     #[cfg(test)]
     flush_paused: AtomicBool,
@@ -137,15 +143,35 @@ const STALL_POLL: Duration = Duration::from_millis(10);
 /// How long a write is delayed in the slowdown zone.
 const SLOWDOWN_DELAY: Duration = Duration::from_millis(1);
 
-/// A commit group as written to the log.
+/// A commit group as written to the log: the leader's buffers, kept between groups so that a
+/// commit allocates nothing.
+#[derive(Debug, Default)]
 struct LoggedGroup {
     /// The log frame: header, then the accepted records.
     frame: Vec<u8>,
     /// Where each accepted record starts in `frame`.
     starts: Vec<usize>,
+    /// The version of each accepted record.
+    versions: Vec<Version>,
     /// For each record of the group, whether it was accepted (a refused one was completed
     /// with its error already).
     accepted: Vec<bool>,
+}
+
+/// A frame buffer larger than this is dropped after its group rather than kept, so that one
+/// huge group does not pin its memory.
+const FRAME_KEEP_BYTES_MAX: usize = 2 * crate::commit::GROUP_BYTES_MAX;
+
+impl LoggedGroup {
+    fn clear(&mut self) {
+        if self.frame.capacity() > FRAME_KEEP_BYTES_MAX {
+            self.frame = Vec::new();
+        }
+        self.frame.clear();
+        self.starts.clear();
+        self.versions.clear();
+        self.accepted.clear();
+    }
 }
 
 /// Counters for `stats()`.
@@ -259,9 +285,11 @@ impl Db {
     /// # }
     /// ```
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<Version> {
-        let mut encoded = vec![0; record::encoded_len_put(key, value)?];
-        record::encode_put_into(&mut encoded, Version::ZERO, key, value).map_err(encode_error)?;
-        self.inner.commit(encoded, (key.len() + value.len()) as u64, None)
+        let record_len = record::encoded_len_put(key, value)?;
+        let user_bytes = (key.len() + value.len()) as u64;
+        self.inner.commit_encoding(record_len, user_bytes, |out| {
+            record::encode_put_into(out, Version::ZERO, key, value)
+        })
     }
 
     /// Deletes `key` (writes a tombstone version) and returns the delete's version.
@@ -279,9 +307,10 @@ impl Db {
     /// # }
     /// ```
     pub fn delete(&self, key: &[u8]) -> Result<Version> {
-        let mut encoded = vec![0; record::encoded_len_delete(key)?];
-        record::encode_delete_into(&mut encoded, Version::ZERO, key).map_err(encode_error)?;
-        self.inner.commit(encoded, key.len() as u64, None)
+        let record_len = record::encoded_len_delete(key)?;
+        self.inner.commit_encoding(record_len, key.len() as u64, |out| {
+            record::encode_delete_into(out, Version::ZERO, key)
+        })
     }
 
     /// A batch of writes that commit together at one version.
@@ -458,8 +487,15 @@ impl Inner {
             options.locality_advisor,
             options.segment_block_bytes as usize,
         ));
+        let fence_budget = Arc::new(FenceBudget::new(options.fence_keys_bytes_max));
         remove_leftovers(io.as_ref(), dir, &manifest, &names)?;
-        let recovery = Recovery { io: &io, dir, options: &options, advisor: &advisor };
+        let recovery = Recovery {
+            io: &io,
+            dir,
+            options: &options,
+            advisor: &advisor,
+            fence_budget: &fence_budget,
+        };
         let mut recovered = recover(&recovery, &mut manifest, &names, false)?;
         let mut file_number_next = recovered.file_number_next;
         let log = if let Some(log) = recovered.log.take() {
@@ -470,7 +506,7 @@ impl Inner {
             recovered.memtable = Memtable::new(number);
             start_first_log(io.as_ref(), dir, &mut manifest, number)?
         };
-        let inner = Inner::assemble(dir, options, io, manifest, recovered, advisor);
+        let inner = Inner::assemble(dir, options, io, manifest, recovered, (advisor, fence_budget));
         *lock(&inner.lock) = Some(dir_lock);
         *lock(&inner.log) = Some(log);
         inner.file_number_next.store(file_number_next, Ordering::Relaxed);
@@ -495,10 +531,18 @@ impl Inner {
                 Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, what))
             })?;
             let mut read = manifest.clone();
-            let recovery = Recovery { io: &io, dir, options: &options, advisor: &advisor };
+            let fence_budget = Arc::new(FenceBudget::new(options.fence_keys_bytes_max));
+            let recovery = Recovery {
+                io: &io,
+                dir,
+                options: &options,
+                advisor: &advisor,
+                fence_budget: &fence_budget,
+            };
             match recover(&recovery, &mut read, &names, true) {
                 Ok(recovered) => {
-                    return Ok(Inner::assemble(dir, options, io, manifest, recovered, advisor));
+                    let parts = (advisor, fence_budget);
+                    return Ok(Inner::assemble(dir, options, io, manifest, recovered, parts));
                 }
                 Err(error) => {
                     let changed = Manifest::read(io.as_ref(), dir).ok().flatten() != Some(manifest);
@@ -519,7 +563,7 @@ impl Inner {
         io: Arc<dyn Io>,
         manifest: Manifest,
         recovered: Recovered,
-        advisor: Arc<LocalityAdvisor>,
+        (advisor, fence_budget): (Arc<LocalityAdvisor>, Arc<FenceBudget>),
     ) -> Inner {
         let clock = HybridClock::new(recovered.version_max);
         let tiers_segments = recovered.segments;
@@ -537,9 +581,10 @@ impl Inner {
             watermark: AtomicU64::new(clock.last().get()),
             clock,
             stage: Stage::new(),
+            logged: Mutex::new(LoggedGroup::default()),
             log: Mutex::new(None),
             log_bytes_read_only: recovered.log_bytes,
-            tiers: Mutex::new(Arc::new(tiers)),
+            tiers: TierSet::new(tiers),
             file_number_next: AtomicU64::new(manifest.file_number_next),
             file_number_reserved: AtomicU64::new(manifest.file_number_next),
             horizon: AtomicU64::new(manifest.horizon.get()),
@@ -549,6 +594,7 @@ impl Inner {
             read_only: Mutex::new(None),
             last_compaction_error: Mutex::new(None),
             closed: AtomicBool::new(false),
+            checkpoints_running: AtomicUsize::new(0),
             background: (Mutex::new(BackgroundState::default()), Condvar::new()),
             compaction: (Mutex::new(CompactionState::default()), Condvar::new()),
             stall: (Mutex::new(()), Condvar::new()),
@@ -558,14 +604,15 @@ impl Inner {
                 ..Counters::default()
             },
             advisor,
+            fence_budget,
             #[cfg(test)]
             flush_paused: AtomicBool::new(false),
         }
     }
 
-    /// The tiers as they are now.
+    /// The tiers as they are now (an owned `Arc`; readers of one call use `tiers.load()`).
     pub(crate) fn tiers(&self) -> Arc<Tiers> {
-        Arc::clone(&lock(&self.tiers))
+        self.tiers.load_full()
     }
 
     /// The newest version a reader may read at: every version at or below it is applied.
@@ -715,7 +762,7 @@ impl Inner {
 
     /// Memtables (active and sealed) and open segments (below the target size) now.
     fn write_pressure(&self) -> (usize, usize) {
-        let sealed_count = lock(&self.tiers).sealed.len();
+        let sealed_count = self.tiers.load().sealed.len();
         (1 + sealed_count, self.segment_count_open.load(Ordering::Acquire))
     }
 
@@ -725,13 +772,46 @@ impl Inner {
         self.segment_count_open.store(count, Ordering::Release);
     }
 
+    /// Commits the encoded record `encoded` (at version zero, which the commit replaces).
     pub(crate) fn commit(
         &self,
         encoded: Vec<u8>,
         user_bytes: u64,
         version_wanted: Option<Version>,
     ) -> Result<Version> {
-        self.submit(&Pending::new(encoded, version_wanted), user_bytes)
+        self.commit_staged(user_bytes, version_wanted, |record| {
+            *record = encoded;
+            Ok(())
+        })
+    }
+
+    /// Commits the record `encode` writes (at version zero) into a buffer of `record_len`
+    /// bytes: the writer thread's reused buffer, so that a put allocates nothing here.
+    fn commit_encoding(
+        &self,
+        record_len: usize,
+        user_bytes: u64,
+        encode: impl FnOnce(&mut [u8]) -> Result<usize, record::EncodeError>,
+    ) -> Result<Version> {
+        self.commit_staged(user_bytes, None, |record| {
+            record.resize(record_len, 0);
+            encode(record).map(drop).map_err(encode_error)
+        })
+    }
+
+    fn commit_staged(
+        &self,
+        user_bytes: u64,
+        version_wanted: Option<Version>,
+        fill: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    ) -> Result<Version> {
+        self.wait_for_room()?;
+        let pending = Pending::staged(version_wanted, fill)?;
+        let committed = self.stage.submit(&pending, self);
+        Pending::recycle(pending);
+        let version = committed?;
+        self.counters.bytes_user.fetch_add(user_bytes, Ordering::Relaxed);
+        Ok(version)
     }
 
     /// [`Inner::commit`], refused with [`Error::Conflict`] unless `check` passes at the
@@ -825,48 +905,49 @@ impl Inner {
     }
 
     /// Appends a group's records, with their versions, to the log as one frame; syncs per the
-    /// durability. Returns the frame, where each accepted record starts in it, and which of
-    /// the group's records were accepted (the others were already completed with an error).
-    fn append_group(&self, group: &[Arc<Pending>]) -> Result<LoggedGroup, Error> {
+    /// durability. Fills `logged` (cleared) with the frame, where each accepted record starts
+    /// in it and its version, and which of the group's records were accepted (the others were
+    /// already completed with an error).
+    fn append_group(&self, group: &[Arc<Pending>], logged: &mut LoggedGroup) -> Result<(), Error> {
         let now = Version::from_system_time(SystemTime::now());
         let records_len: usize = group.iter().map(|p| p.record.len()).sum();
-        let mut frame = Vec::with_capacity(log::FRAME_HEADER_LEN + records_len);
+        let frame = &mut logged.frame;
+        frame.reserve(log::FRAME_HEADER_LEN + records_len);
         frame.resize(log::FRAME_HEADER_LEN, 0);
-        let mut starts = Vec::with_capacity(group.len());
-        let mut accepted = Vec::with_capacity(group.len());
         for pending in group {
             // Every earlier group is in the memtable, and the records of this group accepted
             // so far are in `frame`: the check sees every write ordered before this one.
             if let Some(check) = &pending.check
-                && let Err(error) = self.validate(check, &frame, &starts)
+                && let Err(error) = self.validate(check, frame, &logged.starts)
             {
                 pending.complete(Err(error));
-                accepted.push(false);
+                logged.accepted.push(false);
                 continue;
             }
             let Some(version) = self.version_for(pending, now) else {
-                accepted.push(false);
+                logged.accepted.push(false);
                 continue;
             };
-            accepted.push(true);
+            logged.accepted.push(true);
             let start = frame.len();
-            starts.push(start);
+            logged.starts.push(start);
+            logged.versions.push(version);
             frame.extend_from_slice(&pending.record);
             record::rewrite_version(&mut frame[start..], version)
                 .expect("a record this database encoded has a valid header");
         }
-        if starts.is_empty() {
+        if logged.starts.is_empty() {
             // Every write was refused: no frame (a frame with an empty body is a log's seal).
-            return Ok(LoggedGroup { frame, starts, accepted });
+            return Ok(());
         }
         let mut log = lock(&self.log);
         let log = log.as_mut().ok_or(Error::OpenedReadOnly)?;
-        log::seal_frame(&mut frame, log.nonce, log.offset_end, log.offset_synced);
+        log::seal_frame(frame, log.nonce, log.offset_end, log.offset_synced);
         let sync = self.options.durability == Durability::Sync;
         let written = if sync {
-            log.file.write_all_at_and_sync(&[&frame], log.offset_end)
+            log.file.write_all_at_and_sync(&[frame], log.offset_end)
         } else {
-            log.file.write_all_at(&frame, log.offset_end)
+            log.file.write_all_at(frame, log.offset_end)
         };
         if let Err(error) = written {
             return Err(self.fail(format!("log append to log {} failed: {error}", log.number)));
@@ -876,20 +957,20 @@ impl Inner {
             log.offset_synced = log.offset_end;
         }
         self.counters.bytes_written_log.fetch_add(frame.len() as u64, Ordering::Relaxed);
-        Ok(LoggedGroup { frame, starts, accepted })
+        Ok(())
     }
 
-    /// Inserts a logged group into the active memtable; returns the group's last version.
-    fn apply_group(&self, bytes: &[u8], starts: &[usize]) -> Version {
-        let active = Arc::clone(&self.tiers().active);
+    /// Inserts a logged group into the active memtable, taking each key and value from where
+    /// it was encoded (no decode, no checksum); returns the group's last version.
+    fn apply_group(&self, logged: &LoggedGroup) -> Version {
+        let active = Arc::clone(&self.tiers.load().active);
         let mut version_last = Version::ZERO;
-        for &start in starts {
-            let (record, _) = record::decode_from(&bytes[start..])
-                .expect("a record this database just encoded decodes");
-            for entry in record.entries() {
-                active.insert(entry.key, entry.version, entry.value);
+        for (&start, &version) in logged.starts.iter().zip(&logged.versions) {
+            let ops = logged.frame.get(start..).and_then(record::ops_of_encoded);
+            for op in ops.expect("a record this database just encoded has ops") {
+                active.insert(op.key, version, op.value);
             }
-            version_last = record.version();
+            version_last = version;
         }
         active.cover(version_last);
         version_last
@@ -926,8 +1007,8 @@ impl Inner {
 
     /// Seals the active memtable and starts a new log for the next one. Only the leader
     /// calls this (the memtable and the log belong to it).
-    fn rotate(&self) -> Result<()> {
-        if self.tiers().active.is_empty() {
+    pub(crate) fn rotate(&self) -> Result<()> {
+        if self.tiers.load().active.is_empty() {
             return Ok(());
         }
         // Older logs are complete, sealed and synced before a newer one exists, so that
@@ -948,7 +1029,7 @@ impl Inner {
         self.record_log(number)?;
         *lock(&self.log) = Some(new_log);
         {
-            let mut tiers = lock(&self.tiers);
+            let mut tiers = self.tiers.lock();
             let mut sealed = tiers.sealed.clone();
             sealed.insert(0, Arc::clone(&tiers.active));
             *tiers = Arc::new(Tiers {
@@ -1137,7 +1218,15 @@ impl Inner {
         self.counters.bytes_written_segments.fetch_add(bytes, Ordering::Relaxed);
         metas
             .iter()
-            .map(|meta| Ok(Arc::new(SegmentFile::open(&self.io, &self.dir, *meta, &self.advisor)?)))
+            .map(|meta| {
+                Ok(Arc::new(SegmentFile::open(
+                    &self.io,
+                    &self.dir,
+                    *meta,
+                    &self.advisor,
+                    &self.fence_budget,
+                )?))
+            })
             .collect()
     }
 
@@ -1149,7 +1238,7 @@ impl Inner {
         let outputs = self.open_new_segments(&metas)?;
         let version_max = metas.iter().map(|meta| meta.version_max).max().unwrap_or(Version::ZERO);
         let mut manifest = lock(&self.manifest);
-        let mut tiers = lock(&self.tiers);
+        let mut tiers = self.tiers.lock();
         let mut sealed = tiers.sealed.clone();
         let position = sealed.iter().position(|m| Arc::ptr_eq(m, memtable));
         let position = position.expect("only the background thread removes sealed memtables");
@@ -1188,8 +1277,12 @@ impl Inner {
     /// Deletes the log files a flush has made obsolete: those numbered below `log_number_min`
     /// (no longer in the manifest), below the reserved numbers, so the engine's own. A failure
     /// leaves an old log behind, which the next open deletes: nothing is lost, so it is not
-    /// an error.
-    fn remove_logs_below(&self, log_number_min: u64) {
+    /// an error. While a checkpoint copies logs it does nothing (the checkpoint calls it when
+    /// done).
+    pub(crate) fn remove_logs_below(&self, log_number_min: u64) {
+        if self.checkpoints_running.load(Ordering::SeqCst) > 0 {
+            return;
+        }
         let Ok(names) = self.io.list_dir(&self.dir) else { return };
         let live = lock(&self.manifest).logs.clone();
         for name in names {
@@ -1204,33 +1297,32 @@ impl Inner {
 
 impl GroupCommit for Inner {
     fn commit_group(&self, group: &[Arc<Pending>]) {
-        let outcome = self.check_writable().and_then(|()| self.append_group(group));
-        let LoggedGroup { frame, starts, accepted } = match outcome {
-            Ok(logged) => logged,
-            Err(error) => {
-                let reason = error.to_string();
-                for pending in group {
-                    pending.complete(Err(match &error {
-                        Error::Closed => Error::Closed,
-                        Error::ReadOnly(reason) => Error::ReadOnly(Arc::clone(reason)),
-                        _ => Error::ReadOnly(reason.clone().into()),
-                    }));
-                }
-                return;
+        let mut logged = lock(&self.logged);
+        logged.clear();
+        let outcome = self.check_writable().and_then(|()| self.append_group(group, &mut logged));
+        if let Err(error) = outcome {
+            let reason = error.to_string();
+            for pending in group {
+                pending.complete(Err(match &error {
+                    Error::Closed => Error::Closed,
+                    Error::ReadOnly(reason) => Error::ReadOnly(Arc::clone(reason)),
+                    _ => Error::ReadOnly(reason.clone().into()),
+                }));
             }
-        };
-        if !starts.is_empty() {
-            let version_last = self.apply_group(&frame, &starts);
+            return;
+        }
+        if !logged.starts.is_empty() {
+            let version_last = self.apply_group(&logged);
             self.watermark.store(version_last.get(), Ordering::Release);
         }
         self.counters.commit_groups.fetch_add(1, Ordering::Relaxed);
-        self.counters.commit_records.fetch_add(starts.len() as u64, Ordering::Relaxed);
-        let committed = group.iter().zip(&accepted).filter(|(_, ok)| **ok).map(|(p, _)| p);
-        for (pending, &start) in committed.zip(&starts) {
-            let (record, _) = record::decode_from(&frame[start..]).expect("just decoded");
-            pending.complete(Ok(record.version()));
+        self.counters.commit_records.fetch_add(logged.starts.len() as u64, Ordering::Relaxed);
+        let committed = group.iter().zip(&logged.accepted).filter(|(_, ok)| **ok).map(|(p, _)| p);
+        for (pending, &version) in committed.zip(&logged.versions) {
+            pending.complete(Ok(version));
         }
-        if self.tiers().active.size_bytes() >= self.options.memtable_bytes_max
+        drop(logged);
+        if self.tiers.load().active.size_bytes() >= self.options.memtable_bytes_max
             && let Err(error) = self.rotate()
         {
             let _ = self.fail(format!("memtable rotation failed: {error}"));
@@ -1381,12 +1473,10 @@ fn write_memtable<'a>(
     memtable: &Memtable,
 ) -> Result<(Vec<SegmentMeta>, crate::segment_writer::NewFiles<'a>)> {
     let mut entries: Vec<_> = memtable.entries().collect();
-    entries.sort_unstable_by(|a, b| zverse_core::zkey::cmp_z(&a.key, a.version, &b.key, b.version));
+    entries.sort_unstable_by(|a, b| zverse_core::zkey::cmp_z(a.key, a.version, b.key, b.version));
     let mut writer = SegmentWriter::new(io, dir, allocate_number, writer_limits(options));
-    for e in &entries {
-        let entry =
-            zverse_core::Entry { key: &e.key, version: e.version, value: e.value.as_deref() };
-        writer.add(&entry)?;
+    for entry in &entries {
+        writer.add(entry)?;
     }
     drop(entries);
     let (metas, new_files) = writer.finish()?;
@@ -1411,6 +1501,7 @@ struct Recovery<'a> {
     dir: &'a Path,
     options: &'a Options,
     advisor: &'a Arc<LocalityAdvisor>,
+    fence_budget: &'a Arc<FenceBudget>,
 }
 
 /// During recovery, once the replayed logs fill a memtable: writes it as segments and records
@@ -1425,7 +1516,7 @@ fn flush_during_recovery(
     log_number_min: u64,
     file_number_next: &mut u64,
 ) -> Result<Vec<Arc<SegmentFile>>> {
-    let Recovery { io, dir, options, advisor } = *recovery;
+    let Recovery { io, dir, options, advisor, fence_budget } = *recovery;
     let outputs_max = memtable.size_bytes() / options.segment_bytes_target.max(1) + 16;
     let reserved = file_number_next
         .checked_add(outputs_max)
@@ -1443,7 +1534,7 @@ fn flush_during_recovery(
     *file_number_next = counter.load(Ordering::Relaxed);
     let segments = metas
         .iter()
-        .map(|meta| SegmentFile::open(io, dir, *meta, advisor).map(Arc::new))
+        .map(|meta| SegmentFile::open(io, dir, *meta, advisor, fence_budget).map(Arc::new))
         .collect::<Result<Vec<_>>>()?;
     let mut next = manifest.clone();
     next.segments.splice(0..0, metas.iter().rev().copied());
@@ -1470,7 +1561,7 @@ fn recover(
     names: &[String],
     read_only: bool,
 ) -> Result<Recovered> {
-    let Recovery { io, dir, options, advisor } = *recovery;
+    let Recovery { io, dir, options, advisor, fence_budget } = *recovery;
     for &number in &manifest.logs {
         let name = log::log_file_name(number);
         if !names.contains(&name) {
@@ -1484,7 +1575,7 @@ fn recover(
     let mut segments = manifest
         .segments
         .iter()
-        .map(|meta| SegmentFile::open(io, dir, *meta, advisor).map(Arc::new))
+        .map(|meta| SegmentFile::open(io, dir, *meta, advisor, fence_budget).map(Arc::new))
         .collect::<Result<Vec<_>>>()?;
     let mut memtable = Memtable::new(manifest.logs.first().copied().unwrap_or(0));
     let mut version_max = manifest.version_last;
@@ -1558,7 +1649,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use super::{Db, lock};
+    use super::Db;
     use crate::memtable::Memtable;
     use crate::options::{Durability, Options};
     use crate::tiers::Tiers;
@@ -1574,7 +1665,7 @@ mod tests {
         assert_eq!(options.memtable_limit(), 2);
         let db = Arc::new(Db::open(dir, options).unwrap());
         db.put(b"a", b"1").unwrap();
-        let mut tiers = lock(&db.inner.tiers);
+        let mut tiers = db.inner.tiers.lock();
         let mut sealed = tiers.sealed.clone();
         sealed.push(Arc::new(Memtable::new(tiers.active.log_number_first())));
         let segments = tiers.segments.clone();

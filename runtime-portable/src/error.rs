@@ -96,6 +96,12 @@ pub enum Error {
         /// The version this build reads.
         version_supported: u32,
     },
+    /// A checkpoint's destination exists already, or the `{dest}.checkpoint-partial`
+    /// directory an interrupted checkpoint left (delete it); nothing was written to it.
+    DestinationExists {
+        /// The destination.
+        path: PathBuf,
+    },
     /// An I/O call failed.
     Io(io::Error),
     /// A transaction, `Db::update` or `Db::compare_and_swap` lost to a write committed after
@@ -187,6 +193,9 @@ impl fmt::Display for Error {
                  (dump it with the ZVerse that wrote it, then load the dump)",
                 file.display()
             ),
+            Error::DestinationExists { path } => {
+                write!(f, "{} exists; a checkpoint goes to a new directory", path.display())
+            }
             Error::Io(error) => write!(f, "I/O error: {error}"),
             Error::Conflict(conflict) => write!(f, "transaction conflict: {conflict}"),
             Error::TransactionTooLarge { bytes, bytes_max } => {

@@ -92,7 +92,10 @@
 //! ```
 
 mod batch;
+#[doc(hidden)]
+pub mod bench_hooks;
 mod check;
+mod checkpoint;
 mod commit;
 mod compaction;
 mod db;
@@ -118,6 +121,7 @@ mod value;
 
 pub use batch::Batch;
 pub use check::CheckReport;
+pub use checkpoint::CheckpointProgress;
 pub use db::Db;
 pub use error::{Error, Result};
 pub use key_range::{KeyRange, prefix_bounds};

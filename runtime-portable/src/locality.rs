@@ -9,11 +9,12 @@
 //!   the open reads and checks in full. Point reads themselves make no call and pay nothing;
 //! - a scan (`range`, `range_at`, `changes`, compaction's two passes, `check`): its span is
 //!   the bytes of the data blocks its Z-box can touch (`Segment::data_span`, from the block
-//!   index). When it starts, and then each time its cursor enters a new chunk of [`CHUNK_BYTES`],
-//!   `MADV_SEQUENTIAL` + `MADV_WILLNEED` on the chunks up to [`CHUNKS_AHEAD`] beyond the
-//!   cursor's that are not advised yet, clipped to the span: the reads run a window ahead of
-//!   the cursor, never over the whole file nor past what the query can read. When the scan
-//!   ends, what it advised goes back to `MADV_RANDOM`;
+//!   index). Once it has touched [`ADVISE_AFTER_PAGES`] pages (a short scan is never advised:
+//!   on a warm cache the calls cost more than the scan), and then each time its cursor enters
+//!   a new chunk of [`CHUNK_BYTES`], `MADV_SEQUENTIAL` + `MADV_WILLNEED` on the chunks up to
+//!   [`CHUNKS_AHEAD`] beyond the cursor's that are not advised yet, clipped to the span: the
+//!   reads run a window ahead of the cursor, never over the whole file nor past what the query
+//!   can read. When the scan ends, what it advised goes back to `MADV_RANDOM`;
 //! - a segment retired by compaction: `MADV_COLD` (or `MADV_DONTNEED` where the kernel has no
 //!   `MADV_COLD`) on the whole of it.
 //!
@@ -49,6 +50,12 @@ pub(crate) const CHUNK_BYTES: usize = 256 << 10;
 
 /// Chunks prefetched beyond the one a scan is in: the window runs 512 KiB to 768 KiB ahead.
 pub(crate) const CHUNKS_AHEAD: usize = 2;
+
+/// Pages a scan touches before it is advised at all: a short scan (YCSB E's 1 to 100 items, a
+/// prefix of a few keys) makes no system call, where three madvise calls and the kernel's
+/// read-ahead over a 768 KiB window cost more than the scan itself on a warm cache. A long
+/// scan loses the prefetch of its first 64 KiB only.
+pub(crate) const ADVISE_AFTER_PAGES: u64 = 16;
 
 /// What a scan reads for: queries count the pages they touch, maintenance does not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,8 +174,9 @@ impl LocalityAdvisor {
     }
 
     /// The advice and counting of one scan over the segment mapped by `mapping`.
-    /// `span` is the bytes the scan can read (`Segment::data_span`): the first window of it is
-    /// prefetched now, and nothing outside it ever is.
+    /// `span` is the bytes the scan can read (`Segment::data_span`): nothing outside it is
+    /// ever prefetched. Nothing is advised until the scan has touched [`ADVISE_AFTER_PAGES`]
+    /// pages; from then on a window runs ahead of its cursor.
     pub(crate) fn scan<'m>(
         &'m self,
         mapping: &'m dyn Mapping,
@@ -177,7 +185,7 @@ impl LocalityAdvisor {
     ) -> ScanAdvice<'m> {
         let bytes = mapping.bytes();
         let page_bytes = mapping.page_bytes().max(1);
-        let mut advice = ScanAdvice {
+        ScanAdvice {
             advisor: self,
             mapping,
             base_addr: bytes.as_ptr().addr(),
@@ -189,12 +197,7 @@ impl LocalityAdvisor {
             page_last: None,
             pages_touched: 0,
             purpose,
-        };
-        if self.enabled {
-            let step = advice.window.begin();
-            advice.apply(step);
         }
-        advice
     }
 
     /// The counters as they are now.
@@ -277,7 +280,7 @@ impl ScanAdvice<'_> {
             self.page_last = Some(page);
             self.pages_touched += 1;
         }
-        if !self.advisor.enabled {
+        if !self.advisor.enabled || self.pages_touched < ADVISE_AFTER_PAGES {
             return;
         }
         let step = self.window.reached(offset);
@@ -412,17 +415,6 @@ impl ScanWindow {
     pub(crate) fn with_span(self, span: Range<usize>) -> ScanWindow {
         let span = span.start.min(self.span.end)..span.end.min(self.span.end);
         ScanWindow { span, ..self }
-    }
-
-    /// The scan is about to start: prefetch the first window of its span, so that its first
-    /// read is already on its way.
-    pub(crate) fn begin(&mut self) -> Step {
-        assert!(self.chunk_last.is_none(), "a scan begins before it reads");
-        if self.span.is_empty() {
-            return Step::default();
-        }
-        let chunk = self.span.start / self.chunk_bytes;
-        Step { measure: None, prefetch: self.prefetch_from(chunk, self.span.start) }
     }
 
     /// The scan reached `offset`. The first time it enters a chunk further than any before:

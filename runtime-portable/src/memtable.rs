@@ -1,117 +1,389 @@
-//! The memtable: the newest writes, in an ordered concurrent map.
+//! The memtable: the newest writes, in an arena skiplist.
 //!
 //! Entries are ordered by key ascending, then version descending (the key order of a segment's
 //! key index), so `get_at` is one O(log n) seek, and `history` and `range_at` are ordered
 //! walks. Z order, which segments need, is produced when the memtable is flushed (a sort of
 //! the flushed entries).
 //!
-//! One writer at a time inserts (the commit leader); readers never block and never see a
-//! half-inserted entry (crossbeam-skiplist). Readers filter by version, so an entry above the
-//! visibility watermark is invisible until the watermark passes it.
+//! The structure is the single-writer skiplist of LevelDB's `SkipList` and RocksDB's
+//! `InlineSkipList` (Pugh's skiplist, branching factor 4): each node is one block of an arena
+//! holding its header, its tower of links, its key and its value, so an insert allocates
+//! nothing once the arena's chunk has room (chunks grow to [`CHUNK_BYTES_MAX`]), and nodes
+//! never move or die before the memtable. One writer at a time inserts (the commit leader;
+//! a mutex makes it so); readers take no lock and never see a half-inserted node (the
+//! publication protocol is at [`Memtable::insert`]). Readers filter by version, so an entry
+//! above the visibility watermark is invisible until the watermark passes it.
+//!
+//! Measured against crossbeam-skiplist in `benches/benches/memtable.rs`
+//! (`benches/results/memtable.md`): faster inserts and reads, less memory per entry.
 
-use std::borrow::Borrow;
-use std::cmp::{Ordering, Reverse};
-use std::ops::Bound;
+use std::cmp::Ordering;
+use std::fmt;
+use std::ops::{Bound, Deref};
+use std::ptr::{self, NonNull};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
-use crossbeam_skiplist::SkipMap;
-use zverse_core::Version;
+use zverse_core::{Entry, Version};
 
-/// Bytes of bookkeeping counted per entry on top of its key and value, so that many tiny
-/// entries still fill the memtable (skiplist node, `Arc` headers, tower pointers).
-const ENTRY_OVERHEAD_BYTES: u64 = 64;
+use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering as AtomicOrdering};
 
-/// A stored entry's value: the bytes, or `None` for a tombstone.
-pub(crate) type StoredValue = Option<Arc<[u8]>>;
+/// The tallest tower. With branching factor 4, twelve levels index 4^12 = 16M entries at the
+/// expected O(log n) cost; past that, searches slow down gently.
+const HEIGHT_MAX: usize = 12;
+/// One in `BRANCHING` nodes of a level is also in the level above.
+const BRANCHING: u64 = 4;
+/// The first arena chunk's size; each next chunk doubles, up to [`CHUNK_BYTES_MAX`], so that
+/// a small memtable stays small and a large one allocates rarely.
+const CHUNK_BYTES_MIN: usize = 4 << 10;
+/// The largest arena chunk. A node larger than a quarter of it gets a chunk of its own.
+const CHUNK_BYTES_MAX: usize = 1 << 20;
+/// Arena chunks are arrays of words, so that every node starts 8-byte aligned.
+const WORD_BYTES: usize = size_of::<u64>();
+/// `value_len` of a tombstone.
+const TOMBSTONE_LEN: u32 = u32::MAX;
 
-/// One version of one key, as the memtable returns it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct MemEntry {
-    pub key: Arc<[u8]>,
-    pub version: Version,
-    pub value: StoredValue,
+/// A node's fixed header. Its tower of `height` links follows, then the key, then the value.
+#[repr(C)]
+struct Node {
+    /// The key's first 8 bytes, zero-padded, big-endian: most comparisons end here, on the
+    /// header's cache line, without reading the key.
+    key_prefix: u64,
+    version: u64,
+    /// The value's length, or [`TOMBSTONE_LEN`] for a delete.
+    value_len: u32,
+    key_len: u16,
+    height: u8,
 }
 
-/// The memtable's key: (key ascending, version descending).
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct MemKey {
-    key: Arc<[u8]>,
-    version: Reverse<Version>,
+/// A link to the next node of a level (null at the end).
+type Link = AtomicPtr<Node>;
+
+/// Where a node's tower starts, from the node's start.
+const TOWER_OFFSET: usize = size_of::<Node>().next_multiple_of(size_of::<Link>());
+
+/// [`TOWER_OFFSET`] in links.
+const TOWER_OFFSET_LINKS: usize = TOWER_OFFSET / size_of::<Link>();
+
+const _: () = assert!(align_of::<Node>() <= WORD_BYTES && align_of::<Link>() <= WORD_BYTES);
+const _: () = assert!(TOWER_OFFSET.is_multiple_of(size_of::<Link>()));
+const _: () = assert!(zverse_core::limits::VALUE_LEN_MAX < TOMBSTONE_LEN as usize);
+const _: () = assert!(zverse_core::limits::KEY_LEN_MAX <= u16::MAX as usize);
+const _: () = assert!(HEIGHT_MAX <= u8::MAX as usize);
+const _: () = assert!(size_of::<Node>() == 24);
+
+/// The first 8 bytes of `key`, zero-padded, as a big-endian integer. Two keys whose prefixes
+/// differ compare as their prefixes do (a key shorter than 8 bytes is padded with zeros that
+/// sort before any byte a longer key with the same start can have there, or tie with a zero).
+fn key_prefix(key: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    let len = key.len().min(8);
+    bytes[..len].copy_from_slice(&key[..len]);
+    u64::from_be_bytes(bytes)
 }
 
-/// A (key, version) pair compared like a [`MemKey`] without owning the key, so that lookups
-/// do not allocate (the `Borrow<dyn Trait>` idiom).
-trait KeyVersion {
-    fn key(&self) -> &[u8];
-    fn version(&self) -> Reverse<Version>;
+/// A (key, version) position to compare nodes with, its key prefix computed once.
+#[derive(Clone, Copy)]
+struct Target<'k> {
+    key: &'k [u8],
+    key_prefix: u64,
+    version: Version,
 }
 
-impl KeyVersion for MemKey {
-    fn key(&self) -> &[u8] {
-        &self.key
+impl Target<'_> {
+    fn new(key: &[u8], version: Version) -> Target<'_> {
+        Target { key, key_prefix: key_prefix(key), version }
     }
-    fn version(&self) -> Reverse<Version> {
-        self.version
+}
+
+/// The bytes of a node of `height` links holding `key_len` and `value_len` bytes, rounded
+/// up to whole words.
+fn node_bytes(height: usize, key_len: usize, value_len: usize) -> usize {
+    (TOWER_OFFSET + height * size_of::<Link>() + key_len + value_len).next_multiple_of(WORD_BYTES)
+}
+
+/// A published node. Every function below takes a pointer to a node that [`Arena::node`]
+/// initialized and that lives as long as its memtable.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct NodePtr(NonNull<Node>);
+
+impl NodePtr {
+    fn header(self) -> &'static Node {
+        // SAFETY: nodes are initialized before they are published and never written again
+        // (only their links change, and those are not in `Node`); the `'static` is narrowed by
+        // every caller to the memtable's lifetime, which the node's chunk outlives.
+        unsafe { self.0.as_ref() }
+    }
+
+    fn link(self, level: usize) -> &'static Link {
+        assert!(level < self.header().height as usize, "a link below the node's height");
+        // SAFETY: the tower of `height` links starts at `TOWER_OFFSET` inside the node's
+        // block (`node_bytes`), each link initialized by `Arena::node`; see `header`.
+        unsafe { &*self.0.as_ptr().cast::<Link>().add(TOWER_OFFSET_LINKS + level) }
+    }
+
+    fn next(self, level: usize) -> Option<NodePtr> {
+        // Acquire: pairs with the writer's Release publication, so the node it points to is
+        // seen fully initialized.
+        NonNull::new(self.link(level).load(AtomicOrdering::Acquire)).map(NodePtr)
+    }
+
+    /// The key bytes and, after them, the value bytes.
+    fn payload(self) -> &'static [u8] {
+        let node = self.header();
+        let value_len = if node.value_len == TOMBSTONE_LEN { 0 } else { node.value_len };
+        let len = node.key_len as usize + value_len as usize;
+        let offset = TOWER_OFFSET + node.height as usize * size_of::<Link>();
+        // SAFETY: `Arena::node` wrote `len` bytes of key and value right after the tower,
+        // inside the node's block; see `header`.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast::<u8>().add(offset), len) }
+    }
+
+    fn key(self) -> &'static [u8] {
+        self.payload().split_at(self.header().key_len as usize).0
+    }
+
+    fn value(self) -> Option<&'static [u8]> {
+        (self.header().value_len != TOMBSTONE_LEN)
+            .then(|| self.payload().split_at(self.header().key_len as usize).1)
+    }
+
+    fn version(self) -> Version {
+        Version::new(self.header().version)
+    }
+
+    /// The node's place relative to `target` in (key ascending, version descending).
+    fn cmp_to(self, target: &Target<'_>) -> Ordering {
+        let header = self.header();
+        header
+            .key_prefix
+            .cmp(&target.key_prefix)
+            .then_with(|| self.key().cmp(target.key))
+            .then_with(|| target.version.cmp(&self.version()))
     }
 }
 
-impl KeyVersion for (&[u8], Reverse<Version>) {
-    fn key(&self) -> &[u8] {
-        self.0
+/// The chunks nodes are carved from. Only the writer (under `Memtable::writer`) touches it;
+/// chunks are freed when the memtable drops.
+struct Arena {
+    /// Every chunk, as the raw pointer `Box::into_raw` gave: nodes are reached through
+    /// pointers derived from it, never through a reference to a whole chunk.
+    chunks: Vec<NonNull<[u64]>>,
+    /// The chunk being filled and the words of it used.
+    current: Option<(NonNull<[u64]>, usize)>,
+    chunk_words_next: usize,
+    /// xorshift64 state for tower heights.
+    rng: u64,
+}
+
+impl Arena {
+    fn new() -> Arena {
+        Arena {
+            chunks: Vec::new(),
+            current: None,
+            chunk_words_next: CHUNK_BYTES_MIN / WORD_BYTES,
+            rng: 0x9E37_79B9_7F4A_7C15,
+        }
     }
-    fn version(&self) -> Reverse<Version> {
-        self.1
+
+    /// A tower height: 1, then one more level with probability 1/`BRANCHING` each.
+    fn random_height(&mut self) -> usize {
+        let mut height = 1;
+        while height < HEIGHT_MAX {
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            if !self.rng.is_multiple_of(BRANCHING) {
+                break;
+            }
+            height += 1;
+        }
+        height
+    }
+
+    /// `words` zeroed, word-aligned words that live as long as the arena.
+    fn alloc(&mut self, words: usize) -> NonNull<u64> {
+        if words > CHUNK_BYTES_MAX / WORD_BYTES / 4 {
+            return self.new_chunk(words); // Large: its own chunk; the current one stays.
+        }
+        let fits = self.current.is_some_and(|(chunk, used)| chunk.len() - used >= words);
+        if !fits {
+            let chunk_words = self.chunk_words_next.max(words);
+            self.chunk_words_next = (chunk_words * 2).min(CHUNK_BYTES_MAX / WORD_BYTES);
+            let start = self.new_chunk(chunk_words);
+            self.current = Some((NonNull::slice_from_raw_parts(start, chunk_words), 0));
+        }
+        let (chunk, used) = self.current.as_mut().expect("a current chunk with room");
+        // SAFETY: `used + words <= chunk.len()`, so the result is inside the chunk.
+        let start = unsafe { chunk.cast::<u64>().add(*used) };
+        *used += words;
+        start
+    }
+
+    fn new_chunk(&mut self, words: usize) -> NonNull<u64> {
+        let chunk = NonNull::from(Box::leak(vec![0u64; words].into_boxed_slice()));
+        self.chunks.push(chunk);
+        chunk.cast()
+    }
+
+    /// Writes a node with null links and returns it, unpublished.
+    fn node(
+        &mut self,
+        height: usize,
+        key: &[u8],
+        version: Version,
+        value: Option<&[u8]>,
+    ) -> NodePtr {
+        let value_bytes = value.unwrap_or_default();
+        let bytes = node_bytes(height, key.len(), value_bytes.len());
+        let start = self.alloc(bytes / WORD_BYTES);
+        let header = Node {
+            key_prefix: key_prefix(key),
+            version: version.get(),
+            key_len: u16::try_from(key.len()).expect("keys are within KEY_LEN_MAX"),
+            value_len: value.map_or(TOMBSTONE_LEN, |v| {
+                u32::try_from(v.len()).expect("values are within VALUE_LEN_MAX")
+            }),
+            height: u8::try_from(height).expect("heights are within HEIGHT_MAX"),
+        };
+        // SAFETY: `start` is `bytes` fresh, word-aligned bytes nobody else can reach yet,
+        // laid out as `node_bytes` describes: header, `height` links, key, value.
+        unsafe {
+            ptr::write(start.as_ptr().cast::<Node>(), header);
+            let tower = start.as_ptr().cast::<Link>().add(TOWER_OFFSET_LINKS);
+            for level in 0..height {
+                ptr::write(tower.add(level), Link::new(ptr::null_mut()));
+            }
+            let payload = tower.add(height).cast::<u8>();
+            ptr::copy_nonoverlapping(key.as_ptr(), payload, key.len());
+            let value_at = payload.add(key.len());
+            ptr::copy_nonoverlapping(value_bytes.as_ptr(), value_at, value_bytes.len());
+        }
+        NodePtr(start.cast())
     }
 }
 
-impl<'a> Borrow<dyn KeyVersion + 'a> for MemKey {
-    fn borrow(&self) -> &(dyn KeyVersion + 'a) {
-        self
-    }
-}
-
-impl PartialEq for dyn KeyVersion + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for dyn KeyVersion + '_ {}
-
-impl PartialOrd for dyn KeyVersion + '_ {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for dyn KeyVersion + '_ {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.key().cmp(other.key()).then_with(|| self.version().cmp(&other.version()))
+impl Drop for Arena {
+    fn drop(&mut self) {
+        for chunk in self.chunks.drain(..) {
+            // SAFETY: each chunk came from `Box::leak` in `new_chunk` and is freed once; the
+            // memtable owning the arena is being dropped, so no reader holds a node.
+            drop(unsafe { Box::from_raw(chunk.as_ptr()) });
+        }
     }
 }
 
 /// The memtable. Shared by `Arc` between the writer, readers and the flush.
-#[derive(Debug)]
 pub(crate) struct Memtable {
-    map: SkipMap<MemKey, StoredValue>,
+    /// The head of every level: a node with no key and a full tower.
+    head: NodePtr,
+    /// The tallest tower so far: searches start there. Relaxed: a reader that sees a new
+    /// height before the head's new link just finds the link null and steps down.
+    height: AtomicUsize,
+    writer: Mutex<Arena>,
     /// The first log file holding this memtable's records: once the memtable is in a segment,
     /// every log before the next memtable's first log can go.
     log_number_first: u64,
+    entry_count: AtomicUsize,
     size_bytes: AtomicU64,
+    payload_bytes: AtomicU64,
     /// The last version of a record applied to this memtable, whether or not it wrote an entry
     /// (an empty batch has a version too): the flush records it, so that no version is ever
     /// handed out twice.
     version_last: AtomicU64,
 }
 
+// SAFETY: the raw pointers are into chunks the memtable owns; nodes are immutable once
+// published except their links, which are atomics; the arena is behind a mutex.
+unsafe impl Send for Memtable {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Memtable {}
+
+impl fmt::Debug for Memtable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Memtable")
+            .field("log_number_first", &self.log_number_first)
+            .field("entry_count", &self.entry_count())
+            .field("size_bytes", &self.size_bytes())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bytes of a memtable entry's key or value, shared with the memtable (which it keeps alive)
+/// instead of copied out of it.
+#[derive(Clone)]
+pub(crate) struct MemBytes {
+    #[expect(dead_code, reason = "held, never read: it keeps the bytes' arena alive")]
+    memtable: Arc<Memtable>,
+    bytes: NonNull<[u8]>,
+}
+
+// SAFETY: the bytes are immutable and live in `memtable`'s arena, which the `Arc` keeps.
+unsafe impl Send for MemBytes {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for MemBytes {}
+
+impl MemBytes {
+    /// `bytes` of a node of `memtable`.
+    fn new(memtable: &Arc<Memtable>, bytes: &[u8]) -> MemBytes {
+        MemBytes { memtable: Arc::clone(memtable), bytes: NonNull::from(bytes) }
+    }
+}
+
+impl Deref for MemBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the bytes are in a node of `self.memtable`, alive while the `Arc` is.
+        unsafe { self.bytes.as_ref() }
+    }
+}
+
+impl fmt::Debug for MemBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl PartialEq for MemBytes {
+    fn eq(&self, other: &MemBytes) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for MemBytes {}
+
+/// One version of one key, as the memtable returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct MemEntry {
+    pub key: MemBytes,
+    pub version: Version,
+    /// The value, or `None` for a tombstone.
+    pub value: Option<MemBytes>,
+}
+
+impl MemEntry {
+    fn of(memtable: &Arc<Memtable>, node: NodePtr) -> MemEntry {
+        MemEntry {
+            key: MemBytes::new(memtable, node.key()),
+            version: node.version(),
+            value: node.value().map(|value| MemBytes::new(memtable, value)),
+        }
+    }
+}
+
 impl Memtable {
     /// An empty memtable whose records go to log `log_number_first` onwards.
     pub(crate) fn new(log_number_first: u64) -> Memtable {
+        let mut arena = Arena::new();
+        let head = arena.node(HEIGHT_MAX, &[], Version::MAX, None);
         Memtable {
-            map: SkipMap::new(),
+            head,
+            height: AtomicUsize::new(1),
+            writer: Mutex::new(arena),
             log_number_first,
+            entry_count: AtomicUsize::new(0),
             size_bytes: AtomicU64::new(0),
+            payload_bytes: AtomicU64::new(0),
             version_last: AtomicU64::new(0),
         }
     }
@@ -120,15 +392,67 @@ impl Memtable {
         self.log_number_first
     }
 
-    /// Inserts one version of one key. Only the commit leader calls this.
+    /// Inserts one version of one key; a second insert of the same key and version replaces
+    /// the first (the later write of a batch wins). Only the commit leader calls this.
+    ///
+    /// The new node is written whole, its links pointing at its successors, before any
+    /// other node links to it; then it is linked in bottom-up with Release stores, so a
+    /// reader that loads a link to it (Acquire) sees it whole. A replaced node keeps its
+    /// links, so a reader standing on it walks on unharmed.
     pub(crate) fn insert(&self, key: &[u8], version: Version, value: Option<&[u8]>) {
-        let size = key.len() as u64 + value.map_or(0, |v| v.len() as u64) + ENTRY_OVERHEAD_BYTES;
-        let entry = self.map.insert(
-            MemKey { key: Arc::from(key), version: Reverse(version) },
-            value.map(Arc::from),
-        );
-        debug_assert_eq!(entry.key().key.as_ref(), key);
-        self.size_bytes.fetch_add(size, AtomicOrdering::Relaxed);
+        // Held to the end: the lock is what keeps inserts to one writer at a time.
+        let mut arena = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut preds = [self.head; HEIGHT_MAX];
+        let target = Target::new(key, version);
+        let successor = self.seek(&target, Some(&mut preds));
+        let replaced = successor.filter(|node| node.cmp_to(&target) == Ordering::Equal);
+        let height = replaced.map_or_else(|| arena.random_height(), |n| n.header().height as usize);
+        let node = arena.node(height, key, version, value);
+        for (level, pred) in preds.iter().enumerate().take(height) {
+            let next = match replaced {
+                Some(old) => old.link(level).load(AtomicOrdering::Relaxed),
+                None => pred.link(level).load(AtomicOrdering::Relaxed),
+            };
+            node.link(level).store(next, AtomicOrdering::Relaxed);
+        }
+        self.height.fetch_max(height, AtomicOrdering::Relaxed);
+        for (level, pred) in preds.iter().enumerate().take(height) {
+            pred.link(level).store(node.0.as_ptr(), AtomicOrdering::Release);
+        }
+        let payload = (key.len() + value.map_or(0, <[u8]>::len)) as u64;
+        let replaced_payload = replaced.map_or(0, |old| old.payload().len() as u64);
+        let bytes = node_bytes(height, key.len(), value.map_or(0, <[u8]>::len)) as u64;
+        self.size_bytes.fetch_add(bytes, AtomicOrdering::Relaxed);
+        self.payload_bytes.fetch_add(payload, AtomicOrdering::Relaxed);
+        self.payload_bytes.fetch_sub(replaced_payload, AtomicOrdering::Relaxed);
+        if replaced.is_none() {
+            self.entry_count.fetch_add(1, AtomicOrdering::Relaxed);
+        }
+    }
+
+    /// The first node at or after `(key, version)`; with `preds`, also the last node before
+    /// it on every level.
+    fn seek(
+        &self,
+        target: &Target<'_>,
+        mut preds: Option<&mut [NodePtr; HEIGHT_MAX]>,
+    ) -> Option<NodePtr> {
+        let mut node = self.head;
+        let mut level = self.height.load(AtomicOrdering::Relaxed);
+        loop {
+            level -= 1;
+            let mut next = node.next(level);
+            while let Some(candidate) = next.filter(|n| n.cmp_to(target) == Ordering::Less) {
+                node = candidate;
+                next = node.next(level);
+            }
+            if let Some(preds) = preds.as_deref_mut() {
+                preds[level] = node;
+            }
+            if level == 0 {
+                return next;
+            }
+        }
     }
 
     /// Notes that every record up to `version` is applied to this memtable.
@@ -141,149 +465,220 @@ impl Memtable {
         Version::new(self.version_last.load(AtomicOrdering::Relaxed))
     }
 
-    /// Bytes of the keys and values inserted so far.
+    /// Bytes of the keys and values inserted so far (a replaced entry's no longer counted).
     pub(crate) fn payload_bytes(&self) -> u64 {
-        self.size_bytes() - ENTRY_OVERHEAD_BYTES * self.entry_count() as u64
+        self.payload_bytes.load(AtomicOrdering::Relaxed)
     }
 
-    /// Bytes of keys, values and bookkeeping inserted so far.
+    /// Bytes of the arena's nodes (keys, values, towers, headers) so far.
     pub(crate) fn size_bytes(&self) -> u64 {
         self.size_bytes.load(AtomicOrdering::Relaxed)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.entry_count() == 0
     }
 
     pub(crate) fn entry_count(&self) -> usize {
-        self.map.len()
+        self.entry_count.load(AtomicOrdering::Relaxed)
     }
 
     /// The newest version of `key` at or below `version`, tombstones included.
-    pub(crate) fn get_at(&self, key: &[u8], version: Version) -> Option<MemEntry> {
-        let start: &dyn KeyVersion = &(key, Reverse(version));
-        let found = self.map.lower_bound(Bound::Included(start))?;
-        (found.key().key.as_ref() == key).then(|| to_entry(&found))
+    pub(crate) fn get_at(self: &Arc<Self>, key: &[u8], version: Version) -> Option<MemEntry> {
+        let found = self.seek(&Target::new(key, version), None)?;
+        (found.key() == key).then(|| MemEntry::of(self, found))
     }
 
     /// The first entry after `position` in key order (or the first entry at all), whose key
-    /// is in bounds of `end`. A resumable cursor step: each call is one O(log n) seek, so
-    /// iterators need not borrow the memtable.
+    /// is in bounds of `end`. Each call is one O(log n) seek; [`Memtable::cursor`] walks on
+    /// without seeking again. The engine walks with cursors; the tests check them against it.
+    #[cfg(test)]
     pub(crate) fn next_after(
-        &self,
+        self: &Arc<Self>,
         position: Bound<(&[u8], Version)>,
         end: Bound<&[u8]>,
     ) -> Option<MemEntry> {
-        let found = match position {
-            Bound::Unbounded => self.map.front()?,
-            Bound::Included((key, version)) => {
-                let start: &dyn KeyVersion = &(key, Reverse(version));
-                self.map.lower_bound(Bound::Included(start))?
-            }
+        let found = self.first_from(position)?;
+        key_in(found.key(), end).then(|| MemEntry::of(self, found))
+    }
+
+    /// A cursor over the entries from `position` on, in key order.
+    pub(crate) fn cursor(self: &Arc<Self>, position: Bound<(&[u8], Version)>) -> Cursor {
+        Cursor { node: self.first_from(position), memtable: Arc::clone(self) }
+    }
+
+    fn first_from(&self, position: Bound<(&[u8], Version)>) -> Option<NodePtr> {
+        match position {
+            Bound::Unbounded => self.head.next(0),
+            Bound::Included((key, version)) => self.seek(&Target::new(key, version), None),
             Bound::Excluded((key, version)) => {
-                let start: &dyn KeyVersion = &(key, Reverse(version));
-                self.map.lower_bound(Bound::Excluded(start))?
+                let target = Target::new(key, version);
+                let found = self.seek(&target, None)?;
+                if found.cmp_to(&target) == Ordering::Equal { found.next(0) } else { Some(found) }
             }
-        };
-        let in_range = match end {
-            Bound::Unbounded => true,
-            Bound::Included(end) => found.key().key.as_ref() <= end,
-            Bound::Excluded(end) => found.key().key.as_ref() < end,
-        };
-        in_range.then(|| to_entry(&found))
+        }
     }
 
     /// The last entry before `position` in key order (or the last entry at all), whose key
     /// is in bounds of `start`: [`Memtable::next_after`] walking backwards.
     pub(crate) fn prev_before(
-        &self,
+        self: &Arc<Self>,
         position: Bound<(&[u8], Version)>,
         start: Bound<&[u8]>,
     ) -> Option<MemEntry> {
         let found = match position {
-            Bound::Unbounded => self.map.back()?,
+            Bound::Unbounded => self.last_where(|_| true),
             Bound::Included((key, version)) => {
-                let end: &dyn KeyVersion = &(key, Reverse(version));
-                self.map.upper_bound(Bound::Included(end))?
+                let target = Target::new(key, version);
+                self.last_where(|node| node.cmp_to(&target) != Ordering::Greater)
             }
             Bound::Excluded((key, version)) => {
-                let end: &dyn KeyVersion = &(key, Reverse(version));
-                self.map.upper_bound(Bound::Excluded(end))?
+                let target = Target::new(key, version);
+                self.last_where(|node| node.cmp_to(&target) == Ordering::Less)
             }
-        };
+        }?;
         let in_range = match start {
             Bound::Unbounded => true,
-            Bound::Included(start) => found.key().key.as_ref() >= start,
-            Bound::Excluded(start) => found.key().key.as_ref() > start,
+            Bound::Included(start) => found.key() >= start,
+            Bound::Excluded(start) => found.key() > start,
         };
-        in_range.then(|| to_entry(&found))
+        in_range.then(|| MemEntry::of(self, found))
+    }
+
+    /// The last node for which `before` holds, where `before` holds on a prefix of the key
+    /// order: one O(log n) descent of the towers (the lists link forwards only).
+    fn last_where(&self, before: impl Fn(NodePtr) -> bool) -> Option<NodePtr> {
+        let mut node = self.head;
+        let mut level = self.height.load(AtomicOrdering::Relaxed);
+        loop {
+            level -= 1;
+            while let Some(next) = node.next(level).filter(|next| before(*next)) {
+                node = next;
+            }
+            if level == 0 {
+                return (node != self.head).then_some(node);
+            }
+        }
     }
 
     /// Every entry, in key order (for the flush, which sorts them into Z order).
-    pub(crate) fn entries(&self) -> impl Iterator<Item = MemEntry> + '_ {
-        self.map.iter().map(|entry| to_entry(&entry))
+    pub(crate) fn entries(&self) -> impl Iterator<Item = Entry<'_>> + '_ {
+        std::iter::successors(self.head.next(0), |node| node.next(0)).map(|node| Entry {
+            key: node.key(),
+            version: node.version(),
+            value: node.value(),
+        })
     }
 }
 
-fn to_entry(entry: &crossbeam_skiplist::map::Entry<'_, MemKey, StoredValue>) -> MemEntry {
-    MemEntry {
-        key: Arc::clone(&entry.key().key),
-        version: entry.key().version.0,
-        value: entry.value().clone(),
-    }
-}
-
+/// Whether `key` is within the end bound `end`.
 #[cfg(test)]
-mod tests {
+fn key_in(key: &[u8], end: Bound<&[u8]>) -> bool {
+    match end {
+        Bound::Unbounded => true,
+        Bound::Included(end) => key <= end,
+        Bound::Excluded(end) => key < end,
+    }
+}
+
+/// A position in a memtable that steps to the next entry in key order by following one link,
+/// without searching again. Keeps the memtable alive.
+pub(crate) struct Cursor {
+    memtable: Arc<Memtable>,
+    node: Option<NodePtr>,
+}
+
+// SAFETY: the node is in `memtable`'s arena, immutable but for its atomic links, and alive
+// while the `Arc` is.
+unsafe impl Send for Cursor {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Cursor {}
+
+impl Iterator for Cursor {
+    type Item = MemEntry;
+
+    fn next(&mut self) -> Option<MemEntry> {
+        let node = self.node?;
+        self.node = node.next(0);
+        Some(MemEntry::of(&self.memtable, node))
+    }
+}
+
+impl fmt::Debug for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cursor").field("at_end", &self.node.is_none()).finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;
+
+/// A loom model of the publication protocol of [`Memtable::insert`]: a reader walks and
+/// seeks while the writer inserts before, after and over an entry. Loom runs every
+/// interleaving of the links' atomics up to a preemption bound; the node bytes behind a link
+/// are plain memory loom does not track (their visibility rests on the Release/Acquire pair
+/// argued at `insert`). Checked by mutation: linking the node in before its own links are
+/// set fails the model (an entry vanishes), and so does a Relaxed publication (loom reports
+/// the causality violation).
+///
+/// Run with `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p zverse
+/// --release --lib loom_`.
+#[cfg(all(test, loom))]
+mod loom_models {
     use super::*;
 
     fn v(raw: u64) -> Version {
         Version::new(raw)
     }
 
-    fn filled() -> Memtable {
-        let memtable = Memtable::new(1);
-        memtable.insert(b"a", v(10), Some(b"a10"));
-        memtable.insert(b"a", v(20), None);
-        memtable.insert(b"a", v(30), Some(b"a30"));
-        memtable.insert(b"ab", v(15), Some(b"ab15"));
-        memtable.insert(b"b", v(5), Some(b"b5"));
-        memtable
-    }
-
-    #[test]
-    fn get_at_finds_the_newest_version_at_or_below() {
-        let memtable = filled();
-        let value_at = |key: &[u8], at| {
-            memtable.get_at(key, v(at)).map(|e| (e.version.get(), e.value.map(|b| b.to_vec())))
-        };
-        assert_eq!(value_at(b"a", 9), None);
-        assert_eq!(value_at(b"a", 10), Some((10, Some(b"a10".to_vec()))));
-        assert_eq!(value_at(b"a", 25), Some((20, None)));
-        assert_eq!(value_at(b"a", u64::MAX), Some((30, Some(b"a30".to_vec()))));
-        assert_eq!(value_at(b"", u64::MAX), None);
-        assert_eq!(value_at(b"aa", u64::MAX), None);
-        assert_eq!(value_at(b"ab", 15), Some((15, Some(b"ab15".to_vec()))));
-    }
-
-    #[test]
-    fn cursor_walks_key_order_within_bounds() {
-        let memtable = filled();
-        let mut walked = Vec::new();
-        let mut next = memtable.next_after(Bound::Unbounded, Bound::Excluded(b"b"));
-        while let Some(entry) = next {
-            walked.push((entry.key.to_vec(), entry.version.get()));
-            next = memtable.next_after(
-                Bound::Excluded((&entry.key[..], entry.version)),
-                Bound::Excluded(b"b"),
-            );
+    /// The keys and values a reader's walk yields: each key once, in order, with a whole
+    /// value (its key, in either case).
+    fn check_walk(memtable: &Arc<Memtable>) -> Vec<Vec<u8>> {
+        let walked: Vec<MemEntry> = memtable.cursor(Bound::Unbounded).collect();
+        let keys: Vec<Vec<u8>> = walked.iter().map(|entry| entry.key.to_vec()).collect();
+        assert!(keys.windows(2).all(|pair| pair[0] < pair[1]), "out of order: {keys:?}");
+        for entry in &walked {
+            let value = entry.value.as_deref().expect("only puts");
+            assert!(value.eq_ignore_ascii_case(&entry.key), "{entry:?}");
         }
-        let expected = [(b"a".to_vec(), 30), (b"a".to_vec(), 20), (b"a".to_vec(), 10)];
-        assert_eq!(walked[..3], expected);
-        assert_eq!(walked[3], (b"ab".to_vec(), 15));
-        assert_eq!(walked.len(), 4);
-        assert_eq!(memtable.entry_count(), 5);
-        assert!(memtable.size_bytes() > 5 * ENTRY_OVERHEAD_BYTES);
+        keys
+    }
+
+    #[test]
+    fn loom_readers_see_whole_entries_in_order_while_the_writer_inserts() {
+        let mut builder = loom::model::Builder::new();
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(3);
+        }
+        let executions = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&executions);
+        builder.check(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let memtable = Arc::new(Memtable::new(1));
+            memtable.insert(b"b", v(1), Some(b"b"));
+            let writer = {
+                let memtable = Arc::clone(&memtable);
+                loom::thread::spawn(move || {
+                    memtable.insert(b"a", v(1), Some(b"a"));
+                    memtable.insert(b"c", v(1), Some(b"c"));
+                    memtable.insert(b"b", v(1), Some(b"B"));
+                })
+            };
+            // Without a yield here loom runs the reader to its end before the writer starts
+            // and explores that one execution only.
+            loom::thread::yield_now();
+            let keys = check_walk(&memtable);
+            assert!(keys.contains(&b"b".to_vec()), "a published entry vanished: {keys:?}");
+            let found = memtable.get_at(b"b", v(1)).expect("b is always there");
+            assert!(found.value.as_deref().is_some_and(|value| value.eq_ignore_ascii_case(b"b")));
+            writer.join().expect("the writer");
+            let keys = check_walk(&memtable);
+            assert_eq!(keys, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+            let found = memtable.get_at(b"b", v(1)).and_then(|entry| entry.value);
+            assert_eq!(found.as_deref(), Some(&b"B"[..]));
+        });
+        let executions = executions.load(std::sync::atomic::Ordering::Relaxed);
+        println!("{executions} interleavings, preemption bound {:?}", builder.preemption_bound);
     }
 
     #[test]

@@ -17,9 +17,9 @@ use crate::db::Inner;
 use crate::error::{Error, Result};
 use crate::key_range::KeyRange;
 use crate::locality::{Advised, ScanPurpose};
-use crate::memtable::{MemEntry, Memtable};
+use crate::memtable::{self, MemBytes, MemEntry, Memtable};
 use crate::segment_file::SegmentFile;
-use crate::tiers::Tiers;
+use crate::tiers::TiersRef;
 use crate::value::Value;
 
 /// One version of one key, as reads yield it: `value` is `None` for a tombstone.
@@ -46,9 +46,9 @@ impl Keyed for Change {
 impl Change {
     fn from_memtable(entry: MemEntry) -> Change {
         Change {
-            key: Value::shared(entry.key),
+            key: Value::memtable(entry.key),
             version: entry.version,
-            value: entry.value.map(Value::shared),
+            value: entry.value.map(Value::memtable),
         }
     }
 
@@ -65,10 +65,18 @@ impl Change {
 type Source = Box<dyn Iterator<Item = Result<Change>> + Send>;
 
 /// What a read sees: a set of tiers and a version.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct ReadView {
-    pub tiers: Arc<Tiers>,
+    /// Loaded without a lock; a point read never writes a shared reference count.
+    pub tiers: TiersRef,
     pub version: Version,
+}
+
+impl Clone for ReadView {
+    /// An owned copy, for an iterator that outlives the read that opened it.
+    fn clone(&self) -> ReadView {
+        ReadView { tiers: TiersRef::from_inner(Arc::clone(&self.tiers)), version: self.version }
+    }
 }
 
 impl ReadView {
@@ -78,7 +86,7 @@ impl ReadView {
         // The watermark first: every version at or below it is in a memtable of the tiers
         // loaded after it, or in a segment they hold.
         let visible = inner.visible_version();
-        let tiers = inner.tiers();
+        let tiers = inner.tiers.load();
         Ok(ReadView { tiers, version: version.min(visible) })
     }
 
@@ -100,7 +108,7 @@ impl ReadView {
                 continue; // Nothing in it can beat what was found.
             }
             let found = segment
-                .segment()
+                .indexed()
                 .get_at(key, self.version)
                 .map_err(|c| segment_corruption(segment, c))?;
             if let Some(entry) = found
@@ -158,11 +166,7 @@ impl ReadView {
     fn range_fwd(&self, keys: &OwnedRange) -> Source {
         let mut sources: Vec<Source> = Vec::new();
         for memtable in self.tiers.memtables() {
-            sources.push(Box::new(MemtableRange::new(
-                Arc::clone(memtable),
-                keys.clone(),
-                self.version,
-            )));
+            sources.push(Box::new(MemtableRange::new(memtable, keys, self.version)));
         }
         for segment in &self.tiers.segments {
             sources.push(Box::new(SegmentRange::open(segment, keys, self.version)));
@@ -298,19 +302,22 @@ impl OwnedRange {
     }
 }
 
-/// Newest version per key at or below a version, from one memtable, in key order.
+/// Newest version per key at or below a version, from one memtable, in key order: one cursor
+/// walks the memtable (no seek per key).
 struct MemtableRange {
-    memtable: Arc<Memtable>,
-    keys: OwnedRange,
+    cursor: memtable::Cursor,
+    end: Bound<Box<[u8]>>,
     version: Version,
-    /// The last key yielded: the walk resumes after all of its versions.
-    key_last: Option<Arc<[u8]>>,
+    /// The last key yielded: its older versions are passed over.
+    key_last: Option<MemBytes>,
     done: bool,
 }
 
 impl MemtableRange {
-    fn new(memtable: Arc<Memtable>, keys: OwnedRange, version: Version) -> MemtableRange {
-        MemtableRange { memtable, keys, version, key_last: None, done: false }
+    fn new(memtable: &Arc<Memtable>, keys: &OwnedRange, version: Version) -> MemtableRange {
+        let (start, _) = keys.bounds();
+        let cursor = memtable.cursor(key_start(start));
+        MemtableRange { cursor, end: keys.end.clone(), version, key_last: None, done: false }
     }
 }
 
@@ -318,29 +325,32 @@ impl Iterator for MemtableRange {
     type Item = Result<Change>;
 
     fn next(&mut self) -> Option<Result<Change>> {
-        let (start, end) = self.keys.bounds();
         while !self.done {
-            // The first (newest) entry of the next key. In key order `(key, ZERO)` is the
-            // last possible entry of a key, so "after it" is the next key.
-            let first = match &self.key_last {
-                Some(key) => self.memtable.next_after(Bound::Excluded((key, Version::ZERO)), end),
-                None => self.memtable.next_after(key_start(start), end),
-            };
-            let Some(first) = first else {
+            let Some(entry) = self.cursor.next() else {
                 self.done = true;
                 break;
             };
-            self.key_last = Some(Arc::clone(&first.key));
-            let found = if first.version <= self.version {
-                Some(first)
-            } else {
-                self.memtable.get_at(&first.key, self.version)
-            };
-            if let Some(found) = found {
-                return Some(Ok(Change::from_memtable(found)));
+            if !key_in_end(&entry.key, self.end.as_ref().map(AsRef::as_ref)) {
+                self.done = true;
+                break;
             }
+            // Newer than the view, or an older version of the key yielded last: not shown.
+            if entry.version > self.version || self.key_last.as_ref() == Some(&entry.key) {
+                continue;
+            }
+            self.key_last = Some(entry.key.clone());
+            return Some(Ok(Change::from_memtable(entry)));
         }
         None
+    }
+}
+
+/// Whether `key` is inside the end bound `end`.
+fn key_in_end(key: &[u8], end: Bound<&[u8]>) -> bool {
+    match end {
+        Bound::Included(end) => key <= end,
+        Bound::Excluded(end) => key < end,
+        Bound::Unbounded => true,
     }
 }
 
@@ -359,7 +369,7 @@ struct MemtableRangeRev {
     keys: OwnedRange,
     version: Version,
     /// The last key yielded: the walk resumes before all of its versions.
-    key_last: Option<Arc<[u8]>>,
+    key_last: Option<MemBytes>,
     done: bool,
 }
 
@@ -378,7 +388,9 @@ impl Iterator for MemtableRangeRev {
             // The last (oldest) entry of the previous key. In key order `(key, MAX)` is the
             // first possible entry of a key, so "before it" is the previous key.
             let last = match &self.key_last {
-                Some(key) => self.memtable.prev_before(Bound::Excluded((key, Version::MAX)), start),
+                Some(key) => {
+                    self.memtable.prev_before(Bound::Excluded((&key[..], Version::MAX)), start)
+                }
                 None => self.memtable.prev_before(key_end(end), start),
             };
             let Some(last) = last else {
@@ -404,19 +416,18 @@ fn key_end(end: Bound<&[u8]>) -> Bound<(&[u8], Version)> {
     }
 }
 
-/// One key's versions at or below a version, newest first, from one memtable: one seek per
-/// step, so nothing is collected.
+/// One key's versions at or below a version, newest first, from one memtable: one seek, then
+/// a cursor, so nothing is collected.
 struct MemtableHistory {
-    memtable: Arc<Memtable>,
+    cursor: memtable::Cursor,
     key: Box<[u8]>,
-    /// The version to start at (included), or the last one yielded (excluded).
-    position: Bound<Version>,
+    done: bool,
 }
 
 impl MemtableHistory {
     fn new(memtable: &Arc<Memtable>, key: &[u8], version: Version) -> MemtableHistory {
-        let position = Bound::Included(version);
-        MemtableHistory { memtable: Arc::clone(memtable), key: key.into(), position }
+        let cursor = memtable.cursor(Bound::Included((key, version)));
+        MemtableHistory { cursor, key: key.into(), done: false }
     }
 }
 
@@ -424,38 +435,28 @@ impl Iterator for MemtableHistory {
     type Item = Result<Change>;
 
     fn next(&mut self) -> Option<Result<Change>> {
-        let key = &self.key[..];
-        let from = match self.position {
-            Bound::Included(version) => Bound::Included((key, version)),
-            Bound::Excluded(version) => Bound::Excluded((key, version)),
-            Bound::Unbounded => return None,
-        };
-        let Some(entry) = self.memtable.next_after(from, Bound::Included(key)) else {
-            self.position = Bound::Unbounded;
+        if self.done {
             return None;
-        };
-        self.position = Bound::Excluded(entry.version);
-        Some(Ok(Change::from_memtable(entry)))
+        }
+        match self.cursor.next() {
+            Some(entry) if entry.key[..] == self.key[..] => Some(Ok(Change::from_memtable(entry))),
+            _ => {
+                self.done = true;
+                None
+            }
+        }
     }
 }
 
 /// Calls `f` with every entry of `memtable` from `from` on, in key order, while keys are in
-/// `end`.
+/// `end`: one seek, then a cursor.
 fn walk_memtable(
-    memtable: &Memtable,
+    memtable: &Arc<Memtable>,
     from: Bound<(&[u8], Version)>,
     end: Bound<&[u8]>,
-    mut f: impl FnMut(MemEntry),
+    f: impl FnMut(MemEntry),
 ) {
-    let Some(mut entry) = memtable.next_after(from, end) else { return };
-    loop {
-        let next = memtable.next_after(Bound::Excluded((&entry.key, entry.version)), end);
-        f(entry);
-        match next {
-            Some(next) => entry = next,
-            None => return,
-        }
-    }
+    memtable.cursor(from).take_while(|entry| key_in_end(&entry.key, end)).for_each(f);
 }
 
 /// A segment's `range_at` iterator, feeding the locality advisor.
@@ -479,7 +480,7 @@ impl SegmentRange {
             // advice first: its first window is on its way while `range_at` binary-searches.
             let zbox = ZBox::covering(&keys.bounds(), &(..));
             let advice = segment.scan_advice(zbox.as_ref(), ScanPurpose::Query);
-            Advised::new(segment.segment().range_at(keys.bounds(), version), advice)
+            Advised::new(segment.indexed_if_built().range_at(keys.bounds(), version), advice)
         }))
     }
 }
@@ -615,7 +616,7 @@ impl Iterator for SegmentChanges {
 /// A memtable's entries in a key range and a version range, sorted into Z order. Memtables
 /// are bounded (`memtable_bytes_max`), so collecting them is bounded too.
 fn memtable_changes(
-    memtable: &Memtable,
+    memtable: &Arc<Memtable>,
     keys: &OwnedRange,
     versions: (Bound<Version>, Bound<Version>),
 ) -> Vec<Change> {

@@ -4,10 +4,10 @@
 //! are written by `segment_writer.rs`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
-use zverse_core::segment::Segment;
+use zverse_core::segment::{FenceKeys, Segment};
 use zverse_core::zkey::ZBox;
 
 use crate::error::{Error, Result};
@@ -50,6 +50,77 @@ pub(crate) struct SegmentFile {
     retirement: Retirement,
     /// The database's locality advisor.
     advisor: Arc<LocalityAdvisor>,
+    /// The key index sampled in memory, built by the first point read the budget has room
+    /// for (after a flush or compaction the inputs' fence keys are still held when the new
+    /// segment opens; reads of segments nobody reads cost no memory).
+    fence_keys: OnceLock<FenceKeys>,
+    /// After a build found no room: the budget's generation then, plus one (a build is tried
+    /// again once memory was given back); `u64::MAX` after a damaged block: never again.
+    fence_keys_tried: AtomicU64,
+    /// Where the bytes of this segment's fence keys are counted; given back on drop.
+    fence_budget: Arc<FenceBudget>,
+}
+
+/// The memory all open segments' fence keys may use (`Options::fence_keys_bytes_max`): a
+/// segment opened when the budget is spent reads through the on-disk fences instead.
+#[derive(Debug)]
+pub(crate) struct FenceBudget {
+    bytes_max: u64,
+    bytes_used: AtomicU64,
+    /// Incremented each time bytes are given back.
+    generation: AtomicU64,
+}
+
+impl FenceBudget {
+    pub(crate) fn new(bytes_max: u64) -> FenceBudget {
+        FenceBudget { bytes_max, bytes_used: AtomicU64::new(0), generation: AtomicU64::new(0) }
+    }
+
+    /// Bytes the fence keys of the open segments hold now.
+    pub(crate) fn bytes_used(&self) -> u64 {
+        self.bytes_used.load(Ordering::Relaxed)
+    }
+
+    /// Bytes still free (a hint: another open may take them first).
+    fn bytes_free(&self) -> u64 {
+        self.bytes_max.saturating_sub(self.bytes_used())
+    }
+
+    /// Counts `bytes` if they fit under the maximum.
+    fn try_take(&self, bytes: u64) -> bool {
+        // Relaxed: the counter orders nothing but itself.
+        self.bytes_used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(bytes).filter(|&total| total <= self.bytes_max)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, bytes: u64) {
+        let before = self.bytes_used.fetch_sub(bytes, Ordering::Relaxed);
+        assert!(before >= bytes, "only bytes taken are given back");
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A segment's fence keys take at most this fraction of its file (1/32: at 16 references
+/// per sample, 16-byte keys, 100-byte values and 4 KiB blocks they take about 20 MiB per GiB,
+/// 1/50).
+const FENCE_KEYS_FILE_FRACTION: u64 = 32;
+
+/// Samples `segment`'s key index into fence keys within the budget: `Ok(None)` when there is
+/// no room, an error for a damaged block on the way (which the reads that touch it report, as
+/// without fence keys).
+fn build_fence_keys(
+    segment: &Segment<'_>,
+    budget: &FenceBudget,
+) -> std::result::Result<Option<FenceKeys>, zverse_core::Corruption> {
+    let bytes_max = budget.bytes_free().min(segment.file_len() / FENCE_KEYS_FILE_FRACTION);
+    let Some(fence_keys) = FenceKeys::build(segment, usize::try_from(bytes_max).unwrap_or(0))?
+    else {
+        return Ok(None);
+    };
+    Ok(budget.try_take(fence_keys.heap_bytes() as u64).then_some(fence_keys))
 }
 
 /// Whether a segment was retired, and so whether the drop of its last `Arc` deletes its file.
@@ -88,6 +159,7 @@ impl SegmentFile {
         dir: &Path,
         meta: SegmentMeta,
         advisor: &Arc<LocalityAdvisor>,
+        fence_budget: &Arc<FenceBudget>,
     ) -> Result<SegmentFile> {
         let path = dir.join(segment_file_name(meta.file_number));
         let file = io.open_read(&path).map_err(|error| match error.kind() {
@@ -131,7 +203,63 @@ impl SegmentFile {
             io: Arc::clone(io),
             retirement: Retirement::default(),
             advisor: Arc::clone(advisor),
+            fence_keys: OnceLock::new(),
+            fence_keys_tried: AtomicU64::new(0),
+            fence_budget: Arc::clone(fence_budget),
         })
+    }
+
+    /// Bytes of heap this segment's fence keys hold (0: none).
+    fn fence_keys_bytes(&self) -> u64 {
+        self.fence_keys.get().map_or(0, |f| f.heap_bytes() as u64)
+    }
+
+    /// The reader for point reads and range starts: with the fence keys in memory, built now
+    /// if they are not yet and the budget has room.
+    pub(crate) fn indexed(&self) -> Segment<'_> {
+        let segment = *self.segment();
+        match self.fence_keys_or_build() {
+            Some(fence_keys) => segment.with_fence_keys(fence_keys.view()),
+            None => segment,
+        }
+    }
+
+    /// The reader with the fence keys if they are built, without building them.
+    pub(crate) fn indexed_if_built(&self) -> Segment<'_> {
+        let segment = *self.segment();
+        match self.fence_keys.get() {
+            Some(fence_keys) => segment.with_fence_keys(fence_keys.view()),
+            None => segment,
+        }
+    }
+
+    fn fence_keys_or_build(&self) -> Option<&FenceKeys> {
+        if let Some(fence_keys) = self.fence_keys.get() {
+            return Some(fence_keys);
+        }
+        // Relaxed: a stale view costs one build attempt too many or too few, never a result.
+        let generation = self.fence_budget.generation.load(Ordering::Relaxed);
+        let tried = self.fence_keys_tried.load(Ordering::Relaxed);
+        if tried == u64::MAX || tried == generation.wrapping_add(1) {
+            return None;
+        }
+        match build_fence_keys(self.segment(), &self.fence_budget) {
+            Ok(Some(fence_keys)) => {
+                let bytes = fence_keys.heap_bytes() as u64;
+                if self.fence_keys.set(fence_keys).is_err() {
+                    self.fence_budget.give_back(bytes); // Another reader built them first.
+                }
+                self.fence_keys.get()
+            }
+            Ok(None) => {
+                self.fence_keys_tried.store(generation.wrapping_add(1), Ordering::Relaxed);
+                None
+            }
+            Err(_) => {
+                self.fence_keys_tried.store(u64::MAX, Ordering::Relaxed);
+                None
+            }
+        }
     }
 
     pub(crate) fn meta(&self) -> &SegmentMeta {
@@ -147,9 +275,10 @@ impl SegmentFile {
         self.mapped.borrow_dependent()
     }
 
-    /// The mapped bytes.
+    /// The mapped bytes (through the reader's slice: no call through the `Mapping` trait,
+    /// which every `Value` deref would pay).
     pub(crate) fn bytes(&self) -> &[u8] {
-        self.mapped.borrow_owner().mapping.bytes()
+        self.segment().bytes()
     }
 
     fn mapping(&self) -> &dyn Mapping {
@@ -187,6 +316,7 @@ impl SegmentFile {
 
 impl Drop for SegmentFile {
     fn drop(&mut self) {
+        self.fence_budget.give_back(self.fence_keys_bytes());
         if self.retirement.file_goes() {
             // A failed removal leaves an orphan file, which the next open deletes (it is not in
             // the manifest); nothing is lost, so the error is not worth a panic in drop.

@@ -12,7 +12,9 @@
 
 use std::path::{Path, PathBuf};
 
-use zverse_core::segment::{BuildError, KEY_REF_BYTES, SegmentBuilder, SegmentOptions, Sink};
+use zverse_core::segment::{
+    BuildError, KEY_REF_BYTES, SegmentBuilder, SegmentOptions, Sink, VecStorage,
+};
 use zverse_core::{Entry, Version};
 
 use crate::error::{Error, Result};
@@ -94,7 +96,7 @@ impl Sink for FileSink {
 /// The segment being built.
 struct Open {
     number: u64,
-    builder: SegmentBuilder<FileSink>,
+    builder: SegmentBuilder<FileSink, VecStorage>,
     payload_bytes: u64,
     /// Bytes of the keys added: what the builder holds of each entry besides its reference.
     key_bytes: u64,

@@ -27,6 +27,9 @@ pub struct Stats {
     pub segment_versions: u64,
     /// Bytes of the segment files.
     pub segment_bytes: u64,
+    /// Bytes of memory the open segments' fence keys hold (at most
+    /// `Options::fence_keys_bytes_max`).
+    pub fence_keys_bytes: u64,
     /// Bytes of the active log file.
     pub log_bytes: u64,
     /// Live log files (the manifest's): the active one, and one per sealed memtable.
@@ -118,6 +121,7 @@ impl Db {
             memtable_versions,
             memtable_bytes: tiers.memtables().map(|m| m.size_bytes()).sum(),
             segment_count: tiers.segments.len(),
+            fence_keys_bytes: inner.fence_budget.bytes_used(),
             segment_versions,
             segment_bytes,
             log_bytes,

@@ -198,7 +198,7 @@ impl Inner {
             }
         }
         // The leader applied every earlier group: the watermark covers all of them.
-        let view = ReadView { version: self.visible_version(), tiers: self.tiers() };
+        let view = ReadView { version: self.visible_version(), tiers: self.tiers.load() };
         for key in &check.keys {
             if let Some(newest) = view.get_entry(key)?
                 && newest.version > check.start

@@ -4,6 +4,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
+use crate::memtable::MemBytes;
 use crate::segment_file::SegmentFile;
 
 /// A key or value returned by a read. Derefs to `[u8]`.
@@ -17,6 +18,7 @@ pub struct Value(Repr);
 #[derive(Clone)]
 enum Repr {
     Shared(Arc<[u8]>),
+    Memtable(MemBytes),
     Mapped { segment: Arc<SegmentFile>, start: usize, len: usize },
 }
 
@@ -24,6 +26,11 @@ impl Value {
     /// A value sharing `bytes`.
     pub(crate) fn shared(bytes: Arc<[u8]>) -> Value {
         Value(Repr::Shared(bytes))
+    }
+
+    /// A value sharing bytes of a memtable.
+    pub(crate) fn memtable(bytes: MemBytes) -> Value {
+        Value(Repr::Memtable(bytes))
     }
 
     /// A value pointing at `bytes`, which must lie inside `segment`'s mapped bytes.
@@ -62,6 +69,7 @@ impl Deref for Value {
     fn deref(&self) -> &[u8] {
         match &self.0 {
             Repr::Shared(bytes) => bytes,
+            Repr::Memtable(bytes) => bytes,
             Repr::Mapped { segment, start, len } => &segment.bytes()[*start..*start + *len],
         }
     }

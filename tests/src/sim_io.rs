@@ -10,7 +10,9 @@
 //!   lost, kept, or each kept or lost on its own (a rename whole: both names or neither).
 //!
 //! Directories themselves are durable when created (the engine creates its one directory once,
-//! before anything is written into it), and a rename stays inside one directory.
+//! before anything is written into it), and a rename stays inside one directory. A directory
+//! (without subdirectories) can be renamed too: like its creation, the rename is durable at
+//! once, and the entries inside move with it (a checkpoint renames its finished copy).
 //!
 //! [`SimIo::inject`] makes chosen I/O calls fail instead, the way a sick or full disk does
 //! ([`Fault`]): once or persistently, with an error, a partial write, or a failed sync whose
@@ -431,6 +433,41 @@ fn apply_torn_write(content: &mut Vec<u8>, offset: u64, bytes: &[u8], rng: &mut 
     }
 }
 
+/// Renames the directory `from` (which has no subdirectories) to the new name `to`, durably,
+/// with every entry in it.
+fn rename_dir(disk: &mut Disk, from: &Path, to: &Path) -> io::Result<()> {
+    if disk.dirs.contains(to) || disk.names.contains_key(to) {
+        return Err(io::Error::new(io::ErrorKind::AlreadyExists, to.display().to_string()));
+    }
+    if disk.dirs.iter().any(|dir| dir.parent() == Some(from)) {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the simulated disk renames only directories without subdirectories",
+        ));
+    }
+    let moved = |path: &Path| -> PathBuf {
+        match path.strip_prefix(from) {
+            Ok(rest) if path.parent() == Some(from) => to.join(rest),
+            _ => path.to_path_buf(),
+        }
+    };
+    for names in [&mut disk.names, &mut disk.names_durable] {
+        *names = names.iter().map(|(path, id)| (moved(path), *id)).collect();
+    }
+    for op in &mut disk.dir_ops {
+        match op {
+            DirOp::Create { path, .. } | DirOp::Remove { path, .. } => *path = moved(path),
+            DirOp::Rename { from: source, to: target, .. } => {
+                *source = moved(source);
+                *target = moved(target);
+            }
+        }
+    }
+    disk.dirs.remove(from);
+    disk.dirs.insert(to.to_path_buf());
+    Ok(())
+}
+
 fn not_found(path: &Path) -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, format!("{} not found", path.display()))
 }
@@ -546,9 +583,26 @@ impl Io for SimIo {
                 "the simulated disk renames only inside one directory",
             ));
         }
+        if disk.dirs.contains(from) {
+            return rename_dir(&mut disk, from, to);
+        }
         let id = disk.names.remove(from).ok_or_else(|| not_found(from))?;
         disk.names.insert(to.to_path_buf(), id);
         disk.dir_ops.push(DirOp::Rename { from: from.to_path_buf(), to: to.to_path_buf(), id });
+        Ok(())
+    }
+
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut disk = self.enter_plain(Call::Other)?;
+        let id = *disk.names.get(from).ok_or_else(|| not_found(from))?;
+        if !to.parent().is_some_and(|parent| disk.dirs.contains(parent)) {
+            return Err(not_found(to));
+        }
+        if disk.names.contains_key(to) {
+            return Err(io::ErrorKind::AlreadyExists.into());
+        }
+        disk.names.insert(to.to_path_buf(), id);
+        disk.dir_ops.push(DirOp::Create { path: to.to_path_buf(), id });
         Ok(())
     }
 

@@ -64,25 +64,32 @@ fn check_counters(io: Arc<dyn Io>) {
     }
     assert_eq!(locality(&db).advice_calls, before.advice_calls, "gets give no advice");
 
-    // A narrow range prefetches only the Z-range it can read, not a whole window per segment.
+    // A short range (2% of the keys, a few pages per segment) gives no advice at all.
     let low = (u64::MAX / 50 * 7).to_be_bytes();
     let high = (u64::MAX / 50 * 8).to_be_bytes();
     let narrow = db.range(&low[..]..&high[..]).unwrap().map(Result::unwrap).count() as u64;
     assert!(narrow > 0 && narrow < KEY_COUNT / 20, "{narrow} keys");
     let after_narrow = locality(&db);
+    assert_eq!(after_narrow.advice_calls, before.advice_calls, "{after_narrow:?}");
+
+    // A longer range (20% of the keys) prefetches only the Z-range it can read.
+    let high = (u64::MAX / 50 * 17).to_be_bytes();
+    let wide = db.range(&low[..]..&high[..]).unwrap().map(Result::unwrap).count() as u64;
+    assert!(wide > KEY_COUNT / 10 && wide < KEY_COUNT / 4, "{wide} keys");
+    let after_wide = locality(&db);
     let segment_pages = db.segment_residency().unwrap().pages_total;
-    assert!(after_narrow.pages_prefetched > 0, "{after_narrow:?}");
+    assert!(after_wide.pages_prefetched > 0, "{after_wide:?}");
     assert!(
-        after_narrow.pages_prefetched * 10 < segment_pages,
-        "{} of {segment_pages} pages prefetched for 2% of the keys",
-        after_narrow.pages_prefetched
+        after_wide.pages_prefetched * 3 < segment_pages,
+        "{} of {segment_pages} pages prefetched for 20% of the keys",
+        after_wide.pages_prefetched
     );
 
     // A full range scan: prefetched ahead, measured, pages counted.
     let count = db.range(..).unwrap().map(Result::unwrap).count();
     assert_eq!(count as u64, KEY_COUNT);
     let after_range = locality(&db);
-    assert_eq!(after_range.scan_queries, 2);
+    assert_eq!(after_range.scan_queries, 3);
     assert!(after_range.pages_prefetched > 0, "{after_range:?}");
     assert!(after_range.scan_pages_touched > 0, "{after_range:?}");
     let measured = after_range.prefetch_pages_resident + after_range.prefetch_pages_missed;
@@ -94,7 +101,7 @@ fn check_counters(io: Arc<dyn Io>) {
     let changed = db.changes(.., ..).unwrap().map(Result::unwrap).count();
     assert_eq!(changed as u64, 2 * KEY_COUNT);
     let after_changes = locality(&db);
-    assert_eq!(after_changes.scan_queries, 3);
+    assert_eq!(after_changes.scan_queries, 4);
     assert!(after_changes.pages_prefetched > after_range.pages_prefetched);
     assert!(after_changes.scan_pages_touched > after_range.scan_pages_touched);
 
@@ -112,7 +119,7 @@ fn check_counters(io: Arc<dyn Io>) {
     // goes in steps of at most the fan-in).
     assert!(after_compact.segments_cold >= segment_count, "{after_compact:?}");
     assert!(after_compact.pages_prefetched > after_check.pages_prefetched);
-    assert_eq!(after_compact.scan_queries, 3, "compaction is not a query");
+    assert_eq!(after_compact.scan_queries, 4, "compaction is not a query");
     assert_eq!(after_compact.advice_errors, 0, "{after_compact:?}");
     db.close().unwrap();
 }

@@ -5,11 +5,14 @@
 //! `cargo bench -p zverse-benches --features peers --bench peers -- --write-readme`);
 //! `--quick` for a smoke run at a small scale, `--reps N` for the repetitions (default 3),
 //! `--engines a,b` to run a subset, `--out DIR` for the results (default `benches/results`).
+//! Each engine run (one engine, one repetition) is a child process of this binary
+//! (`process.rs`); `--in-process` runs them all in this one instead.
 //! See `benches/README.md` for the workloads and how each engine is configured.
 #![allow(missing_docs, reason = "a bench binary, not an API")]
 
 mod data;
 mod engines;
+mod process;
 mod report;
 mod workloads;
 
@@ -79,6 +82,10 @@ struct Args {
     engines: Option<Vec<String>>,
     out: PathBuf,
     write_readme: bool,
+    /// Set in a child process: run one engine once and write what it measured here.
+    child_out: Option<PathBuf>,
+    /// Run every engine in this process (the old way), not one child process per run.
+    in_process: bool,
 }
 
 fn parse_args() -> Res<Args> {
@@ -86,6 +93,8 @@ fn parse_args() -> Res<Args> {
     let mut engines = None;
     let mut out = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
     let mut write_readme = false;
+    let mut child_out = None;
+    let mut in_process = false;
     let mut args = std::env::args().skip(1);
     let mut reps = None;
     while let Some(arg) = args.next() {
@@ -98,6 +107,10 @@ fn parse_args() -> Res<Args> {
             }
             "--out" => out = args.next().ok_or("--out needs a directory")?.into(),
             "--write-readme" => write_readme = true,
+            "--child-out" => {
+                child_out = Some(args.next().ok_or("--child-out needs a file")?.into())
+            }
+            "--in-process" => in_process = true,
             // cargo bench passes --bench; cargo test passes nothing we need.
             "--bench" => {}
             other => return Err(format!("unknown argument {other:?}").into()),
@@ -106,7 +119,7 @@ fn parse_args() -> Res<Args> {
     if let Some(reps) = reps {
         scale.repetitions = reps;
     }
-    Ok(Args { scale, engines, out, write_readme })
+    Ok(Args { scale, engines, out, write_readme, child_out, in_process })
 }
 
 /// Every measurement, keyed by workload then engine, one sample per repetition.
@@ -136,14 +149,17 @@ fn run() -> Res<()> {
     let scale = args.scale;
     let started = report::Machine::now();
     let backend = engines::zverse_backend()?;
-    eprintln!("peers: scale {scale:?}; ZVerse backend {backend}");
+    if args.child_out.is_none() {
+        eprintln!("peers: scale {scale:?}; ZVerse backend {backend}");
+    }
     let kinds: Vec<EngineKind> = engines::kinds()
         .into_iter()
         .filter(|kind| {
             args.engines.as_ref().is_none_or(|list| list.contains(&kind.name.to_lowercase()))
         })
         .collect();
-    let dataset = Dataset::new(&scale);
+    // Generated where an engine runs: in each child, or once here with --in-process.
+    let mut dataset = None;
     let base = std::env::var_os("ZVERSE_PEERS_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
     let mut samples = Samples::new();
     let mut notes: BTreeMap<&'static str, EngineNotes> = BTreeMap::new();
@@ -160,9 +176,20 @@ fn run() -> Res<()> {
                 run_start.elapsed().as_secs_f64()
             );
             let engine_notes = notes.entry(kind.name).or_default();
-            run_engine(kind, &scale, &dataset, &base, &mut samples, engine_notes)
-                .map_err(|error| format!("{}: {error}", kind.name))?;
+            let ran = if args.in_process || args.child_out.is_some() {
+                let dataset = dataset.get_or_insert_with(|| Dataset::new(&scale));
+                run_engine(kind, &scale, dataset, &base, &mut samples, engine_notes)
+            } else {
+                process::run_child(kind, &scale, &mut samples, engine_notes)
+            };
+            ran.map_err(|error| format!("{}: {error}", kind.name))?;
         }
+    }
+    if let Some(child_out) = &args.child_out {
+        let [kind] = kinds.as_slice() else {
+            return Err("a child process runs exactly one engine".into());
+        };
+        return process::write_child(child_out, &samples, &notes[kind.name]);
     }
     let finished = report::Machine::now();
     let summary = report::Summary {
@@ -213,7 +240,7 @@ impl Dataset {
     }
 }
 
-fn push(samples: &mut Samples, workload: &str, engine: &'static str, sample: Sample) {
+pub fn push(samples: &mut Samples, workload: &str, engine: &'static str, sample: Sample) {
     samples.entry(workload.to_owned()).or_default().entry(engine).or_default().push(sample);
 }
 

@@ -3,12 +3,9 @@
 use alloc::vec::Vec;
 
 use super::{
-    BLOCK_COUNT_MAX, BLOCK_LEN, BLOCK_WORD_COUNT, BufferTooSmall, FORMAT_VERSION,
-    HASH_KIND_XXH3_SEEDED, HEADER_LEN, WORD_LEN, block_index, block_mask, key_hash,
+    BLOCK_LEN, BLOCK_WORD_COUNT, BufferTooSmall, HEADER_LEN, block_count_for, encode_block,
+    encode_header, insert_hash_into, key_hash,
 };
-
-/// Bits in a block.
-const BLOCK_BITS: u64 = (BLOCK_LEN * 8) as u64;
 
 /// Builds a filter for about `key_count` keys.
 ///
@@ -21,23 +18,17 @@ pub struct FilterBuilder {
 
 impl FilterBuilder {
     /// A builder sized for `key_count` keys at `bits_per_key` bits each, rounded up to whole
-    /// 256-bit blocks, at least one and at most [`BLOCK_COUNT_MAX`].
+    /// 256-bit blocks, at least one and at most [`super::BLOCK_COUNT_MAX`].
     /// [`super::BITS_PER_KEY_DEFAULT`] gives a 1.26% false-positive rate.
     #[must_use]
     pub fn new(key_count: usize, bits_per_key: u32) -> FilterBuilder {
-        let bits = (key_count as u64).saturating_mul(u64::from(bits_per_key));
-        let block_count = bits.div_ceil(BLOCK_BITS).clamp(1, u64::from(BLOCK_COUNT_MAX));
+        let block_count = block_count_for(key_count, bits_per_key);
         FilterBuilder { blocks: alloc::vec![[0; BLOCK_WORD_COUNT]; block_count as usize] }
     }
 
     /// Inserts the key whose [`key_hash`] is `hash`.
     pub fn insert_hash(&mut self, hash: u64) {
-        let index = block_index(hash, self.block_count());
-        let block = self.blocks.get_mut(index);
-        let block = block.expect("block_index is below the block count");
-        for (word, mask) in block.iter_mut().zip(block_mask(hash)) {
-            *word |= mask;
-        }
+        insert_hash_into(&mut self.blocks, hash);
     }
 
     /// Inserts `key`.
@@ -67,9 +58,9 @@ impl FilterBuilder {
         };
         let (header, blocks) = filter.split_at_mut(HEADER_LEN);
         header.copy_from_slice(&encode_header(self.block_count()));
-        let (words_out, _) = blocks.as_chunks_mut::<WORD_LEN>();
-        for (word_out, word) in words_out.iter_mut().zip(self.blocks.iter().flatten()) {
-            *word_out = word.to_le_bytes();
+        let (blocks_out, _) = blocks.as_chunks_mut::<BLOCK_LEN>();
+        for (block_out, block) in blocks_out.iter_mut().zip(&self.blocks) {
+            *block_out = encode_block(block);
         }
         Ok(len)
     }
@@ -82,10 +73,4 @@ impl FilterBuilder {
         assert_eq!(len, Ok(out.len()), "the buffer was sized by encoded_len");
         out
     }
-}
-
-/// The header of a filter of `block_count` blocks.
-fn encode_header(block_count: u32) -> [u8; HEADER_LEN] {
-    let [c0, c1, c2, c3] = block_count.to_le_bytes();
-    [FORMAT_VERSION, HASH_KIND_XXH3_SEEDED, 0, 0, c0, c1, c2, c3]
 }

@@ -91,6 +91,52 @@ pub fn key_hash(key: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64_with_seed(key, KEY_HASH_SEED)
 }
 
+/// The blocks a filter of `key_count` keys at `bits_per_key` has: the bits rounded up to
+/// whole 256-bit blocks, at least one and at most [`BLOCK_COUNT_MAX`].
+#[must_use]
+pub const fn block_count_for(key_count: usize, bits_per_key: u32) -> u32 {
+    let bits = (key_count as u64).saturating_mul(bits_per_key as u64);
+    let block_count = bits.div_ceil(BLOCK_LEN as u64 * 8);
+    if block_count < 1 {
+        1
+    } else if block_count > BLOCK_COUNT_MAX as u64 {
+        BLOCK_COUNT_MAX
+    } else {
+        block_count as u32
+    }
+}
+
+/// Sets the bits of the key whose [`key_hash`] is `hash` in `blocks`; does nothing to an
+/// empty slice.
+pub fn insert_hash_into(blocks: &mut [[u32; BLOCK_WORD_COUNT]], hash: u64) {
+    let Ok(block_count) = u32::try_from(blocks.len()) else {
+        return;
+    };
+    if let Some(block) = blocks.get_mut(block_index(hash, block_count)) {
+        for (word, mask) in block.iter_mut().zip(block_mask(hash)) {
+            *word |= mask;
+        }
+    }
+}
+
+/// The header of a filter of `block_count` blocks.
+#[must_use]
+pub fn encode_header(block_count: u32) -> [u8; HEADER_LEN] {
+    let [c0, c1, c2, c3] = block_count.to_le_bytes();
+    [FORMAT_VERSION, HASH_KIND_XXH3_SEEDED, 0, 0, c0, c1, c2, c3]
+}
+
+/// The bytes of one block: its words, little-endian.
+#[must_use]
+pub fn encode_block(block: &[u32; BLOCK_WORD_COUNT]) -> [u8; BLOCK_LEN] {
+    let mut out = [0u8; BLOCK_LEN];
+    let (words_out, _) = out.as_chunks_mut::<WORD_LEN>();
+    for (word_out, word) in words_out.iter_mut().zip(block) {
+        *word_out = word.to_le_bytes();
+    }
+    out
+}
+
 /// The block a hash selects among `block_count`: the upper 32 bits scaled to the block count
 /// (Lemire's multiply-shift range reduction, as Parquet does). Always below `block_count`.
 const fn block_index(hash: u64, block_count: u32) -> usize {

@@ -2,8 +2,8 @@
 //! checked against the bytes and the limits before it is used.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use super::header::{HEADER_LEN, Header};
-use super::{DecodeError, Op, RECORD_LEN_MAX, Record, RecordKind};
+use super::header::{HEADER_LEN, Header, KIND_OFFSET};
+use super::{DecodeError, Op, Ops, RECORD_LEN_MAX, Record, RecordKind};
 use crate::checksum::checksum;
 use crate::error::Corruption;
 use crate::limits::VALUE_LEN_MAX;
@@ -37,6 +37,22 @@ pub fn decode_from(bytes: &[u8]) -> Result<(Record<'_>, usize), DecodeError> {
     let record =
         Record { version: header.version, kind: header.kind, op_count, ops, bytes: record };
     Ok((record, record_len))
+}
+
+/// The ops of a record this process has just encoded, found by walking its lengths without
+/// verifying a checksum: for a write path that inserts what it encoded without decoding it
+/// again. `None` if the header's kind or a batch's op count is missing. The lengths are still
+/// bounds-checked, so bytes that are not such a record end the ops early but never panic;
+/// bytes from a file or a caller go through [`decode_from`].
+#[must_use]
+pub fn ops_of_encoded(record: &[u8]) -> Option<Ops<'_>> {
+    let kind = RecordKind::from_byte(*record.get(KIND_OFFSET)?)?;
+    let body = record.get(HEADER_LEN..)?;
+    let (op_count, ops) = match kind {
+        RecordKind::Put | RecordKind::Delete => (1, body),
+        RecordKind::Batch => split_u32(body).ok()?,
+    };
+    Some(Ops { kind, remaining: op_count, bytes: ops })
 }
 
 /// A body-relative offset and what was wrong there.

@@ -27,6 +27,8 @@
 //!   [`rewrite_version`] changes an encoded record's version without rehashing its body.
 //! - [`decode_from`] decodes one record from untrusted bytes, zero-copy: [`Record`] borrows
 //!   keys and values from the input, and [`Record::ops`] iterates a batch without allocating.
+//! - [`ops_of_encoded`] walks the ops of a record the caller has just encoded, without
+//!   checksums: the write path inserts what it encoded without decoding it again.
 //! - [`LogReader`] walks a whole log buffer and, at its end, classifies what stopped it
 //!   ([`LogEnd`]): a clean end, a tail to truncate, or corruption.
 
@@ -39,7 +41,7 @@ mod tests;
 
 use core::fmt;
 
-pub use decoder::decode_from;
+pub use decoder::{decode_from, ops_of_encoded};
 #[cfg(feature = "alloc")]
 pub use encoder::BatchBuilder;
 pub use encoder::{

@@ -104,6 +104,11 @@ proptest! {
         prop_assert_eq!(decoded_ops(&record), model.ops());
         prop_assert_eq!(record.as_bytes(), &encoded[..record_len]);
         prop_assert!(record.entries().all(|entry| entry.version == version));
+        let walked: Vec<_> = ops_of_encoded(&encoded)
+            .unwrap()
+            .map(|op| (op.key.to_vec(), op.value.map(<[u8]>::to_vec)))
+            .collect();
+        prop_assert_eq!(walked, model.ops());
     }
 
     #[test]
@@ -135,6 +140,9 @@ proptest! {
             prop_assert!(offset < bytes.len());
         }
         let _ = reader.end();
+        if let Some(ops) = ops_of_encoded(&bytes) {
+            let _ = ops.count();
+        }
     }
 
     /// Random bytes behind a valid header: the body checks never panic, and never pass unless

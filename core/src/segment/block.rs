@@ -13,10 +13,8 @@
 //! | value length (0 for a tombstone) | value |
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
-#[cfg(feature = "alloc")]
-use alloc::vec::Vec;
-
 use super::bytes::{slice_at, u16_at, u32_at, u64_at};
+use super::storage::{List, ListFull};
 use crate::{Corruption, Entry, Version};
 
 const VERSION_AT: usize = 0;
@@ -31,27 +29,31 @@ pub(super) const TOMBSTONE: u32 = u32::MAX;
 const _: () = assert!(crate::limits::VALUE_LEN_MAX < TOMBSTONE as usize);
 
 /// Bytes `key` and `value` take as an entry.
-#[cfg(feature = "alloc")]
 pub(super) fn entry_len(key: &[u8], value: Option<&[u8]>) -> usize {
     ENTRY_HEADER_LEN + key.len() + value.map_or(0, <[u8]>::len)
 }
 
-/// Appends the entry to `block`. The caller has checked the key and value limits.
-#[cfg(feature = "alloc")]
-pub(super) fn encode_entry_into(
-    block: &mut Vec<u8>,
+/// Appends the entry to `block`, or refuses with nothing appended when it does not fit. The
+/// caller has checked the key and value limits.
+pub(super) fn encode_entry_into<L: List<u8>>(
+    block: &mut L,
     key: &[u8],
     version: Version,
     value: Option<&[u8]>,
-) {
+) -> Result<(), ListFull> {
     assert!(key.len() <= crate::limits::KEY_LEN_MAX, "key limit is checked by the caller");
     assert!(value.is_none_or(|v| v.len() <= crate::limits::VALUE_LEN_MAX), "value limit");
+    if !block.has_room_for(entry_len(key, value)) {
+        return Err(ListFull);
+    }
     let value_len = value.map_or(TOMBSTONE, |v| v.len() as u32);
-    block.extend_from_slice(&version.get().to_le_bytes());
-    block.extend_from_slice(&(key.len() as u16).to_le_bytes());
-    block.extend_from_slice(&value_len.to_le_bytes());
-    block.extend_from_slice(key);
-    block.extend_from_slice(value.unwrap_or_default());
+    let mut header = [0u8; ENTRY_HEADER_LEN];
+    header[VERSION_AT..KEY_LEN_AT].copy_from_slice(&version.get().to_le_bytes());
+    header[KEY_LEN_AT..VALUE_LEN_AT].copy_from_slice(&(key.len() as u16).to_le_bytes());
+    header[VALUE_LEN_AT..].copy_from_slice(&value_len.to_le_bytes());
+    block.try_extend_from_slice(&header)?;
+    block.try_extend_from_slice(key)?;
+    block.try_extend_from_slice(value.unwrap_or_default())
 }
 
 /// Decodes the entry at `position` in `block` and returns it with its length in bytes.

@@ -41,7 +41,6 @@ impl BlockHandle {
     }
 
     /// Writes the [`BLOCK_HANDLE_LEN`] bytes of the handle into `out`.
-    #[cfg(feature = "alloc")]
     pub(super) fn encode_into(&self, out: &mut [u8; BLOCK_HANDLE_LEN]) {
         let (offset, rest) = out.split_at_mut(LEN_AT);
         offset.copy_from_slice(&self.offset.to_le_bytes());

@@ -8,14 +8,17 @@
 //! segment: the engine splits its output at a target size ([`SegmentBuilder::data_len`],
 //! [`SegmentBuilder::memory_bytes`]).
 //!
+//! The builder is generic over where it keeps that metadata ([`BuilderStorage`]): growable
+//! `Vec`s (`SegmentBuilder::new`, with `alloc`), or `heapless::Vec`s of capacities the caller
+//! fixes ([`super::FixedStorage`], `SegmentBuilder::with_storage`), which refuse an entry
+//! past any capacity with [`BuildError::Storage`]; both write the same bytes.
+//!
 //! Memory, per entry unless said otherwise: while adding, the key (its bytes, in the arena) and
 //! a [`KEY_REF_BYTES`] reference; per block a 56-byte handle; the block being filled (the block
-//! target, or one entry). At `finish`, on top: the key index section (4 bytes per entry; the
-//! references are sorted in place), the fences (8 bytes per 16 entries), the filter (an 8-byte
-//! hash per distinct key while it is built, then 10 bits per key). Nothing is spilled: the
-//! bound is the caller's split.
+//! target, or one entry). At `finish`, on top: the filter (10 bits per distinct key); the
+//! references are sorted in place, and the key index and fences are streamed to the sink with
+//! a running checksum. Nothing is spilled: the bound is the caller's split.
 
-use alloc::vec::Vec;
 use core::fmt;
 
 use super::SEGMENT_LEN_MAX;
@@ -25,8 +28,11 @@ use super::filter_section;
 use super::footer::{FOOTER_LEN, Footer, SECTION_COUNT, SectionHandle, SectionKind};
 use super::key_index::FENCE_STRIDE;
 use super::sink::Sink;
+#[cfg(feature = "alloc")]
+use super::storage::VecStorage;
+use super::storage::{BuilderStorage, KeyRef, List, StorageFull, room};
 use super::zone::ZoneMap;
-use crate::checksum::{CHECKSUM_LEN, checksum};
+use crate::checksum::{CHECKSUM_LEN, ChecksumStream, checksum};
 use crate::limits::{check_key, check_value};
 use crate::zkey::{key_prefix, morton};
 use crate::{LimitError, Version};
@@ -76,11 +82,21 @@ pub enum BuildError<E> {
     OutOfOrder,
     /// An earlier sink error left the segment incomplete.
     Failed,
+    /// A fixed-capacity list of the builder's storage is full. From `add`, nothing was kept
+    /// of the refused entry and the builder goes on; from `finish` (the filter), the segment
+    /// is incomplete.
+    Storage(StorageFull),
 }
 
 impl<E> From<LimitError> for BuildError<E> {
     fn from(error: LimitError) -> Self {
         BuildError::Limit(error)
+    }
+}
+
+impl<E> From<StorageFull> for BuildError<E> {
+    fn from(error: StorageFull) -> Self {
+        BuildError::Storage(error)
     }
 }
 
@@ -91,6 +107,7 @@ impl<E: fmt::Display> fmt::Display for BuildError<E> {
             BuildError::Limit(error) => fmt::Display::fmt(error, f),
             BuildError::OutOfOrder => f.write_str("segment entry out of Z order"),
             BuildError::Failed => f.write_str("segment builder failed earlier"),
+            BuildError::Storage(error) => fmt::Display::fmt(error, f),
         }
     }
 }
@@ -113,34 +130,27 @@ pub struct SegmentSummary {
     pub version_max: Option<Version>,
 }
 
-/// One entry as the key index needs it: where its key is in the arena, its version, and where
-/// the entry is in the file.
-#[derive(Clone, Copy, Debug)]
-struct KeyRef {
-    key_start: usize,
-    key_len: u16,
-    version: u64,
-    entry_offset: u32,
-}
-
-/// Bytes the builder keeps per entry besides its key: one `KeyRef`.
+/// Bytes the builder keeps per entry besides its key: one [`KeyRef`].
 pub const KEY_REF_BYTES: usize = size_of::<KeyRef>();
 
-/// Writes a segment. Entries must come in strictly increasing Z order.
+/// Writes a segment. Entries must come in strictly increasing Z order. `M` is where the
+/// metadata is kept until `finish` ([`BuilderStorage`]).
 #[derive(Debug)]
-pub struct SegmentBuilder<S> {
+pub struct SegmentBuilder<S, M: BuilderStorage> {
     sink: S,
     options: SegmentOptions,
     /// The block being filled, and its first code and zone map.
-    block: Vec<u8>,
+    block: M::Block,
     block_first_morton: u128,
     block_zone: ZoneMap,
     /// Encoded handles of the blocks written so far.
-    block_index: Vec<u8>,
+    block_index: M::BlockIndex,
     /// Bytes written to the sink so far.
     written_len: u64,
-    keys: Vec<u8>,
-    refs: Vec<KeyRef>,
+    keys: M::Keys,
+    refs: M::Refs,
+    /// The key filter, built at `finish`.
+    filter: M::FilterBlocks,
     /// `M` of the last entry added; its key is the last `refs` entry's.
     last_morton: Option<u128>,
     version_min: u64,
@@ -148,19 +158,29 @@ pub struct SegmentBuilder<S> {
     failed: bool,
 }
 
-impl<S: Sink> SegmentBuilder<S> {
-    /// A builder writing to `sink`.
-    pub fn new(sink: S, options: SegmentOptions) -> SegmentBuilder<S> {
+#[cfg(feature = "alloc")]
+impl<S: Sink> SegmentBuilder<S, VecStorage> {
+    /// A builder writing to `sink`, its metadata in growable `Vec`s.
+    pub fn new(sink: S, options: SegmentOptions) -> SegmentBuilder<S, VecStorage> {
+        SegmentBuilder::with_storage(sink, options)
+    }
+}
+
+impl<S: Sink, M: BuilderStorage> SegmentBuilder<S, M> {
+    /// A builder writing to `sink`, its metadata in the lists of `M` (name it:
+    /// `SegmentBuilder::<_, FixedStorage<..>>::with_storage(sink, options)`).
+    pub fn with_storage(sink: S, options: SegmentOptions) -> SegmentBuilder<S, M> {
         SegmentBuilder {
             sink,
             options,
-            block: Vec::new(),
+            block: M::Block::default(),
             block_first_morton: 0,
             block_zone: ZoneMap::EMPTY,
-            block_index: Vec::new(),
+            block_index: M::BlockIndex::default(),
             written_len: 0,
-            keys: Vec::new(),
-            refs: Vec::new(),
+            keys: M::Keys::default(),
+            refs: M::Refs::default(),
+            filter: M::FilterBlocks::default(),
             last_morton: None,
             version_min: u64::MAX,
             version_max: 0,
@@ -183,11 +203,12 @@ impl<S: Sink> SegmentBuilder<S> {
 
     /// Bytes of memory the metadata held until [`SegmentBuilder::finish`] takes: per entry
     /// its key (`key.len()`, in an arena) and a reference ([`KEY_REF_BYTES`]), per block one
-    /// block handle (56 bytes), and the block being filled. `finish` needs about as much
-    /// again, briefly (the sorted key index, the fences, 8 bytes per key for the filter).
+    /// block handle (56 bytes), and the block being filled. `finish` needs the filter on top
+    /// (10 bits per distinct key).
     #[must_use]
     pub fn memory_bytes(&self) -> u64 {
-        (self.keys.len() + self.refs.len() * KEY_REF_BYTES + self.block_index.len()) as u64
+        let handle_bytes = self.block_index.len() * BLOCK_HANDLE_LEN;
+        (self.keys.len() + self.refs.len() * KEY_REF_BYTES + handle_bytes) as u64
             + self.block.capacity() as u64
     }
 
@@ -212,40 +233,79 @@ impl<S: Sink> SegmentBuilder<S> {
         // The entry, a checksum, and possibly the checksum of the block it closes.
         let data_len = self.written_len + (self.block.len() + entry_len + 2 * CHECKSUM_LEN) as u64;
         check_segment_len(data_len)?;
-        if !self.block.is_empty() && self.block.len() + entry_len > self.options.block_bytes_target
-        {
+        let closes_block = !self.block.is_empty()
+            && self.block.len() + entry_len > self.options.block_bytes_target;
+        self.check_room(key.len(), entry_len, closes_block)?;
+        if closes_block {
             self.flush_block().inspect_err(|_| self.failed = true)?;
         }
         if self.block.is_empty() {
             self.block_first_morton = entry_morton;
             self.block_zone = ZoneMap::EMPTY;
         }
-        let entry_offset = (self.written_len + self.block.len() as u64) as u32;
-        encode_entry_into(&mut self.block, key, version, value);
-        self.block_zone.extend(key_prefix(key), version.get());
-        self.refs.push(KeyRef {
-            key_start: self.keys.len(),
-            key_len: key.len() as u16,
-            version: version.get(),
-            entry_offset,
-        });
-        self.keys.extend_from_slice(key);
+        self.append(key, version, value).inspect_err(|_| self.failed = true)?;
         self.last_morton = Some(entry_morton);
         self.version_min = self.version_min.min(version.get());
         self.version_max = self.version_max.max(version.get());
         Ok(())
     }
 
-    /// Whether `(morton, key)` is strictly after the last entry added.
-    fn is_after_last(&self, morton: u128, key: &[u8]) -> bool {
-        match (self.last_morton, self.refs.last()) {
-            (Some(last_morton), Some(last)) => (morton, key) > (last_morton, self.key_of(last)),
-            _ => true,
+    /// Whether the storage has room for an entry of `entry_len` bytes with a key of `key_len`
+    /// bytes, after closing the block being filled if `closes_block`.
+    fn check_room(
+        &self,
+        key_len: usize,
+        entry_len: usize,
+        closes_block: bool,
+    ) -> Result<(), StorageFull> {
+        room(&self.refs, 1, "entries")?;
+        room(&self.keys, key_len, "key bytes")?;
+        let block_bytes_free = if closes_block {
+            M::Block::CAPACITY_MAX
+        } else {
+            M::Block::CAPACITY_MAX.saturating_sub(self.block.len())
+        };
+        if block_bytes_free < entry_len {
+            return Err(StorageFull { what: "block bytes", capacity: M::Block::CAPACITY_MAX });
         }
+        if closes_block || self.block.is_empty() {
+            // A handle for the block closed now, if any, and one for the block this entry opens.
+            let handle_count = usize::from(!self.block.is_empty()) + 1;
+            room(&self.block_index, handle_count, "blocks")?;
+        }
+        Ok(())
     }
 
-    fn key_of(&self, key_ref: &KeyRef) -> &[u8] {
-        &self.keys[key_ref.key_start..key_ref.key_start + usize::from(key_ref.key_len)]
+    /// Appends the entry to the block and its reference and key to the metadata; the caller
+    /// has checked the room for all three.
+    fn append(
+        &mut self,
+        key: &[u8],
+        version: Version,
+        value: Option<&[u8]>,
+    ) -> Result<(), StorageFull> {
+        let entry_offset = (self.written_len + self.block.len() as u64) as u32;
+        let key_ref = KeyRef {
+            key_start: self.keys.len(),
+            key_len: key.len() as u16,
+            version: version.get(),
+            entry_offset,
+        };
+        encode_entry_into(&mut self.block, key, version, value)
+            .map_err(|_| full::<u8, M::Block>("block bytes"))?;
+        self.block_zone.extend(key_prefix(key), version.get());
+        self.refs.try_extend_from_slice(&[key_ref]).map_err(|_| full::<_, M::Refs>("entries"))?;
+        self.keys.try_extend_from_slice(key).map_err(|_| full::<u8, M::Keys>("key bytes"))
+    }
+
+    /// Whether `(morton, key)` is strictly after the last entry added.
+    fn is_after_last(&self, morton: u128, key: &[u8]) -> bool {
+        match (self.last_morton, self.refs.as_slice().last()) {
+            (Some(last_morton), Some(last)) => {
+                (morton, key) > (last_morton, key_of(self.keys.as_slice(), last))
+            }
+            _ => true,
+        }
     }
 
     /// Writes the block being filled and its checksum, and records its handle.
@@ -258,11 +318,14 @@ impl<S: Sink> SegmentBuilder<S> {
             first_morton: self.block_first_morton,
             zone: self.block_zone,
         };
-        self.sink.write_all(&self.block).map_err(BuildError::Sink)?;
-        self.sink.write_all(&checksum(&self.block).to_le_bytes()).map_err(BuildError::Sink)?;
+        let block = self.block.as_slice();
+        self.sink.write_all(block).map_err(BuildError::Sink)?;
+        self.sink.write_all(&checksum(block).to_le_bytes()).map_err(BuildError::Sink)?;
         let mut encoded = [0u8; BLOCK_HANDLE_LEN];
         handle.encode_into(&mut encoded);
-        self.block_index.extend_from_slice(&encoded);
+        self.block_index
+            .try_extend_from_slice(&[encoded])
+            .map_err(|_| full::<_, M::BlockIndex>("blocks"))?;
         self.written_len = handle.end();
         self.block.clear();
         Ok(())
@@ -278,72 +341,161 @@ impl<S: Sink> SegmentBuilder<S> {
             self.flush_block()?;
         }
         let data_len = self.written_len;
-        let mut refs = core::mem::take(&mut self.refs);
-        refs.sort_unstable_by(|a, b| {
-            self.key_of(a).cmp(self.key_of(b)).then_with(|| b.version.cmp(&a.version))
+        let keys = self.keys.as_slice();
+        self.refs.as_mut_slice().sort_unstable_by(|a, b| {
+            key_of(keys, a).cmp(key_of(keys, b)).then_with(|| b.version.cmp(&a.version))
         });
-        let key_count = self.distinct_keys(&refs).count() as u64;
-        let (key_index, fences) = self.encode_key_index(&refs);
-        let mut filter = Vec::new();
-        filter_section::encode_into(self.distinct_keys(&refs), &mut filter);
-        let block_index = core::mem::take(&mut self.block_index);
-        let sections: [&[u8]; SECTION_COUNT] = [&block_index, &key_index, &fences, &filter];
-        let metadata_len: usize = sections.iter().map(|s| s.len()).sum();
+        let refs = self.refs.as_slice();
+        let key_count = distinct_keys(keys, refs).count();
+        filter_section::build_into(distinct_keys(keys, refs), key_count, &mut self.filter)?;
+        let section_lens = [
+            self.block_index.len() * BLOCK_HANDLE_LEN,
+            refs.len() * size_of::<u32>(),
+            refs.len().div_ceil(FENCE_STRIDE as usize) * size_of::<u64>(),
+            filter_section::encoded_len(key_count),
+        ];
+        let metadata_len: usize = section_lens.iter().sum();
         check_segment_len(data_len + (metadata_len + FOOTER_LEN) as u64)?;
-        let mut handles = [SectionHandle::default(); SECTION_COUNT];
-        for (handle, section) in handles.iter_mut().zip(sections) {
-            *handle = SectionHandle {
-                offset: self.written_len,
-                len: section.len() as u64,
-                checksum: checksum(section),
-            };
-            self.sink.write_all(section).map_err(BuildError::Sink)?;
-            self.written_len += section.len() as u64;
+        let handles = self.write_sections()?;
+        for (handle, len) in handles.iter().zip(section_lens) {
+            assert_eq!(handle.len, len as u64, "a section is as long as computed");
         }
         debug_assert_eq!(handles[SectionKind::BlockIndex as usize].offset, data_len);
+        let entry_count = self.refs.len() as u64;
         let footer = Footer {
             fence_stride: FENCE_STRIDE,
-            entry_count: refs.len() as u64,
-            key_count,
+            entry_count,
+            key_count: key_count as u64,
             version_min: self.version_min,
             version_max: self.version_max,
             sections: handles,
         };
         self.sink.write_all(&footer.encode()).map_err(BuildError::Sink)?;
-        let file_len = self.written_len + FOOTER_LEN as u64;
-        let non_empty = !refs.is_empty();
+        let non_empty = entry_count != 0;
         let summary = SegmentSummary {
-            entry_count: refs.len() as u64,
-            key_count,
-            file_len,
+            entry_count,
+            key_count: key_count as u64,
+            file_len: self.written_len + FOOTER_LEN as u64,
             version_min: non_empty.then_some(Version::new(self.version_min)),
             version_max: non_empty.then_some(Version::new(self.version_max)),
         };
         Ok((self.sink, summary))
     }
 
-    /// Each distinct key once, in key order, from the sorted `refs`.
-    fn distinct_keys<'s>(&'s self, refs: &'s [KeyRef]) -> impl Iterator<Item = &'s [u8]> + 's {
-        let mut previous: Option<&[u8]> = None;
-        refs.iter().map(|r| self.key_of(r)).filter(move |key| {
-            let is_new = previous != Some(*key);
-            previous = Some(*key);
-            is_new
-        })
+    /// Streams the block index, key index, fences and filter (built) to the sink, each
+    /// checksummed as it goes; returns their handles.
+    fn write_sections(&mut self) -> Result<[SectionHandle; SECTION_COUNT], BuildError<S::Error>> {
+        let (keys, refs) = (self.keys.as_slice(), self.refs.as_slice());
+        let block_index = self.block_index.as_slice();
+        let filter = self.filter.as_slice();
+        let mut offset = self.written_len;
+        let sink = &mut self.sink;
+        let handles = [
+            write_section(sink, &mut offset, |write| block_index.iter().try_for_each(|h| write(h))),
+            write_section(sink, &mut offset, |write| {
+                refs.iter().try_for_each(|r| write(&r.entry_offset.to_le_bytes()))
+            }),
+            write_section(sink, &mut offset, |write| {
+                let mut fence_refs = refs.iter().step_by(FENCE_STRIDE as usize);
+                fence_refs.try_for_each(|r| write(&key_prefix(key_of(keys, r)).to_le_bytes()))
+            }),
+            write_section(sink, &mut offset, |write| filter_section::encode_with(filter, write)),
+        ];
+        self.written_len = offset;
+        let mut out = [SectionHandle::default(); SECTION_COUNT];
+        for (slot, handle) in out.iter_mut().zip(handles) {
+            *slot = handle.map_err(BuildError::Sink)?;
+        }
+        Ok(out)
+    }
+}
+
+/// A sink write, as section encoders call it.
+type Write<'w, E> = dyn FnMut(&[u8]) -> Result<(), E> + 'w;
+
+/// Bytes a section is gathered in before it goes to the sink and the checksum: the key index
+/// and fences come 4 and 8 bytes at a time.
+const SECTION_CHUNK_BYTES: usize = 256;
+
+/// Writes the section `encode` produces at `*offset` and moves `offset` past it; returns its
+/// handle (offset, length, checksum).
+fn write_section<S: Sink>(
+    sink: &mut S,
+    offset: &mut u64,
+    encode: impl FnOnce(&mut Write<'_, S::Error>) -> Result<(), S::Error>,
+) -> Result<SectionHandle, S::Error> {
+    let mut writer = SectionWriter {
+        sink,
+        stream: ChecksumStream::new(),
+        len: 0,
+        chunk: [0; SECTION_CHUNK_BYTES],
+        chunk_len: 0,
+    };
+    encode(&mut |bytes: &[u8]| writer.write(bytes))?;
+    writer.flush()?;
+    let handle =
+        SectionHandle { offset: *offset, len: writer.len, checksum: writer.stream.finish() };
+    *offset += writer.len;
+    Ok(handle)
+}
+
+/// A section on its way to the sink: checksummed and counted as it goes, small writes gathered
+/// into chunks.
+struct SectionWriter<'s, S> {
+    sink: &'s mut S,
+    stream: ChecksumStream,
+    /// Bytes of the section passed on to the sink.
+    len: u64,
+    chunk: [u8; SECTION_CHUNK_BYTES],
+    chunk_len: usize,
+}
+
+impl<S: Sink> SectionWriter<'_, S> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), S::Error> {
+        if self.chunk_len + bytes.len() > SECTION_CHUNK_BYTES {
+            self.flush()?;
+        }
+        if bytes.len() >= SECTION_CHUNK_BYTES {
+            return self.pass_on(bytes);
+        }
+        let end = self.chunk_len + bytes.len();
+        self.chunk[self.chunk_len..end].copy_from_slice(bytes);
+        self.chunk_len = end;
+        Ok(())
     }
 
-    /// The key index section (one `u32` offset per entry, in key order) and the fences.
-    fn encode_key_index(&self, refs: &[KeyRef]) -> (Vec<u8>, Vec<u8>) {
-        let mut key_index = Vec::with_capacity(refs.len() * size_of::<u32>());
-        let mut fences = Vec::new();
-        for (index, key_ref) in refs.iter().enumerate() {
-            key_index.extend_from_slice(&key_ref.entry_offset.to_le_bytes());
-            if index % FENCE_STRIDE as usize == 0 {
-                fences.extend_from_slice(&key_prefix(self.key_of(key_ref)).to_le_bytes());
-            }
-        }
-        (key_index, fences)
+    /// Passes the gathered bytes on.
+    fn flush(&mut self) -> Result<(), S::Error> {
+        let chunk = self.chunk;
+        let chunk_len = core::mem::take(&mut self.chunk_len);
+        self.pass_on(&chunk[..chunk_len])
     }
+
+    fn pass_on(&mut self, bytes: &[u8]) -> Result<(), S::Error> {
+        self.stream.update(bytes);
+        self.len += bytes.len() as u64;
+        self.sink.write_all(bytes)
+    }
+}
+
+/// The key `key_ref` points at in the arena `keys`.
+fn key_of<'k>(keys: &'k [u8], key_ref: &KeyRef) -> &'k [u8] {
+    &keys[key_ref.key_start..key_ref.key_start + usize::from(key_ref.key_len)]
+}
+
+/// Each distinct key once, in key order, from the sorted `refs`.
+fn distinct_keys<'s>(keys: &'s [u8], refs: &'s [KeyRef]) -> impl Iterator<Item = &'s [u8]> + 's {
+    let mut previous: Option<&[u8]> = None;
+    refs.iter().map(|r| key_of(keys, r)).filter(move |key| {
+        let is_new = previous != Some(*key);
+        previous = Some(*key);
+        is_new
+    })
+}
+
+/// The error of a full list `L`.
+fn full<T: Copy, L: List<T>>(what: &'static str) -> StorageFull {
+    StorageFull { what, capacity: L::CAPACITY_MAX }
 }
 
 /// Refuses a segment of `len` bytes or more than [`SEGMENT_LEN_MAX`].

@@ -80,7 +80,6 @@ impl Footer {
     }
 
     /// The footer's bytes.
-    #[cfg(feature = "alloc")]
     pub(super) fn encode(&self) -> [u8; FOOTER_LEN] {
         let mut out = [0u8; FOOTER_LEN];
         let (fields, footer_checksum) = out.split_at_mut(FOOTER_CHECKSUM_AT);
@@ -139,12 +138,10 @@ impl Footer {
 }
 
 /// Writes fields one after the other into a fixed buffer.
-#[cfg(feature = "alloc")]
 struct FieldWriter<'b> {
     rest: &'b mut [u8],
 }
 
-#[cfg(feature = "alloc")]
 impl FieldWriter<'_> {
     fn put(&mut self, field: &[u8]) {
         assert!(field.len() <= self.rest.len(), "the footer layout has room for every field");

@@ -14,7 +14,6 @@ pub(super) const FENCE_LEN: usize = size_of::<u64>();
 /// The fence stride the builder writes: one fence per 16 references. A search reads
 /// `log2(entries / 16)` fences (8 bytes each, adjacent) before it decodes about `log2(16)`
 /// entries.
-#[cfg(feature = "alloc")]
 pub(super) const FENCE_STRIDE: u32 = 16;
 /// The largest fence stride a reader accepts.
 pub(super) const FENCE_STRIDE_MAX: u32 = 1 << 16;

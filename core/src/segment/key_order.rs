@@ -155,7 +155,8 @@ pub(super) fn history<'a>(segment: Segment<'a>, key: &[u8]) -> History<'a> {
 pub(super) fn history_at<'a>(segment: Segment<'a>, key: &[u8], version: Version) -> History<'a> {
     let positioned = KeyOrderIter::keys(segment, &(key..=key)).and_then(|mut inner| {
         let (lo, hi) = (inner.next_index, inner.end_index);
-        inner.next_index = inner.reader.first_not_before(lo, hi, |e| e.version > version)?;
+        inner.next_index =
+            inner.reader.first_not_before(lo, hi, |_, entry_version| entry_version > version)?;
         Ok(inner)
     });
     match positioned {

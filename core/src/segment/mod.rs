@@ -1,5 +1,5 @@
-//! The immutable segment format: a `SegmentBuilder` (with the `alloc` feature) that writes
-//! entries given in Z order to a [`Sink`], and a zero-copy [`Segment`] reader over the file's
+//! The immutable segment format: a [`SegmentBuilder`] that writes entries given in Z order to
+//! a [`Sink`] (its metadata in `Vec`s with `alloc`, or in a caller-sized [`FixedStorage`]), and a zero-copy [`Segment`] reader over the file's
 //! bytes with the queries the engine's read path and compaction need.
 //!
 //! A segment file, front to back (the byte-by-byte specification is in `docs/format.md`,
@@ -20,28 +20,37 @@
 
 mod block;
 mod block_index;
-#[cfg(feature = "alloc")]
 mod builder;
 mod bytes;
 mod cursor;
+mod fence_keys;
 mod filter_section;
 mod footer;
 mod key_index;
 mod key_order;
 mod reader;
 mod sink;
+mod storage;
 mod zone;
 
-#[cfg(feature = "alloc")]
 pub use builder::{
     BLOCK_BYTES_TARGET_DEFAULT, BuildError, KEY_REF_BYTES, SegmentBuilder, SegmentOptions,
     SegmentSummary,
 };
 pub use cursor::{BlockStats, Changes, ChangesStats, Iter, ZOrderCursor};
+#[cfg(feature = "alloc")]
+pub use fence_keys::FenceKeys;
+pub use fence_keys::FenceKeysRef;
 pub use footer::{FOOTER_LEN, FORMAT_VERSION, MAGIC, MAGIC_LEN};
 pub use key_order::{FailOnce, History, KeyOrderIter, RangeAt};
 pub use reader::Segment;
 pub use sink::{Sink, SliceFull, SliceSink};
+#[cfg(feature = "alloc")]
+pub use storage::VecStorage;
+pub use storage::{
+    BuilderStorage, EncodedHandle, FilterBlock, FixedStorage, KeyRef, List, ListFull, StorageFull,
+    filter_block_count,
+};
 
 /// The largest segment file, in bytes: entry offsets in the key index are `u32`.
 pub const SEGMENT_LEN_MAX: u64 = u32::MAX as u64;

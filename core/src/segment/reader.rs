@@ -11,6 +11,7 @@ use super::block::decode_entry_at;
 use super::block_index::{BlockHandle, BlockIndex};
 use super::bytes::{slice_at, try_partition_point, u64_at};
 use super::cursor::{Changes, Iter};
+use super::fence_keys::FenceKeysRef;
 use super::filter_section;
 use super::footer::{FOOTER_LEN, Footer, SectionHandle, SectionKind};
 use super::key_index::{FENCE_LEN, FENCE_STRIDE_MAX, KEY_REF_LEN, KeyIndex, fence_count};
@@ -38,6 +39,8 @@ pub struct Segment<'a> {
     /// One flag per data block: set once the block has passed its checksum. Empty: verify on
     /// every read.
     verified: &'a [AtomicBool],
+    /// The key index sampled in memory, if the caller built it (`FenceKeys`).
+    fence_keys: Option<FenceKeysRef<'a>>,
 }
 
 impl<'a> Segment<'a> {
@@ -75,7 +78,16 @@ impl<'a> Segment<'a> {
             return Err(Corruption::new(footer_offset as u64, "blocks without entries"));
         }
         let data = bytes.get(..data_len as usize).unwrap_or_default();
-        Ok(Segment { bytes, footer, data, block_index, key_index, filter, verified: &[] })
+        Ok(Segment {
+            bytes,
+            footer,
+            data,
+            block_index,
+            key_index,
+            filter,
+            verified: &[],
+            fence_keys: None,
+        })
     }
 
     /// Where the metadata (block index, key index, fences, filter, footer) of the segment in
@@ -90,6 +102,12 @@ impl<'a> Segment<'a> {
         let footer_bytes = bytes.get(footer_offset..).unwrap_or_default();
         let footer = Footer::decode_from(footer_bytes, footer_offset as u64)?;
         validate_layout(&footer, footer_offset as u64)
+    }
+
+    /// The whole segment's bytes, as given to [`Segment::open`].
+    #[must_use]
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
     }
 
     /// Bytes of the data region: the data blocks and their checksums, from offset 0.
@@ -135,6 +153,30 @@ impl<'a> Segment<'a> {
         Segment { verified: if usable { verified } else { &[] }, ..self }
     }
 
+    /// The same segment, searching `fence_keys` (built from this segment by `FenceKeys::build`)
+    /// before the key index: a point read or a range start then decodes at most
+    /// `log2(stride)` entries. Samples that cannot belong to this segment's key index (a
+    /// different count) are not used.
+    #[must_use]
+    pub fn with_fence_keys(self, fence_keys: FenceKeysRef<'a>) -> Segment<'a> {
+        let usable = fence_keys.fits(self.key_index.len(), self.block_count());
+        Segment { fence_keys: usable.then_some(fence_keys), ..self }
+    }
+
+    /// The window `[lo, hi)` of key-index references holding the first one not `before` (a
+    /// predicate true on a prefix of the key order), or `hi`; `prefix` is the 8-byte prefix
+    /// of the target key, for the on-disk fences when no fence keys are in memory.
+    pub(super) fn search_window(
+        &self,
+        prefix: u64,
+        before: impl FnMut(&[u8], Version) -> bool,
+    ) -> (usize, usize) {
+        match self.fence_keys {
+            Some(fence_keys) => fence_keys.window(self.key_index.len(), prefix, before),
+            None => self.key_index.window(prefix),
+        }
+    }
+
     /// Entries (versions, tombstones included).
     #[must_use]
     pub fn entry_count(&self) -> u64 {
@@ -178,11 +220,13 @@ impl<'a> Segment<'a> {
             return Ok(None);
         }
         let mut reader = EntryReader::new(*self);
-        let (lo, hi) = self.key_index.window(key_prefix(key));
         let target = (key, Reverse(version));
-        let index = reader
-            .first_not_before(lo, hi, |entry| (entry.key, Reverse(entry.version)) < target)?;
-        if index >= hi {
+        let before = |key: &[u8], version: Version| (key, Reverse(version)) < target;
+        let (lo, hi) = self.search_window(key_prefix(key), before);
+        let index = reader.first_not_before(lo, hi, before)?;
+        // Reference `hi` itself may hold the key (a fence-key window ends at a sample that is
+        // not before the target); past the index there is nothing.
+        if index >= self.key_index.len() {
             return Ok(None);
         }
         let entry = reader.entry(index)?;
@@ -386,7 +430,11 @@ impl<'a> EntryReader<'a> {
             return Ok((handle, block));
         }
         let missing = Corruption::new(u64::from(offset), "key index reference outside every block");
-        let index = self.segment.block_index.containing(offset).ok_or(missing)?;
+        let index = match self.segment.fence_keys {
+            Some(fence_keys) => fence_keys.block_containing(offset),
+            None => self.segment.block_index.containing(offset),
+        };
+        let index = index.ok_or(missing)?;
         let handle = self.segment.block_index.handle(index)?;
         if offset - handle.offset >= handle.len {
             return Err(missing);
@@ -397,14 +445,18 @@ impl<'a> EntryReader<'a> {
     }
 
     /// The first reference in `[lo, hi)` whose entry is not `before` the target, where
-    /// `before` holds on a prefix of the key order (a binary search that decodes entries).
+    /// `before(key, version)` holds on a prefix of the key order (a binary search that decodes
+    /// entries).
     pub(super) fn first_not_before(
         &mut self,
         lo: usize,
         hi: usize,
-        mut before: impl FnMut(&Entry<'a>) -> bool,
+        mut before: impl FnMut(&[u8], Version) -> bool,
     ) -> Result<usize, Corruption> {
-        try_partition_point(lo, hi, |index| Ok(before(&self.entry(index)?)))
+        try_partition_point(lo, hi, |index| {
+            let entry = self.entry(index)?;
+            Ok(before(entry.key, entry.version))
+        })
     }
 
     /// The first reference whose key is not before the bound `key`, where `key_is_before` maps
@@ -415,7 +467,8 @@ impl<'a> EntryReader<'a> {
         key: &[u8],
         key_is_before: impl Fn(Ordering) -> bool,
     ) -> Result<usize, Corruption> {
-        let (lo, hi) = self.segment.key_index.window(key_prefix(key));
-        self.first_not_before(lo, hi, |entry| key_is_before(entry.key.cmp(key)))
+        let before = |entry_key: &[u8], _| key_is_before(entry_key.cmp(key));
+        let (lo, hi) = self.segment.search_window(key_prefix(key), before);
+        self.first_not_before(lo, hi, before)
     }
 }

@@ -255,6 +255,12 @@ proptest! {
         prop_assert_eq!(segment.version_min(), model.keys().map(|k| Version::new(k.1.0)).min());
         prop_assert_eq!(segment.version_max(), model.keys().map(|k| Version::new(k.1.0)).max());
         check_queries(&segment, &model, &keys, &versions, &key_ranges, &version_ranges);
+        for bytes_max in [usize::MAX, 64] {
+            if let Some(fence_keys) = FenceKeys::build(&segment, bytes_max).expect("undamaged") {
+                let fenced = segment.with_fence_keys(fence_keys.view());
+                check_queries(&fenced, &model, &keys, &versions, &key_ranges, &version_ranges);
+            }
+        }
     }
 
     #[test]
@@ -421,7 +427,7 @@ fn builder_refuses_out_of_order_and_oversized_entries() {
 fn slice_sink_exact_fits_and_too_small_fails() {
     let model = small_model();
     let expected = build(&model, 64);
-    let add_all = |builder: &mut SegmentBuilder<SliceSink<'_>>| {
+    let add_all = |builder: &mut SegmentBuilder<SliceSink<'_>, VecStorage>| {
         for (key, version, value) in z_sorted(owned_model(&model).collect()) {
             builder.add(&key, Version::new(version), value.as_deref())?;
         }
@@ -602,6 +608,87 @@ fn data_span_holds_every_entry_of_the_box() {
     assert_eq!(empty.data_span(&ZBox::covering(&(..), &(..)).unwrap()), 0..0);
 }
 
+/// A segment of `key_count` keys sharing their first 8 bytes (so the on-disk fences cannot
+/// narrow a search), 3 versions each.
+fn shared_prefix_model(key_count: u32) -> Model {
+    let mut model = Model::new();
+    for key in 0..key_count {
+        for version in [1u64, 5, 9] {
+            let key = alloc::format!("user:000{key:05}").into_bytes();
+            model.insert((key, Reverse(version)), Some(alloc::format!("v{version}").into_bytes()));
+        }
+    }
+    model
+}
+
+#[test]
+fn fence_keys_answer_as_the_key_index_at_every_budget() {
+    let model = shared_prefix_model(300);
+    let bytes = build(&model, 256);
+    let plain = Segment::open(&bytes).unwrap();
+    let mut strides = Vec::new();
+    for bytes_max in [usize::MAX, 4096, 1500, 800, 520] {
+        let fence_keys = FenceKeys::build(&plain, bytes_max).unwrap().unwrap();
+        assert!(fence_keys.heap_bytes() <= bytes_max);
+        strides.push(fence_keys.view().stride());
+        let fenced = plain.with_fence_keys(fence_keys.view());
+        let keys: Vec<Vec<u8>> = (0..302u32)
+            .step_by(7)
+            .map(|key| alloc::format!("user:000{key:05}").into_bytes())
+            .chain([b"".to_vec(), b"user:".to_vec(), b"zzz".to_vec()])
+            .collect();
+        let ranges = vec![
+            (Bound::Included(keys[3].clone()), Bound::Excluded(keys[9].clone())),
+            (Bound::Excluded(keys[0].clone()), Bound::Included(keys[40].clone())),
+            (Bound::Unbounded, Bound::Unbounded),
+        ];
+        let versions = [0, 1, 4, 5, 9, u64::MAX];
+        check_queries(
+            &fenced,
+            &model,
+            &keys,
+            &versions,
+            &ranges,
+            &[(Bound::Unbounded, Bound::Unbounded)],
+        );
+    }
+    assert_eq!(strides[0], 16);
+    assert!(strides.windows(2).all(|w| w[0] <= w[1]) && strides[4] > 16, "{strides:?}");
+    assert!(FenceKeys::build(&plain, 8).unwrap().is_none(), "not even one sample fits");
+    let other = build(&shared_prefix_model(10), 256);
+    let fence_keys = FenceKeys::build(&plain, usize::MAX).unwrap().unwrap();
+    let mismatched = Segment::open(&other).unwrap().with_fence_keys(fence_keys.view());
+    let (key, version) = (b"user:00000003".as_slice(), Version::new(9));
+    assert_eq!(mismatched.get_at(key, version).unwrap().unwrap().key, key, "samples ignored");
+}
+
+/// Damage in a data block is caught by the read that touches it, fence keys or not, and by
+/// a fence-key build that samples it.
+#[test]
+fn fence_keys_do_not_hide_a_damaged_block() {
+    let bytes = build(&shared_prefix_model(200), 256);
+    let fence_keys =
+        FenceKeys::build(&Segment::open(&bytes).unwrap(), usize::MAX).unwrap().unwrap();
+    let mut damaged = bytes.clone();
+    damaged[40] ^= 0x10;
+    let segment = Segment::open(&damaged).unwrap();
+    let fenced = segment.with_fence_keys(fence_keys.view());
+    let first = fenced.iter().next().unwrap().unwrap_err();
+    assert_eq!(first.offset, 0);
+    let errors = (0..200u32)
+        .map(|key| alloc::format!("user:000{key:05}").into_bytes())
+        .filter(|key| fenced.get_at(key, Version::MAX).is_err())
+        .count();
+    assert!(errors > 0, "a point read of a key in the damaged block fails");
+    let data_len = usize::try_from(segment.data_len()).unwrap();
+    let mut everywhere = bytes.clone();
+    for at in (0..data_len).step_by(16) {
+        everywhere[at] ^= 0x10;
+    }
+    let segment = Segment::open(&everywhere).unwrap();
+    assert!(FenceKeys::build(&segment, usize::MAX).is_err(), "the build reads damaged blocks");
+}
+
 /// `data_len` is every byte written or buffered so far (what a caller splits on), and matches
 /// the data region of the finished file; `memory_bytes` counts each entry's key and reference.
 #[test]
@@ -624,4 +711,139 @@ fn builder_reports_its_data_length_and_metadata_memory() {
     let (bytes, _) = builder.finish().unwrap();
     let segment = Segment::open(&bytes).unwrap();
     assert_eq!(segment.data_len(), previous + 8, "the last block's checksum is added");
+}
+
+/// Room for any `case_strategy` model: 80 entries of keys under 26 bytes and values under 40,
+/// blocks up to 512 bytes or one entry.
+type CaseStorage = FixedStorage<80, 2080, 600, 80, { filter_block_count(80) }>;
+
+/// Builds `model` with fixed storage into a buffer; the bytes written.
+fn build_fixed<M: BuilderStorage>(
+    model: &Model,
+    block_bytes_target: usize,
+    buffer: &mut [u8],
+) -> Result<usize, BuildError<SliceFull>> {
+    let options = SegmentOptions::default().with_block_bytes_target(block_bytes_target);
+    let mut builder = SegmentBuilder::<_, M>::with_storage(SliceSink::new(buffer), options);
+    for (key, version, value) in z_sorted(owned_model(model).collect()) {
+        builder.add(&key, Version::new(version), value.as_deref())?;
+    }
+    let (sink, summary) = builder.finish()?;
+    assert_eq!(summary.file_len, sink.written().len() as u64);
+    Ok(sink.written().len())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// The no-alloc builder is the same code over other lists: byte for byte the same file.
+    #[test]
+    fn fixed_storage_writes_the_same_bytes_as_vec_storage(case in case_strategy()) {
+        let (model, block_bytes_target, ..) = case;
+        let expected = build(&model, block_bytes_target);
+        let mut buffer = vec![0; expected.len() + 16];
+        let len = build_fixed::<CaseStorage>(&model, block_bytes_target, &mut buffer)
+            .expect("the case fits the storage");
+        prop_assert_eq!(&buffer[..len], expected.as_slice());
+    }
+}
+
+/// Adds `entries` (in Z order) to a fixed builder until one is refused; returns that error,
+/// the entries accepted and the finished segment's bytes (or the error `finish` gave).
+fn fill_until_refused<M: BuilderStorage>(
+    entries: &[Owned],
+    block_bytes_target: usize,
+    buffer: &mut [u8],
+) -> (Option<BuildError<SliceFull>>, usize, Result<usize, BuildError<SliceFull>>) {
+    let options = SegmentOptions::default().with_block_bytes_target(block_bytes_target);
+    let mut builder = SegmentBuilder::<_, M>::with_storage(SliceSink::new(buffer), options);
+    let mut refused = None;
+    let mut accepted = 0;
+    for (key, version, value) in entries {
+        match builder.add(key, Version::new(*version), value.as_deref()) {
+            Ok(()) => accepted += 1,
+            Err(error) => {
+                refused = Some(error);
+                break;
+            }
+        }
+    }
+    let finished = builder.finish().map(|(sink, _)| sink.written().len());
+    (refused, accepted, finished)
+}
+
+#[test]
+fn fixed_storage_refuses_past_each_capacity_and_finishes_what_it_kept() {
+    let entries = z_sorted((0..40u8).map(|i| (vec![b'k', i], 1, Some(vec![i; 20]))).collect());
+    let full = |what, capacity| Some(BuildError::Storage(StorageFull { what, capacity }));
+    let mut buffer = vec![0; 1 << 16];
+    // (refusal expected, entries kept): each storage is short of one capacity only.
+    let (refused, accepted, finished) =
+        fill_until_refused::<FixedStorage<7, 1024, 512, 64, 4>>(&entries, 128, &mut buffer);
+    assert_eq!((refused, accepted), (full("entries", 7), 7));
+    assert_eq!(Segment::open(&buffer[..finished.unwrap()]).unwrap().entry_count(), 7);
+    let (refused, accepted, finished) =
+        fill_until_refused::<FixedStorage<64, 11, 512, 64, 4>>(&entries, 128, &mut buffer);
+    assert_eq!((refused, accepted), (full("key bytes", 11), 5));
+    assert_eq!(Segment::open(&buffer[..finished.unwrap()]).unwrap().key_count(), 5);
+    let (refused, accepted, finished) =
+        fill_until_refused::<FixedStorage<64, 1024, 30, 64, 4>>(&entries, 128, &mut buffer);
+    assert_eq!((refused, accepted), (full("block bytes", 30), 0), "an entry is 36 bytes");
+    assert_eq!(Segment::open(&buffer[..finished.unwrap()]).unwrap().entry_count(), 0);
+    let (refused, accepted, finished) =
+        fill_until_refused::<FixedStorage<64, 1024, 512, 3, 4>>(&entries, 72, &mut buffer);
+    assert_eq!((refused, accepted), (full("blocks", 3), 6), "two 36-byte entries a block");
+    let segment = Segment::open(&buffer[..finished.unwrap()]).unwrap();
+    assert_eq!(collect(segment.iter()).unwrap().len(), 6);
+    let (refused, accepted, finished) =
+        fill_until_refused::<FixedStorage<64, 1024, 512, 64, 1>>(&entries, 128, &mut buffer);
+    assert_eq!((refused, accepted), (None, 40), "the filter is built at finish");
+    assert_eq!(
+        finished,
+        Err(BuildError::Storage(StorageFull { what: "filter blocks", capacity: 1 }))
+    );
+}
+
+#[test]
+fn fixed_storage_checks_room_for_the_block_an_entry_closes_and_the_one_it_opens() {
+    let entries = z_sorted((0..4u8).map(|i| (vec![b'k', i], 1, Some(vec![i; 20]))).collect());
+    let mut buffer = vec![0; 1 << 12];
+    // One block handle: the first entry opens it, the second (past the target) would close it
+    // and open a second.
+    let (refused, accepted, finished) =
+        fill_until_refused::<FixedStorage<8, 64, 64, 1, 1>>(&entries, 36, &mut buffer);
+    let full = BuildError::Storage(StorageFull { what: "blocks", capacity: 1 });
+    assert_eq!((refused, accepted), (Some(full), 1));
+    assert_eq!(Segment::open(&buffer[..finished.unwrap()]).unwrap().entry_count(), 1);
+}
+
+/// 3,000 entries over 3,000 keys after `small_model`, in a scrambled key order, with
+/// tombstones and values of 0 to 96 bytes.
+fn pinned_model() -> Model {
+    let mut model = small_model();
+    for i in 0..3000u32 {
+        let key = alloc::format!("pinned/{:05}", i * 7919 % 3001).into_bytes();
+        let value = (i % 5 != 0).then(|| vec![(i % 251) as u8; (i % 97) as usize]);
+        model.insert((key, Reverse(u64::from(i % 13) * 1000 + u64::from(i))), value);
+    }
+    model
+}
+
+/// The format is unchanged: the length and checksum of the files the builder wrote before it
+/// was generic over its storage (commit 372fe30), from both storages.
+#[test]
+fn segment_bytes_match_the_builder_before_storage_was_generic() {
+    use crate::checksum::checksum;
+    type PinnedStorage = FixedStorage<3100, 40_000, 4096, 3100, { filter_block_count(3100) }>;
+    for (block_bytes_target, len, expected) in
+        [(64, 387_644, 0x1871_bc9b_9236_beb1), (4096, 213_948, 0xf595_4b8c_acd0_41b5)]
+    {
+        let bytes = build(&pinned_model(), block_bytes_target);
+        assert_eq!((bytes.len(), checksum(&bytes)), (len, expected), "{block_bytes_target}");
+        let mut buffer = vec![0; len];
+        let written =
+            build_fixed::<PinnedStorage>(&pinned_model(), block_bytes_target, &mut buffer);
+        assert_eq!(written, Ok(len));
+        assert_eq!(checksum(&buffer), expected, "fixed storage, {block_bytes_target}");
+    }
 }

@@ -25,12 +25,10 @@ pub(super) struct ZoneMap {
 
 impl ZoneMap {
     /// The zone map of no entries: every bound inverted, so the first `extend` sets them all.
-    #[cfg(feature = "alloc")]
     pub(super) const EMPTY: ZoneMap =
         ZoneMap { prefix_min: u64::MAX, prefix_max: 0, version_min: u64::MAX, version_max: 0 };
 
     /// Grows the rectangle to cover `(prefix, version)`.
-    #[cfg(feature = "alloc")]
     pub(super) fn extend(&mut self, prefix: u64, version: u64) {
         self.prefix_min = self.prefix_min.min(prefix);
         self.prefix_max = self.prefix_max.max(prefix);
@@ -50,7 +48,6 @@ impl ZoneMap {
     }
 
     /// Writes the zone map into `out`, which must be [`ZONE_MAP_LEN`] bytes long.
-    #[cfg(feature = "alloc")]
     pub(super) fn encode_into(&self, out: &mut [u8]) {
         assert_eq!(out.len(), ZONE_MAP_LEN, "a zone map is written into its own slot");
         let fields = [self.prefix_min, self.prefix_max, self.version_min, self.version_max];

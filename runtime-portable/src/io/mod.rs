@@ -55,6 +55,15 @@ pub trait Io: fmt::Debug + Send + Sync + 'static {
 
     /// Makes the directory's entries (creations, renames, removals) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+
+    /// Creates `to` as a second name of the file `from` (a hard link; durable after
+    /// [`Io::sync_dir`] on `to`'s directory). Fails with [`io::ErrorKind::CrossesDevices`]
+    /// across file systems and [`io::ErrorKind::Unsupported`] where the backend has no links
+    /// (the default): callers then copy.
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let _ = (from, to);
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 /// A held lock from [`Io::try_lock`]; dropping it releases the lock.

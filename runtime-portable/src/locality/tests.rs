@@ -2,7 +2,9 @@ use std::io;
 use std::ops::Range;
 use std::sync::Mutex;
 
-use super::{CHUNK_BYTES, CHUNKS_AHEAD, LocalityAdvisor, ScanPurpose, ScanWindow, Step};
+use super::{
+    ADVISE_AFTER_PAGES, CHUNK_BYTES, CHUNKS_AHEAD, LocalityAdvisor, ScanPurpose, ScanWindow, Step,
+};
 use crate::io::{Advice, Mapping};
 
 /// A window over a 1,000-byte file: chunks of 100 bytes, pages of 10, 2 chunks ahead.
@@ -78,17 +80,15 @@ fn the_block_under_the_cursor_is_not_measured() {
 #[test]
 fn a_span_bounds_what_is_prefetched_and_measured() {
     let mut bounded = window().with_span(250..420);
-    assert_eq!(bounded.begin(), step(None, Some(250..420)), "the first window, from the start");
-    assert_eq!(bounded.reached(260), step(Some(270..300), None));
+    assert_eq!(bounded.reached(260), step(None, Some(260..420)), "the first window, clipped");
     assert_eq!(bounded.reached(330), step(Some(340..400), None));
     assert_eq!(bounded.reached(410), Step::default(), "nothing past the span to measure");
-    assert_eq!(bounded.advised_span(), Some(250..420));
+    assert_eq!(bounded.advised_span(), Some(260..420));
     let mut clipped = window().with_span(50..2000);
-    assert_eq!(clipped.begin(), step(None, Some(50..300)), "a span past the end is clipped");
+    assert_eq!(clipped.reached(60), step(None, Some(60..300)), "a span past the end is clipped");
     assert_eq!(clipped.reached(950), step(None, Some(950..1000)));
     let mut empty = window().with_span(0..0);
-    assert_eq!(empty.begin(), Step::default(), "an empty span prefetches nothing");
-    assert_eq!(empty.reached(10), Step::default());
+    assert_eq!(empty.reached(10), Step::default(), "an empty span prefetches nothing");
 }
 
 #[test]
@@ -168,23 +168,42 @@ fn scan(enabled: bool, mapping: &Recording, offsets: &[usize]) -> LocalityAdviso
     advisor
 }
 
+/// Where the advice starts in a scan of entries `step` bytes apart from offset 0: the first
+/// entry on the page that makes [`ADVISE_AFTER_PAGES`] pages touched, and that page's start.
+fn advice_start(step: usize) -> (usize, usize) {
+    let page = (ADVISE_AFTER_PAGES as usize - 1) * 4096;
+    (page.div_ceil(step) * step, page)
+}
+
+#[test]
+fn a_short_scan_gives_no_advice() {
+    let mapping = Recording::new(4 * CHUNK_BYTES, true);
+    let pages = ADVISE_AFTER_PAGES as usize - 1;
+    let offsets: Vec<usize> = (0..pages * 4096).step_by(1000).collect();
+    let advisor = scan(true, &mapping, &offsets);
+    assert_eq!(mapping.calls(), [], "{pages} pages touched: no call");
+    let stats = advisor.stats();
+    assert_eq!((stats.advice_calls, stats.scan_pages_touched), (0, pages as u64));
+}
+
 #[test]
 fn a_scan_prefetches_ahead_then_restores_the_advice_it_changed() {
     let len = 4 * CHUNK_BYTES + 1000;
     let mapping = Recording::new(len, true);
     let offsets: Vec<usize> = (0..len - 16).step_by(1000).collect();
     let advisor = scan(true, &mapping, &offsets);
+    let (_, start) = advice_start(1000);
     let ahead = (CHUNKS_AHEAD + 1) * CHUNK_BYTES;
-    let mut expected = vec![(0..ahead, Advice::Sequential), (0..ahead, Advice::WillNeed)];
+    let mut expected = vec![(start..ahead, Advice::Sequential), (start..ahead, Advice::WillNeed)];
     for chunk in CHUNKS_AHEAD + 1..5 {
         let range = chunk * CHUNK_BYTES..((chunk + 1) * CHUNK_BYTES).min(len);
         expected.push((range.clone(), Advice::Sequential));
         expected.push((range, Advice::WillNeed));
     }
-    expected.push((0..len, Advice::Random));
+    expected.push((start..len, Advice::Random));
     assert_eq!(mapping.calls(), expected);
     let stats = advisor.stats();
-    assert_eq!(stats.pages_prefetched, len.div_ceil(4096) as u64);
+    assert_eq!(stats.pages_prefetched, (len - start).div_ceil(4096) as u64);
     assert!(stats.prefetch_pages_resident > 0, "{stats:?}");
     assert_eq!(stats.prefetch_pages_missed, 0);
     assert!((stats.prefetch_accuracy - 1.0).abs() < f64::EPSILON);
@@ -196,12 +215,13 @@ fn a_scan_prefetches_ahead_then_restores_the_advice_it_changed() {
 #[test]
 fn missing_pages_lower_the_accuracy() {
     let mapping = Recording::new(2 * CHUNK_BYTES, false);
-    let advisor = scan(true, &mapping, &[0, CHUNK_BYTES]);
+    let offsets: Vec<usize> = (0..2 * CHUNK_BYTES).step_by(4096).collect();
+    let advisor = scan(true, &mapping, &offsets);
     let stats = advisor.stats();
     assert_eq!(stats.prefetch_pages_resident, 0);
-    // Each chunk's pages past the cursor's page and the 4 KiB block after it: the first chunk
-    // was prefetched when the scan began.
-    assert_eq!(stats.prefetch_pages_missed, 2 * (CHUNK_BYTES / 4096 - 2) as u64);
+    // The second chunk's pages past the cursor's page and the 4 KiB block after it: the
+    // first chunk was prefetched from the page where the advice started.
+    assert_eq!(stats.prefetch_pages_missed, (CHUNK_BYTES / 4096 - 2) as u64);
     assert!(stats.prefetch_accuracy.abs() < f64::EPSILON);
 }
 

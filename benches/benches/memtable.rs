@@ -1,0 +1,235 @@
+//! The memtable: the engine's arena skiplist against crossbeam-skiplist laid out as the engine
+//! used it before (what fjall's lsm-tree uses too): insert rate with random and sequential keys,
+//! point reads, ordered scans, and memory per entry (printed before the groups run, counted by
+//! a global allocator that tallies live bytes).
+//!
+//! `cargo bench -p zverse-benches --bench memtable`
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::borrow::Borrow;
+use std::cmp::{Ordering, Reverse};
+use std::hint::black_box;
+use std::ops::Bound;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use crossbeam_skiplist::SkipMap;
+use zverse::Version;
+use zverse::bench_hooks::BenchMemtable;
+use zverse_benches::{is_test_mode, random_keys};
+
+/// Counts live heap bytes, for memory per entry.
+struct Counting;
+
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: defers to `System`, adding only a counter.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size(), AtomicOrdering::Relaxed);
+        // SAFETY: the caller's contract is `System`'s.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size(), AtomicOrdering::Relaxed);
+        // SAFETY: the caller's contract is `System`'s.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const KEY_LEN: usize = 16;
+const VALUE_LEN: usize = 100;
+const SEED: u64 = 13;
+const SCAN_LEN: usize = 100;
+
+fn entry_count() -> usize {
+    if is_test_mode() { 1_000 } else { 200_000 }
+}
+
+/// The engine's memtable before the arena: crossbeam-skiplist keyed by (key, reverse
+/// version), keys and values in their own `Arc`s, lookups without allocating.
+#[derive(Default)]
+struct Crossbeam {
+    map: SkipMap<MemKey, Option<Arc<[u8]>>>,
+}
+
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct MemKey {
+    key: Arc<[u8]>,
+    version: Reverse<Version>,
+}
+
+trait KeyVersion {
+    fn key(&self) -> &[u8];
+    fn version(&self) -> Reverse<Version>;
+}
+
+impl KeyVersion for MemKey {
+    fn key(&self) -> &[u8] {
+        &self.key
+    }
+    fn version(&self) -> Reverse<Version> {
+        self.version
+    }
+}
+
+impl KeyVersion for (&[u8], Reverse<Version>) {
+    fn key(&self) -> &[u8] {
+        self.0
+    }
+    fn version(&self) -> Reverse<Version> {
+        self.1
+    }
+}
+
+impl<'a> Borrow<dyn KeyVersion + 'a> for MemKey {
+    fn borrow(&self) -> &(dyn KeyVersion + 'a) {
+        self
+    }
+}
+
+impl PartialEq for dyn KeyVersion + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for dyn KeyVersion + '_ {}
+
+impl PartialOrd for dyn KeyVersion + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for dyn KeyVersion + '_ {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key().cmp(other.key()).then_with(|| self.version().cmp(&other.version()))
+    }
+}
+
+/// What both memtables do, as the benches use it.
+trait Table: Default {
+    fn insert(&self, key: &[u8], version: Version, value: &[u8]);
+    fn get_at(&self, key: &[u8], version: Version) -> Option<usize>;
+    fn scan(&self, key: &[u8], count: usize) -> usize;
+}
+
+impl Table for Crossbeam {
+    fn insert(&self, key: &[u8], version: Version, value: &[u8]) {
+        let key = MemKey { key: Arc::from(key), version: Reverse(version) };
+        self.map.insert(key, Some(Arc::from(value)));
+    }
+
+    fn get_at(&self, key: &[u8], version: Version) -> Option<usize> {
+        let start: &dyn KeyVersion = &(key, Reverse(version));
+        let found = self.map.lower_bound(Bound::Included(start))?;
+        (found.key().key.as_ref() == key).then(|| found.value().as_ref().map_or(0, |v| v.len()))
+    }
+
+    fn scan(&self, key: &[u8], count: usize) -> usize {
+        let start: &dyn KeyVersion = &(key, Reverse(Version::MAX));
+        let range = self.map.range::<dyn KeyVersion, _>((Bound::Included(start), Bound::Unbounded));
+        range.take(count).map(|entry| entry.key().key.len()).sum()
+    }
+}
+
+impl Table for BenchMemtable {
+    fn insert(&self, key: &[u8], version: Version, value: &[u8]) {
+        BenchMemtable::insert(self, key, version, Some(value));
+    }
+
+    fn get_at(&self, key: &[u8], version: Version) -> Option<usize> {
+        BenchMemtable::get_at(self, key, version)
+    }
+
+    fn scan(&self, key: &[u8], count: usize) -> usize {
+        BenchMemtable::scan(self, key, count)
+    }
+}
+
+fn sequential_keys(count: usize) -> Vec<[u8; KEY_LEN]> {
+    (0..count as u128).map(u128::to_be_bytes).collect()
+}
+
+fn filled<T: Table>(keys: &[[u8; KEY_LEN]]) -> T {
+    let table = T::default();
+    for (version, key) in (1..).zip(keys) {
+        table.insert(key, Version::new(version), &[7; VALUE_LEN]);
+    }
+    table
+}
+
+/// Inserts `keys` into a fresh table `iters` times; the time of the inserts alone.
+fn time_fills<T: Table>(keys: &[[u8; KEY_LEN]], iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let table = T::default();
+        let start = Instant::now();
+        for (version, key) in (1..).zip(keys) {
+            table.insert(key, Version::new(version), &[7; VALUE_LEN]);
+        }
+        total += start.elapsed();
+        drop(black_box(table));
+    }
+    total
+}
+
+/// Live heap bytes per entry of a table filled with `keys`, payload included.
+#[expect(clippy::cast_precision_loss, reason = "a figure to print; heap sizes fit 52 bits")]
+fn bytes_per_entry<T: Table>(keys: &[[u8; KEY_LEN]]) -> f64 {
+    let before = LIVE_BYTES.load(AtomicOrdering::Relaxed);
+    let table = filled::<T>(keys);
+    let after = LIVE_BYTES.load(AtomicOrdering::Relaxed);
+    drop(table);
+    (after - before) as f64 / keys.len() as f64
+}
+
+fn memtable(c: &mut Criterion) {
+    let count = entry_count();
+    let random = random_keys::<KEY_LEN>(&mut fastrand::Rng::with_seed(SEED), count);
+    let sequential = sequential_keys(count);
+    println!(
+        "memory per entry ({KEY_LEN}-byte keys, {VALUE_LEN}-byte values, {count} entries): \
+         crossbeam {:.1} B, arena {:.1} B",
+        bytes_per_entry::<Crossbeam>(&random),
+        bytes_per_entry::<BenchMemtable>(&random),
+    );
+    let mut group = c.benchmark_group("memtable");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(count as u64));
+    for (order, keys) in [("random", &random), ("sequential", &sequential)] {
+        group.bench_function(BenchmarkId::new("insert_crossbeam", order), |b| {
+            b.iter_custom(|iters| time_fills::<Crossbeam>(keys, iters));
+        });
+        group.bench_function(BenchmarkId::new("insert_arena", order), |b| {
+            b.iter_custom(|iters| time_fills::<BenchMemtable>(keys, iters));
+        });
+    }
+    group.sample_size(50);
+    group.throughput(Throughput::Elements(1));
+    let crossbeam = filled::<Crossbeam>(&random);
+    let arena = filled::<BenchMemtable>(&random);
+    let mut probe = 0;
+    let mut next_key = || {
+        probe = (probe + 7919) % random.len();
+        &random[probe]
+    };
+    group.bench_function("get_crossbeam", |b| {
+        b.iter(|| crossbeam.get_at(next_key(), Version::MAX));
+    });
+    group.bench_function("get_arena", |b| b.iter(|| arena.get_at(next_key(), Version::MAX)));
+    group.throughput(Throughput::Elements(SCAN_LEN as u64));
+    group.bench_function("scan_crossbeam", |b| b.iter(|| crossbeam.scan(next_key(), SCAN_LEN)));
+    group.bench_function("scan_arena", |b| b.iter(|| arena.scan(next_key(), SCAN_LEN)));
+    group.finish();
+}
+
+criterion_group!(benches, memtable);
+criterion_main!(benches);

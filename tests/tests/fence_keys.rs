@@ -1,0 +1,77 @@
+//! Fence keys (the key index sampled in memory per open segment) stay within
+//! `Options::fence_keys_bytes_max` across flushes, compaction and reopen, and reads answer the
+//! same with them, with a budget too small for every segment, and without them.
+
+use zverse::{Db, Durability, Options};
+use zverse_tests::backend;
+
+const KEY_COUNT: u32 = 3000;
+
+fn options(fence_keys_bytes_max: u64) -> Options {
+    Options::default()
+        .durability(Durability::None)
+        .memtable_bytes_max(64 << 10)
+        .compaction_trigger_segments(1000)
+        .fence_keys_bytes_max(fence_keys_bytes_max)
+}
+
+/// Keys sharing their first 8 bytes, as `SurrealDB`'s: the on-disk fences cannot narrow them.
+fn key(index: u32) -> Vec<u8> {
+    format!("/*ns*db*tb*{index:08}").into_bytes()
+}
+
+fn fill(db: &Db) {
+    for round in 0..3u32 {
+        for index in 0..KEY_COUNT {
+            db.put(&key(index), format!("{round}:{index}").as_bytes()).unwrap();
+        }
+    }
+    db.flush().unwrap();
+}
+
+fn check_reads(db: &Db) {
+    for index in (0..KEY_COUNT).step_by(7) {
+        let value = db.get(&key(index)).unwrap().unwrap();
+        assert_eq!(value.as_ref(), format!("2:{index}").as_bytes(), "key {index}");
+    }
+    assert_eq!(db.get(b"/*ns*db*tb*").unwrap(), None);
+    assert_eq!(db.get(&key(KEY_COUNT)).unwrap(), None);
+    let start = key(100);
+    let end = key(200);
+    let scanned = db.range(start.as_slice()..end.as_slice()).unwrap().count();
+    assert_eq!(scanned, 100);
+}
+
+#[test]
+fn fence_keys_stay_within_the_budget_and_reads_agree() {
+    let budget = 3000;
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend::open(dir.path(), options(budget)).unwrap();
+    fill(&db);
+    assert_eq!(db.stats().fence_keys_bytes, 0, "built by the first point read, not the open");
+    check_reads(&db);
+    let stats = db.stats();
+    assert!(stats.segment_count >= 4, "{stats:?}");
+    assert!(stats.fence_keys_bytes > 0 && stats.fence_keys_bytes <= budget, "{stats:?}");
+    db.compact().unwrap();
+    check_reads(&db);
+    let stats = db.stats();
+    assert!(stats.fence_keys_bytes > 0 && stats.fence_keys_bytes <= budget, "{stats:?}");
+    db.close().unwrap();
+    let db = backend::open(dir.path(), options(budget)).unwrap();
+    check_reads(&db);
+    let reopened = db.stats();
+    assert!(reopened.fence_keys_bytes > 0 && reopened.fence_keys_bytes <= budget, "{reopened:?}");
+}
+
+#[test]
+fn reads_agree_with_a_generous_budget_and_with_none() {
+    for budget in [64 << 20, 0] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = backend::open(dir.path(), options(budget)).unwrap();
+        fill(&db);
+        check_reads(&db);
+        let held = db.stats().fence_keys_bytes;
+        assert_eq!(held == 0, budget == 0, "budget {budget}: {held} bytes held");
+    }
+}
