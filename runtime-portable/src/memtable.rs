@@ -492,7 +492,7 @@ impl Memtable {
     /// The first entry after `position` in key order (or the first entry at all), whose key
     /// is in bounds of `end`. Each call is one O(log n) seek; [`Memtable::cursor`] walks on
     /// without seeking again. The engine walks with cursors; the tests check them against it.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn next_after(
         self: &Arc<Self>,
         position: Bound<(&[u8], Version)>,
@@ -572,7 +572,7 @@ impl Memtable {
 }
 
 /// Whether `key` is within the end bound `end`.
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 fn key_in(key: &[u8], end: Bound<&[u8]>) -> bool {
     match end {
         Bound::Unbounded => true,
