@@ -15,7 +15,8 @@
 //!   reads hit segments. `get_latest` and `get_as_of` run 1,000 lookups per iteration;
 //!   `get_as_of` reads a random key at a random version taken from the load's writes (about
 //!   half of them predate the key's first write, and find nothing); `range_1pct` reads the
-//!   latest values of 1% of the keys (a random run of consecutive keys); `changes_1pct_time`
+//!   latest values of 1% of the keys (a random run of consecutive keys), `range_1pct_rev` the
+//!   same walked backwards (`.rev()`); `changes_1pct_time`
 //!   reads every change to any key within the versions of a random 1% of the writes, in write
 //!   order.
 //! - `read/scan_short`: YCSB E's scans without its inserts: from a random loaded key, the
@@ -275,7 +276,10 @@ fn read(c: &mut Criterion) {
         report_once(&mut reported, || {
             eprintln!("range_1pct: {key_span} items per range (asserted in every iteration)");
         });
-        bench_range(b, dataset(), key_span, &mut rng);
+        bench_range(b, dataset(), key_span, &mut rng, Direction::Forward);
+    });
+    group.bench_function("range_1pct_rev", |b| {
+        bench_range(b, dataset(), key_span, &mut rng, Direction::Backward);
     });
     let write_count = scale.key_count + scale.key_count.div_ceil(REWRITE_STRIDE);
     let write_span = write_count / SLICE_PARTS;
@@ -367,13 +371,30 @@ fn report_get_as_of(data: &ReadDataset) {
     );
 }
 
-fn bench_range(b: &mut Bencher<'_>, data: &ReadDataset, key_span: usize, rng: &mut fastrand::Rng) {
+/// Which end a range is read from.
+#[derive(Clone, Copy)]
+enum Direction {
+    Forward,
+    Backward,
+}
+
+fn bench_range(
+    b: &mut Bencher<'_>,
+    data: &ReadDataset,
+    key_span: usize,
+    rng: &mut fastrand::Rng,
+    direction: Direction,
+) {
     let sorted = &data.keys_sorted;
     b.iter(|| {
         // `first + key_span` stays a valid index: the range ends before that key.
         let first = rng.usize(..sorted.len() - key_span);
         let keys = sorted[first].as_slice()..sorted[first + key_span].as_slice();
-        let item_count = count_items(data.db.range(keys).expect("range"));
+        let range = data.db.range(keys).expect("range");
+        let item_count = match direction {
+            Direction::Forward => count_items(range),
+            Direction::Backward => count_items(range.rev()),
+        };
         assert_eq!(item_count, key_span, "a range of {key_span} consecutive keys");
     });
 }

@@ -134,23 +134,6 @@ pub fn parse_range(text: &str) -> Result<KeyBounds, Fail> {
     Ok((start, end))
 }
 
-/// The keys starting with `prefix`.
-pub fn prefix_range(prefix: Vec<u8>) -> KeyBounds {
-    let mut end = prefix.clone();
-    // The successor of the prefix: drop trailing 0xff bytes, then increment the last one.
-    while end.last() == Some(&0xff) {
-        end.pop();
-    }
-    let end = match end.last_mut() {
-        Some(last) => {
-            *last += 1;
-            Bound::Excluded(end)
-        }
-        None => Bound::Unbounded,
-    };
-    (Bound::Included(prefix), end)
-}
-
 /// Borrows owned bounds as the engine's `RangeBounds<&[u8]>`.
 pub fn borrow_bounds(bounds: &KeyBounds) -> (Bound<&[u8]>, Bound<&[u8]>) {
     (bounds.0.as_ref().map(Vec::as_slice), bounds.1.as_ref().map(Vec::as_slice))
@@ -263,7 +246,7 @@ pub struct ScanArgs<'a> {
 
 pub fn scan(context: &Context, args: &ScanArgs<'_>) -> Result<(), Fail> {
     let bounds = match (args.range, args.prefix) {
-        (_, Some(prefix)) => prefix_range(parse_key(prefix)?),
+        (_, Some(prefix)) => zverse::prefix_bounds(&parse_key(prefix)?),
         (Some(range), None) => parse_range(range)?,
         (None, None) => (Bound::Unbounded, Bound::Unbounded),
     };

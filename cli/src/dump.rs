@@ -377,7 +377,7 @@ impl Loader<'_> {
 
     /// Commits the pending version, if any, as one batch at its version.
     fn commit(&mut self) -> Result<(), Fail> {
-        let Some((version, batch, lines)) = self.pending.take() else {
+        let Some((version, mut batch, lines)) = self.pending.take() else {
             return Ok(());
         };
         batch.commit_at(Version::new(version)).map_err(|error| self.commit_error(error))?;

@@ -17,9 +17,13 @@ fn main() -> zverse::Result<()> {
         let (version, value) = item?;
         println!("  user:1 @ {version}: {value:?}");
     }
-    for item in db.range_at(b"user:".as_slice()..b"user;".as_slice(), v2)? {
+    for item in db.prefix_at(b"user:", v2)? {
         let (key, value) = item?;
         println!("  as of v2: {key:?} = {value:?}");
+    }
+    for item in db.range("user:0".."user:9")?.rev() {
+        let (key, value) = item?;
+        println!("  descending: {key:?} = {value:?}");
     }
     for change in db.changes(.., v2..=v4)? {
         let change = change?;
@@ -27,9 +31,7 @@ fn main() -> zverse::Result<()> {
     }
 
     let snapshot = db.snapshot();
-    let mut batch = db.batch();
-    batch.put(b"user:3", b"carol").delete(b"user:1");
-    let v5: Version = batch.commit()?;
+    let v5: Version = db.batch().put(b"user:3", b"carol").delete(b"user:1").commit()?;
     println!(
         "batch committed at {v5}; the snapshot still sees user:1 = {:?}",
         snapshot.get(b"user:1")?

@@ -67,6 +67,18 @@ impl Db {
     /// Returns what was verified, or the first [`Error::Corruption`] found (naming the file and
     /// the byte offset of the bad block). Runs concurrently with reads and writes: it checks
     /// the segments that were current when it started, which stay alive until it is done.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// db.put(b"k", b"v")?;
+    /// db.flush()?;
+    /// let report = db.check()?;
+    /// assert_eq!((report.segment_count, report.entry_count), (1, 1));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn check(&self) -> Result<CheckReport> {
         self.inner.check_open()?;
         self.inner.check_files_present()?;

@@ -205,14 +205,48 @@ impl Db {
     /// file the manifest records is missing, and with [`Error::FormatUnsupported`] for a
     /// database an older ZVerse wrote. With `Options::read_only(true)` it takes no lock and
     /// writes nothing (see there).
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// use zverse::{Db, Durability, Error, Options};
+    /// let db = Db::open(dir.path(), Options::default().durability(Durability::Sync))?;
+    /// let again = Db::open(dir.path(), Options::default());
+    /// assert!(matches!(again, Err(Error::Locked { .. })));
+    /// // A read-only open works alongside the writer.
+    /// let reader = Db::open(dir.path(), Options::default().read_only(true))?;
+    /// assert_eq!(reader.get(b"k")?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Db> {
         Db::open_with_io(path, options, Arc::new(StdIo))
     }
 
     /// [`Db::open`] on a chosen I/O backend (io_uring from `zverse-linux`, or a test's
     /// simulated disk).
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// use std::sync::Arc;
+    /// use zverse::{Db, Options, io::StdIo};
+    /// let db = Db::open_with_io(dir.path(), Options::default(), Arc::new(StdIo))?;
+    /// assert_eq!(db.stats().io_backend, "std");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn open_with_io(path: impl AsRef<Path>, options: Options, io: Arc<dyn Io>) -> Result<Db> {
+        let started = Instant::now();
         let inner = Arc::new(Inner::open(path.as_ref(), options, io)?);
+        ::log::info!(
+            "zverse: opened {}{}: {} segments, {} entries in the memtable, in {} ms",
+            inner.dir.display(),
+            if inner.options.read_only { " read-only" } else { "" },
+            inner.tiers().segments.len(),
+            inner.tiers().active.entry_count(),
+            started.elapsed().as_millis()
+        );
         if inner.options.read_only {
             return Ok(Db { inner, threads: Mutex::new(Vec::new()) });
         }
@@ -237,6 +271,19 @@ impl Db {
     }
 
     /// Writes `value` under `key` and returns the write's version.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// let v1 = db.put(b"user:1", b"alice")?;
+    /// let v2 = db.put(b"user:1", b"alicia")?;
+    /// assert!(v2 > v1, "versions strictly increase");
+    /// let too_long = vec![0; 70_000];
+    /// assert!(matches!(db.put(&too_long, b""), Err(zverse::Error::KeyTooLarge { .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<Version> {
         let record_len = record::encoded_len_put(key, value)?;
         let user_bytes = (key.len() + value.len()) as u64;
@@ -246,6 +293,19 @@ impl Db {
     }
 
     /// Deletes `key` (writes a tombstone version) and returns the delete's version.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// let v1 = db.put(b"k", b"v")?;
+    /// let v2 = db.delete(b"k")?;
+    /// assert_eq!(db.get(b"k")?, None);
+    /// assert!(db.get_at(b"k", v1)?.is_some(), "the old version stays readable");
+    /// assert_eq!(db.history(b"k")?.next().transpose()?, Some((v2, None)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn delete(&self, key: &[u8]) -> Result<Version> {
         let record_len = record::encoded_len_delete(key)?;
         self.inner.commit_encoding(record_len, key.len() as u64, |out| {
@@ -254,12 +314,34 @@ impl Db {
     }
 
     /// A batch of writes that commit together at one version.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// let version = db.batch().put(b"a", b"1").delete(b"b").commit()?;
+    /// assert_eq!(db.get_at(b"a", version)?.as_deref(), Some(&b"1"[..]));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn batch(&self) -> crate::Batch<'_> {
         crate::Batch::new(self)
     }
 
     /// Writes the memtable to a segment now, and waits until every sealed memtable is in a
     /// segment.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// db.put(b"k", b"v")?;
+    /// db.flush()?;
+    /// assert_eq!(db.stats().segment_count, 1);
+    /// assert_eq!(db.stats().memtable_versions, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn flush(&self) -> Result<()> {
         self.inner.check_writable()?;
         self.inner.stage.with_leadership(|| self.inner.rotate())?;
@@ -273,6 +355,20 @@ impl Db {
     /// result is segments of about `segment_bytes_target` each, at most one of them smaller.
     /// Background compaction merges only segments below the target, a few at a time, whenever
     /// `compaction_trigger_segments` of them exist.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// for round in 0..3_u8 {
+    ///     db.put(&[round], b"v")?;
+    ///     db.flush()?;
+    /// }
+    /// db.compact()?;
+    /// assert_eq!(db.stats().segment_count, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn compact(&self) -> Result<()> {
         self.inner.check_writable()?;
         self.inner.stage.with_leadership(|| self.inner.rotate())?;
@@ -291,6 +387,19 @@ impl Db {
     /// Closes the database: waits for the writes in flight, syncs the log, stops the
     /// background work. Reads and writes afterwards fail with [`Error::Closed`]. Dropping the
     /// last handle closes too, ignoring errors.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// db.put(b"k", b"v")?;
+    /// db.close()?;
+    /// assert!(matches!(db.get(b"k"), Err(zverse::Error::Closed)));
+    /// let reopened = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// assert!(reopened.get(b"k")?.is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn close(&self) -> Result<()> {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
@@ -319,6 +428,15 @@ impl Db {
     }
 
     /// The directory the database lives in.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// assert_eq!(db.path(), dir.path());
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.inner.dir
@@ -577,14 +695,16 @@ impl Inner {
 
     /// Turns the database read-only for `reason` and returns the error writers get.
     pub(crate) fn fail(&self, reason: String) -> Error {
-        let error = {
+        let (reason, first) = {
             let mut read_only = lock(&self.read_only);
-            let reason = read_only.get_or_insert_with(|| reason.into());
-            Error::ReadOnly(Arc::clone(reason))
+            let first = read_only.is_none();
+            (Arc::clone(read_only.get_or_insert_with(|| reason.into())), first)
         };
-        ::log::warn!("zverse: {}: {error}", self.dir.display());
+        if first {
+            ::log::error!("zverse: {} turned read-only: {reason}", self.dir.display());
+        }
         self.wake_stalled_writers();
-        error
+        Error::ReadOnly(reason)
     }
 
     /// Whether `close` has started.

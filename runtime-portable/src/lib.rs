@@ -2,27 +2,94 @@
 //!
 //! Every write gets a [`Version`] (a hybrid-logical-clock timestamp in microseconds), and
 //! every version stays readable until retention drops it: read the latest value, a value as
-//! of any version, a key's whole history, a key range as of a version, or every change to a
-//! key range within a time window.
+//! of any version, a key's whole history, a key range as of a version (forwards or
+//! backwards), or every change to a key range within a time window.
 //!
 //! ```
 //! # fn main() -> zverse::Result<()> {
-//! # let dir = tempfile::tempdir().unwrap();
+//! # let dir = tempfile::tempdir()?;
 //! use zverse::{Db, Options};
 //!
 //! let db = Db::open(dir.path(), Options::default())?;
 //! let v1 = db.put(b"user:1", b"alice")?;
 //! let v2 = db.put(b"user:1", b"alicia")?;
+//! db.batch().put(b"user:2", b"bob").put(b"user:3", b"carol").commit()?;
 //! assert_eq!(db.get(b"user:1")?.as_deref(), Some(&b"alicia"[..]));
 //! assert_eq!(db.get_at(b"user:1", v1)?.as_deref(), Some(&b"alice"[..]));
+//! assert_eq!(db.prefix(b"user:")?.count(), 3);
+//! let (last, _) = db.range("user:".."user:3")?.next_back().transpose()?.unwrap();
+//! assert_eq!(&last[..], b"user:2");
 //! let changed: Vec<_> = db.changes(.., v1..=v2)?.collect::<Result<_, _>>()?;
 //! assert_eq!(changed.len(), 2);
 //! # Ok(())
 //! # }
 //! ```
 //!
+//! # Reads
+//! [`Db`] reads the latest data or data as of a version (`get_at`, `range_at`, `prefix_at`,
+//! `first_at`, `last_at`); a [`Snapshot`] has the same reads, pinned at one version. Key
+//! ranges are written as in std ([`KeyRange`]: `b"a"..b"b"`, `"a"..="z"`, `vec..`, `..`).
+//! [`Range`] is a `DoubleEndedIterator` (`.rev()` walks keys in descending order);
+//! [`History`] reads lazily, newest first. Iterators yield `Result`: a checksum can fail
+//! mid-scan.
+//!
+//! # Limits
+//! - A key is 0 to 65,535 bytes ([`zverse_core::limits::KEY_LEN_MAX`]); a value 0 to 64 MiB
+//!   ([`zverse_core::limits::VALUE_LEN_MAX`]). A batch, encoded, is at most 128 MiB
+//!   ([`zverse_core::record::RECORD_LEN_MAX`]). Oversized input fails with
+//!   [`Error::KeyTooLarge`], [`Error::ValueTooLarge`] or [`Error::BatchTooLarge`] and writes
+//!   nothing.
+//! - Versions are `u64` microseconds, strictly increasing across the database and restarts.
+//!
+//! # Threads
+//! [`Db`], [`Snapshot`] and [`Value`] are `Send` and `Sync`: share one `Db` between threads by
+//! reference or in an `Arc`. The iterators ([`Range`], [`History`], [`Changes`]) are `Send`.
+//! - A write (`put`, `delete`, [`Batch::commit`]) blocks until its record is in the log and
+//!   the memtable (and synced, under [`Durability::Sync`]). Concurrent writers share one log
+//!   append and one sync (group commit): one of them does the I/O for all.
+//! - Reads never wait for writers, flushes or compaction: they take the current set of tiers
+//!   (a short lock to clone an `Arc`) and read a lock-free memtable and immutable segments.
+//! - Each open `Db` runs two background threads: `zverse-flush` (memtable flushes and, under
+//!   [`Durability::Periodic`], the periodic sync) and `zverse-compaction`. [`Db::flush`] and
+//!   [`Db::compact`] block until they have done what was asked. Writers slow down, then wait,
+//!   while full memtables or small segments pile up (see [`Options::write_stop_segments`]).
+//! - The background work reports through the [`log`](https://docs.rs/log) crate: open,
+//!   flushes, compactions and write stalls (`info`, with sizes and durations), a failed
+//!   compaction (`warn`), and the turn to read-only after a failed write or sync (`error`,
+//!   once). Silent unless the application installs a logger.
+//!
+//! # What the durability modes cost
+//! - [`Durability::Sync`] (the default): a write returns after an `fdatasync` of its log
+//!   append, so it costs a device flush; concurrent writers share one. A crash loses nothing
+//!   that was acknowledged.
+//! - [`Durability::Periodic`]: a write costs a log append to the page cache and a memtable
+//!   insert; the log is synced in the background every period. A crash loses up to one period.
+//! - [`Durability::None`]: as `Periodic`, with no sync at all; a crash can lose every write
+//!   not yet flushed to a segment. For bulk loads and caches.
+//!
+//! The README's "Performance" section has the measured figures for each.
+//!
+//! # What the retention modes cost
+//! - [`Retention::All`] (the default): every version stays; the disk holds every write, and
+//!   compaction merges without dropping anything.
+//! - [`Retention::Duration`] and [`Retention::Versions`]: compaction drops versions older than
+//!   the horizon (or past the newest N of a key), keeping for every key the newest version at
+//!   or below the horizon, so as-of reads at or after the horizon stay exact; reads before it
+//!   may find versions gone. Versions a live [`Snapshot`] reads are kept until it is dropped.
+//!
 //! The engine runs on any [`io::Io`] backend: std files here, io_uring in `zverse-linux`,
 //! a simulated disk in the crash tests.
+//!
+//! ```
+//! fn shared<T: Send + Sync>() {}
+//! fn sent<T: Send>() {}
+//! shared::<zverse::Db>();
+//! shared::<zverse::Snapshot>();
+//! shared::<zverse::Value>();
+//! sent::<zverse::Range>();
+//! sent::<zverse::History>();
+//! sent::<zverse::Changes>();
+//! ```
 
 mod batch;
 #[doc(hidden)]
@@ -36,6 +103,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzz_hooks;
 pub mod io;
+mod key_range;
 mod locality;
 mod log;
 mod manifest;
@@ -56,10 +124,11 @@ pub use check::CheckReport;
 pub use checkpoint::CheckpointProgress;
 pub use db::Db;
 pub use error::{Error, Result};
+pub use key_range::{KeyRange, prefix_bounds};
 pub use locality::LocalityStats;
 pub use options::{Durability, Options, Retention};
-pub use read::{Change, Changes, Range};
-pub use snapshot::{History, Snapshot};
+pub use read::{Change, Changes, History, Range};
+pub use snapshot::{KeyValue, Snapshot};
 pub use stats::{SegmentResidency, Stats};
 pub use transaction::{Conflict, Isolation, Transaction, UPDATE_ATTEMPTS_MAX};
 pub use value::Value;

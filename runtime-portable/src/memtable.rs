@@ -519,6 +519,48 @@ impl Memtable {
         }
     }
 
+    /// The last entry before `position` in key order (or the last entry at all), whose key
+    /// is in bounds of `start`: [`Memtable::next_after`] walking backwards.
+    pub(crate) fn prev_before(
+        self: &Arc<Self>,
+        position: Bound<(&[u8], Version)>,
+        start: Bound<&[u8]>,
+    ) -> Option<MemEntry> {
+        let found = match position {
+            Bound::Unbounded => self.last_where(|_| true),
+            Bound::Included((key, version)) => {
+                let target = Target::new(key, version);
+                self.last_where(|node| node.cmp_to(&target) != Ordering::Greater)
+            }
+            Bound::Excluded((key, version)) => {
+                let target = Target::new(key, version);
+                self.last_where(|node| node.cmp_to(&target) == Ordering::Less)
+            }
+        }?;
+        let in_range = match start {
+            Bound::Unbounded => true,
+            Bound::Included(start) => found.key() >= start,
+            Bound::Excluded(start) => found.key() > start,
+        };
+        in_range.then(|| MemEntry::of(self, found))
+    }
+
+    /// The last node for which `before` holds, where `before` holds on a prefix of the key
+    /// order: one O(log n) descent of the towers (the lists link forwards only).
+    fn last_where(&self, before: impl Fn(NodePtr) -> bool) -> Option<NodePtr> {
+        let mut node = self.head;
+        let mut level = self.height.load(AtomicOrdering::Relaxed);
+        loop {
+            level -= 1;
+            while let Some(next) = node.next(level).filter(|next| before(*next)) {
+                node = next;
+            }
+            if level == 0 {
+                return (node != self.head).then_some(node);
+            }
+        }
+    }
+
     /// Every entry, in key order (for the flush, which sorts them into Z order).
     pub(crate) fn entries(&self) -> impl Iterator<Item = Entry<'_>> + '_ {
         std::iter::successors(self.head.next(0), |node| node.next(0)).map(|node| Entry {
@@ -637,5 +679,21 @@ mod loom_models {
         });
         let executions = executions.load(std::sync::atomic::Ordering::Relaxed);
         println!("{executions} interleavings, preemption bound {:?}", builder.preemption_bound);
+    }
+
+    #[test]
+    fn backward_cursor_walks_key_order_in_reverse_within_bounds() {
+        let memtable = filled();
+        let mut walked = Vec::new();
+        let start = Bound::Excluded(&b"a"[..]);
+        let mut prev = memtable.prev_before(Bound::Unbounded, start);
+        while let Some(entry) = prev {
+            walked.push((entry.key.to_vec(), entry.version.get()));
+            prev = memtable.prev_before(Bound::Excluded((&entry.key[..], entry.version)), start);
+        }
+        assert_eq!(walked, [(b"b".to_vec(), 5), (b"ab".to_vec(), 15)]);
+        let before_ab = Bound::Excluded((&b"ab"[..], Version::MAX));
+        let last_of_a = memtable.prev_before(before_ab, Bound::Unbounded).map(|e| e.version);
+        assert_eq!(last_of_a, Some(v(10)), "the oldest version of the key before");
     }
 }

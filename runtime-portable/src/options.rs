@@ -38,6 +38,20 @@ pub enum Retention {
 }
 
 /// How to open a database: a builder, `Options::default().durability(Durability::Sync)`.
+///
+/// ```
+/// # fn main() -> zverse::Result<()> {
+/// # let dir = tempfile::tempdir()?;
+/// use zverse::{Db, Durability, Options, Retention};
+/// let options = Options::default()
+///     .durability(Durability::Sync)
+///     .retention(Retention::All)
+///     .memtable_bytes_max(16 << 20);
+/// let db = Db::open(dir.path(), options)?;
+/// # drop(db);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Options {
     pub(crate) durability: Durability,
@@ -86,6 +100,19 @@ impl Default for Options {
 impl Options {
     /// When writes are durable. Default: [`Durability::Sync`]. A `Periodic` period below
     /// [`Durability::PERIOD_MIN`] is raised to it.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// use std::time::Duration;
+    /// use zverse::{Db, Durability, Options};
+    /// let periodic = Durability::Periodic(Duration::from_millis(100));
+    /// let options = Options::default().durability(periodic);
+    /// let db = Db::open(dir.path(), options)?;
+    /// db.put(b"k", b"v")?; // returns before the sync; synced within 100 ms
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn durability(mut self, durability: Durability) -> Options {
         self.durability = match durability {
@@ -98,6 +125,22 @@ impl Options {
     }
 
     /// Which old versions compaction keeps. Default: [`Retention::All`].
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// use std::time::Duration;
+    /// use zverse::{Db, Options, Retention};
+    /// let db = Db::open(dir.path(), Options::default().retention(Retention::Versions(2)))?;
+    /// for value in [b"1", b"2", b"3"] {
+    ///     db.put(b"k", value)?;
+    /// }
+    /// db.compact()?;
+    /// assert_eq!(db.history(b"k")?.count(), 2);
+    /// # let _ = Options::default().retention(Retention::Duration(Duration::from_secs(86_400)));
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn retention(mut self, retention: Retention) -> Options {
         self.retention = retention;
@@ -106,6 +149,20 @@ impl Options {
 
     /// Bytes of writes the memtable collects before it is flushed to a segment. Default 64 MiB;
     /// at least 4 KiB.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = zverse::Options::default().memtable_bytes_max(4 << 10);
+    /// let db = zverse::Db::open(dir.path(), options)?;
+    /// for index in 0..100_u32 {
+    ///     db.put(&index.to_be_bytes(), &[0; 100])?;
+    /// }
+    /// db.flush()?; // waits for the flushes the full memtables started
+    /// assert!(db.stats().flushes >= 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn memtable_bytes_max(mut self, bytes: u64) -> Options {
         self.memtable_bytes_max = bytes.max(4 << 10);
@@ -113,6 +170,16 @@ impl Options {
     }
 
     /// Target size of a segment data block. Default 4 KiB; between 256 bytes and 1 MiB.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = zverse::Options::default().segment_block_bytes(16 << 10);
+    /// let db = zverse::Db::open(dir.path(), options)?;
+    /// # drop(db);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn segment_block_bytes(mut self, bytes: u32) -> Options {
         self.segment_block_bytes = bytes.clamp(256, 1 << 20);
@@ -121,6 +188,16 @@ impl Options {
 
     /// Number of segments below the target size (`segment_bytes_target`) at which background
     /// compaction merges some of them. Default 8; at least 2.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = zverse::Options::default().compaction_trigger_segments(4);
+    /// let db = zverse::Db::open(dir.path(), options)?;
+    /// # drop(db);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn compaction_trigger_segments(mut self, count: u32) -> Options {
         self.compaction_trigger_segments = count.max(2);
@@ -128,6 +205,16 @@ impl Options {
     }
 
     /// The most segments one compaction step reads. Default 8; between 2 and 64.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = zverse::Options::default().compaction_fan_in(4);
+    /// let db = zverse::Db::open(dir.path(), options)?;
+    /// # drop(db);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn compaction_fan_in(mut self, count: u32) -> Options {
         self.compaction_fan_in = count.clamp(2, zverse_core::merge::FAN_IN_MAX as u32);
@@ -138,6 +225,16 @@ impl Options {
     /// blocks exceed it by more than one block. Segments below it are merged by compaction;
     /// segments at it are only rewritten by [`crate::Db::compact`]. Default 256 MiB; between
     /// 4 KiB and 1 GiB (the format's limit is 4 GiB).
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = zverse::Options::default().segment_bytes_target(64 << 20);
+    /// let db = zverse::Db::open(dir.path(), options)?;
+    /// # drop(db);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn segment_bytes_target(mut self, bytes: u64) -> Options {
         self.segment_bytes_target = bytes.clamp(4 << 10, 1 << 30);
@@ -150,6 +247,16 @@ impl Options {
     /// compaction at a time) keeps at most an eighth as metadata before it is split. Mapped
     /// segment pages (the page cache) are not counted: the kernel reclaims them. Default 1 GiB;
     /// at least 1 MiB.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = zverse::Options::default().memory_bytes_max(256 << 20);
+    /// let db = zverse::Db::open(dir.path(), options)?;
+    /// # drop(db);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn memory_bytes_max(mut self, bytes: u64) -> Options {
         self.memory_bytes_max = bytes.max(1 << 20);
@@ -158,6 +265,16 @@ impl Options {
 
     /// Number of segments below the target size at which each write is delayed by 1 ms, so
     /// that compaction catches up. Default 20; never below `compaction_trigger_segments`.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = zverse::Options::default().write_slowdown_segments(16);
+    /// let db = zverse::Db::open(dir.path(), options)?;
+    /// # drop(db);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn write_slowdown_segments(mut self, count: u32) -> Options {
         self.write_slowdown_segments = count.max(2);
@@ -167,6 +284,17 @@ impl Options {
     /// Number of segments below the target size at which writes wait for compaction (or fail,
     /// if compaction is failing). Default 36; at least the slowdown count plus
     /// `compaction_fan_in`.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = zverse::Options::default();
+    /// let options = options.write_slowdown_segments(16).write_stop_segments(32);
+    /// let db = zverse::Db::open(dir.path(), options)?;
+    /// # drop(db);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn write_stop_segments(mut self, count: u32) -> Options {
         self.write_stop_segments = count.max(2);
@@ -198,6 +326,16 @@ impl Options {
     }
 
     /// Whether `open` creates a missing directory. Default `true`.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let missing = dir.path().join("missing");
+    /// let options = zverse::Options::default().create_if_missing(false);
+    /// assert!(zverse::Db::open(&missing, options).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn create_if_missing(mut self, create: bool) -> Options {
         self.create_if_missing = create;
@@ -210,6 +348,16 @@ impl Options {
     /// Z-range they read, and `MADV_COLD` on segments compaction retired. Default `true`.
     /// Off, no advice is given at all and segments keep the kernel's default read-ahead
     /// (`Stats::locality` still counts pages touched).
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = zverse::Options::default().locality_advisor(false);
+    /// let db = zverse::Db::open(dir.path(), options)?;
+    /// # drop(db);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn locality_advisor(mut self, enabled: bool) -> Options {
         self.locality_advisor = enabled;
@@ -258,11 +406,24 @@ impl Options {
     /// (their bounds). An operation that would pass it fails with
     /// [`Error::TransactionTooLarge`](crate::Error::TransactionTooLarge). Default 64 MiB; at
     /// least 4 KiB.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// use zverse::{Db, Error, Options};
+    /// let db = Db::open(dir.path(), Options::default().transaction_bytes_max(4 << 10))?;
+    /// let mut tx = db.transaction();
+    /// let too_large = tx.set(b"k", &[0; 8 << 10]);
+    /// assert!(matches!(too_large, Err(Error::TransactionTooLarge { .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn transaction_bytes_max(mut self, bytes: u64) -> Options {
         self.transaction_bytes_max = bytes.max(4 << 10);
         self
     }
+
     /// Opens the database for reading only. Default `false`. A read-only open takes no lock,
     /// creates, writes, syncs and deletes nothing (recovery replays the logs into memory
     /// only), so it works on a read-only directory, as another user, and while another
@@ -270,6 +431,19 @@ impl Options {
     /// writes made afterwards, by anyone, are not seen (open again to see them). Every write,
     /// `flush` and `compact` fails with [`crate::Error::OpenedReadOnly`]. The directory and
     /// its `MANIFEST` must exist.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// use zverse::{Db, Error, Options};
+    /// let writer = Db::open(dir.path(), Options::default())?;
+    /// writer.put(b"k", b"v")?;
+    /// let reader = Db::open(dir.path(), Options::default().read_only(true))?;
+    /// assert_eq!(reader.get(b"k")?.as_deref(), Some(&b"v"[..]));
+    /// assert!(matches!(reader.put(b"k", b"w"), Err(Error::OpenedReadOnly)));
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn read_only(mut self, read_only: bool) -> Options {
         self.read_only = read_only;
@@ -281,6 +455,20 @@ impl Options {
     /// and nothing is written: every later write gets a version above the newest one, so one
     /// far-future version (a wrong clock, a wrong number, `u64::MAX`) would stamp every write
     /// after it with that future time, and could exhaust the versions.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// use std::time::{Duration, SystemTime};
+    /// use zverse::{Db, Error, Options, Version};
+    /// let db = Db::open(dir.path(), Options::default().version_ahead_max(Duration::from_secs(60)))?;
+    /// let in_an_hour = Version::from_system_time(SystemTime::now() + Duration::from_secs(3600));
+    /// let refused = db.batch().put(b"k", b"v").commit_at(in_an_hour);
+    /// assert!(matches!(refused, Err(Error::VersionTooFarAhead { .. })));
+    /// assert_eq!(db.get(b"k")?, None); // nothing written
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn version_ahead_max(mut self, ahead: Duration) -> Options {
         self.version_ahead_max = ahead;

@@ -4,16 +4,18 @@
 //! per tier (`zverse_core::merge`), in key order for `range_at` and `history`, in Z order for
 //! `changes`.
 
+use std::cmp::Ordering;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 use zverse_core::merge::{FAN_IN_MAX, KeyOrder, Keyed, MergeVec, Order, ZOrder};
-use zverse_core::segment::{History, RangeAt};
+use zverse_core::segment::{History as SegmentHistoryIter, RangeAt};
 use zverse_core::zkey::ZBox;
 use zverse_core::{Entry, Version};
 
 use crate::db::Inner;
 use crate::error::{Error, Result};
+use crate::key_range::KeyRange;
 use crate::locality::{Advised, ScanPurpose};
 use crate::memtable::{self, MemBytes, MemEntry, Memtable};
 use crate::segment_file::SegmentFile;
@@ -123,27 +125,45 @@ impl ReadView {
         Ok(self.get_entry(key)?.and_then(|change| change.value))
     }
 
-    /// Every visible version of `key`, newest first.
-    pub(crate) fn history(&self, key: &[u8]) -> crate::History {
+    /// Every version of `key` in `versions` (capped at the view's version), newest first,
+    /// read lazily: each step reads one version from each tier it has not yet passed.
+    pub(crate) fn history(
+        &self,
+        key: &[u8],
+        versions: (Bound<Version>, Bound<Version>),
+    ) -> History {
+        let Some(version_max) = version_max(versions.1, self.version) else {
+            return History { merged: Box::new(std::iter::empty()), version_min: versions.0 };
+        };
         let mut sources: Vec<Source> = Vec::new();
         for memtable in self.tiers.memtables() {
-            let mut versions = Vec::new();
-            let from = Bound::Included((key, self.version));
-            walk_memtable(memtable, from, Bound::Included(key), |entry| {
-                versions.push(Ok(Change::from_memtable(entry)));
-            });
-            sources.push(Box::new(versions.into_iter()));
+            sources.push(Box::new(MemtableHistory::new(memtable, key, version_max)));
         }
         for segment in &self.tiers.segments {
-            sources.push(Box::new(SegmentHistory::open(segment, key, self.version)));
+            if !overlaps(segment, versions.0, version_max) {
+                continue; // Nothing in it is inside the window.
+            }
+            sources.push(Box::new(SegmentHistory::open(segment, key, version_max)));
         }
-        let merged = merge(sources, KeyOrder);
-        let versions: Vec<_> = merged.map(|item| item.map(|c| (c.version, c.value))).collect();
-        versions.into_iter()
+        History { merged: merge(sources, KeyOrder), version_min: versions.0 }
     }
 
-    /// Every key in `keys` with its newest value at the view's version, in key order.
-    pub(crate) fn range(&self, keys: &OwnedRange) -> Range {
+    /// Every key in `keys` with its newest value at the view's version, in key order. Each
+    /// end's merge is set up by its first read: a reverse walk never sets up the forward one.
+    pub(crate) fn range(&self, keys: OwnedRange) -> Range {
+        Range {
+            front: None,
+            key_last: None,
+            back: None,
+            key_last_back: None,
+            keys,
+            done: false,
+            view: self.clone(),
+        }
+    }
+
+    /// [`ReadView::range`] in key order: what `Range::next` reads.
+    fn range_fwd(&self, keys: &OwnedRange) -> Source {
         let mut sources: Vec<Source> = Vec::new();
         for memtable in self.tiers.memtables() {
             sources.push(Box::new(MemtableRange::new(memtable, keys, self.version)));
@@ -151,7 +171,23 @@ impl ReadView {
         for segment in &self.tiers.segments {
             sources.push(Box::new(SegmentRange::open(segment, keys, self.version)));
         }
-        Range { merged: merge(sources, KeyOrder), key_last: None, _view: self.clone() }
+        merge(sources, KeyOrder)
+    }
+
+    /// [`ReadView::range`] in descending key order: what `Range::next_back` reads.
+    fn range_rev(&self, keys: &OwnedRange) -> Source {
+        let mut sources: Vec<Source> = Vec::new();
+        for memtable in self.tiers.memtables() {
+            sources.push(Box::new(MemtableRangeRev::new(
+                Arc::clone(memtable),
+                keys.clone(),
+                self.version,
+            )));
+        }
+        for segment in &self.tiers.segments {
+            sources.push(Box::new(SegmentRangeRev::open(segment, keys, self.version)));
+        }
+        merge(sources, KeyOrderRev)
     }
 
     /// Every version written to a key in `keys` within `versions` (capped at the view's
@@ -216,6 +252,37 @@ fn cap_versions(
     (start, end)
 }
 
+/// The highest version a `versions` end bound admits at or below `cap`; `None` if none does.
+fn version_max(end: Bound<Version>, cap: Version) -> Option<Version> {
+    match end {
+        Bound::Included(version) => Some(version.min(cap)),
+        Bound::Excluded(version) => version.get().checked_sub(1).map(|v| Version::new(v).min(cap)),
+        Bound::Unbounded => Some(cap),
+    }
+}
+
+/// Whether `segment` can hold a version from `version_min` up to `version_max`.
+fn overlaps(segment: &SegmentFile, version_min: Bound<Version>, version_max: Version) -> bool {
+    let meta = segment.meta();
+    let above_min = match version_min {
+        Bound::Included(min) => meta.version_max >= min,
+        Bound::Excluded(min) => meta.version_max > min,
+        Bound::Unbounded => true,
+    };
+    above_min && meta.version_min <= version_max
+}
+
+/// Key order reversed: key descending, then version descending (newest first), so that the
+/// first item of each key in a reverse merge is still its newest version.
+#[derive(Clone, Copy, Debug)]
+struct KeyOrderRev;
+
+impl Order<Change> for KeyOrderRev {
+    fn cmp(&self, a: &Change, b: &Change) -> Ordering {
+        b.key[..].cmp(&a.key[..]).then_with(|| b.version.cmp(&a.version))
+    }
+}
+
 /// A key range with owned bounds, so that iterators can outlive the caller's borrow.
 #[derive(Clone, Debug)]
 pub(crate) struct OwnedRange {
@@ -224,9 +291,10 @@ pub(crate) struct OwnedRange {
 }
 
 impl OwnedRange {
-    pub(crate) fn new<'k>(keys: &impl RangeBounds<&'k [u8]>) -> OwnedRange {
-        let own = |bound: Bound<&&[u8]>| bound.map(|key| Box::<[u8]>::from(*key));
-        OwnedRange { start: own(keys.start_bound()), end: own(keys.end_bound()) }
+    /// The owned form of a `RangeBounds` over byte slices (the transaction API's ranges).
+    pub(crate) fn new(keys: &(impl KeyRange + ?Sized)) -> OwnedRange {
+        let own = |bound: Bound<&[u8]>| bound.map(Box::<[u8]>::from);
+        OwnedRange { start: own(keys.start_key()), end: own(keys.end_key()) }
     }
 
     fn bounds(&self) -> (Bound<&[u8]>, Bound<&[u8]>) {
@@ -295,6 +363,91 @@ fn key_start(start: Bound<&[u8]>) -> Bound<(&[u8], Version)> {
     }
 }
 
+/// Newest version per key at or below a version, from one memtable, in descending key order.
+struct MemtableRangeRev {
+    memtable: Arc<Memtable>,
+    keys: OwnedRange,
+    version: Version,
+    /// The last key yielded: the walk resumes before all of its versions.
+    key_last: Option<MemBytes>,
+    done: bool,
+}
+
+impl MemtableRangeRev {
+    fn new(memtable: Arc<Memtable>, keys: OwnedRange, version: Version) -> MemtableRangeRev {
+        MemtableRangeRev { memtable, keys, version, key_last: None, done: false }
+    }
+}
+
+impl Iterator for MemtableRangeRev {
+    type Item = Result<Change>;
+
+    fn next(&mut self) -> Option<Result<Change>> {
+        let (start, end) = self.keys.bounds();
+        while !self.done {
+            // The last (oldest) entry of the previous key. In key order `(key, MAX)` is the
+            // first possible entry of a key, so "before it" is the previous key.
+            let last = match &self.key_last {
+                Some(key) => {
+                    self.memtable.prev_before(Bound::Excluded((&key[..], Version::MAX)), start)
+                }
+                None => self.memtable.prev_before(key_end(end), start),
+            };
+            let Some(last) = last else {
+                self.done = true;
+                break;
+            };
+            let found = self.memtable.get_at(&last.key, self.version);
+            self.key_last = Some(last.key);
+            if let Some(found) = found {
+                return Some(Ok(Change::from_memtable(found)));
+            }
+        }
+        None
+    }
+}
+
+/// Where a backward key-order walk over a memtable starts, for a key range's end bound.
+fn key_end(end: Bound<&[u8]>) -> Bound<(&[u8], Version)> {
+    match end {
+        Bound::Included(key) => Bound::Included((key, Version::ZERO)),
+        Bound::Excluded(key) => Bound::Excluded((key, Version::MAX)),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// One key's versions at or below a version, newest first, from one memtable: one seek, then
+/// a cursor, so nothing is collected.
+struct MemtableHistory {
+    cursor: memtable::Cursor,
+    key: Box<[u8]>,
+    done: bool,
+}
+
+impl MemtableHistory {
+    fn new(memtable: &Arc<Memtable>, key: &[u8], version: Version) -> MemtableHistory {
+        let cursor = memtable.cursor(Bound::Included((key, version)));
+        MemtableHistory { cursor, key: key.into(), done: false }
+    }
+}
+
+impl Iterator for MemtableHistory {
+    type Item = Result<Change>;
+
+    fn next(&mut self) -> Option<Result<Change>> {
+        if self.done {
+            return None;
+        }
+        match self.cursor.next() {
+            Some(entry) if entry.key[..] == self.key[..] => Some(Ok(Change::from_memtable(entry))),
+            _ => {
+                self.done = true;
+                None
+            }
+        }
+    }
+}
+
 /// Calls `f` with every entry of `memtable` from `from` on, in key order, while keys are in
 /// `end`: one seek, then a cursor.
 fn walk_memtable(
@@ -346,24 +499,55 @@ impl Iterator for SegmentRange {
 }
 
 self_cell::self_cell! {
+    /// A segment's `range_at` iterator walked from the back, keeping its segment mapped. No
+    /// locality advice: the advisor's read-ahead runs forwards.
+    struct SegmentRangeRevCell {
+        owner: Arc<SegmentFile>,
+        #[not_covariant]
+        dependent: RangeAt,
+    }
+}
+
+struct SegmentRangeRev(SegmentRangeRevCell);
+
+impl SegmentRangeRev {
+    fn open(segment: &Arc<SegmentFile>, keys: &OwnedRange, version: Version) -> SegmentRangeRev {
+        SegmentRangeRev(SegmentRangeRevCell::new(Arc::clone(segment), |segment| {
+            segment.segment().range_at(keys.bounds(), version)
+        }))
+    }
+}
+
+impl Iterator for SegmentRangeRev {
+    type Item = Result<Change>;
+
+    fn next(&mut self) -> Option<Result<Change>> {
+        self.0.with_dependent_mut(|segment, range| {
+            range.next_back().map(|entry| match entry {
+                Ok(entry) => Ok(Change::from_segment(segment, entry)),
+                Err(corruption) => Err(segment_corruption(segment, corruption)),
+            })
+        })
+    }
+}
+
+self_cell::self_cell! {
     /// A segment's `history` iterator, keeping its segment mapped.
     struct SegmentHistoryCell {
         owner: Arc<SegmentFile>,
         #[not_covariant]
-        dependent: History,
+        dependent: SegmentHistoryIter,
     }
 }
 
-struct SegmentHistory {
-    cell: SegmentHistoryCell,
-    version: Version,
-}
+struct SegmentHistory(SegmentHistoryCell);
 
 impl SegmentHistory {
     fn open(segment: &Arc<SegmentFile>, key: &[u8], version: Version) -> SegmentHistory {
-        let cell =
-            SegmentHistoryCell::new(Arc::clone(segment), |segment| segment.segment().history(key));
-        SegmentHistory { cell, version }
+        let cell = SegmentHistoryCell::new(Arc::clone(segment), |segment| {
+            segment.segment().history_at(key, version)
+        });
+        SegmentHistory(cell)
     }
 }
 
@@ -371,15 +555,11 @@ impl Iterator for SegmentHistory {
     type Item = Result<Change>;
 
     fn next(&mut self) -> Option<Result<Change>> {
-        let version = self.version;
-        self.cell.with_dependent_mut(|segment, history| {
-            loop {
-                match history.next()? {
-                    Ok(entry) if entry.version > version => {}
-                    Ok(entry) => return Some(Ok(Change::from_segment(segment, entry))),
-                    Err(corruption) => return Some(Err(segment_corruption(segment, corruption))),
-                }
-            }
+        self.0.with_dependent_mut(|segment, history| {
+            history.next().map(|entry| match entry {
+                Ok(entry) => Ok(Change::from_segment(segment, entry)),
+                Err(corruption) => Err(segment_corruption(segment, corruption)),
+            })
         })
     }
 }
@@ -451,37 +631,137 @@ fn memtable_changes(
     found
 }
 
-/// The iterator `Db::range` and `Db::range_at` return: `(key, value)` in key order.
+/// The iterator `range`, `range_at`, `prefix` and `prefix_at` return: `(key, value)` in key
+/// order, or in descending key order from the back (`.rev()`, `next_back`, `last`). The two
+/// ends can be mixed; they meet without repeating a key.
 pub struct Range {
-    merged: Source,
+    /// The forward merge, set up by the first `next`.
+    front: Option<Source>,
+    /// The last key read from the front, deleted or not.
     key_last: Option<Value>,
-    _view: ReadView,
+    /// The reverse merge, set up by the first `next_back`.
+    back: Option<Source>,
+    /// The last key read from the back, deleted or not.
+    key_last_back: Option<Value>,
+    keys: OwnedRange,
+    /// The ends met.
+    done: bool,
+    view: ReadView,
+}
+
+impl Range {
+    /// Takes `change` as the next key from one end, unless it repeats `key_last` (an older
+    /// version of the key just read) or reached `key_other`, the other end's last key.
+    fn take(
+        change: Change,
+        key_last: &mut Option<Value>,
+        key_other: Option<&Value>,
+        reached: impl Fn(&[u8], &[u8]) -> bool,
+    ) -> Step {
+        // The first item of a key is its newest version across tiers; the rest are older.
+        if key_last.as_ref().is_some_and(|last| *last == change.key) {
+            return Step::Skip;
+        }
+        if key_other.is_some_and(|other| reached(&change.key, other)) {
+            return Step::Met;
+        }
+        *key_last = Some(change.key.clone());
+        match change.value {
+            Some(value) => Step::Yield((change.key, value)),
+            None => Step::Skip,
+        }
+    }
+}
+
+/// What one item of a merge means to a [`Range`] end.
+enum Step {
+    Skip,
+    Met,
+    Yield((Value, Value)),
 }
 
 impl Iterator for Range {
     type Item = Result<(Value, Value)>;
 
     fn next(&mut self) -> Option<Result<(Value, Value)>> {
-        loop {
-            let change = match self.merged.next()? {
+        let front = self.front.get_or_insert_with(|| self.view.range_fwd(&self.keys));
+        while !self.done {
+            let change = match front.next()? {
                 Ok(change) => change,
                 Err(error) => return Some(Err(error)),
             };
-            // The first item of a key is its newest version across tiers; the rest are older.
-            if self.key_last.as_ref().is_some_and(|last| *last == change.key) {
-                continue;
-            }
-            self.key_last = Some(change.key.clone());
-            if let Some(value) = change.value {
-                return Some(Ok((change.key, value)));
+            let other = self.key_last_back.as_ref();
+            match Range::take(change, &mut self.key_last, other, |key, back| key >= back) {
+                Step::Skip => {}
+                Step::Met => self.done = true,
+                Step::Yield(item) => return Some(Ok(item)),
             }
         }
+        None
+    }
+}
+
+impl DoubleEndedIterator for Range {
+    fn next_back(&mut self) -> Option<Result<(Value, Value)>> {
+        let back = self.back.get_or_insert_with(|| self.view.range_rev(&self.keys));
+        while !self.done {
+            let change = match back.next()? {
+                Ok(change) => change,
+                Err(error) => return Some(Err(error)),
+            };
+            let other = self.key_last.as_ref();
+            match Range::take(change, &mut self.key_last_back, other, |key, front| key <= front) {
+                Step::Skip => {}
+                Step::Met => self.done = true,
+                Step::Yield(item) => return Some(Ok(item)),
+            }
+        }
+        None
     }
 }
 
 impl std::fmt::Debug for Range {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Range").field("key_last", &self.key_last).finish_non_exhaustive()
+        f.debug_struct("Range")
+            .field("key_last", &self.key_last)
+            .field("key_last_back", &self.key_last_back)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The iterator `history` and `history_range` return: a key's versions, newest first, as
+/// `(version, value)` with `None` for a delete. Lazy: it reads a version when asked for one,
+/// so `.take(n)` reads about `n`, whatever the length of the history.
+pub struct History {
+    merged: Source,
+    /// Versions below this bound end the walk.
+    version_min: Bound<Version>,
+}
+
+impl Iterator for History {
+    type Item = Result<(Version, Option<Value>)>;
+
+    fn next(&mut self) -> Option<Result<(Version, Option<Value>)>> {
+        let change = match self.merged.next()? {
+            Ok(change) => change,
+            Err(error) => return Some(Err(error)),
+        };
+        let above = match self.version_min {
+            Bound::Included(min) => change.version >= min,
+            Bound::Excluded(min) => change.version > min,
+            Bound::Unbounded => true,
+        };
+        if !above {
+            self.merged = Box::new(std::iter::empty());
+            return None;
+        }
+        Some(Ok((change.version, change.value)))
+    }
+}
+
+impl std::fmt::Debug for History {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("History").field("version_min", &self.version_min).finish_non_exhaustive()
     }
 }
 

@@ -90,6 +90,18 @@ pub struct Stats {
 
 impl Db {
     /// The database's counters as they are now.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// db.put(b"k", b"v")?;
+    /// let stats = db.stats();
+    /// assert_eq!(stats.versions, 1);
+    /// assert_eq!(stats.bytes_written_user, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn stats(&self) -> Stats {
         let inner = &self.inner;
@@ -166,6 +178,19 @@ impl Db {
     /// How many pages of the live segments are in memory now (`mincore` on each segment's
     /// mapping, one call per 256 pages), or `None` where the backend cannot tell. Costs system
     /// calls in proportion to the data: for tools and benchmarks, not for a hot path.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// db.put(b"k", b"v")?;
+    /// db.flush()?;
+    /// if let Some(residency) = db.segment_residency() {
+    ///     assert!(residency.pages_resident <= residency.pages_total);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn segment_residency(&self) -> Option<SegmentResidency> {
         let tiers = self.inner.tiers();

@@ -32,9 +32,10 @@ use zverse_core::{Version, limits};
 
 use crate::db::{Db, Inner};
 use crate::error::{Error, Result};
+use crate::key_range::KeyRange;
 use crate::options::Retention;
 use crate::read::{OwnedRange, Range, ReadView};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, exact_view, get_exact};
 use crate::value::Value;
 
 /// How `Db::update` retries: at most this many attempts, each lost to a write committed
@@ -281,12 +282,45 @@ pub struct Transaction<'db> {
 
 impl Db {
     /// A read-write transaction at [`Isolation::Snapshot`].
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// let mut tx = db.transaction();
+    /// tx.set(b"a", b"1")?;
+    /// tx.set(b"b", b"2")?;
+    /// assert_eq!(db.get(b"a")?, None); // not visible before the commit
+    /// let version = tx.commit()?;
+    /// assert!(version.is_some());
+    /// assert_eq!(db.get(b"b")?.as_deref(), Some(&b"2"[..]));
+    /// // Scans take the same ranges as `Db::range`:
+    /// let mut tx = db.transaction();
+    /// assert_eq!(tx.keys("a".."c", 10, None)?.len(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn transaction(&self) -> Transaction<'_> {
         Transaction::new(self, Isolation::Snapshot, true)
     }
 
     /// A read-write transaction at `isolation`.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// use zverse::{Error, Isolation};
+    /// db.put(b"on_call", b"alice")?;
+    /// let mut tx = db.transaction_with(Isolation::Serializable);
+    /// assert!(tx.get(b"on_call", None)?.is_some());
+    /// db.delete(b"on_call")?; // a write to a key `tx` read, after it started
+    /// tx.set(b"log", b"alice is on call")?;
+    /// assert!(matches!(tx.commit(), Err(Error::Conflict(_))));
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn transaction_with(&self, isolation: Isolation) -> Transaction<'_> {
         Transaction::new(self, isolation, true)
@@ -294,6 +328,20 @@ impl Db {
 
     /// A read-only transaction: it never conflicts, never blocks a writer, and tracks nothing;
     /// its writes fail with [`Error::TransactionReadOnly`].
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// use zverse::Error;
+    /// db.put(b"k", b"old")?;
+    /// let mut tx = db.read_transaction();
+    /// db.put(b"k", b"new")?;
+    /// assert_eq!(tx.get(b"k", None)?.as_deref(), Some(&b"old"[..])); // its start snapshot
+    /// assert!(matches!(tx.set(b"k", b"x"), Err(Error::TransactionReadOnly)));
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn read_transaction(&self) -> Transaction<'_> {
         Transaction::new(self, Isolation::Snapshot, false)
@@ -301,6 +349,19 @@ impl Db {
 
     /// The newest version of `key` with its value (`None` for a delete), or `None` if the key
     /// has no version: what [`Db::compare_and_swap`] compares.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// assert_eq!(db.get_versioned(b"k")?, None);
+    /// let v1 = db.put(b"k", b"v")?;
+    /// assert_eq!(db.get_versioned(b"k")?, Some((v1, Some(b"v".as_slice().into()))));
+    /// let v2 = db.delete(b"k")?;
+    /// assert_eq!(db.get_versioned(b"k")?, Some((v2, None)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn get_versioned(&self, key: &[u8]) -> Result<Option<(Version, Option<Value>)>> {
         let view = ReadView::new(&self.inner, Version::MAX)?;
         Ok(view.get_entry(key)?.map(|change| (change.version, change.value)))
@@ -345,6 +406,22 @@ impl Db {
     /// Writes `new` (`None`: a delete) under `key` only if the key's newest version is still
     /// `expected` (`None`: the key has no version), as [`Db::get_versioned`] reported it.
     /// Otherwise fails with [`Error::Conflict`] naming the newer version, and writes nothing.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// use zverse::Error;
+    /// let created = db.compare_and_swap(b"k", None, Some(b"1"))?; // only if `k` has no version
+    /// let (seen, _) = db.get_versioned(b"k")?.unwrap();
+    /// assert_eq!(seen, created);
+    /// db.put(b"k", b"someone else")?;
+    /// let stale = db.compare_and_swap(b"k", Some(seen), Some(b"2"));
+    /// assert!(matches!(stale, Err(Error::Conflict(_))));
+    /// assert_eq!(db.get(b"k")?.as_deref(), Some(&b"someone else"[..]));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn compare_and_swap(
         &self,
         key: &[u8],
@@ -468,9 +545,11 @@ impl<'db> Transaction<'db> {
         Ok(())
     }
 
+    /// The start snapshot, or the database as of `Some(version)`: refused below the retention
+    /// horizon, as every read as of a version is (the start is pinned, so always answered).
     fn view(&self, version: Option<Version>) -> Result<ReadView> {
         let start = self.snapshot.version();
-        ReadView::new(&self.db.inner, version.unwrap_or(start))
+        exact_view(&self.db.inner, version.unwrap_or(start))
     }
 
     /// Whether `key` has a value (see [`Transaction::get`]).
@@ -482,8 +561,8 @@ impl<'db> Transaction<'db> {
     /// snapshot's; or, with `Some(version)`, the database's as of `version`.
     pub fn get(&mut self, key: &[u8], version: Option<Version>) -> Result<Option<Value>> {
         self.check_open()?;
-        if version.is_some() {
-            return self.view(version)?.get(key);
+        if let Some(version) = version {
+            return get_exact(&self.db.inner, key, version);
         }
         if let Some(own) = self.writes.get(key) {
             return Ok(own.clone().map(Value::shared));
@@ -499,9 +578,9 @@ impl<'db> Transaction<'db> {
 
     /// Up to `limit` keys of `keys` with their values, in key order (see
     /// [`Transaction::scan`]).
-    pub fn getr<'k>(
+    pub fn getr(
         &mut self,
-        keys: impl RangeBounds<&'k [u8]>,
+        keys: impl KeyRange,
         limit: usize,
         version: Option<Version>,
     ) -> Result<Vec<(Value, Value)>> {
@@ -511,9 +590,9 @@ impl<'db> Transaction<'db> {
     /// Up to `limit` keys of `keys` with their values, ascending: the start snapshot merged
     /// with the transaction's own writes, or the database as of `Some(version)`. Memory
     /// O(`limit`).
-    pub fn scan<'k>(
+    pub fn scan(
         &mut self,
-        keys: impl RangeBounds<&'k [u8]>,
+        keys: impl KeyRange,
         limit: usize,
         version: Option<Version>,
     ) -> Result<Vec<(Value, Value)>> {
@@ -522,9 +601,9 @@ impl<'db> Transaction<'db> {
 
     /// [`Transaction::scan`], descending from the end of `keys`. Reads the range forward and
     /// keeps the last `limit` entries: memory O(`limit`), time O(range).
-    pub fn scanr<'k>(
+    pub fn scanr(
         &mut self,
-        keys: impl RangeBounds<&'k [u8]>,
+        keys: impl KeyRange,
         limit: usize,
         version: Option<Version>,
     ) -> Result<Vec<(Value, Value)>> {
@@ -532,9 +611,9 @@ impl<'db> Transaction<'db> {
     }
 
     /// The keys of [`Transaction::scan`].
-    pub fn keys<'k>(
+    pub fn keys(
         &mut self,
-        keys: impl RangeBounds<&'k [u8]>,
+        keys: impl KeyRange,
         limit: usize,
         version: Option<Version>,
     ) -> Result<Vec<Value>> {
@@ -542,9 +621,9 @@ impl<'db> Transaction<'db> {
     }
 
     /// The keys of [`Transaction::scanr`].
-    pub fn keysr<'k>(
+    pub fn keysr(
         &mut self,
-        keys: impl RangeBounds<&'k [u8]>,
+        keys: impl KeyRange,
         limit: usize,
         version: Option<Version>,
     ) -> Result<Vec<Value>> {
@@ -583,7 +662,7 @@ impl<'db> Transaction<'db> {
         reverse: bool,
     ) -> Result<(VecDeque<(Value, Value)>, bool)> {
         let view = self.view(version)?;
-        let committed = view.range(keys).peekable();
+        let committed = view.range(keys.clone()).peekable();
         let empty = BTreeMap::new();
         let bounds = (bound_ref(&keys.start), bound_ref(&keys.end));
         let own = if version.is_some() || is_inverted(bounds) { &empty } else { &self.writes };
@@ -594,9 +673,9 @@ impl<'db> Transaction<'db> {
     /// Every committed version of every key in `keys` up to the start (or `Some(version)`),
     /// key ascending then newest first, as `(key, version, value)` (`None` for a delete): at
     /// most `limit` of them. Memory O(`limit`); time O(versions in the range).
-    pub fn scan_all_versions<'k>(
+    pub fn scan_all_versions(
         &mut self,
-        keys: impl RangeBounds<&'k [u8]>,
+        keys: impl KeyRange,
         limit: usize,
         version: Option<Version>,
     ) -> Result<Vec<(Value, Version, Option<Value>)>> {
@@ -649,7 +728,7 @@ impl<'db> Transaction<'db> {
 
     /// Deletes every key in `keys` that has a value for this transaction. Under
     /// `Serializable` the range counts as scanned (a concurrent insert into it conflicts).
-    pub fn delr<'k>(&mut self, keys: impl RangeBounds<&'k [u8]>) -> Result<()> {
+    pub fn delr(&mut self, keys: impl KeyRange) -> Result<()> {
         self.check_writeable()?;
         let keys = OwnedRange::new(&keys);
         let mut rest = keys.clone();

@@ -45,6 +45,18 @@ impl Value {
     }
 
     /// The bytes, copied into a `Vec`.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// db.put(b"k", b"v")?;
+    /// let value: zverse::Value = db.get(b"k")?.unwrap();
+    /// assert_eq!(value.to_vec(), b"v".to_vec());
+    /// assert_eq!(&value[..], b"v", "a Value derefs to its bytes");
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn to_vec(&self) -> Vec<u8> {
         self.deref().to_vec()

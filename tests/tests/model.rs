@@ -133,8 +133,18 @@ enum Read {
     GetAt(Key, VersionPick),
     History(Key),
     Range(KeyRange),
-    /// Not generated for snapshots, which have no `range_at`.
     RangeAt(KeyRange, VersionPick),
+    /// `range_at(..).rev()`: descending key order.
+    RangeRev(KeyRange, VersionPick),
+    /// `range_at` read from both ends: bit `i` of the pattern (cycled) says whether the `i`-th
+    /// step takes from the back. The answer is put back in key order.
+    RangeEnds(KeyRange, VersionPick, u64),
+    PrefixAt(Key, VersionPick),
+    FirstAt(VersionPick),
+    LastAt(VersionPick),
+    /// The last key before a key: `range_at(..key, v).next_back()`.
+    LastBefore(Key, VersionPick),
+    HistoryRange(Key, VersionWindow),
     Changes(KeyRange, VersionWindow),
 }
 
@@ -226,8 +236,9 @@ fn version_window(offset_max: i8) -> BoxedStrategy<VersionWindow> {
     (bound(version_pick(offset_max)), bound(version_pick(offset_max))).boxed()
 }
 
-fn read(offset_max: i8, with_range_at: bool) -> BoxedStrategy<Read> {
-    let mut arms = vec![
+fn read(offset_max: i8) -> BoxedStrategy<Read> {
+    let pick = || version_pick(offset_max);
+    let arms = vec![
         (3, key().prop_map(Read::Get).boxed()),
         (4, (key(), version_pick(offset_max)).prop_map(|(k, v)| Read::GetAt(k, v)).boxed()),
         (3, key().prop_map(Read::History).boxed()),
@@ -238,13 +249,31 @@ fn read(offset_max: i8, with_range_at: bool) -> BoxedStrategy<Read> {
                 .prop_map(|(k, w)| Read::Changes(k, w))
                 .boxed(),
         ),
+        (3, (key_range(), pick()).prop_map(|(k, v)| Read::RangeAt(k, v)).boxed()),
+        (2, (key_range(), pick()).prop_map(|(k, v)| Read::RangeRev(k, v)).boxed()),
+        (
+            2,
+            (key_range(), pick(), any::<u64>())
+                .prop_map(|(k, v, pattern)| Read::RangeEnds(k, v, pattern))
+                .boxed(),
+        ),
+        (2, (prefix(), pick()).prop_map(|(k, v)| Read::PrefixAt(k, v)).boxed()),
+        (1, pick().prop_map(Read::FirstAt).boxed()),
+        (1, pick().prop_map(Read::LastAt).boxed()),
+        (1, (key(), pick()).prop_map(|(k, v)| Read::LastBefore(k, v)).boxed()),
+        (
+            2,
+            (key(), version_window(offset_max)).prop_map(|(k, w)| Read::HistoryRange(k, w)).boxed(),
+        ),
     ];
-    if with_range_at {
-        let range_at =
-            (key_range(), version_pick(offset_max)).prop_map(|(k, v)| Read::RangeAt(k, v));
-        arms.push((3, range_at.boxed()));
-    }
     Union::new_weighted(arms).boxed()
+}
+
+/// Prefixes: a generated key or a short cut of one (`prefix00`, `a`, `\xff`, ...).
+fn prefix() -> BoxedStrategy<Key> {
+    (key(), 0..=9_usize)
+        .prop_map(|(key, len)| Bytes(key.0[..len.min(key.0.len())].to_vec()))
+        .boxed()
 }
 
 fn write() -> BoxedStrategy<Op> {
@@ -260,9 +289,9 @@ fn write() -> BoxedStrategy<Op> {
 fn op(offset_max: i8) -> BoxedStrategy<Op> {
     prop_oneof![
         45 => write(),
-        35 => read(offset_max, true).prop_map(Op::Read),
+        35 => read(offset_max).prop_map(Op::Read),
         3 => Just(Op::Snapshot),
-        6 => (any::<Index>(), read(offset_max, false)).prop_map(|(i, r)| Op::SnapshotRead(i, r)),
+        6 => (any::<Index>(), read(offset_max)).prop_map(|(i, r)| Op::SnapshotRead(i, r)),
         1 => any::<Index>().prop_map(Op::SnapshotDrop),
         5 => Just(Op::Flush),
         2 => Just(Op::Compact),
@@ -434,6 +463,45 @@ enum Target<'a> {
 }
 
 impl Target<'_> {
+    fn range_at(self, keys: impl zverse::KeyRange, at: Version) -> zverse::Result<zverse::Range> {
+        match self {
+            Target::Db(db) => db.range_at(keys, at),
+            Target::Snapshot(snapshot) => snapshot.range_at(keys, at),
+        }
+    }
+
+    fn prefix_at(self, prefix: &[u8], at: Version) -> zverse::Result<zverse::Range> {
+        match self {
+            Target::Db(db) => db.prefix_at(prefix, at),
+            Target::Snapshot(snapshot) => snapshot.prefix_at(prefix, at),
+        }
+    }
+
+    fn first_at(self, at: Version) -> zverse::Result<Option<zverse::KeyValue>> {
+        match self {
+            Target::Db(db) => db.first_at(at),
+            Target::Snapshot(snapshot) => snapshot.first_at(at),
+        }
+    }
+
+    fn last_at(self, at: Version) -> zverse::Result<Option<zverse::KeyValue>> {
+        match self {
+            Target::Db(db) => db.last_at(at),
+            Target::Snapshot(snapshot) => snapshot.last_at(at),
+        }
+    }
+
+    fn history_range(
+        self,
+        key: &[u8],
+        versions: (Bound<Version>, Bound<Version>),
+    ) -> zverse::Result<zverse::History> {
+        match self {
+            Target::Db(db) => db.history_range(key, versions),
+            Target::Snapshot(snapshot) => snapshot.history_range(key, versions),
+        }
+    }
+
     /// The newest version the target can see, for the model.
     fn cap(self) -> Version {
         match self {
@@ -479,11 +547,36 @@ fn observe(target: Target<'_>, read: &Read, written: &[Version]) -> Result<Obser
             };
             entries(range)?
         }
-        (Read::RangeAt(keys, pick), Target::Db(db)) => {
-            entries(engine(db.range_at(slices(keys), pick.resolve(written)))?)?
+        (Read::RangeAt(keys, pick), target) => {
+            entries(engine(target.range_at(slices(keys), pick.resolve(written)))?)?
         }
-        (Read::RangeAt(..), Target::Snapshot(_)) => {
-            unreachable!("snapshots have no range_at; the strategy never generates it")
+        (Read::RangeRev(keys, pick), target) => {
+            entries(engine(target.range_at(slices(keys), pick.resolve(written)))?.rev())?
+        }
+        (Read::RangeEnds(keys, pick, pattern), target) => {
+            let range = engine(target.range_at(slices(keys), pick.resolve(written)))?;
+            entries_from_both_ends(range, *pattern)?
+        }
+        (Read::PrefixAt(prefix, pick), target) => {
+            entries(engine(target.prefix_at(prefix, pick.resolve(written)))?)?
+        }
+        (Read::FirstAt(pick), target) => {
+            entries(engine(target.first_at(pick.resolve(written)))?.into_iter().map(Ok))?
+        }
+        (Read::LastAt(pick), target) => {
+            entries(engine(target.last_at(pick.resolve(written)))?.into_iter().map(Ok))?
+        }
+        (Read::LastBefore(key, pick), target) => {
+            let before = (Bound::Unbounded, Bound::Excluded(&key[..]));
+            let mut range = engine(target.range_at(before, pick.resolve(written)))?;
+            entries(range.next_back().into_iter())?
+        }
+        (Read::HistoryRange(key, window), target) => {
+            let window = resolve_window(window, written);
+            let history = engine(target.history_range(key, window))?;
+            let history: Vec<_> = engine(history.collect::<zverse::Result<_>>())?;
+            let history = history.into_iter().map(|(version, value)| (version, bytes(value)));
+            Observation::History(history.collect())
         }
         (Read::Changes(keys, window), target) => {
             let window = resolve_window(window, written);
@@ -497,7 +590,28 @@ fn observe(target: Target<'_>, read: &Read, written: &[Version]) -> Result<Obser
     Ok(observation)
 }
 
-fn entries(range: zverse::Range) -> Result<Observation, String> {
+/// Reads `range` from both ends as `pattern` says (bit `i`, cycled: take from the back), and
+/// returns what was read in key order.
+fn entries_from_both_ends(mut range: zverse::Range, pattern: u64) -> Result<Observation, String> {
+    let (mut front, mut back) = (Vec::new(), Vec::new());
+    for step in 0.. {
+        let from_back = pattern.rotate_right(step % 64) & 1 == 1;
+        let item = if from_back { range.next_back() } else { range.next() };
+        let Some(item) = item else { break };
+        let (key, value) = engine(item)?;
+        let entry = (Bytes(key.to_vec()), Bytes(value.to_vec()));
+        if from_back { back.push(entry) } else { front.push(entry) }
+    }
+    if range.next().is_some() || range.next_back().is_some() {
+        return Err("a range that ended yields again".into());
+    }
+    front.extend(back.into_iter().rev());
+    Ok(Observation::Entries(front))
+}
+
+fn entries(
+    range: impl Iterator<Item = zverse::Result<(Value, Value)>>,
+) -> Result<Observation, String> {
     let entries: Vec<(Value, Value)> = engine(range.collect::<zverse::Result<_>>())?;
     Ok(Observation::Entries(
         entries.into_iter().map(|(k, v)| (Bytes(k.to_vec()), Bytes(v.to_vec()))).collect(),
@@ -530,8 +644,40 @@ fn expect(model: &Model, cap: Version, read: &Read, written: &[Version]) -> Obse
         }
         Read::History(key) => Observation::History(model.history(key, cap)),
         Read::Range(keys) => Observation::Entries(model.range_at(keys, cap)),
-        Read::RangeAt(keys, pick) => {
+        Read::RangeAt(keys, pick) | Read::RangeEnds(keys, pick, _) => {
             Observation::Entries(model.range_at(keys, pick.resolve(written).min(cap)))
+        }
+        Read::RangeRev(keys, pick) => {
+            let mut entries = model.range_at(keys, pick.resolve(written).min(cap));
+            entries.reverse();
+            Observation::Entries(entries)
+        }
+        Read::PrefixAt(prefix, pick) => {
+            let all = model
+                .range_at(&(Bound::Unbounded, Bound::Unbounded), pick.resolve(written).min(cap));
+            Observation::Entries(
+                all.into_iter().filter(|(key, _)| key.starts_with(prefix)).collect(),
+            )
+        }
+        Read::FirstAt(pick) => {
+            let all = model
+                .range_at(&(Bound::Unbounded, Bound::Unbounded), pick.resolve(written).min(cap));
+            Observation::Entries(all.into_iter().take(1).collect())
+        }
+        Read::LastAt(pick) => {
+            let all = model
+                .range_at(&(Bound::Unbounded, Bound::Unbounded), pick.resolve(written).min(cap));
+            Observation::Entries(all.into_iter().last().into_iter().collect())
+        }
+        Read::LastBefore(key, pick) => {
+            let before = (Bound::Unbounded, Bound::Excluded(key.clone()));
+            let all = model.range_at(&before, pick.resolve(written).min(cap));
+            Observation::Entries(all.into_iter().last().into_iter().collect())
+        }
+        Read::HistoryRange(key, window) => {
+            let window = resolve_window(window, written);
+            let history = model.history(key, cap).into_iter();
+            Observation::History(history.filter(|(version, _)| window.contains(version)).collect())
         }
         Read::Changes(keys, window) => {
             Observation::Changes(model.changes(keys, &resolve_window(window, written), cap))
@@ -1008,6 +1154,13 @@ fn range_history_and_changes_work_past_64_tiers() {
     assert_eq!((stats.segment_count, stats.memtable_count), (64, 1), "{stats:?}");
     assert_eq!(db.range(..).unwrap().count(), 64);
     assert_eq!(db.range_at(.., Version::MAX).unwrap().count(), 64);
+    let descending: Vec<_> = db.range(..).unwrap().rev().map(Result::unwrap).collect();
+    assert_eq!(descending.len(), 64);
+    assert_eq!(
+        (&descending[0].0[..], &descending[0].1[..]),
+        (&64u32.to_be_bytes()[..], &b"newest"[..])
+    );
+    assert!(descending.windows(2).all(|pair| pair[0].0 > pair[1].0), "descending key order");
     assert_eq!(db.changes(.., ..).unwrap().count(), 65);
     assert_eq!(db.get(&1u32.to_be_bytes()).unwrap().unwrap(), b"v");
     let history: Vec<_> = db.history(&64u32.to_be_bytes()).unwrap().map(Result::unwrap).collect();

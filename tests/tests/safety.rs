@@ -252,6 +252,78 @@ fn a_read_below_the_retention_horizon_is_refused_and_the_horizon_survives_reopen
     assert!(matches!(db.get_at(b"k", v1), Err(Error::BelowHorizon { .. })));
 }
 
+/// The reads issue 16 added (`prefix_at`, `first_at`, `last_at`, reversed ranges,
+/// `history_range`) go through the same horizon check as `range_at` and `changes`: refused
+/// below the horizon, answered at and above it, on a `Db` and on a `Snapshot`.
+#[test]
+fn every_read_as_of_a_version_is_refused_below_the_horizon_and_answered_at_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend::open(dir.path(), options().retention(Retention::Versions(1))).unwrap();
+    let v1 = db.put(b"k:1", b"one").unwrap();
+    db.put(b"k:2", b"kept").unwrap();
+    let v2 = db.put(b"k:1", b"two").unwrap();
+    db.compact().unwrap();
+    assert_eq!(db.horizon(), v2);
+    let below = |result: zverse::Result<()>, what: &str| match result {
+        Err(Error::BelowHorizon { horizon, .. }) => assert_eq!(horizon, v2, "{what}"),
+        other => panic!("{what}: expected BelowHorizon, got {other:?}"),
+    };
+    let snapshot = db.snapshot();
+    for (name, at) in [("db", None), ("snapshot", Some(&snapshot))] {
+        let what = |read: &str| format!("{name}.{read} below the horizon");
+        let prefix_at = |version| match at {
+            None => db.prefix_at(b"k:", version),
+            Some(s) => s.prefix_at(b"k:", version),
+        };
+        let first_at = |version| match at {
+            None => db.first_at(version),
+            Some(s) => s.first_at(version),
+        };
+        let last_at = |version| match at {
+            None => db.last_at(version),
+            Some(s) => s.last_at(version),
+        };
+        let range_at = |version| match at {
+            None => db.range_at(b"k:0"..b"k:9", version),
+            Some(s) => s.range_at(b"k:0"..b"k:9", version),
+        };
+        let history_range = |versions: std::ops::RangeFrom<Version>| match at {
+            None => db.history_range(b"k:1", versions),
+            Some(s) => s.history_range(b"k:1", versions),
+        };
+        below(prefix_at(v1).map(drop), &what("prefix_at"));
+        below(first_at(v1).map(drop), &what("first_at"));
+        below(last_at(v1).map(drop), &what("last_at"));
+        below(range_at(v1).map(|r| drop(r.rev())), &what("range_at(..).rev()"));
+        below(history_range(v1..).map(drop), &what("history_range"));
+
+        let keys = |range: zverse::Range| -> Vec<Vec<u8>> {
+            range.map(|item| item.unwrap().0.to_vec()).collect()
+        };
+        assert_eq!(keys(prefix_at(v2).unwrap()), [b"k:1", b"k:2"], "{name}.prefix_at");
+        assert_eq!(&first_at(v2).unwrap().unwrap().1[..], b"two", "{name}.first_at");
+        assert_eq!(&last_at(v2).unwrap().unwrap().0[..], b"k:2", "{name}.last_at");
+        assert_eq!(keys(range_at(v2).unwrap()).len(), 2, "{name}.range_at");
+        let reversed: Vec<Vec<u8>> =
+            range_at(v2).unwrap().rev().map(|i| i.unwrap().0.to_vec()).collect();
+        assert_eq!(reversed, [b"k:2", b"k:1"], "{name}.range_at(..).rev()");
+        let history: Vec<Version> = history_range(v2..).unwrap().map(|i| i.unwrap().0).collect();
+        assert_eq!(history, [v2], "{name}.history_range from the horizon");
+    }
+    // A transaction's reads as of a version are checked too; its own start is pinned.
+    let mut tx = db.transaction();
+    below(tx.get(b"k:1", Some(v1)).map(drop), "transaction get as of v1");
+    below(tx.scan(.., 10, Some(v1)).map(drop), "transaction scan as of v1");
+    assert_eq!(tx.get(b"k:1", Some(v2)).unwrap().as_deref(), Some(&b"two"[..]));
+    assert_eq!(tx.scanr(b"k:".., 10, Some(v2)).unwrap().len(), 2);
+    assert_eq!(tx.get(b"k:2", None).unwrap().as_deref(), Some(&b"kept"[..]));
+    drop(tx);
+    // No lower bound: what retention kept, as for `changes`.
+    assert_eq!(db.history(b"k:1").unwrap().count(), 1);
+    assert_eq!(db.history_range(b"k:1", ..=v2).unwrap().count(), 1);
+    assert_eq!(snapshot.history(b"k:1").unwrap().count(), 1);
+}
+
 /// A snapshot pins its version: compaction keeps what a read there needs, so the read is
 /// exact and answered, whatever the horizon.
 #[test]

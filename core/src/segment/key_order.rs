@@ -66,6 +66,11 @@ impl<'a> KeyOrderIter<'a> {
         (self.next_index < self.end_index).then(|| self.reader.entry(self.next_index))
     }
 
+    /// The last entry without moving before it.
+    fn peek_back(&mut self) -> Option<Result<Entry<'a>, Corruption>> {
+        (self.next_index < self.end_index).then(|| self.reader.entry(self.end_index - 1))
+    }
+
     fn stop(&mut self) {
         self.next_index = self.end_index;
     }
@@ -78,6 +83,18 @@ impl<'a> Iterator for KeyOrderIter<'a> {
         let item = self.peek()?;
         if item.is_ok() {
             self.next_index += 1;
+        } else {
+            self.stop();
+        }
+        Some(item)
+    }
+}
+
+impl DoubleEndedIterator for KeyOrderIter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let item = self.peek_back()?;
+        if item.is_ok() {
+            self.end_index -= 1;
         } else {
             self.stop();
         }
@@ -103,6 +120,18 @@ impl<'a, I: Iterator<Item = Result<Entry<'a>, Corruption>>> Iterator for FailOnc
     }
 }
 
+impl<'a, I> DoubleEndedIterator for FailOnce<I>
+where
+    I: DoubleEndedIterator<Item = Result<Entry<'a>, Corruption>>,
+{
+    fn next_back(&mut self) -> Option<Self::Item> {
+        match self.error.take() {
+            Some(error) => Some(Err(error)),
+            None => self.inner.next_back(),
+        }
+    }
+}
+
 /// One key's versions, newest first.
 pub type History<'a> = FailOnce<KeyOrderIter<'a>>;
 
@@ -117,7 +146,38 @@ pub(super) fn history<'a>(segment: Segment<'a>, key: &[u8]) -> History<'a> {
     }
 }
 
-/// For each key in a range, in key order, its newest entry at or below a version.
+/// One key's versions at or below `version`, newest first: a binary search within the key's
+/// run of the key index, so the newer versions are never decoded.
+#[expect(
+    clippy::large_types_passed_by_value,
+    reason = "the iterator keeps its own copy of the segment"
+)]
+pub(super) fn history_at<'a>(segment: Segment<'a>, key: &[u8], version: Version) -> History<'a> {
+    let positioned = KeyOrderIter::keys(segment, &(key..=key)).and_then(|mut inner| {
+        let (lo, hi) = (inner.next_index, inner.end_index);
+        inner.next_index =
+            inner.reader.first_not_before(lo, hi, |_, entry_version| entry_version > version)?;
+        Ok(inner)
+    });
+    match positioned {
+        Ok(inner) => FailOnce { error: None, inner },
+        Err(error) => KeyOrderIter::failed(segment, error),
+    }
+}
+
+/// An iterator over nothing.
+#[expect(
+    clippy::large_types_passed_by_value,
+    reason = "the iterator keeps its own copy of the segment"
+)]
+pub(super) fn empty(segment: Segment<'_>) -> History<'_> {
+    let inner = KeyOrderIter { reader: EntryReader::new(segment), next_index: 0, end_index: 0 };
+    FailOnce { error: None, inner }
+}
+
+/// For each key in a range, in key order, its newest entry at or below a version. Walks from
+/// both ends (`.rev()` yields the keys in descending order), and the two ends never yield
+/// the same key twice.
 #[derive(Debug)]
 pub struct RangeAt<'a> {
     entries: FailOnce<KeyOrderIter<'a>>,
@@ -171,6 +231,37 @@ impl<'a> Iterator for RangeAt<'a> {
                 return Some(Err(error));
             }
             return Some(Ok(entry));
+        }
+    }
+}
+
+impl DoubleEndedIterator for RangeAt<'_> {
+    /// From the back a key's versions come oldest first: the newest at or below the version
+    /// is the last of the run that is not above it; the newer rest is skipped by later calls.
+    fn next_back(&mut self) -> Option<Self::Item> {
+        loop {
+            let mut found = match self.entries.next_back()? {
+                Ok(entry) => entry,
+                Err(error) => return Some(Err(error)),
+            };
+            if found.version > self.version {
+                continue; // Every version of this key still ahead of us is newer still.
+            }
+            let inner = &mut self.entries.inner;
+            while let Some(newer) = inner.peek_back() {
+                match newer {
+                    Ok(newer) if newer.key == found.key && newer.version <= self.version => {
+                        found = newer;
+                        inner.end_index -= 1;
+                    }
+                    Ok(_) => break,
+                    Err(error) => {
+                        inner.stop();
+                        return Some(Err(error));
+                    }
+                }
+            }
+            return Some(Ok(found));
         }
     }
 }

@@ -239,6 +239,17 @@ impl<'a> Segment<'a> {
         key_order::history(*self, key)
     }
 
+    /// The versions of `key` at or below `version`, newest first, tombstones included. The
+    /// filter is asked first (a segment without the key reads nothing), then the key index is
+    /// searched for the newest version at or below `version`: newer ones are never decoded.
+    #[must_use]
+    pub fn history_at(&self, key: &[u8], version: Version) -> History<'a> {
+        if !filter_section::may_contain(self.filter, key) {
+            return key_order::empty(*self);
+        }
+        key_order::history_at(*self, key, version)
+    }
+
     /// For each key in `keys`, in key order, its newest entry at or below `version`
     /// (tombstones included: the caller decides whether a deleted key shows).
     #[must_use]

@@ -34,6 +34,21 @@ fn collect<'a>(
     items.map(|item| item.map(own)).collect()
 }
 
+/// Takes from the front and the back in turn and puts the answer back in forward order: the
+/// two ends must meet without losing or repeating an item.
+fn collect_both_ends<'a>(
+    mut items: impl DoubleEndedIterator<Item = Result<Entry<'a>, Corruption>>,
+) -> Result<Vec<Owned>, Corruption> {
+    let (mut front, mut back) = (Vec::new(), Vec::new());
+    while let Some(item) = items.next() {
+        front.push(own(item?));
+        let Some(item) = items.next_back() else { break };
+        back.push(own(item?));
+    }
+    front.extend(back.into_iter().rev());
+    Ok(front)
+}
+
 fn z_sorted(mut entries: Vec<Owned>) -> Vec<Owned> {
     entries.sort_by(|a, b| cmp_z(&a.0, Version::new(a.1), &b.0, Version::new(b.1)));
     entries
@@ -104,6 +119,10 @@ fn check_queries(
     for key in probe_keys {
         assert_eq!(collect(segment.history(key)), Ok(model_history(model, key)), "{key:?}");
         for &version in probe_versions {
+            let expected: Vec<Owned> =
+                model_history(model, key).into_iter().filter(|e| e.1 <= version).collect();
+            let got = collect(segment.history_at(key, Version::new(version)));
+            assert_eq!(got, Ok(expected), "history of {key:?} at {version}");
             let got = segment.get_at(key, Version::new(version)).map(|e| e.map(own));
             assert_eq!(got, Ok(model_get_at(model, key, version)), "{key:?} at {version}");
         }
@@ -111,7 +130,13 @@ fn check_queries(
     for keys in key_ranges {
         for &version in probe_versions {
             let got = collect(segment.range_at(as_slices(keys), Version::new(version)));
-            assert_eq!(got, Ok(model_range_at(model, keys, version)), "{keys:?} at {version}");
+            let expected = model_range_at(model, keys, version);
+            assert_eq!(got, Ok(expected.clone()), "{keys:?} at {version}");
+            let got_rev = collect(segment.range_at(as_slices(keys), Version::new(version)).rev());
+            let expected_rev: Vec<Owned> = expected.iter().rev().cloned().collect();
+            assert_eq!(got_rev, Ok(expected_rev), "rev {keys:?} at {version}");
+            let range = segment.range_at(as_slices(keys), Version::new(version));
+            assert_eq!(collect_both_ends(range), Ok(expected), "both ends {keys:?} at {version}");
         }
         for versions in version_ranges {
             let mut changes = segment.changes(as_slices(keys), version_bounds(versions));
