@@ -43,6 +43,20 @@ use crate::value::Value;
 /// database makes progress; the bound only keeps one caller from waiting forever.
 pub const UPDATE_ATTEMPTS_MAX: u32 = 1024;
 
+/// The longest pause between two attempts of [`Db::update`], in microseconds.
+const BACK_OFF_MICROS_MAX: u64 = 1_000;
+
+/// The pause after lost attempt number `attempt` (from 0) of [`Db::update`]: a yield for the
+/// first, then sleeps doubling from 2 µs up to [`BACK_OFF_MICROS_MAX`].
+fn back_off(attempt: u32) {
+    if attempt == 0 {
+        std::thread::yield_now();
+        return;
+    }
+    let micros = 1u64.checked_shl(attempt).unwrap_or(u64::MAX).min(BACK_OFF_MICROS_MAX);
+    std::thread::sleep(std::time::Duration::from_micros(micros));
+}
+
 /// Keys `Transaction::delr` reads at a time, so that its memory is the write set's alone.
 const DELR_CHUNK_LEN: usize = 1024;
 
@@ -369,8 +383,11 @@ impl Db {
 
     /// Replaces the value of `key` with `f(current)` (`None`: absent or deleted; `f` returning
     /// `None` deletes), atomically: if another write to `key` commits between the read and the
-    /// write, `f` runs again on the new value. Returns the write's version. Gives up with
-    /// [`Error::RetriesExhausted`] after [`UPDATE_ATTEMPTS_MAX`] lost attempts.
+    /// write, `f` runs again on the new value. Returns the write's version. A lost attempt
+    /// backs off before the next (a yield, then sleeps doubling from 2 µs to 1 ms), so a writer
+    /// that keeps losing to others on a hot key lets them finish instead of racing them. Gives
+    /// up with [`Error::RetriesExhausted`] after [`UPDATE_ATTEMPTS_MAX`] lost attempts (about
+    /// a second of back-off in all).
     ///
     /// ```
     /// # fn main() -> zverse::Result<()> {
@@ -391,12 +408,12 @@ impl Db {
         key: &[u8],
         mut f: impl FnMut(Option<&[u8]>) -> Option<Vec<u8>>,
     ) -> Result<Version> {
-        for _ in 0..UPDATE_ATTEMPTS_MAX {
+        for attempt in 0..UPDATE_ATTEMPTS_MAX {
             let view = ReadView::new(&self.inner, Version::MAX)?;
             let current = view.get_entry(key)?.and_then(|change| change.value);
             let next = f(current.as_deref());
             match self.write_checked(key, next.as_deref(), ConflictCheck::key(view.version, key)) {
-                Err(Error::Conflict(Conflict::Key { .. })) => {}
+                Err(Error::Conflict(Conflict::Key { .. })) => back_off(attempt),
                 outcome => return outcome,
             }
         }
