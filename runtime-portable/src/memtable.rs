@@ -680,20 +680,4 @@ mod loom_models {
         let executions = executions.load(std::sync::atomic::Ordering::Relaxed);
         println!("{executions} interleavings, preemption bound {:?}", builder.preemption_bound);
     }
-
-    #[test]
-    fn backward_cursor_walks_key_order_in_reverse_within_bounds() {
-        let memtable = filled();
-        let mut walked = Vec::new();
-        let start = Bound::Excluded(&b"a"[..]);
-        let mut prev = memtable.prev_before(Bound::Unbounded, start);
-        while let Some(entry) = prev {
-            walked.push((entry.key.to_vec(), entry.version.get()));
-            prev = memtable.prev_before(Bound::Excluded((&entry.key[..], entry.version)), start);
-        }
-        assert_eq!(walked, [(b"b".to_vec(), 5), (b"ab".to_vec(), 15)]);
-        let before_ab = Bound::Excluded((&b"ab"[..], Version::MAX));
-        let last_of_a = memtable.prev_before(before_ab, Bound::Unbounded).map(|e| e.version);
-        assert_eq!(last_of_a, Some(v(10)), "the oldest version of the key before");
-    }
 }
