@@ -57,11 +57,40 @@ impl Db {
     ///
     /// Fails with [`Error::DestinationExists`] if `dest` or the partial directory exists, and
     /// with [`Error::OpenedReadOnly`] on a read-only open.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let db = zverse::Db::open(dir.path().join("db"), zverse::Options::default())?;
+    /// let written = db.put(b"k", b"v")?;
+    /// let at = db.checkpoint(dir.path().join("backup"))?;
+    /// assert!(at >= written);
+    /// db.put(b"k", b"newer")?; // the copy does not see writes after its version
+    /// let copy = zverse::Db::open(dir.path().join("backup"), zverse::Options::default())?;
+    /// assert_eq!(copy.get(b"k")?.as_deref(), Some(&b"v"[..]));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn checkpoint(&self, dest: impl AsRef<Path>) -> Result<Version> {
         self.checkpoint_with_progress(dest, |_| {})
     }
 
     /// [`Db::checkpoint`], calling `progress` after each file.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let db = zverse::Db::open(dir.path().join("db"), zverse::Options::default())?;
+    /// db.put(b"k", b"v")?;
+    /// db.flush()?;
+    /// let mut files = 0;
+    /// db.checkpoint_with_progress(dir.path().join("backup"), |progress| {
+    ///     files = progress.files_done;
+    /// })?;
+    /// assert!(files >= 1); // at least the segment the flush wrote
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn checkpoint_with_progress(
         &self,
         dest: impl AsRef<Path>,

@@ -370,6 +370,15 @@ impl Options {
     /// of this many zeros each time the appends reach the filled length. Default 1 MiB, and
     /// never more than [`Options::memtable_bytes_max`] (a log rotates with its memtable); 0
     /// turns it off. Other durability modes never fill ahead.
+    ///
+    /// ```
+    /// use zverse::{Durability, Options};
+    /// // Synced commits into a log zero-filled 4 MiB ahead of its appends.
+    /// let options = Options::default()
+    ///     .durability(Durability::Sync)
+    ///     .log_preallocation_bytes(4 << 20);
+    /// # let _ = options;
+    /// ```
     #[must_use]
     pub fn log_preallocation_bytes(mut self, bytes: u64) -> Options {
         self.log_preallocation_bytes = bytes;
@@ -395,6 +404,18 @@ impl Options {
     /// Default 0 (off): on random keys the on-disk prefix fences already narrow a search to 16
     /// entries, and point reads measured no faster with fence keys (slower in noisy A/Bs);
     /// turn them on (64 MiB is a good start) for keys that share their first 8 bytes.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = zverse::Options::default().fence_keys_bytes_max(64 << 20);
+    /// let db = zverse::Db::open(dir.path(), options)?;
+    /// db.put(b"/*ns*db*tb*1", b"record")?;
+    /// db.flush()?; // the segment's first point read builds its fence keys
+    /// assert_eq!(db.get(b"/*ns*db*tb*1")?.as_deref(), Some(&b"record"[..]));
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn fence_keys_bytes_max(mut self, bytes: u64) -> Options {
         self.fence_keys_bytes_max = bytes;
