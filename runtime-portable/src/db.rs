@@ -486,11 +486,7 @@ impl Inner {
             manifest.write(io.as_ref(), dir)?;
             manifest
         };
-        let advisor = Arc::new(LocalityAdvisor::new(
-            options.locality_advisor,
-            options.segment_block_bytes as usize,
-        ));
-        let fence_budget = Arc::new(FenceBudget::new(options.fence_keys_bytes_max));
+        let (advisor, fence_budget) = read_parts(&options);
         remove_leftovers(io.as_ref(), dir, &manifest, &names)?;
         let recovery = Recovery {
             io: &io,
@@ -527,10 +523,6 @@ impl Inner {
     /// this reads them: when recovery fails and the manifest changed meanwhile, it starts over
     /// (at most `READ_ONLY_ATTEMPTS_MAX` times).
     fn open_read_only(dir: &Path, options: Options, io: Arc<dyn Io>) -> Result<Inner> {
-        let advisor = Arc::new(LocalityAdvisor::new(
-            options.locality_advisor,
-            options.segment_block_bytes as usize,
-        ));
         let mut attempt = 1;
         loop {
             let names = io.list_dir(dir)?;
@@ -540,7 +532,7 @@ impl Inner {
                 Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, what))
             })?;
             let mut read = manifest.clone();
-            let fence_budget = Arc::new(FenceBudget::new(options.fence_keys_bytes_max));
+            let (advisor, fence_budget) = read_parts(&options);
             let recovery = Recovery {
                 io: &io,
                 dir,
@@ -1520,6 +1512,14 @@ fn writer_limits(options: &Options) -> WriterLimits {
         segment_bytes_target: options.segment_bytes_target,
         metadata_bytes_max: options.segment_metadata_bytes_max(),
     }
+}
+
+/// What every open segment of a database shares: the locality advisor and the fence keys'
+/// memory budget, made anew for each open (and each read-only attempt).
+fn read_parts(options: &Options) -> (Arc<LocalityAdvisor>, Arc<FenceBudget>) {
+    let advisor =
+        LocalityAdvisor::new(options.locality_advisor, options.segment_block_bytes as usize);
+    (Arc::new(advisor), Arc::new(FenceBudget::new(options.fence_keys_bytes_max)))
 }
 
 /// Where recovery works, and with which options.
