@@ -26,6 +26,7 @@ mod cursor;
 mod fence_keys;
 mod filter_section;
 mod footer;
+pub mod history;
 mod key_index;
 mod key_order;
 mod reader;
