@@ -184,9 +184,9 @@ impl CodeBox {
     /// code, so comparing the masked codes compares that dimension.
     #[must_use]
     pub fn contains(&self, code: u128) -> bool {
-        [self.first_dimension, !self.first_dimension].into_iter().all(|mask| {
-            (self.min & mask..=self.max & mask).contains(&(code & mask))
-        })
+        [self.first_dimension, !self.first_dimension]
+            .into_iter()
+            .all(|mask| (self.min & mask..=self.max & mask).contains(&(code & mask)))
     }
 
     /// BIGMIN: the smallest code in the box that is `>= code`, or `None` if there is none.
@@ -263,8 +263,11 @@ impl CodeBox {
 
     /// The bits below `bit` that belong to the same dimension as `bit`.
     fn lower_bits_of_same_dimension(&self, bit: u128) -> u128 {
-        let dimension =
-            if bit & self.first_dimension != 0 { self.first_dimension } else { !self.first_dimension };
+        let dimension = if bit & self.first_dimension != 0 {
+            self.first_dimension
+        } else {
+            !self.first_dimension
+        };
         dimension & (bit - 1)
     }
 }

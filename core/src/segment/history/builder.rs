@@ -144,8 +144,9 @@ impl HistoryBuilder {
         let data_bytes = self.data_bytes.saturating_add(added);
         if data_bytes > self.options.data_bytes_max {
             let len_max = self.options.data_bytes_max;
-            return Err(LimitError::TooLarge { what: "history segment", len: data_bytes, len_max }
-                .into());
+            return Err(
+                LimitError::TooLarge { what: "history segment", len: data_bytes, len_max }.into()
+            );
         }
         if self.entries.len() as u64 >= ORDINAL_COUNT_MAX - 1 {
             let len = self.entries.len() as u64;
@@ -292,7 +293,7 @@ impl HistoryBuilder {
         writer: &mut Writer<S>,
         order: &[(u64, u32)],
         version_ordinals: &[u32],
-    ) -> Result<(Vec<BlockHandle>, Vec<u32>), BuildError<S::Error>> {
+    ) -> Result<BlocksWritten, BuildError<S::Error>> {
         let mut blocks = Vec::new();
         let mut offsets = alloc::vec![0u32; self.entries.len()];
         let mut block: Vec<u8> = Vec::with_capacity(self.options.block_bytes_target);
@@ -331,6 +332,9 @@ impl HistoryBuilder {
     }
 }
 
+/// The handles of the blocks written, and each entry's offset in the file (in entry order).
+type BlocksWritten = (Vec<BlockHandle>, Vec<u32>);
+
 /// A file offset as the format's `u32`, or the segment is too large.
 fn offset_u32<E>(offset: u64) -> Result<u32, BuildError<E>> {
     u32::try_from(offset).map_err(|_| {
@@ -354,8 +358,9 @@ impl<S: Sink> Writer<S> {
         let written = self.written + bytes.len() as u64;
         if written > SEGMENT_LEN_MAX {
             let what = "history segment";
-            return Err(LimitError::TooLarge { what, len: written, len_max: SEGMENT_LEN_MAX }
-                .into());
+            return Err(
+                LimitError::TooLarge { what, len: written, len_max: SEGMENT_LEN_MAX }.into()
+            );
         }
         self.sink.write_all(bytes).map_err(BuildError::Sink)?;
         self.written = written;

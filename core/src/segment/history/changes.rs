@@ -135,7 +135,11 @@ impl<'a> HistoryChanges<'a> {
     /// Moves to the next block that may hold an entry of the box: BIGMIN from the next
     /// block's first code, the block holding that code, then the zone map. Returns `false`
     /// when no block is left.
-    fn enter_next_block(&mut self, ordinals: &OrdinalBox, zbox: &CodeBox) -> Result<bool, Corruption> {
+    fn enter_next_block(
+        &mut self,
+        ordinals: &OrdinalBox,
+        zbox: &CodeBox,
+    ) -> Result<bool, Corruption> {
         let segment = self.segment;
         loop {
             let Some(next) = segment.block_handle(self.next_block) else {
@@ -150,9 +154,10 @@ impl<'a> HistoryChanges<'a> {
                     .block_handle(block)
                     .is_some_and(|handle| u128::from(handle.first_morton) <= target)
             };
-            let holder = partition_point(self.next_block, segment.block_count(), first_at_or_below_target)
-                .saturating_sub(1)
-                .max(self.next_block);
+            let holder =
+                partition_point(self.next_block, segment.block_count(), first_at_or_below_target)
+                    .saturating_sub(1)
+                    .max(self.next_block);
             self.stats.blocks_jumped += (holder - self.next_block) as u64;
             self.next_block = holder + 1;
             let handle = segment.block_handle(holder).unwrap_or_default();

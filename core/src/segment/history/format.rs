@@ -74,6 +74,8 @@ pub(super) struct Footer {
 
 impl Footer {
     /// The footer's bytes.
+    #[cfg(feature = "alloc")]
+    #[expect(clippy::indexing_slicing, reason = "fields fill the fixed layout exactly")]
     pub(super) fn encode(&self) -> [u8; FOOTER_LEN] {
         let mut out = [0u8; FOOTER_LEN];
         let mut at = 0;
@@ -159,6 +161,8 @@ pub(super) struct BlockHandle {
 }
 
 impl BlockHandle {
+    /// The handle's bytes.
+    #[cfg(feature = "alloc")]
     pub(super) fn encode(&self) -> [u8; BLOCK_HANDLE_LEN] {
         let mut out = [0u8; BLOCK_HANDLE_LEN];
         out[0..4].copy_from_slice(&self.offset.to_le_bytes());

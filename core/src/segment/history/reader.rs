@@ -143,7 +143,7 @@ impl<'a> HistorySegment<'a> {
         {
             return corrupt("history counts disagree");
         }
-        if self.block_index.len() % BLOCK_HANDLE_LEN != 0
+        if !self.block_index.len().is_multiple_of(BLOCK_HANDLE_LEN)
             || self.versions.len() != versions as usize * VERSION_ROW_LEN
             || self.key_order.len() != entries as usize * KEY_ORDER_ROW_LEN
         {
@@ -198,8 +198,9 @@ impl<'a> HistorySegment<'a> {
                     return Err(Corruption::new(at, "history key-order row missing"));
                 };
                 let descending = newer.is_none_or(|newer| version_ordinal < newer);
-                let in_data =
-                    (offset as usize).checked_add(ENTRY_HEADER_LEN).is_some_and(|end| end <= data_len);
+                let in_data = (offset as usize)
+                    .checked_add(ENTRY_HEADER_LEN)
+                    .is_some_and(|end| end <= data_len);
                 if !descending || version_ordinal >= self.version_count || !in_data {
                     return Err(Corruption::new(at, "history key-order row out of order or range"));
                 }
@@ -431,12 +432,11 @@ impl<'a> HistorySegment<'a> {
         let (version_ordinal, offset) =
             self.key_order_row(index).ok_or(Corruption::new(0, "history key-order row missing"))?;
         let corrupt = |what| Corruption::new(u64::from(offset), what);
-        let block_index =
-            partition_point(0, self.block_count as usize, |block| {
-                self.block_handle(block).is_some_and(|handle| handle.offset <= offset)
-            })
-            .checked_sub(1)
-            .ok_or_else(|| corrupt("history entry offset before the first block"))?;
+        let block_index = partition_point(0, self.block_count as usize, |block| {
+            self.block_handle(block).is_some_and(|handle| handle.offset <= offset)
+        })
+        .checked_sub(1)
+        .ok_or_else(|| corrupt("history entry offset before the first block"))?;
         let (block, handle) = self.checked_block(block_index)?;
         let position = (offset - handle.offset) as usize;
         let raw = decode_entry_at(block, position)

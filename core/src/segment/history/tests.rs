@@ -92,7 +92,12 @@ fn segment_changes(
 }
 
 /// Checks every query the segment answers against the model, for the probe keys and versions.
-fn check_against_model(model: &Model, bytes: &[u8], probe_keys: &[Vec<u8>], probe_versions: &[u64]) {
+fn check_against_model(
+    model: &Model,
+    bytes: &[u8],
+    probe_keys: &[Vec<u8>],
+    probe_versions: &[u64],
+) {
     let segment = HistorySegment::open(bytes).expect("a built segment opens");
     for key in probe_keys {
         let history = collect(segment.history(key)).expect("history");
@@ -131,7 +136,7 @@ fn grid_model() -> Model {
     let mut model = Model::new();
     for (index, key) in [&b"a"[..], b"b", b"bb", b"c", b"e"].iter().enumerate() {
         for version in 1..=6u64 {
-            if (index as u64 * 7 + version * 3) % 4 == 0 {
+            if (index as u64 * 7 + version * 3).is_multiple_of(4) {
                 continue;
             }
             let value = (version % 3 != 0).then(|| vec![index as u8; version as usize]);
@@ -162,7 +167,10 @@ fn every_box_over_a_small_grid_matches_brute_force() {
                         let versions = (version_start, version_end);
                         let found = segment_changes(&segment, &keys, &versions).unwrap();
                         let expected = model_changes(&model, &keys, &versions);
-                        assert_eq!(found, expected, "{keys:?} x {versions:?}, {block_bytes_target}");
+                        assert_eq!(
+                            found, expected,
+                            "{keys:?} x {versions:?}, {block_bytes_target}"
+                        );
                     }
                 }
             }
@@ -269,7 +277,10 @@ fn a_regular_segment_or_another_format_version_is_refused() {
     let error = HistorySegment::open(&newer).unwrap_err();
     assert_eq!(error.what, "unknown history segment format version");
     let mut regular = Vec::new();
-    let mut builder = crate::segment::SegmentBuilder::new(&mut regular, Default::default());
+    let mut builder = crate::segment::SegmentBuilder::new(
+        &mut regular,
+        crate::segment::SegmentOptions::default(),
+    );
     builder.add(b"k", Version::new(1), Some(b"v")).unwrap();
     builder.finish().unwrap();
     let error = HistorySegment::open(&regular).unwrap_err();
@@ -296,14 +307,14 @@ fn wide_model(key_count: u64, versions_per_key: u64, shared_prefix: bool) -> Mod
     model
 }
 
-/// What fraction of its blocks a box reads, and that it answers right.
-fn block_fraction(model: &Model, bytes: &[u8], keys: &KeyBounds, versions: &VersionBounds) -> f64 {
+/// What fraction of its blocks a box reads, in thousandths, and that it answers right.
+fn block_fraction(model: &Model, bytes: &[u8], keys: &KeyBounds, versions: &VersionBounds) -> u64 {
     let segment = HistorySegment::open(bytes).unwrap();
     let mut changes = segment.changes((bound_ref(&keys.0), bound_ref(&keys.1)), *versions);
     let mut found = collect(changes.by_ref()).unwrap();
     found.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
     assert_eq!(found, model_changes(model, keys, versions));
-    changes.stats().blocks_read as f64 / segment.block_count() as f64
+    changes.stats().blocks_read * 1000 / segment.block_count() as u64
 }
 
 #[test]
@@ -314,16 +325,20 @@ fn narrow_boxes_read_few_blocks_in_both_dimensions() {
         let keys = model_history_keys(&model);
         let versions: Vec<u64> = (1_000..1_000 + 400 * 25).collect();
         // All keys x 1% of the versions.
-        let window = (Bound::Included(Version::new(versions[5_000])), Bound::Excluded(Version::new(versions[5_100])));
+        let window = (
+            Bound::Included(Version::new(versions[5_000])),
+            Bound::Excluded(Version::new(versions[5_100])),
+        );
         let all_keys = (Bound::Unbounded, Bound::Unbounded);
         let fraction = block_fraction(&model, &bytes, &all_keys, &window);
         // A block covers about sqrt(16 / 10,000) = 4% of each dimension: about 5% in all.
         // Byte interleaving read 40% here, no pruning 100%.
-        assert!(fraction < 0.1, "all keys x 1% time read {fraction} of the blocks");
+        assert!(fraction < 100, "all keys x 1% time read {fraction}/1000 of the blocks");
         // 1% of the keys x all versions.
         let few_keys = (Bound::Included(keys[200].clone()), Bound::Excluded(keys[204].clone()));
-        let fraction = block_fraction(&model, &bytes, &few_keys, &(Bound::Unbounded, Bound::Unbounded));
-        assert!(fraction < 0.1, "1% keys x all time read {fraction} of the blocks");
+        let fraction =
+            block_fraction(&model, &bytes, &few_keys, &(Bound::Unbounded, Bound::Unbounded));
+        assert!(fraction < 100, "1% keys x all time read {fraction}/1000 of the blocks");
     }
 }
 
@@ -420,6 +435,40 @@ proptest! {
             let versions = (Bound::Included(Version::new(t1)), Bound::Included(Version::new(t2)));
             let found = segment_changes(&segment, &keys, &versions).unwrap();
             prop_assert_eq!(found, model_changes(&model, &keys, &versions));
+        }
+    }
+}
+
+/// BIGMIN and LITMAX over the bit interleave, for every box and every code of a 3-bit grid,
+/// against the brute-force answer.
+#[test]
+fn code_box_bigmin_and_litmax_on_the_bit_interleave_match_brute_force() {
+    use crate::zkey::{CodeBox, INTERLEAVE_BITS_FIRST_MASK, interleave_bits};
+    let code = |key: u32, version: u32| u128::from(interleave_bits(key, version));
+    for (key_lo, key_hi, version_lo, version_hi) in (0..8u32).flat_map(|a| {
+        (a..8).flat_map(move |b| (0..8u32).flat_map(move |c| (c..8).map(move |d| (a, b, c, d))))
+    }) {
+        let codes = CodeBox::new(
+            code(key_lo, version_lo),
+            code(key_hi, version_hi),
+            INTERLEAVE_BITS_FIRST_MASK,
+        )
+        .expect("an ordered box");
+        let inside: Vec<u128> = (0..64u128)
+            .filter(|&c| {
+                let (key, version) = (0..8u32)
+                    .flat_map(|k| (0..8u32).map(move |v| (k, v)))
+                    .find(|&(k, v)| code(k, v) == c)
+                    .expect("every 6-bit code is a grid point");
+                (key_lo..=key_hi).contains(&key) && (version_lo..=version_hi).contains(&version)
+            })
+            .collect();
+        for probe in 0..64u128 {
+            assert_eq!(codes.contains(probe), inside.contains(&probe));
+            let bigmin = inside.iter().copied().find(|&c| c >= probe);
+            let litmax = inside.iter().copied().rev().find(|&c| c <= probe);
+            assert_eq!(codes.next_at_or_after(probe), bigmin, "{codes:?} {probe}");
+            assert_eq!(codes.prev_at_or_before(probe), litmax, "{codes:?} {probe}");
         }
     }
 }
