@@ -124,10 +124,11 @@ impl<'a> HistorySegment<'a> {
         key_table: &'a [u8],
         at: u64,
     ) -> Result<HistorySegment<'a>, Corruption> {
-        let rows_len = (self.key_count as usize + 1) * KEY_ROW_LEN;
-        if key_table.len() < rows_len {
+        let rows_len = (u64::from(self.key_count) + 1) * KEY_ROW_LEN as u64;
+        if (key_table.len() as u64) < rows_len {
             return Err(Corruption::new(at, "history key table shorter than its rows"));
         }
+        let rows_len = rows_len as usize;
         let (rows, key_bytes) = key_table.split_at(rows_len);
         self.key_rows = rows;
         self.key_bytes = key_bytes;
@@ -144,8 +145,8 @@ impl<'a> HistorySegment<'a> {
             return corrupt("history counts disagree");
         }
         if !self.block_index.len().is_multiple_of(BLOCK_HANDLE_LEN)
-            || self.versions.len() != versions as usize * VERSION_ROW_LEN
-            || self.key_order.len() != entries as usize * KEY_ORDER_ROW_LEN
+            || self.versions.len() as u64 != u64::from(versions) * VERSION_ROW_LEN as u64
+            || self.key_order.len() as u64 != u64::from(entries) * KEY_ORDER_ROW_LEN as u64
         {
             return corrupt("history section length disagrees with its count");
         }
@@ -438,7 +439,10 @@ impl<'a> HistorySegment<'a> {
         .checked_sub(1)
         .ok_or_else(|| corrupt("history entry offset before the first block"))?;
         let (block, handle) = self.checked_block(block_index)?;
-        let position = (offset - handle.offset) as usize;
+        let position = offset
+            .checked_sub(handle.offset)
+            .ok_or_else(|| corrupt("history entry offset before its block"))?;
+        let position = position as usize;
         let raw = decode_entry_at(block, position)
             .ok_or_else(|| corrupt("history entry runs past its block"))?;
         if raw.key_ordinal != key_ordinal || raw.version_ordinal != version_ordinal {
