@@ -114,8 +114,11 @@ pub fn history_with_checksums_fixed(data: &[u8]) -> Vec<u8> {
 /// shared-prefix keys in small blocks.
 #[must_use]
 pub fn seeds_history() -> Vec<Vec<u8>> {
-    let small: Vec<(Vec<u8>, u64, Option<&[u8]>)> =
-        vec![(b"a".to_vec(), 1, Some(b"x")), (b"b".to_vec(), 2, None), (b"c".to_vec(), 3, Some(b"yy"))];
+    let small: Vec<SeedEntry<'_>> = vec![
+        (b"a".to_vec(), 1, Some(b"x")),
+        (b"b".to_vec(), 2, None),
+        (b"c".to_vec(), 3, Some(b"yy")),
+    ];
     let mut shared = Vec::new();
     for id in 0..6u64 {
         let mut key = b"/*ns*db*tb*".to_vec();
@@ -128,8 +131,11 @@ pub fn seeds_history() -> Vec<Vec<u8>> {
     vec![build_history(&[], 4096), build_history(&small, 4096), build_history(&shared, 48)]
 }
 
+/// A seed's entry: key, version, value (`None`: a tombstone).
+type SeedEntry<'a> = (Vec<u8>, u64, Option<&'a [u8]>);
+
 /// A history segment of `entries`, which are in key order (key ascending, versions descending).
-fn build_history(entries: &[(Vec<u8>, u64, Option<&[u8]>)], block_bytes: usize) -> Vec<u8> {
+fn build_history(entries: &[SeedEntry<'_>], block_bytes: usize) -> Vec<u8> {
     let options = HistoryOptions::default().with_block_bytes_target(block_bytes);
     let mut builder = HistoryBuilder::new(options);
     for (key, version, value) in entries {
