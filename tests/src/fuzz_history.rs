@@ -15,10 +15,10 @@ const SECTION_HANDLE_LEN: usize = 24;
 const BLOCK_HANDLE_LEN: usize = 32;
 
 /// Target `history_open`: opens `data` as a history segment, and on success runs `get_at`,
-/// `history`, `history_at` and `changes` over keys and versions it holds, none yielding more
-/// than every entry (plus one error). Runs twice: on the bytes, and with every checksum the
-/// footer locates recomputed ([`history_with_checksums_fixed`]), so that mutations reach the
-/// checks behind the checksums.
+/// `history`, `history_at`, `iter_key_order` and `changes` over keys and versions it holds,
+/// none yielding more than every entry (plus one error). Runs twice: on the bytes, and with
+/// every checksum the footer locates recomputed ([`history_with_checksums_fixed`]), so that
+/// mutations reach the checks behind the checksums.
 pub fn check_history(data: &[u8]) {
     check_history_bytes(data);
     check_history_bytes(&history_with_checksums_fixed(data));
@@ -34,6 +34,8 @@ fn check_history_bytes(data: &[u8]) {
         versions.push(entry.version);
     });
     assert!(all <= bound, "changes yields at most every entry");
+    let key_order = exhaust(segment.iter_key_order(), bound, |_| {});
+    assert!(key_order <= bound, "iter_key_order yields at most every entry");
     keys.truncate(12);
     versions.truncate(12);
     for &key in &keys {

@@ -1,11 +1,15 @@
 //! [`HistoryBuilder`]: writes a history segment from entries given in key order (key
 //! ascending, versions of a key descending): the order compaction decides survivors in.
 //!
-//! Memory: the builder holds the whole segment until [`HistoryBuilder::finish`] (values in one
-//! arena, each distinct key once, 24 bytes per entry), and at `finish` the version table and
-//! one (Morton code, entry) pair per entry to sort them in Z order. All of it is bounded by
-//! [`HistoryOptions::data_bytes_max`], which the engine sets to its segment target; an entry
-//! past the bound is refused with [`LimitError::TooLarge`] and nothing of it is kept.
+//! Memory: the builder holds the whole segment until [`HistoryBuilder::finish`]: the values in
+//! one arena, each distinct key once (plus a 4-byte start), and 24 bytes per entry. `finish`
+//! adds at most 64 bytes per entry (the version table, 8; version ordinals, 4; the (code,
+//! entry) pairs it sorts into Z order, 16; entry offsets, 4; block handles, at most one of 32
+//! per entry) and one block. The entries' bytes (headers, values, keys) are bounded by
+//! [`HistoryOptions::data_bytes_max`], which the engine sets to its segment target, and each
+//! entry takes at least 12 of them, so the builder never holds more than about 8 times the
+//! bound. An entry past the bound is refused with [`LimitError::TooLarge`] and nothing of it is
+//! kept.
 
 use alloc::vec::Vec;
 

@@ -39,7 +39,7 @@ mod reader;
 pub use builder::{HistoryBuilder, HistoryOptions, HistorySummary};
 pub use changes::{HistoryChanges, HistoryChangesStats};
 pub use format::{FOOTER_LEN, FORMAT_VERSION, MAGIC, ORDINAL_COUNT_MAX};
-pub use reader::{HistoryIter, HistorySegment};
+pub use reader::{HistoryIter, HistoryKeyOrder, HistorySegment};
 
 #[cfg(all(test, feature = "alloc", not(loom)))]
 mod tests;

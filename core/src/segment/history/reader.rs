@@ -315,6 +315,13 @@ impl<'a> HistorySegment<'a> {
         HistoryIter { segment: *self, key_ordinal, next, end }
     }
 
+    /// Every entry in key order (key ascending, each key's versions newest first), read
+    /// lazily through the key-order index: the order compaction merges segments in.
+    #[must_use]
+    pub fn iter_key_order(&self) -> HistoryKeyOrder<'a> {
+        HistoryKeyOrder { segment: *self, key_ordinal: 0, next: 0 }
+    }
+
     /// Every entry with its key in `keys` and its version in `versions`, in the segment's Z
     /// order, reading only the blocks that may hold some.
     #[must_use]
@@ -511,6 +518,40 @@ impl<'a> Iterator for HistoryIter<'a> {
         let entry = self.segment.entry_of_row(self.key_ordinal, index);
         if entry.is_err() {
             self.next = self.end;
+        }
+        Some(entry)
+    }
+}
+
+/// Every entry of a history segment in key order ([`HistorySegment::iter_key_order`]).
+#[derive(Clone, Debug)]
+pub struct HistoryKeyOrder<'a> {
+    segment: HistorySegment<'a>,
+    key_ordinal: u32,
+    /// The next key-order row; `entry_count` at the end.
+    next: u32,
+}
+
+impl<'a> Iterator for HistoryKeyOrder<'a> {
+    type Item = Result<Entry<'a>, Corruption>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // Open checked that the runs tile the rows in key order, each non-empty.
+        while self.key_ordinal < self.segment.key_count {
+            let (_, run_end) = self.segment.run(self.key_ordinal);
+            if self.next < run_end {
+                break;
+            }
+            self.key_ordinal += 1;
+        }
+        if self.key_ordinal >= self.segment.key_count {
+            return None;
+        }
+        let index = self.next;
+        self.next += 1;
+        let entry = self.segment.entry_of_row(self.key_ordinal, index);
+        if entry.is_err() {
+            self.key_ordinal = self.segment.key_count;
         }
         Some(entry)
     }

@@ -99,6 +99,9 @@ fn check_against_model(
     probe_versions: &[u64],
 ) {
     let segment = HistorySegment::open(bytes).expect("a built segment opens");
+    let in_key_order: Vec<Owned> =
+        model.iter().map(|((key, Reverse(v)), value)| (key.clone(), *v, value.clone())).collect();
+    assert_eq!(collect(segment.iter_key_order()).unwrap(), in_key_order, "iter_key_order");
     for key in probe_keys {
         let history = collect(segment.history(key)).expect("history");
         assert_eq!(history, model_history(model, key), "history of {key:?}");
@@ -374,6 +377,13 @@ fn every_flipped_byte_is_refused_or_harmless() {
                         let expected = model_get_at(&model, key, version);
                         assert_eq!(found.map(own), expected, "byte {at} ^ {flip:#x}");
                     }
+                }
+            }
+            if let Ok(all) = collect(segment.iter_key_order()) {
+                assert_eq!(all.len(), model.len(), "byte {at} ^ {flip:#x}");
+                for entry in all {
+                    let value = model.get(&(entry.0.clone(), Reverse(entry.1)));
+                    assert_eq!(value, Some(&entry.2), "byte {at} ^ {flip:#x}");
                 }
             }
             for (keys, versions) in &boxes {
