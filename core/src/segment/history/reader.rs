@@ -4,6 +4,7 @@
 
 use core::cmp::Ordering;
 use core::ops::{Bound, RangeBounds};
+use core::sync::atomic::{self, AtomicBool};
 
 use super::super::bytes::{partition_point, slice_at, u32_at, u64_at};
 use super::changes::HistoryChanges;
@@ -21,7 +22,8 @@ use crate::{Corruption, Entry, Version};
 ///
 /// Open checks the footer, every section's checksum, and that every count, offset and order in
 /// the block index, key table, version table and key-order index is consistent; data blocks are
-/// checked (checksum, then every entry decoded from them) each time a query reads one. So no
+/// checked (checksum, then every entry decoded from them) each time a query reads one (the
+/// checksum only the first time, with [`HistorySegment::with_verified_blocks`]). So no
 /// input makes a query panic or read outside the file, and a damaged byte is [`Corruption`].
 #[derive(Clone, Copy, Debug)]
 pub struct HistorySegment<'a> {
@@ -32,6 +34,9 @@ pub struct HistorySegment<'a> {
     key_bytes: &'a [u8],
     versions: &'a [u8],
     key_order: &'a [u8],
+    /// One flag per data block: set once the block has passed its checksum. Empty: verify on
+    /// every read.
+    verified: &'a [AtomicBool],
     entry_count: u32,
     key_count: u32,
     version_count: u32,
@@ -108,6 +113,7 @@ impl<'a> HistorySegment<'a> {
             key_bytes: &[],
             versions,
             key_order,
+            verified: &[],
             entry_count: count_u32(footer.entry_count, footer_at)?,
             key_count: count_u32(footer.key_count, footer_at)?,
             version_count: count_u32(footer.version_count, footer_at)?,
@@ -234,6 +240,16 @@ impl<'a> HistorySegment<'a> {
             return Err(Corruption::new(at, "history blocks do not cover the data"));
         }
         Ok(())
+    }
+
+    /// The same segment, remembering in `verified` (one flag per data block, all `false` at
+    /// first) which blocks passed their checksum, so each is hashed once, not on every read
+    /// (as `Segment::with_verified_blocks`; mapped bytes never change). Fewer flags than blocks:
+    /// ignored, every read verifies.
+    #[must_use]
+    pub fn with_verified_blocks(self, verified: &'a [AtomicBool]) -> HistorySegment<'a> {
+        let usable = verified.len() >= self.block_count();
+        HistorySegment { verified: if usable { verified } else { &[] }, ..self }
     }
 
     /// Entries (versions, tombstones included).
@@ -481,12 +497,20 @@ impl<'a> HistorySegment<'a> {
         let corrupt = |what| Corruption::new(u64::from(handle.offset), what);
         let block = slice_at(self.data, handle.offset as usize, handle.len as usize)
             .ok_or_else(|| corrupt("history block runs past the data"))?;
+        let flag = self.verified.get(index);
+        // Relaxed: the flag orders nothing; the bytes it vouches for never change.
+        if flag.is_some_and(|flag| flag.load(atomic::Ordering::Relaxed)) {
+            return Ok((block, handle));
+        }
         let checksum_at = (handle.offset as usize).checked_add(handle.len as usize);
         let stored = checksum_at
             .and_then(|at| u64_at(self.data, at))
             .ok_or_else(|| corrupt("history block checksum runs past the data"))?;
         if checksum(block) != stored {
             return Err(corrupt("history block checksum mismatch"));
+        }
+        if let Some(flag) = flag {
+            flag.store(true, atomic::Ordering::Relaxed);
         }
         Ok((block, handle))
     }

@@ -482,3 +482,35 @@ fn code_box_bigmin_and_litmax_on_the_bit_interleave_match_brute_force() {
         }
     }
 }
+
+/// With verified-block flags, a block is hashed on its first read and trusted afterwards: a
+/// byte damaged after that read goes unnoticed by design, while the same damage is caught
+/// without the flags; blocks never read keep their flags clear.
+#[test]
+fn verified_blocks_are_hashed_once() {
+    use core::sync::atomic::{AtomicBool, Ordering};
+    let model = grid_model();
+    let mut bytes = build(&model, 30);
+    let block_count = HistorySegment::open(&bytes).unwrap().block_count();
+    let flags: Vec<AtomicBool> = (0..block_count).map(|_| AtomicBool::new(false)).collect();
+    let key = b"a";
+    {
+        let segment = HistorySegment::open(&bytes).unwrap().with_verified_blocks(&flags);
+        let history = collect(segment.history(key)).unwrap();
+        assert_eq!(history, model_history(&model, key));
+    }
+    let set = flags.iter().filter(|flag| flag.load(Ordering::Relaxed)).count();
+    assert!(set > 0 && set < block_count, "only the blocks read are marked: {set}");
+    // Damage the value of "a" at version 5 (one of its bytes).
+    let newest = HistorySegment::open(&bytes).unwrap().get_at(key, Version::new(5)).unwrap();
+    let value = newest.unwrap().value.unwrap();
+    let at = value.as_ptr() as usize - bytes.as_ptr() as usize;
+    bytes[at] ^= 0xFF;
+    let unverified = HistorySegment::open(&bytes).unwrap();
+    assert!(unverified.get_at(key, Version::new(5)).is_err(), "without flags the damage is caught");
+    let trusting = HistorySegment::open(&bytes).unwrap().with_verified_blocks(&flags);
+    assert!(trusting.get_at(key, Version::new(5)).is_ok(), "a verified block is not hashed again");
+    let too_few = &flags[..block_count - 1];
+    let ignored = HistorySegment::open(&bytes).unwrap().with_verified_blocks(too_few);
+    assert!(ignored.get_at(key, Version::new(5)).is_err(), "too few flags: every read verifies");
+}
