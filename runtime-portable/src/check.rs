@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use zverse_core::zkey::ZBox;
 
-use crate::db::{Db, Inner, lock};
+use crate::db::{Db, Inner};
 use crate::error::{Error, Result};
 use crate::locality::{Advised, ScanPurpose};
 use crate::{log, segment_file};
@@ -23,7 +23,7 @@ impl Inner {
             return Ok(());
         }
         let names = self.io.list_dir(&self.dir)?;
-        let manifest = lock(&self.manifest).clone();
+        let manifest = self.state.manifest();
         let logs = manifest.logs.iter().map(|&n| (log::log_file_name(n), "log"));
         let segments = manifest
             .segments

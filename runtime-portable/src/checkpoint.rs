@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 use zverse_core::Version;
 
-use crate::db::{Db, Inner, lock};
+use crate::db::{Db, Inner};
 use crate::error::{Error, Result};
 use crate::io::Io;
 use crate::log::log_file_name;
@@ -125,14 +125,11 @@ impl Inner {
         self.stage.with_leadership(|| {
             self.rotate()?;
             let version = self.visible_version();
-            let manifest = lock(&self.manifest);
-            let tiers = self.tiers();
+            let (mut copy, tiers) = self.state.manifest_and_tiers();
             let log_active = tiers.active.log_number_first();
-            let mut copy = manifest.clone();
             copy.segments = tiers.segments.iter().map(|segment| *segment.meta()).collect();
             copy.logs.retain(|&number| number < log_active);
-            copy.file_number_next = self.file_number_next();
-            drop(manifest);
+            copy.file_number_next = self.state.file_number_next();
             Ok(Captured { version, manifest: copy, tiers })
         })
     }
@@ -252,7 +249,7 @@ impl<'a> LogRemovalHold<'a> {
 impl Drop for LogRemovalHold<'_> {
     fn drop(&mut self) {
         if self.inner.checkpoints_running.fetch_sub(1, Ordering::SeqCst) == 1 {
-            let log_first = lock(&self.inner.manifest).logs.first().copied();
+            let log_first = self.inner.state.logs().first().copied();
             if let Some(log_first) = log_first {
                 self.inner.remove_logs_below(log_first);
             }

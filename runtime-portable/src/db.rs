@@ -12,6 +12,7 @@ use zverse_core::clock::HybridClock;
 use zverse_core::record;
 
 use crate::commit::{GroupCommit, Pending, Stage};
+use crate::compaction::Horizons;
 use crate::error::{Error, Result};
 use crate::io::{Io, IoLock, StdIo};
 use crate::locality::LocalityAdvisor;
@@ -22,14 +23,14 @@ use crate::memtable::Memtable;
 use crate::options::{Durability, Options};
 use crate::segment_file::{FenceBudget, SegmentFile};
 use crate::segment_writer::{SegmentWriter, WriterLimits};
-use crate::tiers::{TierSet, Tiers};
+use crate::state::{
+    Edit, FILE_NUMBERS_RESERVED, State, Transition, log_number_oldest, numbers_exhausted,
+    write_edit,
+};
+use crate::tiers::Tiers;
 
 /// The lock file's name.
 const LOCK_NAME: &str = "LOCK";
-/// File numbers the manifest reserves ahead of use: a number is recorded as reserved before a
-/// file gets it, so every file a crash leaves behind is numbered below the manifest's
-/// `file_number_next`, and any file at or above it is not the engine's.
-const FILE_NUMBERS_RESERVED: u64 = 64;
 /// How many times a read-only open starts over when the manifest changed under it (a writer
 /// in another process flushed or compacted, deleting files the manifest it read named).
 const READ_ONLY_ATTEMPTS_MAX: u32 = 8;
@@ -62,21 +63,10 @@ pub(crate) struct Inner {
     log: Mutex<Option<ActiveLog>>,
     /// The newest log's bytes as a read-only open read them.
     log_bytes_read_only: u64,
-    pub(crate) tiers: TierSet,
-    pub(crate) manifest: Mutex<Manifest>,
-    /// The next file number to hand out.
-    file_number_next: AtomicU64,
-    /// The manifest's `file_number_next`: numbers below it are reserved for this database.
-    file_number_reserved: AtomicU64,
-    /// The retention horizon (the manifest's): reads below it are refused.
-    horizon: AtomicU64,
-    /// The manifest's `horizon_found`: a point read at or above it that finds a version is
-    /// exact even below `horizon`.
-    horizon_found: AtomicU64,
+    /// The tiers, the manifest, file numbers, horizons and the read-only latch.
+    pub(crate) state: State,
     /// Versions pinned by live snapshots, with their counts.
     pub pins: Mutex<BTreeMap<Version, usize>>,
-    /// Why the database refuses writes, once an I/O error made it so.
-    read_only: Mutex<Option<Arc<str>>>,
     /// Why the last compaction failed, if it did.
     last_compaction_error: Mutex<Option<String>>,
     closed: AtomicBool,
@@ -88,9 +78,6 @@ pub(crate) struct Inner {
     compaction: (Mutex<CompactionState>, Condvar),
     /// Wakes writers stalled on a full set of memtables or too many open segments.
     stall: (Mutex<()>, Condvar),
-    /// Segments below the target size in the tiers, counted at every change of the segments,
-    /// so that a write checks it without walking them.
-    segment_count_open: AtomicUsize,
     pub counters: Counters,
     /// madvise hints from the reads, shared with every open segment.
     pub advisor: Arc<LocalityAdvisor>,
@@ -481,9 +468,9 @@ impl Inner {
         } else {
             // A new database (a crash may have left the first manifest's temporary, which
             // `write` replaces). Its first file numbers are reserved at once.
-            let manifest =
-                Manifest { file_number_next: 1 + FILE_NUMBERS_RESERVED, ..Manifest::default() };
-            manifest.write(io.as_ref(), dir)?;
+            let mut manifest = Manifest::default();
+            let file_number_next = 1 + FILE_NUMBERS_RESERVED;
+            write_edit(io.as_ref(), dir, &mut manifest, Edit::Reserve { file_number_next })?;
             manifest
         };
         let (advisor, fence_budget) = read_parts(&options);
@@ -511,10 +498,10 @@ impl Inner {
                 options.log_fill_ahead_bytes(),
             )?
         };
+        recovered.file_number_next = file_number_next;
         let inner = Inner::assemble(dir, options, io, manifest, recovered, (advisor, fence_budget));
         *lock(&inner.lock) = Some(dir_lock);
         *lock(&inner.log) = Some(log);
-        inner.file_number_next.store(file_number_next, Ordering::Relaxed);
         Ok(inner)
     }
 
@@ -557,7 +544,7 @@ impl Inner {
     }
 
     /// The state of an open database around what recovery rebuilt; the caller installs the
-    /// lock, the log and the next file number of a writable open.
+    /// lock and the log of a writable open.
     fn assemble(
         dir: &Path,
         options: Options,
@@ -567,13 +554,16 @@ impl Inner {
         (advisor, fence_budget): (Arc<LocalityAdvisor>, Arc<FenceBudget>),
     ) -> Inner {
         let clock = HybridClock::new(recovered.version_max);
-        let tiers_segments = recovered.segments;
-        let segment_count_open = count_open(&tiers_segments, &options);
         let tiers = Tiers {
             active: Arc::new(recovered.memtable),
             sealed: Vec::new(),
-            segments: tiers_segments,
+            segments: recovered.segments,
         };
+        // A read-only open hands out no numbers: the manifest's next is as good as any.
+        let file_number_next =
+            if options.read_only { manifest.file_number_next } else { recovered.file_number_next };
+        let db_state =
+            State::new(Arc::clone(&io), dir, &options, manifest, tiers, file_number_next);
         // Leaders let late joiners board only where a group shares a sync.
         let stage = Stage::new(options.durability == Durability::Sync);
         Inner {
@@ -587,21 +577,14 @@ impl Inner {
             logged: Mutex::new(LoggedGroup::default()),
             log: Mutex::new(None),
             log_bytes_read_only: recovered.log_bytes,
-            tiers: TierSet::new(tiers),
-            file_number_next: AtomicU64::new(manifest.file_number_next),
-            file_number_reserved: AtomicU64::new(manifest.file_number_next),
-            horizon: AtomicU64::new(manifest.horizon.get()),
-            horizon_found: AtomicU64::new(manifest.horizon_found.get()),
-            manifest: Mutex::new(manifest),
+            state: db_state,
             pins: Mutex::new(BTreeMap::new()),
-            read_only: Mutex::new(None),
             last_compaction_error: Mutex::new(None),
             closed: AtomicBool::new(false),
             checkpoints_running: AtomicUsize::new(0),
             background: (Mutex::new(BackgroundState::default()), Condvar::new()),
             compaction: (Mutex::new(CompactionState::default()), Condvar::new()),
             stall: (Mutex::new(()), Condvar::new()),
-            segment_count_open: AtomicUsize::new(segment_count_open),
             counters: Counters {
                 flushes: AtomicU64::new(recovered.flush_count),
                 ..Counters::default()
@@ -613,9 +596,9 @@ impl Inner {
         }
     }
 
-    /// The tiers as they are now (an owned `Arc`; readers of one call use `tiers.load()`).
+    /// The tiers as they are now (an owned `Arc`; readers of one call use `tiers_ref`).
     pub(crate) fn tiers(&self) -> Arc<Tiers> {
-        self.tiers.load_full()
+        self.state.tiers()
     }
 
     /// The newest version a reader may read at: every version at or below it is applied.
@@ -625,19 +608,7 @@ impl Inner {
 
     /// The retention horizon: every read at or above it is exact.
     pub(crate) fn horizon(&self) -> Version {
-        Version::new(self.horizon.load(Ordering::Acquire))
-    }
-
-    /// A point read at or above it that finds a retained version is exact.
-    pub(crate) fn horizon_found(&self) -> Version {
-        Version::new(self.horizon_found.load(Ordering::Acquire))
-    }
-
-    /// Raises the horizons; compaction calls it before it swaps in tiers that lack versions
-    /// below them.
-    pub(crate) fn raise_horizons(&self, horizon: Version, horizon_found: Version) {
-        self.horizon_found.fetch_max(horizon_found.get(), Ordering::AcqRel);
-        self.horizon.fetch_max(horizon.get(), Ordering::AcqRel);
+        self.state.horizon()
     }
 
     /// Refuses a read as of `version` below the horizon, unless a live snapshot pins exactly
@@ -656,13 +627,6 @@ impl Inner {
         version >= self.horizon() || lock(&self.pins).contains_key(&version)
     }
 
-    /// The files the database has now: `MANIFEST`, `LOCK` (created by the first writable
-    /// open, never deleted), the live logs and segments.
-    pub(crate) fn file_count(&self) -> u64 {
-        let manifest = lock(&self.manifest);
-        2 + manifest.logs.len() as u64 + manifest.segments.len() as u64
-    }
-
     pub(crate) fn log_bytes(&self) -> u64 {
         lock(&self.log).as_ref().map_or(self.log_bytes_read_only, |log| log.offset_end)
     }
@@ -679,19 +643,15 @@ impl Inner {
         if self.options.read_only {
             return Err(Error::OpenedReadOnly);
         }
-        match &*lock(&self.read_only) {
-            Some(reason) => Err(Error::ReadOnly(Arc::clone(reason))),
+        match self.state.read_only_reason() {
+            Some(reason) => Err(Error::ReadOnly(reason)),
             None => Ok(()),
         }
     }
 
     /// Turns the database read-only for `reason` and returns the error writers get.
     pub(crate) fn fail(&self, reason: String) -> Error {
-        let (reason, first) = {
-            let mut read_only = lock(&self.read_only);
-            let first = read_only.is_none();
-            (Arc::clone(read_only.get_or_insert_with(|| reason.into())), first)
-        };
+        let (reason, first) = self.state.latch_read_only(reason);
         if first {
             ::log::error!("zverse: {} turned read-only: {reason}", self.dir.display());
         }
@@ -765,14 +725,8 @@ impl Inner {
 
     /// Memtables (active and sealed) and open segments (below the target size) now.
     fn write_pressure(&self) -> (usize, usize) {
-        let sealed_count = self.tiers.load().sealed.len();
-        (1 + sealed_count, self.segment_count_open.load(Ordering::Acquire))
-    }
-
-    /// Counts the open segments of a new set of segments; called with the tiers lock held.
-    pub(crate) fn count_open_segments(&self, segments: &[Arc<SegmentFile>]) {
-        let count = count_open(segments, &self.options);
-        self.segment_count_open.store(count, Ordering::Release);
+        let sealed_count = self.state.tiers_ref().sealed.len();
+        (1 + sealed_count, self.state.segment_count_open())
     }
 
     /// Commits the encoded record `encoded` (at version zero, which the commit replaces).
@@ -836,47 +790,13 @@ impl Inner {
         Ok(version)
     }
 
-    /// A new file number, reserved in the manifest before it is returned (a manifest write
-    /// once every `FILE_NUMBERS_RESERVED` numbers). Never call it holding the manifest lock.
-    /// If the reservation fails, the database turns read-only (the caller's next manifest
-    /// write fails too) and the number is returned unreserved: a file a crash then leaves
-    /// with it is ignored, never deleted.
+    /// A new file number (see [`State::allocate_file_number`]); a failed reservation turns
+    /// the database read-only.
     pub(crate) fn allocate_file_number(&self) -> u64 {
-        let Ok(number) =
-            self.file_number_next
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1))
-        else {
-            let _ = self.fail(numbers_exhausted(&self.dir).to_string());
-            return u64::MAX;
-        };
-        if number >= self.file_number_reserved.load(Ordering::Acquire)
-            && let Err(error) = self.reserve_file_numbers(number)
-        {
-            let _ = self.fail(format!("reserving file number {number} failed: {error}"));
-        }
-        number
-    }
-
-    /// Records in the manifest that numbers up to `number` and `FILE_NUMBERS_RESERVED` past it
-    /// are in use.
-    fn reserve_file_numbers(&self, number: u64) -> Result<()> {
-        let mut manifest = lock(&self.manifest);
-        if number < manifest.file_number_next {
-            return Ok(());
-        }
-        let mut next = manifest.clone();
-        next.file_number_next = number
-            .checked_add(1 + FILE_NUMBERS_RESERVED)
-            .ok_or_else(|| numbers_exhausted(&self.dir))?;
-        next.write(self.io.as_ref(), &self.dir)?;
-        self.file_number_reserved.store(next.file_number_next, Ordering::Release);
-        *manifest = next;
-        Ok(())
-    }
-
-    /// The `file_number_next` a manifest written now records: above every number allocated.
-    pub(crate) fn file_number_next(&self) -> u64 {
-        self.file_number_reserved.load(Ordering::Acquire)
+        self.state.allocate_file_number().unwrap_or_else(|unreserved| {
+            let _ = self.fail(unreserved.reason);
+            unreserved.number
+        })
     }
 
     /// The version for a record: the clock's next, or the one its writer asked for if that is
@@ -970,7 +890,7 @@ impl Inner {
     /// Inserts a logged group into the active memtable, taking each key and value from where
     /// it was encoded (no decode, no checksum); returns the group's last version.
     fn apply_group(&self, logged: &LoggedGroup) -> Version {
-        let active = Arc::clone(&self.tiers.load().active);
+        let active = Arc::clone(&self.state.tiers_ref().active);
         let mut version_last = Version::ZERO;
         for (&start, &version) in logged.starts.iter().zip(&logged.versions) {
             let ops = logged.frame.get(start..).and_then(record::ops_of_encoded);
@@ -1010,7 +930,7 @@ impl Inner {
     /// next open tells damage to its last frames (corruption) from a torn append (a crash).
     fn sync_and_seal_log(&self) -> Result<()> {
         self.sync_log()?;
-        if lock(&self.read_only).is_some() {
+        if self.state.read_only_reason().is_some() {
             return Ok(());
         }
         {
@@ -1026,7 +946,7 @@ impl Inner {
     /// Seals the active memtable and starts a new log for the next one. Only the leader
     /// calls this (the memtable and the log belong to it).
     pub(crate) fn rotate(&self) -> Result<()> {
-        if self.tiers.load().active.is_empty() {
+        if self.state.tiers_ref().active.is_empty() {
             return Ok(());
         }
         // Older logs are complete, sealed and synced before a newer one exists, so that
@@ -1045,36 +965,17 @@ impl Inner {
         let fill_ahead_bytes = self.options.log_fill_ahead_bytes();
         let new_log = ActiveLog::create(self.io.as_ref(), &self.dir, number, fill_ahead_bytes)
             .map_err(|error| self.fail(format!("creating log {number} failed: {error}")))?;
-        self.record_log(number)?;
-        *lock(&self.log) = Some(new_log);
-        {
-            let mut tiers = self.tiers.lock();
-            let mut sealed = tiers.sealed.clone();
-            sealed.insert(0, Arc::clone(&tiers.active));
-            *tiers = Arc::new(Tiers {
-                active: Arc::new(Memtable::new(number)),
-                sealed,
-                segments: tiers.segments.clone(),
-            });
-        }
-        let (state, wake) = &self.background;
-        lock(state).flush_requested = true;
-        wake.notify_all();
-        Ok(())
-    }
-
-    /// Adds log `number`, created and synced, to the manifest's live logs. Until then no write
-    /// goes to it, so a crash before leaves an empty log the next open deletes.
-    fn record_log(&self, number: u64) -> Result<()> {
-        let mut manifest = lock(&self.manifest);
-        let mut next = manifest.clone();
-        next.logs.push(number);
-        if let Err(error) = next.write(self.io.as_ref(), &self.dir) {
+        // Until the manifest records the log no write goes to it, so a crash before leaves an
+        // empty log the next open deletes.
+        if let Err(error) = self.state.install(Transition::Rotated { log_number: number }) {
             return Err(
                 self.fail(format!("recording log {number} in the manifest failed: {error}"))
             );
         }
-        *manifest = next;
+        *lock(&self.log) = Some(new_log);
+        let (state, wake) = &self.background;
+        lock(state).flush_requested = true;
+        wake.notify_all();
         Ok(())
     }
 
@@ -1255,30 +1156,11 @@ impl Inner {
         let (metas, new_files) =
             write_memtable(self.io.as_ref(), &self.dir, &self.options, allocate, memtable)?;
         let outputs = self.open_new_segments(&metas)?;
-        let version_max = metas.iter().map(|meta| meta.version_max).max().unwrap_or(Version::ZERO);
-        let mut manifest = lock(&self.manifest);
-        let mut tiers = self.tiers.lock();
-        let mut sealed = tiers.sealed.clone();
-        let position = sealed.iter().position(|m| Arc::ptr_eq(m, memtable));
-        let position = position.expect("only the background thread removes sealed memtables");
-        sealed.remove(position);
-        let log_number_min = sealed.last().unwrap_or(&tiers.active).log_number_first();
-        let mut segments = tiers.segments.clone();
-        segments.extend(outputs.iter().cloned());
-        crate::compaction::sort_newest_first(&mut segments);
-        let mut next = manifest.clone();
-        next.segments = segments.iter().map(|segment| *segment.meta()).collect();
-        next.logs.retain(|&number| number >= log_number_min);
-        next.file_number_next = self.file_number_next();
-        next.version_last = next.version_last.max(version_max).max(memtable.version_last());
         // From here the manifest may name the new files, whatever the write's outcome.
         new_files.keep();
-        next.write(self.io.as_ref(), &self.dir)?;
-        *manifest = next;
-        self.count_open_segments(&segments);
-        *tiers = Arc::new(Tiers { active: Arc::clone(&tiers.active), sealed, segments });
-        drop(tiers);
-        drop(manifest);
+        self.state.install(Transition::Flushed { memtable, outputs: &outputs })?;
+        // Only this thread removes sealed memtables: the oldest left stays until it returns.
+        let log_number_min = log_number_oldest(&self.state.tiers_ref());
         self.counters.flushes.fetch_add(1, Ordering::Relaxed);
         let bytes: u64 = metas.iter().map(|meta| meta.file_bytes).sum();
         ::log::info!(
@@ -1303,7 +1185,7 @@ impl Inner {
             return;
         }
         let Ok(names) = self.io.list_dir(&self.dir) else { return };
-        let live = lock(&self.manifest).logs.clone();
+        let live = self.state.logs();
         for name in names {
             let obsolete = parse_file_number(&name, ".log")
                 .is_some_and(|number| number < log_number_min && !live.contains(&number));
@@ -1341,17 +1223,12 @@ impl GroupCommit for Inner {
             pending.complete(Ok(version));
         }
         drop(logged);
-        if self.tiers.load().active.size_bytes() >= self.options.memtable_bytes_max
+        if self.state.tiers_ref().active.size_bytes() >= self.options.memtable_bytes_max
             && let Err(error) = self.rotate()
         {
             let _ = self.fail(format!("memtable rotation failed: {error}"));
         }
     }
-}
-
-/// Segments below the target size: what background compaction merges.
-fn count_open(segments: &[Arc<SegmentFile>], options: &Options) -> usize {
-    segments.iter().filter(|s| !crate::compaction::is_full(s.meta(), options)).count()
 }
 
 /// Creates the directory if allowed, or checks that it exists.
@@ -1392,16 +1269,6 @@ fn refuse_foreign(dir: &Path, names: &[String]) -> Result<()> {
     Err(Error::NotADatabase { path: dir.to_path_buf() })
 }
 
-/// The error for a file number sequence that reached `u64::MAX` (only a manifest with an
-/// absurd `file_number_next` gets there).
-fn numbers_exhausted(dir: &Path) -> Error {
-    Error::Corruption {
-        file: dir.join(MANIFEST_NAME),
-        offset: 0,
-        what: "file numbers exhausted: file_number_next is near u64::MAX".into(),
-    }
-}
-
 /// `now` plus `ahead`, the newest version `Batch::commit_at` accepts.
 fn version_ahead_max(now: Version, ahead: std::time::Duration) -> Version {
     let ahead_micros = u64::try_from(ahead.as_micros()).unwrap_or(u64::MAX);
@@ -1439,17 +1306,12 @@ fn start_first_log(
     preallocation_bytes: u64,
 ) -> Result<ActiveLog> {
     if number >= manifest.file_number_next {
-        let mut next = manifest.clone();
-        next.file_number_next =
+        let file_number_next =
             number.checked_add(1 + FILE_NUMBERS_RESERVED).ok_or_else(|| numbers_exhausted(dir))?;
-        next.write(io, dir)?;
-        *manifest = next;
+        write_edit(io, dir, manifest, Edit::Reserve { file_number_next })?;
     }
     let log = ActiveLog::create(io, dir, number, preallocation_bytes)?;
-    let mut next = manifest.clone();
-    next.logs.push(number);
-    next.write(io, dir)?;
-    *manifest = next;
+    write_edit(io, dir, manifest, Edit::AddLog { number })?;
     Ok(log)
 }
 
@@ -1551,10 +1413,7 @@ fn flush_during_recovery(
         .and_then(|n| n.checked_add(FILE_NUMBERS_RESERVED))
         .ok_or_else(|| numbers_exhausted(dir))?;
     if reserved > manifest.file_number_next {
-        let mut next = manifest.clone();
-        next.file_number_next = reserved;
-        next.write(io.as_ref(), dir)?;
-        *manifest = next;
+        write_edit(io.as_ref(), dir, manifest, Edit::Reserve { file_number_next: reserved })?;
     }
     let counter = AtomicU64::new(*file_number_next);
     let allocate = Box::new(|| counter.fetch_add(1, Ordering::Relaxed));
@@ -1564,14 +1423,17 @@ fn flush_during_recovery(
         .iter()
         .map(|meta| SegmentFile::open(io, dir, *meta, advisor, fence_budget).map(Arc::new))
         .collect::<Result<Vec<_>>>()?;
-    let mut next = manifest.clone();
-    next.segments.splice(0..0, metas.iter().rev().copied());
-    next.logs.retain(|&number| number >= log_number_min);
-    next.file_number_next = next.file_number_next.max(*file_number_next);
-    next.version_last = next.version_last.max(memtable.version_last());
+    let mut segment_metas: Vec<SegmentMeta> = metas.iter().rev().copied().collect();
+    segment_metas.extend_from_slice(&manifest.segments);
+    let edit = Edit::Segments {
+        segments: segment_metas,
+        log_number_min: Some(log_number_min),
+        file_number_next: *file_number_next,
+        version_last: memtable.version_last(),
+        horizons: Horizons::default(),
+    };
     new_files.keep();
-    next.write(io.as_ref(), dir)?;
-    *manifest = next;
+    write_edit(io.as_ref(), dir, manifest, edit)?;
     ::log::info!(
         "zverse: recovery flushed {} versions into {} segments",
         memtable.entry_count(),
@@ -1678,9 +1540,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::Db;
-    use crate::memtable::Memtable;
     use crate::options::{Durability, Options};
-    use crate::tiers::Tiers;
     use crate::{Error, Result};
 
     /// Opens a database whose memtable limit is 2, and adds a sealed memtable the flush thread
@@ -1693,12 +1553,7 @@ mod tests {
         assert_eq!(options.memtable_limit(), 2);
         let db = Arc::new(Db::open(dir, options).unwrap());
         db.put(b"a", b"1").unwrap();
-        let mut tiers = db.inner.tiers.lock();
-        let mut sealed = tiers.sealed.clone();
-        sealed.push(Arc::new(Memtable::new(tiers.active.log_number_first())));
-        let segments = tiers.segments.clone();
-        *tiers = Arc::new(Tiers { active: Arc::clone(&tiers.active), sealed, segments });
-        drop(tiers);
+        db.inner.state.seal_unannounced_for_test();
         db
     }
 

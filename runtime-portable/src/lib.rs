@@ -113,6 +113,7 @@ mod read;
 mod segment_file;
 mod segment_writer;
 mod snapshot;
+mod state;
 mod stats;
 mod sync;
 mod tiers;

@@ -86,7 +86,7 @@ impl ReadView {
         // The watermark first: every version at or below it is in a memtable of the tiers
         // loaded after it, or in a segment they hold.
         let visible = inner.visible_version();
-        let tiers = inner.tiers.load();
+        let tiers = inner.state.tiers_ref();
         Ok(ReadView { tiers, version: version.min(visible) })
     }
 

@@ -35,7 +35,7 @@ pub(crate) fn get_exact(inner: &Arc<Inner>, key: &[u8], version: Version) -> Res
         return view.get(key);
     }
     match view.get_entry(key)? {
-        Some(found) if view.version >= inner.horizon_found() => Ok(found.value),
+        Some(found) if view.version >= inner.state.horizon_found() => Ok(found.value),
         _ => Err(Error::BelowHorizon { version: view.version, horizon: inner.horizon() }),
     }
 }

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 
 use zverse_core::Version;
 
-use crate::db::{Db, lock};
+use crate::db::Db;
 use crate::locality::LocalityStats;
 
 /// A snapshot of the database's counters, from [`Db::stats`].
@@ -115,7 +115,7 @@ impl Db {
             + tiers.segments.iter().map(|s| s.meta().payload_bytes).sum::<u64>();
         let segment_bytes = tiers.segments.iter().map(|s| s.meta().file_bytes).sum();
         let log_bytes = inner.log_bytes();
-        let log_count = lock(&inner.manifest).logs.len();
+        let log_count = inner.state.logs().len();
         let bytes_written_disk = counters.bytes_written_log.load(Ordering::Relaxed)
             + counters.bytes_written_segments.load(Ordering::Relaxed);
         Stats {
@@ -131,7 +131,7 @@ impl Db {
             segment_bytes,
             log_bytes,
             log_count,
-            file_count: inner.file_count(),
+            file_count: inner.state.file_count(),
             horizon: inner.horizon(),
             versions: memtable_versions + segment_versions,
             keys_upper_bound: memtable_versions + segment_keys,

@@ -212,7 +212,7 @@ impl Inner {
             }
         }
         // The leader applied every earlier group: the watermark covers all of them.
-        let view = ReadView { version: self.visible_version(), tiers: self.tiers.load() };
+        let view = ReadView { version: self.visible_version(), tiers: self.state.tiers_ref() };
         for key in &check.keys {
             if let Some(newest) = view.get_entry(key)?
                 && newest.version > check.start
