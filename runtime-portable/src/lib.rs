@@ -119,6 +119,7 @@ mod sync;
 mod tiers;
 mod transaction;
 mod value;
+mod write;
 
 pub use batch::Batch;
 pub use check::CheckReport;
