@@ -91,6 +91,7 @@
 //! sent::<zverse::Changes>();
 //! ```
 
+mod background;
 mod batch;
 #[doc(hidden)]
 pub mod bench_hooks;
@@ -110,6 +111,7 @@ mod manifest;
 mod memtable;
 mod options;
 mod read;
+mod recovery;
 mod segment_file;
 mod segment_writer;
 mod snapshot;
