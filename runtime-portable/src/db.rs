@@ -5,25 +5,22 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use zverse_core::Version;
 use zverse_core::clock::HybridClock;
 use zverse_core::record;
 
-use crate::background::{write_memtable, writer_limits};
+use crate::background::{Background, CompactionKind};
 use crate::commit::Stage;
 use crate::error::{Error, Result};
 use crate::io::{Io, IoLock, StdIo};
 use crate::locality::LocalityAdvisor;
 use crate::log::ActiveLog;
-use crate::manifest::SegmentMeta;
-use crate::memtable::Memtable;
 use crate::options::{Durability, Options};
-use crate::recovery::{self, Opened, parse_file_number};
-use crate::segment_file::{FenceBudget, SegmentFile};
-use crate::segment_writer::SegmentWriter;
-use crate::state::{State, Transition, log_number_oldest};
+use crate::recovery::{self, Opened};
+use crate::segment_file::FenceBudget;
+use crate::state::State;
 use crate::tiers::Tiers;
 use crate::write::LoggedGroup;
 
@@ -59,15 +56,11 @@ pub(crate) struct Inner {
     pub(crate) state: State,
     /// Versions pinned by live snapshots, with their counts.
     pub pins: Mutex<BTreeMap<Version, usize>>,
-    /// Why the last compaction failed, if it did.
-    pub(crate) last_compaction_error: Mutex<Option<String>>,
     closed: AtomicBool,
     /// Checkpoints copying logs now: while any runs, flushes leave retired logs in place.
     pub(crate) checkpoints_running: AtomicUsize,
-    /// Wakes the flush thread: a memtable was sealed, or the database is closing.
-    pub(crate) background: (Mutex<BackgroundState>, Condvar),
-    /// Wakes the compaction thread: a flush added a segment, `compact()` asked, or closing.
-    compaction: (Mutex<CompactionState>, Condvar),
+    /// The flush and compaction threads' requests and rounds.
+    pub(crate) background: Background,
     /// Wakes writers stalled on a full set of memtables or too many open segments.
     pub(crate) stall: (Mutex<()>, Condvar),
     pub counters: Counters,
@@ -78,42 +71,6 @@ pub(crate) struct Inner {
     /// Tests only: flushes wait while set (sealed memtables and their logs pile up).
     #[cfg(test)]
     pub(crate) flush_paused: AtomicBool,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct BackgroundState {
-    shutdown: bool,
-    /// Sealed memtables not yet flushed (the background thread drains them).
-    pub(crate) flush_requested: bool,
-    /// Rounds the background thread has started: it takes the requests when it starts one.
-    rounds_started: u64,
-    /// Rounds it has finished. A request made while `rounds_started == s` is served by the
-    /// time `rounds_done > s`: round `s + 1` starts after the request.
-    rounds_done: u64,
-}
-
-#[derive(Debug, Default)]
-struct CompactionState {
-    shutdown: bool,
-    /// A flush added a segment since the compaction thread last looked.
-    segments_added: bool,
-    /// `compact()` asked for a full compaction.
-    full_requested: bool,
-    /// Rounds started and finished, as in [`BackgroundState`].
-    rounds_started: u64,
-    rounds_done: u64,
-}
-
-/// The delay before a failed background compaction is retried: doubling from
-/// [`COMPACTION_RETRY_DELAY_MIN`] up to [`COMPACTION_RETRY_DELAY_MAX`].
-pub(crate) const COMPACTION_RETRY_DELAY_MIN: Duration = Duration::from_millis(100);
-/// See [`COMPACTION_RETRY_DELAY_MIN`].
-pub(crate) const COMPACTION_RETRY_DELAY_MAX: Duration = Duration::from_secs(10);
-
-/// The retry delay after `failure_count` consecutive failures (at least 1).
-pub(crate) fn compaction_retry_delay(failure_count: u32) -> Duration {
-    let shift = failure_count.saturating_sub(1).min(16);
-    COMPACTION_RETRY_DELAY_MIN.saturating_mul(1 << shift).min(COMPACTION_RETRY_DELAY_MAX)
 }
 
 /// Counters for `stats()`.
@@ -196,7 +153,7 @@ impl Db {
             let inner = Arc::clone(&inner);
             std::thread::Builder::new()
                 .name("zverse-flush".into())
-                .spawn(move || inner.background_loop())?
+                .spawn(move || inner.flush_loop())?
         };
         let compactor = {
             let inner = Arc::clone(&inner);
@@ -208,7 +165,7 @@ impl Db {
         let db = Db { inner, threads };
         // On a failed spawn, dropping `db` closes it and joins the flush thread.
         lock(&db.threads).push(compactor?);
-        db.inner.request_compaction(false);
+        db.inner.request_compaction(CompactionKind::Triggered);
         Ok(db)
     }
 
@@ -316,9 +273,9 @@ impl Db {
         self.inner.stage.with_leadership(|| self.inner.rotate())?;
         self.inner.wait_for_background_round();
         self.inner.check_writable()?;
-        self.inner.wait_for_compaction_round(true);
+        self.inner.wait_for_compaction_round(CompactionKind::Full);
         self.inner.check_writable()?;
-        match lock(&self.inner.last_compaction_error).clone() {
+        match self.inner.background.last_compaction_error() {
             Some(reason) => {
                 Err(Error::Io(std::io::Error::other(format!("compaction failed: {reason}"))))
             }
@@ -349,16 +306,7 @@ impl Db {
         // Leadership waits for the group in flight; writers staged after it fail with Closed
         // in `commit_group`.
         let sync = self.inner.stage.with_leadership(|| self.inner.sync_and_seal_log());
-        {
-            let (state, wake) = &self.inner.background;
-            lock(state).shutdown = true;
-            wake.notify_all();
-        }
-        {
-            let (state, wake) = &self.inner.compaction;
-            lock(state).shutdown = true;
-            wake.notify_all();
-        }
+        self.inner.background.shut_down();
         self.inner.wake_stalled_writers();
         for handle in lock(&self.threads).drain(..) {
             let _ = handle.join();
@@ -425,11 +373,9 @@ impl Inner {
             log_bytes_read_only: recovered.log_bytes,
             state: db_state,
             pins: Mutex::new(BTreeMap::new()),
-            last_compaction_error: Mutex::new(None),
             closed: AtomicBool::new(false),
             checkpoints_running: AtomicUsize::new(0),
-            background: (Mutex::new(BackgroundState::default()), Condvar::new()),
-            compaction: (Mutex::new(CompactionState::default()), Condvar::new()),
+            background: Background::default(),
             stall: (Mutex::new(()), Condvar::new()),
             counters: Counters {
                 flushes: AtomicU64::new(recovered.flush_count),
@@ -517,234 +463,5 @@ impl Inner {
             let _ = self.fail(unreserved.reason);
             unreserved.number
         })
-    }
-
-    pub(crate) fn wait_for_background_round(&self) {
-        let (state, wake) = &self.background;
-        let mut state = lock(state);
-        let target = state.rounds_started + 1;
-        state.flush_requested = true;
-        wake.notify_all();
-        while state.rounds_done < target && !state.shutdown {
-            state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
-        }
-    }
-
-    fn background_loop(&self) {
-        let (state_lock, wake) = &self.background;
-        loop {
-            {
-                let mut state = lock(state_lock);
-                let period = match self.options.durability {
-                    Durability::Periodic(period) => Some(period),
-                    _ => None,
-                };
-                while !state.shutdown && !state.flush_requested {
-                    state = match period {
-                        Some(period) => wake
-                            .wait_timeout(state, period)
-                            .map_or_else(|e| e.into_inner().0, |r| r.0),
-                        None => wake.wait(state).unwrap_or_else(PoisonError::into_inner),
-                    };
-                    if period.is_some() {
-                        break;
-                    }
-                }
-                if state.shutdown {
-                    state.rounds_done += 1;
-                    wake.notify_all();
-                    return;
-                }
-                state.flush_requested = false;
-                state.rounds_started += 1;
-            }
-            if matches!(self.options.durability, Durability::Periodic(_)) {
-                let _ = self.sync_log();
-            }
-            if let Err(error) = self.flush_sealed() {
-                let _ = self.fail(format!("flush failed: {error}"));
-            }
-            let mut state = lock(state_lock);
-            state.rounds_done += 1;
-            wake.notify_all();
-        }
-    }
-
-    /// Tells the compaction thread to look (`full`: and to compact everything).
-    pub(crate) fn request_compaction(&self, full: bool) {
-        let (state, wake) = &self.compaction;
-        let mut state = lock(state);
-        state.segments_added = true;
-        state.full_requested |= full;
-        wake.notify_all();
-    }
-
-    /// Asks for a compaction round and waits until one that started after the request ends.
-    fn wait_for_compaction_round(&self, full: bool) {
-        let (state, wake) = &self.compaction;
-        let mut state = lock(state);
-        let target = state.rounds_started + 1;
-        state.segments_added = true;
-        state.full_requested |= full;
-        wake.notify_all();
-        while state.rounds_done < target && !state.shutdown {
-            state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
-        }
-    }
-
-    /// The compaction thread: waits for a flush (or `compact()`), then runs compaction steps
-    /// while the open segments are at the trigger. A failed step leaves the old segments in
-    /// place and is retried after a delay that doubles up to [`COMPACTION_RETRY_DELAY_MAX`];
-    /// `compact()` reports it through `last_compaction_error`.
-    fn compaction_loop(&self) {
-        let (state_lock, wake) = &self.compaction;
-        let mut failure_count = 0u32;
-        loop {
-            let full;
-            {
-                let mut state = lock(state_lock);
-                while !state.shutdown && !state.segments_added {
-                    state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
-                }
-                if state.shutdown {
-                    state.rounds_done = state.rounds_started;
-                    wake.notify_all();
-                    return;
-                }
-                state.segments_added = false;
-                state.rounds_started += 1;
-                full = std::mem::take(&mut state.full_requested);
-            }
-            let outcome = if full { self.compact_all() } else { self.compact_while_triggered() };
-            // A step cut short by `close` is no failure (its files are removed all the same).
-            let outcome =
-                outcome.or_else(|e| if matches!(e, Error::Closed) { Ok(()) } else { Err(e) });
-            let failed = outcome.is_err();
-            if let Err(error) = &outcome {
-                failure_count = failure_count.saturating_add(1);
-                self.counters.compaction_failures.fetch_add(1, Ordering::Relaxed);
-                ::log::warn!("zverse: compaction failed ({failure_count} in a row): {error}");
-            } else {
-                failure_count = 0;
-            }
-            *lock(&self.last_compaction_error) = outcome.err().map(|e| e.to_string());
-            self.wake_stalled_writers();
-            let mut state = lock(state_lock);
-            state.rounds_done += 1;
-            wake.notify_all();
-            if failed {
-                // Back off, then look again (a shutdown cuts the wait short).
-                let delay = compaction_retry_delay(failure_count);
-                let deadline = Instant::now() + delay;
-                while !state.shutdown && !state.full_requested && Instant::now() < deadline {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    state =
-                        wake.wait_timeout(state, left).map_or_else(|e| e.into_inner().0, |r| r.0);
-                }
-                state.segments_added = true;
-            }
-        }
-    }
-
-    /// Background compaction steps while the open segments are at the trigger.
-    fn compact_while_triggered(&self) -> Result<()> {
-        while !self.is_closing() && self.compact_step()? {}
-        Ok(())
-    }
-
-    /// Writes every sealed memtable, oldest first, to a segment.
-    fn flush_sealed(&self) -> Result<()> {
-        #[cfg(test)]
-        if self.flush_paused.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        while let Some(memtable) = self.tiers().sealed.last().cloned() {
-            self.flush_one(&memtable)?;
-        }
-        Ok(())
-    }
-
-    /// A writer of new segments (flush and compaction), split at the options' limits.
-    pub(crate) fn segment_writer(&self) -> SegmentWriter<'_> {
-        let limits = writer_limits(&self.options);
-        let allocate = Box::new(|| self.allocate_file_number());
-        SegmentWriter::new(self.io.as_ref(), &self.dir, allocate, limits)
-    }
-
-    /// Opens segments a writer finished (the caller has synced their directory entries) and
-    /// counts their bytes. The caller records them in the manifest.
-    pub(crate) fn open_new_segments(&self, metas: &[SegmentMeta]) -> Result<Vec<Arc<SegmentFile>>> {
-        let bytes: u64 = metas.iter().map(|meta| meta.file_bytes).sum();
-        self.counters.bytes_written_segments.fetch_add(bytes, Ordering::Relaxed);
-        metas
-            .iter()
-            .map(|meta| {
-                Ok(Arc::new(SegmentFile::open(
-                    &self.io,
-                    &self.dir,
-                    *meta,
-                    &self.advisor,
-                    &self.fence_budget,
-                )?))
-            })
-            .collect()
-    }
-
-    fn flush_one(&self, memtable: &Arc<Memtable>) -> Result<()> {
-        let started = Instant::now();
-        let allocate = Box::new(|| self.allocate_file_number());
-        let (metas, new_files) =
-            write_memtable(self.io.as_ref(), &self.dir, &self.options, allocate, memtable)?;
-        let outputs = self.open_new_segments(&metas)?;
-        // From here the manifest may name the new files, whatever the write's outcome.
-        new_files.keep();
-        self.state.install(Transition::Flushed { memtable, outputs: &outputs })?;
-        // Only this thread removes sealed memtables: the oldest left stays until it returns.
-        let log_number_min = log_number_oldest(&self.state.tiers_ref());
-        self.counters.flushes.fetch_add(1, Ordering::Relaxed);
-        let bytes: u64 = metas.iter().map(|meta| meta.file_bytes).sum();
-        ::log::info!(
-            "zverse: flushed {} versions into {} segments ({bytes} bytes) in {:?}",
-            memtable.entry_count(),
-            metas.len(),
-            started.elapsed()
-        );
-        self.remove_logs_below(log_number_min);
-        self.wake_stalled_writers();
-        self.request_compaction(false);
-        Ok(())
-    }
-
-    /// Deletes the log files a flush has made obsolete: those numbered below `log_number_min`
-    /// (no longer in the manifest), below the reserved numbers, so the engine's own. A failure
-    /// leaves an old log behind, which the next open deletes: nothing is lost, so it is not
-    /// an error. While a checkpoint copies logs it does nothing (the checkpoint calls it when
-    /// done).
-    pub(crate) fn remove_logs_below(&self, log_number_min: u64) {
-        if self.checkpoints_running.load(Ordering::SeqCst) > 0 {
-            return;
-        }
-        let Ok(names) = self.io.list_dir(&self.dir) else { return };
-        let live = self.state.logs();
-        for name in names {
-            let obsolete = parse_file_number(&name, ".log")
-                .is_some_and(|number| number < log_number_min && !live.contains(&number));
-            if obsolete {
-                let _ = self.io.remove_file(&self.dir.join(name));
-            }
-        }
-    }
-}
-
-#[cfg(all(test, not(loom)))]
-#[allow(clippy::unwrap_used, reason = "tests")]
-mod tests {
-
-    #[test]
-    fn compaction_retries_back_off_from_100_ms_doubling_to_10_s() {
-        let delays: Vec<u128> =
-            (1..=10).map(|failures| super::compaction_retry_delay(failures).as_millis()).collect();
-        assert_eq!(delays, [100, 200, 400, 800, 1_600, 3_200, 6_400, 10_000, 10_000, 10_000]);
-        assert_eq!(super::compaction_retry_delay(u32::MAX).as_millis(), 10_000);
     }
 }

@@ -86,7 +86,7 @@ impl Inner {
             if segments_full && !memtables_full {
                 // Compaction is failing (a full disk): fail the write rather than hold it
                 // until the disk has room.
-                if let Some(reason) = lock(&self.last_compaction_error).clone() {
+                if let Some(reason) = self.background.last_compaction_error() {
                     break Err(Error::Io(std::io::Error::other(format!(
                         "writes stopped: {open_segment_count} segments wait for compaction, \
                          which failed: {reason}"
@@ -363,9 +363,7 @@ impl Inner {
             );
         }
         *lock(&self.log) = Some(new_log);
-        let (state, wake) = &self.background;
-        lock(state).flush_requested = true;
-        wake.notify_all();
+        self.background.request_flush();
         Ok(())
     }
 }
