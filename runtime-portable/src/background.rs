@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::db::{Inner, lock};
+use crate::db::Inner;
 use crate::error::{Error, Result};
 use crate::io::Io;
 use crate::manifest::SegmentMeta;
@@ -16,6 +16,7 @@ use crate::recovery::parse_file_number;
 use crate::segment_file::SegmentFile;
 use crate::segment_writer::{SegmentWriter, WriterLimits};
 use crate::state::{Transition, log_number_oldest};
+use crate::sync::lock;
 
 /// What the compaction thread is asked to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -39,7 +39,7 @@ use zverse_core::segment::{KEY_REF_BYTES, Segment};
 use zverse_core::zkey::ZBox;
 use zverse_core::{Entry, Version};
 
-use crate::db::{Inner, lock};
+use crate::db::Inner;
 use crate::error::{Error, Result};
 use crate::locality::{Advised, ScanPurpose};
 use crate::manifest::SegmentMeta;
@@ -47,6 +47,7 @@ use crate::options::{Options, Retention};
 use crate::segment_file::SegmentFile;
 use crate::segment_writer::{NewFiles, SegmentWriter};
 use crate::state::Transition;
+use crate::sync::lock;
 use crate::tiers::Tiers;
 
 /// The entries pass 1 dropped, by where they are: per input, the file offsets of their keys

@@ -1,9 +1,10 @@
 //! [`Db`]: open, write, flush, close. Reads are in `read.rs`, the write path in `commit.rs`.
 
 use std::collections::BTreeMap;
+use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -12,16 +13,25 @@ use zverse_core::clock::HybridClock;
 use zverse_core::record;
 
 use crate::background::{Background, CompactionKind};
+use crate::check::{self, CheckReport};
+use crate::checkpoint::{self, CheckpointProgress};
 use crate::commit::Stage;
 use crate::error::{Error, Result};
 use crate::io::{Io, IoLock, StdIo};
+use crate::key_range::KeyRange;
 use crate::locality::LocalityAdvisor;
 use crate::log::ActiveLog;
 use crate::options::{Durability, Options};
+use crate::read::{Changes, History, Range};
 use crate::recovery::{self, Opened};
 use crate::segment_file::FenceBudget;
+use crate::snapshot::{KeyValue, Reads, Snapshot};
 use crate::state::State;
+use crate::stats::{self, SegmentResidency, Stats};
+use crate::sync::lock;
 use crate::tiers::Tiers;
+use crate::transaction::{self, Isolation, Transaction};
+use crate::value::Value;
 use crate::write::LoggedGroup;
 
 /// An open database. Cheap to share: clone the `Arc` you keep it in, or hand out `&Db`; every
@@ -87,12 +97,6 @@ pub(crate) struct Counters {
     pub write_stalls: AtomicU64,
     pub write_stall_micros: AtomicU64,
     pub write_slowdowns: AtomicU64,
-}
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section leaves its state consistent before anything can panic, so a
-    // poisoned lock still guards consistent state.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Db {
@@ -330,6 +334,556 @@ impl Db {
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// The retention horizon: every read as of a version at or above it is exact, and every
+    /// `changes` or `history_range` window starting at or above it is complete. Reads below it
+    /// fail with [`Error::BelowHorizon`](crate::Error::BelowHorizon) (except through a
+    /// snapshot, at its own version), since a compaction dropped versions they could need.
+    /// `Version::ZERO` until a compaction drops a version; it never moves back, and survives
+    /// reopening. It is the lowest such version over all keys; below it, `get_at` still
+    /// answers when it finds a retained version of its key that no dropped version could have
+    /// hidden, while `range_at`, `prefix_at`, `first_at`, `last_at`, and `changes` and
+    /// `history_range` windows starting below it (which cannot tell an absent key or version
+    /// from a dropped one) are refused.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// db.put(b"k", b"v")?;
+    /// // Nothing compacted away yet: every version can be read.
+    /// assert_eq!(db.horizon(), zverse::Version::ZERO);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn horizon(&self) -> Version {
+        self.inner.horizon()
+    }
+
+    /// The latest value of `key`, or `None` if it was never written or is deleted.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// db.put(b"user:1", b"alice")?;
+    /// assert_eq!(db.get(b"user:1")?.as_deref(), Some(&b"alice"[..]));
+    /// assert_eq!(db.get(b"user:2")?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get(&self, key: &[u8]) -> Result<Option<Value>> {
+        Reads::latest(&self.inner).get_at(key, Version::MAX)
+    }
+
+    /// The value of `key` as of `version`: its newest version at or below `version`. Fails
+    /// with [`Error::BelowHorizon`](crate::Error::BelowHorizon) below [`Db::horizon`].
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// let v1 = db.put(b"user:1", b"alice")?;
+    /// let v2 = db.delete(b"user:1")?;
+    /// assert_eq!(db.get_at(b"user:1", v1)?.as_deref(), Some(&b"alice"[..]));
+    /// assert_eq!(db.get_at(b"user:1", v2)?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_at(&self, key: &[u8], version: Version) -> Result<Option<Value>> {
+        Reads::latest(&self.inner).get_at(key, version)
+    }
+
+    /// Every version of `key`, newest first, as `(version, value)`; deletes show as `None`.
+    /// Lazy: `.take(n)` reads about `n` versions, however long the history is.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// let v1 = db.put(b"k", b"a")?;
+    /// let v2 = db.delete(b"k")?;
+    /// let versions: Vec<_> = db.history(b"k")?.collect::<zverse::Result<_>>()?;
+    /// assert_eq!(versions, [(v2, None), (v1, Some(b"a".as_slice().into()))]);
+    /// let newest = db.history(b"k")?.take(1).count();
+    /// assert_eq!(newest, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn history(&self, key: &[u8]) -> Result<History> {
+        Reads::latest(&self.inner).history_range(key, &..)
+    }
+
+    /// The versions of `key` within `versions`, newest first (lazy, as [`Db::history`]).
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// let v1 = db.put(b"k", b"1")?;
+    /// let v2 = db.put(b"k", b"2")?;
+    /// let v3 = db.put(b"k", b"3")?;
+    /// let window = db.history_range(b"k", v1..v3)?;
+    /// let versions = window.map(|item| item.map(|(version, _)| version));
+    /// let versions: Vec<_> = versions.collect::<zverse::Result<_>>()?;
+    /// assert_eq!(versions, [v2, v1]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn history_range(
+        &self,
+        key: &[u8],
+        versions: impl RangeBounds<Version>,
+    ) -> Result<History> {
+        Reads::latest(&self.inner).history_range(key, &versions)
+    }
+
+    /// The latest value of every key in `keys`, in key order (deleted keys skipped); `.rev()`
+    /// walks it in descending order. `keys` is any range of byte strings ([`KeyRange`]).
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// for key in ["a", "b", "c"] {
+    ///     db.put(key.as_bytes(), b"")?;
+    /// }
+    /// let keys = |range: zverse::Range| -> zverse::Result<Vec<Vec<u8>>> {
+    ///     range.map(|item| item.map(|(key, _)| key.to_vec())).collect()
+    /// };
+    /// assert_eq!(keys(db.range(b"a"..b"c")?)?, [b"a", b"b"]);
+    /// assert_eq!(keys(db.range("b"..)?)?, [b"b", b"c"]);
+    /// // The last key before "c":
+    /// let (key, _) = db.range(..b"c")?.next_back().transpose()?.unwrap();
+    /// assert_eq!(&key[..], b"b");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn range(&self, keys: impl KeyRange) -> Result<Range> {
+        Reads::latest(&self.inner).range_at(&keys, Version::MAX)
+    }
+
+    /// The value of every key in `keys` as of `version`, in key order.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// let v1 = db.put(b"a", b"1")?;
+    /// db.put(b"b", b"2")?;
+    /// assert_eq!(db.range_at(.., v1)?.count(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn range_at(&self, keys: impl KeyRange, version: Version) -> Result<Range> {
+        Reads::latest(&self.inner).range_at(&keys, version)
+    }
+
+    /// The latest value of every key that starts with `prefix`, in key order.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// db.put(b"user:1", b"alice")?;
+    /// db.put(b"user:2", b"bob")?;
+    /// db.put(b"users", b"")?;
+    /// assert_eq!(db.prefix(b"user:")?.count(), 2);
+    /// let (last, _) = db.prefix(b"user:")?.next_back().transpose()?.unwrap();
+    /// assert_eq!(&last[..], b"user:2");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn prefix(&self, prefix: &[u8]) -> Result<Range> {
+        Reads::latest(&self.inner).prefix_at(prefix, Version::MAX)
+    }
+
+    /// Every key that starts with `prefix` as of `version`, in key order.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// let v1 = db.put(b"user:1", b"alice")?;
+    /// db.put(b"user:2", b"bob")?;
+    /// assert_eq!(db.prefix_at(b"user:", v1)?.count(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn prefix_at(&self, prefix: &[u8], version: Version) -> Result<Range> {
+        Reads::latest(&self.inner).prefix_at(prefix, version)
+    }
+
+    /// The smallest key and its latest value; `None` if every key is deleted.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// assert!(db.first()?.is_none());
+    /// db.put(b"b", b"2")?;
+    /// db.put(b"a", b"1")?;
+    /// let (key, value) = db.first()?.unwrap();
+    /// assert_eq!((&key[..], &value[..]), (&b"a"[..], &b"1"[..]));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn first(&self) -> Result<Option<KeyValue>> {
+        Reads::latest(&self.inner).first_at(Version::MAX)
+    }
+
+    /// The largest key and its latest value. For the last key before `x`, walk a range from
+    /// the back: `db.range(..x)?.next_back()`.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// db.put(b"a", b"1")?;
+    /// db.put(b"b", b"2")?;
+    /// assert_eq!(&db.last()?.unwrap().0[..], b"b");
+    /// db.delete(b"b")?;
+    /// assert_eq!(&db.last()?.unwrap().0[..], b"a");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn last(&self) -> Result<Option<KeyValue>> {
+        Reads::latest(&self.inner).last_at(Version::MAX)
+    }
+
+    /// The smallest key as of `version`, with its value then.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// let v1 = db.put(b"b", b"2")?;
+    /// db.put(b"a", b"1")?;
+    /// assert_eq!(&db.first_at(v1)?.unwrap().0[..], b"b");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn first_at(&self, version: Version) -> Result<Option<KeyValue>> {
+        Reads::latest(&self.inner).first_at(version)
+    }
+
+    /// The largest key as of `version`, with its value then.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// let v1 = db.put(b"a", b"1")?;
+    /// db.put(b"b", b"2")?;
+    /// assert_eq!(&db.last_at(v1)?.unwrap().0[..], b"a");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn last_at(&self, version: Version) -> Result<Option<KeyValue>> {
+        Reads::latest(&self.inner).last_at(version)
+    }
+
+    /// Every version written to a key in `keys` with its version in `versions`: the box
+    /// query. In Z order: clustered by key prefix and time, not sorted by either.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// db.put(b"a", b"old")?;
+    /// let v1 = db.put(b"b", b"1")?;
+    /// let v2 = db.delete(b"a")?;
+    /// db.put(b"z", b"out of the key range")?;
+    /// let changes: Vec<_> = db.changes(b"a"..b"m", v1..=v2)?.collect::<zverse::Result<_>>()?;
+    /// assert_eq!(changes.len(), 2);
+    /// assert!(changes.iter().any(|c| &c.key[..] == b"a" && c.version == v2 && c.value.is_none()));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn changes(
+        &self,
+        keys: impl KeyRange,
+        versions: impl RangeBounds<Version>,
+    ) -> Result<Changes> {
+        Reads::latest(&self.inner).changes(&keys, &versions)
+    }
+
+    /// A snapshot of the database as it is now: every read through it answers as of one
+    /// version, forever, whatever is written or compacted meanwhile.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// db.put(b"k", b"before")?;
+    /// let snapshot = db.snapshot();
+    /// db.put(b"k", b"after")?;
+    /// db.compact()?;
+    /// assert_eq!(snapshot.get(b"k")?.as_deref(), Some(&b"before"[..]));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::new(&self.inner)
+    }
+
+    /// A read-write transaction at [`Isolation::Snapshot`].
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// let mut tx = db.transaction();
+    /// tx.set(b"a", b"1")?;
+    /// tx.set(b"b", b"2")?;
+    /// assert_eq!(db.get(b"a")?, None); // not visible before the commit
+    /// let version = tx.commit()?;
+    /// assert!(version.is_some());
+    /// assert_eq!(db.get(b"b")?.as_deref(), Some(&b"2"[..]));
+    /// // Scans take the same ranges as `Db::range`:
+    /// let mut tx = db.transaction();
+    /// assert_eq!(tx.keys("a".."c", 10, None)?.len(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn transaction(&self) -> Transaction<'_> {
+        Transaction::new(self, Isolation::Snapshot, true)
+    }
+
+    /// A read-write transaction at `isolation`.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// use zverse::{Error, Isolation};
+    /// db.put(b"on_call", b"alice")?;
+    /// let mut tx = db.transaction_with(Isolation::Serializable);
+    /// assert!(tx.get(b"on_call", None)?.is_some());
+    /// db.delete(b"on_call")?; // a write to a key `tx` read, after it started
+    /// tx.set(b"log", b"alice is on call")?;
+    /// assert!(matches!(tx.commit(), Err(Error::Conflict(_))));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn transaction_with(&self, isolation: Isolation) -> Transaction<'_> {
+        Transaction::new(self, isolation, true)
+    }
+
+    /// A read-only transaction: it never conflicts, never blocks a writer, and tracks nothing;
+    /// its writes fail with [`Error::TransactionReadOnly`].
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// use zverse::Error;
+    /// db.put(b"k", b"old")?;
+    /// let mut tx = db.read_transaction();
+    /// db.put(b"k", b"new")?;
+    /// assert_eq!(tx.get(b"k", None)?.as_deref(), Some(&b"old"[..])); // its start snapshot
+    /// assert!(matches!(tx.set(b"k", b"x"), Err(Error::TransactionReadOnly)));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn read_transaction(&self) -> Transaction<'_> {
+        Transaction::new(self, Isolation::Snapshot, false)
+    }
+
+    /// The newest version of `key` with its value (`None` for a delete), or `None` if the key
+    /// has no version: what [`Db::compare_and_swap`] compares.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// assert_eq!(db.get_versioned(b"k")?, None);
+    /// let v1 = db.put(b"k", b"v")?;
+    /// assert_eq!(db.get_versioned(b"k")?, Some((v1, Some(b"v".as_slice().into()))));
+    /// let v2 = db.delete(b"k")?;
+    /// assert_eq!(db.get_versioned(b"k")?, Some((v2, None)));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_versioned(&self, key: &[u8]) -> Result<Option<(Version, Option<Value>)>> {
+        transaction::get_versioned(&self.inner, key)
+    }
+
+    /// Replaces the value of `key` with `f(current)` (`None`: absent or deleted; `f` returning
+    /// `None` deletes), atomically: if another write to `key` commits between the read and the
+    /// write, `f` runs again on the new value. Returns the write's version. A lost attempt
+    /// backs off before the next (a yield, then sleeps doubling from 2 µs to 1 ms), so a writer
+    /// that keeps losing to others on a hot key lets them finish instead of racing them. Gives
+    /// up with [`Error::RetriesExhausted`] after [`UPDATE_ATTEMPTS_MAX`](crate::UPDATE_ATTEMPTS_MAX) lost attempts (about
+    /// a second of back-off in all).
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// let increment = |old: Option<&[u8]>| {
+    ///     let old = old.map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()));
+    ///     Some((old + 1).to_le_bytes().to_vec())
+    /// };
+    /// db.update(b"hits", increment)?;
+    /// db.update(b"hits", increment)?;
+    /// assert_eq!(db.get(b"hits")?.as_deref(), Some(&2u64.to_le_bytes()[..]));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn update(
+        &self,
+        key: &[u8],
+        f: impl FnMut(Option<&[u8]>) -> Option<Vec<u8>>,
+    ) -> Result<Version> {
+        transaction::update(&self.inner, key, f)
+    }
+
+    /// Writes `new` (`None`: a delete) under `key` only if the key's newest version is still
+    /// `expected` (`None`: the key has no version), as [`Db::get_versioned`] reported it.
+    /// Otherwise fails with [`Error::Conflict`] naming the newer version, and writes nothing.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// use zverse::Error;
+    /// let created = db.compare_and_swap(b"k", None, Some(b"1"))?; // only if `k` has no version
+    /// let (seen, _) = db.get_versioned(b"k")?.unwrap();
+    /// assert_eq!(seen, created);
+    /// db.put(b"k", b"someone else")?;
+    /// let stale = db.compare_and_swap(b"k", Some(seen), Some(b"2"));
+    /// assert!(matches!(stale, Err(Error::Conflict(_))));
+    /// assert_eq!(db.get(b"k")?.as_deref(), Some(&b"someone else"[..]));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected: Option<Version>,
+        new: Option<&[u8]>,
+    ) -> Result<Version> {
+        transaction::compare_and_swap(&self.inner, key, expected, new)
+    }
+
+    /// Verifies every data block checksum of every segment in the current tiers, decoding
+    /// every entry, and checks each segment's entry count against its metadata.
+    ///
+    /// Returns what was verified, or the first [`Error::Corruption`] found (naming the file and
+    /// the byte offset of the bad block). Runs concurrently with reads and writes: it checks
+    /// the segments that were current when it started, which stay alive until it is done.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// db.put(b"k", b"v")?;
+    /// db.flush()?;
+    /// let report = db.check()?;
+    /// assert_eq!((report.segment_count, report.entry_count), (1, 1));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn check(&self) -> Result<CheckReport> {
+        check::check(&self.inner)
+    }
+
+    /// Writes an openable, consistent copy of the database into the new directory `dest`, as
+    /// of the returned version: `Db::open(dest)` reads exactly what this database read as of
+    /// that version. Writers are held only for a memtable rotation; the copy is made while
+    /// they write. Segments are hard-linked where `dest` is on the same file system (copied
+    /// elsewhere) and the logs not yet in segments are copied, into `{dest}.checkpoint-partial`,
+    /// renamed to `dest` once complete and synced: a crash part way leaves no `dest`, only the
+    /// partial directory (delete it and start over).
+    ///
+    /// Fails with [`Error::DestinationExists`] if `dest` or the partial directory exists, and
+    /// with [`Error::OpenedReadOnly`] on a read-only open.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let db = zverse::Db::open(dir.path().join("db"), zverse::Options::default())?;
+    /// let written = db.put(b"k", b"v")?;
+    /// let at = db.checkpoint(dir.path().join("backup"))?;
+    /// assert!(at >= written);
+    /// db.put(b"k", b"newer")?; // the copy does not see writes after its version
+    /// let copy = zverse::Db::open(dir.path().join("backup"), zverse::Options::default())?;
+    /// assert_eq!(copy.get(b"k")?.as_deref(), Some(&b"v"[..]));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn checkpoint(&self, dest: impl AsRef<Path>) -> Result<Version> {
+        self.checkpoint_with_progress(dest, |_| {})
+    }
+
+    /// [`Db::checkpoint`], calling `progress` after each file.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let db = zverse::Db::open(dir.path().join("db"), zverse::Options::default())?;
+    /// db.put(b"k", b"v")?;
+    /// db.flush()?;
+    /// let mut files = 0;
+    /// db.checkpoint_with_progress(dir.path().join("backup"), |progress| {
+    ///     files = progress.files_done;
+    /// })?;
+    /// assert!(files >= 1); // at least the segment the flush wrote
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn checkpoint_with_progress(
+        &self,
+        dest: impl AsRef<Path>,
+        progress: impl FnMut(CheckpointProgress),
+    ) -> Result<Version> {
+        checkpoint::checkpoint(&self.inner, dest.as_ref(), progress)
+    }
+
+    /// The database's counters as they are now.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// db.put(b"k", b"v")?;
+    /// let stats = db.stats();
+    /// assert_eq!(stats.versions, 1);
+    /// assert_eq!(stats.bytes_written_user, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        stats::collect(&self.inner)
+    }
+
+    /// How many pages of the live segments are in memory now (`mincore` on each segment's
+    /// mapping, one call per 256 pages), or `None` where the backend cannot tell. Costs system
+    /// calls in proportion to the data: for tools and benchmarks, not for a hot path.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// db.put(b"k", b"v")?;
+    /// db.flush()?;
+    /// if let Some(residency) = db.segment_residency() {
+    ///     assert!(residency.pages_resident <= residency.pages_total);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn segment_residency(&self) -> Option<SegmentResidency> {
+        stats::segment_residency(&self.inner)
     }
 }
 

@@ -214,7 +214,7 @@ impl LocalityAdvisor {
             pages_prefetched: load(&c.pages_prefetched),
             prefetch_pages_resident: resident,
             prefetch_pages_missed: missed,
-            prefetch_accuracy: crate::stats::ratio(resident, resident + missed),
+            prefetch_accuracy: ratio(resident, resident + missed),
             scan_queries: load(&c.scan_queries),
             scan_pages_touched: load(&c.scan_pages_touched),
             segments_random: load(&c.segments_random),
@@ -467,6 +467,12 @@ impl ScanWindow {
     pub(crate) fn advised_span(&self) -> Option<Range<usize>> {
         self.advised_bytes.clone()
     }
+}
+
+/// `numerator / denominator`, or 0 when the denominator is 0.
+#[allow(clippy::cast_precision_loss, reason = "a ratio of byte counts needs no more precision")]
+pub(crate) fn ratio(numerator: u64, denominator: u64) -> f64 {
+    if denominator == 0 { 0.0 } else { numerator as f64 / denominator as f64 }
 }
 
 #[cfg(test)]

@@ -15,13 +15,13 @@ use std::sync::{Arc, Mutex};
 use zverse_core::Version;
 
 use crate::compaction::{Horizons, is_full, sort_newest_first};
-use crate::db::lock;
 use crate::error::{Error, Result};
 use crate::io::Io;
 use crate::manifest::{MANIFEST_NAME, Manifest, SegmentMeta};
 use crate::memtable::Memtable;
 use crate::options::Options;
 use crate::segment_file::SegmentFile;
+use crate::sync::lock;
 use crate::tiers::{TierSet, Tiers, TiersRef};
 
 /// File numbers the manifest reserves ahead of use: a number is recorded as reserved before a

@@ -294,184 +294,66 @@ pub struct Transaction<'db> {
     savepoints: Vec<usize>,
 }
 
-impl Db {
-    /// A read-write transaction at [`Isolation::Snapshot`].
-    ///
-    /// ```
-    /// # fn main() -> zverse::Result<()> {
-    /// # let dir = tempfile::tempdir()?;
-    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
-    /// let mut tx = db.transaction();
-    /// tx.set(b"a", b"1")?;
-    /// tx.set(b"b", b"2")?;
-    /// assert_eq!(db.get(b"a")?, None); // not visible before the commit
-    /// let version = tx.commit()?;
-    /// assert!(version.is_some());
-    /// assert_eq!(db.get(b"b")?.as_deref(), Some(&b"2"[..]));
-    /// // Scans take the same ranges as `Db::range`:
-    /// let mut tx = db.transaction();
-    /// assert_eq!(tx.keys("a".."c", 10, None)?.len(), 2);
-    /// # Ok(())
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn transaction(&self) -> Transaction<'_> {
-        Transaction::new(self, Isolation::Snapshot, true)
-    }
+/// [`Db::get_versioned`].
+pub(crate) fn get_versioned(
+    inner: &Arc<Inner>,
+    key: &[u8],
+) -> Result<Option<(Version, Option<Value>)>> {
+    let view = ReadView::new(inner, Version::MAX)?;
+    Ok(view.get_entry(key)?.map(|change| (change.version, change.value)))
+}
 
-    /// A read-write transaction at `isolation`.
-    ///
-    /// ```
-    /// # fn main() -> zverse::Result<()> {
-    /// # let dir = tempfile::tempdir()?;
-    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
-    /// use zverse::{Error, Isolation};
-    /// db.put(b"on_call", b"alice")?;
-    /// let mut tx = db.transaction_with(Isolation::Serializable);
-    /// assert!(tx.get(b"on_call", None)?.is_some());
-    /// db.delete(b"on_call")?; // a write to a key `tx` read, after it started
-    /// tx.set(b"log", b"alice is on call")?;
-    /// assert!(matches!(tx.commit(), Err(Error::Conflict(_))));
-    /// # Ok(())
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn transaction_with(&self, isolation: Isolation) -> Transaction<'_> {
-        Transaction::new(self, isolation, true)
-    }
-
-    /// A read-only transaction: it never conflicts, never blocks a writer, and tracks nothing;
-    /// its writes fail with [`Error::TransactionReadOnly`].
-    ///
-    /// ```
-    /// # fn main() -> zverse::Result<()> {
-    /// # let dir = tempfile::tempdir()?;
-    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
-    /// use zverse::Error;
-    /// db.put(b"k", b"old")?;
-    /// let mut tx = db.read_transaction();
-    /// db.put(b"k", b"new")?;
-    /// assert_eq!(tx.get(b"k", None)?.as_deref(), Some(&b"old"[..])); // its start snapshot
-    /// assert!(matches!(tx.set(b"k", b"x"), Err(Error::TransactionReadOnly)));
-    /// # Ok(())
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn read_transaction(&self) -> Transaction<'_> {
-        Transaction::new(self, Isolation::Snapshot, false)
-    }
-
-    /// The newest version of `key` with its value (`None` for a delete), or `None` if the key
-    /// has no version: what [`Db::compare_and_swap`] compares.
-    ///
-    /// ```
-    /// # fn main() -> zverse::Result<()> {
-    /// # let dir = tempfile::tempdir()?;
-    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
-    /// assert_eq!(db.get_versioned(b"k")?, None);
-    /// let v1 = db.put(b"k", b"v")?;
-    /// assert_eq!(db.get_versioned(b"k")?, Some((v1, Some(b"v".as_slice().into()))));
-    /// let v2 = db.delete(b"k")?;
-    /// assert_eq!(db.get_versioned(b"k")?, Some((v2, None)));
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn get_versioned(&self, key: &[u8]) -> Result<Option<(Version, Option<Value>)>> {
-        let view = ReadView::new(&self.inner, Version::MAX)?;
-        Ok(view.get_entry(key)?.map(|change| (change.version, change.value)))
-    }
-
-    /// Replaces the value of `key` with `f(current)` (`None`: absent or deleted; `f` returning
-    /// `None` deletes), atomically: if another write to `key` commits between the read and the
-    /// write, `f` runs again on the new value. Returns the write's version. A lost attempt
-    /// backs off before the next (a yield, then sleeps doubling from 2 µs to 1 ms), so a writer
-    /// that keeps losing to others on a hot key lets them finish instead of racing them. Gives
-    /// up with [`Error::RetriesExhausted`] after [`UPDATE_ATTEMPTS_MAX`] lost attempts (about
-    /// a second of back-off in all).
-    ///
-    /// ```
-    /// # fn main() -> zverse::Result<()> {
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
-    /// let increment = |old: Option<&[u8]>| {
-    ///     let old = old.map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()));
-    ///     Some((old + 1).to_le_bytes().to_vec())
-    /// };
-    /// db.update(b"hits", increment)?;
-    /// db.update(b"hits", increment)?;
-    /// assert_eq!(db.get(b"hits")?.as_deref(), Some(&2u64.to_le_bytes()[..]));
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn update(
-        &self,
-        key: &[u8],
-        mut f: impl FnMut(Option<&[u8]>) -> Option<Vec<u8>>,
-    ) -> Result<Version> {
-        for attempt in 0..UPDATE_ATTEMPTS_MAX {
-            let view = ReadView::new(&self.inner, Version::MAX)?;
-            let current = view.get_entry(key)?.and_then(|change| change.value);
-            let next = f(current.as_deref());
-            match self.write_checked(key, next.as_deref(), ConflictCheck::key(view.version, key)) {
-                Err(Error::Conflict(Conflict::Key { .. })) => back_off(attempt),
-                outcome => return outcome,
-            }
+/// [`Db::update`].
+pub(crate) fn update(
+    inner: &Arc<Inner>,
+    key: &[u8],
+    mut f: impl FnMut(Option<&[u8]>) -> Option<Vec<u8>>,
+) -> Result<Version> {
+    for attempt in 0..UPDATE_ATTEMPTS_MAX {
+        let view = ReadView::new(inner, Version::MAX)?;
+        let current = view.get_entry(key)?.and_then(|change| change.value);
+        let next = f(current.as_deref());
+        match write_checked(inner, key, next.as_deref(), ConflictCheck::key(view.version, key)) {
+            Err(Error::Conflict(Conflict::Key { .. })) => back_off(attempt),
+            outcome => return outcome,
         }
-        Err(Error::RetriesExhausted { attempts: UPDATE_ATTEMPTS_MAX })
     }
+    Err(Error::RetriesExhausted { attempts: UPDATE_ATTEMPTS_MAX })
+}
 
-    /// Writes `new` (`None`: a delete) under `key` only if the key's newest version is still
-    /// `expected` (`None`: the key has no version), as [`Db::get_versioned`] reported it.
-    /// Otherwise fails with [`Error::Conflict`] naming the newer version, and writes nothing.
-    ///
-    /// ```
-    /// # fn main() -> zverse::Result<()> {
-    /// # let dir = tempfile::tempdir()?;
-    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
-    /// use zverse::Error;
-    /// let created = db.compare_and_swap(b"k", None, Some(b"1"))?; // only if `k` has no version
-    /// let (seen, _) = db.get_versioned(b"k")?.unwrap();
-    /// assert_eq!(seen, created);
-    /// db.put(b"k", b"someone else")?;
-    /// let stale = db.compare_and_swap(b"k", Some(seen), Some(b"2"));
-    /// assert!(matches!(stale, Err(Error::Conflict(_))));
-    /// assert_eq!(db.get(b"k")?.as_deref(), Some(&b"someone else"[..]));
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn compare_and_swap(
-        &self,
-        key: &[u8],
-        expected: Option<Version>,
-        new: Option<&[u8]>,
-    ) -> Result<Version> {
-        let view = ReadView::new(&self.inner, Version::MAX)?;
-        let current = view.get_entry(key)?.map(|change| change.version);
-        if current != expected {
-            return Err(Error::Conflict(Conflict::Key { key: key.to_vec(), version: current }));
-        }
-        self.write_checked(key, new, ConflictCheck::key(view.version, key))
+/// [`Db::compare_and_swap`].
+pub(crate) fn compare_and_swap(
+    inner: &Arc<Inner>,
+    key: &[u8],
+    expected: Option<Version>,
+    new: Option<&[u8]>,
+) -> Result<Version> {
+    let view = ReadView::new(inner, Version::MAX)?;
+    let current = view.get_entry(key)?.map(|change| change.version);
+    if current != expected {
+        return Err(Error::Conflict(Conflict::Key { key: key.to_vec(), version: current }));
     }
+    write_checked(inner, key, new, ConflictCheck::key(view.version, key))
+}
 
-    fn write_checked(
-        &self,
-        key: &[u8],
-        value: Option<&[u8]>,
-        check: ConflictCheck,
-    ) -> Result<Version> {
-        let mut builder = BatchBuilder::new();
-        match value {
-            Some(value) => builder.put(key, value)?,
-            None => builder.delete(key)?,
-        }
-        let user_bytes = (key.len() + value.map_or(0, <[u8]>::len)) as u64;
-        let encoded = builder.finish(Version::ZERO);
-        self.inner.commit_checked(encoded, user_bytes, None, Some(check))
+fn write_checked(
+    inner: &Inner,
+    key: &[u8],
+    value: Option<&[u8]>,
+    check: ConflictCheck,
+) -> Result<Version> {
+    let mut builder = BatchBuilder::new();
+    match value {
+        Some(value) => builder.put(key, value)?,
+        None => builder.delete(key)?,
     }
+    let user_bytes = (key.len() + value.map_or(0, <[u8]>::len)) as u64;
+    let encoded = builder.finish(Version::ZERO);
+    inner.commit_checked(encoded, user_bytes, None, Some(check))
 }
 
 impl<'db> Transaction<'db> {
-    fn new(db: &'db Db, isolation: Isolation, writeable: bool) -> Transaction<'db> {
+    pub(crate) fn new(db: &'db Db, isolation: Isolation, writeable: bool) -> Transaction<'db> {
         Transaction {
             db,
             snapshot: db.snapshot(),

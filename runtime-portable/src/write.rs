@@ -10,11 +10,12 @@ use zverse_core::Version;
 use zverse_core::record;
 
 use crate::commit::{GroupCommit, Pending};
-use crate::db::{Inner, lock};
+use crate::db::Inner;
 use crate::error::{Error, Result};
 use crate::log::{self, ActiveLog};
 use crate::options::Durability;
 use crate::state::Transition;
+use crate::sync::lock;
 
 /// How long a stalled writer sleeps before it looks again (it is also woken by every flush,
 /// compaction and failure).
