@@ -73,7 +73,7 @@ pub(crate) struct Inner {
     pub(crate) background: Background,
     /// Wakes writers stalled on a full set of memtables or too many open segments.
     pub(crate) stall: (Mutex<()>, Condvar),
-    pub counters: Counters,
+    pub counters: EngineCounters,
     /// madvise hints from the reads, shared with every open segment.
     pub advisor: Arc<LocalityAdvisor>,
     /// The memory the open segments' fence keys share (`Options::fence_keys_bytes_max`).
@@ -83,9 +83,9 @@ pub(crate) struct Inner {
     pub(crate) flush_paused: AtomicBool,
 }
 
-/// Counters for `stats()`.
+/// What the engine did since open (writes, syncs, flushes, compactions, stalls), for `stats()`.
 #[derive(Debug, Default)]
-pub(crate) struct Counters {
+pub(crate) struct EngineCounters {
     pub bytes_written_log: AtomicU64,
     pub bytes_written_segments: AtomicU64,
     pub bytes_user: AtomicU64,
@@ -931,9 +931,9 @@ impl Inner {
             checkpoints_running: AtomicUsize::new(0),
             background: Background::default(),
             stall: (Mutex::new(()), Condvar::new()),
-            counters: Counters {
+            counters: EngineCounters {
                 flushes: AtomicU64::new(recovered.flush_count),
-                ..Counters::default()
+                ..EngineCounters::default()
             },
             advisor,
             fence_budget,

@@ -72,13 +72,13 @@ pub(crate) struct LocalityAdvisor {
     enabled: bool,
     /// The segments' data block target: what a scan has read around its cursor already.
     block_bytes: usize,
-    counters: Counters,
+    counters: AdviceCounters,
 }
 
 /// Every counter is a relaxed atomic: they order nothing, and a `stats()` taken during reads
 /// may see one counter of a step and not the other.
 #[derive(Debug, Default)]
-struct Counters {
+struct AdviceCounters {
     advice_calls: AtomicU64,
     advice_errors: AtomicU64,
     pages_advised: AtomicU64,
@@ -127,7 +127,7 @@ pub struct LocalityStats {
 impl LocalityAdvisor {
     /// An advisor, on or off. `block_bytes` is the data block target of the segments.
     pub(crate) fn new(enabled: bool, block_bytes: usize) -> LocalityAdvisor {
-        LocalityAdvisor { enabled, block_bytes, counters: Counters::default() }
+        LocalityAdvisor { enabled, block_bytes, counters: AdviceCounters::default() }
     }
 
     /// Whether the advisor gives advice (its counters of pages touched count either way).
