@@ -25,13 +25,13 @@ use crate::options::{Durability, Options};
 use crate::read::{Changes, History, Range};
 use crate::recovery::{self, Opened};
 use crate::segment_file::FenceBudget;
+use crate::slice::Slice;
 use crate::snapshot::{KeyValue, Reads, Snapshot};
 use crate::state::State;
 use crate::stats::{self, SegmentResidency, Stats};
 use crate::sync::lock;
 use crate::tiers::Tiers;
 use crate::transaction::{self, Isolation, Transaction};
-use crate::value::Value;
 use crate::write::LoggedGroup;
 
 /// An open database. Cheap to share: clone the `Arc` you keep it in, or hand out `&Db`; every
@@ -374,7 +374,7 @@ impl Db {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn get(&self, key: &[u8]) -> Result<Option<Value>> {
+    pub fn get(&self, key: &[u8]) -> Result<Option<Slice>> {
         Reads::latest(&self.inner).get_at(key, Version::MAX)
     }
 
@@ -392,7 +392,7 @@ impl Db {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn get_at(&self, key: &[u8], version: Version) -> Result<Option<Value>> {
+    pub fn get_at(&self, key: &[u8], version: Version) -> Result<Option<Slice>> {
         Reads::latest(&self.inner).get_at(key, version)
     }
 
@@ -711,7 +711,7 @@ impl Db {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn get_versioned(&self, key: &[u8]) -> Result<Option<(Version, Option<Value>)>> {
+    pub fn get_versioned(&self, key: &[u8]) -> Result<Option<(Version, Option<Slice>)>> {
         transaction::get_versioned(&self.inner, key)
     }
 

@@ -19,28 +19,28 @@ use crate::key_range::KeyRange;
 use crate::locality::{Advised, ScanPurpose};
 use crate::memtable::{self, MemBytes, MemEntry, Memtable};
 use crate::segment_file::SegmentFile;
+use crate::slice::Slice;
 use crate::tiers::TiersRef;
-use crate::value::Value;
 
 /// One write that [`Db::changes`](crate::Db::changes) lists: the key, its version, and the
 /// value written (`None` for a delete).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
     /// The key.
-    pub key: Value,
+    pub key: Slice,
     /// The version the write got.
     pub version: Version,
     /// The value written, or `None` for a delete.
-    pub value: Option<Value>,
+    pub value: Option<Slice>,
 }
 
 /// One version of one key, as the merges of the tiers yield it: `value` is `None` for a
 /// tombstone.
 #[derive(Clone, Debug)]
 pub(crate) struct KeyVersion {
-    pub key: Value,
+    pub key: Slice,
     pub version: Version,
-    pub value: Option<Value>,
+    pub value: Option<Slice>,
 }
 
 impl Keyed for KeyVersion {
@@ -56,17 +56,17 @@ impl Keyed for KeyVersion {
 impl KeyVersion {
     fn from_memtable(entry: MemEntry) -> KeyVersion {
         KeyVersion {
-            key: Value::memtable(entry.key),
+            key: Slice::memtable(entry.key),
             version: entry.version,
-            value: entry.value.map(Value::memtable),
+            value: entry.value.map(Slice::memtable),
         }
     }
 
     fn from_segment(segment: &Arc<SegmentFile>, entry: Entry<'_>) -> KeyVersion {
         KeyVersion {
-            key: Value::mapped(segment, entry.key),
+            key: Slice::mapped(segment, entry.key),
             version: entry.version,
-            value: entry.value.map(|value| Value::mapped(segment, value)),
+            value: entry.value.map(|value| Slice::mapped(segment, value)),
         }
     }
 }
@@ -131,7 +131,7 @@ impl ReadView {
     }
 
     /// The value of `key` at the view's version; `None` if absent or deleted.
-    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Value>> {
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Slice>> {
         Ok(self.get_entry(key)?.and_then(|change| change.value))
     }
 
@@ -650,11 +650,11 @@ pub struct Range {
     /// The forward merge, set up by the first `next`.
     front: Option<Source>,
     /// The last key read from the front, deleted or not.
-    key_last: Option<Value>,
+    key_last: Option<Slice>,
     /// The reverse merge, set up by the first `next_back`.
     back: Option<Source>,
     /// The last key read from the back, deleted or not.
-    key_last_back: Option<Value>,
+    key_last_back: Option<Slice>,
     keys: OwnedRange,
     /// The ends met.
     done: bool,
@@ -666,8 +666,8 @@ impl Range {
     /// version of the key just read) or reached `key_other`, the other end's last key.
     fn take(
         change: KeyVersion,
-        key_last: &mut Option<Value>,
-        key_other: Option<&Value>,
+        key_last: &mut Option<Slice>,
+        key_other: Option<&Slice>,
         reached: impl Fn(&[u8], &[u8]) -> bool,
     ) -> Step {
         // The first item of a key is its newest version across tiers; the rest are older.
@@ -689,13 +689,13 @@ impl Range {
 enum Step {
     Skip,
     Met,
-    Yield((Value, Value)),
+    Yield((Slice, Slice)),
 }
 
 impl Iterator for Range {
-    type Item = Result<(Value, Value)>;
+    type Item = Result<(Slice, Slice)>;
 
-    fn next(&mut self) -> Option<Result<(Value, Value)>> {
+    fn next(&mut self) -> Option<Result<(Slice, Slice)>> {
         let front = self.front.get_or_insert_with(|| self.view.range_fwd(&self.keys));
         while !self.done {
             let change = match front.next()? {
@@ -714,7 +714,7 @@ impl Iterator for Range {
 }
 
 impl DoubleEndedIterator for Range {
-    fn next_back(&mut self) -> Option<Result<(Value, Value)>> {
+    fn next_back(&mut self) -> Option<Result<(Slice, Slice)>> {
         let back = self.back.get_or_insert_with(|| self.view.range_rev(&self.keys));
         while !self.done {
             let change = match back.next()? {
@@ -751,9 +751,9 @@ pub struct History {
 }
 
 impl Iterator for History {
-    type Item = Result<(Version, Option<Value>)>;
+    type Item = Result<(Version, Option<Slice>)>;
 
-    fn next(&mut self) -> Option<Result<(Version, Option<Value>)>> {
+    fn next(&mut self) -> Option<Result<(Version, Option<Slice>)>> {
         let change = match self.merged.next()? {
             Ok(change) => change,
             Err(error) => return Some(Err(error)),

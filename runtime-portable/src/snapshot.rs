@@ -11,10 +11,10 @@ use crate::db::Inner;
 use crate::error::{Error, Result};
 use crate::key_range::{KeyRange, prefix_bounds};
 use crate::read::{Changes, History, OwnedRange, Range, ReadView};
-use crate::value::Value;
+use crate::slice::Slice;
 
 /// A key and its value, as `first` and `last` return them.
-pub type KeyValue = (Value, Value);
+pub type KeyValue = (Slice, Slice);
 
 fn version_bounds(versions: &impl RangeBounds<Version>) -> (Bound<Version>, Bound<Version>) {
     (versions.start_bound().cloned(), versions.end_bound().cloned())
@@ -29,7 +29,7 @@ pub(crate) fn exact_view(inner: &Arc<Inner>, version: Version) -> Result<ReadVie
 
 /// The value of `key` as of `version`. Below the horizon, a read that finds a retained version
 /// at or above `horizon_found` is still exact and answered; any other is refused.
-pub(crate) fn get_exact(inner: &Arc<Inner>, key: &[u8], version: Version) -> Result<Option<Value>> {
+pub(crate) fn get_exact(inner: &Arc<Inner>, key: &[u8], version: Version) -> Result<Option<Slice>> {
     let view = ReadView::new(inner, version)?;
     if inner.is_exact(view.version) {
         return view.get(key);
@@ -74,7 +74,7 @@ impl<'a> Reads<'a> {
         exact_view(self.inner, version.min(self.cap))
     }
 
-    pub(crate) fn get_at(self, key: &[u8], version: Version) -> Result<Option<Value>> {
+    pub(crate) fn get_at(self, key: &[u8], version: Version) -> Result<Option<Slice>> {
         get_exact(self.inner, key, version.min(self.cap))
     }
 
@@ -175,7 +175,7 @@ impl Snapshot {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn get(&self, key: &[u8]) -> Result<Option<Value>> {
+    pub fn get(&self, key: &[u8]) -> Result<Option<Slice>> {
         self.reads().get_at(key, self.version)
     }
 
@@ -192,7 +192,7 @@ impl Snapshot {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn get_at(&self, key: &[u8], version: Version) -> Result<Option<Value>> {
+    pub fn get_at(&self, key: &[u8], version: Version) -> Result<Option<Slice>> {
         self.reads().get_at(key, version)
     }
 

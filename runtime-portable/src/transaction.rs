@@ -35,8 +35,8 @@ use crate::error::{Error, Result};
 use crate::key_range::KeyRange;
 use crate::options::Retention;
 use crate::read::{OwnedRange, Range, ReadView};
+use crate::slice::Slice;
 use crate::snapshot::{Snapshot, exact_view, get_exact};
-use crate::value::Value;
 
 /// How `Db::update` retries: at most this many attempts, each lost to a write committed
 /// between its read and its commit. Every lost attempt means another writer committed, so the
@@ -298,7 +298,7 @@ pub struct Transaction<'db> {
 pub(crate) fn get_versioned(
     inner: &Arc<Inner>,
     key: &[u8],
-) -> Result<Option<(Version, Option<Value>)>> {
+) -> Result<Option<(Version, Option<Slice>)>> {
     let view = ReadView::new(inner, Version::MAX)?;
     Ok(view.get_entry(key)?.map(|change| (change.version, change.value)))
 }
@@ -458,20 +458,20 @@ impl<'db> Transaction<'db> {
 
     /// The value of `key`: the transaction's own write if it has one, else the start
     /// snapshot's; or, with `Some(version)`, the database's as of `version`.
-    pub fn get(&mut self, key: &[u8], version: Option<Version>) -> Result<Option<Value>> {
+    pub fn get(&mut self, key: &[u8], version: Option<Version>) -> Result<Option<Slice>> {
         self.check_open()?;
         if let Some(version) = version {
             return get_exact(&self.db.inner, key, version);
         }
         if let Some(own) = self.writes.get(key) {
-            return Ok(own.clone().map(Value::shared));
+            return Ok(own.clone().map(Slice::shared));
         }
         self.track_read(key)?;
         self.view(None)?.get(key)
     }
 
     /// The values of `keys`, in order (see [`Transaction::get`]).
-    pub fn getm(&mut self, keys: &[&[u8]], version: Option<Version>) -> Result<Vec<Option<Value>>> {
+    pub fn getm(&mut self, keys: &[&[u8]], version: Option<Version>) -> Result<Vec<Option<Slice>>> {
         keys.iter().map(|key| self.get(key, version)).collect()
     }
 
@@ -482,7 +482,7 @@ impl<'db> Transaction<'db> {
         keys: impl KeyRange,
         limit: usize,
         version: Option<Version>,
-    ) -> Result<Vec<(Value, Value)>> {
+    ) -> Result<Vec<(Slice, Slice)>> {
         self.scan(keys, limit, version)
     }
 
@@ -494,7 +494,7 @@ impl<'db> Transaction<'db> {
         keys: impl KeyRange,
         limit: usize,
         version: Option<Version>,
-    ) -> Result<Vec<(Value, Value)>> {
+    ) -> Result<Vec<(Slice, Slice)>> {
         self.scan_in(OwnedRange::new(&keys), limit, version, false)
     }
 
@@ -505,7 +505,7 @@ impl<'db> Transaction<'db> {
         keys: impl KeyRange,
         limit: usize,
         version: Option<Version>,
-    ) -> Result<Vec<(Value, Value)>> {
+    ) -> Result<Vec<(Slice, Slice)>> {
         self.scan_in(OwnedRange::new(&keys), limit, version, true)
     }
 
@@ -515,7 +515,7 @@ impl<'db> Transaction<'db> {
         keys: impl KeyRange,
         limit: usize,
         version: Option<Version>,
-    ) -> Result<Vec<Value>> {
+    ) -> Result<Vec<Slice>> {
         Ok(self.scan(keys, limit, version)?.into_iter().map(|(key, _)| key).collect())
     }
 
@@ -525,7 +525,7 @@ impl<'db> Transaction<'db> {
         keys: impl KeyRange,
         limit: usize,
         version: Option<Version>,
-    ) -> Result<Vec<Value>> {
+    ) -> Result<Vec<Slice>> {
         Ok(self.scanr(keys, limit, version)?.into_iter().map(|(key, _)| key).collect())
     }
 
@@ -535,7 +535,7 @@ impl<'db> Transaction<'db> {
         limit: usize,
         version: Option<Version>,
         reverse: bool,
-    ) -> Result<Vec<(Value, Value)>> {
+    ) -> Result<Vec<(Slice, Slice)>> {
         self.check_open()?;
         if limit == 0 {
             return Ok(Vec::new());
@@ -559,7 +559,7 @@ impl<'db> Transaction<'db> {
         limit: usize,
         version: Option<Version>,
         reverse: bool,
-    ) -> Result<(VecDeque<(Value, Value)>, bool)> {
+    ) -> Result<(VecDeque<(Slice, Slice)>, bool)> {
         let view = self.view(version)?;
         let committed = view.range(keys.clone()).peekable();
         let empty = BTreeMap::new();
@@ -577,7 +577,7 @@ impl<'db> Transaction<'db> {
         keys: impl KeyRange,
         limit: usize,
         version: Option<Version>,
-    ) -> Result<Vec<(Value, Version, Option<Value>)>> {
+    ) -> Result<Vec<(Slice, Version, Option<Slice>)>> {
         self.check_open()?;
         let view = self.view(version)?;
         let mut smallest: BinaryHeap<KeyOrdered> = BinaryHeap::new();
@@ -771,7 +771,7 @@ impl<'db> Transaction<'db> {
 /// up to the last key returned (forward) or from it (reverse).
 fn scanned_range(
     keys: OwnedRange,
-    found: &VecDeque<(Value, Value)>,
+    found: &VecDeque<(Slice, Slice)>,
     truncated: bool,
     reverse: bool,
 ) -> OwnedRange {
@@ -795,7 +795,7 @@ fn collect_limited(
     merged: &mut Merged<'_>,
     limit: usize,
     reverse: bool,
-) -> Result<(VecDeque<(Value, Value)>, bool)> {
+) -> Result<(VecDeque<(Slice, Slice)>, bool)> {
     let mut found = VecDeque::new();
     let mut truncated = false;
     while let Some((key, value)) = merged.next_entry()? {
@@ -820,7 +820,7 @@ struct Merged<'t> {
 
 impl Merged<'_> {
     /// The next key with its value for the transaction (`None`: deleted by it).
-    fn next_entry(&mut self) -> Result<Option<(Value, Option<Value>)>> {
+    fn next_entry(&mut self) -> Result<Option<(Slice, Option<Slice>)>> {
         let order = match (self.committed.peek(), self.own.peek()) {
             (None, None) => return Ok(None),
             (Some(Err(_)), _) | (Some(Ok(_)), None) => std::cmp::Ordering::Less,
@@ -838,7 +838,7 @@ impl Merged<'_> {
         Ok(self
             .own
             .next()
-            .map(|(key, write)| (Value::shared(Arc::clone(key)), write.clone().map(Value::shared))))
+            .map(|(key, write)| (Slice::shared(Arc::clone(key)), write.clone().map(Slice::shared))))
     }
 }
 
