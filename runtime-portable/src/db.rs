@@ -31,7 +31,7 @@ use crate::state::State;
 use crate::stats::{self, SegmentResidency, Stats};
 use crate::sync::lock;
 use crate::tiers::Tiers;
-use crate::transaction::{self, Isolation, Transaction};
+use crate::transaction::{self, Isolation, Transaction, Writes};
 use crate::write::LoggedGroup;
 
 /// An open database. Cheap to share: clone the `Arc` you keep it in, or hand out `&Db`; every
@@ -651,7 +651,7 @@ impl Db {
     /// ```
     #[must_use]
     pub fn transaction(&self) -> Transaction<'_> {
-        Transaction::new(self, Isolation::Snapshot, true)
+        Transaction::new(self, Isolation::Snapshot, Writes::Allowed)
     }
 
     /// A read-write transaction at `isolation`.
@@ -672,7 +672,7 @@ impl Db {
     /// ```
     #[must_use]
     pub fn transaction_with(&self, isolation: Isolation) -> Transaction<'_> {
-        Transaction::new(self, isolation, true)
+        Transaction::new(self, isolation, Writes::Allowed)
     }
 
     /// A read-only transaction: it never conflicts, never blocks a writer, and tracks nothing;
@@ -693,7 +693,7 @@ impl Db {
     /// ```
     #[must_use]
     pub fn read_transaction(&self) -> Transaction<'_> {
-        Transaction::new(self, Isolation::Snapshot, false)
+        Transaction::new(self, Isolation::Snapshot, Writes::Refused)
     }
 
     /// The newest version of `key` with its value (`None` for a delete), or `None` if the key

@@ -353,12 +353,12 @@ fn write_checked(
 }
 
 impl<'db> Transaction<'db> {
-    pub(crate) fn new(db: &'db Db, isolation: Isolation, writeable: bool) -> Transaction<'db> {
+    pub(crate) fn new(db: &'db Db, isolation: Isolation, writes: Writes) -> Transaction<'db> {
         Transaction {
             db,
             snapshot: db.snapshot(),
             isolation,
-            writeable,
+            writeable: writes == Writes::Allowed,
             closed: false,
             version_wanted: None,
             writes: BTreeMap::new(),
@@ -495,7 +495,7 @@ impl<'db> Transaction<'db> {
         limit: usize,
         version: Option<Version>,
     ) -> Result<Vec<(Slice, Slice)>> {
-        self.scan_in(OwnedRange::new(&keys), limit, version, false)
+        self.scan_in(OwnedRange::new(&keys), limit, version, ScanDirection::Ascending)
     }
 
     /// [`Transaction::scan`], descending from the end of `keys`. Reads the range forward and
@@ -506,7 +506,7 @@ impl<'db> Transaction<'db> {
         limit: usize,
         version: Option<Version>,
     ) -> Result<Vec<(Slice, Slice)>> {
-        self.scan_in(OwnedRange::new(&keys), limit, version, true)
+        self.scan_in(OwnedRange::new(&keys), limit, version, ScanDirection::Descending)
     }
 
     /// The keys of [`Transaction::scan`].
@@ -534,31 +534,31 @@ impl<'db> Transaction<'db> {
         keys: OwnedRange,
         limit: usize,
         version: Option<Version>,
-        reverse: bool,
+        order: ScanDirection,
     ) -> Result<Vec<(Slice, Slice)>> {
         self.check_open()?;
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let (found, truncated) = self.read_range(&keys, limit, version, reverse)?;
+        let (found, truncated) = self.read_range(&keys, limit, version, order)?;
         if version.is_none() {
-            self.track_scan(scanned_range(keys, &found, truncated, reverse))?;
+            self.track_scan(scanned_range(keys, &found, truncated, order))?;
         }
         let mut found: Vec<_> = found.into();
-        if reverse {
+        if order == ScanDirection::Descending {
             found.reverse();
         }
         Ok(found)
     }
 
-    /// Up to `limit` live pairs of `keys` (the first ones, or with `reverse` the last ones, in
+    /// Up to `limit` live pairs of `keys` (the first ones, or descending the last ones, in
     /// key order), untracked; and whether the limit left any out.
     fn read_range(
         &self,
         keys: &OwnedRange,
         limit: usize,
         version: Option<Version>,
-        reverse: bool,
+        order: ScanDirection,
     ) -> Result<(VecDeque<(Slice, Slice)>, bool)> {
         let view = self.view(version)?;
         let committed = view.range(keys.clone()).peekable();
@@ -566,7 +566,7 @@ impl<'db> Transaction<'db> {
         let bounds = (bound_ref(&keys.start), bound_ref(&keys.end));
         let own = if version.is_some() || is_inverted(bounds) { &empty } else { &self.writes };
         let own = own.range::<[u8], _>(bounds);
-        collect_limited(&mut Merged { committed, own: own.peekable() }, limit, reverse)
+        collect_limited(&mut Merged { committed, own: own.peekable() }, limit, order)
     }
 
     /// Every committed version of every key in `keys` up to the start (or `Some(version)`),
@@ -632,7 +632,8 @@ impl<'db> Transaction<'db> {
         let keys = OwnedRange::new(&keys);
         let mut rest = keys.clone();
         loop {
-            let (found, more) = self.read_range(&rest, DELR_CHUNK_LEN, None, false)?;
+            let (found, more) =
+                self.read_range(&rest, DELR_CHUNK_LEN, None, ScanDirection::Ascending)?;
             for (key, _) in &found {
                 self.write(key, None)?;
             }
@@ -768,48 +769,64 @@ impl<'db> Transaction<'db> {
 }
 
 /// The range a scan read, for the read set: all of `keys`, or, when the limit cut it short,
-/// up to the last key returned (forward) or from it (reverse).
+/// up to the last key returned (ascending) or from it (descending).
 fn scanned_range(
     keys: OwnedRange,
     found: &VecDeque<(Slice, Slice)>,
     truncated: bool,
-    reverse: bool,
+    order: ScanDirection,
 ) -> OwnedRange {
-    let edge = if reverse { found.front() } else { found.back() };
+    let edge = match order {
+        ScanDirection::Ascending => found.back(),
+        ScanDirection::Descending => found.front(),
+    };
     match edge {
         Some((key, _)) if truncated => {
             let edge = Bound::Included(Box::from(&key[..]));
-            if reverse {
-                OwnedRange { start: edge, end: keys.end }
-            } else {
-                OwnedRange { start: keys.start, end: edge }
+            match order {
+                ScanDirection::Ascending => OwnedRange { start: keys.start, end: edge },
+                ScanDirection::Descending => OwnedRange { start: edge, end: keys.end },
             }
         }
         _ => keys,
     }
 }
 
-/// Up to `limit` live entries of `merged`: the first ones, or with `reverse` the last ones.
+/// Up to `limit` live entries of `merged`: the first ones, or descending the last ones.
 /// Also whether the limit left any out.
 fn collect_limited(
     merged: &mut Merged<'_>,
     limit: usize,
-    reverse: bool,
+    order: ScanDirection,
 ) -> Result<(VecDeque<(Slice, Slice)>, bool)> {
     let mut found = VecDeque::new();
     let mut truncated = false;
     while let Some((key, value)) = merged.next_entry()? {
         let Some(value) = value else { continue }; // the transaction deleted it
-        if !reverse && found.len() == limit {
+        if order == ScanDirection::Ascending && found.len() == limit {
             return Ok((found, true));
         }
         found.push_back((key, value));
-        if reverse && found.len() > limit {
+        if order == ScanDirection::Descending && found.len() > limit {
             found.pop_front();
             truncated = true;
         }
     }
     Ok((found, truncated))
+}
+
+/// Which way a transaction's scan returns keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ScanDirection {
+    Ascending,
+    Descending,
+}
+
+/// Whether a transaction may write ([`Db::read_transaction`] refuses writes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Writes {
+    Allowed,
+    Refused,
 }
 
 /// The snapshot's entries merged with the write set's, in key order; the write set wins.
