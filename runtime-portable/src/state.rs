@@ -394,3 +394,105 @@ fn metas(segments: &[Arc<SegmentFile>]) -> Vec<SegmentMeta> {
 fn count_open(segments: &[Arc<SegmentFile>], options: &Options) -> usize {
     segments.iter().filter(|s| !is_full(s.meta(), options)).count()
 }
+
+#[cfg(all(test, not(loom)))]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+    use crate::io::StdIo;
+
+    fn meta(file_number: u64) -> SegmentMeta {
+        SegmentMeta {
+            file_number,
+            entry_count: 1,
+            file_bytes: 100,
+            payload_bytes: 10,
+            version_min: Version::new(1),
+            version_max: Version::new(2),
+        }
+    }
+
+    fn manifest() -> Manifest {
+        Manifest {
+            file_number_next: 100,
+            version_last: Version::new(50),
+            horizon: Version::new(10),
+            horizon_found: Version::new(5),
+            segments: vec![meta(3)],
+            logs: vec![4, 7, 9],
+        }
+    }
+
+    fn state_at(dir: &Path) -> State {
+        let tiers = Tiers { active: Arc::new(Memtable::new(9)), sealed: vec![], segments: vec![] };
+        let options = Options::default();
+        State::new(Arc::new(StdIo), dir, &options, manifest(), tiers, 20)
+    }
+
+    #[test]
+    fn edits_never_lower_the_next_number_the_last_version_or_the_horizons() {
+        let before = manifest();
+        assert_eq!(Edit::Reserve { file_number_next: 50 }.applied_to(&before), before);
+        assert_eq!(
+            Edit::Reserve { file_number_next: 200 }.applied_to(&before).file_number_next,
+            200
+        );
+        let segments = Edit::Segments {
+            segments: vec![meta(12), meta(3)],
+            log_number_min: None,
+            file_number_next: 0,
+            version_last: Version::ZERO,
+            horizons: Horizons::default(),
+        };
+        let expected = Manifest { segments: vec![meta(12), meta(3)], ..manifest() };
+        assert_eq!(segments.applied_to(&before), expected);
+    }
+
+    #[test]
+    fn a_flush_edit_drops_the_logs_below_the_oldest_memtable_and_raises_what_it_names() {
+        let flushed = Edit::Segments {
+            segments: vec![meta(12)],
+            log_number_min: Some(7),
+            file_number_next: 120,
+            version_last: Version::new(60),
+            horizons: Horizons { all: Version::new(20), found: Version::new(1) },
+        };
+        let after = flushed.applied_to(&manifest());
+        assert_eq!(after.logs, [7, 9]);
+        assert_eq!((after.file_number_next, after.version_last), (120, Version::new(60)));
+        assert_eq!((after.horizon, after.horizon_found), (Version::new(20), Version::new(5)));
+        assert_eq!(Edit::AddLog { number: 11 }.applied_to(&manifest()).logs, [4, 7, 9, 11]);
+    }
+
+    #[test]
+    fn install_writes_the_manifest_then_swaps_the_tiers_and_a_failed_write_changes_neither() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state_at(dir.path());
+        state.install(Transition::Rotated { log_number: 11 }).unwrap();
+        let on_disk = Manifest::read(&StdIo, dir.path()).unwrap().unwrap();
+        assert_eq!(on_disk.logs, [4, 7, 9, 11]);
+        assert_eq!(on_disk, state.manifest());
+        let tiers = state.tiers();
+        assert_eq!(tiers.active.log_number_first(), 11);
+        assert_eq!(tiers.sealed.len(), 1, "the old active memtable is sealed");
+
+        let gone = dir.path().join("gone");
+        let state = state_at(&gone);
+        assert!(state.install(Transition::Rotated { log_number: 11 }).is_err());
+        assert_eq!(state.manifest(), manifest(), "the manifest in memory is unchanged");
+        assert_eq!(state.tiers().active.log_number_first(), 9, "the tiers are unchanged");
+        assert!(state.tiers().sealed.is_empty());
+    }
+
+    #[test]
+    fn file_numbers_are_reserved_in_the_manifest_before_they_are_handed_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state_at(dir.path());
+        assert_eq!(state.allocate_file_number().unwrap(), 20, "below the reservation: no write");
+        assert!(Manifest::read(&StdIo, dir.path()).unwrap().is_none());
+        state.install(Transition::NumbersReserved { number: 100 }).unwrap();
+        let on_disk = Manifest::read(&StdIo, dir.path()).unwrap().unwrap();
+        assert_eq!(on_disk.file_number_next, 100 + 1 + FILE_NUMBERS_RESERVED);
+        assert_eq!(state.file_number_next(), on_disk.file_number_next);
+    }
+}
