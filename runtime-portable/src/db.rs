@@ -4,12 +4,11 @@ use std::collections::BTreeMap;
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use zverse_core::Version;
-use zverse_core::clock::HybridClock;
 use zverse_core::record;
 
 use crate::background::{Background, CompactionKind};
@@ -20,7 +19,6 @@ use crate::error::{Error, Result};
 use crate::io::{Io, IoLock, StdIo};
 use crate::key_range::KeyRange;
 use crate::locality::LocalityAdvisor;
-use crate::log::ActiveLog;
 use crate::options::{Durability, Options};
 use crate::read::{Changes, History, Range};
 use crate::recovery::{self, Opened};
@@ -32,7 +30,7 @@ use crate::stats::{self, SegmentResidency, Stats};
 use crate::sync::lock;
 use crate::tiers::Tiers;
 use crate::transaction::{self, Isolation, Transaction, Writes};
-use crate::write::LoggedGroup;
+use crate::write::WritePath;
 
 /// An open database. Cheap to share: clone the `Arc` you keep it in, or hand out `&Db`; every
 /// method takes `&self` and is safe to call from many threads.
@@ -52,16 +50,9 @@ pub(crate) struct Inner {
     /// The directory lock, released by `close` (snapshots may outlive it). `None` for a
     /// read-only open, which takes none.
     lock: Mutex<Option<IoLock>>,
-    pub(crate) clock: HybridClock,
-    /// Every version at or below it is applied: readers read at or below it.
-    pub(crate) watermark: AtomicU64,
     pub(crate) stage: Stage,
-    /// The group the leader is committing (only the leader locks it).
-    pub(crate) logged: Mutex<LoggedGroup>,
-    /// The log appended to; `None` for a read-only open.
-    pub(crate) log: Mutex<Option<ActiveLog>>,
-    /// The newest log's bytes as a read-only open read them.
-    log_bytes_read_only: u64,
+    /// The clock, the watermark, the active log and the stall (`write.rs`).
+    pub(crate) write: WritePath,
     /// The tiers, the manifest, file numbers, horizons and the read-only latch.
     pub(crate) state: State,
     /// Versions pinned by live snapshots, with their counts.
@@ -71,8 +62,6 @@ pub(crate) struct Inner {
     pub(crate) checkpoints_running: AtomicUsize,
     /// The flush and compaction threads' requests and rounds.
     pub(crate) background: Background,
-    /// Wakes writers stalled on a full set of memtables or too many open segments.
-    pub(crate) stall: (Mutex<()>, Condvar),
     pub counters: EngineCounters,
     /// madvise hints from the reads, shared with every open segment.
     pub advisor: Arc<LocalityAdvisor>,
@@ -903,7 +892,6 @@ impl Inner {
     /// The state of an open database around what its open found and recovered.
     fn assemble(dir: &Path, options: Options, io: Arc<dyn Io>, opened: Opened) -> Inner {
         let Opened { manifest, recovered, advisor, fence_budget, lock: dir_lock, log } = opened;
-        let clock = HybridClock::new(recovered.version_max);
         let tiers = Tiers {
             active: Arc::new(recovered.memtable),
             sealed: Vec::new(),
@@ -919,18 +907,13 @@ impl Inner {
             io,
             options,
             lock: Mutex::new(dir_lock),
-            watermark: AtomicU64::new(clock.last().get()),
-            clock,
             stage,
-            logged: Mutex::new(LoggedGroup::default()),
-            log: Mutex::new(log),
-            log_bytes_read_only: recovered.log_bytes,
+            write: WritePath::new(recovered.version_max, log, recovered.log_bytes),
             state: db_state,
             pins: Mutex::new(BTreeMap::new()),
             closed: AtomicBool::new(false),
             checkpoints_running: AtomicUsize::new(0),
             background: Background::default(),
-            stall: (Mutex::new(()), Condvar::new()),
             counters: EngineCounters {
                 flushes: AtomicU64::new(recovered.flush_count),
                 ..EngineCounters::default()
@@ -949,7 +932,7 @@ impl Inner {
 
     /// The newest version a reader may read at: every version at or below it is applied.
     pub(crate) fn visible_version(&self) -> Version {
-        Version::new(self.watermark.load(Ordering::Acquire))
+        self.write.visible_version()
     }
 
     /// The retention horizon: every read at or above it is exact.
@@ -974,7 +957,7 @@ impl Inner {
     }
 
     pub(crate) fn log_bytes(&self) -> u64 {
-        lock(&self.log).as_ref().map_or(self.log_bytes_read_only, |log| log.offset_end)
+        self.write.log_bytes()
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {

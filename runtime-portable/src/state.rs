@@ -335,7 +335,7 @@ impl State {
     }
 
     /// Tests only: seals an empty memtable the flush thread is not told about.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn seal_unannounced_for_test(&self) {
         let mut tiers = self.tiers.lock();
         let mut sealed = tiers.sealed.clone();

@@ -2,11 +2,12 @@
 //! it): versions, the log frame and its sync, the memtable insert, the watermark; memtable
 //! rotation; and write stalls, which hold writers while flushes and compaction fall behind.
 
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use zverse_core::Version;
+use zverse_core::clock::HybridClock;
 use zverse_core::record;
 
 use crate::commit::{GroupCommit, Pending};
@@ -23,10 +24,57 @@ const STALL_POLL: Duration = Duration::from_millis(10);
 /// How long a write is delayed in the slowdown zone.
 const SLOWDOWN_DELAY: Duration = Duration::from_millis(1);
 
+/// The write path's state: the clock, the watermark, the commit leader's buffers, the active
+/// log, and the stall writers wait in. Only this module reaches into it.
+#[derive(Debug)]
+pub(crate) struct WritePath {
+    clock: HybridClock,
+    /// Every version at or below it is applied: readers read at or below it.
+    watermark: AtomicU64,
+    /// The group the leader is committing (only the leader locks it).
+    logged: Mutex<LoggedGroup>,
+    /// The log appended to; `None` for a read-only open.
+    log: Mutex<Option<ActiveLog>>,
+    /// The newest log's bytes as a read-only open read them.
+    log_bytes_read_only: u64,
+    /// Wakes writers stalled on a full set of memtables or too many open segments.
+    stall: (Mutex<()>, Condvar),
+}
+
+impl WritePath {
+    /// The write path of a database whose newest version is `version_max`, appending to `log`
+    /// (`None` for a read-only open, which read `log_bytes_read_only` of its newest log).
+    pub(crate) fn new(
+        version_max: Version,
+        log: Option<ActiveLog>,
+        log_bytes_read_only: u64,
+    ) -> WritePath {
+        let clock = HybridClock::new(version_max);
+        WritePath {
+            watermark: AtomicU64::new(clock.last().get()),
+            clock,
+            logged: Mutex::new(LoggedGroup::default()),
+            log: Mutex::new(log),
+            log_bytes_read_only,
+            stall: (Mutex::new(()), Condvar::new()),
+        }
+    }
+
+    /// The newest version a reader may read at: every version at or below it is applied.
+    pub(crate) fn visible_version(&self) -> Version {
+        Version::new(self.watermark.load(Ordering::Acquire))
+    }
+
+    /// The bytes of the active log (of the newest log, for a read-only open).
+    pub(crate) fn log_bytes(&self) -> u64 {
+        lock(&self.log).as_ref().map_or(self.log_bytes_read_only, |log| log.offset_end)
+    }
+}
+
 /// A commit group as written to the log: the leader's buffers, kept between groups so that a
 /// commit allocates nothing.
 #[derive(Debug, Default)]
-pub(crate) struct LoggedGroup {
+struct LoggedGroup {
     /// The log frame: header, then the accepted records.
     frame: Vec<u8>,
     /// Where each accepted record starts in `frame`.
@@ -43,7 +91,7 @@ pub(crate) struct LoggedGroup {
 const FRAME_KEEP_BYTES_MAX: usize = 2 * crate::commit::GROUP_BYTES_MAX;
 
 impl LoggedGroup {
-    pub(crate) fn clear(&mut self) {
+    fn clear(&mut self) {
         if self.frame.capacity() > FRAME_KEEP_BYTES_MAX {
             self.frame = Vec::new();
         }
@@ -66,7 +114,7 @@ fn encode_error(error: record::EncodeError) -> Error {
 impl Inner {
     /// Wakes writers waiting in [`Inner::wait_for_room`].
     pub(crate) fn wake_stalled_writers(&self) {
-        let (guard, wake) = &self.stall;
+        let (guard, wake) = &self.write.stall;
         drop(lock(guard));
         wake.notify_all();
     }
@@ -112,7 +160,7 @@ impl Inner {
                      {open_segment_count} segments waiting for compaction"
                 );
             }
-            let (guard, wake) = &self.stall;
+            let (guard, wake) = &self.write.stall;
             let guard = lock(guard);
             drop(wake.wait_timeout(guard, STALL_POLL).unwrap_or_else(PoisonError::into_inner));
         };
@@ -195,7 +243,7 @@ impl Inner {
     fn version_for(&self, pending: &Pending, now: Version) -> Option<Version> {
         match pending.version_wanted {
             None => {
-                let version = self.clock.tick(now);
+                let version = self.write.clock.tick(now);
                 if version.is_none() {
                     pending.complete(Err(Error::VersionsExhausted));
                 }
@@ -206,12 +254,12 @@ impl Inner {
                 pending.complete(Err(Error::VersionTooFarAhead { version: wanted, version_max }));
                 None
             }
-            Some(wanted) if wanted > self.clock.last() => {
-                self.clock.observe(wanted);
+            Some(wanted) if wanted > self.write.clock.last() => {
+                self.write.clock.observe(wanted);
                 Some(wanted)
             }
             Some(wanted) => {
-                let last = self.clock.last();
+                let last = self.write.clock.last();
                 pending.complete(Err(Error::VersionNotAfter { version: wanted, last }));
                 None
             }
@@ -254,7 +302,7 @@ impl Inner {
             // Every write was refused: no frame (a frame with an empty body is a log's seal).
             return Ok(());
         }
-        let mut log = lock(&self.log);
+        let mut log = lock(&self.write.log);
         let log = log.as_mut().ok_or(Error::OpenedReadOnly)?;
         log::seal_frame(frame, log.nonce, log.offset_end, log.offset_synced);
         let sync = self.options.durability == Durability::Sync;
@@ -299,7 +347,7 @@ impl Inner {
     /// before the sync are durable after it, and only they are claimed.
     pub(crate) fn sync_log(&self) -> Result<()> {
         let (file, number, offset_end) = {
-            let log = lock(&self.log);
+            let log = lock(&self.write.log);
             let Some(log) = log.as_ref() else { return Ok(()) };
             if log.offset_synced >= log.offset_end {
                 return Ok(());
@@ -309,7 +357,7 @@ impl Inner {
         if let Err(error) = file.sync_data() {
             return Err(self.fail(format!("sync of log {number} failed: {error}")));
         }
-        if let Some(log) = lock(&self.log).as_mut()
+        if let Some(log) = lock(&self.write.log).as_mut()
             && log.number == number
         {
             log.offset_synced = log.offset_synced.max(offset_end);
@@ -325,7 +373,7 @@ impl Inner {
             return Ok(());
         }
         {
-            let mut log = lock(&self.log);
+            let mut log = lock(&self.write.log);
             let Some(log) = log.as_mut() else { return Ok(()) };
             if let Err(error) = log.append_seal() {
                 return Err(self.fail(format!("sealing log {} failed: {error}", log.number)));
@@ -344,7 +392,7 @@ impl Inner {
         // recovery can tell a damaged or cut old log (corruption) from a torn newest one (a
         // crash).
         {
-            let mut log = lock(&self.log);
+            let mut log = lock(&self.write.log);
             let log = log.as_mut().ok_or(Error::OpenedReadOnly)?;
             if let Err(error) = log.append_seal() {
                 return Err(self.fail(format!("sealing log {} failed: {error}", log.number)));
@@ -363,7 +411,7 @@ impl Inner {
                 self.fail(format!("recording log {number} in the manifest failed: {error}"))
             );
         }
-        *lock(&self.log) = Some(new_log);
+        *lock(&self.write.log) = Some(new_log);
         self.background.request_flush();
         Ok(())
     }
@@ -371,7 +419,7 @@ impl Inner {
 
 impl GroupCommit for Inner {
     fn commit_group(&self, group: &[Arc<Pending>]) {
-        let mut logged = lock(&self.logged);
+        let mut logged = lock(&self.write.logged);
         logged.clear();
         let outcome = self.check_writable().and_then(|()| self.append_group(group, &mut logged));
         if let Err(error) = outcome {
@@ -387,7 +435,7 @@ impl GroupCommit for Inner {
         }
         if !logged.starts.is_empty() {
             let version_last = self.apply_group(&logged);
-            self.watermark.store(version_last.get(), Ordering::Release);
+            self.write.watermark.store(version_last.get(), Ordering::Release);
         }
         self.counters.commit_groups.fetch_add(1, Ordering::Relaxed);
         self.counters.commit_records.fetch_add(logged.starts.len() as u64, Ordering::Relaxed);
