@@ -4,9 +4,11 @@
 # (--bench peers_txn). Writes benches/results/latest.{md,json} and transactions-peers.md
 # (*-quick.* with --quick) and, for a full run, rewrites the README's two generated sections.
 #
-#   benches/run-peers.sh            # the full run (22 minutes on a shared 2-core VM at load 3-5)
+#   benches/run-peers.sh            # the full run (22 minutes at load 3-5 before the
+#                                   # shared-prefix rows, which double it, and the transactions)
 #   benches/run-peers.sh --quick    # a smoke run at a small scale (about a minute plus the build)
 #   benches/run-peers.sh --reps 5 --engines zverse,rocksdb
+#   benches/run-peers.sh --key-sets random    # without the shared-prefix rows
 #
 # Needs the packages benches/install-peers.sh installs (it says so if librocksdb is missing).
 set -euo pipefail

@@ -193,7 +193,7 @@ struct Measured {
     /// Linked files whose names were not in the source before the call (a flush it made).
     files_new_linked: usize,
     bytes_new_linked: u64,
-    /// `/proc/self/io` write_bytes during the call (background work included).
+    /// `/proc/self/io` `write_bytes` during the call (background work included).
     process_write_bytes: u64,
 }
 
@@ -267,15 +267,15 @@ fn parse_args() -> Res<Args> {
         base: std::env::var_os("ZVERSE_PEERS_DIR").map_or_else(std::env::temp_dir, PathBuf::from),
         compact: true,
     };
-    let mut argv = std::env::args().skip(1);
-    while let Some(arg) = argv.next() {
+    let mut words = std::env::args().skip(1);
+    while let Some(arg) = words.next() {
         match arg.as_str() {
-            "--mib" => args.mib = argv.next().ok_or("--mib needs a size")?.parse()?,
+            "--mib" => args.mib = words.next().ok_or("--mib needs a size")?.parse()?,
             "--engines" => {
-                let list = argv.next().ok_or("--engines needs a list")?.to_lowercase();
+                let list = words.next().ok_or("--engines needs a list")?.to_lowercase();
                 args.engines = list.split(',').map(str::to_owned).collect();
             }
-            "--dir" => args.base = argv.next().ok_or("--dir needs a directory")?.into(),
+            "--dir" => args.base = words.next().ok_or("--dir needs a directory")?.into(),
             "--no-compact" => args.compact = false,
             "--bench" => {}
             other => return Err(format!("unknown argument {other:?}").into()),

@@ -587,8 +587,11 @@ impl Report<'_> {
         let md = self.markdown();
         println!("{md}");
         let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
-        let stem =
-            if self.scale.name == "full" { "transactions-peers" } else { "transactions-peers-quick" };
+        let stem = if self.scale.name == "full" {
+            "transactions-peers"
+        } else {
+            "transactions-peers-quick"
+        };
         let path = results.join(format!("{stem}.md"));
         std::fs::write(&path, format!("# Transactions side by side\n\n{md}"))?;
         eprintln!("peers_txn: wrote {}", path.display());

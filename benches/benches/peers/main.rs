@@ -98,7 +98,7 @@ fn parse_args() -> Res<Args> {
     let mut write_readme = false;
     let mut child_out = None;
     let mut in_process = false;
-    let mut key_sets = KeySet::ALL.to_vec();
+    let mut key_sets = None;
     let mut args = std::env::args().skip(1);
     let mut reps = None;
     while let Some(arg) = args.next() {
@@ -112,15 +112,15 @@ fn parse_args() -> Res<Args> {
             "--out" => out = args.next().ok_or("--out needs a directory")?.into(),
             "--write-readme" => write_readme = true,
             "--child-out" => {
-                child_out = Some(args.next().ok_or("--child-out needs a file")?.into())
+                child_out = Some(args.next().ok_or("--child-out needs a file")?.into());
             }
             "--in-process" => in_process = true,
             "--key-sets" => {
                 let list = args.next().ok_or("--key-sets needs a list")?;
-                key_sets = list
+                let sets = list
                     .split(',')
-                    .map(|name| KeySet::from_name(name).ok_or(format!("no key set {name:?}")))
-                    .collect::<Result<_, _>>()?;
+                    .map(|name| KeySet::from_name(name).ok_or(format!("no key set {name:?}")));
+                key_sets = Some(sets.collect::<Result<_, _>>()?);
             }
             // cargo bench passes --bench; cargo test passes nothing we need.
             "--bench" => {}
@@ -130,6 +130,11 @@ fn parse_args() -> Res<Args> {
     if let Some(reps) = reps {
         scale.repetitions = reps;
     }
+    // The smoke run stays about a minute: random keys only unless asked.
+    let key_sets = key_sets.unwrap_or_else(|| match scale.name {
+        "quick" => vec![KeySet::Random],
+        _ => KeySet::ALL.to_vec(),
+    });
     Ok(Args { scale, engines, out, write_readme, child_out, in_process, key_sets })
 }
 
@@ -198,7 +203,8 @@ fn run() -> Res<()> {
             let ran = if args.in_process || args.child_out.is_some() {
                 let dataset = dataset_for(&mut datasets, &scale, key_set);
                 let mut engine_samples = Samples::new();
-                let ran = run_engine(kind, &scale, dataset, &base, &mut engine_samples, engine_notes);
+                let ran =
+                    run_engine(kind, &scale, dataset, &base, &mut engine_samples, engine_notes);
                 add_samples(&mut samples, engine_samples, key_set.row_suffix());
                 ran
             } else {
@@ -269,14 +275,11 @@ fn dataset_for<'d>(
     scale: &Scale,
     key_set: KeySet,
 ) -> &'d Dataset {
-    let index = match datasets.iter().position(|(set, _)| *set == key_set) {
-        Some(index) => index,
-        None => {
-            datasets.push((key_set, Dataset::new(scale, key_set)));
-            datasets.len() - 1
-        }
-    };
-    &datasets[index].1
+    if !datasets.iter().any(|(set, _)| *set == key_set) {
+        datasets.push((key_set, Dataset::new(scale, key_set)));
+    }
+    let index = datasets.iter().position(|(set, _)| *set == key_set);
+    &datasets[index.expect("pushed above")].1
 }
 
 /// Adds one engine run's samples to `samples`, each workload's name followed by `suffix`.

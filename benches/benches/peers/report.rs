@@ -421,16 +421,24 @@ fn settings_markdown(summary: &Summary<'_>, md: &mut String) {
     let _ = writeln!(md, "\nEngines and settings (durability none / sync, exactly):\n");
     for kind in summary.kinds {
         let notes = summary.notes.get(kind.name).cloned().unwrap_or_default();
-        let _ = writeln!(
+        let _ = write!(
             md,
-            "- **{}** ({}). None: {}. Sync: {}. Before the space figure: {}. Compaction: {}.",
+            "- **{}** ({}). None: {}. Sync: {}.",
             kind.name,
             kind.library,
             (kind.settings)(Durability::None),
             (kind.settings)(Durability::Sync),
-            notes.settle,
-            notes.compaction
         );
+        if kind.plain {
+            let _ = write!(
+                md,
+                " Before the space figure: {}. Compaction: {}.",
+                notes.settle, notes.compaction
+            );
+        } else {
+            md.push_str(" Runs the versioned rows only.");
+        }
+        md.push('\n');
     }
 }
 

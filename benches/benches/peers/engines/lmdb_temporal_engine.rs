@@ -96,7 +96,8 @@ impl LmdbTemporal {
         else {
             return Ok(None);
         };
-        let strip = |entry: &[u8]| entry[..entry.len().saturating_sub(temporal::VERSION_LEN)].to_vec();
+        let strip =
+            |entry: &[u8]| entry[..entry.len().saturating_sub(temporal::VERSION_LEN)].to_vec();
         Ok(Some((strip(first), strip(last))))
     }
 }

@@ -235,8 +235,7 @@ impl Versioned for RocksTemporal {
                     None => iterator.seek_to_first(),
                 }
                 while let Some(entry) = iterator.key() {
-                    if let Some((_key, version)) =
-                        temporal::split_key_major(entry, key_first.len())
+                    if let Some((_key, version)) = temporal::split_key_major(entry, key_first.len())
                     {
                         count += usize::from((version_first..=version_last).contains(&version));
                     }
