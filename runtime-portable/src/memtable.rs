@@ -594,6 +594,24 @@ unsafe impl Send for Cursor {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for Cursor {}
 
+impl Cursor {
+    /// The key and version of the entry the next `next` returns, without taking it (no
+    /// reference to the memtable is handed out). The key lives as long as the cursor.
+    pub(crate) fn peek(&self) -> Option<(&[u8], Version)> {
+        self.node.map(|node| (node.key(), node.version()))
+    }
+
+    /// Steps past the entry `peek` shows, following one link.
+    pub(crate) fn advance(&mut self) {
+        self.node = self.node.and_then(|node| node.next(0));
+    }
+
+    /// Moves to the first entry at or after `position`: one O(log n) seek from the top.
+    pub(crate) fn seek(&mut self, position: Bound<(&[u8], Version)>) {
+        self.node = self.memtable.first_from(position);
+    }
+}
+
 impl Iterator for Cursor {
     type Item = MemEntry;
 

@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use zverse_core::segment::{FenceKeys, Segment};
 use zverse_core::zkey::ZBox;
+use zverse_core::{Entry, Version};
 
 use crate::error::{Error, Result};
 use crate::io::{Io, Mapping};
@@ -222,6 +223,20 @@ impl SegmentFile {
             Some(fence_keys) => segment.with_fence_keys(fence_keys.view()),
             None => segment,
         }
+    }
+
+    /// The newest version `<= version` of `key` in this segment, tombstones included. The
+    /// filter is asked first, on the plain reader: a segment without the key costs one filter
+    /// block, not a copy of the reader with its fence keys.
+    pub(crate) fn get_at(
+        &self,
+        key: &[u8],
+        version: Version,
+    ) -> std::result::Result<Option<Entry<'_>>, zverse_core::Corruption> {
+        if !self.segment().may_contain(key) {
+            return Ok(None);
+        }
+        self.indexed().get_at(key, version)
     }
 
     /// The reader with the fence keys if they are built, without building them.

@@ -233,6 +233,13 @@ impl<'a> Segment<'a> {
         Ok((entry.key == key).then_some(entry))
     }
 
+    /// Whether the segment may hold a version of `key`: `false` means it holds none. Reads
+    /// one 32-byte block of the filter; the key index is not touched.
+    #[must_use]
+    pub fn may_contain(&self, key: &[u8]) -> bool {
+        filter_section::may_contain(self.filter, key)
+    }
+
     /// Every version of `key`, newest first, tombstones included.
     #[must_use]
     pub fn history(&self, key: &[u8]) -> History<'a> {
