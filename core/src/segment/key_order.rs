@@ -18,10 +18,6 @@ pub struct KeyOrderIter<'a> {
 
 impl<'a> KeyOrderIter<'a> {
     /// Every entry of `segment`.
-    #[expect(
-        clippy::large_types_passed_by_value,
-        reason = "the iterator keeps its own copy of the segment"
-    )]
     pub(super) fn all(segment: Segment<'a>) -> KeyOrderIter<'a> {
         let end_index = segment.key_index.len();
         KeyOrderIter { reader: EntryReader::new(segment), next_index: 0, end_index }
@@ -29,10 +25,6 @@ impl<'a> KeyOrderIter<'a> {
 
     /// The entries of keys in `keys`. Positions are found now; decoding errors on the way
     /// are returned by the first `next`.
-    #[expect(
-        clippy::large_types_passed_by_value,
-        reason = "the iterator keeps its own copy of the segment"
-    )]
     pub(super) fn keys<'k>(
         segment: Segment<'a>,
         keys: &impl RangeBounds<&'k [u8]>,
@@ -52,10 +44,6 @@ impl<'a> KeyOrderIter<'a> {
     }
 
     /// An iterator that returns `error` once.
-    #[expect(
-        clippy::large_types_passed_by_value,
-        reason = "the iterator keeps its own copy of the segment"
-    )]
     fn failed(segment: Segment<'a>, error: Corruption) -> FailOnce<KeyOrderIter<'a>> {
         let empty = KeyOrderIter { reader: EntryReader::new(segment), next_index: 0, end_index: 0 };
         FailOnce { error: Some(error), inner: empty }
@@ -163,10 +151,6 @@ where
 /// One key's versions, newest first.
 pub type History<'a> = FailOnce<KeyOrderIter<'a>>;
 
-#[expect(
-    clippy::large_types_passed_by_value,
-    reason = "the iterator keeps its own copy of the segment"
-)]
 pub(super) fn history<'a>(segment: Segment<'a>, key: &[u8]) -> History<'a> {
     match KeyOrderIter::keys(segment, &(key..=key)) {
         Ok(inner) => FailOnce { error: None, inner },
@@ -176,10 +160,6 @@ pub(super) fn history<'a>(segment: Segment<'a>, key: &[u8]) -> History<'a> {
 
 /// One key's versions at or below `version`, newest first: a binary search within the key's
 /// run of the key index, so the newer versions are never decoded.
-#[expect(
-    clippy::large_types_passed_by_value,
-    reason = "the iterator keeps its own copy of the segment"
-)]
 pub(super) fn history_at<'a>(segment: Segment<'a>, key: &[u8], version: Version) -> History<'a> {
     let positioned = KeyOrderIter::keys(segment, &(key..=key)).and_then(|mut inner| {
         let (lo, hi) = (inner.next_index, inner.end_index);
@@ -194,10 +174,6 @@ pub(super) fn history_at<'a>(segment: Segment<'a>, key: &[u8], version: Version)
 }
 
 /// An iterator over nothing.
-#[expect(
-    clippy::large_types_passed_by_value,
-    reason = "the iterator keeps its own copy of the segment"
-)]
 pub(super) fn empty(segment: Segment<'_>) -> History<'_> {
     let inner = KeyOrderIter { reader: EntryReader::new(segment), next_index: 0, end_index: 0 };
     FailOnce { error: None, inner }
@@ -216,10 +192,6 @@ pub struct RangeAt<'a> {
 }
 
 impl<'a> RangeAt<'a> {
-    #[expect(
-        clippy::large_types_passed_by_value,
-        reason = "the iterator keeps its own copy of the segment"
-    )]
     pub(super) fn new<'k>(
         segment: Segment<'a>,
         keys: &impl RangeBounds<&'k [u8]>,
