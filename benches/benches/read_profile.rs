@@ -66,7 +66,8 @@ fn main() {
     let mut ops = 0_u64;
     let mut items = 0_u64;
     while Instant::now() < deadline {
-        for _ in 0..100 {
+        let batch = if matches!(workload, "full" | "range1pct") { 1 } else { 100 };
+        for _ in 0..batch {
             items += one_op(workload, &db, &keys, &sorted, &zipfian, &mut rng);
             ops += 1;
         }

@@ -9,7 +9,7 @@ use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 use zverse_core::merge::{FAN_IN_MAX, KeyOrder, Keyed, MergeVec, Order, ZOrder};
-use zverse_core::segment::{History as SegmentHistoryIter, RangeAt};
+use zverse_core::segment::{KeyVersions, RangeAt};
 use zverse_core::zkey::ZBox;
 use zverse_core::{Entry, Version};
 
@@ -19,21 +19,31 @@ use crate::key_range::KeyRange;
 use crate::locality::{Advised, ScanPurpose};
 use crate::memtable::{self, MemBytes, MemEntry, Memtable};
 use crate::segment_file::SegmentFile;
+use crate::slice::Slice;
 use crate::tiers::TiersRef;
-use crate::value::Value;
 
-/// One version of one key, as reads yield it: `value` is `None` for a tombstone.
+/// One write that [`Db::changes`](crate::Db::changes) lists: the key, its version, and the
+/// value written (`None` for a delete).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
     /// The key.
-    pub key: Value,
+    pub key: Slice,
     /// The version the write got.
     pub version: Version,
     /// The value written, or `None` for a delete.
-    pub value: Option<Value>,
+    pub value: Option<Slice>,
 }
 
-impl Keyed for Change {
+/// One version of one key, as the merges of the tiers yield it: `value` is `None` for a
+/// tombstone.
+#[derive(Clone, Debug)]
+pub(crate) struct KeyVersion {
+    pub key: Slice,
+    pub version: Version,
+    pub value: Option<Slice>,
+}
+
+impl Keyed for KeyVersion {
     fn key(&self) -> &[u8] {
         &self.key
     }
@@ -43,26 +53,26 @@ impl Keyed for Change {
     }
 }
 
-impl Change {
-    fn from_memtable(entry: MemEntry) -> Change {
-        Change {
-            key: Value::memtable(entry.key),
+impl KeyVersion {
+    fn from_memtable(entry: MemEntry) -> KeyVersion {
+        KeyVersion {
+            key: Slice::memtable(entry.key),
             version: entry.version,
-            value: entry.value.map(Value::memtable),
+            value: entry.value.map(Slice::memtable),
         }
     }
 
-    fn from_segment(segment: &Arc<SegmentFile>, entry: Entry<'_>) -> Change {
-        Change {
-            key: Value::mapped(segment, entry.key),
+    fn from_segment(segment: &Arc<SegmentFile>, entry: Entry<'_>) -> KeyVersion {
+        KeyVersion {
+            key: Slice::mapped(segment, entry.key),
             version: entry.version,
-            value: entry.value.map(|value| Value::mapped(segment, value)),
+            value: entry.value.map(|value| Slice::mapped(segment, value)),
         }
     }
 }
 
 /// A boxed per-tier source of changes for a merge.
-type Source = Box<dyn Iterator<Item = Result<Change>> + Send>;
+type Source = Box<dyn Iterator<Item = Result<KeyVersion>> + Send>;
 
 /// What a read sees: a set of tiers and a version.
 #[derive(Debug)]
@@ -86,20 +96,20 @@ impl ReadView {
         // The watermark first: every version at or below it is in a memtable of the tiers
         // loaded after it, or in a segment they hold.
         let visible = inner.visible_version();
-        let tiers = inner.tiers.load();
+        let tiers = inner.state.tiers_ref();
         Ok(ReadView { tiers, version: version.min(visible) })
     }
 
     /// The newest version of `key` at or below the view's version, tombstones included.
-    pub(crate) fn get_entry(&self, key: &[u8]) -> Result<Option<Change>> {
-        let mut best: Option<Change> = None;
+    pub(crate) fn get_entry(&self, key: &[u8]) -> Result<Option<KeyVersion>> {
+        let mut best: Option<KeyVersion> = None;
         let newer =
-            |best: &Option<Change>, version| best.as_ref().is_none_or(|b| version > b.version);
+            |best: &Option<KeyVersion>, version| best.as_ref().is_none_or(|b| version > b.version);
         for memtable in self.tiers.memtables() {
             if let Some(entry) = memtable.get_at(key, self.version)
                 && newer(&best, entry.version)
             {
-                best = Some(Change::from_memtable(entry));
+                best = Some(KeyVersion::from_memtable(entry));
             }
         }
         for segment in &self.tiers.segments {
@@ -112,14 +122,14 @@ impl ReadView {
             if let Some(entry) = found
                 && newer(&best, entry.version)
             {
-                best = Some(Change::from_segment(segment, entry));
+                best = Some(KeyVersion::from_segment(segment, entry));
             }
         }
         Ok(best)
     }
 
     /// The value of `key` at the view's version; `None` if absent or deleted.
-    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Value>> {
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Slice>> {
         Ok(self.get_entry(key)?.and_then(|change| change.value))
     }
 
@@ -211,7 +221,7 @@ impl ReadView {
 /// merge's fan-in the sources are merged in chunks first, which keeps that tie order.
 fn merge<O>(mut sources: Vec<Source>, order: O) -> Source
 where
-    O: Order<Change> + Copy + Send + 'static,
+    O: Order<KeyVersion> + Copy + Send + 'static,
 {
     while sources.len() > FAN_IN_MAX {
         let mut chunks = Vec::with_capacity(sources.len().div_ceil(FAN_IN_MAX));
@@ -227,7 +237,7 @@ where
 
 fn merge_within_fan_in<O>(sources: Vec<Source>, order: O) -> Source
 where
-    O: Order<Change> + Send + 'static,
+    O: Order<KeyVersion> + Send + 'static,
 {
     let merged = MergeVec::from_sources(sources, order);
     Box::new(merged.expect("sources are chunked to the fan-in limit"))
@@ -275,8 +285,8 @@ fn overlaps(segment: &SegmentFile, version_min: Bound<Version>, version_max: Ver
 #[derive(Clone, Copy, Debug)]
 struct KeyOrderRev;
 
-impl Order<Change> for KeyOrderRev {
-    fn cmp(&self, a: &Change, b: &Change) -> Ordering {
+impl Order<KeyVersion> for KeyOrderRev {
+    fn cmp(&self, a: &KeyVersion, b: &KeyVersion) -> Ordering {
         b.key[..].cmp(&a.key[..]).then_with(|| b.version.cmp(&a.version))
     }
 }
@@ -334,9 +344,9 @@ impl MemtableRange {
 }
 
 impl Iterator for MemtableRange {
-    type Item = Result<Change>;
+    type Item = Result<KeyVersion>;
 
-    fn next(&mut self) -> Option<Result<Change>> {
+    fn next(&mut self) -> Option<Result<KeyVersion>> {
         while !self.done {
             let Some((key, version)) = self.cursor.peek() else {
                 self.done = true;
@@ -369,7 +379,7 @@ impl Iterator for MemtableRange {
             self.key_last.set(key);
             self.steps_skipped = 0;
             let entry = self.cursor.next()?;
-            return Some(Ok(Change::from_memtable(entry)));
+            return Some(Ok(KeyVersion::from_memtable(entry)));
         }
         None
     }
@@ -410,9 +420,9 @@ impl MemtableRangeRev {
 }
 
 impl Iterator for MemtableRangeRev {
-    type Item = Result<Change>;
+    type Item = Result<KeyVersion>;
 
-    fn next(&mut self) -> Option<Result<Change>> {
+    fn next(&mut self) -> Option<Result<KeyVersion>> {
         let (start, end) = self.keys.bounds();
         while !self.done {
             // The last (oldest) entry of the previous key. In key order `(key, MAX)` is the
@@ -430,7 +440,7 @@ impl Iterator for MemtableRangeRev {
             let found = self.memtable.get_at(&last.key, self.version);
             self.key_last = Some(last.key);
             if let Some(found) = found {
-                return Some(Ok(Change::from_memtable(found)));
+                return Some(Ok(KeyVersion::from_memtable(found)));
             }
         }
         None
@@ -462,14 +472,16 @@ impl MemtableHistory {
 }
 
 impl Iterator for MemtableHistory {
-    type Item = Result<Change>;
+    type Item = Result<KeyVersion>;
 
-    fn next(&mut self) -> Option<Result<Change>> {
+    fn next(&mut self) -> Option<Result<KeyVersion>> {
         if self.done {
             return None;
         }
         match self.cursor.next() {
-            Some(entry) if entry.key[..] == self.key[..] => Some(Ok(Change::from_memtable(entry))),
+            Some(entry) if entry.key[..] == self.key[..] => {
+                Some(Ok(KeyVersion::from_memtable(entry)))
+            }
             _ => {
                 self.done = true;
                 None
@@ -516,12 +528,12 @@ impl SegmentRange {
 }
 
 impl Iterator for SegmentRange {
-    type Item = Result<Change>;
+    type Item = Result<KeyVersion>;
 
-    fn next(&mut self) -> Option<Result<Change>> {
+    fn next(&mut self) -> Option<Result<KeyVersion>> {
         self.0.with_dependent_mut(|segment, range| {
             range.next().map(|entry| match entry {
-                Ok(entry) => Ok(Change::from_segment(segment, entry)),
+                Ok(entry) => Ok(KeyVersion::from_segment(segment, entry)),
                 Err(corruption) => Err(segment_corruption(segment, corruption)),
             })
         })
@@ -549,12 +561,12 @@ impl SegmentRangeRev {
 }
 
 impl Iterator for SegmentRangeRev {
-    type Item = Result<Change>;
+    type Item = Result<KeyVersion>;
 
-    fn next(&mut self) -> Option<Result<Change>> {
+    fn next(&mut self) -> Option<Result<KeyVersion>> {
         self.0.with_dependent_mut(|segment, range| {
             range.next_back().map(|entry| match entry {
-                Ok(entry) => Ok(Change::from_segment(segment, entry)),
+                Ok(entry) => Ok(KeyVersion::from_segment(segment, entry)),
                 Err(corruption) => Err(segment_corruption(segment, corruption)),
             })
         })
@@ -566,7 +578,7 @@ self_cell::self_cell! {
     struct SegmentHistoryCell {
         owner: Arc<SegmentFile>,
         #[not_covariant]
-        dependent: SegmentHistoryIter,
+        dependent: KeyVersions,
     }
 }
 
@@ -582,12 +594,12 @@ impl SegmentHistory {
 }
 
 impl Iterator for SegmentHistory {
-    type Item = Result<Change>;
+    type Item = Result<KeyVersion>;
 
-    fn next(&mut self) -> Option<Result<Change>> {
+    fn next(&mut self) -> Option<Result<KeyVersion>> {
         self.0.with_dependent_mut(|segment, history| {
             history.next().map(|entry| match entry {
-                Ok(entry) => Ok(Change::from_segment(segment, entry)),
+                Ok(entry) => Ok(KeyVersion::from_segment(segment, entry)),
                 Err(corruption) => Err(segment_corruption(segment, corruption)),
             })
         })
@@ -631,12 +643,12 @@ impl SegmentChanges {
 }
 
 impl Iterator for SegmentChanges {
-    type Item = Result<Change>;
+    type Item = Result<KeyVersion>;
 
-    fn next(&mut self) -> Option<Result<Change>> {
+    fn next(&mut self) -> Option<Result<KeyVersion>> {
         self.0.with_dependent_mut(|owner, changes| {
             changes.next().map(|entry| match entry {
-                Ok(entry) => Ok(Change::from_segment(&owner.segment, entry)),
+                Ok(entry) => Ok(KeyVersion::from_segment(&owner.segment, entry)),
                 Err(corruption) => Err(segment_corruption(&owner.segment, corruption)),
             })
         })
@@ -649,12 +661,12 @@ fn memtable_changes(
     memtable: &Arc<Memtable>,
     keys: &OwnedRange,
     versions: (Bound<Version>, Bound<Version>),
-) -> Vec<Change> {
+) -> Vec<KeyVersion> {
     let (start, end) = keys.bounds();
     let mut found = Vec::new();
     walk_memtable(memtable, key_start(start), end, |entry| {
         if versions.contains(&entry.version) {
-            found.push(Change::from_memtable(entry));
+            found.push(KeyVersion::from_memtable(entry));
         }
     });
     found.sort_unstable_by(|a, b| zverse_core::zkey::cmp_z(&a.key, a.version, &b.key, b.version));
@@ -683,7 +695,7 @@ impl Range {
     /// Takes `change` as the next key from one end, unless it repeats `key_last` (an older
     /// version of the key just read) or reached `key_other`, the other end's last key.
     fn take(
-        change: Change,
+        change: KeyVersion,
         key_last: &mut KeyLast,
         key_other: Option<&[u8]>,
         reached: impl Fn(&[u8], &[u8]) -> bool,
@@ -728,13 +740,13 @@ impl KeyLast {
 enum Step {
     Skip,
     Met,
-    Yield((Value, Value)),
+    Yield((Slice, Slice)),
 }
 
 impl Iterator for Range {
-    type Item = Result<(Value, Value)>;
+    type Item = Result<(Slice, Slice)>;
 
-    fn next(&mut self) -> Option<Result<(Value, Value)>> {
+    fn next(&mut self) -> Option<Result<(Slice, Slice)>> {
         let front = self.front.get_or_insert_with(|| self.view.range_fwd(&self.keys));
         while !self.done {
             let change = match front.next()? {
@@ -753,7 +765,7 @@ impl Iterator for Range {
 }
 
 impl DoubleEndedIterator for Range {
-    fn next_back(&mut self) -> Option<Result<(Value, Value)>> {
+    fn next_back(&mut self) -> Option<Result<(Slice, Slice)>> {
         let back = self.back.get_or_insert_with(|| self.view.range_rev(&self.keys));
         while !self.done {
             let change = match back.next()? {
@@ -790,9 +802,9 @@ pub struct History {
 }
 
 impl Iterator for History {
-    type Item = Result<(Version, Option<Value>)>;
+    type Item = Result<(Version, Option<Slice>)>;
 
-    fn next(&mut self) -> Option<Result<(Version, Option<Value>)>> {
+    fn next(&mut self) -> Option<Result<(Version, Option<Slice>)>> {
         let change = match self.merged.next()? {
             Ok(change) => change,
             Err(error) => return Some(Err(error)),
@@ -827,7 +839,11 @@ impl Iterator for Changes {
     type Item = Result<Change>;
 
     fn next(&mut self) -> Option<Result<Change>> {
-        self.merged.next()
+        let KeyVersion { key, version, value } = match self.merged.next()? {
+            Ok(found) => found,
+            Err(error) => return Some(Err(error)),
+        };
+        Some(Ok(Change { key, version, value }))
     }
 }
 

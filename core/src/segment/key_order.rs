@@ -149,9 +149,9 @@ where
 }
 
 /// One key's versions, newest first.
-pub type History<'a> = FailOnce<KeyOrderIter<'a>>;
+pub type KeyVersions<'a> = FailOnce<KeyOrderIter<'a>>;
 
-pub(super) fn history<'a>(segment: Segment<'a>, key: &[u8]) -> History<'a> {
+pub(super) fn history<'a>(segment: Segment<'a>, key: &[u8]) -> KeyVersions<'a> {
     match KeyOrderIter::keys(segment, &(key..=key)) {
         Ok(inner) => FailOnce { error: None, inner },
         Err(error) => KeyOrderIter::failed(segment, error),
@@ -160,7 +160,11 @@ pub(super) fn history<'a>(segment: Segment<'a>, key: &[u8]) -> History<'a> {
 
 /// One key's versions at or below `version`, newest first: a binary search within the key's
 /// run of the key index, so the newer versions are never decoded.
-pub(super) fn history_at<'a>(segment: Segment<'a>, key: &[u8], version: Version) -> History<'a> {
+pub(super) fn history_at<'a>(
+    segment: Segment<'a>,
+    key: &[u8],
+    version: Version,
+) -> KeyVersions<'a> {
     let positioned = KeyOrderIter::keys(segment, &(key..=key)).and_then(|mut inner| {
         let (lo, hi) = (inner.next_index, inner.end_index);
         inner.next_index =
@@ -174,7 +178,7 @@ pub(super) fn history_at<'a>(segment: Segment<'a>, key: &[u8], version: Version)
 }
 
 /// An iterator over nothing.
-pub(super) fn empty(segment: Segment<'_>) -> History<'_> {
+pub(super) fn empty(segment: Segment<'_>) -> KeyVersions<'_> {
     let inner = KeyOrderIter { reader: EntryReader::new(segment), next_index: 0, end_index: 0 };
     FailOnce { error: None, inner }
 }
