@@ -2,7 +2,8 @@
 //! that `perf record` sees one workload: the same keys, values, fill, settle and YCSB key
 //! chooser as `benches/peers` (its `data.rs` is compiled in), without the peers' builds.
 //!
-//! `cargo bench -p zverse-benches --bench read_profile -- WORKLOAD [SECONDS]`, where WORKLOAD is
+//! `cargo bench -p zverse-benches --bench read_profile -- WORKLOAD [SECONDS [KEY_SET]]`, where
+//! `KEY_SET` is `random` (the default) or `shared-prefix`, and `WORKLOAD` is
 //! `read1` (random gets), `range1pct` (scans of 1% of the keys), `full` (full scans), after the
 //! fill and `flush()` as in the peer run; or `ycsbc` (Zipfian gets) or `ycsbe` (Zipfian
 //! open-ended scans of 1 to 100 items, without the inserts) after `compact()` and the updates
@@ -35,7 +36,10 @@ fn main() {
     }
     let dir = tempfile::tempdir().expect("a temporary directory");
     let db = Db::open(dir.path(), Options::default().durability(Durability::None)).expect("open");
-    let keys = data::random_keys(data::SEED_KEYS, KEY_COUNT);
+    let key_set = args.get(2).map_or(data::KeySet::Random, |name| {
+        data::KeySet::from_name(name).expect("KEY_SET: random or shared-prefix")
+    });
+    let keys = key_set.keys(data::SEED_KEYS, KEY_COUNT);
     let values = data::Values::new();
     fill(&db, &keys, &values);
     let mut sorted = keys.clone();
