@@ -41,6 +41,8 @@
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use zverse_core::segment::Segment;
+use zverse_core::zkey::ZBox;
 use zverse_core::{Corruption, Entry};
 
 use crate::io::{Advice, Mapping};
@@ -180,12 +182,17 @@ impl LocalityAdvisor {
     pub(crate) fn scan<'m>(
         &'m self,
         mapping: &'m dyn Mapping,
-        span: Range<usize>,
+        span: impl Into<ScanSpan<'m>>,
         purpose: ScanPurpose,
     ) -> ScanAdvice<'m> {
         let bytes = mapping.bytes();
         let page_bytes = mapping.page_bytes().max(1);
+        let (span, span_box) = match span.into() {
+            ScanSpan::Bytes(span) => (span, None),
+            ScanSpan::Box(segment, zbox) => (0..bytes.len(), Some((segment, zbox))),
+        };
         ScanAdvice {
+            span_box,
             advisor: self,
             mapping,
             base_addr: bytes.as_ptr().addr(),
@@ -250,6 +257,20 @@ fn pages_spanned(range: &Range<usize>, page_bytes: usize) -> u64 {
     (last - first + 1) as u64
 }
 
+/// The bytes a scan can read: a byte range, or a segment's Z-box, whose byte range
+/// (`Segment::data_span`: two binary searches of the block index) is found only if the scan
+/// gets long enough to be advised, so that a short scan does not pay for it.
+pub(crate) enum ScanSpan<'m> {
+    Bytes(Range<usize>),
+    Box(&'m Segment<'m>, ZBox),
+}
+
+impl From<Range<usize>> for ScanSpan<'_> {
+    fn from(span: Range<usize>) -> Self {
+        ScanSpan::Bytes(span)
+    }
+}
+
 /// The advice and counters of one scan over one segment: fed the entries the scan yields,
 /// it prefetches a window ahead and counts what the scan touched; dropping it restores the
 /// advice of the span it changed and adds its count to the advisor's.
@@ -257,6 +278,8 @@ fn pages_spanned(range: &Range<usize>, page_bytes: usize) -> u64 {
 pub(crate) struct ScanAdvice<'m> {
     advisor: &'m LocalityAdvisor,
     mapping: &'m dyn Mapping,
+    /// The segment and Z-box whose byte span the window gets before its first advice.
+    span_box: Option<(&'m Segment<'m>, ZBox)>,
     /// The address of the mapping's first byte: an entry's offset is its address minus it.
     base_addr: usize,
     file_bytes: usize,
@@ -282,6 +305,12 @@ impl ScanAdvice<'_> {
         }
         if !self.advisor.enabled || self.pages_touched < ADVISE_AFTER_PAGES {
             return;
+        }
+        if let Some((segment, zbox)) = self.span_box.take() {
+            let span = segment.data_span(&zbox);
+            let span = usize::try_from(span.start).unwrap_or(usize::MAX)
+                ..usize::try_from(span.end).unwrap_or(usize::MAX);
+            self.window = self.window.clone().with_span(span);
         }
         let step = self.window.reached(offset);
         self.apply(step);

@@ -23,6 +23,7 @@ use std::ops::{Bound, Deref};
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
 
+use zverse_core::zkey::key_prefix;
 use zverse_core::{Entry, Version};
 
 use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering as AtomicOrdering};
@@ -70,16 +71,6 @@ const _: () = assert!(zverse_core::limits::VALUE_LEN_MAX < TOMBSTONE_LEN as usiz
 const _: () = assert!(zverse_core::limits::KEY_LEN_MAX <= u16::MAX as usize);
 const _: () = assert!(HEIGHT_MAX <= u8::MAX as usize);
 const _: () = assert!(size_of::<Node>() == 24);
-
-/// The first 8 bytes of `key`, zero-padded, as a big-endian integer. Two keys whose prefixes
-/// differ compare as their prefixes do (a key shorter than 8 bytes is padded with zeros that
-/// sort before any byte a longer key with the same start can have there, or tie with a zero).
-fn key_prefix(key: &[u8]) -> u64 {
-    let mut bytes = [0u8; 8];
-    let len = key.len().min(8);
-    bytes[..len].copy_from_slice(&key[..len]);
-    u64::from_be_bytes(bytes)
-}
 
 /// A (key, version) position to compare nodes with, its key prefix computed once.
 #[derive(Clone, Copy)]
@@ -593,6 +584,24 @@ pub(crate) struct Cursor {
 unsafe impl Send for Cursor {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for Cursor {}
+
+impl Cursor {
+    /// The key and version of the entry the next `next` returns, without taking it (no
+    /// reference to the memtable is handed out). The key lives as long as the cursor.
+    pub(crate) fn peek(&self) -> Option<(&[u8], Version)> {
+        self.node.map(|node| (node.key(), node.version()))
+    }
+
+    /// Steps past the entry `peek` shows, following one link.
+    pub(crate) fn advance(&mut self) {
+        self.node = self.node.and_then(|node| node.next(0));
+    }
+
+    /// Moves to the first entry at or after `position`: one O(log n) seek from the top.
+    pub(crate) fn seek(&mut self, position: Bound<(&[u8], Version)>) {
+        self.node = self.memtable.first_from(position);
+    }
+}
 
 impl Iterator for Cursor {
     type Item = MemEntry;

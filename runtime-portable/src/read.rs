@@ -117,10 +117,8 @@ impl ReadView {
             if meta.version_min > self.version || !newer(&best, meta.version_max) {
                 continue; // Nothing in it can beat what was found.
             }
-            let found = segment
-                .indexed()
-                .get_at(key, self.version)
-                .map_err(|c| segment_corruption(segment, c))?;
+            let found =
+                segment.get_at(key, self.version).map_err(|c| segment_corruption(segment, c))?;
             if let Some(entry) = found
                 && newer(&best, entry.version)
             {
@@ -163,9 +161,9 @@ impl ReadView {
     pub(crate) fn range(&self, keys: OwnedRange) -> Range {
         Range {
             front: None,
-            key_last: None,
+            key_last: KeyLast::default(),
             back: None,
-            key_last_back: None,
+            key_last_back: KeyLast::default(),
             keys,
             done: false,
             view: self.clone(),
@@ -312,14 +310,21 @@ impl OwnedRange {
     }
 }
 
+/// Entries a memtable walk steps over one link at a time before it seeks past the rest of
+/// a key's versions (a key updated thousands of times, as a Zipfian workload's hot keys are,
+/// costs one seek rather than a step per version; a key with a few versions, no seek).
+const MEMTABLE_STEPS_BEFORE_SEEK: u32 = 8;
+
 /// Newest version per key at or below a version, from one memtable, in key order: one cursor
-/// walks the memtable (no seek per key).
+/// walks the memtable, seeking only past long runs of versions it does not show.
 struct MemtableRange {
     cursor: memtable::Cursor,
     end: Bound<Box<[u8]>>,
     version: Version,
     /// The last key yielded: its older versions are passed over.
-    key_last: Option<MemBytes>,
+    key_last: KeyLast,
+    /// Entries passed over since the last one yielded or sought.
+    steps_skipped: u32,
     done: bool,
 }
 
@@ -327,7 +332,14 @@ impl MemtableRange {
     fn new(memtable: &Arc<Memtable>, keys: &OwnedRange, version: Version) -> MemtableRange {
         let (start, _) = keys.bounds();
         let cursor = memtable.cursor(key_start(start));
-        MemtableRange { cursor, end: keys.end.clone(), version, key_last: None, done: false }
+        MemtableRange {
+            cursor,
+            end: keys.end.clone(),
+            version,
+            key_last: KeyLast::default(),
+            steps_skipped: 0,
+            done: false,
+        }
     }
 }
 
@@ -336,19 +348,37 @@ impl Iterator for MemtableRange {
 
     fn next(&mut self) -> Option<Result<KeyVersion>> {
         while !self.done {
-            let Some(entry) = self.cursor.next() else {
+            let Some((key, version)) = self.cursor.peek() else {
                 self.done = true;
                 break;
             };
-            if !key_in_end(&entry.key, self.end.as_ref().map(AsRef::as_ref)) {
+            if !key_in_end(key, self.end.as_ref().map(AsRef::as_ref)) {
                 self.done = true;
                 break;
             }
             // Newer than the view, or an older version of the key yielded last: not shown.
-            if entry.version > self.version || self.key_last.as_ref() == Some(&entry.key) {
+            let newer = version > self.version;
+            if newer || self.key_last.get() == Some(key) {
+                // One step, or after a run of them a seek: to the key's newest version at or
+                // below the view (past the newer ones) or past the key (its older ones).
+                self.steps_skipped += 1;
+                if self.steps_skipped < MEMTABLE_STEPS_BEFORE_SEEK {
+                    self.cursor.advance();
+                    continue;
+                }
+                self.steps_skipped = 0;
+                let key: Box<[u8]> = key.into();
+                let position = if newer {
+                    Bound::Included((&key[..], self.version))
+                } else {
+                    Bound::Excluded((&key[..], Version::ZERO))
+                };
+                self.cursor.seek(position);
                 continue;
             }
-            self.key_last = Some(entry.key.clone());
+            self.key_last.set(key);
+            self.steps_skipped = 0;
+            let entry = self.cursor.next()?;
             return Some(Ok(KeyVersion::from_memtable(entry)));
         }
         None
@@ -650,11 +680,11 @@ pub struct Range {
     /// The forward merge, set up by the first `next`.
     front: Option<Source>,
     /// The last key read from the front, deleted or not.
-    key_last: Option<Slice>,
+    key_last: KeyLast,
     /// The reverse merge, set up by the first `next_back`.
     back: Option<Source>,
     /// The last key read from the back, deleted or not.
-    key_last_back: Option<Slice>,
+    key_last_back: KeyLast,
     keys: OwnedRange,
     /// The ends met.
     done: bool,
@@ -666,22 +696,43 @@ impl Range {
     /// version of the key just read) or reached `key_other`, the other end's last key.
     fn take(
         change: KeyVersion,
-        key_last: &mut Option<Slice>,
-        key_other: Option<&Slice>,
+        key_last: &mut KeyLast,
+        key_other: Option<&[u8]>,
         reached: impl Fn(&[u8], &[u8]) -> bool,
     ) -> Step {
         // The first item of a key is its newest version across tiers; the rest are older.
-        if key_last.as_ref().is_some_and(|last| *last == change.key) {
+        if key_last.get() == Some(&change.key[..]) {
             return Step::Skip;
         }
         if key_other.is_some_and(|other| reached(&change.key, other)) {
             return Step::Met;
         }
-        *key_last = Some(change.key.clone());
+        key_last.set(&change.key);
         match change.value {
             Some(value) => Step::Yield((change.key, value)),
             None => Step::Skip,
         }
+    }
+}
+
+/// The last key one end of a [`Range`] read: a copy in a buffer the end reuses, so that
+/// remembering a key costs a copy of its bytes, not a reference count taken and given back
+/// per item.
+#[derive(Debug, Default)]
+struct KeyLast {
+    bytes: Vec<u8>,
+    is_set: bool,
+}
+
+impl KeyLast {
+    fn get(&self) -> Option<&[u8]> {
+        self.is_set.then_some(&self.bytes[..])
+    }
+
+    fn set(&mut self, key: &[u8]) {
+        self.bytes.clear();
+        self.bytes.extend_from_slice(key);
+        self.is_set = true;
     }
 }
 
@@ -702,7 +753,7 @@ impl Iterator for Range {
                 Ok(change) => change,
                 Err(error) => return Some(Err(error)),
             };
-            let other = self.key_last_back.as_ref();
+            let other = self.key_last_back.get();
             match Range::take(change, &mut self.key_last, other, |key, back| key >= back) {
                 Step::Skip => {}
                 Step::Met => self.done = true,
@@ -721,7 +772,7 @@ impl DoubleEndedIterator for Range {
                 Ok(change) => change,
                 Err(error) => return Some(Err(error)),
             };
-            let other = self.key_last.as_ref();
+            let other = self.key_last.get();
             match Range::take(change, &mut self.key_last_back, other, |key, front| key <= front) {
                 Step::Skip => {}
                 Step::Met => self.done = true,

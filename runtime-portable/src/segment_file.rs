@@ -9,10 +9,11 @@ use std::sync::{Arc, OnceLock};
 
 use zverse_core::segment::{FenceKeys, Segment};
 use zverse_core::zkey::ZBox;
+use zverse_core::{Entry, Version};
 
 use crate::error::{Error, Result};
 use crate::io::{Io, Mapping};
-use crate::locality::{LocalityAdvisor, ScanAdvice, ScanPurpose};
+use crate::locality::{LocalityAdvisor, ScanAdvice, ScanPurpose, ScanSpan};
 use crate::manifest::SegmentMeta;
 use crate::sync;
 
@@ -214,13 +215,22 @@ impl SegmentFile {
         self.fence_keys.get().map_or(0, |f| f.heap_bytes() as u64)
     }
 
-    /// The reader for point reads and range starts: with the fence keys in memory, built now
-    /// if they are not yet and the budget has room.
-    pub(crate) fn indexed(&self) -> Segment<'_> {
-        let segment = *self.segment();
+    /// The newest version `<= version` of `key` in this segment, tombstones included, through
+    /// the fence keys in memory (built now if they are not yet and the budget has room). The
+    /// filter is asked first: a segment without the key costs one filter block; the reader is
+    /// copied only to add fence keys.
+    pub(crate) fn get_at(
+        &self,
+        key: &[u8],
+        version: Version,
+    ) -> std::result::Result<Option<Entry<'_>>, zverse_core::Corruption> {
+        let segment = self.segment();
+        if !segment.may_contain(key) {
+            return Ok(None);
+        }
         match self.fence_keys_or_build() {
-            Some(fence_keys) => segment.with_fence_keys(fence_keys.view()),
-            None => segment,
+            Some(fence_keys) => segment.with_fence_keys(fence_keys.view()).get_at(key, version),
+            None => segment.get_at(key, version),
         }
     }
 
@@ -288,12 +298,12 @@ impl SegmentFile {
     /// The advice and counting of a scan over the segment that reads only entries of `zbox`
     /// (`None`: no entry), fed the entries it yields.
     pub(crate) fn scan_advice(&self, zbox: Option<&ZBox>, purpose: ScanPurpose) -> ScanAdvice<'_> {
-        // The span costs two binary searches of the block index: only for an advisor that is on.
+        // The span costs two binary searches of the block index: found only once the scan is
+        // advised (a short scan never is), and only by an advisor that is on.
         let span = match zbox {
-            Some(zbox) if self.advisor.is_enabled() => self.segment().data_span(zbox),
-            _ => 0..0,
+            Some(zbox) if self.advisor.is_enabled() => ScanSpan::Box(self.segment(), *zbox),
+            _ => ScanSpan::Bytes(0..0),
         };
-        let span = span.start as usize..span.end as usize;
         self.advisor.scan(self.mapping(), span, purpose)
     }
 

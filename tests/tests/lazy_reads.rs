@@ -81,3 +81,42 @@ fn a_reverse_walk_never_sets_up_the_forward_scan() {
         assert!(advice_calls() > before, "a forward scan is advised");
     }
 }
+
+/// A range over a key written thousands of times (a Zipfian workload's hot key) yields the key
+/// once, and passes over its older versions, in the memtable and in a segment, in a few seeks:
+/// a short scan from the hot key costs what it yields, not the length of the key's history.
+#[test]
+fn a_short_range_from_a_hot_key_does_not_walk_its_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::default().durability(Durability::None);
+    let db: Db = backend::open(dir.path(), options).unwrap();
+    for key in [b"a", b"z"] {
+        db.put(key, b"cold").unwrap();
+    }
+    let mut versions = Vec::new();
+    for index in 0..VERSION_COUNT {
+        versions.push(db.put(b"hot", &index.to_le_bytes()).unwrap());
+        if index == VERSION_COUNT / 2 {
+            db.flush().unwrap();
+        }
+    }
+    let (all, all_count) = fastest_of_five(|| db.history(b"hot").unwrap().count());
+    assert_eq!(all_count, VERSION_COUNT as usize);
+    let scan = || db.range(&b"hot"[..]..).unwrap().take(2).count();
+    let (short, short_count) = fastest_of_five(scan);
+    assert_eq!(short_count, 2, "the hot key once, then z");
+    eprintln!("history of {VERSION_COUNT} versions: {all:?}; range(hot..).take(2): {short:?}");
+    assert!(short * 20 < all, "the short range took {short:?}, the whole history {all:?}");
+
+    // As of a version inside each half: the newer versions are passed over too.
+    for index in [VERSION_COUNT / 4, VERSION_COUNT * 3 / 4] {
+        let at = versions[index as usize];
+        let items: Vec<_> = db.range_at(.., at).unwrap().map(Result::unwrap).collect();
+        let keys: Vec<&[u8]> = items.iter().map(|(key, _)| &key[..]).collect();
+        assert_eq!(keys, [&b"a"[..], b"hot", b"z"], "as of version {index}");
+        assert_eq!(&items[1].1[..], index.to_le_bytes(), "the hot key's value then");
+        let back: Vec<_> = db.range_at(.., at).unwrap().rev().map(Result::unwrap).collect();
+        assert_eq!(back.len(), 3, "backwards as of version {index}");
+        assert_eq!(&back[1].1[..], index.to_le_bytes());
+    }
+}

@@ -112,12 +112,24 @@ impl<'a> BlockIndex<'a> {
     }
 
     /// The block holding file offset `offset`: the last block that starts at or before it.
+    /// Blocks are about equally long (a target size), so the search starts where `offset`
+    /// would fall if they were and gallops from there: one or two handles read for most
+    /// offsets, where a binary search reads `log2(blocks)` handles 56 bytes apart (a cache
+    /// miss each on a large segment). Unequal blocks only lengthen the gallop, to at most
+    /// about twice a binary search.
     pub(super) fn containing(&self, offset: u32) -> Option<usize> {
-        let starts_at_or_before = |index: usize| {
+        let block_start = |index: usize| {
             let at = index.saturating_mul(BLOCK_HANDLE_LEN).saturating_add(OFFSET_AT);
-            u32_at(self.bytes, at).is_some_and(|start| start <= offset)
+            u32_at(self.bytes, at)
         };
-        partition_point(0, self.block_count(), starts_at_or_before).checked_sub(1)
+        let starts_at_or_before =
+            |index: usize| block_start(index).is_some_and(|start| start <= offset);
+        let block_count = self.block_count();
+        let last = block_count.checked_sub(1)?;
+        let last_start = block_start(last).unwrap_or(u32::MAX).max(1);
+        let guess = u64::from(offset).saturating_mul(last as u64) / u64::from(last_start);
+        let guess = usize::try_from(guess).unwrap_or(usize::MAX).min(last);
+        gallop_partition_point(guess, block_count, starts_at_or_before).checked_sub(1)
     }
 
     /// Checks that the blocks tile `[0, data_len)` in order, each non-empty and followed by its
@@ -145,5 +157,68 @@ impl<'a> BlockIndex<'a> {
             return Err(Corruption::new(self.section_offset, "blocks do not fill the data region"));
         }
         Ok(())
+    }
+}
+
+/// `partition_point(0, count, before)` for a predicate true on a prefix of `[0, count)`, found
+/// by probing `guess`, then 1, 2, 4, ... indexes away from it until the boundary is bracketed,
+/// then a binary search inside the bracket: `O(log d)` probes for a boundary `d` indexes from
+/// the guess.
+fn gallop_partition_point(
+    guess: usize,
+    count: usize,
+    mut before: impl FnMut(usize) -> bool,
+) -> usize {
+    if guess >= count {
+        return partition_point(0, count, before);
+    }
+    let (mut lo, mut hi) = (0, count);
+    let mut step = 1_usize;
+    if before(guess) {
+        lo = guess + 1;
+        while let Some(probe) = guess.checked_add(step).filter(|&probe| probe < count) {
+            if !before(probe) {
+                hi = probe;
+                break;
+            }
+            lo = probe + 1;
+            step = step.saturating_mul(2);
+        }
+    } else {
+        hi = guess;
+        while let Some(probe) = guess.checked_sub(step) {
+            if before(probe) {
+                lo = probe + 1;
+                break;
+            }
+            hi = probe;
+            step = step.saturating_mul(2);
+        }
+    }
+    assert!(lo <= hi, "the bracket holds the boundary");
+    partition_point(lo, hi, before)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gallop_partition_point;
+
+    /// Every boundary of every length up to 40, from every guess, as a binary search finds it.
+    #[test]
+    fn galloping_finds_the_boundary_from_any_guess() {
+        for count in 0..40 {
+            for boundary in 0..=count {
+                for guess in 0..count + 3 {
+                    let mut probes = 0;
+                    let found = gallop_partition_point(guess, count, |index| {
+                        probes += 1;
+                        assert!(index < count, "probe {index} past {count}");
+                        index < boundary
+                    });
+                    assert_eq!(found, boundary, "{count} items, guess {guess}");
+                    assert!(probes <= 2 * (usize::BITS - count.leading_zeros()) as usize + 2);
+                }
+            }
+        }
     }
 }

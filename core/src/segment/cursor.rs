@@ -188,10 +188,6 @@ pub struct Iter<'a> {
 }
 
 impl<'a> Iter<'a> {
-    #[expect(
-        clippy::large_types_passed_by_value,
-        reason = "the iterator keeps its own copy of the segment"
-    )]
     pub(super) fn new(segment: Segment<'a>) -> Iter<'a> {
         Iter { cursor: ZOrderCursor::new(segment, None), done: false }
     }
@@ -233,10 +229,6 @@ pub struct Changes<'a, 'k> {
 }
 
 impl<'a, 'k> Changes<'a, 'k> {
-    #[expect(
-        clippy::large_types_passed_by_value,
-        reason = "the iterator keeps its own copy of the segment"
-    )]
     pub(super) fn new(
         segment: Segment<'a>,
         keys: &impl RangeBounds<&'k [u8]>,

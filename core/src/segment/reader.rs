@@ -26,12 +26,14 @@ use crate::{Corruption, Entry, Version};
 /// Data blocks are checked lazily: every block a query reads has its checksum verified, so a
 /// query on a damaged block returns [`Corruption`], never a wrong entry. With
 /// [`Segment::with_verified_blocks`], a block is verified the first time a query reads it and
-/// trusted afterwards. Copying a `Segment` copies a few slices and the decoded footer, never the
+/// trusted afterwards. Copying a `Segment` copies a few slices and the footer's counts, never the
 /// bytes.
 #[derive(Clone, Copy)]
 pub struct Segment<'a> {
     bytes: &'a [u8],
-    footer: Footer,
+    /// The footer's counts (its section handles are used at open only, and would make every
+    /// copy of the reader 100 bytes longer).
+    counts: Counts,
     data: &'a [u8],
     pub(super) block_index: BlockIndex<'a>,
     pub(super) key_index: KeyIndex<'a>,
@@ -80,7 +82,12 @@ impl<'a> Segment<'a> {
         let data = bytes.get(..data_len as usize).unwrap_or_default();
         Ok(Segment {
             bytes,
-            footer,
+            counts: Counts {
+                entry_count: footer.entry_count,
+                key_count: footer.key_count,
+                version_min: footer.version_min,
+                version_max: footer.version_max,
+            },
             data,
             block_index,
             key_index,
@@ -180,25 +187,25 @@ impl<'a> Segment<'a> {
     /// Entries (versions, tombstones included).
     #[must_use]
     pub fn entry_count(&self) -> u64 {
-        self.footer.entry_count
+        self.counts.entry_count
     }
 
     /// Distinct keys.
     #[must_use]
     pub fn key_count(&self) -> u64 {
-        self.footer.key_count
+        self.counts.key_count
     }
 
     /// Smallest version, or `None` for an empty segment.
     #[must_use]
     pub fn version_min(&self) -> Option<Version> {
-        (self.footer.entry_count > 0).then_some(Version::new(self.footer.version_min))
+        (self.counts.entry_count > 0).then_some(Version::new(self.counts.version_min))
     }
 
     /// Largest version, or `None` for an empty segment.
     #[must_use]
     pub fn version_max(&self) -> Option<Version> {
-        (self.footer.entry_count > 0).then_some(Version::new(self.footer.version_max))
+        (self.counts.entry_count > 0).then_some(Version::new(self.counts.version_max))
     }
 
     /// Bytes of the segment file.
@@ -219,18 +226,29 @@ impl<'a> Segment<'a> {
         if !filter_section::may_contain(self.filter, key) {
             return Ok(None);
         }
-        let mut reader = EntryReader::new(*self);
+        // The reader borrows the segment: a point read copies nothing of it.
+        let mut last_block = None;
         let target = (key, Reverse(version));
         let before = |key: &[u8], version: Version| (key, Reverse(version)) < target;
         let (lo, hi) = self.search_window(key_prefix(key), before);
-        let index = reader.first_not_before(lo, hi, before)?;
+        let index = try_partition_point(lo, hi, |index| {
+            let entry = self.entry_at(index, &mut last_block)?;
+            Ok(before(entry.key, entry.version))
+        })?;
         // Reference `hi` itself may hold the key (a fence-key window ends at a sample that is
         // not before the target); past the index there is nothing.
         if index >= self.key_index.len() {
             return Ok(None);
         }
-        let entry = reader.entry(index)?;
+        let entry = self.entry_at(index, &mut last_block)?;
         Ok((entry.key == key).then_some(entry))
+    }
+
+    /// Whether the segment may hold a version of `key`: `false` means it holds none. Reads
+    /// one 32-byte block of the filter; the key index is not touched.
+    #[must_use]
+    pub fn may_contain(&self, key: &[u8]) -> bool {
+        filter_section::may_contain(self.filter, key)
     }
 
     /// Every version of `key`, newest first, tombstones included.
@@ -306,6 +324,60 @@ impl<'a> Segment<'a> {
             flag.store(true, atomic::Ordering::Relaxed);
         }
         Ok(block)
+    }
+}
+
+/// The counts of a segment's footer, as the reader keeps them.
+#[derive(Clone, Copy, Debug)]
+struct Counts {
+    entry_count: u64,
+    key_count: u64,
+    version_min: u64,
+    version_max: u64,
+}
+
+/// The last block a run of key-index reads verified, with its handle: neighbouring
+/// references in the same block are not looked up or checked twice.
+type LastBlock<'a> = Option<(BlockHandle, &'a [u8])>;
+
+impl<'a> Segment<'a> {
+    /// The entry the `index`-th key index reference points at, reading its block through
+    /// `last_block`.
+    fn entry_at(
+        &self,
+        index: usize,
+        last_block: &mut LastBlock<'a>,
+    ) -> Result<Entry<'a>, Corruption> {
+        let offset = self.key_index.entry_offset(index)?;
+        let (handle, block) = self.block_containing(offset, last_block)?;
+        let position = (offset - handle.offset) as usize;
+        let (entry, _) = decode_entry_at(block, position, u64::from(handle.offset))?;
+        Ok(entry)
+    }
+
+    fn block_containing(
+        &self,
+        offset: u32,
+        last_block: &mut LastBlock<'a>,
+    ) -> Result<(BlockHandle, &'a [u8]), Corruption> {
+        if let Some((handle, block)) = *last_block
+            && (handle.offset..handle.offset.saturating_add(handle.len)).contains(&offset)
+        {
+            return Ok((handle, block));
+        }
+        let missing = Corruption::new(u64::from(offset), "key index reference outside every block");
+        let index = match self.fence_keys {
+            Some(fence_keys) => fence_keys.block_containing(offset),
+            None => self.block_index.containing(offset),
+        };
+        let index = index.ok_or(missing)?;
+        let handle = self.block_index.handle(index)?;
+        if offset - handle.offset >= handle.len {
+            return Err(missing);
+        }
+        let block = self.verified_block(index, &handle)?;
+        *last_block = Some((handle, block));
+        Ok((handle, block))
     }
 }
 
@@ -402,46 +474,17 @@ fn section_bytes(bytes: &[u8], section: SectionHandle) -> Result<&[u8], Corrupti
 #[derive(Debug)]
 pub(super) struct EntryReader<'a> {
     segment: Segment<'a>,
-    last_block: Option<(BlockHandle, &'a [u8])>,
+    last_block: LastBlock<'a>,
 }
 
 impl<'a> EntryReader<'a> {
-    #[expect(
-        clippy::large_types_passed_by_value,
-        reason = "the iterator keeps its own copy of the segment"
-    )]
     pub(super) fn new(segment: Segment<'a>) -> EntryReader<'a> {
         EntryReader { segment, last_block: None }
     }
 
     /// The entry the `index`-th key index reference points at.
     pub(super) fn entry(&mut self, index: usize) -> Result<Entry<'a>, Corruption> {
-        let offset = self.segment.key_index.entry_offset(index)?;
-        let (handle, block) = self.block_containing(offset)?;
-        let position = (offset - handle.offset) as usize;
-        let (entry, _) = decode_entry_at(block, position, u64::from(handle.offset))?;
-        Ok(entry)
-    }
-
-    fn block_containing(&mut self, offset: u32) -> Result<(BlockHandle, &'a [u8]), Corruption> {
-        if let Some((handle, block)) = self.last_block
-            && (handle.offset..handle.offset.saturating_add(handle.len)).contains(&offset)
-        {
-            return Ok((handle, block));
-        }
-        let missing = Corruption::new(u64::from(offset), "key index reference outside every block");
-        let index = match self.segment.fence_keys {
-            Some(fence_keys) => fence_keys.block_containing(offset),
-            None => self.segment.block_index.containing(offset),
-        };
-        let index = index.ok_or(missing)?;
-        let handle = self.segment.block_index.handle(index)?;
-        if offset - handle.offset >= handle.len {
-            return Err(missing);
-        }
-        let block = self.segment.verified_block(index, &handle)?;
-        self.last_block = Some((handle, block));
-        Ok((handle, block))
+        self.segment.entry_at(index, &mut self.last_block)
     }
 
     /// The first reference in `[lo, hi)` whose entry is not `before` the target, where

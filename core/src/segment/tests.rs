@@ -847,3 +847,27 @@ fn segment_bytes_match_the_builder_before_storage_was_generic() {
         assert_eq!(checksum(&buffer), expected, "fixed storage, {block_bytes_target}");
     }
 }
+
+/// Keys with long runs of versions (passed over by probing ahead, then a binary search) read
+/// as the model at every version, from the front, the back and both ends.
+#[test]
+fn range_at_passes_over_long_runs_of_versions() {
+    let mut model = Model::new();
+    for (key, run_len) in [(&b"a"[..], 1_u64), (b"b", 37), (b"c", 2), (b"d", 300), (b"e", 1)] {
+        for version in 1..=run_len {
+            let value = Some(version.to_le_bytes().to_vec());
+            model.insert((key.to_vec(), Reverse(version * 3 + u64::from(key[0]))), value);
+        }
+    }
+    let bytes = build(&model, 256);
+    let segment = Segment::open(&bytes).unwrap();
+    let keys: KeyBounds = (Bound::Unbounded, Bound::Unbounded);
+    for version in (0..1_000).step_by(7).chain([u64::MAX]) {
+        let expected = model_range_at(&model, &keys, version);
+        let range = || segment.range_at(as_slices(&keys), Version::new(version));
+        assert_eq!(collect(range()), Ok(expected.clone()), "at {version}");
+        let expected_rev: Vec<Owned> = expected.iter().rev().cloned().collect();
+        assert_eq!(collect(range().rev()), Ok(expected_rev), "rev at {version}");
+        assert_eq!(collect_both_ends(range()), Ok(expected), "both ends at {version}");
+    }
+}

@@ -1,0 +1,130 @@
+//! The peer comparison's read rows for ZVerse alone, one at a time and for as long as asked, so
+//! that `perf record` sees one workload: the same keys, values, fill, settle and YCSB key
+//! chooser as `benches/peers` (its `data.rs` is compiled in), without the peers' builds.
+//!
+//! `cargo bench -p zverse-benches --bench read_profile -- WORKLOAD [SECONDS [KEY_SET]]`, where
+//! `KEY_SET` is `random` (the default) or `shared-prefix`, and `WORKLOAD` is
+//! `read1` (random gets), `range1pct` (scans of 1% of the keys), `full` (full scans), after the
+//! fill and `flush()` as in the peer run; or `ycsbc` (Zipfian gets) or `ycsbe` (Zipfian
+//! open-ended scans of 1 to 100 items, without the inserts) after `compact()` and the updates
+//! YCSB A, B and D leave in the memtable. Prints operations per second for the whole timed
+//! loop (default 10 s), after a fill that is not timed.
+#![allow(missing_docs, reason = "a bench binary, not an API")]
+
+#[path = "peers/data.rs"]
+#[allow(dead_code, reason = "the peer run's data module, of which this uses a part")]
+mod data;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use zverse::{Db, Durability, Options};
+
+/// Updates YCSB A, B and D leave in the memtable before E runs (50% of A's and 5% of B's
+/// 100,000 operations are updates; D inserts 5%).
+const YCSB_UPDATES_BEFORE_E: usize = 60_000;
+const KEY_COUNT: usize = 1_000_000;
+const BATCH_LEN: usize = 1000;
+const YCSB_SCAN_LEN_MAX: usize = 100;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|arg| arg != "--bench").collect();
+    let workload = args.first().map_or("read1", String::as_str);
+    let seconds: u64 = args.get(1).map_or(10, |text| text.parse().expect("SECONDS"));
+    if zverse_benches::is_test_mode() {
+        return; // `cargo test --benches`: nothing to profile.
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let db = Db::open(dir.path(), Options::default().durability(Durability::None)).expect("open");
+    let key_set = args.get(2).map_or(data::KeySet::Random, |name| {
+        data::KeySet::from_name(name).expect("KEY_SET: random or shared-prefix")
+    });
+    let keys = key_set.keys(data::SEED_KEYS, KEY_COUNT);
+    let values = data::Values::new();
+    fill(&db, &keys, &values);
+    let mut sorted = keys.clone();
+    sorted.sort_unstable();
+    let zipfian = data::Zipfian::new(KEY_COUNT);
+    if workload.starts_with("ycsb") {
+        db.compact().expect("compact");
+        let mut rng = fastrand::Rng::with_seed(data::SEED_YCSB);
+        for index in 0..YCSB_UPDATES_BEFORE_E {
+            let key = &keys[data::scramble(zipfian.next(&mut rng), KEY_COUNT)];
+            db.put(key, values.get(index)).expect("update");
+        }
+        // YCSB C's gets run before E in the peer run: they build the segments' fence keys.
+        for key in keys.iter().take(1000) {
+            black_box(db.get(key).expect("get"));
+        }
+    }
+    let stats = db.stats();
+    eprintln!(
+        "read_profile: {workload} for {seconds} s; {} segments, {} memtable versions; pid {}",
+        stats.segment_count,
+        stats.memtable_versions,
+        std::process::id()
+    );
+    let mut rng = fastrand::Rng::with_seed(data::SEED_READS);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let start = Instant::now();
+    let mut ops = 0_u64;
+    let mut items = 0_u64;
+    while Instant::now() < deadline {
+        let batch = if matches!(workload, "full" | "range1pct") { 1 } else { 100 };
+        for _ in 0..batch {
+            items += one_op(workload, &db, &keys, &sorted, &zipfian, &mut rng);
+            ops += 1;
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    #[allow(clippy::cast_precision_loss, reason = "a rate")]
+    let (op_rate, item_rate) = (ops as f64 / elapsed, items as f64 / elapsed);
+    println!("{workload}: {op_rate:.0} ops/s, {item_rate:.0} items/s ({ops} ops, {elapsed:.1} s)");
+}
+
+/// The peer run's fill: batches of 1,000 in load order, then `flush()`.
+fn fill(db: &Db, keys: &[data::Key], values: &data::Values) {
+    for (chunk_index, chunk) in keys.chunks(BATCH_LEN).enumerate() {
+        let mut batch = db.batch();
+        for (offset, key) in chunk.iter().enumerate() {
+            batch.put(key, values.get(chunk_index * BATCH_LEN + offset));
+        }
+        batch.commit().expect("commit");
+    }
+    db.flush().expect("flush");
+}
+
+/// One operation of `workload`; returns the items it found.
+fn one_op(
+    workload: &str,
+    db: &Db,
+    keys: &[data::Key],
+    sorted: &[data::Key],
+    zipfian: &data::Zipfian,
+    rng: &mut fastrand::Rng,
+) -> u64 {
+    let count = |range: zverse::Range, limit: usize| -> u64 {
+        let items = range.take(limit).map(|item| black_box(item.expect("scan")));
+        items.count() as u64
+    };
+    match workload {
+        "read1" => u64::from(db.get(&keys[rng.usize(..keys.len())]).expect("get").is_some()),
+        "ycsbc" => {
+            let key = &keys[data::scramble(zipfian.next(rng), keys.len())];
+            u64::from(db.get(key).expect("get").is_some())
+        }
+        "range1pct" => {
+            let span = sorted.len() / 100;
+            let start = rng.usize(..sorted.len() - span);
+            let range = db.range(&sorted[start][..]..&sorted[start + span][..]).expect("range");
+            count(range, usize::MAX)
+        }
+        "full" => count(db.range(..).expect("range"), usize::MAX),
+        "ycsbe" => {
+            let key = &keys[data::scramble(zipfian.next(rng), keys.len())];
+            let len = rng.usize(1..=YCSB_SCAN_LEN_MAX);
+            count(db.range(&key[..]..).expect("range"), len)
+        }
+        other => panic!("unknown workload {other:?}"),
+    }
+}
