@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use zverse::Db;
 
+pub mod sync_audit;
+
 /// Whether the bench binary runs under `cargo test --benches` (criterion's test mode: one pass
 /// per benchmark, so the benches shrink their datasets) rather than `cargo bench`.
 #[must_use]

@@ -14,6 +14,7 @@ mod data;
 mod engines;
 mod process;
 mod report;
+mod sync;
 mod workloads;
 
 use std::collections::BTreeMap;
@@ -86,6 +87,10 @@ struct Args {
     child_out: Option<PathBuf>,
     /// Run every engine in this process (the old way), not one child process per run.
     in_process: bool,
+    /// Set in the Sync audit's child (run under strace): the sweep's fills between markers.
+    sync_audit_child: bool,
+    /// Skip the Sync audit (it runs where `strace` does).
+    sync_audit: bool,
 }
 
 fn parse_args() -> Res<Args> {
@@ -95,6 +100,8 @@ fn parse_args() -> Res<Args> {
     let mut write_readme = false;
     let mut child_out = None;
     let mut in_process = false;
+    let mut sync_audit_child = false;
+    let mut sync_audit = true;
     let mut args = std::env::args().skip(1);
     let mut reps = None;
     while let Some(arg) = args.next() {
@@ -111,6 +118,8 @@ fn parse_args() -> Res<Args> {
                 child_out = Some(args.next().ok_or("--child-out needs a file")?.into())
             }
             "--in-process" => in_process = true,
+            "--sync-audit-child" => sync_audit_child = true,
+            "--no-sync-audit" => sync_audit = false,
             // cargo bench passes --bench; cargo test passes nothing we need.
             "--bench" => {}
             other => return Err(format!("unknown argument {other:?}").into()),
@@ -119,7 +128,16 @@ fn parse_args() -> Res<Args> {
     if let Some(reps) = reps {
         scale.repetitions = reps;
     }
-    Ok(Args { scale, engines, out, write_readme, child_out, in_process })
+    Ok(Args {
+        scale,
+        engines,
+        out,
+        write_readme,
+        child_out,
+        in_process,
+        sync_audit_child,
+        sync_audit,
+    })
 }
 
 /// Every measurement, keyed by workload then engine, one sample per repetition.
@@ -135,6 +153,9 @@ pub struct EngineNotes {
     pub reported_write_amp: Option<(f64, &'static str)>,
     pub settle: &'static str,
     pub compaction: &'static str,
+    /// Writer count -> writes per sync in each repetition's Sync fill, where the engine
+    /// counts its commit groups (ZVerse).
+    pub writes_per_sync: BTreeMap<usize, Vec<f64>>,
 }
 
 fn main() {
@@ -161,10 +182,20 @@ fn run() -> Res<()> {
     // Generated where an engine runs: in each child, or once here with --in-process.
     let mut dataset = None;
     let base = std::env::var_os("ZVERSE_PEERS_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
+    if args.sync_audit_child {
+        let [kind] = kinds.as_slice() else {
+            return Err("the Sync audit's child runs exactly one engine".into());
+        };
+        let dataset = Dataset::new(&scale);
+        return sync::run_audit_child(kind, &scale, &dataset.keys, &dataset.values, &base);
+    }
     let mut samples = Samples::new();
     let mut notes: BTreeMap<&'static str, EngineNotes> = BTreeMap::new();
     let run_start = Instant::now();
     for repetition in 0..scale.repetitions {
+        if args.child_out.is_none() {
+            sync::run_probe(&base, &scale, &mut samples)?;
+        }
         // Alternate: each repetition starts one engine later, so none always runs first.
         for offset in 0..kinds.len() {
             let kind = &kinds[(repetition + offset) % kinds.len()];
@@ -191,6 +222,12 @@ fn run() -> Res<()> {
         };
         return process::write_child(child_out, &samples, &notes[kind.name]);
     }
+    let audits = if args.sync_audit && sync::strace_available() {
+        run_audits(&kinds, &scale)?
+    } else {
+        eprintln!("peers: the Sync audit is skipped (--no-sync-audit, or no strace)");
+        BTreeMap::new()
+    };
     let finished = report::Machine::now();
     let summary = report::Summary {
         scale,
@@ -198,11 +235,24 @@ fn run() -> Res<()> {
         kinds: &kinds,
         samples: &samples,
         notes: &notes,
+        audits: &audits,
         started,
         finished,
         elapsed: run_start.elapsed(),
     };
     report::write(&summary, &args.out, args.write_readme)
+}
+
+/// The Sync audit of every engine, each in a child process under strace.
+fn run_audits(kinds: &[EngineKind], scale: &Scale) -> Res<BTreeMap<&'static str, sync::Audit>> {
+    let mut audits = BTreeMap::new();
+    for kind in kinds {
+        eprintln!("peers: Sync audit (strace) of {}", kind.name);
+        let audit =
+            sync::run_audit(kind, scale).map_err(|error| format!("{}: {error}", kind.name))?;
+        audits.insert(kind.name, audit);
+    }
+    Ok(audits)
 }
 
 /// The keys every engine gets, generated once.
@@ -324,17 +374,7 @@ fn run_engine(
     run_ycsb(&*engine, scale, dataset, samples, name)?;
     drop(engine);
     drop(dir);
-    for (workload, threads) in [(report::FILL_SYNC_1, 1), (report::FILL_SYNC_4, 4)] {
-        let dir = fresh_dir(base, name)?;
-        let engine = (kind.open)(dir.path(), Durability::Sync, false)?;
-        let sync_keys = &keys[..scale.sync_write_count];
-        push(
-            samples,
-            workload,
-            name,
-            workloads::fill_per_op(&*engine, sync_keys, values, threads)?,
-        );
-    }
+    sync::run_sweep(kind, scale, keys, values, base, samples, notes)?;
     if kind.has_versions {
         let dir = fresh_dir(base, name)?;
         let engine = (kind.open)(dir.path(), Durability::None, true)?;
