@@ -4,7 +4,8 @@
 //! Run everything with `benches/run-peers.sh` (it sets `ROCKSDB_LIB_DIR` and runs
 //! `cargo bench -p zverse-benches --features peers --bench peers -- --write-readme`);
 //! `--quick` for a smoke run at a small scale, `--reps N` for the repetitions (default 3),
-//! `--engines a,b` to run a subset, `--out DIR` for the results (default `benches/results`).
+//! `--engines a,b` to run a subset, `--out DIR` for the results (default `benches/results`),
+//! `--no-sync-probe` / `--no-sync-audit` to skip the fdatasync probe / the strace audit.
 //! Each engine run (one engine, one repetition) is a child process of this binary
 //! (`process.rs`); `--in-process` runs them all in this one instead.
 //! See `benches/README.md` for the workloads and how each engine is configured.
@@ -89,8 +90,10 @@ struct Args {
     in_process: bool,
     /// Set in the Sync audit's child (run under strace): the sweep's fills between markers.
     sync_audit_child: bool,
-    /// Skip the Sync audit (it runs where `strace` does).
+    /// Run the Sync audit (where `strace` runs; `--no-sync-audit` skips it).
     sync_audit: bool,
+    /// Run the fdatasync probe each repetition (`--no-sync-probe` skips it).
+    sync_probe: bool,
 }
 
 fn parse_args() -> Res<Args> {
@@ -102,6 +105,7 @@ fn parse_args() -> Res<Args> {
     let mut in_process = false;
     let mut sync_audit_child = false;
     let mut sync_audit = true;
+    let mut sync_probe = true;
     let mut args = std::env::args().skip(1);
     let mut reps = None;
     while let Some(arg) = args.next() {
@@ -120,6 +124,7 @@ fn parse_args() -> Res<Args> {
             "--in-process" => in_process = true,
             "--sync-audit-child" => sync_audit_child = true,
             "--no-sync-audit" => sync_audit = false,
+            "--no-sync-probe" => sync_probe = false,
             // cargo bench passes --bench; cargo test passes nothing we need.
             "--bench" => {}
             other => return Err(format!("unknown argument {other:?}").into()),
@@ -137,6 +142,7 @@ fn parse_args() -> Res<Args> {
         in_process,
         sync_audit_child,
         sync_audit,
+        sync_probe,
     })
 }
 
@@ -193,7 +199,7 @@ fn run() -> Res<()> {
     let mut notes: BTreeMap<&'static str, EngineNotes> = BTreeMap::new();
     let run_start = Instant::now();
     for repetition in 0..scale.repetitions {
-        if args.child_out.is_none() {
+        if args.child_out.is_none() && args.sync_probe {
             sync::run_probe(&base, &scale, &mut samples)?;
         }
         // Alternate: each repetition starts one engine later, so none always runs first.
