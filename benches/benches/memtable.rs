@@ -231,5 +231,67 @@ fn memtable(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, memtable);
+/// Keys per batch in `batches`: the peer harness's batch fill.
+const BATCH_LEN: usize = 1000;
+
+/// Fills the arena memtable with `keys` in batches of [`BATCH_LEN`], one version per batch:
+/// each batch's keys one insert at a time in write order, or sorted and inserted with one
+/// finger search after another (`insert_batch`, as the commit leader applies a group).
+fn time_batch_fill(keys: &[[u8; KEY_LEN]], sorted: bool) -> Duration {
+    let table = BenchMemtable::default();
+    let value = [7; VALUE_LEN];
+    let start = Instant::now();
+    for (version, chunk) in (1..).zip(keys.chunks(BATCH_LEN)) {
+        let version = Version::new(version);
+        if sorted {
+            let mut pairs: Vec<(&[u8], &[u8])> =
+                chunk.iter().map(|key| (key.as_slice(), value.as_slice())).collect();
+            table.insert_batch(&mut pairs, version);
+        } else {
+            for key in chunk {
+                table.insert(key, version, Some(&value));
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    drop(black_box(table));
+    elapsed
+}
+
+/// `memtable_batches/{one_at_a_time,sorted_finger}/random`, then the two alternated (one
+/// fill each per round, the first alternating) with each one's median printed: batches of
+/// random keys, as the batch fill of the peer comparison writes them.
+#[expect(clippy::cast_precision_loss, reason = "a rate to print; counts are far below 2^52")]
+fn batches(c: &mut Criterion) {
+    let count = entry_count();
+    let random = random_keys::<KEY_LEN>(&mut fastrand::Rng::with_seed(SEED), count);
+    let mut group = c.benchmark_group("memtable_batches");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(count as u64));
+    for (name, sorted) in [("one_at_a_time", false), ("sorted_finger", true)] {
+        group.bench_function(BenchmarkId::new(name, "random"), |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| time_batch_fill(&random, sorted)).sum());
+        });
+    }
+    group.finish();
+    let rounds = if is_test_mode() { 1 } else { 10 };
+    let mut times = [Vec::new(), Vec::new()];
+    for round in 0..rounds {
+        for step in 0..2 {
+            let sorted = (round + step) % 2 == 1;
+            times[usize::from(sorted)].push(time_batch_fill(&random, sorted));
+        }
+    }
+    for (name, mut times) in ["one_at_a_time", "sorted_finger"].into_iter().zip(times) {
+        times.sort_unstable();
+        let median = times[times.len() / 2];
+        println!(
+            "memtable_batches alternated/{name}: median {median:.1?} for {count} inserts \
+             ({:.0} inserts/s, {rounds} rounds)",
+            count as f64 / median.as_secs_f64()
+        );
+    }
+}
+
+criterion_group!(benches, memtable, batches);
 criterion_main!(benches);

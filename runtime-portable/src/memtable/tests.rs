@@ -231,3 +231,86 @@ fn backward_cursor_walks_key_order_in_reverse_within_bounds() {
     let last_of_a = memtable.prev_before(before_ab, Bound::Unbounded).map(|e| e.version);
     assert_eq!(last_of_a, Some(v(10)), "the oldest version of the key before");
 }
+
+/// Every level of the towers is in (key asc, version desc) order.
+fn check_levels_ordered(memtable: &Memtable) {
+    for level in 0..HEIGHT_MAX {
+        let mut node = memtable.head;
+        while let Some(next) = node.next(level) {
+            if node != memtable.head {
+                let target = Target::new(next.key(), next.version());
+                assert_eq!(node.cmp_to(&target), Ordering::Less, "level {level} out of order");
+            }
+            node = next;
+        }
+    }
+}
+
+/// A seeded xorshift64: the same batches on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, bound: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % bound
+    }
+}
+
+/// A key from a small space, with short keys, shared 8-byte prefixes and repeats.
+fn batch_key(rng: &mut Rng) -> Vec<u8> {
+    let word = rng.below(u64::MAX).to_be_bytes();
+    match rng.below(3) {
+        0 => word[..usize::try_from(rng.below(9)).expect("below 9")].to_vec(),
+        1 => [b"prefix:0".as_slice(), &word[..1]].concat(),
+        _ => u32::try_from(rng.below(64)).expect("below 64").to_be_bytes().to_vec(),
+    }
+}
+
+#[test]
+fn sorted_batches_insert_as_one_insert_at_a_time_does() {
+    let seed = 0x7A11_0002;
+    println!("seed {seed:#x}");
+    let mut rng = Rng(seed);
+    let batched = Arc::new(Memtable::new(1));
+    let one_by_one = Arc::new(Memtable::new(1));
+    for batch in 0..300_u64 {
+        let len = rng.below(40);
+        let mut ops: Vec<(Vec<u8>, Version, Option<Vec<u8>>)> = (0..len)
+            .map(|index| {
+                let value =
+                    (rng.below(5) != 0).then(|| (batch * 100 + index).to_le_bytes().to_vec());
+                (batch_key(&mut rng), v(1 + rng.below(50)), value)
+            })
+            .collect();
+        ops.sort_by(|a, b| (&a.0, Reverse(a.1)).cmp(&(&b.0, Reverse(b.1))));
+        for (key, version, value) in &ops {
+            one_by_one.insert(key, *version, value.as_deref());
+        }
+        let entries: Vec<Entry<'_>> = ops
+            .iter()
+            .map(|(key, version, value)| Entry { key, version: *version, value: value.as_deref() })
+            .collect();
+        batched.insert_sorted(&entries);
+    }
+    check_levels_ordered(&batched);
+    assert!(batched.height.load(AtomicOrdering::Relaxed) >= 4, "tall enough to mean much");
+    let all = |memtable: &Arc<Memtable>| -> Vec<(Vec<u8>, u64, Option<Vec<u8>>)> {
+        memtable.cursor(Bound::Unbounded).map(|entry| as_tuple(&entry)).collect()
+    };
+    assert_eq!(all(&batched), all(&one_by_one));
+    assert_eq!(batched.entry_count(), one_by_one.entry_count());
+    assert_eq!(batched.payload_bytes(), one_by_one.payload_bytes());
+}
+
+#[test]
+#[should_panic(expected = "insert_sorted takes entries in the memtable's order")]
+fn unsorted_entries_are_refused() {
+    let memtable = Memtable::new(1);
+    let entries = [
+        Entry { key: b"b", version: v(1), value: None },
+        Entry { key: b"a", version: v(1), value: None },
+    ];
+    memtable.insert_sorted(&entries);
+}
