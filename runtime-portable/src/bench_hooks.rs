@@ -4,7 +4,7 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
-use zverse_core::{Entry, Version};
+use zverse_core::Version;
 
 use crate::memtable::Memtable;
 
@@ -22,15 +22,6 @@ impl BenchMemtable {
     /// Inserts one version of one key (`None`: a tombstone).
     pub fn insert(&self, key: &[u8], version: Version, value: Option<&[u8]>) {
         self.0.insert(key, version, value);
-    }
-
-    /// Inserts `pairs` at `version`, sorted here by key as the commit leader sorts a group
-    /// (stable: the later of two equal keys wins), with one finger search after another.
-    pub fn insert_batch(&self, pairs: &mut [(&[u8], &[u8])], version: Version) {
-        pairs.sort_by(|a, b| a.0.cmp(b.0));
-        let entries: Vec<Entry<'_>> =
-            pairs.iter().map(|(key, value)| Entry { key, version, value: Some(value) }).collect();
-        self.0.insert_sorted(&entries);
     }
 
     /// The length of the value of the newest version of `key` at or below `version`.

@@ -1,6 +1,5 @@
 //! [`Db`]: open, write, flush, close. Reads are in `read.rs`, the write path in `commit.rs`.
 
-use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -8,9 +7,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
+use zverse_core::Version;
 use zverse_core::clock::HybridClock;
 use zverse_core::record;
-use zverse_core::{Entry, Version};
 
 use crate::commit::{GroupCommit, Pending, Stage};
 use crate::error::{Error, Result};
@@ -969,34 +968,17 @@ impl Inner {
     }
 
     /// Inserts a logged group into the active memtable, taking each key and value from where
-    /// it was encoded (no decode, no checksum); returns the group's last version. A group of
-    /// more than one write is sorted into the memtable's order first and inserted with one
-    /// finger search after another (`Memtable::insert_sorted`; 1.1x to 1.4x the inserts per
-    /// second of one at a time on batches of 1,000 random keys, `benches/results/memtable.md`).
+    /// it was encoded (no decode, no checksum); returns the group's last version.
     fn apply_group(&self, logged: &LoggedGroup) -> Version {
         let active = Arc::clone(&self.tiers.load().active);
-        let ops_of = |start: usize| {
+        let mut version_last = Version::ZERO;
+        for (&start, &version) in logged.starts.iter().zip(&logged.versions) {
             let ops = logged.frame.get(start..).and_then(record::ops_of_encoded);
-            ops.expect("a record this database just encoded has ops")
-        };
-        let op_count: usize = logged.starts.iter().map(|&start| ops_of(start).len()).sum();
-        let records = logged.starts.iter().zip(&logged.versions);
-        if op_count <= 1 {
-            for (&start, &version) in records {
-                for op in ops_of(start) {
-                    active.insert(op.key, version, op.value);
-                }
+            for op in ops.expect("a record this database just encoded has ops") {
+                active.insert(op.key, version, op.value);
             }
-        } else {
-            let mut entries: Vec<Entry<'_>> = Vec::with_capacity(op_count);
-            for (&start, &version) in records {
-                entries.extend(ops_of(start).map(|op| op.entry(version)));
-            }
-            // Stable: of two writes of one key in one batch (one version), the later wins.
-            entries.sort_by(|a, b| (a.key, Reverse(a.version)).cmp(&(b.key, Reverse(b.version))));
-            active.insert_sorted(&entries);
+            version_last = version;
         }
-        let version_last = logged.versions.last().copied().unwrap_or(Version::ZERO);
         active.cover(version_last);
         version_last
     }

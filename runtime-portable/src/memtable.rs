@@ -11,13 +11,13 @@
 //! nothing once the arena's chunk has room (chunks grow to [`CHUNK_BYTES_MAX`]), and nodes
 //! never move or die before the memtable. One writer at a time inserts (the commit leader;
 //! a mutex makes it so); readers take no lock and never see a half-inserted node (the
-//! publication protocol is at [`Memtable::link`]). Readers filter by version, so an entry
+//! publication protocol is at [`Memtable::insert`]). Readers filter by version, so an entry
 //! above the visibility watermark is invisible until the watermark passes it.
 //!
 //! Measured against crossbeam-skiplist in `benches/benches/memtable.rs`
 //! (`benches/results/memtable.md`): faster inserts and reads, less memory per entry.
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Ordering;
 use std::fmt;
 use std::ops::{Bound, Deref};
 use std::ptr::{self, NonNull};
@@ -393,60 +393,19 @@ impl Memtable {
     }
 
     /// Inserts one version of one key; a second insert of the same key and version replaces
-    /// the first (the later write of a batch wins). Only the commit leader calls this. The
-    /// publication protocol is at [`Memtable::link`].
+    /// the first (the later write of a batch wins). Only the commit leader calls this.
+    ///
+    /// The new node is written whole, its links pointing at its successors, before any
+    /// other node links to it; then it is linked in bottom-up with Release stores, so a
+    /// reader that loads a link to it (Acquire) sees it whole. A replaced node keeps its
+    /// links, so a reader standing on it walks on unharmed.
     pub(crate) fn insert(&self, key: &[u8], version: Version, value: Option<&[u8]>) {
         // Held to the end: the lock is what keeps inserts to one writer at a time.
         let mut arena = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut preds = [self.head; HEIGHT_MAX];
         let target = Target::new(key, version);
         let successor = self.seek(&target, Some(&mut preds));
-        self.link(&mut arena, &preds, &target, successor, value);
-    }
-
-    /// Inserts `entries`, which are in the memtable's order (key ascending, version
-    /// descending; entries of the same key and version in write order, the later replacing
-    /// the earlier), as [`Memtable::insert`] inserts each. Each search starts from where the
-    /// one before it ended (a finger search, as RocksDB's `InlineSkipList` splice): it climbs
-    /// from level 0 only as far as the previous entry's predecessors stop bracketing the new
-    /// one, instead of descending from the top every time.
-    pub(crate) fn insert_sorted(&self, entries: &[Entry<'_>]) {
-        let mut arena = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        // On every level, a node before the next target: the head, then the previous
-        // target's predecessors (which are before it, so before every later target).
-        let mut preds = [self.head; HEIGHT_MAX];
-        let mut previous: Option<Target<'_>> = None;
-        for entry in entries {
-            let target = Target::new(entry.key, entry.version);
-            if let Some(previous) = &previous {
-                assert!(
-                    (previous.key, Reverse(previous.version))
-                        <= (target.key, Reverse(target.version)),
-                    "insert_sorted takes entries in the memtable's order"
-                );
-            }
-            let successor = self.seek_from(&target, &mut preds);
-            self.link(&mut arena, &preds, &target, successor, entry.value);
-            previous = Some(target);
-        }
-    }
-
-    /// Links a new node for `target` after `preds` (the last node before it on every level),
-    /// replacing `successor` if that is the same key and version. The new node is written
-    /// whole, its links pointing at its successors, before any other node links to it; then
-    /// it is linked in bottom-up with Release stores, so a reader that loads a link to it
-    /// (Acquire) sees it whole. A replaced node keeps its links, so a reader standing on it
-    /// walks on unharmed.
-    fn link(
-        &self,
-        arena: &mut Arena,
-        preds: &[NodePtr; HEIGHT_MAX],
-        target: &Target<'_>,
-        successor: Option<NodePtr>,
-        value: Option<&[u8]>,
-    ) {
-        let (key, version) = (target.key, target.version);
-        let replaced = successor.filter(|node| node.cmp_to(target) == Ordering::Equal);
+        let replaced = successor.filter(|node| node.cmp_to(&target) == Ordering::Equal);
         let height = replaced.map_or_else(|| arena.random_height(), |n| n.header().height as usize);
         let node = arena.node(height, key, version, value);
         for (level, pred) in preds.iter().enumerate().take(height) {
@@ -468,33 +427,6 @@ impl Memtable {
         self.payload_bytes.fetch_sub(replaced_payload, AtomicOrdering::Relaxed);
         if replaced.is_none() {
             self.entry_count.fetch_add(1, AtomicOrdering::Relaxed);
-        }
-    }
-
-    /// [`Memtable::seek`] for the writer, from `preds`, which hold on every level a node
-    /// before `target`; leaves in `preds` the last node before it on every level. Climbs to
-    /// the lowest level whose node's successor is at or past the target (or the top), then
-    /// descends from there. The levels above keep their nodes: no node of theirs lies between
-    /// them and the target, since it would lie on the lower level too.
-    fn seek_from(&self, target: &Target<'_>, preds: &mut [NodePtr; HEIGHT_MAX]) -> Option<NodePtr> {
-        let height = self.height.load(AtomicOrdering::Relaxed);
-        let before = |node: NodePtr| node.cmp_to(target) == Ordering::Less;
-        let mut level = 0;
-        while level + 1 < height && preds[level].next(level).is_some_and(before) {
-            level += 1;
-        }
-        let mut node = preds[level];
-        loop {
-            let mut next = node.next(level);
-            while let Some(candidate) = next.filter(|n| before(*n)) {
-                node = candidate;
-                next = node.next(level);
-            }
-            preds[level] = node;
-            if level == 0 {
-                return next;
-            }
-            level -= 1;
         }
     }
 
