@@ -88,12 +88,18 @@ struct Args {
     child_out: Option<PathBuf>,
     /// Run every engine in this process (the old way), not one child process per run.
     in_process: bool,
+    sync: SyncFlags,
+}
+
+/// What the command line asked of `sync.rs`.
+#[derive(Clone, Copy)]
+struct SyncFlags {
     /// Set in the Sync audit's child (run under strace): the sweep's fills between markers.
-    sync_audit_child: bool,
+    audit_child: bool,
     /// Run the Sync audit (where `strace` runs; `--no-sync-audit` skips it).
-    sync_audit: bool,
+    audit: bool,
     /// Run the fdatasync probe each repetition (`--no-sync-probe` skips it).
-    sync_probe: bool,
+    probe: bool,
 }
 
 fn parse_args() -> Res<Args> {
@@ -103,9 +109,7 @@ fn parse_args() -> Res<Args> {
     let mut write_readme = false;
     let mut child_out = None;
     let mut in_process = false;
-    let mut sync_audit_child = false;
-    let mut sync_audit = true;
-    let mut sync_probe = true;
+    let mut sync = SyncFlags { audit_child: false, audit: true, probe: true };
     let mut args = std::env::args().skip(1);
     let mut reps = None;
     while let Some(arg) = args.next() {
@@ -119,12 +123,12 @@ fn parse_args() -> Res<Args> {
             "--out" => out = args.next().ok_or("--out needs a directory")?.into(),
             "--write-readme" => write_readme = true,
             "--child-out" => {
-                child_out = Some(args.next().ok_or("--child-out needs a file")?.into())
+                child_out = Some(args.next().ok_or("--child-out needs a file")?.into());
             }
             "--in-process" => in_process = true,
-            "--sync-audit-child" => sync_audit_child = true,
-            "--no-sync-audit" => sync_audit = false,
-            "--no-sync-probe" => sync_probe = false,
+            "--sync-audit-child" => sync.audit_child = true,
+            "--no-sync-audit" => sync.audit = false,
+            "--no-sync-probe" => sync.probe = false,
             // cargo bench passes --bench; cargo test passes nothing we need.
             "--bench" => {}
             other => return Err(format!("unknown argument {other:?}").into()),
@@ -133,17 +137,7 @@ fn parse_args() -> Res<Args> {
     if let Some(reps) = reps {
         scale.repetitions = reps;
     }
-    Ok(Args {
-        scale,
-        engines,
-        out,
-        write_readme,
-        child_out,
-        in_process,
-        sync_audit_child,
-        sync_audit,
-        sync_probe,
-    })
+    Ok(Args { scale, engines, out, write_readme, child_out, in_process, sync })
 }
 
 /// Every measurement, keyed by workload then engine, one sample per repetition.
@@ -188,7 +182,7 @@ fn run() -> Res<()> {
     // Generated where an engine runs: in each child, or once here with --in-process.
     let mut dataset = None;
     let base = std::env::var_os("ZVERSE_PEERS_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
-    if args.sync_audit_child {
+    if args.sync.audit_child {
         let [kind] = kinds.as_slice() else {
             return Err("the Sync audit's child runs exactly one engine".into());
         };
@@ -199,7 +193,7 @@ fn run() -> Res<()> {
     let mut notes: BTreeMap<&'static str, EngineNotes> = BTreeMap::new();
     let run_start = Instant::now();
     for repetition in 0..scale.repetitions {
-        if args.child_out.is_none() && args.sync_probe {
+        if args.child_out.is_none() && args.sync.probe {
             sync::run_probe(&base, &scale, &mut samples)?;
         }
         // Alternate: each repetition starts one engine later, so none always runs first.
@@ -228,7 +222,7 @@ fn run() -> Res<()> {
         };
         return process::write_child(child_out, &samples, &notes[kind.name]);
     }
-    let audits = if args.sync_audit && sync::strace_available() {
+    let audits = if args.sync.audit && sync::strace_available() {
         run_audits(&kinds, &scale)?
     } else {
         eprintln!("peers: the Sync audit is skipped (--no-sync-audit, or no strace)");
