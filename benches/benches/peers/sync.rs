@@ -260,7 +260,11 @@ fn audit_verdict(audit: Option<&Audit>) -> String {
     let Some((writes, counts)) = audit.and_then(|audit| audit.fills.get(&1)) else {
         return "not audited".to_owned();
     };
-    let calls: Vec<String> = counts.iter().map(|(name, count)| format!("{count} {name}")).collect();
+    let mut calls: Vec<String> =
+        counts.iter().map(|(name, count)| format!("{count} {name}")).collect();
+    if calls.is_empty() {
+        calls.push("no sync call".to_owned());
+    }
     let verdict = if sync_count(counts) >= *writes { "yes" } else { "**no**" };
     format!("{verdict}: {writes} writes, {}", calls.join(", "))
 }
