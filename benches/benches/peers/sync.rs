@@ -234,6 +234,57 @@ pub fn markdown(
         }
         let _ = writeln!(md, " {} |", audit_verdict(audits.get(kind.name)));
     }
+    durable_ratios(samples, kinds, audits, md);
+}
+
+/// Whether the audit saw `name` sync at least once per write at one writer.
+fn syncs_every_write(audits: &BTreeMap<&'static str, Audit>, name: &str) -> bool {
+    audits
+        .get(name)
+        .and_then(|audit| audit.fills.get(&1))
+        .is_some_and(|(writes, counts)| sync_count(counts) >= *writes)
+}
+
+/// ZVerse over the best peer whose Sync setting the audit saw sync every write, per writer
+/// count: the main table's ratio counts every engine, including any that does not.
+fn durable_ratios(
+    samples: &Samples,
+    kinds: &[EngineKind],
+    audits: &BTreeMap<&'static str, Audit>,
+    md: &mut String,
+) {
+    if audits.is_empty() {
+        return;
+    }
+    let not_durable: Vec<&str> = kinds
+        .iter()
+        .map(|kind| kind.name)
+        .filter(|name| !syncs_every_write(audits, name))
+        .collect();
+    let _ = writeln!(
+        md,
+        "
+Not syncing every write in the audit (their Sync rows are not comparable): {}.",
+        if not_durable.is_empty() { "none".to_owned() } else { not_durable.join(", ") }
+    );
+    let mut cells = Vec::new();
+    for writers in SWEEP_WRITERS {
+        let row = sweep_row(writers);
+        let zverse = median_rate(samples, &row, "ZVerse");
+        let best = kinds
+            .iter()
+            .filter(|kind| kind.name != "ZVerse" && syncs_every_write(audits, kind.name))
+            .filter_map(|kind| Some((median_rate(samples, &row, kind.name)?, kind.name)))
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        if let (Some(zverse), Some((rate, name))) = (zverse, best) {
+            cells.push(format!("{writers} (w) {:.2} against {name}", zverse / rate));
+        }
+    }
+    let _ = writeln!(
+        md,
+        "ZVerse / best peer that syncs every write, by writer count (w): {}.",
+        cells.join("; ")
+    );
 }
 
 fn sweep_cell(
