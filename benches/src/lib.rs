@@ -5,6 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+pub mod temporal;
+pub mod zipfian;
+
 use zverse::Db;
 
 pub mod sync_audit;
