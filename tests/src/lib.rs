@@ -9,4 +9,6 @@ pub mod crash_workload;
 #[doc(hidden)]
 pub mod fuzz_checks;
 #[doc(hidden)]
+pub mod fuzz_history;
+#[doc(hidden)]
 pub mod fuzz_model;
