@@ -26,6 +26,9 @@
 //! - `sync_preallocation/{filled_ahead,appending}`: a 1-writer Sync fill on std with the log
 //!   zero-filled ahead (the default) and without (`log_preallocation_bytes(0)`): the engine's
 //!   synced commits against the two limits above, in the same run.
+//! - `sync_method/...` and `sync_method_interleaved`: a Sync commit into written bytes five
+//!   ways: `pwrite` + `fdatasync`, `pwritev2(RWF_DSYNC)`, `O_DSYNC`, `O_DIRECT` + `fdatasync`
+//!   and `O_DIRECT | O_DSYNC` (see the module at the end).
 //! - `route_probe`: prints what `UringIo`'s probe measures on this file system (each class of
 //!   operation both ways, `fdatasync` included) and the routes it picks.
 //!
@@ -350,6 +353,8 @@ criterion_group!(
     benches,
     route_probe,
     fdatasync_limit,
+    sync_method::sync_method,
+    sync_method::sync_method_interleaved,
     sync_preallocation,
     group_commit,
     sync_fill,
@@ -545,5 +550,212 @@ mod ring_options {
             case(&mut group, setup, "write_4MiB", &big, CHUNK_BYTES);
         }
         group.finish();
+    }
+}
+
+/// How a Sync commit can reach the disk, on this file system: a 150-byte record written into
+/// an already written, synced region of a file (as ZVerse's zero-filled log takes its
+/// commits), made durable five ways.
+///
+/// - `sync_method/pwrite_fdatasync`: `pwrite`, then `fdatasync` (what the log does);
+/// - `sync_method/pwritev2_dsync`: one `pwritev2` with `RWF_DSYNC` (per-write `O_DSYNC`);
+/// - `sync_method/o_dsync`: `pwrite` on a descriptor opened `O_DSYNC`;
+/// - `sync_method/o_direct_fdatasync`: `O_DIRECT`, the aligned 4 KiB block(s) holding the
+///   record rewritten from an in-memory copy of the log's tail, then `fdatasync`;
+/// - `sync_method/o_direct_dsync`: the same block write on a descriptor opened
+///   `O_DIRECT | O_DSYNC`, no separate sync.
+///
+/// Criterion times each on its own; `sync_method_interleaved` then runs them round-robin, one
+/// commit each per round, so that the disk's weather falls on all alike, and prints the
+/// median and 90th percentile of each (the figures for docs/io.md).
+#[cfg(target_os = "linux")]
+mod sync_method {
+    use std::fs::{File, OpenOptions};
+    use std::io::IoSlice;
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use criterion::Criterion;
+
+    /// Bytes of one commit (a small group's frame).
+    const RECORD_BYTES: usize = 150;
+    /// The written region the commits go into, then wrap around.
+    const REGION_BYTES: usize = 1 << 20;
+    /// `O_DIRECT`'s alignment of offsets, lengths and buffers (the page size; at least the
+    /// logical block size of any disk here).
+    const BLOCK_BYTES: usize = 4096;
+    /// Commits of each method per run of `sync_method_interleaved`.
+    const INTERLEAVED_ROUNDS: usize = 400;
+    const INTERLEAVED_ROUNDS_TEST: usize = 8;
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Method {
+        PwriteFdatasync,
+        Pwritev2Dsync,
+        ODsync,
+        ODirectFdatasync,
+        ODirectDsync,
+    }
+
+    const METHODS: [Method; 5] = [
+        Method::PwriteFdatasync,
+        Method::Pwritev2Dsync,
+        Method::ODsync,
+        Method::ODirectFdatasync,
+        Method::ODirectDsync,
+    ];
+
+    impl Method {
+        fn name(self) -> &'static str {
+            match self {
+                Method::PwriteFdatasync => "pwrite_fdatasync",
+                Method::Pwritev2Dsync => "pwritev2_dsync",
+                Method::ODsync => "o_dsync",
+                Method::ODirectFdatasync => "o_direct_fdatasync",
+                Method::ODirectDsync => "o_direct_dsync",
+            }
+        }
+
+        fn open_flags(self) -> i32 {
+            match self {
+                Method::PwriteFdatasync | Method::Pwritev2Dsync => 0,
+                Method::ODsync => libc::O_DSYNC,
+                Method::ODirectFdatasync => libc::O_DIRECT,
+                Method::ODirectDsync => libc::O_DIRECT | libc::O_DSYNC,
+            }
+        }
+
+        fn is_direct(self) -> bool {
+            matches!(self, Method::ODirectFdatasync | Method::ODirectDsync)
+        }
+    }
+
+    /// One method's file, its write position, and (for `O_DIRECT`) an aligned copy of the
+    /// region, from which each commit's whole blocks are written.
+    struct Log {
+        method: Method,
+        file: File,
+        offset: usize,
+        image: Vec<u8>,
+        image_start: usize,
+    }
+
+    impl Log {
+        /// The method's file, or `None` (said on stderr) where the file system refuses its
+        /// flags: tmpfs has no `O_DIRECT`.
+        fn create(dir: &Path, method: Method) -> Option<Log> {
+            let path = dir.join(method.name());
+            let prewrite = File::create_new(&path).expect("create the log file");
+            prewrite.write_all_at(&vec![0; REGION_BYTES], 0).expect("prewrite the region");
+            prewrite.sync_all().expect("sync the region");
+            drop(prewrite);
+            let opened =
+                OpenOptions::new().write(true).custom_flags(method.open_flags()).open(&path);
+            let file = match opened {
+                Ok(file) => file,
+                Err(error) => {
+                    eprintln!("sync_method/{} skipped: {error}", method.name());
+                    return None;
+                }
+            };
+            let image = vec![0; REGION_BYTES + BLOCK_BYTES];
+            let image_start = image.as_ptr().align_offset(BLOCK_BYTES);
+            Some(Log { method, file, offset: 0, image, image_start })
+        }
+
+        /// One durable commit of `record`.
+        fn commit(&mut self, record: &[u8; RECORD_BYTES]) {
+            if self.offset + RECORD_BYTES > REGION_BYTES {
+                self.offset = 0;
+            }
+            let offset = self.offset;
+            self.offset += RECORD_BYTES;
+            let position = offset as u64;
+            match self.method {
+                Method::PwriteFdatasync => {
+                    self.file.write_all_at(record, position).expect("pwrite");
+                    self.file.sync_data().expect("fdatasync");
+                }
+                Method::Pwritev2Dsync => {
+                    let flags = rustix::io::ReadWriteFlags::DSYNC;
+                    let written =
+                        rustix::io::pwritev2(&self.file, &[IoSlice::new(record)], position, flags)
+                            .expect("pwritev2");
+                    assert_eq!(written, RECORD_BYTES, "a short pwritev2 of 150 bytes");
+                }
+                Method::ODsync => self.file.write_all_at(record, position).expect("pwrite"),
+                Method::ODirectFdatasync | Method::ODirectDsync => {
+                    self.write_blocks(record, offset);
+                    if self.method == Method::ODirectFdatasync {
+                        self.file.sync_data().expect("fdatasync");
+                    }
+                }
+            }
+        }
+
+        /// Puts `record` into the image at `offset` and writes the aligned blocks it touches.
+        fn write_blocks(&mut self, record: &[u8; RECORD_BYTES], offset: usize) {
+            assert!(self.method.is_direct());
+            let region = &mut self.image[self.image_start..self.image_start + REGION_BYTES];
+            region[offset..offset + RECORD_BYTES].copy_from_slice(record);
+            let first = offset / BLOCK_BYTES * BLOCK_BYTES;
+            let end = (offset + RECORD_BYTES).div_ceil(BLOCK_BYTES) * BLOCK_BYTES;
+            self.file.write_all_at(&region[first..end], first as u64).expect("O_DIRECT pwrite");
+        }
+    }
+
+    fn record(round: usize) -> [u8; RECORD_BYTES] {
+        [u8::try_from(round % 251).unwrap_or(0) | 1; RECORD_BYTES]
+    }
+
+    pub(crate) fn sync_method(c: &mut Criterion) {
+        let dir = tempfile::tempdir().expect("create a temporary directory");
+        let mut group = c.benchmark_group("sync_method");
+        group.sample_size(20);
+        for method in METHODS {
+            let Some(mut log) = Log::create(dir.path(), method) else { continue };
+            let mut round = 0;
+            group.bench_function(method.name(), |b| {
+                b.iter(|| {
+                    log.commit(&record(round));
+                    round += 1;
+                });
+            });
+        }
+        group.finish();
+    }
+
+    pub(crate) fn sync_method_interleaved(_: &mut Criterion) {
+        let dir = tempfile::tempdir().expect("create a temporary directory");
+        let mut logs: Vec<Log> =
+            METHODS.iter().filter_map(|method| Log::create(dir.path(), *method)).collect();
+        let rounds = if zverse_benches::is_test_mode() {
+            INTERLEAVED_ROUNDS_TEST
+        } else {
+            INTERLEAVED_ROUNDS
+        };
+        let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); logs.len()];
+        for round in 0..rounds {
+            // Rotate who goes first, so no method always follows the same one.
+            for step in 0..logs.len() {
+                let index = (round + step) % logs.len();
+                let start = Instant::now();
+                logs[index].commit(&record(round));
+                times[index].push(start.elapsed());
+            }
+        }
+        let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        println!("sync_method_interleaved: {rounds} commits each, load {}", loadavg.trim());
+        for (log, times) in logs.iter().zip(&mut times) {
+            times.sort_unstable();
+            let median = times[times.len() / 2];
+            let p90 = times[times.len() * 9 / 10];
+            println!(
+                "sync_method_interleaved/{}: median {median:.1?} ({:.0} commits/s), p90 {p90:.1?}",
+                log.method.name(),
+                1.0 / median.as_secs_f64().max(1e-9)
+            );
+        }
     }
 }

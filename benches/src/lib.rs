@@ -10,6 +10,8 @@ pub mod zipfian;
 
 use zverse::Db;
 
+pub mod sync_audit;
+
 /// Whether the bench binary runs under `cargo test --benches` (criterion's test mode: one pass
 /// per benchmark, so the benches shrink their datasets) rather than `cargo bench`.
 #[must_use]

@@ -4,7 +4,8 @@
 //! Run everything with `benches/run-peers.sh` (it sets `ROCKSDB_LIB_DIR` and runs
 //! `cargo bench -p zverse-benches --features peers --bench peers -- --write-readme`);
 //! `--quick` for a smoke run at a small scale, `--reps N` for the repetitions (default 3),
-//! `--engines a,b` to run a subset, `--out DIR` for the results (default `benches/results`).
+//! `--engines a,b` to run a subset, `--out DIR` for the results (default `benches/results`),
+//! `--no-sync-probe` / `--no-sync-audit` to skip the fdatasync probe / the strace audit.
 //! Each engine run (one engine, one repetition) is a child process of this binary
 //! (`process.rs`); `--in-process` runs them all in this one instead.
 //! See `benches/README.md` for the workloads and how each engine is configured.
@@ -14,6 +15,7 @@ mod data;
 mod engines;
 mod process;
 mod report;
+mod sync;
 mod workloads;
 
 use std::collections::BTreeMap;
@@ -89,6 +91,18 @@ struct Args {
     in_process: bool,
     /// The key sets every engine runs, each a set of rows (`--key-sets random,shared-prefix`).
     key_sets: Vec<KeySet>,
+    sync: SyncFlags,
+}
+
+/// What the command line asked of `sync.rs`.
+#[derive(Clone, Copy)]
+struct SyncFlags {
+    /// Set in the Sync audit's child (run under strace): the sweep's fills between markers.
+    audit_child: bool,
+    /// Run the Sync audit (where `strace` runs; `--no-sync-audit` skips it).
+    audit: bool,
+    /// Run the fdatasync probe each repetition (`--no-sync-probe` skips it).
+    probe: bool,
 }
 
 fn parse_args() -> Res<Args> {
@@ -99,6 +113,7 @@ fn parse_args() -> Res<Args> {
     let mut child_out = None;
     let mut in_process = false;
     let mut key_sets = None;
+    let mut sync = SyncFlags { audit_child: false, audit: true, probe: true };
     let mut args = std::env::args().skip(1);
     let mut reps = None;
     while let Some(arg) = args.next() {
@@ -115,6 +130,9 @@ fn parse_args() -> Res<Args> {
                 child_out = Some(args.next().ok_or("--child-out needs a file")?.into());
             }
             "--in-process" => in_process = true,
+            "--sync-audit-child" => sync.audit_child = true,
+            "--no-sync-audit" => sync.audit = false,
+            "--no-sync-probe" => sync.probe = false,
             "--key-sets" => {
                 let list = args.next().ok_or("--key-sets needs a list")?;
                 let sets = list
@@ -135,7 +153,7 @@ fn parse_args() -> Res<Args> {
         "quick" => vec![KeySet::Random],
         _ => KeySet::ALL.to_vec(),
     });
-    Ok(Args { scale, engines, out, write_readme, child_out, in_process, key_sets })
+    Ok(Args { scale, engines, out, write_readme, child_out, in_process, key_sets, sync })
 }
 
 /// Every measurement, keyed by workload then engine, one sample per repetition.
@@ -151,6 +169,9 @@ pub struct EngineNotes {
     pub reported_write_amp: Option<(f64, &'static str)>,
     pub settle: &'static str,
     pub compaction: &'static str,
+    /// Writer count -> writes per sync in each repetition's Sync fill, where the engine
+    /// counts its commit groups (ZVerse).
+    pub writes_per_sync: BTreeMap<usize, Vec<f64>>,
 }
 
 fn main() {
@@ -177,12 +198,23 @@ fn run() -> Res<()> {
     // Generated where an engine runs: in each child, or once per key set here with --in-process.
     let mut datasets: Vec<(KeySet, Dataset)> = Vec::new();
     let base = std::env::var_os("ZVERSE_PEERS_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
+    if args.sync.audit_child {
+        let [kind] = kinds.as_slice() else {
+            return Err("the Sync audit's child runs exactly one engine".into());
+        };
+        let dataset = Dataset::new(&scale, KeySet::Random);
+        return sync::run_audit_child(kind, &scale, &dataset.keys, &dataset.values, &base);
+    }
     let mut samples = Samples::new();
     let mut notes: BTreeMap<&'static str, EngineNotes> = BTreeMap::new();
     let run_start = Instant::now();
     for (repetition, &key_set) in
         (0..scale.repetitions).flat_map(|rep| args.key_sets.iter().map(move |set| (rep, set)))
     {
+        // The probe once per repetition (with its first key set), in the parent.
+        if args.child_out.is_none() && args.sync.probe && Some(&key_set) == args.key_sets.first() {
+            sync::run_probe(&base, &scale, &mut samples)?;
+        }
         // Alternate: each repetition starts one engine later, so none always runs first.
         for offset in 0..kinds.len() {
             let kind = &kinds[(repetition + offset) % kinds.len()];
@@ -220,6 +252,12 @@ fn run() -> Res<()> {
         let engine_notes = notes.get(kind.name).cloned().unwrap_or_default();
         return process::write_child(child_out, &samples, &engine_notes);
     }
+    let audits = if args.sync.audit && sync::strace_available() {
+        run_audits(&kinds, &scale)?
+    } else {
+        eprintln!("peers: the Sync audit is skipped (--no-sync-audit, or no strace)");
+        BTreeMap::new()
+    };
     let finished = report::Machine::now();
     let summary = report::Summary {
         scale,
@@ -228,11 +266,25 @@ fn run() -> Res<()> {
         kinds: &kinds,
         samples: &samples,
         notes: &notes,
+        audits: &audits,
         started,
         finished,
         elapsed: run_start.elapsed(),
     };
     report::write(&summary, &args.out, args.write_readme)
+}
+
+/// The Sync audit of every engine that runs the plain rows, each in a child process under
+/// strace (random keys).
+fn run_audits(kinds: &[EngineKind], scale: &Scale) -> Res<BTreeMap<&'static str, sync::Audit>> {
+    let mut audits = BTreeMap::new();
+    for kind in kinds.iter().filter(|kind| kind.plain) {
+        eprintln!("peers: Sync audit (strace) of {}", kind.name);
+        let audit =
+            sync::run_audit(kind, scale).map_err(|error| format!("{}: {error}", kind.name))?;
+        audits.insert(kind.name, audit);
+    }
+    Ok(audits)
 }
 
 /// The keys every engine gets, generated once.
@@ -397,18 +449,7 @@ fn run_plain(
     run_ycsb(&*engine, scale, dataset, samples, name)?;
     drop(engine);
     drop(dir);
-    for (workload, threads) in [(report::FILL_SYNC_1, 1), (report::FILL_SYNC_4, 4)] {
-        let dir = fresh_dir(base, name)?;
-        let engine = (kind.open)(dir.path(), Durability::Sync, false)?;
-        let sync_keys = &keys[..scale.sync_write_count];
-        push(
-            samples,
-            workload,
-            name,
-            workloads::fill_per_op(&*engine, sync_keys, values, threads)?,
-        );
-    }
-    Ok(())
+    sync::run_sweep(kind, scale, keys, values, base, samples, notes)
 }
 
 fn read_and_scan(

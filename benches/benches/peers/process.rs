@@ -55,6 +55,7 @@ pub fn write_child(path: &Path, samples: &Samples, notes: &EngineNotes) -> Res<(
         "reported_write_amp": notes.reported_write_amp.map(|(amp, how)| json!([amp, how])),
         "settle": notes.settle,
         "compaction": notes.compaction,
+        "writes_per_sync": notes.writes_per_sync,
     });
     std::fs::write(path, serde_json::to_string(&json!({"samples": samples, "notes": notes}))?)?;
     Ok(())
@@ -101,6 +102,12 @@ fn merge(
     notes.measured_write_amp_compaction.extend(f64s("measured_write_amp_compaction"));
     if let Some([amp, how]) = child_notes["reported_write_amp"].as_array().map(Vec::as_slice) {
         notes.reported_write_amp = amp.as_f64().zip(how.as_str().map(leak));
+    }
+    if let Some(by_writers) = child_notes["writes_per_sync"].as_object() {
+        for (writers, list) in by_writers {
+            let ratios = list.as_array().into_iter().flatten().filter_map(Value::as_f64);
+            notes.writes_per_sync.entry(writers.parse()?).or_default().extend(ratios);
+        }
     }
     notes.settle = child_notes["settle"].as_str().map_or("", leak);
     notes.compaction = child_notes["compaction"].as_str().map_or("", leak);

@@ -51,6 +51,18 @@ pub trait Engine: Send + Sync {
     fn versioned(&self) -> Option<&dyn Versioned> {
         None
     }
+    /// Writes and commit groups (one sync each in Sync mode) since open, where the engine
+    /// counts them.
+    fn commit_counts(&self) -> Option<CommitCounts> {
+        None
+    }
+}
+
+/// An engine's own count of writes and of the commit groups they shared.
+#[derive(Clone, Copy, Debug)]
+pub struct CommitCounts {
+    pub records: u64,
+    pub groups: u64,
 }
 
 /// The queries over versions: as-of reads, history, range at a version and changes in a

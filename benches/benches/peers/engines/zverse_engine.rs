@@ -5,7 +5,7 @@ use std::path::Path;
 
 use zverse::{Db, Durability as ZDurability, Options, Version};
 
-use super::{Durability, Engine, EngineKind, Res, Versioned};
+use super::{CommitCounts, Durability, Engine, EngineKind, Res, Versioned};
 
 pub fn kind() -> EngineKind {
     EngineKind {
@@ -97,6 +97,11 @@ impl Engine for ZverseEngine {
 
     fn versioned(&self) -> Option<&dyn Versioned> {
         Some(self)
+    }
+
+    fn commit_counts(&self) -> Option<CommitCounts> {
+        let stats = self.db.stats();
+        Some(CommitCounts { records: stats.commit_records, groups: stats.commit_groups })
     }
 }
 
