@@ -42,7 +42,7 @@ use zverse_core::{Entry, Version};
 use crate::db::{Inner, lock};
 use crate::error::{Error, Result};
 use crate::locality::{Advised, ScanPurpose};
-use crate::manifest::SegmentMeta;
+use crate::manifest::{ManifestFile as _, SegmentMeta};
 use crate::options::{Options, Retention};
 use crate::segment_file::SegmentFile;
 use crate::segment_writer::{NewFiles, SegmentWriter};

@@ -17,7 +17,7 @@ use crate::io::{Io, IoLock, StdIo};
 use crate::locality::LocalityAdvisor;
 use crate::log::{self, ActiveLog, Mode};
 use crate::manifest::SegmentMeta;
-use crate::manifest::{MANIFEST_NAME, MANIFEST_TEMP_NAME, Manifest};
+use crate::manifest::{MANIFEST_NAME, MANIFEST_TEMP_NAME, Manifest, ManifestFile as _};
 use crate::memtable::Memtable;
 use crate::options::{Durability, Options};
 use crate::segment_file::{FenceBudget, SegmentFile};

@@ -21,7 +21,6 @@
 mod block;
 mod block_index;
 mod builder;
-mod bytes;
 mod cursor;
 mod fence_keys;
 mod filter_section;
@@ -29,10 +28,11 @@ mod footer;
 mod key_index;
 mod key_order;
 mod reader;
-mod sink;
+mod search;
 mod storage;
 mod zone;
 
+pub use crate::bytes::{Sink, SliceFull, SliceSink};
 pub use builder::{
     BLOCK_BYTES_TARGET_DEFAULT, BuildError, KEY_REF_BYTES, SegmentBuilder, SegmentOptions,
     SegmentSummary,
@@ -44,7 +44,6 @@ pub use fence_keys::FenceKeysRef;
 pub use footer::{FOOTER_LEN, FORMAT_VERSION, MAGIC, MAGIC_LEN};
 pub use key_order::{FailOnce, History, KeyOrderIter, RangeAt};
 pub use reader::Segment;
-pub use sink::{Sink, SliceFull, SliceSink};
 #[cfg(feature = "alloc")]
 pub use storage::VecStorage;
 pub use storage::{
