@@ -6,35 +6,14 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use assert_cmd::Command;
 use serde_json::Value as Json;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+mod common;
 
-impl Run {
-    fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "expected success; stderr: {}", self.stderr);
-        self
-    }
-
-    fn json(&self) -> Json {
-        serde_json::from_str(self.stdout.trim()).expect("stdout is one JSON object")
-    }
-}
+use common::{Run, run_in};
 
 fn zverse(db: &Path, args: &[&str]) -> Run {
-    let mut command = Command::cargo_bin("zverse").expect("the zverse binary");
-    command.env_remove("ZVERSE_DB").arg("--db").arg(db).args(args);
-    let output = command.output().expect("zverse runs");
-    Run {
-        code: output.status.code().expect("an exit code"),
-        stdout: String::from_utf8(output.stdout).expect("utf-8 stdout"),
-        stderr: String::from_utf8(output.stderr).expect("utf-8 stderr"),
-    }
+    run_in(db, args, None)
 }
 
 /// Writes `count` puts (and every fifth a delete) starting at `first`.

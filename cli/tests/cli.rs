@@ -7,42 +7,13 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use serde_json::Value as Json;
 
-/// What the tool says on stderr when it falls back from io_uring to std.
-const FALLBACK_SAID: &str = "io_uring is unavailable";
+mod common;
+
+use common::{Run, command_in, finish, run_in};
 
 /// A temporary directory with the database at `<dir>/db`.
 struct Scratch {
     dir: tempfile::TempDir,
-}
-
-/// What one run printed and how it exited.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "expected success; stderr: {}", self.stderr);
-        self
-    }
-
-    fn fails(self, code: i32) -> Run {
-        assert_eq!(self.code, code, "stdout: {} stderr: {}", self.stdout, self.stderr);
-        // Where the kernel refuses io_uring, the fallback is said once before the error.
-        let lines = self.stderr.lines().filter(|line| !line.contains(FALLBACK_SAID));
-        assert_eq!(lines.count(), 1, "one line on stderr: {}", self.stderr);
-        self
-    }
-
-    fn json(&self) -> Json {
-        serde_json::from_str(self.stdout.trim()).expect("stdout is one JSON object")
-    }
-
-    fn json_lines(&self) -> Vec<Json> {
-        self.stdout.lines().map(|line| serde_json::from_str(line).expect("a JSON line")).collect()
-    }
 }
 
 impl Scratch {
@@ -72,31 +43,6 @@ impl Scratch {
 
     fn del(&self, key: &str) -> u64 {
         self.run(&["--json", "del", key]).ok().json()["version"].as_u64().expect("version")
-    }
-}
-
-/// Runs `zverse --db DB ARGS`, with `stdin` if given.
-fn run_in(db: &Path, args: &[&str], stdin: Option<&str>) -> Run {
-    let mut command = command_in(db, args);
-    if let Some(stdin) = stdin {
-        command.write_stdin(stdin.to_owned());
-    }
-    finish(&mut command)
-}
-
-fn command_in(db: &Path, args: &[&str]) -> Command {
-    let mut command = Command::cargo_bin("zverse").expect("the zverse binary");
-    command.env_remove("ZVERSE_DB").env_remove(zverse_linux::IO_URING_ENV);
-    command.arg("--db").arg(db).args(args);
-    command
-}
-
-fn finish(command: &mut Command) -> Run {
-    let output = command.output().expect("zverse runs");
-    Run {
-        code: output.status.code().expect("an exit code"),
-        stdout: String::from_utf8(output.stdout).expect("utf-8 stdout"),
-        stderr: String::from_utf8(output.stderr).expect("utf-8 stderr"),
     }
 }
 
