@@ -21,6 +21,7 @@ use crate::error::Corruption;
 
 /// The `N` bytes at `at`, or `None` when they run past the end of `bytes`.
 #[must_use]
+#[inline]
 pub fn array_at<const N: usize>(bytes: &[u8], at: usize) -> Option<[u8; N]> {
     let end = at.checked_add(N)?;
     bytes.get(at..end)?.try_into().ok()
@@ -28,30 +29,35 @@ pub fn array_at<const N: usize>(bytes: &[u8], at: usize) -> Option<[u8; N]> {
 
 /// The little-endian `u16` at `at`.
 #[must_use]
+#[inline]
 pub fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
     array_at(bytes, at).map(u16::from_le_bytes)
 }
 
 /// The little-endian `u32` at `at`.
 #[must_use]
+#[inline]
 pub fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
     array_at(bytes, at).map(u32::from_le_bytes)
 }
 
 /// The little-endian `u64` at `at`.
 #[must_use]
+#[inline]
 pub fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
     array_at(bytes, at).map(u64::from_le_bytes)
 }
 
 /// The little-endian `u128` at `at`.
 #[must_use]
+#[inline]
 pub fn u128_at(bytes: &[u8], at: usize) -> Option<u128> {
     array_at(bytes, at).map(u128::from_le_bytes)
 }
 
 /// The `len` bytes at `at`.
 #[must_use]
+#[inline]
 pub fn slice_at(bytes: &[u8], at: usize, len: usize) -> Option<&[u8]> {
     bytes.get(at..at.checked_add(len)?)
 }
@@ -108,6 +114,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next `len` bytes.
+    #[inline]
     pub fn take(&mut self, len: usize) -> Result<&'a [u8], Corruption> {
         let taken = slice_at(self.bytes, self.position, len);
         let taken = taken.ok_or_else(|| self.corruption(self.truncated))?;
@@ -124,26 +131,31 @@ impl<'a> Reader<'a> {
     }
 
     /// The next byte.
+    #[inline]
     pub fn u8(&mut self) -> Result<u8, Corruption> {
         self.array().map(u8::from_le_bytes)
     }
 
     /// The next little-endian `u16`.
+    #[inline]
     pub fn u16(&mut self) -> Result<u16, Corruption> {
         self.array().map(u16::from_le_bytes)
     }
 
     /// The next little-endian `u32`.
+    #[inline]
     pub fn u32(&mut self) -> Result<u32, Corruption> {
         self.array().map(u32::from_le_bytes)
     }
 
     /// The next little-endian `u64`.
+    #[inline]
     pub fn u64(&mut self) -> Result<u64, Corruption> {
         self.array().map(u64::from_le_bytes)
     }
 
     /// The next little-endian `u128`.
+    #[inline]
     pub fn u128(&mut self) -> Result<u128, Corruption> {
         self.array().map(u128::from_le_bytes)
     }
@@ -260,32 +272,38 @@ impl<S: Sink> Writer<S> {
     }
 
     /// Appends `bytes` as they are.
+    #[inline]
     pub fn bytes(&mut self, bytes: &[u8]) -> Result<&mut Writer<S>, S::Error> {
         self.sink.write_all(bytes)?;
         Ok(self)
     }
 
     /// Appends one byte.
+    #[inline]
     pub fn u8(&mut self, value: u8) -> Result<&mut Writer<S>, S::Error> {
         self.bytes(&[value])
     }
 
     /// Appends a little-endian `u16`.
+    #[inline]
     pub fn u16(&mut self, value: u16) -> Result<&mut Writer<S>, S::Error> {
         self.bytes(&value.to_le_bytes())
     }
 
     /// Appends a little-endian `u32`.
+    #[inline]
     pub fn u32(&mut self, value: u32) -> Result<&mut Writer<S>, S::Error> {
         self.bytes(&value.to_le_bytes())
     }
 
     /// Appends a little-endian `u64`.
+    #[inline]
     pub fn u64(&mut self, value: u64) -> Result<&mut Writer<S>, S::Error> {
         self.bytes(&value.to_le_bytes())
     }
 
     /// Appends a little-endian `u128`.
+    #[inline]
     pub fn u128(&mut self, value: u128) -> Result<&mut Writer<S>, S::Error> {
         self.bytes(&value.to_le_bytes())
     }
