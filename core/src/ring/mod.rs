@@ -23,9 +23,10 @@
 //! # Encoding
 //!
 //! A *position* counts pushes (or pops) since the ring was made; position `p` lives in slot
-//! `p % N`. Positions are stored doubled, as *position words* `p << 1`, so that bit 0 of a stamp
-//! is free for its flag, and all arithmetic on words wraps modulo 2^`usize::BITS` (positions wrap modulo
-//! 2^(`usize::BITS` - 1), a multiple of `N`, so the slot of a word is unaffected):
+//! `p % N`. Positions are stored doubled, as *position words* `p << 1`, so that bit 0 of a
+//! stamp is free for its flag, and all arithmetic on words wraps modulo 2^`usize::BITS`
+//! (positions wrap modulo 2^(`usize::BITS` - 1), a multiple of `N`, so the slot of a word is
+//! unaffected):
 //!
 //! - `tail`: the next position a push claims, `p << 1` (bit 0 always clear).
 //! - `head`: the next position a pop claims, `p << 1` (bit 0 always clear).

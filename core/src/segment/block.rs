@@ -13,8 +13,8 @@
 //! | value length (0 for a tombstone) | value |
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
+use super::bytes::{slice_at, u16_at, u32_at, u64_at};
 use super::storage::{List, ListFull};
-use crate::bytes::{slice_at, u16_at, u32_at, u64_at};
 use crate::{Corruption, Entry, Version};
 
 const VERSION_AT: usize = 0;

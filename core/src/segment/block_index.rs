@@ -8,10 +8,9 @@
 //! | 32 | zone map: prefix min, prefix max, version min, version max, `u64` LE each |
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
-use super::search::partition_point;
+use super::bytes::{partition_point, slice_at, u32_at, u128_at};
 use super::zone::{ZONE_MAP_LEN, ZoneMap};
 use crate::Corruption;
-use crate::bytes::{slice_at, u32_at, u128_at};
 use crate::checksum::CHECKSUM_LEN;
 
 const OFFSET_AT: usize = 0;

@@ -12,7 +12,7 @@
 
 use core::cmp::Ordering;
 
-use super::search::partition_point;
+use super::bytes::partition_point;
 use crate::Version;
 
 /// A view of a segment's fence keys: sample `i` is the entry of key-index reference

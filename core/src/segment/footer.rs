@@ -13,8 +13,9 @@
 //! | 144 | 8 | XXH3-64 of the footer's first 144 bytes, `u64` LE |
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
+use super::bytes::{array_at, u64_at};
 use crate::Corruption;
-use crate::bytes::{Reader, array_at, fill_slot, u64_at};
+use crate::bytes::{Reader, fill_slot};
 use crate::checksum::{CHECKSUM_LEN, checksum};
 
 /// The segment file's magic bytes.

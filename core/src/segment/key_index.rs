@@ -4,9 +4,8 @@
 //! array that a search reads first to narrow the run of references to compare keys against.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
-use super::search::partition_point;
+use super::bytes::{partition_point, u32_at, u64_at};
 use crate::Corruption;
-use crate::bytes::{u32_at, u64_at};
 
 /// Bytes of one reference.
 pub(super) const KEY_REF_LEN: usize = size_of::<u32>();

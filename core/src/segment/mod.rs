@@ -21,6 +21,7 @@
 mod block;
 mod block_index;
 mod builder;
+mod bytes;
 mod cursor;
 mod fence_keys;
 mod filter_section;
@@ -28,7 +29,6 @@ mod footer;
 mod key_index;
 mod key_order;
 mod reader;
-mod search;
 mod storage;
 mod zone;
 

@@ -9,14 +9,13 @@ use core::sync::atomic::{self, AtomicBool};
 use super::SEGMENT_LEN_MAX;
 use super::block::decode_entry_at;
 use super::block_index::{BlockHandle, BlockIndex};
+use super::bytes::{slice_at, try_partition_point, u64_at};
 use super::cursor::{Changes, Iter};
 use super::fence_keys::FenceKeysRef;
 use super::filter_section;
 use super::footer::{FOOTER_LEN, Footer, SectionHandle, SectionKind};
 use super::key_index::{FENCE_LEN, FENCE_STRIDE_MAX, KEY_REF_LEN, KeyIndex, fence_count};
 use super::key_order::{self, History, KeyOrderIter, RangeAt};
-use super::search::try_partition_point;
-use crate::bytes::{slice_at, u64_at};
 
 use crate::checksum::checksum;
 use crate::zkey::{ZBox, key_prefix};

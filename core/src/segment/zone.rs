@@ -2,7 +2,7 @@
 //! entries. A box query skips every block whose zone map misses its box.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
-use crate::bytes::u64_at;
+use super::bytes::u64_at;
 use crate::zkey::ZBox;
 
 /// Bytes of an encoded [`ZoneMap`]: four little-endian `u64`s.
