@@ -1,4 +1,4 @@
-//! [`Db::check`]: read every byte of every segment and verify its checksum.
+//! [`Db::check`](crate::Db::check): read every byte of every segment and verify its checksum.
 //!
 //! Opening a database verifies the manifest, each segment's footer and metadata, and every
 //! log record it replays; data blocks are verified lazily, when a read first touches them.
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use zverse_core::zkey::ZBox;
 
-use crate::db::{Db, Inner, lock};
+use crate::db::Inner;
 use crate::error::{Error, Result};
 use crate::locality::{Advised, ScanPurpose};
 use crate::{log, segment_file};
@@ -23,7 +23,7 @@ impl Inner {
             return Ok(());
         }
         let names = self.io.list_dir(&self.dir)?;
-        let manifest = lock(&self.manifest).clone();
+        let manifest = self.state.manifest();
         let logs = manifest.logs.iter().map(|&n| (log::log_file_name(n), "log"));
         let segments = manifest
             .segments
@@ -42,7 +42,7 @@ impl Inner {
     }
 }
 
-/// What [`Db::check`] verified: every count covers data whose checksums all matched.
+/// What [`Db::check`](crate::Db::check) verified: every count covers data whose checksums all matched.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CheckReport {
@@ -60,63 +60,43 @@ pub struct CheckReport {
     pub segment_files: Vec<PathBuf>,
 }
 
-impl Db {
-    /// Verifies every data block checksum of every segment in the current tiers, decoding
-    /// every entry, and checks each segment's entry count against its metadata.
-    ///
-    /// Returns what was verified, or the first [`Error::Corruption`] found (naming the file and
-    /// the byte offset of the bad block). Runs concurrently with reads and writes: it checks
-    /// the segments that were current when it started, which stay alive until it is done.
-    ///
-    /// ```
-    /// # fn main() -> zverse::Result<()> {
-    /// # let dir = tempfile::tempdir()?;
-    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
-    /// db.put(b"k", b"v")?;
-    /// db.flush()?;
-    /// let report = db.check()?;
-    /// assert_eq!((report.segment_count, report.entry_count), (1, 1));
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn check(&self) -> Result<CheckReport> {
-        self.inner.check_open()?;
-        self.inner.check_files_present()?;
-        let tiers = self.inner.tiers();
-        let mut report = CheckReport {
-            memtable_versions: tiers.memtables().map(|m| m.entry_count() as u64).sum(),
-            ..CheckReport::default()
-        };
-        for segment_file in &tiers.segments {
-            // Without the per-block memory of verified blocks: every block is hashed again.
-            let segment = segment_file.segment().with_verified_blocks(&[]);
-            let everything = ZBox::new(0, u64::MAX, 0, u64::MAX);
-            let advice = segment_file.scan_advice(everything.as_ref(), ScanPurpose::Maintenance);
-            let mut entry_count: u64 = 0;
-            for entry in Advised::new(segment.iter(), advice) {
-                entry
-                    .map_err(|corruption| Error::corruption(segment_file.path(), 0, corruption))?;
-                entry_count += 1;
-            }
-            if entry_count != segment.entry_count() {
-                return Err(Error::Corruption {
-                    file: segment_file.path().to_owned(),
-                    offset: 0,
-                    what: format!(
-                        "segment yields {entry_count} entries, its footer says {}",
-                        segment.entry_count()
-                    ),
-                });
-            }
-            report.segment_count += 1;
-            report.block_count += segment.block_count() as u64;
-            report.entry_count += entry_count;
-            report.segment_bytes += segment_file.meta().file_bytes;
-            report.segment_files.push(segment_file.path().to_owned());
+/// [`Db::check`](crate::Db::check).
+pub(crate) fn check(inner: &Inner) -> Result<CheckReport> {
+    inner.check_open()?;
+    inner.check_files_present()?;
+    let tiers = inner.tiers();
+    let mut report = CheckReport {
+        memtable_versions: tiers.memtables().map(|m| m.entry_count() as u64).sum(),
+        ..CheckReport::default()
+    };
+    for segment_file in &tiers.segments {
+        // Without the per-block memory of verified blocks: every block is hashed again.
+        let segment = segment_file.segment().with_verified_blocks(&[]);
+        let everything = ZBox::new(0, u64::MAX, 0, u64::MAX);
+        let advice = segment_file.scan_advice(everything.as_ref(), ScanPurpose::Maintenance);
+        let mut entry_count: u64 = 0;
+        for entry in Advised::new(segment.iter(), advice) {
+            entry.map_err(|corruption| Error::corruption(segment_file.path(), 0, corruption))?;
+            entry_count += 1;
         }
-        assert_eq!(report.segment_count, tiers.segments.len(), "every segment is checked");
-        Ok(report)
+        if entry_count != segment.entry_count() {
+            return Err(Error::Corruption {
+                file: segment_file.path().to_owned(),
+                offset: 0,
+                what: format!(
+                    "segment yields {entry_count} entries, its footer says {}",
+                    segment.entry_count()
+                ),
+            });
+        }
+        report.segment_count += 1;
+        report.block_count += segment.block_count() as u64;
+        report.entry_count += entry_count;
+        report.segment_bytes += segment_file.meta().file_bytes;
+        report.segment_files.push(segment_file.path().to_owned());
     }
+    assert_eq!(report.segment_count, tiers.segments.len(), "every segment is checked");
+    Ok(report)
 }
 
 #[cfg(test)]

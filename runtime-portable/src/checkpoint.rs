@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 use zverse_core::Version;
 
-use crate::db::{Db, Inner, lock};
+use crate::db::Inner;
 use crate::error::{Error, Result};
 use crate::io::Io;
 use crate::log::log_file_name;
@@ -46,75 +46,28 @@ struct Captured {
     tiers: Arc<Tiers>,
 }
 
-impl Db {
-    /// Writes an openable, consistent copy of the database into the new directory `dest`, as
-    /// of the returned version: `Db::open(dest)` reads exactly what this database read as of
-    /// that version. Writers are held only for a memtable rotation; the copy is made while
-    /// they write. Segments are hard-linked where `dest` is on the same file system (copied
-    /// elsewhere) and the logs not yet in segments are copied, into `{dest}.checkpoint-partial`,
-    /// renamed to `dest` once complete and synced: a crash part way leaves no `dest`, only the
-    /// partial directory (delete it and start over).
-    ///
-    /// Fails with [`Error::DestinationExists`] if `dest` or the partial directory exists, and
-    /// with [`Error::OpenedReadOnly`] on a read-only open.
-    ///
-    /// ```
-    /// # fn main() -> zverse::Result<()> {
-    /// # let dir = tempfile::tempdir()?;
-    /// let db = zverse::Db::open(dir.path().join("db"), zverse::Options::default())?;
-    /// let written = db.put(b"k", b"v")?;
-    /// let at = db.checkpoint(dir.path().join("backup"))?;
-    /// assert!(at >= written);
-    /// db.put(b"k", b"newer")?; // the copy does not see writes after its version
-    /// let copy = zverse::Db::open(dir.path().join("backup"), zverse::Options::default())?;
-    /// assert_eq!(copy.get(b"k")?.as_deref(), Some(&b"v"[..]));
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn checkpoint(&self, dest: impl AsRef<Path>) -> Result<Version> {
-        self.checkpoint_with_progress(dest, |_| {})
+/// [`Db::checkpoint_with_progress`].
+pub(crate) fn checkpoint(
+    inner: &Inner,
+    dest: &Path,
+    mut progress: impl FnMut(CheckpointProgress),
+) -> Result<Version> {
+    inner.check_open()?;
+    if inner.options.read_only {
+        return Err(Error::OpenedReadOnly);
     }
-
-    /// [`Db::checkpoint`], calling `progress` after each file.
-    ///
-    /// ```
-    /// # fn main() -> zverse::Result<()> {
-    /// # let dir = tempfile::tempdir()?;
-    /// let db = zverse::Db::open(dir.path().join("db"), zverse::Options::default())?;
-    /// db.put(b"k", b"v")?;
-    /// db.flush()?;
-    /// let mut files = 0;
-    /// db.checkpoint_with_progress(dir.path().join("backup"), |progress| {
-    ///     files = progress.files_done;
-    /// })?;
-    /// assert!(files >= 1); // at least the segment the flush wrote
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn checkpoint_with_progress(
-        &self,
-        dest: impl AsRef<Path>,
-        mut progress: impl FnMut(CheckpointProgress),
-    ) -> Result<Version> {
-        let dest = dest.as_ref();
-        let inner = &self.inner;
-        inner.check_open()?;
-        if inner.options.read_only {
-            return Err(Error::OpenedReadOnly);
-        }
-        let (parent, temp) = temp_path(dest)?;
-        refuse_existing(inner.io.as_ref(), dest)?;
-        refuse_existing(inner.io.as_ref(), &temp)?;
-        let _guard = LogRemovalHold::new(inner);
-        let captured = inner.capture_for_checkpoint()?;
-        inner.io.create_dir_all(&temp)?;
-        write_files(inner, &temp, &captured, &mut progress)?;
-        inner.io.sync_dir(&temp)?;
-        captured.manifest.write(inner.io.as_ref(), &temp)?;
-        inner.io.rename(&temp, dest)?;
-        inner.io.sync_dir(&parent)?;
-        Ok(captured.version)
-    }
+    let (parent, temp) = temp_path(dest)?;
+    refuse_existing(inner.io.as_ref(), dest)?;
+    refuse_existing(inner.io.as_ref(), &temp)?;
+    let _guard = LogRemovalHold::new(inner);
+    let captured = inner.capture_for_checkpoint()?;
+    inner.io.create_dir_all(&temp)?;
+    write_files(inner, &temp, &captured, &mut progress)?;
+    inner.io.sync_dir(&temp)?;
+    captured.manifest.write(inner.io.as_ref(), &temp)?;
+    inner.io.rename(&temp, dest)?;
+    inner.io.sync_dir(&parent)?;
+    Ok(captured.version)
 }
 
 impl Inner {
@@ -125,14 +78,11 @@ impl Inner {
         self.stage.with_leadership(|| {
             self.rotate()?;
             let version = self.visible_version();
-            let manifest = lock(&self.manifest);
-            let tiers = self.tiers();
+            let (mut copy, tiers) = self.state.manifest_and_tiers();
             let log_active = tiers.active.log_number_first();
-            let mut copy = manifest.clone();
             copy.segments = tiers.segments.iter().map(|segment| *segment.meta()).collect();
             copy.logs.retain(|&number| number < log_active);
-            copy.file_number_next = self.file_number_next();
-            drop(manifest);
+            copy.file_number_next = self.state.file_number_next();
             Ok(Captured { version, manifest: copy, tiers })
         })
     }
@@ -252,7 +202,7 @@ impl<'a> LogRemovalHold<'a> {
 impl Drop for LogRemovalHold<'_> {
     fn drop(&mut self) {
         if self.inner.checkpoints_running.fetch_sub(1, Ordering::SeqCst) == 1 {
-            let log_first = lock(&self.inner.manifest).logs.first().copied();
+            let log_first = self.inner.state.logs().first().copied();
             if let Some(log_first) = log_first {
                 self.inner.remove_logs_below(log_first);
             }

@@ -39,13 +39,15 @@ use zverse_core::segment::{KEY_REF_BYTES, Segment};
 use zverse_core::zkey::ZBox;
 use zverse_core::{Entry, Version};
 
-use crate::db::{Inner, lock};
+use crate::db::Inner;
 use crate::error::{Error, Result};
 use crate::locality::{Advised, ScanPurpose};
-use crate::manifest::{ManifestFile as _, SegmentMeta};
+use crate::manifest::SegmentMeta;
 use crate::options::{Options, Retention};
 use crate::segment_file::SegmentFile;
 use crate::segment_writer::{NewFiles, SegmentWriter};
+use crate::state::Transition;
+use crate::sync::lock;
 use crate::tiers::Tiers;
 
 /// The entries pass 1 dropped, by where they are: per input, the file offsets of their keys
@@ -268,8 +270,7 @@ impl Inner {
         Ok(())
     }
 
-    /// Swaps the inputs for the outputs in the manifest and the tiers (flushes may have added
-    /// segments meanwhile; only compaction removes any).
+    /// Swaps the inputs for the outputs in the manifest and the tiers.
     fn install_compaction(
         &self,
         inputs: &[Arc<SegmentFile>],
@@ -277,41 +278,13 @@ impl Inner {
         new_files: NewFiles<'_>,
         horizons: Horizons,
     ) -> Result<()> {
-        let mut manifest = lock(&self.manifest);
-        let mut tiers = self.tiers.lock();
-        let is_input = |s: &Arc<SegmentFile>| inputs.iter().any(|input| Arc::ptr_eq(s, input));
-        let kept_count = tiers.segments.iter().filter(|s| !is_input(s)).count();
-        assert_eq!(
-            kept_count + inputs.len(),
-            tiers.segments.len(),
-            "only the compaction thread removes segments, and it is compacting these"
-        );
-        let mut segments: Vec<Arc<SegmentFile>> =
-            tiers.segments.iter().filter(|s| !is_input(s)).cloned().collect();
-        segments.extend(outputs.iter().cloned());
-        sort_newest_first(&mut segments);
-        let mut next = manifest.clone();
-        next.segments = segments.iter().map(|segment| *segment.meta()).collect();
-        next.file_number_next = self.file_number_next();
-        next.horizon = next.horizon.max(horizons.all);
-        next.horizon_found = next.horizon_found.max(horizons.found);
         // From here the manifest may name the new files, whatever the write's outcome.
         new_files.keep();
-        if let Err(error) = next.write(self.io.as_ref(), &self.dir) {
+        let compacted = Transition::Compacted { inputs, outputs, horizons };
+        if let Err(error) = self.state.install(compacted) {
             // The new manifest may or may not be on disk: keep every file, refuse writes.
             return Err(self.fail(format!("manifest update after compaction failed: {error}")));
         }
-        // Before the tiers change, so that no read below the horizon sees the outputs.
-        self.raise_horizons(next.horizon, next.horizon_found);
-        *manifest = next;
-        self.count_open_segments(&segments);
-        *tiers = Arc::new(Tiers {
-            active: Arc::clone(&tiers.active),
-            sealed: tiers.sealed.clone(),
-            segments,
-        });
-        drop(tiers);
-        drop(manifest);
         self.wake_stalled_writers();
         Ok(())
     }

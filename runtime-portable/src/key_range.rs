@@ -5,7 +5,7 @@ use std::ops::{Bound, Range, RangeFrom, RangeFull, RangeInclusive, RangeTo, Rang
 /// A range of keys: what `range`, `range_at` and `changes` take.
 ///
 /// Implemented for every std range over anything that is `AsRef<[u8]>` (byte strings, byte
-/// arrays, `&[u8]`, `Vec<u8>`, `&str`, `String`, [`Value`](crate::Value)), for `..`, and for a
+/// arrays, `&[u8]`, `Vec<u8>`, `&str`, `String`, [`Slice`](crate::Slice)), for `..`, and for a
 /// pair of [`Bound`]s. Unlike `RangeBounds<K>` with a generic `K`, `..` needs no annotation.
 ///
 /// ```

@@ -42,7 +42,7 @@
 //! - Versions are `u64` microseconds, strictly increasing across the database and restarts.
 //!
 //! # Threads
-//! [`Db`], [`Snapshot`] and [`Value`] are `Send` and `Sync`: share one `Db` between threads by
+//! [`Db`], [`Snapshot`] and [`Slice`] are `Send` and `Sync`: share one `Db` between threads by
 //! reference or in an `Arc`. The iterators ([`Range`], [`History`], [`Changes`]) are `Send`.
 //! - A write (`put`, `delete`, [`Batch::commit`]) blocks until its record is in the log and
 //!   the memtable (and synced, under [`Durability::Sync`]). Concurrent writers share one log
@@ -85,12 +85,13 @@
 //! fn sent<T: Send>() {}
 //! shared::<zverse::Db>();
 //! shared::<zverse::Snapshot>();
-//! shared::<zverse::Value>();
+//! shared::<zverse::Slice>();
 //! sent::<zverse::Range>();
 //! sent::<zverse::History>();
 //! sent::<zverse::Changes>();
 //! ```
 
+mod background;
 mod batch;
 #[doc(hidden)]
 pub mod bench_hooks;
@@ -108,14 +109,17 @@ mod manifest;
 mod memtable;
 mod options;
 mod read;
+mod recovery;
 mod segment_file;
 mod segment_writer;
+mod slice;
 mod snapshot;
+mod state;
 mod stats;
 mod sync;
 mod tiers;
 mod transaction;
-mod value;
+mod write;
 
 pub use batch::Batch;
 pub use check::CheckReport;
@@ -126,8 +130,8 @@ pub use key_range::{KeyRange, prefix_bounds};
 pub use locality::LocalityStats;
 pub use options::{Durability, Options, Retention};
 pub use read::{Change, Changes, History, Range};
+pub use slice::Slice;
 pub use snapshot::{KeyValue, Snapshot};
 pub use stats::{SegmentResidency, Stats};
 pub use transaction::{Conflict, Isolation, Transaction, UPDATE_ATTEMPTS_MAX};
-pub use value::Value;
 pub use zverse_core::Version;

@@ -72,13 +72,13 @@ pub(crate) struct LocalityAdvisor {
     enabled: bool,
     /// The segments' data block target: what a scan has read around its cursor already.
     block_bytes: usize,
-    counters: Counters,
+    counters: AdviceCounters,
 }
 
 /// Every counter is a relaxed atomic: they order nothing, and a `stats()` taken during reads
 /// may see one counter of a step and not the other.
 #[derive(Debug, Default)]
-struct Counters {
+struct AdviceCounters {
     advice_calls: AtomicU64,
     advice_errors: AtomicU64,
     pages_advised: AtomicU64,
@@ -127,7 +127,7 @@ pub struct LocalityStats {
 impl LocalityAdvisor {
     /// An advisor, on or off. `block_bytes` is the data block target of the segments.
     pub(crate) fn new(enabled: bool, block_bytes: usize) -> LocalityAdvisor {
-        LocalityAdvisor { enabled, block_bytes, counters: Counters::default() }
+        LocalityAdvisor { enabled, block_bytes, counters: AdviceCounters::default() }
     }
 
     /// Whether the advisor gives advice (its counters of pages touched count either way).
@@ -214,7 +214,7 @@ impl LocalityAdvisor {
             pages_prefetched: load(&c.pages_prefetched),
             prefetch_pages_resident: resident,
             prefetch_pages_missed: missed,
-            prefetch_accuracy: crate::stats::ratio(resident, resident + missed),
+            prefetch_accuracy: ratio(resident, resident + missed),
             scan_queries: load(&c.scan_queries),
             scan_pages_touched: load(&c.scan_pages_touched),
             segments_random: load(&c.segments_random),
@@ -467,6 +467,12 @@ impl ScanWindow {
     pub(crate) fn advised_span(&self) -> Option<Range<usize>> {
         self.advised_bytes.clone()
     }
+}
+
+/// `numerator / denominator`, or 0 when the denominator is 0.
+#[allow(clippy::cast_precision_loss, reason = "a ratio of byte counts needs no more precision")]
+pub(crate) fn ratio(numerator: u64, denominator: u64) -> f64 {
+    if denominator == 0 { 0.0 } else { numerator as f64 / denominator as f64 }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 use zverse_core::merge::{FAN_IN_MAX, KeyOrder, Keyed, MergeVec, Order, ZOrder};
-use zverse_core::segment::{History as SegmentHistoryIter, RangeAt};
+use zverse_core::segment::{KeyVersions, RangeAt};
 use zverse_core::zkey::ZBox;
 use zverse_core::{Entry, Version};
 
@@ -19,21 +19,31 @@ use crate::key_range::KeyRange;
 use crate::locality::{Advised, ScanPurpose};
 use crate::memtable::{self, MemBytes, MemEntry, Memtable};
 use crate::segment_file::SegmentFile;
+use crate::slice::Slice;
 use crate::tiers::TiersRef;
-use crate::value::Value;
 
-/// One version of one key, as reads yield it: `value` is `None` for a tombstone.
+/// One write that [`Db::changes`](crate::Db::changes) lists: the key, its version, and the
+/// value written (`None` for a delete).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
     /// The key.
-    pub key: Value,
+    pub key: Slice,
     /// The version the write got.
     pub version: Version,
     /// The value written, or `None` for a delete.
-    pub value: Option<Value>,
+    pub value: Option<Slice>,
 }
 
-impl Keyed for Change {
+/// One version of one key, as the merges of the tiers yield it: `value` is `None` for a
+/// tombstone.
+#[derive(Clone, Debug)]
+pub(crate) struct KeyVersion {
+    pub key: Slice,
+    pub version: Version,
+    pub value: Option<Slice>,
+}
+
+impl Keyed for KeyVersion {
     fn key(&self) -> &[u8] {
         &self.key
     }
@@ -43,26 +53,26 @@ impl Keyed for Change {
     }
 }
 
-impl Change {
-    fn from_memtable(entry: MemEntry) -> Change {
-        Change {
-            key: Value::memtable(entry.key),
+impl KeyVersion {
+    fn from_memtable(entry: MemEntry) -> KeyVersion {
+        KeyVersion {
+            key: Slice::memtable(entry.key),
             version: entry.version,
-            value: entry.value.map(Value::memtable),
+            value: entry.value.map(Slice::memtable),
         }
     }
 
-    fn from_segment(segment: &Arc<SegmentFile>, entry: Entry<'_>) -> Change {
-        Change {
-            key: Value::mapped(segment, entry.key),
+    fn from_segment(segment: &Arc<SegmentFile>, entry: Entry<'_>) -> KeyVersion {
+        KeyVersion {
+            key: Slice::mapped(segment, entry.key),
             version: entry.version,
-            value: entry.value.map(|value| Value::mapped(segment, value)),
+            value: entry.value.map(|value| Slice::mapped(segment, value)),
         }
     }
 }
 
 /// A boxed per-tier source of changes for a merge.
-type Source = Box<dyn Iterator<Item = Result<Change>> + Send>;
+type Source = Box<dyn Iterator<Item = Result<KeyVersion>> + Send>;
 
 /// What a read sees: a set of tiers and a version.
 #[derive(Debug)]
@@ -86,20 +96,20 @@ impl ReadView {
         // The watermark first: every version at or below it is in a memtable of the tiers
         // loaded after it, or in a segment they hold.
         let visible = inner.visible_version();
-        let tiers = inner.tiers.load();
+        let tiers = inner.state.tiers_ref();
         Ok(ReadView { tiers, version: version.min(visible) })
     }
 
     /// The newest version of `key` at or below the view's version, tombstones included.
-    pub(crate) fn get_entry(&self, key: &[u8]) -> Result<Option<Change>> {
-        let mut best: Option<Change> = None;
+    pub(crate) fn get_entry(&self, key: &[u8]) -> Result<Option<KeyVersion>> {
+        let mut best: Option<KeyVersion> = None;
         let newer =
-            |best: &Option<Change>, version| best.as_ref().is_none_or(|b| version > b.version);
+            |best: &Option<KeyVersion>, version| best.as_ref().is_none_or(|b| version > b.version);
         for memtable in self.tiers.memtables() {
             if let Some(entry) = memtable.get_at(key, self.version)
                 && newer(&best, entry.version)
             {
-                best = Some(Change::from_memtable(entry));
+                best = Some(KeyVersion::from_memtable(entry));
             }
         }
         for segment in &self.tiers.segments {
@@ -114,14 +124,14 @@ impl ReadView {
             if let Some(entry) = found
                 && newer(&best, entry.version)
             {
-                best = Some(Change::from_segment(segment, entry));
+                best = Some(KeyVersion::from_segment(segment, entry));
             }
         }
         Ok(best)
     }
 
     /// The value of `key` at the view's version; `None` if absent or deleted.
-    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Value>> {
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Slice>> {
         Ok(self.get_entry(key)?.and_then(|change| change.value))
     }
 
@@ -213,7 +223,7 @@ impl ReadView {
 /// merge's fan-in the sources are merged in chunks first, which keeps that tie order.
 fn merge<O>(mut sources: Vec<Source>, order: O) -> Source
 where
-    O: Order<Change> + Copy + Send + 'static,
+    O: Order<KeyVersion> + Copy + Send + 'static,
 {
     while sources.len() > FAN_IN_MAX {
         let mut chunks = Vec::with_capacity(sources.len().div_ceil(FAN_IN_MAX));
@@ -229,7 +239,7 @@ where
 
 fn merge_within_fan_in<O>(sources: Vec<Source>, order: O) -> Source
 where
-    O: Order<Change> + Send + 'static,
+    O: Order<KeyVersion> + Send + 'static,
 {
     let merged = MergeVec::from_sources(sources, order);
     Box::new(merged.expect("sources are chunked to the fan-in limit"))
@@ -277,8 +287,8 @@ fn overlaps(segment: &SegmentFile, version_min: Bound<Version>, version_max: Ver
 #[derive(Clone, Copy, Debug)]
 struct KeyOrderRev;
 
-impl Order<Change> for KeyOrderRev {
-    fn cmp(&self, a: &Change, b: &Change) -> Ordering {
+impl Order<KeyVersion> for KeyOrderRev {
+    fn cmp(&self, a: &KeyVersion, b: &KeyVersion) -> Ordering {
         b.key[..].cmp(&a.key[..]).then_with(|| b.version.cmp(&a.version))
     }
 }
@@ -322,9 +332,9 @@ impl MemtableRange {
 }
 
 impl Iterator for MemtableRange {
-    type Item = Result<Change>;
+    type Item = Result<KeyVersion>;
 
-    fn next(&mut self) -> Option<Result<Change>> {
+    fn next(&mut self) -> Option<Result<KeyVersion>> {
         while !self.done {
             let Some(entry) = self.cursor.next() else {
                 self.done = true;
@@ -339,7 +349,7 @@ impl Iterator for MemtableRange {
                 continue;
             }
             self.key_last = Some(entry.key.clone());
-            return Some(Ok(Change::from_memtable(entry)));
+            return Some(Ok(KeyVersion::from_memtable(entry)));
         }
         None
     }
@@ -380,9 +390,9 @@ impl MemtableRangeRev {
 }
 
 impl Iterator for MemtableRangeRev {
-    type Item = Result<Change>;
+    type Item = Result<KeyVersion>;
 
-    fn next(&mut self) -> Option<Result<Change>> {
+    fn next(&mut self) -> Option<Result<KeyVersion>> {
         let (start, end) = self.keys.bounds();
         while !self.done {
             // The last (oldest) entry of the previous key. In key order `(key, MAX)` is the
@@ -400,7 +410,7 @@ impl Iterator for MemtableRangeRev {
             let found = self.memtable.get_at(&last.key, self.version);
             self.key_last = Some(last.key);
             if let Some(found) = found {
-                return Some(Ok(Change::from_memtable(found)));
+                return Some(Ok(KeyVersion::from_memtable(found)));
             }
         }
         None
@@ -432,14 +442,16 @@ impl MemtableHistory {
 }
 
 impl Iterator for MemtableHistory {
-    type Item = Result<Change>;
+    type Item = Result<KeyVersion>;
 
-    fn next(&mut self) -> Option<Result<Change>> {
+    fn next(&mut self) -> Option<Result<KeyVersion>> {
         if self.done {
             return None;
         }
         match self.cursor.next() {
-            Some(entry) if entry.key[..] == self.key[..] => Some(Ok(Change::from_memtable(entry))),
+            Some(entry) if entry.key[..] == self.key[..] => {
+                Some(Ok(KeyVersion::from_memtable(entry)))
+            }
             _ => {
                 self.done = true;
                 None
@@ -486,12 +498,12 @@ impl SegmentRange {
 }
 
 impl Iterator for SegmentRange {
-    type Item = Result<Change>;
+    type Item = Result<KeyVersion>;
 
-    fn next(&mut self) -> Option<Result<Change>> {
+    fn next(&mut self) -> Option<Result<KeyVersion>> {
         self.0.with_dependent_mut(|segment, range| {
             range.next().map(|entry| match entry {
-                Ok(entry) => Ok(Change::from_segment(segment, entry)),
+                Ok(entry) => Ok(KeyVersion::from_segment(segment, entry)),
                 Err(corruption) => Err(segment_corruption(segment, corruption)),
             })
         })
@@ -519,12 +531,12 @@ impl SegmentRangeRev {
 }
 
 impl Iterator for SegmentRangeRev {
-    type Item = Result<Change>;
+    type Item = Result<KeyVersion>;
 
-    fn next(&mut self) -> Option<Result<Change>> {
+    fn next(&mut self) -> Option<Result<KeyVersion>> {
         self.0.with_dependent_mut(|segment, range| {
             range.next_back().map(|entry| match entry {
-                Ok(entry) => Ok(Change::from_segment(segment, entry)),
+                Ok(entry) => Ok(KeyVersion::from_segment(segment, entry)),
                 Err(corruption) => Err(segment_corruption(segment, corruption)),
             })
         })
@@ -536,7 +548,7 @@ self_cell::self_cell! {
     struct SegmentHistoryCell {
         owner: Arc<SegmentFile>,
         #[not_covariant]
-        dependent: SegmentHistoryIter,
+        dependent: KeyVersions,
     }
 }
 
@@ -552,12 +564,12 @@ impl SegmentHistory {
 }
 
 impl Iterator for SegmentHistory {
-    type Item = Result<Change>;
+    type Item = Result<KeyVersion>;
 
-    fn next(&mut self) -> Option<Result<Change>> {
+    fn next(&mut self) -> Option<Result<KeyVersion>> {
         self.0.with_dependent_mut(|segment, history| {
             history.next().map(|entry| match entry {
-                Ok(entry) => Ok(Change::from_segment(segment, entry)),
+                Ok(entry) => Ok(KeyVersion::from_segment(segment, entry)),
                 Err(corruption) => Err(segment_corruption(segment, corruption)),
             })
         })
@@ -601,12 +613,12 @@ impl SegmentChanges {
 }
 
 impl Iterator for SegmentChanges {
-    type Item = Result<Change>;
+    type Item = Result<KeyVersion>;
 
-    fn next(&mut self) -> Option<Result<Change>> {
+    fn next(&mut self) -> Option<Result<KeyVersion>> {
         self.0.with_dependent_mut(|owner, changes| {
             changes.next().map(|entry| match entry {
-                Ok(entry) => Ok(Change::from_segment(&owner.segment, entry)),
+                Ok(entry) => Ok(KeyVersion::from_segment(&owner.segment, entry)),
                 Err(corruption) => Err(segment_corruption(&owner.segment, corruption)),
             })
         })
@@ -619,12 +631,12 @@ fn memtable_changes(
     memtable: &Arc<Memtable>,
     keys: &OwnedRange,
     versions: (Bound<Version>, Bound<Version>),
-) -> Vec<Change> {
+) -> Vec<KeyVersion> {
     let (start, end) = keys.bounds();
     let mut found = Vec::new();
     walk_memtable(memtable, key_start(start), end, |entry| {
         if versions.contains(&entry.version) {
-            found.push(Change::from_memtable(entry));
+            found.push(KeyVersion::from_memtable(entry));
         }
     });
     found.sort_unstable_by(|a, b| zverse_core::zkey::cmp_z(&a.key, a.version, &b.key, b.version));
@@ -638,11 +650,11 @@ pub struct Range {
     /// The forward merge, set up by the first `next`.
     front: Option<Source>,
     /// The last key read from the front, deleted or not.
-    key_last: Option<Value>,
+    key_last: Option<Slice>,
     /// The reverse merge, set up by the first `next_back`.
     back: Option<Source>,
     /// The last key read from the back, deleted or not.
-    key_last_back: Option<Value>,
+    key_last_back: Option<Slice>,
     keys: OwnedRange,
     /// The ends met.
     done: bool,
@@ -653,9 +665,9 @@ impl Range {
     /// Takes `change` as the next key from one end, unless it repeats `key_last` (an older
     /// version of the key just read) or reached `key_other`, the other end's last key.
     fn take(
-        change: Change,
-        key_last: &mut Option<Value>,
-        key_other: Option<&Value>,
+        change: KeyVersion,
+        key_last: &mut Option<Slice>,
+        key_other: Option<&Slice>,
         reached: impl Fn(&[u8], &[u8]) -> bool,
     ) -> Step {
         // The first item of a key is its newest version across tiers; the rest are older.
@@ -677,13 +689,13 @@ impl Range {
 enum Step {
     Skip,
     Met,
-    Yield((Value, Value)),
+    Yield((Slice, Slice)),
 }
 
 impl Iterator for Range {
-    type Item = Result<(Value, Value)>;
+    type Item = Result<(Slice, Slice)>;
 
-    fn next(&mut self) -> Option<Result<(Value, Value)>> {
+    fn next(&mut self) -> Option<Result<(Slice, Slice)>> {
         let front = self.front.get_or_insert_with(|| self.view.range_fwd(&self.keys));
         while !self.done {
             let change = match front.next()? {
@@ -702,7 +714,7 @@ impl Iterator for Range {
 }
 
 impl DoubleEndedIterator for Range {
-    fn next_back(&mut self) -> Option<Result<(Value, Value)>> {
+    fn next_back(&mut self) -> Option<Result<(Slice, Slice)>> {
         let back = self.back.get_or_insert_with(|| self.view.range_rev(&self.keys));
         while !self.done {
             let change = match back.next()? {
@@ -739,9 +751,9 @@ pub struct History {
 }
 
 impl Iterator for History {
-    type Item = Result<(Version, Option<Value>)>;
+    type Item = Result<(Version, Option<Slice>)>;
 
-    fn next(&mut self) -> Option<Result<(Version, Option<Value>)>> {
+    fn next(&mut self) -> Option<Result<(Version, Option<Slice>)>> {
         let change = match self.merged.next()? {
             Ok(change) => change,
             Err(error) => return Some(Err(error)),
@@ -776,7 +788,11 @@ impl Iterator for Changes {
     type Item = Result<Change>;
 
     fn next(&mut self) -> Option<Result<Change>> {
-        self.merged.next()
+        let KeyVersion { key, version, value } = match self.merged.next()? {
+            Ok(found) => found,
+            Err(error) => return Some(Err(error)),
+        };
+        Some(Ok(Change { key, version, value }))
     }
 }
 

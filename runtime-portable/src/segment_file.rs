@@ -276,7 +276,7 @@ impl SegmentFile {
     }
 
     /// The mapped bytes (through the reader's slice: no call through the `Mapping` trait,
-    /// which every `Value` deref would pay).
+    /// which every `Slice` deref would pay).
     pub(crate) fn bytes(&self) -> &[u8] {
         self.segment().bytes()
     }

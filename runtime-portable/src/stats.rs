@@ -4,10 +4,10 @@ use std::sync::atomic::Ordering;
 
 use zverse_core::Version;
 
-use crate::db::{Db, lock};
-use crate::locality::LocalityStats;
+use crate::db::Inner;
+use crate::locality::{LocalityStats, ratio};
 
-/// A snapshot of the database's counters, from [`Db::stats`].
+/// A snapshot of the database's counters, from [`Db::stats`](crate::Db::stats).
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -43,7 +43,7 @@ pub struct Stats {
     /// but still read by an iterator, and leftovers of a crash (deleted at the next open), are
     /// not counted.
     pub file_count: u64,
-    /// The retention horizon ([`Db::horizon`]): reads below it are refused.
+    /// The retention horizon ([`Db::horizon`](crate::Db::horizon)): reads below it are refused.
     pub horizon: Version,
     /// Every version stored, in memtables and segments (tombstones included).
     pub versions: u64,
@@ -88,83 +88,62 @@ pub struct Stats {
     pub locality: LocalityStats,
 }
 
-impl Db {
-    /// The database's counters as they are now.
-    ///
-    /// ```
-    /// # fn main() -> zverse::Result<()> {
-    /// # let dir = tempfile::tempdir()?;
-    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
-    /// db.put(b"k", b"v")?;
-    /// let stats = db.stats();
-    /// assert_eq!(stats.versions, 1);
-    /// assert_eq!(stats.bytes_written_user, 2);
-    /// # Ok(())
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn stats(&self) -> Stats {
-        let inner = &self.inner;
-        let tiers = inner.tiers();
-        let counters = &inner.counters;
-        let memtable_versions: u64 = tiers.memtables().map(|m| m.entry_count() as u64).sum();
-        let segment_versions: u64 = tiers.segments.iter().map(|s| s.meta().entry_count).sum();
-        let segment_keys: u64 = tiers.segments.iter().map(|s| s.segment().key_count()).sum();
-        let bytes_written_user = counters.bytes_user.load(Ordering::Relaxed);
-        let payload_bytes = tiers.memtables().map(|m| m.payload_bytes()).sum::<u64>()
-            + tiers.segments.iter().map(|s| s.meta().payload_bytes).sum::<u64>();
-        let segment_bytes = tiers.segments.iter().map(|s| s.meta().file_bytes).sum();
-        let log_bytes = inner.log_bytes();
-        let log_count = lock(&inner.manifest).logs.len();
-        let bytes_written_disk = counters.bytes_written_log.load(Ordering::Relaxed)
-            + counters.bytes_written_segments.load(Ordering::Relaxed);
-        Stats {
-            io_backend: inner.io.name(),
-            io_routing: inner.io.routing(),
-            version_visible: inner.visible_version(),
-            memtable_count: tiers.memtables().count(),
-            memtable_versions,
-            memtable_bytes: tiers.memtables().map(|m| m.size_bytes()).sum(),
-            segment_count: tiers.segments.len(),
-            fence_keys_bytes: inner.fence_budget.bytes_used(),
-            segment_versions,
-            segment_bytes,
-            log_bytes,
-            log_count,
-            file_count: inner.file_count(),
-            horizon: inner.horizon(),
-            versions: memtable_versions + segment_versions,
-            keys_upper_bound: memtable_versions + segment_keys,
-            bytes_written_user,
-            bytes_written_disk,
-            write_amplification: ratio(bytes_written_disk, bytes_written_user),
-            payload_bytes,
-            space_amplification: ratio(segment_bytes + log_bytes, payload_bytes),
-            commit_groups: counters.commit_groups.load(Ordering::Relaxed),
-            commit_records: counters.commit_records.load(Ordering::Relaxed),
-            flushes: counters.flushes.load(Ordering::Relaxed),
-            compactions: counters.compactions.load(Ordering::Relaxed),
-            compaction_failures: counters.compaction_failures.load(Ordering::Relaxed),
-            segment_bytes_max: tiers
-                .segments
-                .iter()
-                .map(|s| s.meta().file_bytes)
-                .max()
-                .unwrap_or(0),
-            segment_count_open: tiers
-                .segments
-                .iter()
-                .filter(|s| !crate::compaction::is_full(s.meta(), &inner.options))
-                .count(),
-            write_stalls: counters.write_stalls.load(Ordering::Relaxed),
-            write_stall_micros: counters.write_stall_micros.load(Ordering::Relaxed),
-            write_slowdowns: counters.write_slowdowns.load(Ordering::Relaxed),
-            locality: inner.advisor.stats(),
-        }
+/// [`Db::stats`](crate::Db::stats).
+pub(crate) fn collect(inner: &Inner) -> Stats {
+    let tiers = inner.tiers();
+    let counters = &inner.counters;
+    let memtable_versions: u64 = tiers.memtables().map(|m| m.entry_count() as u64).sum();
+    let segment_versions: u64 = tiers.segments.iter().map(|s| s.meta().entry_count).sum();
+    let segment_keys: u64 = tiers.segments.iter().map(|s| s.segment().key_count()).sum();
+    let bytes_written_user = counters.bytes_user.load(Ordering::Relaxed);
+    let payload_bytes = tiers.memtables().map(|m| m.payload_bytes()).sum::<u64>()
+        + tiers.segments.iter().map(|s| s.meta().payload_bytes).sum::<u64>();
+    let segment_bytes = tiers.segments.iter().map(|s| s.meta().file_bytes).sum();
+    let log_bytes = inner.log_bytes();
+    let log_count = inner.state.logs().len();
+    let bytes_written_disk = counters.bytes_written_log.load(Ordering::Relaxed)
+        + counters.bytes_written_segments.load(Ordering::Relaxed);
+    Stats {
+        io_backend: inner.io.name(),
+        io_routing: inner.io.routing(),
+        version_visible: inner.visible_version(),
+        memtable_count: tiers.memtables().count(),
+        memtable_versions,
+        memtable_bytes: tiers.memtables().map(|m| m.size_bytes()).sum(),
+        segment_count: tiers.segments.len(),
+        fence_keys_bytes: inner.fence_budget.bytes_used(),
+        segment_versions,
+        segment_bytes,
+        log_bytes,
+        log_count,
+        file_count: inner.state.file_count(),
+        horizon: inner.horizon(),
+        versions: memtable_versions + segment_versions,
+        keys_upper_bound: memtable_versions + segment_keys,
+        bytes_written_user,
+        bytes_written_disk,
+        write_amplification: ratio(bytes_written_disk, bytes_written_user),
+        payload_bytes,
+        space_amplification: ratio(segment_bytes + log_bytes, payload_bytes),
+        commit_groups: counters.commit_groups.load(Ordering::Relaxed),
+        commit_records: counters.commit_records.load(Ordering::Relaxed),
+        flushes: counters.flushes.load(Ordering::Relaxed),
+        compactions: counters.compactions.load(Ordering::Relaxed),
+        compaction_failures: counters.compaction_failures.load(Ordering::Relaxed),
+        segment_bytes_max: tiers.segments.iter().map(|s| s.meta().file_bytes).max().unwrap_or(0),
+        segment_count_open: tiers
+            .segments
+            .iter()
+            .filter(|s| !crate::compaction::is_full(s.meta(), &inner.options))
+            .count(),
+        write_stalls: counters.write_stalls.load(Ordering::Relaxed),
+        write_stall_micros: counters.write_stall_micros.load(Ordering::Relaxed),
+        write_slowdowns: counters.write_slowdowns.load(Ordering::Relaxed),
+        locality: inner.advisor.stats(),
     }
 }
 
-/// How much of the segment files is in the page cache, from [`Db::segment_residency`].
+/// How much of the segment files is in the page cache, from [`Db::segment_residency`](crate::Db::segment_residency).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SegmentResidency {
@@ -174,38 +153,14 @@ pub struct SegmentResidency {
     pub pages_total: u64,
 }
 
-impl Db {
-    /// How many pages of the live segments are in memory now (`mincore` on each segment's
-    /// mapping, one call per 256 pages), or `None` where the backend cannot tell. Costs system
-    /// calls in proportion to the data: for tools and benchmarks, not for a hot path.
-    ///
-    /// ```
-    /// # fn main() -> zverse::Result<()> {
-    /// # let dir = tempfile::tempdir()?;
-    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
-    /// db.put(b"k", b"v")?;
-    /// db.flush()?;
-    /// if let Some(residency) = db.segment_residency() {
-    ///     assert!(residency.pages_resident <= residency.pages_total);
-    /// }
-    /// # Ok(())
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn segment_residency(&self) -> Option<SegmentResidency> {
-        let tiers = self.inner.tiers();
-        let mut residency = SegmentResidency { pages_resident: 0, pages_total: 0 };
-        for segment in &tiers.segments {
-            let (resident, total) = segment.residency()?;
-            residency.pages_resident += resident;
-            residency.pages_total += total;
-        }
-        Some(residency)
+/// [`Db::segment_residency`](crate::Db::segment_residency).
+pub(crate) fn segment_residency(inner: &Inner) -> Option<SegmentResidency> {
+    let tiers = inner.tiers();
+    let mut residency = SegmentResidency { pages_resident: 0, pages_total: 0 };
+    for segment in &tiers.segments {
+        let (resident, total) = segment.residency()?;
+        residency.pages_resident += resident;
+        residency.pages_total += total;
     }
-}
-
-/// `numerator / denominator`, or 0 when the denominator is 0.
-#[allow(clippy::cast_precision_loss, reason = "a ratio of byte counts needs no more precision")]
-pub(crate) fn ratio(numerator: u64, denominator: u64) -> f64 {
-    if denominator == 0 { 0.0 } else { numerator as f64 / denominator as f64 }
+    Some(residency)
 }

@@ -22,3 +22,10 @@ pub(crate) use std::sync::atomic::{
 };
 #[cfg(not(loom))]
 pub(crate) use std::thread;
+
+/// Locks a std mutex (not loom's: the engine's other locks are not modelled). Every critical
+/// section leaves its state consistent before anything can panic, so a poisoned lock still
+/// guards consistent state.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

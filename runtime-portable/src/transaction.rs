@@ -35,8 +35,8 @@ use crate::error::{Error, Result};
 use crate::key_range::KeyRange;
 use crate::options::Retention;
 use crate::read::{OwnedRange, Range, ReadView};
+use crate::slice::Slice;
 use crate::snapshot::{Snapshot, exact_view, get_exact};
-use crate::value::Value;
 
 /// How `Db::update` retries: at most this many attempts, each lost to a write committed
 /// between its read and its commit. Every lost attempt means another writer committed, so the
@@ -212,7 +212,7 @@ impl Inner {
             }
         }
         // The leader applied every earlier group: the watermark covers all of them.
-        let view = ReadView { version: self.visible_version(), tiers: self.tiers.load() };
+        let view = ReadView { version: self.visible_version(), tiers: self.state.tiers_ref() };
         for key in &check.keys {
             if let Some(newest) = view.get_entry(key)?
                 && newest.version > check.start
@@ -294,189 +294,71 @@ pub struct Transaction<'db> {
     savepoints: Vec<usize>,
 }
 
-impl Db {
-    /// A read-write transaction at [`Isolation::Snapshot`].
-    ///
-    /// ```
-    /// # fn main() -> zverse::Result<()> {
-    /// # let dir = tempfile::tempdir()?;
-    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
-    /// let mut tx = db.transaction();
-    /// tx.set(b"a", b"1")?;
-    /// tx.set(b"b", b"2")?;
-    /// assert_eq!(db.get(b"a")?, None); // not visible before the commit
-    /// let version = tx.commit()?;
-    /// assert!(version.is_some());
-    /// assert_eq!(db.get(b"b")?.as_deref(), Some(&b"2"[..]));
-    /// // Scans take the same ranges as `Db::range`:
-    /// let mut tx = db.transaction();
-    /// assert_eq!(tx.keys("a".."c", 10, None)?.len(), 2);
-    /// # Ok(())
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn transaction(&self) -> Transaction<'_> {
-        Transaction::new(self, Isolation::Snapshot, true)
-    }
+/// [`Db::get_versioned`].
+pub(crate) fn get_versioned(
+    inner: &Arc<Inner>,
+    key: &[u8],
+) -> Result<Option<(Version, Option<Slice>)>> {
+    let view = ReadView::new(inner, Version::MAX)?;
+    Ok(view.get_entry(key)?.map(|change| (change.version, change.value)))
+}
 
-    /// A read-write transaction at `isolation`.
-    ///
-    /// ```
-    /// # fn main() -> zverse::Result<()> {
-    /// # let dir = tempfile::tempdir()?;
-    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
-    /// use zverse::{Error, Isolation};
-    /// db.put(b"on_call", b"alice")?;
-    /// let mut tx = db.transaction_with(Isolation::Serializable);
-    /// assert!(tx.get(b"on_call", None)?.is_some());
-    /// db.delete(b"on_call")?; // a write to a key `tx` read, after it started
-    /// tx.set(b"log", b"alice is on call")?;
-    /// assert!(matches!(tx.commit(), Err(Error::Conflict(_))));
-    /// # Ok(())
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn transaction_with(&self, isolation: Isolation) -> Transaction<'_> {
-        Transaction::new(self, isolation, true)
-    }
-
-    /// A read-only transaction: it never conflicts, never blocks a writer, and tracks nothing;
-    /// its writes fail with [`Error::TransactionReadOnly`].
-    ///
-    /// ```
-    /// # fn main() -> zverse::Result<()> {
-    /// # let dir = tempfile::tempdir()?;
-    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
-    /// use zverse::Error;
-    /// db.put(b"k", b"old")?;
-    /// let mut tx = db.read_transaction();
-    /// db.put(b"k", b"new")?;
-    /// assert_eq!(tx.get(b"k", None)?.as_deref(), Some(&b"old"[..])); // its start snapshot
-    /// assert!(matches!(tx.set(b"k", b"x"), Err(Error::TransactionReadOnly)));
-    /// # Ok(())
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn read_transaction(&self) -> Transaction<'_> {
-        Transaction::new(self, Isolation::Snapshot, false)
-    }
-
-    /// The newest version of `key` with its value (`None` for a delete), or `None` if the key
-    /// has no version: what [`Db::compare_and_swap`] compares.
-    ///
-    /// ```
-    /// # fn main() -> zverse::Result<()> {
-    /// # let dir = tempfile::tempdir()?;
-    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
-    /// assert_eq!(db.get_versioned(b"k")?, None);
-    /// let v1 = db.put(b"k", b"v")?;
-    /// assert_eq!(db.get_versioned(b"k")?, Some((v1, Some(b"v".as_slice().into()))));
-    /// let v2 = db.delete(b"k")?;
-    /// assert_eq!(db.get_versioned(b"k")?, Some((v2, None)));
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn get_versioned(&self, key: &[u8]) -> Result<Option<(Version, Option<Value>)>> {
-        let view = ReadView::new(&self.inner, Version::MAX)?;
-        Ok(view.get_entry(key)?.map(|change| (change.version, change.value)))
-    }
-
-    /// Replaces the value of `key` with `f(current)` (`None`: absent or deleted; `f` returning
-    /// `None` deletes), atomically: if another write to `key` commits between the read and the
-    /// write, `f` runs again on the new value. Returns the write's version. A lost attempt
-    /// backs off before the next (a yield, then sleeps doubling from 2 µs to 1 ms), so a writer
-    /// that keeps losing to others on a hot key lets them finish instead of racing them. Gives
-    /// up with [`Error::RetriesExhausted`] after [`UPDATE_ATTEMPTS_MAX`] lost attempts (about
-    /// a second of back-off in all).
-    ///
-    /// ```
-    /// # fn main() -> zverse::Result<()> {
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
-    /// let increment = |old: Option<&[u8]>| {
-    ///     let old = old.map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()));
-    ///     Some((old + 1).to_le_bytes().to_vec())
-    /// };
-    /// db.update(b"hits", increment)?;
-    /// db.update(b"hits", increment)?;
-    /// assert_eq!(db.get(b"hits")?.as_deref(), Some(&2u64.to_le_bytes()[..]));
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn update(
-        &self,
-        key: &[u8],
-        mut f: impl FnMut(Option<&[u8]>) -> Option<Vec<u8>>,
-    ) -> Result<Version> {
-        for attempt in 0..UPDATE_ATTEMPTS_MAX {
-            let view = ReadView::new(&self.inner, Version::MAX)?;
-            let current = view.get_entry(key)?.and_then(|change| change.value);
-            let next = f(current.as_deref());
-            match self.write_checked(key, next.as_deref(), ConflictCheck::key(view.version, key)) {
-                Err(Error::Conflict(Conflict::Key { .. })) => back_off(attempt),
-                outcome => return outcome,
-            }
+/// [`Db::update`].
+pub(crate) fn update(
+    inner: &Arc<Inner>,
+    key: &[u8],
+    mut f: impl FnMut(Option<&[u8]>) -> Option<Vec<u8>>,
+) -> Result<Version> {
+    for attempt in 0..UPDATE_ATTEMPTS_MAX {
+        let view = ReadView::new(inner, Version::MAX)?;
+        let current = view.get_entry(key)?.and_then(|change| change.value);
+        let next = f(current.as_deref());
+        match write_checked(inner, key, next.as_deref(), ConflictCheck::key(view.version, key)) {
+            Err(Error::Conflict(Conflict::Key { .. })) => back_off(attempt),
+            outcome => return outcome,
         }
-        Err(Error::RetriesExhausted { attempts: UPDATE_ATTEMPTS_MAX })
     }
+    Err(Error::RetriesExhausted { attempts: UPDATE_ATTEMPTS_MAX })
+}
 
-    /// Writes `new` (`None`: a delete) under `key` only if the key's newest version is still
-    /// `expected` (`None`: the key has no version), as [`Db::get_versioned`] reported it.
-    /// Otherwise fails with [`Error::Conflict`] naming the newer version, and writes nothing.
-    ///
-    /// ```
-    /// # fn main() -> zverse::Result<()> {
-    /// # let dir = tempfile::tempdir()?;
-    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
-    /// use zverse::Error;
-    /// let created = db.compare_and_swap(b"k", None, Some(b"1"))?; // only if `k` has no version
-    /// let (seen, _) = db.get_versioned(b"k")?.unwrap();
-    /// assert_eq!(seen, created);
-    /// db.put(b"k", b"someone else")?;
-    /// let stale = db.compare_and_swap(b"k", Some(seen), Some(b"2"));
-    /// assert!(matches!(stale, Err(Error::Conflict(_))));
-    /// assert_eq!(db.get(b"k")?.as_deref(), Some(&b"someone else"[..]));
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn compare_and_swap(
-        &self,
-        key: &[u8],
-        expected: Option<Version>,
-        new: Option<&[u8]>,
-    ) -> Result<Version> {
-        let view = ReadView::new(&self.inner, Version::MAX)?;
-        let current = view.get_entry(key)?.map(|change| change.version);
-        if current != expected {
-            return Err(Error::Conflict(Conflict::Key { key: key.to_vec(), version: current }));
-        }
-        self.write_checked(key, new, ConflictCheck::key(view.version, key))
+/// [`Db::compare_and_swap`].
+pub(crate) fn compare_and_swap(
+    inner: &Arc<Inner>,
+    key: &[u8],
+    expected: Option<Version>,
+    new: Option<&[u8]>,
+) -> Result<Version> {
+    let view = ReadView::new(inner, Version::MAX)?;
+    let current = view.get_entry(key)?.map(|change| change.version);
+    if current != expected {
+        return Err(Error::Conflict(Conflict::Key { key: key.to_vec(), version: current }));
     }
+    write_checked(inner, key, new, ConflictCheck::key(view.version, key))
+}
 
-    fn write_checked(
-        &self,
-        key: &[u8],
-        value: Option<&[u8]>,
-        check: ConflictCheck,
-    ) -> Result<Version> {
-        let mut builder = BatchBuilder::new();
-        match value {
-            Some(value) => builder.put(key, value)?,
-            None => builder.delete(key)?,
-        }
-        let user_bytes = (key.len() + value.map_or(0, <[u8]>::len)) as u64;
-        let encoded = builder.finish(Version::ZERO);
-        self.inner.commit_checked(encoded, user_bytes, None, Some(check))
+fn write_checked(
+    inner: &Inner,
+    key: &[u8],
+    value: Option<&[u8]>,
+    check: ConflictCheck,
+) -> Result<Version> {
+    let mut builder = BatchBuilder::new();
+    match value {
+        Some(value) => builder.put(key, value)?,
+        None => builder.delete(key)?,
     }
+    let user_bytes = (key.len() + value.map_or(0, <[u8]>::len)) as u64;
+    let encoded = builder.finish(Version::ZERO);
+    inner.commit_checked(encoded, user_bytes, None, Some(check))
 }
 
 impl<'db> Transaction<'db> {
-    fn new(db: &'db Db, isolation: Isolation, writeable: bool) -> Transaction<'db> {
+    pub(crate) fn new(db: &'db Db, isolation: Isolation, writes: Writes) -> Transaction<'db> {
         Transaction {
             db,
             snapshot: db.snapshot(),
             isolation,
-            writeable,
+            writeable: writes == Writes::Allowed,
             closed: false,
             version_wanted: None,
             writes: BTreeMap::new(),
@@ -576,20 +458,20 @@ impl<'db> Transaction<'db> {
 
     /// The value of `key`: the transaction's own write if it has one, else the start
     /// snapshot's; or, with `Some(version)`, the database's as of `version`.
-    pub fn get(&mut self, key: &[u8], version: Option<Version>) -> Result<Option<Value>> {
+    pub fn get(&mut self, key: &[u8], version: Option<Version>) -> Result<Option<Slice>> {
         self.check_open()?;
         if let Some(version) = version {
             return get_exact(&self.db.inner, key, version);
         }
         if let Some(own) = self.writes.get(key) {
-            return Ok(own.clone().map(Value::shared));
+            return Ok(own.clone().map(Slice::shared));
         }
         self.track_read(key)?;
         self.view(None)?.get(key)
     }
 
     /// The values of `keys`, in order (see [`Transaction::get`]).
-    pub fn getm(&mut self, keys: &[&[u8]], version: Option<Version>) -> Result<Vec<Option<Value>>> {
+    pub fn getm(&mut self, keys: &[&[u8]], version: Option<Version>) -> Result<Vec<Option<Slice>>> {
         keys.iter().map(|key| self.get(key, version)).collect()
     }
 
@@ -600,7 +482,7 @@ impl<'db> Transaction<'db> {
         keys: impl KeyRange,
         limit: usize,
         version: Option<Version>,
-    ) -> Result<Vec<(Value, Value)>> {
+    ) -> Result<Vec<(Slice, Slice)>> {
         self.scan(keys, limit, version)
     }
 
@@ -612,8 +494,8 @@ impl<'db> Transaction<'db> {
         keys: impl KeyRange,
         limit: usize,
         version: Option<Version>,
-    ) -> Result<Vec<(Value, Value)>> {
-        self.scan_in(OwnedRange::new(&keys), limit, version, false)
+    ) -> Result<Vec<(Slice, Slice)>> {
+        self.scan_in(OwnedRange::new(&keys), limit, version, ScanDirection::Ascending)
     }
 
     /// [`Transaction::scan`], descending from the end of `keys`. Reads the range forward and
@@ -623,8 +505,8 @@ impl<'db> Transaction<'db> {
         keys: impl KeyRange,
         limit: usize,
         version: Option<Version>,
-    ) -> Result<Vec<(Value, Value)>> {
-        self.scan_in(OwnedRange::new(&keys), limit, version, true)
+    ) -> Result<Vec<(Slice, Slice)>> {
+        self.scan_in(OwnedRange::new(&keys), limit, version, ScanDirection::Descending)
     }
 
     /// The keys of [`Transaction::scan`].
@@ -633,7 +515,7 @@ impl<'db> Transaction<'db> {
         keys: impl KeyRange,
         limit: usize,
         version: Option<Version>,
-    ) -> Result<Vec<Value>> {
+    ) -> Result<Vec<Slice>> {
         Ok(self.scan(keys, limit, version)?.into_iter().map(|(key, _)| key).collect())
     }
 
@@ -643,7 +525,7 @@ impl<'db> Transaction<'db> {
         keys: impl KeyRange,
         limit: usize,
         version: Option<Version>,
-    ) -> Result<Vec<Value>> {
+    ) -> Result<Vec<Slice>> {
         Ok(self.scanr(keys, limit, version)?.into_iter().map(|(key, _)| key).collect())
     }
 
@@ -652,39 +534,39 @@ impl<'db> Transaction<'db> {
         keys: OwnedRange,
         limit: usize,
         version: Option<Version>,
-        reverse: bool,
-    ) -> Result<Vec<(Value, Value)>> {
+        order: ScanDirection,
+    ) -> Result<Vec<(Slice, Slice)>> {
         self.check_open()?;
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let (found, truncated) = self.read_range(&keys, limit, version, reverse)?;
+        let (found, truncated) = self.read_range(&keys, limit, version, order)?;
         if version.is_none() {
-            self.track_scan(scanned_range(keys, &found, truncated, reverse))?;
+            self.track_scan(scanned_range(keys, &found, truncated, order))?;
         }
         let mut found: Vec<_> = found.into();
-        if reverse {
+        if order == ScanDirection::Descending {
             found.reverse();
         }
         Ok(found)
     }
 
-    /// Up to `limit` live pairs of `keys` (the first ones, or with `reverse` the last ones, in
+    /// Up to `limit` live pairs of `keys` (the first ones, or descending the last ones, in
     /// key order), untracked; and whether the limit left any out.
     fn read_range(
         &self,
         keys: &OwnedRange,
         limit: usize,
         version: Option<Version>,
-        reverse: bool,
-    ) -> Result<(VecDeque<(Value, Value)>, bool)> {
+        order: ScanDirection,
+    ) -> Result<(VecDeque<(Slice, Slice)>, bool)> {
         let view = self.view(version)?;
         let committed = view.range(keys.clone()).peekable();
         let empty = BTreeMap::new();
         let bounds = (bound_ref(&keys.start), bound_ref(&keys.end));
         let own = if version.is_some() || is_inverted(bounds) { &empty } else { &self.writes };
         let own = own.range::<[u8], _>(bounds);
-        collect_limited(&mut Merged { committed, own: own.peekable() }, limit, reverse)
+        collect_limited(&mut Merged { committed, own: own.peekable() }, limit, order)
     }
 
     /// Every committed version of every key in `keys` up to the start (or `Some(version)`),
@@ -695,7 +577,7 @@ impl<'db> Transaction<'db> {
         keys: impl KeyRange,
         limit: usize,
         version: Option<Version>,
-    ) -> Result<Vec<(Value, Version, Option<Value>)>> {
+    ) -> Result<Vec<(Slice, Version, Option<Slice>)>> {
         self.check_open()?;
         let view = self.view(version)?;
         let mut smallest: BinaryHeap<KeyOrdered> = BinaryHeap::new();
@@ -750,7 +632,8 @@ impl<'db> Transaction<'db> {
         let keys = OwnedRange::new(&keys);
         let mut rest = keys.clone();
         loop {
-            let (found, more) = self.read_range(&rest, DELR_CHUNK_LEN, None, false)?;
+            let (found, more) =
+                self.read_range(&rest, DELR_CHUNK_LEN, None, ScanDirection::Ascending)?;
             for (key, _) in &found {
                 self.write(key, None)?;
             }
@@ -886,48 +769,64 @@ impl<'db> Transaction<'db> {
 }
 
 /// The range a scan read, for the read set: all of `keys`, or, when the limit cut it short,
-/// up to the last key returned (forward) or from it (reverse).
+/// up to the last key returned (ascending) or from it (descending).
 fn scanned_range(
     keys: OwnedRange,
-    found: &VecDeque<(Value, Value)>,
+    found: &VecDeque<(Slice, Slice)>,
     truncated: bool,
-    reverse: bool,
+    order: ScanDirection,
 ) -> OwnedRange {
-    let edge = if reverse { found.front() } else { found.back() };
+    let edge = match order {
+        ScanDirection::Ascending => found.back(),
+        ScanDirection::Descending => found.front(),
+    };
     match edge {
         Some((key, _)) if truncated => {
             let edge = Bound::Included(Box::from(&key[..]));
-            if reverse {
-                OwnedRange { start: edge, end: keys.end }
-            } else {
-                OwnedRange { start: keys.start, end: edge }
+            match order {
+                ScanDirection::Ascending => OwnedRange { start: keys.start, end: edge },
+                ScanDirection::Descending => OwnedRange { start: edge, end: keys.end },
             }
         }
         _ => keys,
     }
 }
 
-/// Up to `limit` live entries of `merged`: the first ones, or with `reverse` the last ones.
+/// Up to `limit` live entries of `merged`: the first ones, or descending the last ones.
 /// Also whether the limit left any out.
 fn collect_limited(
     merged: &mut Merged<'_>,
     limit: usize,
-    reverse: bool,
-) -> Result<(VecDeque<(Value, Value)>, bool)> {
+    order: ScanDirection,
+) -> Result<(VecDeque<(Slice, Slice)>, bool)> {
     let mut found = VecDeque::new();
     let mut truncated = false;
     while let Some((key, value)) = merged.next_entry()? {
         let Some(value) = value else { continue }; // the transaction deleted it
-        if !reverse && found.len() == limit {
+        if order == ScanDirection::Ascending && found.len() == limit {
             return Ok((found, true));
         }
         found.push_back((key, value));
-        if reverse && found.len() > limit {
+        if order == ScanDirection::Descending && found.len() > limit {
             found.pop_front();
             truncated = true;
         }
     }
     Ok((found, truncated))
+}
+
+/// Which way a transaction's scan returns keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ScanDirection {
+    Ascending,
+    Descending,
+}
+
+/// Whether a transaction may write ([`Db::read_transaction`] refuses writes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Writes {
+    Allowed,
+    Refused,
 }
 
 /// The snapshot's entries merged with the write set's, in key order; the write set wins.
@@ -938,7 +837,7 @@ struct Merged<'t> {
 
 impl Merged<'_> {
     /// The next key with its value for the transaction (`None`: deleted by it).
-    fn next_entry(&mut self) -> Result<Option<(Value, Option<Value>)>> {
+    fn next_entry(&mut self) -> Result<Option<(Slice, Option<Slice>)>> {
         let order = match (self.committed.peek(), self.own.peek()) {
             (None, None) => return Ok(None),
             (Some(Err(_)), _) | (Some(Ok(_)), None) => std::cmp::Ordering::Less,
@@ -956,7 +855,7 @@ impl Merged<'_> {
         Ok(self
             .own
             .next()
-            .map(|(key, write)| (Value::shared(Arc::clone(key)), write.clone().map(Value::shared))))
+            .map(|(key, write)| (Slice::shared(Arc::clone(key)), write.clone().map(Slice::shared))))
     }
 }
 

@@ -443,7 +443,7 @@ fn read_everything(db: &Db, base: &Baseline) -> Result<Answers, String> {
             answers.corrupt = true;
         }
     }
-    let pairs = |r: zverse::Result<(zverse::Value, zverse::Value)>| {
+    let pairs = |r: zverse::Result<(zverse::Slice, zverse::Slice)>| {
         r.map(|(k, v)| (k.to_vec(), v.to_vec()))
     };
     let mut range = |result: zverse::Result<zverse::Range>, what| -> Result<_, String> {

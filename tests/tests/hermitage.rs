@@ -10,7 +10,7 @@
 //!
 //! Table `test` of Hermitage is keys `test/1` = 10 and `test/2` = 20 here.
 
-use zverse::{Db, Durability, Error, Isolation, Options, Transaction, Value};
+use zverse::{Db, Durability, Error, Isolation, Options, Slice, Transaction};
 use zverse_tests::backend;
 
 /// Whether the anomaly was observed (`true`) or prevented (`false`).
@@ -60,7 +60,7 @@ fn set(tx: &mut Transaction<'_>, id: u8, value: &str) {
     tx.set(format!("test/{id}").as_bytes(), value.as_bytes()).expect("set");
 }
 
-fn text(value: &Value) -> String {
+fn text(value: &Slice) -> String {
     String::from_utf8(value.to_vec()).expect("UTF-8 test values")
 }
 

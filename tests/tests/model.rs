@@ -26,7 +26,7 @@ use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use proptest::strategy::{Union, ValueTree};
 use proptest::test_runner::{TestCaseError, TestRunner};
-use zverse::{Change, Db, Durability, Error, Isolation, Options, Snapshot, Value, Version};
+use zverse::{Change, Db, Durability, Error, Isolation, Options, Slice, Snapshot, Version};
 use zverse_core::zkey::cmp_z;
 use zverse_tests::backend;
 use zverse_tests::oracle::Oracle;
@@ -464,7 +464,7 @@ fn engine<T>(result: zverse::Result<T>) -> Result<T, String> {
     result.map_err(|error| format!("engine error: {error:?}"))
 }
 
-fn bytes(value: Option<Value>) -> Option<Bytes> {
+fn bytes(value: Option<Slice>) -> Option<Bytes> {
     value.map(|value| Bytes(value.to_vec()))
 }
 
@@ -559,9 +559,9 @@ fn entries_from_both_ends(mut range: zverse::Range, pattern: u64) -> Result<Obse
 }
 
 fn entries(
-    range: impl Iterator<Item = zverse::Result<(Value, Value)>>,
+    range: impl Iterator<Item = zverse::Result<(Slice, Slice)>>,
 ) -> Result<Observation, String> {
-    let entries: Vec<(Value, Value)> = engine(range.collect::<zverse::Result<_>>())?;
+    let entries: Vec<(Slice, Slice)> = engine(range.collect::<zverse::Result<_>>())?;
     Ok(Observation::Entries(
         entries.into_iter().map(|(k, v)| (Bytes(k.to_vec()), Bytes(v.to_vec()))).collect(),
     ))

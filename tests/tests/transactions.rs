@@ -6,18 +6,18 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use zverse::{Conflict, Db, Durability, Error, Isolation, Options, Value, Version};
+use zverse::{Conflict, Db, Durability, Error, Isolation, Options, Slice, Version};
 use zverse_tests::backend;
 
 fn open(path: &std::path::Path) -> Db {
     backend::open(path, Options::default().durability(Durability::None)).expect("open")
 }
 
-fn pairs(found: &[(Value, Value)]) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn pairs(found: &[(Slice, Slice)]) -> Vec<(Vec<u8>, Vec<u8>)> {
     found.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect()
 }
 
-fn bytes(value: Option<Value>) -> Option<Vec<u8>> {
+fn bytes(value: Option<Slice>) -> Option<Vec<u8>> {
     value.map(|v| v.to_vec())
 }
 
@@ -40,8 +40,8 @@ fn reads_see_the_start_snapshot_plus_own_writes() {
     let reversed: Vec<_> = expected.iter().rev().cloned().collect();
     assert_eq!(pairs(&tx.scanr(.., usize::MAX, None).unwrap()), reversed);
     assert_eq!(pairs(&tx.scanr(.., 1, None).unwrap()), reversed[..1]);
-    assert_eq!(tx.keys(.., 1, None).unwrap(), [Value::from(b"b".to_vec())]);
-    assert_eq!(tx.keysr(.., 1, None).unwrap(), [Value::from(b"d".to_vec())]);
+    assert_eq!(tx.keys(.., 1, None).unwrap(), [Slice::from(b"b".to_vec())]);
+    assert_eq!(tx.keysr(.., 1, None).unwrap(), [Slice::from(b"d".to_vec())]);
     // As of a version: committed data only, not the transaction's writes.
     let start = tx.start_version();
     assert_eq!(bytes(tx.get(b"a", Some(start)).unwrap()), Some(b"1".to_vec()));
@@ -134,7 +134,7 @@ fn delr_deletes_every_key_the_transaction_sees_in_the_range() {
     tx.set(b"bb", b"own").unwrap();
     tx.delr(b"b".as_slice()..b"d".as_slice()).unwrap();
     let left: Vec<_> = tx.keys(.., usize::MAX, None).unwrap();
-    assert_eq!(left, [Value::from(b"a".to_vec()), Value::from(b"d".to_vec())]);
+    assert_eq!(left, [Slice::from(b"a".to_vec()), Slice::from(b"d".to_vec())]);
     tx.commit().unwrap();
     let keys: Vec<_> = db.range(..).unwrap().map(|item| item.unwrap().0.to_vec()).collect();
     assert_eq!(keys, [b"a".to_vec(), b"d".to_vec()]);

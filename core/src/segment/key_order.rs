@@ -133,13 +133,13 @@ where
 }
 
 /// One key's versions, newest first.
-pub type History<'a> = FailOnce<KeyOrderIter<'a>>;
+pub type KeyVersions<'a> = FailOnce<KeyOrderIter<'a>>;
 
 #[expect(
     clippy::large_types_passed_by_value,
     reason = "the iterator keeps its own copy of the segment"
 )]
-pub(super) fn history<'a>(segment: Segment<'a>, key: &[u8]) -> History<'a> {
+pub(super) fn history<'a>(segment: Segment<'a>, key: &[u8]) -> KeyVersions<'a> {
     match KeyOrderIter::keys(segment, &(key..=key)) {
         Ok(inner) => FailOnce { error: None, inner },
         Err(error) => KeyOrderIter::failed(segment, error),
@@ -152,7 +152,11 @@ pub(super) fn history<'a>(segment: Segment<'a>, key: &[u8]) -> History<'a> {
     clippy::large_types_passed_by_value,
     reason = "the iterator keeps its own copy of the segment"
 )]
-pub(super) fn history_at<'a>(segment: Segment<'a>, key: &[u8], version: Version) -> History<'a> {
+pub(super) fn history_at<'a>(
+    segment: Segment<'a>,
+    key: &[u8],
+    version: Version,
+) -> KeyVersions<'a> {
     let positioned = KeyOrderIter::keys(segment, &(key..=key)).and_then(|mut inner| {
         let (lo, hi) = (inner.next_index, inner.end_index);
         inner.next_index =
@@ -170,7 +174,7 @@ pub(super) fn history_at<'a>(segment: Segment<'a>, key: &[u8], version: Version)
     clippy::large_types_passed_by_value,
     reason = "the iterator keeps its own copy of the segment"
 )]
-pub(super) fn empty(segment: Segment<'_>) -> History<'_> {
+pub(super) fn empty(segment: Segment<'_>) -> KeyVersions<'_> {
     let inner = KeyOrderIter { reader: EntryReader::new(segment), next_index: 0, end_index: 0 };
     FailOnce { error: None, inner }
 }

@@ -42,7 +42,7 @@ pub use cursor::{BlockStats, Changes, ChangesStats, Iter, ZOrderCursor};
 pub use fence_keys::FenceKeys;
 pub use fence_keys::FenceKeysRef;
 pub use footer::{FOOTER_LEN, FORMAT_VERSION, MAGIC, MAGIC_LEN};
-pub use key_order::{FailOnce, History, KeyOrderIter, RangeAt};
+pub use key_order::{FailOnce, KeyOrderIter, KeyVersions, RangeAt};
 pub use reader::Segment;
 #[cfg(feature = "alloc")]
 pub use storage::VecStorage;

@@ -15,7 +15,7 @@ use super::fence_keys::FenceKeysRef;
 use super::filter_section;
 use super::footer::{FOOTER_LEN, Footer, SectionHandle, SectionKind};
 use super::key_index::{FENCE_LEN, FENCE_STRIDE_MAX, KEY_REF_LEN, KeyIndex, fence_count};
-use super::key_order::{self, History, KeyOrderIter, RangeAt};
+use super::key_order::{self, KeyOrderIter, KeyVersions, RangeAt};
 
 use crate::checksum::checksum;
 use crate::zkey::{ZBox, key_prefix};
@@ -235,7 +235,7 @@ impl<'a> Segment<'a> {
 
     /// Every version of `key`, newest first, tombstones included.
     #[must_use]
-    pub fn history(&self, key: &[u8]) -> History<'a> {
+    pub fn history(&self, key: &[u8]) -> KeyVersions<'a> {
         key_order::history(*self, key)
     }
 
@@ -243,7 +243,7 @@ impl<'a> Segment<'a> {
     /// filter is asked first (a segment without the key reads nothing), then the key index is
     /// searched for the newest version at or below `version`: newer ones are never decoded.
     #[must_use]
-    pub fn history_at(&self, key: &[u8], version: Version) -> History<'a> {
+    pub fn history_at(&self, key: &[u8], version: Version) -> KeyVersions<'a> {
         if !filter_section::may_contain(self.filter, key) {
             return key_order::empty(*self);
         }

@@ -1,4 +1,4 @@
-//! [`Value`]: the bytes a read returns, shared with the store instead of copied out of it.
+//! [`Slice`]: the bytes a read returns, shared with the store instead of copied out of it.
 
 use std::fmt;
 use std::ops::Deref;
@@ -9,11 +9,11 @@ use crate::segment_file::SegmentFile;
 
 /// A key or value returned by a read. Derefs to `[u8]`.
 ///
-/// Bytes read from a segment are not copied: the `Value` points into the memory-mapped file
+/// Bytes read from a segment are not copied: the `Slice` points into the memory-mapped file
 /// and keeps the segment alive (even past its compaction) until it is dropped. Bytes read
-/// from the memtable share its allocation. Cloning a `Value` never copies the bytes.
+/// from the memtable share its allocation. Cloning a `Slice` never copies the bytes.
 #[derive(Clone)]
-pub struct Value(Repr);
+pub struct Slice(Repr);
 
 #[derive(Clone)]
 enum Repr {
@@ -22,26 +22,26 @@ enum Repr {
     Mapped { segment: Arc<SegmentFile>, start: usize, len: usize },
 }
 
-impl Value {
+impl Slice {
     /// A value sharing `bytes`.
-    pub(crate) fn shared(bytes: Arc<[u8]>) -> Value {
-        Value(Repr::Shared(bytes))
+    pub(crate) fn shared(bytes: Arc<[u8]>) -> Slice {
+        Slice(Repr::Shared(bytes))
     }
 
     /// A value sharing bytes of a memtable.
-    pub(crate) fn memtable(bytes: MemBytes) -> Value {
-        Value(Repr::Memtable(bytes))
+    pub(crate) fn memtable(bytes: MemBytes) -> Slice {
+        Slice(Repr::Memtable(bytes))
     }
 
     /// A value pointing at `bytes`, which must lie inside `segment`'s mapped bytes.
-    pub(crate) fn mapped(segment: &Arc<SegmentFile>, bytes: &[u8]) -> Value {
+    pub(crate) fn mapped(segment: &Arc<SegmentFile>, bytes: &[u8]) -> Slice {
         let base = segment.bytes();
         let start = (bytes.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
         assert!(
             start <= base.len() && bytes.len() <= base.len() - start,
             "a mapped value must point into its segment"
         );
-        Value(Repr::Mapped { segment: Arc::clone(segment), start, len: bytes.len() })
+        Slice(Repr::Mapped { segment: Arc::clone(segment), start, len: bytes.len() })
     }
 
     /// The bytes, copied into a `Vec`.
@@ -51,9 +51,9 @@ impl Value {
     /// # let dir = tempfile::tempdir()?;
     /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
     /// db.put(b"k", b"v")?;
-    /// let value: zverse::Value = db.get(b"k")?.unwrap();
+    /// let value: zverse::Slice = db.get(b"k")?.unwrap();
     /// assert_eq!(value.to_vec(), b"v".to_vec());
-    /// assert_eq!(&value[..], b"v", "a Value derefs to its bytes");
+    /// assert_eq!(&value[..], b"v", "a Slice derefs to its bytes");
     /// # Ok(())
     /// # }
     /// ```
@@ -63,7 +63,7 @@ impl Value {
     }
 }
 
-impl Deref for Value {
+impl Deref for Slice {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
@@ -75,76 +75,76 @@ impl Deref for Value {
     }
 }
 
-impl AsRef<[u8]> for Value {
+impl AsRef<[u8]> for Slice {
     fn as_ref(&self) -> &[u8] {
         self
     }
 }
 
-impl std::borrow::Borrow<[u8]> for Value {
+impl std::borrow::Borrow<[u8]> for Slice {
     fn borrow(&self) -> &[u8] {
         self
     }
 }
 
-impl fmt::Debug for Value {
+impl fmt::Debug for Slice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "b\"{}\"", self.escape_ascii())
     }
 }
 
-impl PartialEq for Value {
-    fn eq(&self, other: &Value) -> bool {
+impl PartialEq for Slice {
+    fn eq(&self, other: &Slice) -> bool {
         **self == **other
     }
 }
 
-impl Eq for Value {}
+impl Eq for Slice {}
 
-impl PartialEq<[u8]> for Value {
+impl PartialEq<[u8]> for Slice {
     fn eq(&self, other: &[u8]) -> bool {
         **self == *other
     }
 }
 
-impl PartialEq<&[u8]> for Value {
+impl PartialEq<&[u8]> for Slice {
     fn eq(&self, other: &&[u8]) -> bool {
         **self == **other
     }
 }
 
-impl<const N: usize> PartialEq<&[u8; N]> for Value {
+impl<const N: usize> PartialEq<&[u8; N]> for Slice {
     fn eq(&self, other: &&[u8; N]) -> bool {
         **self == other[..]
     }
 }
 
-impl PartialOrd for Value {
-    fn partial_cmp(&self, other: &Value) -> Option<std::cmp::Ordering> {
+impl PartialOrd for Slice {
+    fn partial_cmp(&self, other: &Slice) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for Value {
-    fn cmp(&self, other: &Value) -> std::cmp::Ordering {
+impl Ord for Slice {
+    fn cmp(&self, other: &Slice) -> std::cmp::Ordering {
         (**self).cmp(&**other)
     }
 }
 
-impl std::hash::Hash for Value {
+impl std::hash::Hash for Slice {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         (**self).hash(state);
     }
 }
 
-impl From<&[u8]> for Value {
-    fn from(bytes: &[u8]) -> Value {
-        Value::shared(Arc::from(bytes))
+impl From<&[u8]> for Slice {
+    fn from(bytes: &[u8]) -> Slice {
+        Slice::shared(Arc::from(bytes))
     }
 }
 
-impl From<Vec<u8>> for Value {
-    fn from(bytes: Vec<u8>) -> Value {
-        Value::shared(Arc::from(bytes))
+impl From<Vec<u8>> for Slice {
+    fn from(bytes: Vec<u8>) -> Slice {
+        Slice::shared(Arc::from(bytes))
     }
 }
