@@ -5,6 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+pub mod temporal;
+pub mod zipfian;
+
 use zverse::Db;
 
 /// Whether the bench binary runs under `cargo test --benches` (criterion's test mode: one pass

@@ -42,7 +42,8 @@ impl Inner {
     }
 }
 
-/// What [`Db::check`](crate::Db::check) verified: every count covers data whose checksums all matched.
+/// What [`Db::check`](crate::Db::check) verified: every count covers data whose checksums
+/// all matched.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CheckReport {

@@ -709,8 +709,9 @@ impl Db {
     /// write, `f` runs again on the new value. Returns the write's version. A lost attempt
     /// backs off before the next (a yield, then sleeps doubling from 2 µs to 1 ms), so a writer
     /// that keeps losing to others on a hot key lets them finish instead of racing them. Gives
-    /// up with [`Error::RetriesExhausted`] after [`UPDATE_ATTEMPTS_MAX`](crate::UPDATE_ATTEMPTS_MAX) lost attempts (about
-    /// a second of back-off in all).
+    /// up with [`Error::RetriesExhausted`] after
+    /// [`UPDATE_ATTEMPTS_MAX`](crate::UPDATE_ATTEMPTS_MAX) lost attempts (about a second of
+    /// back-off in all).
     ///
     /// ```
     /// # fn main() -> zverse::Result<()> {

@@ -1,6 +1,6 @@
-//! The read API, on [`Db`](crate::Db) (latest or as of a version) and on [`Snapshot`] (a pinned version).
-//! Both are thin doors onto one implementation, [`Reads`]: a `Db` reads with no cap on the
-//! version, a `Snapshot` caps every read at its own.
+//! [`Snapshot`] (a pinned version) and [`Reads`], the one implementation of every read:
+//! `Db`'s read methods (in `db.rs`) read with no cap on the version, a `Snapshot` caps every
+//! read at its own.
 
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
@@ -124,9 +124,10 @@ impl<'a> Reads<'a> {
 
 /// A pinned version of the database. Reads through it never change: the version is at or
 /// below the visibility watermark, so no write in flight can land below it, and compaction
-/// keeps every version it needs while the snapshot lives. It has every read of [`Db`](crate::Db), capped
-/// at its version. `Send` and `Sync`; it keeps the database's state alive but not its
-/// directory lock: after [`Db::close`](crate::Db::close) its reads fail with [`Error::Closed`](crate::Error).
+/// keeps every version it needs while the snapshot lives. It has every read of
+/// [`Db`](crate::Db), capped at its version. `Send` and `Sync`; it keeps the database's state
+/// alive but not its directory lock: after [`Db::close`](crate::Db::close) its reads fail
+/// with [`Error::Closed`](crate::Error).
 #[derive(Debug)]
 pub struct Snapshot {
     inner: Arc<Inner>,

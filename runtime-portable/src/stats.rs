@@ -143,7 +143,8 @@ pub(crate) fn collect(inner: &Inner) -> Stats {
     }
 }
 
-/// How much of the segment files is in the page cache, from [`Db::segment_residency`](crate::Db::segment_residency).
+/// How much of the segment files is in the page cache, from
+/// [`Db::segment_residency`](crate::Db::segment_residency).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SegmentResidency {

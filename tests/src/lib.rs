@@ -10,4 +10,6 @@ pub mod oracle;
 #[doc(hidden)]
 pub mod fuzz_checks;
 #[doc(hidden)]
+pub mod fuzz_history;
+#[doc(hidden)]
 pub mod fuzz_model;

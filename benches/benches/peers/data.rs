@@ -1,9 +1,112 @@
 //! The data every engine gets: keys, values, read orders and the YCSB key chooser, all from
 //! fastrand generators with fixed seeds, so every engine sees the same bytes in the same order.
 
-pub const KEY_LEN: usize = 16;
 pub const VALUE_LEN: usize = 100;
-pub type Key = [u8; KEY_LEN];
+/// The longest key of any key set.
+const KEY_LEN_MAX: usize = 32;
+
+/// One key of a key set: up to [`KEY_LEN_MAX`] bytes, `Copy`, and a `[u8]` through `Deref`
+/// (ordered as its bytes).
+#[derive(Clone, Copy)]
+pub struct Key {
+    bytes: [u8; KEY_LEN_MAX],
+    len: u8,
+}
+
+impl Key {
+    fn new(parts: &[&[u8]]) -> Key {
+        let mut key = Key { bytes: [0; KEY_LEN_MAX], len: 0 };
+        for part in parts {
+            let start = usize::from(key.len);
+            key.bytes[start..start + part.len()].copy_from_slice(part);
+            key.len = u8::try_from(start + part.len()).expect("keys are at most 32 bytes");
+        }
+        key
+    }
+}
+
+impl std::ops::Deref for Key {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Key {}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Key) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Key) -> std::cmp::Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+/// Which keys a run writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeySet {
+    /// 16 random bytes: high entropy from the first byte.
+    Random,
+    /// [`SHARED_PREFIX`] then an 8-byte id (the first 8 bytes of the random key with the same
+    /// index), as SurrealDB writes a table's records: `/*ns\0*db\0*table\0*` then the id.
+    SharedPrefix,
+}
+
+/// The shared-prefix key set's 24-byte common prefix.
+pub const SHARED_PREFIX: &[u8; 24] = b"/*bench\0*main\0*persons\0*";
+
+impl KeySet {
+    pub const ALL: [KeySet; 2] = [KeySet::Random, KeySet::SharedPrefix];
+
+    /// The name on the command line (`--key-sets`).
+    pub fn name(self) -> &'static str {
+        match self {
+            KeySet::Random => "random",
+            KeySet::SharedPrefix => "shared-prefix",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<KeySet> {
+        KeySet::ALL.into_iter().find(|set| set.name() == name)
+    }
+
+    /// What the report appends to the rows of this key set.
+    pub fn row_suffix(self) -> &'static str {
+        match self {
+            KeySet::Random => "",
+            KeySet::SharedPrefix => SHARED_PREFIX_ROW_SUFFIX,
+        }
+    }
+
+    /// `count` keys of this set from `seed`, in write order (the same order, and the same
+    /// relative order of the first 8 random bytes, in both sets).
+    pub fn keys(self, seed: u64, count: usize) -> Vec<Key> {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        (0..count)
+            .map(|_| {
+                let random = rng.u128(..).to_be_bytes();
+                match self {
+                    KeySet::Random => Key::new(&[&random]),
+                    KeySet::SharedPrefix => Key::new(&[SHARED_PREFIX, &random[..8]]),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The suffix of the shared-prefix key set's rows.
+pub const SHARED_PREFIX_ROW_SUFFIX: &str = " [shared-prefix keys]";
 
 /// Distinct values, cycled through by write index: incompressible bytes, and no two neighbours
 /// alike (a prime count, so a value never lines up with a batch or a round).
@@ -16,13 +119,6 @@ pub const SEED_QUERIES: u64 = 0x5EED_0004;
 pub const SEED_YCSB: u64 = 0x5EED_0005;
 pub const SEED_VERSIONED_KEYS: u64 = 0x5EED_0006;
 pub const SEED_INSERTS: u64 = 0x5EED_0007;
-
-/// `count` random 16-byte keys (distinct: a collision among 2^128 is not a concern at these
-/// sizes, and the checks across engines would show one).
-pub fn random_keys(seed: u64, count: usize) -> Vec<Key> {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    (0..count).map(|_| rng.u128(..).to_be_bytes()).collect()
-}
 
 pub struct Values {
     pool: Vec<[u8; VALUE_LEN]>,
@@ -47,60 +143,4 @@ impl Values {
     }
 }
 
-/// YCSB's Zipfian generator (Gray et al., "Quickly generating billion-record synthetic
-/// databases", SIGMOD 1994, as in YCSB's `ZipfianGenerator`), constant 0.99, over `0..item_count`.
-pub struct Zipfian {
-    item_count: f64,
-    theta: f64,
-    alpha: f64,
-    zeta_n: f64,
-    eta: f64,
-}
-
-pub const ZIPFIAN_CONSTANT: f64 = 0.99;
-
-impl Zipfian {
-    #[allow(clippy::cast_precision_loss, reason = "item counts are far below 2^52")]
-    pub fn new(item_count: usize) -> Zipfian {
-        assert!(item_count >= 2, "a Zipfian needs two items");
-        let theta = ZIPFIAN_CONSTANT;
-        let zeta = |n: usize| (1..=n).map(|i| 1.0 / (i as f64).powf(theta)).sum::<f64>();
-        let zeta_n = zeta(item_count);
-        let zeta_2 = zeta(2);
-        let item_count = item_count as f64;
-        let eta = (1.0 - (2.0 / item_count).powf(1.0 - theta)) / (1.0 - zeta_2 / zeta_n);
-        Zipfian { item_count, theta, alpha: 1.0 / (1.0 - theta), zeta_n, eta }
-    }
-
-    /// A rank: 0 is the most popular item.
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        reason = "the formula yields a value in [0, item_count)"
-    )]
-    pub fn next(&self, rng: &mut fastrand::Rng) -> usize {
-        let u = rng.f64();
-        let uz = u * self.zeta_n;
-        if uz < 1.0 {
-            return 0;
-        }
-        if uz < 1.0 + 0.5_f64.powf(self.theta) {
-            return 1;
-        }
-        let rank = self.item_count * (self.eta * u - self.eta + 1.0).powf(self.alpha);
-        (rank as usize).min(self.item_count as usize - 1)
-    }
-}
-
-/// YCSB's scrambling of a Zipfian rank (`ScrambledZipfianGenerator`): FNV-1a of the rank, so
-/// the popular items are spread over the key space rather than clustered.
-pub fn scramble(rank: usize, item_count: usize) -> usize {
-    const FNV_OFFSET: u64 = 0xCBF2_9CE4_8422_2325;
-    const FNV_PRIME: u64 = 0x0000_0100_0000_01B3;
-    let mut hash = FNV_OFFSET;
-    for byte in (rank as u64).to_le_bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(FNV_PRIME);
-    }
-    (hash % item_count as u64) as usize
-}
+pub use zverse_benches::zipfian::{Zipfian, scramble};

@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use data::KeySet;
 use engines::{Durability, Engine, EngineKind, Res};
 use workloads::Sample;
 
@@ -86,6 +87,8 @@ struct Args {
     child_out: Option<PathBuf>,
     /// Run every engine in this process (the old way), not one child process per run.
     in_process: bool,
+    /// The key sets every engine runs, each a set of rows (`--key-sets random,shared-prefix`).
+    key_sets: Vec<KeySet>,
 }
 
 fn parse_args() -> Res<Args> {
@@ -95,6 +98,7 @@ fn parse_args() -> Res<Args> {
     let mut write_readme = false;
     let mut child_out = None;
     let mut in_process = false;
+    let mut key_sets = None;
     let mut args = std::env::args().skip(1);
     let mut reps = None;
     while let Some(arg) = args.next() {
@@ -108,9 +112,16 @@ fn parse_args() -> Res<Args> {
             "--out" => out = args.next().ok_or("--out needs a directory")?.into(),
             "--write-readme" => write_readme = true,
             "--child-out" => {
-                child_out = Some(args.next().ok_or("--child-out needs a file")?.into())
+                child_out = Some(args.next().ok_or("--child-out needs a file")?.into());
             }
             "--in-process" => in_process = true,
+            "--key-sets" => {
+                let list = args.next().ok_or("--key-sets needs a list")?;
+                let sets = list
+                    .split(',')
+                    .map(|name| KeySet::from_name(name).ok_or(format!("no key set {name:?}")));
+                key_sets = Some(sets.collect::<Result<_, _>>()?);
+            }
             // cargo bench passes --bench; cargo test passes nothing we need.
             "--bench" => {}
             other => return Err(format!("unknown argument {other:?}").into()),
@@ -119,7 +130,12 @@ fn parse_args() -> Res<Args> {
     if let Some(reps) = reps {
         scale.repetitions = reps;
     }
-    Ok(Args { scale, engines, out, write_readme, child_out, in_process })
+    // The smoke run stays about a minute: random keys only unless asked.
+    let key_sets = key_sets.unwrap_or_else(|| match scale.name {
+        "quick" => vec![KeySet::Random],
+        _ => KeySet::ALL.to_vec(),
+    });
+    Ok(Args { scale, engines, out, write_readme, child_out, in_process, key_sets })
 }
 
 /// Every measurement, keyed by workload then engine, one sample per repetition.
@@ -158,43 +174,57 @@ fn run() -> Res<()> {
             args.engines.as_ref().is_none_or(|list| list.contains(&kind.name.to_lowercase()))
         })
         .collect();
-    // Generated where an engine runs: in each child, or once here with --in-process.
-    let mut dataset = None;
+    // Generated where an engine runs: in each child, or once per key set here with --in-process.
+    let mut datasets: Vec<(KeySet, Dataset)> = Vec::new();
     let base = std::env::var_os("ZVERSE_PEERS_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
     let mut samples = Samples::new();
     let mut notes: BTreeMap<&'static str, EngineNotes> = BTreeMap::new();
     let run_start = Instant::now();
-    for repetition in 0..scale.repetitions {
+    for (repetition, &key_set) in
+        (0..scale.repetitions).flat_map(|rep| args.key_sets.iter().map(move |set| (rep, set)))
+    {
         // Alternate: each repetition starts one engine later, so none always runs first.
         for offset in 0..kinds.len() {
             let kind = &kinds[(repetition + offset) % kinds.len()];
             eprintln!(
-                "peers: repetition {}/{}, {} ({:.0} s in)",
+                "peers: repetition {}/{}, {} keys, {} ({:.0} s in)",
                 repetition + 1,
                 scale.repetitions,
+                key_set.name(),
                 kind.name,
                 run_start.elapsed().as_secs_f64()
             );
-            let engine_notes = notes.entry(kind.name).or_default();
-            let ran = if args.in_process || args.child_out.is_some() {
-                let dataset = dataset.get_or_insert_with(|| Dataset::new(&scale));
-                run_engine(kind, &scale, dataset, &base, &mut samples, engine_notes)
-            } else {
-                process::run_child(kind, &scale, &mut samples, engine_notes)
+            // Space and write amplification are reported for the random keys.
+            let mut other_notes = EngineNotes::default();
+            let engine_notes = match key_set {
+                KeySet::Random => notes.entry(kind.name).or_default(),
+                KeySet::SharedPrefix => &mut other_notes,
             };
-            ran.map_err(|error| format!("{}: {error}", kind.name))?;
+            let ran = if args.in_process || args.child_out.is_some() {
+                let dataset = dataset_for(&mut datasets, &scale, key_set);
+                let mut engine_samples = Samples::new();
+                let ran =
+                    run_engine(kind, &scale, dataset, &base, &mut engine_samples, engine_notes);
+                add_samples(&mut samples, engine_samples, key_set.row_suffix());
+                ran
+            } else {
+                process::run_child(kind, &scale, key_set, &mut samples, engine_notes)
+            };
+            ran.map_err(|error| format!("{} ({} keys): {error}", kind.name, key_set.name()))?;
         }
     }
     if let Some(child_out) = &args.child_out {
         let [kind] = kinds.as_slice() else {
             return Err("a child process runs exactly one engine".into());
         };
-        return process::write_child(child_out, &samples, &notes[kind.name]);
+        let engine_notes = notes.get(kind.name).cloned().unwrap_or_default();
+        return process::write_child(child_out, &samples, &engine_notes);
     }
     let finished = report::Machine::now();
     let summary = report::Summary {
         scale,
         backend,
+        key_sets: &args.key_sets,
         kinds: &kinds,
         samples: &samples,
         notes: &notes,
@@ -217,16 +247,15 @@ struct Dataset {
 }
 
 impl Dataset {
-    fn new(scale: &Scale) -> Dataset {
-        let keys = data::random_keys(data::SEED_KEYS, scale.key_count);
+    fn new(scale: &Scale, key_set: KeySet) -> Dataset {
+        let keys = key_set.keys(data::SEED_KEYS, scale.key_count);
         let mut sorted = keys.clone();
         sorted.sort_unstable();
-        let versioned_keys =
-            data::random_keys(data::SEED_VERSIONED_KEYS, scale.versioned_key_count);
+        let versioned_keys = key_set.keys(data::SEED_VERSIONED_KEYS, scale.versioned_key_count);
         let mut versioned_sorted = versioned_keys.clone();
         versioned_sorted.sort_unstable();
         // D and E insert 5% of their ops each.
-        let inserts = data::random_keys(data::SEED_INSERTS, scale.ycsb_op_count / 5 + 1);
+        let inserts = key_set.keys(data::SEED_INSERTS, scale.ycsb_op_count / 5 + 1);
         let zipfian = data::Zipfian::new(scale.key_count);
         Dataset {
             keys,
@@ -236,6 +265,30 @@ impl Dataset {
             versioned_sorted,
             inserts,
             zipfian,
+        }
+    }
+}
+
+/// The dataset of `key_set`, generated on first use.
+fn dataset_for<'d>(
+    datasets: &'d mut Vec<(KeySet, Dataset)>,
+    scale: &Scale,
+    key_set: KeySet,
+) -> &'d Dataset {
+    if !datasets.iter().any(|(set, _)| *set == key_set) {
+        datasets.push((key_set, Dataset::new(scale, key_set)));
+    }
+    let index = datasets.iter().position(|(set, _)| *set == key_set);
+    &datasets[index.expect("pushed above")].1
+}
+
+/// Adds one engine run's samples to `samples`, each workload's name followed by `suffix`.
+fn add_samples(samples: &mut Samples, run: Samples, suffix: &str) {
+    for (workload, by_engine) in run {
+        for (engine, list) in by_engine {
+            for sample in list {
+                push(samples, &format!("{workload}{suffix}"), engine, sample);
+            }
         }
     }
 }
@@ -288,6 +341,26 @@ fn run_engine(
     samples: &mut Samples,
     notes: &mut EngineNotes,
 ) -> Res<()> {
+    if kind.plain {
+        run_plain(kind, scale, dataset, base, samples, notes)?;
+    }
+    if kind.has_versions {
+        let dir = fresh_dir(base, kind.name)?;
+        let engine = (kind.open)(dir.path(), Durability::None, true)?;
+        run_versioned(&*engine, scale, dataset, samples, kind.name)?;
+    }
+    Ok(())
+}
+
+/// The rows every engine runs: fills, reads, scans, YCSB and the sync fills.
+fn run_plain(
+    kind: &EngineKind,
+    scale: &Scale,
+    dataset: &Dataset,
+    base: &Path,
+    samples: &mut Samples,
+    notes: &mut EngineNotes,
+) -> Res<()> {
     let name = kind.name;
     let keys = &dataset.keys;
     let values = &dataset.values;
@@ -311,7 +384,7 @@ fn run_engine(
         workloads::fill_batches(&*engine, keys, values, scale.batch_len)?,
     );
     notes.settle = engine.settle()?;
-    let user_bytes = (keys.len() * (data::KEY_LEN + data::VALUE_LEN)) as u64;
+    let user_bytes = keys.iter().map(|key| key.len() + data::VALUE_LEN).sum::<usize>() as u64;
     notes.measured_write_amp_fill.push(ratio(process_write_bytes()? - written_before, user_bytes));
     notes.bytes_after_fill.push(disk_bytes(dir.path())?);
     read_and_scan(&*engine, scale, dataset, samples, name)?;
@@ -334,11 +407,6 @@ fn run_engine(
             name,
             workloads::fill_per_op(&*engine, sync_keys, values, threads)?,
         );
-    }
-    if kind.has_versions {
-        let dir = fresh_dir(base, name)?;
-        let engine = (kind.open)(dir.path(), Durability::None, true)?;
-        run_versioned(&*engine, scale, dataset, samples, name)?;
     }
     Ok(())
 }

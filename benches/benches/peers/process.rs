@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::data::KeySet;
 use crate::engines::{EngineKind, Res};
 use crate::workloads::Sample;
 use crate::{EngineNotes, Samples, Scale};
@@ -19,12 +20,14 @@ use crate::{EngineNotes, Samples, Scale};
 pub fn run_child(
     kind: &EngineKind,
     scale: &Scale,
+    key_set: KeySet,
     samples: &mut Samples,
     notes: &mut EngineNotes,
 ) -> Res<()> {
     let out = tempfile::NamedTempFile::new()?;
     let mut command = Command::new(std::env::current_exe()?);
-    command.args(["--engines", kind.name, "--reps", "1", "--child-out"]).arg(out.path());
+    command.args(["--engines", kind.name, "--reps", "1", "--key-sets", key_set.name()]);
+    command.arg("--child-out").arg(out.path());
     // The child's scale: `--bench` (not criterion's test mode) is the full one.
     command.arg(if scale.name == "quick" { "--quick" } else { "--bench" });
     let status = command.status()?;

@@ -14,6 +14,9 @@
 //! 5. the footer: magic, format version, counts, every section's offset, length and checksum,
 //!    and the footer's own checksum (`footer.rs`).
 //!
+//! [`history`] is the other segment kind: superseded versions in rank-space Z order, with its
+//! own magic and reader (not yet written by the engine).
+//!
 //! **Architecture Invariant:** `Segment::open` checks everything but the data blocks; every
 //! data block is checked against its checksum each time a query reads it. No input makes the
 //! reader panic or read outside the file.
@@ -26,6 +29,7 @@ mod cursor;
 mod fence_keys;
 mod filter_section;
 mod footer;
+pub mod history;
 mod key_index;
 mod key_order;
 mod reader;

@@ -30,6 +30,29 @@ const fn gather_bytes(x: u128) -> u64 {
     x as u64
 }
 
+/// Bit interleave of two `u32`s: bit `i` of `first` goes to bit `2i + 1`, bit `i` of
+/// `second` to bit `2i`. A Z-curve with 1-bit digits, whose cells stay square at every level
+/// (history segments order (key rank, version rank) by it; [`INTERLEAVE_BITS_FIRST_MASK`] marks
+/// `first`'s bits for [`super::CodeBox`]).
+#[must_use]
+pub const fn interleave_bits(first: u32, second: u32) -> u64 {
+    (spread_bits(first) << 1) | spread_bits(second)
+}
+
+/// The bits of an [`interleave_bits`] code that hold its first argument.
+pub const INTERLEAVE_BITS_FIRST_MASK: u128 = 0xAAAA_AAAA_AAAA_AAAA;
+
+/// Spreads the 32 bits of `x` into the even bits of a `u64` (bit i -> bit 2i).
+const fn spread_bits(x: u32) -> u64 {
+    let mut x = x as u64;
+    x = (x | (x << 16)) & 0x0000_FFFF_0000_FFFF;
+    x = (x | (x << 8)) & 0x00FF_00FF_00FF_00FF;
+    x = (x | (x << 4)) & 0x0F0F_0F0F_0F0F_0F0F;
+    x = (x | (x << 2)) & 0x3333_3333_3333_3333;
+    x = (x | (x << 1)) & 0x5555_5555_5555_5555;
+    x
+}
+
 /// The scalar [`interleave`]: the reference the SIMD path is tested against, and usable in
 /// `const` context.
 #[doc(hidden)]

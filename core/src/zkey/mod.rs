@@ -17,14 +17,14 @@ mod interleave;
 mod scan;
 mod zbox;
 
-pub use interleave::{deinterleave, interleave};
+pub use interleave::{INTERLEAVE_BITS_FIRST_MASK, deinterleave, interleave, interleave_bits};
 #[doc(hidden)]
 pub use interleave::{
     deinterleave_scalar, interleave_scalar, simd::deinterleave as deinterleave_simd,
     simd::interleave as interleave_simd,
 };
 pub use scan::{BoxScan, ScanStats, SliceCursor, ZCursor};
-pub use zbox::{PREFIX_MASK, VERSION_MASK, ZBox};
+pub use zbox::{CodeBox, PREFIX_MASK, VERSION_MASK, ZBox};
 
 use core::cmp::Ordering;
 

@@ -129,75 +129,146 @@ impl ZBox {
     }
 
     /// BIGMIN: the smallest code in the box that is `>= morton`, or `None` if there is none.
+    #[must_use]
+    pub fn next_at_or_after(&self, morton: u128) -> Option<u128> {
+        self.codes().next_at_or_after(morton)
+    }
+
+    /// LITMAX: the largest code in the box that is `<= morton`, or `None` if there is none.
+    #[must_use]
+    pub fn prev_at_or_before(&self, morton: u128) -> Option<u128> {
+        self.codes().prev_at_or_before(morton)
+    }
+
+    /// The box as corner codes of the byte interleave.
+    fn codes(&self) -> CodeBox {
+        CodeBox { min: self.morton_min(), max: self.morton_max(), first_dimension: PREFIX_MASK }
+    }
+}
+
+/// A box on a Z-curve of two dimensions interleaved in any pattern, given by its corner codes
+/// and the bits of the code that hold the first dimension (the other bits hold the second).
+/// [`ZBox`] is the byte interleave of the zkey; history segments use it with a bit interleave
+/// (`interleave_bits`). BIGMIN and LITMAX are written once, here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CodeBox {
+    min: u128,
+    max: u128,
+    first_dimension: u128,
+}
+
+impl CodeBox {
+    /// The box from corner `min` to corner `max`, where `first_dimension` masks the bits of the
+    /// first dimension; `None` when `min` is above `max` in either dimension.
+    #[must_use]
+    pub fn new(min: u128, max: u128, first_dimension: u128) -> Option<CodeBox> {
+        let second_dimension = !first_dimension;
+        let ordered = min & first_dimension <= max & first_dimension
+            && min & second_dimension <= max & second_dimension;
+        ordered.then_some(CodeBox { min, max, first_dimension })
+    }
+
+    /// The smallest code in the box: its low corner.
+    #[must_use]
+    pub fn code_min(&self) -> u128 {
+        self.min
+    }
+
+    /// The largest code in the box: its high corner.
+    #[must_use]
+    pub fn code_max(&self) -> u128 {
+        self.max
+    }
+
+    /// Whether `code` lies in the box. The bits of one dimension keep their order inside the
+    /// code, so comparing the masked codes compares that dimension.
+    #[must_use]
+    pub fn contains(&self, code: u128) -> bool {
+        [self.first_dimension, !self.first_dimension]
+            .into_iter()
+            .all(|mask| (self.min & mask..=self.max & mask).contains(&(code & mask)))
+    }
+
+    /// BIGMIN: the smallest code in the box that is `>= code`, or `None` if there is none.
     ///
     /// Tropf-Herzog: walk the bits from the top, keeping `min` and `max`, the corners of the
     /// part of the box still in play, and `bigmin`, the best candidate seen so far above
-    /// `morton`. Each step compares bit i of (`morton`, `min`, `max`).
+    /// `code`. Each step compares bit i of (`code`, `min`, `max`).
     #[must_use]
-    pub fn next_at_or_after(&self, morton: u128) -> Option<u128> {
-        if self.contains(morton) {
-            return Some(morton);
+    pub fn next_at_or_after(&self, code: u128) -> Option<u128> {
+        if self.contains(code) {
+            return Some(code);
         }
-        let mut min = self.morton_min();
-        let mut max = self.morton_max();
+        let (mut min, mut max) = (self.min, self.max);
         let mut bigmin = None;
         let mut below = u128::MAX;
-        while let Some(bit) = highest_differing_bit(morton, min, max, below) {
+        while let Some(bit) = highest_differing_bit(code, min, max, below) {
             below = bit - 1;
-            match (morton & bit != 0, min & bit != 0, max & bit != 0) {
-                // The box straddles `bit` and `morton` is below it: the upper half's least
+            let same_dimension = self.lower_bits_of_same_dimension(bit);
+            match (code & bit != 0, min & bit != 0, max & bit != 0) {
+                // The box straddles `bit` and `code` is below it: the upper half's least
                 // code is a candidate; go on in the lower half.
                 (false, false, true) => {
-                    bigmin = Some(load_high(min, bit));
-                    max = load_low(max, bit);
+                    bigmin = Some(load_high(min, bit, same_dimension));
+                    max = load_low(max, bit, same_dimension);
                 }
-                // The whole remaining box is above `morton`: its least code is the answer.
+                // The whole remaining box is above `code`: its least code is the answer.
                 (false, true, true) => return Some(min),
-                // The whole remaining box is below `morton`: the last candidate is the answer.
+                // The whole remaining box is below `code`: the last candidate is the answer.
                 (true, false, false) => return bigmin,
-                // `morton` is in the upper half of a straddling box: go on there.
-                (true, false, true) => min = load_high(min, bit),
+                // `code` is in the upper half of a straddling box: go on there.
+                (true, false, true) => min = load_high(min, bit, same_dimension),
                 (_, true, false) => unreachable!("box corner min above max at {bit:#x}"),
                 // Never chosen by `highest_differing_bit`.
                 (false, false, false) | (true, true, true) => {}
             }
         }
-        // Reached only when `morton` matches the box on every bit, i.e. is in it: excluded above.
+        // Reached only when `code` matches the box on every bit, i.e. is in it: excluded above.
         bigmin
     }
 
-    /// LITMAX: the largest code in the box that is `<= morton`, or `None` if there is none.
+    /// LITMAX: the largest code in the box that is `<= code`, or `None` if there is none.
     ///
-    /// The mirror image of [`ZBox::next_at_or_after`].
+    /// The mirror image of [`CodeBox::next_at_or_after`].
     #[must_use]
-    pub fn prev_at_or_before(&self, morton: u128) -> Option<u128> {
-        if self.contains(morton) {
-            return Some(morton);
+    pub fn prev_at_or_before(&self, code: u128) -> Option<u128> {
+        if self.contains(code) {
+            return Some(code);
         }
-        let mut min = self.morton_min();
-        let mut max = self.morton_max();
+        let (mut min, mut max) = (self.min, self.max);
         let mut litmax = None;
         let mut below = u128::MAX;
-        while let Some(bit) = highest_differing_bit(morton, min, max, below) {
+        while let Some(bit) = highest_differing_bit(code, min, max, below) {
             below = bit - 1;
-            match (morton & bit != 0, min & bit != 0, max & bit != 0) {
-                // `morton` is in the lower half of a straddling box: go on there.
-                (false, false, true) => max = load_low(max, bit),
-                // The whole remaining box is above `morton`: the last candidate is the answer.
+            let same_dimension = self.lower_bits_of_same_dimension(bit);
+            match (code & bit != 0, min & bit != 0, max & bit != 0) {
+                // `code` is in the lower half of a straddling box: go on there.
+                (false, false, true) => max = load_low(max, bit, same_dimension),
+                // The whole remaining box is above `code`: the last candidate is the answer.
                 (false, true, true) => return litmax,
-                // The whole remaining box is below `morton`: its greatest code is the answer.
+                // The whole remaining box is below `code`: its greatest code is the answer.
                 (true, false, false) => return Some(max),
-                // The box straddles `bit` and `morton` is above it: the lower half's greatest
+                // The box straddles `bit` and `code` is above it: the lower half's greatest
                 // code is a candidate; go on in the upper half.
                 (true, false, true) => {
-                    litmax = Some(load_low(max, bit));
-                    min = load_high(min, bit);
+                    litmax = Some(load_low(max, bit, same_dimension));
+                    min = load_high(min, bit, same_dimension);
                 }
                 (_, true, false) => unreachable!("box corner min above max at {bit:#x}"),
                 (false, false, false) | (true, true, true) => {}
             }
         }
         litmax
+    }
+
+    /// The bits below `bit` that belong to the same dimension as `bit`.
+    fn lower_bits_of_same_dimension(&self, bit: u128) -> u128 {
+        let dimension = if bit & self.first_dimension != 0 {
+            self.first_dimension
+        } else {
+            !self.first_dimension
+        };
+        dimension & (bit - 1)
     }
 }
 
@@ -244,18 +315,13 @@ fn prefix_max_below(end: &[u8]) -> Option<u64> {
     }
 }
 
-/// The bits below `bit` that belong to the same dimension as `bit`.
-fn lower_bits_of_same_dimension(bit: u128) -> u128 {
-    let dimension = if bit & PREFIX_MASK != 0 { PREFIX_MASK } else { VERSION_MASK };
-    dimension & (bit - 1)
+/// Tropf-Herzog's "load 1000...": set `bit`, clear `same_dimension` (the lower bits of its
+/// dimension).
+fn load_high(code: u128, bit: u128, same_dimension: u128) -> u128 {
+    (code & !same_dimension) | bit
 }
 
-/// Tropf-Herzog's "load 1000...": set `bit`, clear the lower bits of its dimension.
-fn load_high(code: u128, bit: u128) -> u128 {
-    (code & !lower_bits_of_same_dimension(bit)) | bit
-}
-
-/// Tropf-Herzog's "load 0111...": clear `bit`, set the lower bits of its dimension.
-fn load_low(code: u128, bit: u128) -> u128 {
-    (code & !bit) | lower_bits_of_same_dimension(bit)
+/// Tropf-Herzog's "load 0111...": clear `bit`, set `same_dimension`.
+fn load_low(code: u128, bit: u128, same_dimension: u128) -> u128 {
+    (code & !bit) | same_dimension
 }

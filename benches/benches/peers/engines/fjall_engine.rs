@@ -7,7 +7,14 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use super::{Durability, Engine, EngineKind, Res};
 
 pub fn kind() -> EngineKind {
-    EngineKind { name: "fjall", library: "fjall 3.1.13", open, settings, has_versions: false }
+    EngineKind {
+        name: "fjall",
+        library: "fjall 3.1.13",
+        open,
+        settings,
+        has_versions: false,
+        plain: true,
+    }
 }
 
 fn settings(durability: Durability) -> String {

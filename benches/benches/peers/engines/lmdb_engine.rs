@@ -16,13 +16,14 @@ pub fn kind() -> EngineKind {
         open,
         settings,
         has_versions: false,
+        plain: true,
     }
 }
 
 /// The map size: an upper bound on the file, reserved as address space only.
 const MAP_BYTES: usize = 16 << 30;
 
-fn settings(durability: Durability) -> String {
+pub(super) fn settings(durability: Durability) -> String {
     let mode = match durability {
         Durability::None => "EnvFlags::NO_SYNC (pages written at commit, never synced)",
         Durability::Sync => "default flags (fdatasync at each commit)",
@@ -34,6 +35,16 @@ fn open(path: &Path, durability: Durability, versioned: bool) -> Res<Box<dyn Eng
     if versioned {
         return Err(super::no_versions("LMDB"));
     }
+    let env = open_env(path, durability)?;
+    let mut txn = env.write_txn()?;
+    let db: Database<Bytes, Bytes> = env.create_database(&mut txn, None)?;
+    txn.commit()?;
+    Ok(Box::new(LmdbEngine { env, db }))
+}
+
+/// The environment of [`settings`] (also `LMDB-temporal`'s), in the fresh directory `path`,
+/// with room for two named databases.
+pub(super) fn open_env(path: &Path, durability: Durability) -> Res<Env> {
     let mut options = EnvOpenOptions::new();
     options.map_size(MAP_BYTES);
     if durability == Durability::None {
@@ -41,13 +52,10 @@ fn open(path: &Path, durability: Durability, versioned: bool) -> Res<Box<dyn Eng
         // `None` workloads ask of every engine; it cannot corrupt memory.
         unsafe { options.flags(EnvFlags::NO_SYNC) };
     }
+    options.max_dbs(2);
     // SAFETY: the directory is fresh and private to this process, opened once, and nothing
     // else maps or modifies its files while the environment is open.
-    let env = unsafe { options.open(path)? };
-    let mut txn = env.write_txn()?;
-    let db: Database<Bytes, Bytes> = env.create_database(&mut txn, None)?;
-    txn.commit()?;
-    Ok(Box::new(LmdbEngine { env, db }))
+    Ok(unsafe { options.open(path)? })
 }
 
 struct LmdbEngine {

@@ -7,8 +7,10 @@ use std::path::Path;
 
 mod fjall_engine;
 mod lmdb_engine;
+mod lmdb_temporal_engine;
 mod redb_engine;
 mod rocksdb_engine;
+mod rocksdb_temporal_engine;
 mod sled_engine;
 mod surrealkv_engine;
 mod zverse_engine;
@@ -86,9 +88,12 @@ pub struct EngineKind {
     pub settings: fn(Durability) -> String,
     /// Whether the engine keeps versions.
     pub has_versions: bool,
+    /// Whether it runs the plain rows (fills, reads, scans, YCSB); the two-table anchors run
+    /// the versioned rows only.
+    pub plain: bool,
 }
 
-/// Every engine, ZVerse first.
+/// Every engine, ZVerse first, the two-table anchors for the versioned rows last.
 pub fn kinds() -> Vec<EngineKind> {
     vec![
         zverse_engine::kind(),
@@ -98,6 +103,8 @@ pub fn kinds() -> Vec<EngineKind> {
         fjall_engine::kind(),
         surrealkv_engine::kind(),
         sled_engine::kind(),
+        lmdb_temporal_engine::kind(),
+        rocksdb_temporal_engine::kind(),
     ]
 }
 

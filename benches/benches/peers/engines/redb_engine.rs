@@ -8,7 +8,14 @@ use redb::{Database, ReadableDatabase, TableDefinition};
 use super::{Durability, Engine, EngineKind, Res};
 
 pub fn kind() -> EngineKind {
-    EngineKind { name: "redb", library: "redb 4.5.0", open, settings, has_versions: false }
+    EngineKind {
+        name: "redb",
+        library: "redb 4.5.0",
+        open,
+        settings,
+        has_versions: false,
+        plain: true,
+    }
 }
 
 const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bench");

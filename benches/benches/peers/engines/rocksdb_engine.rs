@@ -14,12 +14,13 @@ pub fn kind() -> EngineKind {
         open,
         settings,
         has_versions: false,
+        plain: true,
     }
 }
 
 const BLOCK_CACHE_BYTES: usize = 256 << 20;
 
-fn settings(durability: Durability) -> String {
+pub(super) fn settings(durability: Durability) -> String {
     let mode = match durability {
         Durability::None => "WriteOptions::sync=false (WAL written, not synced)",
         Durability::Sync => "WriteOptions::sync=true (WAL fsynced per write group)",
@@ -36,6 +37,12 @@ fn open(path: &Path, durability: Durability, versioned: bool) -> Res<Box<dyn Eng
     if versioned {
         return Err(super::no_versions("RocksDB"));
     }
+    let db = DB::open(&options()?, path)?;
+    Ok(Box::new(RocksEngine { db, write_options: write_options(durability) }))
+}
+
+/// The options of [`settings`] (also `RocksDB-temporal`'s).
+pub(super) fn options() -> Res<Options> {
     let mut table = BlockBasedOptions::default();
     table.set_block_cache(&Cache::new_lru_cache(BLOCK_CACHE_BYTES)?);
     table.set_bloom_filter(10.0, false);
@@ -49,10 +56,14 @@ fn open(path: &Path, durability: Durability, versioned: bool) -> Res<Box<dyn Eng
     options.set_level_compaction_dynamic_level_bytes(true);
     options.set_bytes_per_sync(1 << 20);
     options.set_block_based_table_factory(&table);
-    let db = DB::open(&options, path)?;
+    Ok(options)
+}
+
+/// The write options of [`settings`] for `durability`.
+pub(super) fn write_options(durability: Durability) -> WriteOptions {
     let mut write_options = WriteOptions::default();
     write_options.set_sync(durability == Durability::Sync);
-    Ok(Box::new(RocksEngine { db, write_options }))
+    write_options
 }
 
 struct RocksEngine {

@@ -6,7 +6,14 @@ use std::path::Path;
 use super::{Durability, Engine, EngineKind, Res};
 
 pub fn kind() -> EngineKind {
-    EngineKind { name: "sled", library: "sled 0.34.7", open, settings, has_versions: false }
+    EngineKind {
+        name: "sled",
+        library: "sled 0.34.7",
+        open,
+        settings,
+        has_versions: false,
+        plain: true,
+    }
 }
 
 fn settings(durability: Durability) -> String {

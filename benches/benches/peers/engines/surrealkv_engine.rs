@@ -19,6 +19,7 @@ pub fn kind() -> EngineKind {
         open,
         settings,
         has_versions: true,
+        plain: true,
     }
 }
 

@@ -14,6 +14,7 @@ pub fn kind() -> EngineKind {
         open,
         settings,
         has_versions: true,
+        plain: true,
     }
 }
 
