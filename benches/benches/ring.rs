@@ -1,6 +1,6 @@
 //! `ring::Ring` throughput in records per second: producer threads push 16-byte records
-//! while one consumer drains them in batches, the engine's write path in miniature (writers
-//! stage records, the log writer takes many per wakeup). Each measurement spawns its threads
+//! while one consumer pops them, the engine's write path in miniature (writers stage records,
+//! the commit leader pops them into its group). Each measurement spawns its threads
 //! once and moves `iters` records, so thread start-up is amortized over the run.
 //!
 //! `cargo bench -p zverse-benches --bench ring`
@@ -20,8 +20,6 @@ struct Staged {
 }
 
 const CAPACITY: usize = 1024;
-/// The most records the consumer takes per claim.
-const BATCH_MAX: usize = 256;
 /// Spins before a waiting thread yields: the bench shares few cores with its own threads.
 const SPIN_MAX: u32 = 64;
 
@@ -61,13 +59,13 @@ fn transfer(producer_count: u64, record_count: u64) -> Duration {
         let mut received = 0_u64;
         let mut spin_count = 0;
         while received < total {
-            let count = ring.pop_batch(BATCH_MAX, |record| {
-                black_box(record.offset + record.len);
-            });
-            if count == 0 {
-                back_off(&mut spin_count);
+            match ring.pop() {
+                Some(record) => {
+                    black_box(record.offset + record.len);
+                    received += 1;
+                }
+                None => back_off(&mut spin_count),
             }
-            received += count as u64;
         }
     });
     start.elapsed()

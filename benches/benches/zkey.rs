@@ -1,5 +1,5 @@
-//! The interleaving codec: Morton encode (SIMD and scalar), `ZKey` comparison, the byte form,
-//! and BIGMIN. The target: at most 5 ns per encode for keys up to 16 bytes.
+//! The interleaving codec: Morton encode (SIMD and scalar), `ZKey` comparison and BIGMIN.
+//! The target: at most 5 ns per encode for keys up to 16 bytes.
 //!
 //! `cargo bench -p zverse-benches --bench zkey`
 
@@ -8,8 +8,8 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use zverse_core::Version;
 use zverse_core::zkey::{
-    ZBox, ZKEY_HEADER_LEN, ZKey, deinterleave_scalar, deinterleave_simd, interleave_scalar,
-    interleave_simd, key_prefix, morton,
+    ZBox, ZKey, deinterleave_scalar, deinterleave_simd, interleave_scalar, interleave_simd,
+    key_prefix, morton,
 };
 
 /// Inputs per benchmark, cycled through so that no single value is constant-folded.
@@ -105,10 +105,6 @@ fn bench_zkey(c: &mut Criterion) {
             let i = next();
             black_box(&zkeys[i]).cmp(black_box(&zkeys[(i + 1) % INPUT_COUNT]))
         });
-    });
-    let mut out = [0u8; ZKEY_HEADER_LEN + 8];
-    c.bench_function("zkey/encode_into", |b| {
-        b.iter(|| black_box(&zkeys[next()]).encode_into(black_box(&mut out)));
     });
 }
 

@@ -8,7 +8,7 @@
 //! Each class of data operation (small writes: log frames; `fdatasync`; large writes: segment
 //! chunks; reads) goes through the ring or by a plain system call, as [`crate::route`]
 //! measured faster on the database's file system when it opened; `stats().io_routing` says
-//! which. On ext4 (below) every class measured faster by system call, so a database there
+//! which. On ext4 (docs/io.md) every class measured faster by system call, so a database there
 //! runs on the ring for none of them: io_uring earns no place on a file system whose buffered
 //! I/O it hands to worker threads. The figures: docs/io.md. The sections below describe the
 //! ring paths, which [`UringIo::with_routes`] pins for tests and benches.
@@ -23,36 +23,12 @@
 //! `io_uring_enter` per segment. Short, interrupted (`EINTR`, `EAGAIN`) and cancelled
 //! completions are settled per write: the rest is written and the sync redone ([`settle`]).
 //!
-//! # What it costs (measured, not assumed)
+//! # What it costs
 //!
-//! On ext4 (this project's machine, Linux 6.18) a buffered write through the ring is not done in
-//! the submitting thread: ext4 has no non-blocking buffered write path (`FMODE_BUF_WASYNC`), so
-//! io_uring hands every such write to an `io-wq` worker thread (`iou-wrk-*`), and it hands every
-//! `fdatasync` to one too, on every filesystem. A 150-byte write into the page cache costs 7 to 15
-//! µs through the ring against 1 to 3 µs for `pwrite` (`small_write` in
-//! `benches/benches/io_backend.rs`, five runs), so a synced commit pays two thread handoffs that
-//! `pwrite` + `fdatasync` on the caller's thread do not. The setup flags that change how
-//! completions are delivered do not change this (`ring_options` in the same bench): a 150-byte
-//! write took 6.8 to 10.1 µs with `COOP_TASKRUN` as on a plain ring, and 9.2 to 9.4 µs with
-//! `SINGLE_ISSUER | DEFER_TASKRUN` (which a ring per file shared by whichever writer leads a commit
-//! group could not use anyway). A write + `fdatasync` commit measured 10% slower than `pwrite` +
-//! `fdatasync` with every one of them (131 against 118 µs at load 0.8, with a scratch program that
-//! is not kept). In the engine (`sync_fill_pairs`, 1 and 4 writers, load 1.9 to 2.6), a Sync
-//! fill took 1.10 to 1.19 times as long as on std with the linked commit, 1.05 to 1.17 with the
-//! write by `pwrite` and the `fdatasync` on the ring, 1.12 to 1.16 with the write on the ring and
-//! the `fdatasync` by syscall, and 1.00 to 1.04 with both by syscall (a temporary patch, not
-//! kept): each trip through a worker thread costs, the write's as much as the sync's. Where the
-//! kernel cannot do the I/O without blocking, io_uring buys nothing for an engine that waits
-//! for each commit. Chunks in flight could pay only where the kernel runs writes
-//! concurrently (`O_DIRECT`, which ZVerse does not use): the `io-wq` workers run the buffered
-//! writes of one file one after another. A segment goes as chunks all the same, as the A/B against
-//! one write showed no difference beyond the noise.
-//!
-//! Registered files and buffers do not pay here (`ring_options`, three runs): a registered
-//! file wrote 150 bytes in 6.7 to 10.2 µs against 6.9 to 9.9 µs, and 4 MiB in 173 to 307 µs
-//! against 268 to 464 µs, within the noise; a registered buffer wrote 4 MiB in 251 to 326 µs,
-//! level, but only when registered once, and the engine writes each segment from a new
-//! buffer: registered for each write, 4 MiB took 825 to 829 µs. Neither is used.
+//! On ext4 io_uring hands every buffered write and every `fdatasync` to an `io-wq` worker
+//! thread, so each ring path costs a thread hand-off that a system call does not, and
+//! registered files and buffers did not pay: docs/io.md ("io_uring on ext4: what the ring
+//! paths cost") has the measurements.
 //!
 //! # Buffer ownership
 //!

@@ -16,7 +16,7 @@ use crate::db::Inner;
 use crate::error::{Error, Result};
 use crate::io::Io;
 use crate::log::log_file_name;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, ManifestFile as _};
 use crate::segment_file::segment_file_name;
 use crate::tiers::Tiers;
 

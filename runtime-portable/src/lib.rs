@@ -101,8 +101,6 @@ mod commit;
 mod compaction;
 mod db;
 mod error;
-#[doc(hidden)]
-pub mod fuzz_hooks;
 pub mod io;
 mod key_range;
 mod locality;

@@ -1,30 +1,19 @@
 //! Log files: the first tier of the data. Every commit group is appended to the active log as
-//! one frame; recovery replays the logs the manifest does not cover yet. Byte layout:
-//! docs/format.md, "Log files".
-//!
-//! A frame holds a group's records (`zverse_core::record`) behind a checksummed header that
-//! also says how much of the log was durable when the frame was written (`synced_offset`).
-//! That lets recovery tell the two kinds of damage apart without guessing:
-//! - bytes after the last sync are torn by a crash in any way a disk likes (sectors of one
-//!   write land out of order, so a damaged frame can be followed by an intact later one).
-//!   None of it was acknowledged in `Sync` mode: recovery truncates at the first damaged frame;
-//! - a damaged frame followed by an intact frame whose `synced_offset` is past the damage was
-//!   durable before the intact frame was written: that is real corruption, reported, never
-//!   skipped.
-//!
-//! A log ends with a seal (a frame with an empty body) before a newer log is created, so that
-//! an older log cut short at a frame boundary, which no frame checksum can tell, is corruption
-//! too: an older log must end with its seal. A clean close seals the newest log as well, so
-//! that damage to its last frames is corruption (the intact seal after them says they were
-//! synced) rather than a torn append.
+//! one frame; recovery replays the logs the manifest does not cover yet. The frame codec and
+//! the damage rule (which damage is a torn write to cut off, which is corruption) are the
+//! core's, `zverse_core::log` (byte layout: docs/format.md, "Log files"); this module keeps
+//! the files: creating, appending, zero-filling ahead, reading back, truncating.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
 use std::path::Path;
 use std::sync::Arc;
 
 use zverse_core::Version;
-use zverse_core::checksum::{CHECKSUM_LEN, checksum, checksum_with_seed};
-use zverse_core::record::{LogEnd, LogReader};
+use zverse_core::log::{
+    FRAME_BODY_LEN_MAX, Frame, Frames, LOG_HEADER_LEN, LogPosition, Verdict, encode_log_header,
+    seal,
+};
+pub(crate) use zverse_core::log::{FRAME_HEADER_LEN, seal_frame};
 
 use crate::error::{Error, Result};
 use crate::io::{Io, IoFile};
@@ -35,36 +24,6 @@ pub(crate) fn log_file_name(number: u64) -> String {
     format!("{number:020}.log")
 }
 
-/// The log file header: magic, the log's nonce, and a checksum of both.
-const LOG_MAGIC: [u8; 8] = *b"ZVERSELG";
-/// Bytes of the log file header; the first frame starts here.
-pub(crate) const LOG_HEADER_LEN: usize = LOG_MAGIC.len() + size_of::<u64>() + CHECKSUM_LEN;
-
-/// Offset of the header checksum: XXH3 of the header bytes after it, seeded with the log's
-/// nonce, so that no bytes a user stored can pass for a frame.
-const HEADER_CHECKSUM_OFFSET: usize = 0;
-/// Offset of the body length (`u32`).
-const BODY_LEN_OFFSET: usize = HEADER_CHECKSUM_OFFSET + CHECKSUM_LEN;
-/// Offset of the frame format byte.
-const FORMAT_OFFSET: usize = BODY_LEN_OFFSET + size_of::<u32>();
-/// Offset of three reserved zero bytes.
-const RESERVED_OFFSET: usize = FORMAT_OFFSET + 1;
-/// Offset of the frame's own offset in the log (`u64`).
-const FRAME_OFFSET_OFFSET: usize = RESERVED_OFFSET + 3;
-/// Offset of the synced offset (`u64`).
-const SYNCED_OFFSET_OFFSET: usize = FRAME_OFFSET_OFFSET + size_of::<u64>();
-/// Offset of the body checksum: XXH3 of the body.
-const BODY_CHECKSUM_OFFSET: usize = SYNCED_OFFSET_OFFSET + size_of::<u64>();
-/// Bytes of a frame header.
-pub(crate) const FRAME_HEADER_LEN: usize = BODY_CHECKSUM_OFFSET + CHECKSUM_LEN;
-/// The frame format written in every header.
-const FRAME_FORMAT: u8 = 1;
-/// The largest body a frame may have: a full group plus one record of the largest size.
-const FRAME_BODY_LEN_MAX: usize = 256 << 20;
-
-const _: () = assert!(LOG_HEADER_LEN == 24);
-const _: () = assert!(FRAME_HEADER_LEN == 40);
-const _: () = assert!(FRAME_BODY_LEN_MAX <= u32::MAX as usize);
 const _: () = assert!(
     FRAME_BODY_LEN_MAX >= crate::commit::GROUP_BYTES_MAX + zverse_core::record::RECORD_LEN_MAX
 );
@@ -73,130 +32,6 @@ const _: () = assert!(
 fn new_nonce() -> u64 {
     use std::hash::BuildHasher;
     std::collections::hash_map::RandomState::new().hash_one(std::process::id())
-}
-
-/// The log file header for `nonce`.
-fn encode_log_header(nonce: u64) -> [u8; LOG_HEADER_LEN] {
-    let mut header = [0u8; LOG_HEADER_LEN];
-    let parts = [&LOG_MAGIC[..], &nonce.to_le_bytes()];
-    for (to, from) in header.iter_mut().zip(parts.into_iter().flatten()) {
-        *to = *from;
-    }
-    let sum = checksum(header.get(..LOG_HEADER_LEN - CHECKSUM_LEN).unwrap_or_default());
-    for (to, from) in header.iter_mut().skip(LOG_HEADER_LEN - CHECKSUM_LEN).zip(sum.to_le_bytes()) {
-        *to = from;
-    }
-    header
-}
-
-/// The nonce in a log file header, or `None` if the header is not intact.
-fn decode_log_header(log: &[u8]) -> Option<u64> {
-    let header = log.get(..LOG_HEADER_LEN)?;
-    let (covered, sum) = header.split_at(LOG_HEADER_LEN - CHECKSUM_LEN);
-    let (magic, nonce) = covered.split_at(LOG_MAGIC.len());
-    let intact =
-        magic == LOG_MAGIC && u64::from_le_bytes(sum.try_into().ok()?) == checksum(covered);
-    let nonce = u64::from_le_bytes(nonce.try_into().ok()?);
-    intact.then_some(nonce)
-}
-
-/// The checksum of a frame header's fields under the log's nonce.
-fn header_checksum(fields: &[u8], nonce: u64) -> u64 {
-    checksum_with_seed(fields, nonce)
-}
-
-/// Fills in the frame header at the start of `frame`, whose body follows it, for a frame
-/// written at `frame_offset` of the log with nonce `nonce`.
-pub(crate) fn seal_frame(frame: &mut [u8], nonce: u64, frame_offset: u64, synced_offset: u64) {
-    assert!(frame.len() >= FRAME_HEADER_LEN, "a frame starts with room for its header");
-    let (header, body) = frame.split_at_mut(FRAME_HEADER_LEN);
-    assert!(body.len() <= FRAME_BODY_LEN_MAX, "a commit group exceeds the frame limit");
-    let body_len = (body.len() as u32).to_le_bytes();
-    let format_and_reserved = [FRAME_FORMAT, 0, 0, 0];
-    let offsets = [frame_offset.to_le_bytes(), synced_offset.to_le_bytes()];
-    let body_checksum = checksum(body).to_le_bytes();
-    let field_bytes =
-        [&body_len[..], &format_and_reserved, &offsets[0], &offsets[1], &body_checksum];
-    let mut fields = [0u8; FRAME_HEADER_LEN - CHECKSUM_LEN];
-    for (to, from) in fields.iter_mut().zip(field_bytes.into_iter().flatten()) {
-        *to = *from;
-    }
-    let sum = header_checksum(&fields, nonce).to_le_bytes();
-    for (to, from) in header.iter_mut().zip(sum.iter().chain(&fields)) {
-        *to = *from;
-    }
-}
-
-const _: () = assert!(
-    FRAME_HEADER_LEN - CHECKSUM_LEN == size_of::<u32>() + 4 + 2 * size_of::<u64>() + CHECKSUM_LEN
-);
-
-/// The seal that ends a log before a newer one is created: a frame with an empty body at
-/// `frame_offset`.
-fn seal(nonce: u64, frame_offset: u64, synced_offset: u64) -> [u8; FRAME_HEADER_LEN] {
-    let mut frame = [0u8; FRAME_HEADER_LEN];
-    seal_frame(&mut frame, nonce, frame_offset, synced_offset);
-    frame
-}
-
-/// A frame that decoded: its body and where the next frame starts.
-struct Frame<'a> {
-    body: &'a [u8],
-    synced_offset: u64,
-    end: usize,
-}
-
-/// What the bytes at an offset are.
-enum Decoded<'a> {
-    /// An intact frame.
-    Frame(Frame<'a>),
-    /// An intact header whose body is missing or damaged: the frame's extent is known.
-    TornBody { end: usize },
-    /// Not a frame header.
-    Garbage,
-}
-
-/// Decodes the frame at `offset` of a log with nonce `nonce`.
-fn decode_frame(log: &[u8], offset: usize, nonce: u64) -> Decoded<'_> {
-    let Some(header) = offset.checked_add(FRAME_HEADER_LEN).and_then(|end| log.get(offset..end))
-    else {
-        return Decoded::Garbage;
-    };
-    match decode_header(header, offset, nonce) {
-        None => Decoded::Garbage,
-        Some((body_len, synced_offset, body_checksum)) => {
-            let body_start = offset + FRAME_HEADER_LEN;
-            let end = body_start + body_len;
-            match log.get(body_start..end) {
-                Some(body) if checksum(body) == body_checksum => {
-                    Decoded::Frame(Frame { body, synced_offset, end })
-                }
-                _ => Decoded::TornBody { end },
-            }
-        }
-    }
-}
-
-/// The body length, synced offset and body checksum of an intact frame header at `offset`.
-fn decode_header(header: &[u8], offset: usize, nonce: u64) -> Option<(usize, u64, u64)> {
-    let (stored, fields) = header.split_at(CHECKSUM_LEN);
-    if u64::from_le_bytes(stored.try_into().ok()?) != header_checksum(fields, nonce) {
-        return None;
-    }
-    let field = |from: usize, to: usize| header.get(from..to);
-    let u64_at = |from: usize| Some(u64::from_le_bytes(field(from, from + 8)?.try_into().ok()?));
-    let body_len = u32::from_le_bytes(field(BODY_LEN_OFFSET, FORMAT_OFFSET)?.try_into().ok()?);
-    let format = *header.get(FORMAT_OFFSET)?;
-    let reserved = field(RESERVED_OFFSET, FRAME_OFFSET_OFFSET)?;
-    let frame_offset = u64_at(FRAME_OFFSET_OFFSET)?;
-    let synced_offset = u64_at(SYNCED_OFFSET_OFFSET)?;
-    let body_checksum = u64_at(BODY_CHECKSUM_OFFSET)?;
-    let well_formed = format == FRAME_FORMAT
-        && reserved.iter().all(|&b| b == 0)
-        && (body_len as usize) <= FRAME_BODY_LEN_MAX
-        && frame_offset == offset as u64
-        && synced_offset <= frame_offset;
-    well_formed.then_some((body_len as usize, synced_offset, body_checksum))
 }
 
 /// The log being appended to, owned by the commit leader (behind a mutex the periodic syncer
@@ -342,8 +177,20 @@ pub(crate) enum Mode {
     ReadOnly,
 }
 
+impl Mode {
+    /// Which row of the core's damage rule applies to the log.
+    fn position(self) -> LogPosition {
+        match self {
+            Mode::Older => LogPosition::Older,
+            Mode::Reuse { .. } => LogPosition::Newest,
+            Mode::ReadOnly => LogPosition::NewestReadOnly,
+        }
+    }
+}
+
 /// Replays log `number` into `memtable`. See [`Mode`] for the newest log; an older log that
-/// is damaged or does not end with its seal is [`Error::Corruption`].
+/// is damaged or does not end with its seal is [`Error::Corruption`]; the rule is the core's
+/// (`zverse_core::log::RULES`).
 pub(crate) fn replay(
     io: &dyn Io,
     dir: &Path,
@@ -363,69 +210,43 @@ pub(crate) fn replay(
     log.resize(len, 0);
     file.read_exact_at(&mut log, 0)?;
     let mut replayed = Replayed { frame_count: 0, version_max: None, offset_end: 0, active: None };
-    let Some(nonce) = decode_log_header(&log) else {
-        // A log's header is synced (with the zeros written ahead of it) before the manifest
-        // records the log, so a recorded log without one was damaged after (an emptied newest
-        // log would otherwise drop its acknowledged writes without a word).
-        return Err(corruption(&path, 0, "log file header is damaged"));
-    };
-    let mut offset = LOG_HEADER_LEN;
-    let mut sealed = false;
-    while let Decoded::Frame(frame) = decode_frame(&log, offset, nonce) {
+    // A log's header is synced (with the zeros written ahead of it) before the manifest
+    // records the log, so a recorded log without one was damaged after.
+    let mut frames = Frames::new(&log).map_err(|c| Error::corruption(path.clone(), 0, c))?;
+    let nonce = frames.nonce();
+    for frame in frames.by_ref() {
         let version_max = apply_frame(&frame, memtable).map_err(|(at, what)| {
-            corruption(&path, (offset + FRAME_HEADER_LEN + at) as u64, what)
+            corruption(&path, (frame.offset() + FRAME_HEADER_LEN + at) as u64, what)
         })?;
-        sealed = frame.body.is_empty();
-        replayed.frame_count += u64::from(!sealed);
+        replayed.frame_count += u64::from(!frame.is_seal());
         replayed.version_max = replayed.version_max.max(version_max);
-        offset = frame.end;
     }
-    replayed.offset_end = offset as u64;
-    // Zeros written ahead of the appends (a preallocated log) end a log cleanly: a frame
-    // header is never all zeros (it holds its own offset, which is not zero).
-    let torn = offset < log.len() && !is_zero_tail(&log, offset);
-    match mode {
-        Mode::ReadOnly => Ok(replayed),
-        Mode::Older => {
-            let what = if torn {
-                classify_damage(&log, offset, nonce)
-                    .map_err(|what| corruption(&path, offset as u64, what))?;
-                "a log older than the newest one is torn"
-            } else if !sealed {
-                "a log older than the newest one does not end with its seal: it was cut short"
-            } else {
-                return Ok(replayed);
-            };
-            Err(corruption(&path, offset as u64, what))
+    let end = frames.end(mode.position());
+    replayed.offset_end = end.offset as u64;
+    let truncate = match end.verdict {
+        Verdict::Corrupt(what) => return Err(corruption(&path, end.offset as u64, what)),
+        Verdict::Truncate => true,
+        Verdict::End => false,
+    };
+    if let Mode::Reuse { preallocation_bytes } = mode {
+        let mut filled = log.len() as u64;
+        if truncate {
+            file.set_len(end.offset as u64)?;
+            filled = end.offset as u64;
         }
-        Mode::Reuse { preallocation_bytes } => {
-            let mut filled = log.len() as u64;
-            if torn {
-                classify_damage(&log, offset, nonce)
-                    .map_err(|what| corruption(&path, offset as u64, what))?;
-                file.set_len(offset as u64)?;
-                filled = offset as u64;
-            }
-            // Every intact frame (and the zeros after it) is made durable before a frame
-            // written after it says so.
-            file.sync_data()?;
-            replayed.active = Some(ActiveLog::reopened(
-                number,
-                file,
-                offset as u64,
-                filled,
-                nonce,
-                preallocation_bytes,
-            ));
-            Ok(replayed)
-        }
+        // Every intact frame (and the zeros after it) is made durable before a frame written
+        // after it says so.
+        file.sync_data()?;
+        replayed.active = Some(ActiveLog::reopened(
+            number,
+            file,
+            end.offset as u64,
+            filled,
+            nonce,
+            preallocation_bytes,
+        ));
     }
-}
-
-/// Whether every byte of `log` from `offset` on is zero: the zero-filled tail of a preallocated
-/// log, which ends it as cleanly as its end of file.
-fn is_zero_tail(log: &[u8], offset: usize) -> bool {
-    log.get(offset..).is_some_and(|tail| tail.iter().all(|&byte| byte == 0))
+    Ok(replayed)
 }
 
 /// Inserts a frame's records into the memtable; returns the newest version, or where in the
@@ -433,9 +254,11 @@ fn is_zero_tail(log: &[u8], offset: usize) -> bool {
 /// is corruption, not a torn write).
 fn apply_frame(frame: &Frame<'_>, memtable: &Memtable) -> Result<Option<Version>, (usize, String)> {
     let mut version_max = None;
-    let mut reader = LogReader::new(frame.body);
-    for (_, record) in reader.by_ref() {
-        let Ok(record) = record else { break };
+    for record in frame.records() {
+        let record = record.map_err(|bad| {
+            let what = format!("record in an intact frame does not decode: {}", bad.cause);
+            (bad.offset, what)
+        })?;
         for entry in record.entries() {
             memtable.insert(entry.key, entry.version, entry.value);
         }
@@ -444,175 +267,9 @@ fn apply_frame(frame: &Frame<'_>, memtable: &Memtable) -> Result<Option<Version>
     if let Some(version) = version_max {
         memtable.cover(version);
     }
-    match reader.end() {
-        LogEnd::Clean => Ok(version_max),
-        LogEnd::Tail { offset, cause } | LogEnd::Corrupt { offset, cause, .. } => {
-            Err((offset, format!("record in an intact frame does not decode: {cause}")))
-        }
-        _ => Err((0, "record in an intact frame does not decode".into())),
-    }
-}
-
-/// Decides whether damage at `offset` is a torn unsynced tail (`Ok`) or corruption of bytes
-/// that were durable (`Err`): the latter if an intact frame after it says they were synced.
-/// When the damaged frame's header is intact, its body is skipped whole (the body's bytes are
-/// records, not frames); otherwise every later offset is tried.
-fn classify_damage(log: &[u8], offset: usize, nonce: u64) -> Result<(), &'static str> {
-    let search_from = match decode_frame(log, offset, nonce) {
-        Decoded::TornBody { end } => end,
-        Decoded::Frame(_) | Decoded::Garbage => offset + 1,
-    };
-    let mut start = search_from;
-    let mut later = None;
-    while start < log.len() {
-        // A frame header holds its nonzero offset: no frame starts more than a header's
-        // length before the next nonzero byte (which skips a zero-filled tail fast).
-        let Some(nonzero) = log.get(start..).and_then(|rest| rest.iter().position(|&b| b != 0))
-        else {
-            break;
-        };
-        start = start.max((start + nonzero).saturating_sub(FRAME_HEADER_LEN - 1));
-        if let Decoded::Frame(frame) = decode_frame(log, start, nonce) {
-            later = Some(frame);
-            break;
-        }
-        start += 1;
-    }
-    match later {
-        Some(frame) if frame.synced_offset > offset as u64 => {
-            Err("damaged frame in the synced part of the log")
-        }
-        _ => Ok(()),
-    }
+    Ok(version_max)
 }
 
 fn corruption(path: &Path, offset: u64, what: impl Into<String>) -> Error {
     Error::Corruption { file: path.to_path_buf(), offset, what: what.into() }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
-mod tests {
-    use super::*;
-
-    const NONCE: u64 = 0x5EED;
-
-    /// A frame at `frame_offset` holding `body`.
-    fn frame(body: &[u8], frame_offset: usize, synced_offset: usize) -> Vec<u8> {
-        let mut bytes = vec![0; FRAME_HEADER_LEN];
-        bytes.extend_from_slice(body);
-        seal_frame(&mut bytes, NONCE, frame_offset as u64, synced_offset as u64);
-        bytes
-    }
-
-    fn intact(log: &[u8], offset: usize) -> Option<Frame<'_>> {
-        match decode_frame(log, offset, NONCE) {
-            Decoded::Frame(frame) => Some(frame),
-            _ => None,
-        }
-    }
-
-    #[test]
-    fn frames_round_trip_and_every_flipped_bit_is_caught() {
-        let bytes = frame(b"some records", 0, 0);
-        let decoded = intact(&bytes, 0).unwrap();
-        assert_eq!(
-            (decoded.body, decoded.synced_offset, decoded.end),
-            (&b"some records"[..], 0, bytes.len())
-        );
-        for bit in 0..bytes.len() * 8 {
-            let mut flipped = bytes.clone();
-            flipped[bit / 8] ^= 1 << (bit % 8);
-            assert!(intact(&flipped, 0).is_none(), "bit {bit}");
-        }
-        for len in 0..bytes.len() {
-            assert!(intact(&bytes[..len], 0).is_none(), "truncated to {len}");
-        }
-        assert!(
-            matches!(decode_frame(&bytes, 0, NONCE + 1), Decoded::Garbage),
-            "another log's nonce"
-        );
-        let moved = [vec![0; 8], bytes].concat();
-        assert!(intact(&moved, 8).is_none(), "a frame is valid only at its own offset");
-    }
-
-    #[test]
-    fn log_headers_round_trip_and_reject_damage() {
-        let header = encode_log_header(42);
-        assert_eq!(decode_log_header(&header), Some(42));
-        for byte in 0..header.len() {
-            let mut damaged = header;
-            damaged[byte] ^= 0x10;
-            assert_eq!(decode_log_header(&damaged), None, "byte {byte}");
-        }
-        assert_eq!(decode_log_header(&header[..LOG_HEADER_LEN - 1]), None);
-    }
-
-    #[test]
-    fn damage_is_torn_unless_a_later_frame_vouches_for_it() {
-        let first = frame(b"first", 0, 0);
-        let second_start = first.len();
-        let second_body = b"second";
-        let third_start = second_start + FRAME_HEADER_LEN + second_body.len();
-        // A later frame written when only the first frame was durable: damage to the
-        // second frame is a torn write.
-        let third_unsynced = frame(b"third", third_start, second_start);
-        // A later frame written after the second was synced: damage to it is corruption.
-        let third_synced = frame(b"third", third_start, third_start);
-        let mut second = frame(second_body, second_start, second_start);
-        second[FRAME_HEADER_LEN] ^= 1;
-        let torn = [first.clone(), second.clone(), third_unsynced].concat();
-        assert_eq!(classify_damage(&torn, second_start, NONCE), Ok(()));
-        let corrupt = [first.clone(), second, third_synced].concat();
-        assert!(classify_damage(&corrupt, second_start, NONCE).is_err());
-        let zeroed_tail = [first.clone(), vec![0; 700]].concat();
-        assert_eq!(classify_damage(&zeroed_tail, second_start, NONCE), Ok(()));
-    }
-
-    #[test]
-    fn a_zero_filled_tail_ends_a_log_cleanly_and_never_hides_damage() {
-        let first = frame(b"first", 0, 0);
-        let start = first.len();
-        let clean = [first.clone(), vec![0; 5000]].concat();
-        assert!(is_zero_tail(&clean, start), "zeros after the last frame: a clean end");
-        assert!(is_zero_tail(&first, start), "the end of the file: a clean end");
-        assert!(!is_zero_tail(&clean, start - 1), "not from inside a frame");
-        let mut damaged = frame(b"second", start, start);
-        damaged[FRAME_HEADER_LEN] ^= 1;
-        let torn = [first.clone(), damaged.clone(), vec![0; 5000]].concat();
-        assert!(!is_zero_tail(&torn, start), "a damaged frame is never a zero tail");
-        assert_eq!(classify_damage(&torn, start, NONCE), Ok(()), "nothing vouches for it");
-        // A frame far beyond a run of zeros that says the damaged frame was synced: found
-        // across the zeros the scan skips.
-        let gap = 100_000;
-        let later_start = start + damaged.len() + gap;
-        let later = frame(b"third", later_start, later_start);
-        let corrupt = [first, damaged, vec![0; gap], later, vec![0; 3000]].concat();
-        assert!(classify_damage(&corrupt, start, NONCE).is_err());
-        // The zero skip never passes a frame whose header begins with zero bytes.
-        for zeros_before in [1, 39, 40, 41, 4096] {
-            let at = LOG_HEADER_LEN + zeros_before;
-            let mut log = vec![0xEE; LOG_HEADER_LEN];
-            log.extend(vec![0; zeros_before]);
-            log.extend(frame(b"x", at, at));
-            assert!(classify_damage(&log, LOG_HEADER_LEN, NONCE).is_err(), "{zeros_before}");
-        }
-    }
-
-    #[test]
-    fn bytes_inside_a_torn_frame_body_are_never_taken_for_a_frame() {
-        let first = frame(b"first", 0, 0);
-        let start = first.len();
-        // A user value holding a perfect frame image for the position it lands at, claiming
-        // everything was synced: the enclosing frame's header is intact, so its body is
-        // skipped whole.
-        let forged_at = start + FRAME_HEADER_LEN + 3;
-        let forged = frame(b"", forged_at, forged_at);
-        let body = [b"abc".to_vec(), forged, vec![b'z'; 50]].concat();
-        let mut torn = frame(&body, start, start);
-        let last = torn.len() - 1;
-        torn[last] ^= 1;
-        let log = [first, torn].concat();
-        assert_eq!(classify_damage(&log, start, NONCE), Ok(()));
-    }
 }

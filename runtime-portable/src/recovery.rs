@@ -13,7 +13,9 @@ use crate::error::{Error, Result};
 use crate::io::{Io, IoLock};
 use crate::locality::LocalityAdvisor;
 use crate::log::{self, ActiveLog, Mode};
-use crate::manifest::{MANIFEST_NAME, MANIFEST_TEMP_NAME, Manifest, SegmentMeta};
+use crate::manifest::{
+    MANIFEST_NAME, MANIFEST_TEMP_NAME, Manifest, ManifestFile as _, SegmentMeta,
+};
 use crate::memtable::Memtable;
 use crate::options::Options;
 use crate::segment_file::{FenceBudget, SegmentFile};

@@ -17,7 +17,7 @@ use zverse_core::Version;
 use crate::compaction::{Horizons, is_full, sort_newest_first};
 use crate::error::{Error, Result};
 use crate::io::Io;
-use crate::manifest::{MANIFEST_NAME, Manifest, SegmentMeta};
+use crate::manifest::{MANIFEST_NAME, Manifest, ManifestFile as _, SegmentMeta};
 use crate::memtable::Memtable;
 use crate::options::Options;
 use crate::segment_file::SegmentFile;

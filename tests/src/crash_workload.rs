@@ -10,10 +10,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::ops::Bound;
 use std::sync::Arc;
 
 use zverse::{Db, Durability, Error, Isolation, Options, Version};
 
+use crate::oracle::Oracle;
 use crate::sim_io::SimIo;
 
 /// The database directory on the simulated disk.
@@ -371,11 +373,11 @@ pub fn mismatch(
 /// The live keys and values after the first `prefix` commits.
 #[must_use]
 pub fn latest_after(work: &Workload, prefix: usize) -> Vec<(Bytes, Bytes)> {
-    let mut latest: BTreeMap<Bytes, Option<Bytes>> = BTreeMap::new();
-    for effect in &work.commits[..prefix] {
-        latest.extend(effect.clone());
+    let mut oracle = Oracle::default();
+    for (version, effect) in (1..).zip(&work.commits[..prefix]) {
+        oracle.write(Version::new(version), effect);
     }
-    latest.into_iter().filter_map(|(key, value)| Some((key, value?))).collect()
+    oracle.range_at((Bound::Unbounded, Bound::Unbounded), Version::MAX)
 }
 
 fn keys_of(entries: &[(Bytes, Bytes)]) -> Vec<String> {

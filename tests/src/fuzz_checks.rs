@@ -12,15 +12,20 @@ use std::sync::{Arc, OnceLock};
 use zverse::io::Io as _;
 use zverse::{Db, Durability, Options};
 use zverse_core::Version;
+use zverse_core::log::{
+    Frames, LOG_HEADER_LEN, LogPosition, Records, Tail, Verdict, encode_log_header, seal_frame,
+};
+use zverse_core::manifest::Manifest;
 use zverse_core::record::{
-    BatchBuilder, LogEnd, LogReader, RecordKind, decode_from, encode_delete_into, encode_put_into,
+    BatchBuilder, RecordKind, decode_from, encode_delete_into, encode_put_into,
 };
 use zverse_core::segment::{Segment, SegmentBuilder, SegmentOptions};
 
 use crate::sim_io::{CrashVariant, SimIo};
 
-/// Target `record_decode`: [`decode_from`] and [`LogReader`] over arbitrary bytes. A decoded
-/// record re-encodes to exactly its bytes; the reader's end classification is consistent.
+/// Target `record_decode`: [`decode_from`] and [`Records`] over arbitrary bytes, and the same
+/// bytes as a log file behind a valid log header ([`Frames`] and the damage rule). A decoded
+/// record re-encodes to exactly its bytes; the end of a log follows the rule's promises.
 /// Runs twice: on the bytes, and with the checksums of the records they frame recomputed
 /// ([`records_with_checksums_fixed`]), so that mutations reach the body decoder.
 pub fn check_record(data: &[u8]) {
@@ -57,25 +62,56 @@ fn check_record_bytes(data: &[u8]) {
         assert_eq!(record.as_bytes().len(), record_len, "record length");
         assert_eq!(reencode(&record), record.as_bytes(), "a decoded record re-encodes to itself");
     }
-    let mut reader = LogReader::new(data);
     let mut offset_next = 0;
-    for (offset, record) in &mut reader {
-        assert_eq!(offset, offset_next, "records are back to back");
-        if let Ok(record) = record {
-            offset_next = offset + record.as_bytes().len();
+    for record in Records::new(data) {
+        match record {
+            Ok(record) => offset_next += record.as_bytes().len(),
+            Err(bad) => {
+                assert_eq!(bad.offset, offset_next, "the bad record starts after the last one");
+                offset_next = data.len();
+            }
         }
     }
-    match reader.end() {
-        LogEnd::Clean => assert_eq!(offset_next, data.len(), "a clean log is all records"),
-        LogEnd::Tail { offset, .. } => assert_eq!(offset, offset_next, "the tail starts after"),
-        LogEnd::Corrupt { offset, valid_offset, .. } => {
-            assert_eq!(offset, offset_next, "the damage starts after the last record");
-            assert!(valid_offset > offset, "the valid record is after the damage");
-            let rest = data.get(valid_offset..).expect("valid_offset is inside the log");
-            assert!(decode_from(rest).is_ok(), "a record decodes at valid_offset");
-        }
-        _ => {}
+    assert_eq!(offset_next, data.len(), "records and the bad one account for every byte");
+    check_log(data);
+}
+
+/// `data` as a log: behind a valid log header in place of its first bytes, and as the body of
+/// the one frame of a log. Frames are read up to the damage, whose verdict keeps the promises
+/// of `zverse_core::log::RULES`.
+fn check_log(data: &[u8]) {
+    const NONCE: u64 = 0x00C0_FFEE;
+    let mut log = encode_log_header(NONCE).to_vec();
+    log.extend_from_slice(data.get(LOG_HEADER_LEN..).unwrap_or_default());
+    check_log_end(&log);
+    let mut framed = encode_log_header(NONCE).to_vec();
+    let frame_offset = framed.len() as u64;
+    framed.extend_from_slice(&[0; zverse_core::log::FRAME_HEADER_LEN]);
+    framed.extend_from_slice(data);
+    seal_frame(&mut framed[LOG_HEADER_LEN..], NONCE, frame_offset, frame_offset);
+    let end = check_log_end(&framed);
+    assert_eq!(end.offset, framed.len(), "one intact frame is the whole log");
+    let tail = if data.is_empty() { Tail::SealedEnd } else { Tail::UnsealedEnd };
+    assert_eq!(end.tail, tail, "a log ending with its one frame");
+}
+
+fn check_log_end(log: &[u8]) -> zverse_core::log::LogEnd {
+    let frames = Frames::new(log).expect("a valid log header");
+    let mut offset_next = LOG_HEADER_LEN;
+    for frame in frames.clone() {
+        assert_eq!(frame.offset(), offset_next, "frames are back to back");
+        offset_next = frame.end();
+        for _ in frame.records() {}
     }
+    let ends = [LogPosition::Older, LogPosition::Newest, LogPosition::NewestReadOnly]
+        .map(|position| frames.clone().end(position));
+    for end in ends {
+        assert_eq!((end.offset, end.tail), (offset_next, ends[0].tail), "one classification");
+    }
+    assert_eq!(ends[2].verdict, Verdict::End, "a read-only open never truncates nor fails");
+    let at_end = matches!(ends[0].tail, Tail::SealedEnd | Tail::UnsealedEnd);
+    assert_eq!(at_end, ends[1].verdict == Verdict::End, "the newest log ends only at its end");
+    ends[0]
 }
 
 /// The record `record` encodes, built again from its decoded fields.
@@ -352,8 +388,8 @@ pub fn manifest_with_checksum_fixed(data: &[u8]) -> Vec<u8> {
 }
 
 fn check_manifest_bytes(data: &[u8]) {
-    if let Ok(encoded) = zverse::fuzz_hooks::manifest_round_trip(data) {
-        assert_eq!(encoded, data, "a decoded manifest re-encodes to its bytes");
+    if let Ok(manifest) = Manifest::decode_from(data) {
+        assert_eq!(manifest.encode(), data, "a decoded manifest re-encodes to its bytes");
     }
 }
 

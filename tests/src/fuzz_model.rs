@@ -28,6 +28,7 @@ use std::sync::Arc;
 
 use zverse::{Db, Durability, Options, Snapshot, Version};
 
+use crate::oracle::Oracle;
 use crate::sim_io::{CrashVariant, SimIo};
 
 /// The database directory on the simulated disk.
@@ -145,35 +146,27 @@ struct Model {
 }
 
 impl Model {
+    /// The commits as the one oracle of the tests.
+    fn oracle(&self) -> Oracle {
+        let mut oracle = Oracle::default();
+        for (version, effects) in &self.commits {
+            oracle.write(*version, effects);
+        }
+        oracle
+    }
+
     fn history(&self, key: &[u8]) -> History {
-        let writes = self.commits.iter().rev();
-        writes
-            .filter_map(|(version, effects)| Some((*version, effects.get(key)?.clone())))
-            .collect()
+        self.oracle().history(key, Version::MAX)
     }
 
     /// The latest value of each key in `keys` as of `version`, deletes dropped.
     fn range_at(&self, keys: &KeyBounds, version: Version) -> Vec<(Bytes, Bytes)> {
-        let mut latest: BTreeMap<Bytes, Option<Bytes>> = BTreeMap::new();
-        for (_, effects) in self.commits.iter().filter(|(v, _)| *v <= version) {
-            latest.extend(effects.iter().filter(|(k, _)| in_bounds(keys, k)).map(clone_pair));
-        }
-        latest.into_iter().filter_map(|(key, value)| Some((key, value?))).collect()
+        self.oracle().range_at(*keys, version)
     }
 
     /// Every write to a key in `keys` at a version in `versions`, sorted by (key, version).
     fn changes(&self, keys: &KeyBounds, versions: (Bound<Version>, Bound<Version>)) -> ChangeSet {
-        let mut changes = Vec::new();
-        for (version, effects) in &self.commits {
-            if !std::ops::RangeBounds::contains(&versions, version) {
-                continue;
-            }
-            for (key, value) in effects.iter().filter(|(k, _)| in_bounds(keys, k)) {
-                changes.push((key.clone(), *version, value.clone()));
-            }
-        }
-        changes.sort();
-        changes
+        self.oracle().changes(*keys, &versions, Version::MAX)
     }
 
     /// The prefix length of the commits (with the one in flight after them) that `state` is,
@@ -226,14 +219,6 @@ impl Model {
 
 type KeyBounds = (Bound<&'static [u8]>, Bound<&'static [u8]>);
 type ChangeSet = Vec<(Bytes, Version, Option<Bytes>)>;
-
-fn in_bounds(keys: &KeyBounds, key: &[u8]) -> bool {
-    std::ops::RangeBounds::contains(keys, &key)
-}
-
-fn clone_pair((key, value): (&Bytes, &Option<Bytes>)) -> (Bytes, Option<Bytes>) {
-    (key.clone(), value.clone())
-}
 
 /// The engine side of a run, with the model and a trace of the operations for failure
 /// messages.

@@ -5,6 +5,7 @@ pub mod backend;
 pub mod sim_io;
 
 pub mod crash_workload;
+pub mod oracle;
 
 #[doc(hidden)]
 pub mod fuzz_checks;

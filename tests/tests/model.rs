@@ -29,6 +29,7 @@ use proptest::test_runner::{TestCaseError, TestRunner};
 use zverse::{Change, Db, Durability, Error, Isolation, Options, Slice, Snapshot, Version};
 use zverse_core::zkey::cmp_z;
 use zverse_tests::backend;
+use zverse_tests::oracle::Oracle;
 use zverse_tests::sim_io::SimIo;
 
 type Key = Bytes;
@@ -43,6 +44,12 @@ struct Bytes(Vec<u8>);
 impl From<&[u8]> for Bytes {
     fn from(bytes: &[u8]) -> Bytes {
         Bytes(bytes.to_vec())
+    }
+}
+
+impl AsRef<[u8]> for Bytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
     }
 }
 
@@ -325,67 +332,9 @@ fn ops(offset_max: i8) -> impl Strategy<Value = Vec<Op>> {
 // ---------------------------------------------------------------------------------------------
 // The model.
 
-/// Every version ever written. Retention keeps everything (compaction only merges), so the
-/// engine must answer every read exactly as this map does.
-#[derive(Debug, Default)]
-struct Model {
-    versions: BTreeMap<(Key, Version), Option<Bytes>>,
-}
-
-impl Model {
-    fn write(&mut self, version: Version, writes: &[(Key, Option<Bytes>)]) {
-        for (key, value) in writes {
-            // Inserting in order makes the later write of a key in a batch win.
-            self.versions.insert((key.clone(), version), value.clone());
-        }
-    }
-
-    /// Versions of `key` at or below `cap`, oldest first.
-    fn versions_of(
-        &self,
-        key: &[u8],
-        cap: Version,
-    ) -> impl DoubleEndedIterator<Item = (Version, &Option<Bytes>)> {
-        let key = Bytes::from(key);
-        self.versions.range((key.clone(), Version::ZERO)..=(key, cap)).map(|((_, v), x)| (*v, x))
-    }
-
-    fn value_at(&self, key: &[u8], version: Version) -> Option<Bytes> {
-        self.versions_of(key, version).next_back().and_then(|(_, value)| value.clone())
-    }
-
-    fn history(&self, key: &[u8], cap: Version) -> Vec<(Version, Option<Bytes>)> {
-        self.versions_of(key, cap).rev().map(|(version, value)| (version, value.clone())).collect()
-    }
-
-    fn keys(&self) -> Vec<Key> {
-        let mut keys: Vec<Key> = self.versions.keys().map(|(key, _)| key.clone()).collect();
-        keys.dedup();
-        keys
-    }
-
-    fn range_at(&self, keys: &KeyRange, version: Version) -> Vec<(Key, Bytes)> {
-        let keys_in =
-            self.keys().into_iter().filter(|key| slices(keys).contains(&key.0.as_slice()));
-        keys_in.filter_map(|key| self.value_at(&key, version).map(|value| (key, value))).collect()
-    }
-
-    /// In (key, version) order.
-    fn changes(
-        &self,
-        keys: &KeyRange,
-        versions: &(Bound<Version>, Bound<Version>),
-        cap: Version,
-    ) -> Vec<(Key, Version, Option<Bytes>)> {
-        let inside = |key: &Key, version: &Version| {
-            slices(keys).contains(&key.0.as_slice())
-                && versions.contains(version)
-                && *version <= cap
-        };
-        let hits = self.versions.iter().filter(|((key, version), _)| inside(key, version));
-        hits.map(|((key, version), value)| (key.clone(), *version, value.clone())).collect()
-    }
-}
+/// Every version ever written, the tests' one oracle (`zverse_tests::oracle`). Retention keeps
+/// everything (compaction only merges), so the engine must answer every read exactly as it does.
+type Model = Oracle<Bytes>;
 
 fn slices(keys: &KeyRange) -> (Bound<&[u8]>, Bound<&[u8]>) {
     (keys.0.as_ref().map(|key| key.0.as_slice()), keys.1.as_ref().map(|key| key.0.as_slice()))
@@ -643,35 +592,35 @@ fn expect(model: &Model, cap: Version, read: &Read, written: &[Version]) -> Obse
             Observation::Value(model.value_at(key, pick.resolve(written).min(cap)))
         }
         Read::History(key) => Observation::History(model.history(key, cap)),
-        Read::Range(keys) => Observation::Entries(model.range_at(keys, cap)),
+        Read::Range(keys) => Observation::Entries(model.range_at(slices(keys), cap)),
         Read::RangeAt(keys, pick) | Read::RangeEnds(keys, pick, _) => {
-            Observation::Entries(model.range_at(keys, pick.resolve(written).min(cap)))
+            Observation::Entries(model.range_at(slices(keys), pick.resolve(written).min(cap)))
         }
         Read::RangeRev(keys, pick) => {
-            let mut entries = model.range_at(keys, pick.resolve(written).min(cap));
+            let mut entries = model.range_at(slices(keys), pick.resolve(written).min(cap));
             entries.reverse();
             Observation::Entries(entries)
         }
         Read::PrefixAt(prefix, pick) => {
             let all = model
-                .range_at(&(Bound::Unbounded, Bound::Unbounded), pick.resolve(written).min(cap));
+                .range_at((Bound::Unbounded, Bound::Unbounded), pick.resolve(written).min(cap));
             Observation::Entries(
                 all.into_iter().filter(|(key, _)| key.starts_with(prefix)).collect(),
             )
         }
         Read::FirstAt(pick) => {
             let all = model
-                .range_at(&(Bound::Unbounded, Bound::Unbounded), pick.resolve(written).min(cap));
+                .range_at((Bound::Unbounded, Bound::Unbounded), pick.resolve(written).min(cap));
             Observation::Entries(all.into_iter().take(1).collect())
         }
         Read::LastAt(pick) => {
             let all = model
-                .range_at(&(Bound::Unbounded, Bound::Unbounded), pick.resolve(written).min(cap));
+                .range_at((Bound::Unbounded, Bound::Unbounded), pick.resolve(written).min(cap));
             Observation::Entries(all.into_iter().last().into_iter().collect())
         }
         Read::LastBefore(key, pick) => {
             let before = (Bound::Unbounded, Bound::Excluded(key.clone()));
-            let all = model.range_at(&before, pick.resolve(written).min(cap));
+            let all = model.range_at(slices(&before), pick.resolve(written).min(cap));
             Observation::Entries(all.into_iter().last().into_iter().collect())
         }
         Read::HistoryRange(key, window) => {
@@ -680,7 +629,7 @@ fn expect(model: &Model, cap: Version, read: &Read, written: &[Version]) -> Obse
             Observation::History(history.filter(|(version, _)| window.contains(version)).collect())
         }
         Read::Changes(keys, window) => {
-            Observation::Changes(model.changes(keys, &resolve_window(window, written), cap))
+            Observation::Changes(model.changes(slices(keys), &resolve_window(window, written), cap))
         }
     }
 }
@@ -861,7 +810,7 @@ impl Harness {
             let pinned = snapshot.version();
             return Err(format!("write version {version:?} at or below snapshot {pinned:?}"));
         }
-        self.model.write(version, writes);
+        self.model.write(version, writes.iter().map(|(key, value)| (key, value)));
         self.written.push(version);
         self.snapshot_version_min = version;
         Ok(())
@@ -908,7 +857,7 @@ impl Harness {
     /// everything retained), and a flush leaves the memtables empty.
     fn check_stats(&self, flushed: bool) -> Result<(), String> {
         let stats = self.db().stats();
-        let model_versions = self.model.versions.len() as u64;
+        let model_versions = self.model.version_count() as u64;
         if stats.versions != model_versions {
             return Err(format!(
                 "stats.versions {} != model {model_versions}: {stats:?}",
@@ -987,7 +936,7 @@ fn check_tx_read(
         }
         TxRead::Scan(range, limit, reverse) => {
             let mut merged: BTreeMap<Key, Bytes> =
-                model.range_at(range, start).into_iter().collect();
+                model.range_at(slices(range), start).into_iter().collect();
             for (key, value) in own.iter().filter(|(k, _)| slices(range).contains(&k.0.as_slice()))
             {
                 match value {

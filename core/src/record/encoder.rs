@@ -5,13 +5,18 @@
 use alloc::vec::Vec;
 
 use super::header::{HEADER_LEN, Header};
+
 use super::{
     DELETE_FIXED_LEN, DecodeError, EncodeError, OP_COUNT_WIDTH, OP_KIND_WIDTH, PUT_FIXED_LEN,
     RECORD_LEN_MAX, RecordKind,
 };
 use crate::Version;
+use crate::bytes::{SliceFull, SliceSink, Writer, fill_slot};
 use crate::error::LimitError;
 use crate::limits::{check_key, check_value};
+
+/// A writer filling a slot of a record.
+type SlotWriter<'s> = Writer<SliceSink<'s>>;
 
 /// The length of the put record of `key` and `value`, or the limit they exceed.
 pub fn encoded_len_put(key: &[u8], value: &[u8]) -> Result<usize, LimitError> {
@@ -34,7 +39,7 @@ pub fn encode_put_into(
     let record_len = encoded_len_put(key, value)?;
     let record = record_slot(out, record_len)?;
     let (header, body) = record.split_at_mut(HEADER_LEN);
-    Writer::new(body).put_body(key, value).finish();
+    fill_slot(body, |writer| put_body(writer, key, value));
     header.copy_from_slice(&Header::new(RecordKind::Put, version, body).encode());
     Ok(record_len)
 }
@@ -49,7 +54,7 @@ pub fn encode_delete_into(
     let record_len = encoded_len_delete(key)?;
     let record = record_slot(out, record_len)?;
     let (header, body) = record.split_at_mut(HEADER_LEN);
-    Writer::new(body).delete_body(key).finish();
+    fill_slot(body, |writer| delete_body(writer, key));
     header.copy_from_slice(&Header::new(RecordKind::Delete, version, body).encode());
     Ok(record_len)
 }
@@ -89,7 +94,7 @@ impl<'b> BatchEncoder<'b> {
     /// Appends a put of `key` to `value`. On error the batch is as it was.
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), EncodeError> {
         let slot = self.reserve(OP_KIND_WIDTH + put_body_len(key, value)?)?;
-        Writer::new(slot).byte(RecordKind::Put as u8).put_body(key, value).finish();
+        fill_slot(slot, |writer| put_body(writer.u8(RecordKind::Put as u8)?, key, value));
         self.op_count += 1;
         Ok(())
     }
@@ -97,7 +102,7 @@ impl<'b> BatchEncoder<'b> {
     /// Appends a delete of `key`. On error the batch is as it was.
     pub fn delete(&mut self, key: &[u8]) -> Result<(), EncodeError> {
         let slot = self.reserve(OP_KIND_WIDTH + delete_body_len(key)?)?;
-        Writer::new(slot).byte(RecordKind::Delete as u8).delete_body(key).finish();
+        fill_slot(slot, |writer| delete_body(writer.u8(RecordKind::Delete as u8)?, key));
         self.op_count += 1;
         Ok(())
     }
@@ -165,7 +170,7 @@ impl BatchBuilder {
     /// Appends a put of `key` to `value`. On error the batch is as it was.
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), LimitError> {
         let slot = self.reserve(OP_KIND_WIDTH + put_body_len(key, value)?)?;
-        Writer::new(slot).byte(RecordKind::Put as u8).put_body(key, value).finish();
+        fill_slot(slot, |writer| put_body(writer.u8(RecordKind::Put as u8)?, key, value));
         self.op_count += 1;
         Ok(())
     }
@@ -173,7 +178,7 @@ impl BatchBuilder {
     /// Appends a delete of `key`. On error the batch is as it was.
     pub fn delete(&mut self, key: &[u8]) -> Result<(), LimitError> {
         let slot = self.reserve(OP_KIND_WIDTH + delete_body_len(key)?)?;
-        Writer::new(slot).byte(RecordKind::Delete as u8).delete_body(key).finish();
+        fill_slot(slot, |writer| delete_body(writer.u8(RecordKind::Delete as u8)?, key));
         self.op_count += 1;
         Ok(())
     }
@@ -223,7 +228,7 @@ pub(super) fn check_batch_len(len: usize, op_len: usize) -> Result<usize, LimitE
 fn finish_batch(record: &mut [u8], op_count: u32, version: Version) {
     let (header, body) = record.split_at_mut(HEADER_LEN);
     let (op_count_bytes, _) = body.split_at_mut(OP_COUNT_WIDTH);
-    op_count_bytes.copy_from_slice(&op_count.to_le_bytes());
+    fill_slot(op_count_bytes, |writer| writer.u32(op_count).map(drop));
     header.copy_from_slice(&Header::new(RecordKind::Batch, version, body).encode());
 }
 
@@ -247,43 +252,14 @@ fn record_slot(out: &mut [u8], record_len: usize) -> Result<&mut [u8], EncodeErr
     }
 }
 
-/// Writes fields front to back into a slot sized for exactly them.
-struct Writer<'a> {
-    rest: &'a mut [u8],
+/// Key length, value length, key, value. The limits were checked by `put_body_len`.
+fn put_body(writer: &mut SlotWriter<'_>, key: &[u8], value: &[u8]) -> Result<(), SliceFull> {
+    writer.u16(key.len() as u16)?.u32(value.len() as u32)?.bytes(key)?.bytes(value).map(drop)
 }
 
-impl<'a> Writer<'a> {
-    fn new(slot: &'a mut [u8]) -> Writer<'a> {
-        Writer { rest: slot }
-    }
-
-    fn bytes(mut self, bytes: &[u8]) -> Writer<'a> {
-        let (field, rest) = core::mem::take(&mut self.rest).split_at_mut(bytes.len());
-        field.copy_from_slice(bytes);
-        Writer { rest }
-    }
-
-    fn byte(self, byte: u8) -> Writer<'a> {
-        self.bytes(&[byte])
-    }
-
-    /// Key length, value length, key, value. The limits were checked by `put_body_len`.
-    fn put_body(self, key: &[u8], value: &[u8]) -> Writer<'a> {
-        self.bytes(&(key.len() as u16).to_le_bytes())
-            .bytes(&(value.len() as u32).to_le_bytes())
-            .bytes(key)
-            .bytes(value)
-    }
-
-    /// Key length, key. The limit was checked by `delete_body_len`.
-    fn delete_body(self, key: &[u8]) -> Writer<'a> {
-        self.bytes(&(key.len() as u16).to_le_bytes()).bytes(key)
-    }
-
-    /// Asserts the slot was filled exactly.
-    fn finish(self) {
-        assert!(self.rest.is_empty(), "{} bytes of the slot left unwritten", self.rest.len());
-    }
+/// Key length, key. The limit was checked by `delete_body_len`.
+fn delete_body(writer: &mut SlotWriter<'_>, key: &[u8]) -> Result<(), SliceFull> {
+    writer.u16(key.len() as u16)?.bytes(key).map(drop)
 }
 
 /// Rewrites the version of the encoded record at the start of `record`, in place: the header

@@ -13,6 +13,7 @@
 
 use super::{BODY_LEN_MAX, DecodeError, FORMAT_VERSION, RecordKind};
 use crate::Version;
+use crate::bytes::{Reader, fill_slot};
 use crate::checksum::{CHECKSUM_LEN, checksum};
 use crate::error::Corruption;
 
@@ -64,16 +65,13 @@ impl Header {
     pub(super) fn encode(&self) -> [u8; HEADER_LEN] {
         assert!(self.body_len <= BODY_LEN_MAX, "record body of {} bytes", self.body_len);
         let mut out = [0u8; HEADER_LEN];
-        set_field::<BODY_LEN_OFFSET, BODY_LEN_WIDTH>(
-            &mut out,
-            (self.body_len as u32).to_le_bytes(),
-        );
-        set_field::<FORMAT_OFFSET, FORMAT_WIDTH>(&mut out, [FORMAT_VERSION]);
-        set_field::<KIND_OFFSET, KIND_WIDTH>(&mut out, [self.kind as u8]);
-        set_field::<VERSION_OFFSET, VERSION_WIDTH>(&mut out, self.version.get().to_le_bytes());
-        set_field::<BODY_CHECKSUM_OFFSET, CHECKSUM_LEN>(&mut out, self.body_checksum.to_le_bytes());
-        let header_checksum = checksum(checked_part(&out));
-        set_field::<HEADER_CHECKSUM_OFFSET, CHECKSUM_LEN>(&mut out, header_checksum.to_le_bytes());
+        let (header_checksum, checked) = out.split_at_mut(CHECKED_START);
+        fill_slot(checked, |writer| {
+            writer.u32(self.body_len as u32)?.u8(FORMAT_VERSION)?.u8(self.kind as u8)?;
+            writer.u64(self.version.get())?.u64(self.body_checksum).map(drop)
+        });
+        let sum = checksum(checked);
+        fill_slot(header_checksum, |writer| writer.u64(sum).map(drop));
         out
     }
 
@@ -91,31 +89,24 @@ impl Header {
         if is_zeroed(header) {
             return Err(DecodeError::Zeroed);
         }
-        let header_checksum =
-            u64::from_le_bytes(field::<HEADER_CHECKSUM_OFFSET, CHECKSUM_LEN>(header));
-        if checksum(checked_part(header)) != header_checksum {
+        let (stored, checked) = header.split_at(CHECKED_START);
+        let mut reader = Reader::new(stored, "record header truncated");
+        if checksum(checked) != reader.u64()? {
             return Err(corrupt(HEADER_CHECKSUM_OFFSET, "record header checksum mismatch"));
         }
-        if field::<FORMAT_OFFSET, FORMAT_WIDTH>(header) != [FORMAT_VERSION] {
+        let mut reader = Reader::new(checked, "record header truncated");
+        let body_len = reader.u32()? as usize;
+        if reader.u8()? != FORMAT_VERSION {
             return Err(corrupt(FORMAT_OFFSET, "unknown record format version"));
         }
-        let [kind_byte] = field::<KIND_OFFSET, KIND_WIDTH>(header);
-        let kind = RecordKind::from_byte(kind_byte)
+        let kind = RecordKind::from_byte(reader.u8()?)
             .ok_or_else(|| corrupt(KIND_OFFSET, "unknown record kind"))?;
-        let body_len =
-            u32::from_le_bytes(field::<BODY_LEN_OFFSET, BODY_LEN_WIDTH>(header)) as usize;
         let (body_len_min, body_len_max) = kind.body_len_range();
         if body_len < body_len_min || body_len > body_len_max {
             return Err(corrupt(BODY_LEN_OFFSET, "record body length out of range for its kind"));
         }
-        Ok(Header {
-            body_len,
-            kind,
-            version: Version::new(u64::from_le_bytes(field::<VERSION_OFFSET, VERSION_WIDTH>(
-                header,
-            ))),
-            body_checksum: u64::from_le_bytes(field::<BODY_CHECKSUM_OFFSET, CHECKSUM_LEN>(header)),
-        })
+        let version = Version::new(reader.u64()?);
+        Ok(Header { body_len, kind, version, body_checksum: reader.u64()? })
     }
 }
 
@@ -126,26 +117,4 @@ pub(super) fn is_zeroed(bytes: &[u8]) -> bool {
 
 fn corrupt(offset: usize, what: &'static str) -> DecodeError {
     DecodeError::Corrupt(Corruption::new(offset as u64, what))
-}
-
-/// The header bytes the header checksum covers: all after the checksum.
-fn checked_part(header: &[u8; HEADER_LEN]) -> &[u8] {
-    let (_, checked) = header.split_at(CHECKED_START);
-    checked
-}
-
-/// The `N` header bytes at `OFFSET`.
-fn field<const OFFSET: usize, const N: usize>(header: &[u8; HEADER_LEN]) -> [u8; N] {
-    const { assert!(OFFSET + N <= HEADER_LEN) };
-    let mut out = [0u8; N];
-    #[expect(clippy::indexing_slicing, reason = "in bounds: asserted at compile time")]
-    out.copy_from_slice(&header[OFFSET..OFFSET + N]);
-    out
-}
-
-/// Writes the `N` header bytes at `OFFSET`.
-fn set_field<const OFFSET: usize, const N: usize>(header: &mut [u8; HEADER_LEN], bytes: [u8; N]) {
-    const { assert!(OFFSET + N <= HEADER_LEN) };
-    #[expect(clippy::indexing_slicing, reason = "in bounds: asserted at compile time")]
-    header[OFFSET..OFFSET + N].copy_from_slice(&bytes);
 }

@@ -29,13 +29,13 @@
 //!   keys and values from the input, and [`Record::ops`] iterates a batch without allocating.
 //! - [`ops_of_encoded`] walks the ops of a record the caller has just encoded, without
 //!   checksums: the write path inserts what it encoded without decoding it again.
-//! - [`LogReader`] walks a whole log buffer and, at its end, classifies what stopped it
-//!   ([`LogEnd`]): a clean end, a tail to truncate, or corruption.
+//!
+//! Records are stored in the frames of a log file ([`crate::log`]), whose checksums and
+//! damage rule decide what of a log is replayed.
 
 mod decoder;
 mod encoder;
 mod header;
-mod log;
 #[cfg(test)]
 mod tests;
 
@@ -52,7 +52,6 @@ pub use header::{
     BODY_CHECKSUM_OFFSET, BODY_LEN_OFFSET, FORMAT_OFFSET, HEADER_CHECKSUM_OFFSET, HEADER_LEN,
     KIND_OFFSET, VERSION_OFFSET,
 };
-pub use log::{LogEnd, LogReader};
 
 use crate::Version;
 use crate::entry::Entry;
@@ -271,10 +270,8 @@ impl std::error::Error for EncodeError {}
 
 /// Why bytes did not decode as a record.
 ///
-/// Recovery reads these as: [`Incomplete`](DecodeError::Incomplete) and
-/// [`Zeroed`](DecodeError::Zeroed) are what the end of a log looks like after a crash;
-/// [`Corrupt`](DecodeError::Corrupt) is damage, unless nothing valid follows it (see
-/// [`LogEnd`]).
+/// Records live inside log frames whose checksums decide what a crash tore, so inside a frame
+/// that is intact every one of these is corruption ([`crate::log::Records`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DecodeError {

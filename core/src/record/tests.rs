@@ -135,11 +135,6 @@ proptest! {
             prop_assert!(consumed <= bytes.len());
             prop_assert_eq!(record.ops().count(), record.op_count() as usize);
         }
-        let mut reader = LogReader::new(&bytes);
-        for (offset, _) in &mut reader {
-            prop_assert!(offset < bytes.len());
-        }
-        let _ = reader.end();
         if let Some(ops) = ops_of_encoded(&bytes) {
             let _ = ops.count();
         }
@@ -378,83 +373,4 @@ fn small_buffers_refused_and_untouched() {
     assert!(out.iter().all(|&byte| byte == 0xAA));
     let mut out = [0u8; BATCH_EMPTY_LEN - 1];
     assert!(matches!(BatchEncoder::new(&mut out), Err(EncodeError::BufferTooSmall { .. })));
-}
-
-/// Records at versions 1, 2, 3, ..., back to back.
-fn log_of(models: &[Model]) -> (Vec<u8>, Vec<usize>) {
-    let mut log = Vec::new();
-    let mut offsets = Vec::new();
-    for (version, model) in (1..).zip(models) {
-        offsets.push(log.len());
-        log.extend_from_slice(&model.encode(Version::new(version)));
-    }
-    (log, offsets)
-}
-
-fn read_all(log: &[u8]) -> (Vec<usize>, LogEnd) {
-    let mut reader = LogReader::new(log);
-    let offsets = reader.by_ref().filter(|(_, record)| record.is_ok()).map(|(o, _)| o).collect();
-    (offsets, reader.end())
-}
-
-#[test]
-fn log_reader_reads_every_record_and_ends_clean() {
-    let (log, offsets) = log_of(&small_records());
-    assert_eq!(read_all(&log), (offsets, LogEnd::Clean));
-    assert_eq!(read_all(&[]), (Vec::new(), LogEnd::Clean));
-}
-
-#[test]
-fn log_reader_zeroed_and_torn_tails() {
-    let (mut log, offsets) = log_of(&small_records());
-    let len = log.len();
-    log.resize(len + 100, 0);
-    let zeroed = LogEnd::Tail { offset: len, cause: DecodeError::Zeroed };
-    assert_eq!(read_all(&log), (offsets.clone(), zeroed));
-
-    let last = *offsets.last().unwrap();
-    let torn = LogEnd::Tail { offset: last, cause: DecodeError::Incomplete { needed: 1 } };
-    assert_eq!(read_all(&log[..len - 1]), (offsets[..offsets.len() - 1].to_vec(), torn));
-
-    // A torn write that zeroed the end of the last record's body, in a preallocated file.
-    log[last + HEADER_LEN..len].fill(0);
-    let (read, end) = read_all(&log);
-    assert_eq!(read, offsets[..offsets.len() - 1]);
-    assert!(
-        matches!(end, LogEnd::Tail { offset, cause: DecodeError::Corrupt(_) } if offset == last)
-    );
-}
-
-#[test]
-fn log_reader_bad_record_followed_by_good_one_is_corruption() {
-    let (log, offsets) = log_of(&small_records());
-    // Damage the body (header intact: skipped by its length) or the header (skipped byte by
-    // byte) of every record but the last: always corruption, found at the next record.
-    for (index, &offset) in offsets.iter().enumerate().take(offsets.len() - 1) {
-        for damaged in [offset + HEADER_LEN - 1, offset + BODY_LEN_OFFSET] {
-            let mut log = log.clone();
-            log[damaged] ^= 0x10;
-            let (read, end) = read_all(&log);
-            assert_eq!(read, offsets[..index], "damage at {damaged}");
-            let LogEnd::Corrupt { offset: bad, cause: DecodeError::Corrupt(c), valid_offset } = end
-            else {
-                panic!("damage at {damaged}: {end:?}");
-            };
-            assert_eq!((bad, valid_offset), (offset, offsets[index + 1]));
-            assert!(c.offset >= offset as u64, "corruption offsets are relative to the log");
-        }
-    }
-}
-
-/// The torn tail's value holds a whole encoded record; its header is intact, so the scan skips
-/// the value by the header's length and does not mistake the inner record for a valid one.
-#[test]
-fn log_reader_does_not_trust_records_inside_a_torn_value() {
-    let inner = Model::Put(b"inner".to_vec(), b"record".to_vec()).encode(Version::new(9));
-    let mut value = vec![0xEE; 8];
-    value.extend_from_slice(&inner);
-    let (mut log, _) = log_of(&[Model::Delete(b"a".to_vec()), Model::Put(b"b".to_vec(), value)]);
-    let len = log.len();
-    log[len - 1] ^= 1;
-    assert!(matches!(read_all(&log).1, LogEnd::Tail { cause: DecodeError::Corrupt(_), .. }));
 }

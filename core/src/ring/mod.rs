@@ -1,10 +1,9 @@
-//! Bounded lock-free multi-producer rings that stage encoded records for the log writer.
+//! Bounded lock-free multi-producer rings that stage records for group commit.
 //!
 //! The engine keeps one [`Ring`] per shard: writer threads [`push`](Ring::push) the records
-//! they staged, and the log writer thread drains them in batches
-//! ([`pop_batch`](Ring::pop_batch), [`drain_into`](Ring::drain_into)) into large sequential
-//! appends. Nothing here blocks or allocates: a full ring hands the record back
-//! ([`PushError::Full`]) and the caller decides how to wait.
+//! they staged, and the commit leader of the moment [`pop`](Ring::pop)s them into its group.
+//! Nothing here blocks or allocates: a full ring hands the record back ([`PushError::Full`])
+//! and the caller decides how to wait.
 //!
 //! # Algorithm
 //!
@@ -14,23 +13,22 @@
 //! says which position the slot is ready for, and which side (push or pop) may take it
 //! next. Producers claim positions by a compare-and-swap on `tail`, consumers by one on
 //! `head`; the record itself is handed over through the slot's stamp (release on publish,
-//! acquire on claim). Closing is crossbeam-channel's array flavor: a mark bit in `tail`.
+//! acquire on claim).
 //!
 //! Where this differs from crossbeam: verdicts are Vyukov's, non-blocking (a pop that meets
 //! a claimed but unpublished slot returns `None` instead of spinning, a push that meets a
-//! slot not yet vacated returns `Full` instead of re-checking `head`); positions are plain
-//! doubled counters rather than `lap | index` words; and a consumer can claim a whole run
-//! of published records with one compare-and-swap ([`Ring::pop_batch`]).
+//! slot not yet vacated returns `Full` instead of re-checking `head`); and positions are
+//! plain doubled counters rather than `lap | index` words.
 //!
 //! # Encoding
 //!
 //! A *position* counts pushes (or pops) since the ring was made; position `p` lives in slot
-//! `p % N`. Positions are stored doubled, as *position words* `p << 1`, so that bit 0 of a word
-//! is free, and all arithmetic on words wraps modulo 2^`usize::BITS` (positions wrap modulo
-//! 2^(`usize::BITS` - 1), a multiple of `N`, so the slot of a word is unaffected):
+//! `p % N`. Positions are stored doubled, as *position words* `p << 1`, so that bit 0 of a
+//! stamp is free for its flag, and all arithmetic on words wraps modulo 2^`usize::BITS`
+//! (positions wrap modulo 2^(`usize::BITS` - 1), a multiple of `N`, so the slot of a word is
+//! unaffected):
 //!
-//! - `tail`: the next position a push claims, `p << 1 | closed`, where bit 0 (`CLOSED`) is
-//!   the close mark.
+//! - `tail`: the next position a push claims, `p << 1` (bit 0 always clear).
 //! - `head`: the next position a pop claims, `p << 1` (bit 0 always clear).
 //! - a slot's `stamp`, for the word `w` of the position it is ready for:
 //!   `w` = vacant, a push at `w` may fill it; `w | 1` (`FULL`) = holds the record pushed at
@@ -59,15 +57,13 @@
 //!   `Relaxed` read is harmless: a compare-and-swap with a stale word fails, and a stamp
 //!   loaded with `Acquire` that is ahead of a stale word synchronizes with the thread that
 //!   moved the index, so the reload sees the newer value.
-//! - The close mark is `Relaxed` too: what makes a later push fail is the coherence of the
-//!   single `tail` word, not an ordering with other memory (see [`Ring::close`]).
 //!
 //! # Progress
 //!
-//! Lock-free, not wait-free. [`Ring::push`], [`Ring::pop`] and the batch pops never wait for
-//! another thread: they return [`PushError::Full`] or `None` instead. Their retry loops are
+//! Lock-free, not wait-free. [`Ring::push`] and [`Ring::pop`] never wait for another
+//! thread: they return [`PushError::Full`] or `None` instead. Their retry loops are
 //! unbounded by nature but each retry is caused by another thread's success (a failed
-//! compare-and-swap means another thread claimed the position or closed the ring; a stale
+//! compare-and-swap means another thread claimed the position; a stale
 //! index means another thread moved it), so the system as a whole always makes progress.
 //! (`compare_exchange_weak` may also fail spuriously on LL/SC machines; as everywhere, that
 //! is taken to be rare, not adversarial.) Every other loop is bounded by `N`.
@@ -76,9 +72,9 @@
 //! consumers at that position**: pops return `None` there although records pushed after it
 //! may already be published, until that producer runs again. Likewise a consumer preempted
 //! between claiming and vacating a slot makes pushes that reach the slot one lap later
-//! report `Full`. The window is a few instructions (a `memcpy` of `T` and one store), but the
-//! log writer must treat `None` as "nothing ready yet", not "nothing pushed", and wait for
-//! [`Ring::is_drained`] before it concludes that a closed ring is finished.
+//! report `Full`. The window is a few instructions (a `memcpy` of `T` and one store), but a
+//! consumer must treat `None` as "nothing ready yet", not "nothing pushed" (the engine's
+//! writers wait for their own record to be committed, never for a ring to look empty).
 
 #[cfg(all(test, not(loom)))]
 mod tests;
@@ -93,8 +89,6 @@ use crate::sync::{AtomicUsize, Ordering, UnsafeCell};
 /// The largest capacity a [`Ring`] accepts: keeps every stamp difference far inside `isize`.
 pub const CAPACITY_MAX: usize = 1 << (usize::BITS - 4);
 
-/// Bit 0 of `tail`: set once the ring is closed; pushes fail from then on.
-const CLOSED: usize = 1;
 /// Bit 0 of a stamp: the slot holds the record pushed at the stamp's position.
 const FULL: usize = 1;
 /// One position, as a position word (positions are stored doubled; bit 0 is a flag).
@@ -118,12 +112,7 @@ const STEP: usize = 2;
 /// assert_eq!(ring.push(1), Ok(()));
 /// assert_eq!(ring.push(2), Ok(()));
 /// assert_eq!(ring.push(3), Err(PushError::Full(3)));
-/// ring.close();
-/// assert_eq!(ring.push(4), Err(PushError::Closed(4)));
-/// let mut records = Vec::new();
-/// assert_eq!(ring.drain_into(&mut records, 16), 2);
-/// assert_eq!(records, [1, 2]);
-/// assert!(ring.is_drained());
+/// assert_eq!((ring.pop(), ring.pop(), ring.pop()), (Some(1), Some(2), None));
 /// ```
 ///
 /// A capacity that is not a power of two does not compile:
@@ -134,8 +123,7 @@ const STEP: usize = 2;
 pub struct Ring<T, const N: usize> {
     /// The next position word a pop claims (`p << 1`). Written only by consumers' CAS.
     head: CachePadded<AtomicUsize>,
-    /// The next position word a push claims, with the close mark in bit 0 (`p << 1 | closed`).
-    /// Written by producers' CAS and by `close` (`fetch_or`).
+    /// The next position word a push claims (`p << 1`). Written only by producers' CAS.
     tail: CachePadded<AtomicUsize>,
     /// The records. Slot `i` serves positions `i`, `i + N`, `i + 2N`, ...
     slots: [Slot<T>; N],
@@ -163,14 +151,12 @@ impl<T> Slot<T> {
     }
 }
 
-/// Why [`Ring::push`] refused a record. Both variants hand the record back.
+/// Why [`Ring::push`] refused a record; it hands the record back.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum PushError<T> {
     /// The slot the push needs has not been vacated yet: the ring holds `N` records, or a
     /// consumer is taking the oldest one at this instant. Retry after the consumer drained.
     Full(T),
-    /// The ring was closed; no push will ever succeed again.
-    Closed(T),
 }
 
 impl<T> PushError<T> {
@@ -178,7 +164,7 @@ impl<T> PushError<T> {
     #[must_use]
     pub fn into_inner(self) -> T {
         match self {
-            PushError::Full(record) | PushError::Closed(record) => record,
+            PushError::Full(record) => record,
         }
     }
 
@@ -187,12 +173,6 @@ impl<T> PushError<T> {
     pub const fn is_full(&self) -> bool {
         matches!(self, PushError::Full(_))
     }
-
-    /// Whether the push failed because the ring was closed.
-    #[must_use]
-    pub const fn is_closed(&self) -> bool {
-        matches!(self, PushError::Closed(_))
-    }
 }
 
 impl<T> fmt::Debug for PushError<T> {
@@ -200,7 +180,6 @@ impl<T> fmt::Debug for PushError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PushError::Full(_) => f.write_str("Full(..)"),
-            PushError::Closed(_) => f.write_str("Closed(..)"),
         }
     }
 }
@@ -209,7 +188,6 @@ impl<T> fmt::Display for PushError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PushError::Full(_) => f.write_str("pushing into a full ring"),
-            PushError::Closed(_) => f.write_str("pushing into a closed ring"),
         }
     }
 }
@@ -233,7 +211,7 @@ impl<T, const N: usize> Ring<T, N> {
         }
     }
 
-    /// An empty, open ring.
+    /// An empty ring.
     #[cfg(not(loom))]
     #[must_use]
     pub const fn new() -> Ring<T, N> {
@@ -251,7 +229,7 @@ impl<T, const N: usize> Ring<T, N> {
         }
     }
 
-    /// An empty, open ring. (Not `const` under loom, whose atomics are not.)
+    /// An empty ring. (Not `const` under loom, whose atomics are not.)
     #[cfg(loom)]
     #[must_use]
     pub fn new() -> Ring<T, N> {
@@ -263,7 +241,7 @@ impl<T, const N: usize> Ring<T, N> {
         }
     }
 
-    /// An empty, open ring on the heap, built in place: a large ring never passes through
+    /// An empty ring on the heap, built in place: a large ring never passes through
     /// the stack.
     #[cfg(feature = "alloc")]
     #[must_use]
@@ -294,15 +272,11 @@ impl<T, const N: usize> Ring<T, N> {
 
     /// Pushes `record` at the tail without waiting.
     ///
-    /// Fails with [`PushError::Closed`] once [`Ring::close`] has been called (checked first,
-    /// so a closed full ring says `Closed`), and with [`PushError::Full`] when the slot the
-    /// push needs has not been vacated yet; either way the record comes back inside the error.
+    /// Fails with [`PushError::Full`] when the slot the push needs has not been vacated yet;
+    /// the record comes back inside the error.
     pub fn push(&self, record: T) -> Result<(), PushError<T>> {
         let mut tail = self.tail.load(Ordering::Relaxed);
         loop {
-            if tail & CLOSED != 0 {
-                return Err(PushError::Closed(record));
-            }
             let slot = self.slot(tail);
             // Acquire: if the slot is vacant, the consumer that vacated it read its previous
             // record before this load; our write below must not race with that read.
@@ -320,7 +294,7 @@ impl<T, const N: usize> Ring<T, N> {
                 continue;
             }
             // The slot is vacant for `tail`: claim the position. Fails if another push
-            // claimed it first, or if `close` set the mark (the word no longer matches).
+            // claimed it first.
             // Relaxed: the CAS only decides ownership; the slot's memory is ordered by stamps.
             let tail_next = tail.wrapping_add(STEP);
             match self.tail.compare_exchange_weak(
@@ -344,69 +318,35 @@ impl<T, const N: usize> Ring<T, N> {
     /// the ring is empty, or the push at the head has claimed its position but not yet
     /// published its record (see the module docs on progress).
     pub fn pop(&self) -> Option<T> {
-        let mut batch = self.claim(1)?;
-        let record = batch.next();
-        debug_assert!(record.is_some() && batch.len() == 0, "a claim of one gives one record");
-        record
-    }
-
-    /// Pops up to `count_max` records (and at most `N`) with one claim, passing each to `f`
-    /// oldest first; returns how many. Only records published without a gap at the head are
-    /// taken, as [`Ring::pop`] would have returned them one by one.
-    ///
-    /// If `f` panics, the records of this batch not yet passed to it are dropped: they were
-    /// already claimed and cannot be given back.
-    pub fn pop_batch(&self, count_max: usize, mut f: impl FnMut(T)) -> usize {
-        let Some(batch) = self.claim(count_max) else {
-            return 0;
-        };
-        let count = batch.len();
-        for record in batch {
-            f(record);
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            // Acquire: pairs with the publishing push's Release, so reading its record is
+            // ordered after its write.
+            let stamp = self.slot(head).stamp.load(Ordering::Acquire);
+            let lag = stamp.wrapping_sub(head | FULL).cast_signed();
+            if lag < 0 {
+                return None;
+            }
+            if lag > 0 {
+                // Another pop took `head` (the slot is already vacant for a later lap): our
+                // copy is stale, and the Acquire load above makes the reload see the newer one.
+                head = self.head.load(Ordering::Relaxed);
+                continue;
+            }
+            let head_next = head.wrapping_add(STEP);
+            // Relaxed, as in `push`: the CAS decides ownership, the stamps order the memory.
+            match self.head.compare_exchange_weak(
+                head,
+                head_next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                // SAFETY: the CAS made this thread the only owner of position `head`, and the
+                // stamp loaded above (Acquire) says the slot holds its published record.
+                Ok(_) => return Some(unsafe { self.take(head) }),
+                Err(current) => head = current,
+            }
         }
-        count
-    }
-
-    /// Moves up to `count_max` ready records (at most `N`) into `sink` with one claim, oldest
-    /// first; returns how many. See [`Ring::pop_batch`].
-    pub fn drain_into(&self, sink: &mut impl Extend<T>, count_max: usize) -> usize {
-        let Some(batch) = self.claim(count_max) else {
-            return 0;
-        };
-        let count = batch.len();
-        sink.extend(batch);
-        count
-    }
-
-    /// Closes the ring: every push that starts after `close` returns fails with
-    /// [`PushError::Closed`]; every record pushed before stays poppable. Returns whether this
-    /// call closed it (`false` if it was already closed). Idempotent.
-    ///
-    /// Why no push slips in: a push claims its position by a compare-and-swap on the very word
-    /// `close` marks. Read-modify-writes of one atomic are totally ordered (its modification
-    /// order), so each push's claim comes either before the mark, and its record is in the
-    /// ring, or after it, and then it fails because the word it expected had no mark; the
-    /// push then reloads `tail`, sees the mark, and returns `Closed`. A push that
-    /// happens-after `close` sees the mark on its first load (read-write coherence). Pushes
-    /// that claimed before the mark may still be publishing when `close` returns: wait for
-    /// [`Ring::is_drained`], not for `pop` returning `None`, to know every record was taken.
-    pub fn close(&self) -> bool {
-        self.tail.fetch_or(CLOSED, Ordering::Relaxed) & CLOSED == 0
-    }
-
-    /// Whether [`Ring::close`] has been called.
-    #[must_use]
-    pub fn is_closed(&self) -> bool {
-        self.tail.load(Ordering::Relaxed) & CLOSED != 0
-    }
-
-    /// Whether the ring is closed and every record pushed into it has been claimed by a pop
-    /// (with one consumer: popped). Once true, stays true: no push can claim a position after
-    /// the close, so `tail` no longer moves.
-    #[must_use]
-    pub fn is_drained(&self) -> bool {
-        let tail = self.tail.load(Ordering::Relaxed);
-        tail & CLOSED != 0 && self.head.load(Ordering::Relaxed) == tail & !CLOSED
     }
 
     /// An approximation of the number of records in the ring: positions claimed by pushes
@@ -416,7 +356,7 @@ impl<T, const N: usize> Ring<T, N> {
     #[must_use]
     pub fn len(&self) -> usize {
         let head = self.head.load(Ordering::Relaxed);
-        let tail = self.tail.load(Ordering::Relaxed) & !CLOSED;
+        let tail = self.tail.load(Ordering::Relaxed);
         // Negative when `head` moved past a stale `tail`: nothing to count.
         let distance = tail.wrapping_sub(head).cast_signed() / STEP.cast_signed();
         usize::try_from(distance).map_or(0, |distance| distance.min(N))
@@ -428,7 +368,7 @@ impl<T, const N: usize> Ring<T, N> {
         self.len() == 0
     }
 
-    /// The slot that serves the position word `word` (the close mark is ignored).
+    /// The slot that serves the position word `word` .
     fn slot(&self, word: usize) -> &Slot<T> {
         &self.slots[(word / STEP) & (N - 1)]
     }
@@ -447,56 +387,6 @@ impl<T, const N: usize> Ring<T, N> {
         });
         // Release: the record written above is visible to the pop that loads this stamp.
         slot.stamp.store(tail | FULL, Ordering::Release);
-    }
-
-    /// Claims the run of up to `count_max` (and at most `N`) published records at the head.
-    /// `None` if the record at the head is not published yet (or the ring is empty).
-    fn claim(&self, count_max: usize) -> Option<Batch<'_, T, N>> {
-        let count_max = count_max.min(N);
-        if count_max == 0 {
-            return None;
-        }
-        let mut head = self.head.load(Ordering::Relaxed);
-        loop {
-            // Acquire: pairs with the publishing push's Release, so reading its record is
-            // ordered after its write.
-            let stamp = self.slot(head).stamp.load(Ordering::Acquire);
-            let lag = stamp.wrapping_sub(head | FULL).cast_signed();
-            if lag < 0 {
-                return None;
-            }
-            if lag > 0 {
-                // Another pop took `head` (the slot is already vacant for a later lap): our
-                // copy is stale, and the Acquire load above makes the reload see the newer one.
-                head = self.head.load(Ordering::Relaxed);
-                continue;
-            }
-            let count = self.published_run(head, count_max);
-            let end = head.wrapping_add(count * STEP);
-            // Relaxed, as in `push`: the CAS decides ownership, the stamps order the memory.
-            match self.head.compare_exchange_weak(head, end, Ordering::Relaxed, Ordering::Relaxed) {
-                // The stamps of the run cannot change until we vacate the slots: only the
-                // owner of a published position does that, and the CAS made us that owner.
-                Ok(_) => return Some(Batch { ring: self, head, end }),
-                Err(current) => head = current,
-            }
-        }
-    }
-
-    /// The length of the run of published records starting at position word `head`, whose
-    /// first record is published, capped at `count_max` (`1..=N`). The Acquire loads order
-    /// reading each record after its push wrote it.
-    fn published_run(&self, head: usize, count_max: usize) -> usize {
-        debug_assert!((1..=N).contains(&count_max));
-        let mut count = 1;
-        while count < count_max {
-            let word = head.wrapping_add(count * STEP);
-            if self.slot(word).stamp.load(Ordering::Acquire) != word | FULL {
-                break;
-            }
-            count += 1;
-        }
-        count
     }
 
     /// Reads the record at position word `head` and vacates its slot for the next lap.
@@ -531,7 +421,7 @@ impl<T, const N: usize> Drop for Ring<T, N> {
     /// position in `head..tail` holds a published record.
     fn drop(&mut self) {
         let head = self.head.load(Ordering::Relaxed);
-        let tail = self.tail.load(Ordering::Relaxed) & !CLOSED;
+        let tail = self.tail.load(Ordering::Relaxed);
         let mut word = head;
         while word != tail {
             let slot = self.slot(word);
@@ -560,46 +450,6 @@ impl<T, const N: usize> fmt::Debug for Ring<T, N> {
         f.debug_struct("Ring")
             .field("capacity", &N)
             .field("len", &self.len())
-            .field("closed", &self.is_closed())
             .finish_non_exhaustive()
-    }
-}
-
-/// Positions `head..end` claimed by one pop; yields their records oldest first and, if
-/// dropped early (a panicking consumer), drops the rest so their slots are vacated.
-struct Batch<'ring, T, const N: usize> {
-    ring: &'ring Ring<T, N>,
-    /// The next position word to take.
-    head: usize,
-    /// One past the last claimed position word.
-    end: usize,
-}
-
-impl<T, const N: usize> Iterator for Batch<'_, T, N> {
-    type Item = T;
-
-    fn next(&mut self) -> Option<T> {
-        if self.head == self.end {
-            return None;
-        }
-        // SAFETY: `claim` moved `head` past `self.head..self.end` for us after loading each
-        // stamp as published with Acquire (`published_run`), and each position is taken once:
-        // `self.head` advances past it right here.
-        let record = unsafe { self.ring.take(self.head) };
-        self.head = self.head.wrapping_add(STEP);
-        Some(record)
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let len = self.end.wrapping_sub(self.head) / STEP;
-        (len, Some(len))
-    }
-}
-
-impl<T, const N: usize> ExactSizeIterator for Batch<'_, T, N> {}
-
-impl<T, const N: usize> Drop for Batch<'_, T, N> {
-    fn drop(&mut self) {
-        self.for_each(drop);
     }
 }

@@ -1,5 +1,4 @@
 use std::cell::Cell;
-use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::vec::Vec;
 
@@ -45,52 +44,13 @@ fn full_ring_gives_the_record_back() {
     }
     assert_eq!(ring.len(), 4);
     let error = ring.push(4).unwrap_err();
-    assert!(error.is_full() && !error.is_closed());
+    assert!(error.is_full());
     assert_eq!(error.into_inner(), 4);
     assert_eq!(ring.pop(), Some(0));
     ring.push(4).unwrap();
     assert_eq!(ring.push(5), Err(PushError::Full(5)));
-    let mut records = Vec::new();
-    assert_eq!(ring.drain_into(&mut records, usize::MAX), 4);
+    let records: Vec<u32> = core::iter::from_fn(|| ring.pop()).collect();
     assert_eq!(records, [1, 2, 3, 4]);
-}
-
-#[test]
-fn close_refuses_pushes_and_keeps_what_was_pushed() {
-    let ring: Ring<u32, 4> = Ring::new();
-    ring.push(1).unwrap();
-    ring.push(2).unwrap();
-    assert!(!ring.is_closed() && !ring.is_drained());
-    assert!(ring.close());
-    assert!(!ring.close(), "the second close reports it was already closed");
-    assert!(ring.is_closed());
-    let error = ring.push(3).unwrap_err();
-    assert!(error.is_closed() && !error.is_full());
-    assert_eq!(error, PushError::Closed(3));
-    assert_eq!(ring.len(), 2);
-    assert!(!ring.is_drained());
-    assert_eq!(ring.pop(), Some(1));
-    assert!(!ring.is_drained());
-    assert_eq!(ring.pop(), Some(2));
-    assert!(ring.is_drained());
-    assert_eq!(ring.pop(), None);
-    assert_eq!(ring.push(4), Err(PushError::Closed(4)));
-}
-
-#[test]
-fn closed_full_ring_says_closed() {
-    let ring: Ring<u8, 2> = Ring::new();
-    ring.push(0).unwrap();
-    ring.push(1).unwrap();
-    ring.close();
-    assert_eq!(ring.push(2), Err(PushError::Closed(2)));
-}
-
-#[test]
-fn closing_an_empty_ring_drains_it() {
-    let ring: Ring<u8, 2> = Ring::new();
-    ring.close();
-    assert!(ring.is_drained() && ring.is_empty());
 }
 
 /// Varying push and pop counts per round so the head and tail cross slot 0 at every offset.
@@ -110,11 +70,11 @@ fn wraparound_over_many_laps() {
                 }
             }
         }
-        let count = ring.pop_batch(round % 3 + 1, |record| {
+        for _ in 0..=(round % 3) {
+            let Some(record) = ring.pop() else { break };
             assert_eq!(record, next_popped);
             next_popped += 1;
-        });
-        assert!(count <= round % 3 + 1);
+        }
         assert_eq!(ring.len() as u64, next_pushed - next_popped);
     }
     while let Some(record) = ring.pop() {
@@ -126,24 +86,6 @@ fn wraparound_over_many_laps() {
 }
 
 #[test]
-fn pop_batch_takes_at_most_count_max_and_at_most_n() {
-    let ring: Ring<u16, 8> = Ring::new();
-    for record in 0..8 {
-        ring.push(record).unwrap();
-    }
-    let mut records = Vec::new();
-    assert_eq!(ring.pop_batch(0, |record| records.push(record)), 0);
-    assert_eq!(ring.pop_batch(3, |record| records.push(record)), 3);
-    assert_eq!(records, [0, 1, 2]);
-    for record in 8..11 {
-        ring.push(record).unwrap();
-    }
-    assert_eq!(ring.drain_into(&mut records, usize::MAX), 8, "one batch takes at most N");
-    assert_eq!(records, (0..11).collect::<Vec<_>>());
-    assert_eq!(ring.drain_into(&mut records, 5), 0);
-}
-
-#[test]
 fn zero_sized_records() {
     let ring: Ring<(), 2> = Ring::new();
     ring.push(()).unwrap();
@@ -151,8 +93,7 @@ fn zero_sized_records() {
     assert_eq!(ring.push(()), Err(PushError::Full(())));
     assert_eq!(ring.pop(), Some(()));
     ring.push(()).unwrap();
-    assert_eq!(ring.pop_batch(4, |()| ()), 2);
-    assert_eq!(ring.pop(), None);
+    assert_eq!((ring.pop(), ring.pop(), ring.pop()), (Some(()), Some(()), None));
 }
 
 #[test]
@@ -177,27 +118,6 @@ fn every_record_is_dropped_exactly_once() {
     assert_eq!(drop_count.get(), 3);
     drop(ring);
     assert_eq!(drop_count.get(), 6, "records 2, 3 and 5 are dropped with the ring");
-}
-
-#[test]
-fn panicking_consumer_drops_the_rest_of_its_batch() {
-    let drop_count = Rc::new(Cell::new(0));
-    let ring: Ring<Tracked, 4> = Ring::new();
-    for id in 0..4 {
-        ring.push(tracked(id, &drop_count)).unwrap();
-    }
-    let result = panic::catch_unwind(AssertUnwindSafe(|| {
-        ring.pop_batch(3, |record| assert!(record.id < 1, "consumer fails on record {}", record.id))
-    }));
-    assert!(result.is_err());
-    assert_eq!(drop_count.get(), 3, "records 0 and 1 went to the consumer, 2 was dropped");
-    // The slots were vacated: the ring is still usable and FIFO.
-    for id in 4..7 {
-        ring.push(tracked(id, &drop_count)).unwrap();
-    }
-    let ids: Vec<u32> = core::iter::from_fn(|| ring.pop()).map(|record| record.id).collect();
-    assert_eq!(ids, [3, 4, 5, 6]);
-    assert_eq!(drop_count.get(), 7);
 }
 
 /// `Sync` needs `T: Send` only (records move between threads, never shared); `Send` too.
@@ -234,16 +154,15 @@ fn capacity_and_debug() {
     assert_eq!(ring.capacity(), 32);
     assert_eq!(Ring::<u8, 32>::CAPACITY, 32);
     ring.push(1).unwrap();
-    ring.close();
-    assert_eq!(std::format!("{ring:?}"), "Ring { capacity: 32, len: 1, closed: true, .. }");
+    assert_eq!(std::format!("{ring:?}"), "Ring { capacity: 32, len: 1, .. }");
     assert_eq!(std::format!("{:?}", PushError::Full(1)), "Full(..)");
-    assert_eq!(std::format!("{}", PushError::Closed(1)), "pushing into a closed ring");
+    assert_eq!(std::format!("{}", PushError::Full(1)), "pushing into a full ring");
 }
 
 /// A ring whose head and tail start at `position_word`, as if that many pushes and pops had
 /// gone through it: lets the tests cross the wrap of the position counter itself.
 fn ring_starting_at<T, const N: usize>(position_word: usize) -> Ring<T, N> {
-    assert_eq!(position_word & CLOSED, 0);
+    assert_eq!(position_word % STEP, 0);
     let ring = Ring::new();
     ring.head.store(position_word, Ordering::Relaxed);
     ring.tail.store(position_word, Ordering::Relaxed);
@@ -262,19 +181,15 @@ fn position_counter_wraps() {
         ring.push(record).unwrap();
         if record % 3 == 2 {
             assert_eq!(ring.len(), 3);
-            assert_eq!(
-                ring.pop_batch(3, |popped| {
-                    assert_eq!(popped, next_popped);
-                    next_popped += 1;
-                }),
-                3
-            );
+            for _ in 0..3 {
+                assert_eq!(ring.pop(), Some(next_popped));
+                next_popped += 1;
+            }
         }
     }
     assert_eq!(ring.len(), 1);
     assert_eq!(ring.pop(), Some(39));
-    ring.close();
-    assert!(ring.is_drained());
+    assert!(ring.is_empty());
 }
 
 #[test]

@@ -27,11 +27,11 @@ use super::block_index::{BLOCK_HANDLE_LEN, BlockHandle};
 use super::filter_section;
 use super::footer::{FOOTER_LEN, Footer, SECTION_COUNT, SectionHandle, SectionKind};
 use super::key_index::FENCE_STRIDE;
-use super::sink::Sink;
 #[cfg(feature = "alloc")]
 use super::storage::VecStorage;
 use super::storage::{BuilderStorage, KeyRef, List, StorageFull, room};
 use super::zone::ZoneMap;
+use crate::bytes::Sink;
 use crate::checksum::{CHECKSUM_LEN, ChecksumStream, checksum};
 use crate::limits::{check_key, check_value};
 use crate::zkey::{key_prefix, morton};

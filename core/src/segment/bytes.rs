@@ -1,37 +1,9 @@
-//! Checked little-endian reads: every decoder of the segment format reads integers through
-//! these, so a short or truncated buffer is `None`, never a panic.
+//! The segment's byte helpers: the core's checked random-access reads ([`crate::bytes`]),
+//! which the sections use because they are searched in place, and the binary search over an
+//! index range with a fallible predicate that the key index, block index and fence keys use.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
-/// The `N` bytes at `at`, or `None` when they run past the end of `bytes`.
-pub(super) fn array_at<const N: usize>(bytes: &[u8], at: usize) -> Option<[u8; N]> {
-    let end = at.checked_add(N)?;
-    bytes.get(at..end)?.try_into().ok()
-}
-
-/// The little-endian `u16` at `at`.
-pub(super) fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
-    array_at(bytes, at).map(u16::from_le_bytes)
-}
-
-/// The little-endian `u32` at `at`.
-pub(super) fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
-    array_at(bytes, at).map(u32::from_le_bytes)
-}
-
-/// The little-endian `u64` at `at`.
-pub(super) fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
-    array_at(bytes, at).map(u64::from_le_bytes)
-}
-
-/// The little-endian `u128` at `at`.
-pub(super) fn u128_at(bytes: &[u8], at: usize) -> Option<u128> {
-    array_at(bytes, at).map(u128::from_le_bytes)
-}
-
-/// The `len` bytes at `at`.
-pub(super) fn slice_at(bytes: &[u8], at: usize, len: usize) -> Option<&[u8]> {
-    bytes.get(at..at.checked_add(len)?)
-}
+pub(super) use crate::bytes::{array_at, slice_at, u16_at, u32_at, u64_at, u128_at};
 
 /// Binary search over the index range `[lo, hi)` for the first index where `before` is false,
 /// assuming `before` is true on a prefix of the range and false on the rest (as

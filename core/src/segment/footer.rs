@@ -13,8 +13,9 @@
 //! | 144 | 8 | XXH3-64 of the footer's first 144 bytes, `u64` LE |
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
-use super::bytes::{array_at, u32_at, u64_at};
+use super::bytes::{array_at, u64_at};
 use crate::Corruption;
+use crate::bytes::{Reader, fill_slot};
 use crate::checksum::{CHECKSUM_LEN, checksum};
 
 /// The segment file's magic bytes.
@@ -83,20 +84,18 @@ impl Footer {
     pub(super) fn encode(&self) -> [u8; FOOTER_LEN] {
         let mut out = [0u8; FOOTER_LEN];
         let (fields, footer_checksum) = out.split_at_mut(FOOTER_CHECKSUM_AT);
-        let mut writer = FieldWriter { rest: fields };
-        writer.put(&MAGIC);
-        writer.put(&FORMAT_VERSION.to_le_bytes());
-        writer.put(&self.fence_stride.to_le_bytes());
-        for field in [self.entry_count, self.key_count, self.version_min, self.version_max] {
-            writer.put(&field.to_le_bytes());
-        }
-        for section in &self.sections {
-            for field in [section.offset, section.len, section.checksum] {
-                writer.put(&field.to_le_bytes());
+        fill_slot(fields, |writer| {
+            writer.bytes(&MAGIC)?.u32(FORMAT_VERSION)?.u32(self.fence_stride)?;
+            for field in [self.entry_count, self.key_count, self.version_min, self.version_max] {
+                writer.u64(field)?;
             }
-        }
-        assert!(writer.rest.is_empty(), "every footer field is written once, in order");
-        footer_checksum.copy_from_slice(&checksum(fields).to_le_bytes());
+            for section in &self.sections {
+                writer.u64(section.offset)?.u64(section.len)?.u64(section.checksum)?;
+            }
+            Ok(())
+        });
+        let sum = checksum(fields);
+        fill_slot(footer_checksum, |writer| writer.u64(sum).map(drop));
         out
     }
 
@@ -113,40 +112,28 @@ impl Footer {
         if checksum(covered) != stored_checksum {
             return Err(corrupt(FOOTER_CHECKSUM_AT, "footer checksum mismatch"));
         }
-        if u32_at(bytes, FORMAT_VERSION_AT).ok_or_else(missing)? != FORMAT_VERSION {
+        let mut reader = Reader::new(covered, "footer shorter than FOOTER_LEN");
+        reader.take(MAGIC_LEN).map_err(|_| missing())?;
+        if reader.u32().map_err(|_| missing())? != FORMAT_VERSION {
             return Err(corrupt(FORMAT_VERSION_AT, "unknown segment format version"));
         }
-        let u64_field = |at| u64_at(bytes, at).ok_or_else(missing);
+        Footer::decode_fields(&mut reader).map_err(|_| missing())
+    }
+
+    /// The fields after the format version, which the footer's checksum has vouched for.
+    fn decode_fields(reader: &mut Reader<'_>) -> Result<Footer, Corruption> {
+        let fence_stride = reader.u32()?;
+        let (entry_count, key_count) = (reader.u64()?, reader.u64()?);
+        let (version_min, version_max) = (reader.u64()?, reader.u64()?);
         let mut sections = [SectionHandle::default(); SECTION_COUNT];
-        for (index, section) in sections.iter_mut().enumerate() {
-            let at = SECTIONS_AT + index * SECTION_HANDLE_LEN;
+        for section in &mut sections {
             *section = SectionHandle {
-                offset: u64_field(at)?,
-                len: u64_field(at + size_of::<u64>())?,
-                checksum: u64_field(at + 2 * size_of::<u64>())?,
+                offset: reader.u64()?,
+                len: reader.u64()?,
+                checksum: reader.u64()?,
             };
         }
-        Ok(Footer {
-            fence_stride: u32_at(bytes, FENCE_STRIDE_AT).ok_or_else(missing)?,
-            entry_count: u64_field(ENTRY_COUNT_AT)?,
-            key_count: u64_field(KEY_COUNT_AT)?,
-            version_min: u64_field(VERSION_MIN_AT)?,
-            version_max: u64_field(VERSION_MAX_AT)?,
-            sections,
-        })
-    }
-}
-
-/// Writes fields one after the other into a fixed buffer.
-struct FieldWriter<'b> {
-    rest: &'b mut [u8],
-}
-
-impl FieldWriter<'_> {
-    fn put(&mut self, field: &[u8]) {
-        assert!(field.len() <= self.rest.len(), "the footer layout has room for every field");
-        let (head, tail) = core::mem::take(&mut self.rest).split_at_mut(field.len());
-        head.copy_from_slice(field);
-        self.rest = tail;
+        assert!(reader.is_empty(), "the footer's fields end at its checksum");
+        Ok(Footer { fence_stride, entry_count, key_count, version_min, version_max, sections })
     }
 }

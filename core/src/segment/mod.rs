@@ -33,10 +33,10 @@ pub mod history;
 mod key_index;
 mod key_order;
 mod reader;
-mod sink;
 mod storage;
 mod zone;
 
+pub use crate::bytes::{Sink, SliceFull, SliceSink};
 pub use builder::{
     BLOCK_BYTES_TARGET_DEFAULT, BuildError, KEY_REF_BYTES, SegmentBuilder, SegmentOptions,
     SegmentSummary,
@@ -48,7 +48,6 @@ pub use fence_keys::FenceKeysRef;
 pub use footer::{FOOTER_LEN, FORMAT_VERSION, MAGIC, MAGIC_LEN};
 pub use key_order::{FailOnce, KeyOrderIter, KeyVersions, RangeAt};
 pub use reader::Segment;
-pub use sink::{Sink, SliceFull, SliceSink};
 #[cfg(feature = "alloc")]
 pub use storage::VecStorage;
 pub use storage::{

@@ -9,11 +9,9 @@
 //! (key, version). Keys that share their first 8 bytes are therefore ordered by time first:
 //! point lookups use a key-order index, not this order.
 //!
-//! [`ZKey`] is one such pair. Its byte form ([`ZKey::encode_into`]) is
-//! `M (16 bytes, big-endian) || min(len, 8) (1 byte) || key[8..]`, and byte-wise comparison of
-//! two byte forms gives the same order as comparing the [`ZKey`]s: for keys with equal `M`,
-//! the padded prefixes are equal, so the shorter key (below 8 bytes) is a prefix of the
-//! other, and longer keys differ only in their suffixes.
+//! [`ZKey`] is one such pair with its `M` computed once. No format stores `M`: segments keep
+//! the full key and version and recompute it where they need it (ARCHITECTURE.md, "Segments
+//! store the full key").
 
 mod interleave;
 mod scan;
@@ -31,17 +29,11 @@ pub use zbox::{CodeBox, PREFIX_MASK, VERSION_MASK, ZBox};
 use core::cmp::Ordering;
 
 use crate::Version;
-use crate::error::Corruption;
-use crate::limits::KEY_LEN_MAX;
 
 /// Bytes of the key that go into the Morton prefix.
 pub const PREFIX_LEN: usize = 8;
 /// Bytes of the Morton prefix `M`.
 pub const MORTON_LEN: usize = 16;
-/// Bytes of a [`ZKey`]'s byte form before the key's suffix: `M` and the prefix length byte.
-pub const ZKEY_HEADER_LEN: usize = MORTON_LEN + 1;
-/// The longest byte form of a [`ZKey`].
-pub const ZKEY_LEN_MAX: usize = ZKEY_HEADER_LEN + KEY_LEN_MAX - PREFIX_LEN;
 
 const _: () = assert!(MORTON_LEN == 2 * PREFIX_LEN);
 const _: () = assert!(MORTON_LEN == core::mem::size_of::<u128>());
@@ -103,25 +95,6 @@ impl<'a> ZKey<'a> {
     pub fn version(&self) -> Version {
         Version::new(deinterleave(self.morton).1)
     }
-
-    /// Bytes of this key's byte form.
-    #[must_use]
-    pub fn encoded_len(&self) -> usize {
-        ZKEY_HEADER_LEN + self.key.len().saturating_sub(PREFIX_LEN)
-    }
-
-    /// Writes the byte form into `out` and returns its length, or `None` (writing nothing)
-    /// when `out` is shorter than [`ZKey::encoded_len`].
-    pub fn encode_into(&self, out: &mut [u8]) -> Option<usize> {
-        debug_assert!(self.key.len() <= KEY_LEN_MAX, "key over KEY_LEN_MAX: decode refuses it");
-        let len = self.encoded_len();
-        let out = out.get_mut(..len)?;
-        let (header, suffix) = out.split_at_mut(ZKEY_HEADER_LEN);
-        header[..MORTON_LEN].copy_from_slice(&self.morton.to_be_bytes());
-        header[MORTON_LEN] = self.key.len().min(PREFIX_LEN) as u8;
-        suffix.copy_from_slice(self.key.get(PREFIX_LEN..).unwrap_or_default());
-        Some(len)
-    }
 }
 
 impl Ord for ZKey<'_> {
@@ -134,44 +107,6 @@ impl PartialOrd for ZKey<'_> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
-}
-
-/// Decodes a [`ZKey`] byte form into `key_out`, returning the key's length and its version.
-///
-/// `key_out` must hold the whole key (up to [`KEY_LEN_MAX`] bytes). Only the canonical byte
-/// form of some (key, version) is accepted: a form shorter than its header, whose prefix
-/// length byte is over 8 (or under 8 with a suffix after it), whose padding bytes are not
-/// zero, or whose key is over the limit or does not fit `key_out` is [`Corruption`].
-#[deny(clippy::indexing_slicing, clippy::unwrap_used)]
-pub fn decode_from(bytes: &[u8], key_out: &mut [u8]) -> Result<(usize, Version), Corruption> {
-    const SHORT: Corruption = Corruption::new(0, "zkey shorter than its header");
-    const PREFIX_LEN_OFFSET: u64 = MORTON_LEN as u64;
-    const SUFFIX_OFFSET: u64 = ZKEY_HEADER_LEN as u64;
-    let (morton_bytes, rest) = bytes.split_first_chunk::<MORTON_LEN>().ok_or(SHORT)?;
-    let (&prefix_len_byte, suffix) = rest.split_first().ok_or(SHORT)?;
-    let (prefix, version) = deinterleave(u128::from_be_bytes(*morton_bytes));
-    let prefix_len = usize::from(prefix_len_byte);
-    let prefix_bytes = prefix.to_be_bytes();
-    let (prefix_bytes, padding) = prefix_bytes
-        .split_at_checked(prefix_len)
-        .ok_or(Corruption::new(PREFIX_LEN_OFFSET, "zkey prefix length out of range"))?;
-    if prefix_len < PREFIX_LEN && !suffix.is_empty() {
-        return Err(Corruption::new(PREFIX_LEN_OFFSET, "zkey prefix length out of range"));
-    }
-    if padding.iter().any(|&b| b != 0) {
-        return Err(Corruption::new(0, "zkey padding is not zero"));
-    }
-    let key_len = prefix_len + suffix.len();
-    if key_len > KEY_LEN_MAX {
-        return Err(Corruption::new(SUFFIX_OFFSET, "zkey longer than the key limit"));
-    }
-    let (out_prefix, out_suffix) = key_out
-        .get_mut(..key_len)
-        .and_then(|out| out.split_at_mut_checked(prefix_len))
-        .ok_or(Corruption::new(SUFFIX_OFFSET, "zkey does not fit the key buffer"))?;
-    out_prefix.copy_from_slice(prefix_bytes);
-    out_suffix.copy_from_slice(suffix);
-    Ok((key_len, Version::new(version)))
 }
 
 #[cfg(all(test, not(loom)))]

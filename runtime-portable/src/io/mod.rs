@@ -125,16 +125,10 @@ pub trait Mapping: fmt::Debug + Send + Sync + 'static {
     /// The file's bytes.
     fn bytes(&self) -> &[u8];
 
-    /// Tells the kernel how the mapping will be read. A hint: backends without it ignore it,
-    /// and errors are only worth logging.
-    fn advise(&self, advice: Advice) -> io::Result<()> {
-        let _ = advice;
-        Ok(())
-    }
-
     /// Tells the kernel how the bytes `[offset, offset + len)` will be read (the range is
-    /// widened to whole pages). A hint, like [`Mapping::advise`]: backends without it ignore
-    /// it. A range reaching past the end is an [`io::ErrorKind::InvalidInput`] error.
+    /// widened to whole pages; the whole mapping is `0, bytes().len()`). A hint: backends
+    /// without it ignore it, and errors are only worth counting. A range reaching past the
+    /// end is an [`io::ErrorKind::InvalidInput`] error.
     fn advise_range(&self, offset: usize, len: usize, advice: Advice) -> io::Result<()> {
         let _ = (offset, len, advice);
         Ok(())

@@ -147,11 +147,6 @@ impl Mapping for StdMapping {
     }
 
     #[cfg(unix)]
-    fn advise(&self, advice: Advice) -> io::Result<()> {
-        self.advise_range(0, self.0.len(), advice)
-    }
-
-    #[cfg(unix)]
     fn advise_range(&self, offset: usize, len: usize, advice: Advice) -> io::Result<()> {
         let in_range = offset.checked_add(len).is_some_and(|end| end <= self.0.len());
         if !in_range {

@@ -120,12 +120,6 @@ fn version_strategy() -> impl Strategy<Value = Version> {
     .prop_map(Version::new)
 }
 
-fn encode(zkey: &ZKey<'_>) -> Vec<u8> {
-    let mut out = vec![0u8; zkey.encoded_len()];
-    assert_eq!(zkey.encode_into(&mut out), Some(out.len()));
-    out
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2048))]
 
@@ -146,91 +140,18 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn byte_form_round_trips(key in key_strategy(), version in version_strategy()) {
-        let zkey = ZKey::new(&key, version);
-        let bytes = encode(&zkey);
-        let mut key_out = [0u8; 32];
-        let (key_len, decoded_version) = decode_from(&bytes, &mut key_out).unwrap();
-        prop_assert_eq!(&key_out[..key_len], &key[..]);
-        prop_assert_eq!(decoded_version, version);
-        prop_assert_eq!(zkey.version(), version);
-        // A buffer one byte short writes nothing.
-        let mut short = vec![0xAAu8; bytes.len() - 1];
-        prop_assert_eq!(zkey.encode_into(&mut short), None);
-        prop_assert!(short.iter().all(|&b| b == 0xAA));
-    }
-
-    #[test]
-    fn byte_order_is_zkey_order_is_cmp_z_order(
+    fn zkey_order_is_cmp_z_order_and_keeps_the_version(
         pairs in prop::collection::vec((key_strategy(), version_strategy()), 2..8),
     ) {
         for (a_key, a_version) in &pairs {
+            prop_assert_eq!(ZKey::new(a_key, *a_version).version(), *a_version);
             for (b_key, b_version) in &pairs {
                 let a = ZKey::new(a_key, *a_version);
                 let b = ZKey::new(b_key, *b_version);
-                let by_bytes = encode(&a).cmp(&encode(&b));
-                prop_assert_eq!(a.cmp(&b), by_bytes, "{:?} vs {:?}", a, b);
-                prop_assert_eq!(cmp_z(a_key, *a_version, b_key, *b_version), by_bytes);
-                prop_assert_eq!(a == b, by_bytes.is_eq());
+                let by_cmp_z = cmp_z(a_key, *a_version, b_key, *b_version);
+                prop_assert_eq!(a.cmp(&b), by_cmp_z, "{:?} vs {:?}", a, b);
+                prop_assert_eq!(a == b, by_cmp_z.is_eq());
             }
         }
     }
-
-    /// Whatever the bytes, decoding returns; and what it accepts is canonical: re-encoding
-    /// the decoded pair gives the same bytes back.
-    #[test]
-    fn decode_never_panics_and_accepts_only_canonical_forms(
-        bytes in prop_oneof![
-            prop::collection::vec(any::<u8>(), 0..40),
-            // Valid byte forms with one byte replaced: mostly close to valid.
-            (key_strategy(), version_strategy(), any::<prop::sample::Index>(), any::<u8>())
-                .prop_map(|(key, version, index, byte)| {
-                    let mut bytes = encode(&ZKey::new(&key, version));
-                    let i = index.index(bytes.len());
-                    bytes[i] = byte;
-                    bytes
-                }),
-        ],
-        key_out_len in 0usize..24,
-    ) {
-        let mut key_out = vec![0u8; key_out_len];
-        if let Ok((key_len, version)) = decode_from(&bytes, &mut key_out) {
-            prop_assert_eq!(encode(&ZKey::new(&key_out[..key_len], version)), bytes);
-        }
-    }
-}
-
-#[test]
-fn decode_rejects_non_canonical_and_truncated_forms() {
-    let valid = encode(&ZKey::new(b"ab", Version::new(7)));
-    let mut key_out = [0u8; 16];
-    let check = |bytes: &[u8], key_out: &mut [u8], what: &str| {
-        let error = decode_from(bytes, key_out).expect_err(what);
-        assert_eq!(error.what, what);
-    };
-    check(&valid[..ZKEY_HEADER_LEN - 1], &mut key_out, "zkey shorter than its header");
-    check(&[], &mut key_out, "zkey shorter than its header");
-    let mut too_long_prefix = valid.clone();
-    too_long_prefix[MORTON_LEN] = 9;
-    check(&too_long_prefix, &mut key_out, "zkey prefix length out of range");
-    let mut suffix_after_short_prefix = valid.clone();
-    suffix_after_short_prefix.push(b'c');
-    check(&suffix_after_short_prefix, &mut key_out, "zkey prefix length out of range");
-    let mut dirty_padding = valid.clone();
-    dirty_padding[MORTON_LEN] = 1; // claims "a", but `M` holds "ab"
-    check(&dirty_padding, &mut key_out, "zkey padding is not zero");
-    check(&valid, &mut key_out[..1], "zkey does not fit the key buffer");
-    assert_eq!(decode_from(&valid, &mut key_out), Ok((2, Version::new(7))));
-}
-
-#[test]
-fn decode_rejects_keys_over_the_limit() {
-    let longest = vec![b'k'; KEY_LEN_MAX];
-    let mut bytes = encode(&ZKey::new(&longest, Version::MAX));
-    assert_eq!(bytes.len(), ZKEY_LEN_MAX);
-    let mut key_out = vec![0u8; KEY_LEN_MAX + 1];
-    assert_eq!(decode_from(&bytes, &mut key_out), Ok((KEY_LEN_MAX, Version::MAX)));
-    bytes.push(b'k');
-    let error = decode_from(&bytes, &mut key_out).unwrap_err();
-    assert_eq!(error.what, "zkey longer than the key limit");
 }
