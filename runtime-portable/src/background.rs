@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::db::Inner;
+use crate::inner::Inner;
 use crate::error::{Error, Result};
 use crate::io::Io;
 use crate::manifest::SegmentMeta;

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use zverse_core::zkey::ZBox;
 
-use crate::db::Inner;
+use crate::inner::Inner;
 use crate::error::{Error, Result};
 use crate::locality::{Advised, ScanPurpose};
 use crate::{log, segment_file};

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 use zverse_core::Version;
 
-use crate::db::Inner;
+use crate::inner::Inner;
 use crate::error::{Error, Result};
 use crate::io::Io;
 use crate::log::log_file_name;

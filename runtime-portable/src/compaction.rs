@@ -39,7 +39,7 @@ use zverse_core::segment::{KEY_REF_BYTES, Segment};
 use zverse_core::zkey::ZBox;
 use zverse_core::{Entry, Version};
 
-use crate::db::Inner;
+use crate::inner::Inner;
 use crate::error::{Error, Result};
 use crate::locality::{Advised, ScanPurpose};
 use crate::manifest::SegmentMeta;

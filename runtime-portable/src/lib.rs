@@ -101,6 +101,7 @@ mod commit;
 mod compaction;
 mod db;
 mod error;
+mod inner;
 pub mod io;
 mod key_range;
 mod locality;

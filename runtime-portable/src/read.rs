@@ -13,7 +13,7 @@ use zverse_core::segment::{KeyVersions, RangeAt};
 use zverse_core::zkey::ZBox;
 use zverse_core::{Entry, Version};
 
-use crate::db::Inner;
+use crate::inner::Inner;
 use crate::error::{Error, Result};
 use crate::key_range::KeyRange;
 use crate::locality::{Advised, ScanPurpose};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use zverse_core::Version;
 
-use crate::db::Inner;
+use crate::inner::Inner;
 use crate::error::{Error, Result};
 use crate::key_range::{KeyRange, prefix_bounds};
 use crate::read::{Changes, History, OwnedRange, Range, ReadView};

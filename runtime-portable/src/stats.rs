@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 
 use zverse_core::Version;
 
-use crate::db::Inner;
+use crate::inner::Inner;
 use crate::locality::{LocalityStats, ratio};
 
 /// A snapshot of the database's counters, from [`Db::stats`](crate::Db::stats).

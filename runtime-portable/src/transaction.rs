@@ -30,7 +30,8 @@ use std::time::SystemTime;
 use zverse_core::record::{self, BatchBuilder};
 use zverse_core::{Version, limits};
 
-use crate::db::{Db, Inner};
+use crate::db::Db;
+use crate::inner::Inner;
 use crate::error::{Error, Result};
 use crate::key_range::KeyRange;
 use crate::options::Retention;

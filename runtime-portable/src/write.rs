@@ -11,7 +11,7 @@ use zverse_core::clock::HybridClock;
 use zverse_core::record;
 
 use crate::commit::{GroupCommit, Pending};
-use crate::db::Inner;
+use crate::inner::Inner;
 use crate::error::{Error, Result};
 use crate::log::{self, ActiveLog};
 use crate::options::Durability;

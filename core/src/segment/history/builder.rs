@@ -17,6 +17,7 @@ use super::format::{
     BlockHandle, ENTRY_HEADER_LEN, Footer, KEY_ORDER_ROW_LEN, KEY_ROW_LEN, ORDINAL_COUNT_MAX,
     SECTION_COUNT, SectionHandle, TOMBSTONE, morton_of,
 };
+use crate::bytes::fill_slot;
 use crate::checksum::{ChecksumStream, checksum};
 use crate::limits::{check_key, check_value};
 use crate::segment::{BLOCK_BYTES_TARGET_DEFAULT, BuildError, SEGMENT_LEN_MAX, Sink};
@@ -212,7 +213,7 @@ impl HistoryBuilder {
             })
             .collect();
         order.sort_unstable();
-        let mut writer = Writer { sink, written: 0 };
+        let mut writer = CountedSink { sink, written: 0 };
         let (blocks, entry_offsets) = self.write_blocks(&mut writer, &order, &version_ordinals)?;
         drop(order);
         let mut sections = [SectionHandle::default(); SECTION_COUNT];
@@ -235,8 +236,7 @@ impl HistoryBuilder {
         let mut section = writer.section();
         for (&ordinal, &offset) in version_ordinals.iter().zip(&entry_offsets) {
             let mut row = [0u8; KEY_ORDER_ROW_LEN];
-            row[..4].copy_from_slice(&ordinal.to_le_bytes());
-            row[4..].copy_from_slice(&offset.to_le_bytes());
+            fill_slot(&mut row, |writer| writer.u32(ordinal)?.u32(offset).map(drop));
             section.put(&mut writer, &row)?;
         }
         sections[3] = section.end(&writer);
@@ -285,8 +285,7 @@ impl HistoryBuilder {
         let rows = self.key_starts.iter().copied().zip(run_starts);
         rows.chain(core::iter::once(sentinel)).map(|(key_start, run_start)| {
             let mut row = [0u8; KEY_ROW_LEN];
-            row[..4].copy_from_slice(&key_start.to_le_bytes());
-            row[4..].copy_from_slice(&run_start.to_le_bytes());
+            fill_slot(&mut row, |writer| writer.u32(key_start)?.u32(run_start).map(drop));
             row
         })
     }
@@ -294,7 +293,7 @@ impl HistoryBuilder {
     /// Writes the data blocks in `order`; returns their handles and each entry's offset.
     fn write_blocks<S: Sink>(
         &self,
-        writer: &mut Writer<S>,
+        writer: &mut CountedSink<S>,
         order: &[(u64, u32)],
         version_ordinals: &[u32],
     ) -> Result<BlocksWritten, BuildError<S::Error>> {
@@ -350,13 +349,13 @@ fn offset_u32<E>(offset: u64) -> Result<u32, BuildError<E>> {
     })
 }
 
-/// The sink and the count of bytes written to it.
-struct Writer<S> {
+/// The sink and the count of bytes written to it, refusing a file past [`SEGMENT_LEN_MAX`].
+struct CountedSink<S> {
     sink: S,
     written: u64,
 }
 
-impl<S: Sink> Writer<S> {
+impl<S: Sink> CountedSink<S> {
     /// Writes `bytes`, or refuses when the file would pass [`SEGMENT_LEN_MAX`].
     fn write(&mut self, bytes: &[u8]) -> Result<(), BuildError<S::Error>> {
         let written = self.written + bytes.len() as u64;
@@ -400,14 +399,14 @@ struct SectionWriter {
 impl SectionWriter {
     fn put<S: Sink>(
         &mut self,
-        writer: &mut Writer<S>,
+        writer: &mut CountedSink<S>,
         bytes: &[u8],
     ) -> Result<(), BuildError<S::Error>> {
         self.stream.update(bytes);
         writer.write(bytes)
     }
 
-    fn end<S>(self, writer: &Writer<S>) -> SectionHandle {
+    fn end<S>(self, writer: &CountedSink<S>) -> SectionHandle {
         SectionHandle {
             offset: self.offset,
             len: writer.written - self.offset,

@@ -16,6 +16,8 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
 use super::super::bytes::{array_at, u32_at, u64_at};
+#[cfg(feature = "alloc")]
+use crate::bytes::fill_slot;
 use crate::Corruption;
 use crate::checksum::{CHECKSUM_LEN, checksum};
 use crate::zkey::interleave_bits;
@@ -75,29 +77,19 @@ pub(super) struct Footer {
 impl Footer {
     /// The footer's bytes.
     #[cfg(feature = "alloc")]
-    #[expect(clippy::indexing_slicing, reason = "fields fill the fixed layout exactly")]
     pub(super) fn encode(&self) -> [u8; FOOTER_LEN] {
         let mut out = [0u8; FOOTER_LEN];
-        let mut at = 0;
-        let mut put = |field: &[u8]| {
-            let end = at + field.len();
-            out[at..end].copy_from_slice(field);
-            at = end;
-        };
-        put(&MAGIC);
-        put(&FORMAT_VERSION.to_le_bytes());
-        put(&0u32.to_le_bytes());
-        for field in [self.entry_count, self.key_count, self.version_count] {
-            put(&field.to_le_bytes());
-        }
-        for section in &self.sections {
-            for field in [section.offset, section.len, section.checksum] {
-                put(&field.to_le_bytes());
+        let (fields, checksum_slot) = out.split_at_mut(FOOTER_CHECKSUM_AT);
+        fill_slot(fields, |writer| {
+            writer.bytes(&MAGIC)?.u32(FORMAT_VERSION)?.u32(0)?;
+            writer.u64(self.entry_count)?.u64(self.key_count)?.u64(self.version_count)?;
+            for section in &self.sections {
+                writer.u64(section.offset)?.u64(section.len)?.u64(section.checksum)?;
             }
-        }
-        assert!(at == FOOTER_CHECKSUM_AT, "every footer field is written once, in order");
-        let footer_checksum = checksum(&out[..FOOTER_CHECKSUM_AT]);
-        out[FOOTER_CHECKSUM_AT..].copy_from_slice(&footer_checksum.to_le_bytes());
+            Ok(())
+        });
+        let footer_checksum = checksum(fields);
+        fill_slot(checksum_slot, |writer| writer.u64(footer_checksum).map(drop));
         out
     }
 
@@ -165,13 +157,12 @@ impl BlockHandle {
     #[cfg(feature = "alloc")]
     pub(super) fn encode(&self) -> [u8; BLOCK_HANDLE_LEN] {
         let mut out = [0u8; BLOCK_HANDLE_LEN];
-        out[0..4].copy_from_slice(&self.offset.to_le_bytes());
-        out[4..8].copy_from_slice(&self.len.to_le_bytes());
-        out[8..16].copy_from_slice(&self.first_morton.to_le_bytes());
-        out[16..20].copy_from_slice(&self.key_ordinal_min.to_le_bytes());
-        out[20..24].copy_from_slice(&self.key_ordinal_max.to_le_bytes());
-        out[24..28].copy_from_slice(&self.version_ordinal_min.to_le_bytes());
-        out[28..32].copy_from_slice(&self.version_ordinal_max.to_le_bytes());
+        fill_slot(&mut out, |writer| {
+            writer.u32(self.offset)?.u32(self.len)?.u64(self.first_morton)?;
+            writer.u32(self.key_ordinal_min)?.u32(self.key_ordinal_max)?;
+            writer.u32(self.version_ordinal_min)?.u32(self.version_ordinal_max)?;
+            Ok(())
+        });
         out
     }
 
