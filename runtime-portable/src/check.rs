@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 use zverse_core::zkey::ZBox;
 
-use crate::inner::Inner;
 use crate::error::{Error, Result};
+use crate::inner::Inner;
 use crate::locality::{Advised, ScanPurpose};
 use crate::{log, segment_file};
 

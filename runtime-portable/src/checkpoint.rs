@@ -12,8 +12,8 @@ use std::sync::atomic::Ordering;
 
 use zverse_core::Version;
 
-use crate::inner::Inner;
 use crate::error::{Error, Result};
+use crate::inner::Inner;
 use crate::io::Io;
 use crate::log::log_file_name;
 use crate::manifest::{Manifest, ManifestFile as _};

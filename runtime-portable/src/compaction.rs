@@ -39,8 +39,8 @@ use zverse_core::segment::{KEY_REF_BYTES, Segment};
 use zverse_core::zkey::ZBox;
 use zverse_core::{Entry, Version};
 
-use crate::inner::Inner;
 use crate::error::{Error, Result};
+use crate::inner::Inner;
 use crate::locality::{Advised, ScanPurpose};
 use crate::manifest::SegmentMeta;
 use crate::options::{Options, Retention};

@@ -1,9 +1,9 @@
-//! [`Db`]: open, write, flush, close. Reads are in `read.rs`, the write path in `commit.rs`.
+//! [`Db`], the facade: every public method, each delegating to the room that does the work
+//! (`inner.rs` holds the state they share).
 
-use std::collections::BTreeMap;
 use std::ops::RangeBounds;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -11,27 +11,20 @@ use std::time::Instant;
 use zverse_core::Version;
 use zverse_core::record;
 
-use crate::background::{Background, CompactionKind};
+use crate::background::CompactionKind;
 use crate::check::{self, CheckReport};
 use crate::checkpoint::{self, CheckpointProgress};
-use crate::commit::Stage;
 use crate::error::{Error, Result};
 use crate::inner::Inner;
-use crate::io::{Io, IoLock, StdIo};
+use crate::io::{Io, StdIo};
 use crate::key_range::KeyRange;
-use crate::locality::LocalityAdvisor;
-use crate::options::{Durability, Options};
+use crate::options::Options;
 use crate::read::{Changes, History, Range};
-use crate::recovery::{self, Opened};
-use crate::segment_file::FenceBudget;
 use crate::slice::Slice;
 use crate::snapshot::{KeyValue, Reads, Snapshot};
-use crate::state::State;
 use crate::stats::{self, SegmentResidency, Stats};
 use crate::sync::lock;
-use crate::tiers::Tiers;
 use crate::transaction::{self, Isolation, Transaction, Writes};
-use crate::write::WritePath;
 
 /// An open database. Cheap to share: clone the `Arc` you keep it in, or hand out `&Db`; every
 /// method takes `&self` and is safe to call from many threads.

@@ -13,8 +13,8 @@ use zverse_core::segment::{KeyVersions, RangeAt};
 use zverse_core::zkey::ZBox;
 use zverse_core::{Entry, Version};
 
-use crate::inner::Inner;
 use crate::error::{Error, Result};
+use crate::inner::Inner;
 use crate::key_range::KeyRange;
 use crate::locality::{Advised, ScanPurpose};
 use crate::memtable::{self, MemBytes, MemEntry, Memtable};

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use zverse_core::Version;
 
-use crate::inner::Inner;
 use crate::error::{Error, Result};
+use crate::inner::Inner;
 use crate::key_range::{KeyRange, prefix_bounds};
 use crate::read::{Changes, History, OwnedRange, Range, ReadView};
 use crate::slice::Slice;

@@ -31,8 +31,8 @@ use zverse_core::record::{self, BatchBuilder};
 use zverse_core::{Version, limits};
 
 use crate::db::Db;
-use crate::inner::Inner;
 use crate::error::{Error, Result};
+use crate::inner::Inner;
 use crate::key_range::KeyRange;
 use crate::options::Retention;
 use crate::read::{OwnedRange, Range, ReadView};

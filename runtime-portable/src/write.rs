@@ -11,8 +11,8 @@ use zverse_core::clock::HybridClock;
 use zverse_core::record;
 
 use crate::commit::{GroupCommit, Pending};
-use crate::inner::Inner;
 use crate::error::{Error, Result};
+use crate::inner::Inner;
 use crate::log::{self, ActiveLog};
 use crate::options::Durability;
 use crate::state::Transition;

@@ -16,9 +16,9 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
 use super::super::bytes::{array_at, u32_at, u64_at};
+use crate::Corruption;
 #[cfg(feature = "alloc")]
 use crate::bytes::fill_slot;
-use crate::Corruption;
 use crate::checksum::{CHECKSUM_LEN, checksum};
 use crate::zkey::interleave_bits;
 
