@@ -16,6 +16,9 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
 use super::super::bytes::{array_at, u32_at, u64_at};
+use super::super::footer::SECTION_HANDLE_LEN;
+/// Where a metadata section is, and its checksum: the regular segment's handle.
+pub(super) use super::super::footer::SectionHandle;
 use crate::Corruption;
 #[cfg(feature = "alloc")]
 use crate::bytes::fill_slot;
@@ -40,7 +43,6 @@ pub(super) enum SectionKind {
 
 /// Number of metadata sections.
 pub(super) const SECTION_COUNT: usize = 4;
-const SECTION_HANDLE_LEN: usize = 3 * size_of::<u64>();
 
 const MAGIC_AT: usize = 0;
 const FORMAT_VERSION_AT: usize = MAGIC_AT + MAGIC_LEN;
@@ -56,14 +58,6 @@ pub const FOOTER_LEN: usize = FOOTER_CHECKSUM_AT + CHECKSUM_LEN;
 const _: () = assert!(SECTIONS_AT == 40);
 const _: () = assert!(FOOTER_CHECKSUM_AT == 136);
 const _: () = assert!(FOOTER_LEN == 144);
-
-/// Where a metadata section is, and its checksum.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(super) struct SectionHandle {
-    pub(super) offset: u64,
-    pub(super) len: u64,
-    pub(super) checksum: u64,
-}
 
 /// The decoded footer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
