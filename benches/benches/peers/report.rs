@@ -2,7 +2,7 @@
 //! markdown table and JSON written to `benches/results/` (and, with `--write-readme`, into the
 //! README between its `peers:begin` and `peers:end` markers).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
@@ -171,6 +171,9 @@ struct Row {
     rate: BTreeMap<&'static str, f64>,
     p99: BTreeMap<&'static str, Duration>,
     checks: BTreeMap<&'static str, Vec<u64>>,
+    /// Engines shown but left out of the ratio: on a Sync row, those the audit caught not
+    /// syncing every write.
+    unsynced: BTreeSet<&'static str>,
 }
 
 impl Row {
@@ -180,7 +183,7 @@ impl Row {
         let (best, rate) = self
             .rate
             .iter()
-            .filter(|(name, _)| **name != "ZVerse")
+            .filter(|(name, _)| **name != "ZVerse" && !self.unsynced.contains(*name))
             .max_by(|a, b| a.1.total_cmp(b.1))?;
         Some((zverse / rate, best))
     }
@@ -202,6 +205,7 @@ fn collect_rows(summary: &Summary<'_>) -> Vec<Row> {
                 rate: BTreeMap::new(),
                 p99: BTreeMap::new(),
                 checks: BTreeMap::new(),
+                unsynced: BTreeSet::new(),
             };
             if let Some(by_engine) = summary.samples.get(&name) {
                 for (engine, samples) in by_engine {
@@ -216,6 +220,9 @@ fn collect_rows(summary: &Summary<'_>) -> Vec<Row> {
                         row.p99.insert(engine, Duration::from_nanos(p99));
                     }
                     row.checks.insert(engine, samples.iter().map(|s| s.check).collect());
+                    if is_sync_row(&name) && crate::sync::audited_unsynced(summary.audits, engine) {
+                        row.unsynced.insert(engine);
+                    }
                 }
             }
             row
@@ -235,6 +242,11 @@ fn engine_cell<T>(
         None if base_name(&row.name) == RANGE_AT => "not supported".to_owned(),
         None => "–".to_owned(),
     }
+}
+
+/// Whether `name` is a Sync fill row, whose ratio counts only engines that sync every write.
+fn is_sync_row(name: &str) -> bool {
+    base_name(name).starts_with("fill random, sync,")
 }
 
 fn is_versioned_row(name: &str) -> bool {

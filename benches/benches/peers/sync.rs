@@ -240,6 +240,12 @@ pub fn markdown(
 }
 
 /// Whether the audit saw `name` sync at least once per write at one writer.
+/// Whether the audit ran for `name` and caught it not syncing every write (an engine the
+/// audit did not run for is not judged).
+pub fn audited_unsynced(audits: &BTreeMap<&'static str, Audit>, name: &str) -> bool {
+    audits.contains_key(name) && !syncs_every_write(audits, name)
+}
+
 fn syncs_every_write(audits: &BTreeMap<&'static str, Audit>, name: &str) -> bool {
     audits
         .get(name)
