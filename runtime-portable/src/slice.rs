@@ -83,7 +83,7 @@ impl Deref for Slice {
         match &self.0 {
             Repr::Shared(bytes) => bytes,
             Repr::Memtable(bytes) => bytes,
-            // SAFETY: `Value::mapped` checked that the bytes lie in the segment's mapping,
+            // SAFETY: `Slice::mapped` checked that the bytes lie in the segment's mapping,
             // which never moves or changes, and is unmapped only when the segment drops,
             // after this `Arc` to it.
             Repr::Mapped { bytes, .. } => unsafe { bytes.as_ref() },
