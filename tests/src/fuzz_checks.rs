@@ -155,16 +155,35 @@ pub fn check_segment(data: &[u8]) {
 /// blocks through the block index, then the sections, then the footer); other bytes unchanged.
 #[must_use]
 pub fn segment_with_checksums_fixed(data: &[u8]) -> Vec<u8> {
-    use zverse_core::checksum::checksum;
-    use zverse_core::segment::FOOTER_LEN;
+    let layout = FooterLayout {
+        footer_len: zverse_core::segment::FOOTER_LEN,
+        sections_at: 48,
+        footer_checksum_at: 144,
+        block_handle_len: 56,
+    };
+    with_checksums_fixed(data, &layout)
+}
+
+/// Where a segment kind's footer keeps what [`with_checksums_fixed`] needs. Both segment kinds
+/// end in a footer of four section handles (offset, length, checksum: 24 bytes each) and a
+/// checksum of the footer, and their block index starts with each block's `u32` offset and
+/// `u32` length, the block's checksum right after its bytes.
+pub struct FooterLayout {
+    pub footer_len: usize,
     /// Footer offsets of the first section handle and of the footer checksum.
-    const SECTIONS_OFFSET: usize = 48;
-    const FOOTER_CHECKSUM_OFFSET: usize = 144;
-    /// Bytes of a section handle (offset, length, checksum) and of a block handle.
+    pub sections_at: usize,
+    pub footer_checksum_at: usize,
+    /// Bytes of one block handle in the block index (section 0).
+    pub block_handle_len: usize,
+}
+
+/// `data` with every checksum `layout`'s footer locates recomputed; other bytes unchanged.
+#[must_use]
+pub fn with_checksums_fixed(data: &[u8], layout: &FooterLayout) -> Vec<u8> {
+    use zverse_core::checksum::checksum;
     const SECTION_HANDLE_LEN: usize = 24;
-    const BLOCK_HANDLE_LEN: usize = 56;
     let mut bytes = data.to_vec();
-    let Some(footer_start) = bytes.len().checked_sub(FOOTER_LEN) else { return bytes };
+    let Some(footer_start) = bytes.len().checked_sub(layout.footer_len) else { return bytes };
     let read = |bytes: &[u8], at: usize, width: usize| -> Option<usize> {
         let field = bytes.get(at..at.checked_add(width)?)?;
         let mut le = [0; 8];
@@ -181,12 +200,14 @@ pub fn segment_with_checksums_fixed(data: &[u8]) -> Vec<u8> {
         }
     };
     let section = |bytes: &[u8], index: usize| {
-        let at = footer_start + SECTIONS_OFFSET + index * SECTION_HANDLE_LEN;
+        let at = footer_start + layout.sections_at + index * SECTION_HANDLE_LEN;
         Some((read(bytes, at, 8)?, read(bytes, at + 8, 8)?, at + 16))
     };
     if let Some((index_offset, index_len, _)) = section(&bytes, 0) {
-        for handle in 0..index_len.min(bytes.len()) / BLOCK_HANDLE_LEN {
-            let Some(at) = index_offset.checked_add(handle * BLOCK_HANDLE_LEN) else { break };
+        for handle in 0..index_len.min(bytes.len()) / layout.block_handle_len {
+            let Some(at) = index_offset.checked_add(handle * layout.block_handle_len) else {
+                break;
+            };
             let len = read(&bytes, at.saturating_add(4), 4);
             if let (Some(offset), Some(len)) = (read(&bytes, at, 4), len) {
                 write_checksum(&mut bytes, offset, len, offset.saturating_add(len));
@@ -198,8 +219,8 @@ pub fn segment_with_checksums_fixed(data: &[u8]) -> Vec<u8> {
             write_checksum(&mut bytes, offset, len, at);
         }
     }
-    let footer_checksum_at = footer_start + FOOTER_CHECKSUM_OFFSET;
-    write_checksum(&mut bytes, footer_start, FOOTER_CHECKSUM_OFFSET, footer_checksum_at);
+    let footer_checksum_at = footer_start + layout.footer_checksum_at;
+    write_checksum(&mut bytes, footer_start, layout.footer_checksum_at, footer_checksum_at);
     bytes
 }
 

@@ -3,16 +3,10 @@
 //! arbitrary bytes, and every query of a history segment that opens, run to exhaustion.
 
 use zverse_core::Version;
-use zverse_core::checksum::checksum;
 use zverse_core::entry::Entry;
 use zverse_core::segment::history::{FOOTER_LEN, HistoryBuilder, HistoryOptions, HistorySegment};
 
-/// Footer offsets of the first section handle and of the footer checksum.
-const SECTIONS_OFFSET: usize = 40;
-const FOOTER_CHECKSUM_OFFSET: usize = 136;
-/// Bytes of a section handle (offset, length, checksum) and of a block handle.
-const SECTION_HANDLE_LEN: usize = 24;
-const BLOCK_HANDLE_LEN: usize = 32;
+use crate::fuzz_checks::{FooterLayout, with_checksums_fixed};
 
 /// Target `history_open`: opens `data` as a history segment, and on success runs `get_at`,
 /// `history`, `history_at`, `iter_key_order` and `changes` over keys and versions it holds,
@@ -72,44 +66,13 @@ fn exhaust<'a, E>(
 /// (data blocks through the block index, then the sections, then the footer).
 #[must_use]
 pub fn history_with_checksums_fixed(data: &[u8]) -> Vec<u8> {
-    let mut bytes = data.to_vec();
-    let Some(footer_start) = bytes.len().checked_sub(FOOTER_LEN) else { return bytes };
-    let read = |bytes: &[u8], at: usize, width: usize| -> Option<usize> {
-        let field = bytes.get(at..at.checked_add(width)?)?;
-        let mut le = [0; 8];
-        le.get_mut(..width)?.copy_from_slice(field);
-        usize::try_from(u64::from_le_bytes(le)).ok()
+    let layout = FooterLayout {
+        footer_len: FOOTER_LEN,
+        sections_at: 40,
+        footer_checksum_at: 136,
+        block_handle_len: 32,
     };
-    let write_checksum = |bytes: &mut Vec<u8>, start: usize, len: usize, at: usize| {
-        let Some(covered) = start.checked_add(len).and_then(|end| bytes.get(start..end)) else {
-            return;
-        };
-        let sum = checksum(covered).to_le_bytes();
-        if let Some(slot) = at.checked_add(8).and_then(|end| bytes.get_mut(at..end)) {
-            slot.copy_from_slice(&sum);
-        }
-    };
-    let section = |bytes: &[u8], index: usize| {
-        let at = footer_start + SECTIONS_OFFSET + index * SECTION_HANDLE_LEN;
-        Some((read(bytes, at, 8)?, read(bytes, at + 8, 8)?, at + 16))
-    };
-    if let Some((index_offset, index_len, _)) = section(&bytes, 0) {
-        for handle in 0..index_len.min(bytes.len()) / BLOCK_HANDLE_LEN {
-            let Some(at) = index_offset.checked_add(handle * BLOCK_HANDLE_LEN) else { break };
-            let len = read(&bytes, at.saturating_add(4), 4);
-            if let (Some(offset), Some(len)) = (read(&bytes, at, 4), len) {
-                write_checksum(&mut bytes, offset, len, offset.saturating_add(len));
-            }
-        }
-    }
-    for index in 0..4 {
-        if let Some((offset, len, at)) = section(&bytes, index) {
-            write_checksum(&mut bytes, offset, len, at);
-        }
-    }
-    let footer_checksum_at = footer_start + FOOTER_CHECKSUM_OFFSET;
-    write_checksum(&mut bytes, footer_start, FOOTER_CHECKSUM_OFFSET, footer_checksum_at);
-    bytes
+    with_checksums_fixed(data, &layout)
 }
 
 /// The seeds of the `history_open` corpus: an empty history segment, a small one, and one with
