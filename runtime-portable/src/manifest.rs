@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use zverse_core::manifest::{FORMAT_VERSION, MANIFEST_LEN_MAX, format_version_of};
-pub(crate) use zverse_core::manifest::{Manifest, SegmentMeta};
+pub(crate) use zverse_core::manifest::{Manifest, SegmentMeta, Tier};
 
 use crate::error::{Error, Result};
 use crate::io::Io;

@@ -61,6 +61,8 @@ pub struct Options {
     pub(crate) compaction_trigger_segments: u32,
     pub(crate) compaction_fan_in: u32,
     pub(crate) segment_bytes_target: u64,
+    pub(crate) level_base_bytes: u64,
+    pub(crate) level_size_ratio: u32,
     pub(crate) memory_bytes_max: u64,
     pub(crate) write_slowdown_segments: u32,
     pub(crate) write_stop_segments: u32,
@@ -83,6 +85,8 @@ impl Default for Options {
             compaction_trigger_segments: 8,
             compaction_fan_in: 8,
             segment_bytes_target: 256 << 20,
+            level_base_bytes: 512 << 20,
+            level_size_ratio: 10,
             memory_bytes_max: 1 << 30,
             write_slowdown_segments: 20,
             write_stop_segments: 36,
@@ -239,6 +243,52 @@ impl Options {
     pub fn segment_bytes_target(mut self, bytes: u64) -> Options {
         self.segment_bytes_target = bytes.clamp(4 << 10, 1 << 30);
         self
+    }
+
+    /// The size of level 1 at which compaction moves a segment of it to level 2; level `n`'s
+    /// target is this times `level_size_ratio^(n-1)`. Default 512 MiB (the eight 64 MiB
+    /// memtables level 0 holds at the compaction trigger: level 0 merges into a level 1 of
+    /// about its own size, as RocksDB sizes its base level); at least 4 KiB.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = zverse::Options::default().level_base_bytes(64 << 20);
+    /// let db = zverse::Db::open(dir.path(), options)?;
+    /// # drop(db);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn level_base_bytes(mut self, bytes: u64) -> Options {
+        self.level_base_bytes = bytes.max(4 << 10);
+        self
+    }
+
+    /// How much larger each current level is than the one above it. Default 10 (write
+    /// amplification about the ratio per level, space about 1.1x of the data in the current
+    /// levels); between 2 and 100.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = zverse::Options::default().level_size_ratio(8);
+    /// let db = zverse::Db::open(dir.path(), options)?;
+    /// # drop(db);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn level_size_ratio(mut self, ratio: u32) -> Options {
+        self.level_size_ratio = ratio.clamp(2, 100);
+        self
+    }
+
+    /// The size at which current level `level` (1 and down) passes its target.
+    pub(crate) fn level_bytes_target(&self, level: u8) -> u64 {
+        let exponent = u32::from(level.saturating_sub(1));
+        let factor = u64::from(self.level_size_ratio).saturating_pow(exponent);
+        self.level_base_bytes.saturating_mul(factor)
     }
 
     /// The memory the engine's own buffers may take, from which the other limits derive: the

@@ -19,7 +19,7 @@ use zverse_core::{Entry, Version};
 
 use crate::error::{Error, Result};
 use crate::io::{Io, IoFile};
-use crate::manifest::SegmentMeta;
+use crate::manifest::{SegmentMeta, Tier};
 use crate::segment_file::segment_file_name;
 
 /// Bytes a segment file's writes are gathered into before they go to the file.
@@ -33,7 +33,24 @@ pub(crate) struct NewFiles<'a> {
     paths: Vec<PathBuf>,
 }
 
-impl NewFiles<'_> {
+impl<'a> NewFiles<'a> {
+    /// No files yet.
+    pub(crate) fn new(io: &'a dyn Io) -> NewFiles<'a> {
+        NewFiles { io, paths: Vec::new() }
+    }
+
+    /// Creates the file at `path` (it must not exist), removed on drop unless kept.
+    pub(crate) fn create(&mut self, path: PathBuf) -> Result<FileSink> {
+        let file = self.io.create_new(&path)?;
+        self.paths.push(path);
+        Ok(FileSink { file, buffer: Vec::with_capacity(WRITE_BUFFER_BYTES), offset: 0 })
+    }
+
+    /// Takes `other`'s files into this set.
+    pub(crate) fn adopt(&mut self, mut other: NewFiles<'a>) {
+        self.paths.append(&mut other.paths);
+    }
+
     /// The files stay: the manifest names them, or may.
     pub(crate) fn keep(mut self) {
         self.paths.clear();
@@ -52,7 +69,7 @@ impl Drop for NewFiles<'_> {
 
 /// An append-only segment file: writes gathered into [`WRITE_BUFFER_BYTES`] and written at
 /// increasing offsets.
-struct FileSink {
+pub(crate) struct FileSink {
     file: Box<dyn IoFile>,
     buffer: Vec<u8>,
     /// Bytes already written to the file.
@@ -70,7 +87,7 @@ impl FileSink {
     }
 
     /// Writes what is buffered and syncs the file.
-    fn finish(mut self) -> std::io::Result<()> {
+    pub(crate) fn finish(mut self) -> std::io::Result<()> {
         let tail = std::mem::take(&mut self.buffer);
         self.file.write_all_at_and_sync(&[&tail], self.offset)
     }
@@ -138,7 +155,7 @@ impl<'a> SegmentWriter<'a> {
             limits,
             current: None,
             finished: Vec::new(),
-            created: NewFiles { io, paths: Vec::new() },
+            created: NewFiles::new(io),
         }
     }
 
@@ -169,10 +186,7 @@ impl<'a> SegmentWriter<'a> {
 
     fn create(&mut self) -> Result<Open> {
         let number = (self.allocate_number)();
-        let path = self.dir.join(segment_file_name(number));
-        let file = self.io.create_new(&path)?;
-        self.created.paths.push(path);
-        let sink = FileSink { file, buffer: Vec::with_capacity(WRITE_BUFFER_BYTES), offset: 0 };
+        let sink = self.created.create(self.dir.join(segment_file_name(number)))?;
         let options =
             SegmentOptions::default().with_block_bytes_target(self.limits.block_bytes as usize);
         let builder = SegmentBuilder::new(sink, options);
@@ -191,8 +205,14 @@ impl<'a> SegmentWriter<'a> {
             payload_bytes: open.payload_bytes,
             version_min: summary.version_min.unwrap_or(Version::ZERO),
             version_max: summary.version_max.unwrap_or(Version::ZERO),
+            tier: Tier::Level(0),
         });
         Ok(())
+    }
+
+    /// Finishes the segment being written, if any: the next entry starts a new one.
+    pub(crate) fn split(&mut self) -> Result<()> {
+        self.finish_current()
     }
 
     /// Finishes the last segment. Returns every segment written, synced (their directory
