@@ -376,6 +376,8 @@ pub(crate) struct HistoryFile {
     mapped: MappedHistory,
     io: Arc<dyn Io>,
     retirement: Retirement,
+    /// Reads that opened this segment (point reads, range and history sources, `changes`).
+    reads: AtomicU64,
 }
 
 impl HistoryFile {
@@ -391,7 +393,14 @@ impl HistoryFile {
                 .map(|segment| segment.with_verified_blocks(&bytes.verified))
         })
         .map_err(corrupt)?;
-        Ok(HistoryFile { meta, path, mapped, io: Arc::clone(io), retirement: Retirement::default() })
+        Ok(HistoryFile {
+            meta,
+            path,
+            mapped,
+            io: Arc::clone(io),
+            retirement: Retirement::default(),
+            reads: AtomicU64::new(0),
+        })
     }
 
     pub(crate) fn meta(&self) -> &SegmentMeta {
@@ -400,6 +409,17 @@ impl HistoryFile {
 
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Counts a read that opened this segment.
+    pub(crate) fn count_read(&self) {
+        // Relaxed: a statistic.
+        self.reads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reads that opened this segment since it was opened.
+    pub(crate) fn read_count(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     /// The reader over the mapped bytes.

@@ -131,7 +131,6 @@ pub(crate) struct WriterLimits {
 
 /// Writes entries in strictly increasing Z order as segments of at most the target size.
 pub(crate) struct SegmentWriter<'a> {
-    io: &'a dyn Io,
     dir: &'a Path,
     allocate_number: Box<dyn Fn() -> u64 + 'a>,
     limits: WriterLimits,
@@ -149,7 +148,6 @@ impl<'a> SegmentWriter<'a> {
     ) -> SegmentWriter<'a> {
         assert!(limits.segment_bytes_target > 0, "the options keep the target positive");
         SegmentWriter {
-            io,
             dir,
             allocate_number,
             limits,

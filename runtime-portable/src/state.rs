@@ -19,7 +19,6 @@ use crate::error::{Error, Result};
 use crate::io::Io;
 use crate::manifest::{MANIFEST_NAME, Manifest, ManifestFile as _, SegmentMeta, Tier};
 use crate::memtable::Memtable;
-use crate::options::Options;
 use crate::segment_file::{HistoryFile, SegmentFile};
 use crate::sync::lock;
 use crate::tiers::{TierSet, Tiers, TiersRef};
@@ -139,8 +138,6 @@ pub(crate) struct Unreserved {
 pub(crate) struct State {
     io: Arc<dyn Io>,
     dir: PathBuf,
-    /// What tells a full segment from an open one.
-    options: Options,
     tiers: TierSet,
     manifest: Mutex<Manifest>,
     /// The next file number to hand out.
@@ -165,7 +162,6 @@ impl State {
     pub(crate) fn new(
         io: Arc<dyn Io>,
         dir: &Path,
-        options: &Options,
         manifest: Manifest,
         tiers: Tiers,
         file_number_next: u64,
@@ -174,7 +170,6 @@ impl State {
         State {
             io,
             dir: dir.to_path_buf(),
-            options: options.clone(),
             tiers: TierSet::new(tiers),
             file_number_next: AtomicU64::new(file_number_next),
             file_number_reserved: AtomicU64::new(manifest.file_number_next),
@@ -429,7 +424,7 @@ pub(crate) fn sort_history_newest_first(history: &mut [Arc<HistoryFile>]) {
 
 /// The manifest entries of `tiers`' segments: level 0 newest first, each level in key
 /// order, then history newest first.
-fn metas(tiers: &Tiers) -> Vec<SegmentMeta> {
+pub(crate) fn metas(tiers: &Tiers) -> Vec<SegmentMeta> {
     let current = tiers.current().map(|segment| *segment.meta());
     current.chain(tiers.history.iter().map(|segment| *segment.meta())).collect()
 }
@@ -465,8 +460,7 @@ mod tests {
 
     fn state_at(dir: &Path) -> State {
         let tiers = Tiers::with_memtables(Arc::new(Memtable::new(9)), vec![]);
-        let options = Options::default();
-        State::new(Arc::new(StdIo), dir, &options, manifest(), tiers, 20)
+        State::new(Arc::new(StdIo), dir, manifest(), tiers, 20)
     }
 
     #[test]

@@ -84,6 +84,10 @@ pub struct Stats {
     /// Bytes of history segments compaction wrote since open (included in
     /// `bytes_written_disk`).
     pub bytes_demoted: u64,
+    /// Reads that opened a history segment (a point read's lookup, a range's or a key
+    /// history's source, a `changes` box) since the segment was opened. Reads at or above
+    /// every current segment's newest version open none.
+    pub history_reads: u64,
     /// Writes that waited for a flush or a compaction (memtables all full, or
     /// `write_stop_segments` reached) since open.
     pub write_stalls: u64,
@@ -150,6 +154,7 @@ pub(crate) fn collect(inner: &Inner) -> Stats {
         history_segment_count: tiers.history.len(),
         history_bytes,
         bytes_demoted: counters.bytes_demoted.load(Ordering::Relaxed),
+        history_reads: tiers.history.iter().map(|h| h.read_count()).sum(),
         write_stalls: counters.write_stalls.load(Ordering::Relaxed),
         write_stall_micros: counters.write_stall_micros.load(Ordering::Relaxed),
         write_slowdowns: counters.write_slowdowns.load(Ordering::Relaxed),

@@ -53,6 +53,7 @@ impl Tiers {
     }
 
     /// Memtables only (no segment yet).
+    #[cfg(test)]
     pub(crate) fn with_memtables(active: Arc<Memtable>, sealed: Vec<Arc<Memtable>>) -> Tiers {
         Tiers::new(active, sealed, Vec::new(), Vec::new(), Vec::new())
     }
