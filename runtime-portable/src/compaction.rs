@@ -614,3 +614,60 @@ fn input_corruption(inputs: &[Arc<SegmentFile>], corruption: zverse_core::Corrup
     Error::corruption(file, 0, corruption)
 }
 
+
+#[cfg(all(test, not(loom)))]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+mod tests {
+    use crate::{Db, Durability, Options};
+
+    fn options() -> Options {
+        Options::default()
+            .durability(Durability::None)
+            .memtable_bytes_max(4 << 10)
+            .segment_block_bytes(256)
+            .segment_bytes_target(4 << 10)
+            .level_base_bytes(8 << 10)
+            .level_size_ratio(2)
+            .compaction_trigger_segments(2)
+    }
+
+    /// After background steps and a full compaction, every current level is sorted by key
+    /// with disjoint key bounds, and each of its segments holds one version per key.
+    #[test]
+    fn levels_stay_key_disjoint_with_one_version_per_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), options()).unwrap();
+        let check = |db: &Db| {
+            let tiers = db.inner.tiers();
+            for (index, level) in tiers.levels.iter().enumerate() {
+                for pair in level.windows(2) {
+                    assert!(pair[0].key_last() < pair[1].key_first(), "level {}", index + 1);
+                }
+                for segment in level {
+                    let reader = segment.segment();
+                    assert_eq!(reader.key_count(), reader.entry_count(), "one version per key");
+                    assert!(segment.key_first() <= segment.key_last());
+                }
+            }
+            tiers.levels.len()
+        };
+        for round in 0..12u32 {
+            for index in (0..600u32).filter(|i| (i + round) % 3 != 0) {
+                let key = format!("k{:04}", index * 7919 % 1000);
+                if index % 11 == round % 11 {
+                    db.delete(key.as_bytes()).unwrap();
+                } else {
+                    db.put(key.as_bytes(), format!("{round}:{index:024}").as_bytes()).unwrap();
+                }
+            }
+            db.flush().unwrap();
+            check(&db);
+        }
+        db.compact().unwrap();
+        assert!(check(&db) >= 2, "{:?}", db.stats());
+        let tiers = db.inner.tiers();
+        assert!(tiers.segments.is_empty(), "level 0 is empty after compact");
+        let (bottom, above) = tiers.levels.split_last().unwrap();
+        assert!(above.iter().all(Vec::is_empty) && !bottom.is_empty(), "all in the bottom");
+    }
+}
