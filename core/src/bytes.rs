@@ -340,7 +340,10 @@ pub(crate) fn unhex(text: &str) -> alloc::vec::Vec<u8> {
         .filter(|b| !b.is_ascii_whitespace())
         .map(|b| u8::try_from(char::from(b).to_digit(16).expect("hex digit")).expect("a digit"))
         .collect();
-    digits.chunks(2).map(|pair| pair[0] << 4 | pair[1]).collect()
+    digits
+        .chunks_exact(2)
+        .map(|pair| pair.iter().fold(0, |byte, digit| byte << 4 | digit))
+        .collect()
 }
 
 #[cfg(test)]

@@ -515,9 +515,8 @@ impl<'i, 'a> Outputs<'i, 'a> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        self.pending.sort_unstable_by(|a, b| {
-            zverse_core::zkey::cmp_z(a.key, a.version, b.key, b.version)
-        });
+        self.pending
+            .sort_unstable_by(|a, b| zverse_core::zkey::cmp_z(a.key, a.version, b.key, b.version));
         for entry in self.pending.drain(..) {
             self.current.add(&entry)?;
         }
@@ -613,7 +612,6 @@ fn input_corruption(inputs: &[Arc<SegmentFile>], corruption: zverse_core::Corrup
     let file = inputs.first().map(|f| f.path().to_path_buf()).unwrap_or_default();
     Error::corruption(file, 0, corruption)
 }
-
 
 #[cfg(all(test, not(loom)))]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]

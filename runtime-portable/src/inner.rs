@@ -90,8 +90,7 @@ impl Inner {
             recovered.history,
         );
         let file_number_next = recovered.file_number_next;
-        let db_state =
-            State::new(Arc::clone(&io), dir, manifest, tiers, file_number_next);
+        let db_state = State::new(Arc::clone(&io), dir, manifest, tiers, file_number_next);
         // Leaders let late joiners board only where a group shares a sync.
         let stage = Stage::new(options.durability == Durability::Sync);
         Inner {

@@ -242,7 +242,7 @@ impl ReadView {
         for segment in &self.tiers.segments {
             sources.push(Box::new(SegmentRangeRev::open(segment, keys, self.version)));
         }
-        for level in self.tiers.levels.iter() {
+        for level in &self.tiers.levels {
             let mut segments = level_overlapping(level, keys.bounds()).to_vec();
             segments.reverse();
             if !segments.is_empty() {

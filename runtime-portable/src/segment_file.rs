@@ -339,11 +339,12 @@ impl MappedFile for SegmentFile {
     }
 }
 
+/// A segment's smallest and largest key.
+type KeyBounds = (Box<[u8]>, Box<[u8]>);
+
 /// The smallest and the largest key of `segment` (empty for an empty segment, which no
 /// writer produces).
-fn key_bounds(
-    segment: &Segment<'_>,
-) -> std::result::Result<(Box<[u8]>, Box<[u8]>), zverse_core::Corruption> {
+fn key_bounds(segment: &Segment<'_>) -> std::result::Result<KeyBounds, zverse_core::Corruption> {
     let mut keys = segment.iter_key_order();
     let first = keys.next().transpose()?.map(|entry| Box::from(entry.key));
     let last = keys.next_back().transpose()?.map(|entry| Box::from(entry.key));
@@ -375,6 +376,8 @@ pub(crate) struct HistoryFile {
     path: PathBuf,
     mapped: MappedHistory,
     io: Arc<dyn Io>,
+    /// Set once a compaction replaced it (history compaction, not written yet, is the one
+    /// that will): the file goes with the last reference.
     retirement: Retirement,
     /// Reads that opened this segment (point reads, range and history sources, `changes`).
     reads: AtomicU64,
@@ -425,12 +428,6 @@ impl HistoryFile {
     /// The reader over the mapped bytes.
     pub(crate) fn segment(&self) -> &HistorySegment<'_> {
         self.mapped.borrow_dependent()
-    }
-
-    /// Marks the file for deletion when the last reference to it goes.
-    #[cfg_attr(not(test), expect(dead_code, reason = "history compaction is not written yet"))]
-    pub(crate) fn retire(&self) {
-        self.retirement.retire();
     }
 }
 

@@ -59,7 +59,11 @@ impl Tiers {
     }
 
     /// These tiers with other memtables.
-    pub(crate) fn with_memtables_of(&self, active: Arc<Memtable>, sealed: Vec<Arc<Memtable>>) -> Tiers {
+    pub(crate) fn with_memtables_of(
+        &self,
+        active: Arc<Memtable>,
+        sealed: Vec<Arc<Memtable>>,
+    ) -> Tiers {
         Tiers {
             active,
             sealed,

@@ -88,8 +88,7 @@ fn latest_reads_open_no_history_segment_and_older_reads_find_every_round() {
         assert_eq!(value.to_vec(), format!("r{round}:42").into_bytes());
         let values: Vec<_> =
             db.range_at(key(10)..key(13), end).unwrap().map(|r| r.unwrap().1.to_vec()).collect();
-        let expected: Vec<_> =
-            (10..13).map(|i| format!("r{round}:{i}").into_bytes()).collect();
+        let expected: Vec<_> = (10..13).map(|i| format!("r{round}:{i}").into_bytes()).collect();
         assert_eq!(values, expected, "round {round}");
     }
     assert_eq!(db.history(&key(42)).unwrap().count(), 6);

@@ -342,7 +342,11 @@ impl<'a> HistorySegment<'a> {
     /// included), in key order; walked from the back (`next_back`) in descending key order.
     /// Keys with no version at or below `version` are skipped.
     #[must_use]
-    pub fn range_at<'k>(&self, keys: impl RangeBounds<&'k [u8]>, version: Version) -> HistoryRangeAt<'a> {
+    pub fn range_at<'k>(
+        &self,
+        keys: impl RangeBounds<&'k [u8]>,
+        version: Version,
+    ) -> HistoryRangeAt<'a> {
         let (front, back) = self.key_ordinals(&keys);
         HistoryRangeAt { segment: *self, version, front, back: back.max(front) }
     }

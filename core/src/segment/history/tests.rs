@@ -140,7 +140,9 @@ fn check_range_at(
                 let mut expected: Vec<Owned> = Vec::new();
                 for ((key, Reverse(v)), value) in model {
                     let fresh = expected.last().is_none_or(|last| last.0 != *key);
-                    if *v <= version && fresh && core::ops::RangeBounds::contains(&range, key.as_slice())
+                    if *v <= version
+                        && fresh
+                        && core::ops::RangeBounds::contains(&range, key.as_slice())
                     {
                         expected.push((key.clone(), *v, value.clone()));
                     }
