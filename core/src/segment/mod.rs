@@ -23,6 +23,7 @@
 
 mod block;
 mod block_index;
+mod block_keys;
 mod builder;
 mod bytes;
 mod cursor;
@@ -30,6 +31,7 @@ mod fence_keys;
 mod filter_section;
 mod footer;
 pub mod history;
+mod key_blocks;
 mod key_index;
 mod key_order;
 mod reader;
@@ -45,7 +47,7 @@ pub use cursor::{BlockStats, Changes, ChangesStats, Iter, ZOrderCursor};
 #[cfg(feature = "alloc")]
 pub use fence_keys::FenceKeys;
 pub use fence_keys::FenceKeysRef;
-pub use footer::{FOOTER_LEN, FORMAT_VERSION, MAGIC, MAGIC_LEN};
+pub use footer::{FOOTER_LEN, FORMAT_VERSION, FORMAT_VERSION_KEY_ORDER, MAGIC, MAGIC_LEN, Order};
 pub use key_order::{FailOnce, KeyOrderIter, KeyVersions, RangeAt};
 pub use reader::Segment;
 #[cfg(feature = "alloc")]

@@ -54,12 +54,33 @@ fn z_sorted(mut entries: Vec<Owned>) -> Vec<Owned> {
     entries
 }
 
-/// Builds a segment of `model`'s entries.
+/// `entries` sorted into `order`.
+fn sorted_for(order: Order, entries: Vec<Owned>) -> Vec<Owned> {
+    match order {
+        Order::Key => {
+            let mut entries = entries;
+            entries.sort_by(|a, b| (&a.0, Reverse(a.1)).cmp(&(&b.0, Reverse(b.1))));
+            entries
+        }
+        _ => z_sorted(entries),
+    }
+}
+
+/// Both orders, for the tests that run on each.
+const ORDERS: [Order; 2] = [Order::Z, Order::Key];
+
+/// Builds a Z-order segment of `model`'s entries.
 fn build(model: &Model, block_bytes_target: usize) -> Vec<u8> {
-    let options = SegmentOptions::default().with_block_bytes_target(block_bytes_target);
+    build_in(model, block_bytes_target, Order::Z)
+}
+
+/// Builds a segment of `model`'s entries in `order`.
+fn build_in(model: &Model, block_bytes_target: usize, order: Order) -> Vec<u8> {
+    let options =
+        SegmentOptions::default().with_block_bytes_target(block_bytes_target).with_order(order);
     let mut builder = SegmentBuilder::new(Vec::new(), options);
-    for (key, version, value) in z_sorted(owned_model(model).collect()) {
-        builder.add(&key, Version::new(version), value.as_deref()).expect("entries in Z order");
+    for (key, version, value) in sorted_for(order, owned_model(model).collect()) {
+        builder.add(&key, Version::new(version), value.as_deref()).expect("entries in order");
     }
     let (bytes, summary) = builder.finish().expect("a Vec sink never fails");
     assert_eq!(summary.entry_count, model.len() as u64);
@@ -97,7 +118,7 @@ fn model_changes(
 ) -> Vec<Owned> {
     let in_box =
         |(key, v, _): &Owned| as_slices(keys).contains(&key.as_slice()) && versions.contains(v);
-    z_sorted(owned_model(model).filter(in_box).collect())
+    owned_model(model).filter(in_box).collect()
 }
 
 fn version_bounds(bounds: &(Bound<u64>, Bound<u64>)) -> (Bound<Version>, Bound<Version>) {
@@ -113,9 +134,12 @@ fn check_queries(
     key_ranges: &[KeyBounds],
     version_ranges: &[(Bound<u64>, Bound<u64>)],
 ) {
+    let order = segment.order();
     let all: Vec<Owned> = owned_model(model).collect();
+    assert_eq!(segment.first_key(), Ok(all.first().map(|e| e.0.as_slice())));
+    assert_eq!(segment.last_key(), Ok(all.last().map(|e| e.0.as_slice())));
     assert_eq!(collect(segment.iter_key_order()), Ok(all.clone()));
-    assert_eq!(collect(segment.iter()), Ok(z_sorted(all)));
+    assert_eq!(collect(segment.iter()), Ok(sorted_for(order, all)));
     for key in probe_keys {
         assert_eq!(collect(segment.history(key)), Ok(model_history(model, key)), "{key:?}");
         for &version in probe_versions {
@@ -141,9 +165,14 @@ fn check_queries(
         for versions in version_ranges {
             let mut changes = segment.changes(as_slices(keys), version_bounds(versions));
             let got = collect(&mut changes);
-            let expected = model_changes(model, keys, versions);
+            let expected = sorted_for(order, model_changes(model, keys, versions));
             assert_eq!(got, Ok(expected.clone()), "{keys:?} x {versions:?}");
-            assert!(changes.stats().scan.entries_touched >= expected.len() as u64);
+            let stats = changes.stats();
+            let examined = match order {
+                Order::Key => stats.blocks.entries_decoded,
+                _ => stats.scan.entries_touched,
+            };
+            assert!(examined >= expected.len() as u64);
         }
     }
 }
@@ -245,21 +274,8 @@ proptest! {
 
     #[test]
     fn queries_match_the_model(case in case_strategy()) {
-        let (model, block_bytes_target, keys, versions, key_ranges, version_ranges) = case;
-        let bytes = build(&model, block_bytes_target);
-        let segment = Segment::open(&bytes).expect("a built segment opens");
-        prop_assert_eq!(segment.entry_count(), model.len() as u64);
-        let keys_distinct: std::collections::BTreeSet<_> = owned_model(&model).map(|e| e.0).collect();
-        let key_count = keys_distinct.len();
-        prop_assert_eq!(segment.key_count(), key_count as u64);
-        prop_assert_eq!(segment.version_min(), model.keys().map(|k| Version::new(k.1.0)).min());
-        prop_assert_eq!(segment.version_max(), model.keys().map(|k| Version::new(k.1.0)).max());
-        check_queries(&segment, &model, &keys, &versions, &key_ranges, &version_ranges);
-        for bytes_max in [usize::MAX, 64] {
-            if let Some(fence_keys) = FenceKeys::build(&segment, bytes_max).expect("undamaged") {
-                let fenced = segment.with_fence_keys(fence_keys.view());
-                check_queries(&fenced, &model, &keys, &versions, &key_ranges, &version_ranges);
-            }
+        for order in ORDERS {
+            check_case_in(&case, order)?;
         }
     }
 
@@ -276,8 +292,9 @@ proptest! {
     fn resealed_damage_never_panics(
         (at, byte) in (any::<Index>(), any::<u8>()),
         block_bytes_target in 32usize..128,
+        order in select(ORDERS.to_vec()),
     ) {
-        let mut bytes = build(&small_model(), block_bytes_target);
+        let mut bytes = build_in(&small_model(), block_bytes_target, order);
         let at = at.index(bytes.len() - FOOTER_LEN);
         bytes[at] = byte;
         reseal(&mut bytes);
@@ -285,6 +302,29 @@ proptest! {
             let _ = run_fixed_queries(&segment);
         }
     }
+}
+
+/// Builds the case's model in `order` and checks every query against the model, with and
+/// without fence keys.
+fn check_case_in(case: &Case, order: Order) -> Result<(), TestCaseError> {
+    let (model, block_bytes_target, keys, versions, key_ranges, version_ranges) = case;
+    let bytes = build_in(model, *block_bytes_target, order);
+    let segment = Segment::open(&bytes).expect("a built segment opens");
+    prop_assert_eq!(segment.order(), order);
+    prop_assert_eq!(segment.entry_count(), model.len() as u64);
+    let keys_distinct: std::collections::BTreeSet<_> = owned_model(&model).map(|e| e.0).collect();
+    let key_count = keys_distinct.len();
+    prop_assert_eq!(segment.key_count(), key_count as u64);
+    prop_assert_eq!(segment.version_min(), model.keys().map(|k| Version::new(k.1.0)).min());
+    prop_assert_eq!(segment.version_max(), model.keys().map(|k| Version::new(k.1.0)).max());
+    check_queries(&segment, model, keys, versions, key_ranges, version_ranges);
+    for bytes_max in [usize::MAX, 64] {
+        if let Some(fence_keys) = FenceKeys::build(&segment, bytes_max).expect("undamaged") {
+            let fenced = segment.with_fence_keys(fence_keys.view());
+            check_queries(&fenced, model, keys, versions, key_ranges, version_ranges);
+        }
+    }
+    Ok(())
 }
 
 /// A small model with shared prefixes, trailing zeros, tombstones and several versions.
@@ -349,8 +389,10 @@ fn reseal(bytes: &mut [u8]) {
 #[test]
 fn small_model_matches() {
     let model = small_model();
-    for block_bytes_target in [1, 40, 100, 4096] {
-        let bytes = build(&model, block_bytes_target);
+    for (block_bytes_target, order) in
+        [1, 40, 100, 4096].into_iter().flat_map(|b| ORDERS.map(|o| (b, o)))
+    {
+        let bytes = build_in(&model, block_bytes_target, order);
         let segment = Segment::open(&bytes).unwrap();
         let keys: Vec<Vec<u8>> = model.keys().map(|k| k.0.clone()).chain([b"b".to_vec()]).collect();
         let versions: Vec<u64> = (0..20).chain([u64::MAX]).collect();
@@ -463,7 +505,13 @@ fn every_truncation_fails_to_open() {
 /// or `Corruption`; never a wrong answer, never a panic.
 #[test]
 fn every_bit_flip_is_detected_or_harmless() {
-    let bytes = build(&small_model(), 64);
+    for order in ORDERS {
+        every_bit_flip_is_detected_or_harmless_in(order);
+    }
+}
+
+fn every_bit_flip_is_detected_or_harmless_in(order: Order) {
+    let bytes = build_in(&small_model(), 64, order);
     let expected = run_fixed_queries(&Segment::open(&bytes).unwrap());
     assert!(expected.iter().all(Result::is_ok));
     let mut damaged = bytes.clone();
@@ -721,11 +769,13 @@ type CaseStorage = FixedStorage<80, 2080, 600, 80, { filter_block_count(80) }>;
 fn build_fixed<M: BuilderStorage>(
     model: &Model,
     block_bytes_target: usize,
+    order: Order,
     buffer: &mut [u8],
 ) -> Result<usize, BuildError<SliceFull>> {
-    let options = SegmentOptions::default().with_block_bytes_target(block_bytes_target);
+    let options =
+        SegmentOptions::default().with_block_bytes_target(block_bytes_target).with_order(order);
     let mut builder = SegmentBuilder::<_, M>::with_storage(SliceSink::new(buffer), options);
-    for (key, version, value) in z_sorted(owned_model(model).collect()) {
+    for (key, version, value) in sorted_for(order, owned_model(model).collect()) {
         builder.add(&key, Version::new(version), value.as_deref())?;
     }
     let (sink, summary) = builder.finish()?;
@@ -740,11 +790,13 @@ proptest! {
     #[test]
     fn fixed_storage_writes_the_same_bytes_as_vec_storage(case in case_strategy()) {
         let (model, block_bytes_target, ..) = case;
-        let expected = build(&model, block_bytes_target);
-        let mut buffer = vec![0; expected.len() + 16];
-        let len = build_fixed::<CaseStorage>(&model, block_bytes_target, &mut buffer)
-            .expect("the case fits the storage");
-        prop_assert_eq!(&buffer[..len], expected.as_slice());
+        for order in ORDERS {
+            let expected = build_in(&model, block_bytes_target, order);
+            let mut buffer = vec![0; expected.len() + 16];
+            let len = build_fixed::<CaseStorage>(&model, block_bytes_target, order, &mut buffer)
+                .expect("the case fits the storage");
+            prop_assert_eq!(&buffer[..len], expected.as_slice());
+        }
     }
 }
 
@@ -841,8 +893,12 @@ fn segment_bytes_match_the_builder_before_storage_was_generic() {
         let bytes = build(&pinned_model(), block_bytes_target);
         assert_eq!((bytes.len(), checksum(&bytes)), (len, expected), "{block_bytes_target}");
         let mut buffer = vec![0; len];
-        let written =
-            build_fixed::<PinnedStorage>(&pinned_model(), block_bytes_target, &mut buffer);
+        let written = build_fixed::<PinnedStorage>(
+            &pinned_model(),
+            block_bytes_target,
+            Order::Z,
+            &mut buffer,
+        );
         assert_eq!(written, Ok(len));
         assert_eq!(checksum(&buffer), expected, "fixed storage, {block_bytes_target}");
     }
