@@ -53,9 +53,11 @@ impl BlockHandle {
     }
 
     /// Reads a handle from the first [`BLOCK_HANDLE_LEN`] bytes of `bytes`.
-    /// The block offset of an encoded handle.
-    pub(super) fn offset_of(encoded: &[u8; BLOCK_HANDLE_LEN]) -> u32 {
-        u32_at(encoded, OFFSET_AT).unwrap_or(u32::MAX)
+    /// The end of an encoded handle's block (its offset plus its length, without the
+    /// checksum).
+    pub(super) fn data_end_of(encoded: &[u8; BLOCK_HANDLE_LEN]) -> u64 {
+        let offset = u32_at(encoded, OFFSET_AT).unwrap_or(u32::MAX);
+        u64::from(offset) + u64::from(u32_at(encoded, LEN_AT).unwrap_or(0))
     }
 
     fn decode_from(bytes: &[u8]) -> Option<BlockHandle> {

@@ -1,7 +1,8 @@
 //! The block keys of a key-ordered segment ([`super::Order::Key`]), in the section a Z-order
-//! segment uses for its fences: the key and version of each data block's first entry, then of
-//! the segment's last entry, so that a point read or a range start binary-searches this
-//! section and reads one block, and the segment's key bounds cost no block read.
+//! segment uses for its fences: the key and version of the segment's first entry, then of each
+//! data block's last entry, so that a point read or a range start binary-searches this section
+//! and reads exactly one block (the first whose last entry is not before the target), and the
+//! segment's key bounds cost no block read.
 //!
 //! For `n` blocks (`n > 0`) the section is `n + 1` records, then the keys back to back:
 //!
@@ -10,7 +11,7 @@
 //! | 8 | version, `u64` LE |
 //! | 4 | end of the key in the key bytes, `u32` LE (it starts where the previous one ends) |
 //!
-//! Record `i < n` is block `i`'s first entry; record `n` is the last entry. A segment without
+//! Record 0 is the first entry; record `i + 1` is block `i`'s last entry. A segment without
 //! entries has an empty section.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
@@ -33,8 +34,8 @@ pub(super) struct BlockKeys<'a> {
 impl<'a> BlockKeys<'a> {
     /// The section `bytes` of a segment of `block_count` blocks, at file offset
     /// `section_offset`; checks its length, every key's bounds and that the records are in
-    /// key order (each block's first entry strictly after the previous block's, the last
-    /// entry not before the last block's first).
+    /// key order (each block's last entry strictly after the previous block's, the first
+    /// entry not after block 0's last).
     pub(super) fn new(
         bytes: &'a [u8],
         block_count: usize,
@@ -62,7 +63,7 @@ impl<'a> BlockKeys<'a> {
         for index in 1..record_count {
             let previous = order_key(view.get(index - 1));
             let this = order_key(view.get(index));
-            let in_order = if index == block_count { previous <= this } else { previous < this };
+            let in_order = if index == 1 { previous <= this } else { previous < this };
             if !in_order {
                 return Err(corrupt("block keys out of key order"));
             }
@@ -80,7 +81,7 @@ impl<'a> BlockKeys<'a> {
         u32_at(self.records, at).map(|end| end as usize)
     }
 
-    /// Record `index`: block `index`'s first entry, or the last entry for `block_count()`.
+    /// Record `index`: the first entry for 0, block `index - 1`'s last entry after that.
     /// Out of range: an empty key at version 0 (never asked: the view is validated).
     pub(super) fn get(&self, index: usize) -> (&'a [u8], Version) {
         let start = index.checked_sub(1).and_then(|previous| self.key_end(previous)).unwrap_or(0);
@@ -96,14 +97,15 @@ impl<'a> BlockKeys<'a> {
         (last > 0).then(|| (self.get(0).0, self.get(last).0))
     }
 
-    /// The first block whose first entry is not `before` (a predicate true on a prefix of the
-    /// key order), or `block_count()`.
-    pub(super) fn first_block_not_before(
+    /// The first block whose last entry is not `before` (a predicate true on a prefix of the
+    /// key order): the block that holds the first entry not before, if any; or
+    /// `block_count()`.
+    pub(super) fn first_block_ending_not_before(
         &self,
         mut before: impl FnMut(&[u8], Version) -> bool,
     ) -> usize {
         partition_point(0, self.block_count(), |index| {
-            let (key, version) = self.get(index);
+            let (key, version) = self.get(index + 1);
             before(key, version)
         })
     }

@@ -539,18 +539,22 @@ fn distinct_keys<'s>(keys: &'s [u8], refs: &'s [KeyRef]) -> impl Iterator<Item =
     })
 }
 
-/// The reference of each block's first entry, then of the last entry (none without
+/// The reference of the first entry, then of each block's last entry (none without
 /// entries): the records of a key-ordered segment's block keys. `refs` are in file order.
 fn block_key_refs<'r>(
     refs: &'r [KeyRef],
     block_index: &'r [EncodedHandle],
 ) -> impl Iterator<Item = &'r KeyRef> + 'r {
-    let mut rest = refs.iter();
-    let firsts = block_index.iter().filter_map(move |handle| {
-        let block_offset = BlockHandle::offset_of(handle);
-        rest.find(|r| r.entry_offset == block_offset)
+    let mut rest = refs.iter().peekable();
+    let lasts = block_index.iter().filter_map(move |handle| {
+        let block_end = BlockHandle::data_end_of(handle);
+        let mut last = None;
+        while let Some(key_ref) = rest.next_if(|r| u64::from(r.entry_offset) < block_end) {
+            last = Some(key_ref);
+        }
+        last
     });
-    firsts.chain(refs.last().filter(|_| !block_index.is_empty()))
+    refs.first().filter(|_| !block_index.is_empty()).into_iter().chain(lasts)
 }
 
 /// Bytes of a key-ordered segment's block keys section.

@@ -291,17 +291,15 @@ fn read_block(segment: Segment<'_>, index: usize) -> Result<&[u8], Corruption> {
 }
 
 /// The position of the first entry of `segment` not `before` (a predicate true on a prefix of
-/// the key order), found through the block keys and one block; with that entry when it was
-/// decoded on the way (it was not when it opens a block).
+/// the key order), with that entry: the block keys name the one block that holds it.
 pub(super) fn seek(
     segment: Segment<'_>,
     mut before: impl FnMut(&[u8], Version) -> bool,
 ) -> Result<(Pos, Option<Entry<'_>>), Corruption> {
-    let first_not_before = segment.block_keys().first_block_not_before(&mut before);
-    let Some(block) = first_not_before.checked_sub(1) else {
-        return Ok((Pos::default(), None));
-    };
-    // Block `block` starts before the target: the target is in it, or opens the next one.
+    let block = segment.block_keys().first_block_ending_not_before(&mut before);
+    if block >= segment.block_count() {
+        return Ok((Pos { block, offset: 0 }, None));
+    }
     let bytes = read_block(segment, block)?;
     let block_offset = segment.block_index.handle(block).map(|handle| u64::from(handle.offset))?;
     let mut position = 0;
@@ -312,7 +310,7 @@ pub(super) fn seek(
         }
         position += len;
     }
-    Ok((Pos { block: first_not_before, offset: 0 }, None))
+    Err(Corruption::new(block_offset, "block ends before its block key"))
 }
 
 /// The newest entry of `key` at or below `version` in a key-ordered segment: the block keys
@@ -323,21 +321,8 @@ pub(super) fn get_at<'a>(
     version: Version,
 ) -> Result<Option<Entry<'a>>, Corruption> {
     let target = (key, core::cmp::Reverse(version));
-    let (pos, found) = seek(segment, |k, v| (k, core::cmp::Reverse(v)) < target)?;
-    let entry = match found {
-        Some(entry) => entry,
-        None if pos.block < segment.block_count() => {
-            // The entry opens block `pos.block`, whose first key the block keys hold.
-            if segment.block_keys().get(pos.block).0 != key {
-                return Ok(None);
-            }
-            let bytes = read_block(segment, pos.block)?;
-            let block_offset = segment.block_index.handle(pos.block)?.offset;
-            decode_entry_at(bytes, 0, u64::from(block_offset))?.0
-        }
-        None => return Ok(None),
-    };
-    Ok((entry.key == key).then_some(entry))
+    let (_, found) = seek(segment, |k, v| (k, core::cmp::Reverse(v)) < target)?;
+    Ok(found.filter(|entry| entry.key == key))
 }
 
 /// Every entry of a key-ordered segment with its key in a range and its version in a range,

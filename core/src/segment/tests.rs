@@ -312,7 +312,7 @@ fn check_case_in(case: &Case, order: Order) -> Result<(), TestCaseError> {
     let segment = Segment::open(&bytes).expect("a built segment opens");
     prop_assert_eq!(segment.order(), order);
     prop_assert_eq!(segment.entry_count(), model.len() as u64);
-    let keys_distinct: std::collections::BTreeSet<_> = owned_model(&model).map(|e| e.0).collect();
+    let keys_distinct: std::collections::BTreeSet<_> = owned_model(model).map(|e| e.0).collect();
     let key_count = keys_distinct.len();
     prop_assert_eq!(segment.key_count(), key_count as u64);
     prop_assert_eq!(segment.version_min(), model.keys().map(|k| Version::new(k.1.0)).min());
@@ -926,4 +926,152 @@ fn range_at_passes_over_long_runs_of_versions() {
         assert_eq!(collect(range().rev()), Ok(expected_rev), "rev at {version}");
         assert_eq!(collect_both_ends(range()), Ok(expected), "both ends at {version}");
     }
+}
+
+/// The footer offset of the format version, and where the key index handle's length is.
+const FOOTER_FORMAT_VERSION_AT: usize = 8;
+const FOOTER_KEY_INDEX_LEN_AT: usize = 48 + 24 + 8;
+
+#[test]
+fn a_key_ordered_segment_records_its_order_and_has_no_key_index() {
+    let model = small_model();
+    let z = build_in(&model, 64, Order::Z);
+    let key = build_in(&model, 64, Order::Key);
+    let read_u32 =
+        |bytes: &[u8], at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    let read_u64 =
+        |bytes: &[u8], at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+    let (z_footer, key_footer) = (z.len() - FOOTER_LEN, key.len() - FOOTER_LEN);
+    assert_eq!(read_u32(&z, z_footer + FOOTER_FORMAT_VERSION_AT), FORMAT_VERSION);
+    assert_eq!(read_u32(&key, key_footer + FOOTER_FORMAT_VERSION_AT), FORMAT_VERSION_KEY_ORDER);
+    assert_eq!(read_u64(&key, key_footer + FOOTER_KEY_INDEX_LEN_AT), 0);
+    assert!(read_u64(&z, z_footer + FOOTER_KEY_INDEX_LEN_AT) > 0);
+    assert_eq!(Segment::open(&z).unwrap().order(), Order::Z);
+    let segment = Segment::open(&key).unwrap();
+    assert_eq!(segment.order(), Order::Key);
+    assert_eq!(segment.first_key(), Ok(Some(&b""[..])));
+    assert_eq!(segment.last_key(), Ok(Some(&b"zz"[..])));
+    // The data region holds the entries in key order, front to back.
+    let in_file_order = collect(segment.iter()).unwrap();
+    assert_eq!(in_file_order, owned_model(&model).collect::<Vec<_>>());
+    let larger = counting_model(1000);
+    let (z, key) = (build_in(&larger, 4096, Order::Z), build_in(&larger, 4096, Order::Key));
+    assert!(key.len() + 4 * 1000 <= z.len(), "no key index: {} against {}", key.len(), z.len());
+}
+
+/// The order flag is the footer's format version: a Z-order footer that claims key order, a
+/// key-ordered one that claims Z order, and an unknown version are `Corruption` (resealed, so
+/// only the structural checks can catch them).
+#[test]
+fn a_damaged_order_flag_is_corruption() {
+    for (order, claimed) in
+        [(Order::Z, FORMAT_VERSION_KEY_ORDER), (Order::Key, FORMAT_VERSION), (Order::Key, 3)]
+    {
+        let mut bytes = build_in(&small_model(), 64, order);
+        let at = bytes.len() - FOOTER_LEN + FOOTER_FORMAT_VERSION_AT;
+        bytes[at..at + 4].copy_from_slice(&claimed.to_le_bytes());
+        reseal(&mut bytes);
+        assert!(Segment::open(&bytes).is_err(), "{order:?} claiming version {claimed}");
+        assert!(Segment::metadata_offset(&bytes).is_ok() || claimed == 3);
+    }
+}
+
+#[test]
+fn key_order_builder_refuses_entries_out_of_key_order() {
+    let options = SegmentOptions::default().with_order(Order::Key);
+    let mut builder = SegmentBuilder::new(Vec::new(), options);
+    builder.add(b"b", Version::new(5), Some(b"x")).unwrap();
+    // A smaller key, a newer version of the same key, the same entry again.
+    assert_eq!(builder.add(b"a", Version::new(9), None), Err(BuildError::OutOfOrder));
+    assert_eq!(builder.add(b"b", Version::new(6), None), Err(BuildError::OutOfOrder));
+    assert_eq!(builder.add(b"b", Version::new(5), None), Err(BuildError::OutOfOrder));
+    // Z order would refuse this one (a larger prefix, then a smaller one); key order takes it.
+    builder.add(b"b", Version::new(1), None).unwrap();
+    builder.add(b"c", Version::new(u64::MAX), Some(b"y")).unwrap();
+    let (bytes, summary) = builder.finish().unwrap();
+    assert_eq!((summary.entry_count, summary.key_count), (3, 2));
+    let segment = Segment::open(&bytes).unwrap();
+    let versions: Vec<u64> = segment.history(b"b").map(|e| e.unwrap().version.get()).collect();
+    assert_eq!(versions, [5, 1]);
+}
+
+/// A model of `key_count` 8-byte big-endian keys, one version each, 32-byte values.
+fn counting_model(key_count: u64) -> Model {
+    (0..key_count)
+        .map(|key| ((key.to_be_bytes().to_vec(), Reverse(key % 7 + 1)), Some(vec![key as u8; 32])))
+        .collect()
+}
+
+/// A point read on a key-ordered segment reads one block, picked by the block keys: with
+/// every other block damaged it still answers.
+#[test]
+fn a_key_order_point_read_reads_only_its_block() {
+    let model = counting_model(400);
+    let mut bytes = build_in(&model, 256, Order::Key);
+    let segment = Segment::open(&bytes).unwrap();
+    let block_count = segment.block_count();
+    assert!(block_count > 20, "{block_count} blocks");
+    let key = 200u64.to_be_bytes();
+    let target = segment.data_span(&ZBox::covering(&(&key[..]..=&key[..]), &(..)).unwrap());
+    assert!(target.end - target.start < 400, "one block: {target:?}");
+    // Damage the first byte of every block but the target's.
+    let handles: Vec<_> =
+        (0..block_count).map(|i| segment.block_index.handle(i).unwrap()).collect();
+    for handle in &handles {
+        if u64::from(handle.offset) != target.start {
+            bytes[handle.offset as usize] ^= 0xff;
+        }
+    }
+    let segment = Segment::open(&bytes).unwrap();
+    let found = segment.get_at(&key, Version::MAX).unwrap().unwrap();
+    assert_eq!(own(found), (key.to_vec(), 200 % 7 + 1, Some(vec![200; 32])));
+    assert!(segment.get_at(&0u64.to_be_bytes(), Version::MAX).is_err(), "the damage is there");
+}
+
+/// A full scan and a key-range scan of a key-ordered segment read each block once and decode
+/// each entry once; `changes` with a narrow version range skips blocks by zone map.
+#[test]
+fn key_order_scans_read_each_block_and_entry_once() {
+    let model = counting_model(1000);
+    let bytes = build_in(&model, 256, Order::Key);
+    let segment = Segment::open(&bytes).unwrap();
+    let mut all = segment.changes(.., ..);
+    assert_eq!(all.by_ref().count(), 1000);
+    let stats = all.stats();
+    assert_eq!(stats.blocks.entries_decoded, 1000);
+    assert_eq!(stats.blocks.blocks_read, segment.block_count() as u64);
+    let (start, end) = (100u64.to_be_bytes(), 200u64.to_be_bytes());
+    let mut range = segment.changes(&start[..]..&end[..], ..);
+    assert_eq!(range.by_ref().count(), 100);
+    let stats = range.stats();
+    assert!(stats.blocks.entries_decoded <= 100 + 2 * 8, "{stats:?}");
+    // Versions 1..=7 cycle through the keys: every block holds all of them, none is pruned;
+    // a model whose versions rise with the keys prunes all blocks but a few.
+    let rising: Model = (0..1000u64)
+        .map(|key| ((key.to_be_bytes().to_vec(), Reverse(key + 1)), Some(vec![0; 32])))
+        .collect();
+    let bytes = build_in(&rising, 256, Order::Key);
+    let segment = Segment::open(&bytes).unwrap();
+    let mut narrow = segment.changes(.., Version::new(500)..Version::new(510));
+    assert_eq!(narrow.by_ref().count(), 10);
+    let stats = narrow.stats();
+    assert!(stats.blocks.blocks_read <= 4, "{stats:?}");
+    assert_eq!(stats.blocks.blocks_pruned + stats.blocks.blocks_read, segment.block_count() as u64);
+}
+
+/// Reverse iteration of a key-ordered segment with many entries per block (more than a
+/// backward step remembers) returns every entry once.
+#[test]
+fn key_order_reverse_scans_over_long_blocks() {
+    let model: Model =
+        (0..300u64).map(|key| ((key.to_be_bytes().to_vec(), Reverse(1)), None)).collect();
+    let bytes = build_in(&model, 4096, Order::Key);
+    let segment = Segment::open(&bytes).unwrap();
+    assert!(segment.block_count() < 4, "{} blocks", segment.block_count());
+    let mut expected: Vec<Owned> = owned_model(&model).collect();
+    expected.reverse();
+    assert_eq!(collect(segment.iter_key_order().rev()), Ok(expected.clone()));
+    assert_eq!(collect(segment.range_at(.., Version::MAX).rev()), Ok(expected));
+    let both = collect_both_ends(segment.range_at(.., Version::MAX)).unwrap();
+    assert_eq!(both, owned_model(&model).collect::<Vec<_>>());
 }
