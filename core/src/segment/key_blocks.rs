@@ -31,7 +31,7 @@ enum End {
 
 /// Entry starts a backward walk remembers per scan of a block: a step back rescans the block
 /// only every this many entries.
-const BACK_STARTS: usize = 32;
+const BACK_STARTS: usize = 16;
 
 /// The entries from `front` (inclusive) to `back` (exclusive) of a key-ordered segment.
 #[derive(Debug)]
@@ -40,12 +40,12 @@ pub(super) struct BlockSpan<'a> {
     front: Pos,
     back: Pos,
     /// The block `front` is in, read.
-    front_block: Option<(usize, &'a [u8])>,
+    front_block: Option<ReadBlock<'a>>,
     /// The entry at `front`, decoded, with its length.
     peeked: Option<(Entry<'a>, usize)>,
     /// The block the last step back read, and the starts of its entries up to the one just
     /// before `back`, oldest first (at most [`BACK_STARTS`]).
-    back_block: Option<(usize, &'a [u8])>,
+    back_block: Option<ReadBlock<'a>>,
     back_starts: [u32; BACK_STARTS],
     back_starts_len: usize,
     stats: BlockStats,
@@ -110,24 +110,24 @@ impl<'a> BlockSpan<'a> {
     }
 
     /// Block `index`, read through the block cache of end `end`.
-    fn block(&mut self, index: usize, end: End) -> Result<&'a [u8], Corruption> {
+    fn block(&mut self, index: usize, end: End) -> Result<ReadBlock<'a>, Corruption> {
         let cache = match end {
             End::Front => self.front_block,
             End::Back => self.back_block,
         };
-        if let Some((cached, bytes)) = cache
-            && cached == index
+        if let Some(block) = cache
+            && block.index == index
         {
-            return Ok(bytes);
+            return Ok(block);
         }
-        let bytes = read_block(self.segment, index)?;
+        let block = read_block(self.segment, index)?;
         self.stats.blocks_read += 1;
         let cache = match end {
             End::Front => &mut self.front_block,
             End::Back => &mut self.back_block,
         };
-        *cache = Some((index, bytes));
-        Ok(bytes)
+        *cache = Some(block);
+        Ok(block)
     }
 
     /// The entry at the front, without moving past it.
@@ -138,9 +138,9 @@ impl<'a> BlockSpan<'a> {
         if let Some((entry, _)) = self.peeked {
             return Some(Ok(entry));
         }
-        let decoded = self.block(self.front.block, End::Front).and_then(|bytes| {
+        let decoded = self.block(self.front.block, End::Front).and_then(|block| {
             self.stats.entries_decoded += 1;
-            decode_entry_at(bytes, self.front.offset, self.block_offset(self.front.block))
+            decode_entry_at(block.bytes, self.front.offset, block.offset)
         });
         Some(decoded.map(|(entry, len)| {
             self.peeked = Some((entry, len));
@@ -151,7 +151,7 @@ impl<'a> BlockSpan<'a> {
     /// Moves the front past the entry [`BlockSpan::peek`] returned.
     pub(super) fn advance(&mut self) {
         let Some((_, len)) = self.peeked.take() else { return };
-        let block_len = self.front_block.map_or(0, |(_, bytes)| bytes.len());
+        let block_len = self.front_block.map_or(0, |block| block.bytes.len());
         self.front.offset += len;
         if self.front.offset >= block_len {
             self.front = Pos { block: self.front.block + 1, offset: 0 };
@@ -198,9 +198,8 @@ impl<'a> BlockSpan<'a> {
             0 => (self.back.block.saturating_sub(1), None),
             offset => (self.back.block, Some(offset)),
         };
-        let bytes = self.block(block_index, End::Back)?;
+        let ReadBlock { bytes, offset: block_offset, .. } = self.block(block_index, End::Back)?;
         let end = end.unwrap_or(bytes.len());
-        let block_offset = self.block_offset(block_index);
         let known = self.back_starts_len.checked_sub(1).and_then(|top| self.back_starts.get(top));
         let start = match known {
             Some(&start) => start as usize,
@@ -247,16 +246,12 @@ impl<'a> BlockSpan<'a> {
     pub(super) fn drop_back(&mut self) {
         let Some(top) = self.back_starts_len.checked_sub(1) else { return };
         let start = self.back_starts.get(top).map_or(0, |&start| start as usize);
-        let block = self.back_block.map_or(0, |(index, _)| index);
+        let block = self.back_block.map_or(0, |block| block.index);
         self.back_starts_len = top;
         self.back = Pos { block, offset: start };
         if start == 0 {
             self.back_starts_len = 0;
         }
-    }
-
-    fn block_offset(&self, index: usize) -> u64 {
-        self.segment.block_index.get(index).map_or(0, |handle| u64::from(handle.offset))
     }
 }
 
@@ -284,10 +279,19 @@ impl DoubleEndedIterator for BlockSpan<'_> {
     }
 }
 
+/// A data block read and checked: its number, bytes and file offset.
+#[derive(Clone, Copy, Debug)]
+struct ReadBlock<'a> {
+    index: usize,
+    bytes: &'a [u8],
+    offset: u64,
+}
+
 /// Block `index` of `segment`, checked against its checksum.
-fn read_block(segment: Segment<'_>, index: usize) -> Result<&[u8], Corruption> {
+fn read_block(segment: Segment<'_>, index: usize) -> Result<ReadBlock<'_>, Corruption> {
     let handle = segment.block_index.handle(index)?;
-    segment.verified_block(index, &handle)
+    let bytes = segment.verified_block(index, &handle)?;
+    Ok(ReadBlock { index, bytes, offset: u64::from(handle.offset) })
 }
 
 /// The position of the first entry of `segment` not `before` (a predicate true on a prefix of
@@ -300,8 +304,7 @@ pub(super) fn seek(
     if block >= segment.block_count() {
         return Ok((Pos { block, offset: 0 }, None));
     }
-    let bytes = read_block(segment, block)?;
-    let block_offset = segment.block_index.handle(block).map(|handle| u64::from(handle.offset))?;
+    let ReadBlock { bytes, offset: block_offset, .. } = read_block(segment, block)?;
     let mut position = 0;
     while position < bytes.len() {
         let (entry, len) = decode_entry_at(bytes, position, block_offset)?;
