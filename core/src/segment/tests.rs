@@ -618,8 +618,14 @@ type SpanCase<'k> = (Bound<&'k [u8]>, Bound<&'k [u8]>, u64, u64);
 
 #[test]
 fn data_span_holds_every_entry_of_the_box() {
+    for order in ORDERS {
+        data_span_holds_every_entry_of_the_box_in(order);
+    }
+}
+
+fn data_span_holds_every_entry_of_the_box_in(order: Order) {
     let model = small_model();
-    let bytes = build(&model, 40);
+    let bytes = build_in(&model, 40, order);
     let segment = Segment::open(&bytes).unwrap();
     assert!(segment.block_count() > 3, "several blocks to choose from");
     let data = bytes.as_ptr() as usize;
@@ -651,7 +657,7 @@ fn data_span_holds_every_entry_of_the_box() {
         0..segment.data_len(),
         "the whole box spans the whole data region"
     );
-    let empty = build(&Model::new(), 4096);
+    let empty = build_in(&Model::new(), 4096, order);
     let empty = Segment::open(&empty).unwrap();
     assert_eq!(empty.data_span(&ZBox::covering(&(..), &(..)).unwrap()), 0..0);
 }
