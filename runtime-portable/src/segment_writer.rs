@@ -185,7 +185,8 @@ impl<'a> SegmentWriter<'a> {
 
     /// The same writer, taking entries in `order` (default Z order) and writing segments in
     /// it. In [`Order::Key`] entries come key ascending, version descending, and a split
-    /// waits for the next key.
+    /// waits for the next key: a segment can pass its target by the rest of one key's
+    /// versions (one entry for a current segment, which holds a key's newest version only).
     #[cfg_attr(
         not(test),
         expect(dead_code, reason = "leveled compaction (issue 12 part 2) writes key order")

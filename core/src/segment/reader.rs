@@ -483,6 +483,7 @@ impl<'a> Segment<'a> {
 impl fmt::Debug for Segment<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Segment")
+            .field("order", &self.order())
             .field("file_len", &self.file_len())
             .field("entry_count", &self.entry_count())
             .field("key_count", &self.key_count())
