@@ -151,8 +151,9 @@ pub struct SegmentSummary {
 /// Bytes the builder keeps per entry besides its key: one [`KeyRef`].
 pub const KEY_REF_BYTES: usize = size_of::<KeyRef>();
 
-/// Writes a segment. Entries must come in strictly increasing order ([`SegmentOptions::order`]). `M` is where the
-/// metadata is kept until `finish` ([`BuilderStorage`]).
+/// Writes a segment. Entries must come in strictly increasing order
+/// ([`SegmentOptions::order`]). `M` is where the metadata is kept until `finish`
+/// ([`BuilderStorage`]).
 #[derive(Debug)]
 pub struct SegmentBuilder<S, M: BuilderStorage> {
     sink: S,

@@ -3,7 +3,7 @@
 //! | offset | bytes | field |
 //! |--------|-------|-------|
 //! | 0 | 8 | magic, [`MAGIC`] |
-//! | 8 | 4 | format version, `u32` LE: [`FORMAT_VERSION`] (Z order) or [`FORMAT_VERSION_KEY_ORDER`] |
+//! | 8 | 4 | format version, `u32` LE: [`FORMAT_VERSION`] or [`FORMAT_VERSION_KEY_ORDER`] |
 //! | 12 | 4 | fence stride, `u32` LE (0 in a key-ordered segment, which has no key index) |
 //! | 16 | 8 | entry count, `u64` LE |
 //! | 24 | 8 | distinct key count, `u64` LE |
