@@ -24,9 +24,9 @@
 //! is the newest the current levels hold, and every history version of the key must stay
 //! below a current one (`Tiers::needs_history`).
 //!
-//! Memory of a step: one block per input (mapped), one history segment being built (bounded
-//! by the target), and the references to one current output's entries, which are sorted into
-//! the segment format's Z order when the output is full (40 bytes an entry).
+//! Memory of a step: one block per input (mapped), the current output's block and metadata
+//! (a key-order segment, streamed to its file, split at the target between keys), and one
+//! history segment being built (bounded by the target).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -34,17 +34,18 @@ use std::time::{Instant, SystemTime};
 
 use zverse_core::merge::{Decision, GcPolicy, KeyGc, KeyOrder, MergeVec};
 use zverse_core::segment::history::{HistoryBuilder, HistoryOptions};
-use zverse_core::segment::{BuildError, KEY_REF_BYTES};
+use zverse_core::segment::{BuildError, Order as SegmentOrder};
 use zverse_core::zkey::ZBox;
 use zverse_core::{Corruption, Entry, Version};
 
+use crate::background::writer_limits;
 use crate::error::{Error, Result};
 use crate::inner::Inner;
 use crate::locality::{Advised, ScanPurpose};
 use crate::manifest::{SegmentMeta, Tier};
 use crate::options::{Options, Retention};
 use crate::segment_file::{HistoryFile, SegmentFile, segment_file_name};
-use crate::segment_writer::{NewFiles, SegmentWriter, WriterLimits};
+use crate::segment_writer::{NewFiles, SegmentWriter};
 use crate::state::Transition;
 use crate::sync::lock;
 use crate::tiers::{Tiers, level_overlapping};
@@ -288,7 +289,7 @@ impl Inner {
         &self,
         step: &'a Step,
         policy: &GcPolicy<'_>,
-        outputs: &mut Outputs<'_, 'a>,
+        outputs: &mut Outputs<'_>,
     ) -> Result<Horizons> {
         let inputs = step.inputs();
         let everything: &'static Option<ZBox> = &EVERYTHING;
@@ -370,7 +371,7 @@ impl<'p, 'a> Router<'p, 'a> {
         }
     }
 
-    fn feed(&mut self, entry: Entry<'a>, outputs: &mut Outputs<'_, 'a>) -> Result<(), RouteError> {
+    fn feed(&mut self, entry: Entry<'a>, outputs: &mut Outputs<'_>) -> Result<(), RouteError> {
         if self.gc.is_none() || self.key.as_slice() != entry.key {
             self.finish_key(outputs)?;
             self.gc = Some(KeyGc::new(self.policy));
@@ -398,7 +399,7 @@ impl<'p, 'a> Router<'p, 'a> {
     }
 
     /// Settles the key being decided, if any.
-    fn finish_key(&mut self, outputs: &mut Outputs<'_, 'a>) -> Result<()> {
+    fn finish_key(&mut self, outputs: &mut Outputs<'_>) -> Result<()> {
         let Some(gc) = self.gc.take() else { return Ok(()) };
         if let Some(decision) = gc.finish() {
             let (deferred, first) = self.deferred.take().expect("a deferral to settle");
@@ -415,7 +416,7 @@ impl<'p, 'a> Router<'p, 'a> {
         first: bool,
         decision: Decision,
         was_deferred: bool,
-        outputs: &mut Outputs<'_, 'a>,
+        outputs: &mut Outputs<'_>,
     ) -> Result<()> {
         let keep = decision == Decision::Keep || (first && !self.policy.bottom());
         if !keep {
@@ -449,16 +450,12 @@ impl<'p, 'a> Router<'p, 'a> {
     }
 }
 
-/// The current output (a `SegmentWriter` fed one key range at a time) and the history
-/// output (one `HistoryBuilder` at a time) of a step.
-struct Outputs<'i, 'a> {
+/// The current output (a `SegmentWriter` in key order, split at the target between keys) and
+/// the history output (one `HistoryBuilder` at a time) of a step.
+struct Outputs<'i> {
     inner: &'i Inner,
     level: u8,
     current: SegmentWriter<'i>,
-    /// The current output's entries not yet written: one segment's worth, in key order.
-    pending: Vec<Entry<'a>>,
-    pending_data_bytes: u64,
-    pending_metadata_bytes: u64,
     history: Option<HistoryOutput>,
     history_metas: Vec<SegmentMeta>,
     history_files: NewFiles<'i>,
@@ -472,58 +469,24 @@ struct HistoryOutput {
     version_max: Version,
 }
 
-impl<'i, 'a> Outputs<'i, 'a> {
-    fn new(inner: &'i Inner, level: u8) -> Outputs<'i, 'a> {
-        // The writer never splits on its own: `current` splits at a key, so the outputs'
-        // key bounds stay disjoint.
-        let limits = WriterLimits {
-            block_bytes: inner.options.segment_block_bytes,
-            segment_bytes_target: u64::MAX,
-            metadata_bytes_max: u64::MAX,
-        };
+impl<'i> Outputs<'i> {
+    fn new(inner: &'i Inner, level: u8) -> Outputs<'i> {
         let allocate = Box::new(|| inner.allocate_file_number());
+        let limits = writer_limits(&inner.options);
+        let current = SegmentWriter::new(inner.io.as_ref(), &inner.dir, allocate, limits);
         Outputs {
             inner,
             level,
-            current: SegmentWriter::new(inner.io.as_ref(), &inner.dir, allocate, limits),
-            pending: Vec::new(),
-            pending_data_bytes: 0,
-            pending_metadata_bytes: 0,
+            current: current.with_order(SegmentOrder::Key),
             history: None,
             history_metas: Vec::new(),
             history_files: NewFiles::new(inner.io.as_ref()),
         }
     }
 
-    /// A key's current version.
-    fn current(&mut self, entry: Entry<'a>) -> Result<()> {
-        let value_len = entry.value.map_or(0, <[u8]>::len) as u64;
-        self.pending_data_bytes += (entry.key.len() as u64) + value_len + 16;
-        self.pending_metadata_bytes += KEY_REF_BYTES as u64 + entry.key.len() as u64;
-        self.pending.push(entry);
-        let options = &self.inner.options;
-        if self.pending_data_bytes >= options.segment_bytes_target
-            || self.pending_metadata_bytes >= options.segment_metadata_bytes_max()
-        {
-            self.write_pending()?;
-        }
-        Ok(())
-    }
-
-    /// Writes the pending current entries as one segment, in the format's Z order.
-    fn write_pending(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        self.pending
-            .sort_unstable_by(|a, b| zverse_core::zkey::cmp_z(a.key, a.version, b.key, b.version));
-        for entry in self.pending.drain(..) {
-            self.current.add(&entry)?;
-        }
-        self.current.split()?;
-        self.pending_data_bytes = 0;
-        self.pending_metadata_bytes = 0;
-        Ok(())
+    /// A key's current version (keys ascending).
+    fn current(&mut self, entry: Entry<'_>) -> Result<()> {
+        self.current.add(&entry)
     }
 
     /// A demoted version, in key order (versions of a key newest first).
@@ -575,7 +538,6 @@ impl<'i, 'a> Outputs<'i, 'a> {
     /// Finishes every output: the current segments (of the step's level) and the history
     /// segments, synced, and their files (removed when dropped unless kept).
     fn finish(mut self) -> Result<(Vec<SegmentMeta>, Vec<SegmentMeta>, NewFiles<'i>)> {
-        self.write_pending()?;
         self.finish_history()?;
         let (mut current, mut current_files) = self.current.finish()?;
         for meta in &mut current {

@@ -266,10 +266,29 @@ impl ReadView {
         for memtable in self.tiers.memtables() {
             sources.push(Box::new(memtable_changes(memtable, keys, versions).into_iter().map(Ok)));
         }
+        for segment in &self.tiers.segments {
+            sources.push(Box::new(SegmentChanges::open(segment, keys.clone(), versions)));
+        }
         let levels =
             self.tiers.levels.iter().flat_map(|level| level_overlapping(level, keys.bounds()));
-        for segment in self.tiers.segments.iter().chain(levels) {
-            sources.push(Box::new(SegmentChanges::open(segment, keys.clone(), versions)));
+        for segment in levels {
+            let version_max = version_max(versions.1, self.version);
+            if version_max.is_some_and(|max| overlaps(segment.meta(), versions.0, max)) {
+                // A level's segments are in key order: their hits sorted into Z order.
+                let mut found: Vec<Result<KeyVersion>> =
+                    SegmentChanges::open(segment, keys.clone(), versions).collect();
+                if let Some(error) = found.iter().position(Result::is_err) {
+                    found.swap(0, error);
+                    found.truncate(1);
+                }
+                found.sort_unstable_by(|a, b| match (a, b) {
+                    (Ok(a), Ok(b)) => {
+                        zverse_core::zkey::cmp_z(&a.key, a.version, &b.key, b.version)
+                    }
+                    _ => Ordering::Equal,
+                });
+                sources.push(Box::new(found.into_iter()));
+            }
         }
         for segment in &self.tiers.history {
             let version_max = version_max(versions.1, self.version);

@@ -116,10 +116,16 @@ fn baseline() -> Baseline {
         commit(&db, &mut commits, vec![(key(index), Some(value(index, 1)))]);
     }
     db.flush().unwrap();
-    // Both into level 1, the versions the second overwrote or deleted into history segments.
+    // Both into level 1 (key order), the versions the second overwrote or deleted into
+    // history segments.
     db.compact().unwrap();
+    // And a level-0 segment (Z order) over them: 30 more overwritten.
+    for index in 0..30 {
+        commit(&db, &mut commits, vec![(key(index * 3), Some(value(index * 3, 2)))]);
+    }
+    db.flush().unwrap();
     let stats = db.stats();
-    assert!(stats.history_segment_count >= 1 && stats.segment_count_open == 0, "{stats:?}");
+    assert!(stats.history_segment_count >= 1 && stats.segment_count_open == 1, "{stats:?}");
     let in_segments = commits.len();
     // 30 commits, single writes and batches, into the newest log; returns its frame ends.
     let log_commits = |io: &SimIo, db: &Db, commits: &mut Vec<_>, rounds: Range<usize>| {
@@ -654,6 +660,8 @@ fn every_damage_in_every_file_kind_is_detected_or_read_right_and_nothing_panics(
         "segment fences",
         "segment filter",
         "segment footer",
+        "history segment data and tables",
+        "history segment footer",
         "manifest",
         "newest log header",
         "newest log middle",
