@@ -190,8 +190,8 @@ impl Options {
         self
     }
 
-    /// Number of segments below the target size (`segment_bytes_target`) at which background
-    /// compaction merges some of them. Default 8; at least 2.
+    /// Number of level-0 segments (flush outputs) at which background compaction merges the
+    /// oldest of them (at most `compaction_fan_in - 1`) into level 1. Default 8; at least 2.
     ///
     /// ```
     /// # fn main() -> zverse::Result<()> {
@@ -208,7 +208,8 @@ impl Options {
         self
     }
 
-    /// The most segments one compaction step reads. Default 8; between 2 and 64.
+    /// The most sources one compaction step merges: level-0 segments plus one for the level
+    /// below. Default 8; between 2 and 64.
     ///
     /// ```
     /// # fn main() -> zverse::Result<()> {
@@ -226,8 +227,8 @@ impl Options {
     }
 
     /// The size at which flushes and compactions start a new segment file: no segment's data
-    /// blocks exceed it by more than one block. Segments below it are merged by compaction;
-    /// segments at it are only rewritten by [`crate::Db::compact`]. Default 256 MiB; between
+    /// blocks exceed it by more than one block (a current level's segment splits only between
+    /// keys; a history segment's builder holds at most this much). Default 256 MiB; between
     /// 4 KiB and 1 GiB (the format's limit is 4 GiB).
     ///
     /// ```
@@ -313,8 +314,8 @@ impl Options {
         self
     }
 
-    /// Number of segments below the target size at which each write is delayed by 1 ms, so
-    /// that compaction catches up. Default 20; never below `compaction_trigger_segments`.
+    /// Number of level-0 segments at which each write is delayed by 1 ms, so that compaction
+    /// catches up. Default 20; never below `compaction_trigger_segments`.
     ///
     /// ```
     /// # fn main() -> zverse::Result<()> {
@@ -331,8 +332,8 @@ impl Options {
         self
     }
 
-    /// Number of segments below the target size at which writes wait for compaction (or fail,
-    /// if compaction is failing). Default 36; at least the slowdown count plus
+    /// Number of level-0 segments at which writes wait for compaction (or fail, if compaction
+    /// is failing). Default 36; at least the slowdown count plus
     /// `compaction_fan_in`.
     ///
     /// ```
