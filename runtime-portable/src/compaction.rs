@@ -129,6 +129,22 @@ fn pick_step(tiers: &Tiers, options: &Options) -> Option<Step> {
     None
 }
 
+/// The history segments to merge, if `compaction_trigger_segments` of them are small (under
+/// half the target): the oldest of the small ones, at most `compaction_fan_in`, neighbours in
+/// time among them.
+fn pick_history_window(tiers: &Tiers, options: &Options) -> Option<Vec<Arc<HistoryFile>>> {
+    let small: Vec<&Arc<HistoryFile>> = tiers
+        .history
+        .iter()
+        .filter(|h| h.meta().file_bytes < options.segment_bytes_target / 2)
+        .collect();
+    if small.len() < (options.compaction_trigger_segments as usize).max(2) {
+        return None;
+    }
+    let take = small.len().min(options.compaction_fan_in as usize);
+    Some(small[small.len() - take..].iter().map(|h| Arc::clone(h)).collect())
+}
+
 /// Whether GC may treat `inputs` as the bottom: no other segment, history included, holds a
 /// version at or below their newest.
 fn is_bottom(tiers: &Tiers, inputs: &[Arc<SegmentFile>]) -> bool {
@@ -156,12 +172,60 @@ fn version_after(version: Version) -> Version {
 }
 
 impl Inner {
-    /// One background compaction step, if one is due. Returns whether it merged anything.
+    /// One background compaction step, if one is due: a leveled step first, else a merge of
+    /// small history segments. Returns whether it merged anything.
     pub(crate) fn compact_step(&self) -> Result<bool> {
         let tiers = self.tiers();
-        let Some(step) = pick_step(&tiers, &self.options) else { return Ok(false) };
-        self.run_step(&tiers, &step)?;
+        if let Some(step) = pick_step(&tiers, &self.options) {
+            self.run_step(&tiers, &step)?;
+            return Ok(true);
+        }
+        let Some(inputs) = pick_history_window(&tiers, &self.options) else { return Ok(false) };
+        self.merge_history(&inputs)?;
         Ok(true)
+    }
+
+    /// Merges history segments into fewer (split at the target), keeping every version:
+    /// nothing is dropped, so every read answers as before.
+    fn merge_history(&self, inputs: &[Arc<HistoryFile>]) -> Result<()> {
+        let started = Instant::now();
+        let sources = inputs.iter().map(|file| file.segment().iter_key_order());
+        let merged =
+            MergeVec::from_sources(sources, KeyOrder).expect("inputs are capped at the fan-in");
+        let mut outputs = Outputs::new(self, 1);
+        for (index, entry) in (0u64..).zip(merged) {
+            self.check_cancelled(index)?;
+            let entry = entry.map_err(|corruption| {
+                let file = inputs.first().map(|f| f.path().to_path_buf()).unwrap_or_default();
+                Error::corruption(file, 0, corruption)
+            })?;
+            outputs.history(entry)?;
+        }
+        let (current, history, new_files) = outputs.finish()?;
+        assert!(current.is_empty(), "a history merge writes history only");
+        if !history.is_empty() {
+            self.io.sync_dir(&self.dir)?;
+        }
+        let history_files = history
+            .iter()
+            .map(|meta| HistoryFile::open(&self.io, &self.dir, *meta).map(Arc::new))
+            .collect::<Result<Vec<_>>>()?;
+        new_files.keep();
+        let merged = Transition::HistoryMerged { inputs, outputs: &history_files };
+        if let Err(error) = self.state.install(merged) {
+            return Err(self.fail(format!("manifest update after compaction failed: {error}")));
+        }
+        self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+        ::log::info!(
+            "zverse: merged {} history segments into {} in {:?}",
+            inputs.len(),
+            history_files.len(),
+            started.elapsed()
+        );
+        for input in inputs {
+            input.retire();
+        }
+        Ok(())
     }
 
     /// `Db::compact`: moves every current segment there is now to the deepest level (level 1

@@ -376,8 +376,7 @@ pub(crate) struct HistoryFile {
     path: PathBuf,
     mapped: MappedHistory,
     io: Arc<dyn Io>,
-    /// Set once a compaction replaced it (history compaction, not written yet, is the one
-    /// that will): the file goes with the last reference.
+    /// Set once a history merge replaced it: the file goes with the last reference.
     retirement: Retirement,
     /// Reads that opened this segment (point reads, range and history sources, `changes`).
     reads: AtomicU64,
@@ -412,6 +411,11 @@ impl HistoryFile {
 
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Marks the file for deletion when the last reference to it goes.
+    pub(crate) fn retire(&self) {
+        self.retirement.retire();
     }
 
     /// Counts a read that opened this segment.

@@ -122,6 +122,8 @@ pub(crate) enum Transition<'a> {
         history: &'a [Arc<HistoryFile>],
         horizons: Horizons,
     },
+    /// The history segments `inputs` were merged, every version kept, into `outputs`.
+    HistoryMerged { inputs: &'a [Arc<HistoryFile>], outputs: &'a [Arc<HistoryFile>] },
 }
 
 /// A file number handed out without its reservation in the manifest: the reservation failed
@@ -304,6 +306,17 @@ impl State {
                 };
                 (Some(edit), Some(next))
             }
+            Transition::HistoryMerged { inputs, outputs } => {
+                let next = history_merged(&tiers, inputs, outputs);
+                let edit = Edit::Segments {
+                    segments: metas(&next),
+                    log_number_min: None,
+                    file_number_next: self.file_number_next(),
+                    version_last: Version::ZERO,
+                    horizons: Horizons::default(),
+                };
+                (Some(edit), Some(next))
+            }
         };
         if let Some(edit) = edit {
             write_edit(self.io.as_ref(), &self.dir, &mut manifest, edit)?;
@@ -412,6 +425,22 @@ fn compacted(
     all_history.extend(history.iter().cloned());
     sort_history_newest_first(&mut all_history);
     Tiers::new(Arc::clone(&tiers.active), tiers.sealed.clone(), segments, levels, all_history)
+}
+
+/// `tiers` with the history segments `inputs` replaced by `outputs`.
+fn history_merged(
+    tiers: &Tiers,
+    inputs: &[Arc<HistoryFile>],
+    outputs: &[Arc<HistoryFile>],
+) -> Tiers {
+    let is_input = |h: &Arc<HistoryFile>| inputs.iter().any(|input| Arc::ptr_eq(h, input));
+    let mut history: Vec<Arc<HistoryFile>> =
+        tiers.history.iter().filter(|h| !is_input(h)).cloned().collect();
+    assert_eq!(history.len() + inputs.len(), tiers.history.len(), "only compaction merges");
+    history.extend(outputs.iter().cloned());
+    sort_history_newest_first(&mut history);
+    let (segments, levels) = (tiers.segments.clone(), tiers.levels.clone());
+    Tiers::new(Arc::clone(&tiers.active), tiers.sealed.clone(), segments, levels, history)
 }
 
 /// Orders history segments newest first: by their newest version, then file number.

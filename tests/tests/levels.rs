@@ -1,11 +1,13 @@
 //! Current levels and history segments: a snapshot reads what compaction demoted, latest reads
-//! never open a history segment, a level stays key-disjoint with one version per key, and a
-//! format-2 manifest opens with every segment at level 0 and is written back as format 3.
+//! never open a history segment, background compaction moves segments down the levels and
+//! merges small history segments, and every version stays readable throughout.
 
 use std::ops::Bound;
 
 use zverse::{Db, Durability, Options, Retention, Version};
 use zverse_tests::backend;
+
+const TARGET_BYTES: u64 = 4 << 10;
 
 fn options() -> Options {
     Options::default()
@@ -13,7 +15,7 @@ fn options() -> Options {
         .retention(Retention::All)
         .memtable_bytes_max(8 << 10)
         .segment_block_bytes(512)
-        .segment_bytes_target(4 << 10)
+        .segment_bytes_target(TARGET_BYTES)
         .level_base_bytes(4 << 10)
         .level_size_ratio(2)
         .compaction_trigger_segments(2)
@@ -106,7 +108,16 @@ fn background_compaction_moves_segments_down_the_levels() {
     while db.stats().segment_count_open >= 2 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    // Small history segments are merged once `compaction_trigger_segments` of them exist:
+    // at most one below half the target stays.
+    let history_bounded = |stats: &zverse::Stats| {
+        stats.history_segment_count as u64 <= stats.history_bytes / (TARGET_BYTES / 2) + 1
+    };
+    while !history_bounded(&db.stats()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let stats = db.stats();
+    assert!(history_bounded(&stats), "{stats:?}");
     assert!(stats.segment_count_open < 2, "{stats:?}");
     assert!(stats.level_segment_counts.len() >= 3, "level 2 reached: {stats:?}");
     assert!(stats.bytes_demoted > 0, "{stats:?}");
@@ -118,4 +129,32 @@ fn background_compaction_moves_segments_down_the_levels() {
     let reopened = db.stats();
     assert!(reopened.level_segment_counts.len() >= 3, "levels reopened: {reopened:?}");
     assert_eq!(db.history(&key(0)).unwrap().count(), 8);
+}
+
+#[test]
+fn small_history_segments_are_merged_and_every_version_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend::open(dir.path(), options()).unwrap();
+    write_rounds(&db, 400, 1);
+    // Many steps that each demote a few versions: a small history segment each.
+    for round in 1..=30u32 {
+        for index in (round % 7..400).step_by(80) {
+            db.put(&key(index), format!("r{round}:{index}").as_bytes()).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let small_count = |stats: &zverse::Stats| {
+        stats.history_segment_count as u64 > stats.history_bytes / (TARGET_BYTES / 2) + 1
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while (db.stats().segment_count_open >= 2 || small_count(&db.stats()))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let stats = db.stats();
+    assert!(stats.bytes_demoted > 0 && !small_count(&stats), "{stats:?}");
+    let versions: usize = (0..400).map(|i| db.history(&key(i)).unwrap().count()).sum();
+    assert_eq!(versions, 400 + 30 * 5, "every version, in current levels or history");
+    db.check().unwrap();
 }
