@@ -266,8 +266,8 @@ impl Inner {
         }
     }
 
-    /// Appends a group's records, with their versions, to the log as one frame; syncs per the
-    /// durability. Fills `logged` (cleared) with the frame, where each accepted record starts
+    /// Appends a group's records, with their versions, to the log as one frame: written and
+    /// synced under `Sync`, held in the log's buffer otherwise. Fills `logged` (cleared) with the frame, where each accepted record starts
     /// in it and its version, and which of the group's records were accepted (the others were
     /// already completed with an error).
     fn append_group(&self, group: &[Arc<Pending>], logged: &mut LoggedGroup) -> Result<(), Error> {
@@ -305,25 +305,21 @@ impl Inner {
         let mut log = lock(&self.write.log);
         let log = log.as_mut().ok_or(Error::OpenedReadOnly)?;
         log::seal_frame(frame, log.nonce, log.offset_end, log.offset_synced);
-        let sync = self.options.durability == Durability::Sync;
-        let zeros = log.reserve(frame.len() as u64);
-        let written = zeros.and_then(|zero_bytes| {
-            self.counters.bytes_written_log.fetch_add(zero_bytes, Ordering::Relaxed);
-            if sync {
-                log.file.write_all_at_and_sync(&[frame], log.offset_end)
-            } else {
-                log.file.write_all_at(frame, log.offset_end)
+        let written = if self.options.durability == Durability::Sync {
+            append_synced(log, frame)
+        } else {
+            log.append_held(frame)
+        };
+        match written {
+            Ok(zero_bytes) => {
+                let bytes = zero_bytes + frame.len() as u64;
+                self.counters.bytes_written_log.fetch_add(bytes, Ordering::Relaxed);
+                Ok(())
             }
-        });
-        if let Err(error) = written {
-            return Err(self.fail(format!("log append to log {} failed: {error}", log.number)));
+            Err(error) => {
+                Err(self.fail(format!("log append to log {} failed: {error}", log.number)))
+            }
         }
-        log.offset_end += frame.len() as u64;
-        if sync {
-            log.offset_synced = log.offset_end;
-        }
-        self.counters.bytes_written_log.fetch_add(frame.len() as u64, Ordering::Relaxed);
-        Ok(())
     }
 
     /// Inserts a logged group into the active memtable, taking each key and value from where
@@ -342,13 +338,25 @@ impl Inner {
         version_last
     }
 
-    /// Syncs the active log. The log's lock is not held through the sync, so that a leader
+    /// Writes the active log's held frames, then syncs it. The log's lock is not held through the sync, so that a leader
     /// appending meanwhile (`Periodic`) never waits for it: the bytes before the end seen
     /// before the sync are durable after it, and only they are claimed.
     pub(crate) fn sync_log(&self) -> Result<()> {
         let (file, number, offset_end) = {
-            let log = lock(&self.write.log);
-            let Some(log) = log.as_ref() else { return Ok(()) };
+            let mut log = lock(&self.write.log);
+            let Some(log) = log.as_mut() else { return Ok(()) };
+            // The held frames are written first (a leader appending meanwhile waits for this
+            // write, never for the sync).
+            match log.write_held() {
+                Ok(zero_bytes) => {
+                    self.counters.bytes_written_log.fetch_add(zero_bytes, Ordering::Relaxed);
+                }
+                Err(error) => {
+                    return Err(
+                        self.fail(format!("log write of log {} failed: {error}", log.number))
+                    );
+                }
+            }
             if log.offset_synced >= log.offset_end {
                 return Ok(());
             }
@@ -450,6 +458,17 @@ impl GroupCommit for Inner {
             let _ = self.fail(format!("memtable rotation failed: {error}"));
         }
     }
+}
+
+/// Writes `frame` after the log's end and syncs it (`Durability::Sync`: nothing is held);
+/// returns the zero bytes written ahead.
+fn append_synced(log: &mut ActiveLog, frame: &[u8]) -> std::io::Result<u64> {
+    assert!(!log.holds_frames(), "a Sync log holds no frames in memory");
+    let zero_bytes = log.reserve(frame.len() as u64)?;
+    log.file.write_all_at_and_sync(&[frame], log.offset_end)?;
+    log.offset_end += frame.len() as u64;
+    log.offset_synced = log.offset_end;
+    Ok(zero_bytes)
 }
 
 /// `now` plus `ahead`, the newest version `Batch::commit_at` accepts.
