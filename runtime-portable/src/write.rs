@@ -267,9 +267,9 @@ impl Inner {
     }
 
     /// Appends a group's records, with their versions, to the log as one frame: written and
-    /// synced under `Sync`, held in the log's buffer otherwise. Fills `logged` (cleared) with the frame, where each accepted record starts
-    /// in it and its version, and which of the group's records were accepted (the others were
-    /// already completed with an error).
+    /// synced under `Sync`, held in the log's buffer otherwise. Fills `logged` (cleared) with
+    /// the frame, where each accepted record starts in it and its version, and which of the
+    /// group's records were accepted (the others were already completed with an error).
     fn append_group(&self, group: &[Arc<Pending>], logged: &mut LoggedGroup) -> Result<(), Error> {
         let now = Version::from_system_time(SystemTime::now());
         let records_len: usize = group.iter().map(|p| p.record.len()).sum();
@@ -338,9 +338,10 @@ impl Inner {
         version_last
     }
 
-    /// Writes the active log's held frames, then syncs it. The log's lock is not held through the sync, so that a leader
-    /// appending meanwhile (`Periodic`) never waits for it: the bytes before the end seen
-    /// before the sync are durable after it, and only they are claimed.
+    /// Writes the active log's held frames, then syncs it. The log's lock is not held through
+    /// the sync, so that a leader appending meanwhile (`Periodic`) never waits for it: the
+    /// bytes before the end seen before the sync are durable after it, and only they are
+    /// claimed.
     pub(crate) fn sync_log(&self) -> Result<()> {
         let (file, number, offset_end) = {
             let mut log = lock(&self.write.log);
