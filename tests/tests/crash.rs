@@ -11,7 +11,8 @@
 //! The database the crash hit must keep answering reads with exactly its acknowledged commits
 //! and refuse writes (under `None`, which holds writes in memory without an I/O call, a write
 //! may be taken, and then close must fail), and the recovered one must take a new write (at a
-//! version above every recovered one) and survive a clean reopen. A second crash during the first recovery is checked too.
+//! version above every recovered one) and survive a clean reopen. A second crash during the
+//! first recovery is checked too.
 //!
 //! Every failure prints the crash point, the variant (with its seed) and the workload seed.
 //! `ZVERSE_CRASH_SEED` picks another workload; `ZVERSE_CRASH_WORKLOADS=N` runs N workloads
