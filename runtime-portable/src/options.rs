@@ -453,7 +453,9 @@ impl Options {
     /// creates, writes, syncs and deletes nothing (recovery replays the logs into memory
     /// only), so it works on a read-only directory, as another user, and while another
     /// process has the database open for writing. Its view is the database as of the open:
-    /// writes made afterwards, by anyone, are not seen (open again to see them). Every write,
+    /// writes made afterwards, by anyone, are not seen (open again to see them), nor are the
+    /// newest writes a writer under [`Durability::Periodic`] or `None` still holds in its
+    /// memory (at most 64 KiB of log, or one period). Every write,
     /// `flush` and `compact` fails with [`crate::Error::OpenedReadOnly`]. The directory and
     /// its `MANIFEST` must exist.
     ///
