@@ -19,7 +19,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use crossbeam_skiplist::SkipMap;
 use scc::{Guard, TreeIndex};
 use zverse::Version;
-use zverse::bench_hooks::BenchMemtable;
+use zverse::bench_hooks::{BenchMemtable, BenchOp};
 use zverse_benches::{is_test_mode, random_keys};
 
 /// Counts live heap bytes, for memory per entry.
@@ -251,6 +251,37 @@ fn time_fills<T: Table>(keys: &[[u8; KEY_LEN]], iters: u64) -> Duration {
     total
 }
 
+/// Writes per batch in the `memtable_batches` rows.
+const BATCH_LEN: usize = 1_000;
+
+/// Inserts `keys` into a fresh arena memtable `iters` times, in batches of [`BATCH_LEN`]: each
+/// batch sorted and inserted with `insert_sorted` (`lanes`), or one by one in its order.
+fn time_batch_fills(keys: &[[u8; KEY_LEN]], iters: u64, lanes: bool) -> Duration {
+    let mut total = Duration::ZERO;
+    let value = [7; VALUE_LEN];
+    for _ in 0..iters {
+        let table = BenchMemtable::default();
+        let mut ops: Vec<BenchOp<'_>> = Vec::with_capacity(BATCH_LEN);
+        let start = Instant::now();
+        for (batch, chunk) in (1..).zip(keys.chunks(BATCH_LEN)) {
+            let version = Version::new(batch);
+            if lanes {
+                ops.clear();
+                ops.extend(chunk.iter().map(|key| (&key[..], version, Some(&value[..]))));
+                ops.sort_by(|a, b| a.0.cmp(b.0));
+                table.insert_sorted(&ops);
+            } else {
+                for key in chunk {
+                    table.insert(key, version, Some(&value));
+                }
+            }
+        }
+        total += start.elapsed();
+        drop(black_box(table));
+    }
+    total
+}
+
 /// Live heap bytes per entry of a table filled with `keys`, payload included.
 #[expect(clippy::cast_precision_loss, reason = "a figure to print; heap sizes fit 52 bits")]
 fn bytes_per_entry<T: Table>(keys: &[[u8; KEY_LEN]]) -> f64 {
@@ -284,6 +315,14 @@ fn memtable(c: &mut Criterion) {
         });
         group.bench_function(BenchmarkId::new("insert_scc", order), |b| {
             b.iter_custom(|iters| time_fills::<Scc>(keys, iters));
+        });
+    }
+    for (order, keys) in [("random", &random), ("sequential", &sequential)] {
+        group.bench_function(BenchmarkId::new("batches_arena_one_by_one", order), |b| {
+            b.iter_custom(|iters| time_batch_fills(keys, iters, false));
+        });
+        group.bench_function(BenchmarkId::new("batches_arena_sorted_lanes", order), |b| {
+            b.iter_custom(|iters| time_batch_fills(keys, iters, true));
         });
     }
     group.sample_size(50);
