@@ -525,7 +525,8 @@ impl Db {
     }
 
     /// Every version written to a key in `keys` with its version in `versions`: the box
-    /// query. In Z order: clustered by key prefix and time, not sorted by either.
+    /// query. Each version exactly once, in no promised order (tier by tier, each tier in its
+    /// own order; sort what you collect if you need one). Streams: memory is one tier's reader.
     ///
     /// ```
     /// # fn main() -> zverse::Result<()> {

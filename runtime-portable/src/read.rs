@@ -1,15 +1,15 @@
 //! The read path: every query is answered from one consistent view, a [`ReadView`]: the
 //! tiers as they were when the read started, and a version at or below the visibility
 //! watermark. Point reads take the newest hit across tiers; scans k-way merge one iterator
-//! per tier (`zverse_core::merge`), in key order for `range_at` and `history`, in Z order for
-//! `changes`.
+//! per tier (`zverse_core::merge`), in key order for `range_at` and `history`; `changes` reads
+//! the tiers one after the other, each in its own order.
 
 use std::cmp::Ordering;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
-use zverse_core::merge::{FAN_IN_MAX, KeyOrder, Keyed, MergeVec, Order, ZOrder};
-use zverse_core::segment::history::{HistoryIter, HistoryRangeAt};
+use zverse_core::merge::{FAN_IN_MAX, KeyOrder, Keyed, MergeVec, Order};
+use zverse_core::segment::history::{HistoryChanges, HistoryIter, HistoryRangeAt};
 use zverse_core::segment::{KeyVersions, RangeAt};
 use zverse_core::zkey::ZBox;
 use zverse_core::{Entry, Version};
@@ -255,48 +255,67 @@ impl ReadView {
     }
 
     /// Every version written to a key in `keys` within `versions` (capped at the view's
-    /// version), in Z order.
+    /// version), each exactly once, tier by tier (see [`Changes`]): the tiers are read one
+    /// after the other, each opened only when the one before it is done, so memory is that of
+    /// one tier's reader and a caller that stops early opens no more.
     pub(crate) fn changes(
         &self,
         keys: &OwnedRange,
         versions: (Bound<Version>, Bound<Version>),
     ) -> Changes {
         let versions = cap_versions(versions, self.version);
-        let mut sources: Vec<Source> = Vec::new();
+        let mut tiers: Vec<OpenSource> = Vec::new();
         for memtable in self.tiers.memtables() {
-            sources.push(Box::new(memtable_changes(memtable, keys, versions).into_iter().map(Ok)));
+            let (memtable, keys) = (Arc::clone(memtable), keys.clone());
+            tiers.push(Box::new(move || {
+                Box::new(memtable_changes(&memtable, &keys, versions).into_iter().map(Ok))
+            }));
         }
-        for segment in &self.tiers.segments {
-            sources.push(Box::new(SegmentChanges::open(segment, keys.clone(), versions)));
-        }
+        let version_max = version_max(versions.1, self.version);
+        let in_window =
+            |meta: &SegmentMeta| version_max.is_some_and(|max| overlaps(meta, versions.0, max));
         let levels =
             self.tiers.levels.iter().flat_map(|level| level_overlapping(level, keys.bounds()));
-        for segment in levels {
-            let version_max = version_max(versions.1, self.version);
-            if version_max.is_some_and(|max| overlaps(segment.meta(), versions.0, max)) {
-                // A level's segments are in key order: their hits sorted into Z order.
-                let mut found: Vec<Result<KeyVersion>> =
-                    SegmentChanges::open(segment, keys.clone(), versions).collect();
-                if let Some(error) = found.iter().position(Result::is_err) {
-                    found.swap(0, error);
-                    found.truncate(1);
-                }
-                found.sort_unstable_by(|a, b| match (a, b) {
-                    (Ok(a), Ok(b)) => {
-                        zverse_core::zkey::cmp_z(&a.key, a.version, &b.key, b.version)
-                    }
-                    _ => Ordering::Equal,
-                });
-                sources.push(Box::new(found.into_iter()));
+        for segment in self.tiers.segments.iter().chain(levels) {
+            if in_window(segment.meta()) {
+                let (segment, keys) = (Arc::clone(segment), keys.clone());
+                tiers.push(Box::new(move || {
+                    Box::new(SegmentChanges::open(&segment, keys, versions))
+                }));
             }
         }
         for segment in &self.tiers.history {
-            let version_max = version_max(versions.1, self.version);
-            if version_max.is_some_and(|max| overlaps(segment.meta(), versions.0, max)) {
-                sources.push(Box::new(history_changes(segment, keys, versions).into_iter()));
+            if in_window(segment.meta()) {
+                let (segment, keys) = (Arc::clone(segment), keys.clone());
+                tiers.push(Box::new(move || {
+                    Box::new(HistoryChangesOf::open(segment, &keys, versions))
+                }));
             }
         }
-        Changes { merged: merge(sources, ZOrder), _view: self.clone() }
+        let chained = Chained { tiers: tiers.into_iter(), open: None };
+        Changes { merged: Box::new(chained), _view: self.clone() }
+    }
+}
+
+/// Opens one tier's `changes` source when the chain reaches it.
+type OpenSource = Box<dyn FnOnce() -> Source + Send>;
+
+/// Tier sources read one after the other, each opened when the one before it is done.
+struct Chained {
+    tiers: std::vec::IntoIter<OpenSource>,
+    open: Option<Source>,
+}
+
+impl Iterator for Chained {
+    type Item = Result<KeyVersion>;
+
+    fn next(&mut self) -> Option<Result<KeyVersion>> {
+        loop {
+            if let Some(found) = self.open.as_mut().and_then(Iterator::next) {
+                return Some(found);
+            }
+            self.open = Some((self.tiers.next()?)());
+        }
     }
 }
 
@@ -856,28 +875,46 @@ impl Iterator for HistoryVersions {
     }
 }
 
-/// A history segment's entries in a box, sorted from the segment's rank-space order into the
-/// engine's Z order (what `changes` merges). Memory: the hits of one segment, at most its
-/// entries (a segment is bounded by `segment_bytes_target`).
-fn history_changes(
-    segment: &Arc<HistoryFile>,
-    keys: &OwnedRange,
-    versions: (Bound<Version>, Bound<Version>),
-) -> Vec<Result<KeyVersion>> {
-    segment.count_read();
-    let mut found = Vec::new();
-    for entry in segment.segment().changes(keys.bounds(), versions) {
-        match entry {
-            Ok(entry) => found.push(KeyVersion::from_segment(segment, entry)),
-            Err(corruption) => return vec![Err(Error::corruption(segment.path(), 0, corruption))],
-        }
+self_cell::self_cell! {
+    /// A history segment's `changes` iterator, keeping its segment mapped.
+    struct HistoryChangesCell {
+        owner: Arc<HistoryFile>,
+        #[covariant]
+        dependent: HistoryChanges,
     }
-    found.sort_unstable_by(|a, b| zverse_core::zkey::cmp_z(&a.key, a.version, &b.key, b.version));
-    found.into_iter().map(Ok).collect()
 }
 
-/// A memtable's entries in a key range and a version range, sorted into Z order. Memtables
-/// are bounded (`memtable_bytes_max`), so collecting them is bounded too.
+/// A history segment's entries in a box, in the segment's own (rank-space Z) order, streamed.
+struct HistoryChangesOf(HistoryChangesCell);
+
+impl HistoryChangesOf {
+    fn open(
+        segment: Arc<HistoryFile>,
+        keys: &OwnedRange,
+        versions: (Bound<Version>, Bound<Version>),
+    ) -> HistoryChangesOf {
+        segment.count_read();
+        HistoryChangesOf(HistoryChangesCell::new(segment, |segment| {
+            segment.segment().changes(keys.bounds(), versions)
+        }))
+    }
+}
+
+impl Iterator for HistoryChangesOf {
+    type Item = Result<KeyVersion>;
+
+    fn next(&mut self) -> Option<Result<KeyVersion>> {
+        self.0.with_dependent_mut(|segment, changes| {
+            changes.next().map(|entry| match entry {
+                Ok(entry) => Ok(KeyVersion::from_segment(segment, entry)),
+                Err(corruption) => Err(Error::corruption(segment.path(), 0, corruption)),
+            })
+        })
+    }
+}
+
+/// A memtable's entries in a key range and a version range, collected (memtables are bounded
+/// by `memtable_bytes_max`, so collecting them is bounded too).
 fn memtable_changes(
     memtable: &Arc<Memtable>,
     keys: &OwnedRange,
@@ -890,7 +927,6 @@ fn memtable_changes(
             found.push(KeyVersion::from_memtable(entry));
         }
     });
-    found.sort_unstable_by(|a, b| zverse_core::zkey::cmp_z(&a.key, a.version, &b.key, b.version));
     found
 }
 
@@ -1050,7 +1086,9 @@ impl std::fmt::Debug for History {
 }
 
 /// The iterator `Db::changes` returns: every version written to the keys in the window,
-/// in Z order (clustered by key prefix and time).
+/// each exactly once, tier by tier (memtables, then the newest segments, the current levels and
+/// history), each tier in its own order: no order across the whole answer is promised. Tiers
+/// are opened as the iterator reaches them, so it holds one tier's reader at a time.
 pub struct Changes {
     merged: Source,
     _view: ReadView,

@@ -158,3 +158,23 @@ fn small_history_segments_are_merged_and_every_version_stays() {
     assert_eq!(versions, 400 + 30 * 5, "every version, in current levels or history");
     db.check().unwrap();
 }
+
+#[test]
+fn changes_opens_each_history_segment_only_when_it_reaches_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend::open(dir.path(), options()).unwrap();
+    let ends = write_rounds(&db, 300, 6);
+    db.compact().unwrap();
+    let history_segments = db.stats().history_segment_count;
+    assert!(history_segments >= 2, "{:?}", db.stats());
+    // Every round is in the window, so every history segment overlaps it.
+    let window = (Bound::Unbounded, Bound::Included(ends[5]));
+    let before = db.stats().history_reads;
+    let first = db.changes(.., window).unwrap().next().unwrap().unwrap();
+    assert!(first.version <= ends[5]);
+    assert_eq!(db.stats().history_reads, before, "the first hit came from a current segment");
+    let all: Vec<_> = db.changes(.., window).unwrap().map(Result::unwrap).collect();
+    assert_eq!(all.len(), 300 * 6, "every version once");
+    let opened = db.stats().history_reads - before;
+    assert_eq!(opened, history_segments as u64, "each history segment opened once");
+}
