@@ -7,8 +7,10 @@
 //! `read1` (random gets), `range1pct` (scans of 1% of the keys), `full` (full scans), after the
 //! fill and `flush()` as in the peer run; or `ycsbc` (Zipfian gets) or `ycsbe` (Zipfian
 //! open-ended scans of 1 to 100 items, without the inserts) after `compact()` and the updates
-//! YCSB A, B and D leave in the memtable. Prints operations per second for the whole timed
-//! loop (default 10 s), after a fill that is not timed.
+//! YCSB A, B and D leave in the memtable. `read1`, `range1pct` and `full` take a `-compacted`
+//! suffix (`full-compacted`) to run after `compact()` instead: one key-ordered level. Prints
+//! operations per second for the whole timed loop (default 10 s), after a fill that is not
+//! timed.
 #![allow(missing_docs, reason = "a bench binary, not an API")]
 
 #[path = "peers/data.rs"]
@@ -29,7 +31,11 @@ const YCSB_SCAN_LEN_MAX: usize = 100;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|arg| arg != "--bench").collect();
-    let workload = args.first().map_or("read1", String::as_str);
+    let requested = args.first().map_or("read1", String::as_str);
+    let (workload, compacted) = match requested.strip_suffix("-compacted") {
+        Some(workload) => (workload, true),
+        None => (requested, false),
+    };
     let seconds: u64 = args.get(1).map_or(10, |text| text.parse().expect("SECONDS"));
     if zverse_benches::is_test_mode() {
         return; // `cargo test --benches`: nothing to profile.
@@ -45,6 +51,9 @@ fn main() {
     let mut sorted = keys.clone();
     sorted.sort_unstable();
     let zipfian = data::Zipfian::new(KEY_COUNT);
+    if compacted {
+        db.compact().expect("compact");
+    }
     if workload.starts_with("ycsb") {
         db.compact().expect("compact");
         let mut rng = fastrand::Rng::with_seed(data::SEED_YCSB);
@@ -59,7 +68,7 @@ fn main() {
     }
     let stats = db.stats();
     eprintln!(
-        "read_profile: {workload} for {seconds} s; {} segments, {} memtable versions; pid {}",
+        "read_profile: {requested} for {seconds} s; {} segments, {} memtable versions; pid {}",
         stats.segment_count,
         stats.memtable_versions,
         std::process::id()
@@ -79,7 +88,7 @@ fn main() {
     let elapsed = start.elapsed().as_secs_f64();
     #[allow(clippy::cast_precision_loss, reason = "a rate")]
     let (op_rate, item_rate) = (ops as f64 / elapsed, items as f64 / elapsed);
-    println!("{workload}: {op_rate:.0} ops/s, {item_rate:.0} items/s ({ops} ops, {elapsed:.1} s)");
+    println!("{requested}: {op_rate:.0} ops/s, {item_rate:.0} items/s ({ops} ops, {elapsed:.1} s)");
 }
 
 /// The peer run's fill: batches of 1,000 in load order, then `flush()`.
