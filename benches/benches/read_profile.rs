@@ -10,7 +10,7 @@
 //! YCSB A, B and D leave in the memtable. `read1`, `range1pct` and `full` take a `-compacted`
 //! suffix (`full-compacted`) to run after `compact()` instead: one key-ordered level. Prints
 //! operations per second for the whole timed loop (default 10 s), after a fill that is not
-//! timed.
+//! timed, and per second of the reading thread's CPU time (steadier on a loaded machine).
 #![allow(missing_docs, reason = "a bench binary, not an API")]
 
 #[path = "peers/data.rs"]
@@ -76,6 +76,7 @@ fn main() {
     let mut rng = fastrand::Rng::with_seed(data::SEED_READS);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let start = Instant::now();
+    let cpu_start_ns = thread_cpu_ns();
     let mut ops = 0_u64;
     let mut items = 0_u64;
     while Instant::now() < deadline {
@@ -89,6 +90,20 @@ fn main() {
     #[allow(clippy::cast_precision_loss, reason = "a rate")]
     let (op_rate, item_rate) = (ops as f64 / elapsed, items as f64 / elapsed);
     println!("{requested}: {op_rate:.0} ops/s, {item_rate:.0} items/s ({ops} ops, {elapsed:.1} s)");
+    if let (Some(end_ns), Some(start_ns)) = (thread_cpu_ns(), cpu_start_ns) {
+        #[allow(clippy::cast_precision_loss, reason = "a rate")]
+        let cpu_s = end_ns.saturating_sub(start_ns) as f64 / 1e9;
+        #[allow(clippy::cast_precision_loss, reason = "a rate")]
+        let (op_rate, item_rate) = (ops as f64 / cpu_s, items as f64 / cpu_s);
+        println!("{requested} per thread CPU s: {op_rate:.0} ops, {item_rate:.0} items");
+    }
+}
+
+/// Nanoseconds this thread has run on a CPU (Linux's `/proc/thread-self/schedstat`), so that
+/// a loaded machine's time slicing does not count against the reads; `None` elsewhere.
+fn thread_cpu_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    stat.split_whitespace().next()?.parse().ok()
 }
 
 /// The peer run's fill: batches of 1,000 in load order, then `flush()`.
