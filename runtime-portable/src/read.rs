@@ -8,7 +8,7 @@ use std::cmp::Ordering;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
-use zverse_core::merge::{FAN_IN_MAX, KeyOrder, Keyed, MergeVec, Order};
+use zverse_core::merge::{FAN_IN_MAX, Keyed, MergeVec, Order};
 use zverse_core::segment::history::{HistoryChanges, HistoryIter, HistoryRangeAt};
 use zverse_core::segment::{KeyVersions, RangeAt};
 use zverse_core::zkey::ZBox;
@@ -43,6 +43,9 @@ pub(crate) struct KeyVersion {
     pub key: Slice,
     pub version: Version,
     pub value: Option<Slice>,
+    /// The key's first 8 bytes, big-endian, zero-padded: a merge compares these first and
+    /// reads the keys only when they are equal.
+    key_prefix: u64,
 }
 
 impl Keyed for KeyVersion {
@@ -58,6 +61,7 @@ impl Keyed for KeyVersion {
 impl KeyVersion {
     fn from_memtable(entry: MemEntry) -> KeyVersion {
         KeyVersion {
+            key_prefix: key_prefix(&entry.key),
             key: Slice::memtable(entry.key),
             version: entry.version,
             value: entry.value.map(Slice::memtable),
@@ -66,10 +70,38 @@ impl KeyVersion {
 
     fn from_segment<F: MappedFile>(segment: &Arc<F>, entry: Entry<'_>) -> KeyVersion {
         KeyVersion {
+            key_prefix: key_prefix(entry.key),
             key: Slice::mapped(segment, entry.key),
             version: entry.version,
             value: entry.value.map(|value| Slice::mapped(segment, value)),
         }
+    }
+
+    /// Key order, as [`KeyOrder`] compares, the prefixes first.
+    fn cmp_keys(&self, other: &KeyVersion) -> Ordering {
+        self.key_prefix.cmp(&other.key_prefix).then_with(|| self.key[..].cmp(&other.key[..]))
+    }
+}
+
+/// A key's first 8 bytes as a big-endian integer, zero-padded: two keys whose prefixes differ
+/// compare as their prefixes do (a shorter key pads with zeros, which only ties, never
+/// reverses, the order; a tie is settled by the whole keys).
+fn key_prefix(key: &[u8]) -> u64 {
+    if let Some(head) = key.first_chunk::<8>() {
+        return u64::from_be_bytes(*head); // One load, the common case.
+    }
+    let mut bytes = [0_u8; 8];
+    bytes[..key.len()].copy_from_slice(key);
+    u64::from_be_bytes(bytes)
+}
+
+/// Key order (key ascending, version descending) over [`KeyVersion`]s, by prefix first.
+#[derive(Clone, Copy, Debug)]
+struct KeyVersionOrder;
+
+impl Order<KeyVersion> for KeyVersionOrder {
+    fn cmp(&self, a: &KeyVersion, b: &KeyVersion) -> Ordering {
+        a.cmp_keys(b).then_with(|| b.version.cmp(&a.version))
     }
 }
 
@@ -179,7 +211,7 @@ impl ReadView {
                 sources.push(Box::new(HistoryVersions::open(segment, key, version_max)));
             }
         }
-        History { merged: merge(sources, KeyOrder), version_min: versions.0 }
+        History { merged: merge(sources, KeyVersionOrder), version_min: versions.0 }
     }
 
     /// Every key in `keys` with its newest value at the view's version, in key order. Each
@@ -199,7 +231,9 @@ impl ReadView {
     /// [`ReadView::range`] in key order: what `Range::next` reads.
     fn range_fwd(&self, keys: &OwnedRange) -> Source {
         let mut sources: Vec<Source> = Vec::new();
-        for memtable in self.tiers.memtables() {
+        // An empty memtable stays empty below the view's version (every version at or below
+        // it was in the memtables when the view loaded them): no source for it.
+        for memtable in self.tiers.memtables().filter(|memtable| !memtable.is_empty()) {
             sources.push(Box::new(MemtableRange::new(memtable, keys, self.version)));
         }
         for segment in &self.tiers.segments {
@@ -213,7 +247,7 @@ impl ReadView {
             }
         }
         self.history_range_sources(keys, false, &mut sources);
-        merge(sources, KeyOrder)
+        merge(sources, KeyVersionOrder)
     }
 
     /// The history segments' sources of a range at the view's version, when it needs them.
@@ -232,7 +266,7 @@ impl ReadView {
     /// [`ReadView::range`] in descending key order: what `Range::next_back` reads.
     fn range_rev(&self, keys: &OwnedRange) -> Source {
         let mut sources: Vec<Source> = Vec::new();
-        for memtable in self.tiers.memtables() {
+        for memtable in self.tiers.memtables().filter(|memtable| !memtable.is_empty()) {
             sources.push(Box::new(MemtableRangeRev::new(
                 Arc::clone(memtable),
                 keys.clone(),
@@ -325,6 +359,13 @@ fn merge<O>(mut sources: Vec<Source>, order: O) -> Source
 where
     O: Order<KeyVersion> + Copy + Send + 'static,
 {
+    if sources.len() <= 1 {
+        // Nothing to merge: the source itself, ended by its first error as a merge would be.
+        let Some(source) = sources.pop() else {
+            return Box::new(std::iter::empty());
+        };
+        return Box::new(EndAtError { source, done: false });
+    }
     while sources.len() > FAN_IN_MAX {
         let mut chunks = Vec::with_capacity(sources.len().div_ceil(FAN_IN_MAX));
         let mut rest = sources.into_iter().peekable();
@@ -335,6 +376,25 @@ where
         sources = chunks;
     }
     merge_within_fan_in(sources, order)
+}
+
+/// One source where a merge would have been: its items, until and including its first error.
+struct EndAtError {
+    source: Source,
+    done: bool,
+}
+
+impl Iterator for EndAtError {
+    type Item = Result<KeyVersion>;
+
+    fn next(&mut self) -> Option<Result<KeyVersion>> {
+        if self.done {
+            return None;
+        }
+        let item = self.source.next();
+        self.done = !matches!(item, Some(Ok(_)));
+        item
+    }
 }
 
 fn merge_within_fan_in<O>(sources: Vec<Source>, order: O) -> Source
@@ -388,7 +448,7 @@ struct KeyOrderRev;
 
 impl Order<KeyVersion> for KeyOrderRev {
     fn cmp(&self, a: &KeyVersion, b: &KeyVersion) -> Ordering {
-        b.key[..].cmp(&a.key[..]).then_with(|| b.version.cmp(&a.version))
+        b.cmp_keys(a).then_with(|| b.version.cmp(&a.version))
     }
 }
 
@@ -1098,7 +1158,7 @@ impl Iterator for Changes {
     type Item = Result<Change>;
 
     fn next(&mut self) -> Option<Result<Change>> {
-        let KeyVersion { key, version, value } = match self.merged.next()? {
+        let KeyVersion { key, version, value, .. } = match self.merged.next()? {
             Ok(found) => found,
             Err(error) => return Some(Err(error)),
         };
@@ -1109,5 +1169,73 @@ impl Iterator for Changes {
 impl std::fmt::Debug for Changes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Changes").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use zverse_core::merge::KeyOrder;
+
+    use super::*;
+
+    fn item(key: &[u8], version: u64) -> KeyVersion {
+        KeyVersion {
+            key_prefix: key_prefix(key),
+            key: Slice::from(key),
+            version: Version::new(version),
+            value: None,
+        }
+    }
+
+    /// Every key of up to 9 bytes over {0x00, 0x01, 0xff}, in lengths that straddle the 8-byte
+    /// prefix: zero bytes and short keys are where a zero-padded prefix could go wrong.
+    fn keys() -> Vec<Vec<u8>> {
+        let mut keys = vec![Vec::new()];
+        let mut last = vec![Vec::new()];
+        for _ in 0..9 {
+            last = last
+                .iter()
+                .flat_map(|key: &Vec<u8>| {
+                    [0x00, 0x01, 0xff].map(|byte| [&key[..], &[byte]].concat())
+                })
+                .collect();
+            keys.extend(last.iter().filter(|key| key.len() >= 6).cloned());
+        }
+        keys
+    }
+
+    #[test]
+    fn prefix_orders_agree_with_key_order() {
+        let keys = keys();
+        let items: Vec<KeyVersion> = keys.iter().map(|key| item(key, 7)).collect();
+        let mut reference: Vec<&KeyVersion> = items.iter().collect();
+        reference.sort_by(|a, b| Order::cmp(&KeyOrder, a, b));
+        let mut sorted: Vec<&KeyVersion> = items.iter().collect();
+        sorted.sort_by(|a, b| KeyVersionOrder.cmp(a, b));
+        let bytes =
+            |items: &[&KeyVersion]| items.iter().map(|i| i.key.to_vec()).collect::<Vec<_>>();
+        assert_eq!(bytes(&sorted), bytes(&reference));
+        sorted.sort_by(|a, b| KeyOrderRev.cmp(a, b));
+        reference.reverse();
+        assert_eq!(bytes(&sorted), bytes(&reference));
+    }
+
+    #[test]
+    fn prefix_orders_put_newer_versions_first() {
+        for key in [&b""[..], b"\0", b"12345678", b"123456789"] {
+            let (newer, older) = (item(key, 9), item(key, 3));
+            assert_eq!(KeyVersionOrder.cmp(&newer, &older), Ordering::Less);
+            assert_eq!(KeyOrderRev.cmp(&newer, &older), Ordering::Less);
+        }
+    }
+
+    #[test]
+    fn one_source_ends_at_its_first_error_as_a_merge_does() {
+        let error = || Error::Corruption { file: "x".into(), offset: 0, what: "test".into() };
+        let items = vec![Ok(item(b"a", 1)), Err(error()), Ok(item(b"b", 1))];
+        let source: Source = Box::new(items.into_iter());
+        let got: Vec<bool> = merge(vec![source], KeyVersionOrder).map(|i| i.is_ok()).collect();
+        assert_eq!(got, [true, false], "the item after the error is not read");
+        assert_eq!(merge(Vec::new(), KeyVersionOrder).count(), 0);
     }
 }
