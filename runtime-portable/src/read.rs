@@ -43,9 +43,6 @@ pub(crate) struct KeyVersion {
     pub key: Slice,
     pub version: Version,
     pub value: Option<Slice>,
-    /// The key's first 8 bytes, big-endian, zero-padded: a merge compares these first and
-    /// reads the keys only when they are equal.
-    key_prefix: u64,
 }
 
 impl Keyed for KeyVersion {
@@ -61,7 +58,6 @@ impl Keyed for KeyVersion {
 impl KeyVersion {
     fn from_memtable(entry: MemEntry) -> KeyVersion {
         KeyVersion {
-            key_prefix: key_prefix(&entry.key),
             key: Slice::memtable(entry.key),
             version: entry.version,
             value: entry.value.map(Slice::memtable),
@@ -70,29 +66,24 @@ impl KeyVersion {
 
     fn from_segment<F: MappedFile>(segment: &Arc<F>, entry: Entry<'_>) -> KeyVersion {
         KeyVersion {
-            key_prefix: key_prefix(entry.key),
             key: Slice::mapped(segment, entry.key),
             version: entry.version,
             value: entry.value.map(|value| Slice::mapped(segment, value)),
         }
     }
 
-    /// Key order, as [`KeyOrder`] compares, the prefixes first.
+    /// Key order, as [`KeyOrder`] compares: keys of 8 bytes or more by their first 8 bytes
+    /// as one big-endian integer (one load each), the rest of the bytes only on a tie.
     fn cmp_keys(&self, other: &KeyVersion) -> Ordering {
-        self.key_prefix.cmp(&other.key_prefix).then_with(|| self.key[..].cmp(&other.key[..]))
+        let (a, b) = (&self.key[..], &other.key[..]);
+        if let (Some(a_head), Some(b_head)) = (a.first_chunk::<8>(), b.first_chunk::<8>()) {
+            let heads = u64::from_be_bytes(*a_head).cmp(&u64::from_be_bytes(*b_head));
+            if heads.is_ne() {
+                return heads;
+            }
+        }
+        a.cmp(b)
     }
-}
-
-/// A key's first 8 bytes as a big-endian integer, zero-padded: two keys whose prefixes differ
-/// compare as their prefixes do (a shorter key pads with zeros, which only ties, never
-/// reverses, the order; a tie is settled by the whole keys).
-fn key_prefix(key: &[u8]) -> u64 {
-    if let Some(head) = key.first_chunk::<8>() {
-        return u64::from_be_bytes(*head); // One load, the common case.
-    }
-    let mut bytes = [0_u8; 8];
-    bytes[..key.len()].copy_from_slice(key);
-    u64::from_be_bytes(bytes)
 }
 
 /// Key order (key ascending, version descending) over [`KeyVersion`]s, by prefix first.
@@ -1179,12 +1170,7 @@ mod tests {
     use super::*;
 
     fn item(key: &[u8], version: u64) -> KeyVersion {
-        KeyVersion {
-            key_prefix: key_prefix(key),
-            key: Slice::from(key),
-            version: Version::new(version),
-            value: None,
-        }
+        KeyVersion { key: Slice::from(key), version: Version::new(version), value: None }
     }
 
     /// Every key of up to 9 bytes over {0x00, 0x01, 0xff}, in lengths that straddle the 8-byte
