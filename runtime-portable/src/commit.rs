@@ -71,6 +71,9 @@ const STATE_WAITING: u8 = 0;
 const STATE_DONE: u8 = 1;
 /// `Pending::state`: handed leadership; the writer must lead the next group.
 const STATE_LEAD: u8 = 2;
+/// `Pending::state`: refused by the leader's committer (`outcome` is set), not yet published:
+/// the leader publishes it (DONE) once its group is applied. The writer waits as in WAITING.
+const STATE_REFUSED: u8 = 3;
 
 /// A spare `Pending` whose buffer is larger than this is dropped rather than kept for the
 /// thread's next write, so that one huge write does not pin its memory.
@@ -151,6 +154,24 @@ impl Pending {
         self.writer.unpark();
     }
 
+    /// Refuses the write with `error` (a failed conflict check), published to the writer only
+    /// when the leader's turn ends, after the group's accepted records are applied and visible:
+    /// a writer refused for a conflict with a record of the same group retries on a snapshot
+    /// that sees that record, instead of conflicting with it again.
+    pub(crate) fn refuse(&self, error: Error) {
+        *self.outcome.lock().unwrap_or_else(PoisonError::into_inner) = Some(Err(error));
+        self.state.store(STATE_REFUSED, Ordering::Relaxed);
+    }
+
+    /// Publishes a refusal ([`Pending::refuse`]), if this write was refused and not completed
+    /// since.
+    fn publish_refusal(&self) {
+        if self.state.load(Ordering::Relaxed) == STATE_REFUSED {
+            self.state.store(STATE_DONE, Ordering::Release);
+            self.writer.unpark();
+        }
+    }
+
     fn take_outcome(&self) -> Result<Version, Error> {
         let outcome = self.outcome.lock().unwrap_or_else(PoisonError::into_inner).take();
         outcome.expect("a DONE write has an outcome, taken once by its writer")
@@ -195,7 +216,8 @@ loom::thread_local! {
 
 /// What a leader does with a group: commit it and report each record's outcome.
 pub(crate) trait GroupCommit {
-    /// Commits `group` (in order) and completes every `Pending` in it.
+    /// Commits `group` (in order) and completes every `Pending` in it, or refuses it
+    /// ([`Pending::refuse`]: the leader publishes the refusal after `commit_group` returns).
     fn commit_group(&self, group: &[Arc<Pending>]);
 }
 
@@ -327,6 +349,9 @@ impl Stage {
                 u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
                 Ordering::Relaxed,
             );
+            for pending in &group {
+                pending.publish_refusal();
+            }
         }
         group.clear();
         *self.group.lock().unwrap_or_else(PoisonError::into_inner) = group;

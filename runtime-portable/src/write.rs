@@ -282,7 +282,7 @@ impl Inner {
             if let Some(check) = &pending.check
                 && let Err(error) = self.validate(check, frame, &logged.starts)
             {
-                pending.complete(Err(error));
+                pending.refuse(error);
                 logged.accepted.push(false);
                 continue;
             }
