@@ -335,6 +335,7 @@ impl Inner {
             let ops = logged.frame.get(start..).and_then(record::ops_of_encoded);
             for op in ops.expect("a record this database just encoded has ops") {
                 active.insert(op.key, version, op.value);
+                self.recent_writes.record(op.key, version);
             }
             version_last = version;
         }
