@@ -1,5 +1,7 @@
-//! [`SegmentWriter`]: writes a stream of entries in Z order as one or more segment files of at
-//! most a target size, streaming each block to its file as it fills.
+//! [`SegmentWriter`]: writes a stream of entries in Z order (or, [`SegmentWriter::with_order`],
+//! in key order) as one or more segment files of at most a target size, streaming each block
+//! to its file as it fills. In key order a split falls only between two keys, never between
+//! two versions of one key, so that each key's versions are in one segment of a level.
 //!
 //! Memory is bounded by the options, never by the data: the write buffer
 //! ([`WRITE_BUFFER_BYTES`]), the block being filled, and the metadata of the one segment being
@@ -13,7 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use zverse_core::segment::{
-    BuildError, KEY_REF_BYTES, SegmentBuilder, SegmentOptions, Sink, VecStorage,
+    BuildError, KEY_REF_BYTES, Order, SegmentBuilder, SegmentOptions, Sink, VecStorage,
 };
 use zverse_core::{Entry, Version};
 
@@ -100,6 +102,43 @@ struct Open {
     payload_bytes: u64,
     /// Bytes of the keys added: what the builder holds of each entry besides its reference.
     key_bytes: u64,
+    /// The smallest and the largest key added (in key order, the first and the last); `None`
+    /// before the first entry.
+    keys: Option<KeyBounds>,
+}
+
+/// The smallest and the largest key of a segment a [`SegmentWriter`] wrote: in key order its
+/// first and last key, which keep a level's segments apart.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct KeyBounds {
+    pub first: Vec<u8>,
+    pub last: Vec<u8>,
+}
+
+impl KeyBounds {
+    /// The bounds of a segment whose first key is `key`.
+    fn of(key: &[u8]) -> KeyBounds {
+        KeyBounds { first: key.to_vec(), last: key.to_vec() }
+    }
+
+    /// Widens the bounds to `key`, added after the keys they cover, in `order`.
+    fn extend(&mut self, key: &[u8], order: Order) {
+        let replace = |bound: &mut Vec<u8>| {
+            bound.clear();
+            bound.extend_from_slice(key);
+        };
+        let is_new_last = match order {
+            // In key order each new key is the largest so far.
+            Order::Key => self.last.as_slice() != key,
+            _ => key > self.last.as_slice(),
+        };
+        if is_new_last {
+            replace(&mut self.last);
+        }
+        if order != Order::Key && key < self.first.as_slice() {
+            replace(&mut self.first);
+        }
+    }
 }
 
 /// Limits of a [`SegmentWriter`]'s outputs.
@@ -118,8 +157,9 @@ pub(crate) struct SegmentWriter<'a> {
     dir: &'a Path,
     allocate_number: Box<dyn Fn() -> u64 + 'a>,
     limits: WriterLimits,
+    order: Order,
     current: Option<Open>,
-    finished: Vec<SegmentMeta>,
+    finished: Vec<(SegmentMeta, KeyBounds)>,
     created: NewFiles<'a>,
 }
 
@@ -136,15 +176,35 @@ impl<'a> SegmentWriter<'a> {
             dir,
             allocate_number,
             limits,
+            order: Order::Z,
             current: None,
             finished: Vec::new(),
             created: NewFiles { io, paths: Vec::new() },
         }
     }
 
-    /// Adds one entry; starts a new segment first if the current one reached a limit.
+    /// The same writer, taking entries in `order` (default Z order) and writing segments in
+    /// it. In [`Order::Key`] entries come key ascending, version descending, and a split
+    /// waits for the next key: a segment can pass its target by the rest of one key's
+    /// versions (one entry for a current segment, which holds a key's newest version only).
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "leveled compaction (issue 12 part 2) writes key order")
+    )]
+    pub(crate) fn with_order(mut self, order: Order) -> SegmentWriter<'a> {
+        assert!(self.current.is_none() && self.finished.is_empty(), "set before the first add");
+        self.order = order;
+        self
+    }
+
+    /// Adds one entry; starts a new segment first if the current one reached a limit (in key
+    /// order, only at a new key).
     pub(crate) fn add(&mut self, entry: &Entry<'_>) -> Result<()> {
-        if self.current.as_ref().is_some_and(|open| self.is_full(open)) {
+        let splits = self.current.as_ref().is_some_and(|open| {
+            let same_key = open.keys.as_ref().is_some_and(|keys| keys.last == entry.key);
+            self.is_full(open) && (self.order != Order::Key || !same_key)
+        });
+        if splits {
             self.finish_current()?;
         }
         if self.current.is_none() {
@@ -154,6 +214,10 @@ impl<'a> SegmentWriter<'a> {
         open.builder.add(entry.key, entry.version, entry.value).map_err(build_error)?;
         open.payload_bytes += (entry.key.len() + entry.value.map_or(0, <[u8]>::len)) as u64;
         open.key_bytes += entry.key.len() as u64;
+        match &mut open.keys {
+            Some(keys) => keys.extend(entry.key, self.order),
+            None => open.keys = Some(KeyBounds::of(entry.key)),
+        }
         Ok(())
     }
 
@@ -173,10 +237,11 @@ impl<'a> SegmentWriter<'a> {
         let file = self.io.create_new(&path)?;
         self.created.paths.push(path);
         let sink = FileSink { file, buffer: Vec::with_capacity(WRITE_BUFFER_BYTES), offset: 0 };
-        let options =
-            SegmentOptions::default().with_block_bytes_target(self.limits.block_bytes as usize);
+        let options = SegmentOptions::default()
+            .with_block_bytes_target(self.limits.block_bytes as usize)
+            .with_order(self.order);
         let builder = SegmentBuilder::new(sink, options);
-        Ok(Open { number, builder, payload_bytes: 0, key_bytes: 0 })
+        Ok(Open { number, builder, payload_bytes: 0, key_bytes: 0, keys: None })
     }
 
     fn finish_current(&mut self) -> Result<()> {
@@ -184,21 +249,31 @@ impl<'a> SegmentWriter<'a> {
         let (sink, summary) = open.builder.finish().map_err(build_error)?;
         sink.finish()?;
         assert!(summary.entry_count > 0, "a segment is only created for an entry");
-        self.finished.push(SegmentMeta {
+        let meta = SegmentMeta {
             file_number: open.number,
             entry_count: summary.entry_count,
             file_bytes: summary.file_len,
             payload_bytes: open.payload_bytes,
             version_min: summary.version_min.unwrap_or(Version::ZERO),
             version_max: summary.version_max.unwrap_or(Version::ZERO),
-        });
+        };
+        self.finished.push((meta, open.keys.unwrap_or_default()));
         Ok(())
     }
 
     /// Finishes the last segment. Returns every segment written, synced (their directory
     /// entries are not: the caller syncs the directory once), in the order written, and the
     /// files, which are removed when dropped unless kept.
-    pub(crate) fn finish(mut self) -> Result<(Vec<SegmentMeta>, NewFiles<'a>)> {
+    pub(crate) fn finish(self) -> Result<(Vec<SegmentMeta>, NewFiles<'a>)> {
+        let (written, files) = self.finish_with_key_bounds()?;
+        Ok((written.into_iter().map(|(meta, _)| meta).collect(), files))
+    }
+
+    /// [`SegmentWriter::finish`], with each segment's smallest and largest key. In key order
+    /// the segments come in key order and their bounds do not overlap.
+    pub(crate) fn finish_with_key_bounds(
+        mut self,
+    ) -> Result<(Vec<(SegmentMeta, KeyBounds)>, NewFiles<'a>)> {
         self.finish_current()?;
         Ok((self.finished, self.created))
     }
@@ -210,9 +285,106 @@ fn build_error(error: BuildError<std::io::Error>) -> Error {
         BuildError::Limit(limit) => limit.into(),
         BuildError::Failed => Error::Io(std::io::Error::other("an earlier segment write failed")),
         other => {
-            // Entries come from the memtable or a merge in strictly increasing Z order, and the
-            // writer splits before the format limit: anything else is a broken invariant.
+            // Entries come from the memtable or a merge in strictly increasing order (Z or
+            // key), and the writer splits before the format limit: anything else is a broken
+            // invariant.
             panic!("segment build failed on engine-produced input: {other}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use zverse_core::segment::{Order, Segment};
+    use zverse_core::zkey::cmp_z;
+    use zverse_core::{Entry, Version};
+
+    use super::{KeyBounds, SegmentWriter, WriterLimits};
+    use crate::io::StdIo;
+    use crate::manifest::SegmentMeta;
+    use crate::segment_file::segment_file_name;
+
+    /// 60 keys of 5 versions each, with 30-byte values: (key, version, value).
+    fn entries() -> Vec<(Vec<u8>, u64, Vec<u8>)> {
+        let mut entries = Vec::new();
+        for key in 0u32..60 {
+            for version in (1u64..=5).rev() {
+                entries.push((format!("key{key:04}").into_bytes(), version, vec![key as u8; 30]));
+            }
+        }
+        entries
+    }
+
+    /// Writes `entries` in `order` with a 300-byte segment target; returns each output with
+    /// its key bounds and its entries, read back from the file.
+    fn write(
+        entries: &[(Vec<u8>, u64, Vec<u8>)],
+        order: Order,
+    ) -> Vec<(SegmentMeta, KeyBounds, Segment<'static>)> {
+        let dir = tempfile::tempdir().unwrap();
+        let io = StdIo;
+        let next = Cell::new(1u64);
+        let allocate = Box::new(|| next.replace(next.get() + 1));
+        let limits = WriterLimits {
+            block_bytes: 128,
+            segment_bytes_target: 300,
+            metadata_bytes_max: 1 << 20,
+        };
+        let mut writer = SegmentWriter::new(&io, dir.path(), allocate, limits).with_order(order);
+        for (key, version, value) in entries {
+            let entry = Entry { key, version: Version::new(*version), value: Some(value) };
+            writer.add(&entry).unwrap();
+        }
+        let (written, files) = writer.finish_with_key_bounds().unwrap();
+        let outputs = written
+            .into_iter()
+            .map(|(meta, bounds)| {
+                let path = dir.path().join(segment_file_name(meta.file_number));
+                // Leaked: a test's few small files, read by `Segment<'static>`.
+                let bytes: &'static [u8] = Vec::leak(std::fs::read(path).unwrap());
+                (meta, bounds, Segment::open(bytes).unwrap())
+            })
+            .collect();
+        drop(files);
+        outputs
+    }
+
+    #[test]
+    fn key_order_splits_only_between_keys_and_returns_each_output_s_key_bounds() {
+        let outputs = write(&entries(), Order::Key);
+        assert!(outputs.len() > 5, "{} outputs", outputs.len());
+        let mut previous_last: Option<Vec<u8>> = None;
+        let mut entry_count = 0;
+        for (meta, bounds, segment) in &outputs {
+            assert_eq!(segment.order(), Order::Key);
+            assert_eq!(segment.first_key().unwrap(), Some(bounds.first.as_slice()));
+            assert_eq!(segment.last_key().unwrap(), Some(bounds.last.as_slice()));
+            assert_eq!(segment.entry_count(), meta.entry_count);
+            // Every key has all of its 5 versions here: no split between two versions.
+            assert_eq!(segment.entry_count(), 5 * segment.key_count(), "{bounds:?}");
+            if let Some(previous) = &previous_last {
+                assert!(previous < &bounds.first, "{previous:?} overlaps {bounds:?}");
+            }
+            previous_last = Some(bounds.last.clone());
+            entry_count += meta.entry_count;
+        }
+        assert_eq!(entry_count, 300);
+    }
+
+    #[test]
+    fn z_order_bounds_are_each_output_s_smallest_and_largest_key() {
+        let mut entries = entries();
+        entries.sort_by(|a, b| cmp_z(&a.0, Version::new(a.1), &b.0, Version::new(b.1)));
+        let outputs = write(&entries, Order::Z);
+        assert!(outputs.len() > 1);
+        for (_, bounds, segment) in &outputs {
+            assert_eq!(segment.order(), Order::Z);
+            let keys: Vec<&[u8]> = segment.iter().map(|entry| entry.unwrap().key).collect();
+            assert_eq!(Some(bounds.first.as_slice()), keys.iter().copied().min());
+            assert_eq!(Some(bounds.last.as_slice()), keys.iter().copied().max());
+            assert_eq!(segment.first_key().unwrap(), Some(bounds.first.as_slice()));
         }
     }
 }

@@ -19,7 +19,7 @@ use zverse_core::manifest::Manifest;
 use zverse_core::record::{
     BatchBuilder, RecordKind, decode_from, encode_delete_into, encode_put_into,
 };
-use zverse_core::segment::{Segment, SegmentBuilder, SegmentOptions};
+use zverse_core::segment::{Order, Segment, SegmentBuilder, SegmentOptions};
 
 use crate::sim_io::{CrashVariant, SimIo};
 
@@ -238,6 +238,12 @@ fn check_segment_bytes(data: &[u8]) {
     assert!(iter_len <= bound, "iter yields at most every entry");
     let key_order_len = exhaust(segment.iter_key_order(), bound, |_| {});
     assert!(key_order_len <= bound, "iter_key_order yields at most every entry");
+    let backward_len = exhaust(segment.iter_key_order().rev(), bound, |_| {});
+    assert!(backward_len <= bound, "iter_key_order from the back yields at most every entry");
+    if segment.order() == Order::Key {
+        // The key bounds come from metadata checked at open: never an error.
+        assert!(segment.first_key().is_ok() && segment.last_key().is_ok(), "key bounds");
+    }
     keys.truncate(16);
     versions.truncate(16);
     for &key in &keys {
@@ -449,7 +455,8 @@ pub fn seeds_record() -> Vec<Vec<u8>> {
 }
 
 /// The seed inputs of target `segment_open`: an empty segment, a small one, and one of several
-/// small blocks with tombstones and keys sharing their first 8 bytes.
+/// small blocks with tombstones and keys sharing their first 8 bytes; then the small one and
+/// the one of several blocks again in key order ([`Order::Key`]).
 #[must_use]
 pub fn seeds_segment() -> Vec<Vec<u8>> {
     let small: Vec<SeedEntry<'_>> =
@@ -462,19 +469,30 @@ pub fn seeds_segment() -> Vec<Vec<u8>> {
             many.push((*key, version * 10 + index as u64, value));
         }
     }
-    vec![build_segment(Vec::new(), 4096), build_segment(small, 4096), build_segment(many, 64)]
+    vec![
+        build_segment(Vec::new(), 4096, Order::Z),
+        build_segment(small.clone(), 4096, Order::Z),
+        build_segment(many.clone(), 64, Order::Z),
+        build_segment(small, 4096, Order::Key),
+        build_segment(many, 64, Order::Key),
+    ]
 }
 
 /// A seed segment's entry: key, version, value (`None`: a tombstone).
 type SeedEntry<'a> = (&'a [u8], u64, Option<&'a [u8]>);
 
-/// A segment of `entries` (sorted here into Z order) with blocks of about `block_bytes`.
-fn build_segment(mut entries: Vec<SeedEntry<'_>>, block_bytes: usize) -> Vec<u8> {
-    entries.sort_by(|a, b| {
-        let z = |entry: &(&[u8], u64, _)| zverse_core::zkey::morton(entry.0, Version::new(entry.1));
-        z(a).cmp(&z(b)).then(a.0.cmp(b.0))
-    });
-    let options = SegmentOptions::default().with_block_bytes_target(block_bytes);
+/// A segment of `entries` (sorted here into `order`) with blocks of about `block_bytes`.
+fn build_segment(mut entries: Vec<SeedEntry<'_>>, block_bytes: usize, order: Order) -> Vec<u8> {
+    if order == Order::Key {
+        entries.sort_by(|a, b| a.0.cmp(b.0).then(b.1.cmp(&a.1)));
+    } else {
+        entries.sort_by(|a, b| {
+            let z =
+                |entry: &(&[u8], u64, _)| zverse_core::zkey::morton(entry.0, Version::new(entry.1));
+            z(a).cmp(&z(b)).then(a.0.cmp(b.0))
+        });
+    }
+    let options = SegmentOptions::default().with_block_bytes_target(block_bytes).with_order(order);
     let mut builder = SegmentBuilder::new(Vec::new(), options);
     for (key, version, value) in entries {
         builder.add(key, Version::new(version), value).expect("add to the seed segment");

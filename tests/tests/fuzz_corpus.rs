@@ -96,6 +96,27 @@ fn history_seeds_mutated_never_panic() {
     }
 }
 
+/// The same stand-in for the segment target, on its seeds of both orders (the key-ordered
+/// variant's block keys and order flag among the bytes changed).
+#[test]
+fn segment_seeds_mutated_never_panic() {
+    let seed = std::env::var("ZVERSE_FUZZ_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    eprintln!("segment_seeds_mutated_never_panic: ZVERSE_FUZZ_SEED={seed}");
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let seeds = seeds_segment();
+    for _ in 0..3_000 {
+        let mut input = seeds[rng.usize(..seeds.len())].clone();
+        for _ in 0..rng.usize(1..=4) {
+            let at = rng.usize(..input.len());
+            input[at] = rng.u8(..);
+        }
+        check_segment(&input);
+    }
+}
+
 #[test]
 fn db_open_corpus() {
     let count = replay("db_open", &seeds_db_open(), check_db_open);

@@ -9,6 +9,7 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
 use super::bytes::{partition_point, slice_at, u32_at, u128_at};
+use super::footer::Order;
 use super::zone::{ZONE_MAP_LEN, ZoneMap};
 use crate::Corruption;
 use crate::checksum::CHECKSUM_LEN;
@@ -52,6 +53,13 @@ impl BlockHandle {
     }
 
     /// Reads a handle from the first [`BLOCK_HANDLE_LEN`] bytes of `bytes`.
+    /// The end of an encoded handle's block (its offset plus its length, without the
+    /// checksum).
+    pub(super) fn data_end_of(encoded: &[u8; BLOCK_HANDLE_LEN]) -> u64 {
+        let offset = u32_at(encoded, OFFSET_AT).unwrap_or(u32::MAX);
+        u64::from(offset) + u64::from(u32_at(encoded, LEN_AT).unwrap_or(0))
+    }
+
     fn decode_from(bytes: &[u8]) -> Option<BlockHandle> {
         Some(BlockHandle {
             offset: u32_at(bytes, OFFSET_AT)?,
@@ -134,7 +142,7 @@ impl<'a> BlockIndex<'a> {
 
     /// Checks that the blocks tile `[0, data_len)` in order, each non-empty and followed by its
     /// checksum, with first codes ascending and sane zone maps. Run once, at open.
-    pub(super) fn validate(&self, data_len: u64) -> Result<(), Corruption> {
+    pub(super) fn validate(&self, data_len: u64, order: Order) -> Result<(), Corruption> {
         let mut expected_offset = 0u64;
         let mut previous_morton = 0u128;
         for index in 0..self.block_count() {
@@ -147,7 +155,13 @@ impl<'a> BlockIndex<'a> {
             if (handle.len as usize) < super::block::ENTRY_HEADER_LEN {
                 return Err(corrupt("block shorter than one entry"));
             }
-            if handle.first_morton < previous_morton || !handle.zone.is_valid() {
+            // A key-ordered segment's blocks carry no code (0).
+            let code_wrong = if order == Order::Key {
+                handle.first_morton != 0
+            } else {
+                handle.first_morton < previous_morton
+            };
+            if code_wrong || !handle.zone.is_valid() {
                 return Err(corrupt("block index out of order or zone map inverted"));
             }
             expected_offset = handle.end();

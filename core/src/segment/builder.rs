@@ -1,4 +1,5 @@
-//! [`SegmentBuilder`]: writes a segment from entries given in Z order.
+//! [`SegmentBuilder`]: writes a segment from entries given in its order ([`Order`]): Z order,
+//! or key order (key ascending, version descending), which needs no key index.
 //!
 //! Data blocks go to the [`Sink`] as they fill (a block is at most the block target, or one
 //! entry); the builder keeps only the metadata in memory (every key once per version in an
@@ -24,12 +25,13 @@ use core::fmt;
 use super::SEGMENT_LEN_MAX;
 use super::block::{encode_entry_into, entry_len};
 use super::block_index::{BLOCK_HANDLE_LEN, BlockHandle};
+use super::block_keys::{BLOCK_KEY_RECORD_LEN, order_key};
 use super::filter_section;
-use super::footer::{FOOTER_LEN, Footer, SECTION_COUNT, SectionHandle, SectionKind};
+use super::footer::{FOOTER_LEN, Footer, Order, SECTION_COUNT, SectionHandle, SectionKind};
 use super::key_index::FENCE_STRIDE;
 #[cfg(feature = "alloc")]
 use super::storage::VecStorage;
-use super::storage::{BuilderStorage, KeyRef, List, StorageFull, room};
+use super::storage::{BuilderStorage, EncodedHandle, KeyRef, List, StorageFull, room};
 use super::zone::ZoneMap;
 use crate::bytes::Sink;
 use crate::checksum::{CHECKSUM_LEN, ChecksumStream, checksum};
@@ -44,11 +46,12 @@ pub const BLOCK_BYTES_TARGET_DEFAULT: usize = 4 << 10;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SegmentOptions {
     block_bytes_target: usize,
+    order: Order,
 }
 
 impl Default for SegmentOptions {
     fn default() -> Self {
-        SegmentOptions { block_bytes_target: BLOCK_BYTES_TARGET_DEFAULT }
+        SegmentOptions { block_bytes_target: BLOCK_BYTES_TARGET_DEFAULT, order: Order::Z }
     }
 }
 
@@ -66,6 +69,20 @@ impl SegmentOptions {
     pub fn block_bytes_target(&self) -> usize {
         self.block_bytes_target
     }
+
+    /// The order entries are given and stored in (default [`Order::Z`]). In [`Order::Key`]
+    /// they come key ascending, version descending, and the segment has no key index.
+    #[must_use]
+    pub fn with_order(mut self, order: Order) -> SegmentOptions {
+        self.order = order;
+        self
+    }
+
+    /// The order of the entries.
+    #[must_use]
+    pub fn order(&self) -> Order {
+        self.order
+    }
 }
 
 /// Why a [`SegmentBuilder`] refused an entry or failed to finish.
@@ -77,8 +94,9 @@ pub enum BuildError<E> {
     /// The key or value is over its limit, or the segment would reach 4 GiB. Nothing was
     /// written for the refused entry.
     Limit(LimitError),
-    /// The entry is not strictly after the previous one in Z order `(M, key)` (this includes
-    /// adding the same key and version twice). Nothing was written for it.
+    /// The entry is not strictly after the previous one in the segment's order (Z order
+    /// `(M, key)`, or key ascending and version descending; this includes adding the same key
+    /// and version twice). Nothing was written for it.
     OutOfOrder,
     /// An earlier sink error left the segment incomplete.
     Failed,
@@ -105,7 +123,7 @@ impl<E: fmt::Display> fmt::Display for BuildError<E> {
         match self {
             BuildError::Sink(error) => write!(f, "segment sink failed: {error}"),
             BuildError::Limit(error) => fmt::Display::fmt(error, f),
-            BuildError::OutOfOrder => f.write_str("segment entry out of Z order"),
+            BuildError::OutOfOrder => f.write_str("segment entry out of order"),
             BuildError::Failed => f.write_str("segment builder failed earlier"),
             BuildError::Storage(error) => fmt::Display::fmt(error, f),
         }
@@ -133,8 +151,9 @@ pub struct SegmentSummary {
 /// Bytes the builder keeps per entry besides its key: one [`KeyRef`].
 pub const KEY_REF_BYTES: usize = size_of::<KeyRef>();
 
-/// Writes a segment. Entries must come in strictly increasing Z order. `M` is where the
-/// metadata is kept until `finish` ([`BuilderStorage`]).
+/// Writes a segment. Entries must come in strictly increasing order
+/// ([`SegmentOptions::order`]). `M` is where the metadata is kept until `finish`
+/// ([`BuilderStorage`]).
 #[derive(Debug)]
 pub struct SegmentBuilder<S, M: BuilderStorage> {
     sink: S,
@@ -225,8 +244,12 @@ impl<S: Sink, M: BuilderStorage> SegmentBuilder<S, M> {
         }
         check_key(key)?;
         value.map(check_value).transpose()?;
-        let entry_morton = morton(key, version);
-        if !self.is_after_last(entry_morton, key) {
+        // A key-ordered segment has no use for codes: its blocks' first code is 0.
+        let entry_morton = match self.options.order {
+            Order::Key => 0,
+            Order::Z => morton(key, version),
+        };
+        if !self.is_after_last(entry_morton, key, version) {
             return Err(BuildError::OutOfOrder);
         }
         let entry_len = entry_len(key, value);
@@ -298,11 +321,18 @@ impl<S: Sink, M: BuilderStorage> SegmentBuilder<S, M> {
         self.keys.try_extend_from_slice(key).map_err(|_| full::<u8, M::Keys>("key bytes"))
     }
 
-    /// Whether `(morton, key)` is strictly after the last entry added.
-    fn is_after_last(&self, morton: u128, key: &[u8]) -> bool {
+    /// Whether the entry is strictly after the last entry added, in the segment's order.
+    fn is_after_last(&self, morton: u128, key: &[u8], version: Version) -> bool {
         match (self.last_morton, self.refs.as_slice().last()) {
             (Some(last_morton), Some(last)) => {
-                (morton, key) > (last_morton, key_of(self.keys.as_slice(), last))
+                let last_key = key_of(self.keys.as_slice(), last);
+                match self.options.order {
+                    Order::Key => {
+                        order_key((key, version))
+                            > order_key((last_key, Version::new(last.version)))
+                    }
+                    Order::Z => (morton, key) > (last_morton, last_key),
+                }
             }
             _ => true,
         }
@@ -342,16 +372,27 @@ impl<S: Sink, M: BuilderStorage> SegmentBuilder<S, M> {
         }
         let data_len = self.written_len;
         let keys = self.keys.as_slice();
-        self.refs.as_mut_slice().sort_unstable_by(|a, b| {
-            key_of(keys, a).cmp(key_of(keys, b)).then_with(|| b.version.cmp(&a.version))
-        });
+        let order = self.options.order;
+        if order == Order::Z {
+            // Key order is the order the entries came in.
+            self.refs.as_mut_slice().sort_unstable_by(|a, b| {
+                key_of(keys, a).cmp(key_of(keys, b)).then_with(|| b.version.cmp(&a.version))
+            });
+        }
         let refs = self.refs.as_slice();
         let key_count = distinct_keys(keys, refs).count();
         filter_section::build_into(distinct_keys(keys, refs), key_count, &mut self.filter)?;
+        let (key_index_len, fences_len) = match order {
+            Order::Key => (0, block_keys_len(keys, refs, self.block_index.as_slice())),
+            Order::Z => (
+                refs.len() * size_of::<u32>(),
+                refs.len().div_ceil(FENCE_STRIDE as usize) * size_of::<u64>(),
+            ),
+        };
         let section_lens = [
             self.block_index.len() * BLOCK_HANDLE_LEN,
-            refs.len() * size_of::<u32>(),
-            refs.len().div_ceil(FENCE_STRIDE as usize) * size_of::<u64>(),
+            key_index_len,
+            fences_len,
             filter_section::encoded_len(key_count),
         ];
         let metadata_len: usize = section_lens.iter().sum();
@@ -363,7 +404,8 @@ impl<S: Sink, M: BuilderStorage> SegmentBuilder<S, M> {
         debug_assert_eq!(handles[SectionKind::BlockIndex as usize].offset, data_len);
         let entry_count = self.refs.len() as u64;
         let footer = Footer {
-            fence_stride: FENCE_STRIDE,
+            order,
+            fence_stride: if order == Order::Key { 0 } else { FENCE_STRIDE },
             entry_count,
             key_count: key_count as u64,
             version_min: self.version_min,
@@ -390,12 +432,17 @@ impl<S: Sink, M: BuilderStorage> SegmentBuilder<S, M> {
         let filter = self.filter.as_slice();
         let mut offset = self.written_len;
         let sink = &mut self.sink;
+        let key_order = self.options.order == Order::Key;
         let handles = [
             write_section(sink, &mut offset, |write| block_index.iter().try_for_each(|h| write(h))),
             write_section(sink, &mut offset, |write| {
-                refs.iter().try_for_each(|r| write(&r.entry_offset.to_le_bytes()))
+                let written = if key_order { &[][..] } else { refs };
+                written.iter().try_for_each(|r| write(&r.entry_offset.to_le_bytes()))
             }),
             write_section(sink, &mut offset, |write| {
+                if key_order {
+                    return write_block_keys(keys, refs, block_index, write);
+                }
                 let mut fence_refs = refs.iter().step_by(FENCE_STRIDE as usize);
                 fence_refs.try_for_each(|r| write(&key_prefix(key_of(keys, r)).to_le_bytes()))
             }),
@@ -491,6 +538,46 @@ fn distinct_keys<'s>(keys: &'s [u8], refs: &'s [KeyRef]) -> impl Iterator<Item =
         previous = Some(*key);
         is_new
     })
+}
+
+/// The reference of the first entry, then of each block's last entry (none without
+/// entries): the records of a key-ordered segment's block keys. `refs` are in file order.
+fn block_key_refs<'r>(
+    refs: &'r [KeyRef],
+    block_index: &'r [EncodedHandle],
+) -> impl Iterator<Item = &'r KeyRef> + 'r {
+    let mut rest = refs.iter().peekable();
+    let lasts = block_index.iter().filter_map(move |handle| {
+        let block_end = BlockHandle::data_end_of(handle);
+        let mut last = None;
+        while let Some(key_ref) = rest.next_if(|r| u64::from(r.entry_offset) < block_end) {
+            last = Some(key_ref);
+        }
+        last
+    });
+    refs.first().filter(|_| !block_index.is_empty()).into_iter().chain(lasts)
+}
+
+/// Bytes of a key-ordered segment's block keys section.
+fn block_keys_len(keys: &[u8], refs: &[KeyRef], block_index: &[EncodedHandle]) -> usize {
+    block_key_refs(refs, block_index).map(|r| BLOCK_KEY_RECORD_LEN + key_of(keys, r).len()).sum()
+}
+
+/// Streams a key-ordered segment's block keys section (`block_keys.rs`) to `write`.
+fn write_block_keys<E>(
+    keys: &[u8],
+    refs: &[KeyRef],
+    block_index: &[EncodedHandle],
+    write: &mut Write<'_, E>,
+) -> Result<(), E> {
+    let mut key_end = 0u32;
+    for key_ref in block_key_refs(refs, block_index) {
+        // Keys are at most KEY_LEN_MAX bytes and the segment at most 4 GiB.
+        key_end = key_end.saturating_add(u32::from(key_ref.key_len));
+        write(&key_ref.version.to_le_bytes())?;
+        write(&key_end.to_le_bytes())?;
+    }
+    block_key_refs(refs, block_index).try_for_each(|r| write(key_of(keys, r)))
 }
 
 /// The error of a full list `L`.

@@ -1,10 +1,14 @@
 //! Z-order reading: [`ZOrderCursor`] (a [`ZCursor`] over the data blocks, pruning blocks by
-//! zone map), [`Iter`] (every entry) and [`Changes`] (the box query).
+//! zone map), [`Iter`] (every entry) and [`Changes`] (the box query); the last two hand a
+//! key-ordered segment to `key_blocks.rs`.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
 use core::ops::{Bound, RangeBounds};
 
 use super::block::decode_entry_at;
+use super::footer::Order;
+use super::key_blocks::{BlockSpan, KeyChanges};
+use super::key_order::FailOnce;
 use super::reader::Segment;
 use crate::zkey::{BoxScan, ScanStats, ZBox, ZCursor, morton};
 use crate::{Corruption, Entry, Version};
@@ -180,16 +184,19 @@ impl ZCursor for ZOrderCursor<'_> {
     }
 }
 
-/// Every entry of a segment in Z order `(M, key)`: the order compaction writes in.
+/// Every entry of a segment in its order: Z order `(M, key)`, or key order.
 #[derive(Debug)]
 pub struct Iter<'a> {
     cursor: ZOrderCursor<'a>,
     done: bool,
+    /// A key-ordered segment's blocks, read front to back (the cursor is then unused).
+    blocks: Option<BlockSpan<'a>>,
 }
 
 impl<'a> Iter<'a> {
     pub(super) fn new(segment: Segment<'a>) -> Iter<'a> {
-        Iter { cursor: ZOrderCursor::new(segment, None), done: false }
+        let blocks = (segment.order() == Order::Key).then(|| BlockSpan::all(segment));
+        Iter { cursor: ZOrderCursor::new(segment, None), done: false, blocks }
     }
 }
 
@@ -197,6 +204,9 @@ impl<'a> Iterator for Iter<'a> {
     type Item = Result<Entry<'a>, Corruption>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(blocks) = &mut self.blocks {
+            return blocks.next();
+        }
         if self.done {
             return None;
         }
@@ -219,10 +229,13 @@ pub struct ChangesStats {
     pub blocks: BlockStats,
 }
 
-/// Every entry with its key in a key range and its version in a version range, in Z order.
+/// Every entry with its key in a key range and its version in a version range, in the
+/// segment's order.
 #[derive(Debug)]
 pub struct Changes<'a, 'k> {
     scan: Option<BoxScan<ZOrderCursor<'a>>>,
+    /// The scan of a key-ordered segment (`scan` is then `None`).
+    key_scan: Option<FailOnce<KeyChanges<'a>>>,
     key_start: Bound<&'k [u8]>,
     key_end: Bound<&'k [u8]>,
     done: bool,
@@ -235,9 +248,23 @@ impl<'a, 'k> Changes<'a, 'k> {
         versions: &impl RangeBounds<Version>,
     ) -> Changes<'a, 'k> {
         let zbox = ZBox::covering(keys, versions);
+        if segment.order() == Order::Key {
+            let key_scan = zbox.map(|zbox| match KeyChanges::new(segment, keys, zbox) {
+                Ok(inner) => FailOnce::new(None, inner),
+                Err(error) => FailOnce::new(Some(error), KeyChanges::nothing(segment, zbox)),
+            });
+            return Changes {
+                scan: None,
+                key_scan,
+                key_start: keys.start_bound().cloned(),
+                key_end: keys.end_bound().cloned(),
+                done: false,
+            };
+        }
         let scan = zbox.map(|zbox| BoxScan::new(ZOrderCursor::new(segment, Some(zbox)), zbox));
         Changes {
             scan,
+            key_scan: None,
             key_start: keys.start_bound().cloned(),
             key_end: keys.end_bound().cloned(),
             done: false,
@@ -247,6 +274,9 @@ impl<'a, 'k> Changes<'a, 'k> {
     /// The work done so far.
     #[must_use]
     pub fn stats(&self) -> ChangesStats {
+        if let Some(key_scan) = &self.key_scan {
+            return ChangesStats { scan: ScanStats::default(), blocks: key_scan.inner().stats() };
+        }
         self.scan.as_ref().map_or_else(ChangesStats::default, |scan| ChangesStats {
             scan: scan.stats(),
             blocks: scan.cursor().stats(),
@@ -262,6 +292,9 @@ impl<'a> Iterator for Changes<'a, '_> {
     type Item = Result<Entry<'a>, Corruption>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(key_scan) = &mut self.key_scan {
+            return key_scan.next();
+        }
         while !self.done {
             let scan = self.scan.as_mut()?;
             match scan.advance() {

@@ -141,8 +141,13 @@ mod owned {
         /// heap (see [`FenceKeys::heap_bytes`]); `None` when even one sample per segment
         /// does not fit. Reads one entry per sample, verifying the blocks it reads: a
         /// damaged block is an error, as for any query that reads it.
+        /// A key-ordered segment has no key index to sample (its block keys, in the file,
+        /// serve the same purpose): `None`.
         pub fn build(segment: &Segment<'_>, bytes_max: usize) -> Result<Option<Self>, Corruption> {
-            let ref_count = segment.key_index.len();
+            if segment.order() == crate::segment::Order::Key {
+                return Ok(None);
+            }
+            let ref_count = segment.key_index().len();
             // Key ends are `u32`s.
             let bytes_max = bytes_max.min(u32::MAX as usize);
             let mut reader = EntryReader::new(*segment);

@@ -3,8 +3,8 @@
 //! | offset | bytes | field |
 //! |--------|-------|-------|
 //! | 0 | 8 | magic, [`MAGIC`] |
-//! | 8 | 4 | format version, `u32` LE, = [`FORMAT_VERSION`] |
-//! | 12 | 4 | fence stride, `u32` LE |
+//! | 8 | 4 | format version, `u32` LE: [`FORMAT_VERSION`] or [`FORMAT_VERSION_KEY_ORDER`] |
+//! | 12 | 4 | fence stride, `u32` LE (0 in a key-ordered segment, which has no key index) |
 //! | 16 | 8 | entry count, `u64` LE |
 //! | 24 | 8 | distinct key count, `u64` LE |
 //! | 32 | 8 | smallest version, `u64` LE (`u64::MAX` when there are no entries) |
@@ -22,8 +22,46 @@ use crate::checksum::{CHECKSUM_LEN, checksum};
 pub const MAGIC: [u8; MAGIC_LEN] = *b"ZVSEGMNT";
 /// Bytes of [`MAGIC`].
 pub const MAGIC_LEN: usize = 8;
-/// The format version this code writes and reads.
+/// The format version of a segment in Z order ([`Order::Z`]), the first layout.
 pub const FORMAT_VERSION: u32 = 1;
+/// The format version of a segment in key order ([`Order::Key`]): the same footer, no key
+/// index, and block keys where a Z-order segment has its fences (`docs/format.md`). The version
+/// field is the order flag, so a reader that predates key order refuses such a file with
+/// "unknown segment format version" instead of misreading it.
+pub const FORMAT_VERSION_KEY_ORDER: u32 = 2;
+
+/// The order of a segment's entries, chosen with [`super::SegmentOptions::with_order`] and
+/// recorded in the footer's format version ([`super::Segment::order`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Order {
+    /// Z order `(M, key)`, with a key-order index beside the data: the order of flush and
+    /// history-friendly segments, whose `changes` box scans skip by BIGMIN.
+    #[default]
+    Z,
+    /// Key order: key ascending, version descending. The data is its own key index; a scan
+    /// reads blocks front to back. The order of current segments.
+    Key,
+}
+
+impl Order {
+    /// The format version a segment in this order carries.
+    #[must_use]
+    pub fn format_version(self) -> u32 {
+        match self {
+            Order::Z => FORMAT_VERSION,
+            Order::Key => FORMAT_VERSION_KEY_ORDER,
+        }
+    }
+
+    fn from_format_version(version: u32) -> Option<Order> {
+        match version {
+            FORMAT_VERSION => Some(Order::Z),
+            FORMAT_VERSION_KEY_ORDER => Some(Order::Key),
+            _ => None,
+        }
+    }
+}
 
 /// The metadata sections, in file order after the data blocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +104,7 @@ pub(super) struct SectionHandle {
 /// The decoded footer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Footer {
+    pub(super) order: Order,
     pub(super) fence_stride: u32,
     pub(super) entry_count: u64,
     pub(super) key_count: u64,
@@ -85,7 +124,7 @@ impl Footer {
         let mut out = [0u8; FOOTER_LEN];
         let (fields, footer_checksum) = out.split_at_mut(FOOTER_CHECKSUM_AT);
         fill_slot(fields, |writer| {
-            writer.bytes(&MAGIC)?.u32(FORMAT_VERSION)?.u32(self.fence_stride)?;
+            writer.bytes(&MAGIC)?.u32(self.order.format_version())?.u32(self.fence_stride)?;
             for field in [self.entry_count, self.key_count, self.version_min, self.version_max] {
                 writer.u64(field)?;
             }
@@ -114,14 +153,14 @@ impl Footer {
         }
         let mut reader = Reader::new(covered, "footer shorter than FOOTER_LEN");
         reader.take(MAGIC_LEN).map_err(|_| missing())?;
-        if reader.u32().map_err(|_| missing())? != FORMAT_VERSION {
+        let Some(order) = Order::from_format_version(reader.u32().map_err(|_| missing())?) else {
             return Err(corrupt(FORMAT_VERSION_AT, "unknown segment format version"));
-        }
-        Footer::decode_fields(&mut reader).map_err(|_| missing())
+        };
+        Footer::decode_fields(&mut reader, order).map_err(|_| missing())
     }
 
     /// The fields after the format version, which the footer's checksum has vouched for.
-    fn decode_fields(reader: &mut Reader<'_>) -> Result<Footer, Corruption> {
+    fn decode_fields(reader: &mut Reader<'_>, order: Order) -> Result<Footer, Corruption> {
         let fence_stride = reader.u32()?;
         let (entry_count, key_count) = (reader.u64()?, reader.u64()?);
         let (version_min, version_max) = (reader.u64()?, reader.u64()?);
@@ -134,6 +173,14 @@ impl Footer {
             };
         }
         assert!(reader.is_empty(), "the footer's fields end at its checksum");
-        Ok(Footer { fence_stride, entry_count, key_count, version_min, version_max, sections })
+        Ok(Footer {
+            order,
+            fence_stride,
+            entry_count,
+            key_count,
+            version_min,
+            version_max,
+            sections,
+        })
     }
 }

@@ -1,16 +1,33 @@
-//! Key-order reading through the key index: [`KeyOrderIter`] (every entry, or one key's
+//! Key-order reading, through the key index of a Z-order segment or the blocks of a
+//! key-ordered one: [`KeyOrderIter`] (every entry, or one key's
 //! history) and [`RangeAt`] (a key range as of a version).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
 use core::cmp::Ordering;
 use core::ops::{Bound, RangeBounds};
 
+use super::footer::Order;
+use super::key_blocks::BlockSpan;
 use super::reader::{EntryReader, Segment};
 use crate::{Corruption, Entry, Version};
 
-/// Entries in key order (key ascending, version descending), over a run of the key index.
+/// Entries in key order (key ascending, version descending): a run of the key index of a
+/// Z-order segment, or a run of the data blocks of a key-ordered one.
 #[derive(Debug)]
 pub struct KeyOrderIter<'a> {
+    span: Span<'a>,
+}
+
+/// Where a [`KeyOrderIter`] reads.
+#[derive(Debug)]
+enum Span<'a> {
+    Index(IndexSpan<'a>),
+    Blocks(BlockSpan<'a>),
+}
+
+/// A run `[next_index, end_index)` of a Z-order segment's key index.
+#[derive(Debug)]
+struct IndexSpan<'a> {
     reader: EntryReader<'a>,
     next_index: usize,
     end_index: usize,
@@ -19,8 +36,12 @@ pub struct KeyOrderIter<'a> {
 impl<'a> KeyOrderIter<'a> {
     /// Every entry of `segment`.
     pub(super) fn all(segment: Segment<'a>) -> KeyOrderIter<'a> {
-        let end_index = segment.key_index.len();
-        KeyOrderIter { reader: EntryReader::new(segment), next_index: 0, end_index }
+        if segment.order() == Order::Key {
+            return KeyOrderIter { span: Span::Blocks(BlockSpan::all(segment)) };
+        }
+        let end_index = segment.key_index().len();
+        let span = IndexSpan { reader: EntryReader::new(segment), next_index: 0, end_index };
+        KeyOrderIter { span: Span::Index(span) }
     }
 
     /// The entries of keys in `keys`. Positions are found now; decoding errors on the way
@@ -29,6 +50,9 @@ impl<'a> KeyOrderIter<'a> {
         segment: Segment<'a>,
         keys: &impl RangeBounds<&'k [u8]>,
     ) -> Result<KeyOrderIter<'a>, Corruption> {
+        if segment.order() == Order::Key {
+            return Ok(KeyOrderIter { span: Span::Blocks(BlockSpan::keys(segment, keys)?) });
+        }
         let mut reader = EntryReader::new(segment);
         let next_index = match keys.start_bound() {
             Bound::Included(key) => reader.first_key_not_before(key, Ordering::is_lt)?,
@@ -38,35 +62,80 @@ impl<'a> KeyOrderIter<'a> {
         let end_index = match keys.end_bound() {
             Bound::Included(key) => reader.first_key_not_before(key, Ordering::is_le)?,
             Bound::Excluded(key) => reader.first_key_not_before(key, Ordering::is_lt)?,
-            Bound::Unbounded => segment.key_index.len(),
+            Bound::Unbounded => segment.key_index().len(),
         };
-        Ok(KeyOrderIter { reader, next_index, end_index: end_index.max(next_index) })
+        let span = IndexSpan { reader, next_index, end_index: end_index.max(next_index) };
+        Ok(KeyOrderIter { span: Span::Index(span) })
+    }
+
+    /// An iterator over nothing.
+    fn nothing(segment: Segment<'a>) -> KeyOrderIter<'a> {
+        let span = IndexSpan { reader: EntryReader::new(segment), next_index: 0, end_index: 0 };
+        KeyOrderIter { span: Span::Index(span) }
     }
 
     /// An iterator that returns `error` once.
     fn failed(segment: Segment<'a>, error: Corruption) -> FailOnce<KeyOrderIter<'a>> {
-        let empty = KeyOrderIter { reader: EntryReader::new(segment), next_index: 0, end_index: 0 };
-        FailOnce { error: Some(error), inner: empty }
+        FailOnce { error: Some(error), inner: KeyOrderIter::nothing(segment) }
     }
 
     /// The next entry without moving past it.
     fn peek(&mut self) -> Option<Result<Entry<'a>, Corruption>> {
-        (self.next_index < self.end_index).then(|| self.reader.entry(self.next_index))
+        match &mut self.span {
+            Span::Index(span) => {
+                (span.next_index < span.end_index).then(|| span.reader.entry(span.next_index))
+            }
+            Span::Blocks(span) => span.peek(),
+        }
+    }
+
+    /// Moves past the entry `peek` returned.
+    fn advance(&mut self) {
+        match &mut self.span {
+            Span::Index(span) => span.next_index += 1,
+            Span::Blocks(span) => span.advance(),
+        }
     }
 
     /// The last entry without moving before it.
     fn peek_back(&mut self) -> Option<Result<Entry<'a>, Corruption>> {
-        (self.next_index < self.end_index).then(|| self.reader.entry(self.end_index - 1))
+        match &mut self.span {
+            Span::Index(span) => {
+                (span.next_index < span.end_index).then(|| span.reader.entry(span.end_index - 1))
+            }
+            Span::Blocks(span) => span.peek_back(),
+        }
+    }
+
+    /// Moves the back before the entry `peek_back` returned.
+    fn drop_back(&mut self) {
+        match &mut self.span {
+            Span::Index(span) => span.end_index -= 1,
+            Span::Blocks(span) => span.drop_back(),
+        }
     }
 
     fn stop(&mut self) {
-        self.next_index = self.end_index;
+        match &mut self.span {
+            Span::Index(span) => span.next_index = span.end_index,
+            Span::Blocks(span) => span.stop(),
+        }
     }
 
     /// Moves the front past the entries for which `before` holds, a predicate true on a
-    /// prefix of the entries ahead (the rest of a key's run of versions, say): probes 1, 2,
-    /// 4, ... entries ahead, then binary-searches the last gap, so a run of `n` entries costs
-    /// about `2 log2(n)` decodes instead of `n`.
+    /// prefix of the entries ahead (the rest of a key's run of versions, say). Over the key
+    /// index it probes 1, 2, 4, ... entries ahead, then binary-searches the last gap, so a
+    /// run of `n` entries costs about `2 log2(n)` decodes instead of `n`; over blocks, where
+    /// the entries ahead are in the block already read, it steps.
+    fn skip_run(&mut self, before: impl FnMut(&[u8], Version) -> bool) -> Result<(), Corruption> {
+        match &mut self.span {
+            Span::Index(span) => span.skip_run(before),
+            Span::Blocks(span) => span.skip_run(before),
+        }
+    }
+}
+
+impl IndexSpan<'_> {
     fn skip_run(
         &mut self,
         mut before: impl FnMut(&[u8], Version) -> bool,
@@ -98,7 +167,7 @@ impl<'a> Iterator for KeyOrderIter<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         let item = self.peek()?;
         if item.is_ok() {
-            self.next_index += 1;
+            self.advance();
         } else {
             self.stop();
         }
@@ -110,7 +179,7 @@ impl DoubleEndedIterator for KeyOrderIter<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
         let item = self.peek_back()?;
         if item.is_ok() {
-            self.end_index -= 1;
+            self.drop_back();
         } else {
             self.stop();
         }
@@ -123,6 +192,16 @@ impl DoubleEndedIterator for KeyOrderIter<'_> {
 pub struct FailOnce<I> {
     error: Option<Corruption>,
     inner: I,
+}
+
+impl<I> FailOnce<I> {
+    pub(super) fn new(error: Option<Corruption>, inner: I) -> FailOnce<I> {
+        FailOnce { error, inner }
+    }
+
+    pub(super) fn inner(&self) -> &I {
+        &self.inner
+    }
 }
 
 impl<'a, I: Iterator<Item = Result<Entry<'a>, Corruption>>> Iterator for FailOnce<I> {
@@ -158,17 +237,16 @@ pub(super) fn history<'a>(segment: Segment<'a>, key: &[u8]) -> KeyVersions<'a> {
     }
 }
 
-/// One key's versions at or below `version`, newest first: a binary search within the key's
-/// run of the key index, so the newer versions are never decoded.
+/// One key's versions at or below `version`, newest first: a galloping search within the
+/// key's run of the key index, so the newer versions are rarely decoded (in a key-ordered
+/// segment they are stepped over within the block).
 pub(super) fn history_at<'a>(
     segment: Segment<'a>,
     key: &[u8],
     version: Version,
 ) -> KeyVersions<'a> {
     let positioned = KeyOrderIter::keys(segment, &(key..=key)).and_then(|mut inner| {
-        let (lo, hi) = (inner.next_index, inner.end_index);
-        inner.next_index =
-            inner.reader.first_not_before(lo, hi, |_, entry_version| entry_version > version)?;
+        inner.skip_run(|_, entry_version| entry_version > version)?;
         Ok(inner)
     });
     match positioned {
@@ -179,8 +257,7 @@ pub(super) fn history_at<'a>(
 
 /// An iterator over nothing.
 pub(super) fn empty(segment: Segment<'_>) -> KeyVersions<'_> {
-    let inner = KeyOrderIter { reader: EntryReader::new(segment), next_index: 0, end_index: 0 };
-    FailOnce { error: None, inner }
+    FailOnce { error: None, inner: KeyOrderIter::nothing(segment) }
 }
 
 /// For each key in a range, in key order, its newest entry at or below a version. Walks from
@@ -259,7 +336,7 @@ impl DoubleEndedIterator for RangeAt<'_> {
                 match newer {
                     Ok(newer) if newer.key == found.key && newer.version <= self.version => {
                         found = newer;
-                        inner.end_index -= 1;
+                        inner.drop_back();
                     }
                     Ok(_) => break,
                     Err(error) => {

@@ -1,4 +1,5 @@
-//! The immutable segment format: a [`SegmentBuilder`] that writes entries given in Z order to
+//! The immutable segment format: a [`SegmentBuilder`] that writes entries given in Z order (or
+//! in key order, [`Order::Key`], for current segments: no key index, block keys instead) to
 //! a [`Sink`] (its metadata in `Vec`s with `alloc`, or in a caller-sized [`FixedStorage`]), and a zero-copy [`Segment`] reader over the file's
 //! bytes with the queries the engine's read path and compaction need.
 //!
@@ -9,7 +10,8 @@
 //!    stored with its full key and version (`block.rs`);
 //! 2. the block index: per block its offset, length, first `M` and zone map (`block_index.rs`);
 //! 3. the key index: per entry a `u32` offset, sorted by (key asc, version desc), and the
-//!    fences over it (`key_index.rs`);
+//!    fences over it (`key_index.rs`); in key order, no key index and the block keys in the
+//!    fences' place (`block_keys.rs`, read by `key_blocks.rs`);
 //! 4. the filter over the keys (`filter_section.rs`);
 //! 5. the footer: magic, format version, counts, every section's offset, length and checksum,
 //!    and the footer's own checksum (`footer.rs`).
@@ -23,6 +25,7 @@
 
 mod block;
 mod block_index;
+mod block_keys;
 mod builder;
 mod bytes;
 mod cursor;
@@ -30,6 +33,7 @@ mod fence_keys;
 mod filter_section;
 mod footer;
 pub mod history;
+mod key_blocks;
 mod key_index;
 mod key_order;
 mod reader;
@@ -45,7 +49,7 @@ pub use cursor::{BlockStats, Changes, ChangesStats, Iter, ZOrderCursor};
 #[cfg(feature = "alloc")]
 pub use fence_keys::FenceKeys;
 pub use fence_keys::FenceKeysRef;
-pub use footer::{FOOTER_LEN, FORMAT_VERSION, MAGIC, MAGIC_LEN};
+pub use footer::{FOOTER_LEN, FORMAT_VERSION, FORMAT_VERSION_KEY_ORDER, MAGIC, MAGIC_LEN, Order};
 pub use key_order::{FailOnce, KeyOrderIter, KeyVersions, RangeAt};
 pub use reader::Segment;
 #[cfg(feature = "alloc")]

@@ -9,11 +9,13 @@ use core::sync::atomic::{self, AtomicBool};
 use super::SEGMENT_LEN_MAX;
 use super::block::decode_entry_at;
 use super::block_index::{BlockHandle, BlockIndex};
-use super::bytes::{slice_at, try_partition_point, u64_at};
+use super::block_keys::BlockKeys;
+use super::bytes::{partition_point, slice_at, try_partition_point, u64_at};
 use super::cursor::{Changes, Iter};
 use super::fence_keys::FenceKeysRef;
 use super::filter_section;
-use super::footer::{FOOTER_LEN, Footer, SectionHandle, SectionKind};
+use super::footer::{FOOTER_LEN, Footer, Order, SectionHandle, SectionKind};
+use super::key_blocks;
 use super::key_index::{FENCE_LEN, FENCE_STRIDE_MAX, KEY_REF_LEN, KeyIndex, fence_count};
 use super::key_order::{self, KeyOrderIter, KeyVersions, RangeAt};
 
@@ -36,7 +38,8 @@ pub struct Segment<'a> {
     counts: Counts,
     data: &'a [u8],
     pub(super) block_index: BlockIndex<'a>,
-    pub(super) key_index: KeyIndex<'a>,
+    /// The key index of a Z-order segment, or the block keys of a key-ordered one.
+    keys: KeysSection<'a>,
     filter: &'a [u8],
     /// One flag per data block: set once the block has passed its checksum. Empty: verify on
     /// every read.
@@ -66,14 +69,26 @@ impl<'a> Segment<'a> {
             section(SectionKind::BlockIndex)?,
             footer.section(SectionKind::BlockIndex).offset,
         )?;
-        block_index.validate(data_len)?;
-        let key_index = KeyIndex::new(
-            section(SectionKind::KeyIndex)?,
-            section(SectionKind::Fences)?,
-            footer.fence_stride,
-            footer.section(SectionKind::KeyIndex).offset,
-        );
-        key_index.validate(data_len)?;
+        block_index.validate(data_len, footer.order)?;
+        let keys = match footer.order {
+            Order::Key => {
+                // The key index is empty (checked with the counts) and the fences section
+                // holds the block keys.
+                let fences_offset = footer.section(SectionKind::Fences).offset;
+                let block_count = block_index.block_count();
+                let block_keys =
+                    BlockKeys::new(section(SectionKind::Fences)?, block_count, fences_offset)?;
+                KeysSection::Blocks(block_keys)
+            }
+            Order::Z => {
+                let refs = section(SectionKind::KeyIndex)?;
+                let fences = section(SectionKind::Fences)?;
+                let offset = footer.section(SectionKind::KeyIndex).offset;
+                let key_index = KeyIndex::new(refs, fences, footer.fence_stride, offset);
+                key_index.validate(data_len)?;
+                KeysSection::Index(key_index)
+            }
+        };
         let filter = section(SectionKind::Filter)?;
         filter_section::validate(filter, footer.section(SectionKind::Filter).offset)?;
         if (block_index.block_count() == 0) != (footer.entry_count == 0) {
@@ -90,7 +105,7 @@ impl<'a> Segment<'a> {
             },
             data,
             block_index,
-            key_index,
+            keys,
             filter,
             verified: &[],
             fence_keys: None,
@@ -130,6 +145,9 @@ impl<'a> Segment<'a> {
     /// nothing outside it; so does a key-order scan of keys whose versions are all in the box.
     #[must_use]
     pub fn data_span(&self, zbox: &ZBox) -> Range<u64> {
+        if self.order() == Order::Key {
+            return self.key_order_data_span(zbox);
+        }
         let index = &self.block_index;
         // The block before the first one starting at or above the smallest code may hold it.
         let first = index.first_at_or_after(0, zbox.morton_min()).saturating_sub(1);
@@ -146,6 +164,75 @@ impl<'a> Segment<'a> {
             return 0..0;
         }
         u64::from(first_handle.offset)..last_handle.end()
+    }
+
+    /// [`Segment::data_span`] of a key-ordered segment: its blocks' key prefixes ascend, so
+    /// the blocks whose prefix range meets the box's are a run, found by binary search.
+    fn key_order_data_span(&self, zbox: &ZBox) -> Range<u64> {
+        let index = &self.block_index;
+        let prefixes = zbox.prefix_range();
+        let zone = |block| index.get(block).map(|handle| handle.zone);
+        let first = partition_point(0, index.block_count(), |block| {
+            zone(block).is_some_and(|zone| zone.prefix_max < *prefixes.start())
+        });
+        let past_last = partition_point(first, index.block_count(), |block| {
+            zone(block).is_some_and(|zone| zone.prefix_min <= *prefixes.end())
+        });
+        match (index.get(first), past_last.checked_sub(1).and_then(|last| index.get(last))) {
+            (Some(first_handle), Some(last_handle)) if past_last > first => {
+                u64::from(first_handle.offset)..last_handle.end()
+            }
+            _ => 0..0,
+        }
+    }
+
+    /// The order of the segment's entries, from its footer.
+    #[must_use]
+    pub fn order(&self) -> Order {
+        match self.keys {
+            KeysSection::Index(_) => Order::Z,
+            KeysSection::Blocks(_) => Order::Key,
+        }
+    }
+
+    /// The key index (empty in a key-ordered segment).
+    pub(super) fn key_index(&self) -> KeyIndex<'a> {
+        match self.keys {
+            KeysSection::Index(key_index) => key_index,
+            KeysSection::Blocks(_) => KeyIndex::new(&[], &[], 1, 0),
+        }
+    }
+
+    /// The block keys (empty in a Z-order segment).
+    pub(super) fn block_keys(&self) -> BlockKeys<'a> {
+        match self.keys {
+            KeysSection::Index(_) => BlockKeys::default(),
+            KeysSection::Blocks(block_keys) => block_keys,
+        }
+    }
+
+    /// The segment's smallest key, or `None` when it has no entries. A key-ordered segment
+    /// answers from its block keys (checked at open, never an error); a Z-order one reads the
+    /// first reference of its key index (one block).
+    pub fn first_key(&self) -> Result<Option<&'a [u8]>, Corruption> {
+        if self.order() == Order::Key {
+            return Ok(self.block_keys().bounds().map(|(first, _)| first));
+        }
+        if self.key_index().len() == 0 {
+            return Ok(None);
+        }
+        Ok(Some(self.entry_at(0, &mut None)?.key))
+    }
+
+    /// The segment's largest key, or `None` when it has no entries; as [`Segment::first_key`].
+    pub fn last_key(&self) -> Result<Option<&'a [u8]>, Corruption> {
+        if self.order() == Order::Key {
+            return Ok(self.block_keys().bounds().map(|(_, last)| last));
+        }
+        match self.key_index().len().checked_sub(1) {
+            Some(last) => Ok(Some(self.entry_at(last, &mut None)?.key)),
+            None => Ok(None),
+        }
     }
 
     /// The same segment, remembering in `verified` (one flag per data block, all `false` at
@@ -166,7 +253,7 @@ impl<'a> Segment<'a> {
     /// different count) are not used.
     #[must_use]
     pub fn with_fence_keys(self, fence_keys: FenceKeysRef<'a>) -> Segment<'a> {
-        let usable = fence_keys.fits(self.key_index.len(), self.block_count());
+        let usable = fence_keys.fits(self.key_index().len(), self.block_count());
         Segment { fence_keys: usable.then_some(fence_keys), ..self }
     }
 
@@ -179,8 +266,8 @@ impl<'a> Segment<'a> {
         before: impl FnMut(&[u8], Version) -> bool,
     ) -> (usize, usize) {
         match self.fence_keys {
-            Some(fence_keys) => fence_keys.window(self.key_index.len(), prefix, before),
-            None => self.key_index.window(prefix),
+            Some(fence_keys) => fence_keys.window(self.key_index().len(), prefix, before),
+            None => self.key_index().window(prefix),
         }
     }
 
@@ -226,6 +313,9 @@ impl<'a> Segment<'a> {
         if !filter_section::may_contain(self.filter, key) {
             return Ok(None);
         }
+        if self.order() == Order::Key {
+            return key_blocks::get_at(*self, key, version);
+        }
         // The reader borrows the segment: a point read copies nothing of it.
         let mut last_block = None;
         let target = (key, Reverse(version));
@@ -237,7 +327,7 @@ impl<'a> Segment<'a> {
         })?;
         // Reference `hi` itself may hold the key (a fence-key window ends at a sample that is
         // not before the target); past the index there is nothing.
-        if index >= self.key_index.len() {
+        if index >= self.key_index().len() {
             return Ok(None);
         }
         let entry = self.entry_at(index, &mut last_block)?;
@@ -275,8 +365,9 @@ impl<'a> Segment<'a> {
         RangeAt::new(*self, &keys, version)
     }
 
-    /// Every entry with its key in `keys` and its version in `versions`, in Z order: a box
-    /// scan that skips blocks by zone map and runs of codes by BIGMIN.
+    /// Every entry with its key in `keys` and its version in `versions`, in the segment's
+    /// order: in Z order a box scan that skips blocks by zone map and runs of codes by
+    /// BIGMIN; in key order a scan of the key range that skips blocks by zone map.
     #[must_use]
     pub fn changes<'k>(
         &self,
@@ -286,7 +377,7 @@ impl<'a> Segment<'a> {
         Changes::new(*self, &keys, &versions)
     }
 
-    /// Every entry in Z order `(M, key)`.
+    /// Every entry in the segment's order: Z order `(M, key)`, or key order.
     #[must_use]
     pub fn iter(&self) -> Iter<'a> {
         Iter::new(*self)
@@ -327,6 +418,14 @@ impl<'a> Segment<'a> {
     }
 }
 
+/// How a segment finds a key: a Z-order segment's key index, or a key-ordered one's block
+/// keys (one of the two, so that a copy of the reader stays small).
+#[derive(Clone, Copy, Debug)]
+enum KeysSection<'a> {
+    Index(KeyIndex<'a>),
+    Blocks(BlockKeys<'a>),
+}
+
 /// The counts of a segment's footer, as the reader keeps them.
 #[derive(Clone, Copy, Debug)]
 struct Counts {
@@ -348,7 +447,7 @@ impl<'a> Segment<'a> {
         index: usize,
         last_block: &mut LastBlock<'a>,
     ) -> Result<Entry<'a>, Corruption> {
-        let offset = self.key_index.entry_offset(index)?;
+        let offset = self.key_index().entry_offset(index)?;
         let (handle, block) = self.block_containing(offset, last_block)?;
         let position = (offset - handle.offset) as usize;
         let (entry, _) = decode_entry_at(block, position, u64::from(handle.offset))?;
@@ -384,6 +483,7 @@ impl<'a> Segment<'a> {
 impl fmt::Debug for Segment<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Segment")
+            .field("order", &self.order())
             .field("file_len", &self.file_len())
             .field("entry_count", &self.entry_count())
             .field("key_count", &self.key_count())
@@ -406,7 +506,13 @@ impl<'a> IntoIterator for &Segment<'a> {
 /// Checks the footer's counts against each other and the section lengths they imply.
 fn validate_counts(footer: &Footer, footer_offset: u64) -> Result<(), Corruption> {
     let corrupt = |what| Err(Corruption::new(footer_offset, what));
-    if footer.fence_stride == 0 || footer.fence_stride > FENCE_STRIDE_MAX {
+    let key_order = footer.order == Order::Key;
+    let stride_ok = if key_order {
+        footer.fence_stride == 0
+    } else {
+        footer.fence_stride > 0 && footer.fence_stride <= FENCE_STRIDE_MAX
+    };
+    if !stride_ok {
         return corrupt("fence stride out of range");
     }
     let entry_count = footer.entry_count;
@@ -420,6 +526,13 @@ fn validate_counts(footer: &Footer, footer_offset: u64) -> Result<(), Corruption
     };
     if !versions_ok {
         return corrupt("version range inconsistent");
+    }
+    if key_order {
+        // No key index; the block keys section is checked when it is read.
+        if footer.section(SectionKind::KeyIndex).len != 0 {
+            return corrupt("key index in a key-ordered segment");
+        }
+        return Ok(());
     }
     let key_index_len = entry_count.checked_mul(KEY_REF_LEN as u64);
     let fences_len = fence_count(entry_count, footer.fence_stride).checked_mul(FENCE_LEN as u64);
