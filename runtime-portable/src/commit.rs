@@ -60,6 +60,10 @@ const SPIN_ROUNDS: u32 = 128;
 /// How long a waiting writer yields before it parks, where the leader's turn has no sync.
 #[cfg(not(loom))]
 const YIELD_WAIT_NANOS_MAX: u64 = 50_000;
+/// A yield that takes this long ran another thread (an idle yield took 0.4-0.7 µs here): the
+/// core is contended, and the waiting writer parks instead of yielding again.
+#[cfg(not(loom))]
+const SLOW_YIELD_NANOS: u64 = 3_000;
 
 /// A staged write, shared by its writer and the leader that commits it.
 #[derive(Debug)]
@@ -307,7 +311,8 @@ impl Stage {
 
     /// Waits awake for a waiting writer's `state` to leave WAITING and REFUSED: spins for
     /// [`SPIN_ROUNDS`] rounds, then, unless leaders sync (`Sync` mode, where they board: a
-    /// turn takes a sync), yields for up to [`YIELD_WAIT_NANOS_MAX`]; returns either way (the
+    /// turn takes a sync), yields for up to [`YIELD_WAIT_NANOS_MAX`] or until a yield is slow
+    /// ([`SLOW_YIELD_NANOS`]: other threads want the core); returns either way (the
     /// caller parks if it has not changed). A leader's turn without a sync takes microseconds;
     /// a park and its unpark cost
     /// a futex wait and a wake (a context switch, and a syscall in the leader's turn for each
@@ -329,8 +334,17 @@ impl Stage {
         }
         let started = Instant::now();
         let budget = Duration::from_nanos(YIELD_WAIT_NANOS_MAX);
-        while waiting() && started.elapsed() < budget {
+        let slow = Duration::from_nanos(SLOW_YIELD_NANOS);
+        let mut last = started;
+        while waiting() {
             thread::yield_now();
+            let now = Instant::now();
+            // A slow yield means another thread ran on this core: it needs the core more than
+            // this writer, which parks (RocksDB's write thread stops yielding the same way).
+            if now.duration_since(started) >= budget || now.duration_since(last) >= slow {
+                return;
+            }
+            last = now;
         }
     }
 
