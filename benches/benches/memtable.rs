@@ -1,5 +1,6 @@
 //! The memtable: the engine's arena skiplist against crossbeam-skiplist laid out as the engine
-//! used it before (what fjall's lsm-tree uses too): insert rate with random and sequential keys,
+//! used it before (what fjall's lsm-tree uses too) and against a B+-tree, scc's `TreeIndex`
+//! (lock-free reads, up to 14 entries per leaf): insert rate with random and sequential keys,
 //! point reads, ordered scans, and memory per entry (printed before the groups run, counted by
 //! a global allocator that tallies live bytes).
 //!
@@ -10,14 +11,15 @@ use std::borrow::Borrow;
 use std::cmp::{Ordering, Reverse};
 use std::hint::black_box;
 use std::ops::Bound;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use crossbeam_skiplist::SkipMap;
+use scc::{Guard, TreeIndex};
 use zverse::Version;
-use zverse::bench_hooks::BenchMemtable;
+use zverse::bench_hooks::{BenchMemtable, BenchOp};
 use zverse_benches::{is_test_mode, random_keys};
 
 /// Counts live heap bytes, for memory per entry.
@@ -154,6 +156,74 @@ impl Table for BenchMemtable {
     }
 }
 
+/// The B+-tree candidate: scc's `TreeIndex` keyed by the key inline and the reverse version
+/// (24 bytes, what an arena B+-tree's entry of key prefix, key pointer and version would
+/// take), the value copied into an arena of chunks and the tree holding its address and length.
+#[derive(Default)]
+struct Scc {
+    tree: TreeIndex<SccKey, ValueRef>,
+    values: Mutex<ValueArena>,
+}
+
+type SccKey = ([u8; KEY_LEN], Reverse<Version>);
+
+/// Where a value's bytes are in the [`ValueArena`].
+#[derive(Clone, Copy)]
+struct ValueRef {
+    address: usize,
+    len: u32,
+}
+
+/// Values, copied into chunks that never move.
+#[derive(Default)]
+struct ValueArena {
+    chunks: Vec<Box<[u8]>>,
+    used: usize,
+}
+
+const VALUE_CHUNK_BYTES: usize = 1 << 20;
+
+impl ValueArena {
+    fn push(&mut self, value: &[u8]) -> ValueRef {
+        let full = self.chunks.last().is_none_or(|c| c.len() - self.used < value.len());
+        if full {
+            self.chunks.push(vec![0; VALUE_CHUNK_BYTES.max(value.len())].into_boxed_slice());
+            self.used = 0;
+        }
+        let chunk = self.chunks.last_mut().expect("a chunk with room");
+        let place = &mut chunk[self.used..self.used + value.len()];
+        place.copy_from_slice(value);
+        self.used += value.len();
+        let len = u32::try_from(value.len()).expect("a bench value fits u32");
+        ValueRef { address: place.as_ptr() as usize, len }
+    }
+}
+
+fn scc_key(key: &[u8], version: Version) -> SccKey {
+    (key.try_into().expect("bench keys are KEY_LEN bytes"), Reverse(version))
+}
+
+impl Table for Scc {
+    fn insert(&self, key: &[u8], version: Version, value: &[u8]) {
+        let value = self.values.lock().unwrap_or_else(PoisonError::into_inner).push(value);
+        let inserted = self.tree.insert_sync(scc_key(key, version), value);
+        assert!(inserted.is_ok(), "bench keys and versions are unique");
+    }
+
+    fn get_at(&self, key: &[u8], version: Version) -> Option<usize> {
+        let guard = Guard::new();
+        let start = scc_key(key, version);
+        let (found, value) = self.tree.range(start.., &guard).next()?;
+        (found.0 == key).then_some(value.len as usize).filter(|_| value.address != 0)
+    }
+
+    fn scan(&self, key: &[u8], count: usize) -> usize {
+        let guard = Guard::new();
+        let start = scc_key(key, Version::MAX);
+        self.tree.range(start.., &guard).take(count).map(|(found, _)| found.0.len()).sum()
+    }
+}
+
 fn sequential_keys(count: usize) -> Vec<[u8; KEY_LEN]> {
     (0..count as u128).map(u128::to_be_bytes).collect()
 }
@@ -181,6 +251,37 @@ fn time_fills<T: Table>(keys: &[[u8; KEY_LEN]], iters: u64) -> Duration {
     total
 }
 
+/// Writes per batch in the `memtable_batches` rows.
+const BATCH_LEN: usize = 1_000;
+
+/// Inserts `keys` into a fresh arena memtable `iters` times, in batches of [`BATCH_LEN`]: each
+/// batch sorted and inserted with `insert_sorted` (`lanes`), or one by one in its order.
+fn time_batch_fills(keys: &[[u8; KEY_LEN]], iters: u64, lanes: bool) -> Duration {
+    let mut total = Duration::ZERO;
+    let value = [7; VALUE_LEN];
+    for _ in 0..iters {
+        let table = BenchMemtable::default();
+        let mut ops: Vec<BenchOp<'_>> = Vec::with_capacity(BATCH_LEN);
+        let start = Instant::now();
+        for (batch, chunk) in (1..).zip(keys.chunks(BATCH_LEN)) {
+            let version = Version::new(batch);
+            if lanes {
+                ops.clear();
+                ops.extend(chunk.iter().map(|key| (&key[..], version, Some(&value[..]))));
+                ops.sort_by(|a, b| a.0.cmp(b.0));
+                table.insert_sorted(&ops);
+            } else {
+                for key in chunk {
+                    table.insert(key, version, Some(&value));
+                }
+            }
+        }
+        total += start.elapsed();
+        drop(black_box(table));
+    }
+    total
+}
+
 /// Live heap bytes per entry of a table filled with `keys`, payload included.
 #[expect(clippy::cast_precision_loss, reason = "a figure to print; heap sizes fit 52 bits")]
 fn bytes_per_entry<T: Table>(keys: &[[u8; KEY_LEN]]) -> f64 {
@@ -197,9 +298,10 @@ fn memtable(c: &mut Criterion) {
     let sequential = sequential_keys(count);
     println!(
         "memory per entry ({KEY_LEN}-byte keys, {VALUE_LEN}-byte values, {count} entries): \
-         crossbeam {:.1} B, arena {:.1} B",
+         crossbeam {:.1} B, arena {:.1} B, scc {:.1} B",
         bytes_per_entry::<Crossbeam>(&random),
         bytes_per_entry::<BenchMemtable>(&random),
+        bytes_per_entry::<Scc>(&random),
     );
     let mut group = c.benchmark_group("memtable");
     group.sample_size(10);
@@ -211,11 +313,23 @@ fn memtable(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("insert_arena", order), |b| {
             b.iter_custom(|iters| time_fills::<BenchMemtable>(keys, iters));
         });
+        group.bench_function(BenchmarkId::new("insert_scc", order), |b| {
+            b.iter_custom(|iters| time_fills::<Scc>(keys, iters));
+        });
+    }
+    for (order, keys) in [("random", &random), ("sequential", &sequential)] {
+        group.bench_function(BenchmarkId::new("batches_arena_one_by_one", order), |b| {
+            b.iter_custom(|iters| time_batch_fills(keys, iters, false));
+        });
+        group.bench_function(BenchmarkId::new("batches_arena_sorted_lanes", order), |b| {
+            b.iter_custom(|iters| time_batch_fills(keys, iters, true));
+        });
     }
     group.sample_size(50);
     group.throughput(Throughput::Elements(1));
     let crossbeam = filled::<Crossbeam>(&random);
     let arena = filled::<BenchMemtable>(&random);
+    let scc = filled::<Scc>(&random);
     let mut probe = 0;
     let mut next_key = || {
         probe = (probe + 7919) % random.len();
@@ -225,9 +339,11 @@ fn memtable(c: &mut Criterion) {
         b.iter(|| crossbeam.get_at(next_key(), Version::MAX));
     });
     group.bench_function("get_arena", |b| b.iter(|| arena.get_at(next_key(), Version::MAX)));
+    group.bench_function("get_scc", |b| b.iter(|| scc.get_at(next_key(), Version::MAX)));
     group.throughput(Throughput::Elements(SCAN_LEN as u64));
     group.bench_function("scan_crossbeam", |b| b.iter(|| crossbeam.scan(next_key(), SCAN_LEN)));
     group.bench_function("scan_arena", |b| b.iter(|| arena.scan(next_key(), SCAN_LEN)));
+    group.bench_function("scan_scc", |b| b.iter(|| scc.scan(next_key(), SCAN_LEN)));
     group.finish();
 }
 

@@ -8,6 +8,9 @@ use zverse_core::Version;
 
 use crate::memtable::Memtable;
 
+/// One insert for [`BenchMemtable::insert_sorted`]: key, version, value (`None`: a tombstone).
+pub type BenchOp<'a> = (&'a [u8], Version, Option<&'a [u8]>);
+
 /// The engine's memtable, for `benches/benches/memtable.rs`.
 #[derive(Debug)]
 pub struct BenchMemtable(Arc<Memtable>);
@@ -22,6 +25,12 @@ impl BenchMemtable {
     /// Inserts one version of one key (`None`: a tombstone).
     pub fn insert(&self, key: &[u8], version: Version, value: Option<&[u8]>) {
         self.0.insert(key, version, value);
+    }
+
+    /// Inserts `ops` (key, version, value), sorted by key ascending and version descending,
+    /// searching for several at a time.
+    pub fn insert_sorted(&self, ops: &[BenchOp<'_>]) {
+        self.0.insert_sorted(ops);
     }
 
     /// The length of the value of the newest version of `key` at or below `version`.

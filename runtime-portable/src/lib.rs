@@ -62,10 +62,13 @@
 //! - [`Durability::Sync`] (the default): a write returns after an `fdatasync` of its log
 //!   append, so it costs a device flush; concurrent writers share one. A crash loses nothing
 //!   that was acknowledged.
-//! - [`Durability::Periodic`]: a write costs a log append to the page cache and a memtable
-//!   insert; the log is synced in the background every period. A crash loses up to one period.
+//! - [`Durability::Periodic`]: a write costs a log append to a buffer in memory and a
+//!   memtable insert; the buffer goes to the file in one write every 64 KiB and at each sync,
+//!   which runs in the background every period. A crash, of the machine or of the process,
+//!   loses up to one period.
 //! - [`Durability::None`]: as `Periodic`, with no sync at all; a crash can lose every write
-//!   not yet flushed to a segment. For bulk loads and caches.
+//!   not yet flushed to a segment (a killed process, the last 64 KiB of log at most). For bulk
+//!   loads and caches.
 //!
 //! The README's "Performance" section has the measured figures for each.
 //!

@@ -28,6 +28,11 @@ const _: () = assert!(
     FRAME_BODY_LEN_MAX >= crate::commit::GROUP_BYTES_MAX + zverse_core::record::RECORD_LEN_MAX
 );
 
+/// Bytes of frames a log under `Durability::Periodic` or `None` holds in memory before it
+/// writes them to the file in one call (they are also written at every periodic sync, at the
+/// seal of a rotation and at close). A frame this long or longer is written at once.
+pub(crate) const LOG_BUFFER_BYTES: usize = 64 << 10;
+
 /// A fresh random nonce for a new log (`SipHash` keys come from the OS's randomness).
 fn new_nonce() -> u64 {
     use std::hash::BuildHasher;
@@ -51,6 +56,20 @@ pub(crate) struct ActiveLog {
     pub offset_filled: u64,
     /// Bytes zero-filled ahead of the end at a time; 0 for none.
     pub preallocation_bytes: u64,
+    /// The frames before `offset_end` not written to the file yet (see
+    /// [`ActiveLog::append_held`]): they start at `offset_end - held.len()`. Empty under
+    /// `Durability::Sync`, whose frames are written and synced one group at a time.
+    held: HeldFrames,
+}
+
+/// The frames a log holds in memory, shown by their length.
+#[derive(Default)]
+struct HeldFrames(Vec<u8>);
+
+impl std::fmt::Debug for HeldFrames {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes", self.0.len())
+    }
 }
 
 /// Zero bytes written per call when a log is filled ahead.
@@ -82,6 +101,7 @@ impl ActiveLog {
             nonce,
             offset_filled: end,
             preallocation_bytes,
+            held: HeldFrames::default(),
         };
         log.file.write_all_at(&encode_log_header(nonce), 0)?;
         if preallocation_bytes > 0 {
@@ -137,11 +157,59 @@ impl ActiveLog {
             nonce,
             offset_filled: offset_filled.max(offset_end),
             preallocation_bytes,
+            held: HeldFrames::default(),
         }
+    }
+
+    /// Appends `frame` after the end, held in memory rather than written (for
+    /// `Durability::Periodic` and `None`, whose writers never wait for the disk): the held
+    /// frames go to the file in one write once [`LOG_BUFFER_BYTES`] are held, or at
+    /// [`ActiveLog::write_held`]. A frame of that size or more is written at once, after the
+    /// held ones. Returns the zero bytes written ahead.
+    pub(crate) fn append_held(&mut self, frame: &[u8]) -> std::io::Result<u64> {
+        if frame.len() >= LOG_BUFFER_BYTES {
+            let zero_bytes = self.write_held()?;
+            let zero_bytes_frame = self.reserve(frame.len() as u64)?;
+            self.file.write_all_at(frame, self.offset_end)?;
+            self.offset_end += frame.len() as u64;
+            return Ok(zero_bytes + zero_bytes_frame);
+        }
+        if self.held.0.capacity() == 0 {
+            // Less than LOG_BUFFER_BYTES are held before a frame of less than that is added.
+            self.held.0.reserve_exact(2 * LOG_BUFFER_BYTES);
+        }
+        self.held.0.extend_from_slice(frame);
+        self.offset_end += frame.len() as u64;
+        if self.held.0.len() >= LOG_BUFFER_BYTES { self.write_held() } else { Ok(0) }
+    }
+
+    /// Writes the held frames to the file (unsynced); returns the zero bytes written ahead.
+    /// On an error the held frames are dropped and the end moves back to where they started,
+    /// as a crash would leave the log (the caller turns the database read-only).
+    pub(crate) fn write_held(&mut self) -> std::io::Result<u64> {
+        if self.held.0.is_empty() {
+            return Ok(0);
+        }
+        let start = self.offset_end - self.held.0.len() as u64;
+        let written = self.reserve(0).and_then(|zero_bytes| {
+            self.file.write_all_at(&self.held.0, start)?;
+            Ok(zero_bytes)
+        });
+        if written.is_err() {
+            self.offset_end = start;
+        }
+        self.held.0.clear();
+        written
+    }
+
+    /// Whether frames are held in memory, not yet written to the file.
+    pub(crate) fn holds_frames(&self) -> bool {
+        !self.held.0.is_empty()
     }
 
     /// Appends the seal that ends this log (not synced: the caller syncs the log next).
     pub(crate) fn append_seal(&mut self) -> std::io::Result<()> {
+        self.write_held()?;
         let seal = seal(self.nonce, self.offset_end, self.offset_synced);
         self.reserve(seal.len() as u64)?;
         self.file.write_all_at(&seal, self.offset_end)?;

@@ -10,11 +10,15 @@ pub enum Durability {
     /// one sync (group commit). No reader ever sees a write that a crash could still lose.
     Sync,
     /// Writes are synced in the background at most this long after they return; a crash can
-    /// lose that window. Periods below [`Durability::PERIOD_MIN`] (1 ms) are raised to it, so
+    /// lose that window. Until the sync (or until 64 KiB of log are waiting) the log's newest
+    /// frames are held in the process's memory, so a killed process, like a crashed machine,
+    /// loses that window. Periods below [`Durability::PERIOD_MIN`] (1 ms) are raised to it, so
     /// that `Periodic(Duration::ZERO)` does not keep a core busy while the database is idle.
     Periodic(Duration),
     /// The log is never synced by ZVerse (the OS writes it back when it likes); a crash can
-    /// lose any write not yet in a segment. For bulk loads and caches.
+    /// lose any write not yet in a segment. The log's newest frames, up to 64 KiB, are held in
+    /// the process's memory until a flush, `close` or the next 64 KiB, so a killed process
+    /// loses them too. For bulk loads and caches.
     None,
 }
 
@@ -449,7 +453,9 @@ impl Options {
     /// creates, writes, syncs and deletes nothing (recovery replays the logs into memory
     /// only), so it works on a read-only directory, as another user, and while another
     /// process has the database open for writing. Its view is the database as of the open:
-    /// writes made afterwards, by anyone, are not seen (open again to see them). Every write,
+    /// writes made afterwards, by anyone, are not seen (open again to see them), nor are the
+    /// newest writes a writer under [`Durability::Periodic`] or `None` still holds in its
+    /// memory (at most 64 KiB of log, or one period). Every write,
     /// `flush` and `compact` fails with [`crate::Error::OpenedReadOnly`]. The directory and
     /// its `MANIFEST` must exist.
     ///

@@ -2,6 +2,7 @@
 //! it): versions, the log frame and its sync, the memtable insert, the watermark; memtable
 //! rotation; and write stalls, which hold writers while flushes and compaction fall behind.
 
+use std::cmp::Ordering as CmpOrdering;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
@@ -14,6 +15,7 @@ use crate::commit::{GroupCommit, Pending};
 use crate::error::{Error, Result};
 use crate::inner::Inner;
 use crate::log::{self, ActiveLog};
+use crate::memtable::Op;
 use crate::options::Durability;
 use crate::state::Transition;
 use crate::sync::lock;
@@ -81,8 +83,8 @@ struct LoggedGroup {
     starts: Vec<usize>,
     /// The version of each accepted record.
     versions: Vec<Version>,
-    /// For each record of the group, whether it was accepted (a refused one was completed
-    /// with its error already).
+    /// For each record of the group, whether it was accepted (a refused one has its error
+    /// already: completed, or for a failed check refused, published after the group).
     accepted: Vec<bool>,
 }
 
@@ -266,10 +268,10 @@ impl Inner {
         }
     }
 
-    /// Appends a group's records, with their versions, to the log as one frame; syncs per the
-    /// durability. Fills `logged` (cleared) with the frame, where each accepted record starts
-    /// in it and its version, and which of the group's records were accepted (the others were
-    /// already completed with an error).
+    /// Appends a group's records, with their versions, to the log as one frame: written and
+    /// synced under `Sync`, held in the log's buffer otherwise. Fills `logged` (cleared) with
+    /// the frame, where each accepted record starts in it and its version, and which of the
+    /// group's records were accepted (the others were already completed with an error).
     fn append_group(&self, group: &[Arc<Pending>], logged: &mut LoggedGroup) -> Result<(), Error> {
         let now = Version::from_system_time(SystemTime::now());
         let records_len: usize = group.iter().map(|p| p.record.len()).sum();
@@ -305,51 +307,83 @@ impl Inner {
         let mut log = lock(&self.write.log);
         let log = log.as_mut().ok_or(Error::OpenedReadOnly)?;
         log::seal_frame(frame, log.nonce, log.offset_end, log.offset_synced);
-        let sync = self.options.durability == Durability::Sync;
-        let zeros = log.reserve(frame.len() as u64);
-        let written = zeros.and_then(|zero_bytes| {
-            self.counters.bytes_written_log.fetch_add(zero_bytes, Ordering::Relaxed);
-            if sync {
-                log.file.write_all_at_and_sync(&[frame], log.offset_end)
-            } else {
-                log.file.write_all_at(frame, log.offset_end)
+        let written = if self.options.durability == Durability::Sync {
+            append_synced(log, frame)
+        } else {
+            log.append_held(frame)
+        };
+        match written {
+            Ok(zero_bytes) => {
+                let bytes = zero_bytes + frame.len() as u64;
+                self.counters.bytes_written_log.fetch_add(bytes, Ordering::Relaxed);
+                Ok(())
             }
-        });
-        if let Err(error) = written {
-            return Err(self.fail(format!("log append to log {} failed: {error}", log.number)));
+            Err(error) => {
+                Err(self.fail(format!("log append to log {} failed: {error}", log.number)))
+            }
         }
-        log.offset_end += frame.len() as u64;
-        if sync {
-            log.offset_synced = log.offset_end;
-        }
-        self.counters.bytes_written_log.fetch_add(frame.len() as u64, Ordering::Relaxed);
-        Ok(())
     }
 
     /// Inserts a logged group into the active memtable, taking each key and value from where
     /// it was encoded (no decode, no checksum); returns the group's last version.
     fn apply_group(&self, logged: &LoggedGroup) -> Version {
         let active = Arc::clone(&self.state.tiers_ref().active);
-        let mut version_last = Version::ZERO;
-        for (&start, &version) in logged.starts.iter().zip(&logged.versions) {
-            let ops = logged.frame.get(start..).and_then(record::ops_of_encoded);
-            for op in ops.expect("a record this database just encoded has ops") {
-                active.insert(op.key, version, op.value);
-                self.recent_writes.record(op.key, version);
+        let records = || {
+            logged.starts.iter().zip(&logged.versions).map(|(&start, &version)| {
+                let ops = logged.frame.get(start..).and_then(record::ops_of_encoded);
+                (ops.expect("a record this database just encoded has ops"), version)
+            })
+        };
+        let op_count: usize = records().map(|(ops, _)| ops.len()).sum();
+        if op_count >= SORTED_INSERT_OPS_MIN {
+            let mut ops: Vec<Op<'_>> = Vec::with_capacity(op_count);
+            for (record_ops, version) in records() {
+                ops.extend(record_ops.map(|op| (op.key, version, op.value)));
             }
-            version_last = version;
+            if ops.is_sorted_by(|a, b| position_order(a, b) != CmpOrdering::Greater) {
+                // In key order already (a sequential load): its searches share a cached path.
+                for &(key, version, value) in &ops {
+                    active.insert(key, version, value);
+                }
+            } else {
+                // Stable: of two writes to one key in one batch, the later stays later.
+                ops.sort_by(position_order);
+                active.insert_sorted(&ops);
+            }
+        } else {
+            for (record_ops, version) in records() {
+                record_ops.for_each(|op| active.insert(op.key, version, op.value));
+            }
         }
+        // The conflict check's shortcut (`transaction::RecentWrites`) sees every applied write.
+        for (record_ops, version) in records() {
+            record_ops.for_each(|op| self.recent_writes.record(op.key, version));
+        }
+        let version_last = logged.versions.last().copied().unwrap_or(Version::ZERO);
         active.cover(version_last);
         version_last
     }
 
-    /// Syncs the active log. The log's lock is not held through the sync, so that a leader
-    /// appending meanwhile (`Periodic`) never waits for it: the bytes before the end seen
-    /// before the sync are durable after it, and only they are claimed.
+    /// Writes the active log's held frames, then syncs it. The log's lock is not held through
+    /// the sync, so that a leader appending meanwhile (`Periodic`) never waits for it: the
+    /// bytes before the end seen before the sync are durable after it, and only they are
+    /// claimed.
     pub(crate) fn sync_log(&self) -> Result<()> {
         let (file, number, offset_end) = {
-            let log = lock(&self.write.log);
-            let Some(log) = log.as_ref() else { return Ok(()) };
+            let mut log = lock(&self.write.log);
+            let Some(log) = log.as_mut() else { return Ok(()) };
+            // The held frames are written first (a leader appending meanwhile waits for this
+            // write, never for the sync).
+            match log.write_held() {
+                Ok(zero_bytes) => {
+                    self.counters.bytes_written_log.fetch_add(zero_bytes, Ordering::Relaxed);
+                }
+                Err(error) => {
+                    return Err(
+                        self.fail(format!("log write of log {} failed: {error}", log.number))
+                    );
+                }
+            }
             if log.offset_synced >= log.offset_end {
                 return Ok(());
             }
@@ -451,6 +485,29 @@ impl GroupCommit for Inner {
             let _ = self.fail(format!("memtable rotation failed: {error}"));
         }
     }
+}
+
+/// Writes `frame` after the log's end and syncs it (`Durability::Sync`: nothing is held);
+/// returns the zero bytes written ahead.
+fn append_synced(log: &mut ActiveLog, frame: &[u8]) -> std::io::Result<u64> {
+    assert!(!log.holds_frames(), "a Sync log holds no frames in memory");
+    let zero_bytes = log.reserve(frame.len() as u64)?;
+    log.file.write_all_at_and_sync(&[frame], log.offset_end)?;
+    log.offset_end += frame.len() as u64;
+    log.offset_synced = log.offset_end;
+    Ok(zero_bytes)
+}
+
+/// A group of at least this many ops is sorted and inserted with [`Memtable::insert_sorted`],
+/// whose lockstep searches overlap their cache misses (`benches/results/memtable.md`); a
+/// smaller one is inserted op by op.
+///
+/// [`Memtable::insert_sorted`]: crate::memtable::Memtable::insert_sorted
+const SORTED_INSERT_OPS_MIN: usize = 16;
+
+/// The memtable's order of ops: key ascending, version descending.
+fn position_order(a: &Op<'_>, b: &Op<'_>) -> CmpOrdering {
+    a.0.cmp(b.0).then_with(|| b.1.cmp(&a.1))
 }
 
 /// `now` plus `ahead`, the newest version `Batch::commit_at` accepts.

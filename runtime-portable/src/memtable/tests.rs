@@ -231,3 +231,48 @@ fn backward_cursor_walks_key_order_in_reverse_within_bounds() {
     let last_of_a = memtable.prev_before(before_ab, Bound::Unbounded).map(|e| e.version);
     assert_eq!(last_of_a, Some(v(10)), "the oldest version of the key before");
 }
+
+/// A batch of inserts, as the commit leader applies a group.
+type Batch = Vec<(Vec<u8>, u64, Option<Vec<u8>>)>;
+
+fn batch() -> impl Strategy<Value = Batch> {
+    let insert = (key(), 0u64..8, prop::option::of(prop::collection::vec(any::<u8>(), 0..6)));
+    prop::collection::vec(insert, 0..40)
+}
+
+proptest! {
+    /// `insert_sorted` of sorted batches (repeated positions included: the later wins) leaves
+    /// the memtable exactly as inserting the same ops one by one does, node sizes included.
+    #[test]
+    fn inserting_sorted_batches_in_lanes_equals_inserting_one_by_one(
+        batches in prop::collection::vec(batch(), 0..8),
+    ) {
+        let (lanes, one_by_one) = (Memtable::new(1), Memtable::new(1));
+        let mut model = Model::new();
+        for mut batch in batches {
+            batch.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(&a.1)));
+            let ops: Vec<super::Op<'_>> =
+                batch.iter().map(|(k, ver, val)| (&k[..], v(*ver), val.as_deref())).collect();
+            lanes.insert_sorted(&ops);
+            for &(key, version, value) in &ops {
+                one_by_one.insert(key, version, value);
+            }
+            for (k, ver, val) in &batch {
+                model.insert((k.clone(), std::cmp::Reverse(*ver)), val.clone());
+            }
+        }
+        let entries = |memtable: &Memtable| -> Vec<(Vec<u8>, u64, Option<Vec<u8>>)> {
+            memtable
+                .entries()
+                .map(|e| (e.key.to_vec(), e.version.get(), e.value.map(<[u8]>::to_vec)))
+                .collect()
+        };
+        let expected: Vec<_> =
+            model.into_iter().map(|((k, std::cmp::Reverse(at)), val)| (k, at, val)).collect();
+        prop_assert_eq!(entries(&lanes), expected);
+        prop_assert_eq!(entries(&lanes), entries(&one_by_one));
+        prop_assert_eq!(lanes.entry_count(), one_by_one.entry_count());
+        prop_assert_eq!(lanes.size_bytes(), one_by_one.size_bytes());
+        prop_assert_eq!(lanes.payload_bytes(), one_by_one.payload_bytes());
+    }
+}

@@ -20,7 +20,7 @@ pub fn kind() -> EngineKind {
 
 fn settings(durability: Durability) -> String {
     let mode = match durability {
-        Durability::None => "Durability::None (log written, never synced)",
+        Durability::None => "Durability::None (log written 64 KiB at a time, never synced)",
         Durability::Sync => "Durability::Sync (each write returns after its group's fdatasync)",
     };
     format!("Options::default() (64 MiB memtable, 4 KiB blocks, Retention::All), {mode}")
