@@ -313,7 +313,7 @@ pub fn changes(
     let db = context.open_existing()?;
     let snapshot = db.snapshot();
     let mut out = stdout();
-    // The engine yields Z order; a shell user reads a log, oldest first.
+    // The engine promises no order; a shell user reads a log, oldest first.
     oldest_first::for_each(context, &snapshot, &bounds, (from, to), BUDGET, |change| {
         if context.json {
             dump::write_line(&mut out, &dump::change_line(&change, true))?;

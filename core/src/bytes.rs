@@ -332,6 +332,20 @@ pub(crate) fn hex(bytes: &[u8]) -> alloc::string::String {
     })
 }
 
+/// The bytes of lowercase hex (whitespace skipped), for tests that pin a format's bytes.
+#[cfg(all(test, feature = "alloc"))]
+pub(crate) fn unhex(text: &str) -> alloc::vec::Vec<u8> {
+    let digits: alloc::vec::Vec<u8> = text
+        .bytes()
+        .filter(|b| !b.is_ascii_whitespace())
+        .map(|b| u8::try_from(char::from(b).to_digit(16).expect("hex digit")).expect("a digit"))
+        .collect();
+    digits
+        .chunks_exact(2)
+        .map(|pair| pair.iter().fold(0, |byte, digit| byte << 4 | digit))
+        .collect()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 mod tests {

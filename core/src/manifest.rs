@@ -8,10 +8,13 @@
 //! body:     file_number_next u64 | version_last u64 | horizon u64 | horizon_found u64
 //!           | segment_count u32 | log_count u32
 //!           | segment_count x (file_number | entry_count | file_bytes | payload_bytes
-//!                              | version_min | version_max, each u64)
+//!                              | version_min | version_max, each u64 | tier u32)
 //!           | log_count x log number u64
 //! trailer:  XXH3-64 of the header and body
 //! ```
+//!
+//! Format 2 had no `tier` (48-byte segment entries): it decodes with every segment at level 0
+//! and is written back as format 3 by the next manifest write.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
 use alloc::vec::Vec;
@@ -23,13 +26,21 @@ use crate::error::Corruption;
 
 /// The manifest's magic bytes.
 pub const MAGIC: [u8; 8] = *b"ZVERSEMF";
-/// The format this build writes and reads. Version 1 (no log set, no horizon) is refused by
-/// name by the engine ([`format_version_of`]).
-pub const FORMAT_VERSION: u32 = 2;
+/// The format this build writes. It reads it and version 2 (no segment tiers: every segment
+/// at level 0); version 1 (no log set, no horizon) is refused by name by the engine
+/// ([`format_version_of`]).
+pub const FORMAT_VERSION: u32 = 3;
+/// The older format this build still reads.
+pub const FORMAT_VERSION_UNTIERED: u32 = 2;
 const MAGIC_LEN: usize = MAGIC.len();
 const HEADER_LEN: usize = MAGIC_LEN + size_of::<u32>() + size_of::<u32>();
 const COUNTERS_LEN: usize = 4 * size_of::<u64>() + 2 * size_of::<u32>();
-const SEGMENT_LEN: usize = 6 * size_of::<u64>();
+const SEGMENT_LEN_V2: usize = 6 * size_of::<u64>();
+const SEGMENT_LEN: usize = SEGMENT_LEN_V2 + size_of::<u32>();
+/// The deepest current level a manifest may name.
+pub const LEVEL_MAX: u8 = 15;
+/// The `tier` field of a history segment.
+const TIER_HISTORY: u32 = u32::MAX;
 const LOG_LEN: usize = size_of::<u64>();
 /// More segments than any database of this design reaches; bounds what a decoder trusts.
 const SEGMENT_COUNT_MAX: u32 = 1 << 20;
@@ -45,8 +56,45 @@ pub const MANIFEST_LEN_MAX: usize = HEADER_LEN
 
 const _: () = assert!(HEADER_LEN == 16);
 const _: () = assert!(COUNTERS_LEN == 40);
-const _: () = assert!(SEGMENT_LEN == 48);
+const _: () = assert!(SEGMENT_LEN == 52);
 const _: () = assert!(MANIFEST_LEN_MAX <= u32::MAX as usize);
+
+/// Where a segment sits in the tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Tier {
+    /// A current segment of level `n`: level 0 holds flush outputs (Z order, overlapping key
+    /// ranges, several versions of a key); levels 1 to [`LEVEL_MAX`] each one sorted run of
+    /// segments with disjoint key ranges and one version per key.
+    Level(u8),
+    /// A history segment: versions compaction demoted (rank-space Z order).
+    History,
+}
+
+impl Default for Tier {
+    fn default() -> Tier {
+        Tier::Level(0)
+    }
+}
+
+impl Tier {
+    /// The `tier` field: the level, or `u32::MAX` for history.
+    #[must_use]
+    pub fn encode(self) -> u32 {
+        match self {
+            Tier::Level(level) => u32::from(level),
+            Tier::History => TIER_HISTORY,
+        }
+    }
+
+    /// The tier a `tier` field names, if any.
+    #[must_use]
+    pub fn decode(field: u32) -> Option<Tier> {
+        match field {
+            TIER_HISTORY => Some(Tier::History),
+            level => u8::try_from(level).ok().filter(|&l| l <= LEVEL_MAX).map(Tier::Level),
+        }
+    }
+}
 
 /// One segment as the manifest records it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +111,8 @@ pub struct SegmentMeta {
     pub version_min: Version,
     /// Its newest version.
     pub version_max: Version,
+    /// Where it sits: level 0, a current level, or history.
+    pub tier: Tier,
 }
 
 /// A database's durable metadata.
@@ -124,6 +174,7 @@ impl Manifest {
             writer.u64(segment.file_number)?.u64(segment.entry_count)?;
             writer.u64(segment.file_bytes)?.u64(segment.payload_bytes)?;
             writer.u64(segment.version_min.get())?.u64(segment.version_max.get())?;
+            writer.u32(segment.tier.encode())?;
         }
         for &log in &self.logs {
             writer.u64(log)?;
@@ -137,7 +188,8 @@ impl Manifest {
         if reader.array::<MAGIC_LEN>()? != MAGIC {
             return Err(Corruption::new(0, "not a ZVerse manifest (bad magic)"));
         }
-        if reader.u32()? != FORMAT_VERSION {
+        let format = reader.u32()?;
+        if format != FORMAT_VERSION && format != FORMAT_VERSION_UNTIERED {
             return Err(Corruption::new(MAGIC_LEN as u64, "unknown manifest format version"));
         }
         let body_len = reader.u32()? as usize;
@@ -153,12 +205,12 @@ impl Manifest {
         }
         let mut reader = Reader::new(covered, "manifest truncated");
         reader.take(HEADER_LEN)?;
-        decode_body(&mut reader)
+        decode_body(&mut reader, format == FORMAT_VERSION)
     }
 }
 
-/// The body, after the header, which the checksum has vouched for.
-fn decode_body(reader: &mut Reader<'_>) -> Result<Manifest, Corruption> {
+/// The body, after the header, which the checksum has vouched for; `tiered`: format 3.
+fn decode_body(reader: &mut Reader<'_>, tiered: bool) -> Result<Manifest, Corruption> {
     let file_number_next = reader.u64()?;
     let version_last = Version::new(reader.u64()?);
     let horizon = Version::new(reader.u64()?);
@@ -176,7 +228,7 @@ fn decode_body(reader: &mut Reader<'_>) -> Result<Manifest, Corruption> {
     if log_count > LOG_COUNT_MAX {
         return Err(Corruption::new(counts_at + 4, "manifest log count out of range"));
     }
-    let segments = decode_segments(reader, segment_count, file_number_next)?;
+    let segments = decode_segments(reader, segment_count, file_number_next, tiered)?;
     let logs = decode_logs(reader, log_count, file_number_next)?;
     if !reader.is_empty() {
         return Err(reader.corruption("manifest body length mismatch"));
@@ -188,18 +240,24 @@ fn decode_segments(
     reader: &mut Reader<'_>,
     count: u32,
     file_number_next: u64,
+    tiered: bool,
 ) -> Result<Vec<SegmentMeta>, Corruption> {
     let mut segments = Vec::with_capacity(count as usize);
     for _ in 0..count {
         let out_of_range = reader.corruption("manifest segment entry out of range");
-        let segment = SegmentMeta {
+        let mut segment = SegmentMeta {
             file_number: reader.u64()?,
             entry_count: reader.u64()?,
             file_bytes: reader.u64()?,
             payload_bytes: reader.u64()?,
             version_min: Version::new(reader.u64()?),
             version_max: Version::new(reader.u64()?),
+            tier: Tier::Level(0),
         };
+        if tiered {
+            let tier_at = reader.corruption("manifest segment tier unknown");
+            segment.tier = Tier::decode(reader.u32()?).ok_or(tier_at)?;
+        }
         if segment.file_number >= file_number_next || segment.version_min > segment.version_max {
             return Err(out_of_range);
         }
@@ -241,6 +299,7 @@ mod tests {
             payload_bytes: 2_000,
             version_min: Version::new(version_min),
             version_max: Version::new(version_max),
+            tier: Tier::Level(0),
         }
     }
 
@@ -251,23 +310,48 @@ mod tests {
             horizon: Version::new(700),
             horizon_found: Version::new(650),
             logs: vec![7, 8],
-            segments: vec![segment(6, 500, 1_000), segment(3, 1, 499)],
+            segments: vec![
+                segment(6, 500, 1_000),
+                SegmentMeta { tier: Tier::Level(2), ..segment(4, 1, 600) },
+                SegmentMeta { tier: Tier::History, ..segment(3, 1, 499) },
+            ],
         }
     }
 
-    /// The bytes the engine wrote before the codec moved into the core (captured from
-    /// `runtime-portable/src/manifest.rs` at 0759d69): the on-disk format did not change.
+    /// Format 2's bytes as the engine wrote them before the codec moved into the core
+    /// (captured from `runtime-portable/src/manifest.rs` at 0759d69): they still decode, with
+    /// every segment at level 0, and are written back as format 3 (a `tier` per segment).
     #[test]
-    fn bytes_are_those_the_engine_wrote_before_the_move() {
+    fn format_2_bytes_decode_with_every_segment_at_level_0() {
         let manifest = Manifest { segments: vec![segment(6, 500, 1_000)], ..sample() };
-        let hex = crate::bytes::hex(&manifest.encode());
-        assert_eq!(
-            hex,
-            "5a56455253454d4602000000680000000900000000000000e803000000000000bc0200000000\
+        let format_2 = "5a56455253454d4602000000680000000900000000000000e803000000000000bc0200000000\
              00008a02000000000000010000000200000006000000000000000a00000000000000001000000000\
              0000d007000000000000f401000000000000e8030000000000000700000000000000080000000000\
-             00000b0e2cd29f6e0fef"
-        );
+             00000b0e2cd29f6e0fef";
+        let bytes = crate::bytes::unhex(format_2);
+        assert_eq!(format_version_of(&bytes), Some(FORMAT_VERSION_UNTIERED));
+        assert_eq!(Manifest::decode_from(&bytes), Ok(manifest.clone()));
+        let rewritten = manifest.encode();
+        assert_eq!(format_version_of(&rewritten), Some(FORMAT_VERSION));
+        assert_eq!(rewritten.len(), bytes.len() + 4, "one u32 tier per segment");
+        assert_eq!(crate::bytes::hex(&rewritten[104..108]), "00000000", "level 0");
+    }
+
+    #[test]
+    fn tiers_round_trip_and_unknown_tiers_are_corruption() {
+        for tier in [Tier::Level(0), Tier::Level(LEVEL_MAX), Tier::History] {
+            assert_eq!(Tier::decode(tier.encode()), Some(tier));
+        }
+        assert_eq!(Tier::decode(u32::from(LEVEL_MAX) + 1), None);
+        assert_eq!(Tier::decode(u32::MAX - 1), None);
+        let manifest = Manifest { segments: vec![segment(6, 500, 1_000)], ..sample() };
+        let mut bytes = manifest.encode();
+        bytes[104] = 16;
+        let covered = bytes.len() - CHECKSUM_LEN;
+        let sum = checksum(&bytes[..covered]);
+        bytes[covered..].copy_from_slice(&sum.to_le_bytes());
+        let error = Manifest::decode_from(&bytes).unwrap_err();
+        assert_eq!(error, Corruption::new(104, "manifest segment tier unknown"));
     }
 
     #[test]

@@ -281,13 +281,6 @@ impl Inner {
         Ok(())
     }
 
-    /// A writer of new segments (flush and compaction), split at the options' limits.
-    pub(crate) fn segment_writer(&self) -> SegmentWriter<'_> {
-        let limits = writer_limits(&self.options);
-        let allocate = Box::new(|| self.allocate_file_number());
-        SegmentWriter::new(self.io.as_ref(), &self.dir, allocate, limits)
-    }
-
     /// Opens segments a writer finished (the caller has synced their directory entries) and
     /// counts their bytes. The caller records them in the manifest.
     pub(crate) fn open_new_segments(&self, metas: &[SegmentMeta]) -> Result<Vec<Arc<SegmentFile>>> {

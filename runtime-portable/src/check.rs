@@ -12,6 +12,7 @@ use zverse_core::zkey::ZBox;
 use crate::error::{Error, Result};
 use crate::inner::Inner;
 use crate::locality::{Advised, ScanPurpose};
+use crate::segment_file::HistoryFile;
 use crate::{log, segment_file};
 
 impl Inner {
@@ -57,7 +58,8 @@ pub struct CheckReport {
     pub segment_bytes: u64,
     /// Versions in the memtables, verified when their log records were replayed or written.
     pub memtable_versions: u64,
-    /// The segment files checked, newest first.
+    /// The segment files checked: level 0 newest first, each level in key order, then
+    /// history newest first.
     pub segment_files: Vec<PathBuf>,
 }
 
@@ -70,7 +72,7 @@ pub(crate) fn check(inner: &Inner) -> Result<CheckReport> {
         memtable_versions: tiers.memtables().map(|m| m.entry_count() as u64).sum(),
         ..CheckReport::default()
     };
-    for segment_file in &tiers.segments {
+    for segment_file in tiers.current() {
         // Without the per-block memory of verified blocks: every block is hashed again.
         let segment = segment_file.segment().with_verified_blocks(&[]);
         let everything = ZBox::new(0, u64::MAX, 0, u64::MAX);
@@ -96,8 +98,39 @@ pub(crate) fn check(inner: &Inner) -> Result<CheckReport> {
         report.segment_bytes += segment_file.meta().file_bytes;
         report.segment_files.push(segment_file.path().to_owned());
     }
-    assert_eq!(report.segment_count, tiers.segments.len(), "every segment is checked");
+    for history_file in &tiers.history {
+        check_history(history_file, &mut report)?;
+    }
+    let count = tiers.current().count() + tiers.history.len();
+    assert_eq!(report.segment_count, count, "every segment is checked");
     Ok(report)
+}
+
+/// Reads every entry of a history segment (through its key-order index, which reaches every
+/// block), hashing every block again.
+fn check_history(history_file: &HistoryFile, report: &mut CheckReport) -> Result<()> {
+    let segment = history_file.segment().with_verified_blocks(&[]);
+    let mut entry_count: u64 = 0;
+    for entry in segment.iter_key_order() {
+        entry.map_err(|corruption| Error::corruption(history_file.path(), 0, corruption))?;
+        entry_count += 1;
+    }
+    if entry_count != segment.entry_count() {
+        return Err(Error::Corruption {
+            file: history_file.path().to_owned(),
+            offset: 0,
+            what: format!(
+                "history segment yields {entry_count} entries, its footer says {}",
+                segment.entry_count()
+            ),
+        });
+    }
+    report.segment_count += 1;
+    report.block_count += segment.block_count() as u64;
+    report.entry_count += entry_count;
+    report.segment_bytes += history_file.meta().file_bytes;
+    report.segment_files.push(history_file.path().to_owned());
+    Ok(())
 }
 
 #[cfg(test)]

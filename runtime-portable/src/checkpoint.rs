@@ -43,7 +43,7 @@ struct Captured {
     manifest: Manifest,
     /// Holds the captured segments open, so that a compaction does not delete their files
     /// before they are linked.
-    tiers: Arc<Tiers>,
+    _tiers: Arc<Tiers>,
 }
 
 /// [`Db::checkpoint_with_progress`].
@@ -80,10 +80,10 @@ impl Inner {
             let version = self.visible_version();
             let (mut copy, tiers) = self.state.manifest_and_tiers();
             let log_active = tiers.active.log_number_first();
-            copy.segments = tiers.segments.iter().map(|segment| *segment.meta()).collect();
+            copy.segments = crate::state::metas(&tiers);
             copy.logs.retain(|&number| number < log_active);
             copy.file_number_next = self.state.file_number_next();
-            Ok(Captured { version, manifest: copy, tiers })
+            Ok(Captured { version, manifest: copy, _tiers: tiers })
         })
     }
 }
@@ -127,7 +127,7 @@ fn write_files(
     progress: &mut impl FnMut(CheckpointProgress),
 ) -> Result<()> {
     let io = inner.io.as_ref();
-    let segments = captured.tiers.segments.iter().map(|segment| segment.meta().file_number);
+    let segments = captured.manifest.segments.iter().map(|meta| meta.file_number);
     let segments: Vec<PathBuf> = segments.map(segment_file_name).map(PathBuf::from).collect();
     let logs: Vec<PathBuf> =
         captured.manifest.logs.iter().map(|&n| PathBuf::from(log_file_name(n))).collect();

@@ -1,152 +1,64 @@
-//! Compaction and GC: merge a few segments into new ones of at most the target size,
-//! dropping the versions retention lets go.
+//! Compaction and GC: leveled current segments, with demotion of superseded versions into
+//! history segments (ARCHITECTURE.md, "Current and history").
 //!
-//! Versions of one key are not adjacent in Z order, so survivors cannot be decided while
-//! streaming Z order. Pass 1 merges the inputs in key order and feeds each key's versions to
-//! `zverse_core::merge::KeyGc`, which decides per version (retention, live snapshots,
-//! tombstones at the bottom). Pass 2 merges the inputs in Z order and streams the survivors
-//! into a `SegmentWriter`, which splits them into segments at `segment_bytes_target`.
+//! **The tiers.** Level 0 holds flush outputs (Z order, time partitions, overlapping keys).
+//! Levels 1 and down are each one sorted run of segments with disjoint key bounds holding
+//! exactly one version per key: the newest the level has seen (a tombstone included). History
+//! segments hold the versions compaction demoted, in rank-space Z order.
 //!
-//! **Which segments.** Segments are time partitions: a flush covers the versions of one
-//! memtable, and a merge covers the union of its inputs. Segments below the target size
-//! (*open* segments) are merged, the newest first, in windows of at most `compaction_fan_in`
-//! where each next segment is at most twice the window so far (so small flushes merge with
-//! each other before they merge into a big segment, as in RocksDB's universal compaction); a
-//! merge writes full segments and at most one open remainder, so every step lowers the count
-//! of open segments and the work of a step is bounded by `fan_in x target`. *Full* segments
-//! (at the target, or split for their metadata) are left alone by the background work: they
-//! are rewritten only by `Db::compact`, which passes every segment through GC in steps of at
-//! most `fan_in` segments, oldest first, carrying the open remainder of each step into the
-//! next.
+//! **A step.** Level 0 to 1 when level 0 holds `compaction_trigger_segments` segments: its
+//! oldest `compaction_fan_in - 1` segments plus the level-1 segments their key bounds meet.
+//! Level `n` to `n + 1` when level `n` passes its target (`Options::level_bytes_target`): its
+//! oldest segment plus the segments of level `n + 1` it meets. The inputs are merged in key
+//! order (the lower level as one concatenated source), each key's versions go through
+//! `zverse_core::merge::KeyGc` newest first, and each key's newest surviving version goes to
+//! the current output of the lower level, every other surviving version to a history output;
+//! dropped versions go nowhere. Outputs are split at `segment_bytes_target` (current ones at a
+//! key, history ones anywhere).
 //!
-//! **Why GC is exact for any set of inputs.** Every rule of `KeyGc` only drops a version when a
-//! newer version of the same key that makes it unreadable is among the inputs and kept, so a
-//! version outside the inputs can only make it keep more. The one exception is a tombstone
-//! with nothing below it ("bottom"): that is decided only when no segment outside the inputs
-//! holds a version at or below the inputs' newest (`is_bottom`).
+//! **Why GC is exact.** Every rule of `KeyGc` drops a version only for a newer kept version of
+//! the same key among the inputs, so a version outside the inputs can only make it keep more;
+//! the one exception, a tombstone with nothing below it ("bottom"), is decided only when no
+//! segment outside the inputs, history included, holds a version at or below the inputs'
+//! newest. A key's first version among the inputs is never dropped unless at the bottom: it
+//! is the newest the current levels hold, and every history version of the key must stay
+//! below a current one (`Tiers::needs_history`).
 //!
-//! Memory of a step: one block per input (mapped), the writer's buffer and the metadata of
-//! one output segment (bounded by the options), and the dropped entries (4 bytes each, by
-//! their offset in their input; empty for `Retention::All`), at most a sixth of the metadata
-//! bound per input.
+//! Memory of a step: one block per input (mapped), the current output's block and metadata
+//! (a key-order segment, streamed to its file, split at the target between keys), and one
+//! history segment being built (bounded by the target).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
-use zverse_core::merge::{Decision, GcPolicy, KeyGc, KeyOrder, MergeVec, ZOrder};
-use zverse_core::segment::{KEY_REF_BYTES, Segment};
+use zverse_core::merge::{Decision, GcPolicy, KeyGc, KeyOrder, MergeVec};
+use zverse_core::segment::history::{HistoryBuilder, HistoryOptions};
+use zverse_core::segment::{BuildError, Order as SegmentOrder};
 use zverse_core::zkey::ZBox;
-use zverse_core::{Entry, Version};
+use zverse_core::{Corruption, Entry, Version};
 
+use crate::background::writer_limits;
 use crate::error::{Error, Result};
 use crate::inner::Inner;
 use crate::locality::{Advised, ScanPurpose};
-use crate::manifest::SegmentMeta;
+use crate::manifest::{SegmentMeta, Tier};
 use crate::options::{Options, Retention};
-use crate::segment_file::SegmentFile;
+use crate::segment_file::{HistoryFile, SegmentFile, segment_file_name};
 use crate::segment_writer::{NewFiles, SegmentWriter};
 use crate::state::Transition;
 use crate::sync::lock;
-use crate::tiers::Tiers;
+use crate::tiers::{Tiers, level_overlapping};
 
-/// The entries pass 1 dropped, by where they are: per input, the file offsets of their keys
-/// (unique per entry), sorted once pass 1 is done. 4 bytes per dropped entry; a segment holds
-/// at most `segment_metadata_bytes_max / KEY_REF_BYTES` entries (the writer's split rule), so
-/// a step's set is at most `fan_in / 6` of that.
-struct Dropped {
-    /// The address range of each input's mapped bytes.
-    inputs: Vec<std::ops::Range<usize>>,
-    offsets: Vec<Vec<u32>>,
-}
-
-impl Dropped {
-    fn new(inputs: &[Arc<SegmentFile>]) -> Dropped {
-        let inputs: Vec<_> = inputs.iter().map(|input| address_range(input.bytes())).collect();
-        let offsets = vec![Vec::new(); inputs.len()];
-        Dropped { inputs, offsets }
-    }
-
-    /// Which input `key` (a slice of an input's mapped bytes) is in, and at which offset.
-    fn locate(&self, key: &[u8]) -> (usize, u32) {
-        let address = key.as_ptr().addr();
-        let input =
-            self.inputs.iter().position(|range| range.start <= address && address < range.end);
-        let input = input.expect("merged entries are zero-copy slices of the inputs");
-        let offset = address - self.inputs[input].start;
-        (input, u32::try_from(offset).expect("segments are under 4 GiB"))
-    }
-
-    fn insert(&mut self, (input, offset): (usize, u32)) {
-        self.offsets[input].push(offset);
-    }
-
-    /// Sorts the offsets, for [`Dropped::contains`].
-    fn seal(&mut self) {
-        for offsets in &mut self.offsets {
-            offsets.sort_unstable();
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.offsets.iter().all(Vec::is_empty)
-    }
-
-    fn contains(&self, key: &[u8]) -> bool {
-        let (input, offset) = self.locate(key);
-        self.offsets[input].binary_search(&offset).is_ok()
-    }
-}
-
-/// The addresses `bytes` occupies, one past its end included (an empty key at the very end).
-fn address_range(bytes: &[u8]) -> std::ops::Range<usize> {
-    let start = bytes.as_ptr().addr();
-    start..start + bytes.len() + 1
-}
+/// The box of every entry: what a compaction reads of each input.
+static EVERYTHING: std::sync::LazyLock<Option<ZBox>> =
+    std::sync::LazyLock::new(|| ZBox::new(0, u64::MAX, 0, u64::MAX));
 
 /// Entries between two checks of whether the database is closing.
 const CANCEL_CHECK_ENTRIES: u64 = 4096;
 
-/// Whether a segment is full: at the target size, or split for its metadata (which the
-/// manifest entry bounds from above: it counts keys with their values). Full segments are not
-/// merged by the background work.
-pub(crate) fn is_full(meta: &SegmentMeta, options: &Options) -> bool {
-    let metadata_bytes =
-        meta.entry_count.saturating_mul(KEY_REF_BYTES as u64).saturating_add(meta.payload_bytes);
-    meta.file_bytes >= options.segment_bytes_target
-        || metadata_bytes >= options.segment_metadata_bytes_max()
-}
-
-/// The background step: indexes into `sizes` (the open segments' file bytes, newest first) of
-/// the window to merge, or `None` while fewer than `trigger` segments are open.
-pub(crate) fn pick_window(sizes: &[u64], trigger: usize, fan_in: usize) -> Option<(usize, usize)> {
-    assert!(fan_in >= 2, "the options keep the fan-in at 2 or more");
-    if sizes.len() < trigger.max(2) {
-        return None;
-    }
-    for start in 0..sizes.len() - 1 {
-        let mut window_bytes = sizes[start];
-        let mut end = start + 1;
-        while end < sizes.len() && end - start < fan_in && sizes[end] <= window_bytes * 2 {
-            window_bytes += sizes[end];
-            end += 1;
-        }
-        if end - start >= 2 {
-            return Some((start, end));
-        }
-    }
-    // Sizes that more than double at every step: merge the newest ones.
-    Some((0, sizes.len().min(fan_in)))
-}
-
-/// Whether GC may treat `inputs` as the bottom: no other segment holds a version at or below
-/// their newest.
-fn is_bottom(all: &[Arc<SegmentFile>], inputs: &[Arc<SegmentFile>]) -> bool {
-    let input_max = inputs.iter().map(|s| s.meta().version_max).max().unwrap_or(Version::ZERO);
-    all.iter()
-        .filter(|s| !inputs.iter().any(|input| Arc::ptr_eq(s, input)))
-        .all(|s| s.meta().version_min > input_max)
-}
+/// The deepest current level compaction writes.
+pub(crate) const LEVEL_COUNT_MAX: u8 = 7;
 
 /// What a compaction's drops leave exact (the manifest's `horizon` and `horizon_found`).
 #[derive(Clone, Copy, Debug, Default)]
@@ -157,7 +69,93 @@ pub(crate) struct Horizons {
     pub found: Version,
 }
 
-/// The horizon bookkeeping of pass 1 for the key being decided.
+/// One compaction step: `upper` (level-0 segments, or one segment of level `level - 1`)
+/// merged with `lower` (the segments of `level` they meet, in key order) into `level`.
+#[derive(Debug)]
+struct Step {
+    upper: Vec<Arc<SegmentFile>>,
+    lower: Vec<Arc<SegmentFile>>,
+    level: u8,
+}
+
+impl Step {
+    fn inputs(&self) -> Vec<Arc<SegmentFile>> {
+        self.upper.iter().chain(&self.lower).cloned().collect()
+    }
+}
+
+/// The smallest and the largest key of `segments`.
+fn key_span(segments: &[Arc<SegmentFile>]) -> Option<(&[u8], &[u8])> {
+    let first = segments.iter().map(|s| s.key_first()).min()?;
+    let last = segments.iter().map(|s| s.key_last()).max()?;
+    Some((first, last))
+}
+
+/// The segments of current level `level` (1 and down) in `tiers`.
+fn level_of(tiers: &Tiers, level: u8) -> &[Arc<SegmentFile>] {
+    let index = usize::from(level).saturating_sub(1);
+    tiers.levels.get(index).map_or(&[], Vec::as_slice)
+}
+
+/// The step that moves `upper` into `level`, with the segments there its keys meet.
+fn step_into(tiers: &Tiers, upper: Vec<Arc<SegmentFile>>, level: u8) -> Option<Step> {
+    let (first, last) = key_span(&upper)?;
+    let keys = (std::ops::Bound::Included(first), std::ops::Bound::Included(last));
+    let lower = level_overlapping(level_of(tiers, level), keys).to_vec();
+    Some(Step { upper, lower, level })
+}
+
+/// The oldest `count` level-0 segments (level 0 is kept newest first).
+fn oldest_level_0(tiers: &Tiers, count: usize) -> Vec<Arc<SegmentFile>> {
+    let segments = &tiers.segments;
+    segments[segments.len().saturating_sub(count)..].to_vec()
+}
+
+/// The background step due now, if any: level 0 at the trigger first, then the shallowest
+/// level past its target.
+fn pick_step(tiers: &Tiers, options: &Options) -> Option<Step> {
+    let fan_in = options.compaction_fan_in as usize;
+    if tiers.segments.len() >= options.compaction_trigger_segments as usize {
+        return step_into(tiers, oldest_level_0(tiers, fan_in - 1), 1);
+    }
+    for level in 1..LEVEL_COUNT_MAX {
+        let segments = level_of(tiers, level);
+        let bytes: u64 = segments.iter().map(|s| s.meta().file_bytes).sum();
+        if bytes > options.level_bytes_target(level) {
+            let oldest = segments.iter().min_by_key(|s| s.meta().file_number)?;
+            return step_into(tiers, vec![Arc::clone(oldest)], level + 1);
+        }
+    }
+    None
+}
+
+/// The history segments to merge, if `compaction_trigger_segments` of them are small (under
+/// half the target): the oldest of the small ones, at most `compaction_fan_in`, neighbours in
+/// time among them.
+fn pick_history_window(tiers: &Tiers, options: &Options) -> Option<Vec<Arc<HistoryFile>>> {
+    let small: Vec<&Arc<HistoryFile>> = tiers
+        .history
+        .iter()
+        .filter(|h| h.meta().file_bytes < options.segment_bytes_target / 2)
+        .collect();
+    if small.len() < (options.compaction_trigger_segments as usize).max(2) {
+        return None;
+    }
+    let take = small.len().min(options.compaction_fan_in as usize);
+    Some(small[small.len() - take..].iter().map(|h| Arc::clone(h)).collect())
+}
+
+/// Whether GC may treat `inputs` as the bottom: no other segment, history included, holds a
+/// version at or below their newest.
+fn is_bottom(tiers: &Tiers, inputs: &[Arc<SegmentFile>]) -> bool {
+    let input_max = inputs.iter().map(|s| s.meta().version_max).max().unwrap_or(Version::ZERO);
+    let is_input = |s: &Arc<SegmentFile>| inputs.iter().any(|input| Arc::ptr_eq(s, input));
+    let current = tiers.current().filter(|s| !is_input(s)).map(|s| s.meta().version_min);
+    let history = tiers.history.iter().map(|h| h.meta().version_min);
+    current.chain(history).all(|version_min| version_min > input_max)
+}
+
+/// The horizon bookkeeping for the key being decided.
 #[derive(Default)]
 struct KeyHorizon {
     /// The version of the key fed before this one: the next newer.
@@ -174,80 +172,140 @@ fn version_after(version: Version) -> Version {
 }
 
 impl Inner {
-    /// One background compaction step, if the open segments reached the trigger. Returns
-    /// whether it merged anything.
+    /// One background compaction step, if one is due: a leveled step first, else a merge of
+    /// small history segments. Returns whether it merged anything.
     pub(crate) fn compact_step(&self) -> Result<bool> {
         let tiers = self.tiers();
-        let open: Vec<&Arc<SegmentFile>> =
-            tiers.segments.iter().filter(|s| !is_full(s.meta(), &self.options)).collect();
-        let sizes: Vec<u64> = open.iter().map(|s| s.meta().file_bytes).collect();
-        let trigger = self.options.compaction_trigger_segments as usize;
-        let fan_in = self.options.compaction_fan_in as usize;
-        let Some((start, end)) = pick_window(&sizes, trigger, fan_in) else { return Ok(false) };
-        let inputs: Vec<Arc<SegmentFile>> =
-            open[start..end].iter().map(|s| Arc::clone(s)).collect();
-        self.merge_segments(&tiers, &inputs)?;
+        if let Some(step) = pick_step(&tiers, &self.options) {
+            self.run_step(&tiers, &step)?;
+            return Ok(true);
+        }
+        let Some(inputs) = pick_history_window(&tiers, &self.options) else { return Ok(false) };
+        self.merge_history(&inputs)?;
         Ok(true)
     }
 
-    /// `Db::compact`: passes every segment there is now through GC, oldest first, in steps of
-    /// at most the fan-in, carrying each step's open remainder into the next.
-    pub(crate) fn compact_all(&self) -> Result<()> {
-        let mut todo: Vec<Arc<SegmentFile>> = self.tiers().segments.clone();
-        let fan_in = self.options.compaction_fan_in as usize;
-        let mut carry: Vec<Arc<SegmentFile>> = Vec::new();
-        while !todo.is_empty() {
-            // `todo` is newest first: take from its end.
-            let take = fan_in.saturating_sub(carry.len()).max(1).min(todo.len());
-            let mut inputs = std::mem::take(&mut carry);
-            inputs.extend(todo.drain(todo.len() - take..));
-            let tiers = self.tiers();
-            let outputs = self.merge_segments(&tiers, &inputs)?;
-            carry = outputs.into_iter().filter(|s| !is_full(s.meta(), &self.options)).collect();
-        }
-        Ok(())
-    }
-
-    /// Merges `inputs` (segments of `tiers`) into new segments and installs them. Returns the
-    /// new segments.
-    fn merge_segments(
-        &self,
-        tiers: &Tiers,
-        inputs: &[Arc<SegmentFile>],
-    ) -> Result<Vec<Arc<SegmentFile>>> {
+    /// Merges history segments into fewer (split at the target), keeping every version:
+    /// nothing is dropped, so every read answers as before.
+    fn merge_history(&self, inputs: &[Arc<HistoryFile>]) -> Result<()> {
         let started = Instant::now();
-        let pins: Vec<Version> = lock(&self.pins).keys().copied().collect();
-        let policy = self.gc_policy();
-        let policy = policy.with_pins(&pins).expect("BTreeMap keys are sorted");
-        let policy = policy.with_bottom(is_bottom(&tiers.segments, inputs));
-        let segments: Vec<&Segment<'_>> = inputs.iter().map(|file| file.segment()).collect();
-        let (dropped, mut horizons) = self.decide_survivors(inputs, &segments, &policy)?;
-        if !policy.bottom() {
-            // Older versions of the inputs' keys may lie outside them: any drop may hide one
-            // from a read that finds an older version.
-            horizons.found = horizons.all;
+        let sources = inputs.iter().map(|file| file.segment().iter_key_order());
+        let merged =
+            MergeVec::from_sources(sources, KeyOrder).expect("inputs are capped at the fan-in");
+        let mut outputs = Outputs::new(self, 1);
+        for (index, entry) in (0u64..).zip(merged) {
+            self.check_cancelled(index)?;
+            let entry = entry.map_err(|corruption| {
+                let file = inputs.first().map(|f| f.path().to_path_buf()).unwrap_or_default();
+                Error::corruption(file, 0, corruption)
+            })?;
+            outputs.history(entry)?;
         }
-        let mut writer = self.segment_writer();
-        self.write_survivors(inputs, &segments, &dropped, &mut writer)?;
-        let (metas, new_files) = writer.finish()?;
-        if !metas.is_empty() {
+        let (current, history, new_files) = outputs.finish()?;
+        assert!(current.is_empty(), "a history merge writes history only");
+        if !history.is_empty() {
             self.io.sync_dir(&self.dir)?;
         }
-        let outputs = self.open_new_segments(&metas)?;
-        self.install_compaction(inputs, &outputs, new_files, horizons)?;
+        let history_files = history
+            .iter()
+            .map(|meta| HistoryFile::open(&self.io, &self.dir, *meta).map(Arc::new))
+            .collect::<Result<Vec<_>>>()?;
+        new_files.keep();
+        let merged = Transition::HistoryMerged { inputs, outputs: &history_files };
+        if let Err(error) = self.state.install(merged) {
+            return Err(self.fail(format!("manifest update after compaction failed: {error}")));
+        }
         self.counters.compactions.fetch_add(1, Ordering::Relaxed);
-        let bytes_in: u64 = inputs.iter().map(|s| s.meta().file_bytes).sum();
-        let bytes_out: u64 = metas.iter().map(|m| m.file_bytes).sum();
         ::log::info!(
-            "zverse: compacted {} segments ({bytes_in} bytes) into {} ({bytes_out} bytes) in {:?}",
+            "zverse: merged {} history segments into {} in {:?}",
             inputs.len(),
-            outputs.len(),
+            history_files.len(),
             started.elapsed()
         );
         for input in inputs {
             input.retire();
         }
-        Ok(outputs)
+        Ok(())
+    }
+
+    /// `Db::compact`: moves every current segment there is now to the deepest level (level 1
+    /// at least) through GC, in steps of at most the fan-in.
+    pub(crate) fn compact_all(&self) -> Result<()> {
+        let fan_in = self.options.compaction_fan_in as usize;
+        loop {
+            let tiers = self.tiers();
+            if tiers.segments.is_empty() {
+                break;
+            }
+            let step = step_into(&tiers, oldest_level_0(&tiers, fan_in - 1), 1);
+            self.run_step(&tiers, &step.expect("level 0 is not empty"))?;
+        }
+        let deepest = u8::try_from(self.tiers().levels.len()).unwrap_or(LEVEL_COUNT_MAX);
+        for level in 1..deepest {
+            loop {
+                let tiers = self.tiers();
+                let Some(oldest) = level_of(&tiers, level).first().cloned() else { break };
+                let step = step_into(&tiers, vec![oldest], level + 1);
+                self.run_step(&tiers, &step.expect("one segment"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges the step's inputs into current and history outputs and installs them.
+    fn run_step(&self, tiers: &Tiers, step: &Step) -> Result<()> {
+        let started = Instant::now();
+        let inputs = step.inputs();
+        let pins: Vec<Version> = lock(&self.pins).keys().copied().collect();
+        let policy = self.gc_policy();
+        let policy = policy.with_pins(&pins).expect("BTreeMap keys are sorted");
+        let policy = policy.with_bottom(is_bottom(tiers, &inputs));
+        let mut outputs = Outputs::new(self, step.level);
+        let mut horizons = self.merge_step(step, &policy, &mut outputs)?;
+        if !policy.bottom() {
+            // Older versions of the inputs' keys may lie outside them: any drop may hide one
+            // from a read that finds an older version.
+            horizons.found = horizons.all;
+        }
+        let (current, history, new_files) = outputs.finish()?;
+        if !current.is_empty() || !history.is_empty() {
+            self.io.sync_dir(&self.dir)?;
+        }
+        let current_files = self.open_new_segments(&current)?;
+        let history_files = history
+            .iter()
+            .map(|meta| HistoryFile::open(&self.io, &self.dir, *meta).map(Arc::new))
+            .collect::<Result<Vec<_>>>()?;
+        self.install_compaction(&inputs, &current_files, &history_files, new_files, horizons)?;
+        self.count_step(&inputs, &current, &history, step.level, started);
+        for input in &inputs {
+            input.retire();
+        }
+        Ok(())
+    }
+
+    fn count_step(
+        &self,
+        inputs: &[Arc<SegmentFile>],
+        current: &[SegmentMeta],
+        history: &[SegmentMeta],
+        level: u8,
+        started: Instant,
+    ) {
+        self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+        let bytes_in: u64 = inputs.iter().map(|s| s.meta().file_bytes).sum();
+        let bytes_out: u64 = current.iter().map(|m| m.file_bytes).sum();
+        let bytes_demoted: u64 = history.iter().map(|m| m.file_bytes).sum();
+        self.counters.bytes_demoted.fetch_add(bytes_demoted, Ordering::Relaxed);
+        self.counters.bytes_written_segments.fetch_add(bytes_demoted, Ordering::Relaxed);
+        ::log::info!(
+            "zverse: compacted {} segments ({bytes_in} bytes) into {} of level {level} \
+             ({bytes_out} bytes) and {} of history ({bytes_demoted} bytes) in {:?}",
+            inputs.len(),
+            current.len(),
+            history.len(),
+            started.elapsed()
+        );
     }
 
     fn gc_policy(&self) -> GcPolicy<'static> {
@@ -275,18 +333,294 @@ impl Inner {
         &self,
         inputs: &[Arc<SegmentFile>],
         outputs: &[Arc<SegmentFile>],
+        history: &[Arc<HistoryFile>],
         new_files: NewFiles<'_>,
         horizons: Horizons,
     ) -> Result<()> {
         // From here the manifest may name the new files, whatever the write's outcome.
         new_files.keep();
-        let compacted = Transition::Compacted { inputs, outputs, horizons };
+        let compacted = Transition::Compacted { inputs, outputs, history, horizons };
         if let Err(error) = self.state.install(compacted) {
             // The new manifest may or may not be on disk: keep every file, refuse writes.
             return Err(self.fail(format!("manifest update after compaction failed: {error}")));
         }
         self.wake_stalled_writers();
         Ok(())
+    }
+
+    /// Merges the step's inputs in key order, decides every version and routes the survivors.
+    fn merge_step<'a>(
+        &self,
+        step: &'a Step,
+        policy: &GcPolicy<'_>,
+        outputs: &mut Outputs<'_>,
+    ) -> Result<Horizons> {
+        let inputs = step.inputs();
+        let everything: &'static Option<ZBox> = &EVERYTHING;
+        let mut sources: Vec<Box<dyn Iterator<Item = EntryResult<'a>> + 'a>> = Vec::new();
+        for file in &step.upper {
+            let advice = file.scan_advice(everything.as_ref(), ScanPurpose::Maintenance);
+            sources.push(Box::new(Advised::new(file.segment().iter_key_order(), advice)));
+        }
+        let lower = step.lower.iter().flat_map(|file| {
+            let advice = file.scan_advice(everything.as_ref(), ScanPurpose::Maintenance);
+            Advised::new(file.segment().iter_key_order(), advice)
+        });
+        sources.push(Box::new(lower));
+        let merged =
+            MergeVec::from_sources(sources, KeyOrder).expect("inputs are capped at the fan-in");
+        let mut router = Router::new(policy);
+        for (index, entry) in (0u64..).zip(merged) {
+            self.check_cancelled(index)?;
+            let entry = entry.map_err(|corruption| input_corruption(&inputs, corruption))?;
+            router.feed(entry, outputs).map_err(|error| match error {
+                RouteError::Order(what) => Error::Corruption {
+                    file: inputs.first().map(|f| f.path().to_path_buf()).unwrap_or_default(),
+                    offset: 0,
+                    what,
+                },
+                RouteError::Write(error) => error,
+            })?;
+        }
+        router.finish_key(outputs)?;
+        let horizons = router.horizons;
+        assert!(horizons.found <= horizons.all, "a found read's horizon is within the horizon");
+        Ok(horizons)
+    }
+}
+
+type EntryResult<'a> = std::result::Result<Entry<'a>, Corruption>;
+
+/// Why routing an entry failed.
+enum RouteError {
+    /// A version appears twice across the inputs.
+    Order(String),
+    Write(Error),
+}
+
+impl From<Error> for RouteError {
+    fn from(error: Error) -> RouteError {
+        RouteError::Write(error)
+    }
+}
+
+/// Feeds each key's versions to `KeyGc` and sends the survivors to the outputs: the key's
+/// first survivor to the current output, the others to history.
+struct Router<'p, 'a> {
+    policy: &'p GcPolicy<'p>,
+    /// The key being decided and its GC.
+    gc: Option<KeyGc<'p>>,
+    key: Vec<u8>,
+    /// Whether the key's current version was written.
+    current_written: bool,
+    /// Whether no version of the key was fed yet.
+    first: bool,
+    /// A version whose fate waits for the next one, and whether it was the key's first.
+    deferred: Option<(Entry<'a>, bool)>,
+    key_horizon: KeyHorizon,
+    horizons: Horizons,
+}
+
+impl<'p, 'a> Router<'p, 'a> {
+    fn new(policy: &'p GcPolicy<'p>) -> Router<'p, 'a> {
+        Router {
+            policy,
+            gc: None,
+            key: Vec::new(),
+            current_written: false,
+            first: true,
+            deferred: None,
+            key_horizon: KeyHorizon::default(),
+            horizons: Horizons::default(),
+        }
+    }
+
+    fn feed(&mut self, entry: Entry<'a>, outputs: &mut Outputs<'_>) -> Result<(), RouteError> {
+        if self.gc.is_none() || self.key.as_slice() != entry.key {
+            self.finish_key(outputs)?;
+            self.gc = Some(KeyGc::new(self.policy));
+            self.key.clear();
+            self.key.extend_from_slice(entry.key);
+            self.current_written = false;
+            self.first = true;
+            self.key_horizon = KeyHorizon::default();
+        }
+        let gc = self.gc.as_mut().expect("set above");
+        let step = gc.decide(entry.version, entry.value.is_none()).map_err(|error| {
+            RouteError::Order(format!("a version appears twice across compaction inputs: {error}"))
+        })?;
+        let first = std::mem::replace(&mut self.first, false);
+        if let Some(decision) = step.settled {
+            let (deferred, deferred_first) = self.deferred.take().expect("a deferral to settle");
+            self.route(deferred, deferred_first, decision, true, outputs)?;
+        }
+        match step.decision {
+            Some(decision) => self.route(entry, first, decision, false, outputs)?,
+            None => self.deferred = Some((entry, first)),
+        }
+        self.key_horizon.newer = Some(entry.version);
+        Ok(())
+    }
+
+    /// Settles the key being decided, if any.
+    fn finish_key(&mut self, outputs: &mut Outputs<'_>) -> Result<()> {
+        let Some(gc) = self.gc.take() else { return Ok(()) };
+        if let Some(decision) = gc.finish() {
+            let (deferred, first) = self.deferred.take().expect("a deferral to settle");
+            self.route(deferred, first, decision, true, outputs)?;
+        }
+        Ok(())
+    }
+
+    /// Sends `entry` where `decision` says; `first`: the key's first version among the
+    /// inputs, kept unless at the bottom; `was_deferred`: a tombstone decided late.
+    fn route(
+        &mut self,
+        entry: Entry<'a>,
+        first: bool,
+        decision: Decision,
+        was_deferred: bool,
+        outputs: &mut Outputs<'_>,
+    ) -> Result<()> {
+        let keep = decision == Decision::Keep || (first && !self.policy.bottom());
+        if !keep {
+            self.count_drop(&entry, was_deferred);
+            return Ok(());
+        }
+        if decision == Decision::Keep {
+            self.horizons.found = self.horizons.found.max(self.key_horizon.pending);
+        }
+        if self.current_written {
+            outputs.history(entry)
+        } else {
+            self.current_written = true;
+            outputs.current(entry)
+        }
+    }
+
+    /// Raises the horizons past a dropped version.
+    fn count_drop(&mut self, entry: &Entry<'a>, was_deferred: bool) {
+        // A dropped put answered reads up to the next newer version of its key; a dropped
+        // tombstone answered `None`, still answered (`KeyGc` rule 5), but `changes` no longer
+        // lists it.
+        let exact_from = match (entry.value, self.key_horizon.newer, was_deferred) {
+            (Some(_), Some(newer), false) => {
+                self.key_horizon.pending = self.key_horizon.pending.max(newer);
+                newer
+            }
+            _ => version_after(entry.version),
+        };
+        self.horizons.all = self.horizons.all.max(exact_from);
+    }
+}
+
+/// The current output (a `SegmentWriter` in key order, split at the target between keys) and
+/// the history output (one `HistoryBuilder` at a time) of a step.
+struct Outputs<'i> {
+    inner: &'i Inner,
+    level: u8,
+    current: SegmentWriter<'i>,
+    history: Option<HistoryOutput>,
+    history_metas: Vec<SegmentMeta>,
+    history_files: NewFiles<'i>,
+}
+
+/// A history segment being built.
+struct HistoryOutput {
+    builder: HistoryBuilder,
+    payload_bytes: u64,
+    version_min: Version,
+    version_max: Version,
+}
+
+impl<'i> Outputs<'i> {
+    fn new(inner: &'i Inner, level: u8) -> Outputs<'i> {
+        let allocate = Box::new(|| inner.allocate_file_number());
+        let limits = writer_limits(&inner.options);
+        let current = SegmentWriter::new(inner.io.as_ref(), &inner.dir, allocate, limits);
+        Outputs {
+            inner,
+            level,
+            current: current.with_order(SegmentOrder::Key),
+            history: None,
+            history_metas: Vec::new(),
+            history_files: NewFiles::new(inner.io.as_ref()),
+        }
+    }
+
+    /// A key's current version (keys ascending).
+    fn current(&mut self, entry: Entry<'_>) -> Result<()> {
+        self.current.add(&entry)
+    }
+
+    /// A demoted version, in key order (versions of a key newest first).
+    fn history(&mut self, entry: Entry<'_>) -> Result<()> {
+        let target = self.inner.options.segment_bytes_target;
+        if self.history.as_ref().is_some_and(|h| h.builder.data_bytes() >= target) {
+            self.finish_history()?;
+        }
+        let output = self.history.get_or_insert_with(|| {
+            let options = HistoryOptions::default()
+                .with_block_bytes_target(self.inner.options.segment_block_bytes as usize);
+            HistoryOutput {
+                builder: HistoryBuilder::new(options),
+                payload_bytes: 0,
+                version_min: Version::MAX,
+                version_max: Version::ZERO,
+            }
+        });
+        output
+            .builder
+            .add::<std::io::Error>(entry.key, entry.version, entry.value)
+            .map_err(build_error)?;
+        output.payload_bytes += (entry.key.len() + entry.value.map_or(0, <[u8]>::len)) as u64;
+        output.version_min = output.version_min.min(entry.version);
+        output.version_max = output.version_max.max(entry.version);
+        Ok(())
+    }
+
+    /// Writes the history segment being built to a new file, synced.
+    fn finish_history(&mut self) -> Result<()> {
+        let Some(output) = self.history.take() else { return Ok(()) };
+        let number = self.inner.allocate_file_number();
+        let path = self.inner.dir.join(segment_file_name(number));
+        let mut sink = self.history_files.create(path)?;
+        let summary = output.builder.finish(&mut sink).map_err(build_error)?;
+        sink.finish()?;
+        self.history_metas.push(SegmentMeta {
+            file_number: number,
+            entry_count: summary.entry_count,
+            file_bytes: summary.file_len,
+            payload_bytes: output.payload_bytes,
+            version_min: output.version_min,
+            version_max: output.version_max,
+            tier: Tier::History,
+        });
+        Ok(())
+    }
+
+    /// Finishes every output: the current segments (of the step's level) and the history
+    /// segments, synced, and their files (removed when dropped unless kept).
+    fn finish(mut self) -> Result<(Vec<SegmentMeta>, Vec<SegmentMeta>, NewFiles<'i>)> {
+        self.finish_history()?;
+        let (mut current, mut current_files) = self.current.finish()?;
+        for meta in &mut current {
+            meta.tier = Tier::Level(self.level);
+        }
+        current_files.adopt(self.history_files);
+        Ok((current, self.history_metas, current_files))
+    }
+}
+
+fn build_error(error: BuildError<std::io::Error>) -> Error {
+    match error {
+        BuildError::Sink(error) => Error::Io(error),
+        BuildError::Limit(limit) => limit.into(),
+        other => {
+            // Entries come from a key-order merge of checked segments: anything else is a
+            // broken invariant.
+            panic!("history segment build failed on engine-produced input: {other}")
+        }
     }
 }
 
@@ -298,128 +632,66 @@ pub(crate) fn sort_newest_first(segments: &mut [Arc<SegmentFile>]) {
     });
 }
 
-impl Inner {
-    /// Pass 1: merges the inputs in key order and runs the GC decision on every key.
-    fn decide_survivors(
-        &self,
-        inputs: &[Arc<SegmentFile>],
-        segments: &[&Segment<'_>],
-        policy: &GcPolicy<'_>,
-    ) -> Result<(Dropped, Horizons)> {
-        let everything = ZBox::new(0, u64::MAX, 0, u64::MAX);
-        let sources = inputs.iter().zip(segments).map(|(file, segment)| {
-            let advice = file.scan_advice(everything.as_ref(), ScanPurpose::Maintenance);
-            Advised::new(segment.iter_key_order(), advice)
-        });
-        let merged =
-            MergeVec::from_sources(sources, KeyOrder).expect("inputs are capped at the fan-in");
-        let mut dropped = Dropped::new(inputs);
-        let mut horizons = Horizons::default();
-        let mut key_horizon = KeyHorizon::default();
-        let mut current: Option<(Vec<u8>, KeyGc<'_>)> = None;
-        // A version whose fate waits for the next one, and where its entry is.
-        let mut deferred: Option<(u32, usize, Version)> = None;
-        for (index, entry) in (0u64..).zip(merged) {
-            self.check_cancelled(index)?;
-            let entry: Entry<'_> =
-                entry.map_err(|corruption| input_corruption(inputs, corruption))?;
-            if current.as_ref().is_none_or(|(key, _)| key.as_slice() != entry.key) {
-                if let Some((_, gc)) = current.take() {
-                    let decision = gc.finish();
-                    settle(&mut dropped, &mut horizons, &key_horizon, deferred.take(), decision);
-                }
-                current = Some((entry.key.to_vec(), KeyGc::new(policy)));
-                key_horizon = KeyHorizon::default();
-            }
-            let (_, gc) = current.as_mut().expect("set above");
-            let (input, offset) = dropped.locate(entry.key);
-            let step = gc.decide(entry.version, entry.value.is_none()).map_err(|error| {
-                Error::Corruption {
-                    file: inputs.first().map(|f| f.path().to_path_buf()).unwrap_or_default(),
-                    offset: 0,
-                    what: format!("a version appears twice across compaction inputs: {error}"),
-                }
-            })?;
-            settle(&mut dropped, &mut horizons, &key_horizon, deferred.take(), step.settled);
-            match step.decision {
-                Some(Decision::Keep) => horizons.found = horizons.found.max(key_horizon.pending),
-                Some(Decision::Drop) => {
-                    dropped.insert((input, offset));
-                    // A dropped put answered reads up to the next newer version of its key; a
-                    // dropped tombstone answered `None`, still answered (`KeyGc` rule 5), but
-                    // `changes` no longer lists it.
-                    let exact_from = match (entry.value, key_horizon.newer) {
-                        (Some(_), Some(newer)) => {
-                            key_horizon.pending = key_horizon.pending.max(newer);
-                            newer
-                        }
-                        _ => version_after(entry.version),
-                    };
-                    horizons.all = horizons.all.max(exact_from);
-                }
-                None => deferred = Some((offset, input, entry.version)),
-            }
-            key_horizon.newer = Some(entry.version);
-        }
-        if let Some((_, gc)) = current {
-            settle(&mut dropped, &mut horizons, &key_horizon, deferred, gc.finish());
-        }
-        dropped.seal();
-        assert!(horizons.found <= horizons.all, "a found read's horizon is within the horizon");
-        Ok((dropped, horizons))
-    }
-
-    /// Pass 2: merges the inputs in Z order and writes the survivors.
-    fn write_survivors(
-        &self,
-        inputs: &[Arc<SegmentFile>],
-        segments: &[&Segment<'_>],
-        dropped: &Dropped,
-        writer: &mut SegmentWriter<'_>,
-    ) -> Result<()> {
-        let everything = ZBox::new(0, u64::MAX, 0, u64::MAX);
-        let sources = inputs.iter().zip(segments).map(|(file, segment)| {
-            let advice = file.scan_advice(everything.as_ref(), ScanPurpose::Maintenance);
-            Advised::new(segment.iter(), advice)
-        });
-        let merged =
-            MergeVec::from_sources(sources, ZOrder).expect("inputs are capped at the fan-in");
-        for (index, entry) in (0u64..).zip(merged) {
-            self.check_cancelled(index)?;
-            let entry = entry.map_err(|corruption| input_corruption(inputs, corruption))?;
-            if dropped.is_empty() || !dropped.contains(entry.key) {
-                writer.add(&entry)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Records the decision on a deferred version (always a tombstone), if one was deferred and
-/// is now decided: dropped, it raises the horizon past it; kept, it is an older version kept
-/// below the key's dropped puts.
-fn settle(
-    dropped: &mut Dropped,
-    horizons: &mut Horizons,
-    key_horizon: &KeyHorizon,
-    deferred: Option<(u32, usize, Version)>,
-    decision: Option<Decision>,
-) {
-    match (deferred, decision) {
-        (Some((offset, input, version)), Some(Decision::Drop)) => {
-            dropped.insert((input, offset));
-            horizons.all = horizons.all.max(version_after(version));
-        }
-        (Some(_), Some(Decision::Keep)) => {
-            horizons.found = horizons.found.max(key_horizon.pending);
-        }
-        _ => {}
-    }
-}
-
 /// A corruption found while reading compaction inputs. The merge does not say which input
 /// failed; the first input's name and the offset in its file point the way.
 fn input_corruption(inputs: &[Arc<SegmentFile>], corruption: zverse_core::Corruption) -> Error {
     let file = inputs.first().map(|f| f.path().to_path_buf()).unwrap_or_default();
     Error::corruption(file, 0, corruption)
+}
+
+#[cfg(all(test, not(loom)))]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+mod tests {
+    use crate::{Db, Durability, Options};
+
+    fn options() -> Options {
+        Options::default()
+            .durability(Durability::None)
+            .memtable_bytes_max(4 << 10)
+            .segment_block_bytes(256)
+            .segment_bytes_target(4 << 10)
+            .level_base_bytes(8 << 10)
+            .level_size_ratio(2)
+            .compaction_trigger_segments(2)
+    }
+
+    /// After background steps and a full compaction, every current level is sorted by key
+    /// with disjoint key bounds, and each of its segments holds one version per key.
+    #[test]
+    fn levels_stay_key_disjoint_with_one_version_per_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), options()).unwrap();
+        let check = |db: &Db| {
+            let tiers = db.inner.tiers();
+            for (index, level) in tiers.levels.iter().enumerate() {
+                for pair in level.windows(2) {
+                    assert!(pair[0].key_last() < pair[1].key_first(), "level {}", index + 1);
+                }
+                for segment in level {
+                    let reader = segment.segment();
+                    assert_eq!(reader.key_count(), reader.entry_count(), "one version per key");
+                    assert!(segment.key_first() <= segment.key_last());
+                }
+            }
+            tiers.levels.len()
+        };
+        for round in 0..12u32 {
+            for index in (0..600u32).filter(|i| (i + round) % 3 != 0) {
+                let key = format!("k{:04}", index * 7919 % 1000);
+                if index % 11 == round % 11 {
+                    db.delete(key.as_bytes()).unwrap();
+                } else {
+                    db.put(key.as_bytes(), format!("{round}:{index:024}").as_bytes()).unwrap();
+                }
+            }
+            db.flush().unwrap();
+            check(&db);
+        }
+        db.compact().unwrap();
+        assert!(check(&db) >= 2, "{:?}", db.stats());
+        let tiers = db.inner.tiers();
+        assert!(tiers.segments.is_empty(), "level 0 is empty after compact");
+        let (bottom, above) = tiers.levels.split_last().unwrap();
+        assert!(above.iter().all(Vec::is_empty) && !bottom.is_empty(), "all in the bottom");
+    }
 }

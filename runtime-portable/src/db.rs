@@ -188,12 +188,15 @@ impl Db {
         self.inner.check_writable()
     }
 
-    /// Flushes, then passes every segment through compaction now, dropping what retention
-    /// lets go (versions pinned by live snapshots stay): oldest first, in steps of at most
-    /// `compaction_fan_in` segments, so memory stays bounded however large the database. The
-    /// result is segments of about `segment_bytes_target` each, at most one of them smaller.
-    /// Background compaction merges only segments below the target, a few at a time, whenever
-    /// `compaction_trigger_segments` of them exist.
+    /// Flushes, then moves every current segment down to the deepest level now (level 1 at
+    /// least), dropping what retention lets go among the versions it reads (versions pinned by
+    /// live snapshots stay) and demoting older versions into history segments: level 0 first,
+    /// oldest first, in steps of at most `compaction_fan_in` level-0 segments or one segment of
+    /// a level with what it meets below, so memory stays bounded however large the database.
+    /// Versions already in history segments are not passed through retention again (history
+    /// compaction is not written yet). Background compaction moves level 0 into level 1
+    /// whenever `compaction_trigger_segments` level-0 segments exist, and a level past its
+    /// target (`Options::level_base_bytes`) into the next.
     ///
     /// ```
     /// # fn main() -> zverse::Result<()> {
@@ -522,7 +525,8 @@ impl Db {
     }
 
     /// Every version written to a key in `keys` with its version in `versions`: the box
-    /// query. In Z order: clustered by key prefix and time, not sorted by either.
+    /// query. Each version exactly once, in no promised order (tier by tier, each tier in its
+    /// own order; sort what you collect if you need one). Streams: memory is one tier's reader.
     ///
     /// ```
     /// # fn main() -> zverse::Result<()> {

@@ -68,6 +68,8 @@ pub(crate) struct EngineCounters {
     pub flushes: AtomicU64,
     pub compactions: AtomicU64,
     pub compaction_failures: AtomicU64,
+    /// Bytes of history segments compaction wrote (the versions it demoted).
+    pub bytes_demoted: AtomicU64,
     pub write_stalls: AtomicU64,
     pub write_stall_micros: AtomicU64,
     pub write_slowdowns: AtomicU64,
@@ -83,14 +85,15 @@ impl Inner {
     /// The state of an open database around what its open found and recovered.
     pub(crate) fn assemble(dir: &Path, options: Options, io: Arc<dyn Io>, opened: Opened) -> Inner {
         let Opened { manifest, recovered, advisor, fence_budget, lock: dir_lock, log } = opened;
-        let tiers = Tiers {
-            active: Arc::new(recovered.memtable),
-            sealed: Vec::new(),
-            segments: recovered.segments,
-        };
+        let tiers = Tiers::new(
+            Arc::new(recovered.memtable),
+            Vec::new(),
+            recovered.segments,
+            recovered.levels,
+            recovered.history,
+        );
         let file_number_next = recovered.file_number_next;
-        let db_state =
-            State::new(Arc::clone(&io), dir, &options, manifest, tiers, file_number_next);
+        let db_state = State::new(Arc::clone(&io), dir, manifest, tiers, file_number_next);
         // Leaders let late joiners board only where a group shares a sync.
         let stage = Stage::new(options.durability == Durability::Sync);
         Inner {

@@ -65,6 +65,8 @@ pub struct Options {
     pub(crate) compaction_trigger_segments: u32,
     pub(crate) compaction_fan_in: u32,
     pub(crate) segment_bytes_target: u64,
+    pub(crate) level_base_bytes: u64,
+    pub(crate) level_size_ratio: u32,
     pub(crate) memory_bytes_max: u64,
     pub(crate) write_slowdown_segments: u32,
     pub(crate) write_stop_segments: u32,
@@ -87,6 +89,8 @@ impl Default for Options {
             compaction_trigger_segments: 8,
             compaction_fan_in: 8,
             segment_bytes_target: 256 << 20,
+            level_base_bytes: 512 << 20,
+            level_size_ratio: 10,
             memory_bytes_max: 1 << 30,
             write_slowdown_segments: 20,
             write_stop_segments: 36,
@@ -190,8 +194,8 @@ impl Options {
         self
     }
 
-    /// Number of segments below the target size (`segment_bytes_target`) at which background
-    /// compaction merges some of them. Default 8; at least 2.
+    /// Number of level-0 segments (flush outputs) at which background compaction merges the
+    /// oldest of them (at most `compaction_fan_in - 1`) into level 1. Default 8; at least 2.
     ///
     /// ```
     /// # fn main() -> zverse::Result<()> {
@@ -208,7 +212,8 @@ impl Options {
         self
     }
 
-    /// The most segments one compaction step reads. Default 8; between 2 and 64.
+    /// The most sources one compaction step merges: level-0 segments plus one for the level
+    /// below. Default 8; between 2 and 64.
     ///
     /// ```
     /// # fn main() -> zverse::Result<()> {
@@ -226,8 +231,8 @@ impl Options {
     }
 
     /// The size at which flushes and compactions start a new segment file: no segment's data
-    /// blocks exceed it by more than one block. Segments below it are merged by compaction;
-    /// segments at it are only rewritten by [`crate::Db::compact`]. Default 256 MiB; between
+    /// blocks exceed it by more than one block (a current level's segment splits only between
+    /// keys; a history segment's builder holds at most this much). Default 256 MiB; between
     /// 4 KiB and 1 GiB (the format's limit is 4 GiB).
     ///
     /// ```
@@ -243,6 +248,52 @@ impl Options {
     pub fn segment_bytes_target(mut self, bytes: u64) -> Options {
         self.segment_bytes_target = bytes.clamp(4 << 10, 1 << 30);
         self
+    }
+
+    /// The size of level 1 at which compaction moves a segment of it to level 2; level `n`'s
+    /// target is this times `level_size_ratio^(n-1)`. Default 512 MiB (the eight 64 MiB
+    /// memtables level 0 holds at the compaction trigger: level 0 merges into a level 1 of
+    /// about its own size, as RocksDB sizes its base level); at least 4 KiB.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = zverse::Options::default().level_base_bytes(64 << 20);
+    /// let db = zverse::Db::open(dir.path(), options)?;
+    /// # drop(db);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn level_base_bytes(mut self, bytes: u64) -> Options {
+        self.level_base_bytes = bytes.max(4 << 10);
+        self
+    }
+
+    /// How much larger each current level is than the one above it. Default 10 (write
+    /// amplification about the ratio per level, space about 1.1x of the data in the current
+    /// levels); between 2 and 100.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = zverse::Options::default().level_size_ratio(8);
+    /// let db = zverse::Db::open(dir.path(), options)?;
+    /// # drop(db);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn level_size_ratio(mut self, ratio: u32) -> Options {
+        self.level_size_ratio = ratio.clamp(2, 100);
+        self
+    }
+
+    /// The size at which current level `level` (1 and down) passes its target.
+    pub(crate) fn level_bytes_target(&self, level: u8) -> u64 {
+        let exponent = u32::from(level.saturating_sub(1));
+        let factor = u64::from(self.level_size_ratio).saturating_pow(exponent);
+        self.level_base_bytes.saturating_mul(factor)
     }
 
     /// The memory the engine's own buffers may take, from which the other limits derive: the
@@ -267,8 +318,8 @@ impl Options {
         self
     }
 
-    /// Number of segments below the target size at which each write is delayed by 1 ms, so
-    /// that compaction catches up. Default 20; never below `compaction_trigger_segments`.
+    /// Number of level-0 segments at which each write is delayed by 1 ms, so that compaction
+    /// catches up. Default 20; never below `compaction_trigger_segments`.
     ///
     /// ```
     /// # fn main() -> zverse::Result<()> {
@@ -285,8 +336,8 @@ impl Options {
         self
     }
 
-    /// Number of segments below the target size at which writes wait for compaction (or fail,
-    /// if compaction is failing). Default 36; at least the slowdown count plus
+    /// Number of level-0 segments at which writes wait for compaction (or fail, if compaction
+    /// is failing). Default 36; at least the slowdown count plus
     /// `compaction_fan_in`.
     ///
     /// ```

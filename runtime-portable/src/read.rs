@@ -1,14 +1,15 @@
 //! The read path: every query is answered from one consistent view, a [`ReadView`]: the
 //! tiers as they were when the read started, and a version at or below the visibility
 //! watermark. Point reads take the newest hit across tiers; scans k-way merge one iterator
-//! per tier (`zverse_core::merge`), in key order for `range_at` and `history`, in Z order for
-//! `changes`.
+//! per tier (`zverse_core::merge`), in key order for `range_at` and `history`; `changes` reads
+//! the tiers one after the other, each in its own order.
 
 use std::cmp::Ordering;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
-use zverse_core::merge::{FAN_IN_MAX, KeyOrder, Keyed, MergeVec, Order, ZOrder};
+use zverse_core::merge::{FAN_IN_MAX, KeyOrder, Keyed, MergeVec, Order};
+use zverse_core::segment::history::{HistoryChanges, HistoryIter, HistoryRangeAt};
 use zverse_core::segment::{KeyVersions, RangeAt};
 use zverse_core::zkey::ZBox;
 use zverse_core::{Entry, Version};
@@ -17,10 +18,11 @@ use crate::error::{Error, Result};
 use crate::inner::Inner;
 use crate::key_range::KeyRange;
 use crate::locality::{Advised, ScanPurpose};
+use crate::manifest::SegmentMeta;
 use crate::memtable::{self, MemBytes, MemEntry, Memtable};
-use crate::segment_file::SegmentFile;
+use crate::segment_file::{HistoryFile, MappedFile, SegmentFile};
 use crate::slice::Slice;
-use crate::tiers::TiersRef;
+use crate::tiers::{TiersRef, level_overlapping, level_segment};
 
 /// One write that [`Db::changes`](crate::Db::changes) lists: the key, its version, and the
 /// value written (`None` for a delete).
@@ -62,7 +64,7 @@ impl KeyVersion {
         }
     }
 
-    fn from_segment(segment: &Arc<SegmentFile>, entry: Entry<'_>) -> KeyVersion {
+    fn from_segment<F: MappedFile>(segment: &Arc<F>, entry: Entry<'_>) -> KeyVersion {
         KeyVersion {
             key: Slice::mapped(segment, entry.key),
             version: entry.version,
@@ -112,13 +114,31 @@ impl ReadView {
                 best = Some(KeyVersion::from_memtable(entry));
             }
         }
-        for segment in &self.tiers.segments {
+        let levels = self.tiers.levels.iter().filter_map(|level| level_segment(level, key));
+        for segment in self.tiers.segments.iter().chain(levels) {
             let meta = segment.meta();
             if meta.version_min > self.version || !newer(&best, meta.version_max) {
                 continue; // Nothing in it can beat what was found.
             }
             let found =
                 segment.get_at(key, self.version).map_err(|c| segment_corruption(segment, c))?;
+            if let Some(entry) = found
+                && newer(&best, entry.version)
+            {
+                best = Some(KeyVersion::from_segment(segment, entry));
+            }
+        }
+        if !self.tiers.needs_history(self.version) {
+            return Ok(best);
+        }
+        for segment in &self.tiers.history {
+            let meta = segment.meta();
+            if meta.version_min > self.version || !newer(&best, meta.version_max) {
+                continue;
+            }
+            segment.count_read();
+            let found = segment.segment().get_at(key, self.version);
+            let found = found.map_err(|c| Error::corruption(segment.path(), 0, c))?;
             if let Some(entry) = found
                 && newer(&best, entry.version)
             {
@@ -147,11 +167,17 @@ impl ReadView {
         for memtable in self.tiers.memtables() {
             sources.push(Box::new(MemtableHistory::new(memtable, key, version_max)));
         }
-        for segment in &self.tiers.segments {
-            if !overlaps(segment, versions.0, version_max) {
+        let levels = self.tiers.levels.iter().filter_map(|level| level_segment(level, key));
+        for segment in self.tiers.segments.iter().chain(levels) {
+            if !overlaps(segment.meta(), versions.0, version_max) {
                 continue; // Nothing in it is inside the window.
             }
             sources.push(Box::new(SegmentHistory::open(segment, key, version_max)));
+        }
+        for segment in &self.tiers.history {
+            if overlaps(segment.meta(), versions.0, version_max) {
+                sources.push(Box::new(HistoryVersions::open(segment, key, version_max)));
+            }
         }
         History { merged: merge(sources, KeyOrder), version_min: versions.0 }
     }
@@ -179,7 +205,28 @@ impl ReadView {
         for segment in &self.tiers.segments {
             sources.push(Box::new(SegmentRange::open(segment, keys, self.version)));
         }
+        for level in &self.tiers.levels {
+            let segments = level_overlapping(level, keys.bounds()).to_vec();
+            if !segments.is_empty() {
+                let level = LevelRange::new(segments, keys.clone(), self.version, false);
+                sources.push(Box::new(level));
+            }
+        }
+        self.history_range_sources(keys, false, &mut sources);
         merge(sources, KeyOrder)
+    }
+
+    /// The history segments' sources of a range at the view's version, when it needs them.
+    fn history_range_sources(&self, keys: &OwnedRange, reverse: bool, sources: &mut Vec<Source>) {
+        if !self.tiers.needs_history(self.version) {
+            return;
+        }
+        for segment in &self.tiers.history {
+            if segment.meta().version_min <= self.version {
+                let range = HistoryRange::open(segment, keys, self.version, reverse);
+                sources.push(Box::new(range));
+            }
+        }
     }
 
     /// [`ReadView::range`] in descending key order: what `Range::next_back` reads.
@@ -195,25 +242,80 @@ impl ReadView {
         for segment in &self.tiers.segments {
             sources.push(Box::new(SegmentRangeRev::open(segment, keys, self.version)));
         }
+        for level in &self.tiers.levels {
+            let mut segments = level_overlapping(level, keys.bounds()).to_vec();
+            segments.reverse();
+            if !segments.is_empty() {
+                let level = LevelRange::new(segments, keys.clone(), self.version, true);
+                sources.push(Box::new(level));
+            }
+        }
+        self.history_range_sources(keys, true, &mut sources);
         merge(sources, KeyOrderRev)
     }
 
     /// Every version written to a key in `keys` within `versions` (capped at the view's
-    /// version), in Z order.
+    /// version), each exactly once, tier by tier (see [`Changes`]): the tiers are read one
+    /// after the other, each opened only when the one before it is done, so memory is that of
+    /// one tier's reader and a caller that stops early opens no more.
     pub(crate) fn changes(
         &self,
         keys: &OwnedRange,
         versions: (Bound<Version>, Bound<Version>),
     ) -> Changes {
         let versions = cap_versions(versions, self.version);
-        let mut sources: Vec<Source> = Vec::new();
+        let mut tiers: Vec<OpenSource> = Vec::new();
         for memtable in self.tiers.memtables() {
-            sources.push(Box::new(memtable_changes(memtable, keys, versions).into_iter().map(Ok)));
+            let (memtable, keys) = (Arc::clone(memtable), keys.clone());
+            tiers.push(Box::new(move || {
+                Box::new(memtable_changes(&memtable, &keys, versions).into_iter().map(Ok))
+            }));
         }
-        for segment in &self.tiers.segments {
-            sources.push(Box::new(SegmentChanges::open(segment, keys.clone(), versions)));
+        let version_max = version_max(versions.1, self.version);
+        let in_window =
+            |meta: &SegmentMeta| version_max.is_some_and(|max| overlaps(meta, versions.0, max));
+        let levels =
+            self.tiers.levels.iter().flat_map(|level| level_overlapping(level, keys.bounds()));
+        for segment in self.tiers.segments.iter().chain(levels) {
+            if in_window(segment.meta()) {
+                let (segment, keys) = (Arc::clone(segment), keys.clone());
+                tiers.push(Box::new(move || {
+                    Box::new(SegmentChanges::open(&segment, keys, versions))
+                }));
+            }
         }
-        Changes { merged: merge(sources, ZOrder), _view: self.clone() }
+        for segment in &self.tiers.history {
+            if in_window(segment.meta()) {
+                let (segment, keys) = (Arc::clone(segment), keys.clone());
+                tiers.push(Box::new(move || {
+                    Box::new(HistoryChangesOf::open(segment, &keys, versions))
+                }));
+            }
+        }
+        let chained = Chained { tiers: tiers.into_iter(), open: None };
+        Changes { merged: Box::new(chained), _view: self.clone() }
+    }
+}
+
+/// Opens one tier's `changes` source when the chain reaches it.
+type OpenSource = Box<dyn FnOnce() -> Source + Send>;
+
+/// Tier sources read one after the other, each opened when the one before it is done.
+struct Chained {
+    tiers: std::vec::IntoIter<OpenSource>,
+    open: Option<Source>,
+}
+
+impl Iterator for Chained {
+    type Item = Result<KeyVersion>;
+
+    fn next(&mut self) -> Option<Result<KeyVersion>> {
+        loop {
+            if let Some(found) = self.open.as_mut().and_then(Iterator::next) {
+                return Some(found);
+            }
+            self.open = Some((self.tiers.next()?)());
+        }
     }
 }
 
@@ -269,9 +371,8 @@ fn version_max(end: Bound<Version>, cap: Version) -> Option<Version> {
     }
 }
 
-/// Whether `segment` can hold a version from `version_min` up to `version_max`.
-fn overlaps(segment: &SegmentFile, version_min: Bound<Version>, version_max: Version) -> bool {
-    let meta = segment.meta();
+/// Whether the segment of `meta` can hold a version from `version_min` up to `version_max`.
+fn overlaps(meta: &SegmentMeta, version_min: Bound<Version>, version_max: Version) -> bool {
     let above_min = match version_min {
         Bound::Included(min) => meta.version_max >= min,
         Bound::Excluded(min) => meta.version_max > min,
@@ -655,8 +756,165 @@ impl Iterator for SegmentChanges {
     }
 }
 
-/// A memtable's entries in a key range and a version range, sorted into Z order. Memtables
-/// are bounded (`memtable_bytes_max`), so collecting them is bounded too.
+/// One current level's segments that meet a range, read one after the other (each opened
+/// when the one before it is done), in key order or, `reverse`, in descending key order.
+struct LevelRange {
+    segments: std::vec::IntoIter<Arc<SegmentFile>>,
+    keys: OwnedRange,
+    version: Version,
+    reverse: bool,
+    open: Option<Source>,
+}
+
+impl LevelRange {
+    /// `segments` in the order to read them.
+    fn new(
+        segments: Vec<Arc<SegmentFile>>,
+        keys: OwnedRange,
+        version: Version,
+        reverse: bool,
+    ) -> LevelRange {
+        LevelRange { segments: segments.into_iter(), keys, version, reverse, open: None }
+    }
+}
+
+impl Iterator for LevelRange {
+    type Item = Result<KeyVersion>;
+
+    fn next(&mut self) -> Option<Result<KeyVersion>> {
+        loop {
+            if let Some(item) = self.open.as_mut().and_then(Iterator::next) {
+                return Some(item);
+            }
+            let segment = self.segments.next()?;
+            self.open = Some(if self.reverse {
+                Box::new(SegmentRangeRev::open(&segment, &self.keys, self.version))
+            } else {
+                Box::new(SegmentRange::open(&segment, &self.keys, self.version))
+            });
+        }
+    }
+}
+
+self_cell::self_cell! {
+    /// A history segment's `range_at` iterator, keeping its segment mapped.
+    struct HistoryRangeCell {
+        owner: Arc<HistoryFile>,
+        #[not_covariant]
+        dependent: HistoryRangeAt,
+    }
+}
+
+/// A history segment's keys in a range at a version, either way.
+struct HistoryRange {
+    cell: HistoryRangeCell,
+    reverse: bool,
+}
+
+impl HistoryRange {
+    fn open(
+        segment: &Arc<HistoryFile>,
+        keys: &OwnedRange,
+        version: Version,
+        reverse: bool,
+    ) -> HistoryRange {
+        segment.count_read();
+        let cell = HistoryRangeCell::new(Arc::clone(segment), |segment| {
+            segment.segment().range_at(keys.bounds(), version)
+        });
+        HistoryRange { cell, reverse }
+    }
+}
+
+impl Iterator for HistoryRange {
+    type Item = Result<KeyVersion>;
+
+    fn next(&mut self) -> Option<Result<KeyVersion>> {
+        let reverse = self.reverse;
+        self.cell.with_dependent_mut(|segment, range| {
+            let entry = if reverse { range.next_back() } else { range.next() };
+            entry.map(|entry| match entry {
+                Ok(entry) => Ok(KeyVersion::from_segment(segment, entry)),
+                Err(corruption) => Err(Error::corruption(segment.path(), 0, corruption)),
+            })
+        })
+    }
+}
+
+self_cell::self_cell! {
+    /// A history segment's versions of one key, keeping its segment mapped.
+    struct HistoryVersionsCell {
+        owner: Arc<HistoryFile>,
+        #[not_covariant]
+        dependent: HistoryIter,
+    }
+}
+
+/// A history segment's versions of one key at or below a version, newest first.
+struct HistoryVersions(HistoryVersionsCell);
+
+impl HistoryVersions {
+    fn open(segment: &Arc<HistoryFile>, key: &[u8], version: Version) -> HistoryVersions {
+        segment.count_read();
+        HistoryVersions(HistoryVersionsCell::new(Arc::clone(segment), |segment| {
+            segment.segment().history_at(key, version)
+        }))
+    }
+}
+
+impl Iterator for HistoryVersions {
+    type Item = Result<KeyVersion>;
+
+    fn next(&mut self) -> Option<Result<KeyVersion>> {
+        self.0.with_dependent_mut(|segment, versions| {
+            versions.next().map(|entry| match entry {
+                Ok(entry) => Ok(KeyVersion::from_segment(segment, entry)),
+                Err(corruption) => Err(Error::corruption(segment.path(), 0, corruption)),
+            })
+        })
+    }
+}
+
+self_cell::self_cell! {
+    /// A history segment's `changes` iterator, keeping its segment mapped.
+    struct HistoryChangesCell {
+        owner: Arc<HistoryFile>,
+        #[covariant]
+        dependent: HistoryChanges,
+    }
+}
+
+/// A history segment's entries in a box, in the segment's own (rank-space Z) order, streamed.
+struct HistoryChangesOf(HistoryChangesCell);
+
+impl HistoryChangesOf {
+    fn open(
+        segment: Arc<HistoryFile>,
+        keys: &OwnedRange,
+        versions: (Bound<Version>, Bound<Version>),
+    ) -> HistoryChangesOf {
+        segment.count_read();
+        HistoryChangesOf(HistoryChangesCell::new(segment, |segment| {
+            segment.segment().changes(keys.bounds(), versions)
+        }))
+    }
+}
+
+impl Iterator for HistoryChangesOf {
+    type Item = Result<KeyVersion>;
+
+    fn next(&mut self) -> Option<Result<KeyVersion>> {
+        self.0.with_dependent_mut(|segment, changes| {
+            changes.next().map(|entry| match entry {
+                Ok(entry) => Ok(KeyVersion::from_segment(segment, entry)),
+                Err(corruption) => Err(Error::corruption(segment.path(), 0, corruption)),
+            })
+        })
+    }
+}
+
+/// A memtable's entries in a key range and a version range, collected (memtables are bounded
+/// by `memtable_bytes_max`, so collecting them is bounded too).
 fn memtable_changes(
     memtable: &Arc<Memtable>,
     keys: &OwnedRange,
@@ -669,7 +927,6 @@ fn memtable_changes(
             found.push(KeyVersion::from_memtable(entry));
         }
     });
-    found.sort_unstable_by(|a, b| zverse_core::zkey::cmp_z(&a.key, a.version, &b.key, b.version));
     found
 }
 
@@ -829,7 +1086,9 @@ impl std::fmt::Debug for History {
 }
 
 /// The iterator `Db::changes` returns: every version written to the keys in the window,
-/// in Z order (clustered by key prefix and time).
+/// each exactly once, tier by tier (memtables, then the newest segments, the current levels and
+/// history), each tier in its own order: no order across the whole answer is promised. Tiers
+/// are opened as the iterator reaches them, so it holds one tier's reader at a time.
 pub struct Changes {
     merged: Source,
     _view: ReadView,

@@ -14,11 +14,11 @@ use crate::io::{Io, IoLock};
 use crate::locality::LocalityAdvisor;
 use crate::log::{self, ActiveLog, Mode};
 use crate::manifest::{
-    MANIFEST_NAME, MANIFEST_TEMP_NAME, Manifest, ManifestFile as _, SegmentMeta,
+    MANIFEST_NAME, MANIFEST_TEMP_NAME, Manifest, ManifestFile as _, SegmentMeta, Tier,
 };
 use crate::memtable::Memtable;
 use crate::options::Options;
-use crate::segment_file::{FenceBudget, SegmentFile};
+use crate::segment_file::{FenceBudget, HistoryFile, SegmentFile};
 use crate::state::{Edit, FILE_NUMBERS_RESERVED, numbers_exhausted, write_edit};
 
 /// The lock file's name.
@@ -225,7 +225,12 @@ fn remove_if_present(io: &dyn Io, path: &Path) -> Result<()> {
 /// What recovery rebuilt.
 pub(crate) struct Recovered {
     pub memtable: Memtable,
+    /// Level 0, newest first.
     pub segments: Vec<Arc<SegmentFile>>,
+    /// Levels 1 and down, each in key order.
+    pub levels: Vec<Vec<Arc<SegmentFile>>>,
+    /// History segments, newest first.
+    pub history: Vec<Arc<HistoryFile>>,
     pub version_max: Version,
     /// The newest log, open for appends (writable opens whose manifest records a log).
     pub log: Option<ActiveLog>,
@@ -313,7 +318,7 @@ fn recover(
     names: &[String],
     access: Access,
 ) -> Result<Recovered> {
-    let Recovery { io, dir, options, advisor, fence_budget } = *recovery;
+    let Recovery { io, dir, options, .. } = *recovery;
     for &number in &manifest.logs {
         let name = log::log_file_name(number);
         if !names.contains(&name) {
@@ -324,11 +329,7 @@ fn recover(
             });
         }
     }
-    let mut segments = manifest
-        .segments
-        .iter()
-        .map(|meta| SegmentFile::open(io, dir, *meta, advisor, fence_budget).map(Arc::new))
-        .collect::<Result<Vec<_>>>()?;
+    let (mut segments, levels, history) = open_segments(recovery, &manifest.segments)?;
     let mut memtable = Memtable::new(manifest.logs.first().copied().unwrap_or(0));
     let mut version_max = manifest.version_last;
     let mut active = None;
@@ -370,11 +371,68 @@ fn recover(
         }
     }
     crate::compaction::sort_newest_first(&mut segments);
-    for segment in &segments {
-        version_max = version_max.max(segment.meta().version_max);
+    let current = segments.iter().chain(levels.iter().flatten());
+    for meta in current.map(|s| s.meta()).chain(history.iter().map(|h| h.meta())) {
+        version_max = version_max.max(meta.version_max);
     }
     let log = active;
-    Ok(Recovered { memtable, segments, version_max, log, log_bytes, file_number_next, flush_count })
+    Ok(Recovered {
+        memtable,
+        segments,
+        levels,
+        history,
+        version_max,
+        log,
+        log_bytes,
+        file_number_next,
+        flush_count,
+    })
+}
+
+/// The tiers of the manifest's segments, opened: level 0 (unsorted), the levels (each in key
+/// order) and history. Key bounds that overlap within a level are corruption.
+type OpenedTiers = (Vec<Arc<SegmentFile>>, Vec<Vec<Arc<SegmentFile>>>, Vec<Arc<HistoryFile>>);
+
+fn open_segments(recovery: &Recovery<'_>, metas: &[SegmentMeta]) -> Result<OpenedTiers> {
+    let Recovery { io, dir, advisor, fence_budget, .. } = *recovery;
+    let (mut level_0, mut levels, mut history) = (Vec::new(), Vec::new(), Vec::new());
+    for meta in metas {
+        match meta.tier {
+            Tier::History => history.push(Arc::new(HistoryFile::open(io, dir, *meta)?)),
+            Tier::Level(level) => {
+                let segment = Arc::new(SegmentFile::open(io, dir, *meta, advisor, fence_budget)?);
+                let Some(index) = usize::from(level).checked_sub(1) else {
+                    level_0.push(segment);
+                    continue;
+                };
+                if levels.len() <= index {
+                    levels.resize(index + 1, Vec::new());
+                }
+                levels[index].push(segment);
+            }
+        }
+    }
+    for level in &mut levels {
+        level.sort_by(|a: &Arc<SegmentFile>, b| a.key_first().cmp(b.key_first()));
+        if let Some(pair) = level.windows(2).find(|pair| pair[0].key_last() >= pair[1].key_first())
+        {
+            return Err(Error::Corruption {
+                file: dir.join(MANIFEST_NAME),
+                offset: 0,
+                what: format!(
+                    "segments {} and {} of level {} overlap in keys",
+                    pair[0].meta().file_number,
+                    pair[1].meta().file_number,
+                    match pair[0].meta().tier {
+                        Tier::Level(level) => level,
+                        Tier::History => 0,
+                    }
+                ),
+            });
+        }
+    }
+    crate::state::sort_history_newest_first(&mut history);
+    Ok((level_0, levels, history))
 }
 
 /// Deletes what a crash left behind: `MANIFEST.tmp`, and logs and segments the manifest does

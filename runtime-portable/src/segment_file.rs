@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use zverse_core::segment::history::HistorySegment;
 use zverse_core::segment::{FenceKeys, Segment};
 use zverse_core::zkey::ZBox;
 use zverse_core::{Entry, Version};
@@ -40,12 +41,21 @@ impl std::fmt::Debug for MappedSegment {
     }
 }
 
+/// A file whose mapped bytes a [`Slice`](crate::Slice) may point into.
+pub(crate) trait MappedFile: Send + Sync + 'static {
+    /// The mapped bytes.
+    fn bytes(&self) -> &[u8];
+}
+
 /// A segment file, open and mapped.
 #[derive(Debug)]
 pub(crate) struct SegmentFile {
     meta: SegmentMeta,
     path: PathBuf,
     mapped: MappedSegment,
+    /// The smallest and the largest key it holds: a current level's key bounds, in memory.
+    key_first: Box<[u8]>,
+    key_last: Box<[u8]>,
     io: Arc<dyn Io>,
     /// Set when compaction has replaced the segment: the file goes with the last reference.
     retirement: Retirement,
@@ -163,26 +173,7 @@ impl SegmentFile {
         fence_budget: &Arc<FenceBudget>,
     ) -> Result<SegmentFile> {
         let path = dir.join(segment_file_name(meta.file_number));
-        let file = io.open_read(&path).map_err(|error| match error.kind() {
-            std::io::ErrorKind::NotFound => Error::Corruption {
-                file: path.clone(),
-                offset: 0,
-                what: "segment named by the manifest is missing".into(),
-            },
-            _ => Error::Io(error),
-        })?;
-        let mapping = file.map()?;
-        if mapping.bytes().len() as u64 != meta.file_bytes {
-            return Err(Error::Corruption {
-                file: path,
-                offset: mapping.bytes().len() as u64,
-                what: format!(
-                    "segment is {} bytes, the manifest says {}",
-                    mapping.bytes().len(),
-                    meta.file_bytes
-                ),
-            });
-        }
+        let mapping = map_file(io, &path, &meta)?;
         let corrupt = |corruption| Error::corruption(&path, 0, corruption);
         // Random first, so that reading the footer faults in one page, not a read-ahead
         // window; then the metadata the open checks in full, as one read.
@@ -197,10 +188,13 @@ impl SegmentFile {
                 .map(|segment| segment.with_verified_blocks(&bytes.verified))
         })
         .map_err(corrupt)?;
+        let (key_first, key_last) = key_bounds(mapped.borrow_dependent()).map_err(corrupt)?;
         Ok(SegmentFile {
             meta,
             path,
             mapped,
+            key_first,
+            key_last,
             io: Arc::clone(io),
             retirement: Retirement::default(),
             advisor: Arc::clone(advisor),
@@ -276,6 +270,21 @@ impl SegmentFile {
         &self.meta
     }
 
+    /// Its smallest key.
+    pub(crate) fn key_first(&self) -> &[u8] {
+        &self.key_first
+    }
+
+    /// Its largest key.
+    pub(crate) fn key_last(&self) -> &[u8] {
+        &self.key_last
+    }
+
+    /// Whether `key` lies within its key bounds.
+    pub(crate) fn covers(&self, key: &[u8]) -> bool {
+        *self.key_first <= *key && *key <= *self.key_last
+    }
+
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
@@ -322,6 +331,148 @@ impl SegmentFile {
         self.retirement.retire();
         self.advisor.retired(self.mapping());
     }
+}
+
+impl MappedFile for SegmentFile {
+    fn bytes(&self) -> &[u8] {
+        SegmentFile::bytes(self)
+    }
+}
+
+/// A segment's smallest and largest key.
+type KeyBounds = (Box<[u8]>, Box<[u8]>);
+
+/// The smallest and the largest key of `segment` (empty for an empty segment, which no
+/// writer produces).
+fn key_bounds(segment: &Segment<'_>) -> std::result::Result<KeyBounds, zverse_core::Corruption> {
+    let mut keys = segment.iter_key_order();
+    let first = keys.next().transpose()?.map(|entry| Box::from(entry.key));
+    let last = keys.next_back().transpose()?.map(|entry| Box::from(entry.key));
+    let first: Box<[u8]> = first.unwrap_or_default();
+    let last = last.unwrap_or_else(|| first.clone());
+    Ok((first, last))
+}
+
+self_cell::self_cell! {
+    /// A mapping and the history segment view that reads it.
+    struct MappedHistory {
+        owner: SegmentBytes,
+        #[covariant]
+        dependent: HistorySegment,
+    }
+}
+
+impl std::fmt::Debug for MappedHistory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.borrow_dependent().fmt(f)
+    }
+}
+
+/// A history segment file (rank-space Z order, `zverse_core::segment::history`), open and
+/// mapped: the versions compaction demoted. Retired and deleted as a [`SegmentFile`] is.
+#[derive(Debug)]
+pub(crate) struct HistoryFile {
+    meta: SegmentMeta,
+    path: PathBuf,
+    mapped: MappedHistory,
+    io: Arc<dyn Io>,
+    /// Set once a history merge replaced it: the file goes with the last reference.
+    retirement: Retirement,
+    /// Reads that opened this segment (point reads, range and history sources, `changes`).
+    reads: AtomicU64,
+}
+
+impl HistoryFile {
+    /// Opens and maps the history segment `meta` names in `dir`, checking every section.
+    pub(crate) fn open(io: &Arc<dyn Io>, dir: &Path, meta: SegmentMeta) -> Result<HistoryFile> {
+        let path = dir.join(segment_file_name(meta.file_number));
+        let mapping = map_file(io, &path, &meta)?;
+        let corrupt = |corruption| Error::corruption(&path, 0, corruption);
+        let block_count = HistorySegment::open(mapping.bytes()).map_err(corrupt)?.block_count();
+        let verified = (0..block_count).map(|_| AtomicBool::new(false)).collect();
+        let mapped = MappedHistory::try_new(SegmentBytes { mapping, verified }, |bytes| {
+            HistorySegment::open(bytes.mapping.bytes())
+                .map(|segment| segment.with_verified_blocks(&bytes.verified))
+        })
+        .map_err(corrupt)?;
+        Ok(HistoryFile {
+            meta,
+            path,
+            mapped,
+            io: Arc::clone(io),
+            retirement: Retirement::default(),
+            reads: AtomicU64::new(0),
+        })
+    }
+
+    pub(crate) fn meta(&self) -> &SegmentMeta {
+        &self.meta
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Marks the file for deletion when the last reference to it goes.
+    pub(crate) fn retire(&self) {
+        self.retirement.retire();
+    }
+
+    /// Counts a read that opened this segment.
+    pub(crate) fn count_read(&self) {
+        // Relaxed: a statistic.
+        self.reads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reads that opened this segment since it was opened.
+    pub(crate) fn read_count(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    /// The reader over the mapped bytes.
+    pub(crate) fn segment(&self) -> &HistorySegment<'_> {
+        self.mapped.borrow_dependent()
+    }
+}
+
+impl MappedFile for HistoryFile {
+    fn bytes(&self) -> &[u8] {
+        self.mapped.borrow_owner().mapping.bytes()
+    }
+}
+
+impl Drop for HistoryFile {
+    fn drop(&mut self) {
+        if self.retirement.file_goes() {
+            // As for `SegmentFile`: an orphan left by a failed removal goes at the next open.
+            let _ = self.io.remove_file(&self.path);
+        }
+    }
+}
+
+/// Opens and maps `path`, checking its length against the manifest's `meta`.
+fn map_file(io: &Arc<dyn Io>, path: &Path, meta: &SegmentMeta) -> Result<Box<dyn Mapping>> {
+    let file = io.open_read(path).map_err(|error| match error.kind() {
+        std::io::ErrorKind::NotFound => Error::Corruption {
+            file: path.to_path_buf(),
+            offset: 0,
+            what: "segment named by the manifest is missing".into(),
+        },
+        _ => Error::Io(error),
+    })?;
+    let mapping = file.map()?;
+    if mapping.bytes().len() as u64 != meta.file_bytes {
+        return Err(Error::Corruption {
+            file: path.to_path_buf(),
+            offset: mapping.bytes().len() as u64,
+            what: format!(
+                "segment is {} bytes, the manifest says {}",
+                mapping.bytes().len(),
+                meta.file_bytes
+            ),
+        });
+    }
+    Ok(mapping)
 }
 
 impl Drop for SegmentFile {

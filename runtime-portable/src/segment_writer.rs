@@ -21,7 +21,7 @@ use zverse_core::{Entry, Version};
 
 use crate::error::{Error, Result};
 use crate::io::{Io, IoFile};
-use crate::manifest::SegmentMeta;
+use crate::manifest::{SegmentMeta, Tier};
 use crate::segment_file::segment_file_name;
 
 /// Bytes a segment file's writes are gathered into before they go to the file.
@@ -35,7 +35,24 @@ pub(crate) struct NewFiles<'a> {
     paths: Vec<PathBuf>,
 }
 
-impl NewFiles<'_> {
+impl<'a> NewFiles<'a> {
+    /// No files yet.
+    pub(crate) fn new(io: &'a dyn Io) -> NewFiles<'a> {
+        NewFiles { io, paths: Vec::new() }
+    }
+
+    /// Creates the file at `path` (it must not exist), removed on drop unless kept.
+    pub(crate) fn create(&mut self, path: PathBuf) -> Result<FileSink> {
+        let file = self.io.create_new(&path)?;
+        self.paths.push(path);
+        Ok(FileSink { file, buffer: Vec::with_capacity(WRITE_BUFFER_BYTES), offset: 0 })
+    }
+
+    /// Takes `other`'s files into this set.
+    pub(crate) fn adopt(&mut self, mut other: NewFiles<'a>) {
+        self.paths.append(&mut other.paths);
+    }
+
     /// The files stay: the manifest names them, or may.
     pub(crate) fn keep(mut self) {
         self.paths.clear();
@@ -54,7 +71,7 @@ impl Drop for NewFiles<'_> {
 
 /// An append-only segment file: writes gathered into [`WRITE_BUFFER_BYTES`] and written at
 /// increasing offsets.
-struct FileSink {
+pub(crate) struct FileSink {
     file: Box<dyn IoFile>,
     buffer: Vec<u8>,
     /// Bytes already written to the file.
@@ -72,7 +89,7 @@ impl FileSink {
     }
 
     /// Writes what is buffered and syncs the file.
-    fn finish(mut self) -> std::io::Result<()> {
+    pub(crate) fn finish(mut self) -> std::io::Result<()> {
         let tail = std::mem::take(&mut self.buffer);
         self.file.write_all_at_and_sync(&[&tail], self.offset)
     }
@@ -153,7 +170,6 @@ pub(crate) struct WriterLimits {
 
 /// Writes entries in strictly increasing Z order as segments of at most the target size.
 pub(crate) struct SegmentWriter<'a> {
-    io: &'a dyn Io,
     dir: &'a Path,
     allocate_number: Box<dyn Fn() -> u64 + 'a>,
     limits: WriterLimits,
@@ -172,14 +188,13 @@ impl<'a> SegmentWriter<'a> {
     ) -> SegmentWriter<'a> {
         assert!(limits.segment_bytes_target > 0, "the options keep the target positive");
         SegmentWriter {
-            io,
             dir,
             allocate_number,
             limits,
             order: Order::Z,
             current: None,
             finished: Vec::new(),
-            created: NewFiles { io, paths: Vec::new() },
+            created: NewFiles::new(io),
         }
     }
 
@@ -187,10 +202,6 @@ impl<'a> SegmentWriter<'a> {
     /// it. In [`Order::Key`] entries come key ascending, version descending, and a split
     /// waits for the next key: a segment can pass its target by the rest of one key's
     /// versions (one entry for a current segment, which holds a key's newest version only).
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "leveled compaction (issue 12 part 2) writes key order")
-    )]
     pub(crate) fn with_order(mut self, order: Order) -> SegmentWriter<'a> {
         assert!(self.current.is_none() && self.finished.is_empty(), "set before the first add");
         self.order = order;
@@ -233,10 +244,7 @@ impl<'a> SegmentWriter<'a> {
 
     fn create(&mut self) -> Result<Open> {
         let number = (self.allocate_number)();
-        let path = self.dir.join(segment_file_name(number));
-        let file = self.io.create_new(&path)?;
-        self.created.paths.push(path);
-        let sink = FileSink { file, buffer: Vec::with_capacity(WRITE_BUFFER_BYTES), offset: 0 };
+        let sink = self.created.create(self.dir.join(segment_file_name(number)))?;
         let options = SegmentOptions::default()
             .with_block_bytes_target(self.limits.block_bytes as usize)
             .with_order(self.order);
@@ -256,6 +264,7 @@ impl<'a> SegmentWriter<'a> {
             payload_bytes: open.payload_bytes,
             version_min: summary.version_min.unwrap_or(Version::ZERO),
             version_max: summary.version_max.unwrap_or(Version::ZERO),
+            tier: Tier::Level(0),
         };
         self.finished.push((meta, open.keys.unwrap_or_default()));
         Ok(())

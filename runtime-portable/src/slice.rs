@@ -6,7 +6,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use crate::memtable::MemBytes;
-use crate::segment_file::SegmentFile;
+use crate::segment_file::MappedFile;
 
 /// A key or value returned by a read. Derefs to `[u8]`.
 ///
@@ -20,11 +20,12 @@ pub struct Slice(Repr);
 enum Repr {
     Shared(Arc<[u8]>),
     Memtable(MemBytes),
-    /// Bytes of `segment`'s mapping, kept as a pointer so that a read of them (every key
-    /// comparison of a merge) is one load, not a walk through the segment to its mapping.
+    /// Bytes of a segment's mapping (a current or a history segment), kept as a pointer so
+    /// that a read of them (every key comparison of a merge) is one load, not a walk through
+    /// the segment to its mapping.
     Mapped {
         #[expect(dead_code, reason = "held, never read: it keeps the mapping alive")]
-        segment: Arc<SegmentFile>,
+        segment: Arc<dyn Send + Sync>,
         bytes: NonNull<[u8]>,
     },
 }
@@ -47,14 +48,15 @@ impl Slice {
     }
 
     /// A value pointing at `bytes`, which must lie inside `segment`'s mapped bytes.
-    pub(crate) fn mapped(segment: &Arc<SegmentFile>, bytes: &[u8]) -> Slice {
+    pub(crate) fn mapped<F: MappedFile>(segment: &Arc<F>, bytes: &[u8]) -> Slice {
         let base = segment.bytes();
         let start = (bytes.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
         assert!(
             start <= base.len() && bytes.len() <= base.len() - start,
             "a mapped value must point into its segment"
         );
-        Slice(Repr::Mapped { segment: Arc::clone(segment), bytes: NonNull::from(bytes) })
+        let segment: Arc<dyn Send + Sync> = Arc::<F>::clone(segment);
+        Slice(Repr::Mapped { segment, bytes: NonNull::from(bytes) })
     }
 
     /// The bytes, copied into a `Vec`.

@@ -14,13 +14,12 @@ use std::sync::{Arc, Mutex};
 
 use zverse_core::Version;
 
-use crate::compaction::{Horizons, is_full, sort_newest_first};
+use crate::compaction::{Horizons, sort_newest_first};
 use crate::error::{Error, Result};
 use crate::io::Io;
-use crate::manifest::{MANIFEST_NAME, Manifest, ManifestFile as _, SegmentMeta};
+use crate::manifest::{MANIFEST_NAME, Manifest, ManifestFile as _, SegmentMeta, Tier};
 use crate::memtable::Memtable;
-use crate::options::Options;
-use crate::segment_file::SegmentFile;
+use crate::segment_file::{HistoryFile, SegmentFile};
 use crate::sync::lock;
 use crate::tiers::{TierSet, Tiers, TiersRef};
 
@@ -114,12 +113,17 @@ pub(crate) enum Transition<'a> {
     /// The sealed `memtable` is in the segments `outputs` (synced, opened): they replace it,
     /// and the logs older than every memtable left are dropped.
     Flushed { memtable: &'a Arc<Memtable>, outputs: &'a [Arc<SegmentFile>] },
-    /// Compaction merged `inputs` into `outputs`, dropping versions below `horizons`.
+    /// Compaction merged `inputs` into `outputs` (current segments of the level their
+    /// manifest entries name) and `history` (the versions it demoted), dropping versions
+    /// below `horizons`.
     Compacted {
         inputs: &'a [Arc<SegmentFile>],
         outputs: &'a [Arc<SegmentFile>],
+        history: &'a [Arc<HistoryFile>],
         horizons: Horizons,
     },
+    /// The history segments `inputs` were merged, every version kept, into `outputs`.
+    HistoryMerged { inputs: &'a [Arc<HistoryFile>], outputs: &'a [Arc<HistoryFile>] },
 }
 
 /// A file number handed out without its reservation in the manifest: the reservation failed
@@ -136,8 +140,6 @@ pub(crate) struct Unreserved {
 pub(crate) struct State {
     io: Arc<dyn Io>,
     dir: PathBuf,
-    /// What tells a full segment from an open one.
-    options: Options,
     tiers: TierSet,
     manifest: Mutex<Manifest>,
     /// The next file number to hand out.
@@ -151,8 +153,8 @@ pub(crate) struct State {
     horizon_found: AtomicU64,
     /// Why the database refuses writes, once an I/O error made it so.
     read_only: Mutex<Option<Arc<str>>>,
-    /// Segments below the target size in the tiers, counted at every change of the segments,
-    /// so that a write checks it without walking them.
+    /// Level-0 segments in the tiers (what writes stall on), counted at every change of the
+    /// segments, so that a write checks it without walking them.
     segment_count_open: AtomicUsize,
 }
 
@@ -162,16 +164,14 @@ impl State {
     pub(crate) fn new(
         io: Arc<dyn Io>,
         dir: &Path,
-        options: &Options,
         manifest: Manifest,
         tiers: Tiers,
         file_number_next: u64,
     ) -> State {
-        let segment_count_open = count_open(&tiers.segments, options);
+        let segment_count_open = tiers.segments.len();
         State {
             io,
             dir: dir.to_path_buf(),
-            options: options.clone(),
             tiers: TierSet::new(tiers),
             file_number_next: AtomicU64::new(file_number_next),
             file_number_reserved: AtomicU64::new(manifest.file_number_next),
@@ -216,7 +216,7 @@ impl State {
         2 + manifest.logs.len() as u64 + manifest.segments.len() as u64
     }
 
-    /// Segments below the target size now (what background compaction merges).
+    /// Level-0 segments now (what background compaction moves to level 1).
     pub(crate) fn segment_count_open(&self) -> usize {
         self.segment_count_open.load(Ordering::Acquire)
     }
@@ -295,14 +295,25 @@ impl State {
                 let next = flushed(&tiers, memtable, outputs);
                 (Some(self.flush_edit(&next, memtable, outputs)), Some(next))
             }
-            Transition::Compacted { inputs, outputs, horizons } => {
-                let next = compacted(&tiers, inputs, outputs);
+            Transition::Compacted { inputs, outputs, history, horizons } => {
+                let next = compacted(&tiers, inputs, outputs, history);
                 let edit = Edit::Segments {
-                    segments: metas(&next.segments),
+                    segments: metas(&next),
                     log_number_min: None,
                     file_number_next: self.file_number_next(),
                     version_last: Version::ZERO,
                     horizons,
+                };
+                (Some(edit), Some(next))
+            }
+            Transition::HistoryMerged { inputs, outputs } => {
+                let next = history_merged(&tiers, inputs, outputs);
+                let edit = Edit::Segments {
+                    segments: metas(&next),
+                    log_number_min: None,
+                    file_number_next: self.file_number_next(),
+                    version_last: Version::ZERO,
+                    horizons: Horizons::default(),
                 };
                 (Some(edit), Some(next))
             }
@@ -315,8 +326,7 @@ impl State {
             self.horizon.fetch_max(manifest.horizon.get(), Ordering::AcqRel);
         }
         if let Some(next) = next_tiers {
-            let count = count_open(&next.segments, &self.options);
-            self.segment_count_open.store(count, Ordering::Release);
+            self.segment_count_open.store(next.segments.len(), Ordering::Release);
             *tiers = Arc::new(next);
         }
         Ok(())
@@ -326,7 +336,7 @@ impl State {
     fn flush_edit(&self, next: &Tiers, memtable: &Memtable, outputs: &[Arc<SegmentFile>]) -> Edit {
         let version_max = outputs.iter().map(|s| s.meta().version_max).max();
         Edit::Segments {
-            segments: metas(&next.segments),
+            segments: metas(next),
             log_number_min: Some(log_number_oldest(next)),
             file_number_next: self.file_number_next(),
             version_last: version_max.unwrap_or(Version::ZERO).max(memtable.version_last()),
@@ -340,8 +350,7 @@ impl State {
         let mut tiers = self.tiers.lock();
         let mut sealed = tiers.sealed.clone();
         sealed.push(Arc::new(Memtable::new(tiers.active.log_number_first())));
-        let segments = tiers.segments.clone();
-        *tiers = Arc::new(Tiers { active: Arc::clone(&tiers.active), sealed, segments });
+        *tiers = Arc::new(tiers.with_memtables_of(Arc::clone(&tiers.active), sealed));
     }
 }
 
@@ -354,7 +363,7 @@ pub(crate) fn log_number_oldest(tiers: &Tiers) -> u64 {
 fn rotated(tiers: &Tiers, log_number: u64) -> Tiers {
     let mut sealed = tiers.sealed.clone();
     sealed.insert(0, Arc::clone(&tiers.active));
-    Tiers { active: Arc::new(Memtable::new(log_number)), sealed, segments: tiers.segments.clone() }
+    tiers.with_memtables_of(Arc::new(Memtable::new(log_number)), sealed)
 }
 
 /// `tiers` with the sealed `memtable` replaced by `outputs`.
@@ -366,33 +375,87 @@ fn flushed(tiers: &Tiers, memtable: &Arc<Memtable>, outputs: &[Arc<SegmentFile>]
     let mut segments = tiers.segments.clone();
     segments.extend(outputs.iter().cloned());
     sort_newest_first(&mut segments);
-    Tiers { active: Arc::clone(&tiers.active), sealed, segments }
+    let (levels, history) = (tiers.levels.clone(), tiers.history.clone());
+    Tiers::new(Arc::clone(&tiers.active), sealed, segments, levels, history)
 }
 
-/// `tiers` with the segments `inputs` replaced by `outputs` (flushes may have added segments
-/// since compaction took the inputs; only compaction removes any).
-fn compacted(tiers: &Tiers, inputs: &[Arc<SegmentFile>], outputs: &[Arc<SegmentFile>]) -> Tiers {
+/// `tiers` with the segments `inputs` replaced by `outputs`, each in the tier its manifest
+/// entry names, and the history segments `history` added (flushes may have added level-0
+/// segments since compaction took the inputs; only compaction removes any).
+fn compacted(
+    tiers: &Tiers,
+    inputs: &[Arc<SegmentFile>],
+    outputs: &[Arc<SegmentFile>],
+    history: &[Arc<HistoryFile>],
+) -> Tiers {
     let is_input = |s: &Arc<SegmentFile>| inputs.iter().any(|input| Arc::ptr_eq(s, input));
-    let mut segments: Vec<Arc<SegmentFile>> =
-        tiers.segments.iter().filter(|s| !is_input(s)).cloned().collect();
+    let keep = |segments: &[Arc<SegmentFile>]| -> Vec<Arc<SegmentFile>> {
+        segments.iter().filter(|s| !is_input(s)).cloned().collect()
+    };
+    let mut segments = keep(&tiers.segments);
+    let mut levels: Vec<Vec<Arc<SegmentFile>>> = tiers.levels.iter().map(|l| keep(l)).collect();
+    let count_before = tiers.current().count();
+    let count_after = segments.len() + levels.iter().map(Vec::len).sum::<usize>();
     assert_eq!(
-        segments.len() + inputs.len(),
-        tiers.segments.len(),
+        count_after + inputs.len(),
+        count_before,
         "only the compaction thread removes segments, and it is compacting these"
     );
-    segments.extend(outputs.iter().cloned());
+    for output in outputs {
+        match output.meta().tier {
+            Tier::Level(0) | Tier::History => {
+                panic!("compaction writes current segments to levels 1 and down")
+            }
+            Tier::Level(level) => {
+                let index = usize::from(level) - 1;
+                if levels.len() <= index {
+                    levels.resize(index + 1, Vec::new());
+                }
+                levels[index].push(Arc::clone(output));
+            }
+        }
+    }
     sort_newest_first(&mut segments);
-    Tiers { active: Arc::clone(&tiers.active), sealed: tiers.sealed.clone(), segments }
+    for level in &mut levels {
+        level.sort_by(|a, b| a.key_first().cmp(b.key_first()));
+        let disjoint = level.windows(2).all(|pair| pair[0].key_last() < pair[1].key_first());
+        assert!(disjoint, "a current level's segments have disjoint key bounds");
+    }
+    let mut all_history = tiers.history.clone();
+    all_history.extend(history.iter().cloned());
+    sort_history_newest_first(&mut all_history);
+    Tiers::new(Arc::clone(&tiers.active), tiers.sealed.clone(), segments, levels, all_history)
 }
 
-/// The manifest entries of `segments`, in their order.
-fn metas(segments: &[Arc<SegmentFile>]) -> Vec<SegmentMeta> {
-    segments.iter().map(|segment| *segment.meta()).collect()
+/// `tiers` with the history segments `inputs` replaced by `outputs`.
+fn history_merged(
+    tiers: &Tiers,
+    inputs: &[Arc<HistoryFile>],
+    outputs: &[Arc<HistoryFile>],
+) -> Tiers {
+    let is_input = |h: &Arc<HistoryFile>| inputs.iter().any(|input| Arc::ptr_eq(h, input));
+    let mut history: Vec<Arc<HistoryFile>> =
+        tiers.history.iter().filter(|h| !is_input(h)).cloned().collect();
+    assert_eq!(history.len() + inputs.len(), tiers.history.len(), "only compaction merges");
+    history.extend(outputs.iter().cloned());
+    sort_history_newest_first(&mut history);
+    let (segments, levels) = (tiers.segments.clone(), tiers.levels.clone());
+    Tiers::new(Arc::clone(&tiers.active), tiers.sealed.clone(), segments, levels, history)
 }
 
-/// Segments below the target size: what background compaction merges.
-fn count_open(segments: &[Arc<SegmentFile>], options: &Options) -> usize {
-    segments.iter().filter(|s| !is_full(s.meta(), options)).count()
+/// Orders history segments newest first: by their newest version, then file number.
+pub(crate) fn sort_history_newest_first(history: &mut [Arc<HistoryFile>]) {
+    history.sort_by(|a, b| {
+        let key = |s: &Arc<HistoryFile>| (s.meta().version_max, s.meta().file_number);
+        key(b).cmp(&key(a))
+    });
+}
+
+/// The manifest entries of `tiers`' segments: level 0 newest first, each level in key
+/// order, then history newest first.
+pub(crate) fn metas(tiers: &Tiers) -> Vec<SegmentMeta> {
+    let current = tiers.current().map(|segment| *segment.meta());
+    current.chain(tiers.history.iter().map(|segment| *segment.meta())).collect()
 }
 
 #[cfg(all(test, not(loom)))]
@@ -409,6 +472,7 @@ mod tests {
             payload_bytes: 10,
             version_min: Version::new(1),
             version_max: Version::new(2),
+            tier: Tier::Level(0),
         }
     }
 
@@ -424,9 +488,8 @@ mod tests {
     }
 
     fn state_at(dir: &Path) -> State {
-        let tiers = Tiers { active: Arc::new(Memtable::new(9)), sealed: vec![], segments: vec![] };
-        let options = Options::default();
-        State::new(Arc::new(StdIo), dir, &options, manifest(), tiers, 20)
+        let tiers = Tiers::with_memtables(Arc::new(Memtable::new(9)), vec![]);
+        State::new(Arc::new(StdIo), dir, manifest(), tiers, 20)
     }
 
     #[test]

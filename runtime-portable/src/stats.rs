@@ -73,9 +73,21 @@ pub struct Stats {
     pub compaction_failures: u64,
     /// Bytes of the largest segment file.
     pub segment_bytes_max: u64,
-    /// Segments below the target size: what background compaction merges, and what write
-    /// stalls count.
+    /// Level-0 segments (flush outputs): what the compaction trigger and write stalls count.
     pub segment_count_open: usize,
+    /// Current segments per level: `[0]` is level 0 (flush outputs), `[n]` level `n`.
+    pub level_segment_counts: Vec<usize>,
+    /// History segments: the versions compaction demoted.
+    pub history_segment_count: usize,
+    /// Bytes of the history segment files (included in `segment_bytes`).
+    pub history_bytes: u64,
+    /// Bytes of history segments compaction wrote since open (included in
+    /// `bytes_written_disk`).
+    pub bytes_demoted: u64,
+    /// Reads that opened a history segment (a point read's lookup, a range's or a key
+    /// history's source, a `changes` box) since the segment was opened. Reads at or above
+    /// every current segment's newest version open none.
+    pub history_reads: u64,
     /// Writes that waited for a flush or a compaction (memtables all full, or
     /// `write_stop_segments` reached) since open.
     pub write_stalls: u64,
@@ -93,12 +105,18 @@ pub(crate) fn collect(inner: &Inner) -> Stats {
     let tiers = inner.tiers();
     let counters = &inner.counters;
     let memtable_versions: u64 = tiers.memtables().map(|m| m.entry_count() as u64).sum();
-    let segment_versions: u64 = tiers.segments.iter().map(|s| s.meta().entry_count).sum();
-    let segment_keys: u64 = tiers.segments.iter().map(|s| s.segment().key_count()).sum();
+    let metas: Vec<_> =
+        tiers.current().map(|s| *s.meta()).chain(tiers.history.iter().map(|h| *h.meta())).collect();
+    let segment_versions: u64 = metas.iter().map(|m| m.entry_count).sum();
+    let segment_keys: u64 = tiers.current().map(|s| s.segment().key_count()).sum::<u64>()
+        + tiers.history.iter().map(|h| h.segment().key_count()).sum::<u64>();
     let bytes_written_user = counters.bytes_user.load(Ordering::Relaxed);
     let payload_bytes = tiers.memtables().map(|m| m.payload_bytes()).sum::<u64>()
-        + tiers.segments.iter().map(|s| s.meta().payload_bytes).sum::<u64>();
-    let segment_bytes = tiers.segments.iter().map(|s| s.meta().file_bytes).sum();
+        + metas.iter().map(|m| m.payload_bytes).sum::<u64>();
+    let segment_bytes = metas.iter().map(|m| m.file_bytes).sum();
+    let history_bytes = tiers.history.iter().map(|h| h.meta().file_bytes).sum();
+    let level_segment_counts =
+        std::iter::once(tiers.segments.len()).chain(tiers.levels.iter().map(Vec::len)).collect();
     let log_bytes = inner.log_bytes();
     let log_count = inner.state.logs().len();
     let bytes_written_disk = counters.bytes_written_log.load(Ordering::Relaxed)
@@ -110,7 +128,7 @@ pub(crate) fn collect(inner: &Inner) -> Stats {
         memtable_count: tiers.memtables().count(),
         memtable_versions,
         memtable_bytes: tiers.memtables().map(|m| m.size_bytes()).sum(),
-        segment_count: tiers.segments.len(),
+        segment_count: metas.len(),
         fence_keys_bytes: inner.fence_budget.bytes_used(),
         segment_versions,
         segment_bytes,
@@ -130,12 +148,13 @@ pub(crate) fn collect(inner: &Inner) -> Stats {
         flushes: counters.flushes.load(Ordering::Relaxed),
         compactions: counters.compactions.load(Ordering::Relaxed),
         compaction_failures: counters.compaction_failures.load(Ordering::Relaxed),
-        segment_bytes_max: tiers.segments.iter().map(|s| s.meta().file_bytes).max().unwrap_or(0),
-        segment_count_open: tiers
-            .segments
-            .iter()
-            .filter(|s| !crate::compaction::is_full(s.meta(), &inner.options))
-            .count(),
+        segment_bytes_max: metas.iter().map(|m| m.file_bytes).max().unwrap_or(0),
+        segment_count_open: tiers.segments.len(),
+        level_segment_counts,
+        history_segment_count: tiers.history.len(),
+        history_bytes,
+        bytes_demoted: counters.bytes_demoted.load(Ordering::Relaxed),
+        history_reads: tiers.history.iter().map(|h| h.read_count()).sum(),
         write_stalls: counters.write_stalls.load(Ordering::Relaxed),
         write_stall_micros: counters.write_stall_micros.load(Ordering::Relaxed),
         write_slowdowns: counters.write_slowdowns.load(Ordering::Relaxed),
@@ -158,7 +177,7 @@ pub struct SegmentResidency {
 pub(crate) fn segment_residency(inner: &Inner) -> Option<SegmentResidency> {
     let tiers = inner.tiers();
     let mut residency = SegmentResidency { pages_resident: 0, pages_total: 0 };
-    for segment in &tiers.segments {
+    for segment in tiers.current() {
         let (resident, total) = segment.residency()?;
         residency.pages_resident += resident;
         residency.pages_total += total;

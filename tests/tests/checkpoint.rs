@@ -307,8 +307,13 @@ fn checkpoint_links_segments_and_copies_them_across_file_systems() {
         }
         let dest = dir.path().join(name);
         db.checkpoint(&dest).unwrap();
+        // Two flushed segments, and a third when the flush of the memtable the checkpoint's
+        // rotation sealed lands before the capture (a race the test does not control).
         let counts = segment_link_counts(&dest);
-        assert_eq!(counts, vec![links; 2], "{name}");
+        assert!(
+            counts.len() >= 2 && counts.iter().all(|&count| count == links),
+            "{name}: {counts:?}"
+        );
         assert_reads_equal(&Db::open(&dest, Options::default()).unwrap(), &model, name);
         model.clear();
     }

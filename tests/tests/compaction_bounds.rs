@@ -118,19 +118,13 @@ fn failed_compactions_leave_no_partial_outputs() {
     const COUNT: u32 = 2_000;
     let io = SimIo::new();
     let db = open(&io);
-    for index in 0..COUNT {
-        db.put(&key(index), &value(index)).unwrap();
-    }
-    db.flush().unwrap();
+    fill_twice(&db, COUNT);
     let segment_count = db.stats().segment_count;
     assert!(segment_count >= 20, "{segment_count} segments");
     let compaction_calls = {
         let probe = SimIo::new();
         let probe_db = open(&probe);
-        for index in 0..COUNT {
-            probe_db.put(&key(index), &value(index)).unwrap();
-        }
-        probe_db.flush().unwrap();
+        fill_twice(&probe_db, COUNT);
         let before = probe.call_count();
         probe_db.compact().unwrap();
         probe.call_count() - before
@@ -161,7 +155,21 @@ fn failed_compactions_leave_no_partial_outputs() {
     assert!(failures >= 10, "{failures} failed compactions of {compaction_calls} calls");
     db.compact().unwrap();
     assert_eq!(segment_files(&io).len(), db.stats().segment_count);
+    assert!(db.stats().history_segment_count >= 1, "history outputs too: {:?}", db.stats());
     assert_all_present(&db, COUNT, "after the disk has room again");
+}
+
+/// Writes `count` keys, then every third again (the same value, a newer version: compaction
+/// demotes the older one into a history segment), flushing after each pass.
+fn fill_twice(db: &Db, count: u32) {
+    for index in 0..count {
+        db.put(&key(index), &value(index)).unwrap();
+    }
+    db.flush().unwrap();
+    for index in (0..count).step_by(3) {
+        db.put(&key(index), &value(index)).unwrap();
+    }
+    db.flush().unwrap();
 }
 
 /// The metadata a segment being written holds (a reference and the key per entry) is bounded

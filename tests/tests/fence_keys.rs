@@ -55,13 +55,15 @@ fn fence_keys_stay_within_the_budget_and_reads_agree() {
     assert!(stats.fence_keys_bytes > 0 && stats.fence_keys_bytes <= budget, "{stats:?}");
     db.compact().unwrap();
     check_reads(&db);
+    // Compaction writes key-order segments, whose in-memory fences are per block (the
+    // sampled key index is for Z-order segments): within the budget, maybe none at all.
     let stats = db.stats();
-    assert!(stats.fence_keys_bytes > 0 && stats.fence_keys_bytes <= budget, "{stats:?}");
+    assert!(stats.fence_keys_bytes <= budget, "{stats:?}");
     db.close().unwrap();
     let db = backend::open(dir.path(), options(budget)).unwrap();
     check_reads(&db);
     let reopened = db.stats();
-    assert!(reopened.fence_keys_bytes > 0 && reopened.fence_keys_bytes <= budget, "{reopened:?}");
+    assert!(reopened.fence_keys_bytes <= budget, "{reopened:?}");
 }
 
 #[test]

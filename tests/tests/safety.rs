@@ -579,7 +579,7 @@ fn a_version_1_manifest_is_refused_by_name() {
     bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
     fs::write(&path, bytes).unwrap();
     match backend::open(dir.path(), options()) {
-        Err(Error::FormatUnsupported { file, version: 1, version_supported: 2 }) => {
+        Err(Error::FormatUnsupported { file, version: 1, version_supported: 3 }) => {
             assert_eq!(file, path);
         }
         other => panic!("expected FormatUnsupported, got {other:?}"),

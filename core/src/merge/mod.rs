@@ -1,9 +1,9 @@
 //! K-way merge of sorted sources, and the retention (GC) decision.
 //!
 //! - [`Merge`]: a loser tree over up to [`FAN_IN_MAX`] sorted, fallible sources, in any
-//!   [`Order`]: [`KeyOrder`] (key ascending, version descending: what `range_at` and
-//!   compaction's first pass read) or [`ZOrder`] (what `changes` and compaction's second pass
-//!   read), over any [`Keyed`] item. [`MergeN`] keeps its sources in a fixed array and never
+//!   [`Order`]: [`KeyOrder`] (key ascending, version descending: what `range_at`, `history`
+//!   and compaction read) or [`ZOrder`] (Morton prefix, then key: for Z-ordered sources), over
+//!   any [`Keyed`] item. [`MergeN`] keeps its sources in a fixed array and never
 //!   allocates; `MergeVec` (feature `alloc`) keeps them in a `Vec`. Both are the same code
 //!   over [`Slots`].
 //! - [`KeyGc`]: which versions of one key survive a compaction under a [`GcPolicy`]

@@ -1,7 +1,7 @@
 //! History segments: a key's superseded versions, ordered along a Z-curve in *rank space*.
 //!
-//! Not yet written by the engine: compaction will demote superseded versions into these
-//! (issue 12, part 2); this module is the format, its builder and its reader, proven alone.
+//! The engine's compaction demotes superseded versions into these (ARCHITECTURE.md, "Current
+//! and history"); this module is the format, its builder and its reader.
 //!
 //! A history segment sorts its entries by the Morton code of (key ordinal, version ordinal):
 //! each key's rank among the segment's distinct keys and each version's rank among its
@@ -39,7 +39,7 @@ mod reader;
 pub use builder::{HistoryBuilder, HistoryOptions, HistorySummary};
 pub use changes::{HistoryChanges, HistoryChangesStats};
 pub use format::{FOOTER_LEN, FORMAT_VERSION, MAGIC, ORDINAL_COUNT_MAX};
-pub use reader::{HistoryIter, HistoryKeyOrder, HistorySegment};
+pub use reader::{HistoryIter, HistoryKeyOrder, HistoryRangeAt, HistorySegment};
 
 #[cfg(all(test, feature = "alloc", not(loom)))]
 mod tests;

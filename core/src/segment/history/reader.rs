@@ -338,6 +338,19 @@ impl<'a> HistorySegment<'a> {
         HistoryKeyOrder { segment: *self, key_ordinal: 0, next: 0 }
     }
 
+    /// Each key in `keys` with its newest version at or below `version` (tombstones
+    /// included), in key order; walked from the back (`next_back`) in descending key order.
+    /// Keys with no version at or below `version` are skipped.
+    #[must_use]
+    pub fn range_at<'k>(
+        &self,
+        keys: impl RangeBounds<&'k [u8]>,
+        version: Version,
+    ) -> HistoryRangeAt<'a> {
+        let (front, back) = self.key_ordinals(&keys);
+        HistoryRangeAt { segment: *self, version, front, back: back.max(front) }
+    }
+
     /// Every entry with its key in `keys` and its version in `versions`, in the segment's Z
     /// order, reading only the blocks that may hold some.
     #[must_use]
@@ -544,6 +557,62 @@ impl<'a> Iterator for HistoryIter<'a> {
             self.next = self.end;
         }
         Some(entry)
+    }
+}
+
+/// Each key of a range with its newest version at or below a version
+/// ([`HistorySegment::range_at`]).
+#[derive(Clone, Debug)]
+pub struct HistoryRangeAt<'a> {
+    segment: HistorySegment<'a>,
+    version: Version,
+    /// The next key ordinal from the front.
+    front: u32,
+    /// One past the next key ordinal from the back.
+    back: u32,
+}
+
+impl<'a> HistoryRangeAt<'a> {
+    /// The entry of key `ordinal` at the version, if it has one there.
+    fn at(&mut self, ordinal: u32) -> Option<Result<Entry<'a>, Corruption>> {
+        let (run, run_end) = self.segment.run(ordinal);
+        let row = self.segment.first_at_or_below(run, run_end, self.version);
+        if row == run_end {
+            return None;
+        }
+        let entry = self.segment.entry_of_row(ordinal, row);
+        if entry.is_err() {
+            self.front = self.back;
+        }
+        Some(entry)
+    }
+}
+
+impl<'a> Iterator for HistoryRangeAt<'a> {
+    type Item = Result<Entry<'a>, Corruption>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.front < self.back {
+            let ordinal = self.front;
+            self.front += 1;
+            if let Some(entry) = self.at(ordinal) {
+                return Some(entry);
+            }
+        }
+        None
+    }
+}
+
+impl DoubleEndedIterator for HistoryRangeAt<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        while self.front < self.back {
+            self.back -= 1;
+            let ordinal = self.back;
+            if let Some(entry) = self.at(ordinal) {
+                return Some(entry);
+            }
+        }
+        None
     }
 }
 

@@ -114,6 +114,47 @@ fn check_against_model(
             assert_eq!(at, expected, "history_at {key:?} {version}");
         }
     }
+    check_range_at(model, &segment, probe_keys, probe_versions);
+}
+
+/// `range_at` both ways against the model: each key of the range at its newest version at or
+/// below the probe version.
+fn check_range_at(
+    model: &Model,
+    segment: &HistorySegment<'_>,
+    probe_keys: &[Vec<u8>],
+    probe_versions: &[u64],
+) {
+    // A few bounds and versions: every combination of all of them takes minutes.
+    let bounds = key_bounds(&probe_keys[..probe_keys.len().min(3)]);
+    let probe_versions = &probe_versions[..probe_versions.len().min(4)];
+    for start in &bounds {
+        for end in bounds.iter().map(|b| match b {
+            Bound::Included(k) => Bound::Excluded(k.clone()),
+            Bound::Excluded(k) => Bound::Included(k.clone()),
+            Bound::Unbounded => Bound::Unbounded,
+        }) {
+            let keys = (start.clone(), end);
+            let range = (bound_ref(&keys.0), bound_ref(&keys.1));
+            for &version in probe_versions {
+                let mut expected: Vec<Owned> = Vec::new();
+                for ((key, Reverse(v)), value) in model {
+                    let fresh = expected.last().is_none_or(|last| last.0 != *key);
+                    if *v <= version
+                        && fresh
+                        && core::ops::RangeBounds::contains(&range, key.as_slice())
+                    {
+                        expected.push((key.clone(), *v, value.clone()));
+                    }
+                }
+                let forward = collect(segment.range_at(range, Version::new(version))).unwrap();
+                assert_eq!(forward, expected, "range_at {keys:?} {version}");
+                let mut backward = collect(segment.range_at(range, Version::new(version)).rev());
+                backward.as_mut().unwrap().reverse();
+                assert_eq!(backward.unwrap(), expected, "range_at reversed {keys:?} {version}");
+            }
+        }
+    }
 }
 
 fn key_bounds(probe_keys: &[Vec<u8>]) -> Vec<Bound<Vec<u8>>> {

@@ -1,0 +1,180 @@
+//! Current levels and history segments: a snapshot reads what compaction demoted, latest reads
+//! never open a history segment, background compaction moves segments down the levels and
+//! merges small history segments, and every version stays readable throughout.
+
+use std::ops::Bound;
+
+use zverse::{Db, Durability, Options, Retention, Version};
+use zverse_tests::backend;
+
+const TARGET_BYTES: u64 = 4 << 10;
+
+fn options() -> Options {
+    Options::default()
+        .durability(Durability::None)
+        .retention(Retention::All)
+        .memtable_bytes_max(8 << 10)
+        .segment_block_bytes(512)
+        .segment_bytes_target(TARGET_BYTES)
+        .level_base_bytes(4 << 10)
+        .level_size_ratio(2)
+        .compaction_trigger_segments(2)
+}
+
+fn key(index: u32) -> Vec<u8> {
+    format!("key:{index:05}").into_bytes()
+}
+
+/// Writes `rounds` rounds over `count` keys (round `r` writes `r{r}` to every key), flushing
+/// after each round; returns the version each round ended at.
+fn write_rounds(db: &Db, count: u32, rounds: u32) -> Vec<Version> {
+    let mut ends = Vec::new();
+    for round in 0..rounds {
+        let mut last = Version::ZERO;
+        for index in 0..count {
+            last = db.put(&key(index), format!("r{round}:{index}").as_bytes()).unwrap();
+        }
+        db.flush().unwrap();
+        ends.push(last);
+    }
+    ends
+}
+
+#[test]
+fn a_snapshot_reads_the_version_compaction_demoted() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend::open(dir.path(), options()).unwrap();
+    db.put(b"k", b"old").unwrap();
+    let old = db.put(b"other", b"x").unwrap();
+    let snapshot = db.snapshot();
+    db.put(b"k", b"new").unwrap();
+    db.compact().unwrap();
+    let stats = db.stats();
+    assert!(stats.history_segment_count >= 1, "the old version was demoted: {stats:?}");
+    assert_eq!(stats.segment_count_open, 0, "{stats:?}");
+    let before = db.stats().history_reads;
+    assert_eq!(db.get(b"k").unwrap().unwrap(), b"new");
+    assert_eq!(db.stats().history_reads, before, "a latest read opens no history segment");
+    assert_eq!(snapshot.get(b"k").unwrap().unwrap(), b"old");
+    assert_eq!(db.get_at(b"k", old).unwrap().unwrap(), b"old");
+    assert!(db.stats().history_reads > before, "an older read does");
+    let range: Vec<_> = snapshot.range(..).unwrap().map(|r| r.unwrap().1.to_vec()).collect();
+    assert_eq!(range, [b"old".to_vec(), b"x".to_vec()]);
+    let versions: Vec<_> = db.history(b"k").unwrap().map(|r| r.unwrap().1.unwrap()).collect();
+    assert_eq!(versions, [&b"new"[..], b"old"]);
+    let changes = db.changes(.., ..=old).unwrap().count();
+    assert_eq!(changes, 2, "k's old version from history, other's from level 1");
+}
+
+#[test]
+fn latest_reads_open_no_history_segment_and_older_reads_find_every_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend::open(dir.path(), options()).unwrap();
+    let ends = write_rounds(&db, 300, 6);
+    db.compact().unwrap();
+    let stats = db.stats();
+    assert!(stats.level_segment_counts.len() >= 3, "more than one level: {stats:?}");
+    assert!(stats.history_segment_count >= 2, "{stats:?}");
+    let before = stats.history_reads;
+    for index in [0, 7, 150, 299] {
+        let value = db.get(&key(index)).unwrap().unwrap();
+        assert_eq!(value.to_vec(), format!("r5:{index}").into_bytes());
+    }
+    assert_eq!(db.range(..).unwrap().count(), 300);
+    let middle = db.range(key(100)..key(200)).unwrap().rev().count();
+    assert_eq!(middle, 100);
+    assert_eq!(db.get_at(&key(3), Version::MAX).unwrap().unwrap(), b"r5:3");
+    assert_eq!(db.stats().history_reads, before, "latest reads opened a history segment");
+    for (round, &end) in ends.iter().enumerate() {
+        let value = db.get_at(&key(42), end).unwrap().unwrap();
+        assert_eq!(value.to_vec(), format!("r{round}:42").into_bytes());
+        let values: Vec<_> =
+            db.range_at(key(10)..key(13), end).unwrap().map(|r| r.unwrap().1.to_vec()).collect();
+        let expected: Vec<_> = (10..13).map(|i| format!("r{round}:{i}").into_bytes()).collect();
+        assert_eq!(values, expected, "round {round}");
+    }
+    assert_eq!(db.history(&key(42)).unwrap().count(), 6);
+    let window = (Bound::Excluded(ends[1]), Bound::Included(ends[2]));
+    assert_eq!(db.changes(.., window).unwrap().count(), 300, "round 2's writes");
+    assert!(db.stats().history_reads > before);
+}
+
+#[test]
+fn background_compaction_moves_segments_down_the_levels() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend::open(dir.path(), options()).unwrap();
+    write_rounds(&db, 400, 8);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while db.stats().segment_count_open >= 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // Small history segments are merged once `compaction_trigger_segments` of them exist:
+    // at most one below half the target stays.
+    let history_bounded = |stats: &zverse::Stats| {
+        stats.history_segment_count as u64 <= stats.history_bytes / (TARGET_BYTES / 2) + 1
+    };
+    while !history_bounded(&db.stats()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let stats = db.stats();
+    assert!(history_bounded(&stats), "{stats:?}");
+    assert!(stats.segment_count_open < 2, "{stats:?}");
+    assert!(stats.level_segment_counts.len() >= 3, "level 2 reached: {stats:?}");
+    assert!(stats.bytes_demoted > 0, "{stats:?}");
+    assert_eq!(db.range(..).unwrap().count(), 400);
+    assert_eq!(db.history(&key(399)).unwrap().count(), 8);
+    db.check().unwrap();
+    drop(db);
+    let db = backend::open(dir.path(), options()).unwrap();
+    let reopened = db.stats();
+    assert!(reopened.level_segment_counts.len() >= 3, "levels reopened: {reopened:?}");
+    assert_eq!(db.history(&key(0)).unwrap().count(), 8);
+}
+
+#[test]
+fn small_history_segments_are_merged_and_every_version_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend::open(dir.path(), options()).unwrap();
+    write_rounds(&db, 400, 1);
+    // Many steps that each demote a few versions: a small history segment each.
+    for round in 1..=30u32 {
+        for index in (round % 7..400).step_by(80) {
+            db.put(&key(index), format!("r{round}:{index}").as_bytes()).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let small_count = |stats: &zverse::Stats| {
+        stats.history_segment_count as u64 > stats.history_bytes / (TARGET_BYTES / 2) + 1
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while (db.stats().segment_count_open >= 2 || small_count(&db.stats()))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let stats = db.stats();
+    assert!(stats.bytes_demoted > 0 && !small_count(&stats), "{stats:?}");
+    let versions: usize = (0..400).map(|i| db.history(&key(i)).unwrap().count()).sum();
+    assert_eq!(versions, 400 + 30 * 5, "every version, in current levels or history");
+    db.check().unwrap();
+}
+
+#[test]
+fn changes_opens_each_history_segment_only_when_it_reaches_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend::open(dir.path(), options()).unwrap();
+    let ends = write_rounds(&db, 300, 6);
+    db.compact().unwrap();
+    let history_segments = db.stats().history_segment_count;
+    assert!(history_segments >= 2, "{:?}", db.stats());
+    // Every round is in the window, so every history segment overlaps it.
+    let window = (Bound::Unbounded, Bound::Included(ends[5]));
+    let before = db.stats().history_reads;
+    let first = db.changes(.., window).unwrap().next().unwrap().unwrap();
+    assert!(first.version <= ends[5]);
+    assert_eq!(db.stats().history_reads, before, "the first hit came from a current segment");
+    let all: Vec<_> = db.changes(.., window).unwrap().map(Result::unwrap).collect();
+    assert_eq!(all.len(), 300 * 6, "every version once");
+    let opened = db.stats().history_reads - before;
+    assert_eq!(opened, history_segments as u64, "each history segment opened once");
+}
