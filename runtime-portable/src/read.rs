@@ -8,7 +8,7 @@ use std::cmp::Ordering;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
-use zverse_core::merge::{FAN_IN_MAX, Keyed, MergeVec, Order};
+use zverse_core::merge::{FAN_IN_MAX, Keyed, MergeVec, Order, same_key};
 use zverse_core::segment::history::{HistoryChanges, HistoryIter, HistoryRangeAt};
 use zverse_core::segment::{KeyVersions, RangeAt};
 use zverse_core::zkey::ZBox;
@@ -1009,7 +1009,7 @@ impl Range {
         reached: impl Fn(&[u8], &[u8]) -> bool,
     ) -> Step {
         // The first item of a key is its newest version across tiers; the rest are older.
-        if key_last.get() == Some(&change.key[..]) {
+        if key_last.get().is_some_and(|last| same_key(last, &change.key)) {
             return Step::Skip;
         }
         if key_other.is_some_and(|other| reached(&change.key, other)) {

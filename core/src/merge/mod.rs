@@ -19,7 +19,7 @@ mod order;
 mod tree;
 
 pub use gc::{Decision, GcPolicy, GcPolicyError, KeyGc, Step, VersionOrderError};
-pub use order::{KeyOrder, Keyed, Order, ZOrder};
+pub use order::{KeyOrder, Keyed, Order, ZOrder, same_key};
 #[cfg(feature = "alloc")]
 pub use tree::MergeVec;
 pub use tree::{FAN_IN_MAX, FanInError, Merge, MergeN, Slot, Slots};

@@ -60,6 +60,20 @@ impl<T: Keyed + ?Sized> Keyed for &T {
     }
 }
 
+/// Whether `a` and `b` are the same key: keys of 8 bytes or more whose first 8 bytes differ are
+/// told apart by one load each, without a call to `memcmp` (a scan asks this once per item:
+/// "the same key as the one before?", and random keys almost always differ early).
+#[must_use]
+#[inline]
+pub fn same_key(a: &[u8], b: &[u8]) -> bool {
+    if let (Some(a_head), Some(b_head)) = (a.first_chunk::<8>(), b.first_chunk::<8>())
+        && a_head != b_head
+    {
+        return false;
+    }
+    a == b
+}
+
 /// Key order: key ascending, then version descending (newest first), the order of a segment's
 /// key index and of `range_at` and `history`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -9,6 +9,7 @@ use core::ops::{Bound, RangeBounds};
 use super::footer::Order;
 use super::key_blocks::BlockSpan;
 use super::reader::{EntryReader, Segment};
+use crate::merge::same_key;
 use crate::{Corruption, Entry, Version};
 
 /// Entries in key order (key ascending, version descending): a run of the key index of a
@@ -298,7 +299,7 @@ impl<'a> Iterator for RangeAt<'a> {
             let key = entry.key;
             // Older than the version just yielded, or newer than the view: neither shows, nor
             // do the rest of the run like it (skipped in O(log n) decodes).
-            let skipped = if self.key_front == Some(key) {
+            let skipped = if self.key_front.is_some_and(|front| same_key(front, key)) {
                 self.entries.inner.skip_run(|next, _| next == key)
             } else if entry.version > self.version {
                 let view = self.version;
@@ -324,7 +325,7 @@ impl DoubleEndedIterator for RangeAt<'_> {
                 Ok(entry) => entry,
                 Err(error) => return Some(Err(error)),
             };
-            if self.key_front == Some(found.key) {
+            if self.key_front.is_some_and(|front| same_key(front, found.key)) {
                 self.entries.inner.stop(); // The front yielded this key: the ends met.
                 return None;
             }

@@ -1,2 +1,3 @@
 mod gc;
+mod order;
 mod tree;
