@@ -65,10 +65,7 @@ fn retention_all_keeps_every_version_through_compaction() {
 #[test]
 fn retention_by_count_keeps_the_newest_versions_and_snapshots_pin_older_ones() {
     let dir = tempfile::tempdir().unwrap();
-    // One compaction step for everything: versions a step demotes are not passed through GC
-    // again by later steps (history compaction is not written yet).
-    let options = options(Retention::Versions(2)).compaction_fan_in(64);
-    let db = backend::open(dir.path(), options).unwrap();
+    let db = backend::open(dir.path(), options(Retention::Versions(2))).unwrap();
     let mut rounds = write_rounds(&db)[..2].to_vec();
     rounds.truncate(2);
     // A snapshot taken now pins round 4's values (the newest when it was taken).
