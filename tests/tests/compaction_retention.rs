@@ -166,3 +166,126 @@ fn scans_merge_more_tiers_than_the_merge_fan_in() {
     assert_eq!(db.changes(.., first.unwrap()..).unwrap().count(), 70);
     assert_eq!(db.history(b"k03").unwrap().count(), 10);
 }
+
+/// Every version written, per key, oldest first (`None`: a delete).
+type Model = std::collections::BTreeMap<Vec<u8>, Vec<(Version, Option<Vec<u8>>)>>;
+
+/// `rounds` rounds over `keys` keys (every 7th round deletes key 3), a `Db::compact` after
+/// each: each compaction demotes the versions the round before wrote into history.
+fn write_compacted_rounds(db: &Db, model: &mut Model, rounds: std::ops::Range<u32>, keys: u32) {
+    for round in rounds {
+        for key in 0..keys {
+            let name = format!("k{key:03}").into_bytes();
+            let value = format!("r{round}-{key}").into_bytes();
+            let (version, value) = if key == 3 && round % 7 == 6 {
+                (db.delete(&name).unwrap(), None)
+            } else {
+                (db.put(&name, &value).unwrap(), Some(value))
+            };
+            model.entry(name).or_default().push((version, value));
+        }
+        db.compact().unwrap();
+    }
+}
+
+/// Every read at or above the horizon, at each version written and at the horizon, answers
+/// what the model says.
+fn assert_exact_above_horizon(db: &Db, model: &Model) {
+    let horizon = db.horizon();
+    for (key, versions) in model {
+        let reads = versions.iter().map(|(version, _)| *version).chain([horizon]);
+        for at in reads.filter(|version| *version >= horizon) {
+            let expected = versions.iter().rev().find(|(version, _)| *version <= at);
+            let expected = expected.and_then(|(_, value)| value.clone());
+            let found = db.get_at(key, at).unwrap().map(|v| v.to_vec());
+            assert_eq!(found, expected, "{} at {at} (horizon {horizon})", String::from_utf8_lossy(key));
+        }
+    }
+}
+
+fn history_versions(db: &Db, keys: u32) -> usize {
+    (0..keys).map(|key| db.history(format!("k{key:03}").as_bytes()).unwrap().count()).sum()
+}
+
+/// Versions demoted to history by earlier compactions go through GC again: under
+/// `Versions(2)` each key keeps its newest two, and the history shrinks.
+#[test]
+fn retention_by_count_reaches_versions_demoted_by_earlier_compactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend::open(dir.path(), options(Retention::Versions(2))).unwrap();
+    let mut model = Model::new();
+    write_compacted_rounds(&db, &mut model, 0..8, 100);
+    let stats = db.stats();
+    assert!(stats.history_segment_count >= 1, "{stats:?}");
+    // Key 3's round-6 tombstone is its floor with nothing older kept: it goes too.
+    assert_eq!(history_versions(&db, 100), 199, "every key's newest two");
+    assert!(stats.versions <= 200 + 2, "no other version stored: {stats:?}");
+    let before = stats.history_bytes;
+    write_compacted_rounds(&db, &mut model, 8..10, 100);
+    assert!(db.stats().history_bytes <= before + before / 4, "{:?}", db.stats());
+    assert_exact_above_horizon(&db, &model);
+}
+
+/// Under `Retention::Duration`, versions demoted by earlier compactions go once every read at
+/// or above the horizon can do without them, and history files go whole once everything in
+/// them is past it: by `Db::compact`, and by background compaction.
+#[test]
+fn retention_by_duration_reaches_demoted_versions_and_drops_whole_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let age = std::time::Duration::from_millis(400);
+    let retention = Retention::Duration(age);
+    let db = backend::open(dir.path(), options(retention).compaction_trigger_segments(2)).unwrap();
+    let mut model = Model::new();
+    write_compacted_rounds(&db, &mut model, 0..5, 100);
+    let before = db.stats();
+    assert!(before.history_segment_count >= 1, "{before:?}");
+    std::thread::sleep(age * 3 / 2);
+    write_compacted_rounds(&db, &mut model, 5..6, 100);
+    // Rounds 0 to 3 are gone; round 4 stays, the newest at or below the horizon.
+    assert_eq!(history_versions(&db, 100), 200, "{:?}", db.stats());
+    assert!(db.stats().history_bytes < before.history_bytes, "{:?} {before:?}", db.stats());
+    assert_exact_above_horizon(&db, &model);
+    std::thread::sleep(age * 3 / 2);
+    db.compact().unwrap();
+    assert_eq!(db.stats().history_segment_count, 0, "whole files dropped: {:?}", db.stats());
+    assert_eq!(history_versions(&db, 100), 100);
+    assert_exact_above_horizon(&db, &model);
+    // The same through background compaction: demote round 6, then let it pass the horizon
+    // and write (flushes wake compaction).
+    write_compacted_rounds(&db, &mut model, 6..8, 100);
+    assert!(db.stats().history_segment_count >= 1, "{:?}", db.stats());
+    std::thread::sleep(age * 3 / 2);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    for round in 0u32.. {
+        db.put(b"other", &round.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+        if db.stats().history_segment_count == 0 || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(db.stats().history_segment_count, 0, "background: {:?}", db.stats());
+    assert_exact_above_horizon(&db, &model);
+}
+
+/// A snapshot pins the versions it reads through history GC; the rest goes.
+#[test]
+fn a_snapshot_pins_its_versions_through_history_gc() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend::open(dir.path(), options(Retention::Versions(1))).unwrap();
+    let mut model = Model::new();
+    write_compacted_rounds(&db, &mut model, 0..3, 20);
+    let snapshot = db.snapshot();
+    write_compacted_rounds(&db, &mut model, 3..8, 20);
+    for key in 0..20u32 {
+        let name = format!("k{key:03}");
+        let pinned = snapshot.get(name.as_bytes()).unwrap().map(|v| v.to_vec());
+        assert_eq!(pinned, Some(format!("r2-{key}").into_bytes()), "{name}");
+        let versions = db.history(name.as_bytes()).unwrap().count();
+        assert_eq!(versions, 2, "{name}: the newest and the pinned one");
+    }
+    drop(snapshot);
+    db.compact().unwrap();
+    assert_eq!(history_versions(&db, 20), 20, "the pin let go: {:?}", db.stats());
+    assert_exact_above_horizon(&db, &model);
+}
