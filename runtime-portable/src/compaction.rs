@@ -268,16 +268,23 @@ impl Inner {
     }
 
     /// Passes every history segment there is now through GC (`Db::compact`), at most the
-    /// fan-in at a time, neighbours in time. `Retention::All` drops nothing: it does nothing.
+    /// fan-in at a time, neighbours in time; again while that leaves fewer segments than it
+    /// found and they did not fit one merge (a merge keeps what versions outside it would let
+    /// go). `Retention::All` drops nothing: it does nothing.
     fn gc_all_history(&self) -> Result<()> {
         if matches!(self.options.retention, Retention::All) {
             return Ok(());
         }
-        let history = self.tiers().history.clone();
-        for window in history.chunks(self.options.compaction_fan_in as usize) {
-            self.merge_history(&self.tiers(), window)?;
+        let fan_in = self.options.compaction_fan_in as usize;
+        loop {
+            let history = self.tiers().history.clone();
+            for window in history.chunks(fan_in) {
+                self.merge_history(&self.tiers(), window)?;
+            }
+            if history.len() <= fan_in || self.tiers().history.len() >= history.len() {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     /// Stamps new history segments with when GC should look at them again.
