@@ -24,6 +24,11 @@
 //! is the newest the current levels hold, and every history version of the key must stay
 //! below a current one (`Tiers::needs_history`).
 //!
+//! **History GC.** History merges (due under retention, small ones, and every history
+//! segment at `Db::compact`) decide each key's versions with `KeyGc` after feeding it the
+//! key's newest current version, the newer kept version every history version has (ARCHITECTURE.md,
+//! "History GC").
+//!
 //! Memory of a step: one block per input (mapped), the current output's block and metadata
 //! (a key-order segment, streamed to its file, split at the target between keys), and one
 //! history segment being built (bounded by the target).
