@@ -413,10 +413,18 @@ fn one_op(engine: &dyn TxEngine, chooser: &Chooser, op: Op, rng: &mut fastrand::
 
 const ENGINES: [&str; 5] = ["ZVerse", "RocksDB", "fjall", "SurrealKV", "redb"];
 
+const USAGE: &str = "peers_txn [--quick] [--reps N] [--engines zverse,rocksdb,...] \
+    [--workloads WORD,...] (rows whose name, e.g. `counter | 1 | uniform`, contains a word) \
+    [--threads 1,2,4,8] [--write-readme]; ZVERSE_TXN_OPS=N sets the operations per cell";
+
 /// What the command line asked for.
 struct Args {
     scale: Scale,
     engines: Vec<&'static str>,
+    /// Indexes into [`WORKLOADS`] to run (`--workloads`: names containing one of the words).
+    workloads: Vec<usize>,
+    /// Thread counts to run (`--threads`).
+    thread_counts: Vec<u64>,
     write_readme: bool,
 }
 
@@ -425,6 +433,8 @@ fn parse_args() -> Res<Args> {
     let mut engines = ENGINES.to_vec();
     let mut write_readme = false;
     let mut reps = None;
+    let mut workloads: Vec<usize> = (0..WORKLOADS.len()).collect();
+    let mut thread_counts = THREAD_COUNTS.to_vec();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -434,6 +444,22 @@ fn parse_args() -> Res<Args> {
                 let list = args.next().ok_or("--engines needs a list")?.to_lowercase();
                 let wanted: Vec<&str> = list.split(',').collect();
                 engines.retain(|name| wanted.contains(&name.to_lowercase().as_str()));
+            }
+            "--workloads" => {
+                let list = args.next().ok_or("--workloads needs a list")?;
+                let words: Vec<&str> = list.split(',').collect();
+                workloads.retain(|&index| {
+                    let name = WORKLOADS[index].name();
+                    words.iter().any(|word| name.contains(word))
+                });
+            }
+            "--threads" => {
+                let list = args.next().ok_or("--threads needs a list")?;
+                thread_counts = list.split(',').map(str::parse).collect::<Result<_, _>>()?;
+            }
+            "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
             }
             "--write-readme" => write_readme = true,
             "--bench" => {}
@@ -446,7 +472,7 @@ fn parse_args() -> Res<Args> {
     if let Some(reps) = reps {
         scale.repetitions = reps;
     }
-    Ok(Args { scale, engines, write_readme })
+    Ok(Args { scale, engines, workloads, thread_counts, write_readme })
 }
 
 /// Every run of every cell: (workload index, engine, threads) -> one run per repetition.
@@ -462,7 +488,8 @@ fn main() -> Res<()> {
     let started = Instant::now();
     let mut runs = Runs::new();
     for repetition in 0..args.scale.repetitions {
-        for (index, workload) in WORKLOADS.iter().enumerate() {
+        for &index in &args.workloads {
+            let workload = &WORKLOADS[index];
             let chooser = Chooser::new(*workload)?;
             // Each repetition starts one engine later, so none always runs first.
             for offset in 0..args.engines.len() {
@@ -474,7 +501,7 @@ fn main() -> Res<()> {
                     workload.name(),
                     started.elapsed().as_secs_f64()
                 );
-                for threads in THREAD_COUNTS {
+                for &threads in &args.thread_counts {
                     let dir = tempfile::tempdir()?;
                     let engine = open(name, dir.path(), workload.key_count)?;
                     let run = cell(engine.as_ref(), &chooser, workload.op, threads, &args.scale)?;
@@ -483,7 +510,9 @@ fn main() -> Res<()> {
             }
         }
     }
+    let partial = args.workloads.len() < WORKLOADS.len() || args.thread_counts != THREAD_COUNTS;
     let report = Report {
+        partial,
         scale: args.scale,
         engines: &args.engines,
         runs: &runs,
@@ -501,6 +530,8 @@ fn load_average() -> String {
 }
 
 struct Report<'a> {
+    /// `--workloads` or `--threads` left cells out: print the table, write no file.
+    partial: bool,
     scale: Scale,
     engines: &'a [&'static str],
     runs: &'a Runs,
@@ -535,6 +566,9 @@ impl Report<'_> {
         );
         for (index, workload) in WORKLOADS.iter().enumerate() {
             for &name in self.engines {
+                if !self.runs.keys().any(|&(i, n, _)| i == index && n == name) {
+                    continue; // a row `--workloads` left out
+                }
                 let cells: Vec<String> = THREAD_COUNTS
                     .iter()
                     .map(|&threads| {
@@ -586,6 +620,10 @@ impl Report<'_> {
     fn write(&self, write_readme: bool) -> Res<()> {
         let md = self.markdown();
         println!("{md}");
+        if self.partial {
+            eprintln!("peers_txn: a partial run (--workloads or --threads): no file written");
+            return Ok(());
+        }
         let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
         let stem = if self.scale.name == "full" {
             "transactions-peers"

@@ -21,6 +21,7 @@ use crate::segment_file::FenceBudget;
 use crate::state::State;
 use crate::sync::lock;
 use crate::tiers::Tiers;
+use crate::transaction::RecentWrites;
 use crate::write::WritePath;
 
 /// The shared state behind a [`Db`], also held by snapshots and iterators.
@@ -37,6 +38,8 @@ pub(crate) struct Inner {
     pub(crate) write: WritePath,
     /// The tiers, the manifest, file numbers, horizons and the read-only latch.
     pub(crate) state: State,
+    /// The newest version written per bucket of keys: the conflict check's shortcut.
+    pub(crate) recent_writes: RecentWrites,
     /// Versions pinned by live snapshots, with their counts.
     pub pins: Mutex<BTreeMap<Version, usize>>,
     pub(crate) closed: AtomicBool,
@@ -101,6 +104,7 @@ impl Inner {
             stage,
             write: WritePath::new(recovered.version_max, log, recovered.log_bytes),
             state: db_state,
+            recent_writes: RecentWrites::default(),
             pins: Mutex::new(BTreeMap::new()),
             closed: AtomicBool::new(false),
             checkpoints_running: AtomicUsize::new(0),

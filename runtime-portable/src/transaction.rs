@@ -25,6 +25,7 @@ use std::fmt;
 use std::iter::Peekable;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use zverse_core::record::{self, BatchBuilder};
@@ -194,6 +195,51 @@ fn range_conflict(range: &OwnedRange, key: &[u8], version: Option<Version>) -> C
     }
 }
 
+/// Buckets of [`RecentWrites`]: 32 KiB, whatever the database holds.
+const RECENT_WRITE_BUCKET_COUNT: usize = 4096;
+
+/// The newest version written to each bucket of keys (by a hash) since the database opened:
+/// the commit leader records every applied write, and [`Inner::validate`] skips the read of a
+/// checked key whose bucket holds nothing above the transaction's start (no write of the key
+/// can be newer). A bucket above the start (the key, or another key of its bucket, was
+/// written) falls back to the read. Only the leader writes or reads it, so `Relaxed`.
+///
+/// Writes before the open are all at or below the watermark at open, which every
+/// transaction's start is at or above: an empty bucket (0) is exact.
+#[derive(Debug)]
+pub(crate) struct RecentWrites {
+    buckets: Box<[AtomicU64]>,
+}
+
+impl Default for RecentWrites {
+    fn default() -> RecentWrites {
+        RecentWrites {
+            buckets: (0..RECENT_WRITE_BUCKET_COUNT).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+impl RecentWrites {
+    fn bucket(&self, key: &[u8]) -> &AtomicU64 {
+        // The hash's low bits choose the bucket; the count is a power of two.
+        let hash = zverse_core::checksum::checksum_with_seed(key, RECENT_WRITES_SEED);
+        &self.buckets[(hash as usize) & (RECENT_WRITE_BUCKET_COUNT - 1)]
+    }
+
+    /// Records a write of `key` at `version` (the leader applies versions in ascending order).
+    pub(crate) fn record(&self, key: &[u8], version: Version) {
+        self.bucket(key).store(version.get(), Ordering::Relaxed);
+    }
+
+    /// Whether `key` may have been written after `start`.
+    fn maybe_after(&self, key: &[u8], start: Version) -> bool {
+        self.bucket(key).load(Ordering::Relaxed) > start.get()
+    }
+}
+
+/// The seed of [`RecentWrites`]' hash (any constant: the buckets are not persisted).
+const RECENT_WRITES_SEED: u64 = 0x7265_6365_6e74;
+
 impl Inner {
     /// Runs `check` in the commit leader, before the version of the record it guards is
     /// assigned. `frame` holds the records of the same group accepted so far, at `starts`.
@@ -215,6 +261,9 @@ impl Inner {
         // The leader applied every earlier group: the watermark covers all of them.
         let view = ReadView { version: self.visible_version(), tiers: self.state.tiers_ref() };
         for key in &check.keys {
+            if !self.recent_writes.maybe_after(key, check.start) {
+                continue;
+            }
             if let Some(newest) = view.get_entry(key)?
                 && newest.version > check.start
             {
@@ -881,5 +930,70 @@ impl PartialOrd for KeyOrdered {
 impl Ord for KeyOrdered {
     fn cmp(&self, other: &KeyOrdered) -> std::cmp::Ordering {
         (*self.0.key).cmp(&*other.0.key).then(other.0.version.cmp(&self.0.version))
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+    use crate::options::{Durability, Options};
+
+    fn open(dir: &std::path::Path) -> Db {
+        Db::open(dir, Options::default().durability(Durability::None)).unwrap()
+    }
+
+    /// Two distinct keys in one bucket of [`RecentWrites`].
+    fn keys_sharing_a_bucket(db: &Db) -> (Vec<u8>, Vec<u8>) {
+        let recent = &db.inner.recent_writes;
+        let first = b"key/0".to_vec();
+        let other = (1..100_000_u32)
+            .map(|i| format!("key/{i}").into_bytes())
+            .find(|key| std::ptr::eq(recent.bucket(&first), recent.bucket(key)))
+            .expect("4,096 buckets: a collision within 100,000 keys");
+        (first, other)
+    }
+
+    /// A write of another key of the same bucket sends the check to the exact read, which
+    /// finds no conflict; a write of the key itself still conflicts.
+    #[test]
+    fn the_recent_writes_shortcut_falls_back_to_an_exact_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path());
+        let (key, neighbour) = keys_sharing_a_bucket(&db);
+        let mut tx = db.transaction();
+        tx.set(&key, b"tx").unwrap();
+        db.put(&neighbour, b"other").unwrap();
+        assert!(db.inner.recent_writes.maybe_after(&key, tx.start_version()));
+        tx.commit().unwrap();
+
+        let mut tx = db.transaction();
+        tx.set(&key, b"tx").unwrap();
+        db.put(&key, b"plain").unwrap();
+        let outcome = tx.commit();
+        assert!(matches!(outcome, Err(Error::Conflict(Conflict::Key { .. }))), "{outcome:?}");
+    }
+
+    /// After a reopen the buckets are empty, and writes from before the open are below every
+    /// transaction's start: no conflict, and a write after the start still conflicts.
+    #[test]
+    fn the_recent_writes_shortcut_is_exact_across_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = open(dir.path());
+            db.put(b"k", b"1").unwrap();
+            db.close().unwrap();
+        }
+        let db = open(dir.path());
+        let mut tx = db.transaction_with(Isolation::Serializable);
+        assert_eq!(tx.get(b"k", None).unwrap().as_deref(), Some(&b"1"[..]));
+        tx.set(b"k", b"2").unwrap();
+        tx.commit().unwrap();
+
+        let mut tx = db.transaction_with(Isolation::Serializable);
+        let _ = tx.get(b"k", None).unwrap();
+        tx.set(b"other", b"x").unwrap();
+        db.put(b"k", b"3").unwrap();
+        assert!(matches!(tx.commit(), Err(Error::Conflict(Conflict::Key { .. }))));
     }
 }

@@ -83,8 +83,8 @@ struct LoggedGroup {
     starts: Vec<usize>,
     /// The version of each accepted record.
     versions: Vec<Version>,
-    /// For each record of the group, whether it was accepted (a refused one was completed
-    /// with its error already).
+    /// For each record of the group, whether it was accepted (a refused one has its error
+    /// already: completed, or for a failed check refused, published after the group).
     accepted: Vec<bool>,
 }
 
@@ -284,7 +284,7 @@ impl Inner {
             if let Some(check) = &pending.check
                 && let Err(error) = self.validate(check, frame, &logged.starts)
             {
-                pending.complete(Err(error));
+                pending.refuse(error);
                 logged.accepted.push(false);
                 continue;
             }
@@ -354,6 +354,10 @@ impl Inner {
             for (record_ops, version) in records() {
                 record_ops.for_each(|op| active.insert(op.key, version, op.value));
             }
+        }
+        // The conflict check's shortcut (`transaction::RecentWrites`) sees every applied write.
+        for (record_ops, version) in records() {
+            record_ops.for_each(|op| self.recent_writes.record(op.key, version));
         }
         let version_last = logged.versions.last().copied().unwrap_or(Version::ZERO);
         active.cover(version_last);

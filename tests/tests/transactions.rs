@@ -401,6 +401,52 @@ fn transactions_from_eight_threads_lose_no_increment() {
     }
 }
 
+/// A conflict is reported only once the write it lost to is visible: a retry started right
+/// after `Error::Conflict` reads that write (else it is bound to conflict again). Eight
+/// threads on one counter with `Durability::Sync`, so that commit groups hold several
+/// transactions on the key and most conflicts are with a write of the same group, which the
+/// leader used to report before it applied the group.
+#[test]
+fn a_conflict_is_reported_after_the_write_it_lost_to_is_visible() {
+    const THREADS: u64 = 8;
+    const INCREMENTS: u64 = 50;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = backend::open(dir.path(), Options::default()).expect("open");
+    let same_group = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..THREADS {
+            scope.spawn(|| {
+                for _ in 0..INCREMENTS {
+                    loop {
+                        let mut tx = db.transaction_with(Isolation::Serializable);
+                        let old = tx.get(b"counter", None).unwrap();
+                        tx.set(b"counter", &increment(old.as_deref())).unwrap();
+                        match tx.commit() {
+                            Ok(_) => break,
+                            Err(Error::Conflict(Conflict::Key { version, .. })) => {
+                                let (newest, _) = db.get_versioned(b"counter").unwrap().unwrap();
+                                assert!(
+                                    newest > tx.start_version(),
+                                    "the conflicting write (version {version:?}) is not \
+                                     visible: newest {newest}, start {}",
+                                    tx.start_version()
+                                );
+                                if version.is_none() {
+                                    same_group.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                }
+                            }
+                            Err(other) => panic!("{other}"),
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let same_group = same_group.into_inner();
+    eprintln!("{same_group} conflicts with a write of the same group");
+    assert!(same_group > 0, "no conflict within a group: the test checked nothing");
+}
+
 fn increment(old: Option<&[u8]>) -> Vec<u8> {
     let old = old.map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
     (old + 1).to_le_bytes().to_vec()
