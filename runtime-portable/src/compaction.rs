@@ -536,6 +536,15 @@ impl From<Error> for RouteError {
     }
 }
 
+/// A version whose fate `KeyGc` decides later.
+enum Deferred<'a> {
+    /// An input version: whether it was the key's first, and the version fed before it (its
+    /// key's next newer), if any.
+    Input { entry: Entry<'a>, first: bool, newer: Option<Version> },
+    /// The key's newest current version (a history merge): not an input.
+    Current,
+}
+
 /// Feeds each key's versions to `KeyGc` and sends the survivors to the outputs: the key's
 /// first survivor to the current output, the others to history.
 struct Router<'p, 'a> {
@@ -547,13 +556,8 @@ struct Router<'p, 'a> {
     current_written: bool,
     /// Whether no version of the key was fed yet.
     first: bool,
-    /// A version whose fate waits for the next one, and whether it was the key's first.
-    deferred: Option<(Entry<'a>, bool)>,
-    /// Whether the deferred version is the key's newest current version (a history merge):
-    /// not an input, so its fate is not this merge's to decide.
-    deferred_current: bool,
-    /// The version fed before the deferred one (its key's next newer), if any.
-    deferred_newer: Option<Version>,
+    /// A version whose fate waits for the next one.
+    deferred: Option<Deferred<'a>>,
     key_horizon: KeyHorizon,
     horizons: Horizons,
     /// When history GC may next drop a version this router sent to history: the newest
@@ -578,8 +582,6 @@ impl<'p, 'a> Router<'p, 'a> {
             current_written: false,
             first: true,
             deferred: None,
-            deferred_current: false,
-            deferred_newer: None,
             key_horizon: KeyHorizon::default(),
             horizons: Horizons::default(),
             history_due: Version::ZERO,
@@ -628,7 +630,9 @@ impl<'p, 'a> Router<'p, 'a> {
         let step = gc.decide(current.version, current.tombstone).map_err(|error| {
             RouteError::Order(format!("a current version out of order in history GC: {error}"))
         })?;
-        self.deferred_current = step.decision.is_none();
+        if step.decision.is_none() {
+            self.deferred = Some(Deferred::Current);
+        }
         self.first = false;
         self.key_horizon.newer = Some(current.version);
         Ok(())
@@ -636,12 +640,12 @@ impl<'p, 'a> Router<'p, 'a> {
 
     /// Settles the deferred version with `decision`.
     fn settle(&mut self, decision: Decision, outputs: &mut Outputs<'_>) -> Result<()> {
-        if std::mem::replace(&mut self.deferred_current, false) {
+        let Some(Deferred::Input { entry, first, newer }) = self.deferred.take() else {
+            // The key's current version, or nothing: not this merge's to write.
             return Ok(());
-        }
-        let (deferred, deferred_first) = self.deferred.take().expect("a deferral to settle");
-        let newer = std::mem::replace(&mut self.key_horizon.newer, self.deferred_newer);
-        let routed = self.route(deferred, deferred_first, decision, true, outputs);
+        };
+        let newer = std::mem::replace(&mut self.key_horizon.newer, newer);
+        let routed = self.route(entry, first, decision, true, outputs);
         self.key_horizon.newer = newer;
         routed
     }
@@ -659,12 +663,11 @@ impl<'p, 'a> Router<'p, 'a> {
         if let Some(decision) = step.settled {
             self.settle(decision, outputs)?;
         }
-        match step.decision {
-            Some(decision) => self.route(entry, first, decision, false, outputs)?,
-            None => {
-                self.deferred = Some((entry, first));
-                self.deferred_newer = self.key_horizon.newer;
-            }
+        if let Some(decision) = step.decision {
+            self.route(entry, first, decision, false, outputs)?;
+        } else {
+            let newer = self.key_horizon.newer;
+            self.deferred = Some(Deferred::Input { entry, first, newer });
         }
         self.key_horizon.newer = Some(entry.version);
         Ok(())

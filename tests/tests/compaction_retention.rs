@@ -198,7 +198,12 @@ fn assert_exact_above_horizon(db: &Db, model: &Model) {
             let expected = versions.iter().rev().find(|(version, _)| *version <= at);
             let expected = expected.and_then(|(_, value)| value.clone());
             let found = db.get_at(key, at).unwrap().map(|v| v.to_vec());
-            assert_eq!(found, expected, "{} at {at} (horizon {horizon})", String::from_utf8_lossy(key));
+            assert_eq!(
+                found,
+                expected,
+                "{} at {at} (horizon {horizon})",
+                String::from_utf8_lossy(key)
+            );
         }
     }
 }
@@ -328,8 +333,9 @@ fn sim_segment_files(io: &zverse_tests::sim_io::SimIo) -> usize {
 }
 
 /// History written under `Retention::All`, then reopened under `Versions(2)`: `Db::compact`'s
-/// history GC (which writes each key's second newest again) fails with ENOSPC at one I/O call after another. Each failure leaves exactly the
-/// live segments on disk and every read at or above the horizon exact; then it succeeds.
+/// history GC (which writes each key's second newest again) fails with ENOSPC at one I/O
+/// call after another. Each failure leaves exactly the live segments on disk and every read
+/// at or above the horizon exact; then it succeeds.
 #[test]
 fn enospc_during_history_gc_leaves_no_stray_files_and_loses_nothing() {
     use zverse_tests::sim_io::{CrashVariant, Fault, SimIo};
