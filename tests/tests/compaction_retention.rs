@@ -237,7 +237,8 @@ fn retention_by_count_reaches_versions_demoted_by_earlier_compactions() {
 #[test]
 fn retention_by_duration_reaches_demoted_versions_and_drops_whole_files() {
     let dir = tempfile::tempdir().unwrap();
-    let age = std::time::Duration::from_millis(400);
+    // Long enough that a round's writes and compaction finish well within it.
+    let age = std::time::Duration::from_secs(1);
     let retention = Retention::Duration(age);
     let db = backend::open(dir.path(), options(retention).compaction_trigger_segments(2)).unwrap();
     let mut model = Model::new();
@@ -332,6 +333,48 @@ fn sim_segment_files(io: &zverse_tests::sim_io::SimIo) -> usize {
     io.file_paths().into_iter().filter(|p| p.extension().is_some_and(|e| e == "seg")).count()
 }
 
+/// History for a GC to shrink, written under `Retention::All`; returns the model.
+fn history_to_gc(io: &zverse_tests::sim_io::SimIo) -> Model {
+    let db = open_sim(io, Retention::All);
+    let mut model = Model::new();
+    write_compacted_rounds(&db, &mut model, 0..6, 100);
+    assert!(db.stats().history_segment_count >= 4, "{:?}", db.stats());
+    model
+}
+
+/// The power fails at each I/O call of `Db::compact`'s history GC in turn; whatever of the
+/// unsynced writes survive, the reopened database has exactly its live segments on disk and
+/// every read at or above the horizon exact.
+#[test]
+fn a_crash_at_every_call_of_a_history_gc_loses_nothing() {
+    use zverse_tests::sim_io::{CrashVariant, SimIo};
+    let gc_calls = {
+        let probe = SimIo::new();
+        history_to_gc(&probe);
+        let db = open_sim(&probe, Retention::Versions(2));
+        let before = probe.call_count();
+        db.compact().unwrap();
+        assert_eq!(history_versions(&db, 100), 200, "{:?}", db.stats());
+        probe.call_count() - before
+    };
+    for k in 0..gc_calls {
+        let io = SimIo::new();
+        let model = history_to_gc(&io);
+        let db = open_sim(&io, Retention::Versions(2));
+        io.crash_at(io.call_count() + k);
+        let _ = db.compact();
+        drop(db);
+        assert!(io.has_crashed(), "call {k}");
+        for variant in [CrashVariant::LoseUnsynced, CrashVariant::KeepUnsynced] {
+            let after = io.after_crash(variant);
+            let db = open_sim(&after, Retention::Versions(2));
+            let live = db.stats().segment_count;
+            assert_eq!(sim_segment_files(&after), live, "call {k} {variant:?}: no stray file");
+            assert_exact_above_horizon(&db, &model);
+        }
+    }
+}
+
 /// History written under `Retention::All`, then reopened under `Versions(2)`: `Db::compact`'s
 /// history GC (which writes each key's second newest again) fails with ENOSPC at one I/O
 /// call after another. Each failure leaves exactly the live segments on disk and every read
@@ -339,16 +382,9 @@ fn sim_segment_files(io: &zverse_tests::sim_io::SimIo) -> usize {
 #[test]
 fn enospc_during_history_gc_leaves_no_stray_files_and_loses_nothing() {
     use zverse_tests::sim_io::{CrashVariant, Fault, SimIo};
-    let setup = |io: &SimIo| {
-        let db = open_sim(io, Retention::All);
-        let mut model = Model::new();
-        write_compacted_rounds(&db, &mut model, 0..6, 100);
-        assert!(db.stats().history_segment_count >= 4, "{:?}", db.stats());
-        model
-    };
     let gc_calls = {
         let probe = SimIo::new();
-        setup(&probe);
+        history_to_gc(&probe);
         let db = open_sim(&probe, Retention::Versions(2));
         let before = probe.call_count();
         db.compact().unwrap();
@@ -356,7 +392,7 @@ fn enospc_during_history_gc_leaves_no_stray_files_and_loses_nothing() {
         probe.call_count() - before
     };
     let mut io = SimIo::new();
-    let model = setup(&io);
+    let model = history_to_gc(&io);
     let mut db = open_sim(&io, Retention::Versions(2));
     let (mut failures, mut read_only) = (0, 0);
     for k in 0..gc_calls {
