@@ -26,8 +26,8 @@
 //!
 //! **History GC.** History merges (due under retention, small ones, and every history
 //! segment at `Db::compact`) decide each key's versions with `KeyGc` after feeding it the
-//! key's newest current version, the newer kept version every history version has (ARCHITECTURE.md,
-//! "History GC").
+//! key's newest current version, the newer kept version every history version has
+//! (ARCHITECTURE.md, "History GC").
 //!
 //! Memory of a step: one block per input (mapped), the current output's block and metadata
 //! (a key-order segment, streamed to its file, split at the target between keys), and one
@@ -305,7 +305,8 @@ impl Inner {
     /// every version). Each key's newest current version goes to `KeyGc` first: it is newer
     /// than every history version of the key and kept, so every drop rests on a newer kept
     /// version, as in a leveled step; versions in history segments outside the merge can only
-    /// make it keep more. Never the bottom: deeper levels may hold older versions.
+    /// make it keep more. A key is at the bottom only when its newest current version is its
+    /// only current one and no other history segment holds a version at or below the inputs'.
     fn merge_history(&self, tiers: &Tiers, inputs: &[Arc<HistoryFile>]) -> Result<()> {
         let started = Instant::now();
         let pins: Vec<Version> = lock(&self.pins).keys().copied().collect();
