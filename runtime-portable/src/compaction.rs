@@ -726,11 +726,12 @@ impl<'p, 'a> Router<'p, 'a> {
 
     /// Raises the horizons past a dropped version.
     fn count_drop(&mut self, entry: &Entry<'a>, was_deferred: bool) {
-        // A dropped put answered reads up to the next newer version of its key; a dropped
-        // tombstone answered `None`, still answered (`KeyGc` rule 5), but `changes` no longer
-        // lists it.
-        let exact_from = match (entry.value, self.key_horizon.newer, was_deferred) {
-            (Some(_), Some(newer), false) => {
+        // A version dropped as it was fed answered reads up to the next newer version of its
+        // key: a tombstone too, since an older put may survive it (a pin keeps it, or it lies
+        // outside the inputs). A tombstone dropped late (`KeyGc` rule 5) answered `None`, still
+        // answered by the older tombstone or by nothing; `changes` no longer lists it.
+        let exact_from = match (self.key_horizon.newer, was_deferred) {
+            (Some(newer), false) => {
                 self.key_horizon.pending = self.key_horizon.pending.max(newer);
                 newer
             }
