@@ -620,6 +620,11 @@ impl<'p, 'a> Router<'p, 'a> {
             return Ok(());
         };
         self.current_written = true;
+        if self.policy.horizon() == Version::ZERO {
+            // `Retention::All`: every version stays, no lookup needed.
+            self.gc = Some(KeyGc::new(self.policy));
+            return Ok(());
+        }
         let current = newest_current(tiers, entry.key)?.filter(|c| c.version > entry.version);
         let Some(current) = current else {
             self.gc = Some(KeyGc::new(self.policy));
