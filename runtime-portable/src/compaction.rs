@@ -24,6 +24,11 @@
 //! is the newest the current levels hold, and every history version of the key must stay
 //! below a current one (`Tiers::needs_history`).
 //!
+//! **History GC.** History merges (due under retention, small ones, and every history
+//! segment at `Db::compact`) decide each key's versions with `KeyGc` after feeding it the
+//! key's newest current version, the newer kept version every history version has
+//! (ARCHITECTURE.md, "History GC").
+//!
 //! Memory of a step: one block per input (mapped), the current output's block and metadata
 //! (a key-order segment, streamed to its file, split at the target between keys), and one
 //! history segment being built (bounded by the target).
@@ -44,11 +49,11 @@ use crate::inner::Inner;
 use crate::locality::{Advised, ScanPurpose};
 use crate::manifest::{SegmentMeta, Tier};
 use crate::options::{Options, Retention};
-use crate::segment_file::{HistoryFile, SegmentFile, segment_file_name};
+use crate::segment_file::{GcStamp, HistoryFile, SegmentFile, segment_file_name};
 use crate::segment_writer::{NewFiles, SegmentWriter};
 use crate::state::Transition;
 use crate::sync::lock;
-use crate::tiers::{Tiers, level_overlapping};
+use crate::tiers::{Tiers, level_overlapping, level_segment};
 
 /// The box of every entry: what a compaction reads of each input.
 static EVERYTHING: std::sync::LazyLock<Option<ZBox>> =
@@ -145,6 +150,46 @@ fn pick_history_window(tiers: &Tiers, options: &Options) -> Option<Vec<Arc<Histo
     Some(small[small.len() - take..].iter().map(|h| Arc::clone(h)).collect())
 }
 
+/// History segments GC may now shrink, at most `compaction_fan_in`, oldest first: under
+/// `Retention::Duration`, those whose stamp's `due` the horizon has reached (every version
+/// they hold may go, but for pins); under `Retention::Versions`, those stamped before users
+/// wrote as many bytes as the history holds (so history GC rewrites at most one byte per byte
+/// written). A segment without a stamp (opened at recovery) gets one now: the newest current
+/// version is at or above every history version's next newer.
+fn pick_history_gc(
+    tiers: &Tiers,
+    options: &Options,
+    horizon: Version,
+    user_bytes: u64,
+) -> Option<Vec<Arc<HistoryFile>>> {
+    let history_bytes: u64 = tiers.history.iter().map(|h| h.meta().file_bytes).sum();
+    let due = |h: &&Arc<HistoryFile>| {
+        let init = || GcStamp { due: tiers.version_max_current(), user_bytes };
+        let stamp = h.gc_stamp(init);
+        match options.retention {
+            Retention::All => false,
+            Retention::Duration(_) => stamp.due <= horizon,
+            Retention::Versions(_) => user_bytes.saturating_sub(stamp.user_bytes) >= history_bytes,
+        }
+    };
+    let inputs: Vec<Arc<HistoryFile>> = tiers
+        .history
+        .iter()
+        .rev()
+        .filter(due)
+        .take(options.compaction_fan_in as usize)
+        .cloned()
+        .collect();
+    (!inputs.is_empty()).then_some(inputs)
+}
+
+/// Whether no history segment outside `inputs` holds a version at or below their newest.
+fn history_is_bottom(tiers: &Tiers, inputs: &[Arc<HistoryFile>]) -> bool {
+    let input_max = inputs.iter().map(|h| h.meta().version_max).max().unwrap_or(Version::ZERO);
+    let is_input = |h: &&Arc<HistoryFile>| inputs.iter().any(|input| Arc::ptr_eq(h, input));
+    tiers.history.iter().filter(|h| !is_input(h)).all(|h| h.meta().version_min > input_max)
+}
+
 /// Whether GC may treat `inputs` as the bottom: no other segment, history included, holds a
 /// version at or below their newest.
 fn is_bottom(tiers: &Tiers, inputs: &[Arc<SegmentFile>]) -> bool {
@@ -153,6 +198,43 @@ fn is_bottom(tiers: &Tiers, inputs: &[Arc<SegmentFile>]) -> bool {
     let current = tiers.current().filter(|s| !is_input(s)).map(|s| s.meta().version_min);
     let history = tiers.history.iter().map(|h| h.meta().version_min);
     current.chain(history).all(|version_min| version_min > input_max)
+}
+
+/// The newest version of `key` in a current segment.
+#[derive(Clone, Copy)]
+struct NewestCurrent {
+    version: Version,
+    tombstone: bool,
+    /// No other current segment holds a version of the key, nor its own an older one.
+    sole: bool,
+}
+
+/// The newest version of `key` in `tiers`' current segments (level 0 and the levels): a point
+/// read per segment that may hold the key.
+fn newest_current(tiers: &Tiers, key: &[u8]) -> Result<Option<NewestCurrent>> {
+    let corrupt = |segment: &SegmentFile| {
+        let file = segment.path().to_path_buf();
+        move |corruption| Error::corruption(file, 0, corruption)
+    };
+    let mut newest: Option<(NewestCurrent, &Arc<SegmentFile>)> = None;
+    let mut hits = 0u32;
+    let per_level = tiers.levels.iter().filter_map(|level| level_segment(level, key));
+    for segment in tiers.segments.iter().chain(per_level) {
+        let Some(entry) = segment.get_at(key, Version::MAX).map_err(corrupt(segment))? else {
+            continue;
+        };
+        hits = hits.saturating_add(1);
+        if newest.is_none_or(|(found, _)| entry.version > found.version) {
+            let (version, tombstone) = (entry.version, entry.value.is_none());
+            newest = Some((NewestCurrent { version, tombstone, sole: false }, segment));
+        }
+    }
+    let Some((mut found, segment)) = newest else { return Ok(None) };
+    let below = Version::new(found.version.get().saturating_sub(1));
+    let older_in_it = found.version > Version::ZERO
+        && segment.get_at(key, below).map_err(corrupt(segment))?.is_some();
+    found.sole = hits == 1 && !older_in_it;
+    Ok(Some(found))
 }
 
 /// The horizon bookkeeping for the key being decided.
@@ -180,27 +262,76 @@ impl Inner {
             self.run_step(&tiers, &step)?;
             return Ok(true);
         }
-        let Some(inputs) = pick_history_window(&tiers, &self.options) else { return Ok(false) };
-        self.merge_history(&inputs)?;
+        let horizon = self.gc_policy().horizon();
+        let user_bytes = self.counters.bytes_user.load(Ordering::Relaxed);
+        let due = pick_history_gc(&tiers, &self.options, horizon, user_bytes);
+        let Some(inputs) = due.or_else(|| pick_history_window(&tiers, &self.options)) else {
+            return Ok(false);
+        };
+        self.merge_history(&tiers, &inputs)?;
         Ok(true)
     }
 
-    /// Merges history segments into fewer (split at the target), keeping every version:
-    /// nothing is dropped, so every read answers as before.
-    fn merge_history(&self, inputs: &[Arc<HistoryFile>]) -> Result<()> {
+    /// Passes every history segment there is now through GC (`Db::compact`), at most the
+    /// fan-in at a time, neighbours in time; again while that leaves fewer segments than it
+    /// found and they did not fit one merge (a merge keeps what versions outside it would let
+    /// go). `Retention::All` drops nothing: it does nothing.
+    fn gc_all_history(&self) -> Result<()> {
+        if matches!(self.options.retention, Retention::All) {
+            return Ok(());
+        }
+        let fan_in = self.options.compaction_fan_in as usize;
+        loop {
+            let history = self.tiers().history.clone();
+            for window in history.chunks(fan_in) {
+                self.merge_history(&self.tiers(), window)?;
+            }
+            if history.len() <= fan_in || self.tiers().history.len() >= history.len() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Stamps new history segments with when GC should look at them again.
+    fn stamp_history(&self, files: &[Arc<HistoryFile>], due: Version) {
+        let due = if due == Version::ZERO { Version::MAX } else { due };
+        let user_bytes = self.counters.bytes_user.load(Ordering::Relaxed);
+        for file in files {
+            file.gc_stamp(|| GcStamp { due, user_bytes });
+        }
+    }
+
+    /// Merges history segments through GC into fewer (split at the target; none when GC drops
+    /// every version). Each key's newest current version goes to `KeyGc` first: it is newer
+    /// than every history version of the key and kept, so every drop rests on a newer kept
+    /// version, as in a leveled step; versions in history segments outside the merge can only
+    /// make it keep more. A key is at the bottom only when its newest current version is its
+    /// only current one and no other history segment holds a version at or below the inputs'.
+    fn merge_history(&self, tiers: &Tiers, inputs: &[Arc<HistoryFile>]) -> Result<()> {
         let started = Instant::now();
+        let pins: Vec<Version> = lock(&self.pins).keys().copied().collect();
+        let policy = self.gc_policy();
+        let policy = policy.with_pins(&pins).expect("BTreeMap keys are sorted").with_bottom(false);
+        let bottom = policy.with_bottom(true);
+        let bottom = history_is_bottom(tiers, inputs).then_some(&bottom);
         let sources = inputs.iter().map(|file| file.segment().iter_key_order());
         let merged =
             MergeVec::from_sources(sources, KeyOrder).expect("inputs are capped at the fan-in");
         let mut outputs = Outputs::new(self, 1);
+        let mut router = Router::for_history(&policy, bottom, tiers);
+        let file = || inputs.first().map(|f| f.path().to_path_buf()).unwrap_or_default();
         for (index, entry) in (0u64..).zip(merged) {
             self.check_cancelled(index)?;
-            let entry = entry.map_err(|corruption| {
-                let file = inputs.first().map(|f| f.path().to_path_buf()).unwrap_or_default();
-                Error::corruption(file, 0, corruption)
+            let entry = entry.map_err(|corruption| Error::corruption(file(), 0, corruption))?;
+            router.feed(entry, &mut outputs).map_err(|error| match error {
+                RouteError::Order(what) => Error::Corruption { file: file(), offset: 0, what },
+                RouteError::Write(error) => error,
             })?;
-            outputs.history(entry)?;
         }
+        router.finish_key(&mut outputs)?;
+        // Older versions of the inputs' keys may lie outside them (in deeper levels).
+        let horizons = Horizons { all: router.horizons.all, found: router.horizons.all };
+        let history_due = router.history_due;
         let (current, history, new_files) = outputs.finish()?;
         assert!(current.is_empty(), "a history merge writes history only");
         if !history.is_empty() {
@@ -210,8 +341,9 @@ impl Inner {
             .iter()
             .map(|meta| HistoryFile::open(&self.io, &self.dir, *meta).map(Arc::new))
             .collect::<Result<Vec<_>>>()?;
+        self.stamp_history(&history_files, history_due);
         new_files.keep();
-        let merged = Transition::HistoryMerged { inputs, outputs: &history_files };
+        let merged = Transition::HistoryMerged { inputs, outputs: &history_files, horizons };
         if let Err(error) = self.state.install(merged) {
             return Err(self.fail(format!("manifest update after compaction failed: {error}")));
         }
@@ -249,7 +381,7 @@ impl Inner {
                 self.run_step(&tiers, &step.expect("one segment"))?;
             }
         }
-        Ok(())
+        self.gc_all_history()
     }
 
     /// Merges the step's inputs into current and history outputs and installs them.
@@ -261,7 +393,7 @@ impl Inner {
         let policy = policy.with_pins(&pins).expect("BTreeMap keys are sorted");
         let policy = policy.with_bottom(is_bottom(tiers, &inputs));
         let mut outputs = Outputs::new(self, step.level);
-        let mut horizons = self.merge_step(step, &policy, &mut outputs)?;
+        let (mut horizons, history_due) = self.merge_step(step, &policy, &mut outputs)?;
         if !policy.bottom() {
             // Older versions of the inputs' keys may lie outside them: any drop may hide one
             // from a read that finds an older version.
@@ -276,6 +408,7 @@ impl Inner {
             .iter()
             .map(|meta| HistoryFile::open(&self.io, &self.dir, *meta).map(Arc::new))
             .collect::<Result<Vec<_>>>()?;
+        self.stamp_history(&history_files, history_due);
         self.install_compaction(&inputs, &current_files, &history_files, new_files, horizons)?;
         self.count_step(&inputs, &current, &history, step.level, started);
         for input in &inputs {
@@ -354,7 +487,7 @@ impl Inner {
         step: &'a Step,
         policy: &GcPolicy<'_>,
         outputs: &mut Outputs<'_>,
-    ) -> Result<Horizons> {
+    ) -> Result<(Horizons, Version)> {
         let inputs = step.inputs();
         let everything: &'static Option<ZBox> = &EVERYTHING;
         let mut sources: Vec<Box<dyn Iterator<Item = EntryResult<'a>> + 'a>> = Vec::new();
@@ -385,7 +518,7 @@ impl Inner {
         router.finish_key(outputs)?;
         let horizons = router.horizons;
         assert!(horizons.found <= horizons.all, "a found read's horizon is within the horizon");
-        Ok(horizons)
+        Ok((horizons, router.history_due))
     }
 }
 
@@ -404,6 +537,15 @@ impl From<Error> for RouteError {
     }
 }
 
+/// A version whose fate `KeyGc` decides later.
+enum Deferred<'a> {
+    /// An input version: whether it was the key's first, and the version fed before it (its
+    /// key's next newer), if any.
+    Input { entry: Entry<'a>, first: bool, newer: Option<Version> },
+    /// The key's newest current version (a history merge): not an input.
+    Current,
+}
+
 /// Feeds each key's versions to `KeyGc` and sends the survivors to the outputs: the key's
 /// first survivor to the current output, the others to history.
 struct Router<'p, 'a> {
@@ -415,10 +557,21 @@ struct Router<'p, 'a> {
     current_written: bool,
     /// Whether no version of the key was fed yet.
     first: bool,
-    /// A version whose fate waits for the next one, and whether it was the key's first.
-    deferred: Option<(Entry<'a>, bool)>,
+    /// A version whose fate waits for the next one.
+    deferred: Option<Deferred<'a>>,
     key_horizon: KeyHorizon,
     horizons: Horizons,
+    /// When history GC may next drop a version this router sent to history: the newest
+    /// "next newer version" of a kept history version above the policy's horizon
+    /// (`Version::MAX`: never known; `Version::ZERO`: none sent).
+    history_due: Version,
+    /// For a history merge, the tiers whose current segments hold each key's newest version:
+    /// it is fed first, never written, and every input version is history.
+    current_of: Option<&'a Tiers>,
+    /// For a history merge, the policy at the bottom, when the merge may be it.
+    bottom_policy: Option<&'p GcPolicy<'p>>,
+    /// Whether the key being decided is at the bottom (a history merge).
+    key_bottom: bool,
 }
 
 impl<'p, 'a> Router<'p, 'a> {
@@ -432,18 +585,81 @@ impl<'p, 'a> Router<'p, 'a> {
             deferred: None,
             key_horizon: KeyHorizon::default(),
             horizons: Horizons::default(),
+            history_due: Version::ZERO,
+            current_of: None,
+            bottom_policy: None,
+            key_bottom: false,
         }
+    }
+
+    /// A router for a history merge: each key's newest version in `tiers`' current segments
+    /// goes to `KeyGc` first, as the newer kept version it is. `bottom`: the same policy at
+    /// the bottom, when no history segment outside the merge holds a version at or below the
+    /// inputs' newest; a key is then at the bottom when its newest current version is its only
+    /// one.
+    fn for_history(
+        policy: &'p GcPolicy<'p>,
+        bottom: Option<&'p GcPolicy<'p>>,
+        tiers: &'a Tiers,
+    ) -> Router<'p, 'a> {
+        Router { current_of: Some(tiers), bottom_policy: bottom, ..Router::new(policy) }
+    }
+
+    /// Starts deciding `entry`'s key; in a history merge, feeds the key's newest current
+    /// version first (when newer than `entry`, as the tiers' invariant says it is; when not,
+    /// `entry` is treated as the key's first and kept).
+    fn start_key(&mut self, entry: &Entry<'a>) -> Result<(), RouteError> {
+        self.key.clear();
+        self.key.extend_from_slice(entry.key);
+        self.current_written = false;
+        self.first = true;
+        self.key_bottom = false;
+        self.key_horizon = KeyHorizon::default();
+        let Some(tiers) = self.current_of else {
+            self.gc = Some(KeyGc::new(self.policy));
+            return Ok(());
+        };
+        self.current_written = true;
+        if self.policy.horizon() == Version::ZERO {
+            // `Retention::All`: every version stays, no lookup needed.
+            self.gc = Some(KeyGc::new(self.policy));
+            return Ok(());
+        }
+        let current = newest_current(tiers, entry.key)?.filter(|c| c.version > entry.version);
+        let Some(current) = current else {
+            self.gc = Some(KeyGc::new(self.policy));
+            return Ok(());
+        };
+        self.key_bottom = current.sole && self.bottom_policy.is_some();
+        let policy = if self.key_bottom { self.bottom_policy } else { None };
+        let gc = self.gc.insert(KeyGc::new(policy.unwrap_or(self.policy)));
+        let step = gc.decide(current.version, current.tombstone).map_err(|error| {
+            RouteError::Order(format!("a current version out of order in history GC: {error}"))
+        })?;
+        if step.decision.is_none() {
+            self.deferred = Some(Deferred::Current);
+        }
+        self.first = false;
+        self.key_horizon.newer = Some(current.version);
+        Ok(())
+    }
+
+    /// Settles the deferred version with `decision`.
+    fn settle(&mut self, decision: Decision, outputs: &mut Outputs<'_>) -> Result<()> {
+        let Some(Deferred::Input { entry, first, newer }) = self.deferred.take() else {
+            // The key's current version, or nothing: not this merge's to write.
+            return Ok(());
+        };
+        let newer = std::mem::replace(&mut self.key_horizon.newer, newer);
+        let routed = self.route(entry, first, decision, true, outputs);
+        self.key_horizon.newer = newer;
+        routed
     }
 
     fn feed(&mut self, entry: Entry<'a>, outputs: &mut Outputs<'_>) -> Result<(), RouteError> {
         if self.gc.is_none() || self.key.as_slice() != entry.key {
             self.finish_key(outputs)?;
-            self.gc = Some(KeyGc::new(self.policy));
-            self.key.clear();
-            self.key.extend_from_slice(entry.key);
-            self.current_written = false;
-            self.first = true;
-            self.key_horizon = KeyHorizon::default();
+            self.start_key(&entry)?;
         }
         let gc = self.gc.as_mut().expect("set above");
         let step = gc.decide(entry.version, entry.value.is_none()).map_err(|error| {
@@ -451,12 +667,13 @@ impl<'p, 'a> Router<'p, 'a> {
         })?;
         let first = std::mem::replace(&mut self.first, false);
         if let Some(decision) = step.settled {
-            let (deferred, deferred_first) = self.deferred.take().expect("a deferral to settle");
-            self.route(deferred, deferred_first, decision, true, outputs)?;
+            self.settle(decision, outputs)?;
         }
-        match step.decision {
-            Some(decision) => self.route(entry, first, decision, false, outputs)?,
-            None => self.deferred = Some((entry, first)),
+        if let Some(decision) = step.decision {
+            self.route(entry, first, decision, false, outputs)?;
+        } else {
+            let newer = self.key_horizon.newer;
+            self.deferred = Some(Deferred::Input { entry, first, newer });
         }
         self.key_horizon.newer = Some(entry.version);
         Ok(())
@@ -466,8 +683,7 @@ impl<'p, 'a> Router<'p, 'a> {
     fn finish_key(&mut self, outputs: &mut Outputs<'_>) -> Result<()> {
         let Some(gc) = self.gc.take() else { return Ok(()) };
         if let Some(decision) = gc.finish() {
-            let (deferred, first) = self.deferred.take().expect("a deferral to settle");
-            self.route(deferred, first, decision, true, outputs)?;
+            self.settle(decision, outputs)?;
         }
         Ok(())
     }
@@ -482,7 +698,11 @@ impl<'p, 'a> Router<'p, 'a> {
         was_deferred: bool,
         outputs: &mut Outputs<'_>,
     ) -> Result<()> {
-        let keep = decision == Decision::Keep || (first && !self.policy.bottom());
+        // In a history merge, a tombstone rule 5 of `KeyGc` would drop stays: current
+        // versions older than it (in deeper levels) may lie between it and the older
+        // tombstone that was to answer for it.
+        let late_tombstone = was_deferred && self.current_of.is_some() && !self.key_bottom;
+        let keep = decision == Decision::Keep || (first && !self.policy.bottom()) || late_tombstone;
         if !keep {
             self.count_drop(&entry, was_deferred);
             return Ok(());
@@ -491,6 +711,7 @@ impl<'p, 'a> Router<'p, 'a> {
             self.horizons.found = self.horizons.found.max(self.key_horizon.pending);
         }
         if self.current_written {
+            self.note_history_due();
             outputs.history(entry)
         } else {
             self.current_written = true;
@@ -498,13 +719,24 @@ impl<'p, 'a> Router<'p, 'a> {
         }
     }
 
+    /// Counts a version kept in history: GC can drop it only once the horizon passes its
+    /// key's next newer version (when that is at or below the horizon now, a pin or a late
+    /// tombstone keeps it, and no horizon alone will let it go).
+    fn note_history_due(&mut self) {
+        let due = self.key_horizon.newer.unwrap_or(Version::MAX);
+        if due > self.policy.horizon() {
+            self.history_due = self.history_due.max(due);
+        }
+    }
+
     /// Raises the horizons past a dropped version.
     fn count_drop(&mut self, entry: &Entry<'a>, was_deferred: bool) {
-        // A dropped put answered reads up to the next newer version of its key; a dropped
-        // tombstone answered `None`, still answered (`KeyGc` rule 5), but `changes` no longer
-        // lists it.
-        let exact_from = match (entry.value, self.key_horizon.newer, was_deferred) {
-            (Some(_), Some(newer), false) => {
+        // A version dropped as it was fed answered reads up to the next newer version of its
+        // key: a tombstone too, since an older put may survive it (a pin keeps it, or it lies
+        // outside the inputs). A tombstone dropped late (`KeyGc` rule 5) answered `None`, still
+        // answered by the older tombstone or by nothing; `changes` no longer lists it.
+        let exact_from = match (self.key_horizon.newer, was_deferred) {
+            (Some(newer), false) => {
                 self.key_horizon.pending = self.key_horizon.pending.max(newer);
                 newer
             }

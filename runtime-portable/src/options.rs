@@ -35,9 +35,12 @@ impl Durability {
 pub enum Retention {
     /// Every version, forever.
     All,
-    /// Versions written within this long before now.
+    /// Versions written within this long before now (and each key's newest before that).
+    /// Older ones go as compaction reaches them: a history segment once everything in it has
+    /// a newer version past the horizon, whole.
     Duration(Duration),
-    /// The newest this many versions of each key (at least 1).
+    /// The newest this many versions of each key (at least 1). Compaction may keep more for
+    /// a while: a history merge sees only the versions of the segments it merges.
     Versions(u32),
 }
 

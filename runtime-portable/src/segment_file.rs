@@ -380,6 +380,17 @@ pub(crate) struct HistoryFile {
     retirement: Retirement,
     /// Reads that opened this segment (point reads, range and history sources, `changes`).
     reads: AtomicU64,
+    /// When history GC should look at it again (`compaction.rs`); set once.
+    gc_stamp: OnceLock<GcStamp>,
+}
+
+/// When history GC should look at a history segment again: under `Retention::Duration`, once
+/// the horizon reaches `due`; under `Retention::Versions`, once the bytes users wrote since
+/// `user_bytes` reach the history's size.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct GcStamp {
+    pub due: Version,
+    pub user_bytes: u64,
 }
 
 impl HistoryFile {
@@ -402,7 +413,13 @@ impl HistoryFile {
             io: Arc::clone(io),
             retirement: Retirement::default(),
             reads: AtomicU64::new(0),
+            gc_stamp: OnceLock::new(),
         })
+    }
+
+    /// Its GC stamp, set to `init()` if it has none yet.
+    pub(crate) fn gc_stamp(&self, init: impl FnOnce() -> GcStamp) -> GcStamp {
+        *self.gc_stamp.get_or_init(init)
     }
 
     pub(crate) fn meta(&self) -> &SegmentMeta {

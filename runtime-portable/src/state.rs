@@ -122,8 +122,13 @@ pub(crate) enum Transition<'a> {
         history: &'a [Arc<HistoryFile>],
         horizons: Horizons,
     },
-    /// The history segments `inputs` were merged, every version kept, into `outputs`.
-    HistoryMerged { inputs: &'a [Arc<HistoryFile>], outputs: &'a [Arc<HistoryFile>] },
+    /// The history segments `inputs` were merged through GC into `outputs` (none when GC
+    /// dropped every version), dropping versions below `horizons`.
+    HistoryMerged {
+        inputs: &'a [Arc<HistoryFile>],
+        outputs: &'a [Arc<HistoryFile>],
+        horizons: Horizons,
+    },
 }
 
 /// A file number handed out without its reservation in the manifest: the reservation failed
@@ -306,14 +311,14 @@ impl State {
                 };
                 (Some(edit), Some(next))
             }
-            Transition::HistoryMerged { inputs, outputs } => {
+            Transition::HistoryMerged { inputs, outputs, horizons } => {
                 let next = history_merged(&tiers, inputs, outputs);
                 let edit = Edit::Segments {
                     segments: metas(&next),
                     log_number_min: None,
                     file_number_next: self.file_number_next(),
                     version_last: Version::ZERO,
-                    horizons: Horizons::default(),
+                    horizons,
                 };
                 (Some(edit), Some(next))
             }

@@ -84,6 +84,12 @@ impl Tiers {
         !self.history.is_empty() && version < self.version_max_current
     }
 
+    /// The newest version in a current segment: at or above every history version's next
+    /// newer version (see [`Tiers::needs_history`]).
+    pub(crate) fn version_max_current(&self) -> Version {
+        self.version_max_current
+    }
+
     /// The memtables, newest first.
     pub(crate) fn memtables(&self) -> impl Iterator<Item = &Arc<Memtable>> {
         std::iter::once(&self.active).chain(&self.sealed)

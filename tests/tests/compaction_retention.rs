@@ -1,7 +1,7 @@
 //! Compaction merges segments and applies retention; snapshots pin what they read; readers
 //! keep the segments they started with.
 
-use zverse::{Db, Durability, Options, Retention, Version};
+use zverse::{Db, Durability, Error, Options, Retention, Version};
 use zverse_tests::backend;
 
 fn options(retention: Retention) -> Options {
@@ -65,10 +65,7 @@ fn retention_all_keeps_every_version_through_compaction() {
 #[test]
 fn retention_by_count_keeps_the_newest_versions_and_snapshots_pin_older_ones() {
     let dir = tempfile::tempdir().unwrap();
-    // One compaction step for everything: versions a step demotes are not passed through GC
-    // again by later steps (history compaction is not written yet).
-    let options = options(Retention::Versions(2)).compaction_fan_in(64);
-    let db = backend::open(dir.path(), options).unwrap();
+    let db = backend::open(dir.path(), options(Retention::Versions(2))).unwrap();
     let mut rounds = write_rounds(&db)[..2].to_vec();
     rounds.truncate(2);
     // A snapshot taken now pins round 4's values (the newest when it was taken).
@@ -168,4 +165,333 @@ fn scans_merge_more_tiers_than_the_merge_fan_in() {
     assert_eq!(latest, expected, "the newest tier wins each key");
     assert_eq!(db.changes(.., first.unwrap()..).unwrap().count(), 70);
     assert_eq!(db.history(b"k03").unwrap().count(), 10);
+}
+
+/// Every version written, per key, oldest first (`None`: a delete).
+type Model = std::collections::BTreeMap<Vec<u8>, Vec<(Version, Option<Vec<u8>>)>>;
+
+/// `rounds` rounds over `keys` keys (every 7th round deletes key 3), a `Db::compact` after
+/// each: each compaction demotes the versions the round before wrote into history.
+fn write_compacted_rounds(db: &Db, model: &mut Model, rounds: std::ops::Range<u32>, keys: u32) {
+    for round in rounds {
+        for key in 0..keys {
+            let name = format!("k{key:03}").into_bytes();
+            let value = format!("r{round}-{key}").into_bytes();
+            let (version, value) = if key == 3 && round % 7 == 6 {
+                (db.delete(&name).unwrap(), None)
+            } else {
+                (db.put(&name, &value).unwrap(), Some(value))
+            };
+            model.entry(name).or_default().push((version, value));
+        }
+        db.compact().unwrap();
+    }
+}
+
+/// Every read at or above the horizon, at each version written and at the horizon (when a
+/// version was written after it: a tombstone dropped at the bottom puts the horizon one past
+/// it), answers what the model says (a read the horizon passed meanwhile is skipped).
+fn assert_exact_above_horizon(db: &Db, model: &Model) {
+    let horizon = db.horizon();
+    let last = model.values().flatten().map(|(version, _)| *version).max();
+    let horizon_read = last.filter(|last| *last >= horizon).map(|_| horizon);
+    for (key, versions) in model {
+        let reads = versions.iter().map(|(version, _)| *version).chain(horizon_read);
+        for at in reads.filter(|version| *version >= horizon) {
+            let expected = versions.iter().rev().find(|(version, _)| *version <= at);
+            let expected = expected.and_then(|(_, value)| value.clone());
+            let found = match db.get_at(key, at) {
+                Ok(found) => found.map(|v| v.to_vec()),
+                // Background compaction raised it since.
+                Err(Error::BelowHorizon { .. }) if at < db.horizon() => continue,
+                Err(error) => panic!("{error}"),
+            };
+            assert_eq!(
+                found,
+                expected,
+                "{} at {at} (horizon {horizon})",
+                String::from_utf8_lossy(key)
+            );
+        }
+    }
+}
+
+fn history_versions(db: &Db, keys: u32) -> usize {
+    (0..keys).map(|key| db.history(format!("k{key:03}").as_bytes()).unwrap().count()).sum()
+}
+
+/// Versions demoted to history by earlier compactions go through GC again: under
+/// `Versions(2)` each key keeps its newest two, and the history shrinks.
+#[test]
+fn retention_by_count_reaches_versions_demoted_by_earlier_compactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend::open(dir.path(), options(Retention::Versions(2))).unwrap();
+    let mut model = Model::new();
+    write_compacted_rounds(&db, &mut model, 0..8, 100);
+    let stats = db.stats();
+    assert!(stats.history_segment_count >= 1, "{stats:?}");
+    // Key 3's round-6 tombstone is its floor with nothing older kept: it goes too.
+    assert_eq!(history_versions(&db, 100), 199, "every key's newest two");
+    assert!(stats.versions <= 200 + 2, "no other version stored: {stats:?}");
+    let before = stats.history_bytes;
+    write_compacted_rounds(&db, &mut model, 8..10, 100);
+    assert!(db.stats().history_bytes <= before + before / 4, "{:?}", db.stats());
+    assert_exact_above_horizon(&db, &model);
+}
+
+/// Under `Retention::Duration`, versions demoted by earlier compactions go once every read at
+/// or above the horizon can do without them, and history files go whole once everything in
+/// them is past it: by `Db::compact`, and by background compaction.
+#[test]
+fn retention_by_duration_reaches_demoted_versions_and_drops_whole_files() {
+    let dir = tempfile::tempdir().unwrap();
+    // Long enough that a round's writes and compaction finish well within it.
+    let age = std::time::Duration::from_secs(1);
+    let retention = Retention::Duration(age);
+    let db = backend::open(dir.path(), options(retention).compaction_trigger_segments(2)).unwrap();
+    let mut model = Model::new();
+    write_compacted_rounds(&db, &mut model, 0..5, 100);
+    let before = db.stats();
+    assert!(before.history_segment_count >= 1, "{before:?}");
+    std::thread::sleep(age * 3 / 2);
+    write_compacted_rounds(&db, &mut model, 5..6, 100);
+    // Rounds 0 to 3 are gone; round 4 stays, the newest at or below the horizon.
+    assert_eq!(history_versions(&db, 100), 200, "{:?}", db.stats());
+    assert!(db.stats().history_bytes < before.history_bytes, "{:?} {before:?}", db.stats());
+    assert_exact_above_horizon(&db, &model);
+    std::thread::sleep(age * 3 / 2);
+    db.compact().unwrap();
+    assert_eq!(db.stats().history_segment_count, 0, "whole files dropped: {:?}", db.stats());
+    assert_eq!(history_versions(&db, 100), 100);
+    assert_exact_above_horizon(&db, &model);
+    // The same through background compaction: demote round 6, then let it pass the horizon
+    // and write (flushes wake compaction).
+    write_compacted_rounds(&db, &mut model, 6..8, 100);
+    assert!(db.stats().history_segment_count >= 1, "{:?}", db.stats());
+    std::thread::sleep(age * 3 / 2);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    for round in 0u32.. {
+        db.put(b"other", &round.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+        if db.stats().history_segment_count == 0 || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(db.stats().history_segment_count, 0, "background: {:?}", db.stats());
+    assert_exact_above_horizon(&db, &model);
+}
+
+/// A snapshot pins the versions it reads through history GC; the rest goes.
+#[test]
+fn a_snapshot_pins_its_versions_through_history_gc() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend::open(dir.path(), options(Retention::Versions(1))).unwrap();
+    let mut model = Model::new();
+    write_compacted_rounds(&db, &mut model, 0..3, 20);
+    let snapshot = db.snapshot();
+    write_compacted_rounds(&db, &mut model, 3..8, 20);
+    for key in 0..20u32 {
+        let name = format!("k{key:03}");
+        let pinned = snapshot.get(name.as_bytes()).unwrap().map(|v| v.to_vec());
+        assert_eq!(pinned, Some(format!("r2-{key}").into_bytes()), "{name}");
+        let versions = db.history(name.as_bytes()).unwrap().count();
+        assert_eq!(versions, 2, "{name}: the newest and the pinned one");
+    }
+    drop(snapshot);
+    db.compact().unwrap();
+    assert_eq!(history_versions(&db, 20), 20, "the pin let go: {:?}", db.stats());
+    assert_exact_above_horizon(&db, &model);
+}
+
+/// Background history GC under `Versions(n)`: with no `Db::compact`, the versions flushes
+/// and leveled steps demote go again once users wrote as many bytes as the history holds,
+/// so the stored versions stay bounded as rounds of writes go on.
+#[test]
+fn background_history_gc_bounds_the_versions_kept_by_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = options(Retention::Versions(2)).compaction_trigger_segments(2);
+    let db = backend::open(dir.path(), options).unwrap();
+    let mut model = Model::new();
+    for round in 0..40u32 {
+        for key in 0..100u32 {
+            let name = format!("k{key:03}").into_bytes();
+            let value = format!("r{round}-{key}").into_bytes();
+            let version = db.put(&name, &value).unwrap();
+            model.entry(name).or_default().push((version, Some(value)));
+        }
+        db.flush().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while db.stats().segment_count_open >= 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    let stats = db.stats();
+    // Without history GC each step's second newest stays: about 4,000 versions.
+    assert!(stats.versions <= 1_500, "{stats:?}");
+    assert_exact_above_horizon(&db, &model);
+}
+
+fn open_sim(io: &zverse_tests::sim_io::SimIo, retention: Retention) -> Db {
+    let options = options(retention).segment_bytes_target(4 << 10).compaction_fan_in(4);
+    Db::open_with_io("/db", options, std::sync::Arc::new(io.clone())).unwrap()
+}
+
+fn sim_segment_files(io: &zverse_tests::sim_io::SimIo) -> usize {
+    io.file_paths().into_iter().filter(|p| p.extension().is_some_and(|e| e == "seg")).count()
+}
+
+/// History for a GC to shrink, written under `Retention::All`; returns the model.
+fn history_to_gc(io: &zverse_tests::sim_io::SimIo) -> Model {
+    let db = open_sim(io, Retention::All);
+    let mut model = Model::new();
+    write_compacted_rounds(&db, &mut model, 0..6, 100);
+    assert!(db.stats().history_segment_count >= 4, "{:?}", db.stats());
+    model
+}
+
+/// The power fails at each I/O call of `Db::compact`'s history GC in turn; whatever of the
+/// unsynced writes survive, the reopened database has exactly its live segments on disk and
+/// every read at or above the horizon exact.
+#[test]
+fn a_crash_at_every_call_of_a_history_gc_loses_nothing() {
+    use zverse_tests::sim_io::{CrashVariant, SimIo};
+    let gc_calls = {
+        let probe = SimIo::new();
+        history_to_gc(&probe);
+        let db = open_sim(&probe, Retention::Versions(2));
+        let before = probe.call_count();
+        db.compact().unwrap();
+        assert_eq!(history_versions(&db, 100), 200, "{:?}", db.stats());
+        probe.call_count() - before
+    };
+    for k in 0..gc_calls {
+        let io = SimIo::new();
+        let model = history_to_gc(&io);
+        let db = open_sim(&io, Retention::Versions(2));
+        io.crash_at(io.call_count() + k);
+        let _ = db.compact();
+        drop(db);
+        assert!(io.has_crashed(), "call {k}");
+        for variant in [CrashVariant::LoseUnsynced, CrashVariant::KeepUnsynced] {
+            let after = io.after_crash(variant);
+            let db = open_sim(&after, Retention::Versions(2));
+            let live = db.stats().segment_count;
+            assert_eq!(sim_segment_files(&after), live, "call {k} {variant:?}: no stray file");
+            assert_exact_above_horizon(&db, &model);
+        }
+    }
+}
+
+/// History written under `Retention::All`, then reopened under `Versions(2)`: `Db::compact`'s
+/// history GC (which writes each key's second newest again) fails with ENOSPC at one I/O
+/// call after another. Each failure leaves exactly the live segments on disk and every read
+/// at or above the horizon exact; then it succeeds.
+#[test]
+fn enospc_during_history_gc_leaves_no_stray_files_and_loses_nothing() {
+    use zverse_tests::sim_io::{CrashVariant, Fault, SimIo};
+    let gc_calls = {
+        let probe = SimIo::new();
+        history_to_gc(&probe);
+        let db = open_sim(&probe, Retention::Versions(2));
+        let before = probe.call_count();
+        db.compact().unwrap();
+        assert_eq!(history_versions(&db, 100), 200, "{:?}", db.stats());
+        probe.call_count() - before
+    };
+    let mut io = SimIo::new();
+    let model = history_to_gc(&io);
+    let mut db = open_sim(&io, Retention::Versions(2));
+    let (mut failures, mut read_only) = (0, 0);
+    for k in 0..gc_calls {
+        io.inject(Fault::NoSpace, io.call_count() + k, true);
+        let compacted = db.compact();
+        io.inject(Fault::NoSpace, u64::MAX, false);
+        match compacted {
+            Ok(()) => continue,
+            Err(Error::ReadOnly(_)) => {
+                // The manifest update failed: it may be on disk, so the outputs stay until
+                // the next open sorts out which files the manifest names.
+                read_only += 1;
+                drop(db);
+                io = io.after_crash(CrashVariant::KeepUnsynced);
+                db = open_sim(&io, Retention::Versions(2));
+            }
+            Err(_) => failures += 1,
+        }
+        let live = db.stats().segment_count;
+        assert_eq!(sim_segment_files(&io), live, "ENOSPC at call {k}: files = live segments");
+        assert_exact_above_horizon(&db, &model);
+    }
+    assert!(failures >= 2 && read_only >= 1, "{failures} failed, {read_only} read-only");
+    db.compact().unwrap();
+    assert_eq!(history_versions(&db, 100), 200, "{:?}", db.stats());
+    assert_eq!(sim_segment_files(&io), db.stats().segment_count);
+    assert_exact_above_horizon(&db, &model);
+}
+
+/// Random writes, deletes, flushes, compactions and snapshots under `Versions(n)` with small
+/// segments, so that leveled steps demote and history GC (background and `Db::compact`)
+/// drops: every read at or above the horizon, and every live snapshot's reads, stay exact.
+#[test]
+fn random_workloads_stay_exact_through_history_gc() {
+    let seeds = std::env::var("ZVERSE_SEED").ok().and_then(|s| s.parse().ok());
+    for seed in seeds.map_or_else(|| (1..=6).collect(), |seed: u64| vec![seed]) {
+        eprintln!("random_workloads_stay_exact_through_history_gc: seed {seed}");
+        random_workload(seed);
+    }
+}
+
+fn random_workload(seed: u64) {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::default()
+        .durability(Durability::None)
+        .retention(Retention::Versions(rng.u32(1..4)))
+        .memtable_bytes_max(2 << 10)
+        .segment_block_bytes(256)
+        .segment_bytes_target(2 << 10)
+        .level_base_bytes(4 << 10)
+        .level_size_ratio(2)
+        .compaction_fan_in(rng.u32(2..5))
+        .compaction_trigger_segments(2);
+    let db = backend::open(dir.path(), options).unwrap();
+    let mut model = Model::new();
+    let mut snapshots = Vec::new();
+    for step in 0..3_000u32 {
+        let name = format!("k{:03}", rng.u32(0..40)).into_bytes();
+        match rng.u32(0..100) {
+            0..=79 => {
+                let value = format!("s{step}").into_bytes();
+                let version = db.put(&name, &value).unwrap();
+                model.entry(name).or_default().push((version, Some(value)));
+            }
+            80..=91 => {
+                let version = db.delete(&name).unwrap();
+                model.entry(name).or_default().push((version, None));
+            }
+            92..=95 => db.flush().unwrap(),
+            96 => db.compact().unwrap(),
+            97 if snapshots.len() < 3 => snapshots.push(db.snapshot()),
+            _ => drop(snapshots.pop()),
+        }
+        if step % 500 == 499 {
+            db.compact().unwrap();
+            assert_exact_above_horizon(&db, &model);
+            assert_snapshots_exact(&snapshots, &model, seed);
+        }
+    }
+    assert!(db.stats().compactions > 0, "seed {seed}: {:?}", db.stats());
+}
+
+fn assert_snapshots_exact(snapshots: &[zverse::Snapshot], model: &Model, seed: u64) {
+    for snapshot in snapshots {
+        let at = snapshot.version();
+        for (key, versions) in model {
+            let expected = versions.iter().rev().find(|(version, _)| *version <= at);
+            let expected = expected.and_then(|(_, value)| value.clone());
+            let found = snapshot.get(key).unwrap().map(|v| v.to_vec());
+            assert_eq!(found, expected, "seed {seed}: snapshot at {at}");
+        }
+    }
 }
