@@ -5,7 +5,7 @@
 //! `check` touches them all, so a flipped bit anywhere in a live segment is found now rather
 //! than by the read that happens to land on it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use zverse_core::zkey::ZBox;
 
@@ -77,26 +77,10 @@ pub(crate) fn check(inner: &Inner) -> Result<CheckReport> {
         let segment = segment_file.segment().with_verified_blocks(&[]);
         let everything = ZBox::new(0, u64::MAX, 0, u64::MAX);
         let advice = segment_file.scan_advice(everything.as_ref(), ScanPurpose::Maintenance);
-        let mut entry_count: u64 = 0;
-        for entry in Advised::new(segment.iter(), advice) {
-            entry.map_err(|corruption| Error::corruption(segment_file.path(), 0, corruption))?;
-            entry_count += 1;
-        }
-        if entry_count != segment.entry_count() {
-            return Err(Error::Corruption {
-                file: segment_file.path().to_owned(),
-                offset: 0,
-                what: format!(
-                    "segment yields {entry_count} entries, its footer says {}",
-                    segment.entry_count()
-                ),
-            });
-        }
-        report.segment_count += 1;
-        report.block_count += segment.block_count() as u64;
-        report.entry_count += entry_count;
-        report.segment_bytes += segment_file.meta().file_bytes;
-        report.segment_files.push(segment_file.path().to_owned());
+        let entries = Advised::new(segment.iter(), advice);
+        let entry_count = count_entries(segment_file.path(), entries, segment.entry_count())?;
+        let blocks = segment.block_count();
+        report.add(segment_file.path(), blocks, entry_count, segment_file.meta().file_bytes);
     }
     for history_file in &tiers.history {
         check_history(history_file, &mut report)?;
@@ -110,61 +94,40 @@ pub(crate) fn check(inner: &Inner) -> Result<CheckReport> {
 /// block), hashing every block again.
 fn check_history(history_file: &HistoryFile, report: &mut CheckReport) -> Result<()> {
     let segment = history_file.segment().with_verified_blocks(&[]);
-    let mut entry_count: u64 = 0;
-    for entry in segment.iter_key_order() {
-        entry.map_err(|corruption| Error::corruption(history_file.path(), 0, corruption))?;
-        entry_count += 1;
-    }
-    if entry_count != segment.entry_count() {
-        return Err(Error::Corruption {
-            file: history_file.path().to_owned(),
-            offset: 0,
-            what: format!(
-                "history segment yields {entry_count} entries, its footer says {}",
-                segment.entry_count()
-            ),
-        });
-    }
-    report.segment_count += 1;
-    report.block_count += segment.block_count() as u64;
-    report.entry_count += entry_count;
-    report.segment_bytes += history_file.meta().file_bytes;
-    report.segment_files.push(history_file.path().to_owned());
+    let path = history_file.path();
+    let entry_count = count_entries(path, segment.iter_key_order(), segment.entry_count())?;
+    report.add(path, segment.block_count(), entry_count, history_file.meta().file_bytes);
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use crate::{Db, Error, Options};
+/// Reads every entry `entries` yields and checks there are as many as the footer says.
+fn count_entries<T>(
+    path: &Path,
+    entries: impl Iterator<Item = std::result::Result<T, zverse_core::Corruption>>,
+    footer_count: u64,
+) -> Result<u64> {
+    let mut entry_count: u64 = 0;
+    for entry in entries {
+        entry.map_err(|corruption| Error::corruption(path, 0, corruption))?;
+        entry_count += 1;
+    }
+    if entry_count != footer_count {
+        return Err(Error::Corruption {
+            file: path.to_owned(),
+            offset: 0,
+            what: format!("segment yields {entry_count} entries, its footer says {footer_count}"),
+        });
+    }
+    Ok(entry_count)
+}
 
-    #[test]
-    fn check_verifies_every_block_and_names_a_corrupt_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let options = || Options::default().segment_block_bytes(256);
-        let db = Db::open(dir.path(), options()).unwrap();
-        for index in 0..100u32 {
-            db.put(format!("key:{index:03}").as_bytes(), &[7; 40]).unwrap();
-        }
-        db.flush().unwrap();
-        db.put(b"in the log", b"only").unwrap();
-        let report = db.check().unwrap();
-        assert_eq!((report.segment_count, report.entry_count), (1, 100));
-        assert!(report.block_count > 1, "small blocks: {report:?}");
-        assert_eq!(report.memtable_versions, 1);
-        db.close().unwrap();
-        drop(db);
-
-        let segment = report.segment_files[0].clone();
-        let mut bytes = std::fs::read(&segment).unwrap();
-        bytes[300] ^= 1; // inside the second data block, past the first (256-byte target)
-        std::fs::write(&segment, bytes).unwrap();
-        let db = Db::open(dir.path(), options()).unwrap();
-        match db.check() {
-            Err(Error::Corruption { file, what, .. }) => {
-                assert_eq!(file, segment);
-                assert!(what.contains("checksum"), "{what}");
-            }
-            other => panic!("expected corruption, got {other:?}"),
-        }
+impl CheckReport {
+    /// Counts one checked segment file.
+    fn add(&mut self, path: &Path, block_count: usize, entry_count: u64, file_bytes: u64) {
+        self.segment_count += 1;
+        self.block_count += block_count as u64;
+        self.entry_count += entry_count;
+        self.segment_bytes += file_bytes;
+        self.segment_files.push(path.to_owned());
     }
 }
