@@ -302,25 +302,11 @@ impl State {
             }
             Transition::Compacted { inputs, outputs, history, horizons } => {
                 let next = compacted(&tiers, inputs, outputs, history);
-                let edit = Edit::Segments {
-                    segments: metas(&next),
-                    log_number_min: None,
-                    file_number_next: self.file_number_next(),
-                    version_last: Version::ZERO,
-                    horizons,
-                };
-                (Some(edit), Some(next))
+                (Some(self.segments_edit(&next, horizons)), Some(next))
             }
             Transition::HistoryMerged { inputs, outputs, horizons } => {
                 let next = history_merged(&tiers, inputs, outputs);
-                let edit = Edit::Segments {
-                    segments: metas(&next),
-                    log_number_min: None,
-                    file_number_next: self.file_number_next(),
-                    version_last: Version::ZERO,
-                    horizons,
-                };
-                (Some(edit), Some(next))
+                (Some(self.segments_edit(&next, horizons)), Some(next))
             }
         };
         if let Some(edit) = edit {
@@ -335,6 +321,18 @@ impl State {
             *tiers = Arc::new(next);
         }
         Ok(())
+    }
+
+    /// The manifest edit of a compaction or a history merge whose tiers become `next`,
+    /// raising the horizons to `horizons`.
+    fn segments_edit(&self, next: &Tiers, horizons: Horizons) -> Edit {
+        Edit::Segments {
+            segments: metas(next),
+            log_number_min: None,
+            file_number_next: self.file_number_next(),
+            version_last: Version::ZERO,
+            horizons,
+        }
     }
 
     /// The manifest edit of a flush whose tiers become `next`.

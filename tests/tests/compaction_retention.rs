@@ -350,21 +350,25 @@ fn history_to_gc(io: &zverse_tests::sim_io::SimIo) -> Model {
     model
 }
 
+/// How many I/O calls `Db::compact`'s history GC makes on `history_to_gc`'s database under
+/// `Versions(2)`, checking on the way that it collects what it should.
+fn history_gc_call_count() -> u64 {
+    let probe = zverse_tests::sim_io::SimIo::new();
+    history_to_gc(&probe);
+    let db = open_sim(&probe, Retention::Versions(2));
+    let before = probe.call_count();
+    db.compact().unwrap();
+    assert_eq!(history_versions(&db, 100), 200, "{:?}", db.stats());
+    probe.call_count() - before
+}
+
 /// The power fails at each I/O call of `Db::compact`'s history GC in turn; whatever of the
 /// unsynced writes survive, the reopened database has exactly its live segments on disk and
 /// every read at or above the horizon exact.
 #[test]
 fn a_crash_at_every_call_of_a_history_gc_loses_nothing() {
     use zverse_tests::sim_io::{CrashVariant, SimIo};
-    let gc_calls = {
-        let probe = SimIo::new();
-        history_to_gc(&probe);
-        let db = open_sim(&probe, Retention::Versions(2));
-        let before = probe.call_count();
-        db.compact().unwrap();
-        assert_eq!(history_versions(&db, 100), 200, "{:?}", db.stats());
-        probe.call_count() - before
-    };
+    let gc_calls = history_gc_call_count();
     for k in 0..gc_calls {
         let io = SimIo::new();
         let model = history_to_gc(&io);
@@ -390,15 +394,7 @@ fn a_crash_at_every_call_of_a_history_gc_loses_nothing() {
 #[test]
 fn enospc_during_history_gc_leaves_no_stray_files_and_loses_nothing() {
     use zverse_tests::sim_io::{CrashVariant, Fault, SimIo};
-    let gc_calls = {
-        let probe = SimIo::new();
-        history_to_gc(&probe);
-        let db = open_sim(&probe, Retention::Versions(2));
-        let before = probe.call_count();
-        db.compact().unwrap();
-        assert_eq!(history_versions(&db, 100), 200, "{:?}", db.stats());
-        probe.call_count() - before
-    };
+    let gc_calls = history_gc_call_count();
     let mut io = SimIo::new();
     let model = history_to_gc(&io);
     let mut db = open_sim(&io, Retention::Versions(2));
