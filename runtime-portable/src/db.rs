@@ -20,6 +20,7 @@ use crate::io::{Io, StdIo};
 use crate::key_range::KeyRange;
 use crate::options::Options;
 use crate::read::{Changes, History, Range};
+use crate::scan::Scan;
 use crate::slice::Slice;
 use crate::snapshot::{KeyValue, Reads, Snapshot};
 use crate::stats::{self, SegmentResidency, Stats};
@@ -418,6 +419,43 @@ impl Db {
     /// ```
     pub fn range_at(&self, keys: impl KeyRange, version: Version) -> Result<Range> {
         Reads::latest(&self.inner).range_at(&keys, version)
+    }
+
+    /// The latest value of every key in `keys`, as [`Db::range`] reads them, through a cursor
+    /// that lends each key and value as `&[u8]` until its next step ([`Scan`]): no reference
+    /// count and no allocation per item. `next_back` walks from the end.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// db.put(b"a", b"1")?;
+    /// db.put(b"b", b"2")?;
+    /// let mut total = 0;
+    /// db.scan("a"..="z")?.for_each(|_key, value| total += value.len())?;
+    /// assert_eq!(total, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn scan(&self, keys: impl KeyRange) -> Result<Scan> {
+        Reads::latest(&self.inner).scan_at(&keys, Version::MAX)
+    }
+
+    /// [`Db::scan`] as of `version`, as [`Db::range_at`] reads.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// let v1 = db.put(b"a", b"1")?;
+    /// db.put(b"a", b"2")?;
+    /// let mut scan = db.scan_at(.., v1)?;
+    /// assert_eq!(scan.next().transpose()?, Some((&b"a"[..], &b"1"[..])));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn scan_at(&self, keys: impl KeyRange, version: Version) -> Result<Scan> {
+        Reads::latest(&self.inner).scan_at(&keys, version)
     }
 
     /// The latest value of every key that starts with `prefix`, in key order.
