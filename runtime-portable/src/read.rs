@@ -298,6 +298,31 @@ impl ReadView {
         merge(sources, KeyVersionOrder)
     }
 
+    /// The segments a range over `keys` reads, in key order, when they are its only source:
+    /// no memtable holds anything, history is not needed, and either one level-0 segment and
+    /// no level meets `keys`, or no level-0 segment and one level does. `None` otherwise.
+    pub(crate) fn single_source(&self, keys: &OwnedRange) -> Option<Vec<Arc<SegmentFile>>> {
+        if self.tiers.memtables().any(|memtable| !memtable.is_empty()) {
+            return None;
+        }
+        let history = self.tiers.history.iter();
+        if self.tiers.needs_history(self.version)
+            && history.clone().any(|segment| segment.meta().version_min <= self.version)
+        {
+            return None;
+        }
+        let mut levels =
+            self.tiers.levels.iter().map(|level| level_overlapping(level, keys.bounds()));
+        let mut levels = levels.by_ref().filter(|segments| !segments.is_empty());
+        let level = levels.next();
+        match (&self.tiers.segments[..], level, levels.next()) {
+            ([], None, None) => Some(Vec::new()),
+            ([segment], None, None) => Some(vec![Arc::clone(segment)]),
+            ([], Some(level), None) => Some(level.to_vec()),
+            _ => None,
+        }
+    }
+
     /// The history segments' sources of a range at the view's version, when it needs them.
     fn history_range_sources<T: RangeItem>(
         &self,
@@ -741,7 +766,7 @@ self_cell::self_cell! {
     }
 }
 
-struct SegmentRange<T>(SegmentRangeCell, PhantomData<fn() -> T>);
+pub(crate) struct SegmentRange<T>(SegmentRangeCell, PhantomData<fn() -> T>);
 
 impl<T> SegmentRange<T> {
     fn open(segment: &Arc<SegmentFile>, keys: &OwnedRange, version: Version) -> SegmentRange<T> {
@@ -922,6 +947,64 @@ impl<T: RangeItem> Iterator for LevelRange<T> {
                 Box::new(SegmentRange::<T>::open(&segment, &self.keys, self.version))
             });
         }
+    }
+}
+
+/// A range read from its one source ([`ReadView::single_source`]): the segments one after the
+/// other, each key's newest version at the view's version yielded as it comes (a level holds
+/// one version per key and its segments are disjoint, so no key repeats), tombstones passed
+/// over: no merge, no check against the key before, no boxed source.
+pub(crate) struct DirectRange<T> {
+    segments: std::vec::IntoIter<Arc<SegmentFile>>,
+    keys: OwnedRange,
+    version: Version,
+    open: Option<SegmentRange<T>>,
+    done: bool,
+    /// Holds every segment the items point into.
+    view: ReadView,
+}
+
+impl<T: RangeItem> DirectRange<T> {
+    /// `segments`, the view's single source for `keys`, in key order.
+    pub(crate) fn new(
+        view: &ReadView,
+        segments: Vec<Arc<SegmentFile>>,
+        keys: OwnedRange,
+    ) -> DirectRange<T> {
+        let segments = segments.into_iter();
+        let version = view.version;
+        DirectRange { segments, keys, version, open: None, done: false, view: view.clone() }
+    }
+
+    /// The next live item in key order; nothing more after an error.
+    pub(crate) fn next_live(&mut self) -> Option<Result<T>> {
+        while !self.done {
+            let Some(open) = &mut self.open else {
+                let segment = self.segments.next()?;
+                self.open = Some(SegmentRange::open(&segment, &self.keys, self.version));
+                continue;
+            };
+            match open.next() {
+                Some(Ok(item)) if item.is_live() => return Some(Ok(item)),
+                Some(Ok(_)) => {}
+                Some(Err(error)) => {
+                    self.done = true;
+                    return Some(Err(error));
+                }
+                None => self.open = None,
+            }
+        }
+        None
+    }
+
+    /// The range's keys.
+    pub(crate) fn keys(&self) -> &OwnedRange {
+        &self.keys
+    }
+
+    /// The view it reads.
+    pub(crate) fn view(&self) -> &ReadView {
+        &self.view
     }
 }
 

@@ -102,7 +102,7 @@ impl<'a> Reads<'a> {
     pub(crate) fn scan_at(self, keys: &(impl KeyRange + ?Sized), version: Version) -> Result<Scan> {
         let view = self.view(version)?;
         self.inner.advisor.query_started();
-        Ok(Scan::new(view.ends(OwnedRange::new(keys))))
+        Ok(Scan::new(&view, OwnedRange::new(keys)))
     }
 
     pub(crate) fn prefix_at(self, prefix: &[u8], version: Version) -> Result<Range> {

@@ -162,6 +162,32 @@ fn scans_read_what_the_model_and_range_read_across_every_tier() {
     assert!(!stats.level_segment_counts.is_empty(), "levels were read: {stats:?}");
 }
 
+/// One level and nothing else (the memtables flushed, every segment compacted into one level,
+/// several segments of it), or one level-0 segment alone: the scan reads that one source
+/// without a merge, and a step back from the end switches to both ends' merges.
+#[test]
+fn scans_of_one_source_read_what_the_model_reads() {
+    let mut rng = fastrand::Rng::with_seed(seed());
+    let dir = tempfile::tempdir().unwrap();
+    let options = options().level_base_bytes(1 << 30).compaction_trigger_segments(64);
+    let db = backend::open(dir.path(), options).unwrap();
+    let mut model = Oracle::default();
+    let mut versions = vec![write_some(&db, &mut model, &mut rng, 30)];
+    db.flush().unwrap();
+    assert_eq!(db.stats().segment_count_open, 1, "{:?}", db.stats());
+    check(&db, &model, &versions, &mut rng, "one level-0 segment");
+    for round in 0..4 {
+        versions.push(write_some(&db, &mut model, &mut rng, 150));
+        db.flush().unwrap();
+        db.compact().unwrap();
+        let stats = db.stats();
+        let levels: Vec<usize> =
+            stats.level_segment_counts.iter().copied().filter(|&count| count > 0).collect();
+        assert!(levels.len() == 1 && levels[0] >= 2, "one level, several segments: {stats:?}");
+        check(&db, &model, &versions, &mut rng, &format!("round {round}, one level"));
+    }
+}
+
 #[test]
 fn for_each_visits_what_next_yields() {
     let dir = tempfile::tempdir().unwrap();
