@@ -93,6 +93,7 @@ pub(super) fn decode_entry_at(
 }
 
 #[cfg(all(test, feature = "alloc", not(loom)))]
+#[expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "a test: a panic fails it")]
 mod tests {
     use alloc::vec::Vec;
 
