@@ -260,7 +260,7 @@ impl ReadView {
     /// Every key in `keys` with its newest value at the view's version, in key order. Each
     /// end's merge is set up by its first read: a reverse walk never sets up the forward one.
     pub(crate) fn range(&self, keys: OwnedRange) -> Range {
-        Range(self.ends(keys))
+        Range(Reader::new(self, keys))
     }
 
     /// The two ends of a range over `keys`, each set up by its first read.
@@ -1146,7 +1146,88 @@ fn memtable_changes(
 /// The iterator `range`, `range_at`, `prefix` and `prefix_at` return: `(key, value)` in key
 /// order, or in descending key order from the back (`.rev()`, `next_back`, `last`). The two
 /// ends can be mixed; they meet without repeating a key.
-pub struct Range(Ends<KeyVersion>);
+pub struct Range(Reader<KeyVersion>);
+
+/// How a range is read, over items `T`: forwards from its one source with no merge
+/// ([`DirectRange`]) until the first step from the back, or through both ends' merges
+/// ([`Ends`]). What [`Range`] and [`crate::Scan`] read. After an error, nothing more, from
+/// either end.
+pub(crate) struct Reader<T: RangeItem> {
+    mode: Mode<T>,
+    failed: bool,
+}
+
+enum Mode<T: RangeItem> {
+    Direct {
+        range: DirectRange<T>,
+        /// The last key `next_front` yielded.
+        key_last: T::KeyLast,
+    },
+    Ends(Ends<T>),
+}
+
+impl<T: RangeItem> Reader<T> {
+    /// A reader of `keys` at `view`'s version.
+    pub(crate) fn new(view: &ReadView, keys: OwnedRange) -> Reader<T> {
+        let mode = match view.single_source(&keys) {
+            Some(segments) => {
+                let range = DirectRange::new(view, segments, keys);
+                Mode::Direct { range, key_last: T::KeyLast::default() }
+            }
+            None => Mode::Ends(view.ends(keys)),
+        };
+        Reader { mode, failed: false }
+    }
+
+    /// The next live item in key order.
+    pub(crate) fn next_front(&mut self) -> Option<Result<T>> {
+        if self.failed {
+            return None;
+        }
+        let item = match &mut self.mode {
+            Mode::Direct { range, key_last } => {
+                let item = range.next_live();
+                if let Some(Ok(item)) = &item {
+                    item.remember(key_last);
+                }
+                item
+            }
+            Mode::Ends(ends) => ends.next_front(),
+        }?;
+        self.failed = item.is_err();
+        Some(item)
+    }
+
+    /// The next live item in descending key order. The first one after a direct read switches
+    /// to both ends' merges over the keys after the last one read.
+    pub(crate) fn next_back(&mut self) -> Option<Result<T>> {
+        if self.failed {
+            return None;
+        }
+        if let Mode::Direct { range, key_last } = &self.mode {
+            let mut keys = range.keys().clone();
+            if let Some(key) = T::last_key(key_last) {
+                keys.start = Bound::Excluded(key.into());
+            }
+            self.mode = Mode::Ends(range.view().ends(keys));
+        }
+        let Mode::Ends(ends) = &mut self.mode else { unreachable!("set just above") };
+        let item = ends.next_back()?;
+        self.failed = item.is_err();
+        Some(item)
+    }
+}
+
+impl<T: RangeItem> std::fmt::Debug for Reader<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = f.debug_struct("Reader");
+        match &self.mode {
+            Mode::Direct { key_last, .. } => out.field("direct_key_last", key_last),
+            Mode::Ends(ends) => out.field("ends", ends),
+        };
+        out.field("failed", &self.failed).finish()
+    }
+}
 
 /// The two ends of a range, over items `T`: what [`Range`] and [`crate::Scan`] read. Each
 /// yields each key's newest live version at the view's version, once.

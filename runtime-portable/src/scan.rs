@@ -3,7 +3,6 @@
 //! reference counts taken and given back per item). Its items are [`RawKeyVersion`]s: pointers
 //! into the memtables and mapped segments that the scan's read view holds for its whole life.
 
-use std::ops::Bound;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
@@ -12,7 +11,7 @@ use zverse_core::{Entry, Version};
 
 use crate::error::Result;
 use crate::memtable::Memtable;
-use crate::read::{DirectRange, Ends, OwnedRange, RangeItem, ReadView};
+use crate::read::{OwnedRange, RangeItem, ReadView, Reader};
 use crate::segment_file::MappedFile;
 
 /// One version of one key as pointers into the store: no reference count, no copy.
@@ -129,81 +128,27 @@ impl RangeItem for RawKeyVersion {
 /// # }
 /// ```
 pub struct Scan {
-    mode: Mode,
-    /// An error was returned: nothing more is read, from either end.
-    failed: bool,
-}
-
-/// How a [`Scan`] reads.
-enum Mode {
-    /// Forwards from a range's one source, with no merge, until the first `next_back`.
-    Direct {
-        range: DirectRange<RawKeyVersion>,
-        /// The last key `next` yielded.
-        key_last: KeyPointer,
-    },
-    /// Both ends, through the merges of every source.
-    Ends(Ends<RawKeyVersion>),
+    reader: Reader<RawKeyVersion>,
 }
 
 impl Scan {
     /// A scan of `keys` at `view`'s version.
     pub(crate) fn new(view: &ReadView, keys: OwnedRange) -> Scan {
-        let mode = match view.single_source(&keys) {
-            Some(segments) => {
-                let range = DirectRange::new(view, segments, keys);
-                Mode::Direct { range, key_last: KeyPointer::default() }
-            }
-            None => Mode::Ends(view.ends(keys)),
-        };
-        Scan { mode, failed: false }
+        Scan { reader: Reader::new(view, keys) }
     }
 
     /// The next key and its value in key order, borrowed until the next step; `None` once the
     /// range (or the other end) is reached. After an error, the scan yields nothing more.
     #[expect(clippy::should_implement_trait, reason = "a lending cursor: items borrow the scan")]
     pub fn next(&mut self) -> Option<Result<(&[u8], &[u8])>> {
-        if self.failed {
-            return None;
-        }
-        let item = match &mut self.mode {
-            Mode::Direct { range, key_last } => {
-                let item = range.next_live();
-                if let Some(Ok(item)) = &item {
-                    item.remember(key_last);
-                }
-                item
-            }
-            Mode::Ends(ends) => ends.next_front(),
-        }?;
-        self.failed = item.is_err();
+        let item = self.reader.next_front()?;
         Some(item.map(|item| self.lend(item)))
     }
 
     /// The next key and its value in descending key order, borrowed until the next step.
     pub fn next_back(&mut self) -> Option<Result<(&[u8], &[u8])>> {
-        if self.failed {
-            return None;
-        }
-        if let Mode::Direct { range, key_last } = &self.mode {
-            self.mode = Mode::Ends(Scan::after_direct(range, key_last));
-        }
-        let Mode::Ends(ends) = &mut self.mode else { unreachable!("set just above") };
-        let item = ends.next_back()?;
-        self.failed = item.is_err();
+        let item = self.reader.next_back()?;
         Some(item.map(|item| self.lend(item)))
-    }
-
-    /// Both ends of what a direct read has left: the keys after the last one it yielded.
-    fn after_direct(
-        range: &DirectRange<RawKeyVersion>,
-        key_last: &KeyPointer,
-    ) -> Ends<RawKeyVersion> {
-        let mut keys = range.keys().clone();
-        if let Some(key) = RawKeyVersion::last_key(key_last) {
-            keys.start = Bound::Excluded(key.into());
-        }
-        range.view().ends(keys)
     }
 
     /// Calls `visit` with every key and value left, in key order; stops at the first error.
@@ -229,11 +174,6 @@ impl Scan {
 
 impl std::fmt::Debug for Scan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.mode {
-            Mode::Direct { key_last, .. } => {
-                f.debug_struct("Scan").field("direct_key_last", key_last).finish_non_exhaustive()
-            }
-            Mode::Ends(ends) => f.debug_struct("Scan").field("ends", ends).finish(),
-        }
+        f.debug_struct("Scan").field("reader", &self.reader).finish()
     }
 }
