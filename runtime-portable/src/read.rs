@@ -289,7 +289,7 @@ impl ReadView {
         keys: &OwnedRange,
         versions: (Bound<Version>, Bound<Version>),
     ) -> Changes {
-        self.changes_counted(keys, versions, Arc::default())
+        self.changes_counted(keys, versions, &Arc::default())
     }
 
     /// [`ReadView::changes`], adding the bytes of the segment blocks it reads to `bytes_read`
@@ -298,7 +298,7 @@ impl ReadView {
         &self,
         keys: &OwnedRange,
         versions: (Bound<Version>, Bound<Version>),
-        bytes_read: Arc<AtomicU64>,
+        bytes_read: &Arc<AtomicU64>,
     ) -> Changes {
         let versions = cap_versions(versions, self.version);
         let mut tiers: Vec<OpenSource> = Vec::new();
@@ -316,7 +316,7 @@ impl ReadView {
         for segment in self.tiers.segments.iter().chain(levels) {
             if in_window(segment.meta()) {
                 let (segment, keys) = (Arc::clone(segment), keys.clone());
-                let bytes_read = Arc::clone(&bytes_read);
+                let bytes_read = Arc::clone(bytes_read);
                 tiers.push(Box::new(move || {
                     Box::new(SegmentChanges::open(&segment, keys, versions, bytes_read))
                 }));
@@ -325,7 +325,7 @@ impl ReadView {
         for segment in &self.tiers.history {
             if in_window(segment.meta()) {
                 let (segment, keys) = (Arc::clone(segment), keys.clone());
-                let bytes_read = Arc::clone(&bytes_read);
+                let bytes_read = Arc::clone(bytes_read);
                 tiers.push(Box::new(move || {
                     Box::new(HistoryChangesOf::open(segment, &keys, versions, bytes_read))
                 }));

@@ -222,9 +222,8 @@ impl SegmentFile {
         let segment = self.segment();
         match self.fence_keys.get() {
             Some(fence_keys) => segment.with_fence_keys(fence_keys.view()).get_at(key, version),
-            None => segment.get_at_fenced(key, version, || {
-                self.fence_keys_or_build().map(FenceKeys::view)
-            }),
+            None => segment
+                .get_at_fenced(key, version, || self.fence_keys_or_build().map(FenceKeys::view)),
         }
     }
 

@@ -117,7 +117,10 @@ fn it_reports_a_failed_compaction_round_then_succeeds_once_the_disk_has_room() {
     io.inject(Fault::NoSpace, io.call_count() + flush_calls, true);
     db.flush().unwrap();
     let failed = db.wait_for_compact();
-    assert!(matches!(&failed, Err(Error::Io(e)) if e.to_string().contains("compaction")), "{failed:?}");
+    assert!(
+        matches!(&failed, Err(Error::Io(e)) if e.to_string().contains("compaction")),
+        "{failed:?}"
+    );
     assert!(db.stats().compaction_failures >= 1);
     assert_eq!(db.stats().level_segment_counts[0], TRIGGER_SEGMENTS as usize);
     io.inject(Fault::NoSpace, u64::MAX, false);

@@ -286,7 +286,6 @@ impl<'a> Segment<'a> {
         }
     }
 
-
     /// Entries (versions, tombstones included).
     #[must_use]
     pub fn entry_count(&self) -> u64 {
@@ -350,7 +349,9 @@ impl<'a> Segment<'a> {
         let (lo, hi) = self.key_index().window(prefix);
         let wide = hi - lo > PREFIX_WINDOW_NARROW_REFS;
         let segment = match self.fence_keys {
-            None if wide => fence_keys().map_or(*self, |fence_keys| self.with_fence_keys(fence_keys)),
+            None if wide => {
+                fence_keys().map_or(*self, |fence_keys| self.with_fence_keys(fence_keys))
+            }
             _ => *self,
         };
         // The reader borrows the segment: a point read copies nothing of it.
