@@ -235,8 +235,10 @@ impl Db {
     ///
     /// # Errors
     /// [`Error::ReadOnly`] if the database turned read-only (a failed flush),
+    /// [`Error::OpenedReadOnly`] if it was opened so (it runs no background work),
     /// [`Error::Closed`] if it was closed, and [`Error::Io`] if that compaction round failed
-    /// (background compaction retries it later, after a delay).
+    /// (background compaction retries it later, after a delay, which a call made during that
+    /// delay waits for).
     ///
     /// ```
     /// # fn main() -> zverse::Result<()> {
