@@ -5,13 +5,14 @@
 //! `cargo bench -p zverse-benches --bench read_profile -- WORKLOAD [SECONDS [KEY_SET]]`, where
 //! `KEY_SET` is `random` (the default) or `shared-prefix`, and `WORKLOAD` is
 //! `read1` (random gets), `range1pct` (scans of 1% of the keys), `full` (full scans), after the
-//! fill and `flush()` as in the peer run; or `ycsbc` (Zipfian gets) or `ycsbe` (Zipfian
-//! open-ended scans of 1 to 100 items, without the inserts) after `compact()` and the updates
-//! YCSB A, B and D leave in the memtable. `read1`, `range1pct` and `full` take a `-compacted`
-//! suffix (`full-compacted`) to run after `compact()` instead: one key-ordered level. The scan
-//! rows (`range1pct`, `full`, `ycsbe`) read through `Db::scan`, the cursor that lends its items,
-//! as the peer harness does; an `-owned` suffix before any `-compacted` (`full-owned`) reads
-//! through `Db::range` and its owned `(Slice, Slice)` items instead. Prints
+//! fill and settle (`flush()`, `wait_for_compact()`) as in the peer run; or `ycsbc` (Zipfian
+//! gets) or `ycsbe` (Zipfian open-ended scans of 1 to 100 items, without the inserts) after
+//! `compact()` and the updates YCSB A, B and D leave in the memtable. `read1`, `range1pct` and
+//! `full` take a `-compacted` suffix (`full-compacted`) to run after `compact()` instead: one
+//! key-ordered level. The scan rows (`range1pct`, `full`, `ycsbe`) read through `Db::scan`,
+//! the cursor that lends its items, as the peer harness does; an `-owned` suffix before any
+//! `-compacted` (`full-owned`) reads through `Db::range` and its owned `(Slice, Slice)` items
+//! instead. Prints
 //! operations per second for the whole timed loop (default 10 s), after a fill that is not
 //! timed, and per second of the reading thread's CPU time (steadier on a loaded machine).
 #![allow(missing_docs, reason = "a bench binary, not an API")]
@@ -76,8 +77,10 @@ fn main() {
     }
     let stats = db.stats();
     eprintln!(
-        "read_profile: {requested} for {seconds} s; {} segments, {} memtable versions; pid {}",
+        "read_profile: {requested} for {seconds} s; {} segments (per level {:?}), {} memtable \
+         versions; pid {}",
         stats.segment_count,
+        stats.level_segment_counts,
         stats.memtable_versions,
         std::process::id()
     );
@@ -114,7 +117,8 @@ fn thread_cpu_ns() -> Option<u64> {
     stat.split_whitespace().next()?.parse().ok()
 }
 
-/// The peer run's fill: batches of 1,000 in load order, then `flush()`.
+/// The peer run's fill: batches of 1,000 in load order, then its settle: `flush()` and
+/// `wait_for_compact()`.
 fn fill(db: &Db, keys: &[data::Key], values: &data::Values) {
     for (chunk_index, chunk) in keys.chunks(BATCH_LEN).enumerate() {
         let mut batch = db.batch();
@@ -124,6 +128,7 @@ fn fill(db: &Db, keys: &[data::Key], values: &data::Values) {
         batch.commit().expect("commit");
     }
     db.flush().expect("flush");
+    db.wait_for_compact().expect("wait_for_compact");
 }
 
 /// A key range by its bounds.

@@ -217,9 +217,51 @@ impl Db {
         self.inner.stage.with_leadership(|| self.inner.rotate())?;
         self.inner.wait_for_background_round();
         self.inner.check_writable()?;
-        self.inner.wait_for_compaction_round(CompactionKind::Full);
+        let failure = self.inner.wait_for_compaction_round(CompactionKind::Full);
         self.inner.check_writable()?;
-        match self.inner.background.last_compaction_error() {
+        match failure {
+            Some(reason) => {
+                Err(Error::Io(std::io::Error::other(format!("compaction failed: {reason}"))))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until the background work is idle: every sealed memtable is in a segment and no
+    /// compaction step is due (level 0 below `compaction_trigger_segments`, every level
+    /// within its target, no history merge due), as RocksDB's `WaitForCompact` (without its
+    /// `flush` option: the active memtable stays; call [`Db::flush`] first to include it).
+    /// It waits for one flush round, then one compaction round that starts after it, which
+    /// runs steps until none is due; work that writers add meanwhile may be left due.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`] if the database turned read-only (a failed flush),
+    /// [`Error::OpenedReadOnly`] if it was opened so (it runs no background work),
+    /// [`Error::Closed`] if it was closed, and [`Error::Io`] if that compaction round failed
+    /// (background compaction retries it later, after a delay, which a call made during that
+    /// delay waits for).
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = zverse::Options::default().compaction_trigger_segments(2);
+    /// let db = zverse::Db::open(dir.path(), options)?;
+    /// for round in 0..3_u8 {
+    ///     db.put(&[round], b"v")?;
+    ///     db.flush()?;
+    /// }
+    /// db.wait_for_compact()?;
+    /// assert!(db.stats().segment_count_open < 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn wait_for_compact(&self) -> Result<()> {
+        self.inner.check_writable()?;
+        self.inner.wait_for_background_round();
+        self.inner.check_writable()?;
+        let failure = self.inner.wait_for_compaction_round(CompactionKind::Triggered);
+        self.inner.check_writable()?;
+        match failure {
             Some(reason) => {
                 Err(Error::Io(std::io::Error::other(format!("compaction failed: {reason}"))))
             }

@@ -367,6 +367,11 @@ impl<'m, I> Advised<'m, I> {
     pub(crate) fn new(inner: I, advice: ScanAdvice<'m>) -> Advised<'m, I> {
         Advised { inner, advice }
     }
+
+    /// The iterator it advises for.
+    pub(crate) fn inner(&self) -> &I {
+        &self.inner
+    }
 }
 
 impl<'a, I> Iterator for Advised<'_, I>

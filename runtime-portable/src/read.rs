@@ -8,6 +8,7 @@ use std::cmp::Ordering;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
+use std::sync::atomic::{self, AtomicU64};
 
 use zverse_core::merge::{FAN_IN_MAX, Keyed, MergeVec, Order, same_key};
 use zverse_core::segment::history::{HistoryChanges, HistoryIter, HistoryRangeAt};
@@ -375,6 +376,17 @@ impl ReadView {
         keys: &OwnedRange,
         versions: (Bound<Version>, Bound<Version>),
     ) -> Changes {
+        self.changes_counted(keys, versions, &Arc::default())
+    }
+
+    /// [`ReadView::changes`], adding the bytes of the segment blocks it reads to `bytes_read`
+    /// as each segment's scan ends.
+    pub(crate) fn changes_counted(
+        &self,
+        keys: &OwnedRange,
+        versions: (Bound<Version>, Bound<Version>),
+        bytes_read: &Arc<AtomicU64>,
+    ) -> Changes {
         let versions = cap_versions(versions, self.version);
         let mut tiers: Vec<OpenSource> = Vec::new();
         for memtable in self.tiers.memtables() {
@@ -391,16 +403,18 @@ impl ReadView {
         for segment in self.tiers.segments.iter().chain(levels) {
             if in_window(segment.meta()) {
                 let (segment, keys) = (Arc::clone(segment), keys.clone());
+                let bytes_read = Arc::clone(bytes_read);
                 tiers.push(Box::new(move || {
-                    Box::new(SegmentChanges::open(&segment, keys, versions))
+                    Box::new(SegmentChanges::open(&segment, keys, versions, bytes_read))
                 }));
             }
         }
         for segment in &self.tiers.history {
             if in_window(segment.meta()) {
                 let (segment, keys) = (Arc::clone(segment), keys.clone());
+                let bytes_read = Arc::clone(bytes_read);
                 tiers.push(Box::new(move || {
-                    Box::new(HistoryChangesOf::open(segment, &keys, versions))
+                    Box::new(HistoryChangesOf::open(segment, &keys, versions, bytes_read))
                 }));
             }
         }
@@ -880,20 +894,30 @@ self_cell::self_cell! {
     }
 }
 
-struct SegmentChanges(SegmentChangesCell);
+/// A segment's `changes` iterator, and the counter its blocks' bytes go to when it ends.
+struct SegmentChanges(SegmentChangesCell, Arc<AtomicU64>);
 
 impl SegmentChanges {
     fn open(
         segment: &Arc<SegmentFile>,
         keys: OwnedRange,
         versions: (Bound<Version>, Bound<Version>),
+        bytes_read: Arc<AtomicU64>,
     ) -> SegmentChanges {
         let owner = ChangesOwner { segment: Arc::clone(segment), keys };
-        SegmentChanges(SegmentChangesCell::new(owner, |owner| {
+        let cell = SegmentChangesCell::new(owner, |owner| {
             let zbox = ZBox::covering(&owner.keys.bounds(), &versions);
             let advice = owner.segment.scan_advice(zbox.as_ref(), ScanPurpose::Query);
             Advised::new(owner.segment.segment().changes(owner.keys.bounds(), versions), advice)
-        }))
+        });
+        SegmentChanges(cell, bytes_read)
+    }
+}
+
+impl Drop for SegmentChanges {
+    fn drop(&mut self) {
+        let bytes = self.0.with_dependent(|_, changes| changes.inner().stats().blocks.bytes_read);
+        self.1.fetch_add(bytes, atomic::Ordering::Relaxed);
     }
 }
 
@@ -1098,18 +1122,28 @@ self_cell::self_cell! {
 }
 
 /// A history segment's entries in a box, in the segment's own (rank-space Z) order, streamed.
-struct HistoryChangesOf(HistoryChangesCell);
+/// With the counter its blocks' bytes go to when it ends.
+struct HistoryChangesOf(HistoryChangesCell, Arc<AtomicU64>);
 
 impl HistoryChangesOf {
     fn open(
         segment: Arc<HistoryFile>,
         keys: &OwnedRange,
         versions: (Bound<Version>, Bound<Version>),
+        bytes_read: Arc<AtomicU64>,
     ) -> HistoryChangesOf {
         segment.count_read();
-        HistoryChangesOf(HistoryChangesCell::new(segment, |segment| {
+        let cell = HistoryChangesCell::new(segment, |segment| {
             segment.segment().changes(keys.bounds(), versions)
-        }))
+        });
+        HistoryChangesOf(cell, bytes_read)
+    }
+}
+
+impl Drop for HistoryChangesOf {
+    fn drop(&mut self) {
+        let bytes = self.0.with_dependent(|_, changes| changes.stats().bytes_read);
+        self.1.fetch_add(bytes, atomic::Ordering::Relaxed);
     }
 }
 

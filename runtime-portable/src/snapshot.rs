@@ -125,7 +125,8 @@ impl<'a> Reads<'a> {
         let view = self.view(self.cap)?;
         check_window(self.inner, versions)?;
         self.inner.advisor.query_started();
-        Ok(view.changes(&OwnedRange::new(keys), version_bounds(versions)))
+        let bytes_read = &self.inner.counters.changes_bytes_read;
+        Ok(view.changes_counted(&OwnedRange::new(keys), version_bounds(versions), bytes_read))
     }
 }
 

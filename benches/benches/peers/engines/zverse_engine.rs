@@ -81,7 +81,8 @@ impl Engine for ZverseEngine {
 
     fn settle(&self) -> Res<&'static str> {
         self.db.flush()?;
-        Ok("flush()")
+        self.db.wait_for_compact()?;
+        Ok("flush() + wait_for_compact()")
     }
 
     fn compact(&mut self) -> Res<&'static str> {
