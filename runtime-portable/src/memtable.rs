@@ -1006,6 +1006,41 @@ mod loom_models {
         println!("{executions} interleavings, preemption bound {:?}", builder.preemption_bound);
     }
 
+    /// A reader whose searches start on guides ([`Guide`]; two bits of prefix, so the keys
+    /// below are in buckets 0, 1 and 2, and every node is a guide) while the writer inserts
+    /// into the guide's bucket, before the read key and over the guide itself: the reader
+    /// finds the read key, whole, at every step.
+    #[test]
+    fn loom_guided_reads_see_whole_entries_while_the_writer_moves_the_guides() {
+        let mut builder = loom::model::Builder::new();
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(3);
+        }
+        builder.check(|| {
+            let memtable = Arc::new(Memtable::new(1));
+            memtable.insert(b"\x10", v(1), Some(b"\x10"));
+            memtable.insert(b"\x90", v(1), Some(b"\x90"));
+            let writer = {
+                let memtable = Arc::clone(&memtable);
+                loom::thread::spawn(move || {
+                    memtable.insert(b"\x50", v(1), Some(b"\x50"));
+                    memtable.insert(b"\x20", v(1), Some(b"\x20"));
+                    memtable.insert(b"\x50", v(1), Some(b"\x50"));
+                })
+            };
+            loom::thread::yield_now();
+            let found = memtable.get_at(b"\x90", v(1)).and_then(|entry| entry.value);
+            assert_eq!(found.as_deref(), Some(&b"\x90"[..]), "a published entry vanished");
+            let keys = check_walk(&memtable);
+            assert!(keys.contains(&b"\x10".to_vec()), "a published entry vanished: {keys:?}");
+            writer.join().expect("the writer");
+            for key in [&b"\x10"[..], b"\x20", b"\x50", b"\x90"] {
+                let found = memtable.get_at(key, v(1)).and_then(|entry| entry.value);
+                assert_eq!(found.as_deref(), Some(key), "{key:?}");
+            }
+        });
+    }
+
     /// The same reader against [`Memtable::insert_sorted`]: one batch inserts before and after
     /// the entry, the next replaces it.
     #[test]
