@@ -514,6 +514,7 @@ fn replay_of_unsorted_batches_reads_every_version_as_written() {
     assert_eq!(db.stats().segment_count, 0, "every write is still in the log");
     db.close().unwrap();
     let db = backend::open(dir.path(), Options::default().durability(Durability::None)).unwrap();
+    assert_eq!(db.stats().segment_count, 0, "every write came back from the log");
     assert!(before == reads(&db), "seed {seed}: a version reads differently after replay");
     db.close().unwrap();
 }
