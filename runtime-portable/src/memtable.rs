@@ -178,47 +178,21 @@ struct Lane {
     next: Option<NodePtr>,
     preds: [NodePtr; HEIGHT_MAX],
     done: bool,
-    /// The levels the search walks (`preds` holds them): all from the head, or the guide's.
-    levels: usize,
-    /// Whether it started on a guide, and its steps right on its top level since.
-    guided: bool,
-    steps: usize,
-    /// It walked past [`GUIDE_STEPS_MAX`] nodes from a guide and started over from the head.
-    too_far: bool,
 }
 
 impl Lane {
-    /// A search from `start`, before the target on levels `0..levels` (the head, or a guide).
-    fn new(start: NodePtr, levels: usize, guided: bool, head: NodePtr) -> Lane {
-        let level = levels - 1;
-        let next = start.next(level);
+    fn new(head: NodePtr, height: usize) -> Lane {
+        let level = height - 1;
+        let next = head.next(level);
         prefetch(next);
-        Lane {
-            node: start,
-            level,
-            next,
-            preds: [head; HEIGHT_MAX],
-            done: false,
-            levels,
-            guided,
-            steps: 0,
-            too_far: false,
-        }
+        Lane { node: head, level, next, preds: [head; HEIGHT_MAX], done: false }
     }
 
-    /// One step of the search for `target` (as [`Memtable::walk`]'s): moves right past a
-    /// node before it, or records the predecessor and steps down. A guided search that walks
-    /// too far starts over from `head`, on `height` levels. Returns whether the search just
-    /// ended.
-    fn step(&mut self, target: &Target<'_>, head: NodePtr, height: usize) -> bool {
+    /// One step of the search for `target` (as [`Memtable::seek`]'s): moves right past a
+    /// node before it, or records the predecessor and steps down. Returns whether the search
+    /// just ended.
+    fn step(&mut self, target: &Target<'_>) -> bool {
         if let Some(next) = self.next.filter(|n| n.cmp_to(target) == Ordering::Less) {
-            if self.guided && self.level + 1 == self.levels {
-                self.steps += 1;
-                if self.steps > GUIDE_STEPS_MAX {
-                    *self = Lane { too_far: true, ..Lane::new(head, height, false, head) };
-                    return false;
-                }
-            }
             self.node = next;
         } else {
             self.preds[self.level] = self.node;
@@ -693,33 +667,19 @@ impl Memtable {
         assert!(ops.len() <= LANES, "one op per lane");
         let targets: [Option<Target<'_>>; LANES] =
             std::array::from_fn(|lane| ops.get(lane).map(|op| Target::new(op.0, op.1)));
-        let (head, height) = (self.head, self.height.load(AtomicOrdering::Relaxed));
-        let mut lanes = targets.map(|target| {
-            let guide = target.and_then(|t| self.guide.before(Guide::bucket(t.key_prefix)));
-            guide.map_or(Lane::new(head, height, false, head), |guide| {
-                Lane::new(guide, GUIDE_LEVELS, true, head)
-            })
-        });
+        let mut lanes = [Lane::new(self.head, self.height.load(AtomicOrdering::Relaxed)); LANES];
         let mut running = ops.len();
         while running > 0 {
             for (lane, target) in lanes.iter_mut().zip(&targets).take(ops.len()) {
-                if !lane.done && lane.step(target.as_ref().expect("a lane per op"), head, height) {
+                if !lane.done && lane.step(target.as_ref().expect("a lane per op")) {
                     running -= 1;
                 }
             }
         }
-        for (_, target) in lanes.iter().zip(&targets).filter(|(lane, _)| lane.too_far) {
-            let target = target.as_ref().expect("a lane per op");
-            self.guide.mark_dense(Guide::bucket(target.key_prefix));
-        }
         for (index, op) in ops.iter().enumerate() {
             let target = targets[index].as_ref().expect("a lane per op");
-            let mut preds = lanes[index].preds;
+            let preds = lanes[index].preds;
             let placed = Self::place(arena, &preds, target);
-            if placed.0 > lanes[index].levels {
-                // A guided search found the predecessors on its levels only.
-                self.seek(target, Some(&mut preds));
-            }
             let (node, height, replaced) = self.link_in(arena, &preds, target, op.2, placed);
             for later in lanes.iter_mut().take(ops.len()).skip(index + 1) {
                 for (pred, &pred_here) in later.preds.iter_mut().zip(&preds).take(height) {
