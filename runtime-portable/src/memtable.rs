@@ -14,6 +14,11 @@
 //! publication protocol is at [`Memtable::insert`]). Readers filter by version, so an entry
 //! above the visibility watermark is invisible until the watermark passes it.
 //!
+//! A search starts on a guide ([`Guide`]) when one is near: per range of key prefixes, the
+//! range's greatest node on two levels or more, from which the search walks those two levels
+//! only, instead of descending every level from the head (a cache miss per level on a large
+//! memtable).
+//!
 //! A commit group of many writes goes in through [`Memtable::insert_sorted`]: sorted, its
 //! searches run eight at a time in lockstep with prefetches, so their cache misses (most of an
 //! insert's time in a large memtable) overlap; the links are then published one node at a time
@@ -711,7 +716,7 @@ impl Memtable {
     fn seek(
         &self,
         target: &Target<'_>,
-        mut preds: Option<&mut [NodePtr; HEIGHT_MAX]>,
+        preds: Option<&mut [NodePtr; HEIGHT_MAX]>,
     ) -> Option<NodePtr> {
         if preds.is_none()
             && let Some(guide) = self.guide.before(Guide::bucket(target.key_prefix))
@@ -720,7 +725,7 @@ impl Memtable {
             return found;
         }
         let height = self.height.load(AtomicOrdering::Relaxed);
-        let found = self.walk(self.head, height, target, preds.as_deref_mut(), usize::MAX);
+        let found = self.walk(self.head, height, target, preds, usize::MAX);
         found.unwrap_or_else(|TooFar| unreachable!("no step limit"))
     }
 

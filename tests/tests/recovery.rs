@@ -474,6 +474,7 @@ fn a_snapshot_alive_after_close_does_not_keep_the_directory_locked() {
 /// key reads at every version exactly as it did before the close.
 #[test]
 fn replay_of_unsorted_batches_reads_every_version_as_written() {
+    const KEYS: usize = 700;
     let seed = std::env::var("ZVERSE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(13);
     println!("seed {seed} (ZVERSE_SEED)");
     let mut rng = seed | 1;
@@ -483,7 +484,6 @@ fn replay_of_unsorted_batches_reads_every_version_as_written() {
         rng ^= rng << 17;
         usize::try_from(rng % bound as u64).unwrap()
     };
-    const KEYS: usize = 700;
     let dir = tempfile::tempdir().unwrap();
     let db = backend::open(dir.path(), Options::default().durability(Durability::None)).unwrap();
     let mut versions = Vec::new();
