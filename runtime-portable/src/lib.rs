@@ -112,6 +112,7 @@ mod log;
 mod manifest;
 mod memtable;
 mod options;
+mod pins;
 mod read;
 mod recovery;
 mod segment_file;

@@ -234,9 +234,9 @@ impl Inner {
     ) -> Result<Version> {
         self.commit_staged(user_bytes, version_wanted, Some(check), |record| {
             let mut builder = BatchBuilder::in_buffer(std::mem::take(record));
-            let built = build(&mut builder);
+            let outcome = build(&mut builder);
             *record = builder.finish(Version::ZERO);
-            built
+            outcome
         })
     }
 
