@@ -135,10 +135,12 @@ impl Pending {
         })
     }
 
-    /// A `Pending` for a write of this thread, its record filled in by `fill` (from an empty
-    /// buffer): the thread's spare if no leader holds it any more, else a new one.
+    /// A `Pending` for a write of this thread, with `check`, its record filled in by `fill`
+    /// (from an empty buffer): the thread's spare if no leader holds it any more, else a new
+    /// one.
     pub(crate) fn staged<E>(
         version_wanted: Option<Version>,
+        check: Option<crate::transaction::ConflictCheck>,
         fill: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
     ) -> Result<Arc<Pending>, E> {
         let spare = take_spare().filter(|spare| Arc::strong_count(spare) == 1);
@@ -146,14 +148,19 @@ impl Pending {
         let staged = Arc::get_mut(&mut pending).expect("a spare no leader holds is unique");
         staged.record.clear();
         staged.version_wanted = version_wanted;
-        staged.check = None;
+        staged.check = check;
         staged.state.store(STATE_WAITING, Ordering::Relaxed);
         fill(&mut staged.record)?;
         Ok(pending)
     }
 
-    /// Keeps `pending`, whose write is done, as this thread's spare for its next write.
-    pub(crate) fn recycle(pending: Arc<Pending>) {
+    /// Keeps `pending`, whose write is done, as this thread's spare for its next write. Its
+    /// conflict check (a transaction's keys and ranges) is dropped now if no leader still
+    /// holds `pending`, else when the thread's next write reuses it.
+    pub(crate) fn recycle(mut pending: Arc<Pending>) {
+        if let Some(done) = Arc::get_mut(&mut pending) {
+            done.check = None;
+        }
         #[cfg(not(loom))]
         if pending.record.capacity() <= SPARE_RECORD_BYTES_MAX {
             SPARE.set(Some(pending));

@@ -52,7 +52,6 @@ use crate::options::{Options, Retention};
 use crate::segment_file::{GcStamp, HistoryFile, SegmentFile, segment_file_name};
 use crate::segment_writer::{NewFiles, SegmentWriter};
 use crate::state::Transition;
-use crate::sync::lock;
 use crate::tiers::{Tiers, level_overlapping, level_segment};
 
 /// The box of every entry: what a compaction reads of each input.
@@ -309,9 +308,9 @@ impl Inner {
     /// only current one and no other history segment holds a version at or below the inputs'.
     fn merge_history(&self, tiers: &Tiers, inputs: &[Arc<HistoryFile>]) -> Result<()> {
         let started = Instant::now();
-        let pins: Vec<Version> = lock(&self.pins).keys().copied().collect();
+        let pins = self.pins.versions();
         let policy = self.gc_policy();
-        let policy = policy.with_pins(&pins).expect("BTreeMap keys are sorted").with_bottom(false);
+        let policy = policy.with_pins(&pins).expect("pins are sorted").with_bottom(false);
         let bottom = policy.with_bottom(true);
         let bottom = history_is_bottom(tiers, inputs).then_some(&bottom);
         let sources = inputs.iter().map(|file| file.segment().iter_key_order());
@@ -388,9 +387,9 @@ impl Inner {
     fn run_step(&self, tiers: &Tiers, step: &Step) -> Result<()> {
         let started = Instant::now();
         let inputs = step.inputs();
-        let pins: Vec<Version> = lock(&self.pins).keys().copied().collect();
+        let pins = self.pins.versions();
         let policy = self.gc_policy();
-        let policy = policy.with_pins(&pins).expect("BTreeMap keys are sorted");
+        let policy = policy.with_pins(&pins).expect("pins are sorted");
         let policy = policy.with_bottom(is_bottom(tiers, &inputs));
         let mut outputs = Outputs::new(self, step.level);
         let (mut horizons, history_due) = self.merge_step(step, &policy, &mut outputs)?;

@@ -3,7 +3,6 @@
 //! `db.rs` is the facade over it; `stats.rs`, `check.rs` and `checkpoint.rs` read it without
 //! importing the facade.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,10 +15,10 @@ use crate::error::{Error, Result};
 use crate::io::{Io, IoLock};
 use crate::locality::LocalityAdvisor;
 use crate::options::{Durability, Options};
+use crate::pins::Pins;
 use crate::recovery::{self, Opened};
 use crate::segment_file::FenceBudget;
 use crate::state::State;
-use crate::sync::lock;
 use crate::tiers::Tiers;
 use crate::transaction::RecentWrites;
 use crate::write::WritePath;
@@ -41,7 +40,7 @@ pub(crate) struct Inner {
     /// The newest version written per bucket of keys: the conflict check's shortcut.
     pub(crate) recent_writes: RecentWrites,
     /// Versions pinned by live snapshots, with their counts.
-    pub pins: Mutex<BTreeMap<Version, usize>>,
+    pub(crate) pins: Pins,
     pub(crate) closed: AtomicBool,
     /// Checkpoints copying logs now: while any runs, flushes leave retired logs in place.
     pub(crate) checkpoints_running: AtomicUsize,
@@ -107,7 +106,7 @@ impl Inner {
             write: WritePath::new(recovered.version_max, log, recovered.log_bytes),
             state: db_state,
             recent_writes: RecentWrites::default(),
-            pins: Mutex::new(BTreeMap::new()),
+            pins: Pins::default(),
             closed: AtomicBool::new(false),
             checkpoints_running: AtomicUsize::new(0),
             background: Background::default(),
@@ -150,7 +149,7 @@ impl Inner {
     /// Whether every read as of `version` is exact: at or above the horizon, or a version a
     /// live snapshot pins.
     pub(crate) fn is_exact(&self, version: Version) -> bool {
-        version >= self.horizon() || lock(&self.pins).contains_key(&version)
+        version >= self.horizon() || self.pins.contains(version)
     }
 
     pub(crate) fn log_bytes(&self) -> u64 {

@@ -117,6 +117,7 @@ mod log;
 mod manifest;
 mod memtable;
 mod options;
+mod pins;
 mod read;
 mod recovery;
 mod scan;

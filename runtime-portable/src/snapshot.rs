@@ -10,6 +10,7 @@ use zverse_core::Version;
 use crate::error::{Error, Result};
 use crate::inner::Inner;
 use crate::key_range::{KeyRange, prefix_bounds};
+use crate::pins::Pin;
 use crate::read::{Changes, History, OwnedRange, Range, ReadView};
 use crate::scan::Scan;
 use crate::slice::Slice;
@@ -140,16 +141,15 @@ impl<'a> Reads<'a> {
 pub struct Snapshot {
     inner: Arc<Inner>,
     version: Version,
+    pin: Pin,
 }
 
 impl Snapshot {
     pub(crate) fn new(inner: &Arc<Inner>) -> Snapshot {
-        // Pin under the lock, then read the watermark: compaction reads the pins under the
+        // The watermark is read under the pin's lock: compaction reads the pins under the
         // same lock, so it either sees this pin or ran before the version was chosen.
-        let mut pins = inner.pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let version = inner.visible_version();
-        *pins.entry(version).or_insert(0) += 1;
-        Snapshot { inner: Arc::clone(inner), version }
+        let pin = inner.pins.pin(|| inner.visible_version());
+        Snapshot { inner: Arc::clone(inner), version: pin.version, pin }
     }
 
     fn reads(&self) -> Reads<'_> {
@@ -426,12 +426,6 @@ impl Snapshot {
 
 impl Drop for Snapshot {
     fn drop(&mut self) {
-        let mut pins = self.inner.pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(count) = pins.get_mut(&self.version) {
-            *count -= 1;
-            if *count == 0 {
-                pins.remove(&self.version);
-            }
-        }
+        self.inner.pins.unpin(self.pin);
     }
 }

@@ -392,14 +392,14 @@ fn write_checked(
     value: Option<&[u8]>,
     check: ConflictCheck,
 ) -> Result<Version> {
-    let mut builder = BatchBuilder::new();
-    match value {
-        Some(value) => builder.put(key, value)?,
-        None => builder.delete(key)?,
-    }
     let user_bytes = (key.len() + value.map_or(0, <[u8]>::len)) as u64;
-    let encoded = builder.finish(Version::ZERO);
-    inner.commit_checked(encoded, user_bytes, None, Some(check))
+    inner.commit_checked(user_bytes, None, check, |builder| {
+        match value {
+            Some(value) => builder.put(key, value)?,
+            None => builder.delete(key)?,
+        }
+        Ok(())
+    })
 }
 
 impl<'db> Transaction<'db> {
@@ -773,26 +773,33 @@ impl<'db> Transaction<'db> {
         if writes.is_empty() {
             return Ok(None);
         }
-        let mut builder = BatchBuilder::new();
-        let mut user_bytes = 0_u64;
-        for (key, value) in &writes {
-            match value {
-                Some(value) => builder.put(key, value)?,
-                None => builder.delete(key)?,
+        let user_bytes = writes
+            .iter()
+            .map(|(key, value)| (key.len() + value.as_deref().map_or(0, <[u8]>::len)) as u64)
+            .sum();
+        let check = self.conflict_check(writes.keys().cloned());
+        let build = |builder: &mut BatchBuilder| {
+            for (key, value) in &writes {
+                match value {
+                    Some(value) => builder.put(key, value)?,
+                    None => builder.delete(key)?,
+                }
             }
-            user_bytes += (key.len() + value.as_deref().map_or(0, <[u8]>::len)) as u64;
-        }
-        let check = self.conflict_check(writes.into_keys());
-        let encoded = builder.finish(Version::ZERO);
-        self.db
-            .inner
-            .commit_checked(encoded, user_bytes, self.version_wanted, Some(check))
-            .map(Some)
+            Ok(())
+        };
+        self.db.inner.commit_checked(user_bytes, self.version_wanted, check, build).map(Some)
     }
 
-    fn conflict_check(&mut self, written: impl Iterator<Item = Arc<[u8]>>) -> ConflictCheck {
-        let mut keys: Vec<Arc<[u8]>> = written.collect();
-        if self.isolation == Isolation::Serializable {
+    fn conflict_check(
+        &mut self,
+        written: impl ExactSizeIterator<Item = Arc<[u8]>>,
+    ) -> ConflictCheck {
+        let serializable = self.isolation == Isolation::Serializable;
+        // One allocation: room for the read set too, which Serializable adds.
+        let read_count = if serializable { self.reads.len() } else { 0 };
+        let mut keys = Vec::with_capacity(written.len().saturating_add(read_count));
+        keys.extend(written);
+        if serializable {
             keys.extend(std::mem::take(&mut self.reads));
             keys.sort_unstable();
             keys.dedup();

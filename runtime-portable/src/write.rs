@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use zverse_core::Version;
 use zverse_core::clock::HybridClock;
-use zverse_core::record;
+use zverse_core::record::{self, BatchBuilder};
 
 use crate::commit::{GroupCommit, Pending};
 use crate::error::{Error, Result};
@@ -185,7 +185,7 @@ impl Inner {
         user_bytes: u64,
         version_wanted: Option<Version>,
     ) -> Result<Version> {
-        self.commit_staged(user_bytes, version_wanted, |record| {
+        self.commit_staged(user_bytes, version_wanted, None, |record| {
             *record = encoded;
             Ok(())
         })
@@ -199,7 +199,7 @@ impl Inner {
         user_bytes: u64,
         encode: impl FnOnce(&mut [u8]) -> Result<usize, record::EncodeError>,
     ) -> Result<Version> {
-        self.commit_staged(user_bytes, None, |record| {
+        self.commit_staged(user_bytes, None, None, |record| {
             record.resize(record_len, 0);
             encode(record).map(drop).map_err(encode_error)
         })
@@ -209,10 +209,11 @@ impl Inner {
         &self,
         user_bytes: u64,
         version_wanted: Option<Version>,
+        check: Option<crate::transaction::ConflictCheck>,
         fill: impl FnOnce(&mut Vec<u8>) -> Result<()>,
     ) -> Result<Version> {
         self.wait_for_room()?;
-        let pending = Pending::staged(version_wanted, fill)?;
+        let pending = Pending::staged(version_wanted, check, fill)?;
         let committed = self.stage.submit(&pending, self);
         Pending::recycle(pending);
         let version = committed?;
@@ -220,23 +221,22 @@ impl Inner {
         Ok(version)
     }
 
-    /// [`Inner::commit`], refused with [`Error::Conflict`] unless `check` passes at the
-    /// moment the record gets its version.
+    /// Commits the batch `build` fills, refused with [`Error::Conflict`] unless `check` passes
+    /// at the moment the record gets its version. The batch is built in the writer thread's
+    /// reused buffer, as [`Inner::commit_encoding`]'s record is.
     pub(crate) fn commit_checked(
         &self,
-        encoded: Vec<u8>,
         user_bytes: u64,
         version_wanted: Option<Version>,
-        check: Option<crate::transaction::ConflictCheck>,
+        check: crate::transaction::ConflictCheck,
+        build: impl FnOnce(&mut BatchBuilder) -> Result<()>,
     ) -> Result<Version> {
-        self.submit(&Pending::checked(encoded, version_wanted, check), user_bytes)
-    }
-
-    fn submit(&self, pending: &Arc<Pending>, user_bytes: u64) -> Result<Version> {
-        self.wait_for_room()?;
-        let version = self.stage.submit(pending, self)?;
-        self.counters.bytes_user.fetch_add(user_bytes, Ordering::Relaxed);
-        Ok(version)
+        self.commit_staged(user_bytes, version_wanted, Some(check), |record| {
+            let mut builder = BatchBuilder::in_buffer(std::mem::take(record));
+            let outcome = build(&mut builder);
+            *record = builder.finish(Version::ZERO);
+            outcome
+        })
     }
 
     /// The version for a record: the clock's next, or the one its writer asked for if that is

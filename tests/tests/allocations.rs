@@ -7,7 +7,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use zverse::{Db, Durability, Options};
+use zverse::{Db, Durability, Isolation, Options};
 
 /// Counts the allocations (and reallocations) of each thread.
 struct Counting;
@@ -131,4 +131,41 @@ fn a_delete_allocates_at_most_once_amortized() {
     let per_delete = allocations as f64 / WRITE_COUNT as f64;
     println!("{allocations} allocations for {WRITE_COUNT} deletes: {per_delete:.4} per delete");
     assert!(per_delete <= PER_SINGLE_WRITE_MAX, "{per_delete} allocations per delete");
+}
+
+/// The bound for a transaction's commit (a read-modify-write of one key, at Serializable):
+/// the conflict check's key list is its one allocation; the record and the staged write reuse
+/// the thread's buffers as a put's do.
+const PER_TRANSACTION_COMMIT_MAX: f64 = 1.1;
+
+#[test]
+fn a_transaction_commit_allocates_at_most_once_amortized() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let db = open(&dir);
+    let key = keys(0..1)[0];
+    let mut commit_allocations = 0;
+    let mut transaction_allocations = 0;
+    for index in 0..WARM_UP_COUNT + WRITE_COUNT {
+        let whole = allocations_during(|| {
+            let mut tx = db.transaction_with(Isolation::Serializable);
+            drop(tx.get(&key, None).expect("get"));
+            tx.set(&key, &VALUE).expect("set");
+            let commit = allocations_during(|| {
+                tx.commit().expect("commit");
+            });
+            if index >= WARM_UP_COUNT {
+                commit_allocations += commit;
+            }
+        });
+        if index >= WARM_UP_COUNT {
+            transaction_allocations += whole;
+        }
+    }
+    let per_commit = commit_allocations as f64 / WRITE_COUNT as f64;
+    let per_transaction = transaction_allocations as f64 / WRITE_COUNT as f64;
+    println!(
+        "{commit_allocations} allocations for {WRITE_COUNT} commits: {per_commit:.4} per commit \
+         ({per_transaction:.4} per whole transaction)"
+    );
+    assert!(per_commit <= PER_TRANSACTION_COMMIT_MAX, "{per_commit} allocations per commit");
 }

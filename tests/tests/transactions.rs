@@ -492,3 +492,50 @@ fn delr_deletes_a_range_of_several_chunks() {
     let left: Vec<_> = db.range(..).unwrap().map(|item| item.unwrap().0.to_vec()).collect();
     assert_eq!(left, [b"l".to_vec()]);
 }
+
+/// Every transaction pins its start snapshot, on its own thread's stripe of the pins: a
+/// version pinned from any thread is kept through compaction, and a pin released from another
+/// thread is released.
+#[test]
+fn snapshots_pinned_from_many_threads_keep_their_versions_through_compaction() {
+    const THREAD_COUNT: u32 = 12;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = Options::default()
+        .durability(Durability::None)
+        .retention(zverse::Retention::Versions(1))
+        .memtable_bytes_max(4 << 10);
+    let db = backend::open(dir.path(), options).expect("open");
+    let db = &db;
+    let mut snapshots: Vec<(u32, zverse::Snapshot)> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..THREAD_COUNT)
+            .map(|thread| {
+                scope.spawn(move || {
+                    // Serialized by the lock, so each snapshot sees its own thread's value.
+                    let _turn = PIN_TURN.lock().unwrap();
+                    db.put(b"k", &thread.to_le_bytes()).unwrap();
+                    (thread, db.snapshot())
+                })
+            })
+            .collect();
+        threads.into_iter().map(|thread| thread.join().unwrap()).collect()
+    });
+    let check = |snapshots: &[(u32, zverse::Snapshot)]| {
+        for round in 0..3_u32 {
+            db.put(b"k", &(THREAD_COUNT + round).to_le_bytes()).unwrap();
+            db.compact().unwrap();
+        }
+        let version_count = db.history(b"k").unwrap().count();
+        assert!(version_count > snapshots.len(), "{version_count} versions");
+        for (thread, snapshot) in snapshots {
+            let value = snapshot.get(b"k").unwrap().expect("the pinned value");
+            assert_eq!(*value, thread.to_le_bytes(), "thread {thread}'s snapshot");
+        }
+    };
+    check(&snapshots);
+    // Released here, on another thread than the one that pinned them.
+    snapshots.retain(|(thread, _)| thread % 2 == 0);
+    check(&snapshots);
+    assert!(db.history(b"k").unwrap().count() <= snapshots.len() + 2, "released pins let go");
+}
+
+static PIN_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());

@@ -167,6 +167,15 @@ impl BatchBuilder {
         BatchBuilder { bytes: alloc::vec![0; BATCH_EMPTY_LEN], op_count: 0 }
     }
 
+    /// An empty batch built in `buffer` (cleared first), so that a caller reusing one buffer
+    /// allocates only when a batch outgrows it.
+    #[must_use]
+    pub fn in_buffer(mut buffer: Vec<u8>) -> BatchBuilder {
+        buffer.clear();
+        buffer.resize(BATCH_EMPTY_LEN, 0);
+        BatchBuilder { bytes: buffer, op_count: 0 }
+    }
+
     /// Appends a put of `key` to `value`. On error the batch is as it was.
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), LimitError> {
         let slot = self.reserve(OP_KIND_WIDTH + put_body_len(key, value)?)?;

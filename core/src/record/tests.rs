@@ -161,9 +161,11 @@ proptest! {
 proptest! {
     #[test]
     fn batch_builder_equals_batch_encoder(ops in proptest::collection::vec(
-        (bytes(8), proptest::option::of(bytes(8))), 0..8)
+        (bytes(8), proptest::option::of(bytes(8))), 0..8), stale in bytes(64), reuse: bool
     ) {
-        let mut builder = BatchBuilder::new();
+        // A reused buffer's old bytes (`stale`) never reach the record.
+        let mut builder =
+            if reuse { BatchBuilder::in_buffer(stale) } else { BatchBuilder::new() };
         for (key, value) in &ops {
             match value {
                 Some(value) => builder.put(key, value).unwrap(),
