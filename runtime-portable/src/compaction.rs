@@ -9,7 +9,9 @@
 //! **A step.** Level 0 to 1 when level 0 holds `compaction_trigger_segments` segments: its
 //! oldest `compaction_fan_in - 1` segments plus the level-1 segments their key bounds meet.
 //! Level `n` to `n + 1` when level `n` passes its target (`Options::level_bytes_target`): its
-//! oldest segment plus the segments of level `n + 1` it meets. The inputs are merged in key
+//! oldest segment plus the segments of level `n + 1` it meets. When several are due, the tier
+//! furthest past its trigger goes first (`most_due`, as RocksDB scores its levels). The
+//! inputs are merged in key
 //! order (the lower level as one concatenated source), each key's versions go through
 //! `zverse_core::merge::KeyGc` newest first, and each key's newest surviving version goes to
 //! the current output of the lower level, every other surviving version to a history output;
@@ -116,22 +118,43 @@ fn oldest_level_0(tiers: &Tiers, count: usize) -> Vec<Arc<SegmentFile>> {
     segments[segments.len().saturating_sub(count)..].to_vec()
 }
 
-/// The background step due now, if any: level 0 at the trigger first, then the shallowest
-/// level past its target.
+/// How far a tier is past its trigger, in thousandths: level 0's segment count against
+/// `compaction_trigger_segments`, a level's bytes against its target. At 1,000 a step is due.
+type Score = u64;
+
+/// The scores of level 0 (index 0) and of each current level (index `n`).
+fn scores(tiers: &Tiers, options: &Options) -> Vec<Score> {
+    let ratio = |have: u64, target: u64| have.saturating_mul(1000) / target.max(1);
+    let level_0 = ratio(tiers.segments.len() as u64, options.compaction_trigger_segments.into());
+    let levels = (1..LEVEL_COUNT_MAX).map(|level| {
+        let bytes: u64 = level_of(tiers, level).iter().map(|s| s.meta().file_bytes).sum();
+        ratio(bytes, options.level_bytes_target(level))
+    });
+    std::iter::once(level_0).chain(levels).collect()
+}
+
+/// The tier whose step is most due (the highest score at or past 1,000; the shallowest of
+/// equals), as RocksDB's leveled picker does: level 0 at its trigger must not starve a level
+/// past its target, or that level grows without bound and every level-0 step rewrites all of
+/// it (the 24 GiB scale run in `benches/results/scale.md`).
+fn most_due(scores: &[Score]) -> Option<u8> {
+    let (tier, score) =
+        scores.iter().enumerate().rev().max_by_key(|(_, score)| **score)?;
+    (*score >= 1000).then(|| u8::try_from(tier).ok()).flatten()
+}
+
+/// The background step due now, if any: level 0 into level 1 (its oldest `fan_in - 1`
+/// segments), or the oldest segment of a level into the next, whichever tier is most due.
 fn pick_step(tiers: &Tiers, options: &Options) -> Option<Step> {
     let fan_in = options.compaction_fan_in as usize;
-    if tiers.segments.len() >= options.compaction_trigger_segments as usize {
-        return step_into(tiers, oldest_level_0(tiers, fan_in - 1), 1);
-    }
-    for level in 1..LEVEL_COUNT_MAX {
-        let segments = level_of(tiers, level);
-        let bytes: u64 = segments.iter().map(|s| s.meta().file_bytes).sum();
-        if bytes > options.level_bytes_target(level) {
+    match most_due(&scores(tiers, options))? {
+        0 => step_into(tiers, oldest_level_0(tiers, fan_in - 1), 1),
+        level => {
+            let segments = level_of(tiers, level);
             let oldest = segments.iter().min_by_key(|s| s.meta().file_number)?;
-            return step_into(tiers, vec![Arc::clone(oldest)], level + 1);
+            step_into(tiers, vec![Arc::clone(oldest)], level + 1)
         }
     }
-    None
 }
 
 /// The history segments to merge, if `compaction_trigger_segments` of them are small (under
@@ -875,6 +898,19 @@ fn input_corruption(inputs: &[Arc<SegmentFile>], corruption: zverse_core::Corrup
 #[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 mod tests {
     use crate::{Db, Durability, Options};
+
+    /// Level 0 at its trigger does not starve a level past its target: the tier furthest
+    /// past its own trigger goes first. Before scoring, level 0 always went first, and at
+    /// 24 GiB level 1 grew to 10x its target (every level-0 step then rewrote all of it).
+    #[test]
+    fn the_tier_most_past_its_trigger_is_compacted_first() {
+        assert_eq!(super::most_due(&[1_000, 10_000, 0]), Some(1), "level 1 at 10x");
+        assert_eq!(super::most_due(&[4_000, 1_500, 900]), Some(0), "level 0 at 4x");
+        assert_eq!(super::most_due(&[1_000, 1_000]), Some(0), "the shallowest of equals");
+        assert_eq!(super::most_due(&[500, 999, 0]), None, "nothing due");
+        assert_eq!(super::most_due(&[0, 0, 2_000]), Some(2));
+        assert_eq!(super::most_due(&[]), None);
+    }
 
     fn options() -> Options {
         Options::default()

@@ -105,6 +105,30 @@ fn a_deleted_key_disappears_at_the_bottom_when_nothing_pins_it() {
     assert_eq!(db.stats().versions, 1);
 }
 
+/// A tombstone that was the newest write, dropped at the bottom, puts the horizon one past
+/// it, above every written version: the horizon `Db::horizon` gives is still readable (it
+/// was refused with `BelowHorizon`, the view being capped at the watermark below it).
+#[test]
+fn the_horizon_is_readable_when_a_dropped_tombstone_was_the_newest_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend::open(dir.path(), options(Retention::Versions(1))).unwrap();
+    db.put(b"kept", b"1").unwrap();
+    db.put(b"gone", b"1").unwrap();
+    let deleted = db.delete(b"gone").unwrap();
+    db.compact().unwrap();
+    let horizon = db.horizon();
+    assert!(horizon > deleted, "the horizon passed the newest write: {horizon} {deleted}");
+    assert_eq!(db.get_at(b"gone", horizon).unwrap(), None);
+    assert_eq!(db.get_at(b"kept", horizon).unwrap().as_deref(), Some(&b"1"[..]));
+    let keys: Vec<_> = db.range_at(.., horizon).unwrap().map(|kv| kv.unwrap().0).collect();
+    assert_eq!(keys, [&b"kept"[..]]);
+    assert_eq!(db.snapshot().get_at(b"kept", horizon).unwrap().as_deref(), Some(&b"1"[..]));
+    // Below the watermark the horizon still refuses.
+    let below = Version::new(deleted.get() - 1);
+    assert!(matches!(db.get_at(b"gone", below), Err(Error::BelowHorizon { .. })));
+    assert!(matches!(db.range_at(.., below), Err(Error::BelowHorizon { .. })));
+}
+
 #[test]
 fn a_reader_keeps_its_segments_across_a_compaction() {
     let dir = tempfile::tempdir().unwrap();
