@@ -158,27 +158,52 @@ fn pick_step(tiers: &Tiers, options: &Options) -> Option<Step> {
 }
 
 /// The history segments to merge, if `compaction_trigger_segments` of them are small (under
-/// half the target): the oldest of the small ones, at most `compaction_fan_in`, neighbours in
-/// time among them.
+/// half the target): the oldest run of two or more small ones that are neighbours in time, at
+/// most `compaction_fan_in` (a merge of small segments with a larger one between them in
+/// time would cover its versions too, and a narrow time window would open both).
 fn pick_history_window(tiers: &Tiers, options: &Options) -> Option<Vec<Arc<HistoryFile>>> {
-    let small: Vec<&Arc<HistoryFile>> = tiers
-        .history
-        .iter()
-        .filter(|h| h.meta().file_bytes < options.segment_bytes_target / 2)
-        .collect();
-    if small.len() < (options.compaction_trigger_segments as usize).max(2) {
+    let is_small = |h: &Arc<HistoryFile>| h.meta().file_bytes < options.segment_bytes_target / 2;
+    let small_count = tiers.history.iter().filter(|h| is_small(h)).count();
+    if small_count < (options.compaction_trigger_segments as usize).max(2) {
         return None;
     }
-    let take = small.len().min(options.compaction_fan_in as usize);
-    Some(small[small.len() - take..].iter().map(|h| Arc::clone(h)).collect())
+    oldest_run(&tiers.history, is_small, 2, options.compaction_fan_in as usize)
 }
 
-/// History segments GC may now shrink, at most `compaction_fan_in`, oldest first: under
-/// `Retention::Duration`, those whose stamp's `due` the horizon has reached (every version
-/// they hold may go, but for pins); under `Retention::Versions`, those stamped before users
-/// wrote as many bytes as the history holds (so history GC rewrites at most one byte per byte
-/// written). A segment without a stamp (opened at recovery) gets one now: the newest current
-/// version is at or above every history version's next newer.
+/// The oldest run of at least `len_min` history segments that `pick` selects and that are
+/// neighbours in time (`history` is ordered newest first), at most `len_max` of them (the
+/// oldest of the run).
+fn oldest_run(
+    history: &[Arc<HistoryFile>],
+    pick: impl Fn(&Arc<HistoryFile>) -> bool,
+    len_min: usize,
+    len_max: usize,
+) -> Option<Vec<Arc<HistoryFile>>> {
+    let mut end = history.len();
+    while let Some(last) = end.checked_sub(1) {
+        if !history.get(last).is_some_and(&pick) {
+            end = last;
+            continue;
+        }
+        let mut start = last;
+        while start > 0 && end - start < len_max && history.get(start - 1).is_some_and(&pick) {
+            start -= 1;
+        }
+        if end - start >= len_min {
+            return history.get(start..end).map(<[_]>::to_vec);
+        }
+        end = start;
+    }
+    None
+}
+
+/// History segments GC may now shrink, the oldest run of them that are neighbours in time
+/// (so that the output covers no other segment's versions), at most `compaction_fan_in`:
+/// under `Retention::Duration`, those whose stamp's `due` the horizon has reached (every
+/// version they hold may go, but for pins); under `Retention::Versions`, those stamped before
+/// users wrote as many bytes as the history holds (so history GC rewrites at most one byte
+/// per byte written). A segment without a stamp (opened at recovery) gets one now: the newest
+/// current version is at or above every history version's next newer.
 fn pick_history_gc(
     tiers: &Tiers,
     options: &Options,
@@ -186,7 +211,7 @@ fn pick_history_gc(
     user_bytes: u64,
 ) -> Option<Vec<Arc<HistoryFile>>> {
     let history_bytes: u64 = tiers.history.iter().map(|h| h.meta().file_bytes).sum();
-    let due = |h: &&Arc<HistoryFile>| {
+    let due = |h: &Arc<HistoryFile>| {
         let init = || GcStamp { due: tiers.version_max_current(), user_bytes };
         let stamp = h.gc_stamp(init);
         match options.retention {
@@ -195,15 +220,7 @@ fn pick_history_gc(
             Retention::Versions(_) => user_bytes.saturating_sub(stamp.user_bytes) >= history_bytes,
         }
     };
-    let inputs: Vec<Arc<HistoryFile>> = tiers
-        .history
-        .iter()
-        .rev()
-        .filter(due)
-        .take(options.compaction_fan_in as usize)
-        .cloned()
-        .collect();
-    (!inputs.is_empty()).then_some(inputs)
+    oldest_run(&tiers.history, due, 1, options.compaction_fan_in as usize)
 }
 
 /// Whether no history segment outside `inputs` holds a version at or below their newest.
