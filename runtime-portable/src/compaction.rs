@@ -37,7 +37,8 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Instant, SystemTime};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
 
 use zverse_core::merge::{Decision, GcPolicy, KeyGc, KeyOrder, MergeVec};
 use zverse_core::segment::history::{HistoryBuilder, HistoryOptions};
@@ -60,6 +61,13 @@ use crate::tiers::{Tiers, level_overlapping, level_segment};
 /// The box of every entry: what a compaction reads of each input.
 static EVERYTHING: std::sync::LazyLock<Option<ZBox>> =
     std::sync::LazyLock::new(|| ZBox::new(0, u64::MAX, 0, u64::MAX));
+
+/// The versions from the oldest a live pin kept in history to the newest next newer version of
+/// one (`GcStamp::pinned`), if any.
+type Pinned = Option<(Version, Version)>;
+
+/// How long after a history segment is due by time the compaction thread looks at it.
+const HISTORY_GC_SLACK: Duration = Duration::from_millis(10);
 
 /// Entries between two checks of whether the database is closing.
 const CANCEL_CHECK_ENTRIES: u64 = 4096;
@@ -202,25 +210,36 @@ fn oldest_run(
 /// under `Retention::Duration`, those whose stamp's `due` the horizon has reached (every
 /// version they hold may go, but for pins); under `Retention::Versions`, those stamped before
 /// users wrote as many bytes as the history holds (so history GC rewrites at most one byte
-/// per byte written). A segment without a stamp (opened at recovery) gets one now: the newest
-/// current version is at or above every history version's next newer.
+/// per byte written); and under either, those holding versions only released pins kept. A
+/// segment without a stamp (opened at recovery) gets one now (`first_stamp`).
 fn pick_history_gc(
     tiers: &Tiers,
     options: &Options,
     horizon: Version,
     user_bytes: u64,
+    pins: &BTreeMap<Version, usize>,
 ) -> Option<Vec<Arc<HistoryFile>>> {
     let history_bytes: u64 = tiers.history.iter().map(|h| h.meta().file_bytes).sum();
     let due = |h: &Arc<HistoryFile>| {
-        let init = || GcStamp { due: tiers.version_max_current(), user_bytes };
-        let stamp = h.gc_stamp(init);
+        let stamp = h.gc_stamp(|| first_stamp(tiers, user_bytes));
+        let released = stamp
+            .pinned
+            .is_some_and(|(low, high)| low >= high || pins.range(low..high).next().is_none());
         match options.retention {
             Retention::All => false,
-            Retention::Duration(_) => stamp.due <= horizon,
-            Retention::Versions(_) => user_bytes.saturating_sub(stamp.user_bytes) >= history_bytes,
+            Retention::Duration(_) => stamp.due <= horizon || released,
+            Retention::Versions(_) => {
+                user_bytes.saturating_sub(stamp.user_bytes) >= history_bytes || released
+            }
         }
     };
     oldest_run(&tiers.history, due, 1, options.compaction_fan_in as usize)
+}
+
+/// The stamp of a history segment that has none (opened at recovery): the newest current
+/// version is at or above every history version's next newer.
+fn first_stamp(tiers: &Tiers, user_bytes: u64) -> GcStamp {
+    GcStamp { due: tiers.version_max_current(), user_bytes, pinned: None }
 }
 
 /// Whether no history segment outside `inputs` holds a version at or below their newest.
@@ -304,7 +323,7 @@ impl Inner {
         }
         let horizon = self.gc_policy().horizon();
         let user_bytes = self.counters.bytes_user.load(Ordering::Relaxed);
-        let due = pick_history_gc(&tiers, &self.options, horizon, user_bytes);
+        let due = pick_history_gc(&tiers, &self.options, horizon, user_bytes, &lock(&self.pins));
         let Some(inputs) = due.or_else(|| pick_history_window(&tiers, &self.options)) else {
             return Ok(false);
         };
@@ -333,12 +352,34 @@ impl Inner {
     }
 
     /// Stamps new history segments with when GC should look at them again.
-    fn stamp_history(&self, files: &[Arc<HistoryFile>], due: Version) {
+    fn stamp_history(&self, files: &[Arc<HistoryFile>], due: Version, pinned: Pinned) {
         let due = if due == Version::ZERO { Version::MAX } else { due };
         let user_bytes = self.counters.bytes_user.load(Ordering::Relaxed);
-        for file in files {
-            file.gc_stamp(|| GcStamp { due, user_bytes });
+        if let Some((_, high)) = pinned {
+            self.pinned_history_max.fetch_max(high.get(), Ordering::AcqRel);
         }
+        for file in files {
+            file.gc_stamp(|| GcStamp { due, user_bytes, pinned });
+        }
+    }
+
+    /// How long the compaction thread may sleep before history GC is due by time alone
+    /// (`Retention::Duration`: the horizon, now minus the age, reaches the earliest `due` of a
+    /// history segment's stamp); `None` when nothing is due by time.
+    pub(crate) fn history_gc_wait(&self) -> Option<Duration> {
+        let Retention::Duration(age) = self.options.retention else { return None };
+        let tiers = self.tiers();
+        let user_bytes = self.counters.bytes_user.load(Ordering::Relaxed);
+        let due = tiers
+            .history
+            .iter()
+            .map(|h| h.gc_stamp(|| first_stamp(&tiers, user_bytes)).due)
+            .filter(|due| *due != Version::MAX)
+            .min()?;
+        let at = due.to_system_time().checked_add(age)?;
+        let wait = at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+        // A little past it, so that the horizon has reached it when the thread looks.
+        Some(wait.saturating_add(HISTORY_GC_SLACK))
     }
 
     /// Merges history segments through GC into fewer (split at the target; none when GC drops
@@ -371,7 +412,7 @@ impl Inner {
         router.finish_key(&mut outputs)?;
         // Older versions of the inputs' keys may lie outside them (in deeper levels).
         let horizons = Horizons { all: router.horizons.all, found: router.horizons.all };
-        let history_due = router.history_due;
+        let (history_due, pinned) = (router.history_due, router.pinned);
         let (current, history, new_files) = outputs.finish()?;
         assert!(current.is_empty(), "a history merge writes history only");
         if !history.is_empty() {
@@ -381,7 +422,7 @@ impl Inner {
             .iter()
             .map(|meta| HistoryFile::open(&self.io, &self.dir, *meta).map(Arc::new))
             .collect::<Result<Vec<_>>>()?;
-        self.stamp_history(&history_files, history_due);
+        self.stamp_history(&history_files, history_due, pinned);
         new_files.keep();
         let merged = Transition::HistoryMerged { inputs, outputs: &history_files, horizons };
         if let Err(error) = self.state.install(merged) {
@@ -433,7 +474,7 @@ impl Inner {
         let policy = policy.with_pins(&pins).expect("BTreeMap keys are sorted");
         let policy = policy.with_bottom(is_bottom(tiers, &inputs));
         let mut outputs = Outputs::new(self, step.level);
-        let (mut horizons, history_due) = self.merge_step(step, &policy, &mut outputs)?;
+        let (mut horizons, history_due, pinned) = self.merge_step(step, &policy, &mut outputs)?;
         if !policy.bottom() {
             // Older versions of the inputs' keys may lie outside them: any drop may hide one
             // from a read that finds an older version.
@@ -448,7 +489,7 @@ impl Inner {
             .iter()
             .map(|meta| HistoryFile::open(&self.io, &self.dir, *meta).map(Arc::new))
             .collect::<Result<Vec<_>>>()?;
-        self.stamp_history(&history_files, history_due);
+        self.stamp_history(&history_files, history_due, pinned);
         self.install_compaction(&inputs, &current_files, &history_files, new_files, horizons)?;
         self.count_step(&inputs, &current, &history, step.level, started);
         for input in &inputs {
@@ -527,7 +568,7 @@ impl Inner {
         step: &'a Step,
         policy: &GcPolicy<'_>,
         outputs: &mut Outputs<'_>,
-    ) -> Result<(Horizons, Version)> {
+    ) -> Result<(Horizons, Version, Pinned)> {
         let inputs = step.inputs();
         let everything: &'static Option<ZBox> = &EVERYTHING;
         let mut sources: Vec<Box<dyn Iterator<Item = EntryResult<'a>> + 'a>> = Vec::new();
@@ -558,7 +599,7 @@ impl Inner {
         router.finish_key(outputs)?;
         let horizons = router.horizons;
         assert!(horizons.found <= horizons.all, "a found read's horizon is within the horizon");
-        Ok((horizons, router.history_due))
+        Ok((horizons, router.history_due, router.pinned))
     }
 }
 
@@ -605,6 +646,9 @@ struct Router<'p, 'a> {
     /// "next newer version" of a kept history version above the policy's horizon
     /// (`Version::MAX`: never known; `Version::ZERO`: none sent).
     history_due: Version,
+    /// The versions of the pins that kept a version this router sent to history (see
+    /// `GcStamp::pinned`).
+    pinned: Pinned,
     /// For a history merge, the tiers whose current segments hold each key's newest version:
     /// it is fed first, never written, and every input version is history.
     current_of: Option<&'a Tiers>,
@@ -626,6 +670,7 @@ impl<'p, 'a> Router<'p, 'a> {
             key_horizon: KeyHorizon::default(),
             horizons: Horizons::default(),
             history_due: Version::ZERO,
+            pinned: None,
             current_of: None,
             bottom_policy: None,
             key_bottom: false,
@@ -752,6 +797,7 @@ impl<'p, 'a> Router<'p, 'a> {
         }
         if self.current_written {
             self.note_history_due();
+            self.note_pinned(entry.version);
             outputs.history(entry)
         } else {
             self.current_written = true;
@@ -767,6 +813,23 @@ impl<'p, 'a> Router<'p, 'a> {
         if due > self.policy.horizon() {
             self.history_due = self.history_due.max(due);
         }
+    }
+
+    /// Counts a version kept in history that a live pin may be keeping: one in
+    /// `[version, next newer)` selects it (rule 3 of `KeyGc`). Once no live pin lies in the
+    /// range this adds, the segment is due (a version kept for another reason stays, and its
+    /// new segment is stamped without it: no pin selects it any more).
+    fn note_pinned(&mut self, version: Version) {
+        let newer = self.key_horizon.newer.unwrap_or(Version::MAX);
+        let pins = self.policy.pins();
+        let first_at_or_above = pins.partition_point(|pin| *pin < version);
+        if pins.get(first_at_or_above).is_none_or(|pin| *pin >= newer) {
+            return;
+        }
+        self.pinned = Some(match self.pinned {
+            Some((low, high)) => (low.min(version), high.max(newer)),
+            None => (version, newer),
+        });
     }
 
     /// Raises the horizons past a dropped version.

@@ -403,11 +403,19 @@ impl Snapshot {
 impl Drop for Snapshot {
     fn drop(&mut self) {
         let mut pins = self.inner.pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut released = false;
         if let Some(count) = pins.get_mut(&self.version) {
             *count -= 1;
             if *count == 0 {
                 pins.remove(&self.version);
+                released = true;
             }
+        }
+        drop(pins);
+        // The pin may have kept history versions: history GC may drop them now.
+        let pinned_max = self.inner.pinned_history_max.load(std::sync::atomic::Ordering::Acquire);
+        if released && self.version.get() < pinned_max {
+            self.inner.request_compaction(crate::background::CompactionKind::Triggered);
         }
     }
 }

@@ -515,3 +515,60 @@ fn assert_snapshots_exact(snapshots: &[zverse::Snapshot], model: &Model, seed: u
         }
     }
 }
+
+/// Polls `done` every 20 ms for up to 20 s, with no write and no `Db::compact`.
+fn eventually(db: &Db, done: impl Fn(&Db) -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if done(db) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    done(db)
+}
+
+/// Under `Retention::Duration`, an idle database collects history once it is due by time:
+/// the background thread wakes for it (it used to wait for the next write's flush).
+#[test]
+fn an_idle_database_collects_history_due_by_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let age = std::time::Duration::from_secs(1);
+    let db = backend::open(dir.path(), options(Retention::Duration(age))).unwrap();
+    let mut model = Model::new();
+    write_compacted_rounds(&db, &mut model, 0..4, 20);
+    assert!(db.stats().history_segment_count >= 1, "{:?}", db.stats());
+    // No write from here on.
+    let collected = eventually(&db, |db| db.stats().history_segment_count == 0);
+    assert!(collected, "idle: {:?}", db.stats());
+    assert_eq!(history_versions(&db, 20), 20, "the current versions only");
+    assert_exact_above_horizon(&db, &model);
+}
+
+/// Releasing a snapshot makes the history versions it pinned due: background GC drops them
+/// without a write or `Db::compact` (their segments were stamped never due by time, and
+/// nothing woke the background thread). Fails with the idle wake-up alone.
+#[test]
+fn releasing_a_snapshot_makes_its_pinned_history_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let age = std::time::Duration::from_secs(1);
+    let db = backend::open(dir.path(), options(Retention::Duration(age))).unwrap();
+    let mut model = Model::new();
+    write_compacted_rounds(&db, &mut model, 0..3, 20);
+    let snapshot = db.snapshot();
+    write_compacted_rounds(&db, &mut model, 3..6, 20);
+    // Past the age, GC keeps only what the snapshot reads: round 2 beside the current round
+    // (flushes wake the background thread).
+    let pinned_only = eventually(&db, |db| {
+        db.put(b"other", b"x").unwrap();
+        db.flush().unwrap();
+        history_versions(db, 20) == 40
+    });
+    assert!(pinned_only, "{} versions: {:?}", history_versions(&db, 20), db.stats());
+    assert_eq!(snapshot.get(b"k005").unwrap().as_deref(), Some(&b"r2-5"[..]));
+    drop(snapshot);
+    let released = eventually(&db, |db| db.stats().history_segment_count == 0);
+    assert!(released, "{} versions: {:?}", history_versions(&db, 20), db.stats());
+    assert_eq!(history_versions(&db, 20), 20);
+    assert_exact_above_horizon(&db, &model);
+}
