@@ -35,9 +35,9 @@
 //! (a key-order segment, streamed to its file, split at the target between keys), and one
 //! history segment being built (bounded by the target).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use zverse_core::merge::{Decision, GcPolicy, KeyGc, KeyOrder, MergeVec};
@@ -146,8 +146,7 @@ fn scores(tiers: &Tiers, options: &Options) -> Vec<Score> {
 /// past its target, or that level grows without bound and every level-0 step rewrites all of
 /// it (the 24 GiB scale run in `benches/results/scale.md`).
 fn most_due(scores: &[Score]) -> Option<u8> {
-    let (tier, score) =
-        scores.iter().enumerate().rev().max_by_key(|(_, score)| **score)?;
+    let (tier, score) = scores.iter().enumerate().rev().max_by_key(|(_, score)| **score)?;
     (*score >= 1000).then(|| u8::try_from(tier).ok()).flatten()
 }
 

@@ -339,7 +339,8 @@ impl ScanAdvice<'_> {
         let behind = offset.saturating_sub(RELEASE_BEHIND_BYTES);
         let behind = behind - behind % self.page_bytes;
         if behind >= self.released_to.saturating_add(RELEASE_BEHIND_BYTES) {
-            let pages = self.advisor.advise(self.mapping, self.released_to..behind, Advice::DontNeed);
+            let pages =
+                self.advisor.advise(self.mapping, self.released_to..behind, Advice::DontNeed);
             add(&self.advisor.counters.pages_advised, pages);
             self.released_to = behind;
         }

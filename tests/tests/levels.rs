@@ -232,7 +232,9 @@ fn history_merges_pick_neighbours_in_time() {
     assert_eq!(changes, 30, "the big round's first versions");
     let opened = db.stats().history_reads - before;
     assert_eq!(opened, 1, "only the segment of the big round: {:?}", db.stats());
-    let versions: usize =
-        ["a", "b", "c", "d", "e"].iter().map(|name| db.prefix(name.as_bytes()).unwrap().count()).sum();
+    let versions: usize = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|name| db.prefix(name.as_bytes()).unwrap().count())
+        .sum();
     assert_eq!(versions, 2 + 30 + 3 * 2, "every key");
 }
