@@ -20,7 +20,8 @@
 //! Run: `ZVERSE_SCALE_GIB=8 ZVERSE_SCALE_DIR=/path cargo bench -p zverse-benches --bench
 //! scale` (the directory must not exist; it is removed at the end unless
 //! `ZVERSE_SCALE_KEEP=1`). `ZVERSE_SCALE_MEMORY_MIB` sets `Options::memory_bytes_max`
-//! (default 1024). Under `cargo test --benches` it fills 8 MiB once to check that it works.
+//! (default 1024), `ZVERSE_SCALE_FAN_IN` sets `Options::compaction_fan_in` (default the
+//! option's). Under `cargo test --benches` it fills 8 MiB once to check that it works.
 //!
 //! `ZVERSE_SCALE_ENGINE=rocksdb` (with `--features peers`, built with
 //! `ROCKSDB_LIB_DIR=/usr/lib/x86_64-linux-gnu`) runs the same keys, values and batches on
@@ -334,7 +335,12 @@ fn open_store(engine: &str, dir: &Path, memory_bytes: u64) -> Box<dyn Store> {
                 .retention(Retention::All)
                 .memory_bytes_max(memory_bytes);
             let segment_bytes_target = 256 << 20;
-            let options = options.segment_bytes_target(segment_bytes_target);
+            let mut options = options.segment_bytes_target(segment_bytes_target);
+            if let Some(fan_in) =
+                std::env::var("ZVERSE_SCALE_FAN_IN").ok().and_then(|v| v.parse().ok())
+            {
+                options = options.compaction_fan_in(fan_in);
+            }
             let db = Db::open(dir, options).expect("open");
             Box::new(Zverse { db, segment_bytes_target })
         }
