@@ -211,23 +211,29 @@ impl Store for Zverse {
         items
     }
 
-    /// Flushes, then waits for fewer level-0 segments than the trigger (the default, 8) and
-    /// no compaction for 2 s, or no progress for a minute.
+    /// Flushes, then waits until no compaction step is due (fewer level-0 segments than the
+    /// default trigger, 8, and every level within its default target, 512 MiB times 10 per
+    /// level down), or no step ended for a minute: the disk is then counted without the
+    /// outputs of a step in progress, as RocksDB's is after its compactions.
     fn settle(&self) {
         self.db.flush().expect("flush");
         let mut progress = (self.db.stats().compactions, Instant::now());
         loop {
-            std::thread::sleep(Duration::from_millis(100));
             let stats = self.db.stats();
             if stats.compactions != progress.0 {
                 progress = (stats.compactions, Instant::now());
             }
-            let idle = progress.1.elapsed();
-            if (stats.segment_count_open < 8 && idle >= Duration::from_secs(2))
-                || idle >= Duration::from_secs(60)
+            let within = |(level, bytes): (usize, &u64)| {
+                let exponent = u32::try_from(level.saturating_sub(1)).unwrap_or(u32::MAX);
+                *bytes <= (512u64 << 20).saturating_mul(10u64.saturating_pow(exponent))
+            };
+            let levels_within = stats.level_segment_bytes.iter().enumerate().skip(1).all(within);
+            if (stats.segment_count_open < 8 && levels_within)
+                || progress.1.elapsed() >= Duration::from_secs(60)
             {
                 return;
             }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
