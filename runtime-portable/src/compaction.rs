@@ -9,8 +9,8 @@
 //! **A step.** Level 0 to 1 when level 0 holds `compaction_trigger_segments` segments: its
 //! oldest `compaction_fan_in - 1` segments plus the level-1 segments their key bounds meet.
 //! Level `n` to `n + 1` when level `n` passes its target (`Options::level_bytes_target`): its
-//! oldest segment plus the segments of level `n + 1` it meets. When several are due, they take
-//! turns (`next_due`), so that no level starves. The
+//! oldest segment plus the segments of level `n + 1` it meets. When several are due, the tier
+//! furthest past its trigger goes first (`most_due`, as RocksDB scores its levels). The
 //! inputs are merged in key
 //! order (the lower level as one concatenated source), each key's versions go through
 //! `zverse_core::merge::KeyGc` newest first, and each key's newest surviving version goes to
@@ -141,37 +141,27 @@ fn scores(tiers: &Tiers, options: &Options) -> Vec<Score> {
     std::iter::once(level_0).chain(levels).collect()
 }
 
-/// The tier whose step goes next: the first tier at or past its trigger (a score of 1,000)
-/// after `last`, the tier of the step before, in the cyclic order level 0, level 1, ...
-/// Every due tier gets its turn: with level 0 always first (it is at its trigger all through
-/// a long fill), the 24 GiB scale run grew level 1 to 16x its target, and with the highest
-/// score first, level 1 (refilled by every level-0 step) always beat level 2, which grew
-/// past 3x its target with no level 3, so that every level-1 step rewrote a growing share of
-/// it (`benches/results/scale.md`).
-fn next_due(scores: &[Score], last: Option<u8>) -> Option<u8> {
-    let count = scores.len();
-    let first = last.map_or(0, |last| usize::from(last) + 1);
-    (0..count)
-        .map(|offset| (first + offset) % count)
-        .find(|tier| scores.get(*tier).is_some_and(|score| *score >= 1000))
-        .and_then(|tier| u8::try_from(tier).ok())
+/// The tier whose step is most due (the highest score at or past 1,000; the shallowest of
+/// equals), as RocksDB's leveled picker does: level 0 at its trigger must not starve a level
+/// past its target, or that level grows without bound and every level-0 step rewrites all of
+/// it (the 24 GiB scale run in `benches/results/scale.md`).
+fn most_due(scores: &[Score]) -> Option<u8> {
+    let (tier, score) = scores.iter().enumerate().rev().max_by_key(|(_, score)| **score)?;
+    (*score >= 1000).then(|| u8::try_from(tier).ok()).flatten()
 }
 
-/// The background step due now, if any, and its tier: level 0 into level 1 (its oldest
-/// `fan_in - 1` segments), or the oldest segment of a level into the next, whichever due tier
-/// comes next after `last` (`next_due`).
-fn pick_step(tiers: &Tiers, options: &Options, last: Option<u8>) -> Option<(Step, u8)> {
+/// The background step due now, if any: level 0 into level 1 (its oldest `fan_in - 1`
+/// segments), or the oldest segment of a level into the next, whichever tier is most due.
+fn pick_step(tiers: &Tiers, options: &Options) -> Option<Step> {
     let fan_in = options.compaction_fan_in as usize;
-    let tier = next_due(&scores(tiers, options), last)?;
-    let step = match tier {
+    match most_due(&scores(tiers, options))? {
         0 => step_into(tiers, oldest_level_0(tiers, fan_in - 1), 1),
         level => {
             let segments = level_of(tiers, level);
             let oldest = segments.iter().min_by_key(|s| s.meta().file_number)?;
             step_into(tiers, vec![Arc::clone(oldest)], level + 1)
         }
-    };
-    Some((step?, tier))
+    }
 }
 
 /// The history segments to merge, if `compaction_trigger_segments` of them are small (under
@@ -326,10 +316,8 @@ impl Inner {
     /// small history segments. Returns whether it merged anything.
     pub(crate) fn compact_step(&self) -> Result<bool> {
         let tiers = self.tiers();
-        let last = *lock(&self.compaction_tier_last);
-        if let Some((step, tier)) = pick_step(&tiers, &self.options, last) {
+        if let Some(step) = pick_step(&tiers, &self.options) {
             self.run_step(&tiers, &step)?;
-            *lock(&self.compaction_tier_last) = Some(tier);
             return Ok(true);
         }
         let horizon = self.gc_policy().horizon();
@@ -990,22 +978,17 @@ fn input_corruption(inputs: &[Arc<SegmentFile>], corruption: zverse_core::Corrup
 mod tests {
     use crate::{Db, Durability, Options};
 
-    /// No tier at its trigger starves another: level 0 (always due in a long fill) and a level
-    /// refilled by every step above it (always further past its target than the one below)
-    /// take turns with the deeper levels. Before, level 0 always went first, and at 24 GiB
-    /// level 1 grew to 16x its target; with the highest score first, level 2 grew past 3x its
-    /// target with no level 3 below it.
+    /// Level 0 at its trigger does not starve a level past its target: the tier furthest
+    /// past its own trigger goes first. Before scoring, level 0 always went first, and at
+    /// 24 GiB level 1 grew to 10x its target (every level-0 step then rewrote all of it).
     #[test]
-    fn due_tiers_take_turns() {
-        use super::next_due;
-        assert_eq!(next_due(&[1_000, 10_000, 3_000], None), Some(0), "level 0 first");
-        assert_eq!(next_due(&[1_000, 10_000, 3_000], Some(0)), Some(1));
-        assert_eq!(next_due(&[1_000, 10_000, 3_000], Some(1)), Some(2), "level 2 gets its turn");
-        assert_eq!(next_due(&[1_000, 10_000, 3_000], Some(2)), Some(0), "then level 0 again");
-        assert_eq!(next_due(&[4_000, 500, 900], Some(0)), Some(0), "the only one due");
-        assert_eq!(next_due(&[500, 999, 0], Some(1)), None, "nothing due");
-        assert_eq!(next_due(&[], None), None);
-        assert_eq!(next_due(&[2_000], Some(7)), Some(0), "a last beyond the tiers");
+    fn the_tier_most_past_its_trigger_is_compacted_first() {
+        assert_eq!(super::most_due(&[1_000, 10_000, 0]), Some(1), "level 1 at 10x");
+        assert_eq!(super::most_due(&[4_000, 1_500, 900]), Some(0), "level 0 at 4x");
+        assert_eq!(super::most_due(&[1_000, 1_000]), Some(0), "the shallowest of equals");
+        assert_eq!(super::most_due(&[500, 999, 0]), None, "nothing due");
+        assert_eq!(super::most_due(&[0, 0, 2_000]), Some(2));
+        assert_eq!(super::most_due(&[]), None);
     }
 
     fn options() -> Options {

@@ -46,9 +46,6 @@ pub(crate) struct Inner {
     /// releasing a pin below it wakes the compaction thread, whose history GC may now drop
     /// what the pin kept. Only rises.
     pub(crate) pinned_history_max: AtomicU64,
-    /// The tier (0: level 0, `n`: level `n`) of the last background compaction step: due
-    /// tiers take turns after it (`compaction::next_due`).
-    pub(crate) compaction_tier_last: Mutex<Option<u8>>,
     pub(crate) closed: AtomicBool,
     /// Checkpoints copying logs now: while any runs, flushes leave retired logs in place.
     pub(crate) checkpoints_running: AtomicUsize,
@@ -114,7 +111,6 @@ impl Inner {
             recent_writes: RecentWrites::default(),
             pins: Mutex::new(BTreeMap::new()),
             pinned_history_max: AtomicU64::new(0),
-            compaction_tier_last: Mutex::new(None),
             closed: AtomicBool::new(false),
             checkpoints_running: AtomicUsize::new(0),
             background: Background::default(),
