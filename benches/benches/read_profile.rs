@@ -5,10 +5,14 @@
 //! `cargo bench -p zverse-benches --bench read_profile -- WORKLOAD [SECONDS [KEY_SET]]`, where
 //! `KEY_SET` is `random` (the default) or `shared-prefix`, and `WORKLOAD` is
 //! `read1` (random gets), `range1pct` (scans of 1% of the keys), `full` (full scans), after the
-//! fill and `flush()` as in the peer run; or `ycsbc` (Zipfian gets) or `ycsbe` (Zipfian
-//! open-ended scans of 1 to 100 items, without the inserts) after `compact()` and the updates
-//! YCSB A, B and D leave in the memtable. `read1`, `range1pct` and `full` take a `-compacted`
-//! suffix (`full-compacted`) to run after `compact()` instead: one key-ordered level. Prints
+//! fill and settle (`flush()`, `wait_for_compact()`) as in the peer run; or `ycsbc` (Zipfian
+//! gets) or `ycsbe` (Zipfian open-ended scans of 1 to 100 items, without the inserts) after
+//! `compact()` and the updates YCSB A, B and D leave in the memtable. `read1`, `range1pct` and
+//! `full` take a `-compacted` suffix (`full-compacted`) to run after `compact()` instead: one
+//! key-ordered level. The scan rows (`range1pct`, `full`, `ycsbe`) read through `Db::scan`,
+//! the cursor that lends its items, as the peer harness does; an `-owned` suffix before any
+//! `-compacted` (`full-owned`) reads through `Db::range` and its owned `(Slice, Slice)` items
+//! instead. Prints
 //! operations per second for the whole timed loop (default 10 s), after a fill that is not
 //! timed, and per second of the reading thread's CPU time (steadier on a loaded machine).
 #![allow(missing_docs, reason = "a bench binary, not an API")]
@@ -18,6 +22,7 @@
 mod data;
 
 use std::hint::black_box;
+use std::ops::Bound::{self, Excluded, Included};
 use std::time::{Duration, Instant};
 
 use zverse::{Db, Durability, Options};
@@ -35,6 +40,10 @@ fn main() {
     let (workload, compacted) = match requested.strip_suffix("-compacted") {
         Some(workload) => (workload, true),
         None => (requested, false),
+    };
+    let (workload, owned) = match workload.strip_suffix("-owned") {
+        Some(workload) => (workload, true),
+        None => (workload, false),
     };
     let seconds: u64 = args.get(1).map_or(10, |text| text.parse().expect("SECONDS"));
     if zverse_benches::is_test_mode() {
@@ -68,8 +77,10 @@ fn main() {
     }
     let stats = db.stats();
     eprintln!(
-        "read_profile: {requested} for {seconds} s; {} segments, {} memtable versions; pid {}",
+        "read_profile: {requested} for {seconds} s; {} segments (per level {:?}), {} memtable \
+         versions; pid {}",
         stats.segment_count,
+        stats.level_segment_counts,
         stats.memtable_versions,
         std::process::id()
     );
@@ -82,7 +93,7 @@ fn main() {
     while Instant::now() < deadline {
         let batch = if matches!(workload, "full" | "range1pct") { 1 } else { 100 };
         for _ in 0..batch {
-            items += one_op(workload, &db, &keys, &sorted, &zipfian, &mut rng);
+            items += one_op(workload, owned, &db, &keys, &sorted, &zipfian, &mut rng);
             ops += 1;
         }
     }
@@ -106,7 +117,8 @@ fn thread_cpu_ns() -> Option<u64> {
     stat.split_whitespace().next()?.parse().ok()
 }
 
-/// The peer run's fill: batches of 1,000 in load order, then `flush()`.
+/// The peer run's fill: batches of 1,000 in load order, then its settle: `flush()` and
+/// `wait_for_compact()`.
 fn fill(db: &Db, keys: &[data::Key], values: &data::Values) {
     for (chunk_index, chunk) in keys.chunks(BATCH_LEN).enumerate() {
         let mut batch = db.batch();
@@ -116,21 +128,40 @@ fn fill(db: &Db, keys: &[data::Key], values: &data::Values) {
         batch.commit().expect("commit");
     }
     db.flush().expect("flush");
+    db.wait_for_compact().expect("wait_for_compact");
 }
+
+/// A key range by its bounds.
+type Range<'k> = (Bound<&'k data::Key>, Bound<&'k data::Key>);
 
 /// One operation of `workload`; returns the items it found.
 fn one_op(
     workload: &str,
+    owned: bool,
     db: &Db,
     keys: &[data::Key],
     sorted: &[data::Key],
     zipfian: &data::Zipfian,
     rng: &mut fastrand::Rng,
 ) -> u64 {
-    let count = |range: zverse::Range, limit: usize| -> u64 {
-        let items = range.take(limit).map(|item| black_box(item.expect("scan")));
-        items.count() as u64
+    // Items of the range, at most `limit`, each passed to `black_box`.
+    let count = |range: Range<'_>, limit: usize| -> u64 {
+        let (start, end) = (range.0.map(|key| &key[..]), range.1.map(|key| &key[..]));
+        if owned {
+            let range = db.range((start, end)).expect("range");
+            let items = range.take(limit).map(|item| black_box(item.expect("range")));
+            return items.count() as u64;
+        }
+        let mut scan = db.scan((start, end)).expect("scan");
+        let mut found = 0;
+        while found < limit as u64 {
+            let Some(item) = scan.next() else { break };
+            black_box(item.expect("scan"));
+            found += 1;
+        }
+        found
     };
+    let unbounded = std::ops::Bound::Unbounded;
     match workload {
         "read1" => u64::from(db.get(&keys[rng.usize(..keys.len())]).expect("get").is_some()),
         "ycsbc" => {
@@ -140,14 +171,14 @@ fn one_op(
         "range1pct" => {
             let span = sorted.len() / 100;
             let start = rng.usize(..sorted.len() - span);
-            let range = db.range(&sorted[start][..]..&sorted[start + span][..]).expect("range");
-            count(range, usize::MAX)
+            let bounds = (Included(&sorted[start]), Excluded(&sorted[start + span]));
+            count(bounds, usize::MAX)
         }
-        "full" => count(db.range(..).expect("range"), usize::MAX),
+        "full" => count((unbounded, unbounded), usize::MAX),
         "ycsbe" => {
             let key = &keys[data::scramble(zipfian.next(rng), keys.len())];
             let len = rng.usize(1..=YCSB_SCAN_LEN_MAX);
-            count(db.range(&key[..]..).expect("range"), len)
+            count((Included(key), unbounded), len)
         }
         other => panic!("unknown workload {other:?}"),
     }

@@ -196,8 +196,9 @@ impl Inner {
         wake.notify_all();
     }
 
-    /// Asks for a compaction round and waits until one that started after the request ends.
-    pub(crate) fn wait_for_compaction_round(&self, kind: CompactionKind) {
+    /// Asks for a compaction round and waits until one that started after the request ends;
+    /// returns why that round (or a later one) failed, if it did.
+    pub(crate) fn wait_for_compaction_round(&self, kind: CompactionKind) -> Option<String> {
         let (state, wake) = &self.background.compaction;
         let mut state = lock(state);
         let target = state.rounds_started + 1;
@@ -207,6 +208,8 @@ impl Inner {
         while state.rounds_done < target && !state.shutdown {
             state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
         }
+        // The thread records a round's outcome before it counts the round done.
+        self.background.last_compaction_error()
     }
 
     /// The compaction thread: waits for a flush (or `compact()`), then runs compaction steps

@@ -20,6 +20,7 @@ use crate::io::{Io, StdIo};
 use crate::key_range::KeyRange;
 use crate::options::Options;
 use crate::read::{Changes, History, Range};
+use crate::scan::Scan;
 use crate::slice::Slice;
 use crate::snapshot::{KeyValue, Reads, Snapshot};
 use crate::stats::{self, SegmentResidency, Stats};
@@ -216,9 +217,51 @@ impl Db {
         self.inner.stage.with_leadership(|| self.inner.rotate())?;
         self.inner.wait_for_background_round();
         self.inner.check_writable()?;
-        self.inner.wait_for_compaction_round(CompactionKind::Full);
+        let failure = self.inner.wait_for_compaction_round(CompactionKind::Full);
         self.inner.check_writable()?;
-        match self.inner.background.last_compaction_error() {
+        match failure {
+            Some(reason) => {
+                Err(Error::Io(std::io::Error::other(format!("compaction failed: {reason}"))))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until the background work is idle: every sealed memtable is in a segment and no
+    /// compaction step is due (level 0 below `compaction_trigger_segments`, every level
+    /// within its target, no history merge due), as RocksDB's `WaitForCompact` (without its
+    /// `flush` option: the active memtable stays; call [`Db::flush`] first to include it).
+    /// It waits for one flush round, then one compaction round that starts after it, which
+    /// runs steps until none is due; work that writers add meanwhile may be left due.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`] if the database turned read-only (a failed flush),
+    /// [`Error::OpenedReadOnly`] if it was opened so (it runs no background work),
+    /// [`Error::Closed`] if it was closed, and [`Error::Io`] if that compaction round failed
+    /// (background compaction retries it later, after a delay, which a call made during that
+    /// delay waits for).
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let options = zverse::Options::default().compaction_trigger_segments(2);
+    /// let db = zverse::Db::open(dir.path(), options)?;
+    /// for round in 0..3_u8 {
+    ///     db.put(&[round], b"v")?;
+    ///     db.flush()?;
+    /// }
+    /// db.wait_for_compact()?;
+    /// assert!(db.stats().segment_count_open < 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn wait_for_compact(&self) -> Result<()> {
+        self.inner.check_writable()?;
+        self.inner.wait_for_background_round();
+        self.inner.check_writable()?;
+        let failure = self.inner.wait_for_compaction_round(CompactionKind::Triggered);
+        self.inner.check_writable()?;
+        match failure {
             Some(reason) => {
                 Err(Error::Io(std::io::Error::other(format!("compaction failed: {reason}"))))
             }
@@ -418,6 +461,43 @@ impl Db {
     /// ```
     pub fn range_at(&self, keys: impl KeyRange, version: Version) -> Result<Range> {
         Reads::latest(&self.inner).range_at(&keys, version)
+    }
+
+    /// The latest value of every key in `keys`, as [`Db::range`] reads them, through a cursor
+    /// that lends each key and value as `&[u8]` until its next step ([`Scan`]): no reference
+    /// count and no allocation per item. `next_back` walks from the end.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// db.put(b"a", b"1")?;
+    /// db.put(b"b", b"2")?;
+    /// let mut total = 0;
+    /// db.scan("a"..="z")?.for_each(|_key, value| total += value.len())?;
+    /// assert_eq!(total, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn scan(&self, keys: impl KeyRange) -> Result<Scan> {
+        Reads::latest(&self.inner).scan_at(&keys, Version::MAX)
+    }
+
+    /// [`Db::scan`] as of `version`, as [`Db::range_at`] reads.
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// let v1 = db.put(b"a", b"1")?;
+    /// db.put(b"a", b"2")?;
+    /// let mut scan = db.scan_at(.., v1)?;
+    /// assert_eq!(scan.next().transpose()?, Some((&b"a"[..], &b"1"[..])));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn scan_at(&self, keys: impl KeyRange, version: Version) -> Result<Scan> {
+        Reads::latest(&self.inner).scan_at(&keys, version)
     }
 
     /// The latest value of every key that starts with `prefix`, in key order.

@@ -77,6 +77,8 @@ pub(crate) struct EngineCounters {
     pub write_stalls: AtomicU64,
     pub write_stall_micros: AtomicU64,
     pub write_slowdowns: AtomicU64,
+    /// Bytes of segment blocks `changes` queries read (shared with their iterators).
+    pub changes_bytes_read: Arc<AtomicU64>,
 }
 
 impl Inner {

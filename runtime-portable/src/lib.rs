@@ -31,7 +31,10 @@
 //! ranges are written as in std ([`KeyRange`]: `b"a"..b"b"`, `"a"..="z"`, `vec..`, `..`).
 //! [`Range`] is a `DoubleEndedIterator` (`.rev()` walks keys in descending order);
 //! [`History`] reads lazily, newest first. Iterators yield `Result`: a checksum can fail
-//! mid-scan.
+//! mid-scan. [`Scan`] (`Db::scan`, `scan_at`, `Snapshot::scan`) reads what a [`Range`] reads
+//! through a cursor that lends each key and value as `&[u8]` until its next step, as LMDB's
+//! and RocksDB's cursors do: no reference count and no allocation per item, for scans whose
+//! items are used and dropped at once; `Range`'s owned [`Slice`]s can be kept.
 //!
 //! # Limits
 //! - A key is 0 to 65,535 bytes ([`zverse_core::limits::KEY_LEN_MAX`]); a value 0 to 64 MiB
@@ -43,7 +46,8 @@
 //!
 //! # Threads
 //! [`Db`], [`Snapshot`] and [`Slice`] are `Send` and `Sync`: share one `Db` between threads by
-//! reference or in an `Arc`. The iterators ([`Range`], [`History`], [`Changes`]) are `Send`.
+//! reference or in an `Arc`. The iterators ([`Range`], [`History`], [`Changes`]) and the
+//! [`Scan`] cursor are `Send`.
 //! - A write (`put`, `delete`, [`Batch::commit`]) blocks until its record is in the log and
 //!   the memtable (and synced, under [`Durability::Sync`]). Concurrent writers share one log
 //!   append and one sync (group commit): one of them does the I/O for all.
@@ -92,6 +96,7 @@
 //! sent::<zverse::Range>();
 //! sent::<zverse::History>();
 //! sent::<zverse::Changes>();
+//! sent::<zverse::Scan>();
 //! ```
 
 mod background;
@@ -114,6 +119,7 @@ mod memtable;
 mod options;
 mod read;
 mod recovery;
+mod scan;
 mod segment_file;
 mod segment_writer;
 mod slice;
@@ -134,6 +140,7 @@ pub use key_range::{KeyRange, prefix_bounds};
 pub use locality::LocalityStats;
 pub use options::{Durability, Options, Retention};
 pub use read::{Change, Changes, History, Range};
+pub use scan::Scan;
 pub use slice::Slice;
 pub use snapshot::{KeyValue, Snapshot};
 pub use stats::{SegmentResidency, Stats};

@@ -207,11 +207,12 @@ impl LocalityAdvisor {
             mapping,
             base_addr: bytes.as_ptr().addr(),
             file_bytes: bytes.len(),
+            // 4 to 64 KiB pages: chunks are whole pages, so `reached` may skip within a page.
             window: ScanWindow::new(bytes.len(), CHUNK_BYTES, CHUNKS_AHEAD, page_bytes)
                 .with_skip_bytes(self.block_bytes)
                 .with_span(span),
             page_bytes,
-            page_last: None,
+            page_span: 0..0,
             pages_touched: 0,
             released_to: 0,
             purpose,
@@ -296,7 +297,9 @@ pub(crate) struct ScanAdvice<'m> {
     file_bytes: usize,
     window: ScanWindow,
     page_bytes: usize,
-    page_last: Option<usize>,
+    /// The bytes of the page reached last (empty before the first): a step inside it asks
+    /// for nothing, without a division (chunks are whole pages).
+    page_span: Range<usize>,
     pages_touched: u64,
     /// A maintenance scan gave back every page below this offset.
     released_to: usize,
@@ -308,14 +311,12 @@ impl ScanAdvice<'_> {
     /// from elsewhere, which no segment yields, is ignored).
     pub(crate) fn reached(&mut self, key: &[u8]) {
         let Some(offset) = key.as_ptr().addr().checked_sub(self.base_addr) else { return };
-        if offset >= self.file_bytes {
+        if self.page_span.contains(&offset) || offset >= self.file_bytes {
             return;
         }
-        let page = offset / self.page_bytes;
-        if self.page_last != Some(page) {
-            self.page_last = Some(page);
-            self.pages_touched += 1;
-        }
+        let page_start = offset / self.page_bytes * self.page_bytes;
+        self.page_span = page_start..page_start + self.page_bytes;
+        self.pages_touched += 1;
         if !self.advisor.enabled || self.pages_touched < ADVISE_AFTER_PAGES {
             return;
         }
@@ -395,6 +396,11 @@ pub(crate) struct Advised<'m, I> {
 impl<'m, I> Advised<'m, I> {
     pub(crate) fn new(inner: I, advice: ScanAdvice<'m>) -> Advised<'m, I> {
         Advised { inner, advice }
+    }
+
+    /// The iterator it advises for.
+    pub(crate) fn inner(&self) -> &I {
+        &self.inner
     }
 }
 

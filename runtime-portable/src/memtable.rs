@@ -385,7 +385,7 @@ unsafe impl Sync for MemBytes {}
 
 impl MemBytes {
     /// `bytes` of a node of `memtable`.
-    fn new(memtable: &Arc<Memtable>, bytes: &[u8]) -> MemBytes {
+    pub(crate) fn new(memtable: &Arc<Memtable>, bytes: &[u8]) -> MemBytes {
         MemBytes { memtable: Arc::clone(memtable), bytes: NonNull::from(bytes) }
     }
 }
@@ -725,6 +725,16 @@ impl Cursor {
     /// reference to the memtable is handed out). The key lives as long as the cursor.
     pub(crate) fn peek(&self) -> Option<(&[u8], Version)> {
         self.node.map(|node| (node.key(), node.version()))
+    }
+
+    /// The entry the next `next` returns, borrowed from the memtable (no reference to it is
+    /// handed out): its bytes live as long as the memtable.
+    pub(crate) fn peek_entry(&self) -> Option<Entry<'_>> {
+        self.node.map(|node| Entry {
+            key: node.key(),
+            version: node.version(),
+            value: node.value(),
+        })
     }
 
     /// Steps past the entry `peek` shows, following one link.

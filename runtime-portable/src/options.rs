@@ -78,7 +78,8 @@ pub struct Options {
     pub(crate) log_preallocation_bytes: u64,
     pub(crate) read_only: bool,
     pub(crate) version_ahead_max: Duration,
-    pub(crate) fence_keys_bytes_max: u64,
+    /// `None`: [`Options::fence_keys_budget_bytes`] derives it from `memory_bytes_max`.
+    pub(crate) fence_keys_bytes_max: Option<u64>,
     pub(crate) transaction_bytes_max: u64,
 }
 
@@ -102,7 +103,7 @@ impl Default for Options {
             log_preallocation_bytes: 1 << 20,
             read_only: false,
             version_ahead_max: Duration::from_secs(60 * 60),
-            fence_keys_bytes_max: 0,
+            fence_keys_bytes_max: None,
             transaction_bytes_max: 64 << 20,
         }
     }
@@ -302,7 +303,8 @@ impl Options {
     /// The memory the engine's own buffers may take, from which the other limits derive: the
     /// memtables (active and sealed) take at most half (but two memtables always: writers
     /// stall while that many are full), and each segment being written (one flush and one
-    /// compaction at a time) keeps at most an eighth as metadata before it is split. Mapped
+    /// compaction at a time) keeps at most an eighth as metadata before it is split, and the
+    /// fence keys take at most a sixteenth (unless `fence_keys_bytes_max` says otherwise). Mapped
     /// segment pages (the page cache) are not counted: the kernel reclaims them. Default 1 GiB;
     /// at least 1 MiB.
     ///
@@ -459,9 +461,11 @@ impl Options {
     /// one segment's key index. About 20 MiB per GiB of segments at 16-byte keys, 100-byte
     /// values and 4 KiB blocks; built by a segment's first point read. A segment opened
     /// when the budget is spent searches the on-disk fences (8-byte key prefixes) instead.
-    /// Default 0 (off): on random keys the on-disk prefix fences already narrow a search to 16
-    /// entries, and point reads measured no faster with fence keys (slower in noisy A/Bs);
-    /// turn them on (64 MiB is a good start) for keys that share their first 8 bytes.
+    /// A segment builds them only when a point read finds its on-disk prefix fences too wide
+    /// (more than 64 entries to search: keys that share their first 8 bytes); with distinct
+    /// prefixes the on-disk fences narrow a search to 32 entries, which measured faster than
+    /// the fence keys, so those segments spend nothing. Default 1/16 of
+    /// [`Options::memory_bytes_max`] (64 MiB); 0 turns them off.
     ///
     /// ```
     /// # fn main() -> zverse::Result<()> {
@@ -476,8 +480,14 @@ impl Options {
     /// ```
     #[must_use]
     pub fn fence_keys_bytes_max(mut self, bytes: u64) -> Options {
-        self.fence_keys_bytes_max = bytes;
+        self.fence_keys_bytes_max = Some(bytes);
         self
+    }
+
+    /// The fence keys' budget: `fence_keys_bytes_max` if set, else 1/16 of
+    /// `memory_bytes_max`.
+    pub(crate) fn fence_keys_budget_bytes(&self) -> u64 {
+        self.fence_keys_bytes_max.unwrap_or(self.memory_bytes_max / 16)
     }
 
     /// The most bytes one transaction tracks until it commits: its write set (keys and

@@ -5,8 +5,10 @@
 //! the tiers one after the other, each in its own order.
 
 use std::cmp::Ordering;
+use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
+use std::sync::atomic::{self, AtomicU64};
 
 use zverse_core::merge::{FAN_IN_MAX, Keyed, MergeVec, Order, same_key};
 use zverse_core::segment::history::{HistoryChanges, HistoryIter, HistoryRangeAt};
@@ -71,33 +73,84 @@ impl KeyVersion {
             value: entry.value.map(|value| Slice::mapped(segment, value)),
         }
     }
+}
 
-    /// Key order, as [`KeyOrder`] compares: keys of 8 bytes or more by their first 8 bytes
-    /// as one big-endian integer (one load each), the rest of the bytes only on a tie.
-    fn cmp_keys(&self, other: &KeyVersion) -> Ordering {
-        let (a, b) = (&self.key[..], &other.key[..]);
-        if let (Some(a_head), Some(b_head)) = (a.first_chunk::<8>(), b.first_chunk::<8>()) {
-            let heads = u64::from_be_bytes(*a_head).cmp(&u64::from_be_bytes(*b_head));
-            if heads.is_ne() {
-                return heads;
-            }
-        }
-        a.cmp(b)
+/// What the sources of a range yield for one version of one key: built from an entry of a
+/// segment or a memtable that the read's [`ReadView`] holds. [`Range`] reads owned
+/// [`KeyVersion`]s; [`crate::Scan`] reads pointers that take no reference count
+/// ([`crate::scan::RawKeyVersion`]).
+pub(crate) trait RangeItem: Keyed + Sized + Send + 'static {
+    /// What one end of a range keeps of the last key it read.
+    type KeyLast: Default + Send + std::fmt::Debug;
+
+    /// `entry`, bytes of `segment`'s mapping.
+    fn of_segment<F: MappedFile>(segment: &Arc<F>, entry: Entry<'_>) -> Self;
+
+    /// `entry`, bytes of a node of `memtable`.
+    fn of_memtable(memtable: &Arc<Memtable>, entry: Entry<'_>) -> Self;
+
+    /// Whether this version is a value (not a tombstone).
+    fn is_live(&self) -> bool;
+
+    /// The key `last` remembers, if any.
+    fn last_key(last: &Self::KeyLast) -> Option<&[u8]>;
+
+    /// Makes `last` remember this item's key.
+    fn remember(&self, last: &mut Self::KeyLast);
+}
+
+impl RangeItem for KeyVersion {
+    type KeyLast = KeyLast;
+
+    fn of_segment<F: MappedFile>(segment: &Arc<F>, entry: Entry<'_>) -> KeyVersion {
+        KeyVersion::from_segment(segment, entry)
+    }
+
+    fn of_memtable(memtable: &Arc<Memtable>, entry: Entry<'_>) -> KeyVersion {
+        let bytes = |bytes| Slice::memtable(MemBytes::new(memtable, bytes));
+        KeyVersion { key: bytes(entry.key), version: entry.version, value: entry.value.map(bytes) }
+    }
+
+    fn is_live(&self) -> bool {
+        self.value.is_some()
+    }
+
+    fn last_key(last: &KeyLast) -> Option<&[u8]> {
+        last.get()
+    }
+
+    fn remember(&self, last: &mut KeyLast) {
+        last.set(&self.key);
     }
 }
 
-/// Key order (key ascending, version descending) over [`KeyVersion`]s, by prefix first.
+/// Key order, as [`zverse_core::merge::KeyOrder`] compares: keys of 8 bytes or more by their first 8 bytes as one
+/// big-endian integer (one load each), the rest of the bytes only on a tie.
+fn cmp_keys(a: &[u8], b: &[u8]) -> Ordering {
+    if let (Some(a_head), Some(b_head)) = (a.first_chunk::<8>(), b.first_chunk::<8>()) {
+        let heads = u64::from_be_bytes(*a_head).cmp(&u64::from_be_bytes(*b_head));
+        if heads.is_ne() {
+            return heads;
+        }
+    }
+    a.cmp(b)
+}
+
+/// Key order (key ascending, version descending) over range items, by prefix first.
 #[derive(Clone, Copy, Debug)]
 struct KeyVersionOrder;
 
-impl Order<KeyVersion> for KeyVersionOrder {
-    fn cmp(&self, a: &KeyVersion, b: &KeyVersion) -> Ordering {
-        a.cmp_keys(b).then_with(|| b.version.cmp(&a.version))
+impl<T: Keyed> Order<T> for KeyVersionOrder {
+    fn cmp(&self, a: &T, b: &T) -> Ordering {
+        cmp_keys(a.key(), b.key()).then_with(|| b.version().cmp(&a.version()))
     }
 }
 
-/// A boxed per-tier source of changes for a merge.
-type Source = Box<dyn Iterator<Item = Result<KeyVersion>> + Send>;
+/// A boxed per-tier source for a merge.
+pub(crate) type Src<T> = Box<dyn Iterator<Item = Result<T>> + Send>;
+
+/// A boxed per-tier source of owned versions.
+type Source = Src<KeyVersion>;
 
 /// What a read sees: a set of tiers and a version.
 #[derive(Debug)]
@@ -208,11 +261,16 @@ impl ReadView {
     /// Every key in `keys` with its newest value at the view's version, in key order. Each
     /// end's merge is set up by its first read: a reverse walk never sets up the forward one.
     pub(crate) fn range(&self, keys: OwnedRange) -> Range {
-        Range {
+        Range(Reader::new(self, keys))
+    }
+
+    /// The two ends of a range over `keys`, each set up by its first read.
+    pub(crate) fn ends<T: RangeItem>(&self, keys: OwnedRange) -> Ends<T> {
+        Ends {
             front: None,
-            key_last: KeyLast::default(),
+            key_last: T::KeyLast::default(),
             back: None,
-            key_last_back: KeyLast::default(),
+            key_last_back: T::KeyLast::default(),
             keys,
             done: false,
             view: self.clone(),
@@ -220,20 +278,20 @@ impl ReadView {
     }
 
     /// [`ReadView::range`] in key order: what `Range::next` reads.
-    fn range_fwd(&self, keys: &OwnedRange) -> Source {
-        let mut sources: Vec<Source> = Vec::new();
+    fn range_fwd<T: RangeItem>(&self, keys: &OwnedRange) -> Src<T> {
+        let mut sources: Vec<Src<T>> = Vec::new();
         // An empty memtable stays empty below the view's version (every version at or below
         // it was in the memtables when the view loaded them): no source for it.
         for memtable in self.tiers.memtables().filter(|memtable| !memtable.is_empty()) {
-            sources.push(Box::new(MemtableRange::new(memtable, keys, self.version)));
+            sources.push(Box::new(MemtableRange::<T>::new(memtable, keys, self.version)));
         }
         for segment in &self.tiers.segments {
-            sources.push(Box::new(SegmentRange::open(segment, keys, self.version)));
+            sources.push(Box::new(SegmentRange::<T>::open(segment, keys, self.version)));
         }
         for level in &self.tiers.levels {
             let segments = level_overlapping(level, keys.bounds()).to_vec();
             if !segments.is_empty() {
-                let level = LevelRange::new(segments, keys.clone(), self.version, false);
+                let level = LevelRange::<T>::new(segments, keys.clone(), self.version, false);
                 sources.push(Box::new(level));
             }
         }
@@ -241,37 +299,67 @@ impl ReadView {
         merge(sources, KeyVersionOrder)
     }
 
+    /// The segments a range over `keys` reads, in key order, when they are its only source:
+    /// no memtable holds anything, history is not needed, and either one level-0 segment and
+    /// no level meets `keys`, or no level-0 segment and one level does. `None` otherwise.
+    pub(crate) fn single_source(&self, keys: &OwnedRange) -> Option<Vec<Arc<SegmentFile>>> {
+        if self.tiers.memtables().any(|memtable| !memtable.is_empty()) {
+            return None;
+        }
+        let history = self.tiers.history.iter();
+        if self.tiers.needs_history(self.version)
+            && history.clone().any(|segment| segment.meta().version_min <= self.version)
+        {
+            return None;
+        }
+        let mut levels =
+            self.tiers.levels.iter().map(|level| level_overlapping(level, keys.bounds()));
+        let mut levels = levels.by_ref().filter(|segments| !segments.is_empty());
+        let level = levels.next();
+        match (&self.tiers.segments[..], level, levels.next()) {
+            ([], None, None) => Some(Vec::new()),
+            ([segment], None, None) => Some(vec![Arc::clone(segment)]),
+            ([], Some(level), None) => Some(level.to_vec()),
+            _ => None,
+        }
+    }
+
     /// The history segments' sources of a range at the view's version, when it needs them.
-    fn history_range_sources(&self, keys: &OwnedRange, reverse: bool, sources: &mut Vec<Source>) {
+    fn history_range_sources<T: RangeItem>(
+        &self,
+        keys: &OwnedRange,
+        reverse: bool,
+        sources: &mut Vec<Src<T>>,
+    ) {
         if !self.tiers.needs_history(self.version) {
             return;
         }
         for segment in &self.tiers.history {
             if segment.meta().version_min <= self.version {
-                let range = HistoryRange::open(segment, keys, self.version, reverse);
+                let range = HistoryRange::<T>::open(segment, keys, self.version, reverse);
                 sources.push(Box::new(range));
             }
         }
     }
 
     /// [`ReadView::range`] in descending key order: what `Range::next_back` reads.
-    fn range_rev(&self, keys: &OwnedRange) -> Source {
-        let mut sources: Vec<Source> = Vec::new();
+    fn range_rev<T: RangeItem>(&self, keys: &OwnedRange) -> Src<T> {
+        let mut sources: Vec<Src<T>> = Vec::new();
         for memtable in self.tiers.memtables().filter(|memtable| !memtable.is_empty()) {
-            sources.push(Box::new(MemtableRangeRev::new(
+            sources.push(Box::new(MemtableRangeRev::<T>::new(
                 Arc::clone(memtable),
                 keys.clone(),
                 self.version,
             )));
         }
         for segment in &self.tiers.segments {
-            sources.push(Box::new(SegmentRangeRev::open(segment, keys, self.version)));
+            sources.push(Box::new(SegmentRangeRev::<T>::open(segment, keys, self.version)));
         }
         for level in &self.tiers.levels {
             let mut segments = level_overlapping(level, keys.bounds()).to_vec();
             segments.reverse();
             if !segments.is_empty() {
-                let level = LevelRange::new(segments, keys.clone(), self.version, true);
+                let level = LevelRange::<T>::new(segments, keys.clone(), self.version, true);
                 sources.push(Box::new(level));
             }
         }
@@ -287,6 +375,17 @@ impl ReadView {
         &self,
         keys: &OwnedRange,
         versions: (Bound<Version>, Bound<Version>),
+    ) -> Changes {
+        self.changes_counted(keys, versions, &Arc::default())
+    }
+
+    /// [`ReadView::changes`], adding the bytes of the segment blocks it reads to `bytes_read`
+    /// as each segment's scan ends.
+    pub(crate) fn changes_counted(
+        &self,
+        keys: &OwnedRange,
+        versions: (Bound<Version>, Bound<Version>),
+        bytes_read: &Arc<AtomicU64>,
     ) -> Changes {
         let versions = cap_versions(versions, self.version);
         let mut tiers: Vec<OpenSource> = Vec::new();
@@ -304,16 +403,18 @@ impl ReadView {
         for segment in self.tiers.segments.iter().chain(levels) {
             if in_window(segment.meta()) {
                 let (segment, keys) = (Arc::clone(segment), keys.clone());
+                let bytes_read = Arc::clone(bytes_read);
                 tiers.push(Box::new(move || {
-                    Box::new(SegmentChanges::open(&segment, keys, versions))
+                    Box::new(SegmentChanges::open(&segment, keys, versions, bytes_read))
                 }));
             }
         }
         for segment in &self.tiers.history {
             if in_window(segment.meta()) {
                 let (segment, keys) = (Arc::clone(segment), keys.clone());
+                let bytes_read = Arc::clone(bytes_read);
                 tiers.push(Box::new(move || {
-                    Box::new(HistoryChangesOf::open(segment, &keys, versions))
+                    Box::new(HistoryChangesOf::open(segment, &keys, versions, bytes_read))
                 }));
             }
         }
@@ -346,9 +447,10 @@ impl Iterator for Chained {
 
 /// Merges the tier sources in `order`, ties going to the earlier (newer) source. Past the
 /// merge's fan-in the sources are merged in chunks first, which keeps that tie order.
-fn merge<O>(mut sources: Vec<Source>, order: O) -> Source
+fn merge<T, O>(mut sources: Vec<Src<T>>, order: O) -> Src<T>
 where
-    O: Order<KeyVersion> + Copy + Send + 'static,
+    T: Send + 'static,
+    O: Order<T> + Copy + Send + 'static,
 {
     if sources.len() <= 1 {
         // Nothing to merge: the source itself, ended by its first error as a merge would be.
@@ -361,7 +463,7 @@ where
         let mut chunks = Vec::with_capacity(sources.len().div_ceil(FAN_IN_MAX));
         let mut rest = sources.into_iter().peekable();
         while rest.peek().is_some() {
-            let chunk: Vec<Source> = rest.by_ref().take(FAN_IN_MAX).collect();
+            let chunk: Vec<Src<T>> = rest.by_ref().take(FAN_IN_MAX).collect();
             chunks.push(merge_within_fan_in(chunk, order));
         }
         sources = chunks;
@@ -370,15 +472,15 @@ where
 }
 
 /// One source where a merge would have been: its items, until and including its first error.
-struct EndAtError {
-    source: Source,
+struct EndAtError<T> {
+    source: Src<T>,
     done: bool,
 }
 
-impl Iterator for EndAtError {
-    type Item = Result<KeyVersion>;
+impl<T> Iterator for EndAtError<T> {
+    type Item = Result<T>;
 
-    fn next(&mut self) -> Option<Result<KeyVersion>> {
+    fn next(&mut self) -> Option<Result<T>> {
         if self.done {
             return None;
         }
@@ -388,9 +490,10 @@ impl Iterator for EndAtError {
     }
 }
 
-fn merge_within_fan_in<O>(sources: Vec<Source>, order: O) -> Source
+fn merge_within_fan_in<T, O>(sources: Vec<Src<T>>, order: O) -> Src<T>
 where
-    O: Order<KeyVersion> + Send + 'static,
+    T: Send + 'static,
+    O: Order<T> + Send + 'static,
 {
     let merged = MergeVec::from_sources(sources, order);
     Box::new(merged.expect("sources are chunked to the fan-in limit"))
@@ -437,9 +540,9 @@ fn overlaps(meta: &SegmentMeta, version_min: Bound<Version>, version_max: Versio
 #[derive(Clone, Copy, Debug)]
 struct KeyOrderRev;
 
-impl Order<KeyVersion> for KeyOrderRev {
-    fn cmp(&self, a: &KeyVersion, b: &KeyVersion) -> Ordering {
-        b.cmp_keys(a).then_with(|| b.version.cmp(&a.version))
+impl<T: Keyed> Order<T> for KeyOrderRev {
+    fn cmp(&self, a: &T, b: &T) -> Ordering {
+        cmp_keys(b.key(), a.key()).then_with(|| b.version().cmp(&a.version()))
     }
 }
 
@@ -469,7 +572,8 @@ const MEMTABLE_STEPS_BEFORE_SEEK: u32 = 8;
 
 /// Newest version per key at or below a version, from one memtable, in key order: one cursor
 /// walks the memtable, seeking only past long runs of versions it does not show.
-struct MemtableRange {
+struct MemtableRange<T> {
+    memtable: Arc<Memtable>,
     cursor: memtable::Cursor,
     end: Bound<Box<[u8]>>,
     version: Version,
@@ -478,27 +582,30 @@ struct MemtableRange {
     /// Entries passed over since the last one yielded or sought.
     steps_skipped: u32,
     done: bool,
+    item: PhantomData<fn() -> T>,
 }
 
-impl MemtableRange {
-    fn new(memtable: &Arc<Memtable>, keys: &OwnedRange, version: Version) -> MemtableRange {
+impl<T> MemtableRange<T> {
+    fn new(memtable: &Arc<Memtable>, keys: &OwnedRange, version: Version) -> MemtableRange<T> {
         let (start, _) = keys.bounds();
         let cursor = memtable.cursor(key_start(start));
         MemtableRange {
+            memtable: Arc::clone(memtable),
             cursor,
             end: keys.end.clone(),
             version,
             key_last: KeyLast::default(),
             steps_skipped: 0,
             done: false,
+            item: PhantomData,
         }
     }
 }
 
-impl Iterator for MemtableRange {
-    type Item = Result<KeyVersion>;
+impl<T: RangeItem> Iterator for MemtableRange<T> {
+    type Item = Result<T>;
 
-    fn next(&mut self) -> Option<Result<KeyVersion>> {
+    fn next(&mut self) -> Option<Result<T>> {
         while !self.done {
             let Some((key, version)) = self.cursor.peek() else {
                 self.done = true;
@@ -530,8 +637,9 @@ impl Iterator for MemtableRange {
             }
             self.key_last.set(key);
             self.steps_skipped = 0;
-            let entry = self.cursor.next()?;
-            return Some(Ok(KeyVersion::from_memtable(entry)));
+            let item = T::of_memtable(&self.memtable, self.cursor.peek_entry()?);
+            self.cursor.advance();
+            return Some(Ok(item));
         }
         None
     }
@@ -556,25 +664,27 @@ fn key_start(start: Bound<&[u8]>) -> Bound<(&[u8], Version)> {
 }
 
 /// Newest version per key at or below a version, from one memtable, in descending key order.
-struct MemtableRangeRev {
+struct MemtableRangeRev<T> {
     memtable: Arc<Memtable>,
     keys: OwnedRange,
     version: Version,
     /// The last key yielded: the walk resumes before all of its versions.
     key_last: Option<MemBytes>,
     done: bool,
+    item: PhantomData<fn() -> T>,
 }
 
-impl MemtableRangeRev {
-    fn new(memtable: Arc<Memtable>, keys: OwnedRange, version: Version) -> MemtableRangeRev {
-        MemtableRangeRev { memtable, keys, version, key_last: None, done: false }
+impl<T> MemtableRangeRev<T> {
+    fn new(memtable: Arc<Memtable>, keys: OwnedRange, version: Version) -> MemtableRangeRev<T> {
+        let item = PhantomData;
+        MemtableRangeRev { memtable, keys, version, key_last: None, done: false, item }
     }
 }
 
-impl Iterator for MemtableRangeRev {
-    type Item = Result<KeyVersion>;
+impl<T: RangeItem> Iterator for MemtableRangeRev<T> {
+    type Item = Result<T>;
 
-    fn next(&mut self) -> Option<Result<KeyVersion>> {
+    fn next(&mut self) -> Option<Result<T>> {
         let (start, end) = self.keys.bounds();
         while !self.done {
             // The last (oldest) entry of the previous key. In key order `(key, MAX)` is the
@@ -592,7 +702,12 @@ impl Iterator for MemtableRangeRev {
             let found = self.memtable.get_at(&last.key, self.version);
             self.key_last = Some(last.key);
             if let Some(found) = found {
-                return Some(Ok(KeyVersion::from_memtable(found)));
+                let entry = Entry {
+                    key: &found.key,
+                    version: found.version,
+                    value: found.value.as_deref(),
+                };
+                return Some(Ok(T::of_memtable(&self.memtable, entry)));
             }
         }
         None
@@ -665,27 +780,28 @@ self_cell::self_cell! {
     }
 }
 
-struct SegmentRange(SegmentRangeCell);
+pub(crate) struct SegmentRange<T>(SegmentRangeCell, PhantomData<fn() -> T>);
 
-impl SegmentRange {
-    fn open(segment: &Arc<SegmentFile>, keys: &OwnedRange, version: Version) -> SegmentRange {
-        SegmentRange(SegmentRangeCell::new(Arc::clone(segment), |segment| {
+impl<T> SegmentRange<T> {
+    fn open(segment: &Arc<SegmentFile>, keys: &OwnedRange, version: Version) -> SegmentRange<T> {
+        let cell = SegmentRangeCell::new(Arc::clone(segment), |segment| {
             // A key-order walk decodes every version of its keys, newer ones included. The
             // advice first: its first window is on its way while `range_at` binary-searches.
             let zbox = ZBox::covering(&keys.bounds(), &(..));
             let advice = segment.scan_advice(zbox.as_ref(), ScanPurpose::Query);
             Advised::new(segment.indexed_if_built().range_at(keys.bounds(), version), advice)
-        }))
+        });
+        SegmentRange(cell, PhantomData)
     }
 }
 
-impl Iterator for SegmentRange {
-    type Item = Result<KeyVersion>;
+impl<T: RangeItem> Iterator for SegmentRange<T> {
+    type Item = Result<T>;
 
-    fn next(&mut self) -> Option<Result<KeyVersion>> {
+    fn next(&mut self) -> Option<Result<T>> {
         self.0.with_dependent_mut(|segment, range| {
             range.next().map(|entry| match entry {
-                Ok(entry) => Ok(KeyVersion::from_segment(segment, entry)),
+                Ok(entry) => Ok(T::of_segment(segment, entry)),
                 Err(corruption) => Err(segment_corruption(segment, corruption)),
             })
         })
@@ -702,23 +818,24 @@ self_cell::self_cell! {
     }
 }
 
-struct SegmentRangeRev(SegmentRangeRevCell);
+struct SegmentRangeRev<T>(SegmentRangeRevCell, PhantomData<fn() -> T>);
 
-impl SegmentRangeRev {
-    fn open(segment: &Arc<SegmentFile>, keys: &OwnedRange, version: Version) -> SegmentRangeRev {
-        SegmentRangeRev(SegmentRangeRevCell::new(Arc::clone(segment), |segment| {
+impl<T> SegmentRangeRev<T> {
+    fn open(segment: &Arc<SegmentFile>, keys: &OwnedRange, version: Version) -> SegmentRangeRev<T> {
+        let cell = SegmentRangeRevCell::new(Arc::clone(segment), |segment| {
             segment.segment().range_at(keys.bounds(), version)
-        }))
+        });
+        SegmentRangeRev(cell, PhantomData)
     }
 }
 
-impl Iterator for SegmentRangeRev {
-    type Item = Result<KeyVersion>;
+impl<T: RangeItem> Iterator for SegmentRangeRev<T> {
+    type Item = Result<T>;
 
-    fn next(&mut self) -> Option<Result<KeyVersion>> {
+    fn next(&mut self) -> Option<Result<T>> {
         self.0.with_dependent_mut(|segment, range| {
             range.next_back().map(|entry| match entry {
-                Ok(entry) => Ok(KeyVersion::from_segment(segment, entry)),
+                Ok(entry) => Ok(T::of_segment(segment, entry)),
                 Err(corruption) => Err(segment_corruption(segment, corruption)),
             })
         })
@@ -777,20 +894,30 @@ self_cell::self_cell! {
     }
 }
 
-struct SegmentChanges(SegmentChangesCell);
+/// A segment's `changes` iterator, and the counter its blocks' bytes go to when it ends.
+struct SegmentChanges(SegmentChangesCell, Arc<AtomicU64>);
 
 impl SegmentChanges {
     fn open(
         segment: &Arc<SegmentFile>,
         keys: OwnedRange,
         versions: (Bound<Version>, Bound<Version>),
+        bytes_read: Arc<AtomicU64>,
     ) -> SegmentChanges {
         let owner = ChangesOwner { segment: Arc::clone(segment), keys };
-        SegmentChanges(SegmentChangesCell::new(owner, |owner| {
+        let cell = SegmentChangesCell::new(owner, |owner| {
             let zbox = ZBox::covering(&owner.keys.bounds(), &versions);
             let advice = owner.segment.scan_advice(zbox.as_ref(), ScanPurpose::Query);
             Advised::new(owner.segment.segment().changes(owner.keys.bounds(), versions), advice)
-        }))
+        });
+        SegmentChanges(cell, bytes_read)
+    }
+}
+
+impl Drop for SegmentChanges {
+    fn drop(&mut self) {
+        let bytes = self.0.with_dependent(|_, changes| changes.inner().stats().blocks.bytes_read);
+        self.1.fetch_add(bytes, atomic::Ordering::Relaxed);
     }
 }
 
@@ -809,41 +936,99 @@ impl Iterator for SegmentChanges {
 
 /// One current level's segments that meet a range, read one after the other (each opened
 /// when the one before it is done), in key order or, `reverse`, in descending key order.
-struct LevelRange {
+struct LevelRange<T> {
     segments: std::vec::IntoIter<Arc<SegmentFile>>,
     keys: OwnedRange,
     version: Version,
     reverse: bool,
-    open: Option<Source>,
+    open: Option<Src<T>>,
 }
 
-impl LevelRange {
+impl<T> LevelRange<T> {
     /// `segments` in the order to read them.
     fn new(
         segments: Vec<Arc<SegmentFile>>,
         keys: OwnedRange,
         version: Version,
         reverse: bool,
-    ) -> LevelRange {
+    ) -> LevelRange<T> {
         LevelRange { segments: segments.into_iter(), keys, version, reverse, open: None }
     }
 }
 
-impl Iterator for LevelRange {
-    type Item = Result<KeyVersion>;
+impl<T: RangeItem> Iterator for LevelRange<T> {
+    type Item = Result<T>;
 
-    fn next(&mut self) -> Option<Result<KeyVersion>> {
+    fn next(&mut self) -> Option<Result<T>> {
         loop {
             if let Some(item) = self.open.as_mut().and_then(Iterator::next) {
                 return Some(item);
             }
             let segment = self.segments.next()?;
             self.open = Some(if self.reverse {
-                Box::new(SegmentRangeRev::open(&segment, &self.keys, self.version))
+                Box::new(SegmentRangeRev::<T>::open(&segment, &self.keys, self.version))
             } else {
-                Box::new(SegmentRange::open(&segment, &self.keys, self.version))
+                Box::new(SegmentRange::<T>::open(&segment, &self.keys, self.version))
             });
         }
+    }
+}
+
+/// A range read from its one source ([`ReadView::single_source`]): the segments one after the
+/// other, each key's newest version at the view's version yielded as it comes (a level holds
+/// one version per key and its segments are disjoint, so no key repeats), tombstones passed
+/// over: no merge, no check against the key before, no boxed source.
+pub(crate) struct DirectRange<T> {
+    segments: std::vec::IntoIter<Arc<SegmentFile>>,
+    keys: OwnedRange,
+    version: Version,
+    open: Option<SegmentRange<T>>,
+    done: bool,
+    /// Holds every segment the items point into.
+    view: ReadView,
+}
+
+impl<T: RangeItem> DirectRange<T> {
+    /// `segments`, the view's single source for `keys`, in key order.
+    pub(crate) fn new(
+        view: &ReadView,
+        segments: Vec<Arc<SegmentFile>>,
+        keys: OwnedRange,
+    ) -> DirectRange<T> {
+        let segments = segments.into_iter();
+        let version = view.version;
+        DirectRange { segments, keys, version, open: None, done: false, view: view.clone() }
+    }
+
+    /// The next live item in key order; nothing more after an error.
+    pub(crate) fn next_live(&mut self) -> Option<Result<T>> {
+        while !self.done {
+            let Some(open) = &mut self.open else {
+                let segment = self.segments.next()?;
+                self.open = Some(SegmentRange::open(&segment, &self.keys, self.version));
+                continue;
+            };
+            match open.next() {
+                Some(Ok(item)) if item.is_live() => return Some(Ok(item)),
+                Some(Ok(_)) => {}
+                Some(Err(error)) => {
+                    self.done = true;
+                    return Some(Err(error));
+                }
+                None => self.open = None,
+            }
+        }
+        None
+    }
+
+    /// The range's keys.
+    pub(crate) fn keys(&self) -> &OwnedRange {
+        &self.keys
+    }
+
+    /// The view it reads.
+    pub(crate) fn view(&self) -> &ReadView {
+        &self.view
     }
 }
 
@@ -857,35 +1042,36 @@ self_cell::self_cell! {
 }
 
 /// A history segment's keys in a range at a version, either way.
-struct HistoryRange {
+struct HistoryRange<T> {
     cell: HistoryRangeCell,
     reverse: bool,
+    item: PhantomData<fn() -> T>,
 }
 
-impl HistoryRange {
+impl<T> HistoryRange<T> {
     fn open(
         segment: &Arc<HistoryFile>,
         keys: &OwnedRange,
         version: Version,
         reverse: bool,
-    ) -> HistoryRange {
+    ) -> HistoryRange<T> {
         segment.count_read();
         let cell = HistoryRangeCell::new(Arc::clone(segment), |segment| {
             segment.segment().range_at(keys.bounds(), version)
         });
-        HistoryRange { cell, reverse }
+        HistoryRange { cell, reverse, item: PhantomData }
     }
 }
 
-impl Iterator for HistoryRange {
-    type Item = Result<KeyVersion>;
+impl<T: RangeItem> Iterator for HistoryRange<T> {
+    type Item = Result<T>;
 
-    fn next(&mut self) -> Option<Result<KeyVersion>> {
+    fn next(&mut self) -> Option<Result<T>> {
         let reverse = self.reverse;
         self.cell.with_dependent_mut(|segment, range| {
             let entry = if reverse { range.next_back() } else { range.next() };
             entry.map(|entry| match entry {
-                Ok(entry) => Ok(KeyVersion::from_segment(segment, entry)),
+                Ok(entry) => Ok(T::of_segment(segment, entry)),
                 Err(corruption) => Err(Error::corruption(segment.path(), 0, corruption)),
             })
         })
@@ -936,18 +1122,28 @@ self_cell::self_cell! {
 }
 
 /// A history segment's entries in a box, in the segment's own (rank-space Z) order, streamed.
-struct HistoryChangesOf(HistoryChangesCell);
+/// With the counter its blocks' bytes go to when it ends.
+struct HistoryChangesOf(HistoryChangesCell, Arc<AtomicU64>);
 
 impl HistoryChangesOf {
     fn open(
         segment: Arc<HistoryFile>,
         keys: &OwnedRange,
         versions: (Bound<Version>, Bound<Version>),
+        bytes_read: Arc<AtomicU64>,
     ) -> HistoryChangesOf {
         segment.count_read();
-        HistoryChangesOf(HistoryChangesCell::new(segment, |segment| {
+        let cell = HistoryChangesCell::new(segment, |segment| {
             segment.segment().changes(keys.bounds(), versions)
-        }))
+        });
+        HistoryChangesOf(cell, bytes_read)
+    }
+}
+
+impl Drop for HistoryChangesOf {
+    fn drop(&mut self) {
+        let bytes = self.0.with_dependent(|_, changes| changes.stats().bytes_read);
+        self.1.fetch_add(bytes, atomic::Ordering::Relaxed);
     }
 }
 
@@ -984,42 +1180,177 @@ fn memtable_changes(
 /// The iterator `range`, `range_at`, `prefix` and `prefix_at` return: `(key, value)` in key
 /// order, or in descending key order from the back (`.rev()`, `next_back`, `last`). The two
 /// ends can be mixed; they meet without repeating a key.
-pub struct Range {
+pub struct Range(Reader<KeyVersion>);
+
+/// How a range is read, over items `T`: forwards from its one source with no merge
+/// ([`DirectRange`]) until the first step from the back, or through both ends' merges
+/// ([`Ends`]). What [`Range`] and [`crate::Scan`] read. After an error, nothing more, from
+/// either end.
+pub(crate) struct Reader<T: RangeItem> {
+    mode: Mode<T>,
+    failed: bool,
+}
+
+enum Mode<T: RangeItem> {
+    Direct {
+        range: DirectRange<T>,
+        /// The last key `next_front` yielded.
+        key_last: T::KeyLast,
+    },
+    Ends(Ends<T>),
+}
+
+impl<T: RangeItem> Reader<T> {
+    /// A reader of `keys` at `view`'s version.
+    pub(crate) fn new(view: &ReadView, keys: OwnedRange) -> Reader<T> {
+        let mode = match view.single_source(&keys) {
+            Some(segments) => {
+                let range = DirectRange::new(view, segments, keys);
+                Mode::Direct { range, key_last: T::KeyLast::default() }
+            }
+            None => Mode::Ends(view.ends(keys)),
+        };
+        Reader { mode, failed: false }
+    }
+
+    /// The next live item in key order.
+    pub(crate) fn next_front(&mut self) -> Option<Result<T>> {
+        if self.failed {
+            return None;
+        }
+        let item = match &mut self.mode {
+            Mode::Direct { range, key_last } => {
+                let item = range.next_live();
+                if let Some(Ok(item)) = &item {
+                    item.remember(key_last);
+                }
+                item
+            }
+            Mode::Ends(ends) => ends.next_front(),
+        }?;
+        self.failed = item.is_err();
+        Some(item)
+    }
+
+    /// The next live item in descending key order. The first one after a direct read switches
+    /// to both ends' merges over the keys after the last one read.
+    pub(crate) fn next_back(&mut self) -> Option<Result<T>> {
+        if self.failed {
+            return None;
+        }
+        if let Mode::Direct { range, key_last } = &self.mode {
+            let mut keys = range.keys().clone();
+            if let Some(key) = T::last_key(key_last) {
+                keys.start = Bound::Excluded(key.into());
+            }
+            self.mode = Mode::Ends(range.view().ends(keys));
+        }
+        let Mode::Ends(ends) = &mut self.mode else { unreachable!("set just above") };
+        let item = ends.next_back()?;
+        self.failed = item.is_err();
+        Some(item)
+    }
+}
+
+impl<T: RangeItem> std::fmt::Debug for Reader<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = f.debug_struct("Reader");
+        match &self.mode {
+            Mode::Direct { key_last, .. } => out.field("direct_key_last", key_last),
+            Mode::Ends(ends) => out.field("ends", ends),
+        };
+        out.field("failed", &self.failed).finish()
+    }
+}
+
+/// The two ends of a range, over items `T`: what [`Range`] and [`crate::Scan`] read. Each
+/// yields each key's newest live version at the view's version, once.
+pub(crate) struct Ends<T: RangeItem> {
     /// The forward merge, set up by the first `next`.
-    front: Option<Source>,
+    front: Option<Src<T>>,
     /// The last key read from the front, deleted or not.
-    key_last: KeyLast,
+    key_last: T::KeyLast,
     /// The reverse merge, set up by the first `next_back`.
-    back: Option<Source>,
+    back: Option<Src<T>>,
     /// The last key read from the back, deleted or not.
-    key_last_back: KeyLast,
+    key_last_back: T::KeyLast,
     keys: OwnedRange,
     /// The ends met.
     done: bool,
+    /// Holds every tier the items point into.
     view: ReadView,
 }
 
-impl Range {
-    /// Takes `change` as the next key from one end, unless it repeats `key_last` (an older
+impl<T: RangeItem> Ends<T> {
+    /// Takes `item` as the next key from one end, unless it repeats `key_last` (an older
     /// version of the key just read) or reached `key_other`, the other end's last key.
     fn take(
-        change: KeyVersion,
-        key_last: &mut KeyLast,
+        item: T,
+        key_last: &mut T::KeyLast,
         key_other: Option<&[u8]>,
         reached: impl Fn(&[u8], &[u8]) -> bool,
-    ) -> Step {
+    ) -> Step<T> {
         // The first item of a key is its newest version across tiers; the rest are older.
-        if key_last.get().is_some_and(|last| same_key(last, &change.key)) {
+        if T::last_key(key_last).is_some_and(|last| same_key(last, item.key())) {
             return Step::Skip;
         }
-        if key_other.is_some_and(|other| reached(&change.key, other)) {
+        if key_other.is_some_and(|other| reached(item.key(), other)) {
             return Step::Met;
         }
-        key_last.set(&change.key);
-        match change.value {
-            Some(value) => Step::Yield((change.key, value)),
-            None => Step::Skip,
+        item.remember(key_last);
+        if item.is_live() { Step::Yield(item) } else { Step::Skip }
+    }
+
+    /// The next live item in key order.
+    pub(crate) fn next_front(&mut self) -> Option<Result<T>> {
+        let front = self.front.get_or_insert_with(|| self.view.range_fwd(&self.keys));
+        while !self.done {
+            let item = match front.next()? {
+                Ok(item) => item,
+                Err(error) => {
+                    self.done = true; // Neither end reads past a damaged source.
+                    return Some(Err(error));
+                }
+            };
+            let other = T::last_key(&self.key_last_back);
+            match Ends::take(item, &mut self.key_last, other, |key, back| key >= back) {
+                Step::Skip => {}
+                Step::Met => self.done = true,
+                Step::Yield(item) => return Some(Ok(item)),
+            }
         }
+        None
+    }
+
+    /// The next live item in descending key order.
+    pub(crate) fn next_back(&mut self) -> Option<Result<T>> {
+        let back = self.back.get_or_insert_with(|| self.view.range_rev(&self.keys));
+        while !self.done {
+            let item = match back.next()? {
+                Ok(item) => item,
+                Err(error) => {
+                    self.done = true;
+                    return Some(Err(error));
+                }
+            };
+            let other = T::last_key(&self.key_last);
+            match Ends::take(item, &mut self.key_last_back, other, |key, front| key <= front) {
+                Step::Skip => {}
+                Step::Met => self.done = true,
+                Step::Yield(item) => return Some(Ok(item)),
+            }
+        }
+        None
+    }
+}
+
+impl<T: RangeItem> std::fmt::Debug for Ends<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ends")
+            .field("key_last", &self.key_last)
+            .field("key_last_back", &self.key_last_back)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
     }
 }
 
@@ -1027,7 +1358,7 @@ impl Range {
 /// remembering a key costs a copy of its bytes, not a reference count taken and given back
 /// per item.
 #[derive(Debug, Default)]
-struct KeyLast {
+pub(crate) struct KeyLast {
     bytes: Vec<u8>,
     is_set: bool,
 }
@@ -1044,59 +1375,36 @@ impl KeyLast {
     }
 }
 
-/// What one item of a merge means to a [`Range`] end.
-enum Step {
+/// What one item of a merge means to an end of a range.
+enum Step<T> {
     Skip,
     Met,
-    Yield((Slice, Slice)),
+    Yield(T),
+}
+
+/// A live version as `Range` yields it.
+fn key_value(item: KeyVersion) -> (Slice, Slice) {
+    let value = item.value.expect("an end yields live versions only");
+    (item.key, value)
 }
 
 impl Iterator for Range {
     type Item = Result<(Slice, Slice)>;
 
     fn next(&mut self) -> Option<Result<(Slice, Slice)>> {
-        let front = self.front.get_or_insert_with(|| self.view.range_fwd(&self.keys));
-        while !self.done {
-            let change = match front.next()? {
-                Ok(change) => change,
-                Err(error) => return Some(Err(error)),
-            };
-            let other = self.key_last_back.get();
-            match Range::take(change, &mut self.key_last, other, |key, back| key >= back) {
-                Step::Skip => {}
-                Step::Met => self.done = true,
-                Step::Yield(item) => return Some(Ok(item)),
-            }
-        }
-        None
+        Some(self.0.next_front()?.map(key_value))
     }
 }
 
 impl DoubleEndedIterator for Range {
     fn next_back(&mut self) -> Option<Result<(Slice, Slice)>> {
-        let back = self.back.get_or_insert_with(|| self.view.range_rev(&self.keys));
-        while !self.done {
-            let change = match back.next()? {
-                Ok(change) => change,
-                Err(error) => return Some(Err(error)),
-            };
-            let other = self.key_last.get();
-            match Range::take(change, &mut self.key_last_back, other, |key, front| key <= front) {
-                Step::Skip => {}
-                Step::Met => self.done = true,
-                Step::Yield(item) => return Some(Ok(item)),
-            }
-        }
-        None
+        Some(self.0.next_back()?.map(key_value))
     }
 }
 
 impl std::fmt::Debug for Range {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Range")
-            .field("key_last", &self.key_last)
-            .field("key_last_back", &self.key_last_back)
-            .finish_non_exhaustive()
+        f.debug_tuple("Range").field(&self.0).finish()
     }
 }
 
@@ -1222,6 +1530,6 @@ mod tests {
         let source: Source = Box::new(items.into_iter());
         let got: Vec<bool> = merge(vec![source], KeyVersionOrder).map(|i| i.is_ok()).collect();
         assert_eq!(got, [true, false], "the item after the error is not read");
-        assert_eq!(merge(Vec::new(), KeyVersionOrder).count(), 0);
+        assert_eq!(merge(Vec::<Source>::new(), KeyVersionOrder).count(), 0);
     }
 }

@@ -247,7 +247,7 @@ pub(crate) struct Recovered {
 fn read_parts(options: &Options) -> (Arc<LocalityAdvisor>, Arc<FenceBudget>) {
     let advisor =
         LocalityAdvisor::new(options.locality_advisor, options.segment_block_bytes as usize);
-    (Arc::new(advisor), Arc::new(FenceBudget::new(options.fence_keys_bytes_max)))
+    (Arc::new(advisor), Arc::new(FenceBudget::new(options.fence_keys_budget_bytes())))
 }
 
 /// Where recovery works, and with which options.

@@ -209,22 +209,21 @@ impl SegmentFile {
         self.fence_keys.get().map_or(0, |f| f.heap_bytes() as u64)
     }
 
-    /// The newest version `<= version` of `key` in this segment, tombstones included, through
-    /// the fence keys in memory (built now if they are not yet and the budget has room). The
-    /// filter is asked first: a segment without the key costs one filter block; the reader is
-    /// copied only to add fence keys.
+    /// The newest version `<= version` of `key` in this segment, tombstones included. The
+    /// filter is asked first: a segment without the key costs one filter block. The fence keys
+    /// are used where they are in memory, and built (if the budget has room) only for a key
+    /// the on-disk fences leave a wide window for (`Segment::get_at_fenced`: keys sharing
+    /// their first 8 bytes), so a segment of keys with distinct prefixes spends nothing.
     pub(crate) fn get_at(
         &self,
         key: &[u8],
         version: Version,
     ) -> std::result::Result<Option<Entry<'_>>, zverse_core::Corruption> {
         let segment = self.segment();
-        if !segment.may_contain(key) {
-            return Ok(None);
-        }
-        match self.fence_keys_or_build() {
+        match self.fence_keys.get() {
             Some(fence_keys) => segment.with_fence_keys(fence_keys.view()).get_at(key, version),
-            None => segment.get_at(key, version),
+            None => segment
+                .get_at_fenced(key, version, || self.fence_keys_or_build().map(FenceKeys::view)),
         }
     }
 

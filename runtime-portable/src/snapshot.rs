@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::inner::Inner;
 use crate::key_range::{KeyRange, prefix_bounds};
 use crate::read::{Changes, History, OwnedRange, Range, ReadView};
+use crate::scan::Scan;
 use crate::slice::Slice;
 
 /// A key and its value, as `first` and `last` return them.
@@ -106,6 +107,12 @@ impl<'a> Reads<'a> {
         Ok(view.range(OwnedRange::new(keys)))
     }
 
+    pub(crate) fn scan_at(self, keys: &(impl KeyRange + ?Sized), version: Version) -> Result<Scan> {
+        let view = self.view(version)?;
+        self.inner.advisor.query_started();
+        Ok(Scan::new(&view, OwnedRange::new(keys)))
+    }
+
     pub(crate) fn prefix_at(self, prefix: &[u8], version: Version) -> Result<Range> {
         self.range_at(&prefix_bounds(prefix), version)
     }
@@ -126,7 +133,8 @@ impl<'a> Reads<'a> {
         let view = self.view(self.cap)?;
         check_window(self.inner, versions)?;
         self.inner.advisor.query_started();
-        Ok(view.changes(&OwnedRange::new(keys), version_bounds(versions)))
+        let bytes_read = &self.inner.counters.changes_bytes_read;
+        Ok(view.changes_counted(&OwnedRange::new(keys), version_bounds(versions), bytes_read))
     }
 }
 
@@ -277,6 +285,30 @@ impl Snapshot {
     /// ```
     pub fn range_at(&self, keys: impl KeyRange, version: Version) -> Result<Range> {
         self.reads().range_at(&keys, version)
+    }
+
+    /// [`Snapshot::range`] through a cursor that lends keys and values ([`Scan`]).
+    ///
+    /// ```
+    /// # fn main() -> zverse::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = zverse::Db::open(dir.path(), zverse::Options::default())?;
+    /// db.put(b"a", b"1")?;
+    /// let snapshot = db.snapshot();
+    /// db.put(b"b", b"2")?;
+    /// let mut scan = snapshot.scan(..)?;
+    /// assert_eq!(scan.next().transpose()?, Some((&b"a"[..], &b"1"[..])));
+    /// assert!(scan.next().is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn scan(&self, keys: impl KeyRange) -> Result<Scan> {
+        self.reads().scan_at(&keys, self.version)
+    }
+
+    /// [`Snapshot::range_at`] through a cursor that lends keys and values ([`Scan`]).
+    pub fn scan_at(&self, keys: impl KeyRange, version: Version) -> Result<Scan> {
+        self.reads().scan_at(&keys, version)
     }
 
     /// Every key that starts with `prefix` at the snapshot, in key order.

@@ -92,6 +92,12 @@ pub struct Stats {
     /// history's source, a `changes` box) since the segment was opened. Reads at or above
     /// every current segment's newest version open none.
     pub history_reads: u64,
+    /// Bytes of segment blocks, checksums included, that `changes` queries (of [`Db`] and
+    /// snapshots) read since open, counted as each segment's scan ends: compare it with
+    /// `segment_bytes`. Memtable hits read no block and count nothing.
+    ///
+    /// [`Db`]: crate::Db
+    pub changes_bytes_read: u64,
     /// Writes that waited for a flush or a compaction (memtables all full, or
     /// `write_stop_segments` reached) since open.
     pub write_stalls: u64,
@@ -166,6 +172,7 @@ pub(crate) fn collect(inner: &Inner) -> Stats {
         history_bytes,
         bytes_demoted: counters.bytes_demoted.load(Ordering::Relaxed),
         history_reads: tiers.history.iter().map(|h| h.read_count()).sum(),
+        changes_bytes_read: counters.changes_bytes_read.load(Ordering::Relaxed),
         write_stalls: counters.write_stalls.load(Ordering::Relaxed),
         write_stall_micros: counters.write_stall_micros.load(Ordering::Relaxed),
         write_slowdowns: counters.write_slowdowns.load(Ordering::Relaxed),

@@ -77,3 +77,36 @@ fn reads_agree_with_a_generous_budget_and_with_none() {
         assert_eq!(held == 0, budget == 0, "budget {budget}: {held} bytes held");
     }
 }
+
+/// High-entropy keys: their 8-byte prefixes differ, so the on-disk fences narrow a search.
+fn random_key(index: u32) -> Vec<u8> {
+    let spread = index.wrapping_mul(2_654_435_761);
+    format!("{spread:08x}{index:08}").into_bytes()
+}
+
+/// With the default budget (1/16 of `memory_bytes_max`), point reads of keys sharing their
+/// first 8 bytes build fence keys; point reads of keys whose prefixes differ build none (the
+/// on-disk fences leave them a narrow window, which measured faster), and answer the same.
+#[test]
+fn the_default_budget_builds_fence_keys_only_where_prefixes_are_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::default().durability(Durability::None);
+    let db = backend::open(dir.path(), options.clone()).unwrap();
+    for index in 0..KEY_COUNT {
+        db.put(&random_key(index), &index.to_le_bytes()).unwrap();
+    }
+    db.flush().unwrap();
+    for index in 0..KEY_COUNT {
+        let value = db.get(&random_key(index)).unwrap().unwrap();
+        assert_eq!(value.as_ref(), index.to_le_bytes(), "key {index}");
+    }
+    assert_eq!(db.get(&random_key(KEY_COUNT)).unwrap(), None);
+    assert_eq!(db.stats().fence_keys_bytes, 0, "distinct prefixes: none built");
+    drop(db);
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend::open(dir.path(), options).unwrap();
+    fill(&db);
+    check_reads(&db);
+    let held = db.stats().fence_keys_bytes;
+    assert!(held > 0 && held <= (1 << 30) / 16, "shared prefixes: {held} bytes");
+}

@@ -238,3 +238,41 @@ fn history_merges_pick_neighbours_in_time() {
         .sum();
     assert_eq!(versions, 2 + 30 + 3 * 2, "every key");
 }
+
+/// `Stats::changes_bytes_read` counts the segment blocks a `changes` query reads: all of them
+/// (about the segment bytes) for the whole window, a small share for a narrow window over keys
+/// written in order (the zone maps prune the rest), nothing for what the memtable answers.
+#[test]
+fn changes_count_the_bytes_of_the_blocks_they_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = options().memtable_bytes_max(1 << 20).compaction_trigger_segments(1_000);
+    let db = backend::open(dir.path(), options).unwrap();
+    let versions: Vec<Version> = (0..2_000).map(|i| db.put(&key(i), &[7; 64]).unwrap()).collect();
+    assert_eq!(db.changes(.., ..).unwrap().count(), 2_000);
+    assert_eq!(db.stats().changes_bytes_read, 0, "the memtable reads no block");
+    db.flush().unwrap();
+    for tier in ["level 0, Z order", "levels, key order"] {
+        let before = db.stats().changes_bytes_read;
+        assert_eq!(db.changes(.., ..).unwrap().count(), 2_000, "{tier}");
+        let stats = db.stats();
+        let all = stats.changes_bytes_read - before;
+        let data_bytes = stats.segment_bytes * 6 / 10;
+        assert!(all >= data_bytes && all <= stats.segment_bytes, "{tier}: {all} of {stats:?}");
+        let window = versions[1_000]..=versions[1_019];
+        let found = db.changes(.., window).unwrap().count();
+        assert_eq!(found, 20, "{tier}");
+        let narrow = db.stats().changes_bytes_read - before - all;
+        assert!(narrow > 0 && narrow * 20 < all, "{tier}: {narrow} of {all}");
+        db.compact().unwrap();
+    }
+    for index in 0..2_000 {
+        db.put(&key(index), &[8; 64]).unwrap();
+    }
+    db.compact().unwrap();
+    assert!(db.stats().history_segment_count >= 1, "{:?}", db.stats());
+    let before = db.stats().changes_bytes_read;
+    let old = db.changes(.., ..=versions[1_999]).unwrap().count();
+    assert_eq!(old, 2_000, "the first round, from history");
+    let history = db.stats().changes_bytes_read - before;
+    assert!(history >= db.stats().history_bytes / 2, "{history} of {:?}", db.stats());
+}

@@ -445,7 +445,7 @@ fn settings_markdown(summary: &Summary<'_>, md: &mut String) {
         if kind.plain {
             let _ = write!(
                 md,
-                " Before the space figure: {}. Compaction: {}.",
+                " Before the space figure and the read rows: {}. Compaction: {}.",
                 notes.settle, notes.compaction
             );
         } else {

@@ -13,7 +13,6 @@
 //! | value length (0 for a tombstone) | value |
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
-use super::bytes::{slice_at, u16_at, u32_at, u64_at};
 use super::storage::{List, ListFull};
 use crate::{Corruption, Entry, Version};
 
@@ -57,24 +56,27 @@ pub(super) fn encode_entry_into<L: List<u8>>(
 }
 
 /// Decodes the entry at `position` in `block` and returns it with its length in bytes.
-/// `block_offset` is the block's offset in the file, for the error.
+/// `block_offset` is the block's offset in the file, for the error. Every length is checked
+/// against the bytes left in the block, once: the header as one 14-byte array, then the key
+/// and the value each as one split of what follows.
 pub(super) fn decode_entry_at(
     block: &[u8],
     position: usize,
     block_offset: u64,
 ) -> Result<(Entry<'_>, usize), Corruption> {
     let corrupt = |what| Corruption::new(block_offset + position as u64, what);
-    let header = slice_at(block, position, ENTRY_HEADER_LEN)
-        .ok_or_else(|| corrupt("entry header runs past the block end"))?;
-    let (Some(version), Some(key_len), Some(value_len)) =
-        (u64_at(header, VERSION_AT), u16_at(header, KEY_LEN_AT), u32_at(header, VALUE_LEN_AT))
-    else {
-        return Err(corrupt("entry header runs past the block end"));
-    };
-    let key_at = position + ENTRY_HEADER_LEN;
-    let key = slice_at(block, key_at, usize::from(key_len))
+    let header_past_end = || corrupt("entry header runs past the block end");
+    let rest = block.get(position..).ok_or_else(header_past_end)?;
+    let (header, rest) =
+        rest.split_first_chunk::<ENTRY_HEADER_LEN>().ok_or_else(header_past_end)?;
+    // The fields at VERSION_AT, KEY_LEN_AT and VALUE_LEN_AT: 8, 2 and 4 bytes.
+    let [v0, v1, v2, v3, v4, v5, v6, v7, k0, k1, l0, l1, l2, l3] = *header;
+    let version = u64::from_le_bytes([v0, v1, v2, v3, v4, v5, v6, v7]);
+    let key_len = u16::from_le_bytes([k0, k1]);
+    let value_len = u32::from_le_bytes([l0, l1, l2, l3]);
+    let (key, rest) = rest
+        .split_at_checked(usize::from(key_len))
         .ok_or_else(|| corrupt("entry key runs past the block end"))?;
-    let value_at = key_at + key.len();
     let value = if value_len == TOMBSTONE {
         None
     } else {
@@ -82,10 +84,49 @@ pub(super) fn decode_entry_at(
             return Err(corrupt("entry value length over the limit"));
         }
         Some(
-            slice_at(block, value_at, value_len as usize)
+            rest.get(..value_len as usize)
                 .ok_or_else(|| corrupt("entry value runs past the block end"))?,
         )
     };
     let len = ENTRY_HEADER_LEN + key.len() + value.map_or(0, <[u8]>::len);
     Ok((Entry { key, version: Version::new(version), value }, len))
+}
+
+#[cfg(all(test, feature = "alloc", not(loom)))]
+#[expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "a test: a panic fails it")]
+mod tests {
+    use alloc::vec::Vec;
+
+    use super::*;
+
+    fn encoded(key: &[u8], value: Option<&[u8]>) -> Vec<u8> {
+        let mut block = Vec::new();
+        encode_entry_into(&mut block, key, Version::new(0x0102_0304_0506_0708), value).unwrap();
+        block
+    }
+
+    /// Every entry decodes to what was encoded, at any position; every cut of it, and every
+    /// value length past the block or the limit, is a `Corruption` at the entry's offset.
+    #[test]
+    fn entries_decode_whole_and_every_cut_is_corruption() {
+        for (key, value) in [(&b""[..], None), (b"k", Some(&b""[..])), (b"key", Some(b"value"))] {
+            let bytes = encoded(key, value);
+            for position in [0, 3] {
+                let mut block = alloc::vec![0xEE; position];
+                block.extend_from_slice(&bytes);
+                let (entry, len) = decode_entry_at(&block, position, 100).unwrap();
+                assert_eq!((entry.key, entry.value, len), (key, value, bytes.len()));
+                assert_eq!(entry.version.get(), 0x0102_0304_0506_0708);
+                for cut in position..block.len() {
+                    let error = decode_entry_at(&block[..cut], position, 100).unwrap_err();
+                    assert_eq!(error.offset, 100 + position as u64, "cut at {cut}");
+                }
+            }
+            assert!(decode_entry_at(&bytes, bytes.len() + 1, 0).is_err(), "past the block");
+        }
+        let mut over = encoded(b"k", Some(b"v"));
+        over[VALUE_LEN_AT..ENTRY_HEADER_LEN]
+            .copy_from_slice(&(crate::limits::VALUE_LEN_MAX as u32 + 1).to_le_bytes());
+        assert!(decode_entry_at(&over, 0, 0).is_err(), "a value length over the limit");
+    }
 }

@@ -41,6 +41,11 @@ impl BlockHandle {
         u64::from(self.offset) + u64::from(self.len) + CHECKSUM_LEN as u64
     }
 
+    /// Bytes a reader of the block reads: the block and its checksum.
+    pub(super) fn bytes_with_checksum(&self) -> u64 {
+        u64::from(self.len) + CHECKSUM_LEN as u64
+    }
+
     /// Writes the [`BLOCK_HANDLE_LEN`] bytes of the handle into `out`.
     pub(super) fn encode_into(&self, out: &mut [u8; BLOCK_HANDLE_LEN]) {
         let (offset, rest) = out.split_at_mut(LEN_AT);

@@ -3,7 +3,7 @@
 //! index range with a fallible predicate that the key index, block index and fence keys use.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
-pub(super) use crate::bytes::{array_at, slice_at, u16_at, u32_at, u64_at, u128_at};
+pub(super) use crate::bytes::{array_at, slice_at, u32_at, u64_at, u128_at};
 
 /// Binary search over the index range `[lo, hi)` for the first index where `before` is false,
 /// assuming `before` is true on a prefix of the range and false on the rest (as

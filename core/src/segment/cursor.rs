@@ -29,6 +29,8 @@ pub struct BlockStats {
     pub entries_decoded: u64,
     /// Blocks read and checksummed.
     pub blocks_read: u64,
+    /// Bytes of the blocks read, checksums included.
+    pub bytes_read: u64,
     /// Blocks skipped because their zone map misses the box.
     pub blocks_pruned: u64,
 }
@@ -100,6 +102,7 @@ impl<'a> ZOrderCursor<'a> {
             index += 1;
         };
         self.stats.blocks_read += 1;
+        self.stats.bytes_read += handle.bytes_with_checksum();
         self.current = None;
         self.block = self.segment.verified_block(index, &handle)?;
         self.block_index = index;

@@ -63,8 +63,14 @@ impl<'a> BlockSpan<'a> {
         segment: Segment<'a>,
         keys: &impl RangeBounds<&'k [u8]>,
     ) -> Result<BlockSpan<'a>, Corruption> {
-        let bound_at = |key: &[u8], key_is_before: fn(Ordering) -> bool| {
-            seek(segment, |entry_key, _| key_is_before(entry_key.cmp(key))).map(|(pos, _)| pos)
+        let mut stats = BlockStats::default();
+        let mut bound_at = |key: &[u8], key_is_before: fn(Ordering) -> bool| {
+            let (pos, _) = seek(segment, |entry_key, _| key_is_before(entry_key.cmp(key)))?;
+            if let Ok(handle) = segment.block_index.handle(pos.block) {
+                stats.blocks_read += 1; // The block the seek read.
+                stats.bytes_read += handle.bytes_with_checksum();
+            }
+            Ok(pos)
         };
         let front = match keys.start_bound() {
             Bound::Included(key) => bound_at(key, Ordering::is_lt)?,
@@ -76,7 +82,9 @@ impl<'a> BlockSpan<'a> {
             Bound::Excluded(key) => bound_at(key, Ordering::is_lt)?,
             Bound::Unbounded => Pos { block: segment.block_count(), offset: 0 },
         };
-        Ok(BlockSpan::new(segment, front, back.max(front)))
+        let mut span = BlockSpan::new(segment, front, back.max(front));
+        span.stats = stats;
+        Ok(span)
     }
 
     fn new(segment: Segment<'a>, front: Pos, back: Pos) -> BlockSpan<'a> {
@@ -122,6 +130,7 @@ impl<'a> BlockSpan<'a> {
         }
         let block = read_block(self.segment, index)?;
         self.stats.blocks_read += 1;
+        self.stats.bytes_read += block.bytes_read;
         let cache = match end {
             End::Front => &mut self.front_block,
             End::Back => &mut self.back_block,
@@ -285,13 +294,16 @@ struct ReadBlock<'a> {
     index: usize,
     bytes: &'a [u8],
     offset: u64,
+    /// Bytes read: the block and its checksum.
+    bytes_read: u64,
 }
 
 /// Block `index` of `segment`, checked against its checksum.
 fn read_block(segment: Segment<'_>, index: usize) -> Result<ReadBlock<'_>, Corruption> {
     let handle = segment.block_index.handle(index)?;
     let bytes = segment.verified_block(index, &handle)?;
-    Ok(ReadBlock { index, bytes, offset: u64::from(handle.offset) })
+    let bytes_read = handle.bytes_with_checksum();
+    Ok(ReadBlock { index, bytes, offset: u64::from(handle.offset), bytes_read })
 }
 
 /// The position of the first entry of `segment` not `before` (a predicate true on a prefix of

@@ -16,12 +16,19 @@ use super::fence_keys::FenceKeysRef;
 use super::filter_section;
 use super::footer::{FOOTER_LEN, Footer, Order, SectionHandle, SectionKind};
 use super::key_blocks;
-use super::key_index::{FENCE_LEN, FENCE_STRIDE_MAX, KEY_REF_LEN, KeyIndex, fence_count};
+use super::key_index::{
+    FENCE_LEN, FENCE_STRIDE, FENCE_STRIDE_MAX, KEY_REF_LEN, KeyIndex, fence_count,
+};
 use super::key_order::{self, KeyOrderIter, KeyVersions, RangeAt};
 
 use crate::checksum::checksum;
 use crate::zkey::{ZBox, key_prefix};
 use crate::{Corruption, Entry, Version};
+
+/// Key-index references up to which a Z-order point read searches the on-disk fences' window
+/// itself rather than the fence keys in memory: twice the window of a key whose 8-byte prefix
+/// no other fence shares (two fence strides). `benches/results/point-reads.md` has the A/B.
+const PREFIX_WINDOW_NARROW_REFS: usize = 4 * FENCE_STRIDE as usize;
 
 /// An open segment: its bytes, with the footer and every metadata section validated.
 ///
@@ -260,14 +267,22 @@ impl<'a> Segment<'a> {
     /// The window `[lo, hi)` of key-index references holding the first one not `before` (a
     /// predicate true on a prefix of the key order), or `hi`; `prefix` is the 8-byte prefix
     /// of the target key, for the on-disk fences when no fence keys are in memory.
+    ///
+    /// The on-disk fences answer first: when their window is narrow (at most
+    /// [`PREFIX_WINDOW_NARROW_REFS`], as for keys whose 8-byte prefixes differ) it is searched
+    /// as it is, which measured faster than the fence keys; a wider one (keys sharing their
+    /// first 8 bytes) goes to the fence keys when they are in memory.
     pub(super) fn search_window(
         &self,
         prefix: u64,
         before: impl FnMut(&[u8], Version) -> bool,
     ) -> (usize, usize) {
+        let (lo, hi) = self.key_index().window(prefix);
         match self.fence_keys {
-            Some(fence_keys) => fence_keys.window(self.key_index().len(), prefix, before),
-            None => self.key_index().window(prefix),
+            Some(fence_keys) if hi - lo > PREFIX_WINDOW_NARROW_REFS => {
+                fence_keys.window(self.key_index().len(), prefix, before)
+            }
+            _ => (lo, hi),
         }
     }
 
@@ -310,19 +325,45 @@ impl<'a> Segment<'a> {
     /// The newest version `<= version` of `key`, or `None` if the segment has none. A
     /// tombstone is returned as an entry with `value: None`: the key was deleted as of then.
     pub fn get_at(&self, key: &[u8], version: Version) -> Result<Option<Entry<'a>>, Corruption> {
+        self.get_at_fenced(key, version, || None)
+    }
+
+    /// [`Segment::get_at`], where a reader without fence keys asks `fence_keys` for some
+    /// (built from this segment) only if it needs them: when the on-disk fences (8-byte key
+    /// prefixes) leave a window of more than 64 key-index references (four fence strides) to
+    /// search, as for keys that share their first 8 bytes. A narrower window is searched as
+    /// it is even with fence keys: with distinct prefixes that measured faster.
+    pub fn get_at_fenced(
+        &self,
+        key: &[u8],
+        version: Version,
+        fence_keys: impl FnOnce() -> Option<FenceKeysRef<'a>>,
+    ) -> Result<Option<Entry<'a>>, Corruption> {
         if !filter_section::may_contain(self.filter, key) {
             return Ok(None);
         }
         if self.order() == Order::Key {
             return key_blocks::get_at(*self, key, version);
         }
+        let prefix = key_prefix(key);
+        let (lo, hi) = self.key_index().window(prefix);
+        let wide = hi - lo > PREFIX_WINDOW_NARROW_REFS;
+        let segment = match self.fence_keys {
+            None if wide => {
+                fence_keys().map_or(*self, |fence_keys| self.with_fence_keys(fence_keys))
+            }
+            _ => *self,
+        };
         // The reader borrows the segment: a point read copies nothing of it.
         let mut last_block = None;
         let target = (key, Reverse(version));
         let before = |key: &[u8], version: Version| (key, Reverse(version)) < target;
-        let (lo, hi) = self.search_window(key_prefix(key), before);
+        let (lo, hi) = match segment.fence_keys {
+            Some(fence_keys) if wide => fence_keys.window(self.key_index().len(), prefix, before),
+            _ => (lo, hi),
+        };
         let index = try_partition_point(lo, hi, |index| {
-            let entry = self.entry_at(index, &mut last_block)?;
+            let entry = segment.entry_at(index, &mut last_block)?;
             Ok(before(entry.key, entry.version))
         })?;
         // Reference `hi` itself may hold the key (a fence-key window ends at a sample that is
@@ -330,7 +371,7 @@ impl<'a> Segment<'a> {
         if index >= self.key_index().len() {
             return Ok(None);
         }
-        let entry = self.entry_at(index, &mut last_block)?;
+        let entry = segment.entry_at(index, &mut last_block)?;
         Ok((entry.key == key).then_some(entry))
     }
 

@@ -716,6 +716,44 @@ fn fence_keys_answer_as_the_key_index_at_every_budget() {
     assert_eq!(mismatched.get_at(key, version).unwrap().unwrap().key, key, "samples ignored");
 }
 
+/// `get_at_fenced` asks for fence keys only where the on-disk fences leave a wide window (keys
+/// sharing their first 8 bytes), and answers as `get_at` with them, without them, and for
+/// keys whose prefixes differ.
+#[test]
+fn get_at_fenced_asks_for_fence_keys_only_for_a_wide_window() {
+    let shared = shared_prefix_model(300);
+    let bytes = build(&shared, 256);
+    let segment = Segment::open(&bytes).unwrap();
+    let fence_keys = FenceKeys::build(&segment, usize::MAX).unwrap().unwrap();
+    for index in (0..302u32).step_by(5) {
+        let key = alloc::format!("user:000{index:05}").into_bytes();
+        for version in [0u64, 4, 5, u64::MAX] {
+            let expected = model_get_at(&shared, &key, version);
+            let mut asked = false;
+            let found = segment.get_at_fenced(&key, Version::new(version), || {
+                asked = true;
+                Some(fence_keys.view())
+            });
+            let found = found.unwrap().map(own);
+            assert_eq!(found, expected, "{index} at {version}");
+            assert!(asked || expected.is_none(), "{index}: a shared prefix asks");
+            let without = segment.get_at_fenced(&key, Version::new(version), || None);
+            assert_eq!(without.unwrap().map(own), expected);
+        }
+    }
+    let mut distinct = Model::new();
+    for index in 0..300u32 {
+        let key = alloc::format!("{:08x}", index.wrapping_mul(2_654_435_761)).into_bytes();
+        distinct.insert((key, Reverse(1)), Some(vec![1]));
+    }
+    let bytes = build(&distinct, 256);
+    let segment = Segment::open(&bytes).unwrap();
+    for (key, _) in distinct.keys() {
+        let found = segment.get_at_fenced(key, Version::MAX, || panic!("a narrow window asks"));
+        assert_eq!(found.unwrap().unwrap().key, key.as_slice());
+    }
+}
+
 /// Damage in a data block is caught by the read that touches it, fence keys or not, and by
 /// a fence-key build that samples it.
 #[test]

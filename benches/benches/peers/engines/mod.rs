@@ -41,7 +41,9 @@ pub trait Engine: Send + Sync {
     /// item count and the sum of value lengths (so no engine can skip reading values).
     fn scan(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Res<(usize, usize)>;
     /// Moves what is buffered in memory into the engine's files (a memtable flush), where the
-    /// engine has such a step; returns what was done.
+    /// engine has such a step, then waits until its background flushes and compactions are
+    /// idle (as a user waits with RocksDB's `WaitForCompact`), where it has them; returns what
+    /// was done. The read rows run after it.
     fn settle(&self) -> Res<&'static str>;
     /// The engine's own full compaction, where it has one; returns what was done.
     fn compact(&mut self) -> Res<&'static str>;

@@ -109,7 +109,8 @@ impl Engine for RocksEngine {
 
     fn settle(&self) -> Res<&'static str> {
         self.db.flush()?;
-        Ok("flush()")
+        wait_for_compact(&self.db, None)?;
+        Ok(WAIT_FOR_COMPACT)
     }
 
     fn compact(&mut self) -> Res<&'static str> {
@@ -137,4 +138,37 @@ fn parse_sum_w_amp(stats: &str) -> Option<f64> {
         fields.remove(size_column + 1);
     }
     fields.get(column)?.parse().ok()
+}
+
+/// What [`wait_for_compact`] does, for the notes.
+pub(super) const WAIT_FOR_COMPACT: &str = "flush(), then poll until no flush or compaction is \
+     pending or running (the rocksdb 0.20 crate has no wait_for_compact; RocksDB 7.8's C API \
+     neither)";
+
+/// Waits until `cf` (the default column family when `None`) has no flush or compaction pending
+/// or running, polling RocksDB's properties every 10 ms, as `WaitForCompact` would; gives up
+/// after 10 minutes.
+pub(super) fn wait_for_compact(db: &DB, cf: Option<&rocksdb::ColumnFamily>) -> Res<()> {
+    const PROPERTIES: [&str; 4] = [
+        "rocksdb.mem-table-flush-pending",
+        "rocksdb.compaction-pending",
+        "rocksdb.num-running-flushes",
+        "rocksdb.num-running-compactions",
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while std::time::Instant::now() < deadline {
+        let mut busy = false;
+        for property in PROPERTIES {
+            let value = match cf {
+                Some(cf) => db.property_int_value_cf(cf, property)?,
+                None => db.property_int_value(property)?,
+            };
+            busy |= value.ok_or(property)? > 0;
+        }
+        if !busy {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Err("RocksDB compactions still running after 10 minutes".into())
 }

@@ -55,6 +55,12 @@ impl RocksTemporal {
         Ok(self.db.cf_handle(name).ok_or("a column family is missing")?)
     }
 
+    fn flush_both(&self) -> Res<()> {
+        self.db.flush_cf(self.cf(KEY_MAJOR)?)?;
+        self.db.flush_cf(self.cf(TIME_MAJOR)?)?;
+        Ok(())
+    }
+
     fn iterator(&self, name: &str, upper: Option<Vec<u8>>) -> Res<DBRawIterator<'_>> {
         let mut read_options = ReadOptions::default();
         if let Some(upper) = upper {
@@ -139,13 +145,15 @@ impl Engine for RocksTemporal {
     }
 
     fn settle(&self) -> Res<&'static str> {
-        self.db.flush_cf(self.cf(KEY_MAJOR)?)?;
-        self.db.flush_cf(self.cf(TIME_MAJOR)?)?;
-        Ok("flush_cf(both)")
+        self.flush_both()?;
+        for name in [KEY_MAJOR, TIME_MAJOR] {
+            super::rocksdb_engine::wait_for_compact(&self.db, Some(self.cf(name)?))?;
+        }
+        Ok("flush_cf(both), then poll each until no flush or compaction is pending or running")
     }
 
     fn compact(&mut self) -> Res<&'static str> {
-        self.settle()?;
+        self.flush_both()?;
         for name in [KEY_MAJOR, TIME_MAJOR] {
             self.db.compact_range_cf::<&[u8], &[u8]>(self.cf(name)?, None, None);
         }

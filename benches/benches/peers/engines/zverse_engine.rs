@@ -1,6 +1,7 @@
 //! ZVerse through `zverse_linux::open`: the Auto backend (io_uring where the kernel allows it),
 //! which is what a Linux user gets. Default options but for the durability.
 
+use std::ops::Bound;
 use std::path::Path;
 
 use zverse::{Db, Durability as ZDurability, Options, Version};
@@ -63,13 +64,14 @@ impl Engine for ZverseEngine {
         Ok(self.db.get(key)?.map(|value| value.len()))
     }
 
+    /// Through `Db::scan`, the cursor that lends its items, as the LMDB engine reads through
+    /// its cursor.
     fn scan(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Res<(usize, usize)> {
-        let range = match end {
-            Some(end) => self.db.range(start..end)?,
-            None => self.db.range(start..)?,
-        };
+        let end = end.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut scan = self.db.scan((Bound::Included(start), end))?;
         let (mut count, mut bytes) = (0, 0);
-        for item in range.take(limit) {
+        while count < limit {
+            let Some(item) = scan.next() else { break };
             let (_key, value) = item?;
             count += 1;
             bytes += value.len();
@@ -79,7 +81,8 @@ impl Engine for ZverseEngine {
 
     fn settle(&self) -> Res<&'static str> {
         self.db.flush()?;
-        Ok("flush()")
+        self.db.wait_for_compact()?;
+        Ok("flush() + wait_for_compact()")
     }
 
     fn compact(&mut self) -> Res<&'static str> {
