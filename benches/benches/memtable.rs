@@ -2,7 +2,8 @@
 //! used it before (what fjall's lsm-tree uses too) and against a B+-tree, scc's `TreeIndex`
 //! (lock-free reads, up to 14 entries per leaf): insert rate with random and sequential keys,
 //! point reads, ordered scans, and memory per entry (printed before the groups run, counted by
-//! a global allocator that tallies live bytes).
+//! a global allocator that tallies live bytes). Times are the benchmarking thread's CPU time
+//! (`thread_time`), so that a loaded machine's time slicing does not count.
 //!
 //! `cargo bench -p zverse-benches --bench memtable`
 
@@ -13,9 +14,12 @@ use std::hint::black_box;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
+};
 use crossbeam_skiplist::SkipMap;
 use scc::{Guard, TreeIndex};
 use zverse::Version;
@@ -241,11 +245,11 @@ fn time_fills<T: Table>(keys: &[[u8; KEY_LEN]], iters: u64) -> Duration {
     let mut total = Duration::ZERO;
     for _ in 0..iters {
         let table = T::default();
-        let start = Instant::now();
-        for (version, key) in (1..).zip(keys) {
-            table.insert(key, Version::new(version), &[7; VALUE_LEN]);
-        }
-        total += start.elapsed();
+        total += thread_time(|| {
+            for (version, key) in (1..).zip(keys) {
+                table.insert(key, Version::new(version), &[7; VALUE_LEN]);
+            }
+        });
         drop(black_box(table));
     }
     total
@@ -262,21 +266,21 @@ fn time_batch_fills(keys: &[[u8; KEY_LEN]], iters: u64, lanes: bool) -> Duration
     for _ in 0..iters {
         let table = BenchMemtable::default();
         let mut ops: Vec<BenchOp<'_>> = Vec::with_capacity(BATCH_LEN);
-        let start = Instant::now();
-        for (batch, chunk) in (1..).zip(keys.chunks(BATCH_LEN)) {
-            let version = Version::new(batch);
-            if lanes {
-                ops.clear();
-                ops.extend(chunk.iter().map(|key| (&key[..], version, Some(&value[..]))));
-                ops.sort_by(|a, b| a.0.cmp(b.0));
-                table.insert_sorted(&ops);
-            } else {
-                for key in chunk {
-                    table.insert(key, version, Some(&value));
+        total += thread_time(|| {
+            for (batch, chunk) in (1..).zip(keys.chunks(BATCH_LEN)) {
+                let version = Version::new(batch);
+                if lanes {
+                    ops.clear();
+                    ops.extend(chunk.iter().map(|key| (&key[..], version, Some(&value[..]))));
+                    ops.sort_by(|a, b| a.0.cmp(b.0));
+                    table.insert_sorted(&ops);
+                } else {
+                    for key in chunk {
+                        table.insert(key, version, Some(&value));
+                    }
                 }
             }
-        }
-        total += start.elapsed();
+        });
         drop(black_box(table));
     }
     total
@@ -330,21 +334,59 @@ fn memtable(c: &mut Criterion) {
     let crossbeam = filled::<Crossbeam>(&random);
     let arena = filled::<BenchMemtable>(&random);
     let scc = filled::<Scc>(&random);
-    let mut probe = 0;
-    let mut next_key = || {
-        probe = (probe + 7919) % random.len();
-        &random[probe]
-    };
-    group.bench_function("get_crossbeam", |b| {
-        b.iter(|| crossbeam.get_at(next_key(), Version::MAX));
-    });
-    group.bench_function("get_arena", |b| b.iter(|| arena.get_at(next_key(), Version::MAX)));
-    group.bench_function("get_scc", |b| b.iter(|| scc.get_at(next_key(), Version::MAX)));
+    bench_reads(&mut group, "get_crossbeam", &random, |k| crossbeam.get_at(k, Version::MAX));
+    bench_reads(&mut group, "get_arena", &random, |k| arena.get_at(k, Version::MAX));
+    bench_reads(&mut group, "get_scc", &random, |k| scc.get_at(k, Version::MAX));
     group.throughput(Throughput::Elements(SCAN_LEN as u64));
-    group.bench_function("scan_crossbeam", |b| b.iter(|| crossbeam.scan(next_key(), SCAN_LEN)));
-    group.bench_function("scan_arena", |b| b.iter(|| arena.scan(next_key(), SCAN_LEN)));
-    group.bench_function("scan_scc", |b| b.iter(|| scc.scan(next_key(), SCAN_LEN)));
+    bench_reads(&mut group, "scan_crossbeam", &random, |k| crossbeam.scan(k, SCAN_LEN));
+    bench_reads(&mut group, "scan_arena", &random, |k| arena.scan(k, SCAN_LEN));
+    bench_reads(&mut group, "scan_scc", &random, |k| scc.scan(k, SCAN_LEN));
     group.finish();
+}
+
+/// The time `work` takes on the calling thread's CPU clock (`CLOCK_THREAD_CPUTIME_ID`) on
+/// Linux, so that a loaded machine's time slicing does not count; wall time elsewhere.
+fn thread_time(work: impl FnOnce()) -> Duration {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::time::{ClockId, clock_gettime};
+        let start = clock_gettime(ClockId::ThreadCPUTime);
+        work();
+        let end = clock_gettime(ClockId::ThreadCPUTime);
+        let nanos = |t: rustix::time::Timespec| {
+            Duration::new(
+                u64::try_from(t.tv_sec).unwrap_or(0),
+                u32::try_from(t.tv_nsec).unwrap_or(0),
+            )
+        };
+        nanos(end).saturating_sub(nanos(start))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let start = std::time::Instant::now();
+        work();
+        start.elapsed()
+    }
+}
+
+/// A row of `read`s of `keys` (a fixed stride through them), timed by [`thread_time`].
+fn bench_reads<R>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    keys: &[[u8; KEY_LEN]],
+    read: impl Fn(&[u8]) -> R,
+) {
+    let mut probe = 0;
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            thread_time(|| {
+                for _ in 0..iters {
+                    probe = (probe + 7919) % keys.len();
+                    black_box(read(&keys[probe]));
+                }
+            })
+        });
+    });
 }
 
 criterion_group!(benches, memtable);

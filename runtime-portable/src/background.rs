@@ -74,8 +74,11 @@ pub(crate) fn write_memtable<'a>(
     allocate_number: Box<dyn Fn() -> u64 + 'a>,
     memtable: &Memtable,
 ) -> Result<(Vec<SegmentMeta>, crate::segment_writer::NewFiles<'a>)> {
-    let mut entries: Vec<_> = memtable.entries().collect();
-    entries.sort_unstable_by(|a, b| zverse_core::zkey::cmp_z(a.key, a.version, b.key, b.version));
+    // Sized up front: the walk has no length hint, and a growing vector would copy itself.
+    let mut entries = Vec::with_capacity(memtable.entry_count());
+    entries.extend(memtable.entries());
+    // Each entry's Morton prefix computed once, not twice per comparison.
+    entries.sort_by_cached_key(|entry| zverse_core::zkey::ZKey::new(entry.key, entry.version));
     let mut writer = SegmentWriter::new(io, dir, allocate_number, writer_limits(options));
     for entry in &entries {
         writer.add(entry)?;

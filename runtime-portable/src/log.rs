@@ -17,7 +17,7 @@ pub(crate) use zverse_core::log::{FRAME_HEADER_LEN, seal_frame};
 
 use crate::error::{Error, Result};
 use crate::io::{Io, IoFile};
-use crate::memtable::Memtable;
+use crate::memtable::{Memtable, Op};
 
 /// The file name of log `number`.
 pub(crate) fn log_file_name(number: u64) -> String {
@@ -282,13 +282,23 @@ pub(crate) fn replay(
     // records the log, so a recorded log without one was damaged after.
     let mut frames = Frames::new(&log).map_err(|c| Error::corruption(path.clone(), 0, c))?;
     let nonce = frames.nonce();
+    let mut pending = Vec::new();
     for frame in frames.by_ref() {
-        let version_max = apply_frame(&frame, memtable).map_err(|(at, what)| {
+        let version_max = ops_of_frame(&frame, &mut pending).map_err(|(at, what)| {
             corruption(&path, (frame.offset() + FRAME_HEADER_LEN + at) as u64, what)
         })?;
+        if pending.len() >= REPLAY_OPS_MAX {
+            memtable.insert_group(&mut pending);
+            pending.clear();
+        }
+        if let Some(version) = version_max {
+            memtable.cover(version);
+        }
         replayed.frame_count += u64::from(!frame.is_seal());
         replayed.version_max = replayed.version_max.max(version_max);
     }
+    memtable.insert_group(&mut pending);
+    drop(pending);
     let end = frames.end(mode.position());
     replayed.offset_end = end.offset as u64;
     let truncate = match end.verdict {
@@ -317,23 +327,26 @@ pub(crate) fn replay(
     Ok(replayed)
 }
 
-/// Inserts a frame's records into the memtable; returns the newest version, or where in the
+/// Replay gathers the ops of whole frames until it holds at least this many, then inserts
+/// them as one group ([`Memtable::insert_group`]: sorted, searched in lockstep). It bounds
+/// replay's memory beyond the log's bytes to this many ops plus one frame's.
+const REPLAY_OPS_MAX: usize = 4096;
+
+/// Appends a frame's ops to `ops`, in log order; returns the newest version, or where in the
 /// body a record failed to decode (a frame whose checksum matched holds whole records, so that
 /// is corruption, not a torn write).
-fn apply_frame(frame: &Frame<'_>, memtable: &Memtable) -> Result<Option<Version>, (usize, String)> {
+fn ops_of_frame<'a>(
+    frame: &Frame<'a>,
+    ops: &mut Vec<Op<'a>>,
+) -> Result<Option<Version>, (usize, String)> {
     let mut version_max = None;
     for record in frame.records() {
         let record = record.map_err(|bad| {
             let what = format!("record in an intact frame does not decode: {}", bad.cause);
             (bad.offset, what)
         })?;
-        for entry in record.entries() {
-            memtable.insert(entry.key, entry.version, entry.value);
-        }
+        ops.extend(record.entries().map(|entry| (entry.key, entry.version, entry.value)));
         version_max = version_max.max(Some(record.version()));
-    }
-    if let Some(version) = version_max {
-        memtable.cover(version);
     }
     Ok(version_max)
 }

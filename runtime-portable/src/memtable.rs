@@ -14,6 +14,11 @@
 //! publication protocol is at [`Memtable::insert`]). Readers filter by version, so an entry
 //! above the visibility watermark is invisible until the watermark passes it.
 //!
+//! A search starts on a guide ([`Guide`]) when one is near: per range of key prefixes, the
+//! range's greatest node on two levels or more, from which the search walks those two levels
+//! only, instead of descending every level from the head (a cache miss per level on a large
+//! memtable).
+//!
 //! A commit group of many writes goes in through [`Memtable::insert_sorted`]: sorted, its
 //! searches run eight at a time in lockstep with prefetches, so their cache misses (most of an
 //! insert's time in a large memtable) overlap; the links are then published one node at a time
@@ -77,11 +82,93 @@ const _: () = assert!(zverse_core::limits::KEY_LEN_MAX <= u16::MAX as usize);
 const _: () = assert!(HEIGHT_MAX <= u8::MAX as usize);
 const _: () = assert!(size_of::<Node>() == 24);
 
+/// Bits of a key's prefix (its first ones) that pick its guide bucket: 65,536 buckets, 512 KiB
+/// of guide pointers and 8 KiB of dense bits per memtable. Fewer in the tests and the loom
+/// models, so that their keys spread over several buckets and few atomics are modelled.
+#[cfg(not(any(test, loom)))]
+const GUIDE_BITS: u32 = 16;
+#[cfg(all(test, not(loom)))]
+const GUIDE_BITS: u32 = 8;
+#[cfg(loom)]
+const GUIDE_BITS: u32 = 2;
+/// A guide is on at least this many levels, and a guided search walks these levels only: with
+/// 16 bits, about as many nodes have two levels as there are buckets at 256k entries.
+#[cfg(not(any(test, loom)))]
+const GUIDE_LEVELS: usize = 2;
+#[cfg(any(test, loom))]
+const GUIDE_LEVELS: usize = 1;
+/// Buckets before the target's looked through for a guide (adjacent pointers: one cache line).
+const GUIDE_LOOK_BACK: usize = 4;
+/// Steps right on the guide's top level after which the target's bucket counts as dense: its
+/// searches start from the head from then on.
+const GUIDE_STEPS_MAX: usize = if cfg!(any(test, loom)) { 4 } else { 16 };
+
+/// Where searches may start below the head. Each bucket (a range of key prefixes) holds the
+/// greatest node of the bucket that is on at least [`GUIDE_LEVELS`] levels, or null: every
+/// key of a later bucket is after it, so a search for such a key can start on it, on those
+/// levels, instead of descending the towers from the head (whose upper levels cost a cache
+/// miss each on a large memtable). Only the writer stores; readers load.
+struct Guide {
+    nodes: Box<[Link]>,
+    /// One bit per bucket: set (by the writer) when a guided search walked past
+    /// [`GUIDE_STEPS_MAX`] nodes of the bucket, so that dense buckets search from the head.
+    dense: Box<[AtomicU64]>,
+}
+
+impl Guide {
+    fn new() -> Guide {
+        let buckets = 1_usize << GUIDE_BITS;
+        Guide {
+            nodes: (0..buckets).map(|_| Link::new(ptr::null_mut())).collect(),
+            dense: (0..buckets.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn bucket(key_prefix: u64) -> usize {
+        // The shift leaves GUIDE_BITS (<= 16) bits, so the cast keeps them all.
+        (key_prefix >> (u64::BITS - GUIDE_BITS)) as usize
+    }
+
+    /// A node before every key of `bucket` on levels `0..GUIDE_LEVELS`, unless the bucket is
+    /// dense or no bucket shortly before it has a guide.
+    fn before(&self, bucket: usize) -> Option<NodePtr> {
+        // Relaxed: a hint; a search that misses a fresh bit walks a few nodes more.
+        if self.dense[bucket / 64].load(AtomicOrdering::Relaxed) & (1 << (bucket % 64)) != 0 {
+            return None;
+        }
+        (1..=GUIDE_LOOK_BACK.min(bucket)).find_map(|back| {
+            // Acquire: pairs with `set`'s Release, so the node is seen whole and linked in.
+            NonNull::new(self.nodes[bucket - back].load(AtomicOrdering::Acquire)).map(NodePtr)
+        })
+    }
+
+    fn set(&self, bucket: usize, node: NodePtr) {
+        self.nodes[bucket].store(node.0.as_ptr(), AtomicOrdering::Release);
+    }
+
+    fn mark_dense(&self, bucket: usize) {
+        self.dense[bucket / 64].fetch_or(1 << (bucket % 64), AtomicOrdering::Relaxed);
+    }
+}
+
+/// A guided search walked past [`GUIDE_STEPS_MAX`] nodes.
+struct TooFar;
+
 /// One insert for [`Memtable::insert_sorted`]: key, version and value (`None`: a tombstone).
 pub(crate) type Op<'a> = (&'a [u8], Version, Option<&'a [u8]>);
 
 /// Searches [`Memtable::insert_sorted`] runs in lockstep.
 const LANES: usize = 8;
+
+/// A group of at least this many ops is sorted and inserted with [`Memtable::insert_sorted`],
+/// whose lockstep searches overlap their cache misses (`benches/results/memtable.md`); a
+/// smaller one is inserted op by op ([`Memtable::insert_group`]).
+pub(crate) const GROUP_OPS_MIN: usize = 16;
+
+/// The memtable's order of ops: key ascending, version descending.
+fn position_order(a: &Op<'_>, b: &Op<'_>) -> Ordering {
+    a.0.cmp(b.0).then_with(|| b.1.cmp(&a.1))
+}
 
 fn same_position(a: &Op<'_>, b: &Op<'_>) -> bool {
     a.0 == b.0 && a.1 == b.1
@@ -341,6 +428,7 @@ pub(crate) struct Memtable {
     /// height before the head's new link just finds the link null and steps down.
     height: AtomicUsize,
     writer: Mutex<Arena>,
+    guide: Guide,
     /// The first log file holding this memtable's records: once the memtable is in a segment,
     /// every log before the next memtable's first log can go.
     log_number_first: u64,
@@ -441,6 +529,7 @@ impl Memtable {
             head,
             height: AtomicUsize::new(1),
             writer: Mutex::new(arena),
+            guide: Guide::new(),
             log_number_first,
             entry_count: AtomicUsize::new(0),
             size_bytes: AtomicU64::new(0),
@@ -465,25 +554,56 @@ impl Memtable {
         let mut arena = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut preds = [self.head; HEIGHT_MAX];
         let target = Target::new(key, version);
-        self.seek(&target, Some(&mut preds));
-        self.link_in(&mut arena, &preds, &target, value);
+        let levels = self.seek_writer(&target, &mut preds);
+        let (height, replaced) = Self::place(&mut arena, &preds, &target);
+        if height > levels {
+            // A guided search found the predecessors on its levels only.
+            self.seek(&target, Some(&mut preds));
+        }
+        self.link_in(&mut arena, &preds, &target, value, (height, replaced));
+    }
+
+    /// The writer's search: as [`Memtable::seek`], marking the target's bucket dense when a
+    /// guided search walks too far. Returns how many levels of `preds` it found.
+    fn seek_writer(&self, target: &Target<'_>, preds: &mut [NodePtr; HEIGHT_MAX]) -> usize {
+        let bucket = Guide::bucket(target.key_prefix);
+        if let Some(guide) = self.guide.before(bucket) {
+            match self.walk(guide, GUIDE_LEVELS, target, Some(&mut *preds), GUIDE_STEPS_MAX) {
+                Ok(_) => return GUIDE_LEVELS,
+                Err(TooFar) => self.guide.mark_dense(bucket),
+            }
+        }
+        self.seek(target, Some(preds));
+        HEIGHT_MAX
+    }
+
+    /// The height of a new node for `target` after `preds` (the last nodes before it), and the
+    /// node of the same key and version it replaces (whose height it takes).
+    fn place(
+        arena: &mut Arena,
+        preds: &[NodePtr; HEIGHT_MAX],
+        target: &Target<'_>,
+    ) -> (usize, Option<NodePtr>) {
+        let successor = preds[0].next(0);
+        debug_assert!(successor.is_none_or(|n| n.cmp_to(target) != Ordering::Less));
+        let replaced = successor.filter(|node| node.cmp_to(target) == Ordering::Equal);
+        let height = replaced.map_or_else(|| arena.random_height(), |n| n.header().height as usize);
+        (height, replaced)
     }
 
     /// Links a new node for `target` (and `value`) in after `preds`, the last node before it
-    /// on every level, replacing a node of the same key and version. Returns the new node,
-    /// its height and the node it replaced.
+    /// on each of its `height` levels, replacing `replaced`, the node of the same key and
+    /// version if any (`place` gives both). Returns the new node, its height and the node it
+    /// replaced.
     fn link_in(
         &self,
         arena: &mut Arena,
         preds: &[NodePtr; HEIGHT_MAX],
         target: &Target<'_>,
         value: Option<&[u8]>,
+        (height, replaced): (usize, Option<NodePtr>),
     ) -> (NodePtr, usize, Option<NodePtr>) {
         let (key, version) = (target.key, target.version);
-        let successor = preds[0].next(0);
-        debug_assert!(successor.is_none_or(|n| n.cmp_to(target) != Ordering::Less));
-        let replaced = successor.filter(|node| node.cmp_to(target) == Ordering::Equal);
-        let height = replaced.map_or_else(|| arena.random_height(), |n| n.header().height as usize);
         let node = arena.node(height, key, version, value);
         for (level, pred) in preds.iter().enumerate().take(height) {
             let next = match replaced {
@@ -496,6 +616,7 @@ impl Memtable {
         for (level, pred) in preds.iter().enumerate().take(height) {
             pred.link(level).store(node.0.as_ptr(), AtomicOrdering::Release);
         }
+        self.guide_by(node, height);
         let payload = (key.len() + value.map_or(0, <[u8]>::len)) as u64;
         let replaced_payload = replaced.map_or(0, |old| old.payload().len() as u64);
         let bytes = node_bytes(height, key.len(), value.map_or(0, <[u8]>::len)) as u64;
@@ -506,6 +627,24 @@ impl Memtable {
             self.entry_count.fetch_add(1, AtomicOrdering::Relaxed);
         }
         (node, height, replaced)
+    }
+
+    /// Inserts `ops` as [`Memtable::insert`] would one by one in their order (of two ops at
+    /// one key and version, the later wins), sorting them (stably) for
+    /// [`Memtable::insert_sorted`] when there are at least [`GROUP_OPS_MIN`] of them and they
+    /// are not in the memtable's order already (a sequential load's searches share a cached
+    /// path, so it goes in op by op). `ops` is left in the order it was inserted in.
+    pub(crate) fn insert_group(&self, ops: &mut [Op<'_>]) {
+        if ops.len() < GROUP_OPS_MIN
+            || ops.is_sorted_by(|a, b| position_order(a, b) != Ordering::Greater)
+        {
+            for &(key, version, value) in &*ops {
+                self.insert(key, version, value);
+            }
+        } else {
+            ops.sort_by(position_order);
+            self.insert_sorted(ops);
+        }
     }
 
     /// Inserts `ops`, sorted by key ascending and version descending (a later op with the
@@ -545,7 +684,8 @@ impl Memtable {
         for (index, op) in ops.iter().enumerate() {
             let target = targets[index].as_ref().expect("a lane per op");
             let preds = lanes[index].preds;
-            let (node, height, replaced) = self.link_in(arena, &preds, target, op.2);
+            let placed = Self::place(arena, &preds, target);
+            let (node, height, replaced) = self.link_in(arena, &preds, target, op.2, placed);
             for later in lanes.iter_mut().take(ops.len()).skip(index + 1) {
                 for (pred, &pred_here) in later.preds.iter_mut().zip(&preds).take(height) {
                     if *pred == pred_here || Some(*pred) == replaced {
@@ -556,19 +696,64 @@ impl Memtable {
         }
     }
 
+    /// Makes a freshly linked `node` of `height` levels its bucket's guide if it is on enough
+    /// levels and now the bucket's greatest such node (its successor on the guide's top level
+    /// is in a later bucket: a node the search just compared, so cached). A node that replaces
+    /// its bucket's guide is the greatest in its turn, so no guide is ever a replaced node.
+    fn guide_by(&self, node: NodePtr, height: usize) {
+        if height < GUIDE_LEVELS {
+            return;
+        }
+        let bucket = Guide::bucket(node.header().key_prefix);
+        let next = node.next(GUIDE_LEVELS - 1);
+        if next.is_none_or(|next| Guide::bucket(next.header().key_prefix) != bucket) {
+            self.guide.set(bucket, node);
+        }
+    }
+
     /// The first node at or after `(key, version)`; with `preds`, also the last node before
-    /// it on every level.
+    /// it on every level. A reader's search starts on a guide when one is near.
     fn seek(
         &self,
         target: &Target<'_>,
-        mut preds: Option<&mut [NodePtr; HEIGHT_MAX]>,
+        preds: Option<&mut [NodePtr; HEIGHT_MAX]>,
     ) -> Option<NodePtr> {
-        let mut node = self.head;
-        let mut level = self.height.load(AtomicOrdering::Relaxed);
+        if preds.is_none()
+            && let Some(guide) = self.guide.before(Guide::bucket(target.key_prefix))
+            && let Ok(found) = self.walk(guide, GUIDE_LEVELS, target, None, GUIDE_STEPS_MAX)
+        {
+            return found;
+        }
+        let height = self.height.load(AtomicOrdering::Relaxed);
+        let found = self.walk(self.head, height, target, preds, usize::MAX);
+        found.unwrap_or_else(|TooFar| unreachable!("no step limit"))
+    }
+
+    /// The search for `target` from `node` (before it, and on levels `0..levels`), down from
+    /// level `levels - 1`: the first node at or after it, and in `preds` the last node before
+    /// it on each of those levels. [`TooFar`] once it has stepped right more than `steps_max`
+    /// times on its top level.
+    fn walk(
+        &self,
+        mut node: NodePtr,
+        levels: usize,
+        target: &Target<'_>,
+        mut preds: Option<&mut [NodePtr; HEIGHT_MAX]>,
+        steps_max: usize,
+    ) -> Result<Option<NodePtr>, TooFar> {
+        debug_assert!(node == self.head || node.cmp_to(target) == Ordering::Less);
+        let mut level = levels;
+        let mut steps = 0_usize;
         loop {
             level -= 1;
             let mut next = node.next(level);
             while let Some(candidate) = next.filter(|n| n.cmp_to(target) == Ordering::Less) {
+                if level + 1 == levels {
+                    steps += 1;
+                    if steps > steps_max {
+                        return Err(TooFar);
+                    }
+                }
                 node = candidate;
                 next = node.next(level);
             }
@@ -576,7 +761,7 @@ impl Memtable {
                 preds[level] = node;
             }
             if level == 0 {
-                return next;
+                return Ok(next);
             }
         }
     }
@@ -834,6 +1019,41 @@ mod loom_models {
         });
         let executions = executions.load(std::sync::atomic::Ordering::Relaxed);
         println!("{executions} interleavings, preemption bound {:?}", builder.preemption_bound);
+    }
+
+    /// A reader whose searches start on guides ([`Guide`]; two bits of prefix, so the keys
+    /// below are in buckets 0, 1 and 2, and every node is a guide) while the writer inserts
+    /// into the guide's bucket, before the read key and over the guide itself: the reader
+    /// finds the read key, whole, at every step.
+    #[test]
+    fn loom_guided_reads_see_whole_entries_while_the_writer_moves_the_guides() {
+        let mut builder = loom::model::Builder::new();
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(3);
+        }
+        builder.check(|| {
+            let memtable = Arc::new(Memtable::new(1));
+            memtable.insert(b"\x10", v(1), Some(b"\x10"));
+            memtable.insert(b"\x90", v(1), Some(b"\x90"));
+            let writer = {
+                let memtable = Arc::clone(&memtable);
+                loom::thread::spawn(move || {
+                    memtable.insert(b"\x50", v(1), Some(b"\x50"));
+                    memtable.insert(b"\x20", v(1), Some(b"\x20"));
+                    memtable.insert(b"\x50", v(1), Some(b"\x50"));
+                })
+            };
+            loom::thread::yield_now();
+            let found = memtable.get_at(b"\x90", v(1)).and_then(|entry| entry.value);
+            assert_eq!(found.as_deref(), Some(&b"\x90"[..]), "a published entry vanished");
+            let keys = check_walk(&memtable);
+            assert!(keys.contains(&b"\x10".to_vec()), "a published entry vanished: {keys:?}");
+            writer.join().expect("the writer");
+            for key in [&b"\x10"[..], b"\x20", b"\x50", b"\x90"] {
+                let found = memtable.get_at(key, v(1)).and_then(|entry| entry.value);
+                assert_eq!(found.as_deref(), Some(key), "{key:?}");
+            }
+        });
     }
 
     /// The same reader against [`Memtable::insert_sorted`]: one batch inserts before and after

@@ -2,7 +2,6 @@
 //! it): versions, the log frame and its sync, the memtable insert, the watermark; memtable
 //! rotation; and write stalls, which hold writers while flushes and compaction fall behind.
 
-use std::cmp::Ordering as CmpOrdering;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
@@ -15,7 +14,7 @@ use crate::commit::{GroupCommit, Pending};
 use crate::error::{Error, Result};
 use crate::inner::Inner;
 use crate::log::{self, ActiveLog};
-use crate::memtable::Op;
+use crate::memtable::{GROUP_OPS_MIN, Op};
 use crate::options::Durability;
 use crate::state::Transition;
 use crate::sync::lock;
@@ -335,21 +334,12 @@ impl Inner {
             })
         };
         let op_count: usize = records().map(|(ops, _)| ops.len()).sum();
-        if op_count >= SORTED_INSERT_OPS_MIN {
+        if op_count >= GROUP_OPS_MIN {
             let mut ops: Vec<Op<'_>> = Vec::with_capacity(op_count);
             for (record_ops, version) in records() {
                 ops.extend(record_ops.map(|op| (op.key, version, op.value)));
             }
-            if ops.is_sorted_by(|a, b| position_order(a, b) != CmpOrdering::Greater) {
-                // In key order already (a sequential load): its searches share a cached path.
-                for &(key, version, value) in &ops {
-                    active.insert(key, version, value);
-                }
-            } else {
-                // Stable: of two writes to one key in one batch, the later stays later.
-                ops.sort_by(position_order);
-                active.insert_sorted(&ops);
-            }
+            active.insert_group(&mut ops);
         } else {
             for (record_ops, version) in records() {
                 record_ops.for_each(|op| active.insert(op.key, version, op.value));
@@ -496,18 +486,6 @@ fn append_synced(log: &mut ActiveLog, frame: &[u8]) -> std::io::Result<u64> {
     log.offset_end += frame.len() as u64;
     log.offset_synced = log.offset_end;
     Ok(zero_bytes)
-}
-
-/// A group of at least this many ops is sorted and inserted with [`Memtable::insert_sorted`],
-/// whose lockstep searches overlap their cache misses (`benches/results/memtable.md`); a
-/// smaller one is inserted op by op.
-///
-/// [`Memtable::insert_sorted`]: crate::memtable::Memtable::insert_sorted
-const SORTED_INSERT_OPS_MIN: usize = 16;
-
-/// The memtable's order of ops: key ascending, version descending.
-fn position_order(a: &Op<'_>, b: &Op<'_>) -> CmpOrdering {
-    a.0.cmp(b.0).then_with(|| b.1.cmp(&a.1))
 }
 
 /// `now` plus `ahead`, the newest version `Batch::commit_at` accepts.

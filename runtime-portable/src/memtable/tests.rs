@@ -276,3 +276,32 @@ proptest! {
         prop_assert_eq!(lanes.payload_bytes(), one_by_one.payload_bytes());
     }
 }
+
+proptest! {
+    /// `insert_group` of batches in any order (repeated positions included: the later wins;
+    /// batches below and above `GROUP_OPS_MIN`) leaves the memtable holding what inserting the
+    /// same ops one by one, in their order, does.
+    #[test]
+    fn inserting_groups_in_any_order_equals_inserting_one_by_one(
+        batches in prop::collection::vec(batch(), 0..8),
+    ) {
+        let (grouped, one_by_one) = (Memtable::new(1), Memtable::new(1));
+        for batch in batches {
+            let mut ops: Vec<super::Op<'_>> =
+                batch.iter().map(|(k, ver, val)| (&k[..], v(*ver), val.as_deref())).collect();
+            for &(key, version, value) in &ops {
+                one_by_one.insert(key, version, value);
+            }
+            grouped.insert_group(&mut ops);
+        }
+        let entries = |memtable: &Memtable| -> Vec<(Vec<u8>, u64, Option<Vec<u8>>)> {
+            memtable
+                .entries()
+                .map(|e| (e.key.to_vec(), e.version.get(), e.value.map(<[u8]>::to_vec)))
+                .collect()
+        };
+        prop_assert_eq!(entries(&grouped), entries(&one_by_one));
+        prop_assert_eq!(grouped.entry_count(), one_by_one.entry_count());
+        prop_assert_eq!(grouped.payload_bytes(), one_by_one.payload_bytes());
+    }
+}
