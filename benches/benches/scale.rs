@@ -1,23 +1,38 @@
 //! The scale run: fill a database far past the old 4 GiB segment limit with
 //! `Retention::All`, and report what stays bounded.
 //!
-//! One writer commits batches of 100 puts (16-byte keys: an 8-byte hash of the index then the
-//! index, so the first bytes spread over the key space; 1,000-byte values), `Durability::None`
-//! (the bench measures the storage structure, not fsync). It prints, per 10% of the fill: the
-//! fill rate, segments, the largest segment, the open (below target) segments, memtables,
-//! stalls; and throughout, sampled every 100 ms from `/proc/self/status`, the peak resident
-//! memory (`VmRSS`, which counts mapped segment pages the kernel may reclaim, and `RssAnon`,
-//! the engine's own heap). Then it waits for compaction to settle and times point reads of
-//! random written keys and range scans of 0.1% of the key space, and prints the disk used.
+//! One writer commits batches of 100 puts: 16-byte keys (an 8-byte hash of the index then the
+//! index, so the first bytes spread over the key space) and 1,000-byte values of pseudo-random
+//! bytes drawn from the index, so they are **incompressible**: a comparison of disk use is not
+//! decided by one engine's compression. `Durability::None` (the bench measures the storage
+//! structure, not fsync: ZVerse writes its log without syncing it). With
+//! `ZVERSE_SCALE_OVERWRITE_PERCENT=p`, each put rewrites a random earlier key with probability
+//! p% (the same value again), so compaction demotes the old versions into history.
+//!
+//! It prints, per 10% of the fill: the fill rate, level 0's segments, each level's segments
+//! and bytes, history segments and bytes, the largest segment, memtables, stalls; and
+//! throughout, sampled every 100 ms from `/proc/self/status`, the peak resident memory
+//! (`VmRSS`, which counts mapped segment pages the kernel may reclaim, and `RssAnon`, the
+//! engine's own heap). Then it flushes, waits for compaction to settle, times point reads of
+//! random written keys and range scans of 0.1% of the key space, prints the disk used, and
+//! checks that no segment passed `segment_bytes_target` plus its metadata.
 //!
 //! Run: `ZVERSE_SCALE_GIB=8 ZVERSE_SCALE_DIR=/path cargo bench -p zverse-benches --bench
 //! scale` (the directory must not exist; it is removed at the end unless
 //! `ZVERSE_SCALE_KEEP=1`). `ZVERSE_SCALE_MEMORY_MIB` sets `Options::memory_bytes_max`
-//! (default 1024). Under `cargo test --benches` it fills 8 MiB once to check that it works.
+//! (default 1024), `ZVERSE_SCALE_FAN_IN` sets `Options::compaction_fan_in` (default the
+//! option's). Under `cargo test --benches` it fills 8 MiB once to check that it works.
+//!
+//! `ZVERSE_SCALE_ENGINE=rocksdb` (with `--features peers`, built with
+//! `ROCKSDB_LIB_DIR=/usr/lib/x86_64-linux-gnu`) runs the same keys, values and batches on
+//! RocksDB: a `WriteBatch` per 100 puts, its WAL written and not synced (as `Durability::None`
+//! writes ZVerse's log unsynced), default options (leveled compaction, its default compression,
+//! Snappy, which cannot shrink these values); after the fill, `flush` and a wait until no
+//! compaction is pending or running, then the same reads, scans and disk count.
 #![allow(missing_docs, reason = "a bench binary")]
 #![allow(clippy::cast_precision_loss, reason = "rates and sizes printed as floats")]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -28,6 +43,10 @@ const VALUE_BYTES: usize = 1_000;
 const BATCH_PUTS: u64 = 100;
 const READ_COUNT: u64 = 100_000;
 const SCAN_COUNT: u64 = 100;
+/// What a segment may hold past `segment_bytes_target`: the writer splits once its data
+/// reaches the target, so one more entry plus the segment's metadata (key index, filter,
+/// fences, footer), which this bench's entries keep well under 1/16 of the data.
+const METADATA_ALLOWANCE_DIVISOR: u64 = 16;
 
 fn splitmix64(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -43,8 +62,15 @@ fn key(index: u64) -> [u8; 16] {
     key
 }
 
+/// Pseudo-random bytes drawn from `index`: incompressible, and the same on every call.
 fn value(index: u64) -> [u8; VALUE_BYTES] {
-    [(index % 251) as u8; VALUE_BYTES]
+    let mut value = [0; VALUE_BYTES];
+    let mut state = index ^ 0x5eed_5eed_5eed_5eed;
+    for chunk in value.chunks_mut(8) {
+        state = splitmix64(state);
+        chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+    }
+    value
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -65,11 +91,13 @@ fn memory_now() -> (u64, u64) {
     (field("VmRSS:"), field("RssAnon:"))
 }
 
-/// Samples memory every 100 ms; keeps the peaks.
+/// Samples memory every 100 ms; keeps the peaks since the last report and over the run.
 struct Sampler {
     stop: Arc<AtomicBool>,
     rss_peak: Arc<AtomicU64>,
     anon_peak: Arc<AtomicU64>,
+    rss_peak_run: AtomicU64,
+    anon_peak_run: AtomicU64,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -90,7 +118,14 @@ impl Sampler {
                 }
             })
         };
-        Sampler { stop, rss_peak, anon_peak, thread: Some(thread) }
+        Sampler {
+            stop,
+            rss_peak,
+            anon_peak,
+            rss_peak_run: AtomicU64::new(0),
+            anon_peak_run: AtomicU64::new(0),
+            thread: Some(thread),
+        }
     }
 
     /// Peaks since the last call, in MiB.
@@ -98,7 +133,17 @@ impl Sampler {
         let (rss, anon) = memory_now();
         let rss = self.rss_peak.swap(0, Ordering::Relaxed).max(rss);
         let anon = self.anon_peak.swap(0, Ordering::Relaxed).max(anon);
+        self.rss_peak_run.fetch_max(rss, Ordering::Relaxed);
+        self.anon_peak_run.fetch_max(anon, Ordering::Relaxed);
         (rss >> 20, anon >> 20)
+    }
+
+    /// Peaks over the whole run (up to the last `take_peaks_mib`), in MiB.
+    fn run_peaks_mib(&self) -> (u64, u64) {
+        (
+            self.rss_peak_run.load(Ordering::Relaxed) >> 20,
+            self.anon_peak_run.load(Ordering::Relaxed) >> 20,
+        )
     }
 }
 
@@ -111,130 +156,279 @@ impl Drop for Sampler {
     }
 }
 
-fn dir_bytes(dir: &std::path::Path) -> u64 {
+/// Bytes of the regular files under `dir`, recursively.
+fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir).map_or(0, |entries| {
-        entries.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum::<u64>()
+        entries
+            .filter_map(Result::ok)
+            .map(|entry| match entry.file_type() {
+                Ok(kind) if kind.is_dir() => dir_bytes(&entry.path()),
+                _ => entry.metadata().map_or(0, |m| m.len()),
+            })
+            .sum()
     })
+}
+
+/// What the fill, the reads and the scans need of an engine.
+trait Store {
+    fn put_batch(&self, pairs: &[([u8; 16], [u8; VALUE_BYTES])]);
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
+    /// Items in `[low, high)`, each read whole.
+    fn scan_count(&self, low: &[u8], high: &[u8]) -> u64;
+    /// Flushes and waits until background compaction has nothing to do.
+    fn settle(&self);
+    /// The engine's part of a progress line.
+    fn state(&self) -> String;
+    /// The end-of-run summary; checks the segment size bound, returning whether it held
+    /// (`None`: the engine has none to check).
+    fn finish(&self) -> Option<bool>;
+}
+
+struct Zverse {
+    db: Db,
+    segment_bytes_target: u64,
+}
+
+impl Store for Zverse {
+    fn put_batch(&self, pairs: &[([u8; 16], [u8; VALUE_BYTES])]) {
+        let mut batch = self.db.batch();
+        for (key, value) in pairs {
+            batch.put(key, value);
+        }
+        batch.commit().expect("commit");
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.db.get(key).expect("get").map(|value| value.to_vec())
+    }
+
+    fn scan_count(&self, low: &[u8], high: &[u8]) -> u64 {
+        let mut items = 0;
+        for item in self.db.range(low..high).expect("range") {
+            item.expect("range item");
+            items += 1;
+        }
+        items
+    }
+
+    /// Flushes, then waits until no compaction step is due (fewer level-0 segments than the
+    /// default trigger, 8, and every level within its default target, 512 MiB times 10 per
+    /// level down), or no step ended for a minute: the disk is then counted without the
+    /// outputs of a step in progress, as RocksDB's is after its compactions.
+    fn settle(&self) {
+        self.db.flush().expect("flush");
+        let mut progress = (self.db.stats().compactions, Instant::now());
+        loop {
+            let stats = self.db.stats();
+            if stats.compactions != progress.0 {
+                progress = (stats.compactions, Instant::now());
+            }
+            let within = |(level, bytes): (usize, &u64)| {
+                let exponent = u32::try_from(level.saturating_sub(1)).unwrap_or(u32::MAX);
+                *bytes <= (512u64 << 20).saturating_mul(10u64.saturating_pow(exponent))
+            };
+            let levels_within = stats.level_segment_bytes.iter().enumerate().skip(1).all(within);
+            if (stats.segment_count_open < 8 && levels_within)
+                || progress.1.elapsed() >= Duration::from_secs(60)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn state(&self) -> String {
+        let stats = self.db.stats();
+        let levels: Vec<String> = stats
+            .level_segment_counts
+            .iter()
+            .zip(&stats.level_segment_bytes)
+            .map(|(count, bytes)| format!("{count}/{}M", bytes >> 20))
+            .collect();
+        format!(
+            "levels {} | history {}/{}M | largest {} MiB | memtables {} | stalls {} ({} ms), \
+             slowdowns {} | compactions {}",
+            levels.join(" "),
+            stats.history_segment_count,
+            stats.history_bytes >> 20,
+            stats.segment_bytes_max >> 20,
+            stats.memtable_count,
+            stats.write_stalls,
+            stats.write_stall_micros / 1000,
+            stats.write_slowdowns,
+            stats.compactions,
+        )
+    }
+
+    fn finish(&self) -> Option<bool> {
+        let stats = self.db.stats();
+        let allowance = self.segment_bytes_target / METADATA_ALLOWANCE_DIVISOR;
+        let within = stats.segment_bytes_max <= self.segment_bytes_target + allowance;
+        println!(
+            "zverse: segments {} MiB (history {} MiB), payload {} MiB, write amplification \
+             {:.2}, compaction failures {}",
+            stats.segment_bytes >> 20,
+            stats.history_bytes >> 20,
+            stats.payload_bytes >> 20,
+            stats.write_amplification,
+            stats.compaction_failures,
+        );
+        println!(
+            "segment size: largest {} bytes, target {} + allowance {allowance}: {}",
+            stats.segment_bytes_max,
+            self.segment_bytes_target,
+            if within { "no segment above target (met)" } else { "ABOVE TARGET (not met)" }
+        );
+        Some(within)
+    }
 }
 
 fn main() {
     let test_mode = zverse_benches::is_test_mode();
     let fill_bytes = if test_mode { 8 << 20 } else { env_u64("ZVERSE_SCALE_GIB", 8) << 30 };
     let memory_bytes = env_u64("ZVERSE_SCALE_MEMORY_MIB", 1024) << 20;
+    let overwrite_percent = env_u64("ZVERSE_SCALE_OVERWRITE_PERCENT", 0).min(99);
+    let engine = engine_name();
     let dir = std::env::var_os("ZVERSE_SCALE_DIR").map_or_else(
         || std::env::temp_dir().join(format!("zverse-scale-{}", std::process::id())),
         PathBuf::from,
     );
     assert!(!dir.exists(), "{} exists: the scale bench only fills a new directory", dir.display());
-    let entry_bytes = (16 + VALUE_BYTES) as u64;
-    let entry_count = fill_bytes / entry_bytes;
-    let options = Options::default()
-        .durability(Durability::None)
-        .retention(Retention::All)
-        .memory_bytes_max(memory_bytes);
+    let entry_count = fill_bytes / (16 + VALUE_BYTES) as u64;
     println!(
-        "scale: {} MiB of keys+values ({entry_count} puts), memory_bytes_max {} MiB, in {}",
+        "scale: {engine}, {} MiB of keys+values ({entry_count} puts, {overwrite_percent}% \
+         overwrites), memory_bytes_max {} MiB, in {}",
         fill_bytes >> 20,
         memory_bytes >> 20,
         dir.display()
     );
     let sampler = Sampler::start();
-    let db = Db::open(&dir, options).expect("open");
-    fill(&db, entry_count, &sampler);
-    settle(&db, &sampler);
-    read(&db, entry_count);
-    let stats = db.stats();
+    let store = open_store(&engine, &dir, memory_bytes);
+    let written = fill(store.as_ref(), entry_count, overwrite_percent, &sampler);
+    let started = Instant::now();
+    store.settle();
+    print_state(store.as_ref(), &sampler, &format!("settled in {:.0} s", secs(started)));
+    read(store.as_ref(), written);
+    print_state(store.as_ref(), &sampler, "after reads");
+    let (rss_mib, anon_mib) = sampler.run_peaks_mib();
+    let within = store.finish();
+    let memory_ok = rss_mib <= (memory_bytes >> 20) + 512;
     println!(
-        "end: disk {} MiB (segments {} MiB, payload {} MiB), write amplification {:.2}",
+        "end: disk {} MiB; peak RSS {rss_mib} MiB, anon {anon_mib} MiB over the run: {}; \
+         segment target {}",
         dir_bytes(&dir) >> 20,
-        stats.segment_bytes >> 20,
-        stats.payload_bytes >> 20,
-        stats.write_amplification
+        if memory_ok { "within the knob + 512 MiB (met)" } else { "ABOVE the knob + 512 MiB" },
+        match within {
+            Some(true) => "met",
+            Some(false) => "not met",
+            None => "n/a",
+        },
     );
-    db.close().expect("close");
-    drop(db);
+    drop(store);
     if std::env::var_os("ZVERSE_SCALE_KEEP").is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
-fn print_state(db: &Db, sampler: &Sampler, label: &str) {
-    let stats = db.stats();
-    let (rss_mib, anon_mib) = sampler.take_peaks_mib();
-    println!(
-        "{label} | segments {} (open {}), largest {} MiB | memtables {} | stalls {} ({} ms), \
-         slowdowns {} | compactions {} | peak RSS {rss_mib} MiB, anon {anon_mib} MiB",
-        stats.segment_count,
-        stats.segment_count_open,
-        stats.segment_bytes_max >> 20,
-        stats.memtable_count,
-        stats.write_stalls,
-        stats.write_stall_micros / 1000,
-        stats.write_slowdowns,
-        stats.compactions,
-    );
+/// `ZVERSE_SCALE_ENGINE`, or the argument after `--engine`; `zverse` by default.
+fn engine_name() -> String {
+    let mut args = std::env::args().skip_while(|arg| arg != "--engine").skip(1);
+    args.next()
+        .or_else(|| std::env::var("ZVERSE_SCALE_ENGINE").ok())
+        .unwrap_or_else(|| "zverse".to_owned())
 }
 
-fn fill(db: &Db, entry_count: u64, sampler: &Sampler) {
+fn open_store(engine: &str, dir: &Path, memory_bytes: u64) -> Box<dyn Store> {
+    match engine {
+        "zverse" => {
+            let options = Options::default()
+                .durability(Durability::None)
+                .retention(Retention::All)
+                .memory_bytes_max(memory_bytes);
+            let segment_bytes_target = 256 << 20;
+            let mut options = options.segment_bytes_target(segment_bytes_target);
+            if let Some(fan_in) =
+                std::env::var("ZVERSE_SCALE_FAN_IN").ok().and_then(|v| v.parse().ok())
+            {
+                options = options.compaction_fan_in(fan_in);
+            }
+            let db = Db::open(dir, options).expect("open");
+            Box::new(Zverse { db, segment_bytes_target })
+        }
+        #[cfg(feature = "peers")]
+        "rocksdb" => Box::new(rocks::Rocks::open(dir)),
+        other => panic!("unknown engine {other}: zverse, or rocksdb with --features peers"),
+    }
+}
+
+fn secs(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64()
+}
+
+fn print_state(store: &dyn Store, sampler: &Sampler, label: &str) {
+    let (rss_mib, anon_mib) = sampler.take_peaks_mib();
+    println!("{label} | {} | peak RSS {rss_mib} MiB, anon {anon_mib} MiB", store.state());
+}
+
+/// Fills `entry_count` puts; returns how many distinct keys were written (keys `0..n`).
+fn fill(store: &dyn Store, entry_count: u64, overwrite_percent: u64, sampler: &Sampler) -> u64 {
+    let mut rng = fastrand::Rng::with_seed(11);
     let slice_count = entry_count.div_ceil(10).max(1);
     let started = Instant::now();
     let mut slice_started = Instant::now();
-    let mut index = 0;
-    while index < entry_count {
-        let mut batch = db.batch();
-        let end = (index + BATCH_PUTS).min(entry_count);
-        for i in index..end {
-            batch.put(&key(i), &value(i));
+    let (mut done, mut written) = (0, 0u64);
+    let mut pairs = Vec::with_capacity(BATCH_PUTS as usize);
+    let mut rates = Vec::new();
+    while done < entry_count {
+        let end = (done + BATCH_PUTS).min(entry_count);
+        pairs.clear();
+        for _ in done..end {
+            let index = if written > 0 && rng.u64(0..100) < overwrite_percent {
+                rng.u64(0..written)
+            } else {
+                written += 1;
+                written - 1
+            };
+            pairs.push((key(index), value(index)));
         }
-        batch.commit().expect("commit");
-        let slice_before = index / slice_count;
-        index = end;
-        if index / slice_count != slice_before || index == entry_count {
+        store.put_batch(&pairs);
+        let slice_before = done / slice_count;
+        done = end;
+        if done / slice_count != slice_before || done == entry_count {
             let seconds = slice_started.elapsed().as_secs_f64();
-            let slice_entries = index - slice_before * slice_count;
+            let slice_entries = done - slice_before * slice_count;
             let mb = (slice_entries * (16 + VALUE_BYTES as u64)) as f64 / 1e6;
+            rates.push(slice_entries as f64 / seconds);
             let label = format!(
                 "fill {:>3}% at {:>6.0} s: {:>6.1} MB/s {:>7.0} puts/s",
-                index * 100 / entry_count,
-                started.elapsed().as_secs_f64(),
+                done * 100 / entry_count,
+                secs(started),
                 mb / seconds,
                 slice_entries as f64 / seconds
             );
-            print_state(db, sampler, &label);
+            print_state(store, sampler, &label);
             slice_started = Instant::now();
         }
     }
-}
-
-/// Flushes and waits until background compaction has nothing to do: fewer open segments than
-/// the trigger (the default, 8), or no progress for a minute.
-fn settle(db: &Db, sampler: &Sampler) {
-    let started = Instant::now();
-    db.flush().expect("flush");
-    let mut progress = (db.stats().compactions, Instant::now());
-    while db.stats().segment_count_open >= 8 && progress.1.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(100));
-        let compactions = db.stats().compactions;
-        if compactions != progress.0 {
-            progress = (compactions, Instant::now());
-        }
+    if let (Some(first), Some(last)) = (rates.first(), rates.last()) {
+        let ratio = last / first;
+        let verdict = if ratio >= 0.6 { "met" } else { "not met" };
+        println!("fill: last 10% at {ratio:.2}x the first 10%'s rate (goal 0.6x: {verdict})");
     }
-    let label = format!("settled in {:.0} s", started.elapsed().as_secs_f64());
-    print_state(db, sampler, &label);
+    written
 }
 
-fn read(db: &Db, entry_count: u64) {
+fn read(store: &dyn Store, written: u64) {
     let mut rng = fastrand::Rng::with_seed(7);
     let started = Instant::now();
     for _ in 0..READ_COUNT {
-        let index = rng.u64(0..entry_count);
-        let found = db.get(&key(index)).expect("get");
+        let index = rng.u64(0..written);
+        let found = store.get(&key(index));
         assert_eq!(found.as_deref(), Some(&value(index)[..]), "key {index}");
     }
-    let seconds = started.elapsed().as_secs_f64();
     println!(
         "point reads: {READ_COUNT} random written keys, {:.0} reads/s",
-        READ_COUNT as f64 / seconds
+        READ_COUNT as f64 / secs(started)
     );
     let started = Instant::now();
     let mut items = 0u64;
@@ -242,16 +436,105 @@ fn read(db: &Db, entry_count: u64) {
         // 0.1% of the key space: 1/1000 of the 8-byte hash prefix range.
         let width = u64::MAX / 1000;
         let low = rng.u64(0..u64::MAX - width);
-        let (low, high) = (low.to_be_bytes(), (low + width).to_be_bytes());
-        for item in db.range(low.as_slice()..high.as_slice()).expect("range") {
-            item.expect("range item");
-            items += 1;
-        }
+        items += store.scan_count(&low.to_be_bytes(), &(low + width).to_be_bytes());
     }
-    let seconds = started.elapsed().as_secs_f64();
+    let seconds = secs(started);
     println!(
         "range scans: {SCAN_COUNT} x 0.1% of the keys, {items} items, {:.0} items/s, {:.1} ms/scan",
         items as f64 / seconds,
         seconds * 1000.0 / SCAN_COUNT as f64
     );
+}
+
+#[cfg(feature = "peers")]
+mod rocks {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use rocksdb::{DB, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions};
+
+    use super::{Store, VALUE_BYTES};
+
+    pub(super) struct Rocks {
+        db: DB,
+        write_options: WriteOptions,
+    }
+
+    impl Rocks {
+        pub(super) fn open(dir: &Path) -> Rocks {
+            let mut options = Options::default();
+            options.create_if_missing(true);
+            let db = DB::open(&options, dir).expect("open RocksDB");
+            let mut write_options = WriteOptions::default();
+            write_options.set_sync(false);
+            Rocks { db, write_options }
+        }
+
+        fn property(&self, name: &str) -> u64 {
+            self.db.property_int_value(name).ok().flatten().unwrap_or(0)
+        }
+    }
+
+    impl Store for Rocks {
+        fn put_batch(&self, pairs: &[([u8; 16], [u8; VALUE_BYTES])]) {
+            let mut batch = WriteBatch::default();
+            for (key, value) in pairs {
+                batch.put(key, value);
+            }
+            self.db.write_opt(batch, &self.write_options).expect("write");
+        }
+
+        fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+            self.db.get(key).expect("get")
+        }
+
+        fn scan_count(&self, low: &[u8], high: &[u8]) -> u64 {
+            let mut read_options = ReadOptions::default();
+            read_options.set_iterate_upper_bound(high.to_vec());
+            let mode = IteratorMode::From(low, rocksdb::Direction::Forward);
+            let mut items = 0;
+            for item in self.db.iterator_opt(mode, read_options) {
+                item.expect("range item");
+                items += 1;
+            }
+            items
+        }
+
+        fn settle(&self) {
+            self.db.flush().expect("flush");
+            while self.property("rocksdb.compaction-pending") != 0
+                || self.property("rocksdb.num-running-compactions") != 0
+                || self.property("rocksdb.num-running-flushes") != 0
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+
+        fn state(&self) -> String {
+            let levels: Vec<String> = (0..7)
+                .map(|level| {
+                    let files = self.property(&format!("rocksdb.num-files-at-level{level}"));
+                    format!("{files}")
+                })
+                .collect();
+            format!(
+                "files per level {} | live SST {} MiB | pending compaction {} MiB | \
+                 stopped writes {}",
+                levels.join(" "),
+                self.property("rocksdb.live-sst-files-size") >> 20,
+                self.property("rocksdb.estimate-pending-compaction-bytes") >> 20,
+                self.property("rocksdb.is-write-stopped"),
+            )
+        }
+
+        fn finish(&self) -> Option<bool> {
+            println!(
+                "rocksdb: default options (leveled compaction, compression {}), WAL written \
+                 unsynced; live SST {} MiB",
+                "Snappy (the default; the values are incompressible)",
+                self.property("rocksdb.live-sst-files-size") >> 20
+            );
+            None
+        }
+    }
 }

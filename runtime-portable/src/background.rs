@@ -225,9 +225,22 @@ impl Inner {
         loop {
             let full;
             {
+                // Under `Retention::Duration`, history falls due by time alone: an idle
+                // database collects it without a write to wake the thread.
+                let gc_wait = self.history_gc_wait();
                 let mut state = lock(state_lock);
+                let deadline = gc_wait.map(|wait| Instant::now() + wait);
                 while !state.shutdown && !state.segments_added {
-                    state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
+                    let Some(deadline) = deadline else {
+                        state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
+                        continue;
+                    };
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    state =
+                        wake.wait_timeout(state, left).map_or_else(|e| e.into_inner().0, |r| r.0);
                 }
                 if state.shutdown {
                     state.rounds_done = state.rounds_started;

@@ -9,7 +9,9 @@
 //! **A step.** Level 0 to 1 when level 0 holds `compaction_trigger_segments` segments: its
 //! oldest `compaction_fan_in - 1` segments plus the level-1 segments their key bounds meet.
 //! Level `n` to `n + 1` when level `n` passes its target (`Options::level_bytes_target`): its
-//! oldest segment plus the segments of level `n + 1` it meets. The inputs are merged in key
+//! oldest segment plus the segments of level `n + 1` it meets. When several are due, the tier
+//! furthest past its trigger goes first (`most_due`, as RocksDB scores its levels). The
+//! inputs are merged in key
 //! order (the lower level as one concatenated source), each key's versions go through
 //! `zverse_core::merge::KeyGc` newest first, and each key's newest surviving version goes to
 //! the current output of the lower level, every other surviving version to a history output;
@@ -35,7 +37,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use zverse_core::merge::{Decision, GcPolicy, KeyGc, KeyOrder, MergeVec};
 use zverse_core::segment::history::{HistoryBuilder, HistoryOptions};
@@ -57,6 +59,13 @@ use crate::tiers::{Tiers, level_overlapping, level_segment};
 /// The box of every entry: what a compaction reads of each input.
 static EVERYTHING: std::sync::LazyLock<Option<ZBox>> =
     std::sync::LazyLock::new(|| ZBox::new(0, u64::MAX, 0, u64::MAX));
+
+/// The versions from the oldest a live pin kept in history to the newest next newer version of
+/// one (`GcStamp::pinned`), if any.
+type Pinned = Option<(Version, Version)>;
+
+/// How long after a history segment is due by time the compaction thread looks at it.
+const HISTORY_GC_SLACK: Duration = Duration::from_millis(10);
 
 /// Entries between two checks of whether the database is closing.
 const CANCEL_CHECK_ENTRIES: u64 = 4096;
@@ -115,71 +124,124 @@ fn oldest_level_0(tiers: &Tiers, count: usize) -> Vec<Arc<SegmentFile>> {
     segments[segments.len().saturating_sub(count)..].to_vec()
 }
 
-/// The background step due now, if any: level 0 at the trigger first, then the shallowest
-/// level past its target.
+/// How far a tier is past its trigger, in thousandths: level 0's segment count against
+/// `compaction_trigger_segments`, a level's bytes against its target. At 1,000 a step is due.
+type Score = u64;
+
+/// The scores of level 0 (index 0) and of each current level (index `n`).
+fn scores(tiers: &Tiers, options: &Options) -> Vec<Score> {
+    let ratio = |have: u64, target: u64| have.saturating_mul(1000) / target.max(1);
+    let level_0 = ratio(tiers.segments.len() as u64, options.compaction_trigger_segments.into());
+    let levels = (1..LEVEL_COUNT_MAX).map(|level| {
+        let bytes: u64 = level_of(tiers, level).iter().map(|s| s.meta().file_bytes).sum();
+        ratio(bytes, options.level_bytes_target(level))
+    });
+    std::iter::once(level_0).chain(levels).collect()
+}
+
+/// The tier whose step is most due (the highest score at or past 1,000; the shallowest of
+/// equals), as RocksDB's leveled picker does: level 0 at its trigger must not starve a level
+/// past its target, or that level grows without bound and every level-0 step rewrites all of
+/// it (the 24 GiB scale run in `benches/results/scale.md`).
+fn most_due(scores: &[Score]) -> Option<u8> {
+    let (tier, score) = scores.iter().enumerate().rev().max_by_key(|(_, score)| **score)?;
+    (*score >= 1000).then(|| u8::try_from(tier).ok()).flatten()
+}
+
+/// The background step due now, if any: level 0 into level 1 (its oldest `fan_in - 1`
+/// segments), or the oldest segment of a level into the next, whichever tier is most due.
 fn pick_step(tiers: &Tiers, options: &Options) -> Option<Step> {
     let fan_in = options.compaction_fan_in as usize;
-    if tiers.segments.len() >= options.compaction_trigger_segments as usize {
-        return step_into(tiers, oldest_level_0(tiers, fan_in - 1), 1);
-    }
-    for level in 1..LEVEL_COUNT_MAX {
-        let segments = level_of(tiers, level);
-        let bytes: u64 = segments.iter().map(|s| s.meta().file_bytes).sum();
-        if bytes > options.level_bytes_target(level) {
+    match most_due(&scores(tiers, options))? {
+        0 => step_into(tiers, oldest_level_0(tiers, fan_in - 1), 1),
+        level => {
+            let segments = level_of(tiers, level);
             let oldest = segments.iter().min_by_key(|s| s.meta().file_number)?;
-            return step_into(tiers, vec![Arc::clone(oldest)], level + 1);
+            step_into(tiers, vec![Arc::clone(oldest)], level + 1)
         }
+    }
+}
+
+/// The history segments to merge, if `compaction_trigger_segments` of them are small (under
+/// half the target): the oldest run of two or more small ones that are neighbours in time, at
+/// most `compaction_fan_in` (a merge of small segments with a larger one between them in
+/// time would cover its versions too, and a narrow time window would open both).
+fn pick_history_window(tiers: &Tiers, options: &Options) -> Option<Vec<Arc<HistoryFile>>> {
+    let is_small = |h: &Arc<HistoryFile>| h.meta().file_bytes < options.segment_bytes_target / 2;
+    let small_count = tiers.history.iter().filter(|h| is_small(h)).count();
+    if small_count < (options.compaction_trigger_segments as usize).max(2) {
+        return None;
+    }
+    oldest_run(&tiers.history, is_small, 2, options.compaction_fan_in as usize)
+}
+
+/// The oldest run of at least `len_min` history segments that `pick` selects and that are
+/// neighbours in time (`history` is ordered newest first), at most `len_max` of them (the
+/// oldest of the run).
+fn oldest_run(
+    history: &[Arc<HistoryFile>],
+    pick: impl Fn(&Arc<HistoryFile>) -> bool,
+    len_min: usize,
+    len_max: usize,
+) -> Option<Vec<Arc<HistoryFile>>> {
+    let mut end = history.len();
+    while let Some(last) = end.checked_sub(1) {
+        if !history.get(last).is_some_and(&pick) {
+            end = last;
+            continue;
+        }
+        let mut start = last;
+        while start > 0 && end - start < len_max && history.get(start - 1).is_some_and(&pick) {
+            start -= 1;
+        }
+        if end - start >= len_min {
+            return history.get(start..end).map(<[_]>::to_vec);
+        }
+        end = start;
     }
     None
 }
 
-/// The history segments to merge, if `compaction_trigger_segments` of them are small (under
-/// half the target): the oldest of the small ones, at most `compaction_fan_in`, neighbours in
-/// time among them.
-fn pick_history_window(tiers: &Tiers, options: &Options) -> Option<Vec<Arc<HistoryFile>>> {
-    let small: Vec<&Arc<HistoryFile>> = tiers
-        .history
-        .iter()
-        .filter(|h| h.meta().file_bytes < options.segment_bytes_target / 2)
-        .collect();
-    if small.len() < (options.compaction_trigger_segments as usize).max(2) {
-        return None;
-    }
-    let take = small.len().min(options.compaction_fan_in as usize);
-    Some(small[small.len() - take..].iter().map(|h| Arc::clone(h)).collect())
+/// Whether the sorted `pins` hold a version in `[low, high)`.
+fn pins_within(pins: &[Version], low: Version, high: Version) -> bool {
+    let first_at_or_above_low = pins.partition_point(|pin| *pin < low);
+    pins.get(first_at_or_above_low).is_some_and(|pin| *pin < high)
 }
 
-/// History segments GC may now shrink, at most `compaction_fan_in`, oldest first: under
-/// `Retention::Duration`, those whose stamp's `due` the horizon has reached (every version
-/// they hold may go, but for pins); under `Retention::Versions`, those stamped before users
-/// wrote as many bytes as the history holds (so history GC rewrites at most one byte per byte
-/// written). A segment without a stamp (opened at recovery) gets one now: the newest current
-/// version is at or above every history version's next newer.
+/// History segments GC may now shrink, the oldest run of them that are neighbours in time
+/// (so that the output covers no other segment's versions), at most `compaction_fan_in`:
+/// under `Retention::Duration`, those whose stamp's `due` the horizon has reached (every
+/// version they hold may go, but for pins); under `Retention::Versions`, those stamped before
+/// users wrote as many bytes as the history holds (so history GC rewrites at most one byte
+/// per byte written); and under either, those holding versions only released pins kept. A
+/// segment without a stamp (opened at recovery) gets one now (`first_stamp`).
 fn pick_history_gc(
     tiers: &Tiers,
     options: &Options,
     horizon: Version,
     user_bytes: u64,
+    pins: &[Version],
 ) -> Option<Vec<Arc<HistoryFile>>> {
     let history_bytes: u64 = tiers.history.iter().map(|h| h.meta().file_bytes).sum();
-    let due = |h: &&Arc<HistoryFile>| {
-        let init = || GcStamp { due: tiers.version_max_current(), user_bytes };
-        let stamp = h.gc_stamp(init);
+    let due = |h: &Arc<HistoryFile>| {
+        let stamp = h.gc_stamp(|| first_stamp(tiers, user_bytes));
+        let released =
+            stamp.pinned.is_some_and(|(low, high)| low >= high || !pins_within(pins, low, high));
         match options.retention {
             Retention::All => false,
-            Retention::Duration(_) => stamp.due <= horizon,
-            Retention::Versions(_) => user_bytes.saturating_sub(stamp.user_bytes) >= history_bytes,
+            Retention::Duration(_) => stamp.due <= horizon || released,
+            Retention::Versions(_) => {
+                user_bytes.saturating_sub(stamp.user_bytes) >= history_bytes || released
+            }
         }
     };
-    let inputs: Vec<Arc<HistoryFile>> = tiers
-        .history
-        .iter()
-        .rev()
-        .filter(due)
-        .take(options.compaction_fan_in as usize)
-        .cloned()
-        .collect();
-    (!inputs.is_empty()).then_some(inputs)
+    oldest_run(&tiers.history, due, 1, options.compaction_fan_in as usize)
+}
+
+/// The stamp of a history segment that has none (opened at recovery): the newest current
+/// version is at or above every history version's next newer.
+fn first_stamp(tiers: &Tiers, user_bytes: u64) -> GcStamp {
+    GcStamp { due: tiers.version_max_current(), user_bytes, pinned: None }
 }
 
 /// Whether no history segment outside `inputs` holds a version at or below their newest.
@@ -263,7 +325,8 @@ impl Inner {
         }
         let horizon = self.gc_policy().horizon();
         let user_bytes = self.counters.bytes_user.load(Ordering::Relaxed);
-        let due = pick_history_gc(&tiers, &self.options, horizon, user_bytes);
+        let due =
+            pick_history_gc(&tiers, &self.options, horizon, user_bytes, &self.pins.versions());
         let Some(inputs) = due.or_else(|| pick_history_window(&tiers, &self.options)) else {
             return Ok(false);
         };
@@ -292,12 +355,34 @@ impl Inner {
     }
 
     /// Stamps new history segments with when GC should look at them again.
-    fn stamp_history(&self, files: &[Arc<HistoryFile>], due: Version) {
+    fn stamp_history(&self, files: &[Arc<HistoryFile>], due: Version, pinned: Pinned) {
         let due = if due == Version::ZERO { Version::MAX } else { due };
         let user_bytes = self.counters.bytes_user.load(Ordering::Relaxed);
-        for file in files {
-            file.gc_stamp(|| GcStamp { due, user_bytes });
+        if let Some((_, high)) = pinned {
+            self.pinned_history_max.fetch_max(high.get(), Ordering::AcqRel);
         }
+        for file in files {
+            file.gc_stamp(|| GcStamp { due, user_bytes, pinned });
+        }
+    }
+
+    /// How long the compaction thread may sleep before history GC is due by time alone
+    /// (`Retention::Duration`: the horizon, now minus the age, reaches the earliest `due` of a
+    /// history segment's stamp); `None` when nothing is due by time.
+    pub(crate) fn history_gc_wait(&self) -> Option<Duration> {
+        let Retention::Duration(age) = self.options.retention else { return None };
+        let tiers = self.tiers();
+        let user_bytes = self.counters.bytes_user.load(Ordering::Relaxed);
+        let due = tiers
+            .history
+            .iter()
+            .map(|h| h.gc_stamp(|| first_stamp(&tiers, user_bytes)).due)
+            .filter(|due| *due != Version::MAX)
+            .min()?;
+        let at = due.to_system_time().checked_add(age)?;
+        let wait = at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+        // A little past it, so that the horizon has reached it when the thread looks.
+        Some(wait.saturating_add(HISTORY_GC_SLACK))
     }
 
     /// Merges history segments through GC into fewer (split at the target; none when GC drops
@@ -330,7 +415,7 @@ impl Inner {
         router.finish_key(&mut outputs)?;
         // Older versions of the inputs' keys may lie outside them (in deeper levels).
         let horizons = Horizons { all: router.horizons.all, found: router.horizons.all };
-        let history_due = router.history_due;
+        let (history_due, pinned) = (router.history_due, router.pinned);
         let (current, history, new_files) = outputs.finish()?;
         assert!(current.is_empty(), "a history merge writes history only");
         if !history.is_empty() {
@@ -340,7 +425,7 @@ impl Inner {
             .iter()
             .map(|meta| HistoryFile::open(&self.io, &self.dir, *meta).map(Arc::new))
             .collect::<Result<Vec<_>>>()?;
-        self.stamp_history(&history_files, history_due);
+        self.stamp_history(&history_files, history_due, pinned);
         new_files.keep();
         let merged = Transition::HistoryMerged { inputs, outputs: &history_files, horizons };
         if let Err(error) = self.state.install(merged) {
@@ -392,7 +477,7 @@ impl Inner {
         let policy = policy.with_pins(&pins).expect("pins are sorted");
         let policy = policy.with_bottom(is_bottom(tiers, &inputs));
         let mut outputs = Outputs::new(self, step.level);
-        let (mut horizons, history_due) = self.merge_step(step, &policy, &mut outputs)?;
+        let (mut horizons, history_due, pinned) = self.merge_step(step, &policy, &mut outputs)?;
         if !policy.bottom() {
             // Older versions of the inputs' keys may lie outside them: any drop may hide one
             // from a read that finds an older version.
@@ -407,7 +492,7 @@ impl Inner {
             .iter()
             .map(|meta| HistoryFile::open(&self.io, &self.dir, *meta).map(Arc::new))
             .collect::<Result<Vec<_>>>()?;
-        self.stamp_history(&history_files, history_due);
+        self.stamp_history(&history_files, history_due, pinned);
         self.install_compaction(&inputs, &current_files, &history_files, new_files, horizons)?;
         self.count_step(&inputs, &current, &history, step.level, started);
         for input in &inputs {
@@ -486,7 +571,7 @@ impl Inner {
         step: &'a Step,
         policy: &GcPolicy<'_>,
         outputs: &mut Outputs<'_>,
-    ) -> Result<(Horizons, Version)> {
+    ) -> Result<(Horizons, Version, Pinned)> {
         let inputs = step.inputs();
         let everything: &'static Option<ZBox> = &EVERYTHING;
         let mut sources: Vec<Box<dyn Iterator<Item = EntryResult<'a>> + 'a>> = Vec::new();
@@ -517,7 +602,7 @@ impl Inner {
         router.finish_key(outputs)?;
         let horizons = router.horizons;
         assert!(horizons.found <= horizons.all, "a found read's horizon is within the horizon");
-        Ok((horizons, router.history_due))
+        Ok((horizons, router.history_due, router.pinned))
     }
 }
 
@@ -564,6 +649,9 @@ struct Router<'p, 'a> {
     /// "next newer version" of a kept history version above the policy's horizon
     /// (`Version::MAX`: never known; `Version::ZERO`: none sent).
     history_due: Version,
+    /// The versions of the pins that kept a version this router sent to history (see
+    /// `GcStamp::pinned`).
+    pinned: Pinned,
     /// For a history merge, the tiers whose current segments hold each key's newest version:
     /// it is fed first, never written, and every input version is history.
     current_of: Option<&'a Tiers>,
@@ -585,6 +673,7 @@ impl<'p, 'a> Router<'p, 'a> {
             key_horizon: KeyHorizon::default(),
             horizons: Horizons::default(),
             history_due: Version::ZERO,
+            pinned: None,
             current_of: None,
             bottom_policy: None,
             key_bottom: false,
@@ -711,6 +800,7 @@ impl<'p, 'a> Router<'p, 'a> {
         }
         if self.current_written {
             self.note_history_due();
+            self.note_pinned(entry.version);
             outputs.history(entry)
         } else {
             self.current_written = true;
@@ -726,6 +816,23 @@ impl<'p, 'a> Router<'p, 'a> {
         if due > self.policy.horizon() {
             self.history_due = self.history_due.max(due);
         }
+    }
+
+    /// Counts a version kept in history that a live pin may be keeping: one in
+    /// `[version, next newer)` selects it (rule 3 of `KeyGc`). Once no live pin lies in the
+    /// range this adds, the segment is due (a version kept for another reason stays, and its
+    /// new segment is stamped without it: no pin selects it any more).
+    fn note_pinned(&mut self, version: Version) {
+        let newer = self.key_horizon.newer.unwrap_or(Version::MAX);
+        let pins = self.policy.pins();
+        let first_at_or_above = pins.partition_point(|pin| *pin < version);
+        if pins.get(first_at_or_above).is_none_or(|pin| *pin >= newer) {
+            return;
+        }
+        self.pinned = Some(match self.pinned {
+            Some((low, high)) => (low.min(version), high.max(newer)),
+            None => (version, newer),
+        });
     }
 
     /// Raises the horizons past a dropped version.
@@ -874,6 +981,19 @@ fn input_corruption(inputs: &[Arc<SegmentFile>], corruption: zverse_core::Corrup
 #[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 mod tests {
     use crate::{Db, Durability, Options};
+
+    /// Level 0 at its trigger does not starve a level past its target: the tier furthest
+    /// past its own trigger goes first. Before scoring, level 0 always went first, and at
+    /// 24 GiB level 1 grew to 10x its target (every level-0 step then rewrote all of it).
+    #[test]
+    fn the_tier_most_past_its_trigger_is_compacted_first() {
+        assert_eq!(super::most_due(&[1_000, 10_000, 0]), Some(1), "level 1 at 10x");
+        assert_eq!(super::most_due(&[4_000, 1_500, 900]), Some(0), "level 0 at 4x");
+        assert_eq!(super::most_due(&[1_000, 1_000]), Some(0), "the shallowest of equals");
+        assert_eq!(super::most_due(&[500, 999, 0]), None, "nothing due");
+        assert_eq!(super::most_due(&[0, 0, 2_000]), Some(2));
+        assert_eq!(super::most_due(&[]), None);
+    }
 
     fn options() -> Options {
         Options::default()

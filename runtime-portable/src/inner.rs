@@ -41,6 +41,10 @@ pub(crate) struct Inner {
     pub(crate) recent_writes: RecentWrites,
     /// Versions pinned by live snapshots, with their counts.
     pub(crate) pins: Pins,
+    /// The newest version a pin kept in a history segment (the top of a `GcStamp::pinned`):
+    /// releasing a pin below it wakes the compaction thread, whose history GC may now drop
+    /// what the pin kept. Only rises.
+    pub(crate) pinned_history_max: AtomicU64,
     pub(crate) closed: AtomicBool,
     /// Checkpoints copying logs now: while any runs, flushes leave retired logs in place.
     pub(crate) checkpoints_running: AtomicUsize,
@@ -107,6 +111,7 @@ impl Inner {
             state: db_state,
             recent_writes: RecentWrites::default(),
             pins: Pins::default(),
+            pinned_history_max: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             checkpoints_running: AtomicUsize::new(0),
             background: Background::default(),

@@ -15,6 +15,9 @@
 //!   [`CHUNKS_AHEAD`] beyond the cursor's that are not advised yet, clipped to the span: the
 //!   reads run a window ahead of the cursor, never over the whole file nor past what the query
 //!   can read. When the scan ends, what it advised goes back to `MADV_RANDOM`;
+//! - a maintenance scan (compaction, `check`): `MADV_DONTNEED` on what lies more than
+//!   [`RELEASE_BEHIND_BYTES`] behind its cursor, each time that grows by as much, so that
+//!   the process's resident set holds a window of each input, not all it read;
 //! - a segment retired by compaction: `MADV_COLD` (or `MADV_DONTNEED` where the kernel has no
 //!   `MADV_COLD`) on the whole of it.
 //!
@@ -58,6 +61,13 @@ pub(crate) const CHUNKS_AHEAD: usize = 2;
 /// read-ahead over a 768 KiB window cost more than the scan itself on a warm cache. A long
 /// scan loses the prefetch of its first 64 KiB only.
 pub(crate) const ADVISE_AFTER_PAGES: u64 = 16;
+
+/// How far behind its cursor a maintenance scan (compaction, `check`) gives its pages back
+/// (`MADV_DONTNEED`, in steps of this much): a compaction reads each input once, and without
+/// it every input page it read stayed in the process's resident set until the input was
+/// retired, gigabytes for a step of large levels (the scale run in
+/// `benches/results/scale.md`). The pages stay in the page cache.
+pub(crate) const RELEASE_BEHIND_BYTES: usize = 4 << 20;
 
 /// What a scan reads for: queries count the pages they touch, maintenance does not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,6 +214,7 @@ impl LocalityAdvisor {
             page_bytes,
             page_span: 0..0,
             pages_touched: 0,
+            released_to: 0,
             purpose,
         }
     }
@@ -290,6 +301,8 @@ pub(crate) struct ScanAdvice<'m> {
     /// for nothing, without a division (chunks are whole pages).
     page_span: Range<usize>,
     pages_touched: u64,
+    /// A maintenance scan gave back every page below this offset.
+    released_to: usize,
     purpose: ScanPurpose,
 }
 
@@ -315,6 +328,23 @@ impl ScanAdvice<'_> {
         }
         let step = self.window.reached(offset);
         self.apply(step);
+        if self.purpose == ScanPurpose::Maintenance {
+            self.release_behind(offset);
+        }
+    }
+
+    /// `MADV_DONTNEED` on the pages more than [`RELEASE_BEHIND_BYTES`] behind `offset` not
+    /// given back yet, once they reach that much. A scan that comes back to them faults them
+    /// in again from the page cache: a hint, not a result.
+    fn release_behind(&mut self, offset: usize) {
+        let behind = offset.saturating_sub(RELEASE_BEHIND_BYTES);
+        let behind = behind - behind % self.page_bytes;
+        if behind >= self.released_to.saturating_add(RELEASE_BEHIND_BYTES) {
+            let pages =
+                self.advisor.advise(self.mapping, self.released_to..behind, Advice::DontNeed);
+            add(&self.advisor.counters.pages_advised, pages);
+            self.released_to = behind;
+        }
     }
 
     /// Measures and prefetches what `step` asks.

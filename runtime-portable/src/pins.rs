@@ -47,15 +47,19 @@ impl Pins {
         Pin { version, shard }
     }
 
-    /// Releases `pin`.
-    pub(crate) fn unpin(&self, pin: Pin) {
+    /// Releases `pin`; returns whether that was its stripe's last pin of its version (another
+    /// stripe may still pin it).
+    pub(crate) fn unpin(&self, pin: Pin) -> bool {
         let mut pins = lock(&self.shards[pin.shard]);
-        if let Ok(index) = pins.binary_search_by_key(&pin.version, |&(pinned, _)| pinned) {
-            pins[index].1 -= 1;
-            if pins[index].1 == 0 {
-                pins.remove(index);
-            }
+        let Ok(index) = pins.binary_search_by_key(&pin.version, |&(pinned, _)| pinned) else {
+            return false;
+        };
+        pins[index].1 -= 1;
+        let released = pins[index].1 == 0;
+        if released {
+            pins.remove(index);
         }
+        released
     }
 
     /// Whether a live snapshot pins `version`.

@@ -385,11 +385,14 @@ pub(crate) struct HistoryFile {
 
 /// When history GC should look at a history segment again: under `Retention::Duration`, once
 /// the horizon reaches `due`; under `Retention::Versions`, once the bytes users wrote since
-/// `user_bytes` reach the history's size.
+/// `user_bytes` reach the history's size; and under either, once no live pin lies in
+/// `pinned` (the versions from the oldest version a pin kept to the newest next newer
+/// version of one: the pins that kept them were released).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct GcStamp {
     pub due: Version,
     pub user_bytes: u64,
+    pub pinned: Option<(Version, Version)>,
 }
 
 impl HistoryFile {

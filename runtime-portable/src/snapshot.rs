@@ -25,15 +25,23 @@ fn version_bounds(versions: &impl RangeBounds<Version>) -> (Bound<Version>, Boun
 /// A view at `version` (capped at the watermark), refused below the retention horizon.
 pub(crate) fn exact_view(inner: &Arc<Inner>, version: Version) -> Result<ReadView> {
     let view = ReadView::new(inner, version)?;
-    inner.check_horizon(view.version)?;
+    if !inner.is_exact(version) {
+        inner.check_horizon(view.version)?;
+    }
     Ok(view)
 }
 
 /// The value of `key` as of `version`. Below the horizon, a read that finds a retained version
 /// at or above `horizon_found` is still exact and answered; any other is refused.
+///
+/// The horizon is checked against the version asked for, not the view's (capped at the
+/// watermark): no version lies between the two, so the view answers a read at a version at
+/// or above the horizon exactly even when the watermark is below it, as it is after a
+/// tombstone that was the newest write is dropped at the bottom (the horizon goes one past
+/// it, so that `changes` from the horizon stays complete): `Db::horizon` is always readable.
 pub(crate) fn get_exact(inner: &Arc<Inner>, key: &[u8], version: Version) -> Result<Option<Slice>> {
     let view = ReadView::new(inner, version)?;
-    if inner.is_exact(view.version) {
+    if inner.is_exact(version) || inner.is_exact(view.version) {
         return view.get(key);
     }
     match view.get_entry(key)? {
@@ -426,6 +434,11 @@ impl Snapshot {
 
 impl Drop for Snapshot {
     fn drop(&mut self) {
-        self.inner.pins.unpin(self.pin);
+        let released = self.inner.pins.unpin(self.pin);
+        // The pin may have kept history versions: history GC may drop them now.
+        let pinned_max = self.inner.pinned_history_max.load(std::sync::atomic::Ordering::Acquire);
+        if released && self.version.get() < pinned_max {
+            self.inner.request_compaction(crate::background::CompactionKind::Triggered);
+        }
     }
 }

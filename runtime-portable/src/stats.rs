@@ -1,11 +1,13 @@
 //! [`Stats`]: what the database holds and what it cost to write.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use zverse_core::Version;
 
 use crate::inner::Inner;
 use crate::locality::{LocalityStats, ratio};
+use crate::segment_file::SegmentFile;
 
 /// A snapshot of the database's counters, from [`Db::stats`](crate::Db::stats).
 #[derive(Clone, Debug, PartialEq)]
@@ -77,6 +79,8 @@ pub struct Stats {
     pub segment_count_open: usize,
     /// Current segments per level: `[0]` is level 0 (flush outputs), `[n]` level `n`.
     pub level_segment_counts: Vec<usize>,
+    /// Bytes of the current segment files per level, indexed as `level_segment_counts`.
+    pub level_segment_bytes: Vec<u64>,
     /// History segments: the versions compaction demoted.
     pub history_segment_count: usize,
     /// Bytes of the history segment files (included in `segment_bytes`).
@@ -123,6 +127,12 @@ pub(crate) fn collect(inner: &Inner) -> Stats {
     let history_bytes = tiers.history.iter().map(|h| h.meta().file_bytes).sum();
     let level_segment_counts =
         std::iter::once(tiers.segments.len()).chain(tiers.levels.iter().map(Vec::len)).collect();
+    let file_bytes = |segments: &[Arc<SegmentFile>]| -> u64 {
+        segments.iter().map(|s| s.meta().file_bytes).sum()
+    };
+    let level_segment_bytes = std::iter::once(file_bytes(&tiers.segments))
+        .chain(tiers.levels.iter().map(|level| file_bytes(level)))
+        .collect();
     let log_bytes = inner.log_bytes();
     let log_count = inner.state.logs().len();
     let bytes_written_disk = counters.bytes_written_log.load(Ordering::Relaxed)
@@ -157,6 +167,7 @@ pub(crate) fn collect(inner: &Inner) -> Stats {
         segment_bytes_max: metas.iter().map(|m| m.file_bytes).max().unwrap_or(0),
         segment_count_open: tiers.segments.len(),
         level_segment_counts,
+        level_segment_bytes,
         history_segment_count: tiers.history.len(),
         history_bytes,
         bytes_demoted: counters.bytes_demoted.load(Ordering::Relaxed),

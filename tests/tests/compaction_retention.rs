@@ -105,6 +105,30 @@ fn a_deleted_key_disappears_at_the_bottom_when_nothing_pins_it() {
     assert_eq!(db.stats().versions, 1);
 }
 
+/// A tombstone that was the newest write, dropped at the bottom, puts the horizon one past
+/// it, above every written version: the horizon `Db::horizon` gives is still readable (it
+/// was refused with `BelowHorizon`, the view being capped at the watermark below it).
+#[test]
+fn the_horizon_is_readable_when_a_dropped_tombstone_was_the_newest_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend::open(dir.path(), options(Retention::Versions(1))).unwrap();
+    db.put(b"kept", b"1").unwrap();
+    db.put(b"gone", b"1").unwrap();
+    let deleted = db.delete(b"gone").unwrap();
+    db.compact().unwrap();
+    let horizon = db.horizon();
+    assert!(horizon > deleted, "the horizon passed the newest write: {horizon} {deleted}");
+    assert_eq!(db.get_at(b"gone", horizon).unwrap(), None);
+    assert_eq!(db.get_at(b"kept", horizon).unwrap().as_deref(), Some(&b"1"[..]));
+    let keys: Vec<_> = db.range_at(.., horizon).unwrap().map(|kv| kv.unwrap().0).collect();
+    assert_eq!(keys, [&b"kept"[..]]);
+    assert_eq!(db.snapshot().get_at(b"kept", horizon).unwrap().as_deref(), Some(&b"1"[..]));
+    // Below the watermark the horizon still refuses.
+    let below = Version::new(deleted.get() - 1);
+    assert!(matches!(db.get_at(b"gone", below), Err(Error::BelowHorizon { .. })));
+    assert!(matches!(db.range_at(.., below), Err(Error::BelowHorizon { .. })));
+}
+
 #[test]
 fn a_reader_keeps_its_segments_across_a_compaction() {
     let dir = tempfile::tempdir().unwrap();
@@ -490,4 +514,61 @@ fn assert_snapshots_exact(snapshots: &[zverse::Snapshot], model: &Model, seed: u
             assert_eq!(found, expected, "seed {seed}: snapshot at {at}");
         }
     }
+}
+
+/// Polls `done` every 20 ms for up to 20 s, with no write and no `Db::compact`.
+fn eventually(db: &Db, done: impl Fn(&Db) -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if done(db) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    done(db)
+}
+
+/// Under `Retention::Duration`, an idle database collects history once it is due by time:
+/// the background thread wakes for it (it used to wait for the next write's flush).
+#[test]
+fn an_idle_database_collects_history_due_by_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let age = std::time::Duration::from_secs(1);
+    let db = backend::open(dir.path(), options(Retention::Duration(age))).unwrap();
+    let mut model = Model::new();
+    write_compacted_rounds(&db, &mut model, 0..4, 20);
+    assert!(db.stats().history_segment_count >= 1, "{:?}", db.stats());
+    // No write from here on.
+    let collected = eventually(&db, |db| db.stats().history_segment_count == 0);
+    assert!(collected, "idle: {:?}", db.stats());
+    assert_eq!(history_versions(&db, 20), 20, "the current versions only");
+    assert_exact_above_horizon(&db, &model);
+}
+
+/// Releasing a snapshot makes the history versions it pinned due: background GC drops them
+/// without a write or `Db::compact` (their segments were stamped never due by time, and
+/// nothing woke the background thread). Fails with the idle wake-up alone.
+#[test]
+fn releasing_a_snapshot_makes_its_pinned_history_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let age = std::time::Duration::from_secs(1);
+    let db = backend::open(dir.path(), options(Retention::Duration(age))).unwrap();
+    let mut model = Model::new();
+    write_compacted_rounds(&db, &mut model, 0..3, 20);
+    let snapshot = db.snapshot();
+    write_compacted_rounds(&db, &mut model, 3..6, 20);
+    // Past the age, GC keeps only what the snapshot reads: round 2 beside the current round
+    // (flushes wake the background thread).
+    let pinned_only = eventually(&db, |db| {
+        db.put(b"other", b"x").unwrap();
+        db.flush().unwrap();
+        history_versions(db, 20) == 40
+    });
+    assert!(pinned_only, "{} versions: {:?}", history_versions(&db, 20), db.stats());
+    assert_eq!(snapshot.get(b"k005").unwrap().as_deref(), Some(&b"r2-5"[..]));
+    drop(snapshot);
+    let released = eventually(&db, |db| db.stats().history_segment_count == 0);
+    assert!(released, "{} versions: {:?}", history_versions(&db, 20), db.stats());
+    assert_eq!(history_versions(&db, 20), 20);
+    assert_exact_above_horizon(&db, &model);
 }

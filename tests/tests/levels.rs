@@ -179,6 +179,66 @@ fn changes_opens_each_history_segment_only_when_it_reaches_it() {
     assert_eq!(opened, history_segments as u64, "each history segment opened once");
 }
 
+/// Writes `count` fresh keys named `name:i` twice (64-byte values) and compacts: the first
+/// versions go to history, in segments holding this round's versions only. Returns the first
+/// pass's version range.
+fn round_of_fresh_keys(db: &Db, name: &str, count: u32) -> (Version, Version) {
+    let mut first_pass = (Version::MAX, Version::ZERO);
+    for pass in 0..2u32 {
+        for index in 0..count {
+            let key = format!("{name}:{index:04}");
+            let version = db.put(key.as_bytes(), format!("{pass}{index:063}").as_bytes()).unwrap();
+            if pass == 0 {
+                first_pass = (first_pass.0.min(version), first_pass.1.max(version));
+            }
+        }
+    }
+    db.compact().unwrap();
+    first_pass
+}
+
+/// Small history segments merge only with their neighbours in time: a larger segment between
+/// them in time stays out of their merge, so a narrow window over its versions opens it alone
+/// (counted by `Stats::history_reads`). Before, the oldest small segments merged whatever lay
+/// between them, and the output covered the larger one's versions too.
+#[test]
+fn history_merges_pick_neighbours_in_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend::open(dir.path(), options()).unwrap();
+    round_of_fresh_keys(&db, "a", 2);
+    let big = round_of_fresh_keys(&db, "b", 30);
+    for name in ["c", "d", "e"] {
+        round_of_fresh_keys(&db, name, 2);
+    }
+    // Flushes wake background compaction, which merges small history segments.
+    let mut stable_rounds = 0;
+    let mut count = db.stats().history_segment_count;
+    for round in 0..200u32 {
+        db.put(format!("z:{round}").as_bytes(), b"x").unwrap();
+        db.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let now = db.stats().history_segment_count;
+        stable_rounds = if now == count { stable_rounds + 1 } else { 0 };
+        count = now;
+        if stable_rounds >= 10 {
+            break;
+        }
+    }
+    let stats = db.stats();
+    let count = stats.history_segment_count;
+    assert!((2..5).contains(&count), "small ones merged, the big one not: {stats:?}");
+    let before = stats.history_reads;
+    let changes = db.changes(.., big.0..=big.1).unwrap().map(Result::unwrap).count();
+    assert_eq!(changes, 30, "the big round's first versions");
+    let opened = db.stats().history_reads - before;
+    assert_eq!(opened, 1, "only the segment of the big round: {:?}", db.stats());
+    let versions: usize = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|name| db.prefix(name.as_bytes()).unwrap().count())
+        .sum();
+    assert_eq!(versions, 2 + 30 + 3 * 2, "every key");
+}
+
 /// `Stats::changes_bytes_read` counts the segment blocks a `changes` query reads: all of them
 /// (about the segment bytes) for the whole window, a small share for a narrow window over keys
 /// written in order (the zone maps prune the rest), nothing for what the memtable answers.
