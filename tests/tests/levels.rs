@@ -6,20 +6,10 @@ use std::ops::Bound;
 
 use zverse::{Db, Durability, Options, Retention, Version};
 use zverse_tests::backend;
+use zverse_tests::tiny_tiers_options as options;
 
+/// The segment target `tiny_tiers_options` sets.
 const TARGET_BYTES: u64 = 4 << 10;
-
-fn options() -> Options {
-    Options::default()
-        .durability(Durability::None)
-        .retention(Retention::All)
-        .memtable_bytes_max(8 << 10)
-        .segment_block_bytes(512)
-        .segment_bytes_target(TARGET_BYTES)
-        .level_base_bytes(4 << 10)
-        .level_size_ratio(2)
-        .compaction_trigger_segments(2)
-}
 
 fn key(index: u32) -> Vec<u8> {
     format!("key:{index:05}").into_bytes()

@@ -7,19 +7,8 @@ use std::ops::Bound;
 
 use zverse::{Db, Durability, Error, Options, Retention, Version};
 use zverse_tests::backend;
+use zverse_tests::tiny_tiers_options as options;
 use zverse_tests::oracle::{KeySlices, Oracle};
-
-fn options() -> Options {
-    Options::default()
-        .durability(Durability::None)
-        .retention(Retention::All)
-        .memtable_bytes_max(8 << 10)
-        .segment_block_bytes(512)
-        .segment_bytes_target(4 << 10)
-        .level_base_bytes(4 << 10)
-        .level_size_ratio(2)
-        .compaction_trigger_segments(2)
-}
 
 /// The seed: `ZVERSE_SEED` if set, else the clock; printed so that a failure can be replayed.
 fn seed() -> u64 {
