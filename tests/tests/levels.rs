@@ -4,7 +4,7 @@
 
 use std::ops::Bound;
 
-use zverse::{Db, Durability, Options, Retention, Version};
+use zverse::{Db, Version};
 use zverse_tests::backend;
 use zverse_tests::tiny_tiers_options as options;
 

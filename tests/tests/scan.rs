@@ -5,10 +5,10 @@
 
 use std::ops::Bound;
 
-use zverse::{Db, Durability, Error, Options, Retention, Version};
+use zverse::{Db, Durability, Error, Options, Version};
 use zverse_tests::backend;
-use zverse_tests::tiny_tiers_options as options;
 use zverse_tests::oracle::{KeySlices, Oracle};
+use zverse_tests::tiny_tiers_options as options;
 
 /// The seed: `ZVERSE_SEED` if set, else the clock; printed so that a failure can be replayed.
 fn seed() -> u64 {
