@@ -82,9 +82,11 @@ const _: () = assert!(zverse_core::limits::KEY_LEN_MAX <= u16::MAX as usize);
 const _: () = assert!(HEIGHT_MAX <= u8::MAX as usize);
 const _: () = assert!(size_of::<Node>() == 24);
 
-/// Bits of a key's prefix (its first ones) that pick its guide bucket: 65,536 buckets, 512 KiB
-/// of guide pointers and 8 KiB of dense bits per memtable. Fewer in the tests and the loom
-/// models, so that their keys spread over several buckets and few atomics are modelled.
+/// Bits of a key's prefix (its first ones) that pick its guide bucket, at most: 65,536 buckets,
+/// 512 KiB of guide pointers and 8 KiB of dense bits for a memtable of 64 MiB or more (a
+/// smaller one gets one bucket per KiB of its budget, [`guide_bits_for`]). Fewer in the tests
+/// and the loom models, so that their keys spread over several buckets and few atomics are
+/// modelled.
 #[cfg(not(any(test, loom)))]
 const GUIDE_BITS: u32 = 16;
 #[cfg(all(test, not(loom)))]
@@ -97,6 +99,16 @@ const GUIDE_BITS: u32 = 2;
 const GUIDE_LEVELS: usize = 2;
 #[cfg(any(test, loom))]
 const GUIDE_LEVELS: usize = 1;
+/// Guide bits for a memtable of `budget_bytes`: about one bucket per KiB (a 1% overhead),
+/// between [`GUIDE_BITS_MIN`] and [`GUIDE_BITS`].
+fn guide_bits_for(budget_bytes: u64) -> u32 {
+    let buckets = (budget_bytes / 1024).max(1);
+    (u64::BITS - 1 - buckets.leading_zeros()).clamp(GUIDE_BITS_MIN, GUIDE_BITS)
+}
+
+/// The fewest guide bits: 16 buckets (fewer in the loom models).
+const GUIDE_BITS_MIN: u32 = if GUIDE_BITS < 4 { GUIDE_BITS } else { 4 };
+
 /// Buckets before the target's looked through for a guide (adjacent pointers: one cache line).
 const GUIDE_LOOK_BACK: usize = 4;
 /// Steps right on the guide's top level after which the target's bucket counts as dense: its
@@ -109,6 +121,8 @@ const GUIDE_STEPS_MAX: usize = if cfg!(any(test, loom)) { 4 } else { 16 };
 /// levels, instead of descending the towers from the head (whose upper levels cost a cache
 /// miss each on a large memtable). Only the writer stores; readers load.
 struct Guide {
+    /// Bits of the key prefix that pick a bucket (at most [`GUIDE_BITS`]).
+    bits: u32,
     nodes: Box<[Link]>,
     /// One bit per bucket: set (by the writer) when a guided search walked past
     /// [`GUIDE_STEPS_MAX`] nodes of the bucket, so that dense buckets search from the head.
@@ -116,17 +130,18 @@ struct Guide {
 }
 
 impl Guide {
-    fn new() -> Guide {
-        let buckets = 1_usize << GUIDE_BITS;
+    fn new(bits: u32) -> Guide {
+        let buckets = 1_usize << bits;
         Guide {
-            nodes: (0..buckets).map(|_| Link::new(ptr::null_mut())).collect(),
+            bits,
+            nodes: null_links(buckets),
             dense: (0..buckets.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
-    fn bucket(key_prefix: u64) -> usize {
-        // The shift leaves GUIDE_BITS (<= 16) bits, so the cast keeps them all.
-        (key_prefix >> (u64::BITS - GUIDE_BITS)) as usize
+    fn bucket(&self, key_prefix: u64) -> usize {
+        // The shift leaves `bits` (<= 16) bits, so the cast keeps them all.
+        (key_prefix >> (u64::BITS - self.bits)) as usize
     }
 
     /// A node before every key of `bucket` on levels `0..GUIDE_LEVELS`, unless the bucket is
@@ -149,6 +164,32 @@ impl Guide {
     fn mark_dense(&self, bucket: usize) {
         self.dense[bucket / 64].fetch_or(1 << (bucket % 64), AtomicOrdering::Relaxed);
     }
+}
+
+/// `count` null links, from zeroed memory: one `calloc`, not a loop over the table (the
+/// tests open thousands of memtables, and an unoptimized loop over 65,536 links dominated
+/// them).
+#[cfg(not(loom))]
+fn null_links(count: usize) -> Box<[Link]> {
+    let layout = std::alloc::Layout::array::<Link>(count).expect("at most 2^16 links");
+    assert!(layout.size() > 0, "a guide table has buckets");
+    // SAFETY: `layout` has a non-zero size (asserted).
+    #[expect(clippy::cast_ptr_alignment, reason = "allocated with `Link`'s own layout")]
+    let raw = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<Link>();
+    if raw.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    // SAFETY: `raw` is a fresh allocation of `layout`, the global allocator's layout of a
+    // `[Link]` of `count`, so the box owns and will free it with that layout; its bytes are
+    // zero, and `AtomicPtr<T>` has the same in-memory representation as `*mut T`, whose null
+    // is all zero bits: `count` initialized null links.
+    unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(raw, count)) }
+}
+
+/// `count` null links (loom's atomics are not plain memory).
+#[cfg(loom)]
+fn null_links(count: usize) -> Box<[Link]> {
+    (0..count).map(|_| Link::new(ptr::null_mut())).collect()
 }
 
 /// A guided search walked past [`GUIDE_STEPS_MAX`] nodes.
@@ -521,15 +562,32 @@ impl MemEntry {
 }
 
 impl Memtable {
-    /// An empty memtable whose records go to log `log_number_first` onwards.
+    /// An empty memtable whose records go to log `log_number_first` onwards, with the largest
+    /// guide table.
     pub(crate) fn new(log_number_first: u64) -> Memtable {
+        Memtable::with_guide_bits(log_number_first, GUIDE_BITS)
+    }
+
+    /// An empty memtable for log `log_number_first` onwards that will hold about
+    /// `budget_bytes` (`Options::memtable_bytes_max`): its guide table is sized to it.
+    pub(crate) fn with_budget(log_number_first: u64, budget_bytes: u64) -> Memtable {
+        Memtable::with_guide_bits(log_number_first, guide_bits_for(budget_bytes))
+    }
+
+    /// The empty memtable that follows this one, for log `log_number_first` onwards, with a
+    /// guide table of the same size.
+    pub(crate) fn successor(&self, log_number_first: u64) -> Memtable {
+        Memtable::with_guide_bits(log_number_first, self.guide.bits)
+    }
+
+    fn with_guide_bits(log_number_first: u64, guide_bits: u32) -> Memtable {
         let mut arena = Arena::new();
         let head = arena.node(HEIGHT_MAX, &[], Version::MAX, None);
         Memtable {
             head,
             height: AtomicUsize::new(1),
             writer: Mutex::new(arena),
-            guide: Guide::new(),
+            guide: Guide::new(guide_bits),
             log_number_first,
             entry_count: AtomicUsize::new(0),
             size_bytes: AtomicU64::new(0),
@@ -566,7 +624,7 @@ impl Memtable {
     /// The writer's search: as [`Memtable::seek`], marking the target's bucket dense when a
     /// guided search walks too far. Returns how many levels of `preds` it found.
     fn seek_writer(&self, target: &Target<'_>, preds: &mut [NodePtr; HEIGHT_MAX]) -> usize {
-        let bucket = Guide::bucket(target.key_prefix);
+        let bucket = self.guide.bucket(target.key_prefix);
         if let Some(guide) = self.guide.before(bucket) {
             match self.walk(guide, GUIDE_LEVELS, target, Some(&mut *preds), GUIDE_STEPS_MAX) {
                 Ok(_) => return GUIDE_LEVELS,
@@ -704,9 +762,9 @@ impl Memtable {
         if height < GUIDE_LEVELS {
             return;
         }
-        let bucket = Guide::bucket(node.header().key_prefix);
+        let bucket = self.guide.bucket(node.header().key_prefix);
         let next = node.next(GUIDE_LEVELS - 1);
-        if next.is_none_or(|next| Guide::bucket(next.header().key_prefix) != bucket) {
+        if next.is_none_or(|next| self.guide.bucket(next.header().key_prefix) != bucket) {
             self.guide.set(bucket, node);
         }
     }
@@ -719,7 +777,7 @@ impl Memtable {
         preds: Option<&mut [NodePtr; HEIGHT_MAX]>,
     ) -> Option<NodePtr> {
         if preds.is_none()
-            && let Some(guide) = self.guide.before(Guide::bucket(target.key_prefix))
+            && let Some(guide) = self.guide.before(self.guide.bucket(target.key_prefix))
             && let Ok(found) = self.walk(guide, GUIDE_LEVELS, target, None, GUIDE_STEPS_MAX)
         {
             return found;

@@ -87,7 +87,7 @@ pub(crate) fn open(dir: &Path, options: &Options, io: &Arc<dyn Io>) -> Result<Op
     } else {
         let number = file_number_next;
         file_number_next = number.checked_add(1).ok_or_else(|| numbers_exhausted(dir))?;
-        recovered.memtable = Memtable::new(number);
+        recovered.memtable = Memtable::with_budget(number, options.memtable_bytes_max);
         start_first_log(io.as_ref(), dir, &mut manifest, number, options.log_fill_ahead_bytes())?
     };
     recovered.file_number_next = file_number_next;
@@ -330,7 +330,8 @@ fn recover(
         }
     }
     let (mut segments, levels, history) = open_segments(recovery, &manifest.segments)?;
-    let mut memtable = Memtable::new(manifest.logs.first().copied().unwrap_or(0));
+    let log_first = manifest.logs.first().copied().unwrap_or(0);
+    let mut memtable = Memtable::with_budget(log_first, recovery.options.memtable_bytes_max);
     let mut version_max = manifest.version_last;
     let mut active = None;
     let mut log_bytes = 0;
@@ -367,7 +368,7 @@ fn recover(
             for &old in &logs[..=index] {
                 remove_if_present(io.as_ref(), &dir.join(log::log_file_name(old)))?;
             }
-            memtable = Memtable::new(log_next);
+            memtable = memtable.successor(log_next);
         }
     }
     crate::compaction::sort_newest_first(&mut segments);

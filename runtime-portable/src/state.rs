@@ -366,7 +366,7 @@ pub(crate) fn log_number_oldest(tiers: &Tiers) -> u64 {
 fn rotated(tiers: &Tiers, log_number: u64) -> Tiers {
     let mut sealed = tiers.sealed.clone();
     sealed.insert(0, Arc::clone(&tiers.active));
-    tiers.with_memtables_of(Arc::new(Memtable::new(log_number)), sealed)
+    tiers.with_memtables_of(Arc::new(tiers.active.successor(log_number)), sealed)
 }
 
 /// `tiers` with the sealed `memtable` replaced by `outputs`.

@@ -305,3 +305,23 @@ proptest! {
         prop_assert_eq!(grouped.payload_bytes(), one_by_one.payload_bytes());
     }
 }
+
+#[test]
+fn the_guide_table_is_sized_by_the_memtable_budget_and_kept_by_successors() {
+    assert_eq!(guide_bits_for(0), GUIDE_BITS_MIN);
+    assert_eq!(guide_bits_for(8 << 10), GUIDE_BITS_MIN, "8 buckets round up to the minimum");
+    assert_eq!(guide_bits_for(64 << 10), 6.clamp(GUIDE_BITS_MIN, GUIDE_BITS));
+    assert_eq!(guide_bits_for(64 << 20), GUIDE_BITS, "the largest table at 64 MiB");
+    assert_eq!(guide_bits_for(u64::MAX), GUIDE_BITS);
+    let small = Memtable::with_budget(1, 8 << 10);
+    assert_eq!(small.guide.nodes.len(), 1 << GUIDE_BITS_MIN);
+    let next = Arc::new(small.successor(2));
+    assert_eq!((next.guide.bits, next.log_number_first()), (small.guide.bits, 2));
+    // Guided searches on the smallest table still find every key.
+    for index in 0u32..2_000 {
+        next.insert(&index.to_be_bytes(), Version::new(1), Some(b"v"));
+    }
+    for index in 0u32..2_000 {
+        assert!(next.get_at(&index.to_be_bytes(), Version::new(1)).is_some(), "{index}");
+    }
+}
