@@ -148,7 +148,7 @@ impl<'a> Reads<'a> {
 #[derive(Debug)]
 pub struct Snapshot {
     inner: Arc<Inner>,
-    version: Version,
+    /// The version this snapshot reads at, pinned.
     pin: Pin,
 }
 
@@ -157,11 +157,11 @@ impl Snapshot {
         // The watermark is read under the pin's lock: compaction reads the pins under the
         // same lock, so it either sees this pin or ran before the version was chosen.
         let pin = inner.pins.pin(|| inner.visible_version());
-        Snapshot { inner: Arc::clone(inner), version: pin.version, pin }
+        Snapshot { inner: Arc::clone(inner), pin }
     }
 
     fn reads(&self) -> Reads<'_> {
-        Reads { inner: &self.inner, cap: self.version }
+        Reads { inner: &self.inner, cap: self.pin.version }
     }
 
     /// The snapshot's version: every write at or below it, nothing above.
@@ -177,7 +177,7 @@ impl Snapshot {
     /// ```
     #[must_use]
     pub fn version(&self) -> Version {
-        self.version
+        self.pin.version
     }
 
     /// The value of `key` at the snapshot.
@@ -193,7 +193,7 @@ impl Snapshot {
     /// # }
     /// ```
     pub fn get(&self, key: &[u8]) -> Result<Option<Slice>> {
-        self.reads().get_at(key, self.version)
+        self.reads().get_at(key, self.pin.version)
     }
 
     /// The value of `key` as of `version` (at most the snapshot's).
@@ -266,7 +266,7 @@ impl Snapshot {
     /// # }
     /// ```
     pub fn range(&self, keys: impl KeyRange) -> Result<Range> {
-        self.reads().range_at(&keys, self.version)
+        self.reads().range_at(&keys, self.pin.version)
     }
 
     /// The value of every key in `keys` as of `version` (at most the snapshot's).
@@ -303,7 +303,7 @@ impl Snapshot {
     /// # }
     /// ```
     pub fn scan(&self, keys: impl KeyRange) -> Result<Scan> {
-        self.reads().scan_at(&keys, self.version)
+        self.reads().scan_at(&keys, self.pin.version)
     }
 
     /// [`Snapshot::range_at`] through a cursor that lends keys and values ([`Scan`]).
@@ -325,7 +325,7 @@ impl Snapshot {
     /// # }
     /// ```
     pub fn prefix(&self, prefix: &[u8]) -> Result<Range> {
-        self.reads().prefix_at(prefix, self.version)
+        self.reads().prefix_at(prefix, self.pin.version)
     }
 
     /// Every key that starts with `prefix` as of `version` (at most the snapshot's).
@@ -358,7 +358,7 @@ impl Snapshot {
     /// # }
     /// ```
     pub fn first(&self) -> Result<Option<KeyValue>> {
-        self.reads().first_at(self.version)
+        self.reads().first_at(self.pin.version)
     }
 
     /// The largest key at the snapshot, with its value.
@@ -375,7 +375,7 @@ impl Snapshot {
     /// # }
     /// ```
     pub fn last(&self) -> Result<Option<KeyValue>> {
-        self.reads().last_at(self.version)
+        self.reads().last_at(self.pin.version)
     }
 
     /// The smallest key as of `version` (at most the snapshot's).
@@ -437,7 +437,7 @@ impl Drop for Snapshot {
         let released = self.inner.pins.unpin(self.pin);
         // The pin may have kept history versions: history GC may drop them now.
         let pinned_max = self.inner.pinned_history_max.load(std::sync::atomic::Ordering::Acquire);
-        if released && self.version.get() < pinned_max {
+        if released && self.pin.version.get() < pinned_max {
             self.inner.request_compaction(crate::background::CompactionKind::Triggered);
         }
     }
