@@ -179,15 +179,30 @@ impl<'a> BlockSpan<'a> {
     }
 
     /// Moves the front past the entries for which `before` holds, a predicate true on a
-    /// prefix of the entries ahead.
+    /// prefix of the segment's whole key order (so on every entry before the front too). It
+    /// steps through the block the front is in; a run that goes on into the next block is
+    /// finished through the block keys, which name the block holding the first entry not
+    /// before: a run of any length (a hot key's versions) costs at most a block of steps and
+    /// one more block read, not a decode per entry.
     pub(super) fn skip_run(
         &mut self,
         mut before: impl FnMut(&[u8], Version) -> bool,
     ) -> Result<(), Corruption> {
+        let first_block = self.front.block;
+        let mut searched = false;
         while let Some(entry) = self.peek() {
             let entry = entry?;
             if !before(entry.key, entry.version) {
                 break;
+            }
+            if self.front.block != first_block && !searched {
+                searched = true;
+                let block = self.segment.block_keys().first_block_ending_not_before(&mut before);
+                if block > self.front.block {
+                    self.peeked = None;
+                    self.front = Pos { block, offset: 0 }.min(self.back);
+                    continue;
+                }
             }
             self.advance();
         }
