@@ -81,6 +81,10 @@ pub struct Options {
     /// `None`: [`Options::fence_keys_budget_bytes`] derives it from `memory_bytes_max`.
     pub(crate) fence_keys_bytes_max: Option<u64>,
     pub(crate) transaction_bytes_max: u64,
+    /// The order flushes write level 0 in: key order, or Z order as before it was key-ordered
+    /// (tests build databases holding both).
+    #[cfg(test)]
+    pub(crate) flush_order: zverse_core::segment::Order,
 }
 
 impl Default for Options {
@@ -105,6 +109,8 @@ impl Default for Options {
             version_ahead_max: Duration::from_secs(60 * 60),
             fence_keys_bytes_max: None,
             transaction_bytes_max: 64 << 20,
+            #[cfg(test)]
+            flush_order: zverse_core::segment::Order::Key,
         }
     }
 }
