@@ -152,6 +152,14 @@ pub(crate) type Src<T> = Box<dyn Iterator<Item = Result<T>> + Send>;
 /// A boxed per-tier source of owned versions.
 type Source = Src<KeyVersion>;
 
+/// A range source's error, boxed: what a range moves per entry through its sources, the
+/// merge and both ends is then the item and one word, not an [`Error`] (104 bytes) at every
+/// layer. The reader unboxes it for the caller.
+pub(crate) type SourceResult<T> = std::result::Result<T, Box<Error>>;
+
+/// A boxed per-tier source of a range.
+pub(crate) type RangeSrc<T> = Box<dyn Iterator<Item = SourceResult<T>> + Send>;
+
 /// What a read sees: a set of tiers and a version.
 #[derive(Debug)]
 pub(crate) struct ReadView {
@@ -278,8 +286,8 @@ impl ReadView {
     }
 
     /// [`ReadView::range`] in key order: what `Range::next` reads.
-    fn range_fwd<T: RangeItem>(&self, keys: &OwnedRange) -> Src<T> {
-        let mut sources: Vec<Src<T>> = Vec::new();
+    fn range_fwd<T: RangeItem>(&self, keys: &OwnedRange) -> RangeSrc<T> {
+        let mut sources: Vec<RangeSrc<T>> = Vec::new();
         // An empty memtable stays empty below the view's version (every version at or below
         // it was in the memtables when the view loaded them): no source for it.
         for memtable in self.tiers.memtables().filter(|memtable| !memtable.is_empty()) {
@@ -329,7 +337,7 @@ impl ReadView {
         &self,
         keys: &OwnedRange,
         reverse: bool,
-        sources: &mut Vec<Src<T>>,
+        sources: &mut Vec<RangeSrc<T>>,
     ) {
         if !self.tiers.needs_history(self.version) {
             return;
@@ -343,8 +351,8 @@ impl ReadView {
     }
 
     /// [`ReadView::range`] in descending key order: what `Range::next_back` reads.
-    fn range_rev<T: RangeItem>(&self, keys: &OwnedRange) -> Src<T> {
-        let mut sources: Vec<Src<T>> = Vec::new();
+    fn range_rev<T: RangeItem>(&self, keys: &OwnedRange) -> RangeSrc<T> {
+        let mut sources: Vec<RangeSrc<T>> = Vec::new();
         for memtable in self.tiers.memtables().filter(|memtable| !memtable.is_empty()) {
             sources.push(Box::new(MemtableRangeRev::<T>::new(
                 Arc::clone(memtable),
@@ -447,9 +455,10 @@ impl Iterator for Chained {
 
 /// Merges the tier sources in `order`, ties going to the earlier (newer) source. Past the
 /// merge's fan-in the sources are merged in chunks first, which keeps that tie order.
-fn merge<T, O>(mut sources: Vec<Src<T>>, order: O) -> Src<T>
+fn merge<T, E, O>(mut sources: Vec<Boxed<T, E>>, order: O) -> Boxed<T, E>
 where
     T: Send + 'static,
+    E: Send + 'static,
     O: Order<T> + Copy + Send + 'static,
 {
     if sources.len() <= 1 {
@@ -463,7 +472,7 @@ where
         let mut chunks = Vec::with_capacity(sources.len().div_ceil(FAN_IN_MAX));
         let mut rest = sources.into_iter().peekable();
         while rest.peek().is_some() {
-            let chunk: Vec<Src<T>> = rest.by_ref().take(FAN_IN_MAX).collect();
+            let chunk: Vec<Boxed<T, E>> = rest.by_ref().take(FAN_IN_MAX).collect();
             chunks.push(merge_within_fan_in(chunk, order));
         }
         sources = chunks;
@@ -471,16 +480,19 @@ where
     merge_within_fan_in(sources, order)
 }
 
+/// A boxed source of `Result<T, E>`: a range's (`E` boxed) or a history's.
+type Boxed<T, E> = Box<dyn Iterator<Item = std::result::Result<T, E>> + Send>;
+
 /// One source where a merge would have been: its items, until and including its first error.
-struct EndAtError<T> {
-    source: Src<T>,
+struct EndAtError<T, E> {
+    source: Boxed<T, E>,
     done: bool,
 }
 
-impl<T> Iterator for EndAtError<T> {
-    type Item = Result<T>;
+impl<T, E> Iterator for EndAtError<T, E> {
+    type Item = std::result::Result<T, E>;
 
-    fn next(&mut self) -> Option<Result<T>> {
+    fn next(&mut self) -> Option<std::result::Result<T, E>> {
         if self.done {
             return None;
         }
@@ -490,9 +502,10 @@ impl<T> Iterator for EndAtError<T> {
     }
 }
 
-fn merge_within_fan_in<T, O>(sources: Vec<Src<T>>, order: O) -> Src<T>
+fn merge_within_fan_in<T, E, O>(sources: Vec<Boxed<T, E>>, order: O) -> Boxed<T, E>
 where
     T: Send + 'static,
+    E: Send + 'static,
     O: Order<T> + Send + 'static,
 {
     let merged = MergeVec::from_sources(sources, order);
@@ -603,9 +616,9 @@ impl<T> MemtableRange<T> {
 }
 
 impl<T: RangeItem> Iterator for MemtableRange<T> {
-    type Item = Result<T>;
+    type Item = SourceResult<T>;
 
-    fn next(&mut self) -> Option<Result<T>> {
+    fn next(&mut self) -> Option<SourceResult<T>> {
         while !self.done {
             let Some((key, version)) = self.cursor.peek() else {
                 self.done = true;
@@ -682,9 +695,9 @@ impl<T> MemtableRangeRev<T> {
 }
 
 impl<T: RangeItem> Iterator for MemtableRangeRev<T> {
-    type Item = Result<T>;
+    type Item = SourceResult<T>;
 
-    fn next(&mut self) -> Option<Result<T>> {
+    fn next(&mut self) -> Option<SourceResult<T>> {
         let (start, end) = self.keys.bounds();
         while !self.done {
             // The last (oldest) entry of the previous key. In key order `(key, MAX)` is the
@@ -796,13 +809,13 @@ impl<T> SegmentRange<T> {
 }
 
 impl<T: RangeItem> Iterator for SegmentRange<T> {
-    type Item = Result<T>;
+    type Item = SourceResult<T>;
 
-    fn next(&mut self) -> Option<Result<T>> {
+    fn next(&mut self) -> Option<SourceResult<T>> {
         self.0.with_dependent_mut(|segment, range| {
             range.next().map(|entry| match entry {
                 Ok(entry) => Ok(T::of_segment(segment, entry)),
-                Err(corruption) => Err(segment_corruption(segment, corruption)),
+                Err(corruption) => Err(Box::new(segment_corruption(segment, corruption))),
             })
         })
     }
@@ -830,13 +843,13 @@ impl<T> SegmentRangeRev<T> {
 }
 
 impl<T: RangeItem> Iterator for SegmentRangeRev<T> {
-    type Item = Result<T>;
+    type Item = SourceResult<T>;
 
-    fn next(&mut self) -> Option<Result<T>> {
+    fn next(&mut self) -> Option<SourceResult<T>> {
         self.0.with_dependent_mut(|segment, range| {
             range.next_back().map(|entry| match entry {
                 Ok(entry) => Ok(T::of_segment(segment, entry)),
-                Err(corruption) => Err(segment_corruption(segment, corruption)),
+                Err(corruption) => Err(Box::new(segment_corruption(segment, corruption))),
             })
         })
     }
@@ -941,7 +954,7 @@ struct LevelRange<T> {
     keys: OwnedRange,
     version: Version,
     reverse: bool,
-    open: Option<Src<T>>,
+    open: Option<RangeSrc<T>>,
 }
 
 impl<T> LevelRange<T> {
@@ -957,9 +970,9 @@ impl<T> LevelRange<T> {
 }
 
 impl<T: RangeItem> Iterator for LevelRange<T> {
-    type Item = Result<T>;
+    type Item = SourceResult<T>;
 
-    fn next(&mut self) -> Option<Result<T>> {
+    fn next(&mut self) -> Option<SourceResult<T>> {
         loop {
             if let Some(item) = self.open.as_mut().and_then(Iterator::next) {
                 return Some(item);
@@ -1001,7 +1014,7 @@ impl<T: RangeItem> DirectRange<T> {
     }
 
     /// The next live item in key order; nothing more after an error.
-    pub(crate) fn next_live(&mut self) -> Option<Result<T>> {
+    pub(crate) fn next_live(&mut self) -> Option<SourceResult<T>> {
         while !self.done {
             let Some(open) = &mut self.open else {
                 let segment = self.segments.next()?;
@@ -1064,15 +1077,15 @@ impl<T> HistoryRange<T> {
 }
 
 impl<T: RangeItem> Iterator for HistoryRange<T> {
-    type Item = Result<T>;
+    type Item = SourceResult<T>;
 
-    fn next(&mut self) -> Option<Result<T>> {
+    fn next(&mut self) -> Option<SourceResult<T>> {
         let reverse = self.reverse;
         self.cell.with_dependent_mut(|segment, range| {
             let entry = if reverse { range.next_back() } else { range.next() };
             entry.map(|entry| match entry {
                 Ok(entry) => Ok(T::of_segment(segment, entry)),
-                Err(corruption) => Err(Error::corruption(segment.path(), 0, corruption)),
+                Err(corruption) => Err(Box::new(Error::corruption(segment.path(), 0, corruption))),
             })
         })
     }
@@ -1214,7 +1227,7 @@ impl<T: RangeItem> Reader<T> {
     }
 
     /// The next live item in key order.
-    pub(crate) fn next_front(&mut self) -> Option<Result<T>> {
+    pub(crate) fn next_front(&mut self) -> Option<SourceResult<T>> {
         if self.failed {
             return None;
         }
@@ -1234,7 +1247,7 @@ impl<T: RangeItem> Reader<T> {
 
     /// The next live item in descending key order. The first one after a direct read switches
     /// to both ends' merges over the keys after the last one read.
-    pub(crate) fn next_back(&mut self) -> Option<Result<T>> {
+    pub(crate) fn next_back(&mut self) -> Option<SourceResult<T>> {
         if self.failed {
             return None;
         }
@@ -1267,11 +1280,11 @@ impl<T: RangeItem> std::fmt::Debug for Reader<T> {
 /// yields each key's newest live version at the view's version, once.
 pub(crate) struct Ends<T: RangeItem> {
     /// The forward merge, set up by the first `next`.
-    front: Option<Src<T>>,
+    front: Option<RangeSrc<T>>,
     /// The last key read from the front, deleted or not.
     key_last: T::KeyLast,
     /// The reverse merge, set up by the first `next_back`.
-    back: Option<Src<T>>,
+    back: Option<RangeSrc<T>>,
     /// The last key read from the back, deleted or not.
     key_last_back: T::KeyLast,
     keys: OwnedRange,
@@ -1302,7 +1315,7 @@ impl<T: RangeItem> Ends<T> {
     }
 
     /// The next live item in key order.
-    pub(crate) fn next_front(&mut self) -> Option<Result<T>> {
+    pub(crate) fn next_front(&mut self) -> Option<SourceResult<T>> {
         let front = self.front.get_or_insert_with(|| self.view.range_fwd(&self.keys));
         while !self.done {
             let item = match front.next()? {
@@ -1323,7 +1336,7 @@ impl<T: RangeItem> Ends<T> {
     }
 
     /// The next live item in descending key order.
-    pub(crate) fn next_back(&mut self) -> Option<Result<T>> {
+    pub(crate) fn next_back(&mut self) -> Option<SourceResult<T>> {
         let back = self.back.get_or_insert_with(|| self.view.range_rev(&self.keys));
         while !self.done {
             let item = match back.next()? {
@@ -1392,13 +1405,13 @@ impl Iterator for Range {
     type Item = Result<(Slice, Slice)>;
 
     fn next(&mut self) -> Option<Result<(Slice, Slice)>> {
-        Some(self.0.next_front()?.map(key_value))
+        Some(self.0.next_front()?.map(key_value).map_err(|error| *error))
     }
 }
 
 impl DoubleEndedIterator for Range {
     fn next_back(&mut self) -> Option<Result<(Slice, Slice)>> {
-        Some(self.0.next_back()?.map(key_value))
+        Some(self.0.next_back()?.map(key_value).map_err(|error| *error))
     }
 }
 
