@@ -21,7 +21,10 @@
 //! scale` (the directory must not exist; it is removed at the end unless
 //! `ZVERSE_SCALE_KEEP=1`). `ZVERSE_SCALE_MEMORY_MIB` sets `Options::memory_bytes_max`
 //! (default 1024), `ZVERSE_SCALE_FAN_IN` sets `Options::compaction_fan_in` (default the
-//! option's). Under `cargo test --benches` it fills 8 MiB once to check that it works.
+//! option's). For a scaled-down run, `ZVERSE_SCALE_MEMTABLE_MIB`, `ZVERSE_SCALE_SEGMENT_MIB`
+//! (default 256) and `ZVERSE_SCALE_LEVEL_BASE_MIB` set `memtable_bytes_max`,
+//! `segment_bytes_target` and `level_base_bytes`. Under `cargo test --benches` it fills 8 MiB
+//! once to check that it works.
 //!
 //! `ZVERSE_SCALE_ENGINE=rocksdb` (with `--features peers`, built with
 //! `ROCKSDB_LIB_DIR=/usr/lib/x86_64-linux-gnu`) runs the same keys, values and batches on
@@ -217,24 +220,8 @@ impl Store for Zverse {
     /// outputs of a step in progress, as RocksDB's is after its compactions.
     fn settle(&self) {
         self.db.flush().expect("flush");
-        let mut progress = (self.db.stats().compactions, Instant::now());
-        loop {
-            let stats = self.db.stats();
-            if stats.compactions != progress.0 {
-                progress = (stats.compactions, Instant::now());
-            }
-            let within = |(level, bytes): (usize, &u64)| {
-                let exponent = u32::try_from(level.saturating_sub(1)).unwrap_or(u32::MAX);
-                *bytes <= (512u64 << 20).saturating_mul(10u64.saturating_pow(exponent))
-            };
-            let levels_within = stats.level_segment_bytes.iter().enumerate().skip(1).all(within);
-            if (stats.segment_count_open < 8 && levels_within)
-                || progress.1.elapsed() >= Duration::from_secs(60)
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        // One compaction round runs steps until none is due.
+        self.db.wait_for_compact().expect("compaction");
     }
 
     fn state(&self) -> String {
@@ -345,8 +332,14 @@ fn open_store(engine: &str, dir: &Path, memory_bytes: u64) -> Box<dyn Store> {
                 .durability(Durability::None)
                 .retention(Retention::All)
                 .memory_bytes_max(memory_bytes);
-            let segment_bytes_target = 256 << 20;
+            let segment_bytes_target = env_u64("ZVERSE_SCALE_SEGMENT_MIB", 256) << 20;
             let mut options = options.segment_bytes_target(segment_bytes_target);
+            if let Ok(mib) = std::env::var("ZVERSE_SCALE_MEMTABLE_MIB") {
+                options = options.memtable_bytes_max(mib.parse::<u64>().expect("MiB") << 20);
+            }
+            if let Ok(mib) = std::env::var("ZVERSE_SCALE_LEVEL_BASE_MIB") {
+                options = options.level_base_bytes(mib.parse::<u64>().expect("MiB") << 20);
+            }
             if let Some(fan_in) =
                 std::env::var("ZVERSE_SCALE_FAN_IN").ok().and_then(|v| v.parse().ok())
             {
