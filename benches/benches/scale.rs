@@ -46,6 +46,7 @@ const VALUE_BYTES: usize = 1_000;
 const BATCH_PUTS: u64 = 100;
 const READ_COUNT: u64 = 100_000;
 const SCAN_COUNT: u64 = 100;
+const TEMPORAL_READ_COUNT: u64 = 10_000;
 /// What a segment may hold past `segment_bytes_target`: the writer splits once its data
 /// reaches the target, so one more entry plus the segment's metadata (key index, filter,
 /// fences, footer), which this bench's entries keep well under 1/16 of the data.
@@ -185,6 +186,8 @@ trait Store {
     /// The end-of-run summary; checks the segment size bound, returning whether it held
     /// (`None`: the engine has none to check).
     fn finish(&self) -> Option<bool>;
+    /// Times the temporal reads of `written` keys, if the engine has them.
+    fn temporal_reads(&self, _written: u64) {}
 }
 
 struct Zverse {
@@ -222,6 +225,42 @@ impl Store for Zverse {
         self.db.flush().expect("flush");
         // One compaction round runs steps until none is due.
         self.db.wait_for_compact().expect("compaction");
+    }
+
+    /// `history` of random written keys, then `get_at` each key's oldest version (in a
+    /// history segment when the key was overwritten since), checking every value.
+    fn temporal_reads(&self, written: u64) {
+        let mut rng = fastrand::Rng::with_seed(5);
+        let indexes: Vec<u64> = (0..TEMPORAL_READ_COUNT).map(|_| rng.u64(0..written)).collect();
+        let started = Instant::now();
+        let (mut versions, mut overwritten) = (0u64, 0u64);
+        let mut oldest = Vec::with_capacity(indexes.len());
+        for &index in &indexes {
+            let mut count = 0u64;
+            let mut last = None;
+            for entry in self.db.history(&key(index)).expect("history") {
+                last = Some(entry.expect("history entry").0);
+                count += 1;
+            }
+            versions += count;
+            overwritten += u64::from(count > 1);
+            oldest.push(last.expect("a written key has a version"));
+        }
+        let seconds = secs(started);
+        println!(
+            "history: {TEMPORAL_READ_COUNT} random written keys ({overwritten} overwritten), \
+             {versions} versions, {:.0} keys/s",
+            TEMPORAL_READ_COUNT as f64 / seconds
+        );
+        let started = Instant::now();
+        for (&index, &version) in indexes.iter().zip(&oldest) {
+            let found = self.db.get_at(&key(index), version).expect("get_at");
+            assert_eq!(found.as_deref(), Some(&value(index)[..]), "key {index} at {version:?}");
+        }
+        println!(
+            "get_at: the same keys at their oldest version, {:.0} reads/s",
+            TEMPORAL_READ_COUNT as f64 / secs(started)
+        );
     }
 
     fn state(&self) -> String {
@@ -296,6 +335,7 @@ fn main() {
     store.settle();
     print_state(store.as_ref(), &sampler, &format!("settled in {:.0} s", secs(started)));
     read(store.as_ref(), written);
+    store.temporal_reads(written);
     print_state(store.as_ref(), &sampler, "after reads");
     let (rss_mib, anon_mib) = sampler.run_peaks_mib();
     let within = store.finish();
