@@ -9,10 +9,10 @@
 //! **A step.** Level 0 to 1 when level 0 holds `compaction_trigger_segments` segments: all of
 //! them (at most `LEVEL_0_STEP_SEGMENTS_MAX`) plus the level-1 segments their key bounds meet.
 //! Level `n` to `n + 1` when level `n` passes its target (`Options::level_bytes_target`): its
-//! segment that meets the fewest bytes of level `n + 1` per byte, plus those it meets. When several are due, the tier
-//! furthest past its trigger goes first (`most_due`, as RocksDB scores its levels). The
-//! inputs are merged in key
-//! order (the lower level as one concatenated source), each key's versions go through
+//! segment that meets the fewest bytes of level `n + 1` per byte, plus those it meets. When
+//! several are due, the tier furthest past its trigger goes first (`most_due`, as RocksDB
+//! scores its levels). The inputs are merged in key order (the lower level as one
+//! concatenated source), each key's versions go through
 //! `zverse_core::merge::KeyGc` newest first, and each key's newest surviving version goes to
 //! the current output of the lower level, every other surviving version to a history output;
 //! dropped versions go nowhere. Outputs are split at `segment_bytes_target` (current ones at a
@@ -464,7 +464,8 @@ impl Inner {
     }
 
     /// `Db::compact`: moves every current segment there is now to the deepest level (level 1
-    /// at least) through GC, in steps of at most the fan-in.
+    /// at least) through GC: level 0 in steps of at most `LEVEL_0_STEP_SEGMENTS_MAX` segments,
+    /// each level one segment at a time.
     pub(crate) fn compact_all(&self) -> Result<()> {
         loop {
             let tiers = self.tiers();
