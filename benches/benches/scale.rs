@@ -14,7 +14,8 @@
 //! throughout, sampled every 100 ms from `/proc/self/status`, the peak resident memory
 //! (`VmRSS`, which counts mapped segment pages the kernel may reclaim, and `RssAnon`, the
 //! engine's own heap). Then it flushes, waits for compaction to settle, times point reads of
-//! random written keys and range scans of 0.1% of the key space, prints the disk used, and
+//! random written keys and range scans of 0.1% of the key space (for ZVerse also `history` of
+//! random written keys and `get_at` each at its oldest version), prints the disk used, and
 //! checks that no segment passed `segment_bytes_target` plus its metadata.
 //!
 //! Run: `ZVERSE_SCALE_GIB=8 ZVERSE_SCALE_DIR=/path cargo bench -p zverse-benches --bench
