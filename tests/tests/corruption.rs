@@ -329,13 +329,13 @@ fn regions(base: &Baseline) -> Vec<Region> {
                 };
                 add("segment data blocks", &file, 0..section(48).start);
                 add("segment block index", &file, section(48));
-                // Format version 2, key order (every segment the engine writes): no key index
-                // (an empty section), and the block keys where Z order's fences are.
-                if u32_at(&bytes, footer + 8) == zverse_core::segment::FORMAT_VERSION_KEY_ORDER {
-                    add("segment block keys", &file, section(96));
-                } else {
+                // Key order (format version 2 or 3: every segment the engine writes): no key
+                // index (an empty section), and the block keys where Z order's fences are.
+                if u32_at(&bytes, footer + 8) == zverse_core::segment::FORMAT_VERSION {
                     add("segment key index", &file, section(72));
                     add("segment fences", &file, section(96));
+                } else {
+                    add("segment block keys", &file, section(96));
                 }
                 add("segment filter", &file, section(120));
                 add("segment footer", &file, footer..len);
