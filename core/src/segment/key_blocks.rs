@@ -49,6 +49,10 @@ pub(super) struct BlockSpan<'a> {
     back_block: Option<ReadBlock<'a>>,
     back_starts: [u32; BACK_STARTS],
     back_starts_len: usize,
+    /// Entries the span may still pass: the footer's count, so blocks that hold more than it
+    /// says (a footer and blocks that disagree, each with a valid checksum) are corruption,
+    /// and no walk yields more entries than the segment counts.
+    entries_left: u64,
     stats: BlockStats,
 }
 
@@ -98,7 +102,16 @@ impl<'a> BlockSpan<'a> {
             back_block: None,
             back_starts: [0; BACK_STARTS],
             back_starts_len: 0,
+            entries_left: segment.entry_count(),
             stats: BlockStats::default(),
+        }
+    }
+
+    /// Fails once the span has passed as many entries as the footer counts.
+    fn check_count(&self, at: u64) -> Result<(), Corruption> {
+        match self.entries_left {
+            0 => Err(Corruption::new(at, "the blocks hold more entries than the footer counts")),
+            _ => Ok(()),
         }
     }
 
@@ -149,6 +162,7 @@ impl<'a> BlockSpan<'a> {
             return Some(Ok(entry));
         }
         let decoded = self.block(self.front.block, End::Front).and_then(|block| {
+            self.check_count(block.block.offset() + self.front.offset as u64)?;
             self.stats.entries_decoded += 1;
             decode_entry_at(block.block.entries(), self.front.offset, block.block.offset())
         });
@@ -161,6 +175,7 @@ impl<'a> BlockSpan<'a> {
     /// Moves the front past the entry [`BlockSpan::peek`] returned.
     pub(super) fn advance(&mut self) {
         let Some((_, len)) = self.peeked.take() else { return };
+        self.entries_left = self.entries_left.saturating_sub(1);
         let block_len = self.front_block.map_or(0, |block| block.block.entries().len());
         self.front.offset += len;
         if self.front.offset >= block_len {
@@ -214,6 +229,9 @@ impl<'a> BlockSpan<'a> {
     pub(super) fn peek_back(&mut self) -> Option<Result<Entry<'a>, Corruption>> {
         if self.is_empty() {
             return None;
+        }
+        if let Err(error) = self.check_count(0) {
+            return Some(Err(error));
         }
         Some(self.entry_before_back())
     }
@@ -277,6 +295,7 @@ impl<'a> BlockSpan<'a> {
         let Some(top) = self.back_starts_len.checked_sub(1) else { return };
         let start = self.back_starts.get(top).map_or(0, |&start| start as usize);
         let block = self.back_block.map_or(0, |block| block.index);
+        self.entries_left = self.entries_left.saturating_sub(1);
         self.back_starts_len = top;
         self.back = Pos { block, offset: start };
         if start == 0 {

@@ -1281,3 +1281,26 @@ fn a_damaged_restart_header_is_corruption_never_a_wrong_answer() {
     // flip is caught.
     assert!(caught > 4 * harmless, "caught {caught}, harmless {harmless}");
 }
+
+#[test]
+fn blocks_holding_more_entries_than_the_footer_counts_are_corruption() {
+    let model = small_model();
+    let entry_count = model.len() as u64;
+    assert!(entry_count >= 3, "the model has entries to hide");
+    let mut bytes = build_in(&model, 64, Order::Key);
+    let at = bytes.len() - FOOTER_LEN + footer::ENTRY_COUNT_AT;
+    bytes[at..at + 8].copy_from_slice(&(entry_count - 2).to_le_bytes());
+    reseal(&mut bytes);
+    let segment = Segment::open(&bytes).unwrap();
+    let walks: [(&str, Vec<Result<Entry<'_>, Corruption>>); 4] = [
+        ("iter", segment.iter().collect()),
+        ("iter_key_order", segment.iter_key_order().collect()),
+        ("iter_key_order back", segment.iter_key_order().rev().collect()),
+        ("range_at", segment.range_at(..b"\xff".as_slice(), Version::MAX).collect()),
+    ];
+    for (walk, items) in walks {
+        let oks = items.iter().filter(|item| item.is_ok()).count() as u64;
+        assert!(oks <= entry_count - 2, "{walk} passed {oks} entries");
+        assert!(items.last().is_some_and(Result::is_err), "{walk} ends with the corruption");
+    }
+}
