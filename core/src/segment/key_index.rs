@@ -72,10 +72,26 @@ impl<'a> KeyIndex<'a> {
     pub(super) fn window(&self, prefix: u64) -> (usize, usize) {
         let fence_count = self.fence_count();
         let below = partition_point(0, fence_count, |index| self.fence(index) < prefix);
-        let at_or_below = partition_point(below, fence_count, |index| self.fence(index) <= prefix);
+        let at_or_below = self.fences_at_most(below, prefix);
         let lo = below.saturating_sub(1).saturating_mul(self.fence_stride);
         let hi = at_or_below.saturating_mul(self.fence_stride).min(self.len());
         (lo.min(hi), hi)
+    }
+
+    /// The first fence from `from` on above `prefix` (every fence before `from` is below
+    /// it): a gallop, since keys with distinct prefixes have one or two such fences, then a
+    /// binary search of the last gap, so a search reads the fences near `from` only.
+    fn fences_at_most(&self, from: usize, prefix: u64) -> usize {
+        let fence_count = self.fence_count();
+        let (mut lo, mut step) = (from, 1_usize);
+        while let Some(probe) = lo.checked_add(step - 1).filter(|probe| *probe < fence_count) {
+            if self.fence(probe) > prefix {
+                return partition_point(lo, probe, |index| self.fence(index) <= prefix);
+            }
+            lo = probe + 1;
+            step = step.saturating_mul(2);
+        }
+        partition_point(lo, fence_count, |index| self.fence(index) <= prefix)
     }
 
     /// Checks that every reference points into the data region `[0, data_len)`.

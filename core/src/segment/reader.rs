@@ -656,6 +656,18 @@ impl<'a> EntryReader<'a> {
         })
     }
 
+    /// The first reference whose entry is not `before` the target, a predicate true on a
+    /// prefix of the key order whose target has the key `key` (searched through the window
+    /// of `key`'s prefix).
+    pub(super) fn first_entry_not_before(
+        &mut self,
+        key: &[u8],
+        mut before: impl FnMut(&[u8], Version) -> bool,
+    ) -> Result<usize, Corruption> {
+        let (lo, hi) = self.segment.search_window(key_prefix(key), &mut before);
+        self.first_not_before(lo, hi, before)
+    }
+
     /// The first reference whose key is not before the bound `key`, where `key_is_before` maps
     /// `entry.key.cmp(key)` to "before" (`Ordering::is_lt` for an inclusive lower bound,
     /// `Ordering::is_le` for an exclusive one).
