@@ -142,7 +142,7 @@ impl Query<'_> {
             }
             "history" => {
                 let history = self.db.history(key).expect("history");
-                history.map(|item| black_box(item.expect("history"))).count() as u64
+                count_items(history)
             }
             "changes1pct" => self.changes(rng, self.sorted.len(), self.versions.len() / 100),
             "changes10x10" => self.changes(rng, self.sorted.len() / 10, self.versions.len() / 10),
@@ -160,6 +160,16 @@ impl Query<'_> {
             let start = rng.usize(..self.sorted.len() - key_span);
             self.db.changes(&self.sorted[start][..]..&self.sorted[start + key_span][..], versions)
         };
-        changes.expect("changes").map(|item| black_box(item.expect("changes"))).count() as u64
+        count_items(changes.expect("changes"))
     }
+}
+
+/// The items of a query's iterator, each passed to `black_box`.
+fn count_items<T, E: std::fmt::Debug>(items: impl Iterator<Item = Result<T, E>>) -> u64 {
+    let mut count = 0;
+    for item in items {
+        black_box(item.expect("a query item"));
+        count += 1;
+    }
+    count
 }
