@@ -864,7 +864,7 @@ struct SegmentHistory(SegmentHistoryCell);
 impl SegmentHistory {
     fn open(segment: &Arc<SegmentFile>, key: &[u8], version: Version) -> SegmentHistory {
         let cell = SegmentHistoryCell::new(Arc::clone(segment), |segment| {
-            segment.segment().history_at(key, version)
+            segment.history_at(key, version)
         });
         SegmentHistory(cell)
     }

@@ -15,6 +15,9 @@ pub(super) const FENCE_LEN: usize = size_of::<u64>();
 /// `log2(entries / 16)` fences (8 bytes each, adjacent) before it decodes about `log2(16)`
 /// entries.
 pub(super) const FENCE_STRIDE: u32 = 16;
+/// Fences [`KeyIndex::window`] reads one by one after the first one not below the prefix,
+/// before it binary-searches the rest.
+const FENCES_NEAR: usize = 4;
 /// The largest fence stride a reader accepts.
 pub(super) const FENCE_STRIDE_MAX: u32 = 1 << 16;
 
@@ -79,19 +82,18 @@ impl<'a> KeyIndex<'a> {
     }
 
     /// The first fence from `from` on above `prefix` (every fence before `from` is below
-    /// it): a gallop, since keys with distinct prefixes have one or two such fences, then a
-    /// binary search of the last gap, so a search reads the fences near `from` only.
+    /// it). Keys with distinct prefixes have one or two fences equal to theirs, so the fences
+    /// just after `from` are probed first (adjacent: one cache line); a wider run of equal
+    /// fences (keys sharing their first 8 bytes) is binary-searched as before.
     fn fences_at_most(&self, from: usize, prefix: u64) -> usize {
         let fence_count = self.fence_count();
-        let (mut lo, mut step) = (from, 1_usize);
-        while let Some(probe) = lo.checked_add(step - 1).filter(|probe| *probe < fence_count) {
-            if self.fence(probe) > prefix {
-                return partition_point(lo, probe, |index| self.fence(index) <= prefix);
+        let near_end = from.saturating_add(FENCES_NEAR).min(fence_count);
+        for index in from..near_end {
+            if self.fence(index) > prefix {
+                return index;
             }
-            lo = probe + 1;
-            step = step.saturating_mul(2);
         }
-        partition_point(lo, fence_count, |index| self.fence(index) <= prefix)
+        partition_point(near_end, fence_count, |index| self.fence(index) <= prefix)
     }
 
     /// Checks that every reference points into the data region `[0, data_len)`.

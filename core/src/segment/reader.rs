@@ -393,10 +393,33 @@ impl<'a> Segment<'a> {
     /// searched for the newest version at or below `version`: newer ones are never decoded.
     #[must_use]
     pub fn history_at(&self, key: &[u8], version: Version) -> KeyVersions<'a> {
+        self.history_at_fenced(key, version, || None)
+    }
+
+    /// [`Segment::history_at`], where a reader without fence keys asks `fence_keys` for some
+    /// only when the on-disk fences leave a wide window for `key` (keys that share their
+    /// first 8 bytes), as [`Segment::get_at_fenced`] does.
+    #[must_use]
+    pub fn history_at_fenced(
+        &self,
+        key: &[u8],
+        version: Version,
+        fence_keys: impl FnOnce() -> Option<FenceKeysRef<'a>>,
+    ) -> KeyVersions<'a> {
         if !filter_section::may_contain(self.filter, key) {
             return key_order::empty(*self);
         }
-        key_order::history_at(*self, key, version)
+        let wide = || {
+            let (lo, hi) = self.key_index().window(key_prefix(key));
+            hi - lo > PREFIX_WINDOW_NARROW_REFS
+        };
+        let segment = match self.fence_keys {
+            None if self.order() == Order::Z && wide() => {
+                fence_keys().map_or(*self, |fence_keys| self.with_fence_keys(fence_keys))
+            }
+            _ => *self,
+        };
+        key_order::history_at(segment, key, version)
     }
 
     /// For each key in `keys`, in key order, its newest entry at or below `version`
