@@ -12,7 +12,10 @@
 //! key-ordered level. The scan rows (`range1pct`, `full`, `ycsbe`) read through `Db::scan`,
 //! the cursor that lends its items, as the peer harness does; an `-owned` suffix before any
 //! `-compacted` (`full-owned`) reads through `Db::range` and its owned `(Slice, Slice)` items
-//! instead. Prints
+//! instead. The temporal rows `asof` (a random key as of a random batch's version), `history`
+//! (every version of a random key), `changes1pct` (all keys x 1% of the versions) and
+//! `changesbox` (10% of the keys x 10% of the versions) run after the peer run's versioned fill
+//! (100,000 keys written 20 times in batches of 1,000) and its settle. Prints
 //! operations per second for the whole timed loop (default 10 s), after a fill that is not
 //! timed, and per second of the reading thread's CPU time (steadier on a loaded machine).
 #![allow(missing_docs, reason = "a bench binary, not an API")]
@@ -33,6 +36,9 @@ const YCSB_UPDATES_BEFORE_E: usize = 60_000;
 const KEY_COUNT: usize = 1_000_000;
 const BATCH_LEN: usize = 1000;
 const YCSB_SCAN_LEN_MAX: usize = 100;
+/// The temporal rows' keys and the rounds that write each of them (as the peer run's).
+const VERSIONED_KEY_COUNT: usize = 100_000;
+const VERSION_ROUNDS: usize = 20;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|arg| arg != "--bench").collect();
@@ -54,12 +60,20 @@ fn main() {
     let key_set = args.get(2).map_or(data::KeySet::Random, |name| {
         data::KeySet::from_name(name).expect("KEY_SET: random or shared-prefix")
     });
-    let keys = key_set.keys(data::SEED_KEYS, KEY_COUNT);
+    let temporal = matches!(workload, "asof" | "history" | "changes1pct" | "changesbox");
     let values = data::Values::new();
-    fill(&db, &keys, &values);
+    let (keys, versions) = if temporal {
+        let keys = key_set.keys(data::SEED_VERSIONED_KEYS, VERSIONED_KEY_COUNT);
+        let versions = versioned_fill(&db, &keys, &values);
+        (keys, versions)
+    } else {
+        let keys = key_set.keys(data::SEED_KEYS, KEY_COUNT);
+        fill(&db, &keys, &values);
+        (keys, Vec::new())
+    };
     let mut sorted = keys.clone();
     sorted.sort_unstable();
-    let zipfian = data::Zipfian::new(KEY_COUNT);
+    let zipfian = data::Zipfian::new(keys.len());
     if compacted {
         db.compact().expect("compact");
     }
@@ -91,9 +105,17 @@ fn main() {
     let mut ops = 0_u64;
     let mut items = 0_u64;
     while Instant::now() < deadline {
-        let batch = if matches!(workload, "full" | "range1pct") { 1 } else { 100 };
+        let batch = if matches!(workload, "full" | "range1pct" | "changes1pct" | "changesbox") {
+            1
+        } else {
+            100
+        };
         for _ in 0..batch {
-            items += one_op(workload, owned, &db, &keys, &sorted, &zipfian, &mut rng);
+            items += if temporal {
+                temporal_op(workload, &db, &sorted, &versions, &mut rng)
+            } else {
+                one_op(workload, owned, &db, &keys, &sorted, &zipfian, &mut rng)
+            };
             ops += 1;
         }
     }
@@ -129,6 +151,60 @@ fn fill(db: &Db, keys: &[data::Key], values: &data::Values) {
     }
     db.flush().expect("flush");
     db.wait_for_compact().expect("wait_for_compact");
+}
+
+/// The peer run's versioned fill: `VERSION_ROUNDS` rounds over `keys` in batches; returns
+/// each batch's version, after the settle.
+fn versioned_fill(db: &Db, keys: &[data::Key], values: &data::Values) -> Vec<zverse::Version> {
+    let mut versions = Vec::new();
+    for round in 0..VERSION_ROUNDS {
+        for (chunk_index, chunk) in keys.chunks(BATCH_LEN).enumerate() {
+            let mut batch = db.batch();
+            for (offset, key) in chunk.iter().enumerate() {
+                batch.put(key, values.get(round * keys.len() + chunk_index * BATCH_LEN + offset));
+            }
+            versions.push(batch.commit().expect("commit"));
+        }
+    }
+    db.flush().expect("flush");
+    db.wait_for_compact().expect("wait_for_compact");
+    versions
+}
+
+/// One temporal query of `workload`; returns the items it found.
+fn temporal_op(
+    workload: &str,
+    db: &Db,
+    sorted: &[data::Key],
+    versions: &[zverse::Version],
+    rng: &mut fastrand::Rng,
+) -> u64 {
+    let key = &sorted[rng.usize(..sorted.len())];
+    let mut changes = |key_span: usize, version_span: usize| -> u64 {
+        let first = rng.usize(..=versions.len() - version_span);
+        let window = versions[first]..=versions[first + version_span - 1];
+        let changes = if key_span >= sorted.len() {
+            db.changes(.., window)
+        } else {
+            let start = rng.usize(..sorted.len() - key_span);
+            db.changes(&sorted[start][..]..&sorted[start + key_span][..], window)
+        };
+        let changes = changes.expect("changes");
+        changes.fold(0, |count, change| count + u64::from(black_box(change.is_ok())))
+    };
+    match workload {
+        "asof" => {
+            let version = versions[rng.usize(..versions.len())];
+            u64::from(db.get_at(key, version).expect("get_at").is_some())
+        }
+        "history" => {
+            let history = db.history(key).expect("history");
+            history.fold(0, |count, item| count + u64::from(black_box(item.is_ok())))
+        }
+        "changes1pct" => changes(sorted.len(), versions.len() / 100),
+        "changesbox" => changes(sorted.len() / 10, versions.len() / 10),
+        other => panic!("unknown workload {other:?}"),
+    }
 }
 
 /// A key range by its bounds.

@@ -65,7 +65,7 @@ impl Background {
     }
 }
 
-/// Writes `memtable` as segments (sorted into Z order, split at the options' limits); returns
+/// Writes `memtable` as key-ordered segments (split between keys at the options' limits); returns
 /// their manifest entries, synced, and the files (removed when dropped unless kept).
 pub(crate) fn write_memtable<'a>(
     io: &'a dyn Io,
@@ -74,16 +74,40 @@ pub(crate) fn write_memtable<'a>(
     allocate_number: Box<dyn Fn() -> u64 + 'a>,
     memtable: &Memtable,
 ) -> Result<(Vec<SegmentMeta>, crate::segment_writer::NewFiles<'a>)> {
-    // Sized up front: the walk has no length hint, and a growing vector would copy itself.
-    let mut entries = Vec::with_capacity(memtable.entry_count());
-    entries.extend(memtable.entries());
-    // Each entry's Morton prefix computed once, not twice per comparison.
+    #[cfg(test)]
+    if options.flush_order == zverse_core::segment::Order::Z {
+        return write_memtable_z_order(io, dir, options, allocate_number, memtable);
+    }
+    // The memtable is in key order (key ascending, version descending), the order of a
+    // key-ordered segment: it streams into the writer, nothing collected or sorted.
+    let mut writer = SegmentWriter::new(io, dir, allocate_number, writer_limits(options))
+        .with_order(zverse_core::segment::Order::Key);
+    for entry in memtable.entries() {
+        writer.add(&entry)?;
+    }
+    let (metas, new_files) = writer.finish()?;
+    if !metas.is_empty() {
+        io.sync_dir(dir)?;
+    }
+    Ok((metas, new_files))
+}
+
+/// [`write_memtable`] as flushes wrote level 0 before it was key-ordered: the memtable sorted
+/// into Z order. Tests use it to build databases whose level 0 holds both orders.
+#[cfg(test)]
+fn write_memtable_z_order<'a>(
+    io: &'a dyn Io,
+    dir: &'a Path,
+    options: &Options,
+    allocate_number: Box<dyn Fn() -> u64 + 'a>,
+    memtable: &Memtable,
+) -> Result<(Vec<SegmentMeta>, crate::segment_writer::NewFiles<'a>)> {
+    let mut entries: Vec<_> = memtable.entries().collect();
     entries.sort_by_cached_key(|entry| zverse_core::zkey::ZKey::new(entry.key, entry.version));
     let mut writer = SegmentWriter::new(io, dir, allocate_number, writer_limits(options));
     for entry in &entries {
         writer.add(entry)?;
     }
-    drop(entries);
     let (metas, new_files) = writer.finish()?;
     if !metas.is_empty() {
         io.sync_dir(dir)?;
@@ -368,6 +392,155 @@ impl Inner {
 #[cfg(all(test, not(loom)))]
 #[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use zverse_core::Version;
+    use zverse_core::segment::Order;
+
+    use crate::{Db, Durability, Options};
+
+    /// Every version written, by key and version (`None`: a delete).
+    type Model = BTreeMap<(Vec<u8>, Version), Option<Vec<u8>>>;
+
+    fn level_0_options(flush_order: Order) -> Options {
+        let mut options = Options::default()
+            .durability(Durability::None)
+            .segment_block_bytes(256)
+            .compaction_trigger_segments(64);
+        options.flush_order = flush_order;
+        options
+    }
+
+    /// The orders of level 0's segments, newest first.
+    fn level_0_orders(db: &Db) -> Vec<Order> {
+        db.inner.tiers().segments.iter().map(|segment| segment.segment().order()).collect()
+    }
+
+    /// One flush's worth of writes: every third key from `round`, some deleted.
+    fn write_round(db: &Db, model: &mut Model, round: u32) {
+        for index in (round..300).step_by(3) {
+            let key = format!("key{:04}", index * 7 % 300).into_bytes();
+            let (version, value) = if index % 13 == round {
+                (db.delete(&key).unwrap(), None)
+            } else {
+                let value = format!("{round}:{index}").into_bytes();
+                (db.put(&key, &value).unwrap(), Some(value))
+            };
+            model.insert((key, version), value);
+        }
+        db.flush().unwrap();
+    }
+
+    /// The model's newest value of each key at `version`, deletes dropped, in key order.
+    fn model_at(model: &Model, version: Version) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut newest: BTreeMap<&[u8], &Option<Vec<u8>>> = BTreeMap::new();
+        for ((key, at), value) in model.range(..) {
+            if *at <= version {
+                newest.insert(key, value); // Later (newer) versions replace older ones.
+            }
+        }
+        let live = newest.into_iter().filter_map(|(key, value)| Some((key, value.as_ref()?)));
+        live.map(|(key, value)| (key.to_vec(), value.clone())).collect()
+    }
+
+    /// Every read of `db` agrees with `model`: latest and as-of gets, ranges both ways,
+    /// scans, histories and changes.
+    fn check_reads(db: &Db, model: &Model) {
+        let versions: Vec<Version> = model.keys().map(|(_, version)| *version).collect();
+        let newest = versions.iter().copied().max().unwrap();
+        for version in [newest, versions[versions.len() / 2], versions[versions.len() / 5]] {
+            let expected = model_at(model, version);
+            let range: Vec<(Vec<u8>, Vec<u8>)> = db
+                .range_at(.., version)
+                .unwrap()
+                .map(|item| item.map(|(key, value)| (key.to_vec(), value.to_vec())).unwrap())
+                .collect();
+            assert_eq!(range, expected, "range at {version:?}");
+            let mut back: Vec<(Vec<u8>, Vec<u8>)> = db
+                .range_at(.., version)
+                .unwrap()
+                .rev()
+                .map(|item| item.map(|(key, value)| (key.to_vec(), value.to_vec())).unwrap())
+                .collect();
+            back.reverse();
+            assert_eq!(back, expected, "range backwards at {version:?}");
+            let mut scanned = Vec::new();
+            db.scan_at(.., version)
+                .unwrap()
+                .for_each(|key, value| scanned.push((key.to_vec(), value.to_vec())))
+                .unwrap();
+            assert_eq!(scanned, expected, "scan at {version:?}");
+            for (key, value) in &expected {
+                assert_eq!(db.get_at(key, version).unwrap().as_deref(), Some(&value[..]));
+            }
+        }
+        let mut keys: Vec<&Vec<u8>> = model.keys().map(|(key, _)| key).collect();
+        keys.dedup();
+        for key in keys {
+            let history: Vec<(Version, Option<Vec<u8>>)> = db
+                .history(key)
+                .unwrap()
+                .map(|item| item.map(|(version, value)| (version, value.map(|v| v.to_vec()))))
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let mut expected: Vec<(Version, Option<Vec<u8>>)> = model
+                .range((key.clone(), Version::ZERO)..=(key.clone(), Version::MAX))
+                .map(|((_, version), value)| (*version, value.clone()))
+                .collect();
+            expected.reverse();
+            assert_eq!(history, expected, "history of {key:?}");
+        }
+        let window = versions[versions.len() / 3]..=versions[versions.len() / 2];
+        let mut changes: Vec<(Vec<u8>, Version)> = db
+            .changes(.., window.clone())
+            .unwrap()
+            .map(|change| change.map(|change| (change.key.to_vec(), change.version)).unwrap())
+            .collect();
+        changes.sort();
+        let expected: Vec<(Vec<u8>, Version)> =
+            model.keys().filter(|(_, version)| window.contains(version)).cloned().collect();
+        assert_eq!(changes, expected, "changes in {window:?}");
+    }
+
+    /// A flush writes level 0 in key order: the memtable's own order, streamed without a sort.
+    #[test]
+    fn a_flush_writes_key_ordered_level_0_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), level_0_options(Order::Key)).unwrap();
+        let mut model = Model::new();
+        for round in 0..3 {
+            write_round(&db, &mut model, round);
+        }
+        assert_eq!(level_0_orders(&db), [Order::Key; 3]);
+        check_reads(&db, &model);
+    }
+
+    /// A database whose level 0 holds Z-order segments (flushed before level 0 was
+    /// key-ordered) and key-ordered ones reads both, each through its own order, and
+    /// compaction merges them into level 1.
+    #[test]
+    fn level_0_segments_of_both_orders_read_together_and_compact() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut model = Model::new();
+        let db = Db::open(dir.path(), level_0_options(Order::Z)).unwrap();
+        for round in 0..2 {
+            write_round(&db, &mut model, round);
+        }
+        drop(db);
+        let db = Db::open(dir.path(), level_0_options(Order::Key)).unwrap();
+        for round in 2..4 {
+            write_round(&db, &mut model, round);
+        }
+        assert_eq!(level_0_orders(&db), [Order::Key, Order::Key, Order::Z, Order::Z]);
+        check_reads(&db, &model);
+        drop(db);
+        let db = Db::open(dir.path(), level_0_options(Order::Key)).unwrap();
+        check_reads(&db, &model);
+        db.compact().unwrap();
+        assert!(level_0_orders(&db).is_empty(), "compact empties level 0");
+        // Compaction keeps each key's newest version current and demotes the rest.
+        check_reads(&db, &model);
+    }
 
     #[test]
     fn compaction_retries_back_off_from_100_ms_doubling_to_10_s() {

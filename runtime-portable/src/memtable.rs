@@ -930,7 +930,7 @@ impl Memtable {
         }
     }
 
-    /// Every entry, in key order (for the flush, which sorts them into Z order).
+    /// Every entry, in key order (for the flush, which writes them so).
     pub(crate) fn entries(&self) -> impl Iterator<Item = Entry<'_>> + '_ {
         std::iter::successors(self.head.next(0), |node| node.next(0)).map(|node| Entry {
             key: node.key(),

@@ -84,6 +84,10 @@ pub struct Options {
     /// `None`: [`Options::fence_keys_budget_bytes`] derives it from `memory_bytes_max`.
     pub(crate) fence_keys_bytes_max: Option<u64>,
     pub(crate) transaction_bytes_max: u64,
+    /// The order flushes write level 0 in: key order, or Z order as before it was key-ordered
+    /// (tests build databases holding both).
+    #[cfg(test)]
+    pub(crate) flush_order: zverse_core::segment::Order,
 }
 
 impl Default for Options {
@@ -108,6 +112,8 @@ impl Default for Options {
             version_ahead_max: Duration::from_secs(60 * 60),
             fence_keys_bytes_max: None,
             transaction_bytes_max: 64 << 20,
+            #[cfg(test)]
+            flush_order: zverse_core::segment::Order::Key,
         }
     }
 }
@@ -201,8 +207,9 @@ impl Options {
         self
     }
 
-    /// Number of level-0 segments (flush outputs) at which background compaction merges the
-    /// oldest of them (at most `compaction_fan_in - 1`) into level 1. Default 8; at least 2.
+    /// Number of level-0 segments (flush outputs) at which background compaction merges all
+    /// of them (at most 63, the merge's fan-in limit less one) into level 1. Default 8; at
+    /// least 2.
     ///
     /// ```
     /// # fn main() -> zverse::Result<()> {
@@ -219,8 +226,9 @@ impl Options {
         self
     }
 
-    /// The most sources one compaction step merges: level-0 segments plus one for the level
-    /// below. Default 8; between 2 and 64.
+    /// The most history segments one history merge takes (a level-0 step takes every level-0
+    /// segment, at most 63; a level step one segment and what it meets below). Default 8;
+    /// between 2 and 64.
     ///
     /// ```
     /// # fn main() -> zverse::Result<()> {

@@ -75,6 +75,39 @@ impl KeyVersion {
     }
 }
 
+/// The newest version of a key a point read found, as its tier holds it.
+enum Found<'v> {
+    Memtable(MemEntry),
+    Current(&'v Arc<SegmentFile>, Entry<'v>),
+    History(&'v Arc<HistoryFile>, Entry<'v>),
+}
+
+impl Found<'_> {
+    fn version(&self) -> Version {
+        match self {
+            Found::Memtable(entry) => entry.version,
+            Found::Current(_, entry) | Found::History(_, entry) => entry.version,
+        }
+    }
+
+    fn into_key_version(self) -> KeyVersion {
+        match self {
+            Found::Memtable(entry) => KeyVersion::from_memtable(entry),
+            Found::Current(segment, entry) => KeyVersion::from_segment(segment, entry),
+            Found::History(segment, entry) => KeyVersion::from_segment(segment, entry),
+        }
+    }
+
+    /// The value alone (`None`: a tombstone), without a reference to the key.
+    fn into_value(self) -> Option<Slice> {
+        match self {
+            Found::Memtable(entry) => entry.value.map(Slice::memtable),
+            Found::Current(segment, entry) => entry.value.map(|v| Slice::mapped(segment, v)),
+            Found::History(segment, entry) => entry.value.map(|v| Slice::mapped(segment, v)),
+        }
+    }
+}
+
 /// What the sources of a range yield for one version of one key: built from an entry of a
 /// segment or a memtable that the read's [`ReadView`] holds. [`Range`] reads owned
 /// [`KeyVersion`]s; [`crate::Scan`] reads pointers that take no reference count
@@ -152,6 +185,14 @@ pub(crate) type Src<T> = Box<dyn Iterator<Item = Result<T>> + Send>;
 /// A boxed per-tier source of owned versions.
 type Source = Src<KeyVersion>;
 
+/// A range source's error, boxed: what a range moves per entry through its sources, the
+/// merge and both ends is then the item and one word, not an [`Error`] (104 bytes) at every
+/// layer. The reader unboxes it for the caller.
+pub(crate) type SourceResult<T> = std::result::Result<T, Box<Error>>;
+
+/// A boxed per-tier source of a range.
+pub(crate) type RangeSrc<T> = Box<dyn Iterator<Item = SourceResult<T>> + Send>;
+
 /// What a read sees: a set of tiers and a version.
 #[derive(Debug)]
 pub(crate) struct ReadView {
@@ -180,14 +221,20 @@ impl ReadView {
 
     /// The newest version of `key` at or below the view's version, tombstones included.
     pub(crate) fn get_entry(&self, key: &[u8]) -> Result<Option<KeyVersion>> {
-        let mut best: Option<KeyVersion> = None;
+        Ok(self.newest(key)?.map(Found::into_key_version))
+    }
+
+    /// [`ReadView::get_entry`], borrowed from the tier that holds it: a segment's entry costs
+    /// no reference count until the caller takes what it needs of it.
+    fn newest(&self, key: &[u8]) -> Result<Option<Found<'_>>> {
+        let mut best: Option<Found<'_>> = None;
         let newer =
-            |best: &Option<KeyVersion>, version| best.as_ref().is_none_or(|b| version > b.version);
+            |best: &Option<Found<'_>>, version| best.as_ref().is_none_or(|b| version > b.version());
         for memtable in self.tiers.memtables() {
             if let Some(entry) = memtable.get_at(key, self.version)
                 && newer(&best, entry.version)
             {
-                best = Some(KeyVersion::from_memtable(entry));
+                best = Some(Found::Memtable(entry));
             }
         }
         let levels = self.tiers.levels.iter().filter_map(|level| level_segment(level, key));
@@ -201,7 +248,7 @@ impl ReadView {
             if let Some(entry) = found
                 && newer(&best, entry.version)
             {
-                best = Some(KeyVersion::from_segment(segment, entry));
+                best = Some(Found::Current(segment, entry));
             }
         }
         if !self.tiers.needs_history(self.version) {
@@ -218,7 +265,7 @@ impl ReadView {
             if let Some(entry) = found
                 && newer(&best, entry.version)
             {
-                best = Some(KeyVersion::from_segment(segment, entry));
+                best = Some(Found::History(segment, entry));
             }
         }
         Ok(best)
@@ -226,7 +273,7 @@ impl ReadView {
 
     /// The value of `key` at the view's version; `None` if absent or deleted.
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Slice>> {
-        Ok(self.get_entry(key)?.and_then(|change| change.value))
+        Ok(self.newest(key)?.and_then(Found::into_value))
     }
 
     /// Every version of `key` in `versions` (capped at the view's version), newest first,
@@ -286,8 +333,8 @@ impl ReadView {
     }
 
     /// [`ReadView::range`] in key order: what `Range::next` reads.
-    fn range_fwd<T: RangeItem>(&self, keys: &OwnedRange) -> Src<T> {
-        let mut sources: Vec<Src<T>> = Vec::new();
+    fn range_fwd<T: RangeItem>(&self, keys: &OwnedRange) -> RangeSrc<T> {
+        let mut sources: Vec<RangeSrc<T>> = Vec::new();
         // An empty memtable stays empty below the view's version (every version at or below
         // it was in the memtables when the view loaded them): no source for it.
         for memtable in self.tiers.memtables().filter(|memtable| !memtable.is_empty()) {
@@ -337,7 +384,7 @@ impl ReadView {
         &self,
         keys: &OwnedRange,
         reverse: bool,
-        sources: &mut Vec<Src<T>>,
+        sources: &mut Vec<RangeSrc<T>>,
     ) {
         if !self.tiers.needs_history(self.version) {
             return;
@@ -351,8 +398,8 @@ impl ReadView {
     }
 
     /// [`ReadView::range`] in descending key order: what `Range::next_back` reads.
-    fn range_rev<T: RangeItem>(&self, keys: &OwnedRange) -> Src<T> {
-        let mut sources: Vec<Src<T>> = Vec::new();
+    fn range_rev<T: RangeItem>(&self, keys: &OwnedRange) -> RangeSrc<T> {
+        let mut sources: Vec<RangeSrc<T>> = Vec::new();
         for memtable in self.tiers.memtables().filter(|memtable| !memtable.is_empty()) {
             sources.push(Box::new(MemtableRangeRev::<T>::new(
                 Arc::clone(memtable),
@@ -455,9 +502,10 @@ impl Iterator for Chained {
 
 /// Merges the tier sources in `order`, ties going to the earlier (newer) source. Past the
 /// merge's fan-in the sources are merged in chunks first, which keeps that tie order.
-fn merge<T, O>(mut sources: Vec<Src<T>>, order: O) -> Src<T>
+fn merge<T, E, O>(mut sources: Vec<Boxed<T, E>>, order: O) -> Boxed<T, E>
 where
     T: Send + 'static,
+    E: Send + 'static,
     O: Order<T> + Copy + Send + 'static,
 {
     if sources.len() <= 1 {
@@ -471,7 +519,7 @@ where
         let mut chunks = Vec::with_capacity(sources.len().div_ceil(FAN_IN_MAX));
         let mut rest = sources.into_iter().peekable();
         while rest.peek().is_some() {
-            let chunk: Vec<Src<T>> = rest.by_ref().take(FAN_IN_MAX).collect();
+            let chunk: Vec<Boxed<T, E>> = rest.by_ref().take(FAN_IN_MAX).collect();
             chunks.push(merge_within_fan_in(chunk, order));
         }
         sources = chunks;
@@ -479,16 +527,19 @@ where
     merge_within_fan_in(sources, order)
 }
 
+/// A boxed source of `Result<T, E>`: a range's (`E` boxed) or a history's.
+type Boxed<T, E> = Box<dyn Iterator<Item = std::result::Result<T, E>> + Send>;
+
 /// One source where a merge would have been: its items, until and including its first error.
-struct EndAtError<T> {
-    source: Src<T>,
+struct EndAtError<T, E> {
+    source: Boxed<T, E>,
     done: bool,
 }
 
-impl<T> Iterator for EndAtError<T> {
-    type Item = Result<T>;
+impl<T, E> Iterator for EndAtError<T, E> {
+    type Item = std::result::Result<T, E>;
 
-    fn next(&mut self) -> Option<Result<T>> {
+    fn next(&mut self) -> Option<std::result::Result<T, E>> {
         if self.done {
             return None;
         }
@@ -498,9 +549,10 @@ impl<T> Iterator for EndAtError<T> {
     }
 }
 
-fn merge_within_fan_in<T, O>(sources: Vec<Src<T>>, order: O) -> Src<T>
+fn merge_within_fan_in<T, E, O>(sources: Vec<Boxed<T, E>>, order: O) -> Boxed<T, E>
 where
     T: Send + 'static,
+    E: Send + 'static,
     O: Order<T> + Send + 'static,
 {
     let merged = MergeVec::from_sources(sources, order);
@@ -611,9 +663,9 @@ impl<T> MemtableRange<T> {
 }
 
 impl<T: RangeItem> Iterator for MemtableRange<T> {
-    type Item = Result<T>;
+    type Item = SourceResult<T>;
 
-    fn next(&mut self) -> Option<Result<T>> {
+    fn next(&mut self) -> Option<SourceResult<T>> {
         while !self.done {
             let Some((key, version)) = self.cursor.peek() else {
                 self.done = true;
@@ -690,9 +742,9 @@ impl<T> MemtableRangeRev<T> {
 }
 
 impl<T: RangeItem> Iterator for MemtableRangeRev<T> {
-    type Item = Result<T>;
+    type Item = SourceResult<T>;
 
-    fn next(&mut self) -> Option<Result<T>> {
+    fn next(&mut self) -> Option<SourceResult<T>> {
         let (start, end) = self.keys.bounds();
         while !self.done {
             // The last (oldest) entry of the previous key. In key order `(key, MAX)` is the
@@ -804,13 +856,13 @@ impl<T> SegmentRange<T> {
 }
 
 impl<T: RangeItem> Iterator for SegmentRange<T> {
-    type Item = Result<T>;
+    type Item = SourceResult<T>;
 
-    fn next(&mut self) -> Option<Result<T>> {
+    fn next(&mut self) -> Option<SourceResult<T>> {
         self.0.with_dependent_mut(|segment, range| {
             range.next().map(|entry| match entry {
                 Ok(entry) => Ok(T::of_segment(segment, entry)),
-                Err(corruption) => Err(segment_corruption(segment, corruption)),
+                Err(corruption) => Err(Box::new(segment_corruption(segment, corruption))),
             })
         })
     }
@@ -838,13 +890,13 @@ impl<T> SegmentRangeRev<T> {
 }
 
 impl<T: RangeItem> Iterator for SegmentRangeRev<T> {
-    type Item = Result<T>;
+    type Item = SourceResult<T>;
 
-    fn next(&mut self) -> Option<Result<T>> {
+    fn next(&mut self) -> Option<SourceResult<T>> {
         self.0.with_dependent_mut(|segment, range| {
             range.next_back().map(|entry| match entry {
                 Ok(entry) => Ok(T::of_segment(segment, entry)),
-                Err(corruption) => Err(segment_corruption(segment, corruption)),
+                Err(corruption) => Err(Box::new(segment_corruption(segment, corruption))),
             })
         })
     }
@@ -949,7 +1001,7 @@ struct LevelRange<T> {
     keys: OwnedRange,
     version: Version,
     reverse: bool,
-    open: Option<Src<T>>,
+    open: Option<RangeSrc<T>>,
 }
 
 impl<T> LevelRange<T> {
@@ -965,9 +1017,9 @@ impl<T> LevelRange<T> {
 }
 
 impl<T: RangeItem> Iterator for LevelRange<T> {
-    type Item = Result<T>;
+    type Item = SourceResult<T>;
 
-    fn next(&mut self) -> Option<Result<T>> {
+    fn next(&mut self) -> Option<SourceResult<T>> {
         loop {
             if let Some(item) = self.open.as_mut().and_then(Iterator::next) {
                 return Some(item);
@@ -1009,7 +1061,7 @@ impl<T: RangeItem> DirectRange<T> {
     }
 
     /// The next live item in key order; nothing more after an error.
-    pub(crate) fn next_live(&mut self) -> Option<Result<T>> {
+    pub(crate) fn next_live(&mut self) -> Option<SourceResult<T>> {
         while !self.done {
             let Some(open) = &mut self.open else {
                 let segment = self.segments.next()?;
@@ -1072,15 +1124,15 @@ impl<T> HistoryRange<T> {
 }
 
 impl<T: RangeItem> Iterator for HistoryRange<T> {
-    type Item = Result<T>;
+    type Item = SourceResult<T>;
 
-    fn next(&mut self) -> Option<Result<T>> {
+    fn next(&mut self) -> Option<SourceResult<T>> {
         let reverse = self.reverse;
         self.cell.with_dependent_mut(|segment, range| {
             let entry = if reverse { range.next_back() } else { range.next() };
             entry.map(|entry| match entry {
                 Ok(entry) => Ok(T::of_segment(segment, entry)),
-                Err(corruption) => Err(Error::corruption(segment.path(), 0, corruption)),
+                Err(corruption) => Err(Box::new(Error::corruption(segment.path(), 0, corruption))),
             })
         })
     }
@@ -1222,7 +1274,7 @@ impl<T: RangeItem> Reader<T> {
     }
 
     /// The next live item in key order.
-    pub(crate) fn next_front(&mut self) -> Option<Result<T>> {
+    pub(crate) fn next_front(&mut self) -> Option<SourceResult<T>> {
         if self.failed {
             return None;
         }
@@ -1242,7 +1294,7 @@ impl<T: RangeItem> Reader<T> {
 
     /// The next live item in descending key order. The first one after a direct read switches
     /// to both ends' merges over the keys after the last one read.
-    pub(crate) fn next_back(&mut self) -> Option<Result<T>> {
+    pub(crate) fn next_back(&mut self) -> Option<SourceResult<T>> {
         if self.failed {
             return None;
         }
@@ -1275,11 +1327,11 @@ impl<T: RangeItem> std::fmt::Debug for Reader<T> {
 /// yields each key's newest live version at the view's version, once.
 pub(crate) struct Ends<T: RangeItem> {
     /// The forward merge, set up by the first `next`.
-    front: Option<Src<T>>,
+    front: Option<RangeSrc<T>>,
     /// The last key read from the front, deleted or not.
     key_last: T::KeyLast,
     /// The reverse merge, set up by the first `next_back`.
-    back: Option<Src<T>>,
+    back: Option<RangeSrc<T>>,
     /// The last key read from the back, deleted or not.
     key_last_back: T::KeyLast,
     keys: OwnedRange,
@@ -1310,7 +1362,7 @@ impl<T: RangeItem> Ends<T> {
     }
 
     /// The next live item in key order.
-    pub(crate) fn next_front(&mut self) -> Option<Result<T>> {
+    pub(crate) fn next_front(&mut self) -> Option<SourceResult<T>> {
         let front = self.front.get_or_insert_with(|| self.view.range_fwd(&self.keys));
         while !self.done {
             let item = match front.next()? {
@@ -1331,7 +1383,7 @@ impl<T: RangeItem> Ends<T> {
     }
 
     /// The next live item in descending key order.
-    pub(crate) fn next_back(&mut self) -> Option<Result<T>> {
+    pub(crate) fn next_back(&mut self) -> Option<SourceResult<T>> {
         let back = self.back.get_or_insert_with(|| self.view.range_rev(&self.keys));
         while !self.done {
             let item = match back.next()? {
@@ -1400,13 +1452,13 @@ impl Iterator for Range {
     type Item = Result<(Slice, Slice)>;
 
     fn next(&mut self) -> Option<Result<(Slice, Slice)>> {
-        Some(self.0.next_front()?.map(key_value))
+        Some(self.0.next_front()?.map(key_value).map_err(|error| *error))
     }
 }
 
 impl DoubleEndedIterator for Range {
     fn next_back(&mut self) -> Option<Result<(Slice, Slice)>> {
-        Some(self.0.next_back()?.map(key_value))
+        Some(self.0.next_back()?.map(key_value).map_err(|error| *error))
     }
 }
 

@@ -142,13 +142,13 @@ impl Scan {
     #[expect(clippy::should_implement_trait, reason = "a lending cursor: items borrow the scan")]
     pub fn next(&mut self) -> Option<Result<(&[u8], &[u8])>> {
         let item = self.reader.next_front()?;
-        Some(item.map(|item| self.lend(item)))
+        Some(item.map(|item| self.lend(item)).map_err(|error| *error))
     }
 
     /// The next key and its value in descending key order, borrowed until the next step.
     pub fn next_back(&mut self) -> Option<Result<(&[u8], &[u8])>> {
         let item = self.reader.next_back()?;
-        Some(item.map(|item| self.lend(item)))
+        Some(item.map(|item| self.lend(item)).map_err(|error| *error))
     }
 
     /// Calls `visit` with every key and value left, in key order; stops at the first error.

@@ -620,3 +620,128 @@ mod loom_models {
         println!("{executions} interleavings, preemption bound {bound:?}");
     }
 }
+
+/// Fence keys sample the key index of a Z-order segment, which only databases flushed before
+/// level 0 was key-ordered hold: these build their level 0 in Z order (`Options::flush_order`).
+/// They stay within `Options::fence_keys_bytes_max` across flushes, compaction and reopen, and
+/// reads answer the same with them, with a budget too small for every segment, and without.
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use zverse_core::segment::Order;
+
+    use crate::{Db, Durability, Options};
+
+    const KEY_COUNT: u32 = 3000;
+
+    fn options(fence_keys_bytes_max: Option<u64>) -> Options {
+        let mut options = Options::default()
+            .durability(Durability::None)
+            .memtable_bytes_max(64 << 10)
+            .compaction_trigger_segments(1000);
+        if let Some(bytes) = fence_keys_bytes_max {
+            options = options.fence_keys_bytes_max(bytes);
+        }
+        options.flush_order = Order::Z;
+        options
+    }
+
+    /// Keys sharing their first 8 bytes, as `SurrealDB`'s: the on-disk fences cannot narrow
+    /// them.
+    fn key(index: u32) -> Vec<u8> {
+        format!("/*ns*db*tb*{index:08}").into_bytes()
+    }
+
+    fn fill(db: &Db) {
+        for round in 0..3u32 {
+            for index in 0..KEY_COUNT {
+                db.put(&key(index), format!("{round}:{index}").as_bytes()).unwrap();
+            }
+        }
+        db.flush().unwrap();
+    }
+
+    fn check_reads(db: &Db) {
+        for index in (0..KEY_COUNT).step_by(7) {
+            let value = db.get(&key(index)).unwrap().unwrap();
+            assert_eq!(value.as_ref(), format!("2:{index}").as_bytes(), "key {index}");
+        }
+        assert_eq!(db.get(b"/*ns*db*tb*").unwrap(), None);
+        assert_eq!(db.get(&key(KEY_COUNT)).unwrap(), None);
+        let (start, end) = (key(100), key(200));
+        assert_eq!(db.range(start.as_slice()..end.as_slice()).unwrap().count(), 100);
+    }
+
+    /// Whether level 0 is all in Z order, as these tests need.
+    fn level_0_is_z_order(db: &Db) -> bool {
+        db.inner.tiers().segments.iter().all(|segment| segment.segment().order() == Order::Z)
+    }
+
+    #[test]
+    fn fence_keys_stay_within_the_budget_and_reads_agree() {
+        let budget = 3000;
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), options(Some(budget))).unwrap();
+        fill(&db);
+        assert!(level_0_is_z_order(&db));
+        assert_eq!(db.stats().fence_keys_bytes, 0, "built by the first point read, not the open");
+        check_reads(&db);
+        let stats = db.stats();
+        assert!(stats.segment_count >= 4, "{stats:?}");
+        assert!(stats.fence_keys_bytes > 0 && stats.fence_keys_bytes <= budget, "{stats:?}");
+        db.compact().unwrap();
+        check_reads(&db);
+        // Compaction writes key-ordered segments, which need no fence keys.
+        assert!(db.stats().fence_keys_bytes <= budget, "{:?}", db.stats());
+        db.close().unwrap();
+        let db = Db::open(dir.path(), options(Some(budget))).unwrap();
+        check_reads(&db);
+        assert!(db.stats().fence_keys_bytes <= budget, "{:?}", db.stats());
+    }
+
+    #[test]
+    fn reads_agree_with_a_generous_budget_and_with_none() {
+        for budget in [64 << 20, 0] {
+            let dir = tempfile::tempdir().unwrap();
+            let db = Db::open(dir.path(), options(Some(budget))).unwrap();
+            fill(&db);
+            assert!(level_0_is_z_order(&db));
+            check_reads(&db);
+            let held = db.stats().fence_keys_bytes;
+            assert_eq!(held == 0, budget == 0, "budget {budget}: {held} bytes held");
+        }
+    }
+
+    /// High-entropy keys: their 8-byte prefixes differ, so the on-disk fences narrow a search.
+    fn random_key(index: u32) -> Vec<u8> {
+        let spread = index.wrapping_mul(2_654_435_761);
+        format!("{spread:08x}{index:08}").into_bytes()
+    }
+
+    /// With the default budget (1/16 of `memory_bytes_max`), point reads of keys sharing their
+    /// first 8 bytes build fence keys; point reads of keys whose prefixes differ build none
+    /// (the on-disk fences leave them a narrow window, which measured faster), and answer the
+    /// same.
+    #[test]
+    fn the_default_budget_builds_fence_keys_only_where_prefixes_are_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), options(None)).unwrap();
+        for index in 0..KEY_COUNT {
+            db.put(&random_key(index), &index.to_le_bytes()).unwrap();
+        }
+        db.flush().unwrap();
+        assert!(level_0_is_z_order(&db));
+        for index in 0..KEY_COUNT {
+            let value = db.get(&random_key(index)).unwrap().unwrap();
+            assert_eq!(value.as_ref(), index.to_le_bytes(), "key {index}");
+        }
+        assert_eq!(db.get(&random_key(KEY_COUNT)).unwrap(), None);
+        assert_eq!(db.stats().fence_keys_bytes, 0, "distinct prefixes: none built");
+        drop(db);
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), options(None)).unwrap();
+        fill(&db);
+        check_reads(&db);
+        let held = db.stats().fence_keys_bytes;
+        assert!(held > 0 && held <= (1 << 30) / 16, "shared prefixes: {held} bytes");
+    }
+}

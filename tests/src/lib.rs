@@ -13,6 +13,8 @@ pub mod fuzz_checks;
 pub mod fuzz_history;
 #[doc(hidden)]
 pub mod fuzz_model;
+#[doc(hidden)]
+pub mod fuzz_scan;
 
 /// Options that reach every tier with little data, for tests of levels and scans: no sync,
 /// every version kept, 8 KiB memtables, 512-byte blocks, 4 KiB segments and level base, each

@@ -119,7 +119,7 @@ fn baseline() -> Baseline {
     // Both into level 1 (key order), the versions the second overwrote or deleted into
     // history segments.
     db.compact().unwrap();
-    // And a level-0 segment (Z order) over them: 30 more overwritten.
+    // And a level-0 segment (key order) over them: 30 more overwritten.
     for index in 0..30 {
         commit(&db, &mut commits, vec![(key(index * 3), Some(value(index * 3, 2)))]);
     }
@@ -284,6 +284,11 @@ struct Region {
     range: Range<u64>,
 }
 
+fn u32_at(bytes: &[u8], offset: u64) -> u32 {
+    let offset = usize::try_from(offset).unwrap();
+    u32::from_le_bytes(bytes[offset..offset + 4].try_into().unwrap())
+}
+
 fn u64_at(bytes: &[u8], offset: u64) -> u64 {
     let offset = offset as usize;
     u64::from_le_bytes(bytes[offset..offset + 8].try_into().unwrap())
@@ -324,8 +329,14 @@ fn regions(base: &Baseline) -> Vec<Region> {
                 };
                 add("segment data blocks", &file, 0..section(48).start);
                 add("segment block index", &file, section(48));
-                add("segment key index", &file, section(72));
-                add("segment fences", &file, section(96));
+                // Key order (format version 2 or 3: every segment the engine writes): no key
+                // index (an empty section), and the block keys where Z order's fences are.
+                if u32_at(&bytes, footer + 8) == zverse_core::segment::FORMAT_VERSION {
+                    add("segment key index", &file, section(72));
+                    add("segment fences", &file, section(96));
+                } else {
+                    add("segment block keys", &file, section(96));
+                }
                 add("segment filter", &file, section(120));
                 add("segment footer", &file, footer..len);
             }
@@ -656,8 +667,7 @@ fn every_damage_in_every_file_kind_is_detected_or_read_right_and_nothing_panics(
     for name in [
         "segment data blocks",
         "segment block index",
-        "segment key index",
-        "segment fences",
+        "segment block keys",
         "segment filter",
         "segment footer",
         "history segment data and tables",

@@ -1,6 +1,7 @@
-//! Fence keys (the key index sampled in memory per open segment) stay within
-//! `Options::fence_keys_bytes_max` across flushes, compaction and reopen, and reads answer the
-//! same with them, with a budget too small for every segment, and without them.
+//! Fence keys sample the key index of Z-order segments, which flushes no longer write (the
+//! budget tests, on a level 0 built in Z order, are `segment_file`'s unit tests). Level 0 is
+//! key-ordered: a point read or a range start reads the one block the in-memory block keys
+//! name, so whatever the budget and the key shape, reads answer right and build no fence keys.
 
 use zverse::{Db, Durability, Options};
 use zverse_tests::backend;
@@ -15,98 +16,52 @@ fn options(fence_keys_bytes_max: u64) -> Options {
         .fence_keys_bytes_max(fence_keys_bytes_max)
 }
 
-/// Keys sharing their first 8 bytes, as `SurrealDB`'s: the on-disk fences cannot narrow them.
-fn key(index: u32) -> Vec<u8> {
-    format!("/*ns*db*tb*{index:08}").into_bytes()
+/// Keys sharing their first 8 bytes, as `SurrealDB`'s (`shared`), or whose first 8 bytes
+/// differ.
+fn key(index: u32, shared: bool) -> Vec<u8> {
+    if shared {
+        format!("/*ns*db*tb*{index:08}").into_bytes()
+    } else {
+        format!("{:08x}{index:08}", index.wrapping_mul(2_654_435_761)).into_bytes()
+    }
 }
 
-fn fill(db: &Db) {
+fn fill(db: &Db, shared: bool) {
     for round in 0..3u32 {
         for index in 0..KEY_COUNT {
-            db.put(&key(index), format!("{round}:{index}").as_bytes()).unwrap();
+            db.put(&key(index, shared), format!("{round}:{index}").as_bytes()).unwrap();
         }
     }
     db.flush().unwrap();
 }
 
-fn check_reads(db: &Db) {
+fn check_reads(db: &Db, shared: bool) {
     for index in (0..KEY_COUNT).step_by(7) {
-        let value = db.get(&key(index)).unwrap().unwrap();
+        let value = db.get(&key(index, shared)).unwrap().unwrap();
         assert_eq!(value.as_ref(), format!("2:{index}").as_bytes(), "key {index}");
     }
-    assert_eq!(db.get(b"/*ns*db*tb*").unwrap(), None);
-    assert_eq!(db.get(&key(KEY_COUNT)).unwrap(), None);
-    let start = key(100);
-    let end = key(200);
-    let scanned = db.range(start.as_slice()..end.as_slice()).unwrap().count();
-    assert_eq!(scanned, 100);
+    assert_eq!(db.get(&key(KEY_COUNT, shared)).unwrap(), None);
+    let mut sorted: Vec<Vec<u8>> = (0..KEY_COUNT).map(|index| key(index, shared)).collect();
+    sorted.sort();
+    let (start, end) = (&sorted[100], &sorted[200]);
+    assert_eq!(db.range(start.as_slice()..end.as_slice()).unwrap().count(), 100);
 }
 
 #[test]
-fn fence_keys_stay_within_the_budget_and_reads_agree() {
-    let budget = 3000;
-    let dir = tempfile::tempdir().unwrap();
-    let db = backend::open(dir.path(), options(budget)).unwrap();
-    fill(&db);
-    assert_eq!(db.stats().fence_keys_bytes, 0, "built by the first point read, not the open");
-    check_reads(&db);
-    let stats = db.stats();
-    assert!(stats.segment_count >= 4, "{stats:?}");
-    assert!(stats.fence_keys_bytes > 0 && stats.fence_keys_bytes <= budget, "{stats:?}");
-    db.compact().unwrap();
-    check_reads(&db);
-    // Compaction writes key-order segments, whose in-memory fences are per block (the
-    // sampled key index is for Z-order segments): within the budget, maybe none at all.
-    let stats = db.stats();
-    assert!(stats.fence_keys_bytes <= budget, "{stats:?}");
-    db.close().unwrap();
-    let db = backend::open(dir.path(), options(budget)).unwrap();
-    check_reads(&db);
-    let reopened = db.stats();
-    assert!(reopened.fence_keys_bytes <= budget, "{reopened:?}");
-}
-
-#[test]
-fn reads_agree_with_a_generous_budget_and_with_none() {
-    for budget in [64 << 20, 0] {
+fn key_ordered_level_0_reads_build_no_fence_keys_under_any_budget() {
+    for (budget, shared) in [(3000, true), (64 << 20, true), (0, true), (64 << 20, false)] {
         let dir = tempfile::tempdir().unwrap();
         let db = backend::open(dir.path(), options(budget)).unwrap();
-        fill(&db);
-        check_reads(&db);
-        let held = db.stats().fence_keys_bytes;
-        assert_eq!(held == 0, budget == 0, "budget {budget}: {held} bytes held");
+        fill(&db, shared);
+        check_reads(&db, shared);
+        let stats = db.stats();
+        assert!(stats.segment_count >= 4, "{stats:?}");
+        assert_eq!(stats.fence_keys_bytes, 0, "budget {budget}, shared {shared}: {stats:?}");
+        db.compact().unwrap();
+        check_reads(&db, shared);
+        db.close().unwrap();
+        let db = backend::open(dir.path(), options(budget)).unwrap();
+        check_reads(&db, shared);
+        assert_eq!(db.stats().fence_keys_bytes, 0, "budget {budget}, shared {shared}");
     }
-}
-
-/// High-entropy keys: their 8-byte prefixes differ, so the on-disk fences narrow a search.
-fn random_key(index: u32) -> Vec<u8> {
-    let spread = index.wrapping_mul(2_654_435_761);
-    format!("{spread:08x}{index:08}").into_bytes()
-}
-
-/// With the default budget (1/16 of `memory_bytes_max`), point reads of keys sharing their
-/// first 8 bytes build fence keys; point reads of keys whose prefixes differ build none (the
-/// on-disk fences leave them a narrow window, which measured faster), and answer the same.
-#[test]
-fn the_default_budget_builds_fence_keys_only_where_prefixes_are_shared() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = Options::default().durability(Durability::None);
-    let db = backend::open(dir.path(), options.clone()).unwrap();
-    for index in 0..KEY_COUNT {
-        db.put(&random_key(index), &index.to_le_bytes()).unwrap();
-    }
-    db.flush().unwrap();
-    for index in 0..KEY_COUNT {
-        let value = db.get(&random_key(index)).unwrap().unwrap();
-        assert_eq!(value.as_ref(), index.to_le_bytes(), "key {index}");
-    }
-    assert_eq!(db.get(&random_key(KEY_COUNT)).unwrap(), None);
-    assert_eq!(db.stats().fence_keys_bytes, 0, "distinct prefixes: none built");
-    drop(db);
-    let dir = tempfile::tempdir().unwrap();
-    let db = backend::open(dir.path(), options).unwrap();
-    fill(&db);
-    check_reads(&db);
-    let held = db.stats().fence_keys_bytes;
-    assert!(held > 0 && held <= (1 << 30) / 16, "shared prefixes: {held} bytes");
 }

@@ -15,6 +15,7 @@ use zverse_tests::fuzz_checks::{
 };
 use zverse_tests::fuzz_history::{check_history, history_with_checksums_fixed, seeds_history};
 use zverse_tests::fuzz_model::{ModelSummary, check_db_model, run_db_model, seeds_db_model};
+use zverse_tests::fuzz_scan::{check_scan, run_scan, seeds_scan};
 
 /// The corpus directory of fuzz target `target`.
 fn corpus_dir(target: &str) -> PathBuf {
@@ -133,6 +134,19 @@ fn manifest_decode_corpus() {
 fn db_model_corpus() {
     let count = replay("db_model", &seeds_db_model(), check_db_model);
     assert!(count >= seeds_db_model().len(), "the model corpus holds at least the seeds");
+}
+
+#[test]
+fn scan_corpus() {
+    let count = replay("scan", &seeds_scan(), check_scan);
+    assert!(count >= seeds_scan().len(), "the scan corpus holds at least the seeds");
+}
+
+/// The scan seeds reach their scans: every seed checks steps from both ends.
+#[test]
+fn scan_seeds_check_steps() {
+    let steps: Vec<usize> = seeds_scan().iter().map(|seed| run_scan(seed)).collect();
+    assert!(steps.iter().all(|&count| count >= 30), "{steps:?}");
 }
 
 /// The seeds are valid inputs: each opens and decodes, so the checks above run past the

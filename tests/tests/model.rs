@@ -572,7 +572,7 @@ fn entries(
     ))
 }
 
-/// Checks that the engine yielded the changes in strictly increasing Z order, then sorts them
+/// Checks that the engine yielded each change once, then sorts them
 /// by (key, version) to compare with the model.
 fn changes_sorted(changes: Vec<Change>) -> Result<Observation, String> {
     let mut changes: Vec<_> = changes

@@ -124,10 +124,11 @@ impl<'a> KeyOrderIter<'a> {
     }
 
     /// Moves the front past the entries for which `before` holds, a predicate true on a
-    /// prefix of the entries ahead (the rest of a key's run of versions, say). Over the key
-    /// index it probes 1, 2, 4, ... entries ahead, then binary-searches the last gap, so a
-    /// run of `n` entries costs about `2 log2(n)` decodes instead of `n`; over blocks, where
-    /// the entries ahead are in the block already read, it steps.
+    /// prefix of the segment's key order (the entries up to the rest of a key's run of
+    /// versions, say). Over the key index it probes 1, 2, 4, ... entries ahead, then
+    /// binary-searches the last gap, so a run of `n` entries costs about `2 log2(n)` decodes
+    /// instead of `n`; over blocks it steps through the block read, then, if the run goes on,
+    /// searches the block keys for the block where it ends.
     fn skip_run(&mut self, before: impl FnMut(&[u8], Version) -> bool) -> Result<(), Corruption> {
         match &mut self.span {
             Span::Index(span) => span.skip_run(before),
@@ -266,7 +267,10 @@ pub(super) fn history_at<'a>(
 ) -> KeyVersions<'a> {
     let positioned = if segment.order() == Order::Key {
         KeyOrderIter::keys(segment, &(key..=key)).and_then(|mut inner| {
-            inner.skip_run(|_, entry_version| entry_version > version)?;
+            let target = (key, Reverse(version));
+            inner.skip_run(|entry_key, entry_version| {
+                (entry_key, Reverse(entry_version)) < target
+            })?;
             Ok(inner)
         })
     } else {
@@ -322,11 +326,16 @@ impl<'a> Iterator for RangeAt<'a> {
             let key = entry.key;
             // Older than the version just yielded, or newer than the view: neither shows, nor
             // do the rest of the run like it (skipped in O(log n) decodes).
+            // The predicates hold on a prefix of the whole key order (every entry before
+            // this one is of a smaller key, or a newer version of this one), as `skip_run`
+            // needs to search past a long run.
             let skipped = if self.key_front.is_some_and(|front| same_key(front, key)) {
-                self.entries.inner.skip_run(|next, _| next == key)
+                self.entries.inner.skip_run(|next, _| next <= key)
             } else if entry.version > self.version {
-                let view = self.version;
-                self.entries.inner.skip_run(|next, version| next == key && version > view)
+                let target = (key, core::cmp::Reverse(self.version));
+                self.entries
+                    .inner
+                    .skip_run(|next, version| (next, core::cmp::Reverse(version)) < target)
             } else {
                 self.key_front = Some(key);
                 return Some(Ok(entry));
