@@ -83,6 +83,8 @@
 //!   the horizon (or past the newest N of a key), keeping for every key the newest version at
 //!   or below the horizon, so as-of reads at or after the horizon stay exact; reads before it
 //!   may find versions gone. Versions a live [`Snapshot`] reads are kept until it is dropped.
+//!   Under `Versions(n)` a history shows at most the newest `n`, even while compaction still
+//!   holds more.
 //!
 //! The engine runs on any [`io::Io`] backend: std files here, io_uring in `zverse-linux`,
 //! a simulated disk in the crash tests.

@@ -40,7 +40,10 @@ pub enum Retention {
     /// a newer version past the horizon, whole.
     Duration(Duration),
     /// The newest this many versions of each key (at least 1). Compaction may keep more for
-    /// a while: a history merge sees only the versions of the segments it merges.
+    /// a while (a history merge sees only the versions of the segments it merges; before
+    /// compaction reaches them, every flushed version stays), but reads do not show them:
+    /// `history` and `history_range` yield at most this many versions, the newest in their
+    /// window. As-of reads at or above the horizon stay exact, as under every retention.
     Versions(u32),
 }
 

@@ -284,7 +284,11 @@ impl ReadView {
         versions: (Bound<Version>, Bound<Version>),
     ) -> History {
         let Some(version_max) = version_max(versions.1, self.version) else {
-            return History { merged: Box::new(std::iter::empty()), version_min: versions.0 };
+            return History {
+                merged: Box::new(std::iter::empty()),
+                version_min: versions.0,
+                count_left: usize::MAX,
+            };
         };
         let mut sources: Vec<Source> = Vec::new();
         for memtable in self.tiers.memtables() {
@@ -302,7 +306,11 @@ impl ReadView {
                 sources.push(Box::new(HistoryVersions::open(segment, key, version_max)));
             }
         }
-        History { merged: merge(sources, KeyVersionOrder), version_min: versions.0 }
+        History {
+            merged: merge(sources, KeyVersionOrder),
+            version_min: versions.0,
+            count_left: usize::MAX,
+        }
     }
 
     /// Every key in `keys` with its newest value at the view's version, in key order. Each
@@ -908,7 +916,7 @@ struct SegmentHistory(SegmentHistoryCell);
 impl SegmentHistory {
     fn open(segment: &Arc<SegmentFile>, key: &[u8], version: Version) -> SegmentHistory {
         let cell = SegmentHistoryCell::new(Arc::clone(segment), |segment| {
-            segment.segment().history_at(key, version)
+            segment.history_at(key, version)
         });
         SegmentHistory(cell)
     }
@@ -1467,12 +1475,24 @@ pub struct History {
     merged: Source,
     /// Versions below this bound end the walk.
     version_min: Bound<Version>,
+    /// The versions it may still yield: `Retention::Versions(n)` shows the newest `n`.
+    count_left: usize,
+}
+
+impl History {
+    /// The same history, ending after its newest `count` versions.
+    pub(crate) fn newest(self, count: usize) -> History {
+        History { count_left: count.min(self.count_left), ..self }
+    }
 }
 
 impl Iterator for History {
     type Item = Result<(Version, Option<Slice>)>;
 
     fn next(&mut self) -> Option<Result<(Version, Option<Slice>)>> {
+        if self.count_left == 0 {
+            return None;
+        }
         let change = match self.merged.next()? {
             Ok(change) => change,
             Err(error) => return Some(Err(error)),
@@ -1486,6 +1506,7 @@ impl Iterator for History {
             self.merged = Box::new(std::iter::empty());
             return None;
         }
+        self.count_left -= 1;
         Some(Ok((change.version, change.value)))
     }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use zverse_core::segment::history::HistorySegment;
-use zverse_core::segment::{FenceKeys, Segment};
+use zverse_core::segment::{FenceKeys, KeyVersions, Segment};
 use zverse_core::zkey::ZBox;
 use zverse_core::{Entry, Version};
 
@@ -224,6 +224,18 @@ impl SegmentFile {
             Some(fence_keys) => segment.with_fence_keys(fence_keys.view()).get_at(key, version),
             None => segment
                 .get_at_fenced(key, version, || self.fence_keys_or_build().map(FenceKeys::view)),
+        }
+    }
+
+    /// The versions of `key` at or below `version`, newest first, with the fence keys used
+    /// and built as [`SegmentFile::get_at`] does.
+    pub(crate) fn history_at(&self, key: &[u8], version: Version) -> KeyVersions<'_> {
+        let segment = self.segment();
+        match self.fence_keys.get() {
+            Some(fence_keys) => segment.with_fence_keys(fence_keys.view()).history_at(key, version),
+            None => segment.history_at_fenced(key, version, || {
+                self.fence_keys_or_build().map(FenceKeys::view)
+            }),
         }
     }
 

@@ -10,6 +10,7 @@ use zverse_core::Version;
 use crate::error::{Error, Result};
 use crate::inner::Inner;
 use crate::key_range::{KeyRange, prefix_bounds};
+use crate::options::Retention;
 use crate::pins::Pin;
 use crate::read::{Changes, History, OwnedRange, Range, ReadView};
 use crate::scan::Scan;
@@ -95,7 +96,13 @@ impl<'a> Reads<'a> {
     ) -> Result<History> {
         let view = self.view(self.cap)?;
         check_window(self.inner, versions)?;
-        Ok(view.history(key, version_bounds(versions)))
+        let history = view.history(key, version_bounds(versions));
+        // Compaction may hold more than `count` versions of a key between merges; a read
+        // shows what the retention promises.
+        Ok(match self.inner.options.retention {
+            Retention::Versions(count) => history.newest(count.max(1) as usize),
+            _ => history,
+        })
     }
 
     pub(crate) fn range_at(

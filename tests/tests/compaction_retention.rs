@@ -319,12 +319,13 @@ fn a_snapshot_pins_its_versions_through_history_gc() {
         let name = format!("k{key:03}");
         let pinned = snapshot.get(name.as_bytes()).unwrap().map(|v| v.to_vec());
         assert_eq!(pinned, Some(format!("r2-{key}").into_bytes()), "{name}");
-        let versions = db.history(name.as_bytes()).unwrap().count();
-        assert_eq!(versions, 2, "{name}: the newest and the pinned one");
+        // A history shows the newest version only (`Versions(1)`); the pinned one is stored.
+        assert_eq!(db.history(name.as_bytes()).unwrap().count(), 1, "{name}");
     }
+    assert_eq!(db.stats().versions, 40, "each key's newest and pinned: {:?}", db.stats());
     drop(snapshot);
     db.compact().unwrap();
-    assert_eq!(history_versions(&db, 20), 20, "the pin let go: {:?}", db.stats());
+    assert_eq!(db.stats().versions, 20, "the pin let go: {:?}", db.stats());
     assert_exact_above_horizon(&db, &model);
 }
 
@@ -571,4 +572,34 @@ fn releasing_a_snapshot_makes_its_pinned_history_due() {
     assert!(released, "{} versions: {:?}", history_versions(&db, 20), db.stats());
     assert_eq!(history_versions(&db, 20), 20);
     assert_exact_above_horizon(&db, &model);
+}
+
+/// Under `Versions(n)` a history shows at most the newest `n` versions, whatever compaction
+/// still holds: here five flushed versions that no compaction has reached, then the same after
+/// a compaction that a snapshot's pin makes keep an older one. As-of reads still find what is
+/// stored above the horizon.
+#[test]
+fn a_history_shows_at_most_the_newest_n_versions_under_retention_by_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend::open(dir.path(), options(Retention::Versions(2))).unwrap();
+    let mut versions = Vec::new();
+    for round in 0..5_u8 {
+        versions.push(db.put(b"k", &[round]).unwrap());
+        db.flush().unwrap();
+    }
+    assert_eq!(db.stats().segment_count, 5, "no compaction ran: all five versions are stored");
+    let newest_two = |history: zverse::History| -> Vec<Version> {
+        history.map(|item| item.unwrap().0).collect()
+    };
+    assert_eq!(newest_two(db.history(b"k").unwrap()), [versions[4], versions[3]]);
+    assert_eq!(newest_two(db.history_range(b"k", versions[0]..).unwrap()).len(), 2);
+    assert_eq!(db.get_at(b"k", versions[0]).unwrap().as_deref(), Some(&[0][..]), "stored");
+    let snapshot = db.snapshot();
+    for round in 5..8_u8 {
+        versions.push(db.put(b"k", &[round]).unwrap());
+    }
+    db.compact().unwrap();
+    assert_eq!(newest_two(db.history(b"k").unwrap()), [versions[7], versions[6]]);
+    assert_eq!(snapshot.get(b"k").unwrap().as_deref(), Some(&[4][..]), "the pin kept it");
+    assert_eq!(newest_two(snapshot.history(b"k").unwrap()), [versions[4]]);
 }

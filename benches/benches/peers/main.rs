@@ -533,6 +533,7 @@ fn run_versioned(
     {
         push(samples, report::RANGE_AT, name, sample);
     }
+    let read_before = versioned.changes_bytes_read();
     let all_time = workloads::changes(
         versioned,
         sorted,
@@ -542,6 +543,22 @@ fn run_versioned(
         scale.changes_count,
     )?;
     push(samples, report::CHANGES_ALL_KEYS, name, all_time);
+    if let (Some((before, _)), Some((after, database))) =
+        (read_before, versioned.changes_bytes_read())
+    {
+        let per_query = after.saturating_sub(before) / scale.changes_count.max(1) as u64;
+        eprintln!(
+            "peers: {name}: {}: {per_query} bytes read per query, {:.2}% of {database}",
+            report::CHANGES_ALL_KEYS,
+            ratio(per_query, database) * 100.0
+        );
+        push(
+            samples,
+            report::CHANGES_ALL_KEYS_BYTES,
+            name,
+            report::bytes_read_sample(per_query, database),
+        );
+    }
     let box_query = workloads::changes(
         versioned,
         sorted,

@@ -26,6 +26,44 @@ pub const HISTORY: &str = "versioned: history of a key";
 pub const RANGE_AT: &str = "versioned: range (1% of keys) at a past version";
 pub const CHANGES_ALL_KEYS: &str = "changes: all keys x 1% of time";
 pub const CHANGES_BOX: &str = "changes: 10% of keys x 10% of time";
+/// Not a throughput row: each sample's `ops` is the bytes one query of [`CHANGES_ALL_KEYS`]
+/// read and its `check` the database's bytes, for the engines that count them
+/// ([`bytes_read_sample`]); the report prints their ratio under the table.
+pub const CHANGES_ALL_KEYS_BYTES: &str = "changes: all keys x 1% of time, bytes read per query";
+
+/// The sample of [`CHANGES_ALL_KEYS_BYTES`]: bytes read per query, and the database's bytes.
+pub fn bytes_read_sample(per_query_bytes: u64, database_bytes: u64) -> crate::workloads::Sample {
+    crate::workloads::Sample {
+        ops: per_query_bytes,
+        elapsed: Duration::ZERO,
+        p99: None,
+        check: database_bytes,
+    }
+}
+
+/// The bytes-read lines: for each key set and engine that counted them, the median share of
+/// the database one `changes` query over all keys and 1% of the time read (the goal: 3%).
+fn bytes_read_markdown(summary: &Summary<'_>, md: &mut String) {
+    for key_set in summary.key_sets {
+        let row = format!("{CHANGES_ALL_KEYS_BYTES}{}", key_set.row_suffix());
+        for (engine, samples) in summary.samples.get(&row).into_iter().flatten() {
+            #[allow(clippy::cast_precision_loss, reason = "a ratio of byte counts")]
+            let shares: Vec<f64> =
+                samples.iter().map(|s| s.ops as f64 / s.check.max(1) as f64 * 100.0).collect();
+            let Some(median) = median_f64(&shares) else { continue };
+            let bytes: Vec<u64> = samples.iter().map(|s| s.ops).collect();
+            let database: Vec<u64> = samples.iter().map(|s| s.check).collect();
+            let _ = writeln!(
+                md,
+                "\n{engine}, {CHANGES_ALL_KEYS}{}: each query read {median:.2}% of the \
+                 database's bytes (median of the repetitions; {} of {}; the goal is at most 3%).",
+                key_set.row_suffix(),
+                bytes_text(median_u64(&bytes).unwrap_or(0)),
+                bytes_text(median_u64(&database).unwrap_or(0)),
+            );
+        }
+    }
+}
 
 pub fn ycsb_name(mix: YcsbMix) -> String {
     format!("YCSB {}", mix.name)
@@ -365,6 +403,7 @@ fn markdown(summary: &Summary<'_>, rows: &[Row]) -> String {
         }
         md.push('\n');
     }
+    bytes_read_markdown(summary, &mut md);
     crate::sync::markdown(summary.samples, kinds, summary.notes, summary.audits, &mut md);
     space_markdown(summary, &mut md);
     checks_markdown(rows, &mut md);

@@ -15,6 +15,9 @@ pub(super) const FENCE_LEN: usize = size_of::<u64>();
 /// `log2(entries / 16)` fences (8 bytes each, adjacent) before it decodes about `log2(16)`
 /// entries.
 pub(super) const FENCE_STRIDE: u32 = 16;
+/// Fences [`KeyIndex::window`] reads one by one after the first one not below the prefix,
+/// before it binary-searches the rest.
+const FENCES_NEAR: usize = 4;
 /// The largest fence stride a reader accepts.
 pub(super) const FENCE_STRIDE_MAX: u32 = 1 << 16;
 
@@ -72,10 +75,25 @@ impl<'a> KeyIndex<'a> {
     pub(super) fn window(&self, prefix: u64) -> (usize, usize) {
         let fence_count = self.fence_count();
         let below = partition_point(0, fence_count, |index| self.fence(index) < prefix);
-        let at_or_below = partition_point(below, fence_count, |index| self.fence(index) <= prefix);
+        let at_or_below = self.fences_at_most(below, prefix);
         let lo = below.saturating_sub(1).saturating_mul(self.fence_stride);
         let hi = at_or_below.saturating_mul(self.fence_stride).min(self.len());
         (lo.min(hi), hi)
+    }
+
+    /// The first fence from `from` on above `prefix` (every fence before `from` is below
+    /// it). Keys with distinct prefixes have one or two fences equal to theirs, so the fences
+    /// just after `from` are probed first (adjacent: one cache line); a wider run of equal
+    /// fences (keys sharing their first 8 bytes) is binary-searched as before.
+    fn fences_at_most(&self, from: usize, prefix: u64) -> usize {
+        let fence_count = self.fence_count();
+        let near_end = from.saturating_add(FENCES_NEAR).min(fence_count);
+        for index in from..near_end {
+            if self.fence(index) > prefix {
+                return index;
+            }
+        }
+        partition_point(near_end, fence_count, |index| self.fence(index) <= prefix)
     }
 
     /// Checks that every reference points into the data region `[0, data_len)`.

@@ -3,7 +3,7 @@
 //! history) and [`RangeAt`] (a key range as of a version).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
-use core::cmp::Ordering;
+use core::cmp::{Ordering, Reverse};
 use core::ops::{Bound, RangeBounds};
 
 use super::footer::Order;
@@ -137,7 +137,27 @@ impl<'a> KeyOrderIter<'a> {
     }
 }
 
-impl IndexSpan<'_> {
+impl<'a> IndexSpan<'a> {
+    /// The run of `key`'s versions at or below `version` in a Z-order segment's key index:
+    /// one search for its first reference, then a gallop past the rest of the key's run.
+    fn key_run(
+        segment: Segment<'a>,
+        key: &[u8],
+        version: Version,
+    ) -> Result<IndexSpan<'a>, Corruption> {
+        let mut reader = EntryReader::new(segment);
+        let target = (key, Reverse(version));
+        let next_index = reader.first_entry_not_before(key, |entry_key, entry_version| {
+            (entry_key, Reverse(entry_version)) < target
+        })?;
+        let len = segment.key_index().len();
+        let mut span = IndexSpan { reader, next_index, end_index: len };
+        span.skip_run(|entry_key, _| entry_key == key)?;
+        let end_index = span.next_index;
+        assert!(next_index <= end_index && end_index <= len, "the run lies inside the index");
+        Ok(IndexSpan { next_index, end_index, ..span })
+    }
+
     fn skip_run(
         &mut self,
         mut before: impl FnMut(&[u8], Version) -> bool,
@@ -233,27 +253,30 @@ where
 pub type KeyVersions<'a> = FailOnce<KeyOrderIter<'a>>;
 
 pub(super) fn history<'a>(segment: Segment<'a>, key: &[u8]) -> KeyVersions<'a> {
-    match KeyOrderIter::keys(segment, &(key..=key)) {
-        Ok(inner) => FailOnce { error: None, inner },
-        Err(error) => KeyOrderIter::failed(segment, error),
-    }
+    history_at(segment, key, Version::MAX)
 }
 
-/// One key's versions at or below `version`, newest first: a galloping search within the
-/// key's run of the key index, so the newer versions are rarely decoded (in a key-ordered
-/// segment they are stepped over within the block).
+/// One key's versions at or below `version`, newest first. In a Z-order segment one search of
+/// the key index finds the newest such version, and the end of the key's run is found by
+/// galloping from it (the run is a few neighbouring references), not by a second search;
+/// in a key-ordered segment the newer versions are stepped over within the block.
 pub(super) fn history_at<'a>(
     segment: Segment<'a>,
     key: &[u8],
     version: Version,
 ) -> KeyVersions<'a> {
-    let positioned = KeyOrderIter::keys(segment, &(key..=key)).and_then(|mut inner| {
-        let target = (key, core::cmp::Reverse(version));
-        inner.skip_run(|entry_key, entry_version| {
-            (entry_key, core::cmp::Reverse(entry_version)) < target
-        })?;
-        Ok(inner)
-    });
+    let positioned = if segment.order() == Order::Key {
+        KeyOrderIter::keys(segment, &(key..=key)).and_then(|mut inner| {
+            let target = (key, Reverse(version));
+            inner.skip_run(|entry_key, entry_version| {
+                (entry_key, Reverse(entry_version)) < target
+            })?;
+            Ok(inner)
+        })
+    } else {
+        IndexSpan::key_run(segment, key, version)
+            .map(|span| KeyOrderIter { span: Span::Index(span) })
+    };
     match positioned {
         Ok(inner) => FailOnce { error: None, inner },
         Err(error) => KeyOrderIter::failed(segment, error),

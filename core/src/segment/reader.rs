@@ -394,10 +394,33 @@ impl<'a> Segment<'a> {
     /// searched for the newest version at or below `version`: newer ones are never decoded.
     #[must_use]
     pub fn history_at(&self, key: &[u8], version: Version) -> KeyVersions<'a> {
+        self.history_at_fenced(key, version, || None)
+    }
+
+    /// [`Segment::history_at`], where a reader without fence keys asks `fence_keys` for some
+    /// only when the on-disk fences leave a wide window for `key` (keys that share their
+    /// first 8 bytes), as [`Segment::get_at_fenced`] does.
+    #[must_use]
+    pub fn history_at_fenced(
+        &self,
+        key: &[u8],
+        version: Version,
+        fence_keys: impl FnOnce() -> Option<FenceKeysRef<'a>>,
+    ) -> KeyVersions<'a> {
         if !filter_section::may_contain(self.filter, key) {
             return key_order::empty(*self);
         }
-        key_order::history_at(*self, key, version)
+        let wide = || {
+            let (lo, hi) = self.key_index().window(key_prefix(key));
+            hi - lo > PREFIX_WINDOW_NARROW_REFS
+        };
+        let segment = match self.fence_keys {
+            None if self.order() == Order::Z && wide() => {
+                fence_keys().map_or(*self, |fence_keys| self.with_fence_keys(fence_keys))
+            }
+            _ => *self,
+        };
+        key_order::history_at(segment, key, version)
     }
 
     /// For each key in `keys`, in key order, its newest entry at or below `version`
@@ -682,6 +705,18 @@ impl<'a> EntryReader<'a> {
             let entry = self.entry(index)?;
             Ok(before(entry.key, entry.version))
         })
+    }
+
+    /// The first reference whose entry is not `before` the target, a predicate true on a
+    /// prefix of the key order whose target has the key `key` (searched through the window
+    /// of `key`'s prefix).
+    pub(super) fn first_entry_not_before(
+        &mut self,
+        key: &[u8],
+        mut before: impl FnMut(&[u8], Version) -> bool,
+    ) -> Result<usize, Corruption> {
+        let (lo, hi) = self.segment.search_window(key_prefix(key), &mut before);
+        self.first_not_before(lo, hi, before)
     }
 
     /// The first reference whose key is not before the bound `key`, where `key_is_before` maps

@@ -131,6 +131,29 @@ fn version_bounds(bounds: &(Bound<u64>, Bound<u64>)) -> (Bound<Version>, Bound<V
     (bounds.0.map(Version::new), bounds.1.map(Version::new))
 }
 
+/// A history walked from the back, and from both ends alternately, yields the versions of
+/// the forward walk: the back of a key's run is found however far the front has gone.
+fn check_history_from_both_ends(
+    segment: &Segment<'_>,
+    key: &[u8],
+    version: u64,
+    expected: &[Owned],
+) {
+    let version = Version::new(version);
+    let backward = collect(segment.history_at(key, version).rev());
+    let reversed: Vec<Owned> = expected.iter().rev().cloned().collect();
+    assert_eq!(backward, Ok(reversed), "history of {key:?} at {version:?}, backward");
+    for front_first in 0..=expected.len() {
+        let mut history = segment.history_at(key, version);
+        let mut front: Vec<Owned> =
+            history.by_ref().take(front_first).map(|e| own(e.unwrap())).collect();
+        let mut back: Vec<Owned> = history.rev().map(|e| own(e.unwrap())).collect();
+        back.reverse();
+        front.extend(back);
+        assert_eq!(front, expected, "history of {key:?} at {version:?}, {front_first} first");
+    }
+}
+
 /// Checks every query kind against the model.
 fn check_queries(
     segment: &Segment<'_>,
@@ -152,7 +175,8 @@ fn check_queries(
             let expected: Vec<Owned> =
                 model_history(model, key).into_iter().filter(|e| e.1 <= version).collect();
             let got = collect(segment.history_at(key, Version::new(version)));
-            assert_eq!(got, Ok(expected), "history of {key:?} at {version}");
+            assert_eq!(got, Ok(expected.clone()), "history of {key:?} at {version}");
+            check_history_from_both_ends(segment, key, version, &expected);
             let got = segment.get_at(key, Version::new(version)).map(|e| e.map(own));
             assert_eq!(got, Ok(model_get_at(model, key, version)), "{key:?} at {version}");
         }

@@ -87,6 +87,11 @@ pub trait Versioned: Sync {
         version_first: u64,
         version_last: u64,
     ) -> Res<usize>;
+    /// The bytes the engine's `changes` queries have read since open and the bytes of its
+    /// database, where the engine counts them (ZVerse: `Stats::changes_bytes_read`).
+    fn changes_bytes_read(&self) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 /// An engine kind: how to open it, and what its settings are.

@@ -160,4 +160,10 @@ impl Versioned for ZverseEngine {
         }
         Ok(count)
     }
+
+    /// `Stats::changes_bytes_read` (the data blocks `changes` read) and the segments' bytes.
+    fn changes_bytes_read(&self) -> Option<(u64, u64)> {
+        let stats = self.db.stats();
+        Some((stats.changes_bytes_read, stats.segment_bytes))
+    }
 }

@@ -469,11 +469,9 @@ impl<'a> HistorySegment<'a> {
         let (version_ordinal, offset) =
             self.key_order_row(index).ok_or(Corruption::new(0, "history key-order row missing"))?;
         let corrupt = |what| Corruption::new(u64::from(offset), what);
-        let block_index = partition_point(0, self.block_count as usize, |block| {
-            self.block_handle(block).is_some_and(|handle| handle.offset <= offset)
-        })
-        .checked_sub(1)
-        .ok_or_else(|| corrupt("history entry offset before the first block"))?;
+        let block_index = self
+            .block_of_offset(offset)
+            .ok_or_else(|| corrupt("history entry offset before the first block"))?;
         let (block, handle) = self.checked_block(block_index)?;
         let position = offset
             .checked_sub(handle.offset)
@@ -485,6 +483,47 @@ impl<'a> HistorySegment<'a> {
             return Err(corrupt("history entry is not the one its key-order row names"));
         }
         Ok(self.entry(raw))
+    }
+
+    /// The block holding file offset `offset`: the last whose start is at or before it, or
+    /// `None` before the first. Blocks are about equally long, so the search starts at the
+    /// proportional guess and gallops from it (a handful of handles, near each other), rather
+    /// than binary-searching the whole block index for each entry a history reads.
+    fn block_of_offset(&self, offset: u32) -> Option<usize> {
+        let count = self.block_count as usize;
+        let last = count.checked_sub(1)?;
+        let data_len = (self.data.len() as u64).max(1);
+        let guess = usize::try_from(u64::from(offset) * count as u64 / data_len)
+            .map_or(last, |guess| guess.min(last));
+        let starts_at_or_before =
+            |block: usize| self.block_handle(block).is_some_and(|h| h.offset <= offset);
+        let (mut lo, mut hi, mut step) = (guess, guess, 1_usize);
+        if starts_at_or_before(guess) {
+            // Up: `lo` starts at or before the offset; find a block past it (or the end).
+            hi = count;
+            while let Some(probe) = guess.checked_add(step).filter(|probe| *probe < count) {
+                if !starts_at_or_before(probe) {
+                    hi = probe;
+                    break;
+                }
+                lo = probe;
+                step = step.saturating_mul(2);
+            }
+            lo += 1;
+        } else {
+            // Down: `hi` starts past the offset; find a block at or before it (or none).
+            lo = 0;
+            while let Some(probe) = guess.checked_sub(step) {
+                if starts_at_or_before(probe) {
+                    lo = probe + 1;
+                    break;
+                }
+                hi = probe;
+                step = step.saturating_mul(2);
+            }
+        }
+        // Every block before `lo` starts at or before the offset, none from `hi` on.
+        partition_point(lo, hi, starts_at_or_before).checked_sub(1)
     }
 
     /// The [`Entry`] of a decoded entry whose ordinals were checked against the counts.
