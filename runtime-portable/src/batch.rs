@@ -193,17 +193,11 @@ impl<'db> Batch<'db> {
     }
 }
 
-impl Drop for Batch<'_> {
-    fn drop(&mut self) {
-        if let Some(builder) = self.builder.take() {
-            keep_spare_buffer(builder.into_buffer());
-        }
-    }
-}
-
 // Each thread's spare batch buffer: a batch builds in it, and a commit hands it the buffer the
 // staged write held before, so that a thread committing batches of one size allocates none
-// after its first. (Not under loom, whose models build their own.)
+// after its first. (A dropped, uncommitted batch frees its buffer: a `Drop` would make every
+// batch's borrow of the database last to the end of its scope. Not under loom, whose models
+// build their own.)
 #[cfg(not(loom))]
 std::thread_local! {
     static SPARE_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
