@@ -240,7 +240,7 @@ mod tests {
         dropped.put(b"dropped", b"v");
         drop(dropped);
         let mut refused = db.batch();
-        refused.put(b"refused", b"v").put(&[0; 70_000], b"");
+        refused.put(b"refused", b"v").put(&vec![0; 70_000], b"");
         assert!(matches!(refused.commit(), Err(Error::KeyTooLarge { .. })));
         assert!(refused.is_empty());
         refused.put(b"after", b"1");

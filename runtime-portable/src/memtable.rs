@@ -316,7 +316,7 @@ impl NodePtr {
         assert!(level < self.header().height as usize, "a rung below the node's height");
         // SAFETY: the tower of `height` rungs starts at `TOWER_OFFSET` inside the node's
         // block (`node_bytes`), each rung initialized by `Arena::node`; see `header`.
-        unsafe { &*self.0.as_ptr().cast::<u8>().add(TOWER_OFFSET).cast::<Rung>().add(level) }
+        unsafe { &*self.0.as_ptr().byte_add(TOWER_OFFSET).cast::<Rung>().add(level) }
     }
 
     fn link(self, level: usize) -> &'static Link {
@@ -483,7 +483,7 @@ impl Arena {
         // laid out as `node_bytes` describes: header, `height` rungs, key, value.
         unsafe {
             ptr::write(start.as_ptr().cast::<Node>(), header);
-            let tower = start.as_ptr().cast::<u8>().add(TOWER_OFFSET).cast::<Rung>();
+            let tower = start.as_ptr().byte_add(TOWER_OFFSET).cast::<Rung>();
             for level in 0..height {
                 let rung =
                     Rung { link: Link::new(ptr::null_mut()), next_prefix: AtomicU64::new(0) };
