@@ -20,7 +20,7 @@
 //! memtable).
 //!
 //! A commit group of many writes goes in through [`Memtable::insert_sorted`]: sorted, its
-//! searches run eight at a time in lockstep with prefetches, so their cache misses (most of an
+//! searches run sixteen at a time in lockstep with prefetches, so their cache misses (most of an
 //! insert's time in a large memtable) overlap; the links are then published one node at a time
 //! exactly as `insert` does.
 //!
@@ -206,8 +206,9 @@ struct TooFar;
 /// One insert for [`Memtable::insert_sorted`]: key, version and value (`None`: a tombstone).
 pub(crate) type Op<'a> = (&'a [u8], Version, Option<&'a [u8]>);
 
-/// Searches [`Memtable::insert_sorted`] runs in lockstep.
-const LANES: usize = 8;
+/// Searches [`Memtable::insert_sorted`] runs in lockstep: 16 measured 9-17% faster than 8 on
+/// 1M-entry fills, and 32 about as fast as 16 (`benches/results/write-path.md`).
+const LANES: usize = 16;
 
 /// A group of at least this many ops is sorted and inserted with [`Memtable::insert_sorted`],
 /// whose lockstep searches overlap their cache misses (`benches/results/memtable.md`); a
