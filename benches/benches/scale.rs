@@ -14,14 +14,18 @@
 //! throughout, sampled every 100 ms from `/proc/self/status`, the peak resident memory
 //! (`VmRSS`, which counts mapped segment pages the kernel may reclaim, and `RssAnon`, the
 //! engine's own heap). Then it flushes, waits for compaction to settle, times point reads of
-//! random written keys and range scans of 0.1% of the key space, prints the disk used, and
+//! random written keys and range scans of 0.1% of the key space (for ZVerse also `history` of
+//! random written keys and `get_at` each at its oldest version), prints the disk used, and
 //! checks that no segment passed `segment_bytes_target` plus its metadata.
 //!
 //! Run: `ZVERSE_SCALE_GIB=8 ZVERSE_SCALE_DIR=/path cargo bench -p zverse-benches --bench
 //! scale` (the directory must not exist; it is removed at the end unless
 //! `ZVERSE_SCALE_KEEP=1`). `ZVERSE_SCALE_MEMORY_MIB` sets `Options::memory_bytes_max`
 //! (default 1024), `ZVERSE_SCALE_FAN_IN` sets `Options::compaction_fan_in` (default the
-//! option's). Under `cargo test --benches` it fills 8 MiB once to check that it works.
+//! option's). For a scaled-down run, `ZVERSE_SCALE_MEMTABLE_MIB`, `ZVERSE_SCALE_SEGMENT_MIB`
+//! (default 256) and `ZVERSE_SCALE_LEVEL_BASE_MIB` set `memtable_bytes_max`,
+//! `segment_bytes_target` and `level_base_bytes`. Under `cargo test --benches` it fills 8 MiB
+//! once to check that it works.
 //!
 //! `ZVERSE_SCALE_ENGINE=rocksdb` (with `--features peers`, built with
 //! `ROCKSDB_LIB_DIR=/usr/lib/x86_64-linux-gnu`) runs the same keys, values and batches on
@@ -43,6 +47,7 @@ const VALUE_BYTES: usize = 1_000;
 const BATCH_PUTS: u64 = 100;
 const READ_COUNT: u64 = 100_000;
 const SCAN_COUNT: u64 = 100;
+const TEMPORAL_READ_COUNT: u64 = 10_000;
 /// What a segment may hold past `segment_bytes_target`: the writer splits once its data
 /// reaches the target, so one more entry plus the segment's metadata (key index, filter,
 /// fences, footer), which this bench's entries keep well under 1/16 of the data.
@@ -182,6 +187,8 @@ trait Store {
     /// The end-of-run summary; checks the segment size bound, returning whether it held
     /// (`None`: the engine has none to check).
     fn finish(&self) -> Option<bool>;
+    /// Times the temporal reads of `written` keys, if the engine has them.
+    fn temporal_reads(&self, _written: u64) {}
 }
 
 struct Zverse {
@@ -217,24 +224,44 @@ impl Store for Zverse {
     /// outputs of a step in progress, as RocksDB's is after its compactions.
     fn settle(&self) {
         self.db.flush().expect("flush");
-        let mut progress = (self.db.stats().compactions, Instant::now());
-        loop {
-            let stats = self.db.stats();
-            if stats.compactions != progress.0 {
-                progress = (stats.compactions, Instant::now());
+        // One compaction round runs steps until none is due.
+        self.db.wait_for_compact().expect("compaction");
+    }
+
+    /// `history` of random written keys, then `get_at` each key's oldest version (in a
+    /// history segment when the key was overwritten since), checking every value.
+    fn temporal_reads(&self, written: u64) {
+        let mut rng = fastrand::Rng::with_seed(5);
+        let indexes: Vec<u64> = (0..TEMPORAL_READ_COUNT).map(|_| rng.u64(0..written)).collect();
+        let started = Instant::now();
+        let (mut versions, mut overwritten) = (0u64, 0u64);
+        let mut oldest = Vec::with_capacity(indexes.len());
+        for &index in &indexes {
+            let mut count = 0u64;
+            let mut last = None;
+            for entry in self.db.history(&key(index)).expect("history") {
+                last = Some(entry.expect("history entry").0);
+                count += 1;
             }
-            let within = |(level, bytes): (usize, &u64)| {
-                let exponent = u32::try_from(level.saturating_sub(1)).unwrap_or(u32::MAX);
-                *bytes <= (512u64 << 20).saturating_mul(10u64.saturating_pow(exponent))
-            };
-            let levels_within = stats.level_segment_bytes.iter().enumerate().skip(1).all(within);
-            if (stats.segment_count_open < 8 && levels_within)
-                || progress.1.elapsed() >= Duration::from_secs(60)
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+            versions += count;
+            overwritten += u64::from(count > 1);
+            oldest.push(last.expect("a written key has a version"));
         }
+        let seconds = secs(started);
+        println!(
+            "history: {TEMPORAL_READ_COUNT} random written keys ({overwritten} overwritten), \
+             {versions} versions, {:.0} keys/s",
+            TEMPORAL_READ_COUNT as f64 / seconds
+        );
+        let started = Instant::now();
+        for (&index, &version) in indexes.iter().zip(&oldest) {
+            let found = self.db.get_at(&key(index), version).expect("get_at");
+            assert_eq!(found.as_deref(), Some(&value(index)[..]), "key {index} at {version:?}");
+        }
+        println!(
+            "get_at: the same keys at their oldest version, {:.0} reads/s",
+            TEMPORAL_READ_COUNT as f64 / secs(started)
+        );
     }
 
     fn state(&self) -> String {
@@ -309,6 +336,7 @@ fn main() {
     store.settle();
     print_state(store.as_ref(), &sampler, &format!("settled in {:.0} s", secs(started)));
     read(store.as_ref(), written);
+    store.temporal_reads(written);
     print_state(store.as_ref(), &sampler, "after reads");
     let (rss_mib, anon_mib) = sampler.run_peaks_mib();
     let within = store.finish();
@@ -345,8 +373,14 @@ fn open_store(engine: &str, dir: &Path, memory_bytes: u64) -> Box<dyn Store> {
                 .durability(Durability::None)
                 .retention(Retention::All)
                 .memory_bytes_max(memory_bytes);
-            let segment_bytes_target = 256 << 20;
+            let segment_bytes_target = env_u64("ZVERSE_SCALE_SEGMENT_MIB", 256) << 20;
             let mut options = options.segment_bytes_target(segment_bytes_target);
+            if let Ok(mib) = std::env::var("ZVERSE_SCALE_MEMTABLE_MIB") {
+                options = options.memtable_bytes_max(mib.parse::<u64>().expect("MiB") << 20);
+            }
+            if let Ok(mib) = std::env::var("ZVERSE_SCALE_LEVEL_BASE_MIB") {
+                options = options.level_base_bytes(mib.parse::<u64>().expect("MiB") << 20);
+            }
             if let Some(fan_in) =
                 std::env::var("ZVERSE_SCALE_FAN_IN").ok().and_then(|v| v.parse().ok())
             {

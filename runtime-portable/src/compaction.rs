@@ -6,13 +6,13 @@
 //! exactly one version per key: the newest the level has seen (a tombstone included). History
 //! segments hold the versions compaction demoted, in rank-space Z order.
 //!
-//! **A step.** Level 0 to 1 when level 0 holds `compaction_trigger_segments` segments: its
-//! oldest `compaction_fan_in - 1` segments plus the level-1 segments their key bounds meet.
+//! **A step.** Level 0 to 1 when level 0 holds `compaction_trigger_segments` segments: all of
+//! them (at most `LEVEL_0_STEP_SEGMENTS_MAX`) plus the level-1 segments their key bounds meet.
 //! Level `n` to `n + 1` when level `n` passes its target (`Options::level_bytes_target`): its
-//! oldest segment plus the segments of level `n + 1` it meets. When several are due, the tier
-//! furthest past its trigger goes first (`most_due`, as RocksDB scores its levels). The
-//! inputs are merged in key
-//! order (the lower level as one concatenated source), each key's versions go through
+//! segment that meets the fewest bytes of level `n + 1` per byte, plus those it meets. When
+//! several are due, the tier furthest past its trigger goes first (`most_due`, as RocksDB
+//! scores its levels). The inputs are merged in key order (the lower level as one
+//! concatenated source), each key's versions go through
 //! `zverse_core::merge::KeyGc` newest first, and each key's newest surviving version goes to
 //! the current output of the lower level, every other surviving version to a history output;
 //! dropped versions go nowhere. Outputs are split at `segment_bytes_target` (current ones at a
@@ -73,6 +73,10 @@ const CANCEL_CHECK_ENTRIES: u64 = 4096;
 /// The deepest current level compaction writes.
 pub(crate) const LEVEL_COUNT_MAX: u8 = 7;
 
+/// The most level-0 segments one step takes (the merge's fan-in limit, less one source for
+/// level 1): a step holds one block of each input, so its memory stays bounded.
+pub(crate) const LEVEL_0_STEP_SEGMENTS_MAX: usize = zverse_core::merge::FAN_IN_MAX - 1;
+
 /// What a compaction's drops leave exact (the manifest's `horizon` and `horizon_found`).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Horizons {
@@ -118,10 +122,30 @@ fn step_into(tiers: &Tiers, upper: Vec<Arc<SegmentFile>>, level: u8) -> Option<S
     Some(Step { upper, lower, level })
 }
 
-/// The oldest `count` level-0 segments (level 0 is kept newest first).
-fn oldest_level_0(tiers: &Tiers, count: usize) -> Vec<Arc<SegmentFile>> {
+/// The level-0 segments a step into level 1 takes: every one, at most
+/// [`LEVEL_0_STEP_SEGMENTS_MAX`], the oldest (level 0 is kept newest first). All level-0
+/// segments overlap level 1's whole key range, so each step rewrites the level-1 segments
+/// they meet whatever it takes: taking them all (as RocksDB's level-0 compaction does) moves
+/// the most data per rewrite (`benches/results/scale.md`, 2026-12-08).
+fn oldest_level_0(tiers: &Tiers) -> Vec<Arc<SegmentFile>> {
     let segments = &tiers.segments;
-    segments[segments.len().saturating_sub(count)..].to_vec()
+    segments[segments.len().saturating_sub(LEVEL_0_STEP_SEGMENTS_MAX)..].to_vec()
+}
+
+/// The segment of `level` whose step into the next level rewrites the fewest bytes there per
+/// byte it moves (RocksDB's default `kMinOverlappingRatio`); the oldest of equals.
+fn least_overlapping(tiers: &Tiers, level: u8) -> Option<Arc<SegmentFile>> {
+    let below = level_of(tiers, level.saturating_add(1));
+    let ratio = |segment: &Arc<SegmentFile>| {
+        let keys = (
+            std::ops::Bound::Included(segment.key_first()),
+            std::ops::Bound::Included(segment.key_last()),
+        );
+        let overlap: u64 = level_overlapping(below, keys).iter().map(|s| s.meta().file_bytes).sum();
+        overlap.saturating_mul(1000) / segment.meta().file_bytes.max(1)
+    };
+    let segments = level_of(tiers, level);
+    segments.iter().min_by_key(|s| (ratio(s), s.meta().file_number)).cloned()
 }
 
 /// How far a tier is past its trigger, in thousandths: level 0's segment count against
@@ -148,17 +172,12 @@ fn most_due(scores: &[Score]) -> Option<u8> {
     (*score >= 1000).then(|| u8::try_from(tier).ok()).flatten()
 }
 
-/// The background step due now, if any: level 0 into level 1 (its oldest `fan_in - 1`
-/// segments), or the oldest segment of a level into the next, whichever tier is most due.
+/// The background step due now, if any: level 0 into level 1 (`oldest_level_0`), or the
+/// least overlapping segment of a level into the next, whichever tier is most due.
 fn pick_step(tiers: &Tiers, options: &Options) -> Option<Step> {
-    let fan_in = options.compaction_fan_in as usize;
     match most_due(&scores(tiers, options))? {
-        0 => step_into(tiers, oldest_level_0(tiers, fan_in - 1), 1),
-        level => {
-            let segments = level_of(tiers, level);
-            let oldest = segments.iter().min_by_key(|s| s.meta().file_number)?;
-            step_into(tiers, vec![Arc::clone(oldest)], level + 1)
-        }
+        0 => step_into(tiers, oldest_level_0(tiers), 1),
+        level => step_into(tiers, vec![least_overlapping(tiers, level)?], level + 1),
     }
 }
 
@@ -445,15 +464,15 @@ impl Inner {
     }
 
     /// `Db::compact`: moves every current segment there is now to the deepest level (level 1
-    /// at least) through GC, in steps of at most the fan-in.
+    /// at least) through GC: level 0 in steps of at most `LEVEL_0_STEP_SEGMENTS_MAX` segments,
+    /// each level one segment at a time.
     pub(crate) fn compact_all(&self) -> Result<()> {
-        let fan_in = self.options.compaction_fan_in as usize;
         loop {
             let tiers = self.tiers();
             if tiers.segments.is_empty() {
                 break;
             }
-            let step = step_into(&tiers, oldest_level_0(&tiers, fan_in - 1), 1);
+            let step = step_into(&tiers, oldest_level_0(&tiers), 1);
             self.run_step(&tiers, &step.expect("level 0 is not empty"))?;
         }
         let deepest = u8::try_from(self.tiers().levels.len()).unwrap_or(LEVEL_COUNT_MAX);
@@ -980,6 +999,9 @@ fn input_corruption(inputs: &[Arc<SegmentFile>], corruption: zverse_core::Corrup
 #[cfg(all(test, not(loom)))]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 mod tests {
+    use std::sync::Arc;
+
+    use crate::tiers::Tiers;
     use crate::{Db, Durability, Options};
 
     /// Level 0 at its trigger does not starve a level past its target: the tier furthest
@@ -993,6 +1015,37 @@ mod tests {
         assert_eq!(super::most_due(&[500, 999, 0]), None, "nothing due");
         assert_eq!(super::most_due(&[0, 0, 2_000]), Some(2));
         assert_eq!(super::most_due(&[]), None);
+    }
+
+    /// A database whose keys `k{index:04}` for `indexes`, with 100-byte values, all lie in its
+    /// deepest level after `compact` (several key-disjoint segments).
+    fn compacted(indexes: std::ops::Range<u32>) -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), options()).unwrap();
+        for index in indexes {
+            db.put(format!("k{index:04}").as_bytes(), &[b'v'; 100]).unwrap();
+        }
+        db.compact().unwrap();
+        (dir, db)
+    }
+
+    /// A level's step into the next takes its segment that meets the fewest bytes below (the
+    /// oldest one, which the step took before, meets the most here).
+    #[test]
+    fn a_level_step_takes_the_least_overlapping_segment() {
+        let (_upper_dir, upper_db) = compacted(0..200);
+        let (_lower_dir, lower_db) = compacted(0..100);
+        let upper = upper_db.inner.tiers().levels.last().unwrap().clone();
+        let lower = lower_db.inner.tiers().levels.last().unwrap().clone();
+        assert!(upper.len() >= 3 && lower.len() >= 2, "{} {}", upper.len(), lower.len());
+        let lower_last = lower.last().unwrap().key_last().to_vec();
+        let memtable = Arc::new(crate::memtable::Memtable::new(1));
+        let tiers = Tiers::new(memtable, vec![], vec![], vec![upper.clone(), lower], vec![]);
+        let picked = super::least_overlapping(&tiers, 1).unwrap();
+        assert!(picked.key_first() > lower_last.as_slice(), "it meets nothing below");
+        let beyond = upper.iter().filter(|s| s.key_first() > lower_last.as_slice());
+        let oldest_beyond = beyond.min_by_key(|s| s.meta().file_number).unwrap();
+        assert!(Arc::ptr_eq(&picked, oldest_beyond), "the oldest of equals");
     }
 
     fn options() -> Options {

@@ -192,8 +192,8 @@ impl Db {
     /// Flushes, then moves every current segment down to the deepest level now (level 1 at
     /// least), dropping what retention lets go among the versions it reads (versions pinned by
     /// live snapshots stay) and demoting older versions into history segments: level 0 first,
-    /// oldest first, in steps of at most `compaction_fan_in` level-0 segments or one segment of
-    /// a level with what it meets below, so memory stays bounded however large the database.
+    /// oldest first, in steps of at most 63 level-0 segments or one segment of a level with
+    /// what it meets below, so memory stays bounded however large the database.
     /// Versions already in history segments are not passed through retention again (history
     /// compaction is not written yet). Background compaction moves level 0 into level 1
     /// whenever `compaction_trigger_segments` level-0 segments exist, and a level past its

@@ -198,8 +198,9 @@ impl Options {
         self
     }
 
-    /// Number of level-0 segments (flush outputs) at which background compaction merges the
-    /// oldest of them (at most `compaction_fan_in - 1`) into level 1. Default 8; at least 2.
+    /// Number of level-0 segments (flush outputs) at which background compaction merges all
+    /// of them (at most 63, the merge's fan-in limit less one) into level 1. Default 8; at
+    /// least 2.
     ///
     /// ```
     /// # fn main() -> zverse::Result<()> {
@@ -216,8 +217,9 @@ impl Options {
         self
     }
 
-    /// The most sources one compaction step merges: level-0 segments plus one for the level
-    /// below. Default 8; between 2 and 64.
+    /// The most history segments one history merge takes (a level-0 step takes every level-0
+    /// segment, at most 63; a level step one segment and what it meets below). Default 8;
+    /// between 2 and 64.
     ///
     /// ```
     /// # fn main() -> zverse::Result<()> {

@@ -75,6 +75,39 @@ impl KeyVersion {
     }
 }
 
+/// The newest version of a key a point read found, as its tier holds it.
+enum Found<'v> {
+    Memtable(MemEntry),
+    Current(&'v Arc<SegmentFile>, Entry<'v>),
+    History(&'v Arc<HistoryFile>, Entry<'v>),
+}
+
+impl Found<'_> {
+    fn version(&self) -> Version {
+        match self {
+            Found::Memtable(entry) => entry.version,
+            Found::Current(_, entry) | Found::History(_, entry) => entry.version,
+        }
+    }
+
+    fn into_key_version(self) -> KeyVersion {
+        match self {
+            Found::Memtable(entry) => KeyVersion::from_memtable(entry),
+            Found::Current(segment, entry) => KeyVersion::from_segment(segment, entry),
+            Found::History(segment, entry) => KeyVersion::from_segment(segment, entry),
+        }
+    }
+
+    /// The value alone (`None`: a tombstone), without a reference to the key.
+    fn into_value(self) -> Option<Slice> {
+        match self {
+            Found::Memtable(entry) => entry.value.map(Slice::memtable),
+            Found::Current(segment, entry) => entry.value.map(|v| Slice::mapped(segment, v)),
+            Found::History(segment, entry) => entry.value.map(|v| Slice::mapped(segment, v)),
+        }
+    }
+}
+
 /// What the sources of a range yield for one version of one key: built from an entry of a
 /// segment or a memtable that the read's [`ReadView`] holds. [`Range`] reads owned
 /// [`KeyVersion`]s; [`crate::Scan`] reads pointers that take no reference count
@@ -180,14 +213,20 @@ impl ReadView {
 
     /// The newest version of `key` at or below the view's version, tombstones included.
     pub(crate) fn get_entry(&self, key: &[u8]) -> Result<Option<KeyVersion>> {
-        let mut best: Option<KeyVersion> = None;
+        Ok(self.newest(key)?.map(Found::into_key_version))
+    }
+
+    /// [`ReadView::get_entry`], borrowed from the tier that holds it: a segment's entry costs
+    /// no reference count until the caller takes what it needs of it.
+    fn newest(&self, key: &[u8]) -> Result<Option<Found<'_>>> {
+        let mut best: Option<Found<'_>> = None;
         let newer =
-            |best: &Option<KeyVersion>, version| best.as_ref().is_none_or(|b| version > b.version);
+            |best: &Option<Found<'_>>, version| best.as_ref().is_none_or(|b| version > b.version());
         for memtable in self.tiers.memtables() {
             if let Some(entry) = memtable.get_at(key, self.version)
                 && newer(&best, entry.version)
             {
-                best = Some(KeyVersion::from_memtable(entry));
+                best = Some(Found::Memtable(entry));
             }
         }
         let levels = self.tiers.levels.iter().filter_map(|level| level_segment(level, key));
@@ -201,7 +240,7 @@ impl ReadView {
             if let Some(entry) = found
                 && newer(&best, entry.version)
             {
-                best = Some(KeyVersion::from_segment(segment, entry));
+                best = Some(Found::Current(segment, entry));
             }
         }
         if !self.tiers.needs_history(self.version) {
@@ -218,7 +257,7 @@ impl ReadView {
             if let Some(entry) = found
                 && newer(&best, entry.version)
             {
-                best = Some(KeyVersion::from_segment(segment, entry));
+                best = Some(Found::History(segment, entry));
             }
         }
         Ok(best)
@@ -226,7 +265,7 @@ impl ReadView {
 
     /// The value of `key` at the view's version; `None` if absent or deleted.
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Slice>> {
-        Ok(self.get_entry(key)?.and_then(|change| change.value))
+        Ok(self.newest(key)?.and_then(Found::into_value))
     }
 
     /// Every version of `key` in `versions` (capped at the view's version), newest first,

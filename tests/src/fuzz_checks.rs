@@ -461,7 +461,8 @@ pub fn seeds_record() -> Vec<Vec<u8>> {
 
 /// The seed inputs of target `segment_open`: an empty segment, a small one, and one of several
 /// small blocks with tombstones and keys sharing their first 8 bytes; then the small one and
-/// the one of several blocks again in key order ([`Order::Key`]).
+/// the one of several blocks again in key order ([`Order::Key`]), with block restarts every
+/// 16 entries (the default), every entry, and none (the older format, version 2).
 #[must_use]
 pub fn seeds_segment() -> Vec<Vec<u8>> {
     let small: Vec<SeedEntry<'_>> =
@@ -479,7 +480,9 @@ pub fn seeds_segment() -> Vec<Vec<u8>> {
         build_segment(small.clone(), 4096, Order::Z),
         build_segment(many.clone(), 64, Order::Z),
         build_segment(small, 4096, Order::Key),
-        build_segment(many, 64, Order::Key),
+        build_segment(many.clone(), 64, Order::Key),
+        build_segment_with(many.clone(), 64, Order::Key, 1),
+        build_segment_with(many, 64, Order::Key, 0),
     ]
 }
 
@@ -487,7 +490,19 @@ pub fn seeds_segment() -> Vec<Vec<u8>> {
 type SeedEntry<'a> = (&'a [u8], u64, Option<&'a [u8]>);
 
 /// A segment of `entries` (sorted here into `order`) with blocks of about `block_bytes`.
-fn build_segment(mut entries: Vec<SeedEntry<'_>>, block_bytes: usize, order: Order) -> Vec<u8> {
+fn build_segment(entries: Vec<SeedEntry<'_>>, block_bytes: usize, order: Order) -> Vec<u8> {
+    let interval = zverse_core::segment::RESTART_INTERVAL_DEFAULT;
+    build_segment_with(entries, block_bytes, order, interval)
+}
+
+/// [`build_segment`] with a block restart every `restart_interval` entries in key order (0:
+/// none, the older format).
+fn build_segment_with(
+    mut entries: Vec<SeedEntry<'_>>,
+    block_bytes: usize,
+    order: Order,
+    restart_interval: usize,
+) -> Vec<u8> {
     if order == Order::Key {
         entries.sort_by(|a, b| a.0.cmp(b.0).then(b.1.cmp(&a.1)));
     } else {
@@ -497,7 +512,10 @@ fn build_segment(mut entries: Vec<SeedEntry<'_>>, block_bytes: usize, order: Ord
             z(a).cmp(&z(b)).then(a.0.cmp(b.0))
         });
     }
-    let options = SegmentOptions::default().with_block_bytes_target(block_bytes).with_order(order);
+    let options = SegmentOptions::default()
+        .with_block_bytes_target(block_bytes)
+        .with_order(order)
+        .with_restart_interval(restart_interval);
     let mut builder = SegmentBuilder::new(Vec::new(), options);
     for (key, version, value) in entries {
         builder.add(key, Version::new(version), value).expect("add to the seed segment");

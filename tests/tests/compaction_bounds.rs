@@ -131,7 +131,7 @@ fn failed_compactions_leave_no_partial_outputs() {
     };
     let (mut io, mut db) = (io, db);
     let mut failures = 0;
-    for k in (0..compaction_calls).step_by(3) {
+    for k in (0..compaction_calls).step_by(2) {
         let start = io.call_count();
         io.inject(Fault::NoSpace, start + k, true);
         let compacted = db.compact();

@@ -89,6 +89,26 @@ fn latest_reads_open_no_history_segment_and_older_reads_find_every_round() {
     assert!(db.stats().history_reads > before);
 }
 
+/// A level-0 step takes every level-0 segment, whatever the fan-in: at fan-in 2 it took one,
+/// and level 0 stayed one segment under its trigger.
+#[test]
+fn a_level_0_step_takes_every_level_0_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = options().compaction_fan_in(2).compaction_trigger_segments(4);
+    let db = backend::open(dir.path(), options.level_base_bytes(1 << 30)).unwrap();
+    for round in 0..4 {
+        for index in 0..20 {
+            db.put(&key(round * 100 + index), b"value").unwrap();
+        }
+        db.flush().unwrap();
+    }
+    db.wait_for_compact().unwrap();
+    let stats = db.stats();
+    assert_eq!(stats.level_segment_counts.first(), Some(&0), "level 0 emptied: {stats:?}");
+    assert_eq!(stats.compactions, 1, "in one step: {stats:?}");
+    assert_eq!(db.range(..).unwrap().count(), 80);
+}
+
 #[test]
 fn background_compaction_moves_segments_down_the_levels() {
     let dir = tempfile::tempdir().unwrap();

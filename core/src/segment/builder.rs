@@ -29,6 +29,9 @@ use super::block_keys::{BLOCK_KEY_RECORD_LEN, order_key};
 use super::filter_section;
 use super::footer::{FOOTER_LEN, Footer, Order, SECTION_COUNT, SectionHandle, SectionKind};
 use super::key_index::FENCE_STRIDE;
+use super::restarts::{
+    RESTART_BLOCK_BYTES_MIN, RESTART_INTERVAL_DEFAULT, header_len, write_header,
+};
 #[cfg(feature = "alloc")]
 use super::storage::VecStorage;
 use super::storage::{BuilderStorage, EncodedHandle, KeyRef, List, StorageFull, room};
@@ -47,11 +50,18 @@ pub const BLOCK_BYTES_TARGET_DEFAULT: usize = 4 << 10;
 pub struct SegmentOptions {
     block_bytes_target: usize,
     order: Order,
+    /// `None`: [`RESTART_INTERVAL_DEFAULT`] for blocks over [`RESTART_BLOCK_BYTES_MIN`], none
+    /// for smaller ones.
+    restart_interval: Option<usize>,
 }
 
 impl Default for SegmentOptions {
     fn default() -> Self {
-        SegmentOptions { block_bytes_target: BLOCK_BYTES_TARGET_DEFAULT, order: Order::Z }
+        SegmentOptions {
+            block_bytes_target: BLOCK_BYTES_TARGET_DEFAULT,
+            order: Order::Z,
+            restart_interval: None,
+        }
     }
 }
 
@@ -82,6 +92,34 @@ impl SegmentOptions {
     #[must_use]
     pub fn order(&self) -> Order {
         self.order
+    }
+
+    /// In key order, each data block starts with the offsets of every `entries`-th entry
+    /// ([`super::FORMAT_VERSION_KEY_ORDER_RESTARTS`]), which a point read binary-searches; 0
+    /// writes the older format without them ([`super::FORMAT_VERSION_KEY_ORDER`]). Unset, a
+    /// block target over [`RESTART_BLOCK_BYTES_MIN`] gets [`RESTART_INTERVAL_DEFAULT`] and a
+    /// smaller one none: a 4 KiB block is walked as fast as it is searched (measured in
+    /// `benches/results/point-reads.md`). Z-order blocks have none.
+    #[must_use]
+    pub fn with_restart_interval(mut self, entries: usize) -> SegmentOptions {
+        self.restart_interval = Some(entries);
+        self
+    }
+
+    /// Entries per block restart the blocks are written with (0: none).
+    #[must_use]
+    pub fn restart_interval(&self) -> usize {
+        match self.restart_interval {
+            Some(entries) => entries,
+            None if self.block_bytes_target > RESTART_BLOCK_BYTES_MIN => RESTART_INTERVAL_DEFAULT,
+            None => 0,
+        }
+    }
+
+    /// The restart interval the blocks are written with: `None` without a restart header.
+    fn block_restarts(&self) -> Option<usize> {
+        let interval = self.restart_interval();
+        (self.order == Order::Key && interval > 0).then_some(interval)
     }
 }
 
@@ -162,6 +200,8 @@ pub struct SegmentBuilder<S, M: BuilderStorage> {
     block: M::Block,
     block_first_morton: u128,
     block_zone: ZoneMap,
+    /// Entries in the block being filled.
+    block_entry_count: usize,
     /// Encoded handles of the blocks written so far.
     block_index: M::BlockIndex,
     /// Bytes written to the sink so far.
@@ -195,6 +235,7 @@ impl<S: Sink, M: BuilderStorage> SegmentBuilder<S, M> {
             block: M::Block::default(),
             block_first_morton: 0,
             block_zone: ZoneMap::EMPTY,
+            block_entry_count: 0,
             block_index: M::BlockIndex::default(),
             written_len: 0,
             keys: M::Keys::default(),
@@ -217,7 +258,15 @@ impl<S: Sink, M: BuilderStorage> SegmentBuilder<S, M> {
     /// A caller that splits its output into segments of a target size compares this with it.
     #[must_use]
     pub fn data_len(&self) -> u64 {
-        self.written_len + self.block.len() as u64
+        self.written_len + self.block.len() as u64 + self.header_len(self.block_entry_count)
+    }
+
+    /// Bytes of the restart header of a block of `entry_count` entries (0 without one).
+    fn header_len(&self, entry_count: usize) -> u64 {
+        match self.options.block_restarts() {
+            Some(interval) if entry_count > 0 => header_len(entry_count, interval) as u64,
+            _ => 0,
+        }
     }
 
     /// Bytes of memory the metadata held until [`SegmentBuilder::finish`] takes: per entry
@@ -253,8 +302,12 @@ impl<S: Sink, M: BuilderStorage> SegmentBuilder<S, M> {
             return Err(BuildError::OutOfOrder);
         }
         let entry_len = entry_len(key, value);
-        // The entry, a checksum, and possibly the checksum of the block it closes.
-        let data_len = self.written_len + (self.block.len() + entry_len + 2 * CHECKSUM_LEN) as u64;
+        // The entry, a checksum and a restart header, and possibly the checksum and header of
+        // the block it closes (at most as long as this block's with the entry).
+        let header_len = self.header_len(self.block_entry_count + 1);
+        let data_len = self.written_len
+            + (self.block.len() + entry_len + 2 * CHECKSUM_LEN) as u64
+            + 2 * header_len;
         check_segment_len(data_len)?;
         let closes_block = !self.block.is_empty()
             && self.block.len() + entry_len > self.options.block_bytes_target;
@@ -265,8 +318,10 @@ impl<S: Sink, M: BuilderStorage> SegmentBuilder<S, M> {
         if self.block.is_empty() {
             self.block_first_morton = entry_morton;
             self.block_zone = ZoneMap::EMPTY;
+            self.block_entry_count = 0;
         }
         self.append(key, version, value).inspect_err(|_| self.failed = true)?;
+        self.block_entry_count += 1;
         self.last_morton = Some(entry_morton);
         self.version_min = self.version_min.min(version.get());
         self.version_max = self.version_max.max(version.get());
@@ -338,19 +393,34 @@ impl<S: Sink, M: BuilderStorage> SegmentBuilder<S, M> {
         }
     }
 
-    /// Writes the block being filled and its checksum, and records its handle.
+    /// Writes the block being filled, after its restart header (key order), and its
+    /// checksum, and records its handle.
     fn flush_block(&mut self) -> Result<(), BuildError<S::Error>> {
         assert!(!self.block.is_empty(), "only a block with entries is written");
         assert!(self.block_zone.is_valid(), "a block with entries has a zone map");
+        let block = self.block.as_slice();
+        let sink = &mut self.sink;
+        let (header_len, sum) = match self.options.block_restarts() {
+            Some(interval) => {
+                let mut stream = ChecksumStream::new();
+                let len = write_header(block, self.block_entry_count, interval, |bytes| {
+                    stream.update(bytes);
+                    sink.write_all(bytes)
+                })
+                .map_err(BuildError::Sink)?;
+                stream.update(block);
+                (len, stream.finish())
+            }
+            None => (0, checksum(block)),
+        };
+        sink.write_all(block).map_err(BuildError::Sink)?;
+        sink.write_all(&sum.to_le_bytes()).map_err(BuildError::Sink)?;
         let handle = BlockHandle {
             offset: self.written_len as u32,
-            len: self.block.len() as u32,
+            len: (block.len() + header_len) as u32,
             first_morton: self.block_first_morton,
             zone: self.block_zone,
         };
-        let block = self.block.as_slice();
-        self.sink.write_all(block).map_err(BuildError::Sink)?;
-        self.sink.write_all(&checksum(block).to_le_bytes()).map_err(BuildError::Sink)?;
         let mut encoded = [0u8; BLOCK_HANDLE_LEN];
         handle.encode_into(&mut encoded);
         self.block_index
@@ -405,6 +475,7 @@ impl<S: Sink, M: BuilderStorage> SegmentBuilder<S, M> {
         let entry_count = self.refs.len() as u64;
         let footer = Footer {
             order,
+            block_restarts: self.options.block_restarts().is_some(),
             fence_stride: if order == Order::Key { 0 } else { FENCE_STRIDE },
             entry_count,
             key_count: key_count as u64,

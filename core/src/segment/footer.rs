@@ -3,7 +3,7 @@
 //! | offset | bytes | field |
 //! |--------|-------|-------|
 //! | 0 | 8 | magic, [`MAGIC`] |
-//! | 8 | 4 | format version, `u32` LE: [`FORMAT_VERSION`] or [`FORMAT_VERSION_KEY_ORDER`] |
+//! | 8 | 4 | format version, `u32` LE: [`FORMAT_VERSION`], [`FORMAT_VERSION_KEY_ORDER`] or [`FORMAT_VERSION_KEY_ORDER_RESTARTS`] |
 //! | 12 | 4 | fence stride, `u32` LE (0 in a key-ordered segment, which has no key index) |
 //! | 16 | 8 | entry count, `u64` LE |
 //! | 24 | 8 | distinct key count, `u64` LE |
@@ -29,6 +29,10 @@ pub const FORMAT_VERSION: u32 = 1;
 /// field is the order flag, so a reader that predates key order refuses such a file with
 /// "unknown segment format version" instead of misreading it.
 pub const FORMAT_VERSION_KEY_ORDER: u32 = 2;
+/// The format version of a segment in key order whose data blocks start with a restart header
+/// (`restarts.rs`, `docs/format.md`), which the builder writes; version 2 files, without the
+/// header, are still read.
+pub const FORMAT_VERSION_KEY_ORDER_RESTARTS: u32 = 3;
 
 /// The order of a segment's entries, chosen with [`super::SegmentOptions::with_order`] and
 /// recorded in the footer's format version ([`super::Segment::order`]).
@@ -45,21 +49,31 @@ pub enum Order {
 }
 
 impl Order {
-    /// The format version a segment in this order carries.
+    /// The format version a segment in this order carries when the builder writes it with
+    /// its default options (key order: with block restarts).
     #[must_use]
     pub fn format_version(self) -> u32 {
-        match self {
-            Order::Z => FORMAT_VERSION,
-            Order::Key => FORMAT_VERSION_KEY_ORDER,
-        }
+        format_version(self, self == Order::Key)
     }
 
-    fn from_format_version(version: u32) -> Option<Order> {
+    /// The order and whether data blocks start with a restart header, from a format version.
+    fn from_format_version(version: u32) -> Option<(Order, bool)> {
         match version {
-            FORMAT_VERSION => Some(Order::Z),
-            FORMAT_VERSION_KEY_ORDER => Some(Order::Key),
+            FORMAT_VERSION => Some((Order::Z, false)),
+            FORMAT_VERSION_KEY_ORDER => Some((Order::Key, false)),
+            FORMAT_VERSION_KEY_ORDER_RESTARTS => Some((Order::Key, true)),
             _ => None,
         }
+    }
+}
+
+/// The format version of a segment in `order` whose key-ordered blocks do or do not start with a
+/// restart header (a Z-order segment has none).
+fn format_version(order: Order, block_restarts: bool) -> u32 {
+    match (order, block_restarts) {
+        (Order::Z, _) => FORMAT_VERSION,
+        (Order::Key, false) => FORMAT_VERSION_KEY_ORDER,
+        (Order::Key, true) => FORMAT_VERSION_KEY_ORDER_RESTARTS,
     }
 }
 
@@ -105,6 +119,8 @@ pub(super) struct SectionHandle {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Footer {
     pub(super) order: Order,
+    /// Whether data blocks start with a restart header (key order, format version 3).
+    pub(super) block_restarts: bool,
     pub(super) fence_stride: u32,
     pub(super) entry_count: u64,
     pub(super) key_count: u64,
@@ -124,7 +140,8 @@ impl Footer {
         let mut out = [0u8; FOOTER_LEN];
         let (fields, footer_checksum) = out.split_at_mut(FOOTER_CHECKSUM_AT);
         fill_slot(fields, |writer| {
-            writer.bytes(&MAGIC)?.u32(self.order.format_version())?.u32(self.fence_stride)?;
+            let version = format_version(self.order, self.block_restarts);
+            writer.bytes(&MAGIC)?.u32(version)?.u32(self.fence_stride)?;
             for field in [self.entry_count, self.key_count, self.version_min, self.version_max] {
                 writer.u64(field)?;
             }
@@ -153,10 +170,13 @@ impl Footer {
         }
         let mut reader = Reader::new(covered, "footer shorter than FOOTER_LEN");
         reader.take(MAGIC_LEN).map_err(|_| missing())?;
-        let Some(order) = Order::from_format_version(reader.u32().map_err(|_| missing())?) else {
+        let version = reader.u32().map_err(|_| missing())?;
+        let Some((order, block_restarts)) = Order::from_format_version(version) else {
             return Err(corrupt(FORMAT_VERSION_AT, "unknown segment format version"));
         };
-        Footer::decode_fields(&mut reader, order).map_err(|_| missing())
+        let mut footer = Footer::decode_fields(&mut reader, order).map_err(|_| missing())?;
+        footer.block_restarts = block_restarts;
+        Ok(footer)
     }
 
     /// The fields after the format version, which the footer's checksum has vouched for.
@@ -175,6 +195,7 @@ impl Footer {
         assert!(reader.is_empty(), "the footer's fields end at its checksum");
         Ok(Footer {
             order,
+            block_restarts: false,
             fence_stride,
             entry_count,
             key_count,

@@ -11,6 +11,7 @@ use core::ops::{Bound, RangeBounds};
 use super::block::decode_entry_at;
 use super::cursor::BlockStats;
 use super::reader::Segment;
+use super::restarts::KeyBlock;
 use crate::zkey::ZBox;
 use crate::{Corruption, Entry, Version};
 
@@ -130,7 +131,7 @@ impl<'a> BlockSpan<'a> {
         }
         let block = read_block(self.segment, index)?;
         self.stats.blocks_read += 1;
-        self.stats.bytes_read += block.bytes_read;
+        self.stats.bytes_read += block.block.bytes_read();
         let cache = match end {
             End::Front => &mut self.front_block,
             End::Back => &mut self.back_block,
@@ -149,7 +150,7 @@ impl<'a> BlockSpan<'a> {
         }
         let decoded = self.block(self.front.block, End::Front).and_then(|block| {
             self.stats.entries_decoded += 1;
-            decode_entry_at(block.bytes, self.front.offset, block.offset)
+            decode_entry_at(block.block.entries(), self.front.offset, block.block.offset())
         });
         Some(decoded.map(|(entry, len)| {
             self.peeked = Some((entry, len));
@@ -160,7 +161,7 @@ impl<'a> BlockSpan<'a> {
     /// Moves the front past the entry [`BlockSpan::peek`] returned.
     pub(super) fn advance(&mut self) {
         let Some((_, len)) = self.peeked.take() else { return };
-        let block_len = self.front_block.map_or(0, |block| block.bytes.len());
+        let block_len = self.front_block.map_or(0, |block| block.block.entries().len());
         self.front.offset += len;
         if self.front.offset >= block_len {
             self.front = Pos { block: self.front.block + 1, offset: 0 };
@@ -207,12 +208,15 @@ impl<'a> BlockSpan<'a> {
             0 => (self.back.block.saturating_sub(1), None),
             offset => (self.back.block, Some(offset)),
         };
-        let ReadBlock { bytes, offset: block_offset, .. } = self.block(block_index, End::Back)?;
+        let ReadBlock { block, .. } = self.block(block_index, End::Back)?;
+        let (bytes, block_offset) = (block.entries(), block.offset());
         let end = end.unwrap_or(bytes.len());
         let known = self.back_starts_len.checked_sub(1).and_then(|top| self.back_starts.get(top));
-        let start = match known {
-            Some(&start) => start as usize,
-            None => self.scan_starts(bytes, end, block_offset)?,
+        let start = if let Some(&start) = known {
+            start as usize
+        } else {
+            let from = block.restart_at_or_before(end.saturating_sub(1));
+            self.scan_starts(bytes, from, end, block_offset)?
         };
         self.stats.entries_decoded += 1;
         let (entry, len) = decode_entry_at(bytes, start, block_offset)?;
@@ -222,16 +226,18 @@ impl<'a> BlockSpan<'a> {
         Ok(entry)
     }
 
-    /// Decodes `bytes` from its start up to `end`, remembering the last [`BACK_STARTS`] entry
-    /// starts; returns the start of the entry that ends at `end`.
+    /// Decodes `bytes` from `from` (an entry start: the block's start or a restart) up to
+    /// `end`, remembering the last [`BACK_STARTS`] entry starts; returns the start of the
+    /// entry that ends at `end`.
     fn scan_starts(
         &mut self,
         bytes: &'a [u8],
+        from: usize,
         end: usize,
         block_offset: u64,
     ) -> Result<usize, Corruption> {
         self.back_starts_len = 0;
-        let mut position = 0;
+        let mut position = from;
         while position < end {
             if self.back_starts_len == BACK_STARTS {
                 self.back_starts.copy_within(1.., 0);
@@ -288,22 +294,17 @@ impl DoubleEndedIterator for BlockSpan<'_> {
     }
 }
 
-/// A data block read and checked: its number, bytes and file offset.
+/// A data block read and checked: its number, and its entries and restarts.
 #[derive(Clone, Copy, Debug)]
 struct ReadBlock<'a> {
     index: usize,
-    bytes: &'a [u8],
-    offset: u64,
-    /// Bytes read: the block and its checksum.
-    bytes_read: u64,
+    block: KeyBlock<'a>,
 }
 
-/// Block `index` of `segment`, checked against its checksum.
+/// Block `index` of `segment`, checked against its checksum (and its restarts).
 fn read_block(segment: Segment<'_>, index: usize) -> Result<ReadBlock<'_>, Corruption> {
     let handle = segment.block_index.handle(index)?;
-    let bytes = segment.verified_block(index, &handle)?;
-    let bytes_read = handle.bytes_with_checksum();
-    Ok(ReadBlock { index, bytes, offset: u64::from(handle.offset), bytes_read })
+    Ok(ReadBlock { index, block: segment.key_block(index, &handle)? })
 }
 
 /// The position of the first entry of `segment` not `before` (a predicate true on a prefix of
@@ -316,20 +317,16 @@ pub(super) fn seek(
     if block >= segment.block_count() {
         return Ok((Pos { block, offset: 0 }, None));
     }
-    let ReadBlock { bytes, offset: block_offset, .. } = read_block(segment, block)?;
-    let mut position = 0;
-    while position < bytes.len() {
-        let (entry, len) = decode_entry_at(bytes, position, block_offset)?;
-        if !before(entry.key, entry.version) {
-            return Ok((Pos { block, offset: position }, Some(entry)));
-        }
-        position += len;
+    let read = read_block(segment, block)?;
+    match read.block.seek(before)? {
+        Some((position, entry)) => Ok((Pos { block, offset: position }, Some(entry))),
+        None => Err(Corruption::new(read.block.offset(), "block ends before its block key")),
     }
-    Err(Corruption::new(block_offset, "block ends before its block key"))
 }
 
 /// The newest entry of `key` at or below `version` in a key-ordered segment: the block keys
-/// pick the block, and only that block is read.
+/// pick the block, and only that block is read: its restarts are binary-searched, then at
+/// most one restart interval of entries is walked.
 pub(super) fn get_at<'a>(
     segment: Segment<'a>,
     key: &[u8],

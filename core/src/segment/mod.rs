@@ -37,6 +37,7 @@ mod key_blocks;
 mod key_index;
 mod key_order;
 mod reader;
+mod restarts;
 mod storage;
 mod zone;
 
@@ -49,9 +50,13 @@ pub use cursor::{BlockStats, Changes, ChangesStats, Iter, ZOrderCursor};
 #[cfg(feature = "alloc")]
 pub use fence_keys::FenceKeys;
 pub use fence_keys::FenceKeysRef;
-pub use footer::{FOOTER_LEN, FORMAT_VERSION, FORMAT_VERSION_KEY_ORDER, MAGIC, MAGIC_LEN, Order};
+pub use footer::{
+    FOOTER_LEN, FORMAT_VERSION, FORMAT_VERSION_KEY_ORDER, FORMAT_VERSION_KEY_ORDER_RESTARTS, MAGIC,
+    MAGIC_LEN, Order,
+};
 pub use key_order::{FailOnce, KeyOrderIter, KeyVersions, RangeAt};
 pub use reader::Segment;
+pub use restarts::{RESTART_BLOCK_BYTES_MIN, RESTART_INTERVAL_DEFAULT};
 #[cfg(feature = "alloc")]
 pub use storage::VecStorage;
 pub use storage::{

@@ -20,6 +20,7 @@ use super::key_index::{
     FENCE_LEN, FENCE_STRIDE, FENCE_STRIDE_MAX, KEY_REF_LEN, KeyIndex, fence_count,
 };
 use super::key_order::{self, KeyOrderIter, KeyVersions, RangeAt};
+use super::restarts::KeyBlock;
 
 use crate::checksum::checksum;
 use crate::zkey::{ZBox, key_prefix};
@@ -85,7 +86,7 @@ impl<'a> Segment<'a> {
                 let block_count = block_index.block_count();
                 let block_keys =
                     BlockKeys::new(section(SectionKind::Fences)?, block_count, fences_offset)?;
-                KeysSection::Blocks(block_keys)
+                KeysSection::Blocks(block_keys, footer.block_restarts)
             }
             Order::Z => {
                 let refs = section(SectionKind::KeyIndex)?;
@@ -198,7 +199,7 @@ impl<'a> Segment<'a> {
     pub fn order(&self) -> Order {
         match self.keys {
             KeysSection::Index(_) => Order::Z,
-            KeysSection::Blocks(_) => Order::Key,
+            KeysSection::Blocks(..) => Order::Key,
         }
     }
 
@@ -206,7 +207,7 @@ impl<'a> Segment<'a> {
     pub(super) fn key_index(&self) -> KeyIndex<'a> {
         match self.keys {
             KeysSection::Index(key_index) => key_index,
-            KeysSection::Blocks(_) => KeyIndex::new(&[], &[], 1, 0),
+            KeysSection::Blocks(..) => KeyIndex::new(&[], &[], 1, 0),
         }
     }
 
@@ -214,7 +215,7 @@ impl<'a> Segment<'a> {
     pub(super) fn block_keys(&self) -> BlockKeys<'a> {
         match self.keys {
             KeysSection::Index(_) => BlockKeys::default(),
-            KeysSection::Blocks(block_keys) => block_keys,
+            KeysSection::Blocks(block_keys, _) => block_keys,
         }
     }
 
@@ -452,6 +453,9 @@ impl<'a> Segment<'a> {
         if checksum(block) != stored {
             return Err(corrupt("data block checksum mismatch"));
         }
+        if self.block_restarts() {
+            KeyBlock::split(block, u64::from(handle.offset))?.validate()?;
+        }
         if let Some(flag) = flag {
             flag.store(true, atomic::Ordering::Relaxed);
         }
@@ -459,12 +463,36 @@ impl<'a> Segment<'a> {
     }
 }
 
+impl<'a> Segment<'a> {
+    /// Whether data blocks start with a restart header (key order, format version 3).
+    fn block_restarts(&self) -> bool {
+        matches!(self.keys, KeysSection::Blocks(_, true))
+    }
+
+    /// Key-ordered block number `index`, whose handle is `handle`, checked (with its restarts)
+    /// as [`Segment::verified_block`] checks, and split into entries and restarts.
+    pub(super) fn key_block(
+        &self,
+        index: usize,
+        handle: &BlockHandle,
+    ) -> Result<KeyBlock<'a>, Corruption> {
+        let bytes = self.verified_block(index, handle)?;
+        let offset = u64::from(handle.offset);
+        if self.block_restarts() {
+            KeyBlock::split(bytes, offset)
+        } else {
+            Ok(KeyBlock::without_restarts(bytes, offset))
+        }
+    }
+}
+
 /// How a segment finds a key: a Z-order segment's key index, or a key-ordered one's block
-/// keys (one of the two, so that a copy of the reader stays small).
+/// keys and whether its blocks start with restarts (format version 3); one of the two, so
+/// that a copy of the reader stays small.
 #[derive(Clone, Copy, Debug)]
 enum KeysSection<'a> {
     Index(KeyIndex<'a>),
-    Blocks(BlockKeys<'a>),
+    Blocks(BlockKeys<'a>, bool),
 }
 
 /// The counts of a segment's footer, as the reader keeps them.

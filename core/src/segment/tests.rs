@@ -78,6 +78,12 @@ fn build(model: &Model, block_bytes_target: usize) -> Vec<u8> {
 fn build_in(model: &Model, block_bytes_target: usize, order: Order) -> Vec<u8> {
     let options =
         SegmentOptions::default().with_block_bytes_target(block_bytes_target).with_order(order);
+    build_with(model, options)
+}
+
+/// Builds a segment of `model`'s entries with `options`.
+fn build_with(model: &Model, options: SegmentOptions) -> Vec<u8> {
+    let order = options.order();
     let mut builder = SegmentBuilder::new(Vec::new(), options);
     for (key, version, value) in sorted_for(order, owned_model(model).collect()) {
         builder.add(&key, Version::new(version), value.as_deref()).expect("entries in order");
@@ -277,6 +283,23 @@ proptest! {
         for order in ORDERS {
             check_case_in(&case, order)?;
         }
+    }
+
+    /// Key-ordered segments with a restart every 1 to 11 entries, and without restarts (0,
+    /// the older format), answer every query as the model does.
+    #[test]
+    fn key_order_at_every_restart_interval_matches_the_model(
+        case in case_strategy(),
+        interval in 0usize..12,
+    ) {
+        let options = SegmentOptions::default()
+            .with_block_bytes_target(case.1)
+            .with_order(Order::Key)
+            .with_restart_interval(interval);
+        let bytes = build_with(&case.0, options);
+        let segment = Segment::open(&bytes).expect("a built segment opens");
+        let (model, _, keys, versions, key_ranges, version_ranges) = &case;
+        check_queries(&segment, model, keys, versions, key_ranges, version_ranges);
     }
 
     #[test]
@@ -987,6 +1010,7 @@ fn a_key_ordered_segment_records_its_order_and_has_no_key_index() {
         |bytes: &[u8], at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
     let (z_footer, key_footer) = (z.len() - FOOTER_LEN, key.len() - FOOTER_LEN);
     assert_eq!(read_u32(&z, z_footer + FOOTER_FORMAT_VERSION_AT), FORMAT_VERSION);
+    // Blocks of at most RESTART_BLOCK_BYTES_MIN get no restarts by default: version 2.
     assert_eq!(read_u32(&key, key_footer + FOOTER_FORMAT_VERSION_AT), FORMAT_VERSION_KEY_ORDER);
     assert_eq!(read_u64(&key, key_footer + FOOTER_KEY_INDEX_LEN_AT), 0);
     assert!(read_u64(&z, z_footer + FOOTER_KEY_INDEX_LEN_AT) > 0);
@@ -1000,7 +1024,8 @@ fn a_key_ordered_segment_records_its_order_and_has_no_key_index() {
     assert_eq!(in_file_order, owned_model(&model).collect::<Vec<_>>());
     let larger = counting_model(1000);
     let (z, key) = (build_in(&larger, 4096, Order::Z), build_in(&larger, 4096, Order::Key));
-    assert!(key.len() + 4 * 1000 <= z.len(), "no key index: {} against {}", key.len(), z.len());
+    // No key index (4 bytes an entry); restarts cost 4 bytes per 16 entries and per block.
+    assert!(key.len() + 3 * 1000 <= z.len(), "no key index: {} against {}", key.len(), z.len());
 }
 
 /// The order flag is the footer's format version: a Z-order footer that claims key order, a
@@ -1008,15 +1033,18 @@ fn a_key_ordered_segment_records_its_order_and_has_no_key_index() {
 /// only the structural checks can catch them).
 #[test]
 fn a_damaged_order_flag_is_corruption() {
-    for (order, claimed) in
-        [(Order::Z, FORMAT_VERSION_KEY_ORDER), (Order::Key, FORMAT_VERSION), (Order::Key, 3)]
-    {
+    for (order, claimed) in [
+        (Order::Z, FORMAT_VERSION_KEY_ORDER),
+        (Order::Z, FORMAT_VERSION_KEY_ORDER_RESTARTS),
+        (Order::Key, FORMAT_VERSION),
+        (Order::Key, 4),
+    ] {
         let mut bytes = build_in(&small_model(), 64, order);
         let at = bytes.len() - FOOTER_LEN + FOOTER_FORMAT_VERSION_AT;
         bytes[at..at + 4].copy_from_slice(&claimed.to_le_bytes());
         reseal(&mut bytes);
         assert!(Segment::open(&bytes).is_err(), "{order:?} claiming version {claimed}");
-        assert!(Segment::metadata_offset(&bytes).is_ok() || claimed == 3);
+        assert!(Segment::metadata_offset(&bytes).is_ok() || claimed == 4);
     }
 }
 
@@ -1118,4 +1146,138 @@ fn key_order_reverse_scans_over_long_blocks() {
     assert_eq!(collect(segment.range_at(.., Version::MAX).rev()), Ok(expected));
     let both = collect_both_ends(segment.range_at(.., Version::MAX)).unwrap();
     assert_eq!(both, owned_model(&model).collect::<Vec<_>>());
+}
+
+/// The bytes of each data block of `segment` in `bytes`: `(offset, len)` from its handle.
+fn block_spans(segment: &Segment<'_>) -> Vec<(usize, usize)> {
+    (0..segment.block_count())
+        .map(|index| segment.block_index.handle(index).unwrap())
+        .map(|handle| (handle.offset as usize, handle.len as usize))
+        .collect()
+}
+
+/// The restart count stored at the start of a key-ordered block.
+fn restart_count(bytes: &[u8], (offset, _): (usize, usize)) -> usize {
+    u32::from_le_bytes(bytes[offset..offset + 4].try_into().unwrap()) as usize
+}
+
+/// The builder writes a restart every `K` entries (format version 3) and, asked for none,
+/// the older format (version 2, blocks of entries only), which reads the same; a restart
+/// header costs `4 * (restarts + 1)` bytes per block.
+#[test]
+fn key_blocks_carry_a_restart_every_interval_and_the_older_format_still_reads() {
+    let model = counting_model(500);
+    let options = SegmentOptions::default().with_block_bytes_target(512).with_order(Order::Key);
+    let version_at = |bytes: &[u8]| {
+        let at = bytes.len() - FOOTER_LEN + FOOTER_FORMAT_VERSION_AT;
+        u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
+    };
+    let older = build_with(&model, options.with_restart_interval(0));
+    assert_eq!(version_at(&older), FORMAT_VERSION_KEY_ORDER);
+    // Unset, the interval follows the block target: none up to RESTART_BLOCK_BYTES_MIN.
+    let auto = SegmentOptions::default().with_order(Order::Key);
+    for (block_bytes, interval) in [(512, 0), (RESTART_BLOCK_BYTES_MIN, 0), (16 << 10, 16)] {
+        let options = auto.with_block_bytes_target(block_bytes);
+        assert_eq!(options.restart_interval(), interval, "{block_bytes}-byte blocks");
+        let want = if interval == 0 { FORMAT_VERSION_KEY_ORDER } else { 3 };
+        assert_eq!(version_at(&build_with(&model, options)), want, "{block_bytes}-byte blocks");
+    }
+    let older_segment = Segment::open(&older).unwrap();
+    let expected = run_fixed_queries(&older_segment);
+    for interval in [1, 3, RESTART_INTERVAL_DEFAULT, 1000] {
+        let bytes = build_with(&model, options.with_restart_interval(interval));
+        assert_eq!(version_at(&bytes), FORMAT_VERSION_KEY_ORDER_RESTARTS);
+        let segment = Segment::open(&bytes).unwrap();
+        assert_eq!(segment.block_count(), older_segment.block_count(), "same entries per block");
+        assert_eq!(collect(segment.iter_key_order()).unwrap().len(), 500);
+        let mut header_bytes = 0;
+        let older_blocks = block_spans(&older_segment);
+        for (block, older_block) in block_spans(&segment).into_iter().zip(older_blocks) {
+            let restarts = restart_count(&bytes, block);
+            let entry_count = block_entry_count(&older, older_block);
+            assert_eq!(restarts, entry_count.div_ceil(interval), "interval {interval}");
+            assert_eq!(block.1, older_block.1 + 4 * (restarts + 1));
+            header_bytes += 4 * (restarts + 1);
+        }
+        assert_eq!(bytes.len(), older.len() + header_bytes);
+        assert_eq!(run_fixed_queries(&segment), expected, "interval {interval}");
+        for key in (0..520u64).map(u64::to_be_bytes) {
+            let got = segment.get_at(&key, Version::MAX).map(|e| e.map(own));
+            let want = older_segment.get_at(&key, Version::MAX).map(|e| e.map(own));
+            assert_eq!(got, want, "interval {interval}");
+        }
+    }
+}
+
+/// Entries of an older-format (no trailer) block.
+fn block_entry_count(bytes: &[u8], (offset, len): (usize, usize)) -> usize {
+    let block = &bytes[offset..offset + len];
+    let mut position = 0;
+    let mut count = 0;
+    while position < block.len() {
+        position += super::block::decode_entry_at(block, position, 0).unwrap().1;
+        count += 1;
+    }
+    count
+}
+
+/// Every answer of a key-ordered segment of `model`'s keys: a point read of each and the
+/// whole range both ways.
+fn key_answers(segment: &Segment<'_>, key_count: u64) -> Vec<Result<Vec<Owned>, Corruption>> {
+    let mut answers: Vec<_> = (0..key_count + 2)
+        .map(|key| {
+            let got = segment.get_at(&key.to_be_bytes(), Version::MAX);
+            got.map(|entry| entry.map(own).into_iter().collect())
+        })
+        .collect();
+    answers.push(collect(segment.range_at(.., Version::MAX)));
+    answers.push(collect(segment.range_at(.., Version::MAX).rev()));
+    answers
+}
+
+/// Damage to a restart header that carries a valid block checksum (resealed) is
+/// `Corruption` or harmless, never a wrong answer, with and without the per-block memory of
+/// verified blocks; a restart count or offset moved off the entries is always caught.
+#[test]
+fn a_damaged_restart_header_is_corruption_never_a_wrong_answer() {
+    let model = counting_model(100);
+    let options = SegmentOptions::default()
+        .with_block_bytes_target(256)
+        .with_order(Order::Key)
+        .with_restart_interval(2);
+    let bytes = build_with(&model, options);
+    let segment = Segment::open(&bytes).unwrap();
+    let expected = key_answers(&segment, 100);
+    assert!(expected.iter().all(Result::is_ok));
+    let (mut caught, mut harmless) = (0, 0);
+    for block in block_spans(&segment) {
+        let (offset, len) = block;
+        let header_len = 4 * (restart_count(&bytes, block) + 1);
+        for at in offset..offset + header_len {
+            for flip in [1u8, 0x10, 0x80, 0xff] {
+                let mut damaged = bytes.clone();
+                damaged[at] ^= flip;
+                let sum = crate::checksum::checksum(&damaged[offset..offset + len]);
+                damaged[offset + len..offset + len + 8].copy_from_slice(&sum.to_le_bytes());
+                let flags: Vec<_> = (0..segment.block_count())
+                    .map(|_| core::sync::atomic::AtomicBool::new(false))
+                    .collect();
+                let plain = Segment::open(&damaged).unwrap();
+                for reader in [plain, plain.with_verified_blocks(&flags)] {
+                    let answers = key_answers(&reader, 100);
+                    for (got, want) in answers.iter().zip(&expected) {
+                        assert!(got.is_err() || got == want, "byte {at} ^ {flip}: {got:?}");
+                    }
+                    if answers.iter().any(Result::is_err) {
+                        caught += 1;
+                    } else {
+                        harmless += 1;
+                    }
+                }
+            }
+        }
+    }
+    // A flip of an offset's low bits can land on another entry start: harmless. Every other
+    // flip is caught.
+    assert!(caught > 4 * harmless, "caught {caught}, harmless {harmless}");
 }
