@@ -32,7 +32,8 @@ use crate::error::{Error, Result};
 #[must_use = "a batch does nothing until it is committed"]
 pub struct Batch<'db> {
     db: &'db Db,
-    builder: BatchBuilder,
+    /// Started on the first write, in the thread's spare buffer ([`take_spare_buffer`]).
+    builder: Option<BatchBuilder>,
     user_bytes: u64,
     /// The first refused input; reported by `commit`, so that building stays infallible.
     error: Option<Error>,
@@ -40,7 +41,11 @@ pub struct Batch<'db> {
 
 impl<'db> Batch<'db> {
     pub(crate) fn new(db: &'db Db) -> Batch<'db> {
-        Batch { db, builder: BatchBuilder::new(), user_bytes: 0, error: None }
+        Batch { db, builder: None, user_bytes: 0, error: None }
+    }
+
+    fn builder(&mut self) -> &mut BatchBuilder {
+        self.builder.get_or_insert_with(|| BatchBuilder::in_buffer(take_spare_buffer()))
     }
 
     /// Adds a put of `value` under `key`. A key or value over its limit is reported by
@@ -59,7 +64,7 @@ impl<'db> Batch<'db> {
     /// ```
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> &mut Batch<'db> {
         if self.error.is_none() {
-            match self.builder.put(key, value) {
+            match self.builder().put(key, value) {
                 Ok(()) => self.user_bytes += (key.len() + value.len()) as u64,
                 Err(limit) => self.error = Some(limit.into()),
             }
@@ -81,7 +86,7 @@ impl<'db> Batch<'db> {
     /// ```
     pub fn delete(&mut self, key: &[u8]) -> &mut Batch<'db> {
         if self.error.is_none() {
-            match self.builder.delete(key) {
+            match self.builder().delete(key) {
                 Ok(()) => self.user_bytes += key.len() as u64,
                 Err(limit) => self.error = Some(limit.into()),
             }
@@ -103,7 +108,7 @@ impl<'db> Batch<'db> {
     /// ```
     #[must_use]
     pub fn len(&self) -> usize {
-        self.builder.op_count() as usize
+        self.builder.as_ref().map_or(0, |builder| builder.op_count() as usize)
     }
 
     /// Whether the batch holds no writes.
@@ -170,12 +175,84 @@ impl<'db> Batch<'db> {
     }
 
     fn commit_with(&mut self, version: Option<Version>) -> Result<Version> {
-        let builder = std::mem::replace(&mut self.builder, BatchBuilder::new());
+        let builder = self.builder.take();
         let user_bytes = std::mem::take(&mut self.user_bytes);
         if let Some(error) = self.error.take() {
+            if let Some(builder) = builder {
+                keep_spare_buffer(builder.into_buffer());
+            }
             return Err(error);
         }
-        let encoded = builder.finish(Version::ZERO);
-        self.db.inner.commit(encoded, user_bytes, version)
+        let builder = builder.unwrap_or_else(|| BatchBuilder::in_buffer(take_spare_buffer()));
+        let mut record = builder.finish(Version::ZERO);
+        let committed = self.db.inner.commit(&mut record, user_bytes, version);
+        // The staged write's previous buffer (or, if the commit stopped before staging, the
+        // record's own), for the thread's next batch.
+        keep_spare_buffer(record);
+        committed
+    }
+}
+
+// Each thread's spare batch buffer: a batch builds in it, and a commit hands it the buffer the
+// staged write held before, so that a thread committing batches of one size allocates none
+// after its first. (A dropped, uncommitted batch frees its buffer: a `Drop` would make every
+// batch's borrow of the database last to the end of its scope. Not under loom, whose models
+// build their own.)
+#[cfg(not(loom))]
+std::thread_local! {
+    static SPARE_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// This thread's spare batch buffer (empty, without capacity, if it has none).
+fn take_spare_buffer() -> Vec<u8> {
+    #[cfg(not(loom))]
+    return SPARE_BUFFER.take();
+    #[cfg(loom)]
+    Vec::new()
+}
+
+/// Keeps `buffer` as this thread's spare batch buffer if it is larger than the one kept and
+/// at most [`crate::commit::SPARE_RECORD_BYTES_MAX`].
+fn keep_spare_buffer(buffer: Vec<u8>) {
+    #[cfg(not(loom))]
+    if buffer.capacity() <= crate::commit::SPARE_RECORD_BYTES_MAX {
+        SPARE_BUFFER.with(|spare| {
+            let kept = spare.take();
+            spare.set(if kept.capacity() >= buffer.capacity() { kept } else { buffer });
+        });
+    }
+    #[cfg(loom)]
+    drop(buffer);
+}
+
+#[cfg(all(test, not(loom)))]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use crate::{Db, Error, Options};
+
+    /// The thread's spare buffer carries no write from one batch into the next: not from a
+    /// dropped batch, a refused one, or a committed one.
+    #[test]
+    fn a_reused_buffer_carries_no_write_into_the_next_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), Options::default()).unwrap();
+        let mut dropped = db.batch();
+        dropped.put(b"dropped", b"v");
+        drop(dropped);
+        let mut refused = db.batch();
+        refused.put(b"refused", b"v").put(&vec![0; 70_000], b"");
+        assert!(matches!(refused.commit(), Err(Error::KeyTooLarge { .. })));
+        assert!(refused.is_empty());
+        refused.put(b"after", b"1");
+        let version = refused.commit().unwrap();
+        let mut next = db.batch();
+        assert!(next.is_empty());
+        next.put(b"next", b"2");
+        assert_eq!(next.len(), 1);
+        next.commit().unwrap();
+        let keys: Vec<Vec<u8>> =
+            db.range(..).unwrap().map(|item| item.unwrap().0.to_vec()).collect();
+        assert_eq!(keys, [b"after".to_vec(), b"next".to_vec()]);
+        assert_eq!(db.history(b"after").unwrap().next().unwrap().unwrap().0, version);
     }
 }

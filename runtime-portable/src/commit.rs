@@ -94,7 +94,7 @@ const STATE_REFUSED: u8 = 3;
 /// A spare `Pending` whose buffer is larger than this is dropped rather than kept for the
 /// thread's next write, so that one huge write does not pin its memory.
 #[cfg(not(loom))]
-const SPARE_RECORD_BYTES_MAX: usize = 1 << 20;
+pub(crate) const SPARE_RECORD_BYTES_MAX: usize = 1 << 20;
 
 // Each writer thread's `Pending` from its last write, reused by its next one, so that a write
 // allocates neither the `Pending` nor its record buffer. (Not under loom: its models build

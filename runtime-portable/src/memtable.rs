@@ -20,7 +20,7 @@
 //! memtable).
 //!
 //! A commit group of many writes goes in through [`Memtable::insert_sorted`]: sorted, its
-//! searches run eight at a time in lockstep with prefetches, so their cache misses (most of an
+//! searches run sixteen at a time in lockstep with prefetches, so their cache misses (most of an
 //! insert's time in a large memtable) overlap; the links are then published one node at a time
 //! exactly as `insert` does.
 //!
@@ -53,7 +53,7 @@ const WORD_BYTES: usize = size_of::<u64>();
 /// `value_len` of a tombstone.
 const TOMBSTONE_LEN: u32 = u32::MAX;
 
-/// A node's fixed header. Its tower of `height` links follows, then the key, then the value.
+/// A node's fixed header. Its tower of `height` rungs follows, then the key, then the value.
 #[repr(C)]
 struct Node {
     /// The key's first 8 bytes, zero-padded, big-endian: most comparisons end here, on the
@@ -69,14 +69,22 @@ struct Node {
 /// A link to the next node of a level (null at the end).
 type Link = AtomicPtr<Node>;
 
+/// One level of a node's tower: the link to the next node of the level, and that node's key
+/// prefix. The writer alone reads and writes the prefix (readers never look at it), keeping
+/// it equal to the linked node's whenever the link is not null: its searches decide most
+/// steps from the node they stand on, and load only the nodes they move to (a cache miss
+/// each on a large memtable), not the one they stop before on each level.
+#[repr(C)]
+struct Rung {
+    link: Link,
+    next_prefix: AtomicU64,
+}
+
 /// Where a node's tower starts, from the node's start.
-const TOWER_OFFSET: usize = size_of::<Node>().next_multiple_of(size_of::<Link>());
+const TOWER_OFFSET: usize = size_of::<Node>().next_multiple_of(align_of::<Rung>());
 
-/// [`TOWER_OFFSET`] in links.
-const TOWER_OFFSET_LINKS: usize = TOWER_OFFSET / size_of::<Link>();
-
-const _: () = assert!(align_of::<Node>() <= WORD_BYTES && align_of::<Link>() <= WORD_BYTES);
-const _: () = assert!(TOWER_OFFSET.is_multiple_of(size_of::<Link>()));
+const _: () = assert!(align_of::<Node>() <= WORD_BYTES && align_of::<Rung>() <= WORD_BYTES);
+const _: () = assert!(TOWER_OFFSET.is_multiple_of(align_of::<Rung>()));
 const _: () = assert!(zverse_core::limits::VALUE_LEN_MAX < TOMBSTONE_LEN as usize);
 const _: () = assert!(zverse_core::limits::KEY_LEN_MAX <= u16::MAX as usize);
 const _: () = assert!(HEIGHT_MAX <= u8::MAX as usize);
@@ -198,8 +206,9 @@ struct TooFar;
 /// One insert for [`Memtable::insert_sorted`]: key, version and value (`None`: a tombstone).
 pub(crate) type Op<'a> = (&'a [u8], Version, Option<&'a [u8]>);
 
-/// Searches [`Memtable::insert_sorted`] runs in lockstep.
-const LANES: usize = 8;
+/// Searches [`Memtable::insert_sorted`] runs in lockstep: 16 measured 9-17% faster than 8 on
+/// 1M-entry fills, and 32 about as fast as 16 (`benches/results/write-path.md`).
+const LANES: usize = 16;
 
 /// A group of at least this many ops is sorted and inserted with [`Memtable::insert_sorted`],
 /// whose lockstep searches overlap their cache misses (`benches/results/memtable.md`); a
@@ -236,7 +245,8 @@ impl Lane {
 
     /// One step of the search for `target` (as [`Memtable::seek`]'s): moves right past a
     /// node before it, or records the predecessor and steps down. Returns whether the search
-    /// just ended.
+    /// just ended. (It compares the prefetched next node itself, not its rung's copy of the
+    /// prefix: that measured slower here, where the lanes overlap their cache misses.)
     fn step(&mut self, target: &Target<'_>) -> bool {
         if let Some(next) = self.next.filter(|n| n.cmp_to(target) == Ordering::Less) {
             self.node = next;
@@ -287,7 +297,7 @@ impl Target<'_> {
 /// The bytes of a node of `height` links holding `key_len` and `value_len` bytes, rounded
 /// up to whole words.
 fn node_bytes(height: usize, key_len: usize, value_len: usize) -> usize {
-    (TOWER_OFFSET + height * size_of::<Link>() + key_len + value_len).next_multiple_of(WORD_BYTES)
+    (TOWER_OFFSET + height * size_of::<Rung>() + key_len + value_len).next_multiple_of(WORD_BYTES)
 }
 
 /// A published node. Every function below takes a pointer to a node that [`Arena::node`]
@@ -303,11 +313,47 @@ impl NodePtr {
         unsafe { self.0.as_ref() }
     }
 
+    fn rung(self, level: usize) -> &'static Rung {
+        assert!(level < self.header().height as usize, "a rung below the node's height");
+        // SAFETY: the tower of `height` rungs starts at `TOWER_OFFSET` inside the node's
+        // block (`node_bytes`), each rung initialized by `Arena::node`; see `header`.
+        unsafe { &*self.0.as_ptr().byte_add(TOWER_OFFSET).cast::<Rung>().add(level) }
+    }
+
     fn link(self, level: usize) -> &'static Link {
-        assert!(level < self.header().height as usize, "a link below the node's height");
-        // SAFETY: the tower of `height` links starts at `TOWER_OFFSET` inside the node's
-        // block (`node_bytes`), each link initialized by `Arena::node`; see `header`.
-        unsafe { &*self.0.as_ptr().cast::<Link>().add(TOWER_OFFSET_LINKS + level) }
+        &self.rung(level).link
+    }
+
+    /// The key prefix of the next node on `level` as the writer linked it. Writer only.
+    fn next_prefix(self, level: usize) -> u64 {
+        self.rung(level).next_prefix.load(AtomicOrdering::Relaxed)
+    }
+
+    /// Links `next` (of key prefix `next_prefix`) after this node on `level`: the writer's
+    /// Release publication, its copy of the prefix first.
+    fn link_to(self, level: usize, next: *mut Node, next_prefix: u64, order: AtomicOrdering) {
+        let rung = self.rung(level);
+        rung.next_prefix.store(next_prefix, AtomicOrdering::Relaxed);
+        rung.link.store(next, order);
+    }
+
+    /// The writer's step: `next`, the node after this one on `level` as loaded, if it is
+    /// before `target`, decided on the rung's copy of its key prefix (the node is loaded only
+    /// when the prefixes tie).
+    fn before_target(
+        self,
+        level: usize,
+        next: Option<NodePtr>,
+        target: &Target<'_>,
+    ) -> Option<NodePtr> {
+        let next = next?;
+        let prefix = self.next_prefix(level);
+        debug_assert_eq!(prefix, next.header().key_prefix, "a rung's prefix is its next's");
+        match prefix.cmp(&target.key_prefix) {
+            Ordering::Less => Some(next),
+            Ordering::Greater => None,
+            Ordering::Equal => (next.cmp_to(target) == Ordering::Less).then_some(next),
+        }
     }
 
     fn next(self, level: usize) -> Option<NodePtr> {
@@ -321,7 +367,7 @@ impl NodePtr {
         let node = self.header();
         let value_len = if node.value_len == TOMBSTONE_LEN { 0 } else { node.value_len };
         let len = node.key_len as usize + value_len as usize;
-        let offset = TOWER_OFFSET + node.height as usize * size_of::<Link>();
+        let offset = TOWER_OFFSET + node.height as usize * size_of::<Rung>();
         // SAFETY: `Arena::node` wrote `len` bytes of key and value right after the tower,
         // inside the node's block; see `header`.
         unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast::<u8>().add(offset), len) }
@@ -435,12 +481,14 @@ impl Arena {
             height: u8::try_from(height).expect("heights are within HEIGHT_MAX"),
         };
         // SAFETY: `start` is `bytes` fresh, word-aligned bytes nobody else can reach yet,
-        // laid out as `node_bytes` describes: header, `height` links, key, value.
+        // laid out as `node_bytes` describes: header, `height` rungs, key, value.
         unsafe {
             ptr::write(start.as_ptr().cast::<Node>(), header);
-            let tower = start.as_ptr().cast::<Link>().add(TOWER_OFFSET_LINKS);
+            let tower = start.as_ptr().byte_add(TOWER_OFFSET).cast::<Rung>();
             for level in 0..height {
-                ptr::write(tower.add(level), Link::new(ptr::null_mut()));
+                let rung =
+                    Rung { link: Link::new(ptr::null_mut()), next_prefix: AtomicU64::new(0) };
+                ptr::write(tower.add(level), rung);
             }
             let payload = tower.add(height).cast::<u8>();
             ptr::copy_nonoverlapping(key.as_ptr(), payload, key.len());
@@ -644,7 +692,9 @@ impl Memtable {
     ) -> (usize, Option<NodePtr>) {
         let successor = preds[0].next(0);
         debug_assert!(successor.is_none_or(|n| n.cmp_to(target) != Ordering::Less));
-        let replaced = successor.filter(|node| node.cmp_to(target) == Ordering::Equal);
+        let replaced = successor.filter(|node| {
+            preds[0].next_prefix(0) == target.key_prefix && node.cmp_to(target) == Ordering::Equal
+        });
         let height = replaced.map_or_else(|| arena.random_height(), |n| n.header().height as usize);
         (height, replaced)
     }
@@ -664,15 +714,14 @@ impl Memtable {
         let (key, version) = (target.key, target.version);
         let node = arena.node(height, key, version, value);
         for (level, pred) in preds.iter().enumerate().take(height) {
-            let next = match replaced {
-                Some(old) => old.link(level).load(AtomicOrdering::Relaxed),
-                None => pred.link(level).load(AtomicOrdering::Relaxed),
-            };
-            node.link(level).store(next, AtomicOrdering::Relaxed);
+            let before = replaced.unwrap_or(*pred);
+            let next = before.link(level).load(AtomicOrdering::Relaxed);
+            node.link_to(level, next, before.next_prefix(level), AtomicOrdering::Relaxed);
         }
         self.height.fetch_max(height, AtomicOrdering::Relaxed);
+        let prefix = node.header().key_prefix;
         for (level, pred) in preds.iter().enumerate().take(height) {
-            pred.link(level).store(node.0.as_ptr(), AtomicOrdering::Release);
+            pred.link_to(level, node.0.as_ptr(), prefix, AtomicOrdering::Release);
         }
         self.guide_by(node, height);
         let payload = (key.len() + value.map_or(0, <[u8]>::len)) as u64;
@@ -764,7 +813,8 @@ impl Memtable {
         }
         let bucket = self.guide.bucket(node.header().key_prefix);
         let next = node.next(GUIDE_LEVELS - 1);
-        if next.is_none_or(|next| self.guide.bucket(next.header().key_prefix) != bucket) {
+        let next_prefix = node.next_prefix(GUIDE_LEVELS - 1);
+        if next.is_none() || self.guide.bucket(next_prefix) != bucket {
             self.guide.set(bucket, node);
         }
     }
@@ -800,12 +850,20 @@ impl Memtable {
         steps_max: usize,
     ) -> Result<Option<NodePtr>, TooFar> {
         debug_assert!(node == self.head || node.cmp_to(target) == Ordering::Less);
+        // The writer (it asks for `preds`) decides on the rungs' prefixes.
+        let writer = preds.is_some();
         let mut level = levels;
         let mut steps = 0_usize;
         loop {
             level -= 1;
             let mut next = node.next(level);
-            while let Some(candidate) = next.filter(|n| n.cmp_to(target) == Ordering::Less) {
+            loop {
+                let candidate = if writer {
+                    node.before_target(level, next, target)
+                } else {
+                    next.filter(|n| n.cmp_to(target) == Ordering::Less)
+                };
+                let Some(candidate) = candidate else { break };
                 if level + 1 == levels {
                     steps += 1;
                     if steps > steps_max {

@@ -178,15 +178,17 @@ impl Inner {
         (1 + sealed_count, self.state.segment_count_open())
     }
 
-    /// Commits the encoded record `encoded` (at version zero, which the commit replaces).
+    /// Commits the encoded record `encoded` (at version zero, which the commit replaces),
+    /// staged by swapping it with the staged write's buffer: `encoded` is left holding that
+    /// buffer (cleared), for its caller to reuse.
     pub(crate) fn commit(
         &self,
-        encoded: Vec<u8>,
+        encoded: &mut Vec<u8>,
         user_bytes: u64,
         version_wanted: Option<Version>,
     ) -> Result<Version> {
         self.commit_staged(user_bytes, version_wanted, None, |record| {
-            *record = encoded;
+            std::mem::swap(record, encoded);
             Ok(())
         })
     }

@@ -204,6 +204,13 @@ impl BatchBuilder {
         self.bytes.len()
     }
 
+    /// The buffer the batch was built in, for a next [`BatchBuilder::in_buffer`] (the
+    /// batch is discarded).
+    #[must_use]
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.bytes
+    }
+
     /// The encoded record at `version`.
     #[must_use]
     pub fn finish(mut self, version: Version) -> Vec<u8> {
