@@ -29,6 +29,7 @@ use std::ops::Bound::{self, Excluded, Included};
 use std::time::{Duration, Instant};
 
 use zverse::{Db, Durability, Options};
+use zverse_benches::{print_rates, thread_cpu_ns};
 
 /// Updates YCSB A, B and D leave in the memtable before E runs (50% of A's and 5% of B's
 /// 100,000 operations are updates; D inserts 5%).
@@ -119,24 +120,7 @@ fn main() {
             ops += 1;
         }
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    #[allow(clippy::cast_precision_loss, reason = "a rate")]
-    let (op_rate, item_rate) = (ops as f64 / elapsed, items as f64 / elapsed);
-    println!("{requested}: {op_rate:.0} ops/s, {item_rate:.0} items/s ({ops} ops, {elapsed:.1} s)");
-    if let (Some(end_ns), Some(start_ns)) = (thread_cpu_ns(), cpu_start_ns) {
-        #[allow(clippy::cast_precision_loss, reason = "a rate")]
-        let cpu_s = end_ns.saturating_sub(start_ns) as f64 / 1e9;
-        #[allow(clippy::cast_precision_loss, reason = "a rate")]
-        let (op_rate, item_rate) = (ops as f64 / cpu_s, items as f64 / cpu_s);
-        println!("{requested} per thread CPU s: {op_rate:.0} ops, {item_rate:.0} items");
-    }
-}
-
-/// Nanoseconds this thread has run on a CPU (Linux's `/proc/thread-self/schedstat`), so that
-/// a loaded machine's time slicing does not count against the reads; `None` elsewhere.
-fn thread_cpu_ns() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    stat.split_whitespace().next()?.parse().ok()
+    print_rates(requested, ops, items, start.elapsed().as_secs_f64(), cpu_start_ns);
 }
 
 /// The peer run's fill: batches of 1,000 in load order, then its settle: `flush()` and

@@ -24,6 +24,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use zverse::{Db, Durability, Options, Version};
+use zverse_benches::{print_rates, thread_cpu_ns};
 
 const KEY_COUNT: usize = 100_000;
 const ROUNDS: usize = 20;
@@ -76,33 +77,13 @@ fn main() {
             ops += 1;
         }
     }
-    report(requested, ops, items, start.elapsed().as_secs_f64(), cpu_start_ns);
+    print_rates(requested, ops, items, start.elapsed().as_secs_f64(), cpu_start_ns);
     let bytes_read = db.stats().changes_bytes_read - before.changes_bytes_read;
     if bytes_read > 0 {
         #[allow(clippy::cast_precision_loss, reason = "a ratio")]
         let share = bytes_read as f64 / ops as f64 / before.segment_bytes.max(1) as f64;
         println!("{requested}: {:.2}% of the segment bytes read per query", share * 100.0);
     }
-}
-
-fn report(requested: &str, ops: u64, items: u64, elapsed: f64, cpu_start_ns: Option<u64>) {
-    #[allow(clippy::cast_precision_loss, reason = "a rate")]
-    let (op_rate, item_rate) = (ops as f64 / elapsed, items as f64 / elapsed);
-    println!("{requested}: {op_rate:.0} ops/s, {item_rate:.0} items/s ({ops} ops, {elapsed:.1} s)");
-    if let (Some(end_ns), Some(start_ns)) = (thread_cpu_ns(), cpu_start_ns) {
-        #[allow(clippy::cast_precision_loss, reason = "a rate")]
-        let cpu_s = end_ns.saturating_sub(start_ns) as f64 / 1e9;
-        #[allow(clippy::cast_precision_loss, reason = "a rate")]
-        let (op_rate, item_rate) = (ops as f64 / cpu_s, items as f64 / cpu_s);
-        println!("{requested} per thread CPU s: {op_rate:.0} ops, {item_rate:.0} items");
-    }
-}
-
-/// Nanoseconds this thread has run on a CPU (Linux's `/proc/thread-self/schedstat`); `None`
-/// elsewhere.
-fn thread_cpu_ns() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    stat.split_whitespace().next()?.parse().ok()
 }
 
 /// The peer run's versioned fill: `ROUNDS` rounds, each writing every key in batches of

@@ -28,6 +28,7 @@ mod data;
 use std::time::Instant;
 
 use zverse::{Db, Durability, Options};
+use zverse_benches::thread_cpu_ns;
 
 const KEY_COUNT: usize = 1_000_000;
 const BATCH_LEN: usize = 1000;
@@ -121,12 +122,12 @@ fn recover(path: &std::path::Path, keys: &[data::Key], values: &data::Values, re
 
 /// Wall seconds and this thread's CPU seconds `work` took.
 fn timed(work: impl FnOnce()) -> (f64, f64) {
-    let cpu_start_ns = thread_cpu_ns();
+    let cpu_start_ns = thread_cpu_ns().unwrap_or(0);
     let start = Instant::now();
     work();
     let wall_s = start.elapsed().as_secs_f64();
     #[allow(clippy::cast_precision_loss, reason = "a duration")]
-    let cpu_s = thread_cpu_ns().saturating_sub(cpu_start_ns) as f64 / 1e9;
+    let cpu_s = thread_cpu_ns().unwrap_or(0).saturating_sub(cpu_start_ns) as f64 / 1e9;
     (wall_s, cpu_s)
 }
 
@@ -142,13 +143,4 @@ fn print_rate(workload: &str, rep: usize, count: usize, wall_s: f64, cpu_s: f64)
         per_second(count, wall_s),
         per_second(count, cpu_s),
     );
-}
-
-/// Nanoseconds this thread has run on a CPU (Linux's `/proc/thread-self/schedstat`), or 0
-/// where it cannot be read.
-fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|stat| stat.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }

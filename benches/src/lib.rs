@@ -57,3 +57,34 @@ pub fn timed_fill<K: AsRef<[u8]> + Sync>(
     });
     start.elapsed()
 }
+
+/// Nanoseconds this thread has run on a CPU (Linux's `/proc/thread-self/schedstat`), so that
+/// a loaded machine's time slicing does not count against a profile bench; `None` elsewhere.
+#[must_use]
+pub fn thread_cpu_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    stat.split_whitespace().next()?.parse().ok()
+}
+
+/// Prints a profile bench's rates: ops and items per second of wall time and, where
+/// [`thread_cpu_ns`] reads, per CPU second of this thread since `cpu_start_ns`.
+pub fn print_rates(
+    requested: &str,
+    ops: u64,
+    items: u64,
+    elapsed_s: f64,
+    cpu_start_ns: Option<u64>,
+) {
+    #[allow(clippy::cast_precision_loss, reason = "a rate")]
+    let (op_rate, item_rate) = (ops as f64 / elapsed_s, items as f64 / elapsed_s);
+    println!(
+        "{requested}: {op_rate:.0} ops/s, {item_rate:.0} items/s ({ops} ops, {elapsed_s:.1} s)"
+    );
+    if let (Some(end_ns), Some(start_ns)) = (thread_cpu_ns(), cpu_start_ns) {
+        #[allow(clippy::cast_precision_loss, reason = "a rate")]
+        let cpu_s = end_ns.saturating_sub(start_ns) as f64 / 1e9;
+        #[allow(clippy::cast_precision_loss, reason = "a rate")]
+        let (op_rate, item_rate) = (ops as f64 / cpu_s, items as f64 / cpu_s);
+        println!("{requested} per thread CPU s: {op_rate:.0} ops, {item_rate:.0} items");
+    }
+}
