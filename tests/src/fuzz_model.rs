@@ -85,7 +85,7 @@ pub struct ModelSummary {
 /// [`check_db_model`], returning what the run did.
 #[must_use]
 pub fn run_db_model(data: &[u8]) -> ModelSummary {
-    let mut input = Input { bytes: data, position: 0 };
+    let mut input = Input::new(data);
     let Some(config) = input.byte() else { return ModelSummary::default() };
     let mut run = Run::new(config);
     for index in 0..OPS_MAX {
@@ -97,14 +97,19 @@ pub fn run_db_model(data: &[u8]) -> ModelSummary {
     run.finish()
 }
 
-/// A cursor over the input; every read past its end is `None`, which ends the run.
-struct Input<'a> {
+/// A cursor over the input; every read past its end is `None`, which ends the run. The other
+/// fuzz checks read their inputs through it too.
+pub(crate) struct Input<'a> {
     bytes: &'a [u8],
     position: usize,
 }
 
-impl Input<'_> {
-    fn byte(&mut self) -> Option<u8> {
+impl<'a> Input<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Input<'a> {
+        Input { bytes, position: 0 }
+    }
+
+    pub(crate) fn byte(&mut self) -> Option<u8> {
         let byte = *self.bytes.get(self.position)?;
         self.position += 1;
         Some(byte)

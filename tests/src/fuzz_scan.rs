@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use zverse::{Db, Durability, Options, Scan, Version};
 
+use crate::fuzz_model::Input;
 use crate::sim_io::SimIo;
 
 /// The database directory on the simulated disk.
@@ -62,7 +63,7 @@ pub fn check_scan(data: &[u8]) {
 /// [`check_scan`], returning the number of scan steps checked.
 #[must_use]
 pub fn run_scan(data: &[u8]) -> usize {
-    let mut input = Input { bytes: data, position: 0 };
+    let mut input = Input::new(data);
     let Some(config) = input.byte() else { return 0 };
     let mut run = Run::new(config);
     for index in 0..OPS_MAX {
@@ -75,21 +76,9 @@ pub fn run_scan(data: &[u8]) -> usize {
     run.steps_checked
 }
 
-/// A cursor over the input; every read past its end is `None`, which ends the run.
-struct Input<'a> {
-    bytes: &'a [u8],
-    position: usize,
-}
-
 impl Input<'_> {
-    fn byte(&mut self) -> Option<u8> {
-        let byte = *self.bytes.get(self.position)?;
-        self.position += 1;
-        Some(byte)
-    }
-
     /// A key bound: unbounded, included or excluded, at one of the keys.
-    fn bound(&mut self) -> Option<Bound<Bytes>> {
+    fn key_bound(&mut self) -> Option<Bound<Bytes>> {
         let byte = self.byte()?;
         Some(match byte % 3 {
             0 => Bound::Unbounded,
@@ -194,7 +183,7 @@ impl Run {
 
     /// A scan: bounds, a version (the latest, or one written), then steps, one byte each.
     fn scan(&mut self, input: &mut Input<'_>) -> Option<()> {
-        let keys = (input.bound()?, input.bound()?);
+        let keys = (input.key_bound()?, input.key_bound()?);
         let pick = input.byte()?;
         let step_count = usize::from(input.byte()?) % STEPS_MAX;
         let version = match self.versions.len() {
